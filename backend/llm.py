@@ -1,0 +1,175 @@
+"""Label scoring with a local causal LM: log P(label | prompt, text) for every label, in one forward pass per batch.
+
+How the pass is laid out (why it is fast and exact):
+- the prompt prefix (guidelines, few-shot turns) is run once per prompt and its KV cache kept; every batch
+  starts from a view of it, so a task costs only its own tokens plus a few chat markers;
+- each row holds one task's text, then every multi-token label's tokens side by side as branches; a 4-D
+  attention mask lets a branch see the text and its own earlier tokens only, and position ids restart after the
+  text for every branch, so each label is scored exactly as if it had been appended alone;
+- the LM head (a 152k-wide matmul) runs only on the positions whose next token is a label token.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from backend.prompt import Prompt
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Prefix:
+    ids: list[int]
+    keys: list[torch.Tensor]  # per layer, (1, kv_heads, P, head_dim)
+    values: list[torch.Tensor]
+
+
+class LLMScorer:
+    """Scores texts against a prompt's labels; one instance per process, shared by all request threads."""
+
+    def __init__(
+        self, model, tokenizer, batch_size: int = 8, row_tokens: int = 256, max_text_tokens: int = 512
+    ) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.row_tokens = row_tokens
+        self.max_text_tokens = max_text_tokens
+        # One forward at a time: on a small CPU, concurrent passes only fight over the same cores.
+        self._lock = threading.Lock()
+        self._prefixes: dict[str, _Prefix] = {}
+
+    @classmethod
+    def load(cls, path: str, dtype: str = "auto", **kwargs) -> "LLMScorer":
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        torch_dtype = torch.bfloat16 if dtype in ("auto", "bfloat16", "bf16") else torch.float32
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+        return cls(model, tokenizer, **kwargs)
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False)
+
+    def text_ids(self, text: str) -> tuple[list[int], bool]:
+        """The text's tokens, cut to max_text_tokens (keeping head and tail); True if it was cut."""
+        ids = self.encode(text)
+        if len(ids) <= self.max_text_tokens:
+            return ids, False
+        head = self.max_text_tokens * 3 // 4
+        return ids[:head] + ids[-(self.max_text_tokens - head) :], True
+
+    @torch.inference_mode()
+    def _prefix(self, prompt: Prompt) -> _Prefix:
+        key = prompt.sha256
+        if key not in self._prefixes:
+            ids = self.encode(prompt.prefix)
+            out = self.model(input_ids=torch.tensor([ids]), use_cache=True)
+            cache = out.past_key_values
+            keys = [layer.keys for layer in cache.layers]
+            values = [layer.values for layer in cache.layers]
+            self._prefixes[key] = _Prefix(ids, keys, values)
+            log.info("prompt prefix computed: %d tokens, %d labels", len(ids), len(prompt.labels))
+        return self._prefixes[key]
+
+    def label_logprobs(self, prompt: Prompt, texts: Sequence[str]) -> np.ndarray:
+        """(n_texts, n_labels) log P(label tokens | prompt, text), summed over each label's tokens."""
+        if not texts:
+            return np.zeros((0, len(prompt.labels)))
+        label_ids = [self.encode(label) for label in prompt.labels]
+        suffix = self.encode(prompt.suffix)
+        segments = [self.text_ids(t)[0] + suffix for t in texts]
+        out = np.zeros((len(texts), len(prompt.labels)))
+        with self._lock:
+            prefix = self._prefix(prompt)
+            for rows in self._pack(segments, label_ids):
+                scores = self._score_rows(prefix, [[segments[i] for i in row] for row in rows], label_ids)
+                out[[i for row in rows for i in row]] = scores
+        return out
+
+    def _pack(self, segments: list[list[int]], label_ids: list[list[int]]):
+        """Group task indices into rows of about row_tokens tokens, rows into batches of batch_size rows.
+
+        Packing several short reviews into one row (each seeing only the prefix and itself) wastes no compute on
+        padding, which matters when reviews are 20 tokens and a plot synopsis 200.
+        """
+        extra = sum(len(ids) - 1 for ids in label_ids)
+        order = sorted(range(len(segments)), key=lambda i: -len(segments[i]))
+        rows: list[list[int]] = []
+        lengths: list[int] = []
+        for i in order:
+            need = len(segments[i]) + extra
+            for r, used in enumerate(lengths):
+                if used + need <= self.row_tokens:
+                    rows[r].append(i)
+                    lengths[r] += need
+                    break
+            else:
+                rows.append([i])
+                lengths.append(need)
+        for start in range(0, len(rows), self.batch_size):
+            yield rows[start : start + self.batch_size]
+
+    @torch.inference_mode()
+    def _score_rows(self, prefix: _Prefix, rows: list[list[list[int]]], label_ids: list[list[int]]) -> np.ndarray:
+        """Scores for every segment of every row, in row order."""
+        from transformers import DynamicCache
+
+        n_labels = len(label_ids)
+        branches = [ids[:-1] for ids in label_ids]  # the last token of a label is predicted, never fed
+        branch_len = sum(len(b) for b in branches)
+        n, p = len(rows), len(prefix.ids)
+        width = max(sum(len(seg) + branch_len for seg in row) for row in rows)
+        input_ids = torch.full((n, width), self.tokenizer.pad_token_id or 0, dtype=torch.long)
+        positions = torch.zeros((n, width), dtype=torch.long)
+        mask = torch.zeros((n, 1, width, p + width), dtype=torch.bool)
+        mask[:, :, :, :p] = True
+        # For each (segment, label) pair: the (row, column) outputs that predict each of the label's tokens.
+        gather_rows, gather_cols, targets, owners = [], [], [], []
+        n_seg = 0
+        for r, row in enumerate(rows):
+            start = 0
+            for seg in row:
+                t = len(seg)
+                input_ids[r, start : start + t] = torch.tensor(seg)
+                positions[r, start : start + t] = torch.arange(p, p + t)
+                mask[r, 0, start : start + t, p + start : p + start + t] = torch.tril(torch.ones(t, t, dtype=torch.bool))
+                offset = start + t
+                for li, (branch, full) in enumerate(zip(branches, label_ids)):
+                    b = len(branch)
+                    if b:
+                        input_ids[r, offset : offset + b] = torch.tensor(branch)
+                        positions[r, offset : offset + b] = torch.arange(p + t, p + t + b)
+                        mask[r, 0, offset : offset + b, p + start : p + start + t] = True
+                        mask[r, 0, offset : offset + b, p + offset : p + offset + b] = torch.tril(
+                            torch.ones(b, b, dtype=torch.bool)
+                        )
+                    # Token k of the label is predicted by the text's last output (k = 0) or by branch token k-1.
+                    for k, col in enumerate([start + t - 1] + [offset + j for j in range(b)]):
+                        gather_rows.append(r)
+                        gather_cols.append(col)
+                        targets.append(full[k])
+                        owners.append(n_seg * n_labels + li)
+                    offset += b
+                start = offset
+                n_seg += 1
+        cache = DynamicCache(
+            ddp_cache_data=[
+                (k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v in zip(prefix.keys, prefix.values)
+            ]
+        )
+        hidden = self.model.model(
+            input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True
+        ).last_hidden_state
+        picked = hidden[torch.tensor(gather_rows), torch.tensor(gather_cols)]
+        logprobs = torch.log_softmax(self.model.lm_head(picked).float(), dim=-1)
+        token_lp = logprobs[torch.arange(len(targets)), torch.tensor(targets)]
+        sums = torch.zeros(n_seg * n_labels).index_add_(0, torch.tensor(owners), token_lp)
+        return sums.view(n_seg, n_labels).numpy()

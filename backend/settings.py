@@ -1,0 +1,65 @@
+"""Every setting, read from the environment once; the README's settings table mirrors this file."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from backend.guidelines import DEFAULT_GUIDELINES, GUIDELINES_DIR
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def _int(name: str, default: int, low: int = 1) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an integer") from None
+    if value < low:
+        raise SettingsError(f"{name}={value} must be at least {low}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    llm_model: str = "embedded"
+    llm_cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "labelloop")
+    guidelines: Path = DEFAULT_GUIDELINES
+    calibration: str = "auto"
+    calibration_dir: Path = GUIDELINES_DIR / "calibration"
+    few_shot: bool = True
+    batch_size: int = 4
+    row_tokens: int = 256
+    max_text_tokens: int = 512
+    max_tasks: int = 1000
+    max_request_mb: int = 20
+    data_dir: Path = Path("data")
+    model_wait_seconds: int = 90
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        env = os.environ.get
+        calibration = env("CALIBRATION", "auto").strip() or "auto"
+        if calibration not in ("auto", "none", "contextual", "fitted") and not Path(calibration).is_file():
+            raise SettingsError(f"CALIBRATION={calibration!r}: use auto, none, contextual, fitted or a JSON file path")
+        return cls(
+            llm_model=env("LLM_MODEL", "").strip() or "embedded",
+            llm_cache_dir=Path(env("LLM_CACHE_DIR", "").strip() or Path.home() / ".cache" / "labelloop"),
+            guidelines=Path(env("GUIDELINES", "").strip() or DEFAULT_GUIDELINES),
+            calibration=calibration,
+            calibration_dir=Path(env("CALIBRATION_DIR", "").strip() or GUIDELINES_DIR / "calibration"),
+            few_shot=env("FEW_SHOT", "true").strip().lower() not in ("0", "false", "no", "off"),
+            batch_size=_int("BATCH_SIZE", 4),
+            row_tokens=_int("ROW_TOKENS", 256, low=16),
+            max_text_tokens=_int("MAX_TEXT_TOKENS", 512, low=8),
+            max_tasks=_int("MAX_TASKS", 1000),
+            max_request_mb=_int("MAX_REQUEST_MB", 20),
+            data_dir=Path(env("DATA_DIR", "").strip() or "data"),
+            model_wait_seconds=_int("MODEL_WAIT_SECONDS", 90, low=0),
+        )

@@ -1,0 +1,25 @@
+"""The gunicorn entry point: `gunicorn -c python:backend.gunicorn_conf backend.wsgi:app`.
+
+Imported in the worker, not the master (no --preload), so the model is loaded after the fork and torch's
+thread pools are never inherited across a fork.
+"""
+
+import logging
+import os
+import sys
+
+from backend.app import create_app
+from backend.service import Service
+from backend.settings import Settings, SettingsError
+
+logging.basicConfig(
+    level=os.environ.get("LOG_LEVEL", "INFO").upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+)
+try:
+    settings = Settings.from_env()
+except SettingsError as e:
+    print(f"configuration error: {e}", file=sys.stderr)
+    sys.exit(3)  # gunicorn stops the arbiter when a worker exits with 3 at boot
+service = Service(settings)
+service.start()
+app = create_app(service)
