@@ -1,0 +1,135 @@
+"""The protocol through Flask's test client, on the tiny model: shapes, config-driven names, bad input."""
+
+import json
+
+import pytest
+
+from backend.app import create_app
+from backend.service import Service
+from backend.settings import Settings
+from helpers import CONFIG, tiny_predictor
+
+OTHER = (
+    '<View><Text name="body" value="$review"/><Choices name="mood" toName="body">'
+    '<Choice value="Good"/><Choice value="Bad"/><Choice value="Meh"/></Choices></View>'
+)
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    settings = Settings(data_dir=tmp_path_factory.mktemp("data"), max_tasks=50, max_request_mb=1)
+    service = Service(settings, loader=lambda s: tiny_predictor())
+    service.start()
+    service.predictor(wait=60)
+    app = create_app(service)
+    return app.test_client()
+
+
+def post(client, path, body):
+    data = body if isinstance(body, (str, bytes)) else json.dumps(body)
+    return client.post(path, data=data, content_type="application/json")
+
+
+def test_health_setup_predict(client):
+    assert client.get("/health").json["status"] == "UP"
+    version = post(client, "/setup", {"project": "7.1700000000", "schema": OTHER}).json["model_version"]
+    tasks = [{"id": i, "data": {"review": t}} for i, t in enumerate(["great", "awful film", "it exists"])]
+    answer = post(client, "/predict", {"tasks": tasks, "project": "7.1700000000", "label_config": OTHER}).json
+    assert len(answer["results"]) == 3
+    for item in answer["results"]:
+        (region,) = item["result"]
+        assert (region["from_name"], region["to_name"], region["type"]) == ("mood", "body", "choices")
+        assert region["value"]["choices"][0] in ("Good", "Bad", "Meh")
+        assert 0 < item["score"] <= 1 and item["model_version"] == version
+    assert version in client.get("/versions").json["versions"]
+
+
+def test_predict_uses_the_config_from_setup_when_none_is_sent(client):
+    post(client, "/setup", {"project": "9.1", "schema": OTHER})
+    answer = post(client, "/predict", {"tasks": [{"data": {"review": "fine"}}], "project": "9.1"}).json
+    assert answer["results"][0]["result"][0]["from_name"] == "mood"
+
+
+def test_model_version_depends_on_the_labels(client):
+    a = post(client, "/setup", {"schema": OTHER}).json["model_version"]
+    b = post(client, "/setup", {"schema": CONFIG}).json["model_version"]
+    assert a != b and a == post(client, "/setup", {"schema": OTHER}).json["model_version"]
+
+
+@pytest.mark.parametrize(
+    "body, status, message",
+    [
+        ("not json", 400, "must be JSON"),
+        ([1, 2], 400, "JSON object"),
+        ({"label_config": CONFIG}, 400, "'tasks' is missing"),
+        ({"tasks": "x", "label_config": CONFIG}, 400, "must be a list"),
+        ({"tasks": [{"data": {"text": "x"}}]}, 400, "'label_config' is missing"),
+        ({"tasks": [{"data": {"text": "x"}}], "label_config": 5}, 400, "XML string"),
+        ({"tasks": [{"data": {"text": "x"}}], "label_config": "<View/>"}, 422, "no <Text>"),
+        ({"tasks": [{"data": {"text": "x"}}] * 51, "label_config": CONFIG}, 413, "limit is 50"),
+    ],
+)
+def test_bad_predict_requests_get_a_json_4xx(client, body, status, message):
+    r = post(client, "/predict", body)
+    assert r.status_code == status
+    assert message in r.json["error"]
+
+
+def test_bad_tasks_are_skipped_with_a_reason_and_the_rest_predicted(client):
+    tasks = [
+        {"id": 1, "data": {"text": "lovely"}},
+        {"id": 2, "data": {}},
+        {"id": 3, "data": {"text": "   "}},
+        {"id": 4, "data": {"text": 42}},
+        "not a task",
+        {"id": 6},
+        {"id": 7, "data": {"text": "word " * 20000}},  # 100 KB
+    ]
+    answer = post(client, "/predict", {"tasks": tasks, "label_config": CONFIG}).json
+    assert len(answer["results"]) == len(tasks)
+    reasons = {s["index"]: s["reason"] for s in answer["skipped"]}
+    assert set(reasons) == {1, 2, 3, 4, 5}
+    assert "no 'text' field" in reasons[1] and "empty" in reasons[2] and "string" in reasons[3]
+    assert answer["results"][1]["result"] == [] and answer["results"][0]["result"]
+    assert answer["results"][6]["result"]  # long text is cut, not refused
+
+
+def test_request_size_limit_is_413(client):
+    r = post(client, "/predict", {"tasks": [{"data": {"text": "x" * (2 * 1024 * 1024)}}], "label_config": CONFIG})
+    assert r.status_code == 413 and "MAX_REQUEST_MB" in r.json["error"]
+
+
+def test_webhook_records_every_action(client):
+    for action in ("ANNOTATION_CREATED", "PROJECT_UPDATED", "START_TRAINING"):
+        r = post(client, "/webhook", {"action": action, "project": {"id": 3}, "annotation": {"id": 5}, "task": {"id": 8}})
+        assert r.status_code == 200 and r.json["action"] == action
+    assert post(client, "/webhook", {"no": "action"}).status_code == 400
+    metrics = client.get("/metrics").data.decode()
+    assert 'backend_webhook_events_total{action="START_TRAINING"} 1.0' in metrics
+
+
+def test_metrics_are_prometheus_text(client):
+    text = client.get("/metrics").data.decode()
+    for name in ("backend_requests_total", "backend_request_seconds_bucket", "backend_predictions_total",
+                 "backend_model_version_info"):
+        assert name in text
+
+
+def test_unknown_route_and_method_are_json(client):
+    assert client.get("/nope").status_code == 404 and "error" in client.get("/nope").json
+    assert client.get("/predict").status_code == 405
+
+
+def test_loading_and_failed_model_answer_503():
+    settings = Settings(model_wait_seconds=0)
+
+    def broken(s):
+        raise RuntimeError("weights missing")
+
+    service = Service(settings, loader=broken)
+    service.start()
+    service._ready.wait(5)
+    c = create_app(service).test_client()
+    assert c.get("/health").status_code == 503 and "weights missing" in c.get("/health").json["error"]
+    r = post(c, "/predict", {"tasks": [], "label_config": CONFIG})
+    assert r.status_code == 503 and "weights missing" in r.json["error"]

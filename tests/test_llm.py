@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+import torch
+
+import tiny_model
+from backend import guidelines, prompt
+from backend.llm import LLMScorer
+
+TEXTS = [
+    "I loved every minute of it",
+    "A dull, lifeless sequel that nobody asked for, with a plot that goes nowhere at all.",
+    "Meh.",
+    "The film runs 118 minutes and opens on Friday in four hundred theaters across the country.",
+    "Not bad",
+]
+
+
+def naive_logprobs(scorer: LLMScorer, p: prompt.Prompt, text: str) -> list[float]:
+    """The reference: the whole prompt, text and label in one sequence, one label at a time."""
+    out = []
+    for label in p.labels:
+        ids = scorer.encode(p.prefix) + scorer.encode(text) + scorer.encode(p.suffix)
+        label_ids = scorer.encode(label)
+        with torch.inference_mode():
+            logits = scorer.model(input_ids=torch.tensor([ids + label_ids])).logits[0].float()
+        lp = torch.log_softmax(logits, -1)
+        out.append(sum(lp[len(ids) - 1 + k, t].item() for k, t in enumerate(label_ids)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    return LLMScorer(tiny_model.model(), tiny_model.tokenizer(), batch_size=2, row_tokens=48)
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [("Positive", "Negative", "Neutral"), ("Very good indeed", "Rather bad stuff", "So-so"), ("A", "Ab", "Abc def")],
+)
+def test_packed_scores_equal_one_sequence_per_label(scorer, labels):
+    # Multi-token labels, labels that share first tokens, several rows and batches (row_tokens is small).
+    p = prompt.build(scorer.tokenizer, labels, guidelines.load())
+    got = scorer.label_logprobs(p, TEXTS)
+    want = np.array([naive_logprobs(scorer, p, t) for t in TEXTS])
+    assert got.shape == (len(TEXTS), len(labels))
+    np.testing.assert_allclose(got, want, atol=2e-4)
+
+
+def test_result_order_does_not_depend_on_batching(scorer):
+    p = prompt.build(scorer.tokenizer, ("Positive", "Negative"), None)
+    together = scorer.label_logprobs(p, TEXTS)
+    alone = np.vstack([scorer.label_logprobs(p, [t]) for t in TEXTS])
+    np.testing.assert_allclose(together, alone, atol=2e-4)
+
+
+def test_prefix_is_computed_once_and_tasks_cost_only_their_own_tokens(scorer):
+    p = prompt.build(scorer.tokenizer, ("Yes", "No"), guidelines.load())
+    prefix_len = len(scorer.encode(p.prefix))
+    seen = []
+    hook = scorer.model.model.register_forward_hook(lambda m, args, kw, out: seen.append(kw["input_ids"].shape[1]),
+                                                    with_kwargs=True)
+    try:
+        scorer.label_logprobs(p, ["good"])
+        scorer.label_logprobs(p, ["bad", "fine"])
+    finally:
+        hook.remove()
+    assert seen[0] == prefix_len  # the first call computes the prefix ...
+    assert all(width < prefix_len for width in seen[1:])  # ... and no later pass runs it again
+    assert len(seen) == 3
+
+
+def test_long_text_is_cut_to_max_tokens(scorer):
+    ids, cut = scorer.text_ids("word " * 5000)
+    assert cut and len(ids) == scorer.max_text_tokens
+    assert scorer.text_ids("short")[1] is False
+
+
+def test_empty_list_gives_empty_matrix(scorer):
+    p = prompt.build(scorer.tokenizer, ("Positive", "Negative"), None)
+    assert scorer.label_logprobs(p, []).shape == (0, 2)

@@ -1,0 +1,47 @@
+import hashlib
+
+import pytest
+
+import tiny_model
+from backend import models
+
+
+def test_directory_identity_is_stable_and_follows_the_content(tmp_path):
+    d = tiny_model.save(tmp_path / "tiny")
+    a, b = models.resolve(str(d), tmp_path), models.resolve(str(d), tmp_path)
+    assert a == b and a.path == str(d.resolve())
+    (d / "extra.txt").write_text("changed")
+    assert models.resolve(str(d), tmp_path).identity != a.identity
+
+
+def test_hub_ids_are_passed_through():
+    s = models.resolve("Qwen/Qwen2.5-0.5B-Instruct")
+    assert s.path == "Qwen/Qwen2.5-0.5B-Instruct" and s.identity == "hub:Qwen/Qwen2.5-0.5B-Instruct"
+
+
+@pytest.mark.parametrize("spec, message", [("/nope/model.gguf", "no such GGUF"), ("./not/a/thing", "not a directory")])
+def test_bad_model_specs_are_clear_errors(spec, message, tmp_path):
+    with pytest.raises(models.ModelSourceError, match=message):
+        models.resolve(spec, tmp_path)
+
+
+def test_directory_without_config_is_rejected(tmp_path):
+    with pytest.raises(models.ModelSourceError, match="config.json"):
+        models.resolve(str(tmp_path), tmp_path)
+
+
+def test_tampered_parts_are_refused(tmp_path, monkeypatch):
+    parts = tmp_path / "pkg"
+    (parts / "data").mkdir(parents=True)
+    (parts / "data" / "part01.bin").write_bytes(b"not the model")
+    monkeypatch.setattr(models, "EMBEDDED_PARTS", ["fake"])
+    monkeypatch.setattr(models, "_package_dir", lambda name: parts)
+    with pytest.raises(models.ModelSourceError, match="sha256"):
+        models.assemble_embedded(tmp_path / "cache")
+    assert not list((tmp_path / "cache").glob("*.gguf"))  # nothing half-made is left to be trusted later
+
+
+def test_embedded_parts_join_to_the_published_hash(tmp_path):
+    gguf = models.assemble_embedded(tmp_path)
+    digest = hashlib.sha256(gguf.read_bytes()).hexdigest()
+    assert digest == models.EMBEDDED_SHA256 and gguf.stat().st_size == models.EMBEDDED_SIZE
