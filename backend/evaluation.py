@@ -25,15 +25,19 @@ def splits(test_size: int = TEST_SIZE, calibration_size: int = CALIBRATION_SIZE,
     return test, calibration
 
 
-def raw_logprobs(predictor: Predictor, schema: Schema, texts: Sequence[str]) -> np.ndarray:
-    setup = predictor.setup(schema)
-    return predictor.scorer.label_logprobs(setup.prompt, list(texts))
-
-
 def fit_calibration(predictor: Predictor, schema: Schema, sample: pd.DataFrame) -> cal.Calibration:
-    """Biases fitted on `sample` (columns text, label), stamped with the prompt and model they belong to."""
+    """A calibration fitted on `sample` (columns text, label), stamped with the prompt and model it belongs to."""
     y = sample["label"].map(list(schema.labels).index).to_numpy()
-    fitted = cal.fit(schema.labels, raw_logprobs(predictor, schema, sample["text"]), y)
+    setup = predictor.setup(schema)
+    features = cal.verbalizers(setup.prompt.labels)
+    logprobs = predictor.feature_logprobs(setup, sample["text"], features)
+    names = list(setup.prompt.labels)
+    examples = [(t, names.index(lab)) for t, lab in (predictor.guidelines.examples if predictor.guidelines else []) if lab in names]
+    anchors = None
+    if examples:
+        anchor_x = predictor.feature_logprobs(setup, [t for t, _ in examples], features)
+        anchors = (anchor_x, np.array([i for _, i in examples]))
+    fitted = cal.fit(setup.prompt.labels, features, logprobs, y, anchors=anchors)
     return replace(
         fitted, prompt_sha256=predictor.setup(schema).prompt.sha256, model_identity=predictor.source.identity
     )

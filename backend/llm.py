@@ -79,14 +79,18 @@ class LLMScorer:
             log.info("prompt prefix computed: %d tokens, %d labels", len(ids), len(prompt.labels))
         return self._prefixes[key]
 
-    def label_logprobs(self, prompt: Prompt, texts: Sequence[str]) -> np.ndarray:
-        """(n_texts, n_labels) log P(label tokens | prompt, text), summed over each label's tokens."""
+    def label_logprobs(self, prompt: Prompt, texts: Sequence[str], answers: Sequence[str] | None = None) -> np.ndarray:
+        """(n_texts, n_answers) log P(answer tokens | prompt, text), summed over each answer's tokens.
+
+        The answers default to the prompt's labels; a calibration may read more strings (see calibration.py).
+        """
+        answers = list(prompt.labels if answers is None else answers)
         if not texts:
-            return np.zeros((0, len(prompt.labels)))
-        label_ids = [self.encode(label) for label in prompt.labels]
+            return np.zeros((0, len(answers)))
+        label_ids = [self.encode(answer) for answer in answers]
         suffix = self.encode(prompt.suffix)
         segments = [self.text_ids(t)[0] + suffix for t in texts]
-        out = np.zeros((len(texts), len(prompt.labels)))
+        out = np.zeros((len(texts), len(answers)))
         with self._lock:
             prefix = self._prefix(prompt)
             for rows in self._pack(segments, label_ids):

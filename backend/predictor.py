@@ -85,7 +85,7 @@ class Predictor:
             return cal.identity(labels)
         if method not in ("auto", "contextual", "fitted"):
             fitted = cal.Calibration.load(method)
-            if fitted.labels != labels:
+            if fitted.labels != labels:  # names as the prompt shows them
                 raise cal.CalibrationError(f"calibration {method} is for labels {list(fitted.labels)}, not {list(labels)}")
             return fitted
         if method in ("auto", "fitted"):
@@ -97,8 +97,7 @@ class Predictor:
                     f"no fitted calibration in {self.calibration_dir} for this model, prompt and labels "
                     "(run scripts/calibrate.py)"
                 )
-        logprobs = self.scorer.label_logprobs(prompt, list(cal.CONTENT_FREE))
-        return cal.contextual(labels, logprobs)
+        return cal.contextual(labels, self.scorer.label_logprobs(prompt, list(cal.CONTENT_FREE)))
 
     def _find_fitted(self, prompt: prompts.Prompt) -> cal.Calibration | None:
         if not self.calibration_dir or not self.calibration_dir.is_dir():
@@ -116,7 +115,11 @@ class Predictor:
     def probabilities(self, schema: Schema, texts: Sequence[str]) -> np.ndarray:
         """(n_texts, n_labels) calibrated label probabilities, columns in the config's label order."""
         setup = self.setup(schema)
-        return setup.calibration.apply(self.scorer.label_logprobs(setup.prompt, list(texts)))
+        return setup.calibration.apply(self.feature_logprobs(setup, texts))
+
+    def feature_logprobs(self, setup: LabelSetup, texts: Sequence[str], features: Sequence[str] | None = None) -> np.ndarray:
+        """Log-probabilities of the calibration's feature strings (or of `features`) for each text."""
+        return self.scorer.label_logprobs(setup.prompt, list(texts), features or setup.calibration.features)
 
     def predict(self, schema: Schema, tasks: Sequence[Any]) -> tuple[list[dict], list[dict]]:
         """One prediction per task, in order, and the list of tasks skipped with the reason."""
@@ -131,7 +134,7 @@ class Predictor:
                 skipped.append({"index": i, "task": task.get("id") if isinstance(task, dict) else None, "reason": str(e)})
             results.append({"result": [], "score": 0.0, "model_version": setup.model_version})
         if texts:
-            probs = setup.calibration.apply(self.scorer.label_logprobs(setup.prompt, texts))
+            probs = setup.calibration.apply(self.feature_logprobs(setup, texts))
             for slot, row in zip(slots, probs):
                 best = int(np.argmax(row))
                 results[slot] = {

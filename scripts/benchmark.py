@@ -108,7 +108,7 @@ def main() -> int:
     results["http"] = {k: v for k, v in http.items() if k != "labels"}
     results["served"] = evaluation.report(truth, http.pop("labels"), parsed.labels)
 
-    predictor = load_predictor(Settings(**{**Settings.from_env().__dict__, "calibration": "none"}))
+    predictor = load_predictor(Settings.from_env())
     (sample,) = corpus.stratified_split(test, [args.free_text], seed=1)
     started = time.perf_counter()
     free = evaluation.free_text_labels(predictor, parsed, list(tqdm(sample["text"], desc="free text, per task")))
@@ -118,17 +118,18 @@ def main() -> int:
                             **evaluation.report(list(sample["label"]), [x or "" for x in free], parsed.labels)}
     results["speedup"] = results["http"]["reviews_per_s"] / free_rate
 
-    raw = evaluation.raw_logprobs(predictor, parsed, texts)
     setup = predictor.setup(parsed)
+    features = cal.verbalizers(setup.prompt.labels)
+    logprobs = predictor.feature_logprobs(setup, texts, features)
+    content_free = predictor.scorer.label_logprobs(setup.prompt, list(cal.CONTENT_FREE))
     calibrations = {
-        "none": cal.identity(parsed.labels),
-        "contextual": cal.contextual(parsed.labels, predictor.scorer.label_logprobs(setup.prompt, list(cal.CONTENT_FREE))),
+        "none": cal.identity(setup.prompt.labels),
+        "contextual": cal.contextual(setup.prompt.labels, content_free),
+        setup.calibration.method: setup.calibration,  # the one served: fitted when guidelines/calibration/ matches
     }
-    fitted = predictor._find_fitted(setup.prompt) or cal.Calibration.load(next(Settings().calibration_dir.glob("*.json")))
-    calibrations["fitted"] = fitted
     results["accuracy"] = {}
     for name, c in calibrations.items():
-        probs = c.apply(raw)
+        probs = c.apply(logprobs[:, [features.index(f) for f in c.features]])
         pred = [parsed.labels[i] for i in probs.argmax(1)]
         results["accuracy"][name] = {**evaluation.report(truth, pred, parsed.labels),
                                      "polar_accuracy": evaluation.polar_accuracy(probs, truth, parsed.labels)}

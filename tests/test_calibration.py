@@ -19,11 +19,12 @@ def skewed_logprobs(n: int = 600, seed: int = 0):
 def test_fitted_bias_restores_the_rare_class():
     x, y = skewed_logprobs()
     before = f1_score(y, x.argmax(1), average="macro")
-    c = cal.fit(LABELS, x, y)
+    c = cal.fit(LABELS, LABELS, x, y)
     xt, yt = skewed_logprobs(seed=1)
     after = f1_score(yt, c.apply(xt).argmax(1), average="macro")
     assert c.bias[2] > c.bias[0] and c.bias[2] > c.bias[1]
     assert after > before + 0.05
+    assert (c.apply(xt).argmax(1) == 2).sum() > (xt.argmax(1) == 2).sum()
     np.testing.assert_allclose(c.apply(xt).sum(1), 1.0)
 
 
@@ -35,7 +36,7 @@ def test_contextual_cancels_the_content_free_prior():
 
 def test_round_trip_and_hash(tmp_path):
     x, y = skewed_logprobs()
-    c = cal.fit(LABELS, x, y)
+    c = cal.fit(LABELS, LABELS, x, y)
     c.save(tmp_path / "c.json")
     back = cal.Calibration.load(tmp_path / "c.json")
     assert back == c and back.sha256 == c.sha256
@@ -45,8 +46,36 @@ def test_round_trip_and_hash(tmp_path):
 
 
 def test_bad_input_is_a_clear_error(tmp_path):
-    with pytest.raises(cal.CalibrationError):
-        cal.fit(LABELS, np.zeros((3, 2)), np.array([0, 1, 2]))
+    with pytest.raises(cal.CalibrationError, match="one row"):
+        cal.fit(LABELS, LABELS, np.zeros((3, 2)), np.array([0, 1, 2]))
+    with pytest.raises(cal.CalibrationError, match="no example of Neutral"):
+        cal.fit(LABELS, LABELS, np.zeros((2, 3)), np.array([0, 1]))
+    (tmp_path / "shape.json").write_text(
+        '{"method": "fitted", "labels": ["a", "b"], "features": ["a"], "weights": [[1, 2]], "bias": [0, 0]}'
+    )
+    with pytest.raises(cal.CalibrationError, match="do not match"):
+        cal.Calibration.load(tmp_path / "shape.json")
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(cal.CalibrationError, match="cannot read"):
         cal.Calibration.load(tmp_path / "bad.json")
+
+
+def test_verbalizer_features_and_two_labels():
+    feats = cal.verbalizers(("Good", "Bad"))
+    assert feats == ("Good", "good", "Goo", " Good", "Bad", "bad", "Bad", " Bad")
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    x = rng.normal(0, 1, (200, len(feats))) + 2.0 * np.outer(y, [0, 0, 0, 0, 1, 1, 1, 1])
+    c = cal.fit(("Good", "Bad"), feats, x, y)
+    probs = c.apply(x)
+    assert probs.shape == (200, 2) and (probs.argmax(1) == y).mean() > 0.9
+
+
+def test_anchors_pull_the_fit_towards_the_guidelines_examples():
+    x, y = skewed_logprobs()
+    # Points the sample never shows: Neutral clearly first in the raw scores, labeled Neutral by the guidelines.
+    anchor_x = np.array([[-3.0, -3.0, 0.0], [-2.5, -3.5, -0.2]]) * 4
+    plain = cal.fit(LABELS, LABELS, x, y)
+    anchored = cal.fit(LABELS, LABELS, x, y, anchors=(anchor_x, np.array([2, 2])), anchor_weight=50)
+    assert (anchored.apply(anchor_x).argmax(1) == 2).all()
+    assert anchored.fitted_on == plain.fitted_on == len(y)
