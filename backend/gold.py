@@ -303,34 +303,3 @@ def extra_data_fields(tasks: Sequence[dict], text_key: str = DEFAULT_TEXT_KEY) -
             if key != text_key:
                 fields[key] = None
     return list(fields)
-
-
-def read_tasks(path: str | Path, text_key: str = DEFAULT_TEXT_KEY) -> list[dict]:
-    """Tasks to import: a JSON list or JSONL of tasks ({"data": {...}} or flat {text_key: ...}), or a CSV file with
-    a text_key column (every column becomes a data field). Returns [{"data": {...}, ...}] with text_key present."""
-    path = Path(path)
-    text = _read_text(path)
-    if path.suffix.lower() == ".csv":
-        csv.field_size_limit(2**31 - 1)
-        try:
-            reader = csv.DictReader(io.StringIO(text))
-            if text_key not in (reader.fieldnames or []):
-                columns = ", ".join(reader.fieldnames or [])
-                raise GoldError(f"{path}: CSV has no {text_key!r} column (columns: {columns})")
-            entries = [(f"line {reader.line_num}", {"data": {k: v for k, v in row.items() if k}}) for row in reader]
-        except csv.Error as exc:
-            raise GoldError(f"{path} is not a readable CSV file ({exc})") from None
-    else:
-        entries = [(where, row) for where, _, row in _json_rows(text, path)]
-
-    tasks = []
-    for where, row in entries:
-        if not isinstance(row, dict):
-            raise GoldError(f"{path} {where}: expected a task object, got {type(row).__name__}")
-        # Label Studio imports flat objects as the task's data, so treat them the same way here.
-        task = dict(row) if isinstance(row.get("data"), dict) else {"data": dict(row)}
-        value = task["data"].get(text_key)
-        if not isinstance(value, str) or not value.strip():
-            raise GoldError(f"{path} {where}: no text under data.{text_key}")
-        tasks.append(task)
-    return tasks

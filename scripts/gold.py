@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from backend import agreement, drift, gold  # noqa: E402
+from backend import agreement, drift, gold, project_sync  # noqa: E402
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,7 +43,12 @@ def _inject(args: argparse.Namespace) -> int:
     _, labels = _labels(args)
     gold_set = gold.load_gold(args.gold, labels)
     rate = gold.parse_rate(args.rate)
-    tasks = gold.read_tasks(args.tasks, args.text_key)
+    # The import hash is dropped: gold tasks have none, and a column only real tasks fill would give gold away.
+    # sync_project.py import computes it again for every task.
+    tasks = [
+        {**t, "data": {k: v for k, v in t["data"].items() if k != project_sync.HASH_KEY}}
+        for t in project_sync.read_tasks(args.tasks, args.text_key)
+    ]
     stream = gold.inject_gold(tasks, gold_set, rate, seed=args.seed, text_key=args.text_key)
     try:
         args.out.write_text(json.dumps(stream, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -143,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.run(args)
-    except (gold.GoldError, agreement.AgreementError) as exc:
+    except (gold.GoldError, agreement.AgreementError, project_sync.SyncError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

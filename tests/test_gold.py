@@ -240,18 +240,6 @@ def test_good_rates_parse():
     assert gold.parse_rate(" 1 / 20 ") == (1, 20)
 
 
-def test_read_tasks_accepts_json_jsonl_and_csv(tmp_path):
-    (tmp_path / "t.json").write_text(json.dumps([{"data": {"text": "a", "movie": "m"}}, {"text": "b"}]))
-    assert gold.read_tasks(tmp_path / "t.json") == [{"data": {"text": "a", "movie": "m"}}, {"data": {"text": "b"}}]
-    write_jsonl(tmp_path / "t.jsonl", [{"text": "a"}, {"text": "b"}])
-    assert [t["data"]["text"] for t in gold.read_tasks(tmp_path / "t.jsonl")] == ["a", "b"]
-    (tmp_path / "t.csv").write_text("text,movie\n\"a, b\",m\n")
-    assert gold.read_tasks(tmp_path / "t.csv") == [{"data": {"text": "a, b", "movie": "m"}}]
-    (tmp_path / "bad.json").write_text(json.dumps([{"data": {"review": "a"}}]))
-    with pytest.raises(GoldError, match="entry 1: no text under data.text"):
-        gold.read_tasks(tmp_path / "bad.json")
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # CLI: inject
 
