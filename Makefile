@@ -1,4 +1,4 @@
-# Two commands a new machine needs: `make run` (the backend on port 9090 with the embedded model) and `make test`.
+# Two commands a new machine needs: `make run` (Label Studio and the backend with a demo project) and `make test`.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -9,7 +9,7 @@ LS_STAMP := $(LS_VENV)/.installed
 PORT ?= 9090
 export PORT
 
-.PHONY: install model labelstudio run serve test test-e2e bench calibrate clean
+.PHONY: install model labelstudio browser run serve test test-e2e bench calibrate clean
 
 $(STAMP): pyproject.toml requirements/data.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,15 +33,22 @@ labelstudio: $(LS_STAMP)
 model: install
 	$(BIN)/python -m backend.models
 
-run: model serve
+# Debian's Chromium for tests/test_browser.py (a test tool's own browser download cannot work offline).
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) \
+	  || echo "chromium not installed: tests/test_browser.py will be skipped"
+
+# Label Studio and the backend on 127.0.0.1 with a ready demo project; `make serve` runs the backend alone.
+run: model labelstudio
+	$(BIN)/python scripts/demo.py
 
 serve:
 	$(BIN)/gunicorn -c python:backend.gunicorn_conf backend.wsgi:app
 
-test: model labelstudio
+test: model labelstudio browser
 	$(BIN)/python -m pytest -q
 
-test-e2e: model labelstudio
+test-e2e: model labelstudio browser
 	$(BIN)/python -m pytest -q -m e2e
 
 bench: model

@@ -1,0 +1,119 @@
+"""The labeling UI in a real browser: a task of a demo-like project opens with the model's choice selected.
+
+Headless Debian Chromium (/usr/bin/chromium) driven by Playwright for Python; Playwright's own browser downloads
+are never used. Saves a screenshot to artifacts/browser-task.png, and to docs/screenshot-task.png as well when
+UPDATE_SCREENSHOT=1.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+import labelstudio
+from backend import demo
+from backend import project_sync as sync
+from backend import schema
+from backend.ls_client import connect
+from labelstudio import ROOT
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Without these, Chromium here hangs on connections the machine refuses (only package registries answer).
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACT = ROOT / "artifacts" / "browser-task.png"
+DOCS_SCREENSHOT = ROOT / "docs" / "screenshot-task.png"
+N_TASKS = 12
+UI_TIMEOUT_MS = 60_000
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MISSING_REASON),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing: apt-get install -y chromium"),
+    pytest.mark.skipif(
+        importlib.util.find_spec("playwright") is None,
+        reason="playwright is not installed: .venv/bin/pip install playwright (its driver is bundled; "
+        "never run `playwright install`)",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    """A page in a fresh headless Chromium profile; the browser is closed afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport={"width": 1280, "height": 720},
+        )
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+
+
+@pytest.fixture(scope="module")
+def demo_project(label_studio, backend_server):
+    """The demo's project, made the demo's way, in the session's Label Studio: its id and the SDK client."""
+    client = connect(label_studio.url, label_studio.admin.token).client
+    project = sync.ensure_project(client, demo.TITLE, demo.CONFIG, demo.GUIDELINES)
+    sync.import_tasks(client, project.id, demo.sample_tasks(N_TASKS), progress=False)
+    result = sync.connect_backend(client, project.id, backend_server.url, progress=False)
+    assert result.predicted == result.tasks > 0
+    return project.id, client
+
+
+def test_task_opens_with_the_prediction_selected(label_studio, demo_project, page):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    project_id, client = demo_project
+    project = client.projects.get(id=project_id)
+    labels = schema.parse(project.label_config).labels
+    task = min(client.tasks.list(project=project_id, fields="all"), key=lambda t: t.id)
+    (prediction,) = [p for p in task.predictions if p.model_version == project.model_version]
+    predicted = prediction.result[0]["value"]["choices"][0]
+
+    page.goto(f"{label_studio.url}/user/login/")
+    page.fill("#email", label_studio.admin.email)
+    page.fill("#password", label_studio.admin.password)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/user/login" not in url, timeout=UI_TIMEOUT_MS)
+
+    page.goto(f"{label_studio.url}/projects/{project_id}/data?task={task.id}")
+    # Label Studio 1.23 draws every Choice, single-choice too, as an antd checkbox named after the choice;
+    # the prediction pre-fills the annotator's new annotation, so the predicted one is checked.
+    choices = page.locator(".lsf-choices input.ant-checkbox-input")
+    choices.first.wait_for(timeout=UI_TIMEOUT_MS)
+    page.get_by_text(task.data["text"][:40]).first.wait_for(timeout=UI_TIMEOUT_MS)
+    try:
+        page.wait_for_load_state("networkidle", timeout=10_000)  # the annotation tabs settle after the choices
+    except PlaywrightTimeout:  # a poll that never idles only costs the wait; the screenshot is still worth taking
+        pass
+
+    ARTIFACT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACT))
+    if os.environ.get("UPDATE_SCREENSHOT") == "1":
+        DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
+        shutil.copyfile(ARTIFACT, DOCS_SCREENSHOT)
+
+    shown = {choices.nth(i).get_attribute("name"): choices.nth(i).is_checked() for i in range(choices.count())}
+    assert shown == {label: label == predicted for label in labels}, f"prediction {predicted!r}, page shows {shown}"
+    checked_wrapper = page.locator(".lsf-choices .ant-checkbox-wrapper-checked")
+    assert checked_wrapper.count() == 1 and checked_wrapper.inner_text().startswith(predicted)
