@@ -12,7 +12,7 @@ How the pass is laid out (why it is fast and exact):
 from __future__ import annotations
 
 import logging
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -42,8 +42,10 @@ class LLMScorer:
         self.batch_size = batch_size
         self.row_tokens = row_tokens
         self.max_text_tokens = max_text_tokens
-        # One forward at a time: on a small CPU, concurrent passes only fight over the same cores.
-        self._lock = threading.Lock()
+        # Every forward pass runs on this one thread: on a small CPU concurrent passes only fight over the same
+        # cores, and tensors allocated by the many request threads would spread over as many malloc arenas
+        # (measured: 2.7 GB peak for the server against 2.0 GB for the same work on one thread).
+        self._runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm")
         self._prefixes: dict[str, _Prefix] = {}
 
     @classmethod
@@ -90,12 +92,14 @@ class LLMScorer:
         label_ids = [self.encode(answer) for answer in answers]
         suffix = self.encode(prompt.suffix)
         segments = [self.text_ids(t)[0] + suffix for t in texts]
-        out = np.zeros((len(texts), len(answers)))
-        with self._lock:
-            prefix = self._prefix(prompt)
-            for rows in self._pack(segments, label_ids):
-                scores = self._score_rows(prefix, [[segments[i] for i in row] for row in rows], label_ids)
-                out[[i for row in rows for i in row]] = scores
+        return self._runner.submit(self._score_all, prompt, segments, label_ids).result()
+
+    def _score_all(self, prompt: Prompt, segments: list[list[int]], label_ids: list[list[int]]) -> np.ndarray:
+        out = np.zeros((len(segments), len(label_ids)))
+        prefix = self._prefix(prompt)
+        for rows in self._pack(segments, label_ids):
+            scores = self._score_rows(prefix, [[segments[i] for i in row] for row in rows], label_ids)
+            out[[i for row in rows for i in row]] = scores
         return out
 
     def _pack(self, segments: list[list[int]], label_ids: list[list[int]]):
@@ -172,8 +176,11 @@ class LLMScorer:
         hidden = self.model.model(
             input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True
         ).last_hidden_state
-        picked = hidden[torch.tensor(gather_rows), torch.tensor(gather_cols)]
-        logprobs = torch.log_softmax(self.model.lm_head(picked).float(), dim=-1)
-        token_lp = logprobs[torch.arange(len(targets)), torch.tensor(targets)]
+        # Labels whose tokens are predicted from the same output (every label's first token comes from the text's
+        # last position) share one LM-head row: a 152k-wide float row is 0.6 MB, and a batch holds hundreds.
+        flat = torch.tensor(gather_rows) * width + torch.tensor(gather_cols)
+        positions_used, inverse = torch.unique(flat, return_inverse=True)
+        logits = self.model.lm_head(hidden.reshape(n * width, -1)[positions_used]).float()
+        token_lp = logits[inverse, torch.tensor(targets)] - torch.logsumexp(logits, dim=-1)[inverse]
         sums = torch.zeros(n_seg * n_labels).index_add_(0, torch.tensor(owners), token_lp)
         return sums.view(n_seg, n_labels).numpy()
