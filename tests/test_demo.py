@@ -196,21 +196,24 @@ def test_demo_starts_then_restarts_on_the_same_data(demo_dir):
 
 
 def read_until(proc: subprocess.Popen, marker: str, timeout: float) -> str:
-    """The process's stdout up to the line holding marker; fails with what was read if it exits or stalls."""
+    """The process's stdout up to the chunk holding marker; fails with what was read if it exits or stalls.
+
+    Reads the raw descriptor: a buffered readline can pull the marker into Python's buffer, where select()
+    never sees it, and the wait would then hang until the timeout.
+    """
+    fd = proc.stdout.fileno()
     selector = selectors.DefaultSelector()
-    selector.register(proc.stdout, selectors.EVENT_READ)
+    selector.register(fd, selectors.EVENT_READ)
     seen = ""
     deadline = time.monotonic() + timeout
     while marker not in seen:
         left = deadline - time.monotonic()
         if left <= 0 or not selector.select(timeout=left):
             raise AssertionError(f"no {marker!r} in time; stdout so far:\n{seen}")
-        line = proc.stdout.readline()
-        if not line:
-            raise AssertionError(
-                f"exited with {proc.wait()} before {marker!r}; stdout:\n{seen}\nstderr:\n{proc.stderr.read()}"
-            )
-        seen += line
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            raise AssertionError(f"exited with {proc.wait()} before {marker!r}; stdout:\n{seen}")
+        seen += chunk.decode("utf-8", "replace")
     return seen
 
 
@@ -220,12 +223,13 @@ def read_until(proc: subprocess.Popen, marker: str, timeout: float) -> str:
 def test_a_signal_stops_the_script_and_both_servers(demo_dir, signum):
     ls_port, backend_port = free_port(), free_port()
     args = ["--data-dir", str(demo_dir), "--ls-port", str(ls_port), "--backend-port", str(backend_port)]
+    # stderr goes to a file: an unread pipe would block the script once it filled.
+    err_path = demo_dir / f"stderr-{int(signum)}.txt"
     proc = subprocess.Popen(
         [sys.executable, str(DEMO_SCRIPT), *args, "--tasks", str(N)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        stderr=err_path.open("w"),
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     children: set[int] = set()
@@ -235,7 +239,7 @@ def test_a_signal_stops_the_script_and_both_servers(demo_dir, signum):
         children = descendants(proc.pid)
         assert len(children) >= 3, children  # Label Studio, gunicorn's master and its worker
         proc.send_signal(signum)
-        assert proc.wait(timeout=60) == 0, proc.stderr.read()
+        assert proc.wait(timeout=60) == 0, err_path.read_text()
         assert not wait_gone(children), "servers left running after the script stopped"
         for port in (ls_port, backend_port):
             assert ls_server.port_free(port)
