@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from backend.guidelines import DEFAULT_GUIDELINES, GUIDELINES_DIR
+from backend.models import default_cache_dir
 
 
 class SettingsError(ValueError):
@@ -29,7 +30,7 @@ def _int(name: str, default: int, low: int = 1) -> int:
 @dataclass(frozen=True)
 class Settings:
     llm_model: str = "embedded"
-    llm_cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "labelloop")
+    llm_cache_dir: Path = field(default_factory=default_cache_dir)
     guidelines: Path = DEFAULT_GUIDELINES
     calibration: str = "auto"
     calibration_dir: Path = GUIDELINES_DIR / "calibration"
@@ -50,7 +51,7 @@ class Settings:
             raise SettingsError(f"CALIBRATION={calibration!r}: use auto, none, contextual, fitted or a JSON file path")
         return cls(
             llm_model=env("LLM_MODEL", "").strip() or "embedded",
-            llm_cache_dir=Path(env("LLM_CACHE_DIR", "").strip() or Path.home() / ".cache" / "labelloop"),
+            llm_cache_dir=default_cache_dir(),
             guidelines=Path(env("GUIDELINES", "").strip() or DEFAULT_GUIDELINES),
             calibration=calibration,
             calibration_dir=Path(env("CALIBRATION_DIR", "").strip() or GUIDELINES_DIR / "calibration"),
