@@ -57,6 +57,18 @@ def describe(error: Exception) -> str:
     return f"{type(error).__name__}: {error}".splitlines()[0]
 
 
+TRANSPORT_ERRORS = (ApiError, httpx.HTTPError, requests.RequestException, OSError)
+
+
+def error_line(error: Exception) -> str:
+    """The one line a command prints for an API, network or file error (one of TRANSPORT_ERRORS)."""
+    if isinstance(error, ApiError):
+        return f"Label Studio answered {describe(error)}"
+    if isinstance(error, (httpx.HTTPError, requests.RequestException)):
+        return f"lost the connection: {describe(error)}"
+    return f"{getattr(error, 'filename', None) or 'I/O'}: {getattr(error, 'strerror', None) or error}"
+
+
 def _flatten(messages: object) -> str:
     if isinstance(messages, (list, tuple)):
         return " ".join(_flatten(m) for m in messages)

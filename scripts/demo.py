@@ -19,15 +19,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import httpx  # noqa: E402
-import requests  # noqa: E402
-from label_studio_sdk.core.api_error import ApiError  # noqa: E402
 
 from backend import demo  # noqa: E402
 from backend import project_sync as sync  # noqa: E402
 from backend.corpus import CorpusError  # noqa: E402
 from backend.ls_client import LabelStudioError as ClientError  # noqa: E402
-from backend.ls_client import describe  # noqa: E402
+from backend.ls_client import TRANSPORT_ERRORS, error_line  # noqa: E402
 from backend.ls_server import LabelStudioError as ServerError  # noqa: E402
 
 
@@ -93,12 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         return demo.run(session)
     except (demo.DemoError, ServerError, ClientError, sync.SyncError, CorpusError) as e:
         message = str(e).splitlines()[0]  # Label Studio's errors carry its log's tail on later lines
-    except ApiError as e:
-        message = f"Label Studio answered {describe(e)}"
-    except (httpx.HTTPError, requests.RequestException) as e:
-        message = f"lost the connection: {describe(e)}"
-    except OSError as e:
-        message = f"{e.filename or 'I/O'}: {e.strerror or e}"
+    except TRANSPORT_ERRORS as e:
+        message = error_line(e)
     print(f"error: {message}", file=sys.stderr)
     return 1
 

@@ -20,12 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import httpx  # noqa: E402
-import requests  # noqa: E402
-from label_studio_sdk.core.api_error import ApiError  # noqa: E402
 
 from backend import project_sync as sync  # noqa: E402
-from backend.ls_client import LabelStudioError, connect, describe  # noqa: E402
+from backend.ls_client import TRANSPORT_ERRORS, LabelStudioError, connect, error_line  # noqa: E402
 
 
 def cmd_project(args: argparse.Namespace) -> int:
@@ -169,12 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (LabelStudioError, sync.SyncError) as e:
         message = str(e)
-    except ApiError as e:
-        message = f"Label Studio answered {describe(e)}"
-    except (httpx.HTTPError, requests.RequestException) as e:
-        message = f"lost the connection: {describe(e)}"
-    except OSError as e:
-        message = f"{e.filename or 'I/O'}: {e.strerror or e}"
+    except TRANSPORT_ERRORS as e:
+        message = error_line(e)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
