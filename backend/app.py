@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from backend import calibration as cal
 from backend import schema as schemas
+from backend.loop import TRAINING_ACTIONS, LoopError
 from backend.service import NotReady, Service
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,20 @@ def _project_key(value: Any) -> str | None:
     return None
 
 
+def _webhook_project(body: dict) -> str | None:
+    """The project id of a webhook: `project` is an object or an id; annotations and tasks also name it."""
+    candidates = [body.get("project")]
+    for key in ("annotation", "task"):
+        if isinstance(body.get(key), dict):
+            candidates.append(body[key].get("project"))
+    for value in candidates:
+        if isinstance(value, dict):
+            value = value.get("id")
+        if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
+            return str(value).strip()
+    return None
+
+
 def create_app(service: Service) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = service.settings.max_request_mb * 1024 * 1024
@@ -59,6 +74,10 @@ def create_app(service: Service) -> Flask:
     @app.errorhandler(ApiError)
     def _api_error(e: ApiError):
         return jsonify(error=e.message), e.status
+
+    @app.errorhandler(LoopError)
+    def _loop_error(e: LoopError):
+        return jsonify(error=str(e)), 400
 
     @app.errorhandler(HTTPException)
     def _http_error(e: HTTPException):
@@ -112,8 +131,17 @@ def create_app(service: Service) -> Flask:
         project = _project_key(body.get("project"))
         schema = _schema(body, "schema", project)
         label_setup = _setup_for(_predictor(), schema)
-        metrics.model_version.labels(label_setup.model_version).set(1)
-        return jsonify(model_version=label_setup.model_version)
+        extra = body.get("extra_params") or {}
+        if not isinstance(extra, dict):
+            raise ApiError(400, "'extra_params' must be a JSON object, e.g. {\"strategy\": \"margin\"}")
+        if "strategy" in extra:
+            if not project:
+                raise ApiError(400, "a strategy is set per project: send 'project' with 'extra_params'")
+            service.loop.set_strategy(project, extra["strategy"])
+        current = service.loop.model(project) if project else None
+        version = current.version if current and current.labels == schema.labels else label_setup.model_version
+        metrics.model_version.labels(version).set(1)
+        return jsonify(model_version=version)
 
     @app.post("/predict")
     def predict():
@@ -127,13 +155,12 @@ def create_app(service: Service) -> Flask:
             raise ApiError(413, f"{len(tasks)} tasks in one request; the limit is {service.settings.max_tasks} (MAX_TASKS)")
         project = _project_key(body.get("project"))
         schema = _schema(body, "label_config", project)
-        predictor = _predictor()
-        label_setup = _setup_for(predictor, schema)
-        results, skipped = predictor.predict(schema, tasks)
+        _setup_for(_predictor(), schema)
+        results, skipped, version = service.loop.predict(project, schema, tasks)
         metrics.predictions.inc(len(tasks) - len(skipped))
         metrics.skipped.inc(len(skipped))
-        metrics.model_version.labels(label_setup.model_version).set(1)
-        answer: dict[str, Any] = {"results": results, "model_version": label_setup.model_version}
+        metrics.model_version.labels(version).set(1)
+        answer: dict[str, Any] = {"results": results, "model_version": version}
         if skipped:
             answer["skipped"] = skipped
         return jsonify(answer)
@@ -145,12 +172,38 @@ def create_app(service: Service) -> Flask:
             raise ApiError(400, "'action' is missing: a Label Studio webhook names its action")
         event = service.events.record(body)
         metrics.events.labels(event["action"]).inc()
-        return jsonify(status="ok", action=event["action"])
+        answer = {"status": "ok", "action": event["action"]}
+        if event["action"] in TRAINING_ACTIONS:
+            project = _webhook_project(body)
+            if project is None:
+                raise ApiError(400, f"a {event['action']} webhook must name its project (project.id)")
+            try:
+                answer["training"] = service.loop.request_training(project)
+            except LoopError as e:
+                if event["action"] == "START_TRAINING":
+                    raise  # asked for by a person: the error is the answer
+                # Annotation saves still succeed in Label Studio; the answer (and the log) say why nothing trains.
+                log.warning("no training for project %s: %s", project, e)
+                answer["training"] = f"disabled: {e}"
+        return jsonify(answer)
 
     @app.get("/versions")
     def versions():
-        versions = service.predictor(wait=0).versions() if service.ready else []
-        return jsonify(versions=versions)
+        llm = service.predictor(wait=0).versions() if service.ready else []
+        project = request.args.get("project", "").strip()
+        if not project:
+            return jsonify(versions=llm)
+        if not project.isdigit():
+            raise ApiError(400, "'project' must be a Label Studio project id")
+        trained = service.loop.versions(project)
+        current = service.loop.model(project)
+        return jsonify(
+            versions=llm + [v["version"] for v in trained if v.get("promoted")],
+            current=current.version if current else None,
+            strategy=service.loop.strategy(project),
+            busy=service.loop.busy(project),
+            training=trained,
+        )
 
     @app.get("/metrics")
     def prometheus():

@@ -101,6 +101,15 @@ def sample_tasks(n: int = N_TASKS, seed: int = SAMPLE_SEED) -> list[dict]:
 # ---------------------------------------------------------------- the backend process
 
 
+def write_secret(path: Path, value: str) -> None:
+    """A file only its owner can read, written whole: the backend may read it at any moment."""
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value)
+    os.replace(tmp, path)
+
+
 class BackendProcess:
     """The backend as `make serve` runs it (gunicorn from this venv), on 127.0.0.1 only."""
 
@@ -109,6 +118,8 @@ class BackendProcess:
         self.url = f"http://127.0.0.1:{port}"
         self.data_dir = data_dir
         self.log_path = data_dir / "backend.log"
+        self.token_path = data_dir / "label-studio-token"
+        self.ls_url = ""
         self.ready_seconds = 0.0
         self._proc: subprocess.Popen | None = None
         self._launched_at = 0.0
@@ -126,7 +137,16 @@ class BackendProcess:
             raise DemoError(f"{gunicorn} is missing: run `make install`")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         # The rest of the environment passes through, so LLM_MODEL, THREADS and the other settings still apply.
-        env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(self.port), "DATA_DIR": str(self.data_dir)}
+        env = {
+            **os.environ,
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+            "DATA_DIR": str(self.data_dir),
+            # Label Studio's token exists only once it has started, so the backend reads it from a file when it
+            # first trains; the URL is set by Demo before launch.
+            "LABEL_STUDIO_API_KEY_FILE": str(self.token_path),
+            "LABEL_STUDIO_URL": self.ls_url,
+        }
         self._launched_at = time.monotonic()
         with self.log_path.open("a") as log:
             self._proc = subprocess.Popen(
@@ -250,6 +270,7 @@ class Demo:
         )
 
         # Both start in parallel: Label Studio's first start (migrations) takes longer than the model's load.
+        self.backend.ls_url = self.ls.url
         with _signals_held():
             self.ls.launch()
             self.backend.launch()
@@ -263,6 +284,7 @@ class Demo:
                 f"{_shown(self.data_dir)} to start afresh"
             ) from None
         client = connect(self.ls.url, self.ls.admin.token).client
+        write_secret(self.backend.token_path, self.ls.admin.token)
 
         started = time.monotonic()
         project = sync.ensure_project(client, TITLE, CONFIG, GUIDELINES)

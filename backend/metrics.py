@@ -28,6 +28,25 @@ class Metrics:
             "backend_model_version_info", "Model versions served (value 1)", ["model_version"], registry=self.registry
         )
         self.model_ready = Gauge("backend_model_ready", "1 once the LLM is loaded", registry=self.registry)
+        self.training_requests = Counter(
+            "backend_training_requests", "Webhook events that asked for a training run", registry=self.registry
+        )
+        self.training_runs = Counter(
+            "backend_training_runs", "Training runs by result (promoted, kept, skipped, failed)", ["result"],
+            registry=self.registry,
+        )
+        self.training_seconds = Histogram(
+            "backend_training_seconds", "Time from the start of a training run to its decision",
+            buckets=(0.25, 0.5, 1, 2, 5, 10, 30, 60, 300), registry=self.registry,
+        )
+        self.ls_errors = Counter(
+            "backend_label_studio_errors", "Failed calls to Label Studio (each retry counts)", registry=self.registry
+        )
+        self.rescore_progress = Gauge(
+            "backend_rescore_progress", "Share of the pool re-scored in the current or last run (0-1)", ["project"],
+            registry=self.registry,
+        )
+        self.rescored_tasks = Counter("backend_rescored_tasks", "Tasks re-scored after promotions", registry=self.registry)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

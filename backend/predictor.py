@@ -121,28 +121,16 @@ class Predictor:
         """Log-probabilities of the calibration's feature strings (or of `features`) for each text."""
         return self.scorer.label_logprobs(setup.prompt, list(texts), features or setup.calibration.features)
 
-    def predict(self, schema: Schema, tasks: Sequence[Any]) -> tuple[list[dict], list[dict]]:
-        """One prediction per task, in order, and the list of tasks skipped with the reason."""
-        setup = self.setup(schema)
+    def task_texts(self, schema: Schema, tasks: Sequence[Any]) -> tuple[list[str], list[int], list[dict]]:
+        """The texts of the tasks that can be predicted, their positions, and the others with the reason."""
         texts, slots, skipped = [], [], []
-        results: list[dict] = []
         for i, task in enumerate(tasks):
             try:
                 texts.append(self._text(schema, task))
                 slots.append(i)
             except TaskError as e:
                 skipped.append({"index": i, "task": task.get("id") if isinstance(task, dict) else None, "reason": str(e)})
-            results.append({"result": [], "score": 0.0, "model_version": setup.model_version})
-        if texts:
-            probs = setup.calibration.apply(self.feature_logprobs(setup, texts))
-            for slot, row in zip(slots, probs):
-                best = int(np.argmax(row))
-                results[slot] = {
-                    "result": [schema.result(schema.labels[best])],
-                    "score": round(float(row[best]), 6),
-                    "model_version": setup.model_version,
-                }
-        return results, skipped
+        return texts, slots, skipped
 
     @staticmethod
     def _text(schema: Schema, task: Any) -> str:

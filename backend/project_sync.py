@@ -346,12 +346,15 @@ def _json_or_empty(answer: requests.Response) -> dict:
     return body if isinstance(body, dict) else {}
 
 
-def backend_model_version(backend_url: str, project_id: int, label_config: str, timeout: float = 300.0) -> str:
+def backend_model_version(
+    backend_url: str, project_id: int, label_config: str, timeout: float = 300.0, extra_params: dict | None = None
+) -> str:
     """Ask the backend's /setup whether it can serve this config, and which model version it will predict with."""
+    body = {"project": str(project_id), "schema": label_config}
+    if extra_params:
+        body["extra_params"] = extra_params
     try:
-        answer = requests.post(
-            f"{backend_url}/setup", json={"project": str(project_id), "schema": label_config}, timeout=timeout
-        )
+        answer = requests.post(f"{backend_url}/setup", json=body, timeout=timeout)
     except requests.RequestException as e:
         raise SyncError(f"cannot reach the ML backend at {backend_url}: {describe(e)}") from None
     body = _json_or_empty(answer)
@@ -373,15 +376,21 @@ class ConnectResult:
     predicted: int  # tasks with a prediction from model_version
 
 
-def _attach_backend(client: LabelStudio, project_id: int, backend_url: str) -> tuple[int, bool]:
+def _attach_backend(
+    client: LabelStudio, project_id: int, backend_url: str, extra_params: dict | None = None
+) -> tuple[int, bool]:
     backends = client.ml.list(project=project_id)
     ours = [b for b in backends if (b.url or "").rstrip("/") == backend_url]
+    # Label Studio keeps extra_params with the connection and sends them with every /setup it makes.
+    fields: dict[str, Any] = {"url": backend_url, "title": BACKEND_TITLE}
+    if extra_params:
+        fields["extra_params"] = extra_params
     try:
         if ours:
-            backend = client.ml.update(id=ours[0].id, project=project_id, url=backend_url, title=BACKEND_TITLE)
+            backend = client.ml.update(id=ours[0].id, project=project_id, **fields)
             created = False
         else:
-            backend = client.ml.create(project=project_id, url=backend_url, title=BACKEND_TITLE)
+            backend = client.ml.create(project=project_id, **fields)
             created = True
     except ApiError as e:
         hint = ""
@@ -427,8 +436,10 @@ def connect_backend(
     batch_size: int = 100,
     progress: bool = True,
     wait: float = 120.0,
+    strategy: str | None = None,
 ) -> ConnectResult:
-    """Connect the backend, have every task predicted, and make the backend's model version the project's."""
+    """Connect the backend, have every task predicted, and make the backend's model version the project's.
+    `strategy` sets the project's ranking strategy in the backend (else the backend's RANK_STRATEGY applies)."""
     backend_url = backend_url.strip().rstrip("/")
     if not backend_url.startswith(("http://", "https://")):
         raise SyncError(f"--backend-url {backend_url!r} must start with http:// or https://")
@@ -436,8 +447,9 @@ def connect_backend(
     wait_for_backend(backend_url, wait)
     # Asked before Label Studio is told about the backend: a config the backend cannot serve would otherwise
     # leave a half-connected backend in the project and a vaguer message.
-    model_version = backend_model_version(backend_url, project_id, project.label_config or "")
-    ml_id, created = _attach_backend(client, project_id, backend_url)
+    extra = {"strategy": strategy} if strategy else None
+    model_version = backend_model_version(backend_url, project_id, project.label_config or "", extra_params=extra)
+    ml_id, created = _attach_backend(client, project_id, backend_url, extra)
     _update_project(client, project_id, sampling=SAMPLING)
 
     # Label Studio sends every selected task in one /predict call and gives up after 100 s, so ask in batches.

@@ -13,6 +13,7 @@ from backend import guidelines as guides
 from backend import models
 from backend import schema as schemas
 from backend.events import EventLog
+from backend.loop import Loop
 from backend.metrics import Metrics
 from backend.predictor import Predictor
 from backend.schema import Schema
@@ -65,6 +66,7 @@ class Service:
         self._predictor: Predictor | None = None
         self._error: str | None = None
         self._ready = threading.Event()
+        self.loop = Loop(settings, self.predictor, self.metrics)
 
     def start(self) -> None:
         """Load the model in a thread, so the server answers /health at once and reports loading."""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from backend.guidelines import DEFAULT_GUIDELINES, GUIDELINES_DIR
 from backend.models import default_cache_dir
+from backend.strategies import SERVED
 
 
 class SettingsError(ValueError):
@@ -42,6 +43,12 @@ class Settings:
     max_request_mb: int = 20
     data_dir: Path = Path("data")
     model_wait_seconds: int = 90
+    label_studio_url: str = ""
+    label_studio_api_key: str = field(default="", repr=False)  # a secret: kept out of logs and reprs
+    label_studio_api_key_file: Path | None = None
+    rank_strategy: str = "margin"
+    rescore_chunk: int = 256
+    ls_retries: int = 3
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -49,6 +56,9 @@ class Settings:
         calibration = env("CALIBRATION", "auto").strip() or "auto"
         if calibration not in ("auto", "none", "contextual", "fitted") and not Path(calibration).is_file():
             raise SettingsError(f"CALIBRATION={calibration!r}: use auto, none, contextual, fitted or a JSON file path")
+        strategy = env("RANK_STRATEGY", "").strip() or "margin"
+        if strategy not in SERVED:
+            raise SettingsError(f"RANK_STRATEGY={strategy!r}: use one of {', '.join(sorted(SERVED))}")
         return cls(
             llm_model=env("LLM_MODEL", "").strip() or "embedded",
             llm_cache_dir=default_cache_dir(),
@@ -63,4 +73,20 @@ class Settings:
             max_request_mb=_int("MAX_REQUEST_MB", 20),
             data_dir=Path(env("DATA_DIR", "").strip() or "data"),
             model_wait_seconds=_int("MODEL_WAIT_SECONDS", 90, low=0),
+            label_studio_url=env("LABEL_STUDIO_URL", "").strip().rstrip("/"),
+            label_studio_api_key=env("LABEL_STUDIO_API_KEY", "").strip(),
+            label_studio_api_key_file=Path(env("LABEL_STUDIO_API_KEY_FILE")) if env("LABEL_STUDIO_API_KEY_FILE") else None,
+            rank_strategy=strategy,
+            rescore_chunk=_int("RESCORE_CHUNK", 256),
+            ls_retries=_int("LS_RETRIES", 3, low=0),
         )
+
+    def ls_api_key(self) -> str:
+        """The key from LABEL_STUDIO_API_KEY, else read now from LABEL_STUDIO_API_KEY_FILE (a secret mounted as a
+        file, or one written after the backend started); "" when neither is set or the file is missing."""
+        if self.label_studio_api_key or not self.label_studio_api_key_file:
+            return self.label_studio_api_key
+        try:
+            return self.label_studio_api_key_file.read_text().strip()
+        except OSError:
+            return ""

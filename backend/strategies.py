@@ -71,6 +71,9 @@ except ImportError:  # pragma: no cover
 PROB_ATOL = 1e-4  # tolerance on row sums (and on negative entries) of `probs`
 
 STRATEGIES = frozenset({"random", "least_confidence", "margin", "entropy", "diversity", "hybrid"})
+# LLM-judged utilities (backend/judge.py's variants): the backend computes them and passes them as extras.
+LLM_JUDGED = frozenset({"llm_informative", "llm_difficult", "llm_diverse"})
+SERVED = STRATEGIES | LLM_JUDGED  # what a project may choose
 UTILITY_NAMES = frozenset(STRATEGIES - {"hybrid"})  # utilities `hybrid` can fuse (plus any extra utility)
 DEFAULT_HYBRID_WEIGHTS: Mapping[str, float] = {"margin": 1.0, "diversity": 1.0}
 
@@ -423,6 +426,16 @@ def priority_scores(utility) -> np.ndarray:
     if u.size > 1:
         scores[np.argsort(-u, kind="stable")] = np.arange(u.size) / (u.size - 1)
     return scores
+
+
+POINTWISE = {"least_confidence": least_confidence, "margin": margin, "entropy": entropy}
+
+
+def pointwise_priority(strategy: str, probs) -> np.ndarray:
+    """A priority in [0, 1] (LOWER = ASK SOONER) each task gets on its own, for a prediction made before the pool is
+    ranked as a whole: 1 - the task's uncertainty utility. Strategies that need the whole pool (diversity, hybrid,
+    LLM-judged, random) fall back to margin, the best pointwise signal in the comparison, until the pool is ranked."""
+    return 1.0 - POINTWISE.get(strategy, margin)(probs)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ from backend.settings import Settings, SettingsError
 logging.basicConfig(
     level=os.environ.get("LOG_LEVEL", "INFO").upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
 )
+# Every call to Label Studio would otherwise be an INFO line, URL and query included.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 try:
     settings = Settings.from_env()
 except SettingsError as e:

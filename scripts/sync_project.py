@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 
 from backend import project_sync as sync  # noqa: E402
+from backend.strategies import SERVED  # noqa: E402
 from backend.ls_client import TRANSPORT_ERRORS, LabelStudioError, connect, error_line  # noqa: E402
 
 
@@ -46,7 +47,13 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_connect(args: argparse.Namespace) -> int:
     ls = connect()
     result = sync.connect_backend(
-        ls.client, args.project, args.backend_url, batch_size=args.batch_size, progress=not args.quiet, wait=args.wait
+        ls.client,
+        args.project,
+        args.backend_url,
+        batch_size=args.batch_size,
+        progress=not args.quiet,
+        wait=args.wait,
+        strategy=args.strategy,
     )
     verb = "connected" if result.created else "updated"
     print(f"ML backend {result.ml_backend_id} {verb}; backend model_version {result.model_version}")
@@ -144,6 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=120.0,
         help="seconds to wait for the backend's model to load (default: %(default)s)",
+    )
+    p.add_argument(
+        "--strategy",
+        choices=sorted(SERVED),
+        help="the order annotators get tasks in for this project (default: the backend's RANK_STRATEGY)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_connect)

@@ -60,7 +60,9 @@ def test_setup_and_webhook_bad_input(server):
     assert requests.post(f"{url}/setup", data="x", headers={"Content-Type": "application/json"}).status_code == 400
     assert requests.post(f"{url}/webhook", json={"action": 5}).status_code == 400
     r = requests.post(f"{url}/webhook", json={"action": "ANNOTATION_CREATED", "annotation": {"id": 1}})
-    assert r.status_code == 200
+    assert r.status_code == 400 and "must name its project" in r.json()["error"]
+    r = requests.post(f"{url}/webhook", json={"action": "ANNOTATION_CREATED", "annotation": {"id": 1, "project": 4}})
+    assert r.status_code == 200 and r.json()["training"].startswith("disabled")
 
 
 def test_model_version_is_deterministic_and_follows_the_guidelines(model_dir, tmp_path):

@@ -1,0 +1,346 @@
+"""The labeling loop per project: predict with the LLM or the promoted blend, retrain on submitted labels, re-rank.
+
+- Predictions come from the project's promoted model (a blend of sentence embeddings and the LLM's probabilities,
+  see classifier.py) when there is one, else from the LLM alone; every prediction carries the version that made it,
+  and its `score` is the task's priority under the project's ranking strategy (lower = asked sooner).
+- A training run fetches the project's labels from Label Studio, fits a candidate, and promotes it only when its
+  cross-validated macro-F1 beats the serving model's on the same labels. The serving model is judged on labels it
+  never saw: the LLM on all of them; a promoted blend by its own out-of-fold predictions, kept from its training,
+  for the tasks it was trained on (with the label they had then) and by its predictions for every other task.
+- After a promotion the pool is re-scored in the background, in chunks: every task gets a prediction from the new
+  version with its priority in the whole pool, then the project's model_version is switched, so Label Studio's
+  uncertainty sampling serves tasks in the strategy's order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from sklearn.metrics import f1_score
+
+from backend import classifier, judge, ls_tasks, strategies
+from backend import schema as schemas
+from backend.embeddings import Embedder
+from backend.jobs import CoalescingJobs
+from backend.metrics import Metrics
+from backend.model_store import ModelStore
+from backend.predictor import Predictor
+from backend.schema import Schema
+from backend.settings import Settings
+from backend.vectors import VectorCache
+
+log = logging.getLogger(__name__)
+
+TRAINING_ACTIONS = frozenset({"ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED", "START_TRAINING"})
+KIND = "blend"
+
+
+class LoopError(ValueError):
+    """A request the loop cannot honour (unknown strategy, training without Label Studio); answered with 4xx."""
+
+
+@dataclass
+class ProjectModel:
+    """What a promotion saves: the fitted blend and what it needs to be judged fairly later."""
+
+    version: str
+    labels: tuple[str, ...]
+    llm_version: str
+    model: classifier.Model
+    heldout: dict[int, tuple[int, int]] = field(default_factory=dict)  # task → (label index then, out-of-fold guess)
+
+
+@dataclass
+class PoolRanking:
+    version: str
+    priorities: dict[int, float]
+
+
+def _macro_f1(y: np.ndarray, guess: np.ndarray) -> float:
+    return float(f1_score(y, guess, labels=np.unique(y), average="macro", zero_division=0))
+
+
+class Loop:
+    def __init__(self, settings: Settings, predictor: Callable[[], Predictor], metrics: Metrics, client_factory=None) -> None:
+        self.settings = settings
+        self._predictor = predictor
+        self.metrics = metrics
+        self.embedder = Embedder(settings.data_dir / "cache" / "embeddings.npz")
+        self._llm_caches: dict[str, VectorCache] = {}
+        self._models: dict[str, ProjectModel | None] = {}
+        self._rankings: dict[str, PoolRanking] = {}
+        self._client_factory = client_factory or self._connect
+        self._client = None
+        self.training = CoalescingJobs(self.train, "training")
+        self.rescoring = CoalescingJobs(self.rescore, "rescore")
+
+    # ---------------------------------------------------------------- per-project state
+
+    def store(self, project: str) -> ModelStore:
+        return ModelStore(self.settings.data_dir, project)
+
+    def model(self, project: str) -> ProjectModel | None:
+        if project not in self._models:
+            current = self.store(project).current()
+            self._models[project] = current[1] if current else None
+        return self._models[project]
+
+    def strategy(self, project: str) -> str:
+        return self.store(project).setting("strategy", self.settings.rank_strategy)
+
+    def set_strategy(self, project: str, name: str) -> None:
+        check_strategy(name)
+        if name != self.strategy(project):
+            self.store(project).set_setting("strategy", name)
+            self._rankings.pop(project, None)
+            if self.model(project) and self.settings.label_studio_url:
+                self.rescoring.request(project)
+
+    # ---------------------------------------------------------------- features
+
+    def llm_probs(self, schema: Schema, texts: Sequence[str]) -> tuple[np.ndarray, str]:
+        """Calibrated LLM probabilities (cached per text and LLM version) and that version."""
+        predictor = self._predictor()
+        version = predictor.setup(schema).model_version
+        cache = self._llm_caches.get(version)
+        if cache is None:
+            cache = self._llm_caches[version] = VectorCache(self.settings.data_dir / "cache" / f"llm-{version}.npz")
+        probs = cache.get(list(texts), lambda missing: predictor.probabilities(schema, missing))
+        return probs.reshape(len(texts), len(schema.labels)), version
+
+    def probabilities(self, project: str | None, schema: Schema, texts: Sequence[str]) -> tuple[np.ndarray, str]:
+        """(probabilities, model version) from the project's promoted blend, or from the LLM alone."""
+        llm, llm_version = self.llm_probs(schema, texts)
+        current = self.model(project) if project else None
+        if current is None or current.labels != schema.labels or current.llm_version != llm_version:
+            return llm, llm_version
+        return current.model.predict_proba(self.embedder.encode(texts), llm), current.version
+
+    # ---------------------------------------------------------------- predictions
+
+    def predict(self, project: str | None, schema: Schema, tasks: Sequence[Any]) -> tuple[list[dict], list[dict], str]:
+        """One prediction per task, in order; the skipped tasks with their reason; the version that answered."""
+        predictor = self._predictor()
+        texts, slots, skipped = predictor.task_texts(schema, tasks)
+        version = predictor.setup(schema).model_version
+        results: list[dict] = [{"result": [], "score": 0.0, "model_version": version} for _ in tasks]
+        if not texts:
+            return results, skipped, version
+        probs, version = self.probabilities(project, schema, texts)
+        strategy = self.strategy(project) if project else self.settings.rank_strategy
+        priority = strategies.pointwise_priority(strategy, probs)
+        ranking = self._rankings.get(project) if project else None
+        for slot, row, own in zip(slots, probs, priority):
+            task_id = tasks[slot].get("id")
+            if ranking and ranking.version == version and task_id in ranking.priorities:
+                own = ranking.priorities[task_id]
+            results[slot] = {
+                "result": [schema.result(schema.labels[int(np.argmax(row))])],
+                "score": round(float(own), 6),
+                "model_version": version,
+            }
+        for item in results:
+            item["model_version"] = version
+        return results, skipped, version
+
+    # ---------------------------------------------------------------- training
+
+    def request_training(self, project: str) -> str:
+        if not (self.settings.label_studio_url and self.settings.ls_api_key()):
+            raise LoopError(
+                "training needs LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY (or LABEL_STUDIO_API_KEY_FILE) "
+                "to fetch the labels"
+            )
+        self.metrics.training_requests.inc()
+        return self.training.request(project)
+
+    def _connect(self):
+        from backend import ls_client
+
+        return ls_client.connect(self.settings.label_studio_url, self.settings.ls_api_key()).client
+
+    def client(self):
+        """One SDK client, made on first use (it checks the URL and key) and kept: it refreshes its own token."""
+        if self._client is None:
+            self._client = self._with_retries("connecting to Label Studio", self._client_factory)
+        return self._client
+
+    def busy(self, project: str) -> bool:
+        return self.training.busy(project) or self.rescoring.busy(project)
+
+    def _with_retries(self, what: str, call: Callable[[], Any]) -> Any:
+        """Label Studio may restart or be busy; back off 1, 2, 4 s before giving up on this run."""
+        delays = [1.0, 2.0, 4.0][: self.settings.ls_retries]
+        for attempt in range(len(delays) + 1):
+            try:
+                return call()
+            except Exception as e:
+                self.metrics.ls_errors.inc()
+                # A refused token or a missing project will not change on a retry; network trouble may.
+                if attempt == len(delays) or not getattr(e, "retryable", True):
+                    raise
+                log.warning("%s failed (%s); retrying in %.0f s", what, str(e).splitlines()[0][:200], delays[attempt])
+                time.sleep(delays[attempt])
+
+    def _project_schema(self, client, project: str) -> Schema:
+        config = self._with_retries("reading the project", lambda: client.projects.get(id=int(project)).label_config)
+        return schemas.parse(config or "")
+
+    def train(self, project: str) -> dict:
+        """One training run; the result also goes to the registry, the log and /metrics."""
+        started = time.perf_counter()
+        try:
+            record = self._train(project, started)
+        except Exception as e:
+            self.metrics.training_runs.labels("failed").inc()
+            log.exception("training for project %s failed; the serving model is unchanged", project)
+            return {"result": "failed", "error": str(e).splitlines()[0] if str(e) else type(e).__name__}
+        self.metrics.training_runs.labels(record["result"]).inc()
+        self.metrics.training_seconds.observe(record["seconds"])
+        log.info("training for project %s: %s", project, {k: v for k, v in record.items() if k != "stats"})
+        return record
+
+    def _train(self, project: str, started: float) -> dict:
+        client = self.client()
+        schema = self._project_schema(client, project)
+        labeled, stats = self._with_retries("fetching labels", lambda: ls_tasks.fetch_labeled(client, int(project), schema))
+        fetched = time.perf_counter()
+        record: dict[str, Any] = {"labels": len(labeled), "stats": vars(stats), "strategy": self.strategy(project)}
+        if not labeled:
+            return {**record, "result": "skipped", "reason": "no labeled tasks", "seconds": time.perf_counter() - started}
+        texts = [t.text for t in labeled]
+        ids = np.array([t.task_id for t in labeled])
+        y = np.array([schema.labels.index(t.label) for t in labeled])
+        llm, llm_version = self.llm_probs(schema, texts)
+        emb = self.embedder.encode(texts)
+        try:
+            oof = classifier.out_of_fold(KIND, emb, llm, y, len(schema.labels))
+        except classifier.TrainingError as e:
+            return {**record, "result": "skipped", "reason": str(e), "seconds": time.perf_counter() - started}
+        candidate_guess = oof.argmax(1)
+        incumbent = self.model(project)
+        if incumbent and (incumbent.labels != schema.labels or incumbent.llm_version != llm_version):
+            incumbent = None  # trained for another config or LLM: the LLM is what it would be compared with
+        incumbent_guess = self._incumbent_guess(incumbent, ids, y, emb, llm)
+        candidate_f1, incumbent_f1 = _macro_f1(y, candidate_guess), _macro_f1(y, incumbent_guess)
+        llm_f1 = _macro_f1(y, llm.argmax(1))
+        promote = candidate_f1 > incumbent_f1
+        store = self.store(project)
+        version = f"{llm_version}-r{len(store.versions()) + 1}"
+        record.update(
+            version=version,
+            incumbent=incumbent.version if incumbent else llm_version,
+            cv_macro_f1=round(candidate_f1, 4),
+            incumbent_macro_f1=round(incumbent_f1, 4),
+            llm_macro_f1=round(llm_f1, 4),
+            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            result="promoted" if promote else "kept",
+        )
+        model = None
+        if promote:
+            fitted = classifier.fit(KIND, emb, llm, y, len(schema.labels))
+            heldout = {int(i): (int(a), int(b)) for i, a, b in zip(ids, y, candidate_guess)}
+            model = ProjectModel(version, schema.labels, llm_version, fitted, heldout)
+        record["fit_seconds"] = round(time.perf_counter() - fetched, 3)
+        record["seconds"] = round(time.perf_counter() - started, 3)
+        store.add(version, model, record, promote)
+        self.embedder.save()
+        if model:
+            self._models[project] = model
+            self.metrics.model_version.labels(version).set(1)
+            self.rescoring.request(project)
+        return record
+
+    def _incumbent_guess(self, incumbent: ProjectModel | None, ids, y, emb, llm) -> np.ndarray:
+        if incumbent is None:
+            return llm.argmax(1)
+        guess = incumbent.model.predict_proba(emb, llm).argmax(1)
+        for row, (task_id, label) in enumerate(zip(ids, y)):
+            seen = incumbent.heldout.get(int(task_id))
+            if seen and seen[0] == label:
+                guess[row] = seen[1]  # trained on it: only its out-of-fold guess is a fair one
+        return guess
+
+    # ---------------------------------------------------------------- re-scoring the pool
+
+    def rescore(self, project: str) -> None:
+        """Predict every task with the serving version, rank the pool, write the predictions, switch the version."""
+        started = time.perf_counter()
+        client = self.client()
+        schema = self._project_schema(client, project)
+        pool = self._with_retries("reading the pool", lambda: ls_tasks.fetch_pool(client, int(project), schema.data_key))
+        if not pool:
+            return
+        ids = [task_id for task_id, _ in pool]
+        texts = [text for _, text in pool]
+        chunk = self.settings.rescore_chunk
+        parts: list[np.ndarray] = []
+        version = ""
+        progress = self.metrics.rescore_progress.labels(project)
+        for start in range(0, len(texts), chunk):
+            probs, version = self.probabilities(project, schema, texts[start : start + chunk])
+            parts.append(probs)
+            done = min(start + chunk, len(texts))
+            progress.set(done / len(texts) / 2)  # scoring is the first half of the work, writing the second
+            log.info("re-scoring project %s: %d/%d tasks scored", project, done, len(texts))
+        probs = np.vstack(parts)
+        strategy = self.strategy(project)
+        current = self.model(project)
+        trained_on = current.heldout if current else {}
+        labeled = [i for i, task_id in enumerate(ids) if task_id in trained_on]
+        emb = self.embedder.encode(texts) if strategy in ("diversity", "hybrid") else None
+        extras = {strategy: self._judged(strategy, texts)} if strategy in strategies.LLM_JUDGED else None
+        utility = strategies.rank(strategy, probs, emb, labeled_idx=labeled, extra_utilities=extras)
+        priority = strategies.priority_scores(utility)
+        predictions = [
+            {
+                "task": task_id,
+                "result": [schema.result(schema.labels[int(np.argmax(row))])],
+                "score": round(float(score), 6),
+                "model_version": version,
+            }
+            for task_id, row, score in zip(ids, probs, priority)
+        ]
+
+        def written(done: int, total: int) -> None:
+            progress.set(0.5 + done / total / 2)
+            log.info("re-scoring project %s: %d/%d predictions written", project, done, total)
+
+        self._with_retries(
+            "writing predictions", lambda: ls_tasks.push_predictions(client, int(project), predictions, chunk, written)
+        )
+        self._with_retries("switching the model version", lambda: ls_tasks.set_model_version(client, int(project), version))
+        self._rankings[project] = PoolRanking(version, dict(zip(ids, priority.tolist())))
+        self.embedder.save()
+        self.metrics.rescored_tasks.inc(len(ids))
+        progress.set(1.0)
+        log.info("re-scored project %s: %d tasks, %s order, version %s, %.1f s", project, len(ids), strategy, version,
+                 time.perf_counter() - started)
+
+    def _judged(self, strategy: str, texts: list[str]) -> np.ndarray:
+        """The LLM's judgement of every text (backend/judge.py), cached per text like the label probabilities."""
+        variant = strategy.removeprefix("llm_")
+        predictor = self._predictor()
+        scorer = predictor.scorer
+        prompt = judge.judge_prompt(scorer.tokenizer, variant)
+        digest = hashlib.sha256(f"{predictor.source.identity}\x1f{prompt.sha256}".encode()).hexdigest()
+        key = f"judge-{variant}-{digest[:12]}"
+        if key not in self._llm_caches:
+            self._llm_caches[key] = VectorCache(self.settings.data_dir / "cache" / f"{key}.npz")
+        return judge.utilities(scorer, texts, variant, self._llm_caches[key])
+
+    # ---------------------------------------------------------------- listing
+
+    def versions(self, project: str) -> list[dict]:
+        return self.store(project).versions()
+
+
+def check_strategy(name: Any) -> str:
+    if not isinstance(name, str) or name not in strategies.SERVED:
+        raise LoopError(f"unknown ranking strategy {name!r}; use one of {sorted(strategies.SERVED)}")
+    return name

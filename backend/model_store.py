@@ -1,0 +1,89 @@
+"""Trained models per project on disk: each version's artifact and metrics, and which one serves.
+
+Layout under DATA_DIR/projects/<project>/: `models/<version>.joblib` (the fitted model) and `registry.json`
+(every version trained, its metrics, whether it was promoted, and the serving one). Both are written through a
+temporary file and a rename, so a crash at any moment leaves the previous state readable; the artifact is written
+before the registry names it, so the registry never points at a missing or partial file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+import joblib
+
+log = logging.getLogger(__name__)
+
+
+def _atomic_write(path: Path, write: Callable[[Any], None], mode: str = "w") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class ModelStore:
+    def __init__(self, root: str | os.PathLike, project: str) -> None:
+        self.dir = Path(root) / "projects" / project
+        self.registry_path = self.dir / "registry.json"
+        self._lock = threading.Lock()
+
+    def registry(self) -> dict:
+        try:
+            data = json.loads(self.registry_path.read_text())
+        except FileNotFoundError:
+            return {"current": None, "versions": [], "settings": {}}
+        except (OSError, ValueError) as e:
+            # Never silently start over: the artifacts are still there and the admin should know.
+            raise RuntimeError(f"{self.registry_path} is unreadable ({e}); move it aside to start a new registry") from None
+        data.setdefault("settings", {})
+        return data
+
+    def _save_registry(self, data: dict) -> None:
+        _atomic_write(self.registry_path, lambda f: json.dump(data, f, indent=1, sort_keys=True))
+
+    def artifact(self, version: str) -> Path:
+        return self.dir / "models" / f"{version}.joblib"
+
+    def add(self, version: str, model: Any, record: dict, promote: bool) -> None:
+        """Keep a trained version; the serving pointer moves only when `promote`."""
+        if promote:
+            _atomic_write(self.artifact(version), lambda f: joblib.dump(model, f), mode="wb")
+        with self._lock:
+            data = self.registry()
+            data["versions"].append({**record, "version": version, "promoted": promote})
+            if promote:
+                data["current"] = version
+            self._save_registry(data)
+
+    def current(self) -> tuple[str, Any] | None:
+        """The serving version and its model, or None (the LLM serves alone)."""
+        version = self.registry().get("current")
+        if not version:
+            return None
+        return version, joblib.load(self.artifact(version))
+
+    def versions(self) -> list[dict]:
+        return list(self.registry()["versions"])
+
+    def setting(self, name: str, default: Any = None) -> Any:
+        return self.registry()["settings"].get(name, default)
+
+    def set_setting(self, name: str, value: Any) -> None:
+        with self._lock:
+            data = self.registry()
+            data["settings"][name] = value
+            self._save_registry(data)

@@ -1,0 +1,181 @@
+"""The loop on the tiny LLM and the real MiniLM, with Label Studio's answers held in memory.
+
+The end-to-end test (test_e2e_loop.py) runs the same loop against a real Label Studio; here the point is what a
+real server makes hard to arrange: a crash inside a run, a burst of concurrent webhooks, a restart mid-way.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from backend import classifier, corpus, ls_tasks
+from backend import schema as schemas
+from backend.app import create_app
+from backend.service import Service
+from backend.settings import Settings
+from helpers import CONFIG, tiny_predictor
+
+SCHEMA = schemas.parse(CONFIG)
+
+
+class FakeProject:
+    """A project's tasks and resolved labels, answering the calls the loop makes through ls_tasks."""
+
+    def __init__(self, n_tasks: int = 160, n_labeled: int = 120) -> None:
+        df = corpus.stratified_split(corpus.load(), [n_tasks], seed=3)[0].reset_index(drop=True)
+        self.tasks = [(i + 1, text) for i, text in enumerate(df["text"])]
+        self.labels = {i + 1: label for i, label in enumerate(df["label"][:n_labeled])}
+        self.pushed: list[dict] = []
+        self.model_version = None
+        self.fetches = 0
+        self.lock = threading.Lock()
+        self.client = SimpleNamespace(projects=SimpleNamespace(get=lambda id: SimpleNamespace(label_config=CONFIG)))
+
+    def install(self, monkeypatch) -> None:
+        texts = dict(self.tasks)
+
+        def fetch_labeled(client, project_id, schema):
+            with self.lock:
+                self.fetches += 1
+                labeled = [ls_tasks.LabeledTask(i, texts[i], label, 1) for i, label in self.labels.items()]
+            return labeled, ls_tasks.FetchStats(tasks=len(labeled))
+
+        def push_predictions(client, project_id, predictions, chunk=500, progress=None):
+            self.pushed = list(predictions)
+            if progress:
+                progress(len(predictions), len(predictions))
+            return len(predictions)
+
+        def set_model_version(client, project_id, version):
+            self.model_version = version
+
+        monkeypatch.setattr(ls_tasks, "fetch_labeled", fetch_labeled)
+        monkeypatch.setattr(ls_tasks, "fetch_pool", lambda client, project_id, data_key: list(self.tasks))
+        monkeypatch.setattr(ls_tasks, "push_predictions", push_predictions)
+        monkeypatch.setattr(ls_tasks, "set_model_version", set_model_version)
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    return tiny_predictor()
+
+
+def make_service(tmp_path, predictor, project: FakeProject, **settings) -> Service:
+    base = dict(data_dir=tmp_path, label_studio_url="http://ls.invalid", label_studio_api_key="k", ls_retries=0)
+    service = Service(Settings(**{**base, **settings}), loader=lambda s: predictor)
+    service.loop._client_factory = lambda: project.client
+    service.start()
+    service.predictor(wait=60)
+    return service
+
+
+def webhook(client, action: str = "ANNOTATION_CREATED", project: int = 5):
+    return client.post("/webhook", data=json.dumps({"action": action, "project": {"id": project}}),
+                       content_type="application/json")
+
+
+def test_a_burst_of_webhooks_is_answered_at_once_and_trains_at_most_twice(tmp_path, predictor, monkeypatch):
+    project = FakeProject()
+    project.install(monkeypatch)
+    service = make_service(tmp_path, predictor, project)
+    client = create_app(service).test_client()
+    answers: list[str] = []
+    threads = [threading.Thread(target=lambda: answers.append(webhook(client).json["training"])) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert service.loop.training.wait("5", timeout=120)
+    assert answers.count("started") == 1 and answers.count("queued") <= 1
+    assert len(answers) == 20
+    assert project.fetches == 1 + answers.count("queued")
+    versions = client.get("/versions?project=5").json
+    assert versions["training"][0]["labels"] == 120
+    # The blend of real embeddings beats the tiny random LLM on these labels, so it is promoted.
+    assert versions["current"] == versions["training"][0]["version"]
+    assert versions["current"].endswith("-r1")
+    assert service.loop.rescoring.wait("5", timeout=120)
+    assert project.model_version == versions["current"]
+    assert {p["task"] for p in project.pushed} == {i for i, _ in project.tasks}
+    assert all(p["model_version"] == versions["current"] for p in project.pushed)
+    # Labeled tasks are ranked last; the rest get the strategy's priorities, lowest = ask first.
+    scores = {p["task"]: p["score"] for p in project.pushed}
+    assert max(scores[i] for i in range(121, 161)) < min(scores[i] for i in project.labels)
+    # /predict now answers with the promoted version and the pool priority.
+    task = {"id": 130, "data": {"text": dict(project.tasks)[130]}}
+    answer = client.post("/predict", data=json.dumps({"tasks": [task], "project": "5.1", "label_config": CONFIG}),
+                         content_type="application/json").json
+    assert answer["model_version"] == versions["current"]
+    assert answer["results"][0]["score"] == pytest.approx(scores[130], abs=1e-6)
+    metrics = client.get("/metrics").data.decode()
+    assert 'backend_training_runs_total{result="promoted"} 1.0' in metrics
+    assert 'backend_rescore_progress{project="5"} 1.0' in metrics
+
+
+def test_a_crash_inside_a_run_keeps_the_old_model_serving_and_a_restart_keeps_versions(tmp_path, predictor, monkeypatch):
+    project = FakeProject()
+    project.install(monkeypatch)
+    service = make_service(tmp_path, predictor, project)
+    first = service.loop.train("5")
+    assert first["result"] == "promoted"
+    service.loop.rescoring.wait("5", timeout=120)
+
+    def broken_fit(*args, **kwargs):
+        raise MemoryError("simulated crash while fitting")
+
+    # New labels make the next candidate worth promoting, then the fit dies.
+    project.labels.update({i: label for i, label in zip(range(121, 141), ["Positive"] * 20)})
+    monkeypatch.setattr(classifier, "fit", broken_fit)
+    monkeypatch.setattr(service.loop, "_incumbent_guess", lambda *a: np.zeros(140, dtype=int))
+    failed = service.loop.train("5")
+    assert failed["result"] == "failed" and "simulated crash" in failed["error"]
+    assert service.loop.model("5").version == first["version"]
+
+    restarted = make_service(tmp_path, predictor, project)
+    assert restarted.loop.model("5").version == first["version"]
+    assert [v["version"] for v in restarted.loop.versions("5")] == [first["version"]]
+    results, _, version = restarted.loop.predict("5", SCHEMA, [{"id": 1, "data": {"text": "fine"}}])
+    assert version == first["version"]
+
+
+def test_a_candidate_that_does_not_beat_the_serving_model_is_kept_out(tmp_path, predictor, monkeypatch):
+    project = FakeProject()
+    project.install(monkeypatch)
+    service = make_service(tmp_path, predictor, project)
+    monkeypatch.setattr(service.loop, "_incumbent_guess", lambda incumbent, ids, y, *a: np.asarray(y).copy())  # a perfect incumbent
+    record = service.loop.train("5")
+    assert record["result"] == "kept" and record["incumbent_macro_f1"] == 1.0
+    assert service.loop.model("5") is None
+    assert [v["promoted"] for v in service.loop.versions("5")] == [False]
+
+
+def test_training_without_label_studio_settings_is_a_clear_400(tmp_path, predictor):
+    service = Service(Settings(data_dir=tmp_path), loader=lambda s: predictor)
+    service.start()
+    client = create_app(service).test_client()
+    answer = webhook(client, "START_TRAINING")
+    assert answer.status_code == 400 and "LABEL_STUDIO_URL" in answer.json["error"]
+    saved = webhook(client)  # an annotation save must not fail because training is off
+    assert saved.status_code == 200 and saved.json["training"].startswith("disabled: training needs LABEL_STUDIO_URL")
+    assert webhook(client, "PROJECT_UPDATED").status_code == 200
+    answer = client.post("/webhook", data=json.dumps({"action": "START_TRAINING", "project": "x"}),
+                         content_type="application/json")
+    assert answer.status_code == 400 and "project" in answer.json["error"]
+
+
+def test_the_strategy_is_set_per_project_through_setup(tmp_path, predictor):
+    service = Service(Settings(data_dir=tmp_path), loader=lambda s: predictor)
+    service.start()
+    client = create_app(service).test_client()
+    body = {"project": "9.1", "schema": CONFIG, "extra_params": {"strategy": "entropy"}}
+    assert client.post("/setup", data=json.dumps(body), content_type="application/json").status_code == 200
+    assert client.get("/versions?project=9").json["strategy"] == "entropy"
+    assert client.get("/versions?project=8").json["strategy"] == "margin"
+    bad = client.post("/setup", data=json.dumps({**body, "extra_params": {"strategy": "vibes"}}),
+                      content_type="application/json")
+    assert bad.status_code == 400 and "unknown ranking strategy" in bad.json["error"]

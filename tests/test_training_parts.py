@@ -1,0 +1,142 @@
+"""The loop's parts on their own: coalescing jobs, the model store, the vector cache and the classifier."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from backend import classifier
+from backend.jobs import CoalescingJobs
+from backend.model_store import ModelStore
+from backend.vectors import VectorCache
+
+
+def test_requests_during_a_run_cause_exactly_one_more_run():
+    gate = threading.Event()
+    runs: list[str] = []
+    running = []
+
+    def run(key: str) -> None:
+        running.append(key)
+        assert running.count(key) == 1, "two runs of one key at once"
+        runs.append(key)
+        gate.wait(5)
+        running.remove(key)
+
+    jobs = CoalescingJobs(run)
+    answers = [jobs.request("7")]
+    time.sleep(0.05)
+    threads = [threading.Thread(target=lambda: answers.append(jobs.request("7"))) for _ in range(30)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    gate.set()
+    assert jobs.wait("7", timeout=5)
+    assert answers[0] == "started"
+    assert answers.count("queued") == 1 and answers.count("coalesced") == 29
+    assert runs == ["7", "7"]
+
+
+def test_keys_run_independently_and_a_failing_run_does_not_stop_the_next():
+    calls: list[str] = []
+
+    def run(key: str) -> None:
+        calls.append(key)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+
+    jobs = CoalescingJobs(run)
+    jobs.request("1")
+    assert jobs.wait("1", timeout=5)
+    jobs.request("1")
+    jobs.request("2")
+    assert jobs.wait("1", timeout=5) and jobs.wait("2", timeout=5)
+    assert sorted(calls) == ["1", "1", "2"]
+    assert not jobs.busy("1")
+
+
+def test_model_store_survives_a_reopen_and_keeps_unpromoted_versions_out_of_service(tmp_path):
+    store = ModelStore(tmp_path, "3")
+    assert store.current() is None
+    store.add("v-r1", {"w": 1}, {"cv_macro_f1": 0.8}, promote=True)
+    store.add("v-r2", None, {"cv_macro_f1": 0.7}, promote=False)
+    reopened = ModelStore(tmp_path, "3")
+    version, model = reopened.current()
+    assert (version, model) == ("v-r1", {"w": 1})
+    assert [(v["version"], v["promoted"]) for v in reopened.versions()] == [("v-r1", True), ("v-r2", False)]
+    assert not reopened.artifact("v-r2").exists()
+    assert not list((tmp_path / "projects" / "3").rglob("*.tmp"))
+    reopened.set_setting("strategy", "entropy")
+    assert ModelStore(tmp_path, "3").setting("strategy") == "entropy"
+
+
+def test_an_unreadable_registry_is_reported_not_replaced(tmp_path):
+    store = ModelStore(tmp_path, "3")
+    store.add("v-r1", {"w": 1}, {}, promote=True)
+    store.registry_path.write_text("{not json")
+    with pytest.raises(RuntimeError, match="unreadable"):
+        store.current()
+    assert store.registry_path.read_text() == "{not json"
+
+
+def test_vector_cache_computes_each_text_once_and_reloads(tmp_path):
+    calls: list[list[str]] = []
+
+    def compute(texts):
+        calls.append(list(texts))
+        return np.array([[len(t), 1.0] for t in texts])
+
+    cache = VectorCache(tmp_path / "c.npz")
+    a = cache.get(["ab", "abc", "ab"], compute)
+    b = cache.get(["abc", "d"], compute)
+    assert calls == [["ab", "abc"], ["d"]]
+    assert a.tolist() == [[2, 1], [3, 1], [2, 1]] and b.tolist() == [[3, 1], [1, 1]]
+    cache.save()
+    again = VectorCache(tmp_path / "c.npz")
+    assert again.get(["d", "ab"], compute).tolist() == [[1, 1], [2, 1]]
+    assert len(calls) == 2
+    (tmp_path / "c.npz").write_bytes(b"garbage")
+    assert len(VectorCache(tmp_path / "c.npz")) == 0
+
+
+def _toy(n: int, seed: int = 0):
+    """Three separable clusters in 384-d and an LLM that is right 70% of the time."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    centers = rng.normal(size=(3, 384))
+    emb = centers[y] + rng.normal(scale=2.0, size=(n, 384))
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    llm_label = np.where(rng.random(n) < 0.7, y, rng.integers(0, 3, n))
+    llm = np.full((n, 3), 0.15)
+    llm[np.arange(n), llm_label] = 0.7
+    return emb.astype(np.float32), llm, y
+
+
+def test_blend_beats_the_llm_it_starts_from_and_returns_every_label_column():
+    emb, llm, y = _toy(600)
+    model = classifier.fit("blend", emb[:400], llm[:400], y[:400], n_labels=4)
+    probs = model.predict_proba(emb[400:], llm[400:])
+    assert probs.shape == (200, 4) and np.allclose(probs.sum(1), 1) and np.all(probs[:, 3] == 0)
+    assert (probs.argmax(1) == y[400:]).mean() > (llm[400:].argmax(1) == y[400:]).mean() + 0.05
+
+
+def test_out_of_fold_never_predicts_a_row_with_a_model_that_saw_it():
+    emb, llm, y = _toy(60)
+    y_noise = y.copy()
+    oof = classifier.out_of_fold("classifier", emb, None, y_noise, 3)
+    fitted = classifier.fit("classifier", emb, None, y_noise, 3).predict_proba(emb)
+    assert oof.shape == (60, 3)
+    # A model scores its own training rows better than held-out ones.
+    assert (fitted.argmax(1) == y).mean() >= (oof.argmax(1) == y).mean()
+
+
+def test_too_few_labels_is_a_training_error():
+    emb, llm, y = _toy(10)
+    with pytest.raises(classifier.TrainingError, match="two classes"):
+        classifier.fit("blend", emb[:3], llm[:3], [0, 0, 0], 3)
+    with pytest.raises(ValueError, match="unknown model kind"):
+        classifier.design("svm", emb, llm)
