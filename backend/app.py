@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 from typing import Any
@@ -59,9 +60,30 @@ def create_app(service: Service) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = service.settings.max_request_mb * 1024 * 1024
     metrics = service.metrics
 
+    settings = service.settings
+    # Label Studio checks /health before it knows whether to send credentials; everything else needs them.
+    open_routes = {"/health", "/"}
+
     @app.before_request
     def _start_timer() -> None:
         g.started = time.perf_counter()
+
+    @app.before_request
+    def _authenticate():
+        if not settings.basic_auth_user or request.path in open_routes:
+            return None
+        given = request.authorization
+        user = (given.username or "") if given and given.type == "basic" else ""
+        password = (given.password or "") if given and given.type == "basic" else ""
+        # Both compared in constant time, and both always compared, so timing tells nothing about either.
+        user_ok = hmac.compare_digest(user.encode(), settings.basic_auth_user.encode())
+        pass_ok = hmac.compare_digest(password.encode(), settings.basic_auth_pass.encode())
+        if user_ok and pass_ok:
+            return None
+        answer = jsonify(error="authentication required: HTTP basic auth (BASIC_AUTH_USER / BASIC_AUTH_PASS)")
+        answer.status_code = 401
+        answer.headers["WWW-Authenticate"] = 'Basic realm="labelloop"'
+        return answer
 
     @app.after_request
     def _count(response: Response) -> Response:

@@ -6,6 +6,7 @@ import skips them, and the ML backend connection is updated in place rather than
 
 from __future__ import annotations
 
+import base64
 import csv
 import hashlib
 import html
@@ -318,12 +319,12 @@ def default_text_key(label_config: str) -> str:
 # ---------------------------------------------------------------- ML backend
 
 
-def wait_for_backend(backend_url: str, timeout: float = 120.0) -> None:
+def wait_for_backend(backend_url: str, timeout: float = 120.0, auth: tuple[str, str] | None = None) -> None:
     """Return once the backend's /health says UP; it answers 503 while its model loads."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            answer = requests.get(f"{backend_url}/health", timeout=10)
+            answer = requests.get(f"{backend_url}/health", timeout=10, auth=auth)
         except requests.RequestException as e:
             raise SyncError(f"cannot reach the ML backend at {backend_url}: {describe(e)}") from None
         if answer.status_code == 200:
@@ -347,20 +348,27 @@ def _json_or_empty(answer: requests.Response) -> dict:
 
 
 def backend_model_version(
-    backend_url: str, project_id: int, label_config: str, timeout: float = 300.0, extra_params: dict | None = None
+    backend_url: str,
+    project_id: int,
+    label_config: str,
+    timeout: float = 300.0,
+    extra_params: dict | None = None,
+    auth: tuple[str, str] | None = None,
 ) -> str:
     """Ask the backend's /setup whether it can serve this config, and which model version it will predict with."""
     body = {"project": str(project_id), "schema": label_config}
     if extra_params:
         body["extra_params"] = extra_params
     try:
-        answer = requests.post(f"{backend_url}/setup", json=body, timeout=timeout)
+        answer = requests.post(f"{backend_url}/setup", json=body, timeout=timeout, auth=auth)
     except requests.RequestException as e:
         raise SyncError(f"cannot reach the ML backend at {backend_url}: {describe(e)}") from None
     body = _json_or_empty(answer)
     if answer.status_code == 200 and body.get("model_version"):
         return str(body["model_version"])
     reason = body.get("error") or answer.text.strip()[:200] or f"HTTP {answer.status_code}"
+    if answer.status_code == 401:
+        raise SyncError(f"the ML backend at {backend_url} wants credentials: set BASIC_AUTH_USER and BASIC_AUTH_PASS")
     if 400 <= answer.status_code < 500:
         raise SyncError(f"the ML backend cannot serve project {project_id}'s labeling config: {reason}")
     raise SyncError(f"the ML backend at {backend_url} failed on /setup (HTTP {answer.status_code}): {reason}")
@@ -377,7 +385,11 @@ class ConnectResult:
 
 
 def _attach_backend(
-    client: LabelStudio, project_id: int, backend_url: str, extra_params: dict | None = None
+    client: LabelStudio,
+    project_id: int,
+    backend_url: str,
+    extra_params: dict | None = None,
+    auth: tuple[str, str] | None = None,
 ) -> tuple[int, bool]:
     backends = client.ml.list(project=project_id)
     ours = [b for b in backends if (b.url or "").rstrip("/") == backend_url]
@@ -385,6 +397,8 @@ def _attach_backend(
     fields: dict[str, Any] = {"url": backend_url, "title": BACKEND_TITLE}
     if extra_params:
         fields["extra_params"] = extra_params
+    if auth:
+        fields.update(auth_method="BASIC_AUTH", basic_auth_user=auth[0], basic_auth_pass=auth[1])
     try:
         if ours:
             backend = client.ml.update(id=ours[0].id, project=project_id, **fields)
@@ -408,6 +422,21 @@ def _attach_backend(
             file=sys.stderr,
         )
     return backend.id, created
+
+
+def _authorize_webhook(client: LabelStudio, project_id: int, backend_url: str, auth: tuple[str, str]) -> None:
+    """Label Studio sends the backend's credentials with /setup and /predict but makes the backend's webhook
+    without them; the webhook's own headers carry them instead."""
+    token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+    url = f"{backend_url}/webhook"
+    try:
+        hooks = [h for h in client.webhooks.list(project=str(project_id)) if (h.url or "").rstrip("/") == url]
+        if not hooks:
+            raise SyncError(f"Label Studio made no webhook {url} for project {project_id}; reconnect the backend")
+        for hook in hooks:
+            client.webhooks.update(id=hook.id, url=url, headers={"Authorization": f"Basic {token}"})
+    except ApiError as e:
+        raise SyncError(f"Label Studio refused to update the backend's webhook: {describe(e)}") from None
 
 
 def count_predicted(client: LabelStudio, project_id: int, model_version: str) -> tuple[int, int]:
@@ -437,6 +466,7 @@ def connect_backend(
     progress: bool = True,
     wait: float = 120.0,
     strategy: str | None = None,
+    auth: tuple[str, str] | None = None,
 ) -> ConnectResult:
     """Connect the backend, have every task predicted, and make the backend's model version the project's.
     `strategy` sets the project's ranking strategy in the backend (else the backend's RANK_STRATEGY applies)."""
@@ -444,12 +474,16 @@ def connect_backend(
     if not backend_url.startswith(("http://", "https://")):
         raise SyncError(f"--backend-url {backend_url!r} must start with http:// or https://")
     project = get_project(client, project_id)
-    wait_for_backend(backend_url, wait)
+    wait_for_backend(backend_url, wait, auth)
     # Asked before Label Studio is told about the backend: a config the backend cannot serve would otherwise
     # leave a half-connected backend in the project and a vaguer message.
     extra = {"strategy": strategy} if strategy else None
-    model_version = backend_model_version(backend_url, project_id, project.label_config or "", extra_params=extra)
-    ml_id, created = _attach_backend(client, project_id, backend_url, extra)
+    model_version = backend_model_version(
+        backend_url, project_id, project.label_config or "", extra_params=extra, auth=auth
+    )
+    ml_id, created = _attach_backend(client, project_id, backend_url, extra, auth)
+    if auth:
+        _authorize_webhook(client, project_id, backend_url, auth)
     _update_project(client, project_id, sampling=SAMPLING)
 
     # Label Studio sends every selected task in one /predict call and gives up after 100 s, so ask in batches.

@@ -47,6 +47,8 @@ class Settings:
     label_studio_api_key: str = field(default="", repr=False)  # a secret: kept out of logs and reprs
     label_studio_api_key_file: Path | None = None
     rank_strategy: str = "margin"
+    basic_auth_user: str = ""
+    basic_auth_pass: str = field(default="", repr=False)
     rescore_chunk: int = 256
     ls_retries: int = 3
 
@@ -56,6 +58,9 @@ class Settings:
         calibration = env("CALIBRATION", "auto").strip() or "auto"
         if calibration not in ("auto", "none", "contextual", "fitted") and not Path(calibration).is_file():
             raise SettingsError(f"CALIBRATION={calibration!r}: use auto, none, contextual, fitted or a JSON file path")
+        auth_user, auth_pass = env("BASIC_AUTH_USER", "").strip(), env("BASIC_AUTH_PASS", "")
+        if bool(auth_user) != bool(auth_pass):
+            raise SettingsError("set both BASIC_AUTH_USER and BASIC_AUTH_PASS, or neither")
         strategy = env("RANK_STRATEGY", "").strip() or "margin"
         if strategy not in SERVED:
             raise SettingsError(f"RANK_STRATEGY={strategy!r}: use one of {', '.join(sorted(SERVED))}")
@@ -77,6 +82,8 @@ class Settings:
             label_studio_api_key=env("LABEL_STUDIO_API_KEY", "").strip(),
             label_studio_api_key_file=Path(env("LABEL_STUDIO_API_KEY_FILE")) if env("LABEL_STUDIO_API_KEY_FILE") else None,
             rank_strategy=strategy,
+            basic_auth_user=auth_user,
+            basic_auth_pass=auth_pass,
             rescore_chunk=_int("RESCORE_CHUNK", 256),
             ls_retries=_int("LS_RETRIES", 3, low=0),
         )

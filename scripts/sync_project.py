@@ -14,6 +14,7 @@ safely. A typical first run:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -44,6 +45,12 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def backend_auth() -> tuple[str, str] | None:
+    """The backend's basic-auth credentials, from the same variables the backend reads."""
+    user, password = os.environ.get("BASIC_AUTH_USER", "").strip(), os.environ.get("BASIC_AUTH_PASS", "")
+    return (user, password) if user and password else None
+
+
 def cmd_connect(args: argparse.Namespace) -> int:
     ls = connect()
     result = sync.connect_backend(
@@ -54,6 +61,7 @@ def cmd_connect(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         wait=args.wait,
         strategy=args.strategy,
+        auth=backend_auth(),
     )
     verb = "connected" if result.created else "updated"
     print(f"ML backend {result.ml_backend_id} {verb}; backend model_version {result.model_version}")
@@ -135,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check that the backend can serve the project's labeling config (its /setup), add it to the "
         "project (or update the existing connection to the same URL), make the backend's model version the "
         "project's, switch the task order to uncertainty sampling, and have Label Studio fetch predictions for "
-        "every task. Label Studio must be able to reach --backend-url itself.",
+        "every task. Label Studio must be able to reach --backend-url itself. A backend behind basic auth: set "
+        "BASIC_AUTH_USER and BASIC_AUTH_PASS (as for the backend); Label Studio then sends them with every call.",
     )
     p.add_argument("--project", type=int, required=True, help="project id")
     p.add_argument(

@@ -1,5 +1,6 @@
 """The protocol through Flask's test client, on the tiny model: shapes, config-driven names, bad input."""
 
+import base64
 import json
 
 import pytest
@@ -137,3 +138,35 @@ def test_loading_and_failed_model_answer_503():
     assert c.get("/health").status_code == 503 and "weights missing" in c.get("/health").json["error"]
     r = post(c, "/predict", {"tasks": [], "label_config": CONFIG})
     assert r.status_code == 503 and "weights missing" in r.json["error"]
+
+
+def test_basic_auth_guards_every_route_but_health(tmp_path):
+    settings = Settings(data_dir=tmp_path, basic_auth_user="ls", basic_auth_pass="p@ss wörd")
+    assert "p@ss" not in repr(settings)
+    service = Service(settings, loader=lambda s: tiny_predictor())
+    service.start()
+    service.predictor(wait=60)
+    c = create_app(service).test_client()
+    good = {"Authorization": "Basic " + base64.b64encode("ls:p@ss wörd".encode()).decode()}
+    wrong = {"Authorization": "Basic " + base64.b64encode(b"ls:nope").decode()}
+    assert c.get("/health").status_code == 200
+    for path in ("/versions", "/metrics"):
+        r = c.get(path)
+        assert r.status_code == 401 and "authentication required" in r.json["error"]
+        assert r.headers["WWW-Authenticate"].startswith("Basic")
+        assert c.get(path, headers=wrong).status_code == 401
+        assert c.get(path, headers={"Authorization": "Bearer x"}).status_code == 401
+        assert c.get(path, headers=good).status_code == 200
+    body = json.dumps({"tasks": [{"data": {"text": "great"}}], "label_config": CONFIG})
+    assert c.post("/predict", data=body, content_type="application/json").status_code == 401
+    assert c.post("/predict", data=body, content_type="application/json", headers=good).status_code == 200
+    assert c.post("/webhook", data="{}", content_type="application/json").status_code == 401
+
+
+def test_half_configured_auth_is_a_settings_error(monkeypatch):
+    from backend.settings import SettingsError
+
+    monkeypatch.setenv("BASIC_AUTH_USER", "ls")
+    monkeypatch.delenv("BASIC_AUTH_PASS", raising=False)
+    with pytest.raises(SettingsError, match="BASIC_AUTH_PASS"):
+        Settings.from_env()

@@ -17,6 +17,7 @@ from helpers import ROOT, gunicorn
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MISSING_REASON)]
 
 N_TASKS, N_LABELED = 60, 42
+AUTH = ("labelstudio", "s3cret-e2e-pass")
 
 
 def wait_for(what: str, check, timeout: float = 240.0, every: float = 1.0):
@@ -41,6 +42,9 @@ def training_backend(label_studio, tmp_path_factory):
         # Uncalibrated, the 0.5B model almost never answers Neutral; a few labels let the blend learn it, so the
         # first retrain is promoted for a reason the test can rely on.
         "CALIBRATION": "none",
+        # Behind basic auth, so the test also proves Label Studio's predict calls and webhooks get through.
+        "BASIC_AUTH_USER": AUTH[0],
+        "BASIC_AUTH_PASS": AUTH[1],
     }
     with gunicorn(env, tmp / "gunicorn.log", wait=180.0) as (url, _):
         yield url, tmp / "gunicorn.log"
@@ -54,8 +58,10 @@ def test_annotations_retrain_switch_the_version_and_reorder_next(label_studio, t
     df = corpus.stratified_split(corpus.load(), [N_TASKS], seed=11)[0].reset_index(drop=True)
     tasks = [{"data": {"text": t, sync.HASH_KEY: sync.task_hash({"text": t})}} for t in df["text"]]
     sync.import_tasks(admin, project, tasks, progress=False)
-    connected = sync.connect_backend(admin, project, backend_url, progress=False, strategy="margin")
+    assert requests.get(f"{backend_url}/versions", timeout=10).status_code == 401
+    connected = sync.connect_backend(admin, project, backend_url, progress=False, strategy="margin", auth=AUTH)
     first_version = connected.model_version
+    assert connected.predicted == N_TASKS
     assert admin.projects.get(id=project).model_version == first_version
 
     by_text = {t.data["text"]: t.id for t in admin.tasks.list(project=project, fields="all")}
@@ -68,7 +74,7 @@ def test_annotations_retrain_switch_the_version_and_reorder_next(label_studio, t
 
     def settled():
         # Annotations arrive one by one, so several runs may be promoted in turn; wait for the last.
-        answer = requests.get(f"{backend_url}/versions", params={"project": project}, timeout=10).json()
+        answer = requests.get(f"{backend_url}/versions", params={"project": project}, timeout=10, auth=AUTH).json()
         return answer if answer.get("current") and not answer["busy"] else None
 
     versions = wait_for("a promoted model and an idle loop", settled)
@@ -94,4 +100,7 @@ def test_annotations_retrain_switch_the_version_and_reorder_next(label_studio, t
     )
     assert served.status_code == 200, served.text
     assert served.json()["id"] == first
-    assert "Traceback" not in log_path.read_text()
+    log_text = log_path.read_text()
+    assert "Traceback" not in log_text and AUTH[1] not in log_text
+    # Label Studio's own calls carried the credentials: predictions and every webhook got through.
+    assert '"POST /webhook HTTP/1.1" 401' not in log_text and '"POST /predict HTTP/1.1" 401' not in log_text
