@@ -90,6 +90,8 @@ class LLMScorer:
         if not texts:
             return np.zeros((0, len(answers)))
         label_ids = [self.encode(answer) for answer in answers]
+        if not all(label_ids):
+            raise ValueError(f"an answer string encodes to no tokens: {[a for a, i in zip(answers, label_ids) if not i]}")
         suffix = self.encode(prompt.suffix)
         segments = [self.text_ids(t)[0] + suffix for t in texts]
         return self._runner.submit(self._score_all, prompt, segments, label_ids).result()

@@ -65,6 +65,13 @@ def _parse(config: str) -> Schema:
     choices = list(control.labels_attrs.values())
     if len(choices) < 2:
         raise SchemaError(f"<Choices name=\"{control.name}\"> needs at least two <Choice> values")
+    names = tuple(c.attr.get("value", c.value) for c in choices)
+    labels = tuple(c.value for c in choices)
+    blank = [n for n in names if not isinstance(n, str) or not n.strip()]
+    if blank or any(not isinstance(v, str) or not v.strip() for v in labels):
+        raise SchemaError(f"<Choices name=\"{control.name}\"> has a <Choice> with an empty value")
+    if len(set(names)) < len(names):
+        raise SchemaError(f"<Choices name=\"{control.name}\"> lists the same <Choice> value twice")
     value = texts[to_name].value or ""
     if not value.startswith("$") or len(value) < 2:
         raise SchemaError(f"<Text name=\"{to_name}\"> must take its text from a task field (value=\"$field\")")
@@ -72,6 +79,6 @@ def _parse(config: str) -> Schema:
         from_name=control.name,
         to_name=to_name,
         data_key=value[1:],
-        labels=tuple(c.value for c in choices),
-        names=tuple(c.attr.get("value", c.value) for c in choices),
+        labels=labels,
+        names=names,
     )

@@ -51,3 +51,13 @@ def test_other_controls_are_ignored_when_one_choices_fits():
 def test_unservable_configs_say_what_is_missing(config, message):
     with pytest.raises(SchemaError, match=message):
         parse(config)
+
+
+@pytest.mark.parametrize("choices, message", [
+    ('<Choice value=" "/><Choice value="Bad"/>', "empty value"),
+    ('<Choice value="Good"/><Choice value="Good"/>', "at least two"),
+])
+def test_blank_or_repeated_choices_are_refused(choices, message):
+    config = f'<View><Text name="t" value="$text"/><Choices name="c" toName="t">{choices}</Choices></View>'
+    with pytest.raises(SchemaError, match=message):
+        parse(config)
