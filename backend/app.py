@@ -200,7 +200,7 @@ def create_app(service: Service) -> Flask:
             if project is None:
                 raise ApiError(400, f"a {event['action']} webhook must name its project (project.id)")
             try:
-                answer["training"] = service.loop.request_training(project)
+                answer["training"] = service.loop.request_training(project, event["task"])
             except LoopError as e:
                 if event["action"] == "START_TRAINING":
                     raise  # asked for by a person: the error is the answer

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -76,6 +77,10 @@ class Loop:
         self._rankings: dict[str, PoolRanking] = {}
         self._client_factory = client_factory or self._connect
         self._client = None
+        # Labels per project as of the last run, and the tasks changed since (None: read everything again).
+        self._labels: dict[str, dict[int, ls_tasks.LabeledTask]] = {}
+        self._changed: dict[str, set[int] | None] = {}
+        self._changes_lock = threading.Lock()
         self.training = CoalescingJobs(self.train, "training")
         self.rescoring = CoalescingJobs(self.rescore, "rescore")
 
@@ -113,51 +118,99 @@ class Loop:
         probs = cache.get(list(texts), lambda missing: predictor.probabilities(schema, missing))
         return probs.reshape(len(texts), len(schema.labels)), version
 
-    def probabilities(self, project: str | None, schema: Schema, texts: Sequence[str]) -> tuple[np.ndarray, str]:
-        """(probabilities, model version) from the project's promoted blend, or from the LLM alone."""
-        llm, llm_version = self.llm_probs(schema, texts)
+    def serving(self, project: str | None, schema: Schema) -> tuple[ProjectModel | None, str]:
+        """The project's promoted model if it fits this config and LLM (else None: the LLM alone), and the version."""
+        llm_version = self._predictor().setup(schema).model_version
         current = self.model(project) if project else None
         if current is None or current.labels != schema.labels or current.llm_version != llm_version:
-            return llm, llm_version
-        return current.model.predict_proba(self.embedder.encode(texts), llm), current.version
+            return None, llm_version
+        return current, current.version
+
+    def probabilities(self, schema: Schema, texts: Sequence[str], model: ProjectModel | None) -> np.ndarray:
+        llm, _ = self.llm_probs(schema, texts)
+        return llm if model is None else model.model.predict_proba(self.embedder.encode(texts), llm)
 
     # ---------------------------------------------------------------- predictions
 
     def predict(self, project: str | None, schema: Schema, tasks: Sequence[Any]) -> tuple[list[dict], list[dict], str]:
-        """One prediction per task, in order; the skipped tasks with their reason; the version that answered."""
+        """One prediction per task, in order; the skipped tasks with their reason; the version that answered.
+
+        Texts are scored in chunks, and concurrent requests' chunks take turns on the model, so a large request
+        cannot hold small ones back for long. Tasks not reached within PREDICT_TIMEOUT are answered as skipped:
+        Label Studio gives up on a request after 100 s, and an answer in time with most tasks beats none."""
+        started = time.monotonic()
         predictor = self._predictor()
         texts, slots, skipped = predictor.task_texts(schema, tasks)
-        version = predictor.setup(schema).model_version
+        model, version = self.serving(project, schema)
         results: list[dict] = [{"result": [], "score": 0.0, "model_version": version} for _ in tasks]
-        if not texts:
-            return results, skipped, version
-        probs, version = self.probabilities(project, schema, texts)
         strategy = self.strategy(project) if project else self.settings.rank_strategy
-        priority = strategies.pointwise_priority(strategy, probs)
         ranking = self._rankings.get(project) if project else None
-        for slot, row, own in zip(slots, probs, priority):
-            task_id = tasks[slot].get("id")
-            if ranking and ranking.version == version and task_id in ranking.priorities:
-                own = ranking.priorities[task_id]
-            results[slot] = {
-                "result": [schema.result(schema.labels[int(np.argmax(row))])],
-                "score": round(float(own), 6),
-                "model_version": version,
-            }
-        for item in results:
-            item["model_version"] = version
+        chunk = self.settings.predict_chunk
+        for start in range(0, len(texts), chunk):
+            if time.monotonic() - started > self.settings.predict_timeout:
+                reason = f"not predicted within {self.settings.predict_timeout} s (PREDICT_TIMEOUT); ask again"
+                skipped += [{"index": i, "task": _task_id(tasks[i]), "reason": reason} for i in slots[start:]]
+                self.metrics.timeouts.inc(len(slots) - start)
+                break
+            probs = self.probabilities(schema, texts[start : start + chunk], model)
+            priority = strategies.pointwise_priority(strategy, probs)
+            for slot, row, own in zip(slots[start : start + chunk], probs, priority):
+                task_id = _task_id(tasks[slot])
+                if ranking and ranking.version == version and task_id in ranking.priorities:
+                    own = ranking.priorities[task_id]
+                results[slot] = {
+                    "result": [schema.result(schema.labels[int(np.argmax(row))])],
+                    "score": round(float(own), 6),
+                    "model_version": version,
+                }
+        skipped.sort(key=lambda item: item["index"])
         return results, skipped, version
 
     # ---------------------------------------------------------------- training
 
-    def request_training(self, project: str) -> str:
+    def request_training(self, project: str, task_id: Any = None) -> str:
+        """Ask for a run. With the task an annotation event names, the run re-reads only the tasks changed since
+        the last run; without one (deletions, "Start training", a restart) it reads every labeled task again."""
         if not (self.settings.label_studio_url and self.settings.ls_api_key()):
             raise LoopError(
                 "training needs LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY (or LABEL_STUDIO_API_KEY_FILE) "
                 "to fetch the labels"
             )
         self.metrics.training_requests.inc()
+        with self._changes_lock:
+            changed = self._changed.get(project, set())
+            if isinstance(task_id, int) and changed is not None and project in self._labels:
+                changed.add(task_id)
+                self._changed[project] = changed
+            else:
+                self._changed[project] = None
         return self.training.request(project)
+
+    def _fetch_labels(self, client, project: str, schema: Schema) -> tuple[list[ls_tasks.LabeledTask], dict]:
+        with self._changes_lock:
+            changed = self._changed.get(project)
+            self._changed[project] = set()
+        known = self._labels.get(project)
+        try:
+            if changed is None or known is None:
+                labeled, stats = self._with_retries(
+                    "fetching labels", lambda: ls_tasks.fetch_labeled(client, int(project), schema)
+                )
+                known = {t.task_id: t for t in labeled}
+                read = "all"
+            else:
+                labeled, stats = self._with_retries(
+                    "fetching changed labels", lambda: ls_tasks.fetch_labeled(client, int(project), schema, changed)
+                )
+                known = {i: t for i, t in known.items() if i not in changed}
+                known.update((t.task_id, t) for t in labeled)
+                read = len(changed)
+        except Exception:
+            with self._changes_lock:
+                self._changed[project] = None  # whatever was missed is read in full next time
+            raise
+        self._labels[project] = known
+        return [known[i] for i in sorted(known)], {"read": read, **vars(stats)}
 
     def _connect(self):
         from backend import ls_client
@@ -208,9 +261,9 @@ class Loop:
     def _train(self, project: str, started: float) -> dict:
         client = self.client()
         schema = self._project_schema(client, project)
-        labeled, stats = self._with_retries("fetching labels", lambda: ls_tasks.fetch_labeled(client, int(project), schema))
+        labeled, stats = self._fetch_labels(client, project, schema)
         fetched = time.perf_counter()
-        record: dict[str, Any] = {"labels": len(labeled), "stats": vars(stats), "strategy": self.strategy(project)}
+        record: dict[str, Any] = {"labels": len(labeled), "stats": stats, "strategy": self.strategy(project)}
         if not labeled:
             return {**record, "result": "skipped", "reason": "no labeled tasks", "seconds": time.perf_counter() - started}
         texts = [t.text for t in labeled]
@@ -280,11 +333,10 @@ class Loop:
         texts = [text for _, text in pool]
         chunk = self.settings.rescore_chunk
         parts: list[np.ndarray] = []
-        version = ""
         progress = self.metrics.rescore_progress.labels(project)
+        model, version = self.serving(project, schema)
         for start in range(0, len(texts), chunk):
-            probs, version = self.probabilities(project, schema, texts[start : start + chunk])
-            parts.append(probs)
+            parts.append(self.probabilities(schema, texts[start : start + chunk], model))
             done = min(start + chunk, len(texts))
             progress.set(done / len(texts) / 2)  # scoring is the first half of the work, writing the second
             log.info("re-scoring project %s: %d/%d tasks scored", project, done, len(texts))
@@ -338,6 +390,10 @@ class Loop:
 
     def versions(self, project: str) -> list[dict]:
         return self.store(project).versions()
+
+
+def _task_id(task: Any) -> Any:
+    return task.get("id") if isinstance(task, dict) else None
 
 
 def check_strategy(name: Any) -> str:

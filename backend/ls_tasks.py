@@ -29,7 +29,7 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import httpx
 import requests
@@ -237,20 +237,31 @@ def _list_tasks(client: Any, project_id: int, doing: str, **params: Any) -> list
     return [seen[i] for i in sorted(seen)]
 
 
-def fetch_labeled(client: Any, project_id: int, schema: Any) -> tuple[list[LabeledTask], FetchStats]:
-    """Every annotated task of the project with its one resolved label, in task id order, minus gold and synthetic.
+def _only(task_ids: Iterable[int]) -> str:
+    items = [{"filter": "filter:tasks:id", "operator": "equal", "type": "Number", "value": int(i)} for i in task_ids]
+    return json.dumps({"filters": {"conjunction": "or", "items": items}, "ordering": ["tasks:id"]})
+
+
+def fetch_labeled(
+    client: Any, project_id: int, schema: Any, task_ids: Iterable[int] | None = None
+) -> tuple[list[LabeledTask], FetchStats]:
+    """Every annotated task of the project with its one resolved label, in task id order, minus gold and synthetic;
+    with `task_ids`, only those tasks (a task among them missing from the answer has no usable label now).
 
     Gold tasks (backend.gold) are the yardstick and must never feed training; synthetic tasks (data with a truthy
     "synthetic" key) were made up by us, not labeled by people. Both are counted in the stats and left out.
     Raises LabelStudioUnavailable if Label Studio cannot be read.
     """
+    ids = sorted(set(task_ids)) if task_ids is not None else None
+    if ids == []:
+        return [], FetchStats()
     tasks = _list_tasks(
         client,
         project_id,
         f"reading the annotated tasks of project {project_id}",
         fields="all",
         include=_INCLUDE,
-        query=_ANNOTATED,
+        query=_ANNOTATED if ids is None else _only(ids),
     )
     gold_set = gold.default_gold()
     stats = FetchStats()

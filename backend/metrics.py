@@ -46,6 +46,9 @@ class Metrics:
             "backend_rescore_progress", "Share of the pool re-scored in the current or last run (0-1)", ["project"],
             registry=self.registry,
         )
+        self.timeouts = Counter(
+            "backend_tasks_timed_out", "Tasks answered as skipped because PREDICT_TIMEOUT ran out", registry=self.registry
+        )
         self.rescored_tasks = Counter("backend_rescored_tasks", "Tasks re-scored after promotions", registry=self.registry)
 
     def render(self) -> bytes:

@@ -50,6 +50,8 @@ class Settings:
     basic_auth_user: str = ""
     basic_auth_pass: str = field(default="", repr=False)
     rescore_chunk: int = 256
+    predict_chunk: int = 48
+    predict_timeout: int = 80
     ls_retries: int = 3
 
     @classmethod
@@ -85,6 +87,8 @@ class Settings:
             basic_auth_user=auth_user,
             basic_auth_pass=auth_pass,
             rescore_chunk=_int("RESCORE_CHUNK", 256),
+            predict_chunk=_int("PREDICT_CHUNK", 48),
+            predict_timeout=_int("PREDICT_TIMEOUT", 80),
             ls_retries=_int("LS_RETRIES", 3, low=0),
         )
 

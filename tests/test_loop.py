@@ -33,16 +33,19 @@ class FakeProject:
         self.pushed: list[dict] = []
         self.model_version = None
         self.fetches = 0
+        self.reads: list[list[int] | None] = []
         self.lock = threading.Lock()
         self.client = SimpleNamespace(projects=SimpleNamespace(get=lambda id: SimpleNamespace(label_config=CONFIG)))
 
     def install(self, monkeypatch) -> None:
         texts = dict(self.tasks)
 
-        def fetch_labeled(client, project_id, schema):
+        def fetch_labeled(client, project_id, schema, task_ids=None):
             with self.lock:
                 self.fetches += 1
-                labeled = [ls_tasks.LabeledTask(i, texts[i], label, 1) for i, label in self.labels.items()]
+                self.reads.append(None if task_ids is None else sorted(task_ids))
+                wanted = self.labels if task_ids is None else {i: self.labels[i] for i in task_ids if i in self.labels}
+                labeled = [ls_tasks.LabeledTask(i, texts[i], label, 1) for i, label in wanted.items()]
             return labeled, ls_tasks.FetchStats(tasks=len(labeled))
 
         def push_predictions(client, project_id, predictions, chunk=500, progress=None):
@@ -132,8 +135,9 @@ def test_a_crash_inside_a_run_keeps_the_old_model_serving_and_a_restart_keeps_ve
     project.labels.update({i: label for i, label in zip(range(121, 141), ["Positive"] * 20)})
     monkeypatch.setattr(classifier, "fit", broken_fit)
     monkeypatch.setattr(service.loop, "_incumbent_guess", lambda *a: np.zeros(140, dtype=int))
-    failed = service.loop.train("5")
-    assert failed["result"] == "failed" and "simulated crash" in failed["error"]
+    assert service.loop.request_training("5") == "started"  # no task named: every label is read again
+    assert service.loop.training.wait("5", timeout=120)
+    assert 'backend_training_runs_total{result="failed"} 1.0' in service.metrics.render().decode()
     assert service.loop.model("5").version == first["version"]
 
     restarted = make_service(tmp_path, predictor, project)
@@ -179,3 +183,46 @@ def test_the_strategy_is_set_per_project_through_setup(tmp_path, predictor):
     bad = client.post("/setup", data=json.dumps({**body, "extra_params": {"strategy": "vibes"}}),
                       content_type="application/json")
     assert bad.status_code == 400 and "unknown ranking strategy" in bad.json["error"]
+
+
+def test_tasks_not_reached_in_time_are_answered_as_skipped(tmp_path, predictor):
+    tasks = [{"id": i, "data": {"text": f"review number {i}"}} for i in range(7)]
+    on_time = Service(Settings(data_dir=tmp_path, predict_chunk=2), loader=lambda s: predictor)
+    on_time.start()
+    results, skipped, _ = on_time.loop.predict("1", SCHEMA, tasks)
+    assert not skipped and all(r["result"] for r in results)
+    late = Service(Settings(data_dir=tmp_path, predict_chunk=2, predict_timeout=0), loader=lambda s: predictor)
+    late.start()
+    results, skipped, _ = late.loop.predict("1", SCHEMA, tasks + [{"id": 99, "data": {}}])
+    assert [s["index"] for s in skipped] == list(range(8))
+    assert "PREDICT_TIMEOUT" in skipped[0]["reason"] and "no 'text'" in skipped[7]["reason"]
+    assert len(results) == 8 and not any(r["result"] for r in results)
+    assert "backend_tasks_timed_out_total 7.0" in late.metrics.render().decode()
+
+
+def test_annotation_events_reread_only_the_changed_tasks(tmp_path, predictor, monkeypatch):
+    project = FakeProject()
+    project.install(monkeypatch)
+    service = make_service(tmp_path, predictor, project)
+    client = create_app(service).test_client()
+
+    def event(action, task=None):
+        body = {"action": action, "project": {"id": 5}}
+        if task is not None:
+            body["task"] = {"id": task}
+        client.post("/webhook", data=json.dumps(body), content_type="application/json")
+        assert service.loop.training.wait("5", timeout=120)
+
+    event("ANNOTATION_CREATED", 1)  # nothing read yet: everything is read
+    project.labels[1] = "Neutral"
+    project.labels[150] = "Negative"
+    del project.labels[2]
+    event("ANNOTATION_UPDATED", 1)
+    event("ANNOTATION_CREATED", 150)
+    assert project.reads[0] is None and project.reads[1:] == [[1], [150]]
+    labels = {t.task_id: t.label for t in service.loop._labels["5"].values()}
+    assert labels[1] == "Neutral" and labels[150] == "Negative" and 2 in labels  # 2 changed without an event
+    event("ANNOTATIONS_DELETED")
+    assert project.reads[-1] is None and 2 not in service.loop._labels["5"]
+    assert service.loop.versions("5")[-1]["labels"] == len(project.labels)
+    service.loop.rescoring.wait("5", timeout=120)
