@@ -1,0 +1,44 @@
+"""scripts/load_test.py against the real backend for a few seconds: it must start it, load it, and report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from backend.load_test import LoadResult, Sample
+from helpers import ROOT
+
+SCRIPT = ROOT / "scripts" / "load_test.py"
+
+
+def test_summary_counts_errors_late_answers_and_memory_slope():
+    samples = [Sample("/predict", 0, 1.0, 200, 10, 2), Sample("/predict", 1, 120.0, 200, 5, 0),
+               Sample("/predict", 2, 0.5, 0, 3), Sample("/webhook", 3, 0.01, 200)]
+    memory = [(float(t), 1000.0 + t) for t in range(20)]  # one MB a second: a leak
+    summary = LoadResult(60.0, samples, memory).summary()
+    assert summary["/predict"]["errors"] == 1 and summary["/predict"]["over_100s"] == 1
+    assert summary["/webhook"]["requests"] == 1 and summary["tasks_predicted"] == 13 and summary["tasks_skipped"] == 2
+    assert summary["rss_mb"]["slope_mb_per_min"] == pytest.approx(60.0, abs=0.5)
+
+
+@pytest.mark.real_model
+def test_a_short_run_against_the_real_backend(tmp_path):
+    out, plot = tmp_path / "load.json", tmp_path / "load.png"
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--clients", "3", "--seconds", "8", "--max-batch", "8",
+         "--json", str(out), "--plot", str(plot)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = json.loads(out.read_text())
+    assert summary["/predict"]["requests"] >= 3 and summary["/predict"]["errors"] == 0
+    assert summary["tasks_predicted"] > 0 and summary["rss_mb"]["peak"] > 500
+    assert plot.stat().st_size > 10_000
+
+
+def test_bad_arguments_exit_2():
+    done = subprocess.run([sys.executable, str(SCRIPT), "--clients", "0"], capture_output=True, text=True)
+    assert done.returncode == 2 and "must be positive" in done.stderr and "Traceback" not in done.stderr
