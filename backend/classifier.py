@@ -66,7 +66,16 @@ class Model:
     def predict_proba(self, embeddings: np.ndarray, llm_probs: np.ndarray | None = None) -> np.ndarray:
         """(n, n_labels) probabilities in the config's label order."""
         x = design(self.kind, embeddings, llm_probs)
-        return _full_columns(self.estimator.predict_proba(x), self.estimator.classes_, self.n_labels)
+        p = _full_columns(self.estimator.predict_proba(x), self.estimator.classes_, self.n_labels)
+        unknown = np.setdiff1d(np.arange(self.n_labels), self.estimator.classes_.astype(int))
+        if self.kind == "blend" and unknown.size and np.shape(llm_probs)[1] == self.n_labels:
+            # A label with too few annotations to learn keeps the LLM's probability, and the fitted model shares
+            # out the rest: otherwise a blend fitted before anyone chose Neutral could never answer Neutral.
+            llm = np.asarray(llm_probs, dtype=np.float64)
+            kept = llm[:, unknown]
+            p = p * (1.0 - kept.sum(axis=1, keepdims=True))
+            p[:, unknown] = kept
+        return p
 
 
 def _full_columns(p: np.ndarray, classes: np.ndarray, n_labels: int) -> np.ndarray:

@@ -315,21 +315,22 @@ def plot(results: dict, path: str | Path) -> None:
     kinds = list(results["kinds"])
     fig, axes = plt.subplots(1, len(kinds), figsize=(7 * len(kinds), 5.5), sharey=True, squeeze=False)
     names = results["config"]["strategies"]
-    colors = plt.get_cmap("tab10")
+    # tab10 without its grey, which the target line uses; random is black
+    palette = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 7]
     for ax, kind in zip(axes[0], kinds):
         block = results["kinds"][kind]
         for i, name in enumerate(names):
             c = block["strategies"][name]["curve"]
             x, m, s = np.array(c["labels"]), np.array(c["mean"]), np.array(c["std"])
-            color = "black" if name == "random" else colors(i % 10)
+            color = "black" if name == "random" else palette[i % len(palette)]
             style = "--" if name in JUDGED or name == "hybrid_llm" else "-"
             ax.plot(x, m, style, color=color, lw=2 if name == "random" else 1.3, label=name)
             ax.fill_between(x, m - s, m + s, color=color, alpha=0.12, lw=0)
-        ax.axhline(block["target"], color="grey", ls=":", lw=1.5,
-                   label=f"{round(100 * results['config']['target_fraction'])}% of full pool ({block['target']:.3f})")
+        pct = round(100 * results["config"]["target_fraction"])
+        ax.axhline(block["target"], color="grey", ls=":", lw=1.5, label=f"target: {pct}% of the full-pool model")
         ax.axhline(results["llm_alone_macro_f1"], color="brown", ls="-.", lw=1.2,
                    label=f"LLM alone ({results['llm_alone_macro_f1']:.3f})")
-        ax.set_title(f"{kind} (full pool {block['full_pool_macro_f1']:.3f})")
+        ax.set_title(f"{kind}: full pool {block['full_pool_macro_f1']:.3f}, target {block['target']:.3f}")
         ax.set_xlabel("labeled pool items")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("macro-F1 on the test split")

@@ -140,3 +140,15 @@ def test_too_few_labels_is_a_training_error():
         classifier.fit("blend", emb[:3], llm[:3], [0, 0, 0], 3)
     with pytest.raises(ValueError, match="unknown model kind"):
         classifier.design("svm", emb, llm)
+
+
+def test_a_blend_keeps_the_llm_for_a_label_too_rare_to_learn():
+    emb, llm, y = _toy(300)
+    y = np.where(y == 2, 0, y)
+    y[0] = 2  # one Neutral: too few to learn
+    model = classifier.fit("blend", emb, llm, y, n_labels=3)
+    probs = model.predict_proba(emb, llm)
+    assert np.allclose(probs[:, 2], llm[:, 2]) and np.allclose(probs.sum(1), 1)
+    assert (probs.argmax(1) == 2).sum() > 0  # the LLM can still answer it
+    only = classifier.fit("classifier", emb, None, y, n_labels=3).predict_proba(emb)
+    assert np.all(only[:, 2] == 0)

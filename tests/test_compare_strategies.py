@@ -1,0 +1,123 @@
+"""scripts/compare_strategies.py: --help, one-line errors with exit code 2, the files it writes (on synthetic inputs),
+and one end-to-end run with the packaged model on a tiny pool."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from backend import simulation
+from test_simulation import synthetic_inputs
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "scripts" / "compare_strategies.py"
+
+
+def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def test_help():
+    out = run("--help")
+    assert out.returncode == 0
+    for flag in ("--pool", "--seeds", "--strategies", "--out", "--budget", "--batch", "--seed-size", "--kinds",
+                 "--test-size", "--cache-dir"):
+        assert flag in out.stdout, flag
+    assert "llm_difficult" in out.stdout and "95%" in out.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--strategies", "random,bald"], "unknown strategy bald"),
+        (["--kinds", "classifier,svm"], "unknown model kind svm"),
+        (["--pool", "999999"], "larger than the"),
+        (["--pool", "0"], "must be a positive integer"),
+        (["--seeds", "-2"], "must be a positive integer"),
+        (["--batch", "ten"], "is not an integer"),
+        (["--pool", "100", "--budget", "200"], "exceeds the pool"),
+        (["--budget", "50", "--seed-size", "60"], "exceeds the budget"),
+        (["--test-size", "700"], "at most 600"),
+        (["--frobnicate"], "unrecognized arguments"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path):
+    out = run(*args, "--out", str(tmp_path / "out"), timeout=60)
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_unwritable_out_dir(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    out = run("--pool", "100", "--out", str(blocker / "results"), timeout=60)
+    assert out.returncode == 2
+    assert out.stderr.startswith("error: cannot write to --out") and len(out.stderr.strip().splitlines()) == 1
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("compare_strategies", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def check_outputs(out_dir: Path, strategies: list[str], kinds: list[str], seeds: int, labels: list[int]) -> dict:
+    results = json.loads((out_dir / "results.json").read_text())
+    png = out_dir / "curves.png"
+    assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
+    assert 0 <= results["llm_alone_macro_f1"] <= 1
+    assert list(results["kinds"]) == kinds
+    for block in results["kinds"].values():
+        assert 0 < block["target"] < block["full_pool_macro_f1"] <= 1
+        assert list(block["strategies"]) == strategies
+        for s in block["strategies"].values():
+            assert s["curve"]["labels"] == labels
+            assert len(s["curve"]["mean"]) == len(s["curve"]["std"]) == len(labels)
+            assert len(s["auc_per_seed"]) == len(s["labels_to_target_per_seed"]) == seeds
+            assert 0 <= s["auc"] <= 1
+            assert set(s) >= {"auc", "labels_to_target", "ratio_to_random", "reached", "final_f1"}
+    return results
+
+
+def test_main_writes_results_and_plot(tmp_path, monkeypatch, capsys):
+    """The script's whole path after the model: synthetic inputs stand in for load_inputs."""
+    script = load_script()
+    asked = {}
+
+    def fake_load(pool, test_size, cache_dir, judge_variants, progress=True):
+        asked.update(pool=pool, test_size=test_size, judges=list(judge_variants))
+        return synthetic_inputs(n_pool=pool, n_test=test_size)
+
+    monkeypatch.setattr(script.simulation, "load_inputs", fake_load)
+    strategies = ["random", "entropy", "llm_diverse", "hybrid_llm"]
+    code = script.main(["--pool", "150", "--seeds", "2", "--budget", "70", "--batch", "25", "--seed-size", "20",
+                        "--test-size", "80", "--strategies", ",".join(strategies), "--out", str(tmp_path), "--quiet"])
+    assert code == 0
+    assert asked == {"pool": 150, "test_size": 80, "judges": ["informative", "diverse"]}
+    check_outputs(tmp_path, strategies, ["classifier", "blend"], 2, [20, 45, 70])
+    printed = capsys.readouterr().out
+    assert "labels to 95%" in printed and "hybrid_llm" in printed and "results.json" in printed
+
+
+@pytest.mark.real_model
+def test_end_to_end_with_the_packaged_model(tmp_path):
+    strategies = ["random", "margin", "diversity", "llm_difficult"]
+    out = run("--pool", "120", "--seeds", "2", "--test-size", "90", "--budget", "60", "--strategies",
+              ",".join(strategies), "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out"),
+              timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    results = check_outputs(tmp_path / "out", strategies, ["classifier", "blend"], 2, [20, 40, 60])
+    assert results["config"]["pool"] == 120 and results["config"]["test_size"] == 90
+    assert results["config"]["llm"].startswith("gguf:")
+    # the LLM alone is a real classifier here, far from chance on three classes
+    assert results["llm_alone_macro_f1"] > 0.5
+    assert "labels to 95%" in out.stdout
+    assert {p.name.split("-")[0] for p in (tmp_path / "cache").glob("*.npz")} == {"embeddings", "labels", "judge"}

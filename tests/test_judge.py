@@ -1,0 +1,109 @@
+"""LLM-judged utilities (backend/judge.py): prompts, shapes, caching and order on the tiny model; one check of
+what the "difficult" judge says with the packaged model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tiny_model
+from backend import judge
+from backend.llm import LLMScorer
+from backend.vectors import VectorCache
+
+TEXTS = [
+    "A warm, funny film.",
+    "Dull and far too long; the cast deserved better.",
+    "The film follows a retired sailor who returns to his village after thirty years at sea.",
+    "I laughed, I cried, I checked my watch.",
+    "Not the best, not the worst.",
+]
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    return LLMScorer(tiny_model.model(), tiny_model.tokenizer())
+
+
+def test_variants_and_prompts():
+    assert {"informative", "difficult", "diverse"} <= set(judge.VARIANTS)
+    tok = tiny_model.tokenizer()
+    prompts = {v: judge.judge_prompt(tok, v) for v in judge.VARIANTS}
+    for variant, prompt in prompts.items():
+        assert prompt.labels == ("Yes", "No")
+        assert prompt.prefix.startswith("<|im_start|>system\n")
+        assert judge.VARIANTS[variant] in prompt.prefix  # the question is in the shared prefix...
+        assert prompt.suffix == "<|im_end|>\n<|im_start|>assistant\n"  # ...and only chat markers follow the text
+    assert len({p.sha256 for p in prompts.values()}) == len(prompts)
+
+
+def test_utilities_shape_and_definition(scorer):
+    u = judge.utilities(scorer, TEXTS, "informative")
+    assert u.shape == (len(TEXTS),) and u.dtype == np.float64 and np.isfinite(u).all()
+    lp = scorer.label_logprobs(judge.judge_prompt(scorer.tokenizer, "informative"), TEXTS)
+    np.testing.assert_allclose(u, lp[:, 0] - lp[:, 1], atol=1e-4)
+    assert judge.utilities(scorer, [], "difficult").shape == (0,)
+    # different questions, different answers (even from a random model)
+    assert not np.allclose(u, judge.utilities(scorer, TEXTS, "diverse"), atol=1e-4)
+
+
+def test_utilities_do_not_depend_on_order_or_company(scorer):
+    u = judge.utilities(scorer, TEXTS, "difficult")
+    rev = judge.utilities(scorer, TEXTS[::-1], "difficult")
+    np.testing.assert_allclose(rev[::-1], u, atol=1e-4)
+    alone = np.array([judge.utilities(scorer, [t], "difficult")[0] for t in TEXTS])
+    np.testing.assert_allclose(alone, u, atol=1e-4)
+
+
+def test_cache_is_used_and_consistent(scorer, tmp_path, monkeypatch):
+    cache = VectorCache(tmp_path / "judge.npz")
+    first = judge.utilities(scorer, TEXTS + TEXTS[:2], "diverse", cache)  # duplicates scored once
+    assert len(cache) == len(TEXTS)
+    np.testing.assert_allclose(first[-2:], first[:2])
+    np.testing.assert_allclose(first[: len(TEXTS)], judge.utilities(scorer, TEXTS, "diverse"), atol=1e-4)
+    cache.save()
+
+    def fail(*args, **kwargs):
+        raise AssertionError("scored again despite the cache")
+
+    monkeypatch.setattr(scorer, "label_logprobs", fail)
+    reloaded = VectorCache(tmp_path / "judge.npz")
+    np.testing.assert_array_equal(judge.utilities(scorer, TEXTS[::-1], "diverse", reloaded), first[: len(TEXTS)][::-1])
+
+
+def test_unknown_variant(scorer):
+    with pytest.raises(ValueError, match="unknown judge variant 'funny'; choose one of informative, difficult, diverse"):
+        judge.judge_prompt(scorer.tokenizer, "funny")
+    with pytest.raises(ValueError, match="unknown judge variant"):
+        judge.utilities(scorer, TEXTS, "funny")
+
+
+MIXED = [
+    "Great performances trapped in a muddled, overlong story; I admired it more than I enjoyed it.",
+    "The first half is charming and the second half is a chore.",
+    "Beautiful to look at, but I felt nothing, and I'm still not sure whether that was the point.",
+    "It's a perfectly okay film that you will forget by tomorrow.",
+]
+CLEAR = [
+    "A brilliant, hilarious and deeply moving film. I loved it.",
+    "Boring, ugly and stupid. I hated every minute.",
+    "Perfect in every way, a true masterpiece.",
+    "An unwatchable disaster from start to finish.",
+]
+
+
+@pytest.mark.real_model
+@pytest.mark.xfail(
+    strict=True,
+    reason="the packaged 0.5B model answers the judge questions by the review's polarity: clear positive reviews "
+    "get about +0.4, clear negative ones -0.75, mixed ones -0.25 to -1 (measured); on the pool its 'difficult' "
+    "utility has Spearman 0.75 with P(Positive). Strict, so a model or prompt that fixes it shows up as XPASS.",
+)
+def test_difficult_judge_prefers_mixed_reviews():
+    from backend import models
+
+    source = models.resolve(models.EMBEDDED, models.default_cache_dir())
+    scorer = LLMScorer.load(source.path)
+    mixed = judge.utilities(scorer, MIXED, "difficult")
+    clear = judge.utilities(scorer, CLEAR, "difficult")
+    assert mixed.mean() > clear.mean(), (mixed, clear)
