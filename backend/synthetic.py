@@ -208,7 +208,8 @@ def label_studio_tasks(items: Sequence[dict], schema: schemas.Schema) -> list[di
         label = item["intended_label"]
         if label not in schema.labels:
             raise SyntheticError(
-                f"{item.get('id')}: intended label {label!r} is not one of the project's labels ({', '.join(schema.labels)})"
+                f"{item.get('id')}: intended label {label!r} is not one of the project's labels "
+                f"({', '.join(schema.labels)})"
             )
         scores = item["filter"].get("scores", {})
         kept = ("llm_p_intended", "classifier_p_intended", "rouge_l_max", "cosine_max")
@@ -347,7 +348,7 @@ def system_prompt(guidelines: Guidelines | None, labels: Sequence[str]) -> str:
 
 def messages(job: Job, system: str, definitions: dict[str, str]) -> list[dict[str, str]]:
     """The chat for one job; real examples go in as earlier turns, the form a small model imitates best."""
-    definition = definitions.get(job.label) or job.label
+    definition = (definitions.get(job.label) or job.label).rstrip(".")
     turns = [{"role": "system", "content": system}]
     if job.mode in ("conditional", "minority"):
         ask = f"Write one new {job.label} text ({definition}), about a different movie than before."
@@ -448,20 +449,17 @@ def generate(
 
     Stops before a batch that would start after `max_minutes`; running the same call again continues.
     """
-    import torch
-
     sampling.check()
     labels = tuple(labels or schemas.parse(_default_config()).labels)
     unknown = sorted(set(real["label"]) - set(labels))
     if unknown:
         raise SyntheticError(f"the real data has labels {unknown} that the label config does not offer")
     scorer, source, guidelines = predictor.scorer, predictor.source, predictor.guidelines
-    tokenizer = scorer.tokenizer
     jobs = plan(real, labels, mix, seed, sampling, lambda t: len(scorer.encode(t)))
+    pairs = "\n".join(sorted(f"{t}\t{lab}" for t, lab in zip(real["text"], real["label"])))
     run = _fingerprint(
         generator=GENERATOR, model=source.identity, seed=seed, mix=mix, sampling=asdict(sampling), labels=labels,
-        guidelines=guidelines.sha256 if guidelines else None,
-        real=hashlib.sha256("\n".join(sorted(f"{t}\t{lab}" for t, lab in zip(real["text"], real["label"]))).encode()).hexdigest(),
+        guidelines=guidelines.sha256 if guidelines else None, real=hashlib.sha256(pairs.encode()).hexdigest(),
     )
     out = Path(out)
     existing = read_candidates(out)
@@ -477,8 +475,6 @@ def generate(
 
     system = system_prompt(guidelines, labels)
     definitions = label_definitions(guidelines, labels)
-    stop_ids = [i for i in (tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")) if isinstance(i, int)]
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[-1]
     counts = real["label"].value_counts().to_dict()
     common = {
         "generator": GENERATOR,
@@ -502,27 +498,12 @@ def generate(
                 break
             batch_seed = seed * 10_000 + number
             chats = [messages(job, system, definitions) for job in batch]
-            prompts = [scorer.encode(tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True)) for c in chats]
-            width = max(map(len, prompts))
-            # Left padding: every row's last prompt token sits at the same column, where generation starts.
-            ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
-            mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
-            budget = max(job.budget for job in batch)
-            torch.manual_seed(batch_seed)
-            with torch.inference_mode():
-                output = scorer.model.generate(
-                    ids, attention_mask=mask, do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p,
-                    top_k=0, max_new_tokens=budget, pad_token_id=pad, eos_token_id=stop_ids,
-                )
+            outputs = _sample(scorer, chats, [job.budget for job in batch], sampling, batch_seed)
             now = datetime.now(timezone.utc).isoformat(timespec="seconds")
             lines = []
-            for row, (job, chat) in enumerate(zip(batch, chats)):
+            for job, chat, (raw, finished) in zip(batch, chats, outputs):
                 if job.index in done:
                     continue
-                new = output[row, width:].tolist()
-                ends = [k for k, t in enumerate(new) if t in stop_ids]
-                finished = bool(ends) and ends[0] < job.budget
-                raw = tokenizer.decode(new[: ends[0]] if ends else new[: job.budget], skip_special_tokens=True)
                 provenance = {
                     **common,
                     "mode": job.mode,
@@ -558,6 +539,38 @@ def generate(
             done.update(job.index for job in todo)
             bar.update(len(todo))
     return GenerationResult(written, len(done), len(jobs), stopped, clock() - started)
+
+
+def _sample(
+    scorer: Any, chats: list[list[dict]], budgets: list[int], sampling: Sampling, seed: int
+) -> list[tuple[str, bool]]:
+    """(text, finished) for each chat, sampled together in one batch; finished is False when a text used up its
+    budget without ending."""
+    import torch
+
+    tokenizer = scorer.tokenizer
+    stops = [tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")]
+    stops = [i for i in stops if isinstance(i, int)]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[-1]
+    rendered = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in chats]
+    prompts = [scorer.encode(r) for r in rendered]
+    width = max(map(len, prompts))
+    # Left padding: every row's last prompt token sits at the same column, where generation starts.
+    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+    torch.manual_seed(seed)
+    with torch.inference_mode():
+        output = scorer.model.generate(
+            ids, attention_mask=mask, do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p,
+            top_k=0, max_new_tokens=max(budgets), pad_token_id=pad, eos_token_id=stops,
+        )
+    out = []
+    for row, budget in enumerate(budgets):
+        new = output[row, width:].tolist()
+        ends = [k for k, t in enumerate(new) if t in stops]
+        finished = bool(ends) and ends[0] < budget
+        out.append((tokenizer.decode(new[: ends[0]] if finished else new[:budget], skip_special_tokens=True), finished))
+    return out
 
 
 def _drop_partial_line(path: Path) -> None:

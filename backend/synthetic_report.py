@@ -71,7 +71,8 @@ def intrinsic(real: pd.DataFrame, items: Sequence[dict], labels: Sequence[str], 
     rows = []
     groups = [("all", real["text"].tolist(), [i["text"] for i in accepted])]
     groups += [
-        (label, real.loc[real["label"] == label, "text"].tolist(), [i["text"] for i in accepted if i["intended_label"] == label])
+        (label, real.loc[real["label"] == label, "text"].tolist(),
+         [i["text"] for i in accepted if i["intended_label"] == label])
         for label in labels
     ]
     for name, real_texts, synthetic_texts in groups:
@@ -146,7 +147,8 @@ def extrinsic(
         for kind in kinds:
             for with_synthetic in (False, True):
                 texts = sample["text"].tolist() + ([t for t, _ in synthetic] if with_synthetic else [])
-                y = sample["label"].map(index).tolist() + ([index[lab] for _, lab in synthetic] if with_synthetic else [])
+                y = sample["label"].map(index).tolist()
+                y += [index[lab] for _, lab in synthetic] if with_synthetic else []
                 x, x_llm = features(texts)
                 model = classifier.fit(kind, x, x_llm if kind == "blend" else None, y, len(labels))
                 predicted = model.predict_proba(test_x, test_llm if kind == "blend" else None).argmax(1)
@@ -162,7 +164,8 @@ def extrinsic(
             return np.array([metric(r) for r in runs if r["kind"] == kind and r["synthetic"] == flag])
 
         entry = {}
-        for metric_name, metric in (("macro_f1", lambda r: r["macro_f1"]), (f"{minority}_f1", lambda r: r["per_label_f1"][minority])):
+        metrics = (("macro_f1", lambda r: r["macro_f1"]), (f"{minority}_f1", lambda r: r["per_label_f1"][minority]))
+        for metric_name, metric in metrics:
             without, with_ = values(metric, False), values(metric, True)
             diff = with_ - without
             entry[metric_name] = {
@@ -232,19 +235,20 @@ def markdown(report: dict[str, Any]) -> str:
     intr = report.get("intrinsic")
     if intr:
         lines += ["Diversity, real vs accepted synthetic at the same size (n)", "",
-                  "| set | n | tokens/example real | synthetic | distinct-1 real | synthetic | distinct-2 real | synthetic "
-                  "| unique bigrams/example real | synthetic |", "|---|---|---|---|---|---|---|---|---|---|"]
+                  "| set | n | tokens/example real | synthetic | distinct-1 real | synthetic | distinct-2 real "
+                  "| synthetic | unique bigrams/example real | synthetic |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for row in intr["diversity"]:
             r, s = row["real"], row["synthetic"]
             lines.append(
-                f"| {row['set']} | {s['n']} | {r['tokens_per_example']:.1f} | {s['tokens_per_example']:.1f} | "
+                f"| {row['set']} | {int(s['n'])} | {r['tokens_per_example']:.1f} | {s['tokens_per_example']:.1f} | "
                 f"{r['distinct_1']:.3f} | {s['distinct_1']:.3f} | {r['distinct_2']:.3f} | {s['distinct_2']:.3f} | "
                 f"{r['unique_bigrams_per_example']:.1f} | {s['unique_bigrams_per_example']:.1f} |"
             )
         balance = intr["label_balance"]
         lines += ["", "| label | real | candidates | accepted |", "|---|---|---|---|"]
-        lines += [f"| {label} | {balance['real'][label]} | {balance['candidates'][label]} | {balance['accepted'][label]} |"
-                  for label in balance["real"]]
+        lines += [f"| {label} | {balance['real'][label]} | {balance['candidates'][label]} | "
+                  f"{balance['accepted'][label]} |" for label in balance["real"]]
         total = sum(intr["outcomes"].values())
         lines += ["", "| outcome | candidates | share |", "|---|---|---|"]
         lines += [f"| {k} | {v} | {_pct(v / total if total else None)} |" for k, v in intr["outcomes"].items()]
@@ -253,16 +257,18 @@ def markdown(report: dict[str, Any]) -> str:
                   for m, e in intr["by_mode"].items()]
     ext = report.get("extrinsic")
     if ext:
-        lines += ["", f"Test split: {ext['test_size']} items; real training sample: {ext['real_size']} "
-                      f"(+ {len(ext['runs']) // (2 * len(ext['summary']))} runs); synthetic added: "
-                      f"{ext['synthetic_added']} {ext['synthetic_by_label']}", "",
+        samples = len(ext["runs"]) // (2 * len(ext["summary"]))
+        lines += ["", f"Test split: {ext['test_size']} items; {samples} real training samples of {ext['real_size']} "
+                      f"texts (the one given and {samples - 1} resampled), each without and with the "
+                      f"{ext['synthetic_added']} synthetic examples {ext['synthetic_by_label']}", "",
                   "| kind | metric | without synthetic | with synthetic | difference | better in |",
                   "|---|---|---|---|---|---|"]
         for kind, entry in ext["summary"].items():
             for metric, v in entry.items():
                 lines.append(
                     f"| {kind} | {metric} | {v['without'][0]:.3f} ± {v['without'][1]:.3f} | "
-                    f"{v['with'][0]:.3f} ± {v['with'][1]:.3f} | {v['difference'][0]:+.3f} ± {v['difference'][1]:.3f} | "
+                    f"{v['with'][0]:.3f} ± {v['with'][1]:.3f} | "
+                    f"{v['difference'][0]:+.3f} ± {v['difference'][1]:.3f} | "
                     f"{v['better_in']} |"
                 )
     review = report.get("review")
@@ -271,7 +277,8 @@ def markdown(report: dict[str, Any]) -> str:
                   "| group | accepted | edited | rejected | unreviewed |", "|---|---|---|---|---|"]
         for group, g in review["groups"].items():
             lines.append(
-                f"| {group} | {g['accepted']} ({_pct(g['accepted_rate'])}) | {g['edited']} ({_pct(g['edited_rate'])}) | "
+                f"| {group} | {g['accepted']} ({_pct(g['accepted_rate'])}) | "
+                f"{g['edited']} ({_pct(g['edited_rate'])}) | "
                 f"{g['rejected']} ({_pct(g['rejected_rate'])}) | {g['unreviewed']} |"
             )
     return "\n".join(lines)
