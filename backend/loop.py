@@ -302,7 +302,7 @@ class Loop:
         record["fit_seconds"] = round(time.perf_counter() - fetched, 3)
         record["seconds"] = round(time.perf_counter() - started, 3)
         store.add(version, model, record, promote)
-        self.embedder.save()
+        self._save_caches()
         if model:
             self._models[project] = model
             self.metrics.model_version.labels(version).set(1)
@@ -368,7 +368,7 @@ class Loop:
         )
         self._with_retries("switching the model version", lambda: ls_tasks.set_model_version(client, int(project), version))
         self._rankings[project] = PoolRanking(version, dict(zip(ids, priority.tolist())))
-        self.embedder.save()
+        self._save_caches()
         self.metrics.rescored_tasks.inc(len(ids))
         progress.set(1.0)
         log.info("re-scored project %s: %d tasks, %s order, version %s, %.1f s", project, len(ids), strategy, version,
@@ -385,6 +385,12 @@ class Loop:
         if key not in self._llm_caches:
             self._llm_caches[key] = VectorCache(self.settings.data_dir / "cache" / f"{key}.npz")
         return judge.utilities(scorer, texts, variant, self._llm_caches[key])
+
+    def _save_caches(self) -> None:
+        """Kept on disk so a restarted backend does not score every labeled text again before its first retrain."""
+        self.embedder.save()
+        for cache in list(self._llm_caches.values()):
+            cache.save()
 
     # ---------------------------------------------------------------- listing
 

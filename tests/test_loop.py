@@ -226,3 +226,18 @@ def test_annotation_events_reread_only_the_changed_tasks(tmp_path, predictor, mo
     assert project.reads[-1] is None and 2 not in service.loop._labels["5"]
     assert service.loop.versions("5")[-1]["labels"] == len(project.labels)
     service.loop.rescoring.wait("5", timeout=120)
+
+
+def test_feature_caches_survive_a_restart(tmp_path, predictor, monkeypatch):
+    project = FakeProject(n_tasks=60, n_labeled=40)
+    project.install(monkeypatch)
+    service = make_service(tmp_path, predictor, project)
+    assert service.loop.train("5")["labels"] == 40
+    service.loop.rescoring.wait("5", timeout=120)
+    saved = sorted(p.name for p in (tmp_path / "cache").glob("*.npz"))
+    assert "embeddings.npz" in saved and any(name.startswith("llm-") for name in saved)
+    restarted = make_service(tmp_path, predictor, project)
+    calls = []
+    monkeypatch.setattr(predictor, "probabilities", lambda *a: calls.append(a) or None)
+    probs, _ = restarted.loop.llm_probs(SCHEMA, [t for _, t in project.tasks])
+    assert probs.shape == (60, 3) and not calls  # every text came from the saved cache
