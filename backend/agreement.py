@@ -233,7 +233,7 @@ def _tasks_from_json(tasks: list[dict], from_name: str | None, text_key: str | N
         result.append(_Task(
             task_id=task.get("id"),
             text=_first_text(data, text_key),
-            synthetic=_truthy(data.get("synthetic")) or _truthy(meta.get("synthetic")),
+            synthetic=truthy(data.get("synthetic")) or truthy(meta.get("synthetic")),
             votes=votes,
             predictions=len(task.get("predictions") or []),
         ))
@@ -288,7 +288,7 @@ def _tasks_from_rows(
             task = tasks[task_id] = _Task(
                 task_id=task_id,
                 text=_row_text(row, from_name, text_key),
-                synthetic=_truthy(row.get("synthetic")),
+                synthetic=truthy(row.get("synthetic")),
                 votes=[],
             )
         if row.get("annotator") is None and row.get(from_name) is None:
@@ -298,7 +298,7 @@ def _tasks_from_rows(
             choices=_cell_choices(row.get(from_name)),
             when=_timestamp(row),
             order=order,
-            cancelled=_truthy(row.get("was_cancelled")),
+            cancelled=truthy(row.get("was_cancelled")),
         ))
     return list(tasks.values()), from_name
 
@@ -394,7 +394,7 @@ def _timestamp(record: dict) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
-def _truthy(value: Any) -> bool:
+def truthy(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in {"true", "1", "yes"}
     return bool(value) if isinstance(value, (bool, int, float)) else False

@@ -115,7 +115,7 @@ def read_annotations(
     for task in payload:
         data = task.get("data") if isinstance(task.get("data"), dict) else {}
         meta = task.get("meta") if isinstance(task.get("meta"), dict) else {}
-        synthetic = agreement._truthy(data.get("synthetic")) or agreement._truthy(meta.get("synthetic"))
+        synthetic = agreement.truthy(data.get("synthetic")) or agreement.truthy(meta.get("synthetic"))
         counts["synthetic_tasks_excluded"] += synthetic
         for annotation in task.get("annotations") or []:
             if not isinstance(annotation, dict):
@@ -129,7 +129,7 @@ def read_annotations(
                 created_at=_parse_time(annotation.get("created_at")),
                 updated_at=_parse_time(annotation.get("updated_at")),
                 lead_time=float(lead_time) if isinstance(lead_time, (int, float)) else None,
-                cancelled=agreement._truthy(annotation.get("was_cancelled")),
+                cancelled=agreement.truthy(annotation.get("was_cancelled")),
                 synthetic=synthetic,
                 order=len(annotations),
             ))

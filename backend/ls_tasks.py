@@ -36,6 +36,7 @@ import requests
 from label_studio_sdk.core.api_error import ApiError
 
 from backend import gold
+from backend.agreement import truthy
 from backend.ls_client import describe
 from backend.project_sync import SyncError
 
@@ -283,7 +284,7 @@ def fetch_labeled(
         if gold_set.is_gold(text):
             stats.gold += 1
             continue
-        if data.get("synthetic"):
+        if truthy(data.get("synthetic")):
             stats.synthetic += 1
             continue
         if not isinstance(text, str) or not text.strip():

@@ -188,11 +188,11 @@ def _from_export(tasks: list[dict], schema: schemas.Schema, gold_set: Any, ls_ta
 
 def is_synthetic(task: dict) -> bool:
     """Whether a Label Studio task (or its export) is one of ours: data.synthetic or meta.synthetic is true."""
-    from backend.agreement import _truthy
+    from backend.agreement import truthy
 
     data = task.get("data") if isinstance(task.get("data"), dict) else {}
     meta = task.get("meta") if isinstance(task.get("meta"), dict) else {}
-    return _truthy(data.get("synthetic")) or _truthy(meta.get("synthetic"))
+    return truthy(data.get("synthetic")) or truthy(meta.get("synthetic"))
 
 
 def label_studio_tasks(items: Sequence[dict], schema: schemas.Schema) -> list[dict]:
