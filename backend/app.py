@@ -152,7 +152,7 @@ def create_app(service: Service) -> Flask:
         body = _json_body()
         project = _project_key(body.get("project"))
         schema = _schema(body, "schema", project)
-        label_setup = _setup_for(_predictor(), schema)
+        _setup_for(_predictor(), schema)  # a config the LLM cannot serve is a 422 before anything else
         extra = body.get("extra_params") or {}
         if not isinstance(extra, dict):
             raise ApiError(400, "'extra_params' must be a JSON object, e.g. {\"strategy\": \"margin\"}")
@@ -160,8 +160,7 @@ def create_app(service: Service) -> Flask:
             if not project:
                 raise ApiError(400, "a strategy is set per project: send 'project' with 'extra_params'")
             service.loop.set_strategy(project, extra["strategy"])
-        current = service.loop.model(project) if project else None
-        version = current.version if current and current.labels == schema.labels else label_setup.model_version
+        _, version = service.loop.serving(project, schema)
         metrics.model_version.labels(version).set(1)
         return jsonify(model_version=version)
 

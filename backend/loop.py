@@ -75,6 +75,7 @@ class Loop:
         self._llm_caches: dict[str, VectorCache] = {}
         self._models: dict[str, ProjectModel | None] = {}
         self._rankings: dict[str, PoolRanking] = {}
+        self._strategies: dict[str, str] = {}
         self._client_factory = client_factory or self._connect
         self._client = None
         # Labels per project as of the last run, and the tasks changed since (None: read everything again).
@@ -96,12 +97,16 @@ class Loop:
         return self._models[project]
 
     def strategy(self, project: str) -> str:
-        return self.store(project).setting("strategy", self.settings.rank_strategy)
+        # Read once per project: every /predict asks, and this process is the registry's only writer.
+        if project not in self._strategies:
+            self._strategies[project] = self.store(project).setting("strategy", self.settings.rank_strategy)
+        return self._strategies[project]
 
     def set_strategy(self, project: str, name: str) -> None:
         check_strategy(name)
         if name != self.strategy(project):
             self.store(project).set_setting("strategy", name)
+            self._strategies[project] = name
             self._rankings.pop(project, None)
             if self.model(project) and self.settings.label_studio_url:
                 self.rescoring.request(project)
