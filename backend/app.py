@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from backend import calibration as cal
 from backend import schema as schemas
+from backend.llm_server import LLMServerError
 from backend.loop import TRAINING_ACTIONS, LoopError
 from backend.service import NotReady, Service
 
@@ -100,6 +101,10 @@ def create_app(service: Service) -> Flask:
     @app.errorhandler(LoopError)
     def _loop_error(e: LoopError):
         return jsonify(error=str(e)), 400
+
+    @app.errorhandler(LLMServerError)
+    def _llm_server_error(e: LLMServerError):
+        return jsonify(error=str(e)), 503
 
     @app.errorhandler(HTTPException)
     def _http_error(e: HTTPException):

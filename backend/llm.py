@@ -24,6 +24,14 @@ from backend.prompt import Prompt
 log = logging.getLogger(__name__)
 
 
+def cut_ids(ids: list[int], max_tokens: int) -> tuple[list[int], bool]:
+    """The tokens cut to max_tokens, keeping head and tail (a review's verdict is often at its end); True if cut."""
+    if len(ids) <= max_tokens:
+        return ids, False
+    head = max_tokens * 3 // 4
+    return ids[:head] + ids[-(max_tokens - head) :], True
+
+
 @dataclass
 class _Prefix:
     ids: list[int]
@@ -61,12 +69,7 @@ class LLMScorer:
         return self.tokenizer.encode(text, add_special_tokens=False)
 
     def text_ids(self, text: str) -> tuple[list[int], bool]:
-        """The text's tokens, cut to max_text_tokens (keeping head and tail); True if it was cut."""
-        ids = self.encode(text)
-        if len(ids) <= self.max_text_tokens:
-            return ids, False
-        head = self.max_text_tokens * 3 // 4
-        return ids[:head] + ids[-(self.max_text_tokens - head) :], True
+        return cut_ids(self.encode(text), self.max_text_tokens)
 
     @torch.inference_mode()
     def _prefix(self, prompt: Prompt) -> _Prefix:

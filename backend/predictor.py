@@ -7,7 +7,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence, Union
 
 import numpy as np
 
@@ -17,6 +17,9 @@ from backend.guidelines import Guidelines
 from backend.llm import LLMScorer
 from backend.models import ModelSource
 from backend.schema import Schema
+
+if TYPE_CHECKING:
+    from backend.llm_server import ServerScorer
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,7 @@ class Predictor:
 
     def __init__(
         self,
-        scorer: LLMScorer,
+        scorer: Union[LLMScorer, "ServerScorer"],
         source: ModelSource,
         guidelines: Guidelines | None,
         calibration: str = "auto",

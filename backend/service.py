@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -28,17 +29,41 @@ class NotReady(RuntimeError):
     """The model is still loading, or failed to load."""
 
 
-def load_predictor(settings: Settings) -> Predictor:
+def load_scorer(settings: Settings, source: models.ModelSource):
+    """The engine that computes label log-probabilities, and the identity of the weights as that engine runs them."""
+    if settings.llm_engine == "openai":
+        from transformers import AutoTokenizer
+
+        from backend.llm_server import ServerScorer
+
+        scorer = ServerScorer(
+            settings.llm_server_url,
+            AutoTokenizer.from_pretrained(source.path),
+            model=settings.llm_server_model,
+            api_key=settings.llm_server_api_key,
+            top_logprobs=settings.llm_server_top_logprobs,
+            concurrency=settings.llm_server_concurrency,
+            timeout=settings.llm_server_timeout,
+            max_text_tokens=settings.max_text_tokens,
+        )
+        scorer.connect(settings.model_wait_seconds)
+        log.info("LLM served by %s as %r", settings.llm_server_url, scorer.model)
+        # Another engine computes other numbers (llama.cpp runs the GGUF's own quantisation): its own version.
+        return scorer, replace(source, identity=f"{source.identity}+openai")
     from backend.llm import LLMScorer
 
-    started = time.perf_counter()
-    source = models.resolve(settings.llm_model, settings.llm_cache_dir)
     scorer = LLMScorer.load(
         source.path,
         batch_size=settings.batch_size,
         row_tokens=settings.row_tokens,
         max_text_tokens=settings.max_text_tokens,
     )
+    return scorer, source
+
+
+def load_predictor(settings: Settings) -> Predictor:
+    started = time.perf_counter()
+    scorer, source = load_scorer(settings, models.resolve(settings.llm_model, settings.llm_cache_dir))
     predictor = Predictor(
         scorer,
         source,

@@ -15,6 +15,11 @@ class SettingsError(ValueError):
     pass
 
 
+# transformers: the model runs in this process (backend/llm.py); openai: an OpenAI-compatible server runs it
+# (backend/llm_server.py).
+ENGINES = ("transformers", "openai")
+
+
 def _int(name: str, default: int, low: int = 1) -> int:
     raw = os.environ.get(name, "").strip()
     if not raw:
@@ -53,6 +58,13 @@ class Settings:
     predict_chunk: int = 48
     predict_timeout: int = 80
     ls_retries: int = 3
+    llm_engine: str = "transformers"
+    llm_server_url: str = ""
+    llm_server_model: str = ""
+    llm_server_api_key: str = field(default="", repr=False)
+    llm_server_top_logprobs: int = 300
+    llm_server_concurrency: int = 4
+    llm_server_timeout: int = 60
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -63,6 +75,12 @@ class Settings:
         auth_user, auth_pass = env("BASIC_AUTH_USER", "").strip(), env("BASIC_AUTH_PASS", "")
         if bool(auth_user) != bool(auth_pass):
             raise SettingsError("set both BASIC_AUTH_USER and BASIC_AUTH_PASS, or neither")
+        engine = env("LLM_ENGINE", "").strip().lower() or "transformers"
+        if engine not in ENGINES:
+            raise SettingsError(f"LLM_ENGINE={engine!r}: use {' or '.join(ENGINES)}")
+        server_url = env("LLM_SERVER_URL", "").strip().rstrip("/")
+        if engine == "openai" and not server_url:
+            raise SettingsError("LLM_ENGINE=openai needs LLM_SERVER_URL, e.g. http://127.0.0.1:8000/v1")
         strategy = env("RANK_STRATEGY", "").strip() or "margin"
         if strategy not in SERVED:
             raise SettingsError(f"RANK_STRATEGY={strategy!r}: use one of {', '.join(sorted(SERVED))}")
@@ -90,6 +108,13 @@ class Settings:
             predict_chunk=_int("PREDICT_CHUNK", 48),
             predict_timeout=_int("PREDICT_TIMEOUT", 80),
             ls_retries=_int("LS_RETRIES", 3, low=0),
+            llm_engine=engine,
+            llm_server_url=server_url,
+            llm_server_model=env("LLM_SERVER_MODEL", "").strip(),
+            llm_server_api_key=env("LLM_SERVER_API_KEY", "").strip(),
+            llm_server_top_logprobs=_int("LLM_SERVER_TOP_LOGPROBS", 300),
+            llm_server_concurrency=_int("LLM_SERVER_CONCURRENCY", 4),
+            llm_server_timeout=_int("LLM_SERVER_TIMEOUT", 60),
         )
 
     def ls_api_key(self) -> str:

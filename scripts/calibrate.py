@@ -22,7 +22,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=evaluation.CALIBRATION_SIZE, help="calibration sample size (default %(default)s)")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="labeling config (default %(default)s)")
-    parser.add_argument("--out", type=Path, help="output JSON (default guidelines/calibration/<guidelines>.<model>.json)")
+    parser.add_argument("--out", type=Path, help="output JSON (default guidelines/calibration/<guidelines>.<model>[.<engine>].json)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     settings = Settings.from_env()
@@ -30,7 +30,8 @@ def main() -> int:
     parsed = schema.parse(args.config.read_text())
     _, sample = evaluation.splits(calibration_size=args.size)
     fitted = evaluation.fit_calibration(predictor, parsed, sample)
-    out = args.out or settings.calibration_dir / f"{settings.guidelines.stem}.{predictor.source.name}.json"
+    engine = "" if settings.llm_engine == "transformers" else f".{settings.llm_engine}"  # each engine its own file
+    out = args.out or settings.calibration_dir / f"{settings.guidelines.stem}.{predictor.source.name}{engine}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     fitted.save(out)
     print(f"fitted on {fitted.fitted_on} examples: bias {dict(zip(fitted.labels, (round(b, 3) for b in fitted.bias)))}")
