@@ -10,7 +10,8 @@ SHA-256 (backend/vectors.py), so a re-run only scores texts it has not seen.
 The loop (`simulate`), for one model kind, strategy and seed: label `seed_size` random pool items, then repeat
 fit → measure macro-F1 on the test split → rank the unlabeled pool with the strategy → label the top `batch`,
 until `budget` labels. The model that ranks is the kind being evaluated (the blend's probabilities feed the
-blend's uncertainty strategies). The same seed gives every strategy the same seed set, so strategies are compared
+blend's uncertainty strategies); "disagreement" and "committee" also read the LLM's calibrated probabilities of
+the pool, which the backend has at serving time as well. The same seed gives every strategy the same seed set, so strategies are compared
 on paired runs.
 
 The summary (`compare`): per kind and strategy, the learning curve (mean and std over seeds), its area (mean
@@ -46,7 +47,8 @@ JUDGED = {f"llm_{variant}": variant for variant in judge.VARIANTS}
 # question closest to what a ranking wants.
 HYBRID_LLM_WEIGHTS: Mapping[str, float] = {**strategies.DEFAULT_HYBRID_WEIGHTS, "llm_informative": 1.0}
 STRATEGIES = (
-    "random", "least_confidence", "margin", "entropy", "diversity", "hybrid", *JUDGED, "hybrid_llm",
+    "random", "least_confidence", "margin", "entropy", "diversity", "hybrid", "disagreement", "committee", *JUDGED,
+    "hybrid_llm",
 )
 KINDS = classifier.KINDS
 LABELS_TO_TARGET_RULE = (
@@ -119,8 +121,9 @@ def _rank(strategy: str, probs: np.ndarray, inputs: Inputs, labeled: np.ndarray,
     elif strategy == "hybrid_llm":
         name, weights = "hybrid", dict(HYBRID_LLM_WEIGHTS)
     # diversity_k = batch: the batch is chosen by k-center greedy, not the batch points nearest each other's gap.
+    # llm_probs: the LLM's probabilities, which the backend has for every task too (disagreement, committee).
     return strategies.rank(name, probs, inputs.pool_x, labeled, seed=seed, weights=weights,
-                           extra_utilities=inputs.judged, diversity_k=batch)
+                           extra_utilities=inputs.judged, diversity_k=batch, llm_probs=inputs.pool_llm)
 
 
 def check_settings(n_pool: int, seed_size: int, batch: int, budget: int) -> None:
@@ -249,6 +252,7 @@ def compare(
             "labels_to_target_rule": LABELS_TO_TARGET_RULE,
             "hybrid_weights": dict(strategies.DEFAULT_HYBRID_WEIGHTS),
             "hybrid_llm_weights": dict(HYBRID_LLM_WEIGHTS),
+            "committee_weights": dict(strategies.COMMITTEE_WEIGHTS),
             **inputs.info,
         },
         "llm_alone_macro_f1": macro_f1(inputs.test_y, inputs.test_llm, inputs.n_labels),

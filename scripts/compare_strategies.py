@@ -11,8 +11,8 @@ Writes OUT/results.json and OUT/curves.png and prints a table. The LLM's outputs
 --cache-dir, so a second run only simulates. Logic: backend/simulation.py.
 
 Strategies: random, least_confidence, margin, entropy, diversity (k-center greedy), hybrid (margin + diversity),
-llm_informative, llm_difficult, llm_diverse (LLM-judged, backend/judge.py), hybrid_llm (margin + diversity +
-llm_informative).
+disagreement (model vs LLM probabilities, Jensen-Shannon), committee (entropy + disagreement), llm_informative,
+llm_difficult, llm_diverse (LLM-judged, backend/judge.py), hybrid_llm (margin + diversity + llm_informative).
 
 Examples:
   python scripts/compare_strategies.py --pool 1500 --seeds 5 --budget 1000 --out artifacts/strategies

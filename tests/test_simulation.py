@@ -92,6 +92,19 @@ def test_the_model_that_ranks_is_the_kind_evaluated(inputs, kind):
     assert run.f1[0] == pytest.approx(f1)
 
 
+@pytest.mark.parametrize("kind", simulation.KINDS)
+def test_committee_ranks_with_the_models_and_the_llms_probabilities(inputs, kind):
+    run = simulation.simulate(inputs, kind, "committee", seed=1, seed_size=20, batch=20, budget=40)
+    seed_set = run.order[:20]
+    model = classifier.fit(kind, inputs.pool_x[seed_set], inputs.pool_llm[seed_set], inputs.pool_y[seed_set], 3, seed=1)
+    probs = model.predict_proba(inputs.pool_x, inputs.pool_llm)
+    u = strategies.rank("committee", probs, labeled_idx=seed_set, llm_probs=inputs.pool_llm)
+    np.testing.assert_array_equal(run.order[20:], strategies.select(u, 20))
+    # without the LLM's probabilities the batch would be entropy's, which differs here
+    by_entropy = strategies.select(strategies.rank("entropy", probs, labeled_idx=seed_set), 20)
+    assert set(run.order[20:].tolist()) != set(by_entropy.tolist())
+
+
 def test_llm_judged_strategy_takes_the_top_judged_items(inputs):
     run = simulation.simulate(inputs, "classifier", "llm_difficult", seed=0, seed_size=20, batch=20, budget=60)
     u = inputs.judged["llm_difficult"].copy()
@@ -183,6 +196,7 @@ def results(inputs):
 def test_compare_results_schema(results, inputs):
     json.dumps(results)  # plain JSON types only
     assert results["config"]["budget"] == 120 and results["config"]["seeds"] == [0, 1]
+    assert results["config"]["committee_weights"] == dict(strategies.COMMITTEE_WEIGHTS)
     assert results["llm_alone_macro_f1"] == pytest.approx(simulation.macro_f1(inputs.test_y, inputs.test_llm, 3))
     assert set(results["kinds"]) == {"classifier", "blend"}
     for kind, block in results["kinds"].items():

@@ -212,6 +212,43 @@ def test_priority_scores_reverse_utility():
     np.testing.assert_array_equal(st.priority_scores(np.array([0.3])), [0.0])
 
 
+# ------------------------------------------------------------------------------------------------ disagreement
+
+
+def test_disagreement_hand_computed():
+    p = np.array([[1.0, 0.0], [1.0, 0.0], [0.5, 0.5], [0.9, 0.1]])
+    q = np.array([[0.0, 1.0], [0.5, 0.5], [0.5, 0.5], [0.9, 0.1]])
+    # [1, 0] vs [0.5, 0.5]: H([0.75, 0.25]) - (0 + log 2) / 2, in bits
+    h = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
+    np.testing.assert_allclose(st.disagreement(p, q), [1.0, (h - math.log(2) / 2) / math.log(2), 0.0, 0.0], atol=1e-12)
+
+
+def test_disagreement_matches_scipy_and_is_symmetric():
+    from scipy.spatial.distance import jensenshannon
+
+    rng = np.random.default_rng(3)
+    p, q = rng.dirichlet([0.4] * 4, size=300), rng.dirichlet([0.4] * 4, size=300)
+    d = st.disagreement(p, q)
+    np.testing.assert_allclose(d, jensenshannon(p, q, axis=1, base=2) ** 2, atol=1e-9)
+    np.testing.assert_allclose(d, st.disagreement(q, p), atol=1e-12)
+    assert d.min() >= 0.0 and d.max() <= 1.0
+    np.testing.assert_array_equal(st.disagreement(p, p), np.zeros(300))
+
+
+def test_disagreement_prefers_conflict_over_shared_doubt():
+    # both unsure the same way (row 0) is no disagreement; confident and opposed (row 1) is the most
+    p = np.array([[0.5, 0.5], [0.9, 0.1], [0.7, 0.3]])
+    q = np.array([[0.5, 0.5], [0.1, 0.9], [0.5, 0.5]])
+    assert st.select(st.disagreement(p, q), 3).tolist() == [1, 2, 0]
+
+
+def test_disagreement_errors():
+    with pytest.raises(ValueError, match="shape of probs"):
+        st.disagreement(np.eye(3), np.eye(2))
+    with pytest.raises(ValueError, match="llm_probs: .*sums to"):
+        st.disagreement(np.eye(2), np.array([[0.5, 0.6], [0.5, 0.5]]))
+
+
 # ------------------------------------------------------------------------------------------------ rank
 
 
@@ -237,7 +274,9 @@ def test_rank_single_strategies_match_the_utilities():
         mask[labeled] = False
         np.testing.assert_array_equal(u[mask], e[mask], err_msg=name)
         assert not set(st.select(u, 60).tolist()) & set(labeled)
-    assert st.STRATEGIES == {"random", "least_confidence", "margin", "entropy", "diversity", "hybrid"}
+    assert st.STRATEGIES == {
+        "random", "least_confidence", "margin", "entropy", "disagreement", "diversity", "hybrid", "committee"
+    }
 
 
 def test_rank_hybrid_fuses_over_unlabeled_rows():
@@ -253,6 +292,45 @@ def test_rank_hybrid_fuses_over_unlabeled_rows():
     assert not np.array_equal(st.select(u, 56), st.select(only_margin, 56))
     # diversity at weight 0 does not need embeddings
     st.rank("hybrid", p, None, labeled, weights={"entropy": 1.0, "diversity": 0.0})
+
+
+def test_rank_disagreement_and_committee():
+    p, _ = pool()
+    llm = np.random.default_rng(13).dirichlet([0.7, 0.7, 0.7], size=60)
+    labeled = [3, 9]
+    un = np.setdiff1d(np.arange(60), labeled)
+    d = st.rank("disagreement", p, labeled_idx=labeled, llm_probs=llm)
+    np.testing.assert_array_equal(d[un], st.disagreement(p, llm)[un])
+    c = st.rank("committee", p, labeled_idx=labeled, llm_probs=llm)
+    assert np.isneginf(c[labeled]).all() and np.isneginf(d[labeled]).all()
+    expected = st.rank_fusion({"entropy": st.entropy(p)[un], "disagreement": st.disagreement(p, llm)[un]})
+    np.testing.assert_allclose(c[un], expected)
+    # the same fusion through hybrid's weights
+    h = st.rank("hybrid", p, labeled_idx=labeled, weights=dict(st.COMMITTEE_WEIGHTS), llm_probs=llm)
+    np.testing.assert_array_equal(h, c)
+    # the committee really differs from either member alone
+    order = st.select(c, 58)
+    assert not np.array_equal(order, st.select(st.rank("entropy", p, labeled_idx=labeled), 58))
+    assert not np.array_equal(order, st.select(d, 58))
+
+
+def test_committee_without_disagreement_is_entropy():
+    # the serving model is the LLM itself: nothing to disagree about, so the model's uncertainty decides
+    p, _ = pool()
+    c = st.rank("committee", p, labeled_idx=[0], llm_probs=p)
+    np.testing.assert_array_equal(st.select(c, 59), st.select(st.rank("entropy", p, labeled_idx=[0]), 59))
+
+
+def test_pointwise_priority_with_and_without_llm_probs():
+    p, _ = pool()
+    llm = np.random.default_rng(14).dirichlet([0.7, 0.7, 0.7], size=60)
+    np.testing.assert_allclose(st.pointwise_priority("disagreement", p, llm), 1.0 - st.disagreement(p, llm))
+    committee = st.pointwise_priority("committee", p, llm)
+    np.testing.assert_allclose(committee, 1.0 - (st.entropy(p) + st.disagreement(p, llm)) / 2.0)
+    assert committee.min() >= 0.0 and committee.max() <= 1.0
+    for name in ("committee", "disagreement", "hybrid"):  # no LLM probabilities: margin until the pool is ranked
+        np.testing.assert_allclose(st.pointwise_priority(name, p), 1.0 - st.margin(p))
+    np.testing.assert_allclose(st.pointwise_priority("entropy", p, llm), 1.0 - st.entropy(p))
 
 
 def test_rank_llm_hook():
@@ -300,6 +378,13 @@ def test_rank_accepts_rows_within_tolerance():
         (dict(extra_utilities={"entropy": np.ones(2)}), "clashes"),
         (dict(extra_utilities={"llm": np.array([1.0, np.nan])}), "NaN"),
         (dict(diversity_k=-1), "diversity_k must be >= 0"),
+        (dict(strategy="disagreement"), "needs llm_probs"),
+        (dict(strategy="committee"), "needs llm_probs"),
+        (dict(strategy="hybrid", weights={"disagreement": 1.0}), "needs llm_probs"),
+        (dict(strategy="committee", llm_probs=np.eye(2), weights={"entropy": 1.0}), "only to the 'hybrid'"),
+        (dict(strategy="committee", llm_probs=np.eye(3)), "shape of probs"),
+        (dict(strategy="disagreement", llm_probs=np.array([[0.5, np.nan], [0.5, 0.5]])), "llm_probs: .*NaN"),
+        (dict(extra_utilities={"committee": np.ones(2)}), "clashes"),
     ],
 )
 def test_rank_errors(kwargs, match):
@@ -337,5 +422,6 @@ def test_bench_script_runs_on_a_tiny_pool():
         timeout=120,
     )
     assert run.returncode == 0, run.stderr
-    for name in sorted(st.STRATEGIES) + ["k_center_greedy"]:
+    # The bench script (not this file's) times the strategies that need no LLM probabilities.
+    for name in sorted(st.STRATEGIES - st.NEEDS_LLM_PROBS) + ["k_center_greedy"]:
         assert name in run.stdout, name
