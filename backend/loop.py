@@ -76,6 +76,7 @@ class Loop:
         self._models: dict[str, ProjectModel | None] = {}
         self._rankings: dict[str, PoolRanking] = {}
         self._strategies: dict[str, str] = {}
+        self._stamps: dict[str, tuple[int, int] | None] = {}  # the registry as this process last read or wrote it
         self._client_factory = client_factory or self._connect
         self._client = None
         # Labels per project as of the last run, and the tasks changed since (None: read everything again).
@@ -90,14 +91,30 @@ class Loop:
     def store(self, project: str) -> ModelStore:
         return ModelStore(self.settings.data_dir, project)
 
+    def _refresh(self, project: str) -> None:
+        """Re-read the project's registry when it changed on disk: another replica sharing DATA_DIR promoted a
+        model or set the strategy. A stat per call; the model and strategy are read only after a change."""
+        stamp = self.store(project).stamp()
+        if project in self._stamps and self._stamps[project] == stamp:
+            return
+        first = project not in self._stamps
+        self._stamps[project] = stamp
+        current = self.store(project).current()
+        self._models[project] = current[1] if current else None
+        self._strategies.pop(project, None)
+        if not first:
+            with self._changes_lock:
+                self._changed[project] = None  # another replica saw events this one did not: read every label
+
+    def _wrote(self, project: str) -> None:
+        self._stamps[project] = self.store(project).stamp()
+
     def model(self, project: str) -> ProjectModel | None:
-        if project not in self._models:
-            current = self.store(project).current()
-            self._models[project] = current[1] if current else None
+        self._refresh(project)
         return self._models[project]
 
     def strategy(self, project: str) -> str:
-        # Read once per project: every /predict asks, and this process is the registry's only writer.
+        self._refresh(project)
         if project not in self._strategies:
             self._strategies[project] = self.store(project).setting("strategy", self.settings.rank_strategy)
         return self._strategies[project]
@@ -106,6 +123,7 @@ class Loop:
         check_strategy(name)
         if name != self.strategy(project):
             self.store(project).set_setting("strategy", name)
+            self._wrote(project)
             self._strategies[project] = name
             self._rankings.pop(project, None)
             if self.model(project) and self.settings.label_studio_url:
@@ -157,8 +175,11 @@ class Loop:
                 skipped += [{"index": i, "task": _task_id(tasks[i]), "reason": reason} for i in slots[start:]]
                 self.metrics.timeouts.inc(len(slots) - start)
                 break
-            probs = self.probabilities(schema, texts[start : start + chunk], model)
-            priority = strategies.pointwise_priority(strategy, probs)
+            batch = texts[start : start + chunk]
+            probs = self.probabilities(schema, batch, model)
+            # The LLM's probabilities were just cached by probabilities(): reading them again costs a lookup.
+            llm = self.llm_probs(schema, batch)[0] if strategy in strategies.NEEDS_LLM_PROBS else None
+            priority = strategies.pointwise_priority(strategy, probs, llm)
             for slot, row, own in zip(slots[start : start + chunk], probs, priority):
                 task_id = _task_id(tasks[slot])
                 if ranking and ranking.version == version and task_id in ranking.priorities:
@@ -253,7 +274,8 @@ class Loop:
         """One training run; the result also goes to the registry, the log and /metrics."""
         started = time.perf_counter()
         try:
-            record = self._train(project, started)
+            with self.store(project).training_lock():  # replicas sharing DATA_DIR take turns
+                record = self._train(project, started)
         except Exception as e:
             self.metrics.training_runs.labels("failed").inc()
             log.exception("training for project %s failed; the serving model is unchanged", project)
@@ -264,6 +286,7 @@ class Loop:
         return record
 
     def _train(self, project: str, started: float) -> dict:
+        self._refresh(project)  # another replica may have trained while this one waited for the lock
         client = self.client()
         schema = self._project_schema(client, project)
         labeled, stats = self._fetch_labels(client, project, schema)
@@ -307,12 +330,21 @@ class Loop:
         record["fit_seconds"] = round(time.perf_counter() - fetched, 3)
         record["seconds"] = round(time.perf_counter() - started, 3)
         store.add(version, model, record, promote)
+        self._wrote(project)
         self._save_caches()
         if model:
             self._models[project] = model
             self.metrics.model_version.labels(version).set(1)
             self.rescoring.request(project)
+        elif incumbent and not self.rescoring.busy(project) and self._unranked(project, incumbent.version):
+            # The serving model's re-score never finished (killed, restarted, Label Studio down): Label Studio
+            # still holds an older version's predictions, and a run that keeps the model must not leave it so.
+            self.rescoring.request(project)
         return record
+
+    def _unranked(self, project: str, version: str) -> bool:
+        ranking = self._rankings.get(project)
+        return ranking is None or ranking.version != version
 
     def _incumbent_guess(self, incumbent: ProjectModel | None, ids, y, emb, llm) -> np.ndarray:
         if incumbent is None:
@@ -352,7 +384,8 @@ class Loop:
         labeled = [i for i, task_id in enumerate(ids) if task_id in trained_on]
         emb = self.embedder.encode(texts) if strategy in ("diversity", "hybrid") else None
         extras = {strategy: self._judged(strategy, texts)} if strategy in strategies.LLM_JUDGED else None
-        utility = strategies.rank(strategy, probs, emb, labeled_idx=labeled, extra_utilities=extras)
+        llm = self.llm_probs(schema, texts)[0] if strategy in strategies.NEEDS_LLM_PROBS else None  # cached above
+        utility = strategies.rank(strategy, probs, emb, labeled_idx=labeled, extra_utilities=extras, llm_probs=llm)
         priority = strategies.priority_scores(utility)
         predictions = [
             {

@@ -4,6 +4,10 @@ Layout under DATA_DIR/projects/<project>/: `models/<version>.joblib` (the fitted
 (every version trained, its metrics, whether it was promoted, and the serving one). Both are written through a
 temporary file and a rename, so a crash at any moment leaves the previous state readable; the artifact is written
 before the registry names it, so the registry never points at a missing or partial file.
+
+Several backend replicas may share DATA_DIR (see the README's "Running at scale"): registry updates hold an
+exclusive lock on a file next to it, and a training run holds another for its whole length, so two replicas never
+train one project at once or lose each other's versions. `stamp()` lets a replica notice another's changes.
 """
 
 from __future__ import annotations
@@ -11,10 +15,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import fcntl
 import tempfile
-import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ContextManager, Iterator
 
 import joblib
 
@@ -39,7 +44,29 @@ class ModelStore:
     def __init__(self, root: str | os.PathLike, project: str) -> None:
         self.dir = Path(root) / "projects" / project
         self.registry_path = self.dir / "registry.json"
-        self._lock = threading.Lock()
+
+    @contextmanager
+    def _locked(self, name: str) -> Iterator[None]:
+        # flock, not a threading lock: it also holds between processes, and between threads with their own fds.
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / name, "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def training_lock(self) -> ContextManager[None]:
+        """Held for a whole training run: one run per project across every process sharing DATA_DIR."""
+        return self._locked("training.lock")
+
+    def stamp(self) -> tuple[int, int] | None:
+        """Changes whenever the registry is rewritten, by this process or another."""
+        try:
+            st = self.registry_path.stat()
+        except FileNotFoundError:
+            return None
+        return st.st_mtime_ns, st.st_ino
 
     def registry(self) -> dict:
         try:
@@ -62,7 +89,7 @@ class ModelStore:
         """Keep a trained version; the serving pointer moves only when `promote`."""
         if promote:
             _atomic_write(self.artifact(version), lambda f: joblib.dump(model, f), mode="wb")
-        with self._lock:
+        with self._locked("registry.lock"):
             data = self.registry()
             data["versions"].append({**record, "version": version, "promoted": promote})
             if promote:
@@ -83,7 +110,7 @@ class ModelStore:
         return self.registry()["settings"].get(name, default)
 
     def set_setting(self, name: str, value: Any) -> None:
-        with self._lock:
+        with self._locked("registry.lock"):
             data = self.registry()
             data["settings"][name] = value
             self._save_registry(data)

@@ -241,3 +241,21 @@ def test_feature_caches_survive_a_restart(tmp_path, predictor, monkeypatch):
     monkeypatch.setattr(predictor, "probabilities", lambda *a: calls.append(a) or None)
     probs, _ = restarted.loop.llm_probs(SCHEMA, [t for _, t in project.tasks])
     assert probs.shape == (60, 3) and not calls  # every text came from the saved cache
+
+
+def test_committee_priorities_before_the_pool_is_ranked_read_the_llm(tmp_path, predictor, monkeypatch):
+    from backend import strategies
+
+    project = FakeProject()
+    project.install(monkeypatch)
+    service = make_service(tmp_path, predictor, project, rank_strategy="committee")
+    assert service.loop.train("5")["result"] == "promoted"
+    service.loop.rescoring.wait("5", timeout=120)
+    texts = ["a brand new review that nobody has ranked", "another one, just imported"]
+    tasks = [{"id": 1000 + i, "data": {"text": t}} for i, t in enumerate(texts)]
+    results, _, _ = service.loop.predict("5", SCHEMA, tasks)  # not in the pool's ranking: their own priority
+    probs = service.loop.probabilities(SCHEMA, texts, service.loop.model("5"))
+    llm = service.loop.llm_probs(SCHEMA, texts)[0]
+    want = 1 - (strategies.entropy(probs) + strategies.disagreement(probs, llm)) / 2
+    assert [r["score"] for r in results] == pytest.approx(list(want), abs=1e-4)
+    assert not np.allclose(want, strategies.pointwise_priority("margin", probs), atol=1e-3)
