@@ -46,6 +46,8 @@ def main(argv=None) -> int:
     probs = rng.dirichlet([args.alpha] * args.labels, size=args.n)
     emb = rng.standard_normal((args.n, args.dim), dtype=np.float32)
     labeled = rng.choice(args.n, size=args.labeled, replace=False)
+    # The LLM's probabilities for disagreement and committee: the model's, pulled towards another Dirichlet draw.
+    llm = 0.5 * probs + 0.5 * rng.dirichlet([args.alpha] * args.labels, size=args.n)
     print(
         f"pool: {args.n} tasks × {args.labels} labels (Dirichlet {args.alpha}), embeddings {args.dim}-d float32, "
         f"{args.labeled} labeled; generated in {time.perf_counter() - t:.2f} s"
@@ -56,9 +58,10 @@ def main(argv=None) -> int:
     novelty = 2.0 * strategies.diversity_utility(emb, labeled)  # cosine distance to the nearest labeled task
 
     rows = []
-    for name in ["random", "least_confidence", "margin", "entropy", "diversity", "hybrid"]:
+    for name in sorted(strategies.STRATEGIES):
         t = time.perf_counter()
-        u = strategies.rank(name, probs, emb, labeled_idx=labeled, seed=args.seed, diversity_k=args.diversity_k)
+        u = strategies.rank(name, probs, emb, labeled_idx=labeled, seed=args.seed, diversity_k=args.diversity_k,
+                            llm_probs=llm)
         seconds = time.perf_counter() - t
         top = strategies.select(u, args.k)
         rows.append((name, seconds, top))
