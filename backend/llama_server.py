@@ -34,7 +34,11 @@ def available() -> bool:
     return LLAMA_PYTHON.exists()
 
 
-def command(gguf: Path, port: int, threads: int, n_ctx: int = 2048) -> list[str]:
+def command(gguf: Path, port: int, threads: int, n_ctx: int = 2048, binary: Path | None = None) -> list[str]:
+    """llama-cpp-python's server, or with `binary` llama.cpp's own C++ `llama-server` (built separately)."""
+    if binary:
+        return [str(binary), "-m", str(gguf), "--alias", ALIAS, "--host", "127.0.0.1", "--port", str(port),
+                "-t", str(threads), "-c", str(n_ctx * 2), "-np", "2"]
     # logits_all is what lets the server return log-probabilities; the alias keeps the model's id independent of
     # where the GGUF lies on this machine.
     return [
@@ -47,19 +51,21 @@ def command(gguf: Path, port: int, threads: int, n_ctx: int = 2048) -> list[str]
 class LlamaServer:
     """`with LlamaServer(port, log_path) as url:` the embedded GGUF served on 127.0.0.1; url ends in /v1."""
 
-    def __init__(self, port: int, log_path: Path, threads: int | None = None, wait: float = 180.0) -> None:
-        self.port, self.log_path, self.wait = port, log_path, wait
+    def __init__(
+        self, port: int, log_path: Path, threads: int | None = None, wait: float = 180.0, binary: Path | None = None
+    ) -> None:
+        self.port, self.log_path, self.wait, self.binary = port, log_path, wait, binary
         self.threads = threads or os.cpu_count() or 1
         self.url = f"http://127.0.0.1:{port}/v1"
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> str:
-        if not available():
+        if not (self.binary or available()):
             raise LlamaServerError(MISSING_REASON)
         gguf = models.assemble_embedded(models.default_cache_dir())
         with self.log_path.open("w") as log:
             self.proc = subprocess.Popen(
-                command(gguf, self.port, self.threads), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
+                command(gguf, self.port, self.threads, binary=self.binary), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
             )
         deadline = time.monotonic() + self.wait
         while True:

@@ -147,11 +147,15 @@ class ServerScorer:
         if answer.status_code != 200:
             raise LLMServerError(f"the LLM server at {self.base_url} answered {answer.status_code}: {answer.text[:300]}")
         try:
-            top = answer.json()["choices"][0]["logprobs"]["top_logprobs"][0]
+            logprobs = answer.json()["choices"][0]["logprobs"]
+            if "top_logprobs" in logprobs:  # the completions API's own shape (vLLM, llama-cpp-python)
+                top = {str(k): float(v) for k, v in logprobs["top_logprobs"][0].items()}
+            else:  # the chat API's shape, which llama.cpp's own server also uses for completions
+                top = {str(t["token"]): float(t["logprob"]) for t in logprobs["content"][0]["top_logprobs"]}
             if not top:
                 raise ValueError("empty")
-            return {str(k): float(v) for k, v in top.items()}
-        except (ValueError, KeyError, IndexError, TypeError):
+            return top
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             raise LLMServerError(
                 f"the LLM server at {self.base_url} returned no top log-probabilities: llama-cpp-python needs "
                 f"logits_all (its default), vLLM --max-logprobs >= {self.top_logprobs} (LLM_SERVER_TOP_LOGPROBS)"

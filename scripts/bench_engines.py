@@ -4,6 +4,8 @@
 Engines:
   transformers      the model in the backend's own process (the default, LLM_ENGINE=transformers)
   llama-cpp-python  LLM_ENGINE=openai against llama-cpp-python's OpenAI-compatible server on the same GGUF
+  llama.cpp         LLM_ENGINE=openai against llama.cpp's own C++ server (`llama-server`, two slots), when
+                    --llama-server-bin names one (it is not part of llama-cpp-python's install)
 
 Every engine serves the same stratified test reviews through /predict under gunicorn, with the same fitted
 calibration file, and the table shows speed, memory, quality and agreement with the first engine.
@@ -24,7 +26,7 @@ from backend.ls_server import free_port  # noqa: E402
 from backend.service import DEFAULT_CONFIG  # noqa: E402
 from backend.settings import Settings  # noqa: E402
 
-ENGINES = ("transformers", "llama-cpp-python")
+ENGINES = ("transformers", "llama-cpp-python", "llama.cpp")
 
 
 def names(value: str) -> list[str]:
@@ -37,7 +39,9 @@ def names(value: str) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--engines", type=names, default=list(ENGINES), help="comma-separated (default: all)")
+    parser.add_argument("--engines", type=names, default=list(ENGINES[:2]),
+                        help="comma-separated (default: transformers,llama-cpp-python)")
+    parser.add_argument("--llama-server-bin", type=Path, help="llama.cpp's llama-server binary, for the llama.cpp engine")
     parser.add_argument("--test-size", type=int, default=200, help="stratified test reviews (default %(default)s)")
     parser.add_argument("--batch", type=int, default=25, help="tasks per /predict request (default %(default)s)")
     parser.add_argument("--top-logprobs", type=int, default=300, help="LLM_SERVER_TOP_LOGPROBS (default %(default)s)")
@@ -48,6 +52,9 @@ def main() -> int:
     args = parser.parse_args()
     if "llama-cpp-python" in args.engines and not llama.available():
         print(f"error: {llama.MISSING_REASON}", file=sys.stderr)
+        return 1
+    if "llama.cpp" in args.engines and not (args.llama_server_bin and args.llama_server_bin.is_file()):
+        print("error: the llama.cpp engine needs --llama-server-bin PATH (llama.cpp's llama-server)", file=sys.stderr)
         return 1
     args.out.parent.mkdir(parents=True, exist_ok=True)
     settings = Settings()
@@ -65,8 +72,9 @@ def main() -> int:
         for name in args.engines:
             env = {"DATA_DIR": str(args.out.parent / f"engines-data-{name}"), "CALIBRATION": str(calibration)}
             server_pid = lambda: None  # noqa: E731
-            if name == "llama-cpp-python":
-                server = llama.LlamaServer(free_port(), args.out.parent / "engines-llama-server.log")
+            if name != "transformers":
+                binary = args.llama_server_bin if name == "llama.cpp" else None
+                server = llama.LlamaServer(free_port(), args.out.parent / f"engines-{name}-server.log", binary=binary)
                 url = stack.enter_context(server)
                 server_pid = lambda s=server: s.proc.pid  # noqa: E731
                 env |= {"LLM_ENGINE": "openai", "LLM_SERVER_URL": url,
