@@ -35,6 +35,9 @@ class ModelSource:
     path: str
     identity: str
     name: str
+    # Set when another engine runs these weights: the identity of the weights alone (identity then names the engine
+    # too), so a calibration fitted on the same weights with another engine can stand in for a missing one.
+    weights: str = ""
 
 
 def default_cache_dir() -> Path:

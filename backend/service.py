@@ -49,7 +49,7 @@ def load_scorer(settings: Settings, source: models.ModelSource):
         scorer.connect(settings.model_wait_seconds)
         log.info("LLM served by %s as %r", settings.llm_server_url, scorer.model)
         # Another engine computes other numbers (llama.cpp runs the GGUF's own quantisation): its own version.
-        return scorer, replace(source, identity=f"{source.identity}+openai")
+        return scorer, replace(source, identity=f"{source.identity}+openai", weights=source.identity)
     from backend.llm import LLMScorer
 
     scorer = LLMScorer.load(
