@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -30,6 +30,14 @@ def cut_ids(ids: list[int], max_tokens: int) -> tuple[list[int], bool]:
         return ids, False
     head = max_tokens * 3 // 4
     return ids[:head] + ids[-(max_tokens - head) :], True
+
+
+def answer_ids(encode: Callable[[str], list[int]], answers: Sequence[str]) -> list[list[int]]:
+    """Each answer's tokens; an answer of no tokens could not be scored, so it is refused here."""
+    ids = [encode(answer) for answer in answers]
+    if not all(ids):
+        raise ValueError(f"an answer string encodes to no tokens: {[a for a, i in zip(answers, ids) if not i]}")
+    return ids
 
 
 @dataclass
@@ -92,9 +100,7 @@ class LLMScorer:
         answers = list(prompt.labels if answers is None else answers)
         if not texts:
             return np.zeros((0, len(answers)))
-        label_ids = [self.encode(answer) for answer in answers]
-        if not all(label_ids):
-            raise ValueError(f"an answer string encodes to no tokens: {[a for a, i in zip(answers, label_ids) if not i]}")
+        label_ids = answer_ids(self.encode, answers)
         suffix = self.encode(prompt.suffix)
         segments = [self.text_ids(t)[0] + suffix for t in texts]
         return self._runner.submit(self._score_all, prompt, segments, label_ids).result()

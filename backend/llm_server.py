@@ -28,7 +28,7 @@ from typing import Any, Sequence
 import httpx
 import numpy as np
 
-from backend.llm import cut_ids
+from backend import llm
 from backend.prompt import Prompt
 
 log = logging.getLogger(__name__)
@@ -98,16 +98,14 @@ class ServerScorer:
         return self.tokenizer.encode(text, add_special_tokens=False)
 
     def text_ids(self, text: str) -> tuple[list[int], bool]:
-        return cut_ids(self.encode(text), self.max_text_tokens)
+        return llm.cut_ids(self.encode(text), self.max_text_tokens)
 
     def label_logprobs(self, prompt: Prompt, texts: Sequence[str], answers: Sequence[str] | None = None) -> np.ndarray:
         """(n_texts, n_answers) log P(answer tokens | prompt, text), as backend.llm.LLMScorer computes it."""
         answers = list(prompt.labels if answers is None else answers)
         if not texts:
             return np.zeros((0, len(answers)))
-        answer_ids = [self.encode(a) for a in answers]
-        if not all(answer_ids):
-            raise ValueError(f"an answer string encodes to no tokens: {[a for a, i in zip(answers, answer_ids) if not i]}")
+        answer_ids = llm.answer_ids(self.encode, answers)
         # Every distinct "answer tokens so far" after which a next token must be read; () is the answer's start.
         steps = sorted({tuple(ids[:k]) for ids in answer_ids for k in range(len(ids))})
         contexts = []

@@ -29,6 +29,18 @@ def tiny_predictor(calibration: str = "contextual", guidelines_path: Path | None
     return Predictor(scorer, source, guides.load(guidelines_path), calibration=calibration, calibration_dir=None)
 
 
+def wait_for(what: str, check, timeout: float = 240.0, every: float = 1.0):
+    """check()'s first truthy value, polled every `every` s; an AssertionError naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(every)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -3,7 +3,6 @@ model_version changes → /next serves the task the strategy ranks first. Real g
 
 from __future__ import annotations
 
-import time
 
 import pytest
 import requests
@@ -12,23 +11,12 @@ from label_studio_sdk import LabelStudio
 import labelstudio
 from backend import corpus
 from backend import project_sync as sync
-from helpers import ROOT, gunicorn
+from helpers import ROOT, gunicorn, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MISSING_REASON)]
 
 N_TASKS, N_LABELED = 60, 42
 AUTH = ("labelstudio", "s3cret-e2e-pass")
-
-
-def wait_for(what: str, check, timeout: float = 240.0, every: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(every)
 
 
 @pytest.fixture(scope="module")

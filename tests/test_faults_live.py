@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import joblib
@@ -21,7 +20,7 @@ from backend import corpus
 from backend import project_sync as sync
 from backend.ls_server import port_free
 from backend.model_store import ModelStore
-from helpers import ROOT, VENV_BIN, free_port
+from helpers import ROOT, VENV_BIN, free_port, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MISSING_REASON)]
 
@@ -29,17 +28,6 @@ N_TASKS, N_LATER = 60, 24  # tasks imported at the start; before the kill inside
 FIRST_BATCH, LATER_BATCH = 30, 10  # of those, imported with an annotation
 ATTEMPTS = 3  # a kill that misses its window is tried again with more annotations
 CONFIG = ROOT / "label_config" / "sentiment.xml"
-
-
-def wait_for(what: str, check, timeout: float = 180.0, every: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(every)
 
 
 class Backend:
