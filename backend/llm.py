@@ -12,7 +12,9 @@ How the pass is laid out (why it is fast and exact):
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -22,6 +24,17 @@ import torch
 from backend.prompt import Prompt
 
 log = logging.getLogger(__name__)
+
+# A request's deadline (time.monotonic()), set by the caller; scoring that has not started by then is refused.
+# The check runs when the model's thread takes the work up, after any wait behind other requests' chunks.
+DEADLINE: ContextVar[float | None] = ContextVar("llm_deadline", default=None)
+# Packed widths and LM-head rows are rounded up to these, so the forward passes come in a few dozen shapes
+# instead of ever new ones: oneDNN keeps a primitive per shape, and new shapes grew the worker under load.
+WIDTH_STEP, HEAD_STEP = 16, 32
+
+
+class DeadlineExceeded(TimeoutError):
+    """The request's deadline passed while its texts waited for the model."""
 
 
 def cut_ids(ids: list[int], max_tokens: int) -> tuple[list[int], bool]:
@@ -103,9 +116,13 @@ class LLMScorer:
         label_ids = answer_ids(self.encode, answers)
         suffix = self.encode(prompt.suffix)
         segments = [self.text_ids(t)[0] + suffix for t in texts]
-        return self._runner.submit(self._score_all, prompt, segments, label_ids).result()
+        return self._runner.submit(self._score_all, prompt, segments, label_ids, DEADLINE.get()).result()
 
-    def _score_all(self, prompt: Prompt, segments: list[list[int]], label_ids: list[list[int]]) -> np.ndarray:
+    def _score_all(
+        self, prompt: Prompt, segments: list[list[int]], label_ids: list[list[int]], deadline: float | None = None
+    ) -> np.ndarray:
+        if deadline is not None and time.monotonic() > deadline:
+            raise DeadlineExceeded("the deadline passed while waiting for the model")
         out = np.zeros((len(segments), len(label_ids)))
         prefix = self._prefix(prompt)
         for rows in self._pack(segments, label_ids):
@@ -146,6 +163,7 @@ class LLMScorer:
         branch_len = sum(len(b) for b in branches)
         n, p = len(rows), len(prefix.ids)
         width = max(sum(len(seg) + branch_len for seg in row) for row in rows)
+        width = -(-width // WIDTH_STEP) * WIDTH_STEP
         input_ids = torch.full((n, width), self.tokenizer.pad_token_id or 0, dtype=torch.long)
         positions = torch.zeros((n, width), dtype=torch.long)
         mask = torch.zeros((n, 1, width, p + width), dtype=torch.bool)
@@ -191,6 +209,8 @@ class LLMScorer:
         # last position) share one LM-head row: a 152k-wide float row is 0.6 MB, and a batch holds hundreds.
         flat = torch.tensor(gather_rows) * width + torch.tensor(gather_cols)
         positions_used, inverse = torch.unique(flat, return_inverse=True)
+        padded = -(-len(positions_used) // HEAD_STEP) * HEAD_STEP
+        positions_used = torch.cat([positions_used, positions_used[-1:].expand(padded - len(positions_used))])
         logits = self.model.lm_head(hidden.reshape(n * width, -1)[positions_used]).float()
         token_lp = logits[inverse, torch.tensor(targets)] - torch.logsumexp(logits, dim=-1)[inverse]
         sums = torch.zeros(n_seg * n_labels).index_add_(0, torch.tensor(owners), token_lp)

@@ -25,6 +25,7 @@ import numpy as np
 from sklearn.metrics import f1_score
 
 from backend import classifier, judge, ls_tasks, strategies
+from backend import llm as llm_engine
 from backend import schema as schemas
 from backend.embeddings import Embedder
 from backend.jobs import CoalescingJobs
@@ -169,28 +170,40 @@ class Loop:
         strategy = self.strategy(project) if project else self.settings.rank_strategy
         ranking = self._rankings.get(project) if project else None
         chunk = self.settings.predict_chunk
-        for start in range(0, len(texts), chunk):
-            if time.monotonic() - started > self.settings.predict_timeout:
-                reason = f"not predicted within {self.settings.predict_timeout} s (PREDICT_TIMEOUT); ask again"
-                skipped += [{"index": i, "task": _task_id(tasks[i]), "reason": reason} for i in slots[start:]]
-                self.metrics.timeouts.inc(len(slots) - start)
-                break
-            batch = texts[start : start + chunk]
-            probs = self.probabilities(schema, batch, model)
-            # The LLM's probabilities were just cached by probabilities(): reading them again costs a lookup.
-            llm = self.llm_probs(schema, batch)[0] if strategy in strategies.NEEDS_LLM_PROBS else None
-            priority = strategies.pointwise_priority(strategy, probs, llm)
-            for slot, row, own in zip(slots[start : start + chunk], probs, priority):
-                task_id = _task_id(tasks[slot])
-                if ranking and ranking.version == version and task_id in ranking.priorities:
-                    own = ranking.priorities[task_id]
-                results[slot] = {
-                    "result": [schema.result(schema.labels[int(np.argmax(row))])],
-                    "score": round(float(own), 6),
-                    "model_version": version,
-                }
+        # Also checked when the model takes a chunk up: the wait behind other requests' chunks can be long.
+        deadline = llm_engine.DEADLINE.set(started + self.settings.predict_timeout)
+        try:
+            for start in range(0, len(texts), chunk):
+                batch = texts[start : start + chunk]
+                try:
+                    if time.monotonic() - started > self.settings.predict_timeout:
+                        raise llm_engine.DeadlineExceeded
+                    probs = self.probabilities(schema, batch, model)
+                except llm_engine.DeadlineExceeded:
+                    reason = f"not predicted within {self.settings.predict_timeout} s (PREDICT_TIMEOUT); ask again"
+                    skipped += [{"index": i, "task": _task_id(tasks[i]), "reason": reason} for i in slots[start:]]
+                    self.metrics.timeouts.inc(len(slots) - start)
+                    break
+                self._fill(results, schema, tasks, slots[start : start + chunk], batch, probs, strategy, ranking, version)
+        finally:
+            llm_engine.DEADLINE.reset(deadline)
         skipped.sort(key=lambda item: item["index"])
         return results, skipped, version
+
+    def _fill(self, results, schema, tasks, slots, batch, probs, strategy, ranking, version) -> None:
+        """Each task's prediction, with the pool ranking's priority when the task has one, else its own."""
+        # The LLM's probabilities were just cached by probabilities(): reading them again costs a lookup.
+        llm = self.llm_probs(schema, batch)[0] if strategy in strategies.NEEDS_LLM_PROBS else None
+        priority = strategies.pointwise_priority(strategy, probs, llm)
+        for slot, row, own in zip(slots, probs, priority):
+            task_id = _task_id(tasks[slot])
+            if ranking and ranking.version == version and task_id in ranking.priorities:
+                own = ranking.priorities[task_id]
+            results[slot] = {
+                "result": [schema.result(schema.labels[int(np.argmax(row))])],
+                "score": round(float(own), 6),
+                "model_version": version,
+            }
 
     # ---------------------------------------------------------------- training
 

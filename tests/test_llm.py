@@ -78,3 +78,22 @@ def test_long_text_is_cut_to_max_tokens(scorer):
 def test_empty_list_gives_empty_matrix(scorer):
     p = prompt.build(scorer.tokenizer, ("Positive", "Negative"), None)
     assert scorer.label_logprobs(p, []).shape == (0, 2)
+
+
+def test_scoring_that_waited_past_its_deadline_is_refused(scorer):
+    import threading
+    import time
+
+    from backend import llm
+
+    p = prompt.build(scorer.tokenizer, ("Yes", "No"), None)
+    gate = threading.Event()
+    scorer._runner.submit(gate.wait, 30)  # the model's thread is busy with another request's chunk
+    threading.Timer(0.5, gate.set).start()
+    token = llm.DEADLINE.set(time.monotonic() + 0.2)
+    try:
+        with pytest.raises(llm.DeadlineExceeded):
+            scorer.label_logprobs(p, TEXTS[:1])
+    finally:
+        llm.DEADLINE.reset(token)
+    assert scorer.label_logprobs(p, TEXTS[:1]).shape == (1, 2)  # no deadline: scored
