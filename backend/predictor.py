@@ -115,8 +115,8 @@ class Predictor:
             if self.source.weights and candidate.model_identity == self.source.weights:
                 same_weights = same_weights or (path, candidate)
         if same_weights:
-            # Measured (README, Running at scale): the in-process engine's calibration serves llama.cpp's server
-            # within a point of macro-F1, far better than contextual calibration.
+            # Measured (README, Running at scale): the in-process engine's calibration serves llama.cpp's servers
+            # within 0.015 of its macro-F1 (0.746-0.764 vs 0.760); contextual calibration scored 0.507 in process.
             log.info("no calibration fitted for this engine; using %s, fitted on the same weights", same_weights[0].name)
             return same_weights[1]
         return None

@@ -7,7 +7,7 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from backend import calibration as cal
 from backend import guidelines as guides
@@ -29,7 +29,7 @@ class NotReady(RuntimeError):
     """The model is still loading, or failed to load."""
 
 
-def load_scorer(settings: Settings, source: models.ModelSource):
+def load_scorer(settings: Settings, source: models.ModelSource) -> tuple[Any, models.ModelSource]:
     """The engine that computes label log-probabilities, and the identity of the weights as that engine runs them."""
     if settings.llm_engine == "openai":
         from transformers import AutoTokenizer
