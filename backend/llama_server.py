@@ -30,6 +30,12 @@ class LlamaServerError(RuntimeError):
     pass
 
 
+def server_env() -> dict[str, str]:
+    """A bare environment: llama-cpp-python's server reads its settings from the environment too, and there they
+    win over its command line, so the PORT that `make` exports for the backend would move it onto the backend's."""
+    return {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR", "LD_LIBRARY_PATH")}
+
+
 def available() -> bool:
     return LLAMA_PYTHON.exists()
 
@@ -65,7 +71,8 @@ class LlamaServer:
         gguf = models.assemble_embedded(models.default_cache_dir())
         with self.log_path.open("w") as log:
             self.proc = subprocess.Popen(
-                command(gguf, self.port, self.threads, binary=self.binary), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
+                command(gguf, self.port, self.threads, binary=self.binary),
+                stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=server_env(),
             )
         deadline = time.monotonic() + self.wait
         while True:
@@ -99,7 +106,7 @@ def main() -> int:
     gguf = models.assemble_embedded(models.default_cache_dir())
     print(f"serving {gguf.name} as {ALIAS!r} at http://127.0.0.1:{args.port}/v1 "
           f"(backend: LLM_ENGINE=openai LLM_SERVER_URL=http://127.0.0.1:{args.port}/v1)", flush=True)
-    os.execv(str(LLAMA_PYTHON), command(gguf, args.port, args.threads))
+    os.execve(str(LLAMA_PYTHON), command(gguf, args.port, args.threads), server_env())
 
 
 if __name__ == "__main__":

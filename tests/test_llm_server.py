@@ -32,8 +32,11 @@ needs_llama = pytest.mark.skipif(not llama.available(), reason=llama.MISSING_REA
 def server(tmp_path_factory):
     if not llama.available():
         pytest.skip(llama.MISSING_REASON)
-    with llama.LlamaServer(free_port(), tmp_path_factory.mktemp("llama") / "server.log") as url:
-        yield url
+    with pytest.MonkeyPatch.context() as env:
+        # `make` exports PORT for the backend; the server must still listen where it is told.
+        env.setenv("PORT", str(free_port()))
+        with llama.LlamaServer(free_port(), tmp_path_factory.mktemp("llama") / "server.log", wait=90) as url:
+            yield url
 
 
 @pytest.fixture(scope="module")
