@@ -12,8 +12,6 @@ Figures are printed as a table and written to --out as JSON.
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,45 +24,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from backend import calibration as cal  # noqa: E402
-from backend import corpus, evaluation, schema  # noqa: E402
+from backend import corpus, engine_bench, evaluation, schema  # noqa: E402
 from backend.service import DEFAULT_CONFIG, load_predictor  # noqa: E402
 from backend.settings import Settings  # noqa: E402
 
 
-def serve(port: int, log_path: Path) -> subprocess.Popen:
-    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "DATA_DIR": str(log_path.parent / "data")}
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "-c", "python:backend.gunicorn_conf", "backend.wsgi:app"],
-        cwd=ROOT, env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                return proc
-        except requests.RequestException:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.5)
-    proc.kill()
-    sys.exit(f"error: the backend did not start; see {log_path}")
-
-
-def peak_rss_mb(master_pid: int) -> float:
-    """Peak resident memory (VmHWM) of the gunicorn worker, which holds the model."""
-    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
-    pids = [int(p) for p in children] or [master_pid]
-    peak = 0
-    for pid in pids:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                peak = max(peak, int(line.split()[1]))
-    return peak / 1024
-
-
 def http_phase(texts, config: str, port: int, batch: int, log_path: Path) -> dict:
-    proc = serve(port, log_path)
+    try:
+        proc = engine_bench.serve({"DATA_DIR": str(log_path.parent / "data")}, port, log_path)
+    except RuntimeError as e:
+        sys.exit(f"error: {e}")
     url = f"http://127.0.0.1:{port}"
     try:
         version = requests.post(f"{url}/setup", json={"project": "1.0", "schema": config}, timeout=300).json()
@@ -79,7 +48,7 @@ def http_phase(texts, config: str, port: int, batch: int, log_path: Path) -> dic
         return {
             "reviews_per_s": len(texts) / elapsed,
             "seconds": elapsed,
-            "peak_rss_mb": peak_rss_mb(proc.pid),
+            "peak_rss_mb": engine_bench.peak_rss_mb(engine_bench.worker_pids(proc.pid)),
             "model_version": version["model_version"],
             "labels": labels,
         }
