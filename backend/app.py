@@ -26,10 +26,37 @@ class ApiError(Exception):
         self.message = message
 
 
+# Label Studio's bodies nest a handful of levels (body, tasks, task, data, dialogue, line). Python's JSON parser and
+# encoder recurse once per level and fail with RecursionError near 1,000: far deeper bodies are refused on arrival,
+# so no handler, log line or answer ever walks one.
+MAX_JSON_DEPTH = 64
+
+
+def _nesting_exceeds(value: Any, limit: int) -> bool:
+    """Whether lists and objects nest more than `limit` levels; level by level, so it cannot recurse itself."""
+    level = [value]
+    for _ in range(limit):
+        level = [
+            child
+            for item in level
+            for child in (item.values() if isinstance(item, dict) else item)
+            if isinstance(child, (dict, list))
+        ]
+        if not level:
+            return False
+    return True
+
+
 def _json_body() -> dict:
-    body = request.get_json(silent=True)
+    too_deep = f"the request body nests lists and objects more than {MAX_JSON_DEPTH} levels deep"
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # not a ValueError, so `silent` lets it through
+        raise ApiError(400, too_deep) from None
     if body is None:
         raise ApiError(400, "the request body must be JSON (Content-Type: application/json)")
+    if _nesting_exceeds(body, MAX_JSON_DEPTH):
+        raise ApiError(400, too_deep)
     if not isinstance(body, dict):
         raise ApiError(400, "the request body must be a JSON object")
     return body

@@ -376,7 +376,7 @@ class Loop:
         started = time.perf_counter()
         client = self.client()
         schema = self._project_schema(client, project)
-        pool = self._with_retries("reading the pool", lambda: ls_tasks.fetch_pool(client, int(project), schema.data_key))
+        pool = self._with_retries("reading the pool", lambda: ls_tasks.fetch_pool(client, int(project), schema))
         if not pool:
             return
         ids = [task_id for task_id, _ in pool]

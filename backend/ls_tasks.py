@@ -280,7 +280,7 @@ def fetch_labeled(
             )
         stats.tasks += 1
         data = task.data if isinstance(task.data, dict) else {}
-        text = data.get(schema.data_key)
+        text = schema.text_of(data)
         if gold_set.is_gold(text):
             stats.gold += 1
             continue
@@ -303,15 +303,15 @@ def fetch_labeled(
     return labeled, stats
 
 
-def fetch_pool(client: Any, project_id: int, data_key: str) -> list[tuple[int, str]]:
-    """(id, text) of every task in the project, in id order; tasks whose data_key is not a string are left out.
+def fetch_pool(client: Any, project_id: int, schema: Any) -> list[tuple[int, str]]:
+    """(id, text) of every task in the project, in id order; tasks without a text the schema can read are left out.
 
     Raises LabelStudioUnavailable if Label Studio cannot be read.
     """
     tasks = _list_tasks(client, project_id, f"reading the tasks of project {project_id}", include="id,data")
     pool = []
     for task in tasks:
-        text = task.data.get(data_key) if isinstance(task.data, dict) else None
+        text = schema.text_of(task.data) if isinstance(task.data, dict) else None
         if isinstance(text, str):
             pool.append((task.id, text))
     return pool

@@ -149,10 +149,11 @@ class Predictor:
         if not isinstance(data, dict):
             raise TaskError("the task has no 'data' object")
         if schema.data_key not in data:
-            raise TaskError(f"the task's data has no '{schema.data_key}' field (the <Text> tag reads ${schema.data_key})")
-        text = data[schema.data_key]
-        if not isinstance(text, str):
-            raise TaskError(f"data.{schema.data_key} must be a string")
+            reads = f"the <{schema.object_tag}> tag reads ${schema.data_key}"
+            raise TaskError(f"the task's data has no '{schema.data_key}' field ({reads})")
+        text = schema.text_of(data)
+        if text is None:
+            raise TaskError(f"data.{schema.data_key} must be {schema.shape}")
         if not text.strip():
             raise TaskError(f"data.{schema.data_key} is empty")
         return text

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from html.parser import HTMLParser
+from typing import Any
 
 from label_studio_sdk.label_interface import LabelInterface
+
+# The object tags whose task field holds text the LLM can read: plain text, HTML, and dialogues.
+TEXT_TAGS = ("Text", "HyperText", "Paragraphs")
+# Label Studio's forms that take one answer: "single" (the default) and "single-radio" (radio buttons).
+SINGLE_CHOICE = ("single", "single-radio")
 
 
 class SchemaError(ValueError):
@@ -15,10 +22,13 @@ class SchemaError(ValueError):
 @dataclass(frozen=True)
 class Schema:
     from_name: str  # the Choices tag
-    to_name: str  # the Text tag it labels
-    data_key: str  # the task data field the Text tag shows ($text → "text")
+    to_name: str  # the text-like tag it labels
+    data_key: str  # the task data field that tag shows ($text → "text")
     labels: tuple[str, ...]  # values written into results (a Choice's alias when it has one)
     names: tuple[str, ...]  # what the LLM is asked to choose from (the Choice's visible value)
+    object_tag: str = "Text"  # which of TEXT_TAGS the text comes from
+    name_key: str = "author"  # Paragraphs only: each line's speaker field (nameKey)
+    text_key: str = "text"  # Paragraphs only: each line's text field (textKey)
 
     def result(self, label: str) -> dict:
         return {
@@ -28,10 +38,96 @@ class Schema:
             "value": {"choices": [label]},
         }
 
+    def text_of(self, data: Any) -> str | None:
+        """The text an annotator reads in a task's data, or None if the field is missing or not of the tag's shape.
+
+        Blank text comes back as it is: callers decide what an empty text means for them."""
+        value = data.get(self.data_key) if isinstance(data, dict) else None
+        if self.object_tag == "Paragraphs":
+            return _dialogue_text(value, self.name_key, self.text_key)
+        if not isinstance(value, str):
+            return None
+        return _visible_text(value) if self.object_tag == "HyperText" else value
+
+    @property
+    def shape(self) -> str:
+        """What the data field must hold, for messages about tasks that do not have it."""
+        if self.object_tag == "Paragraphs":
+            return f'a list of {{"{self.name_key}": ..., "{self.text_key}": "..."}} lines'
+        return "an HTML string" if self.object_tag == "HyperText" else "a string"
+
+
+def _dialogue_text(value: Any, name_key: str, text_key: str) -> str | None:
+    # One "speaker: text" line per utterance, as the dialogue layout shows them.
+    if not isinstance(value, list):
+        return None
+    lines = []
+    for item in value:
+        if not isinstance(item, dict) or not isinstance(item.get(text_key), str):
+            return None
+        name = item.get(name_key)
+        lines.append(f"{name}: {item[text_key]}" if isinstance(name, str) and name.strip() else item[text_key])
+    return "\n".join(lines)
+
+
+class _TextCollector(HTMLParser):
+    # Script and style bodies are not shown to the annotator, so the model does not read them either.
+    hidden = {"script", "style", "template", "head"}
+    # Tags that sit inside a word ("<b>un</b>likely"); every other tag separates what is on either side.
+    inline = {"a", "abbr", "b", "code", "em", "font", "i", "mark", "q", "s", "small", "span", "strong", "sub", "sup", "u"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.depth = 0
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        if tag in self.hidden:
+            self.depth += 1
+        self._separate(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.hidden and self.depth:
+            self.depth -= 1
+        self._separate(tag)
+
+    def handle_data(self, data: str) -> None:
+        if not self.depth:
+            self.parts.append(data)
+
+    def _separate(self, tag: str) -> None:
+        if tag not in self.inline:
+            self.parts.append(" ")
+
+
+def _visible_text(html: str) -> str:
+    collector = _TextCollector()
+    collector.feed(html)
+    collector.close()
+    return " ".join("".join(collector.parts).split())  # the page's layout whitespace is not part of the text
+
 
 def parse(config: str) -> Schema:
-    """The single-choice Choices on a Text tag that the config holds, or SchemaError saying why not."""
+    """The one single-choice Choices on a text-like tag that the config holds, or SchemaError saying why not."""
     return _parse(config)
+
+
+def _refusal(control: Any, objects: dict) -> str | None:
+    """Why the backend cannot fill this Choices tag, as the feature it would need; None if it can."""
+    targets = [objects[name] for name in control.to_name if name in objects]
+    if not targets:
+        return "its toName names no object tag of the config"
+    if not any(t.tag in TEXT_TAGS for t in targets):
+        tags = " and ".join(sorted({f"<{t.tag}>" for t in targets}))
+        return f"it labels {tags}, not <Text>, <HyperText> or <Paragraphs>"
+    if control.attr.get("perRegion", "").lower() == "true":
+        return 'it is per-region (perRegion="true"): only whole-task choices are filled'
+    choice = control.attr.get("choice", "single")
+    if choice not in SINGLE_CHOICE:
+        return f'choice="{choice}" is not supported, only single-choice forms'
+    if control.attr.get("value"):
+        return f'its choices come from the task (value="{control.attr["value"]}"), not from <Choice> tags'
+    return None
 
 
 @lru_cache(maxsize=64)
@@ -42,43 +138,56 @@ def _parse(config: str) -> Schema:
         interface = LabelInterface(config)
     except Exception as e:  # the SDK raises its own XML error types; only the message matters here
         raise SchemaError(f"the labeling config is not valid XML: {e}") from None
-    texts = {o.name: o for o in interface.objects if o.tag == "Text"}
-    if not texts:
-        raise SchemaError("the labeling config has no <Text> tag to classify")
-    candidates = []
-    for control in interface.controls:
-        if control.tag != "Choices":
-            continue
-        targets = [name for name in control.to_name if name in texts]
-        if not targets or control.attr.get("choice", "single") != "single":
-            continue
-        candidates.append((control, targets[0]))
+    objects = {o.name: o for o in interface.objects}
+    if not any(o.tag in TEXT_TAGS for o in objects.values()):
+        raise SchemaError("the labeling config has no <Text>, <HyperText> or <Paragraphs> tag to classify")
+    choices = [c for c in interface.controls if c.tag == "Choices"]
+    if not choices:
+        raise SchemaError("the labeling config has no single-choice <Choices> tag whose toName is a text tag")
+    candidates, refused = [], {}
+    for control in choices:
+        reason = _refusal(control, objects)
+        if reason:
+            refused.setdefault(reason, []).append(control.name)
+        else:
+            candidates.append(control)
     if not candidates:
-        raise SchemaError(
-            "the labeling config has no single-choice <Choices> tag whose toName is a <Text> tag "
-            '(choice="multiple" is not supported)'
-        )
+        why = "; ".join(f"{', '.join(names)}: {reason}" for reason, names in refused.items())
+        raise SchemaError(f"the labeling config has no <Choices> tag the backend can fill ({why})")
     if len(candidates) > 1:
-        names = ", ".join(c.name for c, _ in candidates)
-        raise SchemaError(f"the labeling config is ambiguous: several single-choice <Choices> on <Text> ({names})")
-    control, to_name = candidates[0]
-    choices = list(control.labels_attrs.values())
-    if len(choices) < 2:
+        # One question per config: several would each need their own prompt and their own result.
+        names = ", ".join(c.name for c in candidates)
+        raise SchemaError(
+            f"the labeling config is ambiguous: several single-choice <Choices> questions ({names}); "
+            "only one per config is supported"
+        )
+    control = candidates[0]
+    texts = [objects[n] for n in control.to_name if n in objects and objects[n].tag in TEXT_TAGS]
+    target = next((t for t in texts if (t.value or "").startswith("$")), texts[0])  # a fixed caption is no task text
+    choice_tags = list(control.labels_attrs.values())
+    if len(choice_tags) < 2:
         raise SchemaError(f"<Choices name=\"{control.name}\"> needs at least two <Choice> values")
-    names = tuple(c.attr.get("value", c.value) for c in choices)
-    labels = tuple(c.value for c in choices)
+    names = tuple(c.attr.get("value", c.value) for c in choice_tags)
+    labels = tuple(c.value for c in choice_tags)
     blank = [n for n in names if not isinstance(n, str) or not n.strip()]
     if blank or any(not isinstance(v, str) or not v.strip() for v in labels):
         raise SchemaError(f"<Choices name=\"{control.name}\"> has a <Choice> with an empty value")
     if len(set(names)) < len(names):
         raise SchemaError(f"<Choices name=\"{control.name}\"> lists the same <Choice> value twice")
-    value = texts[to_name].value or ""
+    value = target.value or ""
+    tag = f'<{target.tag} name="{target.name}">'
     if not value.startswith("$") or len(value) < 2:
-        raise SchemaError(f"<Text name=\"{to_name}\"> must take its text from a task field (value=\"$field\")")
+        raise SchemaError(f'{tag} must take its text from a task field (value="$field")')
+    if target.attr.get("valueType", "").lower() == "url":
+        # The backend reads text from the task; it does not download what a URL points to.
+        raise SchemaError(f'{tag} loads its text from a URL (valueType="url"), which is not supported')
     return Schema(
         from_name=control.name,
-        to_name=to_name,
+        to_name=target.name,
         data_key=value[1:],
         labels=labels,
         names=names,
+        object_tag=target.tag,
+        name_key=target.attr.get("nameKey", "author"),
+        text_key=target.attr.get("textKey", "text"),
     )

@@ -176,7 +176,7 @@ def _from_export(tasks: list[dict], schema: schemas.Schema, gold_set: Any, ls_ta
     rows = []
     for task in tasks:
         data = task["data"]
-        text = data.get(schema.data_key)
+        text = schema.text_of(data)
         if is_synthetic(task) or gold_set.is_gold(text) or not isinstance(text, str):
             continue
         live = [a for a in task.get("annotations") or [] if isinstance(a, dict) and not a.get("was_cancelled")]

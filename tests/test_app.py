@@ -6,6 +6,7 @@ import json
 import pytest
 
 from backend.app import create_app
+from backend.schema import parse
 from backend.service import Service
 from backend.settings import Settings
 from helpers import CONFIG, tiny_predictor
@@ -93,6 +94,43 @@ def test_bad_tasks_are_skipped_with_a_reason_and_the_rest_predicted(client):
     assert "no 'text' field" in reasons[1] and "empty" in reasons[2] and "string" in reasons[3]
     assert answer["results"][1]["result"] == [] and answer["results"][0]["result"]
     assert answer["results"][6]["result"]  # long text is cut, not refused
+
+
+DIALOGUE = (
+    '<View><Paragraphs name="chat" value="$messages" layout="dialogue" nameKey="role" textKey="content"/>'
+    '<Choices name="helpful" toName="chat" choice="single-radio"><Choice value="Yes"/><Choice value="No"/></Choices>'
+    '<TextArea name="note" toName="chat"/></View>'
+)
+PAGE = (
+    '<View><HyperText name="page" value="$html"/>'
+    '<Choices name="topic" toName="page"><Choice value="Sport"/><Choice value="Politics"/></Choices></View>'
+)
+
+
+@pytest.mark.parametrize(
+    "config, good, bad, shape",
+    [
+        (DIALOGUE, {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]},
+         {"messages": "user: Hi"}, "list of"),
+        (PAGE, {"html": "<h1>Cup final</h1><p>A late goal.</p>"}, {"html": {"p": "x"}}, "HTML string"),
+    ],
+)
+def test_dialogues_and_html_are_predicted_and_wrong_shapes_skipped(client, config, good, bad, shape):
+    answer = post(client, "/predict", {"tasks": [{"id": 1, "data": good}, {"id": 2, "data": bad}], "label_config": config})
+    assert answer.status_code == 200, answer.json
+    (region,) = answer.json["results"][0]["result"]
+    schema = parse(config)
+    assert (region["from_name"], region["to_name"]) == (schema.from_name, schema.to_name)
+    assert region["value"]["choices"][0] in schema.labels
+    (skipped,) = answer.json["skipped"]
+    assert skipped["index"] == 1 and shape in skipped["reason"]
+
+
+@pytest.mark.parametrize("route", ["/setup", "/predict", "/webhook"])
+def test_a_body_nested_thousands_deep_is_a_400(client, route):
+    # The body: {"tasks": [[[[...]]]]} 5,000 levels deep, which Python's JSON parser cannot descend.
+    r = post(client, route, '{"tasks": ' + "[" * 5000 + "]" * 5000 + "}")
+    assert r.status_code == 400 and "levels deep" in r.json["error"]
 
 
 def test_request_size_limit_is_413(client):

@@ -58,7 +58,7 @@ class FakeProject:
             self.model_version = version
 
         monkeypatch.setattr(ls_tasks, "fetch_labeled", fetch_labeled)
-        monkeypatch.setattr(ls_tasks, "fetch_pool", lambda client, project_id, data_key: list(self.tasks))
+        monkeypatch.setattr(ls_tasks, "fetch_pool", lambda client, project_id, schema: list(self.tasks))
         monkeypatch.setattr(ls_tasks, "push_predictions", push_predictions)
         monkeypatch.setattr(ls_tasks, "set_model_version", set_model_version)
 

@@ -120,7 +120,7 @@ def test_user_as_object_and_annotations_without_a_user():
 def test_unreachable_label_studio_says_so_in_one_line():
     url = f"http://127.0.0.1:{free_port()}"
     client = LabelStudio(base_url=url, api_key="x" * 40)
-    for call in (lambda: lt.fetch_labeled(client, 1, SCHEMA), lambda: lt.fetch_pool(client, 1, "text"),
+    for call in (lambda: lt.fetch_labeled(client, 1, SCHEMA), lambda: lt.fetch_pool(client, 1, SCHEMA),
                  lambda: lt.set_model_version(client, 1, "v"),
                  lambda: lt.push_predictions(client, 1, [{"task": 1, "result": [], "score": 0.5}])):
         with pytest.raises(lt.LabelStudioUnavailable) as caught:
@@ -225,9 +225,9 @@ def test_fetch_pool_has_every_text_task_in_id_order(users, labeled_project, monk
     monkeypatch.setattr(lt, "PAGE_SIZE", 3)
     admin, _, _ = users
     project, ids = labeled_project
-    pool = lt.fetch_pool(admin, project, "text")
+    pool = lt.fetch_pool(admin, project, SCHEMA)
     assert pool == sorted((i, TEXTS[name]) for name, i in ids.items())  # the task with text 123 is left out
-    assert len(lt.fetch_pool(admin, project, "review")) == 0
+    assert len(lt.fetch_pool(admin, project, schemas.parse(CONFIG.replace("$text", "$review")))) == 0
 
 
 @needs_ls
@@ -304,7 +304,7 @@ def test_push_1000_predictions_timing(users):
     admin, _, _ = users
     project = admin.projects.create(title="ls_tasks timing", label_config=CONFIG).id
     admin.projects.import_tasks(id=project, request=[{"text": f"Review number {i}."} for i in range(1000)])
-    ids = [task_id for task_id, _ in lt.fetch_pool(admin, project, "text")]
+    ids = [task_id for task_id, _ in lt.fetch_pool(admin, project, SCHEMA)]
     started = time.perf_counter()
     written = lt.push_predictions(admin, project, [prediction(i, (i % 97) / 97, "t") for i in ids])
     elapsed = time.perf_counter() - started

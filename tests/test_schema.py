@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from backend.schema import SchemaError, parse
@@ -61,3 +63,97 @@ def test_blank_or_repeated_choices_are_refused(choices, message):
     config = f'<View><Text name="t" value="$text"/><Choices name="c" toName="t">{choices}</Choices></View>'
     with pytest.raises(SchemaError, match=message):
         parse(config)
+
+
+def choices_on(obj: str, attrs: str = "", choices: str = '<Choice value="Yes"/><Choice value="No"/>') -> str:
+    return f'<View>{obj}<Choices name="c" toName="t" {attrs}>{choices}</Choices></View>'
+
+
+TEXT = '<Text name="t" value="$text"/>'
+
+
+@pytest.mark.parametrize("attrs", ["", 'choice="single"', 'choice="single-radio"'])
+def test_every_single_choice_form_is_served(attrs):
+    s = parse(choices_on(TEXT, attrs))
+    assert (s.from_name, s.to_name, s.data_key, s.labels) == ("c", "t", "text", ("Yes", "No"))
+
+
+@pytest.mark.parametrize(
+    "obj, attrs, message",
+    [
+        (TEXT, 'choice="multiple"', 'choice="multiple"'),
+        (TEXT, 'choice="several"', 'choice="several"'),
+        (TEXT, 'perRegion="true"', "per-region"),
+        (TEXT, 'value="$options"', 'value="$options"'),
+        ('<Image name="t" value="$image"/><Text name="x" value="$text"/>', "", "<Image>"),
+        ('<Chat name="t" value="$chat"/><Text name="x" value="$text"/>', "", "<Chat>"),
+        ('<Text name="x" value="$text"/>', "", "names no object tag"),
+        ('<Text name="t" value="$page" valueType="url"/>', "", 'valueType="url"'),
+        ('<HyperText name="t" value="$page" valueType="url"/>', "", 'valueType="url"'),
+    ],
+)
+def test_a_choices_the_backend_cannot_fill_is_named_with_the_reason(obj, attrs, message):
+    with pytest.raises(SchemaError, match=re.escape(message)):
+        parse(choices_on(obj, attrs))
+
+
+def test_choices_left_to_annotators_do_not_stop_the_one_that_can_be_filled():
+    s = parse(
+        '<View><Text name="t" value="$text"/><Choices name="tags" toName="t" choice="multiple"><Choice value="a"/>'
+        '<Choice value="b"/></Choices><Choices name="span" toName="t" perRegion="true"><Choice value="a"/>'
+        '<Choice value="b"/></Choices><Choices name="mood" toName="t" choice="single-radio"><Choice value="Up"/>'
+        '<Choice value="Down"/></Choices><Rating name="r" toName="t"/><Labels name="l" toName="t">'
+        '<Label value="X"/></Labels></View>'
+    )
+    assert (s.from_name, s.labels) == ("mood", ("Up", "Down"))
+
+
+def test_several_single_choice_questions_are_refused_by_name():
+    config = (
+        '<View><Text name="t" value="$text"/>'
+        '<Choices name="a" toName="t" choice="single-radio"><Choice value="x"/><Choice value="y"/></Choices>'
+        '<Choices name="b" toName="t"><Choice value="x"/><Choice value="y"/></Choices></View>'
+    )
+    with pytest.raises(SchemaError, match=r"several single-choice <Choices> questions \(a, b\)"):
+        parse(config)
+
+
+def test_the_text_tag_reading_a_task_field_is_labeled_rather_than_a_caption():
+    s = parse(choices_on('<Text name="t" value="Read this:"/><Text name="body" value="$review"/>')
+              .replace('toName="t"', 'toName="t,body"'))
+    assert (s.to_name, s.data_key) == ("body", "review")
+
+
+def test_text_of_a_text_tag_is_the_field_as_it_is():
+    s = parse(choices_on(TEXT))
+    assert s.object_tag == "Text" and s.shape == "a string"
+    assert s.text_of({"text": "  Fine <b>film</b> "}) == "  Fine <b>film</b> "
+    assert s.text_of({"text": 5}) is None and s.text_of({"other": "x"}) is None and s.text_of("text") is None
+
+
+def test_hypertext_is_classified_on_its_visible_text():
+    s = parse(choices_on('<HyperText name="t" value="$html"/>'))
+    assert (s.object_tag, s.data_key) == ("HyperText", "html")
+    html = (
+        "<html><head><title>T</title><style>p {color: red}</style></head><body><h1>Great&nbsp;film</h1>"
+        "<p>Un<b>believ</b>able &amp; fun</p><script>alert('x')</script><p>Go<br>see it</p></body></html>"
+    )
+    assert s.text_of({"html": html}) == "Great film Unbelievable & fun Go see it"
+    assert s.text_of({"html": "<div>  </div>"}) == ""  # blank: the caller says it is empty
+    assert s.text_of({"html": ["<p>x</p>"]}) is None
+
+
+def test_paragraphs_are_classified_on_the_dialogue_lines_with_their_speakers():
+    s = parse(choices_on('<Paragraphs name="t" value="$messages" layout="dialogue" nameKey="role" textKey="content"/>'))
+    assert (s.object_tag, s.data_key, s.name_key, s.text_key) == ("Paragraphs", "messages", "role", "content")
+    lines = [{"role": "user", "content": "Hi"}, {"content": "anyone?"}, {"role": "assistant", "content": "Hello"}]
+    assert s.text_of({"messages": lines}) == "user: Hi\nanyone?\nassistant: Hello"
+    assert s.text_of({"messages": []}) == ""
+    for bad in ("user: Hi", [{"role": "user"}], [{"role": "user", "content": 3}], ["Hi"], None):
+        assert s.text_of({"messages": bad}) is None, bad
+    assert "list of" in s.shape and '"content"' in s.shape
+
+
+def test_paragraphs_read_the_default_author_and_text_keys():
+    s = parse(choices_on('<Paragraphs name="t" value="$dialogue"/>'))
+    assert s.text_of({"dialogue": [{"author": "A", "text": "one"}, {"author": "B", "text": "two"}]}) == "A: one\nB: two"
