@@ -28,6 +28,8 @@ DATABASE_FILE = "label_studio.sqlite3"
 # HOST=0.0.0.0 meant for gunicorn would become Label Studio's public host name).
 _FOREIGN_ENV = ("HOST", "PORT", "DJANGO_DB", "DATABASE_NAME", "USERNAME", "PASSWORD", "USER_TOKEN", "DEBUG")
 
+TOKEN_PATH = "/api/token/"
+
 
 class LabelStudioError(RuntimeError):
     """Label Studio cannot be started or used; the message is one line saying why (plus its log where useful)."""
@@ -35,6 +37,11 @@ class LabelStudioError(RuntimeError):
 
 class LoginError(LabelStudioError):
     """Label Studio refused an email and password."""
+
+
+def transient(status: int) -> bool:
+    """Whether an HTTP status says "busy or restarting, try later" rather than no (5xx, and 429 Too Many Requests)."""
+    return status >= 500 or status == 429
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,10 @@ class LabelStudioServer:
     `data_dir` is Label Studio's own data directory (SQLite database, media); the server's log and the saved
     tokens are kept in it too. Starting again on the same directory is a warm start: no migrations, same users,
     same token.
+
+    Requests for the login and the token give up after `timeout` seconds and are tried `tries` times in all,
+    `retry_delay` seconds apart at first, doubling: a slow or restarting Label Studio is waited for, not taken
+    for a revoked token.
     """
 
     def __init__(
@@ -96,6 +107,9 @@ class LabelStudioServer:
         admin_password: str = "",
         legacy_token: str | None = None,
         ls_bin: str | os.PathLike | None = None,
+        timeout: float = 10.0,
+        tries: int = 4,
+        retry_delay: float = 0.5,
     ):
         if not admin_password:
             raise ValueError("admin_password is required")
@@ -109,6 +123,9 @@ class LabelStudioServer:
         # Legacy tokens work only if enabled at the first start; None leaves them off (Personal Access Tokens only).
         self.legacy_token = legacy_token
         self.ls_bin = Path(ls_bin or LS_BIN)
+        self.timeout = timeout
+        self.tries = max(1, tries)
+        self.retry_delay = retry_delay
         self.admin: User | None = None
         self.first_start = False  # set by launch(): True when the database had to be created
         self.startup_seconds = 0.0
@@ -225,16 +242,47 @@ class LabelStudioServer:
         except OSError:
             return "(no log)"
 
+    def _pause(self, attempt: int) -> None:
+        """The wait before try number `attempt` (0 is the first, which does not wait)."""
+        if attempt:
+            time.sleep(self.retry_delay * 2 ** (attempt - 1))
+
+    def _call(self, session: requests.Session, method: str, path: str, what: str, **kwargs) -> requests.Response:
+        """A request that is safe to repeat, tried again on a timeout, a dropped connection, a 5xx or a 429; any
+        other answer is returned. LabelStudioError, one line, if every try failed."""
+        problem = ""
+        for attempt in range(self.tries):
+            self._pause(attempt)
+            try:
+                answer = session.request(method, f"{self.url}{path}", timeout=self.timeout, **kwargs)
+            except requests.RequestException as e:
+                problem = _failure(e, self.timeout)
+                continue
+            if not transient(answer.status_code):
+                return answer
+            problem = f"HTTP {answer.status_code}"
+        raise self._no_answer(what, method, path, problem)
+
+    def _no_answer(self, what: str, method: str, path: str, problem: str) -> LabelStudioError:
+        log = f"; see {self.log_path}" if self.log_path.exists() else ""
+        return LabelStudioError(
+            f"Label Studio at {self.url} did not answer {what} ({method} {path}) in {self.tries} tries, "
+            f"the last: {problem}; is it overloaded or restarting?{log}"
+        )
+
     def login(self, email: str, password: str) -> requests.Session:
         """A browser-like session: the login form's CSRF cookie, then email and password posted to it."""
         session = requests.Session()
-        session.get(f"{self.url}/user/login/", timeout=10).raise_for_status()
-        answer = session.post(
-            f"{self.url}/user/login/",
+        self._call(session, "GET", "/user/login/", "the login form").raise_for_status()
+        # Posting the form again after a lost answer only logs in again: safe to repeat.
+        answer = self._call(
+            session,
+            "POST",
+            "/user/login/",
+            f"the login of {email}",
             data={"email": email, "password": password, "csrfmiddlewaretoken": session.cookies.get("csrftoken", "")},
             headers={"Referer": f"{self.url}/user/login/"},
             allow_redirects=False,
-            timeout=10,
         )
         # Success redirects; a wrong password re-renders the form with 200.
         if answer.status_code != 302:
@@ -244,35 +292,91 @@ class LabelStudioServer:
         return session
 
     def _whoami(self, session: requests.Session) -> int:
-        answer = session.get(f"{self.url}/api/current-user/whoami", timeout=10)
+        answer = self._call(session, "GET", "/api/current-user/whoami", "who the admin is")
         answer.raise_for_status()
         return int(answer.json()["id"])
 
     def _token_valid(self, token: str) -> bool:
-        answer = requests.post(f"{self.url}/api/token/refresh/", json={"refresh": token}, timeout=10)
-        return answer.status_code == 200
+        """Whether Label Studio still honours a saved token. Only a 401 says no: Label Studio 1.23 (simplejwt)
+        answers 401 `token_not_valid` for a revoked (blacklisted), expired or foreign token. A timeout or a 5xx
+        says nothing about the token, and taking it for a no would ask for a second token, which answers 409."""
+        with requests.Session() as session:
+            answer = self._call(session, "POST", f"{TOKEN_PATH}refresh/", "the token check", json={"refresh": token})
+        if answer.status_code == 200:
+            return True
+        if answer.status_code == 401:
+            return False
+        raise LabelStudioError(
+            f"checking the saved token at {self.url} failed (HTTP {answer.status_code}): {_one_line(answer.text)}"
+        )
+
+    def _live_tokens(self, session: requests.Session) -> list[str]:
+        """The user's unrevoked tokens as Label Studio lists them: shortened (no signature), enough to revoke."""
+        answer = self._call(session, "GET", TOKEN_PATH, "the token list")
+        answer.raise_for_status()
+        return [item["token"] for item in answer.json()]
+
+    def _revoke(self, session: requests.Session, short_token: str) -> None:
+        """Revoke a token as the UI's Revoke button does; 404 means it was revoked already."""
+        answer = self._call(
+            session, "POST", f"{TOKEN_PATH}blacklist/", "the token revocation", json={"refresh": short_token}
+        )
+        if answer.status_code not in (204, 404):
+            raise LabelStudioError(f"revoking a token at {self.url} failed (HTTP {answer.status_code})")
+
+    def _new_token(self, session: requests.Session, email: str) -> str:
+        """A new token for the logged-in user.
+
+        Creating one is not safe to repeat blindly: if Label Studio made the token but its answer was lost, the
+        next POST answers 409 and the lost token can never be read again. The user had no token before the first
+        try (checked), so a token listed after a failed try is that lost one: it is revoked before trying again.
+        """
+        if self._live_tokens(session):
+            raise LabelStudioError(
+                f"{email} already has a Personal Access Token that is not saved in {self.tokens_path}; "
+                "revoke it in Label Studio (Account & Settings) and start again"
+            )
+        problem = ""
+        for attempt in range(self.tries):
+            self._pause(attempt)
+            if attempt:
+                for lost in self._live_tokens(session):
+                    self._revoke(session, lost)
+            try:
+                answer = session.post(f"{self.url}{TOKEN_PATH}", timeout=self.timeout)
+            except requests.RequestException as e:
+                problem = _failure(e, self.timeout)
+                continue
+            if answer.status_code == 201:
+                return answer.json()["token"]
+            # A 409 on the first try means someone made a token since the check above; later, the lost one made
+            # it (a slow first try can land after the revocation): revoke it again next time round.
+            if transient(answer.status_code) or (answer.status_code == 409 and attempt):
+                problem = f"HTTP {answer.status_code}"
+                continue
+            raise LabelStudioError(
+                f"creating a token for {email} failed (HTTP {answer.status_code}): {_one_line(answer.text)}"
+            )
+        # Leave no lost token behind, or the next start would find a token it cannot use and stop with a 409.
+        try:
+            for lost in self._live_tokens(session):
+                self._revoke(session, lost)
+        except (LabelStudioError, requests.RequestException):
+            pass  # still not answering: the error below says so
+        raise self._no_answer(f"the token request for {email}", "POST", TOKEN_PATH, problem)
 
     def create_token(self, email: str, password: str) -> str:
         """The user's Personal Access Token, made on first use and kept in the data directory.
 
         Label Studio allows one live token per user (a second POST answers 409) and never shows a token
-        again, so a restart on the same data directory must reuse the saved one.
+        again, so a restart on the same data directory must reuse the saved one. A new one is made only when
+        there is none saved or Label Studio says the saved one is revoked (401); a Label Studio that does not
+        answer gives a LabelStudioError instead.
         """
         saved = json.loads(self.tokens_path.read_text()) if self.tokens_path.exists() else {}
         if email in saved and self._token_valid(saved[email]):
             return saved[email]
-        # None saved, or it was revoked in the UI (a revoked token no longer blocks a new one).
-        answer = self.login(email, password).post(f"{self.url}/api/token/", timeout=10)
-        if answer.status_code == 409:
-            raise LabelStudioError(
-                f"{email} already has a Personal Access Token that is not saved in {self.tokens_path}; "
-                "revoke it in Label Studio (Account & Settings) and start again"
-            )
-        if answer.status_code != 201:
-            raise LabelStudioError(
-                f"creating a token for {email} failed (HTTP {answer.status_code}): {answer.text[:200]}"
-            )
-        saved[email] = answer.json()["token"]
+        saved[email] = self._new_token(self.login(email, password), email)
         # The file holds credentials: readable by its owner only.
         fd = os.open(self.tokens_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
@@ -305,3 +409,16 @@ class LabelStudioServer:
         return User(
             id=int(answer.json()["id"]), email=email, password=password, token=self.create_token(email, password)
         )
+
+
+def _failure(error: requests.RequestException, timeout: float) -> str:
+    """A request's failure in a few words (requests' own messages run to several lines of urllib3 detail)."""
+    if isinstance(error, requests.Timeout):
+        return f"no answer within {timeout:g} s"
+    if isinstance(error, requests.ConnectionError):
+        return "connection refused or dropped"
+    return type(error).__name__
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    return " ".join(text.split())[:limit]
