@@ -188,10 +188,11 @@ def create_app(service: Service) -> Flask:
         extra = body.get("extra_params") or {}
         if not isinstance(extra, dict):
             raise ApiError(400, "'extra_params' must be a JSON object, e.g. {\"strategy\": \"margin\"}")
-        if "strategy" in extra:
-            if not project:
-                raise ApiError(400, "a strategy is set per project: send 'project' with 'extra_params'")
-            service.loop.set_strategy(project, extra["strategy"])
+        for key, apply in (("strategy", service.loop.set_strategy), ("lanes", service.loop.set_lanes)):
+            if key in extra:
+                if not project:
+                    raise ApiError(400, f"'{key}' is set per project: send 'project' with 'extra_params'")
+                apply(project, extra[key])
         _, version = service.loop.serving(project, schema)
         metrics.model_version.labels(version).set(1)
         return jsonify(model_version=version)
@@ -254,6 +255,7 @@ def create_app(service: Service) -> Flask:
             versions=llm + [v["version"] for v in trained if v.get("promoted")],
             current=current.version if current else None,
             strategy=service.loop.strategy(project),
+            lanes=service.loop.lanes(project),
             busy=service.loop.busy(project),
             training=trained,
         )

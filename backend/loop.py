@@ -8,8 +8,11 @@
   never saw: the LLM on all of them; a promoted blend by its own out-of-fold predictions, kept from its training,
   for the tasks it was trained on (with the label they had then) and by its predictions for every other task.
 - After a promotion the pool is re-scored in the background, in chunks: every task gets a prediction from the new
-  version with its priority in the whole pool, then the project's model_version is switched, so Label Studio's
-  uncertainty sampling serves tasks in the strategy's order.
+  version with its priority in the whole pool (and its lane, backend/ls_queue.py), then the project's model_version
+  is switched, so Label Studio serves tasks in the strategy's order, and the older prediction sets this backend
+  wrote are deleted (KEEP_PREDICTION_VERSIONS). A set is written under a version name Label Studio does not hold
+  yet: the model's version, or "<version>+2", "+3"... when the same model's pool is ranked again (Label Studio
+  would keep both sets under one name, and one name cannot be deleted without the other).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from sklearn.metrics import f1_score
 
-from backend import classifier, judge, ls_tasks, strategies
+from backend import classifier, judge, ls_queue, ls_tasks, strategies
 from backend import llm as llm_engine
 from backend import schema as schemas
 from backend.embeddings import Embedder
@@ -59,8 +62,9 @@ class ProjectModel:
 
 @dataclass
 class PoolRanking:
-    version: str
-    priorities: dict[int, float]
+    version: str  # the model version that ranked the pool
+    published: str  # the version name its predictions carry in Label Studio
+    priorities: dict[int, float]  # task → score written (lane + priority)
 
 
 def _macro_f1(y: np.ndarray, guess: np.ndarray) -> float:
@@ -77,6 +81,8 @@ class Loop:
         self._models: dict[str, ProjectModel | None] = {}
         self._rankings: dict[str, PoolRanking] = {}
         self._strategies: dict[str, str] = {}
+        self._lanes: dict[str, int] = {}
+        self._published: set[tuple[str, str]] = set()  # (project, version) known to be in the registry's list
         self._stamps: dict[str, tuple[int, int] | None] = {}  # the registry as this process last read or wrote it
         self._client_factory = client_factory or self._connect
         self._client = None
@@ -103,6 +109,7 @@ class Loop:
         current = self.store(project).current()
         self._models[project] = current[1] if current else None
         self._strategies.pop(project, None)
+        self._lanes.pop(project, None)
         if not first:
             with self._changes_lock:
                 self._changed[project] = None  # another replica saw events this one did not: read every label
@@ -119,6 +126,33 @@ class Loop:
         if project not in self._strategies:
             self._strategies[project] = self.store(project).setting("strategy", self.settings.rank_strategy)
         return self._strategies[project]
+
+    def lanes(self, project: str) -> int:
+        self._refresh(project)
+        if project not in self._lanes:
+            self._lanes[project] = self.store(project).setting("lanes", 1)
+        return self._lanes[project]
+
+    def set_lanes(self, project: str, lanes: Any) -> None:
+        """How many annotators work the project's queue at once: one Data Manager tab each (backend/ls_queue.py)."""
+        try:
+            lanes = ls_queue.check_lanes(lanes)
+        except ls_queue.LanesError as e:
+            raise LoopError(str(e)) from None
+        if lanes != self.lanes(project):
+            self.store(project).set_setting("lanes", lanes)
+            self._wrote(project)
+            self._lanes[project] = lanes
+            self._rankings.pop(project, None)
+            if self.settings.label_studio_url:
+                self.rescoring.request(project)  # the scores carry the lanes: every task needs a new one
+
+    def _note_published(self, project: str, version: str) -> None:
+        """Remember that predictions of `version` reach the project, so housekeeping may delete them later."""
+        if (project, version) not in self._published:
+            self.store(project).add_published(version)
+            self._wrote(project)
+            self._published.add((project, version))
 
     def set_strategy(self, project: str, name: str) -> None:
         check_strategy(name)
@@ -166,9 +200,14 @@ class Loop:
         predictor = self._predictor()
         texts, slots, skipped = predictor.task_texts(schema, tasks)
         model, version = self.serving(project, schema)
+        ranking = self._rankings.get(project) if project else None
+        if ranking and ranking.version == version:
+            version = ranking.published  # the name the project's queue counts
+        if project:
+            self._note_published(project, version)
         results: list[dict] = [{"result": [], "score": 0.0, "model_version": version} for _ in tasks]
         strategy = self.strategy(project) if project else self.settings.rank_strategy
-        ranking = self._rankings.get(project) if project else None
+        lanes = self.lanes(project) if project else 1
         chunk = self.settings.predict_chunk
         # Also checked when the model takes a chunk up: the wait behind other requests' chunks can be long.
         deadline = llm_engine.DEADLINE.set(started + self.settings.predict_timeout)
@@ -184,21 +223,24 @@ class Loop:
                     skipped += [{"index": i, "task": _task_id(tasks[i]), "reason": reason} for i in slots[start:]]
                     self.metrics.timeouts.inc(len(slots) - start)
                     break
-                self._fill(results, schema, tasks, slots[start : start + chunk], batch, probs, strategy, ranking, version)
+                self._fill(results, schema, tasks, slots[start : start + chunk], batch, probs, strategy, ranking,
+                           version, lanes)
         finally:
             llm_engine.DEADLINE.reset(deadline)
         skipped.sort(key=lambda item: item["index"])
         return results, skipped, version
 
-    def _fill(self, results, schema, tasks, slots, batch, probs, strategy, ranking, version) -> None:
-        """Each task's prediction, with the pool ranking's priority when the task has one, else its own."""
+    def _fill(self, results, schema, tasks, slots, batch, probs, strategy, ranking, version, lanes) -> None:
+        """Each task's prediction, with the pool ranking's score when the task has one, else its own."""
         # The LLM's probabilities were just cached by probabilities(): reading them again costs a lookup.
         llm = self.llm_probs(schema, batch)[0] if strategy in strategies.NEEDS_LLM_PROBS else None
         priority = strategies.pointwise_priority(strategy, probs, llm)
         for slot, row, own in zip(slots, probs, priority):
             task_id = _task_id(tasks[slot])
-            if ranking and ranking.version == version and task_id in ranking.priorities:
+            if ranking and ranking.published == version and task_id in ranking.priorities:
                 own = ranking.priorities[task_id]
+            else:
+                own = ls_queue.task_score(own, task_id, lanes)
             results[slot] = {
                 "result": [schema.result(schema.labels[int(np.argmax(row))])],
                 "score": round(float(own), 6),
@@ -399,31 +441,58 @@ class Loop:
         extras = {strategy: self._judged(strategy, texts)} if strategy in strategies.LLM_JUDGED else None
         llm = self.llm_probs(schema, texts)[0] if strategy in strategies.NEEDS_LLM_PROBS else None  # cached above
         utility = strategies.rank(strategy, probs, emb, labeled_idx=labeled, extra_utilities=extras, llm_probs=llm)
-        priority = strategies.priority_scores(utility)
+        scores = ls_queue.lane_scores(strategies.priority_scores(utility), self.lanes(project))
         predictions = [
             {
                 "task": task_id,
                 "result": [schema.result(schema.labels[int(np.argmax(row))])],
                 "score": round(float(score), 6),
-                "model_version": version,
             }
-            for task_id, row, score in zip(ids, probs, priority)
+            for task_id, row, score in zip(ids, probs, scores)
         ]
 
         def written(done: int, total: int) -> None:
             progress.set(0.5 + done / total / 2)
             log.info("re-scoring project %s: %d/%d predictions written", project, done, total)
 
-        self._with_retries(
-            "writing predictions", lambda: ls_tasks.push_predictions(client, int(project), predictions, chunk, written)
-        )
-        self._with_retries("switching the model version", lambda: ls_tasks.set_model_version(client, int(project), version))
-        self._rankings[project] = PoolRanking(version, dict(zip(ids, priority.tolist())))
+        def publish() -> tuple[str, dict[str, int]]:
+            # Every attempt writes under a name Label Studio does not hold yet, so a retry never doubles a set.
+            present = ls_tasks.model_versions(client, int(project))
+            name = _fresh_name(version, present)
+            # Noted before writing (a set cut short is still ours to delete), and as the newest even if used before.
+            self.store(project).add_published(name)
+            self._wrote(project)
+            self._published.add((project, name))
+            named = [{**p, "model_version": name} for p in predictions]
+            ls_tasks.publish(client, int(project), named, name, chunk, written)
+            return name, present
+
+        published, present = self._with_retries("publishing predictions", publish)
+        self._rankings[project] = PoolRanking(version, published, dict(zip(ids, scores.tolist())))
+        self._housekeep(client, project, published, present)
+        try:
+            self._with_retries("updating the queue tabs",
+                               lambda: ls_queue.ensure_tabs(client, int(project), self.lanes(project)))
+        except ls_tasks.LabelStudioUnavailable as e:
+            log.warning("project %s: the queue tabs were not updated: %s", project, e)
         self._save_caches()
         self.metrics.rescored_tasks.inc(len(ids))
         progress.set(1.0)
-        log.info("re-scored project %s: %d tasks, %s order, version %s, %.1f s", project, len(ids), strategy, version,
-                 time.perf_counter() - started)
+        log.info("re-scored project %s: %d tasks, %s order, %d lane(s), published as %s, %.1f s", project, len(ids),
+                 strategy, self.lanes(project), published, time.perf_counter() - started)
+
+    def _housekeep(self, client, project: str, serving: str, present: dict[str, int]) -> None:
+        """Delete the older prediction sets this backend wrote, keeping KEEP_PREDICTION_VERSIONS with the serving
+        one. Only names in the project's published list are touched: imported sets and other backends' stay."""
+        older = [v for v in self.store(project).published() if v != serving and v in present]
+        keep = self.settings.keep_prediction_versions - 1
+        for old in older[: max(len(older) - keep, 0)]:
+            try:
+                ls_tasks.delete_model_version(client, int(project), old)
+            except ls_tasks.LabelStudioUnavailable as e:
+                log.warning("project %s: predictions of %s not deleted (next time): %s", project, old, e)
+                continue
+            log.info("project %s: deleted the %d predictions of %s", project, present[old], old)
 
     def _judged(self, strategy: str, texts: list[str]) -> np.ndarray:
         """The LLM's judgement of every text (backend/judge.py), cached per text like the label probabilities."""
@@ -447,6 +516,15 @@ class Loop:
 
     def versions(self, project: str) -> list[dict]:
         return self.store(project).versions()
+
+
+def _fresh_name(version: str, present: dict[str, int]) -> str:
+    """`version`, or "<version>+2", "+3"... : the first name no prediction in the project carries yet."""
+    name, n = version, 1
+    while name in present:
+        n += 1
+        name = f"{version}+{n}"
+    return name
 
 
 def _task_id(task: Any) -> Any:

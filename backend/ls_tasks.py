@@ -17,8 +17,11 @@ Behaviour of Label Studio 1.23.2 this module leans on (checked against a live se
   that is not in the project.
 - `/next` with uncertainty sampling serves the lowest score among predictions whose model_version equals
   project.model_version; older versions' scores on the same task are ignored. The task served stays locked to
-  that user for a while, so other users are served the next one. (Read in its source, not seen: with more than
-  one project member, which the open-source edition never records, it picks at random among those tasks.)
+  that user for a while, so other users are served the next one. With more than one project member (which the
+  open-source edition never records; Enterprise teams do) it picks at random instead: see backend/ls_queue.py.
+- Importing predictions twice with the same model_version keeps both sets: Label Studio never replaces one.
+  `DELETE /api/projects/{id}/model-versions/` with `{"model_version": v}` deletes one version's predictions
+  (not in the SDK); deleting the version the project points at resets project.model_version.
 """
 
 from __future__ import annotations
@@ -376,6 +379,33 @@ def push_predictions(
     return written
 
 
+def publish(
+    client: Any,
+    project_id: int,
+    predictions: list[dict],
+    version: str,
+    chunk: int = 500,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Write a whole prediction set of `version`, then point the project at it; the number written.
+
+    The project is switched only when every task still in the project got its prediction: a version with gaps
+    would send /next to tasks without one last, and one with none to random. Raises LabelStudioUnavailable
+    (the project stays on its old version) if the set is incomplete or Label Studio fails.
+    """
+    written = push_predictions(client, project_id, predictions, chunk, progress)
+    if written < len(predictions):
+        existing = _existing_ids(client, project_id)
+        expected = sum(1 for p in predictions if p.get("task") in existing)
+        if written < expected:
+            raise LabelStudioUnavailable(
+                f"Label Studio wrote {written} of {expected} predictions of {version!r} into project {project_id}; "
+                "the project stays on its current version"
+            )
+    set_model_version(client, project_id, version)
+    return written
+
+
 def _import(client: Any, project_id: int, batch: list[dict]) -> int:
     with _calling(client, f"importing {len(batch)} predictions into project {project_id}"):
         # No SDK retries: the import is not idempotent, and a retry after a lost answer would write twice.
@@ -398,3 +428,35 @@ def set_model_version(client: Any, project_id: int, version: str) -> None:
         if e.status == 400:
             raise LabelStudioUnavailable(f"{e} (it accepts a version only once a prediction carries it)", 400) from None
         raise
+
+
+def _raw(client: Any, method: str, path: str, doing: str, **kwargs: Any) -> Any:
+    """A request the SDK has no method for, sent with the SDK's own credentials (it refreshes a PAT itself)."""
+    with _calling(client, doing):
+        answer = client._client_wrapper.httpx_client.request(path, method=method, **kwargs)
+    if answer.status_code >= 400:
+        raise LabelStudioUnavailable(
+            f"Label Studio at {_base_url(client)} answered HTTP {answer.status_code} when {doing}: {answer.text[:200]}",
+            status=answer.status_code,
+        )
+    return answer
+
+
+def model_versions(client: Any, project_id: int) -> dict[str, int]:
+    """How many predictions each model version holds in the project."""
+    answer = _raw(client, "GET", f"api/projects/{project_id}/model-versions/",
+                  f"listing the model versions of project {project_id}")
+    try:
+        body = answer.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise LabelStudioUnavailable(f"Label Studio at {_base_url(client)} listed model versions in an unknown shape",
+                                     status=answer.status_code)
+    return {str(k): int(v) for k, v in body.items() if isinstance(v, int)}
+
+
+def delete_model_version(client: Any, project_id: int, version: str) -> None:
+    """Delete every prediction of `version` in the project (never the version the project points at: see above)."""
+    _raw(client, "DELETE", f"api/projects/{project_id}/model-versions/",
+         f"deleting model version {version!r} of project {project_id}", json={"model_version": version})

@@ -72,7 +72,7 @@ class ModelStore:
         try:
             data = json.loads(self.registry_path.read_text())
         except FileNotFoundError:
-            return {"current": None, "versions": [], "settings": {}}
+            return {"current": None, "versions": [], "settings": {}, "published": []}
         except (OSError, ValueError) as e:
             # Never silently start over: the artifacts are still there and the admin should know.
             raise RuntimeError(f"{self.registry_path} is unreadable ({e}); move it aside to start a new registry") from None
@@ -105,6 +105,22 @@ class ModelStore:
 
     def versions(self) -> list[dict]:
         return list(self.registry()["versions"])
+
+    def published(self) -> list[str]:
+        """Every model version this backend has written predictions with in the project, least recently written
+        first: the only ones housekeeping may delete (imported predictions and other backends' are never here)."""
+        return list(self.registry().get("published", []))
+
+    def add_published(self, version: str) -> None:
+        with self._locked("registry.lock"):
+            data = self.registry()
+            published = data.setdefault("published", [])
+            if published[-1:] == [version]:
+                return
+            if version in published:
+                published.remove(version)
+            published.append(version)
+            self._save_registry(data)
 
     def setting(self, name: str, default: Any = None) -> Any:
         return self.registry()["settings"].get(name, default)

@@ -382,6 +382,7 @@ class ConnectResult:
     project_model_version: str  # equals model_version once any task has a prediction from it
     tasks: int
     predicted: int  # tasks with a prediction from model_version
+    tabs: tuple[str, ...] = ()  # the queue's Data Manager tabs (backend/ls_queue.py)
 
 
 def _attach_backend(
@@ -467,9 +468,11 @@ def connect_backend(
     wait: float = 120.0,
     strategy: str | None = None,
     auth: tuple[str, str] | None = None,
+    lanes: int | None = None,
 ) -> ConnectResult:
-    """Connect the backend, have every task predicted, and make the backend's model version the project's.
-    `strategy` sets the project's ranking strategy in the backend (else the backend's RANK_STRATEGY applies)."""
+    """Connect the backend, have every task predicted, make the backend's model version the project's, and make
+    the queue tabs. `strategy` sets the project's ranking strategy in the backend (else the backend's
+    RANK_STRATEGY applies); `lanes` how many annotators label at once from their own tab (backend/ls_queue.py)."""
     backend_url = backend_url.strip().rstrip("/")
     if not backend_url.startswith(("http://", "https://")):
         raise SyncError(f"--backend-url {backend_url!r} must start with http:// or https://")
@@ -477,7 +480,7 @@ def connect_backend(
     wait_for_backend(backend_url, wait, auth)
     # Asked before Label Studio is told about the backend: a config the backend cannot serve would otherwise
     # leave a half-connected backend in the project and a vaguer message.
-    extra = {"strategy": strategy} if strategy else None
+    extra = {k: v for k, v in (("strategy", strategy), ("lanes", lanes)) if v} or None
     model_version = backend_model_version(
         backend_url, project_id, project.label_config or "", extra_params=extra, auth=auth
     )
@@ -509,7 +512,10 @@ def connect_backend(
     if predicted:
         _update_project(client, project_id, model_version=model_version)
     project_version = client.projects.get(id=project_id).model_version or ""
-    return ConnectResult(ml_id, created, model_version, project_version, total, predicted)
+    from backend import ls_queue  # here: ls_queue reads through ls_tasks, which imports this module's SyncError
+
+    tabs = ls_queue.ensure_tabs(client, project_id, lanes or 1)  # its LabelStudioUnavailable is a SyncError
+    return ConnectResult(ml_id, created, model_version, project_version, total, predicted, tuple(tabs))
 
 
 def _update_project(client: LabelStudio, project_id: int, **fields: Any) -> None:

@@ -58,6 +58,7 @@ class Settings:
     predict_chunk: int = 48
     predict_timeout: int = 80
     ls_retries: int = 3
+    keep_prediction_versions: int = 1
     llm_engine: str = "transformers"
     llm_server_url: str = ""
     llm_server_model: str = ""
@@ -108,6 +109,7 @@ class Settings:
             predict_chunk=_int("PREDICT_CHUNK", 48),
             predict_timeout=_int("PREDICT_TIMEOUT", 80),
             ls_retries=_int("LS_RETRIES", 3, low=0),
+            keep_prediction_versions=_int("KEEP_PREDICTION_VERSIONS", 1),
             llm_engine=engine,
             llm_server_url=server_url,
             llm_server_model=env("LLM_SERVER_MODEL", "").strip(),

@@ -61,11 +61,14 @@ def cmd_connect(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         wait=args.wait,
         strategy=args.strategy,
+        lanes=args.lanes,
         auth=backend_auth(),
     )
     verb = "connected" if result.created else "updated"
     print(f"ML backend {result.ml_backend_id} {verb}; backend model_version {result.model_version}")
     print(f"{result.predicted} of {result.tasks} tasks have predictions from {result.model_version}")
+    print(f"queue tabs: {', '.join(result.tabs)} (annotators: open your tab, then Label Tasks As Displayed)"
+          if len(result.tabs) > 1 else "queue: Label All Tasks serves the strategy's order; the Model queue tab shows it")
     if result.project_model_version != result.model_version:
         # Not an error: an empty project is a normal first step. The order of work needs the version, though.
         print(
@@ -165,6 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--strategy",
         choices=sorted(SERVED),
         help="the order annotators get tasks in for this project (default: the backend's RANK_STRATEGY)",
+    )
+    p.add_argument(
+        "--lanes",
+        type=_positive,
+        help="annotators labeling at once in a project whose Label Studio records project members (Enterprise "
+        "teams): one 'Model queue i/N' tab each, so every annotator keeps the strategy's order without sharing a "
+        "task (default: 1, the open-source edition's 'Label All Tasks' already does)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_connect)

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from backend import classifier, corpus, ls_tasks
+from backend import classifier, corpus, ls_queue, ls_tasks
 from backend import schema as schemas
 from backend.app import create_app
 from backend.service import Service
@@ -32,6 +32,9 @@ class FakeProject:
         self.labels = {i + 1: label for i, label in enumerate(df["label"][:n_labeled])}
         self.pushed: list[dict] = []
         self.model_version = None
+        self.versions: dict[str, int] = {}  # prediction counts per model version, as Label Studio keeps them
+        self.deleted: list[str] = []
+        self.lanes = None
         self.fetches = 0
         self.reads: list[list[int] | None] = []
         self.lock = threading.Lock()
@@ -50,17 +53,32 @@ class FakeProject:
 
         def push_predictions(client, project_id, predictions, chunk=500, progress=None):
             self.pushed = list(predictions)
+            for p in predictions:
+                self.versions[p["model_version"]] = self.versions.get(p["model_version"], 0) + 1
             if progress:
                 progress(len(predictions), len(predictions))
             return len(predictions)
 
         def set_model_version(client, project_id, version):
+            assert self.versions.get(version) == len(self.tasks), "switched to an incomplete set"
             self.model_version = version
+
+        def delete_model_version(client, project_id, version):
+            assert version != self.model_version, "deleted the set the project points at"
+            self.deleted.append(version)
+            del self.versions[version]
+
+        def ensure_tabs(client, project_id, lanes):
+            self.lanes = lanes
+            return {}
 
         monkeypatch.setattr(ls_tasks, "fetch_labeled", fetch_labeled)
         monkeypatch.setattr(ls_tasks, "fetch_pool", lambda client, project_id, schema: list(self.tasks))
         monkeypatch.setattr(ls_tasks, "push_predictions", push_predictions)
         monkeypatch.setattr(ls_tasks, "set_model_version", set_model_version)
+        monkeypatch.setattr(ls_tasks, "model_versions", lambda client, project_id: dict(self.versions))
+        monkeypatch.setattr(ls_tasks, "delete_model_version", delete_model_version)
+        monkeypatch.setattr(ls_queue, "ensure_tabs", ensure_tabs)
 
 
 @pytest.fixture(scope="module")
@@ -259,3 +277,71 @@ def test_committee_priorities_before_the_pool_is_ranked_read_the_llm(tmp_path, p
     want = 1 - (strategies.entropy(probs) + strategies.disagreement(probs, llm)) / 2
     assert [r["score"] for r in results] == pytest.approx(list(want), abs=1e-4)
     assert not np.allclose(want, strategies.pointwise_priority("margin", probs), atol=1e-3)
+
+
+def test_each_publication_replaces_the_last_and_never_touches_foreign_predictions(tmp_path, predictor, monkeypatch):
+    project = FakeProject()
+    project.install(monkeypatch)
+    project.versions["imported-v0"] = 160  # someone else's predictions in the same project
+    service = make_service(tmp_path, predictor, project)
+    loop = service.loop
+    assert loop.train("5")["result"] == "promoted"
+    loop.rescoring.wait("5", timeout=120)
+    first = project.model_version
+    assert first == loop.model("5").version
+    # The same model ranked again (a strategy change) gets a name of its own, since Label Studio would keep both
+    # sets under one; the first set goes once the project points at the second.
+    loop.set_strategy("5", "entropy")
+    loop.rescoring.wait("5", timeout=120)
+    assert project.model_version == f"{first}+2" and project.deleted == [first]
+    loop.rescore("5")
+    assert project.model_version == first and project.deleted == [first, f"{first}+2"]
+    assert project.versions == {"imported-v0": 160, first: 160}
+    # /predict answers with the published name, so predictions Label Studio stores count in the queue.
+    task = {"id": 3, "data": {"text": dict(project.tasks)[3]}}
+    answer = loop.predict("5", SCHEMA, [task])
+    assert answer[2] == first and answer[0][0]["model_version"] == first
+
+
+def test_keep_prediction_versions_keeps_the_newest_sets(tmp_path, predictor, monkeypatch):
+    project = FakeProject()
+    project.install(monkeypatch)
+    service = make_service(tmp_path, predictor, project, keep_prediction_versions=3)
+    loop = service.loop
+    loop.train("5")
+    loop.rescoring.wait("5", timeout=120)
+    version = project.model_version
+    for _ in range(4):
+        loop.rescore("5")
+    # Names come back once free: the fifth set is called as the first was, and counts as the newest.
+    assert project.model_version == version
+    assert sorted(project.versions) == sorted([f"{version}+3", f"{version}+4", version])
+    assert project.deleted == [version, f"{version}+2"]
+
+
+def test_lanes_deal_the_pool_round_robin_into_score_ranges(tmp_path, predictor, monkeypatch):
+    project = FakeProject()
+    project.install(monkeypatch)
+    service = make_service(tmp_path, predictor, project)
+    client = create_app(service).test_client()
+    answer = client.post("/setup", data=json.dumps({"project": "5.1", "schema": CONFIG, "extra_params": {"lanes": 3}}),
+                         content_type="application/json")
+    assert answer.status_code == 200
+    assert service.loop.rescoring.wait("5", timeout=120) and project.lanes == 3
+    assert client.get("/versions?project=5").json["lanes"] == 3
+    scores = np.array([p["score"] for p in project.pushed])
+    lane, priority = np.floor(scores).astype(int), scores % 1
+    assert set(lane) == {0, 1, 2}
+    # Rank r of the pool's order is in lane r mod 3, and each lane keeps that order.
+    order = np.argsort(priority, kind="stable")
+    assert list(lane[order][:9]) == [0, 1, 2] * 3
+    for k in range(3):
+        assert np.all(np.diff(priority[order][lane[order] == k]) >= 0)
+    # A task predicted before a ranking knows of it gets its lane from its id.
+    task = {"id": 1000, "data": {"text": "A late addition to the pool."}}
+    service.loop._rankings.clear()
+    result = service.loop.predict("5", SCHEMA, [task])[0][0]
+    assert 1 <= result["score"] < 2  # 1000 % 3 == 1
+    bad = client.post("/setup", data=json.dumps({"project": "5", "schema": CONFIG, "extra_params": {"lanes": 0}}),
+                      content_type="application/json")
+    assert bad.status_code == 400 and "lanes must be a whole number" in bad.json["error"]
