@@ -161,8 +161,8 @@ class Loop:
             self._wrote(project)
             self._strategies[project] = name
             self._rankings.pop(project, None)
-            if self.model(project) and self.settings.label_studio_url:
-                self.rescoring.request(project)
+            if self.settings.label_studio_url:
+                self.rescoring.request(project)  # the queue's order is the strategy's, model or not
 
     # ---------------------------------------------------------------- features
 

@@ -10,8 +10,9 @@ How Label Studio 1.23.2 picks the next task (projects/functions/next_task.py, ch
   ignores task locks: annotators sharing one tab are all served the same task.
 
 Hence lanes. A project with N > 1 lanes gets N tabs, "Model queue 1/N" .. "N/N", one per annotator. The pool's
-order is dealt round robin (rank r goes to lane r mod N) and written into the prediction score as lane + priority,
-so each tab's filter (score between lane and lane + 1) holds its own tasks and its ordering follows the strategy.
+order is dealt round robin (rank r goes to lane r mod N) and written into the prediction score: lane k's scores lie
+in [k/N, (k+1)/N), in the strategy's order (Label Studio drops predictions scored outside [0, 1] without an error),
+so each tab's filter (its score range) holds its own tasks and its ordering follows the strategy.
 Each annotator's next task is then among the N most urgent ones and never one another annotator is served. The
 filters stay fixed: a re-score rewrites the scores, so an open tab follows it without reloading. With one lane the
 score is the plain priority and the single tab "Model queue" shows the order that "Label All Tasks" serves.
@@ -29,7 +30,7 @@ from backend.ls_tasks import _calling
 TITLE = "Model queue"
 MAX_LANES = 50
 _OUR_TITLE = re.compile(re.escape(TITLE) + r"( \d+/\d+)?")
-_BELOW_ONE = 0.999999  # scores are written rounded to 6 decimals: a lane's scores stay below the next lane's
+_STEP = 1e-6  # scores are written rounded to 6 decimals
 
 
 class LanesError(ValueError):
@@ -42,22 +43,34 @@ def check_lanes(value: Any) -> int:
     return value
 
 
-def lane_scores(priority: np.ndarray, lanes: int) -> np.ndarray:
-    """Prediction scores for a ranked pool: priority (in [0, 1], lower = sooner) plus the lane of its rank."""
-    priority = np.minimum(np.asarray(priority, dtype=float), _BELOW_ONE)
+def _width(lanes: int) -> float:
+    # A lane's share of [0, 1], cut at a 6-decimal value so the rounded scores of one lane never meet the next's.
+    return int(1 / lanes / _STEP) * _STEP
+
+
+def _in_lane(priority, lane, lanes: int):
+    """Priority in [0, 1] → a score strictly inside lane `lane`'s range (the whole [0, 1] for one lane)."""
     if lanes <= 1:
         return priority
-    lane = np.empty(priority.size)
-    lane[np.argsort(priority, kind="stable")] = np.arange(priority.size) % lanes
-    return lane + priority
+    width = _width(lanes)
+    return lane * width + _STEP + priority * (width - 3 * _STEP)
+
+
+def lane_scores(priority: np.ndarray, lanes: int) -> np.ndarray:
+    """Prediction scores for a ranked pool (priority in [0, 1], lower = sooner): rank r goes to lane r mod `lanes`."""
+    priority = np.asarray(priority, dtype=float)
+    lane = np.zeros(priority.size)
+    lane[np.argsort(priority, kind="stable")] = np.arange(priority.size) % max(lanes, 1)
+    return _in_lane(priority, lane, lanes)
 
 
 def task_score(priority: float, task_id: Any, lanes: int) -> float:
     """The score of a task predicted before the pool is ranked: its lane comes from its id."""
-    priority = min(float(priority), _BELOW_ONE)
-    if lanes <= 1:
-        return priority
-    return (task_id % lanes if isinstance(task_id, int) else 0) + priority
+    return float(_in_lane(float(priority), task_id % lanes if isinstance(task_id, int) and lanes > 1 else 0, lanes))
+
+
+def lane_of(score: float, lanes: int) -> int:
+    return min(int(score // _width(lanes)), lanes - 1) if lanes > 1 else 0
 
 
 def tab_titles(lanes: int) -> list[str]:
@@ -68,8 +81,9 @@ def tab_data(lanes: int, lane: int) -> dict:
     """A tab's filters and ordering, as the Data Manager stores them and sends them with "Label Tasks As Displayed"."""
     items = []
     if lanes > 1:
+        low = round(lane * _width(lanes), 6)
         items.append({"filter": "filter:tasks:predictions_score", "operator": "in", "type": "Number",
-                      "value": {"min": lane, "max": lane + _BELOW_ONE}})
+                      "value": {"min": low, "max": round(low + _width(lanes) - _STEP, 6)}})
     return {
         "title": tab_titles(lanes)[lane],
         "ordering": ["tasks:predictions_score"],

@@ -37,6 +37,25 @@ class LabelStudioServer(ls_server.LabelStudioServer):
     def create_annotator(self, email: str, password: str) -> User:
         return self.create_user(email, password, first_name="Annotator")
 
+    def add_members(self, project_id: int, emails: list[str]) -> int:
+        """Record users as project members, as Enterprise teams do (the open-source edition never does, and has no
+        API for it): Label Studio's own code in its Django shell. Returns project.annotators().count()."""
+        code = (
+            "from projects.models import Project; from users.models import User; "
+            f"p = Project.objects.get(id={int(project_id)}); "
+            f"[p.add_collaborator(u) for u in User.objects.filter(email__in={list(emails)!r})]; "
+            "print('annotators', p.annotators().count())"
+        )
+        manage = next(LS_BIN.parent.parent.glob("lib/python*/site-packages/label_studio/manage.py"))
+        done = subprocess.run(
+            [str(LS_BIN.parent / "python"), str(manage), "shell", "-c", code],
+            cwd=manage.parent, env=self.env, capture_output=True, text=True, timeout=180,
+        )
+        counted = [line for line in done.stdout.splitlines() if line.startswith("annotators ")]
+        if done.returncode or not counted:
+            raise LabelStudioError(f"adding project members failed: {(done.stdout + done.stderr)[-500:]}")
+        return int(counted[-1].split()[1])
+
 
 def run_sync(*args: str, url: str, api_key: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """scripts/sync_project.py as a user runs it, in the main venv, with the connection in the environment."""

@@ -1,0 +1,103 @@
+"""The re-score benchmark (backend/rescore_bench.py, scripts/bench_rescore.py) on a tiny pool in a real Label Studio:
+its figures add up, its request counts follow the chunking, and the pool ends with one prediction per task."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+import labelstudio
+from backend import ls_queue, ls_tasks, rescore_bench
+from helpers import ROOT
+
+N_TASKS, RUNS, CHUNK = 60, 3, 16
+SCRIPT = ROOT / "scripts" / "bench_rescore.py"
+needs_label_studio = pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MISSING_REASON)
+
+
+@pytest.fixture(scope="module")
+def result(label_studio, tmp_path_factory):
+    originals = (ls_tasks.fetch_pool, ls_tasks.push_predictions, ls_tasks.delete_model_version, ls_queue.ensure_tabs)
+    figures = rescore_bench.run(label_studio.url, label_studio.admin.token, tasks=N_TASKS, runs=RUNS, chunk=CHUNK,
+                                data_dir=tmp_path_factory.mktemp("bench-rescore"), progress=False)
+    # The wrappers are gone once the benchmark is over.
+    assert (ls_tasks.fetch_pool, ls_tasks.push_predictions, ls_tasks.delete_model_version,
+            ls_queue.ensure_tabs) == originals
+    return figures
+
+
+@pytest.mark.e2e
+@needs_label_studio
+def test_every_task_ends_with_one_prediction_of_the_serving_version(result):
+    last = result["run"][-1]["published"]
+    assert result["check"] == {
+        "model_versions": {last: N_TASKS},
+        "project_model_version": last,
+        "tasks": N_TASKS,
+        "tasks_with_one_prediction": N_TASKS,
+        "ok": True,
+    }
+    assert result["import"] == {"tasks": N_TASKS, "seconds": result["import"]["seconds"], "requests": 1}
+    assert "check OK" in rescore_bench.report(result)
+    json.dumps(result)  # what --out writes
+
+
+@pytest.mark.e2e
+@needs_label_studio
+def test_request_counts_follow_the_chunking_and_each_run_deletes_the_set_before(result):
+    pages = math.ceil(N_TASKS / result["page_size"])
+    previous = None
+    for row in result["run"]:
+        requests = {phase: figures["requests"] for phase, figures in row["phases"].items()}
+        assert requests["write"] == math.ceil(N_TASKS / CHUNK)
+        assert pages <= requests["read pool"] <= pages + 1  # the SDK's pager stops at an empty page
+        assert requests["read config"] == requests["list versions"] == requests["switch"] == 1
+        assert requests["tabs"] == 2  # list the tabs, then create or rewrite the one queue tab
+        assert requests["score"] == requests["other"] == 0  # nothing reaches Label Studio outside a phase
+        assert requests["delete"] == (0 if previous is None else 1)
+        assert row["deleted"] == ([] if previous is None else [previous])
+        assert row["published"] != previous and row["pool"] == N_TASKS
+        assert row["total_requests"] == sum(requests.values())
+        assert row["label_studio_requests"] == sum(requests[p] for p in rescore_bench.LS_PHASES)
+        assert row["errors"] == [] and row["label_studio_errors"] == 0
+        previous = row["published"]
+    assert [row["strategy"] for row in result["run"]] == list(rescore_bench.DEFAULT_STRATEGIES)
+
+
+@pytest.mark.e2e
+@needs_label_studio
+def test_seconds_are_positive_and_add_up(result):
+    for row in result["run"]:
+        seconds = {phase: figures["seconds"] for phase, figures in row["phases"].items()}
+        assert set(seconds) == set(rescore_bench.PHASES)
+        assert all(value >= 0 for value in seconds.values())
+        assert all(seconds[p] > 0 for p in rescore_bench.LS_PHASES if row["phases"][p]["requests"])
+        assert row["total_seconds"] > 0
+        assert sum(seconds.values()) == pytest.approx(row["total_seconds"], abs=0.01)
+        assert row["label_studio_seconds"] == pytest.approx(sum(seconds[p] for p in rescore_bench.LS_PHASES), abs=0.01)
+    first, later = result["run"][0], result["run"][1:]
+    # The first run scores every text; the later ones read the per-text cache.
+    assert first["phases"]["score"]["seconds"] > max(r["phases"]["score"]["seconds"] for r in later)
+    steady = result["steady_state"]
+    assert steady["runs"] == RUNS - 1
+    for phase in rescore_bench.PHASES:
+        mean = sum(r["phases"][phase]["seconds"] for r in later) / len(later)
+        assert steady["phases"][phase]["seconds"] == pytest.approx(mean, abs=0.002)
+    real = result["real_model_scoring"]
+    assert real["reviews_per_s"] > 0
+    assert real["first_run_seconds"] == pytest.approx(N_TASKS / real["reviews_per_s"], abs=0.1)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--tasks", "0"], ["--runs", "x"], ["--ls-url", "http://localhost:8080"], ["--strategies", ","], ["--bogus"]],
+)
+def test_bad_arguments_exit_2_with_one_line(args):
+    answer = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=60)
+    assert answer.returncode == 2
+    assert answer.stdout == "" and len(answer.stderr.strip().splitlines()) == 1
+    assert answer.stderr.startswith("error: ")
