@@ -49,7 +49,7 @@ def test_annotations_retrain_switch_the_version_and_reorder_next(label_studio, t
     assert requests.get(f"{backend_url}/versions", timeout=10).status_code == 401
     connected = sync.connect_backend(admin, project, backend_url, progress=False, strategy="margin", auth=AUTH)
     first_version = connected.model_version
-    assert connected.predicted == N_TASKS
+    assert connected.predicted == N_TASKS and connected.tabs == ("Model queue",)
     assert admin.projects.get(id=project).model_version == first_version
 
     by_text = {t.data["text"]: t.id for t in admin.tasks.list(project=project, fields="all")}
@@ -88,6 +88,10 @@ def test_annotations_retrain_switch_the_version_and_reorder_next(label_studio, t
     )
     assert served.status_code == 200, served.text
     assert served.json()["id"] == first
+    # One prediction set of this backend per task: the connect-time set of the LLM went once the project switched.
+    for task in admin.tasks.list(project=project, fields="all"):
+        assert [p.model_version for p in task.predictions or []] == [new_version], task.id
+    assert [v.data["title"] for v in admin.views.list(project=project)] == ["Model queue"]
     log_text = log_path.read_text()
     assert "Traceback" not in log_text and AUTH[1] not in log_text
     # Label Studio's own calls carried the credentials: predictions and every webhook got through.
