@@ -6,7 +6,9 @@ How the pass is laid out (why it is fast and exact):
 - each row holds one task's text, then every multi-token label's tokens side by side as branches; a 4-D
   attention mask lets a branch see the text and its own earlier tokens only, and position ids restart after the
   text for every branch, so each label is scored exactly as if it had been appended alone;
-- the LM head (a 152k-wide matmul) runs only on the positions whose next token is a label token.
+- the LM head (a 152k-wide matmul) runs only on the positions whose next token is a label token;
+- the same pass can hand out one layer's hidden state at the position where the answer begins (the text's last
+  token): the features a trained model learns from, at no extra forward pass.
 """
 
 from __future__ import annotations
@@ -110,25 +112,44 @@ class LLMScorer:
 
         The answers default to the prompt's labels; a calibration may read more strings (see calibration.py).
         """
+        return self.logprobs_and_states(prompt, texts, answers)[0]
+
+    def logprobs_and_states(
+        self, prompt: Prompt, texts: Sequence[str], answers: Sequence[str] | None = None, layers: Sequence[int] = ()
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """label_logprobs, and (n_texts, len(layers), hidden) float32: the output of each of `layers` (1 = the first
+        decoder layer) at the text's last token, where the answer begins, from the same forward pass."""
         answers = list(prompt.labels if answers is None else answers)
+        hidden = self.model.config.hidden_size
         if not texts:
-            return np.zeros((0, len(answers)))
+            return np.zeros((0, len(answers))), np.zeros((0, len(layers), hidden), dtype=np.float32)
+        depth = self.model.config.num_hidden_layers
+        if any(not 1 <= layer <= depth for layer in layers):
+            raise ValueError(f"layers must be between 1 and {depth}, not {list(layers)}")
         label_ids = answer_ids(self.encode, answers)
         suffix = self.encode(prompt.suffix)
         segments = [self.text_ids(t)[0] + suffix for t in texts]
-        return self._runner.submit(self._score_all, prompt, segments, label_ids, DEADLINE.get()).result()
+        return self._runner.submit(self._score_all, prompt, segments, label_ids, DEADLINE.get(), tuple(layers)).result()
 
     def _score_all(
-        self, prompt: Prompt, segments: list[list[int]], label_ids: list[list[int]], deadline: float | None = None
-    ) -> np.ndarray:
+        self,
+        prompt: Prompt,
+        segments: list[list[int]],
+        label_ids: list[list[int]],
+        deadline: float | None = None,
+        layers: tuple[int, ...] = (),
+    ) -> tuple[np.ndarray, np.ndarray]:
         if deadline is not None and time.monotonic() > deadline:
             raise DeadlineExceeded("the deadline passed while waiting for the model")
         out = np.zeros((len(segments), len(label_ids)))
+        states = np.zeros((len(segments), len(layers), self.model.config.hidden_size), dtype=np.float32)
         prefix = self._prefix(prompt)
         for rows in self._pack(segments, label_ids):
-            scores = self._score_rows(prefix, [[segments[i] for i in row] for row in rows], label_ids)
-            out[[i for row in rows for i in row]] = scores
-        return out
+            order = [i for row in rows for i in row]
+            out[order], states[order] = self._score_rows(
+                prefix, [[segments[i] for i in row] for row in rows], label_ids, layers
+            )
+        return out, states
 
     def _pack(self, segments: list[list[int]], label_ids: list[list[int]]):
         """Group task indices into rows of about row_tokens tokens, rows into batches of batch_size rows.
@@ -154,8 +175,10 @@ class LLMScorer:
             yield rows[start : start + self.batch_size]
 
     @torch.inference_mode()
-    def _score_rows(self, prefix: _Prefix, rows: list[list[list[int]]], label_ids: list[list[int]]) -> np.ndarray:
-        """Scores for every segment of every row, in row order."""
+    def _score_rows(
+        self, prefix: _Prefix, rows: list[list[list[int]]], label_ids: list[list[int]], layers: tuple[int, ...] = ()
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Scores for every segment of every row, in row order, and the requested layers' states at its last token."""
         from transformers import DynamicCache
 
         n_labels = len(label_ids)
@@ -170,6 +193,7 @@ class LLMScorer:
         mask[:, :, :, :p] = True
         # For each (segment, label) pair: the (row, column) outputs that predict each of the label's tokens.
         gather_rows, gather_cols, targets, owners = [], [], [], []
+        answer_at: list[int] = []  # flat (row * width + column) of each segment's last text token
         n_seg = 0
         for r, row in enumerate(rows):
             start = 0
@@ -179,6 +203,7 @@ class LLMScorer:
                 positions[r, start : start + t] = torch.arange(p, p + t)
                 mask[r, 0, start : start + t, p + start : p + start + t] = torch.tril(torch.ones(t, t, dtype=torch.bool))
                 offset = start + t
+                answer_at.append(r * width + start + t - 1)
                 for li, (branch, full) in enumerate(zip(branches, label_ids)):
                     b = len(branch)
                     if b:
@@ -202,9 +227,25 @@ class LLMScorer:
                 (k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v in zip(prefix.keys, prefix.values)
             ]
         )
-        hidden = self.model.model(
-            input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True
-        ).last_hidden_state
+        # Hooks keep only the answer positions of the layers asked for, not every layer's whole activations.
+        captured: dict[int, torch.Tensor] = {}
+        at = torch.tensor(answer_at)
+
+        def keep(layer: int):
+            def hook(module, args, output):
+                state = output[0] if isinstance(output, tuple) else output
+                captured[layer] = state.reshape(n * width, -1)[at].float()
+
+            return hook
+
+        handles = [self.model.model.layers[layer - 1].register_forward_hook(keep(layer)) for layer in layers]
+        try:
+            hidden = self.model.model(
+                input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True
+            ).last_hidden_state
+        finally:
+            for handle in handles:
+                handle.remove()
         # Labels whose tokens are predicted from the same output (every label's first token comes from the text's
         # last position) share one LM-head row: a 152k-wide float row is 0.6 MB, and a batch holds hundreds.
         flat = torch.tensor(gather_rows) * width + torch.tensor(gather_cols)
@@ -214,4 +255,6 @@ class LLMScorer:
         logits = self.model.lm_head(hidden.reshape(n * width, -1)[positions_used]).float()
         token_lp = logits[inverse, torch.tensor(targets)] - torch.logsumexp(logits, dim=-1)[inverse]
         sums = torch.zeros(n_seg * n_labels).index_add_(0, torch.tensor(owners), token_lp)
-        return sums.view(n_seg, n_labels).numpy()
+        if not layers:
+            return sums.view(n_seg, n_labels).numpy(), np.zeros((n_seg, 0, hidden.shape[-1]), dtype=np.float32)
+        return sums.view(n_seg, n_labels).numpy(), torch.stack([captured[layer] for layer in layers], dim=1).numpy()

@@ -97,3 +97,25 @@ def test_scoring_that_waited_past_its_deadline_is_refused(scorer):
     finally:
         llm.DEADLINE.reset(token)
     assert scorer.label_logprobs(p, TEXTS[:1]).shape == (1, 2)  # no deadline: scored
+
+
+def test_hidden_states_of_the_packed_pass_equal_one_sequence_per_text(scorer):
+    """The answer-position states a trained model learns from come out of the scoring pass itself, packed several
+    texts to a row, and equal those of the prompt and text run alone."""
+    p = prompt.build(scorer.tokenizer, ("Positive", "Negative", "Neutral"), guidelines.load())
+    depth = scorer.model.config.num_hidden_layers
+    logprobs, states = scorer.logprobs_and_states(p, TEXTS, layers=[1, depth])
+    assert np.allclose(logprobs, scorer.label_logprobs(p, TEXTS))
+    assert states.shape == (len(TEXTS), 2, scorer.model.config.hidden_size) and states.dtype == np.float32
+    for text, got in zip(TEXTS, states):
+        ids = scorer.encode(p.prefix) + scorer.encode(text) + scorer.encode(p.suffix)
+        with torch.inference_mode():
+            reference = scorer.model(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states
+        assert np.allclose(got[0], reference[1][0, -1].float().numpy(), atol=2e-3)
+        # The last entry of hidden_states has the final norm applied; the hook takes the layer's own output.
+        with torch.inference_mode():
+            normed = scorer.model.model.norm(torch.from_numpy(got[1]).to(reference[depth].dtype)[None])
+        assert np.allclose(normed[0].float().numpy(), reference[depth][0, -1].float().numpy(), atol=2e-3)
+    with pytest.raises(ValueError, match="layers must be between 1 and"):
+        scorer.logprobs_and_states(p, TEXTS, layers=[depth + 1])
+    assert scorer.logprobs_and_states(p, [], layers=[1])[1].shape == (0, 1, scorer.model.config.hidden_size)
