@@ -1,4 +1,5 @@
-"""The trained model: a logistic regression over sentence embeddings, alone or blended with the LLM.
+"""The trained model: a logistic regression over text vectors (sentence embeddings or the LLM's own hidden states,
+see loop.py), alone or blended with the LLM's probabilities.
 
 Two kinds, one recipe (scikit-learn's estimator API throughout):
 
@@ -39,9 +40,12 @@ def design(kind: str, embeddings: np.ndarray, llm_probs: np.ndarray | None) -> n
     """The feature matrix of `kind` for these rows."""
     if kind not in KINDS:
         raise ValueError(f"unknown model kind {kind!r}; use one of {KINDS}")
-    # Unit-length embeddings have entries near 1/sqrt(dim); scaled back to about unit variance, one C suits both.
+    # Rows scaled to unit length (sentence embeddings already are; an LLM's hidden states are not, and a few of
+    # their dimensions are huge), then back to entries of about unit variance, so one C suits every kind of vector.
     x = np.asarray(embeddings, dtype=np.float32)
-    x = x * np.float32(np.sqrt(x.shape[1])) if x.ndim == 2 and x.shape[1] else x
+    if x.ndim == 2 and x.shape[1]:
+        norms = np.linalg.norm(x, axis=1, keepdims=True)
+        x = x / np.where(norms > 0, norms, 1) * np.float32(np.sqrt(x.shape[1]))
     if kind == "classifier":
         return x
     if llm_probs is None:

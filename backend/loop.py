@@ -1,7 +1,9 @@
 """The labeling loop per project: predict with the LLM or the promoted blend, retrain on submitted labels, re-rank.
 
-- Predictions come from the project's promoted model (a blend of sentence embeddings and the LLM's probabilities,
-  see classifier.py) when there is one, else from the LLM alone; every prediction carries the version that made it,
+- Predictions come from the project's promoted model (a blend of text vectors and the LLM's probabilities, see
+  classifier.py) when there is one, else from the LLM alone. The vectors are the LLM's own hidden state where the
+  answer begins, at LLM_FEATURE_DEPTH of its layers, from the pass that scores the text (MiniLM sentence
+  embeddings where the engine exposes none, LLM_ENGINE=openai, or LLM_FEATURE_DEPTH=0); every prediction carries the version that made it,
   and its `score` is the task's priority under the project's ranking strategy (lower = asked sooner).
 - A training run fetches the project's labels from Label Studio, fits a candidate, and promotes it only when its
   cross-validated macro-F1 beats the serving model's on the same labels. The serving model is judged on labels it
@@ -43,6 +45,7 @@ log = logging.getLogger(__name__)
 
 TRAINING_ACTIONS = frozenset({"ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED", "START_TRAINING"})
 KIND = "blend"
+MINILM = "minilm"
 
 
 class LoopError(ValueError):
@@ -58,6 +61,7 @@ class ProjectModel:
     llm_version: str
     model: classifier.Model
     heldout: dict[int, tuple[int, int]] = field(default_factory=dict)  # task → (label index then, out-of-fold guess)
+    features: str = MINILM  # the text vectors it was trained on: MINILM or "llm-layer-<n>"
 
 
 @dataclass
@@ -166,15 +170,39 @@ class Loop:
 
     # ---------------------------------------------------------------- features
 
+    def _cache(self, name: str) -> VectorCache:
+        if name not in self._llm_caches:
+            self._llm_caches[name] = VectorCache(self.settings.data_dir / "cache" / f"{name}.npz")
+        return self._llm_caches[name]
+
     def llm_probs(self, schema: Schema, texts: Sequence[str]) -> tuple[np.ndarray, str]:
         """Calibrated LLM probabilities (cached per text and LLM version) and that version."""
         predictor = self._predictor()
         version = predictor.setup(schema).model_version
-        cache = self._llm_caches.get(version)
-        if cache is None:
-            cache = self._llm_caches[version] = VectorCache(self.settings.data_dir / "cache" / f"llm-{version}.npz")
-        probs = cache.get(list(texts), lambda missing: predictor.probabilities(schema, missing))
+        probs = self._cache(f"llm-{version}").get(list(texts), lambda missing: predictor.probabilities(schema, missing))
         return probs.reshape(len(texts), len(schema.labels)), version
+
+    def features(self) -> str:
+        """The text vectors a new model is trained on (see the module's docstring)."""
+        depth = self._predictor().depth
+        layer = round(self.settings.llm_feature_depth * depth)
+        return f"llm-layer-{layer}" if layer >= 1 else MINILM
+
+    def vectors(self, schema: Schema, texts: Sequence[str], features: str) -> np.ndarray:
+        """The texts' vectors of kind `features`, cached per text. A hidden state comes from the pass that scores
+        the text, so the LLM's probabilities are cached with it and a following llm_probs() costs a lookup."""
+        if features == MINILM:
+            return self.embedder.encode(texts)
+        layer = int(features.rsplit("-", 1)[1])
+        predictor = self._predictor()
+        version = predictor.setup(schema).model_version
+
+        def compute(missing: list[str]) -> np.ndarray:
+            probs, states = predictor.probabilities_and_states(schema, missing, layer)
+            self._cache(f"llm-{version}").put(missing, probs)
+            return states
+
+        return self._cache(f"states-{version}-L{layer}").get(list(texts), compute)
 
     def serving(self, project: str | None, schema: Schema) -> tuple[ProjectModel | None, str]:
         """The project's promoted model if it fits this config and LLM (else None: the LLM alone), and the version."""
@@ -185,8 +213,10 @@ class Loop:
         return current, current.version
 
     def probabilities(self, schema: Schema, texts: Sequence[str], model: ProjectModel | None) -> np.ndarray:
-        llm, _ = self.llm_probs(schema, texts)
-        return llm if model is None else model.model.predict_proba(self.embedder.encode(texts), llm)
+        if model is None:
+            return self.llm_probs(schema, texts)[0]
+        vectors = self.vectors(schema, texts, getattr(model, "features", MINILM))  # older models lack the field
+        return model.model.predict_proba(vectors, self.llm_probs(schema, texts)[0])
 
     # ---------------------------------------------------------------- predictions
 
@@ -346,14 +376,16 @@ class Loop:
         schema = self._project_schema(client, project)
         labeled, stats = self._fetch_labels(client, project, schema)
         fetched = time.perf_counter()
-        record: dict[str, Any] = {"labels": len(labeled), "stats": stats, "strategy": self.strategy(project)}
+        record: dict[str, Any] = {"labels": len(labeled), "stats": stats, "strategy": self.strategy(project),
+                                  "features": self.features()}
         if not labeled:
             return {**record, "result": "skipped", "reason": "no labeled tasks", "seconds": time.perf_counter() - started}
         texts = [t.text for t in labeled]
         ids = np.array([t.task_id for t in labeled])
         y = np.array([schema.labels.index(t.label) for t in labeled])
+        features = self.features()
+        emb = self.vectors(schema, texts, features)
         llm, llm_version = self.llm_probs(schema, texts)
-        emb = self.embedder.encode(texts)
         try:
             oof = classifier.out_of_fold(KIND, emb, llm, y, len(schema.labels))
         except classifier.TrainingError as e:
@@ -362,7 +394,7 @@ class Loop:
         incumbent = self.model(project)
         if incumbent and (incumbent.labels != schema.labels or incumbent.llm_version != llm_version):
             incumbent = None  # trained for another config or LLM: the LLM is what it would be compared with
-        incumbent_guess = self._incumbent_guess(incumbent, ids, y, emb, llm)
+        incumbent_guess = self._incumbent_guess(incumbent, ids, y, schema, texts, llm)
         candidate_f1, incumbent_f1 = _macro_f1(y, candidate_guess), _macro_f1(y, incumbent_guess)
         llm_f1 = _macro_f1(y, llm.argmax(1))
         promote = candidate_f1 > incumbent_f1
@@ -381,7 +413,7 @@ class Loop:
         if promote:
             fitted = classifier.fit(KIND, emb, llm, y, len(schema.labels))
             heldout = {int(i): (int(a), int(b)) for i, a, b in zip(ids, y, candidate_guess)}
-            model = ProjectModel(version, schema.labels, llm_version, fitted, heldout)
+            model = ProjectModel(version, schema.labels, llm_version, fitted, heldout, features)
         record["fit_seconds"] = round(time.perf_counter() - fetched, 3)
         record["seconds"] = round(time.perf_counter() - started, 3)
         store.add(version, model, record, promote)
@@ -401,10 +433,10 @@ class Loop:
         ranking = self._rankings.get(project)
         return ranking is None or ranking.version != version
 
-    def _incumbent_guess(self, incumbent: ProjectModel | None, ids, y, emb, llm) -> np.ndarray:
+    def _incumbent_guess(self, incumbent: ProjectModel | None, ids, y, schema, texts, llm) -> np.ndarray:
         if incumbent is None:
             return llm.argmax(1)
-        guess = incumbent.model.predict_proba(emb, llm).argmax(1)
+        guess = self.probabilities(schema, texts, incumbent).argmax(1)
         for row, (task_id, label) in enumerate(zip(ids, y)):
             seen = incumbent.heldout.get(int(task_id))
             if seen and seen[0] == label:

@@ -126,6 +126,19 @@ class Predictor:
         setup = self.setup(schema)
         return setup.calibration.apply(self.feature_logprobs(setup, texts))
 
+    @property
+    def depth(self) -> int:
+        """Decoder layers whose hidden states the engine can hand out; 0 for an engine behind an API."""
+        return self.scorer.model.config.num_hidden_layers if hasattr(self.scorer, "logprobs_and_states") else 0
+
+    def probabilities_and_states(self, schema: Schema, texts: Sequence[str], layer: int) -> tuple[np.ndarray, np.ndarray]:
+        """probabilities(), and (n_texts, hidden) float32: `layer`'s output where the answer begins, same pass."""
+        setup = self.setup(schema)
+        logprobs, states = self.scorer.logprobs_and_states(
+            setup.prompt, list(texts), setup.calibration.features, layers=[layer]
+        )
+        return setup.calibration.apply(logprobs), states[:, 0]
+
     def feature_logprobs(self, setup: LabelSetup, texts: Sequence[str], features: Sequence[str] | None = None) -> np.ndarray:
         """Log-probabilities of the calibration's feature strings (or of `features`) for each text."""
         return self.scorer.label_logprobs(setup.prompt, list(texts), features or setup.calibration.features)

@@ -33,6 +33,19 @@ def _int(name: str, default: int, low: int = 1) -> int:
     return value
 
 
+def _fraction(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise SettingsError(f"{name}={value} must be between 0 and 1")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     llm_model: str = "embedded"
@@ -59,6 +72,7 @@ class Settings:
     predict_timeout: int = 80
     ls_retries: int = 3
     keep_prediction_versions: int = 1
+    llm_feature_depth: float = 0.75
     llm_engine: str = "transformers"
     llm_server_url: str = ""
     llm_server_model: str = ""
@@ -110,6 +124,7 @@ class Settings:
             predict_timeout=_int("PREDICT_TIMEOUT", 80),
             ls_retries=_int("LS_RETRIES", 3, low=0),
             keep_prediction_versions=_int("KEEP_PREDICTION_VERSIONS", 1),
+            llm_feature_depth=_fraction("LLM_FEATURE_DEPTH", 0.75),
             llm_engine=engine,
             llm_server_url=server_url,
             llm_server_model=env("LLM_SERVER_MODEL", "").strip(),

@@ -53,6 +53,12 @@ class VectorCache:
             return np.zeros((0, 0), dtype=np.float32)
         return np.stack(rows)
 
+    def put(self, texts: Sequence[str], vectors: np.ndarray) -> None:
+        """Store rows computed elsewhere (the same forward pass that filled another cache)."""
+        with self._lock:
+            self._rows.update(zip((text_key(t) for t in texts), np.asarray(vectors)))
+            self._dirty = True
+
     def save(self) -> None:
         """Write atomically (temporary file, then rename), so a crash never leaves half a cache."""
         if not self.path or not self._dirty:

@@ -253,12 +253,17 @@ def test_feature_caches_survive_a_restart(tmp_path, predictor, monkeypatch):
     assert service.loop.train("5")["labels"] == 40
     service.loop.rescoring.wait("5", timeout=120)
     saved = sorted(p.name for p in (tmp_path / "cache").glob("*.npz"))
-    assert "embeddings.npz" in saved and any(name.startswith("llm-") for name in saved)
+    features = service.loop.features()
+    assert features == "llm-layer-2"  # the tiny model has two layers: 0.75 of them rounds to the second
+    assert any(name.startswith("llm-") for name in saved) and any(name.startswith("states-") for name in saved)
     restarted = make_service(tmp_path, predictor, project)
     calls = []
     monkeypatch.setattr(predictor, "probabilities", lambda *a: calls.append(a) or None)
-    probs, _ = restarted.loop.llm_probs(SCHEMA, [t for _, t in project.tasks])
-    assert probs.shape == (60, 3) and not calls  # every text came from the saved cache
+    monkeypatch.setattr(predictor, "probabilities_and_states", lambda *a: calls.append(a) or None)
+    texts = [t for _, t in project.tasks]
+    probs, _ = restarted.loop.llm_probs(SCHEMA, texts)
+    states = restarted.loop.vectors(SCHEMA, texts, features)
+    assert probs.shape == (60, 3) and states.shape == (60, 64) and not calls  # every text from the saved caches
 
 
 def test_committee_priorities_before_the_pool_is_ranked_read_the_llm(tmp_path, predictor, monkeypatch):
