@@ -50,7 +50,14 @@ STRATEGIES = (
     "random", "least_confidence", "margin", "entropy", "diversity", "hybrid", "disagreement", "committee", *JUDGED,
     "hybrid_llm",
 )
-KINDS = classifier.KINDS
+# Model kinds: the classifier recipe, and which text vectors it reads (MiniLM embeddings, or the LLM's own hidden
+# state where the answer begins, as the loop serves it: backend/loop.py).
+KIND_RECIPES = {"classifier": ("classifier", "embeddings"), "blend": ("blend", "embeddings"), "llm_state": ("blend", "states")}
+KINDS = tuple(KIND_RECIPES)
+SERVED_KIND = "llm_state"
+CURVE_SIZES = (20, 50, 100, 200, 500, 1000)
+# Learning curves and the strategy comparison use disjoint seeds, so nothing a curve informed is judged on them.
+STRATEGY_SEED_OFFSET = 100
 LABELS_TO_TARGET_RULE = (
     "mean over seeds of the first labels-axis point whose macro-F1 reaches the target; "
     "null unless every seed reaches it within the budget"
@@ -72,12 +79,22 @@ class Inputs:
     test_x: np.ndarray
     test_llm: np.ndarray
     test_y: np.ndarray
+    pool_h: np.ndarray | None = None  # (n_pool, hidden) the LLM's hidden state where the answer begins
+    test_h: np.ndarray | None = None
     judged: dict[str, np.ndarray] = field(default_factory=dict)  # strategy name -> pool utility (llm_*)
     info: dict[str, Any] = field(default_factory=dict)  # where the inputs came from, for the results
 
     @property
     def n_labels(self) -> int:
         return len(self.labels)
+
+    def vectors(self, kind: str) -> tuple[np.ndarray, np.ndarray]:
+        """(pool, test) vectors a model of `kind` reads."""
+        if KIND_RECIPES[kind][1] == "embeddings":
+            return self.pool_x, self.test_x
+        if self.pool_h is None or self.test_h is None:
+            raise SimulationError(f"kind {kind!r} needs the LLM's hidden states, which this engine does not expose")
+        return self.pool_h, self.test_h
 
 
 @dataclass
@@ -99,14 +116,16 @@ def macro_f1(y_true: np.ndarray, probs: np.ndarray, n_labels: int) -> float:
 
 def _fit_predict(inputs: Inputs, kind: str, labeled: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(pool probabilities, test probabilities) of a model of `kind` trained on the labeled pool rows."""
+    recipe = KIND_RECIPES[kind][0]
+    pool_v, test_v = inputs.vectors(kind)
     try:
-        model = classifier.fit(kind, inputs.pool_x[labeled], inputs.pool_llm[labeled], inputs.pool_y[labeled],
+        model = classifier.fit(recipe, pool_v[labeled], inputs.pool_llm[labeled], inputs.pool_y[labeled],
                                inputs.n_labels, seed=seed)
-        return model.predict_proba(inputs.pool_x, inputs.pool_llm), model.predict_proba(inputs.test_x, inputs.test_llm)
+        return model.predict_proba(pool_v, inputs.pool_llm), model.predict_proba(test_v, inputs.test_llm)
     except classifier.TrainingError:
         # Too few labels of too few classes to fit: a blend serves the LLM alone (as the backend does); the
         # classifier knows nothing but the label counts, so it predicts their (smoothed) shares everywhere.
-        if kind == "blend":
+        if recipe == "blend":
             return inputs.pool_llm, inputs.test_llm
         prior = np.bincount(inputs.pool_y[labeled], minlength=inputs.n_labels) + 1.0
         prior /= prior.sum()
@@ -192,8 +211,25 @@ def labels_to_target(labels: Sequence[int], f1: Sequence[float], target: float) 
 
 def full_pool_f1(inputs: Inputs, kind: str, seed: int = 0) -> float:
     """Macro-F1 on the test split of a model of `kind` trained on every pool item."""
-    model = classifier.fit(kind, inputs.pool_x, inputs.pool_llm, inputs.pool_y, inputs.n_labels, seed=seed)
-    return macro_f1(inputs.test_y, model.predict_proba(inputs.test_x, inputs.test_llm), inputs.n_labels)
+    pool_v, test_v = inputs.vectors(kind)
+    model = classifier.fit(KIND_RECIPES[kind][0], pool_v, inputs.pool_llm, inputs.pool_y, inputs.n_labels, seed=seed)
+    return macro_f1(inputs.test_y, model.predict_proba(test_v, inputs.test_llm), inputs.n_labels)
+
+
+def learning_curve(inputs: Inputs, kind: str, seeds: Sequence[int], sizes: Sequence[int] = CURVE_SIZES) -> dict[str, float]:
+    """{labels: mean macro-F1 on the test split over seeds} for `kind` trained on that many random pool items
+    (sizes above the pool are left out); kind "llm" is the LLM alone, the same at every size."""
+    curve = {}
+    for size in (s for s in sizes if s <= len(inputs.pool_y)):
+        scores = []
+        for seed in seeds:
+            if kind == "llm":
+                scores.append(macro_f1(inputs.test_y, inputs.test_llm, inputs.n_labels))
+                continue
+            labeled = np.random.default_rng(seed).choice(len(inputs.pool_y), size, replace=False)
+            scores.append(macro_f1(inputs.test_y, _fit_predict(inputs, kind, labeled, seed)[1], inputs.n_labels))
+        curve[str(size)] = float(np.mean(scores))
+    return curve
 
 
 def _summary(runs: list[Run], target: float) -> dict:
@@ -228,7 +264,8 @@ def compare(
     budget: int = 400,
     progress: bool = True,
 ) -> dict:
-    """Every (kind, strategy, seed) run, summarised as the results.json the script writes."""
+    """Every kind's learning curve on random labels (seeds `seeds`), and every (kind, strategy) run on seeds offset
+    by STRATEGY_SEED_OFFSET, summarised as the results.json the script writes."""
     check_strategies(strategy_names)
     bad = [k for k in kinds if k not in KINDS]
     if bad or not kinds:
@@ -236,13 +273,16 @@ def compare(
     seeds = list(seeds)
     if not seeds:
         raise SimulationError("no seed given")
+    strategy_seeds = [seed + STRATEGY_SEED_OFFSET for seed in seeds]
     check_settings(len(inputs.pool_y), seed_size, batch, budget)
     started = time.perf_counter()
     results: dict[str, Any] = {
         "config": {
             "pool": int(len(inputs.pool_y)),
             "test_size": int(len(inputs.test_y)),
-            "seeds": seeds,
+            "curve_seeds": seeds,
+            "strategy_seeds": strategy_seeds,
+            "curve_sizes": list(CURVE_SIZES),
             "seed_size": seed_size,
             "batch": batch,
             "budget": budget,
@@ -256,16 +296,18 @@ def compare(
             **inputs.info,
         },
         "llm_alone_macro_f1": macro_f1(inputs.test_y, inputs.test_llm, inputs.n_labels),
-        "kinds": {},
+        "served_kind": SERVED_KIND if SERVED_KIND in kinds else None,
+        "kinds": {"llm": {"macro_f1_at": learning_curve(inputs, "llm", seeds)}},
     }
     bar = tqdm(total=len(kinds) * len(strategy_names) * len(seeds), desc="simulating", unit="run", disable=not progress)
     for kind in kinds:
+        curve = learning_curve(inputs, kind, seeds)
         full = full_pool_f1(inputs, kind)
         target = TARGET_FRACTION * full
         by_strategy = {}
         for name in strategy_names:
             runs = []
-            for seed in seeds:
+            for seed in strategy_seeds:
                 bar.set_postfix_str(f"{kind} {name} seed {seed}")
                 runs.append(simulate(inputs, kind, name, seed, seed_size, batch, budget))
                 bar.update()
@@ -274,7 +316,8 @@ def compare(
         for summary in by_strategy.values():
             mine = summary["labels_to_target"]
             summary["ratio_to_random"] = mine / base if mine is not None and base else None
-        results["kinds"][kind] = {"full_pool_macro_f1": full, "target": target, "strategies": by_strategy}
+        results["kinds"][kind] = {"macro_f1_at": curve, "full_pool_macro_f1": full, "target": target,
+                                  "strategies": by_strategy}
     bar.close()
     results["seconds"] = round(time.perf_counter() - started, 1)
     return results
@@ -288,10 +331,18 @@ def table(results: dict) -> str:
     """A plain-text table of the results, one block per model kind."""
     cfg = results["config"]
     lines = [
-        f"pool {cfg['pool']}, test {cfg['test_size']}, seeds {len(cfg['seeds'])}, seed set {cfg['seed_size']}, "
-        f"batch {cfg['batch']}, budget {cfg['budget']}; LLM alone macro-F1 {results['llm_alone_macro_f1']:.3f}"
+        f"pool {cfg['pool']}, test {cfg['test_size']}, seeds {len(cfg['strategy_seeds'])}, seed set {cfg['seed_size']}, "
+        f"batch {cfg['batch']}, budget {cfg['budget']}; LLM alone macro-F1 {results['llm_alone_macro_f1']:.3f}",
+        "",
+        f"macro-F1 after N random labels (mean of {len(cfg['curve_seeds'])} seeds; served: {results['served_kind']})",
     ]
+    sizes = list(results["kinds"]["llm"]["macro_f1_at"])
+    lines.append(f"  {'kind':12}" + "".join(f"{n:>8}" for n in sizes))
     for kind, block in results["kinds"].items():
+        lines.append(f"  {kind:12}" + "".join(f"{block['macro_f1_at'][n]:8.3f}" for n in sizes))
+    for kind, block in results["kinds"].items():
+        if "strategies" not in block:
+            continue
         pct = round(100 * cfg["target_fraction"])
         lines += [
             "",
@@ -316,12 +367,23 @@ def plot(results: dict, path: str | Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    kinds = list(results["kinds"])
-    fig, axes = plt.subplots(1, len(kinds), figsize=(7 * len(kinds), 5.5), sharey=True, squeeze=False)
+    kinds = [k for k, block in results["kinds"].items() if "strategies" in block]
+    fig, axes = plt.subplots(1, len(kinds) + 1, figsize=(7 * (len(kinds) + 1), 5.5), sharey=True, squeeze=False)
     names = results["config"]["strategies"]
+    curves = axes[0][0]
+    for kind, block in results["kinds"].items():
+        sizes = [int(n) for n in block["macro_f1_at"]]
+        served = kind == results.get("served_kind")
+        curves.plot(sizes, list(block["macro_f1_at"].values()), "o-", lw=2.5 if served else 1.3,
+                    label=f"{kind} (served)" if served else kind)
+    curves.set_xscale("log")
+    curves.set_title("each kind on random labels")
+    curves.set_xlabel("random labels")
+    curves.grid(alpha=0.3)
+    curves.legend(fontsize=8, loc="lower right")
     # tab10 without its grey, which the target line uses; random is black
     palette = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 7]
-    for ax, kind in zip(axes[0], kinds):
+    for ax, kind in zip(axes[0][1:], kinds):
         block = results["kinds"][kind]
         for i, name in enumerate(names):
             c = block["strategies"][name]["curve"]
@@ -340,7 +402,8 @@ def plot(results: dict, path: str | Path) -> None:
     axes[0][0].set_ylabel("macro-F1 on the test split")
     axes[0][-1].legend(fontsize=8, loc="lower right")
     cfg = results["config"]
-    fig.suptitle(f"Learning curves, mean ± std over {len(cfg['seeds'])} seeds (pool {cfg['pool']}, test {cfg['test_size']})")
+    fig.suptitle(f"Learning curves, mean ± std over {len(cfg['strategy_seeds'])} seeds (pool {cfg['pool']}, "
+                 f"test {cfg['test_size']})")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -409,9 +472,12 @@ def load_inputs(
     predictor=None,
     embedder=None,
     progress: bool = True,
+    feature_depth: float | None = None,
 ) -> Inputs:
     """Pool and test arrays from the corpus, the LLM (`predictor`, default: the configured model) and the sentence
-    embedder (default: all-MiniLM-L6-v2), through the on-disk caches in `cache_dir`."""
+    embedder (default: all-MiniLM-L6-v2), through the on-disk caches in `cache_dir`. The LLM's hidden states are
+    taken at `feature_depth` of its layers (default: the backend's LLM_FEATURE_DEPTH), in the pass that scores
+    the labels; an engine without them leaves the states out."""
     from backend import schema as schemas
     from backend import service
     from backend.embeddings import Embedder
@@ -424,10 +490,12 @@ def load_inputs(
     pool, test = pool_and_test(pool_size, test_size)
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    if predictor is None:
-        from backend.settings import Settings
+    from backend.settings import Settings
 
-        predictor = service.load_predictor(Settings.from_env())
+    settings = Settings.from_env()
+    if predictor is None:
+        predictor = service.load_predictor(settings)
+    layer = round((settings.llm_feature_depth if feature_depth is None else feature_depth) * predictor.depth)
     if embedder is None:
         embedder = Embedder(cache_dir / f"embeddings-{EMBEDDING_MODEL}.npz")
     schema = schemas.parse(service.DEFAULT_CONFIG.read_text())
@@ -446,11 +514,28 @@ def load_inputs(
     # same prompt reuses them.
     features = tuple(setup.calibration.features)
     label_cache = VectorCache(cache_dir / f"labels-{_digest(SCORER_VERSION, identity, setup.prompt.sha256, *features)}.npz")
+    state_cache = VectorCache(
+        cache_dir / f"states-L{layer}-{_digest(SCORER_VERSION, identity, setup.prompt.sha256, *features)}.npz"
+    )
+
+    def scored(batch: list[str]) -> np.ndarray:
+        """Feature log-probabilities, then the hidden states, of one batch; one pass for texts new to both."""
+        if not layer:
+            return label_cache.get(batch, lambda m: predictor.feature_logprobs(setup, m))
+
+        def compute(missing: list[str]) -> np.ndarray:
+            logprobs, states = predictor.scorer.logprobs_and_states(setup.prompt, missing, features, layers=[layer])
+            label_cache.put(missing, logprobs)
+            return states[:, 0]
+
+        states = state_cache.get(batch, compute)
+        return np.hstack([label_cache.get(batch, lambda m: predictor.feature_logprobs(setup, m)), states])
+
     t = time.perf_counter()
-    logprobs = _cached(lambda b: label_cache.get(b, lambda m: predictor.feature_logprobs(setup, m)), label_cache.save,
-                       both, "LLM labels", progress)
+    scores = _cached(scored, lambda: (label_cache.save(), state_cache.save()), both, "LLM labels", progress)
     timings["llm_labels"] = time.perf_counter() - t
-    llm = setup.calibration.apply(logprobs)
+    llm = setup.calibration.apply(scores[:, : len(features)])
+    states = scores[:, len(features) :] if layer else None
 
     judged = {}
     for variant in judge_variants:
@@ -474,10 +559,13 @@ def load_inputs(
         test_x=x[n_pool:],
         test_llm=llm[n_pool:],
         test_y=test["label"].map(index).to_numpy(),
+        pool_h=states[:n_pool] if layer else None,
+        test_h=states[n_pool:] if layer else None,
         judged=judged,
         info={
             "llm": identity,
             "llm_version": setup.model_version,
+            "llm_state_layer": layer or None,
             "embeddings": EMBEDDING_MODEL,
             "pool_label_counts": pool["label"].value_counts().to_dict(),
             "test_label_counts": test["label"].value_counts().to_dict(),

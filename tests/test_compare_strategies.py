@@ -74,8 +74,12 @@ def check_outputs(out_dir: Path, strategies: list[str], kinds: list[str], seeds:
     png = out_dir / "curves.png"
     assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
     assert 0 <= results["llm_alone_macro_f1"] <= 1
-    assert list(results["kinds"]) == kinds
-    for block in results["kinds"].values():
+    assert list(results["kinds"]) == ["llm", *kinds] and results["served_kind"] == "llm_state"
+    for kind, block in results["kinds"].items():
+        sizes = [str(n) for n in (20, 50, 100, 200, 500, 1000) if n <= results["config"]["pool"]]
+        assert list(block["macro_f1_at"]) == sizes and all(0 < v <= 1 for v in block["macro_f1_at"].values())
+        if kind == "llm":
+            continue
         assert 0 < block["target"] < block["full_pool_macro_f1"] <= 1
         assert list(block["strategies"]) == strategies
         for s in block["strategies"].values():
@@ -102,7 +106,7 @@ def test_main_writes_results_and_plot(tmp_path, monkeypatch, capsys):
                         "--test-size", "80", "--strategies", ",".join(strategies), "--out", str(tmp_path), "--quiet"])
     assert code == 0
     assert asked == {"pool": 150, "test_size": 80, "judges": ["informative", "diverse"]}
-    check_outputs(tmp_path, strategies, ["classifier", "blend"], 2, [20, 45, 70])
+    check_outputs(tmp_path, strategies, ["classifier", "blend", "llm_state"], 2, [20, 45, 70])
     printed = capsys.readouterr().out
     assert "labels to 95%" in printed and "hybrid_llm" in printed and "results.json" in printed
 
@@ -114,10 +118,11 @@ def test_end_to_end_with_the_packaged_model(tmp_path):
               ",".join(strategies), "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out"),
               timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
-    results = check_outputs(tmp_path / "out", strategies, ["classifier", "blend"], 2, [20, 40, 60])
+    results = check_outputs(tmp_path / "out", strategies, ["classifier", "blend", "llm_state"], 2, [20, 40, 60])
     assert results["config"]["pool"] == 120 and results["config"]["test_size"] == 90
     assert results["config"]["llm"].startswith("gguf:")
     # the LLM alone is a real classifier here, far from chance on three classes
     assert results["llm_alone_macro_f1"] > 0.5
     assert "labels to 95%" in out.stdout
-    assert {p.name.split("-")[0] for p in (tmp_path / "cache").glob("*.npz")} == {"embeddings", "labels", "judge"}
+    assert {p.name.split("-")[0] for p in (tmp_path / "cache").glob("*.npz")} == {"embeddings", "labels", "states", "judge"}
+    assert results["config"]["llm_state_layer"] == 18  # 0.75 of the 0.5B's 24 layers

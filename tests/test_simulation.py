@@ -29,7 +29,14 @@ def synthetic_inputs(n_pool: int = 200, n_test: int = 90, dim: int = 16, seed: i
     px, pl, py = part(n_pool)
     tx, tl, ty = part(n_test)
     judged = {name: rng.normal(size=n_pool) for name in simulation.JUDGED}
-    return Inputs(("Positive", "Negative", "Neutral"), px, pl, py, tx, tl, ty, judged)
+    # Hidden states: another noisy view of the same classes, unnormalised and with a few huge dimensions, as an
+    # LLM's are.
+    scale = np.ones(2 * dim, dtype=np.float32)
+    scale[:2] = 50.0
+    ph = (np.hstack([centres[py], rng.standard_normal((n_pool, dim))]) + rng.standard_normal((n_pool, 2 * dim))) * scale
+    th = (np.hstack([centres[ty], rng.standard_normal((n_test, dim))]) + rng.standard_normal((n_test, 2 * dim))) * scale
+    return Inputs(("Positive", "Negative", "Neutral"), px, pl, py, tx, tl, ty, ph.astype(np.float32),
+                  th.astype(np.float32), judged)
 
 
 @pytest.fixture(scope="module")
@@ -84,11 +91,13 @@ def test_runs_are_deterministic_per_seed(inputs):
 def test_the_model_that_ranks_is_the_kind_evaluated(inputs, kind):
     run = simulation.simulate(inputs, kind, "margin", seed=2, seed_size=20, batch=20, budget=40)
     seed_set = run.order[:20]
-    model = classifier.fit(kind, inputs.pool_x[seed_set], inputs.pool_llm[seed_set], inputs.pool_y[seed_set], 3, seed=2)
-    probs = model.predict_proba(inputs.pool_x, inputs.pool_llm)
+    pool_v, test_v = inputs.vectors(kind)
+    recipe = simulation.KIND_RECIPES[kind][0]
+    model = classifier.fit(recipe, pool_v[seed_set], inputs.pool_llm[seed_set], inputs.pool_y[seed_set], 3, seed=2)
+    probs = model.predict_proba(pool_v, inputs.pool_llm)
     expected = strategies.select(strategies.rank("margin", probs, labeled_idx=seed_set), 20)
     np.testing.assert_array_equal(run.order[20:], expected)
-    f1 = simulation.macro_f1(inputs.test_y, model.predict_proba(inputs.test_x, inputs.test_llm), 3)
+    f1 = simulation.macro_f1(inputs.test_y, model.predict_proba(test_v, inputs.test_llm), 3)
     assert run.f1[0] == pytest.approx(f1)
 
 
@@ -96,8 +105,10 @@ def test_the_model_that_ranks_is_the_kind_evaluated(inputs, kind):
 def test_committee_ranks_with_the_models_and_the_llms_probabilities(inputs, kind):
     run = simulation.simulate(inputs, kind, "committee", seed=1, seed_size=20, batch=20, budget=40)
     seed_set = run.order[:20]
-    model = classifier.fit(kind, inputs.pool_x[seed_set], inputs.pool_llm[seed_set], inputs.pool_y[seed_set], 3, seed=1)
-    probs = model.predict_proba(inputs.pool_x, inputs.pool_llm)
+    pool_v, _ = inputs.vectors(kind)
+    recipe = simulation.KIND_RECIPES[kind][0]
+    model = classifier.fit(recipe, pool_v[seed_set], inputs.pool_llm[seed_set], inputs.pool_y[seed_set], 3, seed=1)
+    probs = model.predict_proba(pool_v, inputs.pool_llm)
     u = strategies.rank("committee", probs, labeled_idx=seed_set, llm_probs=inputs.pool_llm)
     np.testing.assert_array_equal(run.order[20:], strategies.select(u, 20))
     # without the LLM's probabilities the batch would be entropy's, which differs here
@@ -195,11 +206,20 @@ def results(inputs):
 
 def test_compare_results_schema(results, inputs):
     json.dumps(results)  # plain JSON types only
-    assert results["config"]["budget"] == 120 and results["config"]["seeds"] == [0, 1]
+    assert results["config"]["budget"] == 120 and results["config"]["curve_seeds"] == [0, 1]
+    assert results["config"]["strategy_seeds"] == [100, 101]  # nothing a curve informed is judged on them
+    assert results["served_kind"] == "llm_state"
     assert results["config"]["committee_weights"] == dict(strategies.COMMITTEE_WEIGHTS)
     assert results["llm_alone_macro_f1"] == pytest.approx(simulation.macro_f1(inputs.test_y, inputs.test_llm, 3))
-    assert set(results["kinds"]) == {"classifier", "blend"}
+    assert set(results["kinds"]) == {"llm", "classifier", "blend", "llm_state"}
+    llm = simulation.macro_f1(inputs.test_y, inputs.test_llm, 3)
+    assert results["kinds"]["llm"]["macro_f1_at"] == {str(n): pytest.approx(llm) for n in (20, 50, 100, 200)}
     for kind, block in results["kinds"].items():
+        sizes = [n for n in simulation.CURVE_SIZES if n <= len(inputs.pool_y)]
+        assert list(block["macro_f1_at"]) == [str(n) for n in sizes] and all(0 < v <= 1 for v in block["macro_f1_at"].values())
+        if kind == "llm":
+            continue
+        assert block["macro_f1_at"] == simulation.learning_curve(inputs, kind, [0, 1])
         assert block["target"] == pytest.approx(simulation.TARGET_FRACTION * block["full_pool_macro_f1"])
         assert block["full_pool_macro_f1"] == pytest.approx(simulation.full_pool_f1(inputs, kind))
         assert list(block["strategies"]) == ["random", "margin", "llm_informative", "hybrid_llm"]
@@ -233,7 +253,8 @@ def test_plot_and_table(results, tmp_path):
     assert path.stat().st_size > 10_000
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = simulation.table(results)
-    for name in ("random", "margin", "llm_informative", "hybrid_llm", "classifier", "blend", "full pool"):
+    for name in ("random", "margin", "llm_informative", "hybrid_llm", "classifier", "blend", "llm_state", "full pool",
+                 "served: llm_state"):
         assert name in text
 
 
@@ -288,17 +309,18 @@ def test_load_inputs_caches_llm_outputs(tmp_path):
 
     predictor = tiny_predictor()
     scored: list[int] = []
-    real = predictor.scorer.label_logprobs
+    real = predictor.scorer.logprobs_and_states
 
-    def counting(prompt, texts, answers=None):
+    def counting(prompt, texts, answers=None, layers=()):
         scored.append(len(texts))
-        return real(prompt, texts, answers)
+        return real(prompt, texts, answers, layers)
 
-    predictor.scorer.label_logprobs = counting
+    predictor.scorer.logprobs_and_states = counting  # label_logprobs goes through it too
     first = simulation.load_inputs(12, test_size=9, cache_dir=tmp_path, judge_variants=["difficult", "diverse"],
                                    predictor=predictor, embedder=FakeEmbedder(), progress=False)
     assert first.pool_x.shape == (12, 8) and first.test_x.shape == (9, 8)
     assert first.pool_llm.shape == (12, 3) and first.test_llm.shape == (9, 3)
+    assert first.pool_h.shape == (12, 64) and first.test_h.shape == (9, 64) and first.info["llm_state_layer"] == 2
     np.testing.assert_allclose(first.pool_llm.sum(axis=1), 1.0, atol=1e-6)
     assert set(first.judged) == {"llm_difficult", "llm_diverse"}
     assert all(u.shape == (12,) and np.isfinite(u).all() for u in first.judged.values())
@@ -306,13 +328,15 @@ def test_load_inputs_caches_llm_outputs(tmp_path):
     assert sorted(np.unique(np.concatenate([first.pool_y, first.test_y])).tolist()) == [0, 1, 2]
     assert sum(scored) >= 21 + 12 + 12  # labels for pool + test; each judge on the pool only
     files = sorted(p.name for p in tmp_path.glob("*.npz"))
-    assert len(files) == 3 and sum(f.startswith("judge-") for f in files) == 2 and files[-1].startswith("labels-")
+    assert len(files) == 4 and sum(f.startswith("judge-") for f in files) == 2
+    assert any(f.startswith("labels-") for f in files) and any(f.startswith("states-L2-") for f in files)
 
     scored.clear()
     again = simulation.load_inputs(12, test_size=9, cache_dir=tmp_path, judge_variants=["difficult", "diverse"],
                                    predictor=predictor, embedder=FakeEmbedder(), progress=False)
     assert scored == []  # everything from the cache
     np.testing.assert_allclose(again.pool_llm, first.pool_llm)
+    np.testing.assert_allclose(again.pool_h, first.pool_h)
     for name in first.judged:
         np.testing.assert_allclose(again.judged[name], first.judged[name])
     with pytest.raises(SimulationError, match="unknown judge variant"):
