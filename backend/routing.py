@@ -1,0 +1,69 @@
+"""Routing between people and the model: which tasks the model may label, at an accuracy known with a bound.
+
+The rule: the model labels a task when its top probability reaches a threshold. The threshold is the lowest whose
+accuracy on human labels the model never trained on (out-of-fold predictions) has a one-sided lower confidence
+bound (Clopper-Pearson, exact for a binomial) at or above the target, not just a mean at or above it. Lower
+thresholds label more of the pool; the bound keeps the promise honest for the tasks that pass.
+
+Why the out-of-fold set is a fair, even cautious, yardstick: in the loop people label the tasks the model is least
+sure of first, so the human-labeled tasks are harder than what is left; the accuracy measured on them at a given
+confidence is, if anything, below what the rest will see. Scanning thresholds and taking the first that passes
+is a selection; the exact bound and that caution leave room for it, and the simulation (scripts/simulate_finish.py)
+checks the promise against the truth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from statsmodels.stats.proportion import proportion_confint
+
+MIN_SUPPORT = 30  # human labels at or above a threshold before its bound is read at all
+
+
+@dataclass(frozen=True)
+class Threshold:
+    threshold: float | None  # None: no threshold reaches the target; people label everything
+    target: float
+    confidence: float
+    support: int  # human-labeled tasks at or above the threshold
+    accuracy: float | None  # the model's out-of-fold accuracy on them
+    lower_bound: float | None  # its one-sided lower confidence bound
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def lower_bound(correct: int, total: int, confidence: float = 0.95) -> float:
+    """One-sided lower confidence bound of a binomial proportion (Clopper-Pearson)."""
+    if total == 0:
+        return 0.0
+    # A two-sided interval at 1 - 2 * (1 - confidence) has the one-sided bound as its lower end.
+    return float(proportion_confint(correct, total, alpha=2 * (1 - confidence), method="beta")[0])
+
+
+def choose_threshold(
+    confidence: np.ndarray, correct: np.ndarray, target: float = 0.95, level: float = 0.95
+) -> Threshold:
+    """The lowest confidence threshold whose out-of-fold accuracy has its lower bound at or above `target`.
+
+    `confidence`: the model's top probability per human-labeled task (out of fold); `correct`: whether its argmax
+    matched the human label."""
+    confidence = np.asarray(confidence, dtype=float)
+    correct = np.asarray(correct, dtype=bool)
+    if confidence.shape != correct.shape or confidence.ndim != 1:
+        raise ValueError("confidence and correct must be 1-D arrays of the same length")
+    if not 0 < target < 1 or not 0 < level < 1:
+        raise ValueError("target and level must lie strictly between 0 and 1")
+    order = np.argsort(-confidence, kind="stable")
+    hits = np.cumsum(correct[order])
+    best = Threshold(None, target, level, 0, None, None)
+    # Candidates: each distinct confidence, from the most confident down; the lowest that passes wins.
+    for k in range(MIN_SUPPORT, len(order) + 1):
+        if k < len(order) and confidence[order[k]] == confidence[order[k - 1]]:
+            continue  # a threshold takes every task with that confidence or more
+        bound = lower_bound(int(hits[k - 1]), k, level)
+        if bound >= target:
+            best = Threshold(float(confidence[order[k - 1]]), target, level, k, float(hits[k - 1] / k), bound)
+    return best
