@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import re
 import logging
 import time
 from typing import Any
@@ -63,9 +64,12 @@ def _json_body() -> dict:
 
 
 def _project_key(value: Any) -> str | None:
-    """Label Studio sends "<project id>.<timestamp>"; the id alone names the project."""
-    if isinstance(value, (str, int)) and str(value).strip():
-        return str(value).split(".")[0]
+    """Label Studio sends "<project id>.<timestamp>"; the id alone names the project. Anything but a plain id is
+    no project: the key names a directory under DATA_DIR."""
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        key = str(value).split(".")[0].strip()
+        if re.fullmatch(r"[0-9]{1,18}", key):
+            return key
     return None
 
 

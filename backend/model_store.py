@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import fcntl
 import tempfile
 from contextlib import contextmanager
@@ -42,7 +43,9 @@ def _atomic_write(path: Path, write: Callable[[Any], None], mode: str = "w") -> 
 
 class ModelStore:
     def __init__(self, root: str | os.PathLike, project: str) -> None:
-        self.dir = Path(root) / "projects" / project
+        if not re.fullmatch(r"[0-9]+", str(project)):
+            raise ValueError(f"a project is named by its Label Studio id, not {project!r}")  # it becomes a path
+        self.dir = Path(root) / "projects" / str(project)
         self.registry_path = self.dir / "registry.json"
 
     @contextmanager

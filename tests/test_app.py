@@ -208,3 +208,19 @@ def test_half_configured_auth_is_a_settings_error(monkeypatch):
     monkeypatch.delenv("BASIC_AUTH_PASS", raising=False)
     with pytest.raises(SettingsError, match="BASIC_AUTH_PASS"):
         Settings.from_env()
+
+
+def test_a_project_key_that_is_not_an_id_names_no_directory(client, tmp_path):
+    """The project key becomes a path under DATA_DIR: anything but Label Studio's numeric id is no project."""
+    outside = tmp_path / "outside"
+    for key in (str(outside), str(outside / "x.1"), "1/../../x", "²", True):
+        answer = post(client, "/predict", {"tasks": [{"id": 1, "data": {"text": "Great film"}}], "project": key,
+                                           "label_config": CONFIG})
+        assert answer.status_code == 200, answer.get_json()
+        answer = post(client, "/setup", {"project": key, "schema": CONFIG, "extra_params": {"strategy": "entropy"}})
+        assert answer.status_code == 400 and "per project" in answer.get_json()["error"]
+    assert not outside.exists()
+    from backend.model_store import ModelStore
+
+    with pytest.raises(ValueError, match="Label Studio id"):
+        ModelStore(tmp_path, "../x")
