@@ -44,7 +44,6 @@ from backend.vectors import VectorCache
 log = logging.getLogger(__name__)
 
 TRAINING_ACTIONS = frozenset({"ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED", "START_TRAINING"})
-KIND = "blend"
 MINILM = "minilm"
 
 
@@ -181,6 +180,11 @@ class Loop:
         version = predictor.setup(schema).model_version
         probs = self._cache(f"llm-{version}").get(list(texts), lambda missing: predictor.probabilities(schema, missing))
         return probs.reshape(len(texts), len(schema.labels)), version
+
+    @staticmethod
+    def recipe(features: str) -> str:
+        """The classifier recipe for a kind of text vectors (backend/classifier.py)."""
+        return "blend" if features == MINILM else "state_blend"
 
     def features(self) -> str:
         """The text vectors a new model is trained on (see the module's docstring)."""
@@ -387,7 +391,7 @@ class Loop:
         emb = self.vectors(schema, texts, features)
         llm, llm_version = self.llm_probs(schema, texts)
         try:
-            oof = classifier.out_of_fold(KIND, emb, llm, y, len(schema.labels))
+            oof = classifier.out_of_fold(self.recipe(features), emb, llm, y, len(schema.labels))
         except classifier.TrainingError as e:
             return {**record, "result": "skipped", "reason": str(e), "seconds": time.perf_counter() - started}
         candidate_guess = oof.argmax(1)
@@ -411,7 +415,7 @@ class Loop:
         )
         model = None
         if promote:
-            fitted = classifier.fit(KIND, emb, llm, y, len(schema.labels))
+            fitted = classifier.fit(self.recipe(features), emb, llm, y, len(schema.labels))
             heldout = {int(i): (int(a), int(b)) for i, a, b in zip(ids, y, candidate_guess)}
             model = ProjectModel(version, schema.labels, llm_version, fitted, heldout, features)
         record["fit_seconds"] = round(time.perf_counter() - fetched, 3)

@@ -52,7 +52,11 @@ STRATEGIES = (
 )
 # Model kinds: the classifier recipe, and which text vectors it reads (MiniLM embeddings, or the LLM's own hidden
 # state where the answer begins, as the loop serves it: backend/loop.py).
-KIND_RECIPES = {"classifier": ("classifier", "embeddings"), "blend": ("blend", "embeddings"), "llm_state": ("blend", "states")}
+KIND_RECIPES = {
+    "classifier": ("classifier", "embeddings"),
+    "blend": ("blend", "embeddings"),
+    "llm_state": ("state_blend", "states"),
+}
 KINDS = tuple(KIND_RECIPES)
 SERVED_KIND = "llm_state"
 CURVE_SIZES = (20, 50, 100, 200, 500, 1000)
@@ -125,7 +129,7 @@ def _fit_predict(inputs: Inputs, kind: str, labeled: np.ndarray, seed: int) -> t
     except classifier.TrainingError:
         # Too few labels of too few classes to fit: a blend serves the LLM alone (as the backend does); the
         # classifier knows nothing but the label counts, so it predicts their (smoothed) shares everywhere.
-        if recipe == "blend":
+        if recipe in classifier.BLENDS:
             return inputs.pool_llm, inputs.test_llm
         prior = np.bincount(inputs.pool_y[labeled], minlength=inputs.n_labels) + 1.0
         prior /= prior.sum()

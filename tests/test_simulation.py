@@ -320,7 +320,7 @@ def test_load_inputs_caches_llm_outputs(tmp_path):
                                    predictor=predictor, embedder=FakeEmbedder(), progress=False)
     assert first.pool_x.shape == (12, 8) and first.test_x.shape == (9, 8)
     assert first.pool_llm.shape == (12, 3) and first.test_llm.shape == (9, 3)
-    assert first.pool_h.shape == (12, 64) and first.test_h.shape == (9, 64) and first.info["llm_state_layer"] == 2
+    assert first.pool_h.shape == (12, 64) and first.test_h.shape == (9, 64) and first.info["llm_state_layer"] == 1
     np.testing.assert_allclose(first.pool_llm.sum(axis=1), 1.0, atol=1e-6)
     assert set(first.judged) == {"llm_difficult", "llm_diverse"}
     assert all(u.shape == (12,) and np.isfinite(u).all() for u in first.judged.values())
@@ -329,7 +329,7 @@ def test_load_inputs_caches_llm_outputs(tmp_path):
     assert sum(scored) >= 21 + 12 + 12  # labels for pool + test; each judge on the pool only
     files = sorted(p.name for p in tmp_path.glob("*.npz"))
     assert len(files) == 4 and sum(f.startswith("judge-") for f in files) == 2
-    assert any(f.startswith("labels-") for f in files) and any(f.startswith("states-L2-") for f in files)
+    assert any(f.startswith("labels-") for f in files) and any(f.startswith("states-L1-") for f in files)
 
     scored.clear()
     again = simulation.load_inputs(12, test_size=9, cache_dir=tmp_path, judge_variants=["difficult", "diverse"],
