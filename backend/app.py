@@ -261,6 +261,7 @@ def create_app(service: Service) -> Flask:
             strategy=service.loop.strategy(project),
             lanes=service.loop.lanes(project),
             busy=service.loop.busy(project),
+            coverage=service.loop.coverage.get(project),
             training=trained,
         )
 

@@ -29,7 +29,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from sklearn.metrics import f1_score
 
-from backend import classifier, judge, ls_queue, ls_tasks, strategies
+from backend import classifier, judge, ls_queue, ls_tasks, routing, strategies
 from backend import llm as llm_engine
 from backend import schema as schemas
 from backend.embeddings import Embedder
@@ -85,6 +85,7 @@ class Loop:
         self._rankings: dict[str, PoolRanking] = {}
         self._strategies: dict[str, str] = {}
         self._lanes: dict[str, int] = {}
+        self.coverage: dict[str, dict] = {}  # project → how much of the pool the model may label (routing.py)
         self._published: set[tuple[str, str]] = set()  # (project, version) known to be in the registry's list
         self._stamps: dict[str, tuple[int, int] | None] = {}  # the registry as this process last read or wrote it
         self._client_factory = client_factory or self._connect
@@ -401,6 +402,7 @@ class Loop:
         incumbent_guess = self._incumbent_guess(incumbent, ids, y, schema, texts, llm)
         candidate_f1, incumbent_f1 = _macro_f1(y, candidate_guess), _macro_f1(y, incumbent_guess)
         llm_f1 = _macro_f1(y, llm.argmax(1))
+        record["routing"] = routing.routing_record(oof, llm, y)  # thresholds at the 95% target, kept in the registry
         promote = candidate_f1 > incumbent_f1
         store = self.store(project)
         version = f"{llm_version}-r{len(store.versions()) + 1}"
@@ -473,6 +475,9 @@ class Loop:
         current = self.model(project)
         trained_on = current.heldout if current else {}
         labeled = [i for i, task_id in enumerate(ids) if task_id in trained_on]
+        known = set(self._labels.get(project, {})) | set(trained_on)
+        self.coverage[project] = routing.pool_coverage(probs, ids, self.versions(project),
+                                                       model.version if model else None, known)
         emb = self.embedder.encode(texts) if strategy in ("diversity", "hybrid") else None
         extras = {strategy: self._judged(strategy, texts)} if strategy in strategies.LLM_JUDGED else None
         llm = self.llm_probs(schema, texts)[0] if strategy in strategies.NEEDS_LLM_PROBS else None  # cached above

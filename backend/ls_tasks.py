@@ -38,7 +38,7 @@ import httpx
 import requests
 from label_studio_sdk.core.api_error import ApiError
 
-from backend import gold
+from backend import gold, model_labels
 from backend.agreement import truthy
 from backend.ls_client import describe
 from backend.project_sync import SyncError
@@ -61,7 +61,7 @@ _ANNOTATED = json.dumps(
     }
 )
 # Task fields and, because Label Studio applies the same list to nested annotations, the annotation fields read.
-_INCLUDE = "id,data,annotations,result,was_cancelled,ground_truth,completed_by,updated_at,created_at"
+_INCLUDE = "id,data,annotations,result,was_cancelled,ground_truth,completed_by,updated_at,created_at,import_id"
 _OLDEST = datetime.min.replace(tzinfo=timezone.utc)
 
 
@@ -88,11 +88,12 @@ class LabeledTask:
 
 @dataclass
 class FetchStats:
-    """What fetch_labeled saw, per task: tasks == labeled + gold + synthetic + cancelled + unusable.
+    """What fetch_labeled saw, per task: tasks == labeled + gold + synthetic + model + cancelled + unusable.
 
     cancelled: every annotation of the task was cancelled (skipped). unusable: the text is missing, or no
     annotation names a label of the config. conflicts: labeled tasks whose annotators disagreed (a subset of
-    the labeled ones, resolved by the rule in `resolve`).
+    the labeled ones, resolved by the rule in `resolve`). model: every annotation of the task is the model's
+    (backend/model_labels.py: written by scripts/finish.py --apply, never a human label).
     """
 
     tasks: int = 0
@@ -101,6 +102,7 @@ class FetchStats:
     gold: int = 0
     synthetic: int = 0
     unusable: int = 0
+    model: int = 0
 
 
 # ---------------------------------------------------------------- one label per task
@@ -292,6 +294,10 @@ def fetch_labeled(
             continue
         if not isinstance(text, str) or not text.strip():
             stats.unusable += 1
+            continue
+        annotations = [a for a in annotations if not model_labels.is_model_annotation(a)]
+        if not annotations:
+            stats.model += 1
             continue
         live = [a for a in annotations if not _get(a, "was_cancelled")]
         if not live:

@@ -67,3 +67,64 @@ def choose_threshold(
         if bound >= target:
             best = Threshold(float(confidence[order[k - 1]]), target, level, k, float(hits[k - 1] / k), bound)
     return best
+
+
+DEFAULT_TARGET = 0.95
+DEFAULT_LEVEL = 0.95
+
+
+def threshold_for(heldout_probs: np.ndarray, y: np.ndarray, target: float = DEFAULT_TARGET,
+                  level: float = DEFAULT_LEVEL) -> Threshold:
+    """choose_threshold for a model's held-out probabilities (n, labels) on tasks with human label indices y."""
+    y = np.asarray(y, dtype=int)
+    if not len(y):
+        return choose_threshold(np.zeros(0), np.zeros(0, bool), target, level)
+    p = np.asarray(heldout_probs, dtype=float).reshape(len(y), -1)
+    return choose_threshold(p.max(axis=1), p.argmax(axis=1) == y, target, level)
+
+
+def routing_record(candidate_oof: np.ndarray, llm_probs: np.ndarray, y: np.ndarray, target: float = DEFAULT_TARGET,
+                   level: float = DEFAULT_LEVEL) -> dict:
+    """What a training run notes for routing (backend/loop.py puts it in the run's record): the threshold of the
+    candidate model, from its out-of-fold probabilities, and of the LLM alone, which never trained on the labels."""
+    return {
+        "model": threshold_for(candidate_oof, y, target, level).as_dict(),
+        "llm": threshold_for(llm_probs, y, target, level).as_dict(),
+    }
+
+
+def pool_coverage(probs: np.ndarray, task_ids, records: list[dict], serving: str | None, labeled=()) -> dict:
+    """How much of the pool the serving model may label now, by the threshold measured when it was trained.
+
+    `probs`: the serving model's probabilities for the pool (task_ids, same order); `records`: the project's
+    training records, oldest first (ModelStore.versions()); `serving`: the promoted version that serves, None when
+    the LLM serves alone (then the newest run's measurement of the LLM counts); `labeled`: task ids that already
+    have a human label, left out of the count. scripts/finish.py computes the same afresh from every label."""
+    rule = None
+    for record in reversed(records or []):
+        noted = record.get("routing")
+        if not isinstance(noted, dict):
+            continue
+        if serving is None:
+            rule = noted.get("llm")
+            break
+        if record.get("version") == serving:
+            rule = noted.get("model")
+            break
+    labeled = set(labeled)
+    open_ = np.array([task_id not in labeled for task_id in task_ids], dtype=bool)
+    confidence = np.asarray(probs, dtype=float).reshape(len(open_), -1).max(axis=1) if len(open_) else np.zeros(0)
+    threshold = rule.get("threshold") if isinstance(rule, dict) else None
+    can = int((confidence[open_] >= threshold).sum()) if threshold is not None else 0
+    unlabeled = int(open_.sum())
+    return {
+        "threshold": threshold,
+        "target": rule.get("target") if isinstance(rule, dict) else None,
+        "accuracy": rule.get("accuracy") if isinstance(rule, dict) else None,
+        "lower_bound": rule.get("lower_bound") if isinstance(rule, dict) else None,
+        "support": rule.get("support", 0) if isinstance(rule, dict) else 0,
+        "unlabeled": unlabeled,
+        "model_can_label": can,
+        "share": round(can / unlabeled, 4) if unlabeled else 0.0,
+        "measured": rule is not None,  # False: no training run has measured the serving model yet
+    }

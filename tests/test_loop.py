@@ -302,6 +302,10 @@ def test_each_publication_replaces_the_last_and_never_touches_foreign_prediction
     loop.rescore("5")
     assert project.model_version == first and project.deleted == [first, f"{first}+2"]
     assert project.versions == {"imported-v0": 160, first: 160}
+    # /versions says how much of the pool the serving model may label, by the threshold measured when it trained.
+    coverage = create_app(service).test_client().get("/versions?project=5").json["coverage"]
+    assert coverage["measured"] and coverage["unlabeled"] == 40 and 0 <= coverage["model_can_label"] <= 40
+    assert loop.versions("5")[0]["routing"]["model"]["target"] == 0.95
     # /predict answers with the published name, so predictions Label Studio stores count in the queue.
     task = {"id": 3, "data": {"text": dict(project.tasks)[3]}}
     answer = loop.predict("5", SCHEMA, [task])

@@ -1,0 +1,389 @@
+"""Finishing a dataset (backend/finish.py, scripts/finish.py): the routing arithmetic, the mark on the model's
+annotations, and the whole round against a real Label Studio 1.23.2 with the loop in-process on the tiny model.
+
+The tiny model is random, so its labels are poor: the end-to-end test asks for a low target (the mechanics, not the
+model, are under test) and checks the estimate's arithmetic against a recomputation."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from label_studio_sdk import LabelStudio
+from scipy.stats import beta
+
+import labelstudio
+from backend import classifier, corpus, finish, gold, ls_tasks, model_labels, routing
+from backend import schema as schemas
+from backend.settings import Settings
+from helpers import CONFIG, ROOT, tiny_predictor
+
+SCHEMA = schemas.parse(CONFIG)
+SCRIPT = ROOT / "scripts" / "finish.py"
+
+
+def result(label):
+    return [{"from_name": "sentiment", "to_name": "review", "type": "choices", "value": {"choices": [label]}}]
+
+
+# ---------------------------------------------------------------- routing helpers (pure)
+
+
+def test_threshold_for_reads_the_top_probability_and_the_argmax():
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet([1, 1, 1], 300)
+    y = np.where(rng.random(300) < 0.9, probs.argmax(1), (probs.argmax(1) + 1) % 3)
+    got = routing.threshold_for(probs, y, target=0.8)
+    assert got == routing.choose_threshold(probs.max(1), probs.argmax(1) == y, target=0.8)
+    assert got.threshold is not None
+    assert routing.threshold_for(np.zeros((0, 3)), np.zeros(0, int)).threshold is None
+    record = routing.routing_record(probs, np.full((300, 3), 1 / 3), y, target=0.8)
+    assert record["model"] == got.as_dict() and record["llm"]["threshold"] is None  # a flat LLM never passes
+
+
+def test_pool_coverage_uses_the_serving_models_measurement():
+    blend = {"threshold": 0.8, "target": 0.95, "accuracy": 0.97, "lower_bound": 0.951, "support": 40}
+    llm = {"threshold": 0.9, "target": 0.95, "accuracy": 0.96, "lower_bound": 0.95, "support": 31}
+    records = [
+        {"version": "v-r1", "promoted": True, "routing": {"model": blend, "llm": {**llm, "threshold": None}}},
+        {"version": "v-r2", "promoted": False, "routing": {"model": {**blend, "threshold": 0.5}, "llm": llm}},
+    ]
+    probs = np.array([[0.85, 0.1, 0.05], [0.95, 0.03, 0.02], [0.4, 0.3, 0.3], [0.99, 0.0, 0.01]])
+    ids = [1, 2, 3, 4]
+    got = routing.pool_coverage(probs, ids, records, "v-r1", labeled={4})
+    assert got["threshold"] == 0.8 and got["unlabeled"] == 3 and got["model_can_label"] == 2
+    assert got["share"] == pytest.approx(2 / 3, abs=1e-4) and got["measured"] and got["lower_bound"] == 0.951
+    # The LLM serving alone: the newest run's measurement of the LLM.
+    got = routing.pool_coverage(probs, ids, records, None)
+    assert got["threshold"] == 0.9 and got["model_can_label"] == 2 and got["unlabeled"] == 4
+    # Nothing measured yet (no run, or a model promoted before runs noted routing).
+    got = routing.pool_coverage(probs, ids, [{"version": "v-r1", "promoted": True}], "v-r1")
+    assert got["measured"] is False and got["model_can_label"] == 0 and got["threshold"] is None
+
+
+# ---------------------------------------------------------------- the mark (pure)
+
+
+def annotation(label, marked=False, edited_after=0.0, number=1, user=1):
+    created = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    return {
+        "id": number,
+        "result": result(label),
+        "completed_by": user,
+        "was_cancelled": False,
+        "ground_truth": False,
+        "created_at": created.isoformat().replace("+00:00", "Z"),
+        "updated_at": (created + timedelta(seconds=edited_after, microseconds=40)).isoformat().replace("+00:00", "Z"),
+        "import_id": model_labels.MARK if marked else None,
+    }
+
+
+def test_a_model_annotation_is_marked_and_unsaved_since():
+    assert model_labels.is_model_annotation(annotation("Positive", marked=True))
+    assert not model_labels.is_model_annotation(annotation("Positive"))
+    edited = annotation("Negative", marked=True, edited_after=30)
+    assert model_labels.is_marked(edited) and not model_labels.is_model_annotation(edited)  # a person's now
+    # SDK objects carry datetimes; an annotation without times stays the model's.
+    obj = SimpleNamespace(import_id=model_labels.MARK, created_at=datetime(2026, 1, 1), updated_at=datetime(2026, 1, 1))
+    assert model_labels.is_model_annotation(obj)
+    assert model_labels.is_model_annotation({"import_id": model_labels.MARK})
+    assert not model_labels.is_model_annotation({"import_id": True})
+    assert "import_id" in ls_tasks._INCLUDE.split(",")
+
+
+class FakeClient:
+    """Answers ls_tasks' task list with the given tasks."""
+
+    def __init__(self, tasks):
+        self.tasks = SimpleNamespace(list=lambda **kw: [SimpleNamespace(**t) for t in tasks])
+
+
+def test_training_reads_no_model_label_as_a_human_one():
+    tasks = [
+        {"id": 1, "data": {"text": "only the model"}, "annotations": [annotation("Positive", marked=True, number=1)]},
+        {"id": 2, "data": {"text": "model and person"},
+         "annotations": [annotation("Positive", marked=True, number=2), annotation("Negative", number=3, user=2)]},
+        {"id": 3, "data": {"text": "corrected by a person"},
+         "annotations": [annotation("Neutral", marked=True, edited_after=60, number=4)]},
+        {"id": 4, "data": {"text": "a person"}, "annotations": [annotation("Positive", number=5, user=2)]},
+    ]
+    labeled, stats = ls_tasks.fetch_labeled(FakeClient(tasks), 1, SCHEMA)
+    assert {(t.task_id, t.label, t.annotations) for t in labeled} == {(2, "Negative", 1), (3, "Neutral", 1),
+                                                                     (4, "Positive", 1)}
+    assert stats.model == 1 and stats.tasks == len(labeled) + stats.model
+
+
+def test_the_target_and_level_must_be_fractions():
+    for bad in (0, 1, 1.5, -0.1):
+        with pytest.raises(finish.FinishError, match="strictly between 0 and 1"):
+            finish.check_target(bad, 0.95)
+    with pytest.raises(finish.FinishError, match="level"):
+        finish.check_target(0.9, 1.0)
+
+
+class SignalLoop:
+    """Stands in for the backend's loop (the calls build makes): vectors that carry each text's label under noise
+    of a strength that varies by text, so the blend is sure of some tasks and unsure of others; a flat LLM."""
+
+    def __init__(self, truth: dict[str, int], seed: int = 0):
+        rng = np.random.default_rng(seed)
+        self.rows = {}
+        for text, label in truth.items():
+            row = rng.normal(0, 1, 8)
+            row[label] += rng.uniform(0, 4)
+            self.rows[text] = row
+        self.saved = 0
+
+    def features(self):
+        return "signal"
+
+    @staticmethod
+    def recipe(features):
+        return "blend"
+
+    def vectors(self, schema, texts, features):
+        return np.array([self.rows[t] for t in texts])
+
+    def llm_probs(self, schema, texts):
+        return np.full((len(texts), len(schema.labels)), 1 / len(schema.labels)), "flat-llm"
+
+    def _save_caches(self):
+        self.saved += 1
+
+
+class FakeLabelStudio:
+    """One project's tasks, answering the calls build makes (every task list gets every task)."""
+
+    def __init__(self, tasks):
+        listed = [SimpleNamespace(meta=None, **t) for t in tasks]
+        self.tasks = SimpleNamespace(list=lambda **kw: listed)
+        self.projects = SimpleNamespace(get=lambda id: SimpleNamespace(id=id, title="fake", label_config=CONFIG))
+
+
+def fake_project(n_human: int, n_open: int = 300, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    truth = {f"review {i}": int(rng.integers(3)) for i in range(n_human + n_open)}
+    tasks = []
+    for i, (text, label) in enumerate(truth.items()):
+        annotations = [annotation(SCHEMA.labels[label], number=i + 1, user=2)] if i < n_human else []
+        if i == n_human:  # the model labeled it before: still open, not a human label
+            annotations = [annotation("Positive", marked=True, number=i + 1)]
+        tasks.append({"id": i + 1, "data": {"text": text}, "annotations": annotations})
+    return FakeLabelStudio(tasks), SignalLoop(truth, seed), truth
+
+
+def test_the_model_labels_exactly_the_open_tasks_at_or_above_the_threshold():
+    client, loop, truth = fake_project(n_human=200)
+    target = 0.9
+    dataset = finish.build(client, 1, loop, target=target)
+    est, rows = dataset["estimate"], dataset["tasks"]
+    assert dataset["model"] == {"kind": "blend", "trained_on": 200, "fallback": None, "llm_version": "flat-llm",
+                                "features": "signal"}
+    assert loop.saved == 1
+    model = [r for r in rows if r["source"] == "model"]
+    waiting = [r for r in rows if r["source"] == "needs_person"]
+    assert est["threshold"] is not None and model and waiting, est  # a real split
+    assert len(model) + len(waiting) == 300 and dataset["counts"]["human"] == 200
+    assert all(r["probability"] >= est["threshold"] for r in model)
+    assert all(r["probability"] < est["threshold"] for r in waiting)
+    assert all(r["label"] == SCHEMA.labels[truth[f"review {r['id'] - 1}"]] for r in rows if r["source"] == "human")
+    # The estimate, recomputed from the out-of-fold blend.
+    texts = [f"review {i}" for i in range(200)]
+    y = np.array([truth[t] for t in texts])
+    oof = classifier.out_of_fold("blend", loop.vectors(SCHEMA, texts, ""), loop.llm_probs(SCHEMA, texts)[0], y, 3)
+    conf, right = oof.max(1), oof.argmax(1) == y
+    above = conf >= est["threshold"]
+    assert est["support"] == above.sum() and est["accuracy"] == pytest.approx(right[above].mean())
+    assert est["lower_bound"] == pytest.approx(routing.lower_bound(int(right[above].sum()), int(above.sum())))
+    assert est["lower_bound"] >= target > routing.lower_bound(int(right[conf >= conf[~above].max()].sum()),
+                                                               int((conf >= conf[~above].max()).sum()))
+    # The labels the model gives the open tasks are right about as often as promised (they carry the same signal).
+    got = [r["label"] == SCHEMA.labels[truth[f"review {r['id'] - 1}"]] for r in model]
+    assert np.mean(got) >= target - 0.05
+
+
+def test_with_too_few_labels_to_fit_the_llm_alone_is_the_model():
+    client, loop, _ = fake_project(n_human=3, n_open=20)
+    dataset = finish.build(client, 1, loop, target=0.9)
+    assert dataset["model"]["kind"] == "llm" and "the LLM alone" in dataset["model"]["fallback"]
+    assert dataset["estimate"]["threshold"] is None and dataset["counts"]["needs_person"] == 20
+    empty = finish.build(FakeLabelStudio([]), 1, loop)
+    assert empty["counts"]["tasks"] == 0 and empty["estimate"]["threshold"] is None
+
+
+# ---------------------------------------------------------------- against Label Studio
+
+needs_ls = pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MISSING_REASON)
+N_TASKS = 80
+N_HUMAN = 50
+
+
+def script(*args, url, api_key, env=None, timeout=300):
+    full = {**os.environ, "LABEL_STUDIO_URL": url, "LABEL_STUDIO_API_KEY": api_key, **(env or {})}
+    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=ROOT, env=full, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def annotations_of(admin, project):
+    """task id → its annotations as Label Studio lists them (with the mark and the times)."""
+    include = "id,annotations,result,was_cancelled,import_id,last_action,created_at,updated_at,completed_by"
+    return {t.id: list(t.annotations or []) for t in admin.tasks.list(project=project, fields="all", include=include)}
+
+
+@needs_ls
+@pytest.mark.e2e
+def test_finish_dry_run_apply_twice_and_undo(label_studio, tmp_path):
+    admin = LabelStudio(base_url=label_studio.url, api_key=label_studio.admin.token)
+    person = label_studio.create_annotator("finisher@example.com", "finish-pass-123")
+    annotator = LabelStudio(base_url=label_studio.url, api_key=person.token)
+    project = admin.projects.create(title="Finish the dataset", label_config=CONFIG).id
+    df = corpus.stratified_split(corpus.load(), [N_TASKS], seed=11)[0]
+    gold_text = gold.default_gold().items[0].text
+    admin.projects.import_tasks(id=project, request=[{"text": t} for t in df["text"]]
+                                + [{"text": gold_text}, {"text": "A made-up review.", "synthetic": True}])
+    truth = dict(zip(df["text"], df["label"]))
+    tasks = {t.id: t.data["text"] for t in admin.tasks.list(project=project, include="id,data")}
+    corpus_ids = sorted(i for i, text in tasks.items() if text in truth)
+    gold_id = next(i for i, text in tasks.items() if text == gold_text)
+    synthetic_id = next(i for i, text in tasks.items() if text == "A made-up review.")
+    human_ids, open_ids = corpus_ids[:N_HUMAN], corpus_ids[N_HUMAN:]
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda i: annotator.annotations.create(id=i, result=result(truth[tasks[i]])), human_ids))
+    skipped_id = open_ids[0]  # a person skipped it: it has an annotation, and no label
+    annotator.annotations.create(id=skipped_id, result=[], was_cancelled=True)
+    annotator.annotations.create(id=gold_id, result=result("Positive"))
+    people_before = {a["id"] for anns in annotations_of(admin, project).values() for a in anns}
+
+    loop = finish.make_loop(Settings(data_dir=tmp_path / "data"), tiny_predictor)
+    target = 0.3  # the tiny random model reaches little more: enough to route some tasks to it
+
+    # ---- dry run: the file's shape, nothing written.
+    dataset = finish.build(admin, project, loop, target=target)
+    rows = {r["id"]: r for r in dataset["tasks"]}
+    assert len(rows) == len(dataset["tasks"]) == N_TASKS + 2 and set(rows) == set(tasks)
+    assert {i: rows[i]["label"] for i in human_ids} == {i: truth[tasks[i]] for i in human_ids}
+    assert all(rows[i]["source"] == "human" for i in human_ids)
+    assert rows[gold_id]["source"] == "gold" and rows[synthetic_id]["source"] == "synthetic"
+    assert rows[gold_id]["label"] is None and rows[synthetic_id]["label"] is None
+    est = dataset["estimate"]
+    kind = loop.recipe(loop.features())  # the recipe the backend trains on these vectors
+    assert dataset["model"]["kind"] == kind and dataset["model"]["trained_on"] == N_HUMAN
+    assert est["threshold"] is not None, est
+    model_rows = [r for r in dataset["tasks"] if r["source"] == "model"]
+    waiting = [r for r in dataset["tasks"] if r["source"] == "needs_person"]
+    assert model_rows and {r["id"] for r in model_rows + waiting} == set(open_ids)
+    assert all(r["probability"] >= est["threshold"] - 1e-6 and r["label"] in SCHEMA.labels for r in model_rows)
+    assert all(r["probability"] < est["threshold"] and r["label"] is None for r in waiting)
+    assert dataset["needs_person"] == [r["id"] for r in sorted(waiting, key=lambda r: (r["probability"], r["id"]))]
+    assert est["model_labeled"] == len(model_rows) == dataset["counts"]["model"]
+    assert dataset["counts"] == {"tasks": N_TASKS + 2, "human": N_HUMAN, "model": len(model_rows),
+                                 "needs_person": len(waiting), "gold": 1, "synthetic": 1, "unreadable": 0}
+
+    # The estimate, recomputed: out-of-fold blend on the human labels, the Clopper-Pearson bound, the lowest pass.
+    texts = [tasks[i] for i in human_ids]
+    vectors = loop.vectors(SCHEMA, texts, loop.features())
+    llm = loop.llm_probs(SCHEMA, texts)[0]
+    y = np.array([SCHEMA.labels.index(truth[t]) for t in texts])
+    oof = classifier.out_of_fold(kind, vectors, llm, y, 3)
+    conf, right = oof.max(1), oof.argmax(1) == y
+    above = conf >= est["threshold"]
+    hits, n = int(right[above].sum()), int(above.sum())
+    assert est["support"] == n >= routing.MIN_SUPPORT and est["accuracy"] == pytest.approx(hits / n)
+    assert est["lower_bound"] == pytest.approx(beta.ppf(0.05, hits, n - hits + 1)) and est["lower_bound"] >= target
+    for lower in conf[conf < est["threshold"]]:  # every lower threshold fails (or has too little support)
+        wider = conf >= lower
+        bound = routing.lower_bound(int(right[wider].sum()), int(wider.sum()))
+        assert wider.sum() < routing.MIN_SUPPORT or bound < target
+
+    # A target the tiny model never reaches: every open task needs a person.
+    strict = finish.build(admin, project, loop, target=0.99)
+    assert strict["estimate"]["threshold"] is None and strict["counts"]["model"] == 0
+    assert strict["counts"]["needs_person"] == len(open_ids)
+    assert sum(len(a) for a in annotations_of(admin, project).values()) == N_HUMAN + 2  # nothing written
+
+    # ---- --apply: only unannotated confident tasks get a model annotation.
+    record = finish.apply(admin, project, dataset)
+    expected = {r["id"] for r in model_rows} - {skipped_id}
+    assert {c["task"] for c in record["created"]} == expected and not record["removed"] and not record["failed"]
+    assert record["skipped"] == ([skipped_id] if rows[skipped_id]["source"] == "model" else [])
+    held = annotations_of(admin, project)
+    for task_id, anns in held.items():
+        ours = [a for a in anns if model_labels.is_model_annotation(a)]
+        if task_id in expected:
+            assert len(anns) == 1 and len(ours) == 1 and ours[0]["last_action"] == "prediction"
+            assert ls_tasks.annotation_label(ours[0], SCHEMA) == rows[task_id]["label"]
+            assert rows[task_id]["annotation"] == ours[0]["id"]
+        else:
+            assert not ours, task_id
+    assert people_before <= {a["id"] for anns in held.values() for a in anns}
+
+    # ---- again: nothing new.
+    again = finish.apply(admin, project, dataset)
+    assert not again["created"] and not again["removed"]
+    assert {k["task"] for k in again["kept"]} == expected
+
+    # ---- training's reader and finish itself: the model's labels are not human labels.
+    labeled, stats = ls_tasks.fetch_labeled(admin, project, SCHEMA)
+    assert {t.task_id for t in labeled} == set(human_ids) and stats.model == len(expected)
+    rebuilt = finish.build(admin, project, loop, target=target)
+    assert rebuilt["counts"]["human"] == N_HUMAN and rebuilt["estimate"] == dataset["estimate"]
+
+    # ---- a person corrects one model label, and annotates beside another.
+    created = sorted(record["created"], key=lambda c: c["task"])
+    corrected = created[0]
+    time.sleep(max(0.0, model_labels.EDIT_SLACK.total_seconds() + 0.2))
+    other = next(label for label in SCHEMA.labels if label != corrected["label"])
+    annotator.annotations.update(id=corrected["annotation"], result=result(other))
+    labeled, stats = ls_tasks.fetch_labeled(admin, project, SCHEMA)
+    assert {t.task_id: t.label for t in labeled}[corrected["task"]] == other  # a person's label now
+    assert len(created) >= 2, record
+    beside = created[1]
+    annotator.annotations.create(id=beside["task"], result=result(rows[beside["task"]]["label"]))
+    tidy = finish.apply(admin, project, dataset)  # the same model labels: only what changed in Label Studio
+    assert [(r["task"], r["reason"]) for r in tidy["removed"]] == [(beside["task"], "a person annotated the task")]
+    assert not tidy["created"] and {corrected["task"], beside["task"]} <= set(tidy["skipped"])
+
+    # ---- --undo, as a user runs it: exactly the model's annotations go, the people's stay.
+    ours_now = {a["id"] for anns in annotations_of(admin, project).values() for a in anns
+                if model_labels.is_model_annotation(a)}
+    undo_file = tmp_path / "undo.json"
+    done = script("--project", str(project), "--undo", "--out", str(undo_file), "-q",
+                  url=label_studio.url, api_key=label_studio.admin.token)
+    assert done.returncode == 0, done.stderr
+    assert f"removed {len(ours_now)} model annotations" in done.stdout and "kept 1 a person has saved" in done.stdout
+    undone = json.loads(undo_file.read_text())["undo"]
+    assert {r["annotation"] for r in undone["removed"]} == ours_now
+    assert undone["kept_edited"] == [{"task": corrected["task"], "annotation": corrected["annotation"]}]
+    after = annotations_of(admin, project)
+    remaining = {a["id"] for anns in after.values() for a in anns}
+    assert remaining == people_before | {corrected["annotation"]} | {a["id"] for a in after[beside["task"]]}
+    assert not any(model_labels.is_model_annotation(a) for anns in after.values() for a in anns)
+
+
+@needs_ls
+@pytest.mark.e2e
+def test_the_script_says_what_is_wrong_in_one_line(label_studio, tmp_path):
+    env = dict(url=label_studio.url, api_key=label_studio.admin.token)
+    cases = [
+        (["--project", "99999", "--out", str(tmp_path / "x.json")], "has no project 99999"),
+        (["--project", "1", "--out", str(tmp_path / "x.json"), "--target", "1.5"], "strictly between 0 and 1"),
+        (["--project", "1"], "--out FILE is required"),
+        (["--project", "1", "--undo", "--apply"], "not allowed with"),
+    ]
+    for args, says in cases:
+        done = script(*args, **env)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode != 0 and len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], (
+            args, done.stderr)
+    assert not (tmp_path / "x.json").exists()
+    done = script("--project", "1", "--undo", url=label_studio.url, api_key="not-a-token")
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: ") and "rejected" in lines[0]
