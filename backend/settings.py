@@ -72,7 +72,7 @@ class Settings:
     predict_timeout: int = 80
     ls_retries: int = 3
     keep_prediction_versions: int = 1
-    llm_feature_depth: float = 0.5
+    llm_feature_depth: float = 0.625
     llm_engine: str = "transformers"
     llm_server_url: str = ""
     llm_server_model: str = ""
@@ -124,7 +124,7 @@ class Settings:
             predict_timeout=_int("PREDICT_TIMEOUT", 80),
             ls_retries=_int("LS_RETRIES", 3, low=0),
             keep_prediction_versions=_int("KEEP_PREDICTION_VERSIONS", 1),
-            llm_feature_depth=_fraction("LLM_FEATURE_DEPTH", 0.5),
+            llm_feature_depth=_fraction("LLM_FEATURE_DEPTH", 0.625),
             llm_engine=engine,
             llm_server_url=server_url,
             llm_server_model=env("LLM_SERVER_MODEL", "").strip(),

@@ -125,4 +125,4 @@ def test_end_to_end_with_the_packaged_model(tmp_path):
     assert results["llm_alone_macro_f1"] > 0.5
     assert "labels to 95%" in out.stdout
     assert {p.name.split("-")[0] for p in (tmp_path / "cache").glob("*.npz")} == {"embeddings", "labels", "states", "judge"}
-    assert results["config"]["llm_state_layer"] == 12  # half of the 0.5B's 24 layers
+    assert results["config"]["llm_state_layer"] == 15  # 0.625 of the 0.5B's 24 layers
