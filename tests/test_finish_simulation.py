@@ -1,0 +1,382 @@
+"""Simulated finishing of a dataset (backend/finish_simulation.py, scripts/simulate_finish.py): the results.json
+contract, the accounting, the stopping rule, determinism and the plot on synthetic inputs; the script's --help and
+one-line errors; one end-to-end run with the packaged model (real_model)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backend import finish_simulation as fs
+from backend import simulation
+from backend.finish_simulation import FinishError
+from backend.simulation import SimulationError
+from test_simulation import synthetic_inputs
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "scripts" / "simulate_finish.py"
+CONTRACT = ("human_fraction", "auto_accuracy_min", "finished_accuracy_mean")
+STOP_REASONS = {"nothing below the threshold", "budget"}
+
+
+def finishing_inputs(n_pool: int = 240, seed: int = 0) -> simulation.Inputs:
+    """synthetic_inputs with an LLM that is right 90% of the time and unsure when wrong, so a threshold at 0.9
+    passes within a few dozen labels, as the real one does at 0.95 on a larger pool."""
+    inputs = synthetic_inputs(n_pool=n_pool, n_test=30, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    y = inputs.pool_y
+    right = rng.random(len(y)) < 0.9
+    guess = np.where(right, y, (y + rng.integers(1, 3, len(y))) % 3)
+    sharpness = np.where(right, rng.uniform(1.0, 6.0, len(y)), rng.uniform(0.2, 1.5, len(y)))
+    logits = sharpness[:, None] * np.eye(3)[guess] + 0.2 * rng.standard_normal((len(y), 3))
+    p = np.exp(logits)
+    inputs.pool_llm = p / p.sum(axis=1, keepdims=True)
+    return inputs
+
+
+SETTINGS = dict(target=0.9, level=0.95, seed_size=40, batch=20, patience=3)
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    return finishing_inputs()
+
+
+@pytest.fixture(scope="module")
+def results(inputs):
+    return fs.finish(inputs, ["random", "margin"], seeds=[0, 1], progress=False, **SETTINGS)
+
+
+# ------------------------------------------------------------------------------------------------ the contract
+
+
+def test_contract_keys(results):
+    assert list(results["strategies"]) == ["random", "margin"]
+    for block in (results["strategies"], results["llm_alone"]["strategies"]):
+        for name, s in block.items():
+            for key in CONTRACT:
+                assert key in s, (name, key)
+            assert len(s["seeds"]) == 2 and [seed["seed"] for seed in s["seeds"]] == [0, 1]
+    cfg = results["config"]
+    assert cfg["pool"] == 240 and cfg["seeds"] == [0, 1] and cfg["strategies"] == ["random", "margin"]
+    assert cfg["target"] == 0.9 and cfg["kind"] == simulation.SERVED_KIND == "llm_state"
+    assert cfg["recipe"] == simulation.KIND_RECIPES["llm_state"][0]
+    assert cfg["vectors"] == "states" and cfg["stopping_rule"] == fs.STOPPING_RULE and cfg["patience"] == 3
+    assert set(results["goal"]) >= {"strategy", "met", "human_fraction_max", "auto_accuracy_min"}
+    assert results["goal"]["strategy"] == "margin" and results["goal"]["human_fraction_max"] == 0.45
+    json.loads(json.dumps(results))  # plain JSON, no numpy scalars
+    assert "seconds" in results
+
+
+def test_accounting_adds_up(results, inputs):
+    n = len(inputs.pool_y)
+    for block in (results["strategies"], results["llm_alone"]["strategies"]):
+        for name, s in block.items():
+            for seed in s["seeds"]:
+                assert 0 <= seed["human_fraction"] <= 1 and 0 <= seed["auto_fraction"] <= 1
+                assert seed["human_labels"] + seed["auto_labels"] == n
+                assert seed["human_labels"] == seed["labeled_in_loop"] + seed["below_at_finish"]
+                assert seed["human_fraction"] == pytest.approx(seed["human_labels"] / n)
+                auto = seed["auto_accuracy"]
+                if seed["auto_labels"]:
+                    assert 0 <= auto <= 1 and seed["threshold"] is not None
+                    # people's labels are the corpus labels: the finished pool errs only where the model did
+                    assert seed["finished_accuracy"] == pytest.approx(
+                        (seed["human_labels"] + auto * seed["auto_labels"]) / n)
+                    assert seed["finished_accuracy"] >= auto
+                else:
+                    assert auto is None and seed["finished_accuracy"] == 1.0
+                for step in seed["steps"]:
+                    assert step["human"] == step["labeled"] + step["below"]
+                    assert step["labeled"] + step["below"] + step["auto"] == n
+                    assert step["threshold"] is not None or step["auto"] == 0
+            per_seed = [seed["human_fraction"] for seed in s["seeds"]]
+            assert s["human_fraction"] == pytest.approx(np.mean(per_seed)) and 0 <= s["human_fraction"] <= 1
+            autos = [seed["auto_accuracy"] for seed in s["seeds"] if seed["auto_accuracy"] is not None]
+            assert s["auto_accuracy_min"] == (min(autos) if autos else None)
+            assert s["finished_accuracy_mean"] == pytest.approx(np.mean([x["finished_accuracy"] for x in s["seeds"]]))
+            assert 0 <= s["finished_accuracy_mean"] <= 1
+
+
+def test_the_model_takes_part_of_the_pool(results):
+    """These inputs are easy: every strategy finishes with the model labeling a good share, accurately."""
+    for s in results["strategies"].values():
+        assert s["human_fraction"] < 0.8 and s["auto_accuracy_min"] >= 0.85 and s["finished_accuracy_mean"] > 0.95
+
+
+def _check_stopping_rule(steps: list[dict], stop_reason: str, n_pool: int, patience: int, batch: int,
+                         seed_size: int, budget: int) -> None:
+    """Replay the documented rule over a run's steps: no stop condition before the last step, one at it."""
+    assert [s["labeled"] for s in steps] == [min(seed_size + i * batch, budget) for i in range(len(steps))]
+    best, since = None, 0
+    for i, step in enumerate(steps):
+        if step["threshold"] is not None or best is not None:
+            if best is None or step["human"] < best:
+                best, since = step["human"], 0
+            else:
+                since += 1
+        reasons = []
+        if step["below"] == 0:
+            reasons.append("nothing below the threshold")
+        if since >= patience and step["threshold"] is not None:
+            reasons.append(f"no lower human cost for {patience} batches")
+        if step["labeled"] >= budget:
+            reasons.append("budget")
+        if i < len(steps) - 1:
+            assert not reasons, (i, reasons)
+        else:
+            assert reasons and reasons[0] == stop_reason
+
+
+def test_stopping_rule_is_the_documented_one(results):
+    n = results["config"]["pool"]
+    reasons = set()
+    for block in (results["strategies"], results["llm_alone"]["strategies"]):
+        for s in block.values():
+            for seed in s["seeds"]:
+                _check_stopping_rule(seed["steps"], seed["stop_reason"], n, 3, 20, 40, n)
+                reasons.add(seed["stop_reason"])
+                assert seed["human_labels"] == seed["steps"][-1]["human"]  # the finish is the stopping step
+    assert reasons <= STOP_REASONS | {"no lower human cost for 3 batches"}
+
+
+def test_budget_stops_the_loop(inputs):
+    run = fs.finish_run(inputs, "llm_state", "random", seed=0, target=0.99, level=0.99, seed_size=30, batch=20,
+                        patience=50, budget=70)
+    assert [s.labeled for s in run.steps] == [30, 50, 70] and run.stop_reason == "budget"
+    assert len(run.order) == 70 == len(set(run.order.tolist()))
+    # finishing on the budget: people label what is below the threshold (everything, when none passed)
+    assert run.final.human == 70 + run.final.below
+
+
+def test_no_threshold_means_people_label_everything(inputs):
+    """A target no bound can reach at these supports: the loop labels on to the whole pool, all human."""
+    small = finishing_inputs(n_pool=80)
+    run = fs.finish_run(small, "llm", "margin", seed=0, target=0.999, level=0.99, seed_size=40, batch=20)
+    assert all(s.threshold is None for s in run.steps)
+    assert run.final.labeled == 80 and run.final.human == 80 and run.final.auto == 0
+    assert run.final.auto_accuracy is None and run.final.finished_accuracy == 1.0
+    assert run.stop_reason == "nothing below the threshold"
+
+
+def test_llm_alone_routes_on_its_own_probabilities(inputs):
+    """The baseline never trains: a perfect, fully confident LLM lets the model take everything after the seed set."""
+    perfect = finishing_inputs(n_pool=200)
+    perfect.pool_llm = np.full((200, 3), 0.01)
+    perfect.pool_llm[np.arange(200), perfect.pool_y] = 0.98
+    run = fs.finish_run(perfect, fs.LLM_ALONE, "random", seed=3, target=0.95, seed_size=80, batch=20)
+    assert len(run.steps) == 1 and run.stop_reason == "nothing below the threshold"
+    assert run.final.human == 80 and run.final.auto == 120
+    assert run.final.auto_accuracy == 1.0 and run.final.finished_accuracy == 1.0
+
+
+def test_oracle_and_ceiling(results, inputs):
+    """The report-only figures that read the truth: a perfect threshold's share, per step and for the whole pool."""
+    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.6, 0.4], [0.55, 0.45]])
+    assert fs.most_trusted(probs, np.array([0, 0, 1, 0, 0]), 0.75) == 5  # 4 of 5 right at the bottom: 0.8
+    assert fs.most_trusted(probs, np.array([0, 0, 1, 1, 1]), 0.75) == 2
+    assert fs.most_trusted(probs, np.array([1, 0, 0, 0, 0]), 0.75) == 5  # 4/5 overall passes, though row 1 is wrong
+    assert fs.most_trusted(probs, np.array([1, 1, 1, 0, 0]), 0.75) == 0
+    n = results["config"]["pool"]
+    for block in (results["strategies"], results["llm_alone"]["strategies"]):
+        for s in block.values():
+            assert 0 <= s["oracle_human_fraction"] <= 1
+            for seed in s["seeds"]:
+                for step in seed["steps"]:
+                    assert 0 <= step["oracle_auto"] <= n - step["labeled"]
+    assert set(results["ceiling"]) == {"llm_state", "llm"}
+    for c in results["ceiling"].values():
+        assert 0 <= c["auto_fraction_max"] <= 1 and c["human_fraction_floor"] == pytest.approx(1 - c["auto_fraction_max"])
+        assert 0 <= c["accuracy"] <= 1
+    perfect = finishing_inputs(n_pool=100)
+    perfect.pool_llm = np.eye(3)[perfect.pool_y] * 0.9 + 0.1 / 3
+    assert fs.ceiling(perfect, fs.LLM_ALONE, 0.95) == {"accuracy": 1.0, "auto_fraction_max": 1.0,
+                                                      "human_fraction_floor": 0.0}
+
+
+# ------------------------------------------------------------------------------------------------ determinism
+
+
+def test_same_seed_same_run(inputs):
+    a = fs.finish_run(inputs, "llm_state", "margin", seed=5, **SETTINGS)
+    b = fs.finish_run(inputs, "llm_state", "margin", seed=5, **SETTINGS)
+    assert a.steps == b.steps and a.stop_reason == b.stop_reason
+    assert np.array_equal(a.order, b.order)
+    c = fs.finish_run(inputs, "llm_state", "random", seed=5, **SETTINGS)
+    assert set(c.order[:40].tolist()) == set(a.order[:40].tolist())  # paired: the same seed set per seed
+    d = fs.finish_run(inputs, "llm_state", "margin", seed=6, **SETTINGS)
+    assert set(d.order[:40].tolist()) != set(a.order[:40].tolist())
+    # the same seed set as simulation.simulate's for the same seed
+    sim = simulation.simulate(inputs, "blend", "margin", seed=5, seed_size=40, batch=20, budget=40)
+    assert sim.order.tolist() == a.order[:40].tolist()
+
+
+def test_finish_is_deterministic(inputs, results):
+    again = fs.finish(inputs, ["random", "margin"], seeds=[0, 1], progress=False, **SETTINGS)
+    for r in (again, results):
+        r.pop("seconds", None)
+    assert json.dumps(again, sort_keys=True) == json.dumps({k: v for k, v in results.items() if k != "seconds"},
+                                                           sort_keys=True)
+
+
+# ------------------------------------------------------------------------------------------------ settings
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(target=1.0), "target must lie strictly between 0 and 1"),
+        (dict(level=0.0), "level must lie strictly between 0 and 1"),
+        (dict(budget=500), "exceeds the pool"),
+        (dict(seed_size=60, budget=50), "exceeds the budget"),
+        (dict(batch=0), "batch must be a positive integer"),
+        (dict(patience=0), "patience must be a positive integer"),
+    ],
+)
+def test_bad_settings(inputs, kwargs, message):
+    with pytest.raises(FinishError, match=message):
+        fs.finish_run(inputs, "llm_state", "random", seed=0, **kwargs)
+
+
+def test_bad_names(inputs):
+    with pytest.raises(FinishError, match="unknown model kind 'svm'"):
+        fs.finish(inputs, ["random"], kind="svm", progress=False)
+    with pytest.raises(SimulationError, match="unknown strategy bald"):
+        fs.finish(inputs, ["random", "bald"], progress=False)
+    with pytest.raises(FinishError, match="no seed given"):
+        fs.finish(inputs, ["random"], seeds=[], progress=False)
+    no_judges = finishing_inputs(n_pool=100)
+    no_judges.judged = {}
+    with pytest.raises(FinishError, match="needs the LLM judge"):
+        fs.finish_run(no_judges, "llm_state", "llm_difficult", seed=0)
+
+
+def test_goal_verdicts():
+    good = {"margin": {"human_fraction": 0.4, "auto_accuracy_min": 0.96}}
+    assert fs.goal(good, 0.95)["met"] is True
+    assert fs.goal({"margin": {"human_fraction": 0.5, "auto_accuracy_min": 0.96}}, 0.95)["met"] is False
+    assert fs.goal({"margin": {"human_fraction": 0.3, "auto_accuracy_min": 0.94}}, 0.95)["met"] is False
+    assert fs.goal({"margin": {"human_fraction": 0.3, "auto_accuracy_min": None}}, 0.95)["met"] is False
+    assert fs.goal({"random": {"human_fraction": 0.3, "auto_accuracy_min": 0.99}}, 0.95)["met"] is None
+
+
+# ------------------------------------------------------------------------------------------------ report
+
+
+def test_plot_and_table(results, tmp_path):
+    path = tmp_path / "finish.png"
+    fs.plot(results, path)
+    assert path.stat().st_size > 10_000 and path.read_bytes()[:4] == b"\x89PNG"
+    text = fs.table(results)
+    assert "random" in text and "margin" in text and "LLM alone" in text and "goal (margin, llm_state)" in text
+
+
+# ------------------------------------------------------------------------------------------------ the script
+
+
+def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("simulate_finish", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_help():
+    out = run("--help")
+    assert out.returncode == 0
+    for flag in ("--pool", "--seeds", "--target", "--level", "--strategies", "--kind", "--seed-size", "--batch",
+                 "--patience", "--budget", "--no-baseline", "--cache-dir", "--out"):
+        assert flag in out.stdout, flag
+    assert "results.json" in out.stdout and "llm_state" in out.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--strategies", "random,bald"], "unknown strategy bald"),
+        (["--kind", "svm"], "unknown model kind 'svm'"),
+        (["--pool", "999999"], "larger than the"),
+        (["--pool", "0"], "must be a positive integer"),
+        (["--seeds", "-2"], "must be a positive integer"),
+        (["--batch", "ten"], "is not an integer"),
+        (["--target", "1.2"], "strictly between 0 and 1"),
+        (["--target", "high"], "is not a number"),
+        (["--level", "0"], "strictly between 0 and 1"),
+        (["--pool", "100", "--budget", "200"], "exceeds the pool"),
+        (["--budget", "50", "--seed-size", "60"], "exceeds the budget"),
+        (["--frobnicate"], "unrecognized arguments"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path):
+    out = run(*args, "--out", str(tmp_path / "out"), timeout=60)
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_unwritable_out_dir(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    out = run("--pool", "100", "--out", str(blocker / "results"), timeout=60)
+    assert out.returncode == 2
+    assert out.stderr.startswith("error: cannot write to --out") and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_main_writes_results_and_plot(tmp_path, monkeypatch, capsys):
+    """The script's whole path after the model: synthetic inputs stand in for load_inputs."""
+    script = load_script()
+    asked = {}
+
+    def fake_load(pool, test_size, cache_dir, judge_variants, progress=True):
+        asked.update(pool=pool, test_size=test_size, judges=list(judge_variants))
+        return finishing_inputs(n_pool=pool)
+
+    monkeypatch.setattr(script.simulation, "load_inputs", fake_load)
+    code = script.main(["--pool", "150", "--seeds", "2", "--target", "0.9", "--seed-size", "40", "--batch", "25",
+                        "--strategies", "random,margin,llm_difficult", "--out", str(tmp_path), "--quiet"])
+    assert code == 0
+    assert asked == {"pool": 150, "test_size": fs.LOADER_TEST_SIZE, "judges": ["difficult"]}
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert list(results["strategies"]) == ["random", "margin", "llm_difficult"]
+    for s in results["strategies"].values():
+        assert all(key in s for key in CONTRACT) and len(s["seeds"]) == 2
+    assert results["config"]["pool"] == 150 and results["config"]["batch"] == 25 and "wall_seconds" in results
+    assert "llm_alone" in results
+    pngs = list(tmp_path.glob("*.png"))
+    assert [p.name for p in pngs] == ["finish.png"] and pngs[0].read_bytes()[:4] == b"\x89PNG"
+    printed = capsys.readouterr().out
+    assert "human frac" in printed and "results.json" in printed and "goal" in printed
+
+
+def test_main_without_baseline(tmp_path, monkeypatch):
+    script = load_script()
+    monkeypatch.setattr(script.simulation, "load_inputs", lambda pool, *a, **k: finishing_inputs(n_pool=pool))
+    assert script.main(["--pool", "120", "--seeds", "1", "--target", "0.9", "--seed-size", "40", "--strategies",
+                        "margin", "--no-baseline", "--out", str(tmp_path), "--quiet"]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert "llm_alone" not in results and list(results["strategies"]) == ["margin"]
+
+
+@pytest.mark.real_model
+def test_end_to_end_with_the_packaged_model(tmp_path):
+    out = run("--pool", "120", "--seeds", "1", "--seed-size", "60", "--batch", "20", "--strategies", "random,margin",
+              "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out"), "--quiet", timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["config"]["pool"] == 120 and results["config"]["llm"].startswith("gguf:")
+    assert results["config"]["kind"] == "llm_state" and results["config"]["llm_state_layer"] == 15
+    for s in [*results["strategies"].values(), *results["llm_alone"]["strategies"].values()]:
+        assert all(key in s for key in CONTRACT) and 0 <= s["human_fraction"] <= 1
+        assert 0.5 < s["finished_accuracy_mean"] <= 1
+    assert (tmp_path / "out" / "finish.png").stat().st_size > 10_000
