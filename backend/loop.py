@@ -505,7 +505,7 @@ class Loop:
             self._wrote(project)
             self._published.add((project, name))
             named = [{**p, "model_version": name} for p in predictions]
-            ls_tasks.publish(client, int(project), named, name, chunk, written)
+            ls_tasks.publish(client, int(project), named, name, self.settings.write_chunk, written)
             return name, present
 
         published, present = self._with_retries("publishing predictions", publish)

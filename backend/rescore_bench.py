@@ -1,10 +1,13 @@
 """The pool re-score against a real Label Studio, phase by phase (scripts/bench_rescore.py).
 
 A project with the sentiment config gets --tasks reviews from the corpus (backend/corpus.py), imported in bulk. A
-`Loop` (backend/loop.py) runs in this process with a real predictor and re-scores the pool --runs times in a row,
-exactly as the backend does after a promotion (`Loop.rescore`): the first run publishes the first prediction set;
-each later one is preceded by a strategy change (`Loop.set_strategy`, cycling --strategies), writes a new set under
-a fresh name ("<version>+2", "+3"...), switches the project to it and deletes the previous set, the steady state.
+`Loop` (backend/loop.py) runs in this process with a real predictor and re-scores the pool --runs times in a row in
+its background job (`Loop.rescore`, as after a promotion): before each run the strategy is set (`Loop.set_strategy`,
+cycling --strategies), which starts the job, or the job is requested when the strategy stays. The first run
+publishes the first prediction set; each later one writes a new set under a name Label Studio does not hold
+("<version>+2", or the plain version again once deleted), switches the project to it and deletes the previous set:
+the steady state. After each run the benchmark waits until Label Studio has really deleted that set (see `settle`):
+a delete can outlast the loop's client timeout.
 
 How it is measured, without touching the loop's code:
 - the ls_tasks / ls_queue functions the loop calls are wrapped at module level for the run (and restored after),
@@ -12,7 +15,7 @@ How it is measured, without touching the loop's code:
   (exclusive of wrapped calls inside it) and names the phase;
 - an httpx request hook on the SDK client the loop itself made (`client._client_wrapper.httpx_client.httpx_client`)
   counts every request sent to Label Studio under the phase running at the time (SDK retries count, as they
-  are sent); the token refresh of a Personal Access Token uses its own connection and is not counted;
+  are sent); the SDK's renewals of a Personal Access Token's access token are counted apart ("token refresh");
 - "other" is the run's wall time minus the phases: the in-process work (ranking, building the predictions,
   registry writes, saving the caches, the loop's retry pauses). Requests outside any phase are counted there too.
 
@@ -29,6 +32,7 @@ import argparse
 import importlib.util
 import json
 import math
+import os
 import sys
 import tempfile
 import time
@@ -47,6 +51,7 @@ TINY_MODEL = ROOT / "tests" / "tiny_model.py"
 # In the order the loop meets them. "score" is the model; "other" the rest of the in-process work.
 PHASES = ("read config", "read pool", "score", "list versions", "write", "switch", "delete", "tabs", "other")
 LS_PHASES = tuple(p for p in PHASES if p not in ("score", "other"))
+REFRESH = "token refresh"  # requests counted apart from the phases (see Recorder.on_request)
 IMPORT_CHUNK = 1000  # tasks per import request
 DEFAULT_STRATEGIES = ("margin", "entropy", "least_confidence")
 FALLBACK_REVIEWS_PER_S = 7.907  # docs/engines.json, transformers engine, 0.5B model, /predict over HTTP
@@ -69,6 +74,7 @@ class Recorder:
     endpoints: Counter = field(default_factory=Counter)  # (phase, "METHOD /path") → requests
     errors: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    delete_attempts: list[str] = field(default_factory=list)
     pool_size: int = 0
     _stack: list[list] = field(default_factory=list)  # [phase, started, seconds spent in wrapped calls inside]
 
@@ -76,7 +82,9 @@ class Recorder:
         return self._stack[-1][0] if self._stack else "other"
 
     def on_request(self, request: Any) -> None:
-        phase = self.phase()
+        # The SDK renews a Personal Access Token's short-lived access token whenever it has expired, whatever it
+        # is doing: counted apart, so a phase's count is its own work.
+        phase = REFRESH if request.url.path.rstrip("/").endswith("/token/refresh") else self.phase()
         self.requests[phase] += 1
         self.endpoints[(phase, f"{request.method} {request.url.path}")] += 1
 
@@ -111,6 +119,7 @@ class Recorder:
         self.endpoints.clear()
         self.errors.clear()
         self.deleted.clear()
+        self.delete_attempts.clear()
 
 
 def _httpx_client(client: Any) -> Any:
@@ -145,15 +154,24 @@ def instrumented(loop: Any, recorder: Recorder, bars: "Bars") -> Iterator[None]:
         recorder.pool_size = len(pool)
         return pool
 
-    def push_predictions(client, project_id, predictions, chunk=500, progress=None):
+    def push_predictions(client, project_id, predictions, *args, **kwargs):
+        # push_predictions(client, project_id, predictions, chunk, progress): its progress callback also moves the bar
+        args = list(args)
+        progress = kwargs.get("progress", args[1] if len(args) > 1 else None)
+
         def written(done: int, total: int) -> None:
             bars.update("write", done, total)
             if progress:
                 progress(done, total)
 
-        return original["push_predictions"](client, project_id, predictions, chunk, written)
+        if len(args) > 1:
+            args[1] = written
+        else:
+            kwargs["progress"] = written
+        return original["push_predictions"](client, project_id, predictions, *args, **kwargs)
 
     def delete_model_version(client, project_id, version):
+        recorder.delete_attempts.append(version)
         original["delete_model_version"](client, project_id, version)
         recorder.deleted.append(version)
 
@@ -350,26 +368,26 @@ def run(
         if data_dir is None:
             data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-rescore-")))
         data_dir = Path(data_dir)
-        started = time.perf_counter()
-        kind = "given" if predictor is not None else "real" if real_model else "tiny"
-        if predictor is None:
-            if real_model:
-                from backend.service import load_predictor
-
-                predictor = load_predictor(Settings(data_dir=data_dir))
-            else:
-                predictor = tiny_predictor()
-        model_seconds = time.perf_counter() - started
-
         settings = Settings(data_dir=data_dir, label_studio_url=url, label_studio_api_key=api_key,
-                            rescore_chunk=chunk, rank_strategy=names[0])
-        loop = Loop(settings, lambda: predictor, Metrics())
-        try:
+                            rescore_chunk=chunk, write_chunk=chunk, rank_strategy=names[0])
+        kind = "given" if predictor is not None else "real" if real_model else "tiny"
+        models: list[Any] = [predictor]
+        loop = Loop(settings, lambda: models[0], Metrics())
+        try:  # before loading the model: a wrong URL or key is told at once
             client = loop.client()  # the loop's own client: the one its requests go through
             ls_version = requests.get(f"{url}/api/version", timeout=10).json().get("release")
         except (ls_client.LabelStudioError, ValueError, *ls_client.TRANSPORT_ERRORS) as e:
             raise BenchError(str(e).splitlines()[0]) from None
-        title = f"rescore benchmark {time.strftime('%Y-%m-%d %H:%M:%S')} ({tasks} tasks)"
+        started = time.perf_counter()
+        if models[0] is None:
+            if real_model:
+                from backend.service import load_predictor
+
+                models[0] = load_predictor(Settings(data_dir=data_dir))
+            else:
+                models[0] = tiny_predictor()
+        model_seconds = time.perf_counter() - started
+        title = f"rescore bench {time.strftime('%m-%d %H:%M:%S')}, {tasks} tasks"[:50]  # LS allows 50
         project = sync.ensure_project(client, title, CONFIG_PATH, GUIDELINES_PATH).id
         key = str(project)
 
@@ -382,6 +400,7 @@ def run(
                 errors_before = _ls_errors(loop)
                 previous = rows[-1]["published"] if rows else None
                 recorder.reset()
+                load_before = os.getloadavg()[0]
                 bars = Bars(progress, f"run {number}/{runs}: ")
                 with instrumented(loop, recorder, bars):
                     started = time.perf_counter()
@@ -390,14 +409,19 @@ def run(
                     finally:
                         total = time.perf_counter() - started
                         bars.close()
-                rows.append(_row(number, strategy, loop, key, recorder, total, _ls_errors(loop) - errors_before))
-                if rows[-1]["published"] in (None, previous) or recorder.calls["read config"] != 1:
-                    raise BenchError(f"re-score {number} did not publish a new set: "
-                                     f"{'; '.join(recorder.errors) or 'see the log above'}")
+                row = _row(number, strategy, loop, key, recorder, total, _ls_errors(loop) - errors_before)
+                row["published_new_set"] = row["published"] not in (None, previous)
+                row["load_average_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+                row["settle"] = settle(client, project, recorder, row["published"])
+                rows.append(row)
                 if progress:
-                    print(_run_line(rows[-1]), file=sys.stderr, flush=True)
-        published = rows[-1]["published"]
-        checked = check(client, project, published, tasks)
+                    print(_run_line(row), file=sys.stderr, flush=True)
+                if not row["published_new_set"]:
+                    break  # what follows would measure a project in an unknown state; the check says how it ended
+        try:
+            checked = check(client, project, rows[-1]["published"], tasks)
+        except Exception as e:  # noqa: BLE001 - the figures so far are still worth printing
+            checked = {"ok": False, "error": str(e).splitlines()[0] if str(e) else type(e).__name__}
 
     rate, rate_source = real_model_reviews_per_s()
     steady = rows[1:]
@@ -421,6 +445,35 @@ def run(
         },
         "check": checked,
     }
+
+
+def settle(client: Any, project: int, recorder: Recorder, serving: str | None, timeout: float = 3600.0) -> dict:
+    """Wait until Label Studio has really deleted the sets the run asked it to delete.
+
+    A delete that outlasts the client's timeout (the loop's SDK client gives up after 60 s) goes on inside Label
+    Studio, holding SQLite's write lock; the next run would meet a locked database. Polled every 2 s with the same
+    client (these requests count here, not in the run); seconds from the end of the run until no such set is left."""
+    from backend import ls_tasks
+
+    pending = set(recorder.delete_attempts) - set(recorder.deleted) - {serving}
+    started = time.perf_counter()
+    polls = failed = 0
+    with recorder.timing("settle"):
+        while pending:
+            polls += 1
+            try:
+                present = ls_tasks.model_versions(client, project)
+            except ls_tasks.LabelStudioUnavailable:
+                failed += 1  # busy: "database is locked" comes back as HTTP 500
+            else:
+                pending &= set(present)
+                if not pending:
+                    break
+            if time.perf_counter() - started > timeout:
+                break
+            time.sleep(2.0)
+    return {"seconds": round(time.perf_counter() - started, 3), "requests": recorder.requests["settle"],
+            "polls": polls, "failed_polls": failed, "left": sorted(pending)}
 
 
 def _rescore(loop: Any, key: str, strategy: str, recorder: Recorder, timeout: float = 3 * 3600) -> None:
@@ -460,12 +513,14 @@ def _row(number: int, strategy: str, loop: Any, key: str, recorder: Recorder, to
         "published": ranking.published if ranking else None,
         "pool": recorder.pool_size,
         "deleted": list(recorder.deleted),
+        "delete_attempts": list(recorder.delete_attempts),
         "phases": phases,
         "endpoints": {f"{phase}: {endpoint}": n for (phase, endpoint), n in sorted(recorder.endpoints.items())},
         "label_studio_seconds": round(ls_seconds, 3),
         "label_studio_requests": sum(recorder.requests[p] for p in LS_PHASES),
+        "token_refreshes": recorder.requests[REFRESH],
         "total_seconds": round(total, 3),
-        "total_requests": sum(recorder.requests.values()),
+        "total_requests": sum(recorder.requests[p] for p in PHASES) + recorder.requests[REFRESH],
         "errors": list(recorder.errors),
         "label_studio_errors": int(ls_errors),
     }
@@ -482,7 +537,8 @@ def _summary(rows: list[dict]) -> dict:
     mean = lambda name: round(sum(r[name] for r in rows) / n, 3)  # noqa: E731
     return {"runs": n, "phases": phases, "label_studio_seconds": mean("label_studio_seconds"),
             "label_studio_requests": mean("label_studio_requests"), "total_seconds": mean("total_seconds"),
-            "total_requests": mean("total_requests")}
+            "total_requests": mean("total_requests"),
+            "settle_seconds": round(sum(r["settle"]["seconds"] for r in rows) / n, 3)}
 
 
 # ---------------------------------------------------------------- printing
@@ -492,7 +548,10 @@ def _run_line(row: dict) -> str:
     return (f"run {row['run']} ({row['kind']}, {row['strategy']}): published {row['published']}, "
             f"{row['total_seconds']:.1f} s ({row['label_studio_seconds']:.1f} s Label Studio, "
             f"{row['phases']['score']['seconds']:.1f} s scoring), {row['total_requests']} requests"
-            + (f", deleted {', '.join(row['deleted'])}" if row["deleted"] else ""))
+            + (f", deleted {', '.join(row['deleted'])}" if row["deleted"] else "")
+            + (f"; Label Studio went on deleting for {row['settle']['seconds']:.1f} s"
+               if row["settle"]["polls"] else "")
+            + (f"; errors: {'; '.join(row['errors'])}" if row["errors"] else ""))
 
 
 def report(result: dict) -> str:
@@ -502,6 +561,8 @@ def report(result: dict) -> str:
         f"Label Studio {result['label_studio']['version']} at {result['label_studio']['url']}, project "
         f"{result['label_studio']['project']}: {result['tasks']} tasks, RESCORE_CHUNK {result['rescore_chunk']}, "
         f"pages of {result['page_size']}; predictor {result['predictor']['version']} ({result['predictor']['model']})",
+        *([f"Label Studio feature flags from the environment: {result['label_studio']['feature_flags']}"]
+          if result["label_studio"].get("feature_flags") else []),
         f"import: {result['import']['tasks']} tasks in {result['import']['seconds']:.1f} s, "
         f"{result['import']['requests']} requests (not part of a re-score)",
         "",
@@ -525,14 +586,24 @@ def report(result: dict) -> str:
         f"{cell(r['label_studio_seconds'], r['label_studio_requests']):>{width}}" for r in sums))
     lines.append(f"  {'total':<16}" + "".join(f"{cell(r['total_seconds'], r['total_requests']):>{width}}"
                                                for r in sums))
+    settles = [r["settle"]["seconds"] for r in rows] + (
+        [result["steady_state"]["settle_seconds"]] if result["steady_state"] else [])
+    lines.append(f"  {'settle †':<16}" + "".join(f"{value:9.2f}{'':8}" for value in settles))
     lines.append("  * in this process, not Label Studio: score = the model (here "
                  f"{result['predictor']['model']}); other = ranking, building predictions, registry, caches")
+    lines.append("  † after the run, not in its total: Label Studio still deleting a set after the loop's client "
+                 "gave up (polled until the set is gone)")
     lines.append("")
     for r in rows:
         lines.append(f"  run {r['run']}: {r['kind']}, strategy {r['strategy']}, published {r['published']}"
                      + (f", deleted {', '.join(r['deleted'])}" if r["deleted"] else "")
+                     + (f", delete NOT confirmed for {', '.join(sorted(set(r['delete_attempts']) - set(r['deleted'])))}"
+                        if set(r["delete_attempts"]) - set(r["deleted"]) else "")
+                     + f", load average {r['load_average_1min'][0]:g} → {r['load_average_1min'][1]:g}"
+                     + ("" if r["published_new_set"] else "; NO NEW SET PUBLISHED")
                      + (f"; ERRORS: {'; '.join(r['errors'])}" if r["errors"] else "")
-                     + (f"; {r['label_studio_errors']} failed call(s) retried" if r["label_studio_errors"] else ""))
+                     + (f"; {r['label_studio_errors']} failed call(s) retried" if r["label_studio_errors"] else "")
+                     + (f"; {r['token_refreshes']} token refresh(es) in the total" if r["token_refreshes"] else ""))
     real = result["real_model_scoring"]
     lines += [
         "",
@@ -544,6 +615,8 @@ def report(result: dict) -> str:
         lines[-1] = "the real model scored above: " + lines[-1]
     checked = result["check"]
     verdict = "OK" if checked["ok"] else "FAILED"
+    if "error" in checked:
+        return "\n".join(lines + ["", f"check FAILED: {checked['error']}"])
     lines += [
         "",
         f"check {verdict}: prediction sets {checked['model_versions']}, project model_version "
@@ -630,6 +703,10 @@ def main(argv: Sequence[str] | None = None, description: str = __doc__) -> int:
                     result = run(ls.url, ls.admin.token, data_dir=Path(tmp) / "data", **options)
                     result["label_studio"]["started_here"] = True
                     result["label_studio"]["startup_seconds"] = round(ls.startup_seconds, 1)
+                    # Feature flags set in the environment reach the Label Studio started here (see --help).
+                    result["label_studio"]["feature_flags"] = {
+                        k: v for k, v in os.environ.items()
+                        if k.lower().startswith(("fflag_", "fflag-", "ff_", "feat_"))}
     except (BenchError, CorpusError, SyncError, ls_server.LabelStudioError) as e:
         print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
         return 1

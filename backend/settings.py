@@ -68,6 +68,7 @@ class Settings:
     basic_auth_user: str = ""
     basic_auth_pass: str = field(default="", repr=False)
     rescore_chunk: int = 256
+    write_chunk: int = 2000
     predict_chunk: int = 48
     predict_timeout: int = 80
     ls_retries: int = 3
@@ -120,6 +121,7 @@ class Settings:
             basic_auth_user=auth_user,
             basic_auth_pass=auth_pass,
             rescore_chunk=_int("RESCORE_CHUNK", 256),
+            write_chunk=_int("WRITE_CHUNK", 2000),
             predict_chunk=_int("PREDICT_CHUNK", 48),
             predict_timeout=_int("PREDICT_TIMEOUT", 80),
             ls_retries=_int("LS_RETRIES", 3, low=0),
