@@ -12,10 +12,12 @@ One run (`finish_run`), for a strategy and a seed:
 2. Every step: fit the model on the labeled items and predict the whole pool; take out-of-fold probabilities of the
    labeled items (`classifier.out_of_fold`) and choose the routing threshold from them (`routing.choose_threshold`:
    the lowest top-probability whose out-of-fold accuracy has its one-sided lower confidence bound at `level` at or
-   above `target`), exactly as the real finish does. "Finishing now" would let the model label every unlabeled item
-   whose top probability reaches the threshold and leave the rest (the items "below") to people, so its human
-   cost is HUMAN(step) = labeled so far + unlabeled items below the threshold (the whole pool when no threshold
-   passes). HUMAN is known at run time: it reads no corpus label the annotators have not given.
+   above `target`), exactly as the real finish does (evidence "all"; with evidence "seed", only the out-of-fold
+   answers of the random seed set count: an audit sample the strategy's picks cannot skew, for comparison).
+   "Finishing now" would let the model label every unlabeled item whose top probability reaches the threshold and
+   leave the rest (the items "below") to people, so its human cost is HUMAN(step) = labeled so far + unlabeled
+   items below the threshold (the whole pool when no threshold passes). HUMAN is known at run time: it reads no
+   corpus label the annotators have not given.
 3. STOPPING RULE (`STOPPING_RULE`): finish at the first step where
    a. nothing unlabeled is below the threshold (the model can take all the rest), or
    b. HUMAN has not dropped below its lowest value so far for `patience` consecutive batches (labeling more no
@@ -69,6 +71,9 @@ HUMAN_FRACTION_GOAL = 0.45
 SEED_SIZE = 50
 BATCH = 50
 PATIENCE = 3
+# Which human labels choose the threshold: "all" (as the real finish: every label's out-of-fold answer), or "seed"
+# (only the random seed set's: a representative audit sample, which the strategy's picks cannot skew).
+EVIDENCE = ("all", "seed")
 LOADER_TEST_SIZE = 30  # the loader wants a test split; this simulation never reads it
 STOPPING_RULE = (
     "label batches in the strategy's order, refit and re-route after each; HUMAN(step) = labeled so far + unlabeled "
@@ -157,6 +162,11 @@ def check_settings(n_pool: int, target: float, level: float, seed_size: int, bat
         raise FinishError(f"seed size ({seed_size}) exceeds the budget ({budget})")
 
 
+def check_evidence(evidence: str) -> None:
+    if evidence not in EVIDENCE:
+        raise FinishError(f"unknown evidence {evidence!r}; choose from {', '.join(EVIDENCE)}")
+
+
 def check_kind(kind: str) -> None:
     if kind != LLM_ALONE and kind not in simulation.KIND_RECIPES:
         raise FinishError(
@@ -214,12 +224,14 @@ def ceiling(inputs: simulation.Inputs, kind: str, target: float, seed: int = 0) 
 
 
 def route(pool_probs: np.ndarray, oof: np.ndarray, labeled: np.ndarray, pool_y: np.ndarray, target: float,
-          level: float) -> Step:
+          level: float, evidence: int | None = None) -> Step:
     """What finishing now would do: the threshold from the out-of-fold predictions of the labeled rows, the
-    unlabeled rows the model would label, and (from the corpus labels, for the report only) how right it would be."""
+    unlabeled rows the model would label, and (from the corpus labels, for the report only) how right it would be.
+    `evidence`: only the first that many labeled rows choose the threshold (EVIDENCE "seed"); None: all of them."""
     n = len(pool_y)
-    y_labeled = pool_y[labeled]
-    chosen = routing.choose_threshold(oof.max(axis=1), oof.argmax(axis=1) == y_labeled, target, level)
+    audit = slice(None) if evidence is None else slice(0, evidence)  # the rows whose out-of-fold answers count
+    held, y_held = oof[audit], pool_y[labeled][audit]
+    chosen = routing.choose_threshold(held.max(axis=1), held.argmax(axis=1) == y_held, target, level)
     unlabeled = np.ones(n, dtype=bool)
     unlabeled[labeled] = False
     if chosen.threshold is None:
@@ -257,12 +269,14 @@ def finish_run(
     batch: int = BATCH,
     patience: int = PATIENCE,
     budget: int | None = None,
+    evidence: str = "all",
 ) -> FinishRun:
     """One finishing run (the module docstring's steps 1-4); deterministic for a given seed."""
     n_pool = len(inputs.pool_y)
     budget = n_pool if budget is None else budget
     check_settings(n_pool, target, level, seed_size, batch, patience, budget)
     check_kind(kind)
+    check_evidence(evidence)
     simulation.check_strategies([strategy])
     missing = [v for v in simulation.needed_judges([strategy]) if f"llm_{v}" not in inputs.judged]
     if missing:
@@ -274,7 +288,7 @@ def finish_run(
     while True:
         labeled = np.array(order, dtype=np.int64)
         pool_probs, oof = _model(inputs, kind, labeled, seed)
-        step = route(pool_probs, oof, labeled, inputs.pool_y, target, level)
+        step = route(pool_probs, oof, labeled, inputs.pool_y, target, level, seed_size if evidence == "seed" else None)
         steps.append(step)
         if step.threshold is not None or best is not None:  # the patience clock starts at the first threshold
             if best is None or step.human < best:
@@ -330,6 +344,7 @@ def finish(
     batch: int = BATCH,
     patience: int = PATIENCE,
     budget: int | None = None,
+    evidence: str = "all",
     baseline: bool = True,
     progress: bool = True,
 ) -> dict:
@@ -337,6 +352,7 @@ def finish(
     alone), summarised as the results.json the script writes."""
     simulation.check_strategies(list(strategy_names))
     check_kind(kind)
+    check_evidence(evidence)
     seeds = list(seeds)
     if not seeds:
         raise FinishError("no seed given")
@@ -358,6 +374,7 @@ def finish(
             "seed_size": seed_size,
             "batch": batch,
             "patience": patience,
+            "evidence": evidence,
             "budget": budget,
             "min_support": routing.MIN_SUPPORT,
             "stopping_rule": STOPPING_RULE,
@@ -375,7 +392,8 @@ def finish(
             runs = []
             for seed in seeds:
                 bar.set_postfix_str(f"{model} {name} seed {seed}")
-                runs.append(finish_run(inputs, model, name, seed, target, level, seed_size, batch, patience, budget))
+                runs.append(finish_run(inputs, model, name, seed, target, level, seed_size, batch, patience, budget,
+                                       evidence))
                 bar.update()
             by_strategy[name] = summarize(runs)
         blocks[model] = by_strategy
@@ -433,8 +451,8 @@ def table(results: dict) -> str:
             reasons = sorted({seed["stop_reason"] for seed in s["seeds"]})
             lines.append(
                 f"  {name:18} {s['human_fraction']:10.3f} {s['human_labels_mean']:7.0f} {s['auto_fraction_mean']:9.3f} "
-                f"{_fmt(s['auto_accuracy_min']):>12} {s['finished_accuracy_mean']:12.4f} {s['oracle_human_fraction']:11.3f}  "
-                f"{'; '.join(reasons)}"
+                f"{_fmt(s['auto_accuracy_min']):>12} {s['finished_accuracy_mean']:12.4f} "
+                f"{s['oracle_human_fraction']:11.3f}  {'; '.join(reasons)}"
             )
     lines.append("  (oracle frac: the human fraction at the same finish had the threshold known the truth)")
     for model, c in results.get("ceiling", {}).items():
@@ -484,8 +502,8 @@ def plot(results: dict, path: str | Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     ax.set_title(f"Finishing the pool: model {cfg['kind']}, routing target {cfg['target']} (level {cfg['level']}), "
-                 f"{len(cfg['seeds'])} seeds\nthin lines: finishing at each step with a threshold; dots: the stopping rule's "
-                 f"finish; rings: means", fontsize=10)
+                 f"{len(cfg['seeds'])} seeds\nthin lines: finishing at each step with a threshold; "
+                 f"dots: the stopping rule's finish; rings: means", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

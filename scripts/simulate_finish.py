@@ -78,8 +78,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help=f"comma-separated strategies, from: {', '.join(simulation.STRATEGIES)} "
                              f"(default: %(default)s)")
     parser.add_argument("--kind", default=simulation.SERVED_KIND,
-                        help=f"model kind, from: {', '.join(simulation.KIND_RECIPES)}, or {finish_simulation.LLM_ALONE} (the "
-                             f"LLM alone) (default: the served %(default)s)")
+                        help=f"model kind, from: {', '.join(simulation.KIND_RECIPES)}, or "
+                             f"{finish_simulation.LLM_ALONE} (the LLM alone) (default: the served %(default)s)")
     parser.add_argument("--seed-size", type=positive_int, default=finish_simulation.SEED_SIZE,
                         help="random labels to start from (default %(default)s)")
     parser.add_argument("--batch", type=positive_int, default=finish_simulation.BATCH,
@@ -88,6 +88,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="batches without a lower human cost before finishing (default %(default)s)")
     parser.add_argument("--budget", type=positive_int,
                         help="most labels the loop asks for before finishing, seed set included (default: the pool)")
+    parser.add_argument("--evidence", choices=finish_simulation.EVIDENCE, default="all",
+                        help="labels whose out-of-fold answers choose the threshold: all (as scripts/finish.py) or "
+                             "seed (the random seed set only, an audit sample) (default %(default)s)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the LLM-alone baseline")
     parser.add_argument("--cache-dir", type=Path, default=simulation.DEFAULT_CACHE_DIR,
                         help="cache of embeddings and LLM outputs (default %(default)s)")
@@ -148,7 +151,7 @@ def main(argv=None) -> int:
         return 2
     results = finish_simulation.finish(
         inputs, args.strategies, range(args.seeds), args.target, args.level, args.kind, args.seed_size, args.batch,
-        args.patience, args.budget, baseline=not args.no_baseline, progress=not args.quiet,
+        args.patience, args.budget, args.evidence, baseline=not args.no_baseline, progress=not args.quiet,
     )
     results["wall_seconds"] = round(time.perf_counter() - started, 1)
     results_path, plot_path = args.out / "results.json", args.out / "finish.png"

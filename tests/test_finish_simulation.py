@@ -68,6 +68,7 @@ def test_contract_keys(results):
     assert cfg["target"] == 0.9 and cfg["kind"] == simulation.SERVED_KIND == "llm_state"
     assert cfg["recipe"] == simulation.KIND_RECIPES["llm_state"][0]
     assert cfg["vectors"] == "states" and cfg["stopping_rule"] == fs.STOPPING_RULE and cfg["patience"] == 3
+    assert cfg["evidence"] == "all"
     assert set(results["goal"]) >= {"strategy", "met", "human_fraction_max", "auto_accuracy_min"}
     assert results["goal"]["strategy"] == "margin" and results["goal"]["human_fraction_max"] == 0.45
     json.loads(json.dumps(results))  # plain JSON, no numpy scalars
@@ -200,6 +201,20 @@ def test_oracle_and_ceiling(results, inputs):
                                                       "human_fraction_floor": 0.0}
 
 
+def test_seed_evidence_reads_only_the_seed_set(inputs):
+    """evidence "seed": the threshold comes from the random seed set's out-of-fold answers alone."""
+    run = fs.finish_run(inputs, "llm_state", "margin", seed=2, target=0.9, seed_size=80, batch=20, evidence="seed")
+    assert any(s.threshold is not None for s in run.steps)
+    assert all(s.support <= 80 for s in run.steps)
+    # the same step by hand: out-of-fold over every label, the threshold from the first 80 rows only
+    labeled = run.order[:80 + 20 * (len(run.steps) - 1)]
+    pool_probs, oof = fs._model(inputs, "llm_state", labeled, 2)
+    by_hand = fs.route(pool_probs, oof, labeled, inputs.pool_y, 0.9, 0.95, evidence=80)
+    assert by_hand == run.final
+    with pytest.raises(FinishError, match="unknown evidence 'gold'"):
+        fs.finish_run(inputs, "llm_state", "margin", seed=2, evidence="gold")
+
+
 # ------------------------------------------------------------------------------------------------ determinism
 
 
@@ -295,7 +310,7 @@ def test_help():
     out = run("--help")
     assert out.returncode == 0
     for flag in ("--pool", "--seeds", "--target", "--level", "--strategies", "--kind", "--seed-size", "--batch",
-                 "--patience", "--budget", "--no-baseline", "--cache-dir", "--out"):
+                 "--patience", "--budget", "--evidence", "--no-baseline", "--cache-dir", "--out"):
         assert flag in out.stdout, flag
     assert "results.json" in out.stdout and "llm_state" in out.stdout
 
@@ -312,6 +327,7 @@ def test_help():
         (["--target", "1.2"], "strictly between 0 and 1"),
         (["--target", "high"], "is not a number"),
         (["--level", "0"], "strictly between 0 and 1"),
+        (["--evidence", "gold"], "invalid choice: 'gold'"),
         (["--pool", "100", "--budget", "200"], "exceeds the pool"),
         (["--budget", "50", "--seed-size", "60"], "exceeds the budget"),
         (["--frobnicate"], "unrecognized arguments"),
