@@ -186,7 +186,7 @@ def _model(inputs: simulation.Inputs, kind: str, labeled: np.ndarray, seed: int)
     except classifier.TrainingError:
         # Too few labels to fit: as simulation._fit_predict, a blend serves the LLM alone, a classifier the label
         # shares. Neither learned from the labels, so their predictions of the labeled rows are held out already.
-        if recipe in getattr(classifier, "BLENDS", ("blend",)):
+        if recipe in classifier.BLENDS:
             pool = inputs.pool_llm
         else:
             prior = np.bincount(y, minlength=inputs.n_labels) + 1.0
