@@ -70,6 +70,8 @@ def test_annotations_retrain_switch_the_version_and_reorder_next(label_studio, t
     assert new_version != first_version and new_version.startswith(first_version)
     record = [v for v in versions["training"] if v["version"] == new_version][0]
     assert record["labels"] <= N_LABELED and record["cv_macro_f1"] > record["incumbent_macro_f1"]
+    # The served kind: trained on the 0.5B's own hidden state (layer 15 of 24), not on sentence embeddings.
+    assert record["features"] == "llm-layer-15", record
     wait_for("the project's model_version to switch", lambda: admin.projects.get(id=project).model_version == new_version)
 
     # Every task carries a prediction from the new version; /next serves the unlabeled one it ranks first.
