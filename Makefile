@@ -11,7 +11,7 @@ LLAMA_STAMP := $(LLAMA_VENV)/.installed
 PORT ?= 9090
 export PORT
 
-.PHONY: install model labelstudio llama llama-server browser run serve test test-e2e bench bench-engines bench-rescore calibrate clean
+.PHONY: install model labelstudio llama llama-server browser run serve test test-e2e bench bench-engines bench-rescore bench-label-issues calibrate clean
 
 $(STAMP): pyproject.toml requirements/data.txt
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +78,10 @@ bench-engines: model llama
 bench-rescore: install labelstudio
 	@mkdir -p artifacts
 	$(BIN)/python scripts/bench_rescore.py --out artifacts/bench_rescore.json
+
+# Label issues found on planted noise, and CROWDLAB on a simulated team of three (the LLM's outputs cached).
+bench-label-issues: model
+	$(BIN)/python scripts/bench_label_issues.py --out artifacts/label_issues
 
 calibrate: model
 	$(BIN)/python scripts/calibrate.py
