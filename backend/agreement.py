@@ -32,6 +32,8 @@ from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import aggregate_raters, cohens_kappa
 from statsmodels.stats.inter_rater import fleiss_kappa as _statsmodels_fleiss_kappa
 
+from backend import model_labels
+
 AnnotatorId = int | str
 
 # Code of "this annotator did not label this item" in the items × annotators matrix of label indices.
@@ -61,6 +63,7 @@ COUNT_KEYS = (
     "out_of_config_labels",
     "annotations_without_annotator",
     "predictions_ignored",
+    "model_annotations_excluded",
 )
 
 
@@ -121,6 +124,7 @@ class _Task:
     synthetic: bool
     votes: list[_Vote]
     predictions: int = 0
+    model_annotations: int = 0  # labels the model wrote (scripts/finish.py --apply): not an annotator's
 
 
 def labels_from_config(path: str | Path, from_name: str | None = None) -> tuple[str, list[str]]:
@@ -219,9 +223,12 @@ def _tasks_from_json(tasks: list[dict], from_name: str | None, text_key: str | N
     for task in tasks:
         data = task.get("data") if isinstance(task.get("data"), dict) else {}
         meta = task.get("meta") if isinstance(task.get("meta"), dict) else {}
-        votes = []
+        votes, model = [], 0
         for order, annotation in enumerate(task.get("annotations") or []):
             if not isinstance(annotation, dict):
+                continue
+            if model_labels.is_model_annotation(annotation):
+                model += 1
                 continue
             votes.append(_Vote(
                 annotator=_annotator_id(annotation.get("completed_by")),
@@ -236,6 +243,7 @@ def _tasks_from_json(tasks: list[dict], from_name: str | None, text_key: str | N
             synthetic=truthy(data.get("synthetic")) or truthy(meta.get("synthetic")),
             votes=votes,
             predictions=len(task.get("predictions") or []),
+            model_annotations=model,
         ))
     return result, from_name
 
@@ -421,6 +429,7 @@ def _build(tasks: list[_Task], allowed: list[str] | None, source_format: str, fr
             counts["synthetic_tasks_excluded"] += 1
             continue
         counts["predictions_ignored"] += task.predictions
+        counts["model_annotations_excluded"] += task.model_annotations
         latest: dict[AnnotatorId, _Vote] = {}
         for vote in task.votes:
             if vote.cancelled:
@@ -465,6 +474,9 @@ def _count_notes(counts: dict[str, int], out_of_config: Counter[str]) -> list[st
         notes.append(f"{counts['synthetic_tasks_excluded']} synthetic task(s) excluded: they are not real data")
     if counts["predictions_ignored"]:
         notes.append(f"{counts['predictions_ignored']} prediction(s) ignored: models are not annotators")
+    if counts["model_annotations_excluded"]:
+        notes.append(f"{counts['model_annotations_excluded']} label(s) the model wrote (finish --apply) excluded: "
+                     "the model is not an annotator")
     if counts["cancelled_annotations"]:
         notes.append(f"{counts['cancelled_annotations']} cancelled (skipped) annotation(s) ignored")
     if counts["duplicate_annotations"]:

@@ -132,7 +132,7 @@ def check_target(target: float, level: float) -> None:
             raise FinishError(f"the {name} must lie strictly between 0 and 1 (e.g. 0.95), got {value!r}")
 
 
-def _score(
+def score_texts(
     loop: "Loop", schema: schemas.Schema, texts: list[str], progress: bool
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """The texts' vectors and calibrated LLM probabilities, as the backend computes them (cached on disk)."""
@@ -183,7 +183,7 @@ def build(
 
     model: dict[str, Any] = {"kind": "llm", "trained_on": 0, "fallback": None}
     if texts:
-        vectors, llm, info = _score(loop, schema, texts, progress)
+        vectors, llm, info = score_texts(loop, schema, texts, progress)
         model.update(info)
         h = len(human_ids)
         kind = loop.recipe(info["features"])  # the kind of model the backend trains on these vectors

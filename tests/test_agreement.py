@@ -326,6 +326,7 @@ def test_json_fixture_counts(json_report):
         "out_of_config_labels": 1,  # "Mixed" on task 12
         "annotations_without_annotator": 0,
         "predictions_ignored": 3,
+        "model_annotations_excluded": 0,
     }
     assert json_report["out_of_config_labels"] == {"Mixed": 1}
     assert json_report["annotators"] == ["1", "2", "3"]  # predictions did not become an annotator
@@ -576,3 +577,26 @@ def test_cli_text_key_and_gate_on_fleiss(tmp_path, capsys, cli_main):
     rows = list(csv.reader(out.open(newline="")))
     assert rows[0] == ["task_id", "text", "1", "2", "3"]
     assert [row[1] for row in rows[1:]] == ["2", "3", "5", "8"]  # --text-key id: the text column holds the id
+
+
+def test_labels_the_model_wrote_are_not_an_annotators(tmp_path):
+    """finish --apply's annotations (marked, never saved since by a person) are left out; once a person saves one,
+    it is theirs."""
+    from backend import model_labels
+
+    def ann(who, label, **extra):
+        return {"completed_by": who, "result": [{"from_name": "sentiment", "to_name": "text", "type": "choices",
+                                                 "value": {"choices": [label]}}], **extra}
+
+    stamp = {"created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"}
+    edited = {"created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-02T00:00:00Z"}
+    tasks = [
+        {"id": 1, "data": {"text": "a"}, "annotations": [ann(1, "Positive"), ann(2, "Negative", import_id=model_labels.MARK, **stamp)]},
+        {"id": 2, "data": {"text": "b"}, "annotations": [ann(1, "Positive"), ann(2, "Positive", import_id=model_labels.MARK, **edited)]},
+    ]
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(tasks))
+    dataset = agreement.load_export(path, labels=LABELS)
+    assert dataset.counts["model_annotations_excluded"] == 1
+    assert {item.task_id: item.labels for item in dataset.items} == {1: {1: "Positive"}, 2: {1: "Positive", 2: "Positive"}}
+    assert any("the model wrote" in note for note in dataset.notes)
