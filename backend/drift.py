@@ -307,6 +307,34 @@ def drift_report(
     }
 
 
+def join_label_issues(report: dict[str, Any], issues_path: str | Path) -> dict[str, Any]:
+    """Add each annotator's rate of flagged labels (scripts/label_issues.py --format json) to the report: under
+    "label_issues" per row (labels judged, flagged, rate), and annotators found only there as rows without gold."""
+    path = Path(issues_path)
+    try:
+        issues = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise GoldError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise GoldError(f"{path} is not valid JSON ({exc})") from None
+    rates = issues.get("annotators") if isinstance(issues, dict) else None
+    if not isinstance(rates, list) or not all(isinstance(r, dict) and "annotator" in r for r in rates):
+        raise GoldError(f"{path} is not the JSON of scripts/label_issues.py --format json (no annotators list)")
+    by_name = {str(r["annotator"]): {"labels": int(r.get("labels", 0)), "flagged": int(r.get("flagged", 0)),
+                                     "rate": r.get("rate")} for r in rates}
+    rows = {row["annotator"]: row for row in report["annotators"]}
+    for name, rate in by_name.items():
+        if name not in rows:
+            rows[name] = {"annotator": name, "n_gold": 0, "n_correct": 0, "accuracy": None, "kappa": None,
+                          "first_window": None, "latest_window": None, "windows": [], "flagged": False,
+                          "reasons": [], "errors": {}, "notes": ["no gold answer"], "answers": []}
+            report["annotators"].append(rows[name])
+    for name, row in rows.items():
+        row["label_issues"] = by_name.get(name)
+    report["label_issues"] = {"source": str(path), "flagged_tasks": len(issues.get("issues") or [])}
+    return report
+
+
 def _when(annotation: Annotation) -> tuple:
     stamp = annotation.updated_at or annotation.created_at
     return (stamp is not None, stamp or datetime.min.replace(tzinfo=timezone.utc), annotation.order)
@@ -334,10 +362,17 @@ def format_table(report: dict[str, Any]) -> str:
         f"  {'annotator':<24} {'gold':>5} {'correct':>8} {'accuracy':>9} {'kappa':>7} {'first win':>10} "
         f"{'latest win':>11}  status",
     ]
+    joined = "label_issues" in report
+    if joined:
+        lines[-1] += "  flagged labels (label_issues)"
     for row in report["annotators"]:
         status = "FLAGGED" if row["flagged"] else ("no gold" if not row["n_gold"] else "ok")
-        lines.append(f"  {row['annotator']:<24} {row['n_gold']:>5} {row['n_correct']:>8} {num(row['accuracy']):>9} "
-                     f"{num(row['kappa']):>7} {num(row['first_window']):>10} {num(row['latest_window']):>11}  {status}")
+        line = (f"  {row['annotator']:<24} {row['n_gold']:>5} {row['n_correct']:>8} {num(row['accuracy']):>9} "
+                f"{num(row['kappa']):>7} {num(row['first_window']):>10} {num(row['latest_window']):>11}  {status}")
+        if joined:
+            li = row.get("label_issues")
+            line = f"{line:<96}" + (f"  {li['flagged']} of {li['labels']} ({100 * li['rate']:.1f}%)" if li else "  -")
+        lines.append(line)
     if not report["annotators"]:
         lines.append("  (no annotators)")
     flagged = [row for row in report["annotators"] if row["flagged"]]
@@ -360,16 +395,30 @@ def format_table(report: dict[str, Any]) -> str:
 def plot_drift(report: dict[str, Any], path: str | Path) -> Path:
     """A PNG of each annotator's windowed gold accuracy over their gold answers, the threshold dashed, flagged
     annotators drawn thick with an X at their latest window. Annotators with fewer answers than the window get one
-    hollow dot at their overall accuracy."""
+    hollow dot at their overall accuracy. With label issues joined, a second panel shows each annotator's rate of
+    flagged labels."""
     # The object API with an explicit Agg canvas: no pyplot global state, no display needed.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
     window, threshold = report["window"], report["threshold"]
-    fig = Figure(figsize=(9, 5), dpi=100)
+    joined = [row for row in report["annotators"] if row.get("label_issues")]
+    fig = Figure(figsize=(9, 8.5 if joined else 5), dpi=100)
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    ax = fig.add_subplot(2, 1, 1) if joined else fig.add_subplot()
+    if joined:
+        bars = fig.add_subplot(2, 1, 2)
+        names = [row["annotator"] for row in joined]
+        rates = [100 * row["label_issues"]["rate"] for row in joined]
+        bars.barh(names, rates, color=["C3" if row["flagged"] else "C0" for row in joined])
+        for y, row in enumerate(joined):
+            li = row["label_issues"]
+            bars.text(rates[y], y, f" {li['flagged']} of {li['labels']}", va="center", fontsize=9)
+        bars.invert_yaxis()
+        bars.set_xlabel("labels flagged as likely wrong by scripts/label_issues.py (%)")
+        bars.set_title("Flagged labels per annotator (red: flagged on gold)")
+        bars.grid(True, axis="x", alpha=0.3)
     colors = [f"C{i}" for i in range(10)]
     plotted = 0
     for i, row in enumerate(row for row in report["annotators"] if row["n_gold"]):

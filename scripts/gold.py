@@ -74,6 +74,8 @@ def _drift(args: argparse.Namespace) -> int:
     gold_set = gold.load_gold(args.gold, labels)
     report = drift.drift_report(args.export, gold_set, window=args.window, threshold=args.threshold,
                                 drop=args.drop, from_name=from_name, text_key=args.text_key)
+    if args.label_issues:
+        drift.join_label_issues(report, args.label_issues)
     if args.plot:
         drift.plot_drift(report, args.plot)
     if args.format == "json":
@@ -128,6 +130,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="output: a readable table (default) or exactly one JSON object, e.g. --format json")
     report.add_argument("--plot", type=Path, metavar="FILE.png",
                         help="also draw windowed accuracy per annotator into a PNG, e.g. --plot drift.png")
+    report.add_argument("--label-issues", type=Path, metavar="FILE.json",
+                        help="join each annotator's rate of flagged labels from scripts/label_issues.py --format json "
+                             "(table column, JSON rows' label_issues, a panel of the plot)")
 
     for sub in (inject, report):
         sub.add_argument("--gold", type=Path, default=gold.DEFAULT_GOLD, metavar="FILE",

@@ -298,3 +298,48 @@ def test_cli_missing_file_is_one_error_line(tmp_path):
     assert result.stderr.startswith("error:") and "missing.json" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Label issues joined
+
+
+def issues_file(tmp_path: Path) -> Path:
+    """What scripts/label_issues.py --format json writes, reduced to what drift reads."""
+    report = {"issues": [{"task": 1}, {"task": 2}, {"task": 3}],
+              "annotators": [{"annotator": "2", "labels": 40, "flagged": 3, "rate": 0.075},
+                             {"annotator": "1", "labels": 40, "flagged": 0, "rate": 0.0},
+                             {"annotator": "9", "labels": 5, "flagged": 0, "rate": 0.0}]}
+    path = tmp_path / "issues.json"
+    path.write_text(json.dumps(report))
+    return path
+
+
+def test_label_issues_join_the_table_json_and_plot(tmp_path):
+    g = gold_file(tmp_path)
+    export = drifting_export(tmp_path, g)
+    plot = tmp_path / "joined.png"
+    result = run_cli("drift", str(export), "--gold", g.source, "--format", "json", "--plot", str(plot),
+                     "--label-issues", str(issues_file(tmp_path)))
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    rows = {row["annotator"]: row for row in report["annotators"]}
+    assert rows["2"]["label_issues"] == {"labels": 40, "flagged": 3, "rate": 0.075}
+    assert rows["3"]["label_issues"] is None  # judged by nobody: no labels in the issues report
+    assert rows["9"]["n_gold"] == 0 and rows["9"]["label_issues"]["labels"] == 5 and not rows["9"]["flagged"]
+    assert report["label_issues"]["flagged_tasks"] == 3 and report["flagged"] == ["2"]
+    assert image.imread(plot).shape[:2] == (850, 900)  # the second panel
+    table = run_cli("drift", str(export), "--gold", g.source, "--label-issues", str(issues_file(tmp_path))).stdout
+    row = next(line for line in table.splitlines() if line.strip().startswith("2 "))
+    assert "FLAGGED" in row and "3 of 40 (7.5%)" in row
+
+
+def test_label_issues_file_errors_are_one_line(tmp_path):
+    g = gold_file(tmp_path)
+    export = drifting_export(tmp_path, g)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"issues": []}))
+    for path, says in ((tmp_path / "none.json", "cannot read"), (bad, "no annotators list")):
+        result = run_cli("drift", str(export), "--gold", g.source, "--label-issues", str(path))
+        assert result.returncode == 2 and says in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
