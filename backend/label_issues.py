@@ -12,6 +12,10 @@ Gold tasks are judged against their known answer instead: a gold task whose anno
 issue whatever the model thinks, and never trains the model that judges the others. Synthetic tasks are never read
 (the export reader leaves them out). A label a reviewer confirmed (passed in `confirmed`) is not flagged again
 while it stays the same.
+
+Where tasks have several annotators, `consensus` adds CROWDLAB (cleanlab.multiannotator): a consensus label per task
+weighing each annotator by their estimated quality and the model's judging probabilities, a quality score per
+consensus label and per annotator.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 
 from backend import classifier
 from backend.agreement import Dataset
@@ -145,9 +150,15 @@ def judge(
             issues.append(_issue(row, row.answer, float(p[labels.index(given)]), p, labels, "gold", given))
     issues.sort(key=lambda i: (i["quality"], str(i["task"])))
 
+    rates = annotator_rates(rows, issues)
+    crowd = consensus(real, labels, real_probs)
+    if crowd:
+        for rate in rates:
+            rate["crowdlab_quality"] = crowd["annotator_quality"].get(rate["annotator"])
     return {
         "issues": issues,
-        "annotators": annotator_rates(rows, issues),
+        "annotators": rates,
+        "consensus": crowd,
         "counts": {
             "tasks": len(rows),
             "judged_by_model": len(real),
@@ -174,6 +185,40 @@ def _issue(row: Judged, suggested: str, quality: float, probs: np.ndarray, label
         "annotators": sorted((str(a) for a, label in row.votes.items() if label == given)),
         "reason": reason,
         "probabilities": {label: round(float(p), 4) for label, p in zip(labels, probs)},
+    }
+
+
+def consensus(rows: Sequence[Judged], labels: Sequence[str], probs: np.ndarray) -> dict | None:
+    """CROWDLAB's consensus of the tasks, and each annotator's quality; None unless some task has two annotators."""
+    if not any(len(r.votes) > 1 for r in rows):
+        return None
+    from cleanlab.multiannotator import get_label_quality_multiannotator
+
+    labels = list(labels)
+    names = sorted({str(a) for r in rows for a in r.votes})
+    column = {name: j for j, name in enumerate(names)}
+    matrix = np.full((len(rows), len(names)), np.nan)
+    for i, row in enumerate(rows):
+        for annotator, label in row.votes.items():
+            matrix[i, column[str(annotator)]] = labels.index(label)
+    probs = np.asarray(probs, dtype=float)
+    try:
+        out = get_label_quality_multiannotator(pd.DataFrame(matrix, columns=names), probs / probs.sum(1, keepdims=True),
+                                               verbose=False)
+    except ValueError as e:  # e.g. an annotator whose labels cleanlab cannot weigh; the rest of the report stands
+        return {"method": "crowdlab", "error": str(e).splitlines()[0]}
+    quality = out["label_quality"]
+    stats = out["annotator_stats"]
+    tasks = [
+        {"task": row.task, "majority": row.given, "consensus": labels[int(label)],
+         "quality": round(float(q), 4), "annotators": len(row.votes)}
+        for row, label, q in zip(rows, quality["consensus_label"], quality["consensus_quality_score"])
+    ]
+    return {
+        "method": "crowdlab",
+        "tasks": tasks,
+        "changed": sum(t["consensus"] != t["majority"] for t in tasks),
+        "annotator_quality": {str(a): round(float(q), 4) for a, q in stats["annotator_quality"].items()},
     }
 
 

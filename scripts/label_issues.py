@@ -19,8 +19,10 @@ label is not flagged again while it stays the same. The model is loaded as the b
 DATA_DIR for its caches).
 
 --format json prints one JSON object: "issues" (one object per flagged task, worst first: task, text, given,
-suggested, quality, annotators, reason "model" or "gold", probabilities), "annotators" (labels, flagged, rate),
-"counts", "model", "method". --format csv writes the issues, one row each.
+suggested, quality, annotators, reason "model" or "gold", probabilities), "annotators" (labels, flagged, rate;
+crowdlab_quality), "consensus" (where tasks have several annotators: CROWDLAB's consensus label and its quality
+per task, each annotator's quality; else null) with "agreement" (Cohen's and Fleiss' kappa, Krippendorff's
+alpha), "counts", "model", "method". --format csv writes the issues, one row each.
 """
 
 from __future__ import annotations
@@ -125,6 +127,17 @@ def render(report: dict, fmt: str) -> str:
     lines.append("flagged labels per annotator:")
     for a in report["annotators"]:
         lines.append(f"  {a['annotator']:30} {a['flagged']:5} of {a['labels']:5} ({100 * a['rate']:.1f}%)")
+    crowd = report.get("consensus")
+    if crowd and "error" not in crowd:
+        qualities = ", ".join(f"{a} {q:.3f}" for a, q in sorted(crowd["annotator_quality"].items(), key=lambda x: -x[1]))
+        lines.append(f"CROWDLAB (tasks with several annotators): annotator quality {qualities}; the consensus differs "
+                     f"from the majority on {crowd['changed']} of {len(crowd['tasks'])} tasks")
+        ag = report.get("agreement") or {}
+        if ag.get("krippendorff_alpha") is not None:
+            lines.append(f"agreement: Krippendorff's alpha {ag['krippendorff_alpha']:.3f}"
+                         + (f", Fleiss' kappa {ag['fleiss_kappa']:.3f}" if ag.get("fleiss_kappa") is not None else ""))
+    elif crowd:
+        lines.append(f"CROWDLAB could not run: {crowd['error']}")
     m = report["model"]
     lines.append(f"model: {m['kind']} trained on {m['trained_on']} labels" + (f" ({m['fallback']})" if m["fallback"] else ""))
     return "\n".join(lines) + "\n"
@@ -161,6 +174,10 @@ def run(args: argparse.Namespace) -> int:
             rows, schema.labels, lambda texts: finish.score_texts(loop, schema, texts, not args.quiet), loop.recipe,
             confirmed,
         )
+        if report["consensus"]:
+            stats = agreement.analyse(dataset, bootstrap=0)  # κ/α beside CROWDLAB, as scripts/agreement.py has them
+            report["agreement"] = {key: stats[key] for key in ("cohen_kappa", "fleiss_kappa", "krippendorff_alpha",
+                                                                 "percent_agreement")}
         if args.review:
             view = label_review.write_tab(client, args.project, report["issues"], seen, confirmed)
             report["review"] = {"tab": view, "title": label_review.TITLE, "tasks": len(report["issues"]),

@@ -168,3 +168,30 @@ def test_judging_probabilities_are_the_mean_with_the_llm():
     llm = np.array([[0.1, 0.8, 0.1]])
     assert label_issues.judging(oof, llm) == pytest.approx(np.array([[0.5, 0.425, 0.075]]))
     assert classifier.BLENDS  # the served kinds read the LLM's probabilities, which judging reuses
+
+
+def test_consensus_with_several_annotators_weighs_the_careless_one_least():
+    rng = np.random.default_rng(4)
+    n = 150
+    truth_y = rng.choice(3, size=n, p=[0.45, 0.4, 0.15])
+    texts = [f"review {i}" for i in range(n)]
+    items = []
+    for i, t in enumerate(truth_y):
+        votes = {"careful": LABELS[t], "steady": LABELS[t] if rng.random() < 0.9 else LABELS[(t + 1) % 3]}
+        if i % 2 == 0:
+            votes["careless"] = LABELS[t] if rng.random() < 0.4 else LABELS[(t + 2) % 3]
+        items.append(Item(i, texts[i], votes))
+    rows = label_issues.tasks_of(_dataset(items))
+    report = label_issues.judge(rows, LABELS, _scorer(dict(zip(texts, truth_y.tolist()))), lambda f: "state_blend")
+    crowd = report["consensus"]
+    q = crowd["annotator_quality"]
+    assert crowd["method"] == "crowdlab" and q["careless"] < min(q["careful"], q["steady"])
+    assert len(crowd["tasks"]) == n and all(t["consensus"] in LABELS and 0 <= t["quality"] <= 1 for t in crowd["tasks"])
+    consensus_right = np.mean([LABELS.index(t["consensus"]) == truth_y[t["task"]] for t in crowd["tasks"]])
+    majority_right = np.mean([LABELS.index(t["majority"]) == truth_y[t["task"]] for t in crowd["tasks"]])
+    assert consensus_right >= majority_right  # the careless votes no longer break ties against the truth
+    assert {r["annotator"]: r["crowdlab_quality"] for r in report["annotators"]} == q
+    # One annotator per task: no consensus to compute.
+    single = label_issues.tasks_of(_dataset([Item(i, texts[i], {"x": LABELS[t]}) for i, t in enumerate(truth_y)]))
+    assert label_issues.judge(single, LABELS, _scorer(dict(zip(texts, truth_y.tolist()))),
+                              lambda f: "state_blend")["consensus"] is None

@@ -58,6 +58,8 @@ def test_export_json_contract_finds_planted_flips(tmp_path):
     tasks = [{"id": 700 + i, "data": {"text": t},
               "annotations": [{"id": 9000 + i, "completed_by": 1 + i % 2, "result": result(label)}]}
              for i, (t, label) in enumerate(zip(texts, given))]
+    for i in range(10):  # a third annotator agrees on the first ten: CROWDLAB and κ/α join the report
+        tasks[i]["annotations"].append({"id": 9500 + i, "completed_by": 3, "result": result(given[i])})
     tasks.append({"id": 800, "data": {"text": "A made-up review.", "synthetic": True},
                   "annotations": [{"id": 9900, "completed_by": 1, "result": result("Neutral")}]})
     export = tmp_path / "export.json"
@@ -74,11 +76,15 @@ def test_export_json_contract_finds_planted_flips(tmp_path):
     for issue in issues:
         assert set(issue) >= {"task", "text", "given", "suggested", "quality", "annotators", "reason"}
         assert issue["given"] == given[issue["task"] - 700] and issue["suggested"] in LABELS
-        assert issue["annotators"] == [str(1 + (issue["task"] - 700) % 2)]
+        row = issue["task"] - 700
+        assert issue["annotators"] == sorted({str(1 + row % 2)} | ({"3"} if row < 10 else set()))
     assert [i["quality"] for i in issues] == sorted(i["quality"] for i in issues)
     assert report["counts"]["tasks"] == 60 and report["model"]["kind"] == "state_blend"
     assert report["model"]["features"] == "llm-layer-15"
-    assert sum(a["flagged"] for a in report["annotators"]) == len(issues)
+    assert sum(a["flagged"] for a in report["annotators"]) == sum(len(i["annotators"]) for i in issues)
+    crowd = report["consensus"]
+    assert crowd["method"] == "crowdlab" and len(crowd["tasks"]) == 60 and set(crowd["annotator_quality"]) == {"1", "2", "3"}
+    assert report["agreement"]["krippendorff_alpha"] == pytest.approx(1.0)  # the third annotator always agreed
 
     # CSV and the table from the same run (the model's features are cached in DATA_DIR now)
     done = script(str(export), "--config", str(CONFIG_PATH), "--format", "csv", "-q", "--out", str(tmp_path / "i.csv"),
