@@ -188,37 +188,72 @@ def _issue(row: Judged, suggested: str, quality: float, probs: np.ndarray, label
     }
 
 
+def crowdlab(votes: Sequence[Mapping[Any, str]], labels: Sequence[str], probs: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    """CROWDLAB (cleanlab.multiannotator) over tasks' votes (annotator -> label) and held-out probabilities: each
+    task's consensus label index and its quality, and each annotator's quality. ValueError if cleanlab cannot run."""
+    from cleanlab.multiannotator import get_label_quality_multiannotator
+
+    labels = list(labels)
+    names = sorted({str(a) for v in votes for a in v})
+    column = {name: j for j, name in enumerate(names)}
+    matrix = np.full((len(votes), len(names)), np.nan)
+    for i, v in enumerate(votes):
+        for annotator, label in v.items():
+            matrix[i, column[str(annotator)]] = labels.index(label)
+    probs = np.asarray(probs, dtype=float)
+    out = get_label_quality_multiannotator(pd.DataFrame(matrix, columns=names), probs / probs.sum(1, keepdims=True),
+                                           verbose=False)
+    quality = out["label_quality"]
+    annotators = {str(a): float(q) for a, q in out["annotator_stats"]["annotator_quality"].items()}
+    return (quality["consensus_label"].to_numpy().astype(int), quality["consensus_quality_score"].to_numpy(),
+            annotators)
+
+
+def crowdlab_labels(votes: Sequence[Sequence[tuple[str, str]]], y: np.ndarray, labels: Sequence[str], kind: str,
+                    vectors: np.ndarray, llm: np.ndarray) -> tuple[np.ndarray, dict]:
+    """Training labels with CROWDLAB's consensus in place of the majority on every task with several votes (CONSENSUS
+    =crowdlab); the judging probabilities come from the served kind fitted out-of-fold on the majority labels. A task
+    without votes (ground truth decided it) keeps its label. With nothing to weigh, or when cleanlab or the fit
+    cannot run, the majority labels stay and the record says why."""
+    y = np.asarray(y, dtype=int)
+    multi = np.array([len(v) > 1 for v in votes], dtype=bool)
+    record: dict[str, Any] = {"method": "crowdlab", "tasks": int(multi.sum()), "changed": 0}
+    if not multi.any():
+        return y, record
+    labels = list(labels)
+    try:
+        probs = judging(classifier.out_of_fold(kind, vectors, llm, y, len(labels)), llm)
+        voted = [dict(v) if v else {"ground truth": labels[c]} for v, c in zip(votes, y)]
+        chosen, _, annotators = crowdlab(voted, labels, probs)
+    except (ValueError, classifier.TrainingError) as e:
+        record["error"] = str(e).splitlines()[0]
+        return y, record
+    out = np.where(multi, chosen, y)
+    record.update(changed=int((out != y).sum()),
+                  annotator_quality={a: round(q, 4) for a, q in annotators.items() if a != "ground truth"})
+    return out, record
+
+
 def consensus(rows: Sequence[Judged], labels: Sequence[str], probs: np.ndarray) -> dict | None:
     """CROWDLAB's consensus of the tasks, and each annotator's quality; None unless some task has two annotators."""
     if not any(len(r.votes) > 1 for r in rows):
         return None
-    from cleanlab.multiannotator import get_label_quality_multiannotator
-
     labels = list(labels)
-    names = sorted({str(a) for r in rows for a in r.votes})
-    column = {name: j for j, name in enumerate(names)}
-    matrix = np.full((len(rows), len(names)), np.nan)
-    for i, row in enumerate(rows):
-        for annotator, label in row.votes.items():
-            matrix[i, column[str(annotator)]] = labels.index(label)
-    probs = np.asarray(probs, dtype=float)
     try:
-        out = get_label_quality_multiannotator(pd.DataFrame(matrix, columns=names), probs / probs.sum(1, keepdims=True),
-                                               verbose=False)
+        chosen, quality, annotators = crowdlab([r.votes for r in rows], labels, probs)
     except ValueError as e:  # e.g. an annotator whose labels cleanlab cannot weigh; the rest of the report stands
         return {"method": "crowdlab", "error": str(e).splitlines()[0]}
-    quality = out["label_quality"]
-    stats = out["annotator_stats"]
     tasks = [
-        {"task": row.task, "majority": row.given, "consensus": labels[int(label)],
-         "quality": round(float(q), 4), "annotators": len(row.votes)}
-        for row, label, q in zip(rows, quality["consensus_label"], quality["consensus_quality_score"])
+        {"task": row.task, "majority": row.given, "consensus": labels[int(label)], "quality": round(float(q), 4),
+         "annotators": len(row.votes)}
+        for row, label, q in zip(rows, chosen, quality)
     ]
     return {
         "method": "crowdlab",
         "tasks": tasks,
         "changed": sum(t["consensus"] != t["majority"] for t in tasks),
-        "annotator_quality": {str(a): round(float(q), 4) for a, q in stats["annotator_quality"].items()},
+        "annotator_quality": {a: round(q, 4) for a, q in annotators.items()},
     }
 
 

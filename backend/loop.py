@@ -29,7 +29,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from sklearn.metrics import f1_score
 
-from backend import classifier, judge, ls_queue, ls_tasks, routing, strategies
+from backend import classifier, judge, label_issues, ls_queue, ls_tasks, routing, strategies
 from backend import llm as llm_engine
 from backend import schema as schemas
 from backend.embeddings import Embedder
@@ -391,6 +391,9 @@ class Loop:
         features = self.features()
         emb = self.vectors(schema, texts, features)
         llm, llm_version = self.llm_probs(schema, texts)
+        if self.settings.consensus == "crowdlab":
+            y, record["consensus"] = label_issues.crowdlab_labels(
+                [t.votes for t in labeled], y, schema.labels, self.recipe(features), emb, llm)
         try:
             oof = classifier.out_of_fold(self.recipe(features), emb, llm, y, len(schema.labels))
         except classifier.TrainingError as e:

@@ -84,6 +84,9 @@ class LabeledTask:
     text: str
     label: str  # one of schema.labels
     annotations: int  # non-cancelled annotations considered
+    # Each annotator's latest label (annotator key, label) when a vote decided the label; empty when a
+    # ground-truth annotation did (a consensus must not overrule it).
+    votes: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -168,8 +171,9 @@ def _annotator(annotation: Any, position: int) -> Any:
     return ("user", user) if user is not None else ("annotation", position)
 
 
-def _resolution(annotations: list[Any], schema: Any) -> tuple[str | None, bool]:
-    """(label, whether the counted annotations disagreed) by the rule documented on `resolve`."""
+def _resolution(annotations: list[Any], schema: Any) -> tuple[str | None, bool, tuple[tuple[str, str], ...]]:
+    """(label, whether the counted annotations disagreed, the votes when a vote decided) by the rule documented on
+    `resolve`."""
     usable = []
     for annotation in annotations or []:
         if _get(annotation, "was_cancelled"):
@@ -178,7 +182,7 @@ def _resolution(annotations: list[Any], schema: Any) -> tuple[str | None, bool]:
         if label:
             usable.append((label, annotation))
     if not usable:
-        return None, False
+        return None, False, ()
 
     latest: dict[Any, tuple[str, Any]] = {}
     for position, (label, annotation) in enumerate(usable):
@@ -189,13 +193,13 @@ def _resolution(annotations: list[Any], schema: Any) -> tuple[str | None, bool]:
     truth = [pair for pair in usable if _get(pair[1], "ground_truth")]
     if truth:
         label = max(truth, key=lambda pair: _recency(pair[1]))[0]
-        return label, any(other != label for other, _ in latest.values())
+        return label, any(other != label for other, _ in latest.values()), ()
 
     votes = Counter(label for label, _ in latest.values())
     top = max(votes.values())
     tied = [pair for pair in latest.values() if votes[pair[0]] == top]
     label = max(tied, key=lambda pair: _recency(pair[1]))[0]
-    return label, len(votes) > 1
+    return label, len(votes) > 1, tuple((f"{kind}:{who}", vote) for (kind, who), (vote, _) in latest.items())
 
 
 def resolve(annotations: list[dict], schema: Any) -> str | None:
@@ -303,12 +307,12 @@ def fetch_labeled(
         if not live:
             stats.cancelled += 1
             continue
-        label, conflict = _resolution(live, schema)
+        label, conflict, votes = _resolution(live, schema)
         if label is None:
             stats.unusable += 1
             continue
         stats.conflicts += conflict
-        labeled.append(LabeledTask(task_id=task.id, text=text, label=label, annotations=len(live)))
+        labeled.append(LabeledTask(task_id=task.id, text=text, label=label, annotations=len(live), votes=votes))
     return labeled, stats
 
 

@@ -18,6 +18,9 @@ class SettingsError(ValueError):
 # transformers: the model runs in this process (backend/llm.py); openai: an OpenAI-compatible server runs it
 # (backend/llm_server.py).
 ENGINES = ("transformers", "openai")
+# How a task labeled by several annotators gets its one training label: majority vote (backend/ls_tasks.py) or
+# CROWDLAB's consensus (backend/label_issues.py), which weighs each annotator by their estimated quality.
+CONSENSUS = ("majority", "crowdlab")
 
 
 def _int(name: str, default: int, low: int = 1) -> int:
@@ -74,6 +77,7 @@ class Settings:
     ls_retries: int = 3
     keep_prediction_versions: int = 1
     llm_feature_depth: float = 0.625
+    consensus: str = "majority"
     llm_engine: str = "transformers"
     llm_server_url: str = ""
     llm_server_model: str = ""
@@ -100,6 +104,9 @@ class Settings:
         strategy = env("RANK_STRATEGY", "").strip() or "margin"
         if strategy not in SERVED:
             raise SettingsError(f"RANK_STRATEGY={strategy!r}: use one of {', '.join(sorted(SERVED))}")
+        consensus = env("CONSENSUS", "").strip().lower() or "majority"
+        if consensus not in CONSENSUS:
+            raise SettingsError(f"CONSENSUS={consensus!r}: use {' or '.join(CONSENSUS)}")
         return cls(
             llm_model=env("LLM_MODEL", "").strip() or "embedded",
             llm_cache_dir=default_cache_dir(),
@@ -127,6 +134,7 @@ class Settings:
             ls_retries=_int("LS_RETRIES", 3, low=0),
             keep_prediction_versions=_int("KEEP_PREDICTION_VERSIONS", 1),
             llm_feature_depth=_fraction("LLM_FEATURE_DEPTH", 0.625),
+            consensus=consensus,
             llm_engine=engine,
             llm_server_url=server_url,
             llm_server_model=env("LLM_SERVER_MODEL", "").strip(),

@@ -210,6 +210,18 @@ def test_half_configured_auth_is_a_settings_error(monkeypatch):
         Settings.from_env()
 
 
+def test_consensus_setting(monkeypatch):
+    from backend.settings import SettingsError
+
+    monkeypatch.setenv("CONSENSUS", "CrowdLab")
+    assert Settings.from_env().consensus == "crowdlab"
+    monkeypatch.delenv("CONSENSUS")
+    assert Settings.from_env().consensus == "majority"
+    monkeypatch.setenv("CONSENSUS", "vote")
+    with pytest.raises(SettingsError, match="CONSENSUS='vote': use majority or crowdlab"):
+        Settings.from_env()
+
+
 def test_a_project_key_that_is_not_an_id_names_no_directory(client, tmp_path):
     """The project key becomes a path under DATA_DIR: anything but Label Studio's numeric id is no project."""
     outside = tmp_path / "outside"

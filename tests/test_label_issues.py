@@ -195,3 +195,30 @@ def test_consensus_with_several_annotators_weighs_the_careless_one_least():
     single = label_issues.tasks_of(_dataset([Item(i, texts[i], {"x": LABELS[t]}) for i, t in enumerate(truth_y)]))
     assert label_issues.judge(single, LABELS, _scorer(dict(zip(texts, truth_y.tolist()))),
                               lambda f: "state_blend")["consensus"] is None
+
+
+def test_crowdlab_labels_overrule_a_careless_annotators_ties_and_keep_ground_truth():
+    rng = np.random.default_rng(6)
+    n = 200
+    truth = rng.choice(3, size=n, p=[0.45, 0.4, 0.15])
+    texts = [f"review {i}" for i in range(n)]
+    vectors, llm, _ = _scorer(dict(zip(texts, truth.tolist())))(texts)
+    votes, majority = [], []
+    for i, t in enumerate(truth):
+        careless = LABELS[t] if rng.random() < 0.3 else LABELS[(t + 1) % 3]
+        if i < 10:  # ground truth decided these: no votes
+            votes.append(())
+            majority.append(int(t))
+        elif i % 2:  # a tie the careless annotator's recency won
+            votes.append((("user:1", LABELS[t]), ("user:9", careless)))
+            majority.append(LABELS.index(careless))
+        else:
+            votes.append((("user:1", LABELS[t]), ("user:2", LABELS[t]), ("user:9", careless)))
+            majority.append(int(t))
+    y, record = label_issues.crowdlab_labels(votes, np.array(majority), LABELS, "state_blend", vectors, llm)
+    assert record["tasks"] == n - 10 and record["annotator_quality"]["user:9"] < record["annotator_quality"]["user:1"]
+    assert (y == truth).mean() > (np.array(majority) == truth).mean() + 0.1
+    assert (y[:10] == truth[:10]).all() and record["changed"] == int((y != np.array(majority)).sum())
+    same, nothing = label_issues.crowdlab_labels([(("user:1", "Positive"),)] * 3, np.zeros(3, int), LABELS,
+                                                 "state_blend", vectors[:3], llm[:3])
+    assert nothing == {"method": "crowdlab", "tasks": 0, "changed": 0} and same.tolist() == [0, 0, 0]

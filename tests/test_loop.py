@@ -37,6 +37,7 @@ class FakeProject:
         self.lanes = None
         self.fetches = 0
         self.reads: list[list[int] | None] = []
+        self.votes: dict[int, tuple] = {}
         self.lock = threading.Lock()
         self.client = SimpleNamespace(projects=SimpleNamespace(get=lambda id: SimpleNamespace(label_config=CONFIG)))
 
@@ -48,7 +49,9 @@ class FakeProject:
                 self.fetches += 1
                 self.reads.append(None if task_ids is None else sorted(task_ids))
                 wanted = self.labels if task_ids is None else {i: self.labels[i] for i in task_ids if i in self.labels}
-                labeled = [ls_tasks.LabeledTask(i, texts[i], label, 1) for i, label in wanted.items()]
+                labeled = [ls_tasks.LabeledTask(i, texts[i], label, len(self.votes.get(i, ())) or 1,
+                                                self.votes.get(i, (("user:1", label),)))
+                           for i, label in wanted.items()]
             return labeled, ls_tasks.FetchStats(tasks=len(labeled))
 
         def push_predictions(client, project_id, predictions, chunk=500, progress=None):
@@ -356,3 +359,18 @@ def test_lanes_deal_the_pool_round_robin_into_score_ranges(tmp_path, predictor, 
     bad = client.post("/setup", data=json.dumps({"project": "5", "schema": CONFIG, "extra_params": {"lanes": 0}}),
                       content_type="application/json")
     assert bad.status_code == 400 and "lanes must be a whole number" in bad.json["error"]
+
+
+def test_consensus_crowdlab_trains_on_crowdlabs_labels(tmp_path, predictor, monkeypatch):
+    project = FakeProject()
+    for i in list(project.labels)[:40]:  # two annotators: user:1 gives the corpus label, user:2 another
+        right = project.labels[i]
+        wrong = next(label for label in SCHEMA.labels if label != right)
+        project.votes[i] = (("user:1", right), ("user:2", wrong))
+    project.install(monkeypatch)
+    plain = make_service(tmp_path / "plain", predictor, project).loop.train("5")
+    assert "consensus" not in plain
+    record = make_service(tmp_path / "crowd", predictor, project, consensus="crowdlab").loop.train("5")
+    assert record["consensus"]["method"] == "crowdlab" and record["consensus"]["tasks"] == 40
+    assert set(record["consensus"]["annotator_quality"]) >= {"user:1", "user:2"}
+    assert record["result"] in ("promoted", "kept")

@@ -43,6 +43,13 @@ def ann(label, user, second, cancelled=False, truth=False, **result_args):
 # ---------------------------------------------------------------- resolve()
 
 
+def test_the_votes_travel_with_a_voted_label_and_not_with_ground_truth():
+    label, conflict, votes = lt._resolution([ann("Positive", 1, 5), ann("Negative", 2, 6), ann("Negative", 1, 7)], SCHEMA)
+    assert label == "Negative" and conflict is False and sorted(votes) == [("user:1", "Negative"), ("user:2", "Negative")]
+    label, conflict, votes = lt._resolution([ann("Positive", 1, 5), ann("Negative", 2, 6, truth=True)], SCHEMA)
+    assert label == "Negative" and conflict is True and votes == ()
+
+
 def test_cancelled_annotations_are_ignored():
     assert lt.resolve([ann("Positive", 1, 9, cancelled=True), ann("Negative", 2, 1)], SCHEMA) == "Negative"
     assert lt.resolve([ann("Positive", 1, 9, cancelled=True)], SCHEMA) is None
