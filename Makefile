@@ -15,8 +15,9 @@ export PORT
 
 $(STAMP): pyproject.toml requirements/data.txt
 	$(PYTHON) -m venv $(VENV)
-	# torch first, pinned: a bare torch requirement would pull a multi-GB CUDA build.
-	$(BIN)/pip install -q torch==2.13.0
+	# torch first, pinned: a bare torch requirement would pull a multi-GB CUDA build. TORCH_INDEX (a wheel index URL,
+	# e.g. https://download.pytorch.org/whl/cu128) installs a CUDA build instead, for LLM_DEVICE=auto|cuda.
+	$(BIN)/pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install -q -e '.[test]'
 	$(BIN)/pip install -q --no-deps --require-hashes -r requirements/data.txt
 	touch $(STAMP)

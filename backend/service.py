@@ -50,14 +50,22 @@ def load_scorer(settings: Settings, source: models.ModelSource) -> tuple[Any, mo
         log.info("LLM served by %s as %r", settings.llm_server_url, scorer.model)
         # Another engine computes other numbers (llama.cpp runs the GGUF's own quantisation): its own version.
         return scorer, replace(source, identity=f"{source.identity}+openai", weights=source.identity)
-    from backend.llm import LLMScorer
+    import torch
 
+    from backend.llm import AUTO_BATCH, LLMScorer, pick_device
+
+    try:
+        device = pick_device(settings.llm_device, torch.cuda.is_available())
+    except ValueError as e:
+        raise models.ModelSourceError(str(e)) from None
     scorer = LLMScorer.load(
         source.path,
-        batch_size=settings.batch_size,
+        device=device,
+        batch_size=settings.batch_size or AUTO_BATCH[device],
         row_tokens=settings.row_tokens,
         max_text_tokens=settings.max_text_tokens,
     )
+    log.info("LLM on %s, %d rows per pass", device, scorer.batch_size)
     return scorer, source
 
 

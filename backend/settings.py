@@ -18,6 +18,7 @@ class SettingsError(ValueError):
 # transformers: the model runs in this process (backend/llm.py); openai: an OpenAI-compatible server runs it
 # (backend/llm_server.py).
 ENGINES = ("transformers", "openai")
+DEVICES = ("auto", "cpu", "cuda")  # where the in-process model runs (backend/llm.py pick_device)
 # How a task labeled by several annotators gets its one training label: majority vote (backend/ls_tasks.py) or
 # CROWDLAB's consensus (backend/label_issues.py), which weighs each annotator by their estimated quality.
 CONSENSUS = ("majority", "crowdlab")
@@ -57,7 +58,8 @@ class Settings:
     calibration: str = "auto"
     calibration_dir: Path = GUIDELINES_DIR / "calibration"
     few_shot: bool = True
-    batch_size: int = 4
+    batch_size: int = 0  # 0: by device (backend/llm.py AUTO_BATCH)
+    llm_device: str = "auto"
     row_tokens: int = 256
     max_text_tokens: int = 512
     max_tasks: int = 1000
@@ -104,6 +106,9 @@ class Settings:
         strategy = env("RANK_STRATEGY", "").strip() or "margin"
         if strategy not in SERVED:
             raise SettingsError(f"RANK_STRATEGY={strategy!r}: use one of {', '.join(sorted(SERVED))}")
+        device = env("LLM_DEVICE", "").strip().lower() or "auto"
+        if device not in DEVICES:
+            raise SettingsError(f"LLM_DEVICE={device!r}: use {', '.join(DEVICES)}")
         consensus = env("CONSENSUS", "").strip().lower() or "majority"
         if consensus not in CONSENSUS:
             raise SettingsError(f"CONSENSUS={consensus!r}: use {' or '.join(CONSENSUS)}")
@@ -114,7 +119,8 @@ class Settings:
             calibration=calibration,
             calibration_dir=Path(env("CALIBRATION_DIR", "").strip() or GUIDELINES_DIR / "calibration"),
             few_shot=env("FEW_SHOT", "true").strip().lower() not in ("0", "false", "no", "off"),
-            batch_size=_int("BATCH_SIZE", 4),
+            batch_size=_int("BATCH_SIZE", 0, low=0),
+            llm_device=device,
             row_tokens=_int("ROW_TOKENS", 256, low=16),
             max_text_tokens=_int("MAX_TEXT_TOKENS", 512, low=8),
             max_tasks=_int("MAX_TASKS", 1000),

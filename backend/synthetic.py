@@ -556,8 +556,9 @@ def _sample(
     prompts = [scorer.encode(r) for r in rendered]
     width = max(map(len, prompts))
     # Left padding: every row's last prompt token sits at the same column, where generation starts.
-    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
-    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+    device = scorer.model.device
+    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
     torch.manual_seed(seed)
     with torch.inference_mode():
         output = scorer.model.generate(

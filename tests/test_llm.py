@@ -119,3 +119,39 @@ def test_hidden_states_of_the_packed_pass_equal_one_sequence_per_text(scorer):
     with pytest.raises(ValueError, match="layers must be between 1 and"):
         scorer.logprobs_and_states(p, TEXTS, layers=[depth + 1])
     assert scorer.logprobs_and_states(p, [], layers=[1])[1].shape == (0, 1, scorer.model.config.hidden_size)
+
+
+def test_the_device_choice():
+    from backend.llm import pick_device
+
+    assert pick_device("auto", cuda_available=False) == "cpu"
+    assert pick_device("auto", cuda_available=True) == "cuda"
+    assert pick_device("cpu", cuda_available=True) == "cpu"
+    assert pick_device("cuda", cuda_available=True) == "cuda"
+    with pytest.raises(ValueError, match="LLM_DEVICE=cuda, but torch .* sees no CUDA device"):
+        pick_device("cuda", cuda_available=False)
+    with pytest.raises(ValueError, match="use auto, cpu, cuda"):
+        pick_device("tpu", cuda_available=False)
+
+
+def test_llm_device_and_batch_settings(monkeypatch):
+    from backend.settings import Settings, SettingsError
+
+    monkeypatch.setenv("LLM_DEVICE", "CPU")
+    assert Settings.from_env().llm_device == "cpu" and Settings.from_env().batch_size == 0  # 0: by device
+    monkeypatch.setenv("LLM_DEVICE", "gpu")
+    with pytest.raises(SettingsError, match="LLM_DEVICE='gpu': use auto, cpu, cuda"):
+        Settings.from_env()
+
+
+def test_a_cuda_request_on_this_machine_is_one_clear_error(monkeypatch):
+    """Where torch sees no GPU (this CPU build), LLM_DEVICE=cuda stops the model from loading with the reason."""
+    import torch
+
+    from backend import models, service
+    from backend.settings import Settings
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible here")
+    with pytest.raises(models.ModelSourceError, match="sees no CUDA device"):
+        service.load_scorer(Settings(llm_device="cuda"), models.ModelSource("unused", "x", "x"))

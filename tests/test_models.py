@@ -34,14 +34,25 @@ def test_tampered_parts_are_refused(tmp_path, monkeypatch):
     parts = tmp_path / "pkg"
     (parts / "data").mkdir(parents=True)
     (parts / "data" / "part01.bin").write_bytes(b"not the model")
-    monkeypatch.setattr(models, "EMBEDDED_PARTS", ["fake"])
+    monkeypatch.setitem(models.PACKAGED, "embedded", models.Packaged("fake", ("fake",), "0" * 64, 10))
     monkeypatch.setattr(models, "_package_dir", lambda name: parts)
     with pytest.raises(models.ModelSourceError, match="sha256"):
         models.assemble_embedded(tmp_path / "cache")
     assert not list((tmp_path / "cache").glob("*.gguf"))  # nothing half-made is left to be trusted later
 
 
-def test_embedded_parts_join_to_the_published_hash(tmp_path):
-    gguf = models.assemble_embedded(tmp_path)
-    digest = hashlib.sha256(gguf.read_bytes()).hexdigest()
-    assert digest == models.EMBEDDED_SHA256 and gguf.stat().st_size == models.EMBEDDED_SIZE
+@pytest.mark.parametrize("spec", ["embedded", "embedded-1.5b"])
+def test_packaged_parts_join_to_the_published_hash(tmp_path, spec):
+    gguf = models.assemble_embedded(tmp_path, spec)
+    digest = hashlib.sha256()
+    with gguf.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    assert digest.hexdigest() == models.PACKAGED[spec].sha256 and gguf.stat().st_size == models.PACKAGED[spec].size
+    assert gguf.name == f"{models.PACKAGED[spec].name}.gguf"
+
+
+def test_a_packaged_model_not_installed_says_how(tmp_path, monkeypatch):
+    monkeypatch.setitem(models.PACKAGED, "embedded-9b", models.Packaged("nine", ("not_a_package_here",), "0" * 64, 1))
+    with pytest.raises(models.ModelSourceError, match="not-a-package-here is not installed"):
+        models.resolve("embedded-9b", tmp_path)
