@@ -1,0 +1,72 @@
+"""How close serving comes to what this machine's matrix units allow (scripts/benchmark.py).
+
+The scorer is compute-bound on the decoder's matrix multiplications, so the ceiling for a sample is
+
+    ceiling reviews/s = matmul rate (FLOP/s) / (FLOP per token x tokens per review)
+
+where the rate is measured in the same run, in bf16 on the model's own MLP shapes (the CPU's speed varies with load,
+so a wall-clock target would measure the neighbours), FLOP per token counts the decoder's weights (2 per weight,
+the embedding lookup free), and a review's tokens are what the scorer feeds: the text (cut at MAX_TEXT_TOKENS), the
+prompt's suffix, and every answer's tokens but the last. Attention over the shared prefix and the LM head at the
+answer positions come on top, so efficiency = served reviews/s / ceiling can reach 1 only if they were free.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+import torch
+
+from backend.llm import answer_ids
+
+
+def flops_per_token(config: Any) -> float:
+    """Multiply-adds x 2 of the decoder's linear layers for one token (attention projections and MLP)."""
+    h, i, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    kv = config.num_key_value_heads * (h // config.num_attention_heads)
+    per_layer = 2 * h * h + 2 * h * kv + 3 * h * i  # q and o, k and v, gate, up and down
+    return 2.0 * layers * per_layer
+
+
+def matmul_rate(config: Any, tokens: int = 1024, seconds: float = 3.0, dtype: torch.dtype = torch.bfloat16,
+                device: str = "cpu") -> float:
+    """FLOP/s of the MLP's up and down projections on `tokens` rows: the best of repeated timings over `seconds`."""
+    h, i = config.hidden_size, config.intermediate_size
+    x = torch.randn(tokens, h, dtype=dtype, device=device)
+    up = torch.randn(h, i, dtype=dtype, device=device) / h**0.5
+    down = torch.randn(i, h, dtype=dtype, device=device) / i**0.5
+    flops = 2.0 * tokens * h * i * 2
+    best = 0.0
+    deadline = time.perf_counter() + seconds
+    with torch.inference_mode():
+        (x @ up) @ down  # warm-up: kernel choice, allocation
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            y = (x @ up) @ down
+            if device != "cpu":
+                torch.cuda.synchronize()
+            best = max(best, flops / (time.perf_counter() - started))
+    del y
+    return best
+
+
+def review_tokens(scorer: Any, prompt: Any, texts: Sequence[str], answers: Sequence[str]) -> list[int]:
+    """Tokens the scorer feeds per text: the cut text, the suffix, every answer's tokens but the last."""
+    suffix = len(scorer.encode(prompt.suffix))
+    branches = sum(len(ids) - 1 for ids in answer_ids(scorer.encode, answers))
+    return [len(scorer.text_ids(t)[0]) + suffix + branches for t in texts]
+
+
+def ceiling(rate: float, config: Any, tokens: Sequence[int]) -> dict:
+    """The throughput the matmul rate allows for these reviews' tokens."""
+    per_token = flops_per_token(config)
+    mean_tokens = sum(tokens) / len(tokens)
+    tokens_per_s = rate / per_token
+    return {
+        "matmul_gflops": rate / 1e9,
+        "gflop_per_token": per_token / 1e9,
+        "tokens_per_s": tokens_per_s,
+        "mean_tokens_per_review": mean_tokens,
+        "reviews_per_s": tokens_per_s / mean_tokens,
+    }
