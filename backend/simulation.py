@@ -86,6 +86,9 @@ class Inputs:
     pool_h: np.ndarray | None = None  # (n_pool, hidden) the LLM's hidden state where the answer begins
     test_h: np.ndarray | None = None
     judged: dict[str, np.ndarray] = field(default_factory=dict)  # strategy name -> pool utility (llm_*)
+    # The test rows' raw log-probabilities of the calibration's feature strings (info["features"]), for comparing
+    # calibrations without scoring the texts again.
+    test_features: np.ndarray | None = None
     info: dict[str, Any] = field(default_factory=dict)  # where the inputs came from, for the results
 
     @property
@@ -566,7 +569,9 @@ def load_inputs(
         pool_h=states[:n_pool] if layer else None,
         test_h=states[n_pool:] if layer else None,
         judged=judged,
+        test_features=scores[n_pool:, : len(features)],
         info={
+            "features": list(features),
             "llm": identity,
             "llm_version": setup.model_version,
             "llm_state_layer": layer or None,

@@ -43,7 +43,9 @@ CURVE_SEEDS = range(3)
 
 def http_phase(texts, config: str, port: int, batch: int, log_path: Path, model: str) -> dict:
     try:
-        proc = engine_bench.serve({"DATA_DIR": str(log_path.parent / "data"), "LLM_MODEL": model}, port, log_path)
+        # A throughput run, not a latency one: a slow model must not have tasks skipped at Label Studio's deadline.
+        env = {"DATA_DIR": str(log_path.parent / "data"), "LLM_MODEL": model, "PREDICT_TIMEOUT": "3000"}
+        proc = engine_bench.serve(env, port, log_path)
     except RuntimeError as e:
         sys.exit(f"error: {e}")
     url = f"http://127.0.0.1:{port}"
@@ -55,7 +57,10 @@ def http_phase(texts, config: str, port: int, batch: int, log_path: Path, model:
         for start in tqdm(range(0, len(tasks), batch), desc="/predict over HTTP", unit="request"):
             r = requests.post(f"{url}/predict", json={"tasks": tasks[start:start + batch], "label_config": config}, timeout=600)
             r.raise_for_status()
-            labels += [x["result"][0]["value"]["choices"][0] for x in r.json()["results"]]
+            answer = r.json()
+            if answer.get("skipped"):
+                sys.exit(f"error: {len(answer['skipped'])} tasks skipped by the backend: {answer['skipped'][0]}")
+            labels += [x["result"][0]["value"]["choices"][0] for x in answer["results"]]
         elapsed = time.perf_counter() - started
         return {
             "reviews_per_s": len(texts) / elapsed,
@@ -80,16 +85,18 @@ def model_phase(model: str, test, config: str, parsed, args, free_text: int) -> 
     predictor = load_predictor(replace(Settings.from_env(), llm_model=model))
     setup = predictor.setup(parsed)
     predictor.probabilities(parsed, texts[:8])  # warm-up, as the HTTP phase had
+    timed = texts[: args.in_process]
     started = time.perf_counter()
-    predictor.probabilities(parsed, texts)  # what /predict computes, without HTTP and JSON
-    in_process = len(texts) / (time.perf_counter() - started)
+    predictor.probabilities(parsed, timed)  # what /predict computes, without HTTP and JSON
+    in_process = len(timed) / (time.perf_counter() - started)
     config_obj = predictor.scorer.model.config
     rate = efficiency.matmul_rate(config_obj, device=str(predictor.scorer.device))
     tokens = efficiency.review_tokens(predictor.scorer, setup.prompt, texts, setup.calibration.features)
     ceiling = efficiency.ceiling(rate, config_obj, tokens)
-    results["efficiency"] = {**ceiling, "in_process_reviews_per_s": in_process,
+    timed_ceiling = efficiency.ceiling(rate, config_obj, tokens[: len(timed)])
+    results["efficiency"] = {**ceiling, "in_process_reviews_per_s": in_process, "in_process_n": len(timed),
                              "served_fraction": results["http"]["reviews_per_s"] / ceiling["reviews_per_s"],
-                             "in_process_fraction": in_process / ceiling["reviews_per_s"],
+                             "in_process_fraction": in_process / timed_ceiling["reviews_per_s"],
                              "device": str(predictor.scorer.device)}
 
     if free_text:
@@ -102,8 +109,11 @@ def model_phase(model: str, test, config: str, parsed, args, free_text: int) -> 
                                 **evaluation.report(list(sample["label"]), [x or "" for x in free], parsed.labels)}
         results["speedup"] = results["http"]["reviews_per_s"] / free_rate
 
-    features = cal.verbalizers(setup.prompt.labels)
-    logprobs = predictor.feature_logprobs(setup, texts, features)
+    # One scoring pass of the test sample serves the learning curve and the calibrations' comparison.
+    inputs = simulation.load_inputs(args.pool, args.test_size, predictor=predictor, judge_variants=())
+    features = inputs.info["features"]
+    logprobs = inputs.test_features
+    truth = [inputs.labels[i] for i in inputs.test_y]  # the same sample, in the loader's order
     content_free = predictor.scorer.label_logprobs(setup.prompt, list(cal.CONTENT_FREE))
     calibrations = {
         "none": cal.identity(setup.prompt.labels),
@@ -119,7 +129,6 @@ def model_phase(model: str, test, config: str, parsed, args, free_text: int) -> 
         results["accuracy"][name] = {**evaluation.report(truth, pred, parsed.labels),
                                      "polar_accuracy": evaluation.polar_accuracy(probs, truth, parsed.labels)}
 
-    inputs = simulation.load_inputs(args.pool, args.test_size, predictor=predictor, judge_variants=())
     results["learning_curve"] = {
         "kind": simulation.SERVED_KIND, "pool": args.pool, "seeds": list(CURVE_SEEDS),
         "zero_shot": simulation.macro_f1(inputs.test_y, inputs.test_llm, inputs.n_labels),
@@ -163,7 +172,9 @@ def main() -> int:
                         help=f"comma-separated LLM_MODEL values, from {', '.join(models.PACKAGED)} or any LLM_MODEL "
                              "(default %(default)s)")
     parser.add_argument("--test-size", type=int, default=evaluation.TEST_SIZE, help="stratified test sample (default %(default)s)")
-    parser.add_argument("--pool", type=int, default=600, help="pool the learning curve draws labels from (default %(default)s)")
+    parser.add_argument("--in-process", type=int, default=200,
+                        help="test items scored in-process, timed beside /predict (default %(default)s)")
+    parser.add_argument("--pool", type=int, default=500, help="pool the learning curve draws labels from (default %(default)s)")
     parser.add_argument("--free-text", type=int, default=60, help="tasks answered in free text, first model (default %(default)s)")
     parser.add_argument("--batch", type=int, default=100, help="tasks per /predict request (default %(default)s)")
     parser.add_argument("--port", type=int, default=9199, help="port for the benchmarked backend (default %(default)s)")
