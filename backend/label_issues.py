@@ -116,12 +116,12 @@ def judge(
     n = len(labels)
     model: dict[str, Any] = {"kind": "llm", "trained_on": 0, "fallback": None}
     real_probs, gold_probs = np.zeros((0, n)), np.zeros((0, n))
+    y = np.array([labels.index(r.given) for r in real], dtype=int)
     texts = [r.text for r in real] + [r.text for r in gold_rows]
     if texts:
         vectors, llm, info = score(texts)
         model.update(info)
         h = len(real)
-        y = np.array([labels.index(r.given) for r in real], dtype=int)
         kind = recipe(info.get("features", ""))
         try:
             real_probs = judging(classifier.out_of_fold(kind, vectors[:h], llm[:h], y, n), llm[:h])
@@ -132,7 +132,6 @@ def judge(
             # The LLM alone never trained on these labels, so its probabilities are held out already.
             real_probs, gold_probs = llm[:h], llm[h:]
             model["fallback"] = f"the LLM alone: {e}"
-    y = np.array([labels.index(r.given) for r in real], dtype=int)
     issues_mask, quality = flag(y, real_probs) if real else (np.zeros(0, bool), np.zeros(0))
 
     issues, kept_confirmed = [], 0

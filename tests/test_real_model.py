@@ -1,4 +1,5 @@
-"""The packaged Qwen2.5-Coder-0.5B-Instruct, served by gunicorn as `make serve` does, on obvious reviews."""
+"""Both packaged models (Qwen2.5-Coder-0.5B- and 1.5B-Instruct), served by gunicorn as `make serve` does, on
+obvious reviews."""
 
 import pytest
 import requests
@@ -14,15 +15,21 @@ OBVIOUS = {
 }
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+NAMES = {"embedded": "qwen2.5-coder-0.5b-instruct", "embedded-1.5b": "qwen2.5-coder-1.5b-instruct"}
+
+
+@pytest.fixture(scope="module", params=list(NAMES))
+def server(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("real")
-    with gunicorn({"DATA_DIR": str(tmp / "data"), "LLM_MODEL": "embedded"}, tmp / "gunicorn.log", wait=300) as (url, _):
-        yield url
+    # The first start of the 1.5B joins and converts its GGUF (about two minutes, once).
+    with gunicorn({"DATA_DIR": str(tmp / "data"), "LLM_MODEL": request.param}, tmp / "gunicorn.log", wait=600) as (url, _):
+        yield url, request.param
 
 
 def test_obvious_reviews_with_fitted_calibration(server):
+    server, model = server
     version = requests.post(f"{server}/setup", json={"project": "1.1", "schema": CONFIG}).json()["model_version"]
+    assert version.startswith(NAMES[model])  # each packaged model is its own version
     assert "-fitted-" in version  # the calibration shipped in guidelines/calibration/ matches model and prompt
     tasks = [{"id": i, "data": {"text": t}} for i, t in enumerate(OBVIOUS)]
     results = requests.post(f"{server}/predict", json={"tasks": tasks, "label_config": CONFIG}, timeout=120).json()["results"]
@@ -34,6 +41,7 @@ def test_obvious_reviews_with_fitted_calibration(server):
 
 
 def test_other_label_names_are_served_by_the_same_model(server):
+    server, _ = server
     config = (
         '<View><Text name="body" value="$review"/><Choices name="verdict" toName="body">'
         '<Choice value="Positive"/><Choice value="Negative"/></Choices></View>'
