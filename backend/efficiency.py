@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 import torch
 
-from backend.llm import answer_ids
+from backend.llm import HEAD_STEP, WIDTH_STEP, answer_ids
 
 
 def flops_per_token(config: Any) -> float:
@@ -69,4 +69,36 @@ def ceiling(rate: float, config: Any, tokens: Sequence[int]) -> dict:
         "tokens_per_s": tokens_per_s,
         "mean_tokens_per_review": mean_tokens,
         "reviews_per_s": tokens_per_s / mean_tokens,
+    }
+
+
+def overheads(scorer: Any, prompt: Any, texts: Sequence[str], answers: Sequence[str], config: Any) -> dict:
+    """Where compute goes beyond the linear layers on the review's own tokens, counted from the shapes the scorer
+    builds (no pass is run), each as a fraction of those linear-layer FLOPs:
+    - padding: the tokens a packed batch computes beyond the texts' own (rows up to row_tokens, widths rounded up
+      to WIDTH_STEP; every row of a batch as wide as its widest);
+    - prefix attention: every token attends to the shared prompt prefix and to its own text (4 FLOP per head
+      dimension per attended position per layer: scores and the weighted sum);
+    - LM head: one vocabulary-wide row per position that predicts an answer token, rounded up to HEAD_STEP."""
+    h, layers, vocab = config.hidden_size, config.num_hidden_layers, config.vocab_size
+    per_token = flops_per_token(config)
+    label_ids = answer_ids(scorer.encode, answers)
+    suffix = scorer.encode(prompt.suffix)
+    segments = [scorer.text_ids(t)[0] + suffix for t in texts]
+    branch = sum(len(ids) - 1 for ids in label_ids)
+    real = sum(len(s) + branch for s in segments)
+    computed = head_rows = 0
+    for rows in scorer._pack(segments, label_ids):
+        width = max(sum(len(segments[i]) + branch for i in row) for row in rows)
+        computed += len(rows) * -(-width // WIDTH_STEP) * WIDTH_STEP
+        positions = sum(1 + branch for row in rows for _ in row)  # the text's last token, then each branch token
+        head_rows += -(-positions // HEAD_STEP) * HEAD_STEP
+    prefix = len(scorer.encode(prompt.prefix))
+    attention = sum(4.0 * layers * h * (prefix + (len(s) + branch) / 2) * (len(s) + branch) for s in segments)
+    linear = per_token * real
+    return {
+        "padding": (computed - real) / real,
+        "prefix_attention": attention / linear,
+        "lm_head": 2.0 * h * vocab * head_rows / linear,
+        "prefix_tokens": prefix,
     }

@@ -41,3 +41,20 @@ def test_review_tokens_and_ceiling_follow_the_scorer():
     c = efficiency.ceiling(2e11, QWEN_05B, [30, 50])
     assert c["mean_tokens_per_review"] == 40
     assert c["reviews_per_s"] == pytest.approx(2e11 / efficiency.flops_per_token(QWEN_05B) / 40)
+
+
+def test_overheads_are_fractions_of_the_linear_work():
+    from backend import schema as schemas
+    from helpers import CONFIG
+
+    predictor = tiny_predictor(calibration="none")
+    setup = predictor.setup(schemas.parse(CONFIG))
+    scorer = predictor.scorer
+    config = scorer.model.config
+    short = efficiency.overheads(scorer, setup.prompt, ["fine"] * 12, setup.calibration.features, config)
+    long = efficiency.overheads(scorer, setup.prompt, ["a long review " * 30] * 12, setup.calibration.features, config)
+    assert short["prefix_tokens"] == len(scorer.encode(setup.prompt.prefix)) == long["prefix_tokens"]
+    for o in (short, long):
+        assert o["padding"] >= 0 and o["prefix_attention"] > 0 and o["lm_head"] > 0
+    # Per token, a short text spends relatively more on its answer rows; a long one attends to more positions.
+    assert short["lm_head"] > long["lm_head"] and long["prefix_attention"] > short["prefix_attention"]
