@@ -97,7 +97,9 @@ def model_phase(model: str, test, config: str, parsed, args, free_text: int) -> 
     results["efficiency"] = {**ceiling, "in_process_reviews_per_s": in_process, "in_process_n": len(timed),
                              "served_fraction": results["http"]["reviews_per_s"] / ceiling["reviews_per_s"],
                              "in_process_fraction": in_process / timed_ceiling["reviews_per_s"],
-                             "device": str(predictor.scorer.device)}
+                             "device": str(predictor.scorer.device),
+                             "overheads": efficiency.overheads(predictor.scorer, setup.prompt, texts,
+                                                               setup.calibration.features, config_obj)}
 
     if free_text:
         (sample,) = corpus.stratified_split(test, [free_text], seed=1)
