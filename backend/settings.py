@@ -61,7 +61,7 @@ class Settings:
     batch_size: int = 0  # 0: by device (backend/llm.py AUTO_BATCH)
     llm_device: str = "auto"
     row_tokens: int = 256
-    max_text_tokens: int = 512
+    max_text_tokens: int = 192  # README: Benchmark, long texts
     max_tasks: int = 1000
     max_request_mb: int = 20
     data_dir: Path = Path("data")
@@ -122,7 +122,7 @@ class Settings:
             batch_size=_int("BATCH_SIZE", 0, low=0),
             llm_device=device,
             row_tokens=_int("ROW_TOKENS", 256, low=16),
-            max_text_tokens=_int("MAX_TEXT_TOKENS", 512, low=8),
+            max_text_tokens=_int("MAX_TEXT_TOKENS", 192, low=8),
             max_tasks=_int("MAX_TASKS", 1000),
             max_request_mb=_int("MAX_REQUEST_MB", 20),
             data_dir=Path(env("DATA_DIR", "").strip() or "data"),
