@@ -35,25 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from backend import evaluation, simulation  # noqa: E402
 from backend.corpus import CorpusError  # noqa: E402
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, no usage block: the message says what to fix
-        self.exit(2, f"error: {message} (see --help)\n")
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be a positive integer")
-    return value
-
-
-def names(text: str) -> list[str]:
-    return [n.strip() for n in text.split(",") if n.strip()]
+from backend.cli import Parser, names, positive_int  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
