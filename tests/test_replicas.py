@@ -1,4 +1,4 @@
-"""Several backend replicas sharing one DATA_DIR (the README's "Running at scale"): two Services in one process,
+"""Several backend replicas sharing one DATA_DIR (docs/scale.md): two Services in one process,
 each with its own loop, caches and threads, as two gunicorn replicas would have."""
 
 from __future__ import annotations
