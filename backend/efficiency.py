@@ -102,3 +102,43 @@ def overheads(scorer: Any, prompt: Any, texts: Sequence[str], answers: Sequence[
         "lm_head": 2.0 * h * vocab * head_rows / linear,
         "prefix_tokens": prefix,
     }
+
+
+def time_shares(scorer: Any, prompt: Any, texts: Sequence[str], answers: Sequence[str]) -> dict:
+    """Where the scoring time of these texts goes, measured: the texts are tokenised, then scored under torch's
+    profiler on this thread, and each operator's own time is put in one of
+    - linear: the decoder's matmuls (attention projections and MLP),
+    - lm_head: the vocabulary-wide matmul at the answer positions,
+    - attention: the attention kernel (the shared prefix and the row's own tokens, under the packed mask),
+    - other_kernels: everything else torch ran (norms, rotary embeddings, activations, copies, the cache's concat),
+    - python: the rest of the wall time (building the packed rows and masks, dispatch between operators),
+    - tokenising: encoding the texts, timed apart (the request thread does it before the model's thread scores).
+    Shares of the total; `seconds` is that total. The profiler itself slows dispatch a little, so `python` is an
+    upper bound."""
+    from torch.profiler import ProfilerActivity, profile
+
+    started = time.perf_counter()
+    label_ids = answer_ids(scorer.encode, answers)
+    suffix = scorer.encode(prompt.suffix)
+    segments = [scorer.text_ids(t)[0] + suffix for t in texts]
+    tokenising = time.perf_counter() - started
+    scorer._score_all(prompt, segments[:2], label_ids)  # the prefix's cache, computed once per prompt, stays out
+    vocab = scorer.model.config.vocab_size
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        started = time.perf_counter()
+        scorer._score_all(prompt, segments, label_ids)
+        wall = time.perf_counter() - started
+    seconds = {"linear": 0.0, "lm_head": 0.0, "attention": 0.0, "other_kernels": 0.0}
+    for event in prof.key_averages(group_by_input_shape=True):
+        own = event.self_cpu_time_total / 1e6
+        if event.key in ("aten::mm", "aten::addmm"):
+            head = any(vocab in shape for shape in event.input_shapes if shape)
+            seconds["lm_head" if head else "linear"] += own
+        elif "scaled_dot_product" in event.key:
+            seconds["attention"] += own
+        else:
+            seconds["other_kernels"] += own
+    seconds["python"] = max(wall - sum(seconds.values()), 0.0)
+    seconds["tokenising"] = tokenising
+    total = sum(seconds.values())
+    return {"seconds": total, **{name: s / total for name, s in seconds.items()}}

@@ -7,7 +7,8 @@ In one run, on this machine, for each model of --models (default: the 0.5B and t
      serving process's peak memory;
   2. efficiency: this machine's bf16 matmul rate on the model's MLP shapes, measured now, the ceiling it implies for
      the sample's tokens (backend/efficiency.py), and served reviews/s as a fraction of it; the same scoring
-     in-process (no HTTP, no JSON) beside it;
+     in-process (no HTTP, no JSON) beside it, and where its time goes (matmuls, LM head, attention, other kernels,
+     Python, tokenising; measured under torch's profiler);
   3. accuracy, macro-F1, Cohen's κ, Positive-vs-Negative accuracy and per-label F1 on the fixed stratified test
      sample without calibration, with contextual calibration and with the fitted one (scripts/calibrate.py);
   4. the loop's learning curve: the served kind (the model's hidden state + its probabilities) after 100 and 500
@@ -99,7 +100,9 @@ def model_phase(model: str, test, config: str, parsed, args, free_text: int) -> 
                              "in_process_fraction": in_process / timed_ceiling["reviews_per_s"],
                              "device": str(predictor.scorer.device),
                              "overheads": efficiency.overheads(predictor.scorer, setup.prompt, texts,
-                                                               setup.calibration.features, config_obj)}
+                                                               setup.calibration.features, config_obj),
+                             "time_shares": efficiency.time_shares(predictor.scorer, setup.prompt, timed,
+                                                                   setup.calibration.features)}
 
     if free_text:
         (sample,) = corpus.stratified_split(test, [free_text], seed=1)
@@ -149,6 +152,11 @@ def print_tables(results: dict) -> None:
               f"{e['reviews_per_s']:8.2f} {e['served_fraction']:10.2f} {m['http']['peak_rss_mb']:8.0f}"
               f"   ({e['matmul_gflops']:.0f} GFLOP/s, {e['gflop_per_token']:.2f} GFLOP/token, "
               f"{e['mean_tokens_per_review']:.1f} tokens/review)")
+    parts = ("linear", "lm_head", "attention", "other_kernels", "python", "tokenising")
+    print(f"\n{'model':16} " + " ".join(f"{p:>13}" for p in parts) + "   (share of the in-process scoring time)")
+    for m in results["models"]:
+        shares = m["efficiency"]["time_shares"]
+        print(f"{m['model']:16} " + " ".join(f"{shares[p]:13.3f}" for p in parts))
     print(f"\n{'model':16} {'calibration':12} {'accuracy':>9} {'macro-F1':>9} {'kappa':>7} {'Pos-vs-Neg':>11}  per-label F1")
     for m in results["models"]:
         for name, r in m["accuracy"].items():

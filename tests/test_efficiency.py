@@ -58,3 +58,18 @@ def test_overheads_are_fractions_of_the_linear_work():
         assert o["padding"] >= 0 and o["prefix_attention"] > 0 and o["lm_head"] > 0
     # Per token, a short text spends relatively more on its answer rows; a long one attends to more positions.
     assert short["lm_head"] > long["lm_head"] and long["prefix_attention"] > short["prefix_attention"]
+
+
+def test_time_shares_split_the_measured_scoring_time():
+    from backend import schema as schemas
+    from helpers import CONFIG
+
+    predictor = tiny_predictor(calibration="none")
+    setup = predictor.setup(schemas.parse(CONFIG))
+    shares = efficiency.time_shares(predictor.scorer, setup.prompt, ["a fine film"] * 6 + ["dull " * 40] * 3,
+                                    setup.calibration.features)
+    parts = ("linear", "lm_head", "attention", "other_kernels", "python", "tokenising")
+    assert sum(shares[p] for p in parts) == pytest.approx(1.0)
+    assert all(shares[p] >= 0 for p in parts) and shares["seconds"] > 0
+    # Every pass runs the decoder's matmuls, the attention kernel and the LM head at the answer positions.
+    assert shares["linear"] > 0 and shares["attention"] > 0 and shares["lm_head"] > 0
