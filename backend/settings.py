@@ -6,21 +6,21 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from backend.guidelines import DEFAULT_GUIDELINES, GUIDELINES_DIR
-from backend.models import default_cache_dir
-from backend.strategies import SERVED
+from backend.llm.guidelines import DEFAULT_GUIDELINES, GUIDELINES_DIR
+from backend.llm.weights import default_cache_dir
+from backend.ranking.strategies import SERVED
 
 
 class SettingsError(ValueError):
     pass
 
 
-# transformers: the model runs in this process (backend/llm.py); openai: an OpenAI-compatible server runs it
-# (backend/llm_server.py).
+# transformers: the model runs in this process (backend/llm/local.py); openai: an OpenAI-compatible server runs it
+# (backend/llm/remote.py).
 ENGINES = ("transformers", "openai")
-DEVICES = ("auto", "cpu", "cuda")  # where the in-process model runs (backend/llm.py pick_device)
-# How a task labeled by several annotators gets its one training label: majority vote (backend/ls_tasks.py) or
-# CROWDLAB's consensus (backend/label_issues.py), which weighs each annotator by their estimated quality.
+DEVICES = ("auto", "cpu", "cuda")  # where the in-process model runs (backend/llm/local.py pick_device)
+# How a task labeled by several annotators gets its one training label: majority vote (backend/labelstudio/tasks.py) or
+# CROWDLAB's consensus (backend/quality/label_issues.py), which weighs each annotator by their estimated quality.
 CONSENSUS = ("majority", "crowdlab")
 
 
@@ -58,7 +58,7 @@ class Settings:
     calibration: str = "auto"
     calibration_dir: Path = GUIDELINES_DIR / "calibration"
     few_shot: bool = True
-    batch_size: int = 0  # 0: by device (backend/llm.py AUTO_BATCH)
+    batch_size: int = 0  # 0: by device (backend/llm/local.py AUTO_BATCH)
     llm_device: str = "auto"
     row_tokens: int = 256
     max_text_tokens: int = 192  # README: Benchmark, long texts

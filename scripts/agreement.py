@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from backend import agreement  # noqa: E402
+from backend.quality import agreement  # noqa: E402
 
 
 class _Parser(argparse.ArgumentParser):

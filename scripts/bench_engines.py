@@ -20,10 +20,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from backend import engine_bench, evaluation, models, schema  # noqa: E402
-from backend import llama_server as llama  # noqa: E402
-from backend.ls_server import free_port  # noqa: E402
-from backend.service import DEFAULT_CONFIG  # noqa: E402
+from backend.bench import engines as engine_bench  # noqa: E402
+from backend.bench import evaluation  # noqa: E402
+from backend.llm import weights as models  # noqa: E402
+from backend.labelstudio import schema  # noqa: E402
+from backend.dev import llama  # noqa: E402
+from backend.dev.labelstudio import free_port  # noqa: E402
+from backend.paths import DEMO_CONFIG  # noqa: E402
 from backend.settings import Settings  # noqa: E402
 
 ENGINES = ("transformers", "llama-cpp-python", "llama.cpp")
@@ -63,7 +66,7 @@ def main() -> int:
         print("error: no calibration file; run `make calibrate` or pass --calibration", file=sys.stderr)
         return 1
 
-    config = DEFAULT_CONFIG.read_text()
+    config = DEMO_CONFIG.read_text()
     parsed = schema.parse(config)
     test, _ = evaluation.splits(test_size=args.test_size)
     texts, truth = list(test["text"]), list(test["label"])

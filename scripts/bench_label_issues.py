@@ -6,7 +6,7 @@ class-conditionally: Positive/Negative -> Neutral more often), judged as scripts
 (the served kind's out-of-fold probabilities with the LLM's, cleanlab). Reports the flags' precision, recall and F1
 against the flips, and the served kind's macro-F1 on the test split trained on the clean, the noisy and the cleaned
 labels (flagged dropped). Then a simulated team of three (two careful annotators, one careless): CROWDLAB's
-annotator qualities and consensus against majority vote. Logic: backend/noise_bench.py.
+annotator qualities and consensus against majority vote. Logic: backend/bench/noise.py.
 
 Seeds start at --first-seed (default 3): seeds 0-2 chose the filter and the probabilities, so they are not reused.
 Writes OUT/results.json and prints a table. The LLM's outputs are cached in --cache-dir (shared with
@@ -29,8 +29,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from backend import evaluation, noise_bench, simulation  # noqa: E402
-from backend.corpus import CorpusError  # noqa: E402
+from backend.bench import evaluation  # noqa: E402
+from backend.bench import noise as noise_bench  # noqa: E402
+from backend.bench import simulation  # noqa: E402
+from backend.bench.corpus import CorpusError  # noqa: E402
 from backend.cli import Parser, fraction, positive_int  # noqa: E402
 
 
@@ -67,8 +69,8 @@ def main(argv=None) -> int:
         print(f"error: cannot write to --out {args.out}: {e.strerror or e}", file=sys.stderr)
         return 2
 
-    from backend.embeddings import EmbeddingError
-    from backend.models import ModelSourceError
+    from backend.loop.embeddings import EmbeddingError
+    from backend.llm.weights import ModelSourceError
     from backend.settings import SettingsError
 
     started = time.perf_counter()

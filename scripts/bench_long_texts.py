@@ -23,8 +23,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from backend import corpus, evaluation, schema  # noqa: E402
-from backend.service import DEFAULT_CONFIG, load_predictor  # noqa: E402
+from backend.bench import corpus, evaluation  # noqa: E402
+from backend.labelstudio import schema  # noqa: E402
+from backend.paths import DEMO_CONFIG  # noqa: E402
+from backend.serving.service import load_predictor  # noqa: E402
 from backend.settings import Settings  # noqa: E402
 
 
@@ -45,7 +47,7 @@ def main() -> int:
         print("error: cuts must be at least 8, --n at least 10 and --sample at least --n (see --help)", file=sys.stderr)
         return 2
 
-    parsed = schema.parse(DEFAULT_CONFIG.read_text())
+    parsed = schema.parse(DEMO_CONFIG.read_text())
     test, calibration = evaluation.splits()
     rest = corpus.load().drop(index=test.index.union(calibration.index))
     sample = rest.sample(n=min(args.sample, len(rest)), random_state=7)

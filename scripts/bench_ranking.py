@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Time every ranking strategy of backend/strategies.py on a synthetic pool.
+"""Time every ranking strategy of backend/ranking/strategies.py on a synthetic pool.
 
 The pool: --n tasks with Dirichlet(--alpha) probabilities over --labels labels, standard normal float32 embeddings
 of --dim dimensions and --labeled tasks already labeled (drawn at random). Every strategy is ranked once with
@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from backend import strategies  # noqa: E402
+from backend.ranking import strategies  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -2,7 +2,7 @@
 """Time the backend's pool re-score plus write against a real Label Studio, phase by phase.
 
 Starts Label Studio in a temporary directory (or uses --ls-url/--api-key), creates a project with
-label_config/sentiment.xml, imports --tasks corpus reviews in bulk and runs the backend's loop (backend/loop.py) in
+label_config/sentiment.xml, imports --tasks corpus reviews in bulk and runs the backend's loop (backend/loop/project_loop.py) in
 this process: --runs re-scores in a row (what a promotion or a strategy change sets off; here the strategy changes
 before each run). Each re-score reads the pool, scores every text, ranks, writes the predictions in bulk
 (RESCORE_CHUNK per request), switches the project's model_version, deletes the previous prediction set and updates
@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from backend import rescore_bench  # noqa: E402
+from backend.bench import rescore as rescore_bench  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(rescore_bench.main(description=__doc__))

@@ -2,7 +2,7 @@
 """Time a retrain from the event to the decision, with --labels labels in a real Label Studio.
 
 Starts Label Studio on a free port in a temporary directory, imports --labels Rotten Tomatoes reviews with their
-corpus label as an annotation, and runs the backend's training run (backend/loop.py) in this process with the
+corpus label as an annotation, and runs the backend's training run (backend/loop/project_loop.py) in this process with the
 packaged model. The first run fills the embedding and LLM caches (minutes: the LLM scores every text once); the
 next --runs runs are timed as the backend meets them after a webhook: fetch the labels from Label Studio,
 cross-validate the candidate, compare it with the serving model, fit and save. Target: at most 1 s at 1,000 labels
@@ -22,13 +22,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from backend import corpus, ls_server  # noqa: E402
-from backend import project_sync as sync  # noqa: E402
-from backend.guidelines import DEFAULT_GUIDELINES as GUIDELINES  # noqa: E402
-from backend.ls_client import connect  # noqa: E402
-from backend.metrics import Metrics  # noqa: E402
-from backend.models import default_cache_dir  # noqa: E402
-from backend.service import DEFAULT_CONFIG, load_predictor  # noqa: E402
+from backend.bench import corpus  # noqa: E402
+from backend.dev import labelstudio as ls_server  # noqa: E402
+from backend.labelstudio import sync  # noqa: E402
+from backend.llm.guidelines import DEFAULT_GUIDELINES as GUIDELINES  # noqa: E402
+from backend.labelstudio.client import connect  # noqa: E402
+from backend.serving.metrics import Metrics  # noqa: E402
+from backend.llm.weights import default_cache_dir  # noqa: E402
+from backend.paths import DEMO_CONFIG  # noqa: E402
+from backend.serving.service import load_predictor  # noqa: E402
 from backend.settings import Settings  # noqa: E402
 
 
@@ -52,14 +54,14 @@ def main(argv=None) -> int:
         print(f"error: Label Studio is not installed ({ls_server.LS_BIN}): run `make labelstudio`", file=sys.stderr)
         return 2
 
-    from backend.loop import Loop
+    from backend.loop.project_loop import Loop
 
     df = corpus.stratified_split(corpus.load(), [args.labels], seed=5)[0]
     with tempfile.TemporaryDirectory() as tmp, ls_server.LabelStudioServer(
         Path(tmp) / "ls", port=ls_server.free_port(), admin_password="bench-pass-1234"
     ) as ls:
         client = connect(ls.url, ls.admin.token).client
-        project = sync.ensure_project(client, "retrain benchmark", DEFAULT_CONFIG, GUIDELINES).id
+        project = sync.ensure_project(client, "retrain benchmark", DEMO_CONFIG, GUIDELINES).id
         tasks = [
             {
                 "data": {"text": text},

@@ -6,7 +6,7 @@ In one run, on this machine, for each model of --models (default: the 0.5B and t
   1. /predict over HTTP against the backend under gunicorn (as `make serve` runs it): reviews per second and the
      serving process's peak memory;
   2. efficiency: this machine's bf16 matmul rate on the model's MLP shapes, measured now, the ceiling it implies for
-     the sample's tokens (backend/efficiency.py), and served reviews/s as a fraction of it; the same scoring
+     the sample's tokens (backend/bench/efficiency.py), and served reviews/s as a fraction of it; the same scoring
      in-process (no HTTP, no JSON) beside it, and where its time goes (matmuls, LM head, attention, other kernels,
      Python, tokenising; measured under torch's profiler);
   3. accuracy, macro-F1, Cohen's κ, Positive-vs-Negative accuracy and per-label F1 on the fixed stratified test
@@ -32,9 +32,15 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from backend import calibration as cal  # noqa: E402
-from backend import corpus, efficiency, engine_bench, evaluation, models, schema, simulation  # noqa: E402
-from backend.service import DEFAULT_CONFIG, load_predictor  # noqa: E402
+from backend.llm import calibration as cal  # noqa: E402
+from backend.bench import corpus, efficiency  # noqa: E402
+from backend.bench import engines as engine_bench  # noqa: E402
+from backend.bench import evaluation  # noqa: E402
+from backend.llm import weights as models  # noqa: E402
+from backend.labelstudio import schema  # noqa: E402
+from backend.bench import simulation  # noqa: E402
+from backend.paths import DEMO_CONFIG  # noqa: E402
+from backend.serving.service import load_predictor  # noqa: E402
 from backend.settings import Settings  # noqa: E402
 
 
@@ -193,7 +199,7 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     names = [m.strip() for m in args.models.split(",") if m.strip()]
 
-    config = DEFAULT_CONFIG.read_text()
+    config = DEMO_CONFIG.read_text()
     parsed = schema.parse(config)
     test, _ = evaluation.splits(test_size=args.test_size)
     results: dict = {"test_size": len(test), "label_counts": test["label"].value_counts().to_dict(),

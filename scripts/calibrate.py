@@ -13,15 +13,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from backend import evaluation, schema  # noqa: E402
-from backend.service import DEFAULT_CONFIG, load_predictor  # noqa: E402
+from backend.bench import evaluation  # noqa: E402
+from backend.labelstudio import schema  # noqa: E402
+from backend.paths import DEMO_CONFIG  # noqa: E402
+from backend.serving.service import load_predictor  # noqa: E402
 from backend.settings import Settings  # noqa: E402
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=evaluation.CALIBRATION_SIZE, help="calibration sample size (default %(default)s)")
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="labeling config (default %(default)s)")
+    parser.add_argument("--config", type=Path, default=DEMO_CONFIG, help="labeling config (default %(default)s)")
     parser.add_argument("--out", type=Path, help="output JSON (default guidelines/calibration/<guidelines>.<model>[.<engine>].json)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)

@@ -8,11 +8,11 @@ the labels needed to reach 95% of the macro-F1 of the same kind trained on the w
 unless every seed gets there within the budget) and its ratio to random sampling's.
 
 Writes OUT/results.json and OUT/curves.png and prints a table. The LLM's outputs and the embeddings are cached in
---cache-dir, so a second run only simulates. Logic: backend/simulation.py.
+--cache-dir, so a second run only simulates. Logic: backend/bench/simulation.py.
 
 Strategies: random, least_confidence, margin, entropy, diversity (k-center greedy), hybrid (margin + diversity),
 disagreement (model vs LLM probabilities, Jensen-Shannon), committee (entropy + disagreement), llm_informative,
-llm_difficult, llm_diverse (LLM-judged, backend/judge.py), hybrid_llm (margin + diversity + llm_informative).
+llm_difficult, llm_diverse (LLM-judged, backend/ranking/judge.py), hybrid_llm (margin + diversity + llm_informative).
 
 Examples:
   python scripts/compare_strategies.py --pool 1500 --seeds 5 --budget 1000 --out artifacts/strategies
@@ -33,8 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from backend import evaluation, simulation  # noqa: E402
-from backend.corpus import CorpusError  # noqa: E402
+from backend.bench import evaluation, simulation  # noqa: E402
+from backend.bench.corpus import CorpusError  # noqa: E402
 from backend.cli import Parser, names, positive_int  # noqa: E402
 
 
@@ -97,8 +97,8 @@ def main(argv=None) -> int:
         print(f"error: cannot write to --out {args.out}: {e.strerror or e}", file=sys.stderr)
         return 2
 
-    from backend.embeddings import EmbeddingError
-    from backend.models import ModelSourceError
+    from backend.loop.embeddings import EmbeddingError
+    from backend.llm.weights import ModelSourceError
     from backend.settings import SettingsError
 
     started = time.perf_counter()

@@ -20,12 +20,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-from backend import demo  # noqa: E402
-from backend import project_sync as sync  # noqa: E402
-from backend.corpus import CorpusError  # noqa: E402
-from backend.ls_client import LabelStudioError as ClientError  # noqa: E402
-from backend.ls_client import TRANSPORT_ERRORS, error_line  # noqa: E402
-from backend.ls_server import LabelStudioError as ServerError  # noqa: E402
+from backend.dev import demo  # noqa: E402
+from backend.labelstudio import sync  # noqa: E402
+from backend.bench.corpus import CorpusError  # noqa: E402
+from backend.labelstudio.client import LabelStudioError as ClientError  # noqa: E402
+from backend.labelstudio.client import TRANSPORT_ERRORS, error_line  # noqa: E402
+from backend.dev.labelstudio import LabelStudioError as ServerError  # noqa: E402
 
 
 def _port(value: str) -> int:

@@ -37,8 +37,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from backend.ls_client import TRANSPORT_ERRORS, LabelStudioError, connect, error_line  # noqa: E402
-from backend.project_sync import SyncError  # noqa: E402
+from backend.labelstudio.client import TRANSPORT_ERRORS, LabelStudioError, connect, error_line  # noqa: E402
+from backend.labelstudio.sync import SyncError  # noqa: E402
 from backend.settings import Settings, SettingsError  # noqa: E402
 
 
@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def load_model(settings: Settings):
-    from backend.service import load_predictor  # loads torch: only when a model is needed
+    from backend.serving.service import load_predictor  # loads torch: only when a model is needed
 
     print("loading the model ...", file=sys.stderr)
     try:
@@ -85,7 +85,7 @@ def load_model(settings: Settings):
 
 
 def run_undo(args: argparse.Namespace) -> int:
-    from backend import finish
+    from backend.loop import finish
 
     ls = connect()
     record = finish.undo(ls.client, args.project, progress=not args.quiet)
@@ -109,7 +109,7 @@ def _failures(record: dict) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from backend import finish
+    from backend.loop import finish
 
     settings = Settings.from_env()
     ls = connect()

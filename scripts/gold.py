@@ -23,7 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from backend import agreement, drift, gold, project_sync  # noqa: E402
+from backend.quality import agreement, drift, gold  # noqa: E402
+from backend.labelstudio import sync as project_sync  # noqa: E402
 
 
 class _Parser(argparse.ArgumentParser):

@@ -38,10 +38,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from backend import agreement, gold, label_issues  # noqa: E402
-from backend import schema as schemas  # noqa: E402
-from backend.ls_client import TRANSPORT_ERRORS, LabelStudioError, connect, error_line  # noqa: E402
-from backend.project_sync import SyncError  # noqa: E402
+from backend.quality import agreement, gold, label_issues  # noqa: E402
+from backend.labelstudio import schema as schemas  # noqa: E402
+from backend.labelstudio.client import TRANSPORT_ERRORS, LabelStudioError, connect, error_line  # noqa: E402
+from backend.labelstudio.sync import SyncError  # noqa: E402
 from backend.settings import Settings, SettingsError  # noqa: E402
 
 FORMATS = ("table", "json", "csv")
@@ -95,7 +95,7 @@ def read_config(path: Path) -> schemas.Schema:
 
 
 def load_model(settings: Settings):
-    from backend.service import load_predictor  # loads torch: only once the input is known to be good
+    from backend.serving.service import load_predictor  # loads torch: only once the input is known to be good
 
     print("loading the model ...", file=sys.stderr)
     try:
@@ -144,7 +144,8 @@ def render(report: dict, fmt: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from backend import finish, label_review
+    from backend.loop import finish
+    from backend.labelstudio import review as label_review
 
     settings = Settings.from_env()
     with tempfile.TemporaryDirectory() as tmp:

@@ -19,10 +19,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from backend import agreement, corpus, evaluation, guidelines, llm_vs_human, models  # noqa: E402
-from backend.agreement import AgreementError, Item  # noqa: E402
-from backend.corpus import LABELS, CorpusError  # noqa: E402
-from backend.llm import LLMScorer  # noqa: E402
+from backend.quality import agreement, llm_vs_human  # noqa: E402
+from backend.bench import corpus, evaluation  # noqa: E402
+from backend.llm import guidelines  # noqa: E402
+from backend.llm import weights as models  # noqa: E402
+from backend.quality.agreement import AgreementError, Item  # noqa: E402
+from backend.bench.corpus import LABELS, CorpusError  # noqa: E402
+from backend.llm.local import LLMScorer  # noqa: E402
 from backend.settings import Settings  # noqa: E402
 
 

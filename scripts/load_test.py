@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from backend import load_test  # noqa: E402
-from backend.demo import BackendProcess, DemoError  # noqa: E402
-from backend.ls_server import free_port  # noqa: E402
+from backend.bench import load as load_test  # noqa: E402
+from backend.dev.demo import BackendProcess, DemoError  # noqa: E402
+from backend.dev.labelstudio import free_port  # noqa: E402
 
 
 def _positive(kind):

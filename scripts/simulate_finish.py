@@ -3,11 +3,11 @@
 the model may label the rest, and how accurate the finished dataset is.
 
 Per strategy and seed: people label a random seed set, then batches in the strategy's order; after each batch the
-served model is refit and the pool re-routed (the threshold of backend/routing.py, chosen on the out-of-fold
+served model is refit and the pool re-routed (the threshold of backend/loop/routing.py, chosen on the out-of-fold
 predictions of the human labels). The run finishes when nothing is left below the threshold, or when the human
 cost of finishing (labels so far + items below the threshold) has not dropped for --patience batches; then people
 label what is below the threshold and the model the rest. The same loop with the LLM alone (its calibrated
-probabilities, no training) is the baseline. Rule and accounting: backend/finish_simulation.py.
+probabilities, no training) is the baseline. Rule and accounting: backend/bench/finish_simulation.py.
 
 Writes OUT/results.json (strategies.<name>.human_fraction, .auto_accuracy_min, .finished_accuracy_mean, per-seed
 details with every step, the config, the baseline under llm_alone, the issue's goal under goal) and
@@ -33,8 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from backend import finish_simulation, simulation  # noqa: E402
-from backend.corpus import CorpusError  # noqa: E402
+from backend.bench import finish_simulation, simulation  # noqa: E402
+from backend.bench.corpus import CorpusError  # noqa: E402
 from backend.cli import Parser, fraction, names, positive_int  # noqa: E402
 
 
@@ -103,8 +103,8 @@ def main(argv=None) -> int:
         print(f"error: cannot write to --out {args.out}: {e.strerror or e}", file=sys.stderr)
         return 2
 
-    from backend.embeddings import EmbeddingError
-    from backend.models import ModelSourceError
+    from backend.loop.embeddings import EmbeddingError
+    from backend.llm.weights import ModelSourceError
     from backend.settings import SettingsError
 
     started = time.perf_counter()

@@ -22,9 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-from backend import project_sync as sync  # noqa: E402
-from backend.strategies import SERVED  # noqa: E402
-from backend.ls_client import TRANSPORT_ERRORS, LabelStudioError, connect, error_line  # noqa: E402
+from backend.labelstudio import sync  # noqa: E402
+from backend.ranking.strategies import SERVED  # noqa: E402
+from backend.labelstudio.client import TRANSPORT_ERRORS, LabelStudioError, connect, error_line  # noqa: E402
 
 
 def cmd_project(args: argparse.Namespace) -> int:

@@ -32,7 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from backend import synthetic as syn  # noqa: E402
+from backend.paths import DEMO_CONFIG  # noqa: E402
+from backend.synthetic import generate as syn  # noqa: E402
 
 DEFAULT_CACHE = Path.home() / ".cache" / "labelloop" / "synthetic"
 
@@ -70,7 +71,7 @@ def _note(message: str) -> None:
 
 
 def _schema(path: Path):
-    from backend import schema as schemas
+    from backend.labelstudio import schema as schemas
 
     try:
         return schemas.parse(path.read_text(encoding="utf-8"))
@@ -81,7 +82,7 @@ def _schema(path: Path):
 def _predictor(threads: int | None = None):
     import torch
 
-    from backend.service import load_predictor
+    from backend.serving.service import load_predictor
     from backend.settings import Settings
 
     if threads:
@@ -91,7 +92,7 @@ def _predictor(threads: int | None = None):
 
 
 def _embedder(cache_dir: Path):
-    from backend.embeddings import Embedder
+    from backend.loop.embeddings import Embedder
 
     embedder = Embedder(cache_dir / "embeddings.npz")
 
@@ -113,7 +114,7 @@ def _read_filtered(path: Path) -> list[dict]:
 
 
 def _write_jsonl(path: Path, items: list[dict]) -> None:
-    from backend.project_sync import write_atomically
+    from backend.labelstudio.sync import write_atomically
 
     try:
         write_atomically(path, lambda f: f.writelines(json.dumps(i, ensure_ascii=False) + "\n" for i in items))
@@ -125,7 +126,7 @@ def _write_jsonl(path: Path, items: list[dict]) -> None:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from backend.project_sync import write_atomically
+    from backend.labelstudio.sync import write_atomically
 
     sample = syn.corpus_sample(args.size, args.seed)
     try:
@@ -157,7 +158,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_filter(args: argparse.Namespace) -> int:
-    from backend import synthetic_filters as sf
+    from backend.synthetic import filters as sf
 
     schema = _schema(args.config)
     items = syn.read_candidates(args.candidates)
@@ -201,9 +202,9 @@ def cmd_filter(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from backend import classifier
-    from backend import synthetic_filters as sf
-    from backend import synthetic_report as sr
+    from backend.loop import classifier
+    from backend.synthetic import filters as sf
+    from backend.synthetic import report as sr
 
     schema = _schema(args.config)
     items = _read_filtered(args.filtered)
@@ -232,7 +233,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _write_json(path: Path, payload: dict) -> None:
-    from backend.project_sync import write_atomically
+    from backend.labelstudio.sync import write_atomically
 
     try:
         write_atomically(path, lambda f: json.dump(payload, f, indent=1, ensure_ascii=False))
@@ -241,9 +242,9 @@ def _write_json(path: Path, payload: dict) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from backend import project_sync as sync
-    from backend import schema as schemas
-    from backend.ls_client import connect
+    from backend.labelstudio import sync
+    from backend.labelstudio import schema as schemas
+    from backend.labelstudio.client import connect
 
     items = _read_filtered(args.filtered)
     ls = connect()
@@ -269,7 +270,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_review(args: argparse.Namespace) -> int:
-    from backend import synthetic_report as sr
+    from backend.synthetic import report as sr
 
     schema = _schema(args.config)
     try:
@@ -292,7 +293,7 @@ def cmd_review(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from backend.guidelines import DEFAULT_GUIDELINES
+    from backend.llm.guidelines import DEFAULT_GUIDELINES
 
     parser = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -300,7 +301,7 @@ def _parser() -> argparse.ArgumentParser:
     def command(name: str, help: str, description: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=description,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-        sub.add_argument("--config", type=Path, default=syn.DEFAULT_CONFIG, metavar="FILE",
+        sub.add_argument("--config", type=Path, default=DEMO_CONFIG, metavar="FILE",
                          help="labeling config whose <Choices> are the labels (default label_config/sentiment.xml)")
         return sub
 
@@ -417,13 +418,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from backend.corpus import CorpusError
-    from backend.embeddings import EmbeddingError
-    from backend.guidelines import GuidelinesError
-    from backend.ls_client import TRANSPORT_ERRORS, LabelStudioError, error_line
-    from backend.models import ModelSourceError
-    from backend.project_sync import SyncError
-    from backend.schema import SchemaError
+    from backend.bench.corpus import CorpusError
+    from backend.loop.embeddings import EmbeddingError
+    from backend.llm.guidelines import GuidelinesError
+    from backend.labelstudio.client import TRANSPORT_ERRORS, LabelStudioError, error_line
+    from backend.llm.weights import ModelSourceError
+    from backend.labelstudio.sync import SyncError
+    from backend.labelstudio.schema import SchemaError
     from backend.settings import SettingsError
 
     try:

@@ -13,10 +13,10 @@ from pathlib import Path
 import requests
 
 import tiny_model
-from backend import guidelines as guides
-from backend.llm import LLMScorer
-from backend.models import ModelSource
-from backend.predictor import Predictor
+from backend.llm import guidelines as guides
+from backend.llm.local import LLMScorer
+from backend.llm.weights import ModelSource
+from backend.llm.predictor import Predictor
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = (ROOT / "label_config" / "sentiment.xml").read_text()
@@ -54,7 +54,7 @@ def gunicorn(env: dict[str, str], log_path: Path, wait: float = 120.0):
     full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), **env}
     with log_path.open("w") as log:
         proc = subprocess.Popen(
-            [str(VENV_BIN / "gunicorn"), "-c", "python:backend.gunicorn_conf", "backend.wsgi:app"],
+            [str(VENV_BIN / "gunicorn"), "-c", "python:backend.serving.gunicorn_conf", "backend.serving.wsgi:app"],
             cwd=ROOT,
             env=full_env,
             stdout=log,

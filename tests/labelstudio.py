@@ -1,4 +1,4 @@
-"""Test support: the package's Label Studio server (backend/ls_server.py) on a free port in a temporary directory.
+"""Test support: the package's Label Studio server (backend/dev/labelstudio.py) on a free port in a temporary directory.
 
 Label Studio pins packages that clash with the backend's (transformers), so it lives in its own virtualenv
 and runs as a separate process; the tests speak to it over HTTP only.
@@ -11,8 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from backend import ls_server
-from backend.ls_server import LS_BIN, ROOT, LabelStudioError, User, available, free_port  # noqa: F401
+from backend.dev import labelstudio as ls_server
+from backend.dev.labelstudio import LS_BIN, ROOT, LabelStudioError, User, available, free_port  # noqa: F401
 
 SYNC_SCRIPT = ROOT / "scripts" / "sync_project.py"
 MISSING_REASON = (

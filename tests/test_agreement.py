@@ -1,4 +1,4 @@
-"""Agreement statistics (backend/agreement.py) and their CLI (scripts/agreement.py).
+"""Agreement statistics (backend/quality/agreement.py) and their CLI (scripts/agreement.py).
 
 The fixtures in tests/data/agreement/ hold the same pilot three ways (JSON, JSON-MIN, CSV): 3 annotators, 14 tasks.
 Tasks 1-8 are labeled by all three except task 7 (annotator 3 cancelled); task 6 has two annotations by annotator
@@ -26,8 +26,8 @@ from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import aggregate_raters
 from statsmodels.stats.inter_rater import fleiss_kappa as statsmodels_fleiss_kappa
 
-from backend import agreement
-from backend.agreement import MISSING
+from backend.quality import agreement
+from backend.quality.agreement import MISSING
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data" / "agreement"
@@ -582,7 +582,7 @@ def test_cli_text_key_and_gate_on_fleiss(tmp_path, capsys, cli_main):
 def test_labels_the_model_wrote_are_not_an_annotators(tmp_path):
     """finish --apply's annotations (marked, never saved since by a person) are left out; once a person saves one,
     it is theirs."""
-    from backend import model_labels
+    from backend.labelstudio import model_labels
 
     def ann(who, label, **extra):
         return {"completed_by": who, "result": [{"from_name": "sentiment", "to_name": "text", "type": "choices",

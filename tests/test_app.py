@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from backend.app import create_app
-from backend.schema import parse
-from backend.service import Service
+from backend.serving.app import create_app
+from backend.labelstudio.schema import parse
+from backend.serving.service import Service
 from backend.settings import Settings
 from helpers import CONFIG, tiny_predictor
 
@@ -232,7 +232,7 @@ def test_a_project_key_that_is_not_an_id_names_no_directory(client, tmp_path):
         answer = post(client, "/setup", {"project": key, "schema": CONFIG, "extra_params": {"strategy": "entropy"}})
         assert answer.status_code == 400 and "per project" in answer.get_json()["error"]
     assert not outside.exists()
-    from backend.model_store import ModelStore
+    from backend.loop.model_store import ModelStore
 
     with pytest.raises(ValueError, match="Label Studio id"):
         ModelStore(tmp_path, "../x")

@@ -15,10 +15,9 @@ from pathlib import Path
 import pytest
 
 import labelstudio
-from backend import demo
-from backend import project_sync as sync
-from backend import schema
-from backend.ls_client import connect
+from backend.dev import demo
+from backend.labelstudio import schema, sync
+from backend.labelstudio.client import connect
 from labelstudio import ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from backend import calibration as cal
+from backend.llm import calibration as cal
 
 LABELS = ("Positive", "Negative", "Neutral")
 

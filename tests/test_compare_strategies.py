@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from backend import simulation
+from backend.bench import simulation
 from test_simulation import synthetic_inputs
 
 ROOT = Path(__file__).resolve().parent.parent

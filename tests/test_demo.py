@@ -1,4 +1,4 @@
-"""The one-command demo (backend/demo.py, scripts/demo.py): fast checks of its pieces, then real runs."""
+"""The one-command demo (backend/dev/demo.py, scripts/demo.py): fast checks of its pieces, then real runs."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ import requests
 from label_studio_sdk import LabelStudio
 
 import labelstudio
-from backend import demo
-from backend import ls_server
-from backend import project_sync as sync
+from backend.dev import demo
+from backend.dev import labelstudio as ls_server
+from backend.labelstudio import sync
 from labelstudio import ROOT, free_port
 
 DEMO_SCRIPT = ROOT / "scripts" / "demo.py"

@@ -1,4 +1,4 @@
-"""Annotator drift on gold (backend/drift.py) and the drift subcommand of scripts/gold.py.
+"""Annotator drift on gold (backend/quality/drift.py) and the drift subcommand of scripts/gold.py.
 
 The main fixture is a synthetic Label Studio JSON export built here: 30 gold tasks answered by annotator 1 (accurate:
 one error, on the 13th answer) and annotator 2 (drifting: 10/10 correct, then 8/10, then 4/10), listed in the export
@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from matplotlib import image
 
-from backend import drift, gold
-from backend.drift import GoldAnswer
-from backend.gold import GoldError
+from backend.quality import drift, gold
+from backend.quality.drift import GoldAnswer
+from backend.quality.gold import GoldError
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "gold.py"

@@ -13,8 +13,8 @@ import requests
 from label_studio_sdk import LabelStudio
 
 import labelstudio
-from backend import corpus
-from backend.ls_client import connect
+from backend.bench import corpus
+from backend.labelstudio.client import connect
 from labelstudio import ROOT, run_sync
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MISSING_REASON)]

@@ -9,8 +9,8 @@ import requests
 from label_studio_sdk import LabelStudio
 
 import labelstudio
-from backend import corpus
-from backend import project_sync as sync
+from backend.bench import corpus
+from backend.labelstudio import sync
 from helpers import ROOT, gunicorn, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MISSING_REASON)]

@@ -1,4 +1,4 @@
-"""backend/efficiency.py: the FLOP count, the matmul rate and the ceiling, on the tiny model's shapes."""
+"""backend/bench/efficiency.py: the FLOP count, the matmul rate and the ceiling, on the tiny model's shapes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from backend import efficiency
+from backend.bench import efficiency
 from helpers import tiny_predictor
 
 QWEN_05B = SimpleNamespace(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
@@ -27,7 +27,7 @@ def test_matmul_rate_is_a_plausible_rate():
 
 def test_review_tokens_and_ceiling_follow_the_scorer():
     predictor = tiny_predictor(calibration="none")
-    from backend import schema as schemas
+    from backend.labelstudio import schema as schemas
     from helpers import CONFIG
 
     setup = predictor.setup(schemas.parse(CONFIG))
@@ -44,7 +44,7 @@ def test_review_tokens_and_ceiling_follow_the_scorer():
 
 
 def test_overheads_are_fractions_of_the_linear_work():
-    from backend import schema as schemas
+    from backend.labelstudio import schema as schemas
     from helpers import CONFIG
 
     predictor = tiny_predictor(calibration="none")
@@ -61,7 +61,7 @@ def test_overheads_are_fractions_of_the_linear_work():
 
 
 def test_time_shares_split_the_measured_scoring_time():
-    from backend import schema as schemas
+    from backend.labelstudio import schema as schemas
     from helpers import CONFIG
 
     predictor = tiny_predictor(calibration="none")

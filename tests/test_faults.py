@@ -13,16 +13,16 @@ import time
 import joblib
 import numpy as np
 
-from backend import schema as schemas
-from backend.model_store import ModelStore
-from backend.service import Service
+from backend.labelstudio import schema as schemas
+from backend.loop.model_store import ModelStore
+from backend.serving.service import Service
 from backend.settings import Settings
 from helpers import CONFIG, ROOT, tiny_predictor
 
 WRITER = textwrap.dedent(
     """
     import sys, numpy as np
-    from backend.model_store import ModelStore
+    from backend.loop.model_store import ModelStore
     store = ModelStore(sys.argv[1], "1")
     n = len(store.versions())
     while True:

@@ -18,10 +18,10 @@ import requests
 from label_studio_sdk import LabelStudio
 
 import labelstudio
-from backend import corpus
-from backend import project_sync as sync
-from backend.ls_server import port_free
-from backend.model_store import ModelStore
+from backend.bench import corpus
+from backend.labelstudio import sync
+from backend.dev.labelstudio import port_free
+from backend.loop.model_store import ModelStore
 from helpers import ROOT, VENV_BIN, free_port, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MISSING_REASON)]
@@ -50,7 +50,7 @@ class Backend:
         self.logs.append(log_path)
         with log_path.open("w") as log:
             self.proc = subprocess.Popen(
-                [str(VENV_BIN / "gunicorn"), "-c", "python:backend.gunicorn_conf", "backend.wsgi:app"],
+                [str(VENV_BIN / "gunicorn"), "-c", "python:backend.serving.gunicorn_conf", "backend.serving.wsgi:app"],
                 cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
 
@@ -181,7 +181,7 @@ def test_kill_9_inside_a_rescore_and_inside_training_loses_nothing(label_studio,
         current = versions["current"]
         assert current == promoted(store)[-1]
         # The serving version's predictions go by its name, or "<name>+<n>" when a set cut short by the kill already
-        # holds the name (backend/loop.py); that set is deleted once the complete one serves.
+        # holds the name (backend/loop/project_loop.py); that set is deleted once the complete one serves.
         published = admin.projects.get(id=project).model_version
         assert published == current or re.fullmatch(re.escape(current) + r"\+[0-9]+", published), published
         ours = set(store.published())

@@ -1,4 +1,4 @@
-"""Finishing a dataset (backend/finish.py, scripts/finish.py): the routing arithmetic, the mark on the model's
+"""Finishing a dataset (backend/loop/finish.py, scripts/finish.py): the routing arithmetic, the mark on the model's
 annotations, and the whole round against a real Label Studio 1.23.2 with the loop in-process on the tiny model.
 
 The tiny model is random, so its labels are poor: the end-to-end test asks for a low target (the mechanics, not the
@@ -21,8 +21,13 @@ from label_studio_sdk import LabelStudio
 from scipy.stats import beta
 
 import labelstudio
-from backend import classifier, corpus, finish, gold, ls_tasks, model_labels, routing
-from backend import schema as schemas
+from backend.loop import classifier, finish
+from backend.bench import corpus
+from backend.quality import gold
+from backend.labelstudio import tasks as ls_tasks
+from backend.labelstudio import model_labels
+from backend.loop import routing
+from backend.labelstudio import schema as schemas
 from backend.settings import Settings
 from helpers import CONFIG, ROOT, tiny_predictor
 

@@ -1,4 +1,4 @@
-"""Simulated finishing of a dataset (backend/finish_simulation.py, scripts/simulate_finish.py): the results.json
+"""Simulated finishing of a dataset (backend/bench/finish_simulation.py, scripts/simulate_finish.py): the results.json
 contract, the accounting, the stopping rule, determinism and the plot on synthetic inputs; the script's --help and
 one-line errors; one end-to-end run with the packaged model (real_model)."""
 
@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend import finish_simulation as fs
-from backend import simulation
-from backend.finish_simulation import FinishError
-from backend.simulation import SimulationError
+from backend.bench import finish_simulation as fs
+from backend.bench import simulation
+from backend.bench.finish_simulation import FinishError
+from backend.bench.simulation import SimulationError
 from test_simulation import synthetic_inputs
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backend.app import MAX_JSON_DEPTH, create_app
-from backend.service import Service
+from backend.serving.app import MAX_JSON_DEPTH, create_app
+from backend.serving.service import Service
 from backend.settings import Settings
 from helpers import CONFIG, tiny_predictor
 

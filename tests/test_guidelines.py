@@ -1,6 +1,6 @@
 import pytest
 
-from backend import guidelines, prompt
+from backend.llm import guidelines, prompt
 
 
 def test_default_guidelines_are_versioned_and_carry_rules_and_examples():

@@ -1,4 +1,4 @@
-"""LLM-judged utilities (backend/judge.py): prompts, shapes, caching and order on the tiny model; one check of
+"""LLM-judged utilities (backend/ranking/judge.py): prompts, shapes, caching and order on the tiny model; one check of
 what the "difficult" judge says with the packaged model."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import tiny_model
-from backend import judge
-from backend.llm import LLMScorer
-from backend.vectors import VectorCache
+from backend.ranking import judge
+from backend.llm.local import LLMScorer
+from backend.loop.vectors import VectorCache
 
 TEXTS = [
     "A warm, funny film.",
@@ -100,7 +100,7 @@ CLEAR = [
     "utility has Spearman 0.75 with P(Positive). Strict, so a model or prompt that fixes it shows up as XPASS.",
 )
 def test_difficult_judge_prefers_mixed_reviews():
-    from backend import models
+    from backend.llm import weights as models
 
     source = models.resolve(models.EMBEDDED, models.default_cache_dir())
     scorer = LLMScorer.load(source.path)

@@ -1,4 +1,4 @@
-"""Label issues (backend/label_issues.py) and their benchmark on planted noise (backend/noise_bench.py), on small
+"""Label issues (backend/quality/label_issues.py) and their benchmark on planted noise (backend/bench/noise.py), on small
 synthetic arrays; the script against exports with the tiny and the real model is in test_label_issues_script.py."""
 
 from __future__ import annotations
@@ -6,9 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backend import classifier, label_issues, noise_bench
-from backend.agreement import Dataset, Item
-from backend.gold import GoldItem, GoldSet
+from backend.loop import classifier
+from backend.quality import label_issues
+from backend.bench import noise as noise_bench
+from backend.quality.agreement import Dataset, Item
+from backend.quality.gold import GoldItem, GoldSet
 from test_simulation import synthetic_inputs
 
 LABELS = ["Positive", "Negative", "Neutral"]

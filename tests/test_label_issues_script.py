@@ -16,7 +16,8 @@ import pytest
 from label_studio_sdk import LabelStudio
 
 import labelstudio
-from backend import corpus, label_review
+from backend.bench import corpus
+from backend.labelstudio import review as label_review
 from helpers import CONFIG, ROOT
 
 SCRIPT = ROOT / "scripts" / "label_issues.py"

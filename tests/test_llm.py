@@ -3,8 +3,8 @@ import pytest
 import torch
 
 import tiny_model
-from backend import guidelines, prompt
-from backend.llm import LLMScorer
+from backend.llm import guidelines, prompt
+from backend.llm.local import LLMScorer
 
 TEXTS = [
     "I loved every minute of it",
@@ -84,7 +84,7 @@ def test_scoring_that_waited_past_its_deadline_is_refused(scorer):
     import threading
     import time
 
-    from backend import llm
+    from backend.llm import local as llm
 
     p = prompt.build(scorer.tokenizer, ("Yes", "No"), None)
     gate = threading.Event()
@@ -122,7 +122,7 @@ def test_hidden_states_of_the_packed_pass_equal_one_sequence_per_text(scorer):
 
 
 def test_the_device_choice():
-    from backend.llm import pick_device
+    from backend.llm.local import pick_device
 
     assert pick_device("auto", cuda_available=False) == "cpu"
     assert pick_device("auto", cuda_available=True) == "cuda"
@@ -148,7 +148,8 @@ def test_a_cuda_request_on_this_machine_is_one_clear_error(monkeypatch):
     """Where torch sees no GPU (this CPU build), LLM_DEVICE=cuda stops the model from loading with the reason."""
     import torch
 
-    from backend import models, service
+    from backend.llm import weights as models
+    from backend.serving import service
     from backend.settings import Settings
 
     if torch.cuda.is_available():

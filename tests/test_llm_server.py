@@ -7,14 +7,17 @@ import numpy as np
 import pytest
 import requests
 
-from backend import calibration as cal
-from backend import guidelines, models, prompt, schema
-from backend import llama_server as llama
-from backend.app import create_app
-from backend.llm import LLMScorer
-from backend.llm_server import LLMServerError, ServerScorer
-from backend.predictor import Predictor
-from backend.service import Service
+from backend.llm import calibration as cal
+from backend.llm import guidelines
+from backend.llm import weights as models
+from backend.llm import prompt
+from backend.labelstudio import schema
+from backend.dev import llama
+from backend.serving.app import create_app
+from backend.llm.local import LLMScorer
+from backend.llm.remote import LLMServerError, ServerScorer
+from backend.llm.predictor import Predictor
+from backend.serving.service import Service
 from backend.settings import Settings, SettingsError
 from helpers import CONFIG, free_port, gunicorn
 

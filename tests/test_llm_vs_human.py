@@ -1,9 +1,10 @@
 import pytest
 
 import tiny_model
-from backend import guidelines, llm_vs_human
-from backend.agreement import Item
-from backend.llm import LLMScorer
+from backend.llm import guidelines
+from backend.quality import llm_vs_human
+from backend.quality.agreement import Item
+from backend.llm.local import LLMScorer
 
 
 def test_majority_and_ties():

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from backend.load_test import LoadResult, Sample
+from backend.bench.load import LoadResult, Sample
 from helpers import ROOT
 
 SCRIPT = ROOT / "scripts" / "load_test.py"

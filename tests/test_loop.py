@@ -13,10 +13,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from backend import classifier, corpus, ls_queue, ls_tasks
-from backend import schema as schemas
-from backend.app import create_app
-from backend.service import Service
+from backend.loop import classifier
+from backend.bench import corpus
+from backend.labelstudio import queue as ls_queue
+from backend.labelstudio import tasks as ls_tasks
+from backend.labelstudio import schema as schemas
+from backend.serving.app import create_app
+from backend.serving.service import Service
 from backend.settings import Settings
 from helpers import CONFIG, tiny_predictor
 
@@ -270,7 +273,7 @@ def test_feature_caches_survive_a_restart(tmp_path, predictor, monkeypatch):
 
 
 def test_committee_priorities_before_the_pool_is_ranked_read_the_llm(tmp_path, predictor, monkeypatch):
-    from backend import strategies
+    from backend.ranking import strategies
 
     project = FakeProject()
     project.install(monkeypatch)

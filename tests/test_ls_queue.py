@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backend import ls_queue
+from backend.labelstudio import queue as ls_queue
 
 
 @pytest.mark.parametrize("lanes", [1, 2, 3, 7, 50])

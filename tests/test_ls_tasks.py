@@ -1,4 +1,4 @@
-"""backend/ls_tasks.py: the label resolution rule on its own, then reading and writing a real Label Studio."""
+"""backend/labelstudio/tasks.py: the label resolution rule on its own, then reading and writing a real Label Studio."""
 
 import time
 
@@ -7,9 +7,9 @@ import requests
 from label_studio_sdk import LabelStudio
 
 import labelstudio
-from backend import gold
-from backend import ls_tasks as lt
-from backend import schema as schemas
+from backend.quality import gold
+from backend.labelstudio import tasks as lt
+from backend.labelstudio import schema as schemas
 from labelstudio import ROOT, free_port
 
 CONFIG = (ROOT / "label_config" / "sentiment.xml").read_text(encoding="utf-8")

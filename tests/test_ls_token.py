@@ -1,4 +1,4 @@
-"""The saved Personal Access Token (backend/ls_server.py create_token) against a real Label Studio behind a proxy
+"""The saved Personal Access Token (backend/dev/labelstudio.py create_token) against a real Label Studio behind a proxy
 that misbehaves on purpose: a slow or failing Label Studio must be waited for, not taken for a revoked token (a
 second token answers 409), while a token revoked in Label Studio must still be replaced."""
 
@@ -17,7 +17,7 @@ import pytest
 import requests
 
 import labelstudio
-from backend import ls_server
+from backend.dev import labelstudio as ls_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MISSING_REASON)]
 

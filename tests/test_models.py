@@ -3,7 +3,7 @@ import hashlib
 import pytest
 
 import tiny_model
-from backend import models
+from backend.llm import weights as models
 
 
 def test_directory_identity_is_stable_and_follows_the_content(tmp_path):

@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from backend import guidelines as guides
-from backend import project_sync as sync
+from backend.llm import guidelines as guides
+from backend.labelstudio import sync
 from labelstudio import ROOT, free_port, run_sync
 
 GUIDELINES = ROOT / "guidelines" / "sentiment.md"

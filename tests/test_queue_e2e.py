@@ -14,8 +14,9 @@ import pytest
 from label_studio_sdk import LabelStudio
 
 import labelstudio
-from backend import corpus, ls_queue
-from backend.service import Service
+from backend.bench import corpus
+from backend.labelstudio import queue as ls_queue
+from backend.serving.service import Service
 from backend.settings import Settings
 from helpers import CONFIG, tiny_predictor
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 
-from backend.app import create_app
+from backend.serving.app import create_app
 from helpers import CONFIG
 from test_loop import SCHEMA, FakeProject, make_service, predictor, webhook  # noqa: F401 (predictor is a fixture)
 

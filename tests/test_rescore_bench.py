@@ -1,4 +1,4 @@
-"""The re-score benchmark (backend/rescore_bench.py, scripts/bench_rescore.py) on a tiny pool in a real Label Studio:
+"""The re-score benchmark (backend/bench/rescore.py, scripts/bench_rescore.py) on a tiny pool in a real Label Studio:
 its figures add up, its request counts follow the chunking, and the pool ends with one prediction per task."""
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ import sys
 import pytest
 
 import labelstudio
-from backend import ls_queue, ls_tasks, rescore_bench
+from backend.labelstudio import queue as ls_queue
+from backend.labelstudio import tasks as ls_tasks
+from backend.bench import rescore as rescore_bench
 from helpers import ROOT
 
 N_TASKS, RUNS, CHUNK = 60, 3, 16

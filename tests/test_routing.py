@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backend import routing
+from backend.loop import routing
 
 
 def test_the_bound_is_clopper_pearson_one_sided():

@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from backend.schema import SchemaError, parse
+from backend.labelstudio.schema import SchemaError, parse
 
 
 def test_any_names_and_labels_are_taken_from_the_config():

@@ -1,4 +1,4 @@
-"""The simulated annotation loop (backend/simulation.py) on small synthetic arrays, no model needed; the corpus
+"""The simulated annotation loop (backend/bench/simulation.py) on small synthetic arrays, no model needed; the corpus
 split and the on-disk caches with the tiny model."""
 
 from __future__ import annotations
@@ -8,8 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from backend import classifier, evaluation, judge, simulation, strategies
-from backend.simulation import Inputs, Run, SimulationError
+from backend.loop import classifier
+from backend.bench import evaluation, simulation
+from backend.ranking import judge, strategies
+from backend.bench.simulation import Inputs, Run, SimulationError
 
 
 def synthetic_inputs(n_pool: int = 200, n_test: int = 90, dim: int = 16, seed: int = 0) -> Inputs:

@@ -1,4 +1,4 @@
-"""Ranking strategies (backend/strategies.py): utilities against hand-computed values, k-center greedy against a
+"""Ranking strategies (backend/ranking/strategies.py): utilities against hand-computed values, k-center greedy against a
 naive float64 reference, fusion, selectors, the `rank` entry point and its errors, and scripts/bench_ranking.py on a
 tiny pool. Everything runs on small arrays (the whole file takes a few seconds)."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend import strategies as st
+from backend.ranking import strategies as st
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "scripts" / "bench_ranking.py"

@@ -15,11 +15,11 @@ import pandas as pd
 import pytest
 from rouge_score import rouge_scorer
 
-from backend import agreement, drift, gold
-from backend import schema as schemas
-from backend import synthetic as syn
-from backend import synthetic_filters as sf
-from backend import synthetic_report as sr
+from backend.quality import agreement, drift, gold
+from backend.labelstudio import schema as schemas
+from backend.synthetic import generate as syn
+from backend.synthetic import filters as sf
+from backend.synthetic import report as sr
 from helpers import CONFIG, ROOT, tiny_predictor
 
 SCRIPT = ROOT / "scripts" / "synthetic.py"
@@ -61,7 +61,7 @@ def test_minority_shares_follow_the_deficit_against_the_largest_label():
 
 
 def test_label_definitions_come_from_the_guidelines():
-    from backend import guidelines
+    from backend.llm import guidelines
 
     definitions = syn.label_definitions(guidelines.load(), LABELS)
     assert definitions["Neutral"].startswith("the text states facts")
@@ -127,7 +127,7 @@ def test_load_real_formats_and_errors(tmp_path):
 
 
 def test_corpus_sample_avoids_the_evaluation_splits():
-    from backend import evaluation
+    from backend.bench import evaluation
 
     sample = syn.corpus_sample(120, seed=3)
     test, calibration = evaluation.splits()
@@ -357,7 +357,7 @@ def test_pruned_rouge_finds_the_same_maximum_as_brute_force():
 
 
 def test_reference_texts_include_gold_and_guideline_examples():
-    from backend import guidelines
+    from backend.llm import guidelines
 
     named = dict((t, n) for n, t in sf.reference_texts(["Some real text."], guidelines=guidelines.load()))
     assert named["Some real text."].startswith("real text")
@@ -408,7 +408,7 @@ def test_intrinsic_report_counts_outcomes_and_balance():
 
 
 def test_extrinsic_trains_with_and_without_on_the_test_split(monkeypatch):
-    from backend import evaluation
+    from backend.bench import evaluation
 
     test, calibration = evaluation.splits()
     small_test = pd.concat([test[test["label"] == label].head(15) for label in LABELS])
@@ -492,7 +492,7 @@ def test_label_studio_tasks_carry_provenance_and_the_intended_label():
     assert data["provenance"]["params"] == {"seed": 3} and data["provenance"]["filter"] == {
         "llm_p_intended": 0.8, "rouge_l_max": 0.2}
     assert prediction == {"model_version": syn.PREDICTION_VERSION, "result": choice("Neutral"), "score": 0.8}
-    from backend.project_sync import HASH_KEY, task_hash
+    from backend.labelstudio.sync import HASH_KEY, task_hash
 
     assert data[HASH_KEY] == task_hash(data)
     with pytest.raises(syn.SyntheticError, match="not one of the project's labels"):

@@ -13,10 +13,11 @@ import pytest
 from label_studio_sdk import LabelStudio
 
 import labelstudio
-from backend import agreement, ls_tasks
-from backend import project_sync as sync
-from backend import schema as schemas
-from backend import synthetic as syn
+from backend.quality import agreement
+from backend.labelstudio import tasks as ls_tasks
+from backend.labelstudio import sync
+from backend.labelstudio import schema as schemas
+from backend.synthetic import generate as syn
 from labelstudio import ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MISSING_REASON)]

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from backend import schema as schemas
-from backend import synthetic as syn
-from backend import synthetic_filters as sf
+from backend.labelstudio import schema as schemas
+from backend.synthetic import generate as syn
+from backend.synthetic import filters as sf
 from helpers import CONFIG
 
 pytestmark = pytest.mark.real_model
@@ -15,7 +15,7 @@ SCHEMA = schemas.parse(CONFIG)
 
 @pytest.fixture(scope="module")
 def predictor():
-    from backend.service import load_predictor
+    from backend.serving.service import load_predictor
     from backend.settings import Settings
 
     return load_predictor(Settings())

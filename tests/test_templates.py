@@ -17,8 +17,8 @@ import pytest
 import yaml
 from label_studio_sdk.label_interface import LabelInterface
 
-from backend.app import create_app
-from backend.service import Service
+from backend.serving.app import create_app
+from backend.serving.service import Service
 from backend.settings import Settings
 from helpers import ROOT, tiny_predictor
 

@@ -1,0 +1,1 @@
+"""Measuring: the corpus, evaluation, simulations, engine, load and re-score benchmarks."""

@@ -1,0 +1,511 @@
+"""Simulated finishing of a dataset: how many human labels it takes before the model may label the rest, and how
+accurate the finished dataset is, with the corpus labels as the annotators.
+
+The set-up: the pool of `simulation.load_inputs` (a stratified sample of the Rotten Tomatoes corpus) IS the dataset
+to finish; no test split is read. The model is the served kind (`simulation.SERVED_KIND`: the LLM's hidden state
+plus its calibrated log-probabilities, the recipe `simulation.KIND_RECIPES` names for it), or any other kind there.
+
+One run (`finish_run`), for a strategy and a seed:
+
+1. People label `seed_size` random pool items (the same seed set as `simulation.simulate` for the same seed, so
+   strategies are compared on paired runs).
+2. Every step: fit the model on the labeled items and predict the whole pool; take out-of-fold probabilities of the
+   labeled items (`classifier.out_of_fold`) and choose the routing threshold from them (`routing.choose_threshold`:
+   the lowest top-probability whose out-of-fold accuracy has its one-sided lower confidence bound at `level` at or
+   above `target`), exactly as the real finish does (evidence "all"; with evidence "seed", only the out-of-fold
+   answers of the random seed set count: an audit sample the strategy's picks cannot skew, for comparison).
+   "Finishing now" would let the model label every unlabeled item whose top probability reaches the threshold and
+   leave the rest (the items "below") to people, so its human cost is HUMAN(step) = labeled so far + unlabeled
+   items below the threshold (the whole pool when no threshold passes). HUMAN is known at run time: it reads no
+   corpus label the annotators have not given.
+3. STOPPING RULE (`STOPPING_RULE`): finish at the first step where
+   a. nothing unlabeled is below the threshold (the model can take all the rest), or
+   b. HUMAN has not dropped below its lowest value so far for `patience` consecutive batches (labeling more no
+      longer lowers the cost of finishing: each batch people label is paid for, and pays off only if retraining
+      moves more than that many items above the threshold) AND this step has a threshold. The clock starts at the
+      first step with a threshold: before it (too few labels for the bound to pass: at least 59 confident correct
+      out-of-fold answers at 0.95/0.95, a few hundred labels in practice) HUMAN is the whole pool and the loop
+      labels on. A step without a threshold never finishes on patience: finishing there would leave everything to
+      people, which labeling on can only improve on (the threshold does come and go from one step to the next
+      when its bound sits near the target), or
+   c. the loop has labeled `budget` items.
+   Otherwise people label the next `batch` unlabeled items in the strategy's order (ranked with the current
+   model's probabilities of the pool, `simulation._rank`) and the loop goes to 2.
+   The finish happens at the stopping step itself, with that step's model and threshold, not at the best step
+   seen: the batches labeled while waiting out the patience are paid for, as they would be for real.
+4. At the finish, people label the items below the threshold, the model labels the rest. Reported per run:
+   human_labels = HUMAN at the stopping step, human_fraction = human_labels / pool; auto_accuracy = the accuracy of
+   the model's labels (argmax) on the items it labeled, against the corpus labels (None when it labeled nothing);
+   finished_accuracy = accuracy of the whole finished pool, where human-labeled items are correct (the annotator IS
+   the corpus label), i.e. (human_labels + auto_accuracy * auto_labels) / pool.
+
+The summary (`finish`) per strategy, over seeds: `human_fraction` (mean), `auto_accuracy_min` (lowest over the
+seeds in which the model labeled anything; None if it never did), `finished_accuracy_mean`, and per-seed details
+with every step's trajectory. The same loop with the LLM alone as the model (its calibrated probabilities, no
+training: every human label is held out for it) is the baseline `llm_alone`. `goal` checks the issue's targets
+for the served strategy: human_fraction <= HUMAN_FRACTION_GOAL with auto_accuracy_min >= target.
+
+Two figures read the corpus labels to say how much room a routing rule has; no decision of the loop reads them:
+each step's `oracle_auto` (the most unlabeled items the step's model could label at `target` TRUE accuracy, from
+its most confident down: a threshold that knew the truth; summarised as `oracle_human_fraction`), and `ceiling`
+per model (the same on out-of-fold predictions of the whole pool, each item predicted by a model trained on the
+other 80%: `human_fraction_floor` is the fewest human labels any routing could leave with this model).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from backend.loop import classifier, routing
+from backend.bench import simulation
+from backend.ranking import strategies
+
+DEFAULT_STRATEGIES = ("random", "margin")
+SERVED_STRATEGY = "margin"  # Settings.rank_strategy's default
+LLM_ALONE = "llm"  # the baseline model: the LLM's calibrated probabilities, never trained
+HUMAN_FRACTION_GOAL = 0.45
+SEED_SIZE = 50
+BATCH = 50
+PATIENCE = 3
+# Which human labels choose the threshold: "all" (as the real finish: every label's out-of-fold answer), or "seed"
+# (only the random seed set's: a representative audit sample, which the strategy's picks cannot skew).
+EVIDENCE = ("all", "seed")
+LOADER_TEST_SIZE = 30  # the loader wants a test split; this simulation never reads it
+STOPPING_RULE = (
+    "label batches in the strategy's order, refit and re-route after each; HUMAN(step) = labeled so far + unlabeled "
+    "items below the routing threshold (the whole pool when no threshold passes); finish at the first step where "
+    "nothing is below the threshold, or HUMAN has not dropped below its lowest value for `patience` consecutive "
+    "batches (counted from the first step with a threshold) and this step has a threshold, or `budget` items are "
+    "labeled; at the finish people label the items below the threshold and the model the rest, with that step's "
+    "model and threshold"
+)
+ACCOUNTING = (
+    "human_fraction = HUMAN at the finish / pool; auto_accuracy = model argmax vs corpus label on the items the model "
+    "labeled (None when it labeled none); finished_accuracy = (human labels + correct model labels) / pool, human "
+    "labels counted correct; auto_accuracy_min = lowest over seeds with model labels"
+)
+
+
+class FinishError(ValueError):
+    """Settings the finishing simulation cannot run with; the message says which and why."""
+
+
+@dataclass
+class Step:
+    """The state of the loop after one refit: what finishing now would cost and give."""
+
+    labeled: int  # items people have labeled so far
+    threshold: float | None  # routing threshold (None: no threshold passes, people label everything)
+    support: int  # out-of-fold items at/above the threshold
+    oof_accuracy: float | None  # out-of-fold accuracy at/above it, as the router sees it
+    lower_bound: float | None
+    auto: int  # unlabeled items at/above the threshold: the model would label them
+    below: int  # unlabeled items below it: people would label them
+    human: int  # labeled + below: the human cost of finishing now
+    auto_accuracy: float | None  # the truth (corpus labels) on the `auto` items; never read by the loop
+    finished_accuracy: float
+    # The most unlabeled items the model could have labeled at `target` true accuracy, taking them from its most
+    # confident down (read from the corpus labels, for the report only): how much a perfect threshold would give.
+    oracle_auto: int = 0
+
+
+@dataclass
+class FinishRun:
+    strategy: str
+    seed: int
+    n_pool: int
+    steps: list[Step]
+    stop_reason: str
+    order: np.ndarray = field(repr=False)  # pool rows in the order people labeled them in the loop
+
+    @property
+    def final(self) -> Step:
+        return self.steps[-1]
+
+    def as_dict(self) -> dict:
+        f = self.final
+        return {
+            "seed": self.seed,
+            "human_labels": f.human,
+            "human_fraction": f.human / self.n_pool,
+            "labeled_in_loop": f.labeled,
+            "below_at_finish": f.below,
+            "auto_labels": f.auto,
+            "auto_fraction": f.auto / self.n_pool,
+            "threshold": f.threshold,
+            "oof_accuracy": f.oof_accuracy,
+            "lower_bound": f.lower_bound,
+            "auto_accuracy": f.auto_accuracy,
+            "finished_accuracy": f.finished_accuracy,
+            "oracle_auto_labels": f.oracle_auto,
+            "stop_reason": self.stop_reason,
+            "steps": [asdict(s) for s in self.steps],
+        }
+
+
+def check_settings(n_pool: int, target: float, level: float, seed_size: int, batch: int, patience: int,
+                   budget: int) -> None:
+    for name, value in (("seed size", seed_size), ("batch", batch), ("patience", patience), ("budget", budget),
+                        ("pool", n_pool)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+            raise FinishError(f"{name} must be a positive integer, got {value!r}")
+    for name, value in (("target", target), ("level", level)):
+        if not isinstance(value, (int, float)) or not 0 < value < 1:
+            raise FinishError(f"{name} must lie strictly between 0 and 1, got {value!r}")
+    if budget > n_pool:
+        raise FinishError(f"budget ({budget}) exceeds the pool ({n_pool} items)")
+    if seed_size > budget:
+        raise FinishError(f"seed size ({seed_size}) exceeds the budget ({budget})")
+
+
+def check_evidence(evidence: str) -> None:
+    if evidence not in EVIDENCE:
+        raise FinishError(f"unknown evidence {evidence!r}; choose from {', '.join(EVIDENCE)}")
+
+
+def check_kind(kind: str) -> None:
+    if kind != LLM_ALONE and kind not in simulation.KIND_RECIPES:
+        raise FinishError(
+            f"unknown model kind {kind!r}; choose from {', '.join(simulation.KIND_RECIPES)}, {LLM_ALONE}"
+        )
+
+
+def _model(inputs: simulation.Inputs, kind: str, labeled: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(pool probabilities of the model trained on `labeled`, out-of-fold probabilities of the `labeled` rows)."""
+    if kind == LLM_ALONE:
+        return inputs.pool_llm, inputs.pool_llm[labeled]  # never trained: every human label is held out for it
+    recipe = simulation.KIND_RECIPES[kind][0]
+    vectors = inputs.vectors(kind)[0]
+    v, llm, y = vectors[labeled], inputs.pool_llm[labeled], inputs.pool_y[labeled]
+    try:
+        model = classifier.fit(recipe, v, llm, y, inputs.n_labels, seed=seed)
+    except classifier.TrainingError:
+        # Too few labels to fit: as simulation._fit_predict, a blend serves the LLM alone, a classifier the label
+        # shares. Neither learned from the labels, so their predictions of the labeled rows are held out already.
+        if recipe in classifier.BLENDS:
+            pool = inputs.pool_llm
+        else:
+            prior = np.bincount(y, minlength=inputs.n_labels) + 1.0
+            pool = np.tile(prior / prior.sum(), (len(inputs.pool_y), 1))
+        return pool, pool[labeled]
+    oof = classifier.out_of_fold(recipe, v, llm, y, inputs.n_labels, seed=seed)
+    return model.predict_proba(vectors, inputs.pool_llm), oof
+
+
+def most_trusted(probs: np.ndarray, y: np.ndarray, target: float) -> int:
+    """The most rows, taken from the most confident down, whose true accuracy (against `y`) is at least `target`."""
+    order = np.argsort(-probs.max(axis=1), kind="stable")
+    hits = np.cumsum(probs[order].argmax(axis=1) == y[order])
+    passing = np.flatnonzero(hits >= target * np.arange(1, len(hits) + 1))
+    return int(passing[-1] + 1) if passing.size else 0
+
+
+def ceiling(inputs: simulation.Inputs, kind: str, target: float, seed: int = 0) -> dict:
+    """How much of the pool the model could ever take at `target` true accuracy: out-of-fold probabilities of every
+    pool item from models trained on the other 80% of the pool (far more labels than any finish has), rows taken
+    from the most confident down while their accuracy stays at `target` (read from the corpus labels: a perfect
+    threshold). `human_fraction_floor` = 1 - that share: no routing rule does better with this model."""
+    if kind == LLM_ALONE:
+        probs = inputs.pool_llm
+    else:
+        recipe = simulation.KIND_RECIPES[kind][0]
+        probs = classifier.out_of_fold(recipe, inputs.vectors(kind)[0], inputs.pool_llm, inputs.pool_y,
+                                       inputs.n_labels, seed=seed)
+    share = most_trusted(probs, inputs.pool_y, target) / len(inputs.pool_y)
+    return {
+        "accuracy": float((probs.argmax(axis=1) == inputs.pool_y).mean()),
+        "auto_fraction_max": share,
+        "human_fraction_floor": 1.0 - share,
+    }
+
+
+def route(pool_probs: np.ndarray, oof: np.ndarray, labeled: np.ndarray, pool_y: np.ndarray, target: float,
+          level: float, evidence: int | None = None) -> Step:
+    """What finishing now would do: the threshold from the out-of-fold predictions of the labeled rows, the
+    unlabeled rows the model would label, and (from the corpus labels, for the report only) how right it would be.
+    `evidence`: only the first that many labeled rows choose the threshold (EVIDENCE "seed"); None: all of them."""
+    n = len(pool_y)
+    audit = slice(None) if evidence is None else slice(0, evidence)  # the rows whose out-of-fold answers count
+    held, y_held = oof[audit], pool_y[labeled][audit]
+    chosen = routing.choose_threshold(held.max(axis=1), held.argmax(axis=1) == y_held, target, level)
+    unlabeled = np.ones(n, dtype=bool)
+    unlabeled[labeled] = False
+    if chosen.threshold is None:
+        auto = np.zeros(n, dtype=bool)
+    else:
+        auto = unlabeled & (pool_probs.max(axis=1) >= chosen.threshold)
+    n_auto = int(auto.sum())
+    below = int(unlabeled.sum()) - n_auto
+    correct = int((pool_probs[auto].argmax(axis=1) == pool_y[auto]).sum())
+    human = len(labeled) + below
+    oracle_auto = most_trusted(pool_probs[unlabeled], pool_y[unlabeled], target)
+    return Step(
+        labeled=len(labeled),
+        threshold=chosen.threshold,
+        support=chosen.support,
+        oof_accuracy=chosen.accuracy,
+        lower_bound=chosen.lower_bound,
+        auto=n_auto,
+        below=below,
+        human=human,
+        auto_accuracy=correct / n_auto if n_auto else None,
+        finished_accuracy=(human + correct) / n,
+        oracle_auto=oracle_auto,
+    )
+
+
+def finish_run(
+    inputs: simulation.Inputs,
+    kind: str,
+    strategy: str,
+    seed: int,
+    target: float = 0.95,
+    level: float = 0.95,
+    seed_size: int = SEED_SIZE,
+    batch: int = BATCH,
+    patience: int = PATIENCE,
+    budget: int | None = None,
+    evidence: str = "all",
+) -> FinishRun:
+    """One finishing run (the module docstring's steps 1-4); deterministic for a given seed."""
+    n_pool = len(inputs.pool_y)
+    budget = n_pool if budget is None else budget
+    check_settings(n_pool, target, level, seed_size, batch, patience, budget)
+    check_kind(kind)
+    check_evidence(evidence)
+    simulation.check_strategies([strategy])
+    missing = [v for v in simulation.needed_judges([strategy]) if f"llm_{v}" not in inputs.judged]
+    if missing:
+        raise FinishError(f"strategy {strategy} needs the LLM judge(s) {', '.join(missing)}, not in the inputs")
+    rng = np.random.default_rng(seed)
+    order = list(rng.choice(n_pool, size=seed_size, replace=False))  # as simulation.simulate: paired seed sets
+    steps: list[Step] = []
+    best, since_best = None, 0
+    while True:
+        labeled = np.array(order, dtype=np.int64)
+        pool_probs, oof = _model(inputs, kind, labeled, seed)
+        step = route(pool_probs, oof, labeled, inputs.pool_y, target, level, seed_size if evidence == "seed" else None)
+        steps.append(step)
+        if step.threshold is not None or best is not None:  # the patience clock starts at the first threshold
+            if best is None or step.human < best:
+                best, since_best = step.human, 0
+            else:
+                since_best += 1
+        if step.below == 0:
+            reason = "nothing below the threshold"
+            break
+        if since_best >= patience and step.threshold is not None:
+            reason = f"no lower human cost for {patience} batches"
+            break
+        if len(order) >= budget:
+            reason = "budget"
+            break
+        u = simulation._rank(strategy, pool_probs, inputs, labeled, seed, batch)
+        order.extend(strategies.select(u, min(batch, budget - len(order))).tolist())
+    return FinishRun(strategy, seed, n_pool, steps, reason, np.array(order, dtype=np.int64))
+
+
+def summarize(runs: Sequence[FinishRun]) -> dict:
+    """One strategy's runs over seeds: the contract's three figures first, then the rest."""
+    n_pool = runs[0].n_pool
+    human = np.array([r.final.human for r in runs], dtype=float)
+    autos = [r.final.auto_accuracy for r in runs]
+    defined = [a for a in autos if a is not None]
+    finished = np.array([r.final.finished_accuracy for r in runs])
+    return {
+        "human_fraction": float(human.mean() / n_pool),
+        "auto_accuracy_min": min(defined) if defined else None,
+        "finished_accuracy_mean": float(finished.mean()),
+        "human_labels_mean": float(human.mean()),
+        "human_fraction_per_seed": (human / n_pool).tolist(),
+        "auto_fraction_mean": float(np.mean([r.final.auto for r in runs]) / n_pool),
+        "auto_accuracy_mean": float(np.mean(defined)) if defined else None,
+        "auto_accuracy_per_seed": autos,
+        "finished_accuracy_min": float(finished.min()),
+        "finished_accuracy_per_seed": finished.tolist(),
+        # what a threshold that knew the truth would leave to people at the same finish (report only)
+        "oracle_human_fraction": float(np.mean([r.n_pool - r.final.oracle_auto for r in runs]) / n_pool),
+        "seeds": [r.as_dict() for r in runs],
+    }
+
+
+def finish(
+    inputs: simulation.Inputs,
+    strategy_names: Sequence[str] = DEFAULT_STRATEGIES,
+    seeds: Sequence[int] = range(3),
+    target: float = 0.95,
+    level: float = 0.95,
+    kind: str = simulation.SERVED_KIND,
+    seed_size: int = SEED_SIZE,
+    batch: int = BATCH,
+    patience: int = PATIENCE,
+    budget: int | None = None,
+    evidence: str = "all",
+    baseline: bool = True,
+    progress: bool = True,
+) -> dict:
+    """Every strategy's finishing runs over `seeds` with the model `kind` (and, with `baseline`, with the LLM
+    alone), summarised as the results.json the script writes."""
+    simulation.check_strategies(list(strategy_names))
+    check_kind(kind)
+    check_evidence(evidence)
+    seeds = list(seeds)
+    if not seeds:
+        raise FinishError("no seed given")
+    n_pool = len(inputs.pool_y)
+    budget = n_pool if budget is None else budget
+    check_settings(n_pool, target, level, seed_size, batch, patience, budget)
+    started = time.perf_counter()
+    recipe, vectors = simulation.KIND_RECIPES[kind] if kind != LLM_ALONE else (LLM_ALONE, None)
+    results: dict[str, Any] = {
+        "config": {
+            "pool": n_pool,
+            "seeds": seeds,
+            "strategies": list(strategy_names),
+            "target": target,
+            "level": level,
+            "kind": kind,
+            "recipe": recipe,
+            "vectors": vectors,
+            "seed_size": seed_size,
+            "batch": batch,
+            "patience": patience,
+            "evidence": evidence,
+            "budget": budget,
+            "min_support": routing.MIN_SUPPORT,
+            "stopping_rule": STOPPING_RULE,
+            "accounting": ACCOUNTING,
+            **inputs.info,
+        },
+    }
+    models = [kind] + ([LLM_ALONE] if baseline and kind != LLM_ALONE else [])
+    bar = tqdm(total=len(models) * len(strategy_names) * len(seeds), desc="finishing", unit="run",
+               disable=not progress)
+    blocks = {}
+    for model in models:
+        by_strategy = {}
+        for name in strategy_names:
+            runs = []
+            for seed in seeds:
+                bar.set_postfix_str(f"{model} {name} seed {seed}")
+                runs.append(finish_run(inputs, model, name, seed, target, level, seed_size, batch, patience, budget,
+                                       evidence))
+                bar.update()
+            by_strategy[name] = summarize(runs)
+        blocks[model] = by_strategy
+    bar.close()
+    results["strategies"] = blocks[kind]
+    if LLM_ALONE in blocks and kind != LLM_ALONE:
+        results["llm_alone"] = {"strategies": blocks[LLM_ALONE]}
+    # Reads every corpus label: for the report only, never for a decision of the loop.
+    results["ceiling"] = {model: ceiling(inputs, model, target) for model in models}
+    results["goal"] = goal(results["strategies"], target)
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    return results
+
+
+def goal(by_strategy: dict, target: float) -> dict:
+    """The issue's targets for the served strategy: human_fraction <= HUMAN_FRACTION_GOAL, auto_accuracy_min >=
+    target. `met` is None when the served strategy was not run."""
+    out: dict[str, Any] = {"strategy": SERVED_STRATEGY, "human_fraction_max": HUMAN_FRACTION_GOAL,
+                           "auto_accuracy_min": target}
+    s = by_strategy.get(SERVED_STRATEGY)
+    if s is None:
+        out.update(met=None, human_fraction_met=None, auto_accuracy_met=None)
+        return out
+    hf_met = s["human_fraction"] <= HUMAN_FRACTION_GOAL
+    acc_met = s["auto_accuracy_min"] is not None and s["auto_accuracy_min"] >= target
+    out.update(met=bool(hf_met and acc_met), human_fraction_met=bool(hf_met), auto_accuracy_met=bool(acc_met))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# report
+
+
+def _fmt(value: float | None, spec: str = ".3f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def table(results: dict) -> str:
+    cfg = results["config"]
+    lines = [
+        f"pool {cfg['pool']}, seeds {len(cfg['seeds'])}, target {cfg['target']} (level {cfg['level']}), model "
+        f"{cfg['kind']}, seed set {cfg['seed_size']}, batch {cfg['batch']}, patience {cfg['patience']}",
+    ]
+    blocks = [(cfg["kind"], results["strategies"])]
+    if "llm_alone" in results:
+        blocks.append(("LLM alone", results["llm_alone"]["strategies"]))
+    for title, by_strategy in blocks:
+        lines += [
+            "",
+            f"{title}:",
+            f"  {'strategy':18} {'human frac':>10} {'human':>7} {'auto frac':>9} {'auto acc min':>12} "
+            f"{'finished acc':>12} {'oracle frac':>11}  stop",
+        ]
+        for name, s in by_strategy.items():
+            reasons = sorted({seed["stop_reason"] for seed in s["seeds"]})
+            lines.append(
+                f"  {name:18} {s['human_fraction']:10.3f} {s['human_labels_mean']:7.0f} {s['auto_fraction_mean']:9.3f} "
+                f"{_fmt(s['auto_accuracy_min']):>12} {s['finished_accuracy_mean']:12.4f} "
+                f"{s['oracle_human_fraction']:11.3f}  {'; '.join(reasons)}"
+            )
+    lines.append("  (oracle frac: the human fraction at the same finish had the threshold known the truth)")
+    for model, c in results.get("ceiling", {}).items():
+        lines.append(f"  ceiling, {model}: at most {c['auto_fraction_max']:.3f} of the pool at {cfg['target']} true "
+                     f"accuracy (out-of-fold, 80% of the pool to train on): human fraction >= "
+                     f"{c['human_fraction_floor']:.3f}")
+    g = results["goal"]
+    verdict = {None: "not run", True: "MET", False: "NOT MET"}[g["met"]]
+    lines += ["", f"goal ({g['strategy']}, {cfg['kind']}): human_fraction <= {g['human_fraction_max']} and "
+                  f"auto_accuracy_min >= {g['auto_accuracy_min']}: {verdict}"]
+    return "\n".join(lines)
+
+
+def plot(results: dict, path: str | Path) -> None:
+    """Human labels against the finished dataset's accuracy: per strategy, each seed's trajectory (what finishing at
+    each step with a threshold would give, thin line) and its finish (marker), the means (rings); the LLM alone
+    dashed, with crosses."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cfg = results["config"]
+    n_pool = cfg["pool"]
+    fig, ax = plt.subplots(figsize=(9, 6))
+    palette = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 7]
+    blocks = [(results["strategies"], "-", "o", "")]
+    if "llm_alone" in results:
+        blocks.append((results["llm_alone"]["strategies"], "--", "X", "LLM alone, "))
+    for by_strategy, style, marker, prefix in blocks:
+        for i, (name, s) in enumerate(by_strategy.items()):
+            color = "black" if name == "random" else palette[i % len(palette)]
+            for j, seed in enumerate(s["seeds"]):
+                routed = [st for st in seed["steps"] if st["threshold"] is not None]  # the rest: all human
+                xs = [st["human"] for st in routed]
+                ys = [st["finished_accuracy"] for st in routed]
+                ax.plot(xs, ys, style, color=color, lw=0.8, alpha=0.45)
+                ax.plot(seed["human_labels"], seed["finished_accuracy"], marker, color=color, ms=9,
+                        mec="white", label=f"{prefix}{name}" if j == 0 else None)
+            ax.plot(s["human_labels_mean"], s["finished_accuracy_mean"], marker, color=color, ms=15, mfc="none",
+                    mew=2)
+    ax.axvline(HUMAN_FRACTION_GOAL * n_pool, color="grey", ls=":", lw=1.2,
+               label=f"goal: {HUMAN_FRACTION_GOAL:.0%} of the pool by people")
+    ax.set_xlabel(f"human labels (pool of {n_pool})")
+    ax.set_ylabel("accuracy of the finished dataset (vs corpus labels)")
+    ax.set_xlim(0, n_pool * 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(f"Finishing the pool: model {cfg['kind']}, routing target {cfg['target']} (level {cfg['level']}), "
+                 f"{len(cfg['seeds'])} seeds\nthin lines: finishing at each step with a threshold; "
+                 f"dots: the stopping rule's finish; rings: means", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

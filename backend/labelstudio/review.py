@@ -1,0 +1,101 @@
+"""The flagged labels back in Label Studio: a Data Manager tab holding exactly the flagged tasks, and what a reviewer
+did with them (scripts/label_issues.py --project ID --review).
+
+The tab ("Label issues") filters on the flagged task ids; a reviewer opens it, and for each task either changes
+the label (relabeled: judged again next time like any label) or saves it unchanged (confirmed: not flagged again
+while the label stays the same). Which is which is read from the task's annotations: a flagged task whose
+annotations changed since it was flagged (a new one, or one saved again) and whose label did not was confirmed.
+
+What the tab needs to remember between runs (the labels flagged, each task's annotations when it was flagged, the
+labels confirmed) is kept in the tab itself, under STATE_KEY of its data, which Label Studio 1.23.2 stores and
+returns as given: the project is the one place every admin's run reads, and deleting the tab forgets it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from backend.labelstudio import model_labels
+from backend.labelstudio.tasks import _calling, _raw
+
+TITLE = "Label issues"
+STATE_KEY = "labelloop_label_issues"
+
+
+def download_export(client: Any, project_id: int, path: Path) -> list[dict]:
+    """The project's full JSON export (every task), written to `path` and returned."""
+    answer = _raw(client, "GET", f"api/projects/{project_id}/export",
+                  f"exporting project {project_id}", params={"exportType": "JSON", "download_all_tasks": "true"},
+                  request_options={"timeout_in_seconds": 600})
+    tasks = answer.json()
+    path.write_text(json.dumps(tasks))
+    return tasks
+
+
+def fingerprints(tasks: Sequence[dict]) -> dict[int, str]:
+    """Per task: a digest of its people's annotations (id and last save), which any new or re-saved one changes."""
+    out = {}
+    for task in tasks:
+        if not isinstance(task, dict) or not isinstance(task.get("id"), int):
+            continue
+        marks = sorted(
+            (str(a.get("id")), str(a.get("updated_at")))
+            for a in task.get("annotations") or []
+            if isinstance(a, dict) and not model_labels.is_model_annotation(a)
+        )
+        out[task["id"]] = hashlib.sha256(json.dumps(marks).encode()).hexdigest()[:16]
+    return out
+
+
+def _tab(client: Any, project_id: int) -> Any | None:
+    with _calling(client, f"reading the tabs of project {project_id}"):
+        views = [v for v in client.views.list(project=project_id)
+                 if isinstance(v.data, dict) and v.data.get("title") == TITLE]
+    return views[0] if views else None
+
+
+def read_state(client: Any, project_id: int) -> dict:
+    """What the last run left: {"flagged": {task: {"label", "seen"}}, "confirmed": {task: label}} (task ids as str)."""
+    view = _tab(client, project_id)
+    state = view.data.get(STATE_KEY) if view is not None else None
+    if not isinstance(state, dict):
+        return {"flagged": {}, "confirmed": {}}
+    return {"flagged": dict(state.get("flagged") or {}), "confirmed": dict(state.get("confirmed") or {})}
+
+
+def confirmed_labels(state: Mapping, seen: Mapping[int, str], given: Mapping[int, str]) -> dict[int, str]:
+    """Labels confirmed so far: earlier confirmations still standing, and flagged labels saved again unchanged."""
+    confirmed = {int(t): label for t, label in state["confirmed"].items() if given.get(int(t)) == label}
+    for task, record in state["flagged"].items():
+        task = int(task)
+        if task in seen and seen[task] != record.get("seen") and given.get(task) == record.get("label"):
+            confirmed[task] = record["label"]
+    return confirmed
+
+
+def tab_data(issues: Sequence[dict], seen: Mapping[int, str], confirmed: Mapping[int, str]) -> dict:
+    ids = [int(i["task"]) for i in issues]
+    return {
+        "title": TITLE,
+        "ordering": ["tasks:id"],
+        "filters": {"conjunction": "and",
+                    "items": [{"filter": "filter:tasks:id", "operator": "in_list", "type": "Number", "value": ids}]},
+        STATE_KEY: {
+            "flagged": {str(i["task"]): {"label": i["given"], "seen": seen.get(int(i["task"]))} for i in issues},
+            "confirmed": {str(t): label for t, label in confirmed.items()},
+        },
+    }
+
+
+def write_tab(client: Any, project_id: int, issues: Sequence[dict], seen: Mapping[int, str],
+              confirmed: Mapping[int, str]) -> int:
+    """Make or refresh the tab so it holds exactly the flagged tasks; its id."""
+    data = tab_data(issues, seen, confirmed)
+    view = _tab(client, project_id)
+    with _calling(client, f"writing the {TITLE!r} tab of project {project_id}"):
+        if view is None:
+            return client.views.create(project=project_id, data=data).id
+        return client.views.update(id=str(view.id), project=project_id, data=data).id

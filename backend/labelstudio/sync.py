@@ -1,0 +1,571 @@
+"""Keep a Label Studio project in step with this repository: its config and guidelines, tasks, ML backend, export.
+
+Every step is safe to run again: the project is found by title, tasks carry a hash of their data so a second
+import skips them, and the ML backend connection is updated in place rather than added twice.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import html
+import io
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import requests
+from label_studio_sdk import LabelStudio
+from label_studio_sdk.core.api_error import ApiError
+from tqdm import tqdm
+
+from backend.llm import guidelines as guides
+from backend.labelstudio import schema as schemas
+from backend.labelstudio.client import describe
+
+HASH_KEY = "_hash"
+# Task-level fields Label Studio's import accepts next to "data"; anything else in a task file is dropped.
+TASK_FIELDS = ("data", "predictions", "annotations", "meta")
+SAMPLING = "Uncertainty sampling"
+BACKEND_TITLE = "labelloop"
+
+
+class SyncError(RuntimeError):
+    """A sync step cannot go on; the message is one line saying why."""
+
+
+# ---------------------------------------------------------------- guidelines → HTML
+
+_INLINE = [
+    (re.compile(r"`([^`]+)`"), r"<code>\1</code>"),
+    (re.compile(r"\*\*(.+?)\*\*"), r"<strong>\1</strong>"),
+    (re.compile(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])"), r"<em>\1</em>"),
+]
+_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+_BULLET = re.compile(r"^[-*+]\s+(.*)$")
+_NUMBERED = re.compile(r"^\d+[.)]\s+(.*)$")
+
+
+def _inline(text: str) -> str:
+    text = html.escape(text, quote=False)
+    for pattern, replacement in _INLINE:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def render_markdown(text: str) -> str:
+    """The Markdown the guidelines use (headings, lists, paragraphs, bold, italics, code) as HTML.
+
+    Deliberately small: Label Studio shows the result as the project's instructions, and the guidelines
+    stay plain enough that a full Markdown library is not worth a new dependency.
+    """
+    out: list[str] = []
+    paragraph: list[str] = []
+    items: list[str] = []
+    list_tag = ""
+
+    def close_paragraph() -> None:
+        if paragraph:
+            out.append(f"<p>{_inline(' '.join(paragraph))}</p>")
+            paragraph.clear()
+
+    def close_list() -> None:
+        nonlocal list_tag
+        if items:
+            out.append(f"<{list_tag}>" + "".join(f"<li>{_inline(i)}</li>" for i in items) + f"</{list_tag}>")
+            items.clear()
+        list_tag = ""
+
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line:
+            close_paragraph()
+            close_list()
+            continue
+        heading, bullet, numbered = _HEADING.match(line), _BULLET.match(line), _NUMBERED.match(line)
+        if heading:
+            close_paragraph()
+            close_list()
+            level = len(heading.group(1))
+            out.append(f"<h{level}>{_inline(heading.group(2))}</h{level}>")
+        elif bullet or numbered:
+            close_paragraph()
+            tag = "ul" if bullet else "ol"
+            if list_tag != tag:
+                close_list()
+                list_tag = tag
+            items.append((bullet or numbered).group(1))
+        elif items and raw[:1].isspace():
+            items[-1] += " " + line  # an indented line continues the list item above it
+        else:
+            close_list()
+            paragraph.append(line)
+    close_paragraph()
+    close_list()
+    return "\n".join(out)
+
+
+def guidelines_html(path: str | os.PathLike) -> str:
+    """The guidelines file as the HTML Label Studio shows annotators: title, task, version, then every section."""
+    try:
+        g = guides.load(path)
+    except guides.GuidelinesError as e:
+        raise SyncError(str(e)) from None
+    body = "\n\n".join(f"## {heading}\n{text}" for heading, text in g.sections.items())
+    header = (
+        f"<h1>{html.escape(g.title)}</h1>\n<p><em>{html.escape(g.task)}</em></p>\n"
+        f"<p>Guidelines version {html.escape(g.version)}, {html.escape(g.date)}</p>\n"
+    )
+    return header + render_markdown(body)
+
+
+# ---------------------------------------------------------------- project
+
+
+@dataclass(frozen=True)
+class ProjectResult:
+    id: int
+    status: str  # "created", "updated" or "unchanged"
+
+
+def get_project(client: LabelStudio, project_id: int) -> Any:
+    try:
+        return client.projects.get(id=project_id)
+    except ApiError as e:
+        if e.status_code == 404:
+            raise SyncError(
+                f"Label Studio has no project {project_id} (or this API key's user cannot see it)"
+            ) from None
+        raise
+
+
+def find_project(client: LabelStudio, title: str) -> Any | None:
+    """The oldest project with exactly this title; titles are not unique in Label Studio, so say so if several."""
+    matches = sorted(
+        (p for p in client.projects.list(page_size=100) if (p.title or "").strip() == title), key=lambda p: p.id
+    )
+    if len(matches) > 1:
+        ids = ", ".join(str(p.id) for p in matches)
+        print(f"warning: several projects are titled {title!r} ({ids}); using {matches[0].id}", file=sys.stderr)
+    return matches[0] if matches else None
+
+
+def ensure_project(
+    client: LabelStudio, title: str, config_path: str | os.PathLike, guidelines_path: str | os.PathLike
+) -> ProjectResult:
+    """Create the project, or bring the one with this title up to date with the config and guidelines."""
+    title = title.strip()
+    if not title:
+        raise SyncError("the project title is empty")
+    try:
+        # Label Studio strips the config it stores; stripping here keeps the comparison below honest.
+        label_config = Path(config_path).read_text(encoding="utf-8").strip()
+    except OSError as e:
+        raise SyncError(f"cannot read labeling config {config_path}: {e.strerror}") from None
+    wanted = {
+        "label_config": label_config,
+        "expert_instruction": guidelines_html(guidelines_path),
+        "show_instruction": True,
+    }
+    existing = find_project(client, title)
+    try:
+        if existing is None:
+            project = client.projects.create(title=title, **wanted)
+            return ProjectResult(project.id, "created")
+        existing = client.projects.get(id=existing.id)  # the list's items may leave fields out
+        # Only send what changed: Label Studio checks a new label config against every existing annotation.
+        changes = {k: v for k, v in wanted.items() if not _same(getattr(existing, k, None), v)}
+        if not changes:
+            return ProjectResult(existing.id, "unchanged")
+        client.projects.update(id=existing.id, **changes)
+        return ProjectResult(existing.id, "updated")
+    except ApiError as e:
+        raise SyncError(f"Label Studio refused the project {title!r}: {describe(e)}") from None
+
+
+def _same(current: Any, wanted: Any) -> bool:
+    if isinstance(current, str) and isinstance(wanted, str):
+        return current.strip() == wanted.strip()
+    return current == wanted
+
+
+# ---------------------------------------------------------------- tasks
+
+
+def task_hash(data: dict) -> str:
+    """A stable fingerprint of a task's data (key order and an existing hash field do not matter)."""
+    payload = {k: v for k, v in data.items() if k != HASH_KEY}
+    canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:20]
+
+
+def _as_task(item: Any, where: str) -> dict:
+    if not isinstance(item, dict):
+        raise SyncError(f"{where}: expected a JSON object (a task or its data), got {type(item).__name__}")
+    if isinstance(item.get("data"), dict):
+        return {k: item[k] for k in TASK_FIELDS if k in item}
+    return {"data": item}
+
+
+def read_tasks(path: str | os.PathLike, text_key: str = "text") -> list[dict]:
+    """Tasks ({"data": {...}}) from a .json (a list of tasks or of data dicts), .jsonl or .csv/.tsv file.
+
+    Every task must have a non-empty `text_key` field; each gets its data hash, and repeats in the file are
+    kept once.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        raw = path.read_text(encoding="utf-8-sig")
+    except OSError as e:
+        raise SyncError(f"cannot read {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise SyncError(f"{path} is not UTF-8 text") from None
+
+    tasks: list[dict] = []
+    if suffix == ".json":
+        try:
+            items = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise SyncError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+        if isinstance(items, dict):
+            items = [items]
+        if not isinstance(items, list):
+            raise SyncError(f"{path}: expected a list of tasks")
+        tasks = [_as_task(item, f"{path} item {n}") for n, item in enumerate(items, 1)]
+    elif suffix in (".jsonl", ".ndjson"):
+        for n, line in enumerate(raw.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise SyncError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+            tasks.append(_as_task(item, f"{path}:{n}"))
+    elif suffix in (".csv", ".tsv"):
+        # newline="" keeps line breaks inside quoted fields (multi-line reviews) as they are.
+        reader = csv.DictReader(io.StringIO(raw, newline=""), delimiter="\t" if suffix == ".tsv" else ",")
+        columns = reader.fieldnames or []
+        if text_key not in columns:
+            listed = ", ".join(columns) or "none"
+            raise SyncError(f"{path}: no {text_key!r} column (columns: {listed}); name the text column with --text-key")
+        for row in reader:
+            tasks.append({"data": {k: v for k, v in row.items() if k is not None}})
+    else:
+        raise SyncError(f"{path}: unknown file type {suffix or '(none)'}; use .json, .jsonl or .csv")
+
+    unique: dict[str, dict] = {}
+    for n, task in enumerate(tasks, 1):
+        value = task["data"].get(text_key)
+        if not isinstance(value, str) or not value.strip():
+            raise SyncError(f"{path}: task {n} has no text in {text_key!r} (use --text-key to name the field)")
+        digest = task["data"].get(HASH_KEY) or task_hash(task["data"])
+        task["data"] = {**task["data"], HASH_KEY: digest}
+        unique.setdefault(digest, task)
+    return list(unique.values())
+
+
+def existing_hashes(client: LabelStudio, project_id: int) -> set[str]:
+    """Hashes of the project's tasks; tasks imported some other way are hashed from their data."""
+    hashes = set()
+    for task in client.tasks.list(project=project_id, fields="task_only", page_size=1000):
+        data = task.data or {}
+        hashes.add(data.get(HASH_KEY) or task_hash(data))
+    return hashes
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    imported: int
+    skipped: int
+
+
+def import_tasks(
+    client: LabelStudio, project_id: int, tasks: list[dict], chunk_size: int = 500, progress: bool = True
+) -> ImportResult:
+    """Import the tasks the project does not have yet, `chunk_size` per request."""
+    get_project(client, project_id)
+    known = existing_hashes(client, project_id)
+    new = [t for t in tasks if t["data"][HASH_KEY] not in known]
+    with tqdm(total=len(new), unit="task", desc="import", disable=not progress or not new) as bar:
+        for start in range(0, len(new), chunk_size):
+            chunk = new[start : start + chunk_size]
+            try:
+                client.projects.import_tasks(id=project_id, request=chunk)
+            except ApiError as e:
+                raise SyncError(
+                    f"Label Studio refused tasks {start + 1}-{start + len(chunk)} of the new ones "
+                    f"({start} imported before): {describe(e)}"
+                ) from None
+            bar.update(len(chunk))
+    return ImportResult(imported=len(new), skipped=len(tasks) - len(new))
+
+
+def default_text_key(label_config: str) -> str:
+    """The task field the config's Text tag reads, so imported files match the project without a flag."""
+    try:
+        return schemas.parse(label_config).data_key
+    except schemas.SchemaError:
+        return "text"
+
+
+# ---------------------------------------------------------------- ML backend
+
+
+def wait_for_backend(backend_url: str, timeout: float = 120.0, auth: tuple[str, str] | None = None) -> None:
+    """Return once the backend's /health says UP; it answers 503 while its model loads."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            answer = requests.get(f"{backend_url}/health", timeout=10, auth=auth)
+        except requests.RequestException as e:
+            raise SyncError(f"cannot reach the ML backend at {backend_url}: {describe(e)}") from None
+        if answer.status_code == 200:
+            return
+        body = _json_or_empty(answer)
+        if body.get("status") == "ERROR":
+            raise SyncError(f"the ML backend at {backend_url} is broken: {body.get('error') or 'see its log'}")
+        if answer.status_code != 503 or time.monotonic() > deadline:
+            raise SyncError(
+                f"the ML backend at {backend_url} is not ready (GET /health answered HTTP {answer.status_code})"
+            )
+        time.sleep(1)
+
+
+def _json_or_empty(answer: requests.Response) -> dict:
+    try:
+        body = answer.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def backend_model_version(
+    backend_url: str,
+    project_id: int,
+    label_config: str,
+    timeout: float = 300.0,
+    extra_params: dict | None = None,
+    auth: tuple[str, str] | None = None,
+) -> str:
+    """Ask the backend's /setup whether it can serve this config, and which model version it will predict with."""
+    body = {"project": str(project_id), "schema": label_config}
+    if extra_params:
+        body["extra_params"] = extra_params
+    try:
+        answer = requests.post(f"{backend_url}/setup", json=body, timeout=timeout, auth=auth)
+    except requests.RequestException as e:
+        raise SyncError(f"cannot reach the ML backend at {backend_url}: {describe(e)}") from None
+    body = _json_or_empty(answer)
+    if answer.status_code == 200 and body.get("model_version"):
+        return str(body["model_version"])
+    reason = body.get("error") or answer.text.strip()[:200] or f"HTTP {answer.status_code}"
+    if answer.status_code == 401:
+        raise SyncError(f"the ML backend at {backend_url} wants credentials: set BASIC_AUTH_USER and BASIC_AUTH_PASS")
+    if 400 <= answer.status_code < 500:
+        raise SyncError(f"the ML backend cannot serve project {project_id}'s labeling config: {reason}")
+    raise SyncError(f"the ML backend at {backend_url} failed on /setup (HTTP {answer.status_code}): {reason}")
+
+
+@dataclass(frozen=True)
+class ConnectResult:
+    ml_backend_id: int
+    created: bool
+    model_version: str
+    project_model_version: str  # equals model_version once any task has a prediction from it
+    tasks: int
+    predicted: int  # tasks with a prediction from model_version
+    tabs: tuple[str, ...] = ()  # the queue's Data Manager tabs (backend/labelstudio/queue.py)
+
+
+def _attach_backend(
+    client: LabelStudio,
+    project_id: int,
+    backend_url: str,
+    extra_params: dict | None = None,
+    auth: tuple[str, str] | None = None,
+) -> tuple[int, bool]:
+    backends = client.ml.list(project=project_id)
+    ours = [b for b in backends if (b.url or "").rstrip("/") == backend_url]
+    # Label Studio keeps extra_params with the connection and sends them with every /setup it makes.
+    fields: dict[str, Any] = {"url": backend_url, "title": BACKEND_TITLE}
+    if extra_params:
+        fields["extra_params"] = extra_params
+    if auth:
+        fields.update(auth_method="BASIC_AUTH", basic_auth_user=auth[0], basic_auth_pass=auth[1])
+    try:
+        if ours:
+            backend = client.ml.update(id=ours[0].id, project=project_id, **fields)
+            created = False
+        else:
+            backend = client.ml.create(project=project_id, **fields)
+            created = True
+    except ApiError as e:
+        hint = ""
+        if e.status_code == 403:
+            hint = (
+                " (a backend on a local address needs Label Studio started with ML_BLOCK_LOCAL_IP=false "
+                "and SSRF_PROTECTION_ENABLED=false)"
+            )
+        raise SyncError(f"Label Studio refused to connect the ML backend {backend_url}: {describe(e)}{hint}") from None
+    # Label Studio asks only the project's first backend for predictions.
+    first = min([b.id for b in backends] + [backend.id])
+    if first != backend.id:
+        print(
+            f"warning: project {project_id} has an older ML backend (id {first}); Label Studio predicts with that one",
+            file=sys.stderr,
+        )
+    return backend.id, created
+
+
+def _authorize_webhook(client: LabelStudio, project_id: int, backend_url: str, auth: tuple[str, str]) -> None:
+    """Label Studio sends the backend's credentials with /setup and /predict but makes the backend's webhook
+    without them; the webhook's own headers carry them instead."""
+    token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+    url = f"{backend_url}/webhook"
+    try:
+        hooks = [h for h in client.webhooks.list(project=str(project_id)) if (h.url or "").rstrip("/") == url]
+        if not hooks:
+            raise SyncError(f"Label Studio made no webhook {url} for project {project_id}; reconnect the backend")
+        for hook in hooks:
+            client.webhooks.update(id=hook.id, url=url, headers={"Authorization": f"Basic {token}"})
+    except ApiError as e:
+        raise SyncError(f"Label Studio refused to update the backend's webhook: {describe(e)}") from None
+
+
+def count_predicted(client: LabelStudio, project_id: int, model_version: str) -> tuple[int, int]:
+    """(tasks, tasks with a prediction from model_version)."""
+    total = predicted = 0
+    for task in client.tasks.list(project=project_id, fields="all", page_size=500):
+        total += 1
+        predictions = task.predictions or []
+        if any(_field(p, "model_version") == model_version for p in predictions):
+            predicted += 1
+    return total, predicted
+
+
+def _field(item: Any, name: str) -> Any:
+    return item.get(name) if isinstance(item, dict) else getattr(item, name, None)
+
+
+def task_ids(client: LabelStudio, project_id: int) -> list[int]:
+    return [t.id for t in client.tasks.list(project=project_id, fields="task_only", page_size=1000)]
+
+
+def connect_backend(
+    client: LabelStudio,
+    project_id: int,
+    backend_url: str,
+    batch_size: int = 100,
+    progress: bool = True,
+    wait: float = 120.0,
+    strategy: str | None = None,
+    auth: tuple[str, str] | None = None,
+    lanes: int | None = None,
+) -> ConnectResult:
+    """Connect the backend, have every task predicted, make the backend's model version the project's, and make
+    the queue tabs. `strategy` sets the project's ranking strategy in the backend (else the backend's
+    RANK_STRATEGY applies); `lanes` how many annotators label at once from their own tab (backend/labelstudio/queue.py)."""
+    backend_url = backend_url.strip().rstrip("/")
+    if not backend_url.startswith(("http://", "https://")):
+        raise SyncError(f"--backend-url {backend_url!r} must start with http:// or https://")
+    project = get_project(client, project_id)
+    wait_for_backend(backend_url, wait, auth)
+    # Asked before Label Studio is told about the backend: a config the backend cannot serve would otherwise
+    # leave a half-connected backend in the project and a vaguer message.
+    extra = {k: v for k, v in (("strategy", strategy), ("lanes", lanes)) if v} or None
+    model_version = backend_model_version(
+        backend_url, project_id, project.label_config or "", extra_params=extra, auth=auth
+    )
+    ml_id, created = _attach_backend(client, project_id, backend_url, extra, auth)
+    if auth:
+        _authorize_webhook(client, project_id, backend_url, auth)
+    _update_project(client, project_id, sampling=SAMPLING)
+
+    # Label Studio sends every selected task in one /predict call and gives up after 100 s, so ask in batches.
+    ids = task_ids(client, project_id)
+    with tqdm(total=len(ids), unit="task", desc="predict", disable=not progress or not ids) as bar:
+        for start in range(0, len(ids), batch_size):
+            batch = ids[start : start + batch_size]
+            try:
+                client.actions.create(
+                    id="retrieve_tasks_predictions",
+                    project=project_id,
+                    selected_items={"all": False, "included": batch},
+                    request_options={"timeout_in_seconds": 600, "max_retries": 0},
+                )
+            except ApiError as e:
+                raise SyncError(f"Label Studio failed to retrieve predictions: {describe(e)}") from None
+            bar.update(len(batch))
+    total, predicted = count_predicted(client, project_id, model_version)
+
+    # Connecting leaves project.model_version at the backend's title, and uncertainty sampling counts only
+    # predictions whose version equals the project's. Label Studio accepts a version only once a prediction
+    # carries it (or a backend is titled so), hence this comes after predicting.
+    if predicted:
+        _update_project(client, project_id, model_version=model_version)
+    project_version = client.projects.get(id=project_id).model_version or ""
+    from backend.labelstudio import queue as ls_queue  # here: ls_queue reads through ls_tasks, which imports this module's SyncError
+
+    tabs = ls_queue.ensure_tabs(client, project_id, lanes or 1)  # its LabelStudioUnavailable is a SyncError
+    return ConnectResult(ml_id, created, model_version, project_version, total, predicted, tuple(tabs))
+
+
+def _update_project(client: LabelStudio, project_id: int, **fields: Any) -> None:
+    try:
+        client.projects.update(id=project_id, **fields)
+    except ApiError as e:
+        raise SyncError(f"Label Studio refused to update project {project_id}: {describe(e)}") from None
+
+
+# ---------------------------------------------------------------- export
+
+
+def write_atomically(path: str | os.PathLike, write: Callable[[Any], None]) -> None:
+    """Write through a temporary file in the same directory, so readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; the export is an ordinary file
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    tasks: int
+    annotations: int
+
+
+def export_json(client: LabelStudio, project_id: int, out: str | os.PathLike, timeout: int = 300) -> ExportResult:
+    get_project(client, project_id)
+    try:
+        tasks = client.projects.exports.as_json(project_id, timeout=timeout)
+    except ApiError as e:
+        raise SyncError(f"Label Studio failed to export project {project_id}: {describe(e)}") from None
+    try:
+        write_atomically(out, lambda f: json.dump(tasks, f, ensure_ascii=False, indent=1))
+    except OSError as e:
+        raise SyncError(f"cannot write {out}: {e.strerror or e}") from None
+    annotations = sum(len(t.get("annotations") or []) for t in tasks)
+    return ExportResult(tasks=len(tasks), annotations=annotations)

@@ -1,0 +1,130 @@
+"""Routing between people and the model: which tasks the model may label, at an accuracy known with a bound.
+
+The rule: the model labels a task when its top probability reaches a threshold. The threshold is the lowest whose
+accuracy on human labels the model never trained on (out-of-fold predictions) has a one-sided lower confidence
+bound (Clopper-Pearson, exact for a binomial) at or above the target, not just a mean at or above it. Lower
+thresholds label more of the pool; the bound keeps the promise honest for the tasks that pass.
+
+Why the out-of-fold set is a fair, even cautious, yardstick: in the loop people label the tasks the model is least
+sure of first, so the human-labeled tasks are harder than what is left; the accuracy measured on them at a given
+confidence is, if anything, below what the rest will see. Scanning thresholds and taking the first that passes
+is a selection; the exact bound and that caution leave room for it, and the simulation (scripts/simulate_finish.py)
+checks the promise against the truth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from statsmodels.stats.proportion import proportion_confint
+
+MIN_SUPPORT = 30  # human labels at or above a threshold before its bound is read at all
+
+
+@dataclass(frozen=True)
+class Threshold:
+    threshold: float | None  # None: no threshold reaches the target; people label everything
+    target: float
+    confidence: float
+    support: int  # human-labeled tasks at or above the threshold
+    accuracy: float | None  # the model's out-of-fold accuracy on them
+    lower_bound: float | None  # its one-sided lower confidence bound
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def lower_bound(correct: int, total: int, confidence: float = 0.95) -> float:
+    """One-sided lower confidence bound of a binomial proportion (Clopper-Pearson)."""
+    if total == 0:
+        return 0.0
+    # A two-sided interval at 1 - 2 * (1 - confidence) has the one-sided bound as its lower end.
+    return float(proportion_confint(correct, total, alpha=2 * (1 - confidence), method="beta")[0])
+
+
+def choose_threshold(
+    confidence: np.ndarray, correct: np.ndarray, target: float = 0.95, level: float = 0.95
+) -> Threshold:
+    """The lowest confidence threshold whose out-of-fold accuracy has its lower bound at or above `target`.
+
+    `confidence`: the model's top probability per human-labeled task (out of fold); `correct`: whether its argmax
+    matched the human label."""
+    confidence = np.asarray(confidence, dtype=float)
+    correct = np.asarray(correct, dtype=bool)
+    if confidence.shape != correct.shape or confidence.ndim != 1:
+        raise ValueError("confidence and correct must be 1-D arrays of the same length")
+    if not 0 < target < 1 or not 0 < level < 1:
+        raise ValueError("target and level must lie strictly between 0 and 1")
+    order = np.argsort(-confidence, kind="stable")
+    hits = np.cumsum(correct[order])
+    best = Threshold(None, target, level, 0, None, None)
+    # Candidates: each distinct confidence, from the most confident down; the lowest that passes wins.
+    for k in range(MIN_SUPPORT, len(order) + 1):
+        if k < len(order) and confidence[order[k]] == confidence[order[k - 1]]:
+            continue  # a threshold takes every task with that confidence or more
+        bound = lower_bound(int(hits[k - 1]), k, level)
+        if bound >= target:
+            best = Threshold(float(confidence[order[k - 1]]), target, level, k, float(hits[k - 1] / k), bound)
+    return best
+
+
+DEFAULT_TARGET = 0.95
+DEFAULT_LEVEL = 0.95
+
+
+def threshold_for(heldout_probs: np.ndarray, y: np.ndarray, target: float = DEFAULT_TARGET,
+                  level: float = DEFAULT_LEVEL) -> Threshold:
+    """choose_threshold for a model's held-out probabilities (n, labels) on tasks with human label indices y."""
+    y = np.asarray(y, dtype=int)
+    if not len(y):
+        return choose_threshold(np.zeros(0), np.zeros(0, bool), target, level)
+    p = np.asarray(heldout_probs, dtype=float).reshape(len(y), -1)
+    return choose_threshold(p.max(axis=1), p.argmax(axis=1) == y, target, level)
+
+
+def routing_record(candidate_oof: np.ndarray, llm_probs: np.ndarray, y: np.ndarray, target: float = DEFAULT_TARGET,
+                   level: float = DEFAULT_LEVEL) -> dict:
+    """What a training run notes for routing (backend/loop/project_loop.py puts it in the run's record): the threshold of the
+    candidate model, from its out-of-fold probabilities, and of the LLM alone, which never trained on the labels."""
+    return {
+        "model": threshold_for(candidate_oof, y, target, level).as_dict(),
+        "llm": threshold_for(llm_probs, y, target, level).as_dict(),
+    }
+
+
+def pool_coverage(probs: np.ndarray, task_ids, records: list[dict], serving: str | None, labeled=()) -> dict:
+    """How much of the pool the serving model may label now, by the threshold measured when it was trained.
+
+    `probs`: the serving model's probabilities for the pool (task_ids, same order); `records`: the project's
+    training records, oldest first (ModelStore.versions()); `serving`: the promoted version that serves, None when
+    the LLM serves alone (then the newest run's measurement of the LLM counts); `labeled`: task ids that already
+    have a human label, left out of the count. scripts/finish.py computes the same afresh from every label."""
+    rule = None
+    for record in reversed(records or []):
+        noted = record.get("routing")
+        if not isinstance(noted, dict):
+            continue
+        if serving is None:
+            rule = noted.get("llm")
+            break
+        if record.get("version") == serving:
+            rule = noted.get("model")
+            break
+    labeled = set(labeled)
+    open_ = np.array([task_id not in labeled for task_id in task_ids], dtype=bool)
+    confidence = np.asarray(probs, dtype=float).reshape(len(open_), -1).max(axis=1) if len(open_) else np.zeros(0)
+    threshold = rule.get("threshold") if isinstance(rule, dict) else None
+    can = int((confidence[open_] >= threshold).sum()) if threshold is not None else 0
+    unlabeled = int(open_.sum())
+    return {
+        "threshold": threshold,
+        "target": rule.get("target") if isinstance(rule, dict) else None,
+        "accuracy": rule.get("accuracy") if isinstance(rule, dict) else None,
+        "lower_bound": rule.get("lower_bound") if isinstance(rule, dict) else None,
+        "support": rule.get("support", 0) if isinstance(rule, dict) else 0,
+        "unlabeled": unlabeled,
+        "model_can_label": can,
+        "share": round(can / unlabeled, 4) if unlabeled else 0.0,
+        "measured": rule is not None,  # False: no training run has measured the serving model yet
+    }

@@ -1,0 +1,1 @@
+"""Label quality: agreement, gold tasks, drift, the LLM against people, label issues."""

@@ -1,0 +1,1 @@
+"""Which task to label next: uncertainty, diversity, fusion and LLM-judged informativeness."""

@@ -1,0 +1,272 @@
+"""The web layer: Label Studio's ML backend protocol. Routes parse, call the service, and answer JSON."""
+
+from __future__ import annotations
+
+import hmac
+import re
+import logging
+import time
+from typing import Any
+
+from flask import Flask, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from backend.llm import calibration as cal
+from backend.labelstudio import schema as schemas
+from backend.llm.remote import LLMServerError
+from backend.loop.project_loop import TRAINING_ACTIONS, LoopError
+from backend.serving.service import NotReady, Service
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+# Label Studio's bodies nest a handful of levels (body, tasks, task, data, dialogue, line). Python's JSON parser and
+# encoder recurse once per level and fail with RecursionError near 1,000: far deeper bodies are refused on arrival,
+# so no handler, log line or answer ever walks one.
+MAX_JSON_DEPTH = 64
+
+
+def _nesting_exceeds(value: Any, limit: int) -> bool:
+    """Whether lists and objects nest more than `limit` levels; level by level, so it cannot recurse itself."""
+    level = [value]
+    for _ in range(limit):
+        level = [
+            child
+            for item in level
+            for child in (item.values() if isinstance(item, dict) else item)
+            if isinstance(child, (dict, list))
+        ]
+        if not level:
+            return False
+    return True
+
+
+def _json_body() -> dict:
+    too_deep = f"the request body nests lists and objects more than {MAX_JSON_DEPTH} levels deep"
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # not a ValueError, so `silent` lets it through
+        raise ApiError(400, too_deep) from None
+    if body is None:
+        raise ApiError(400, "the request body must be JSON (Content-Type: application/json)")
+    if _nesting_exceeds(body, MAX_JSON_DEPTH):
+        raise ApiError(400, too_deep)
+    if not isinstance(body, dict):
+        raise ApiError(400, "the request body must be a JSON object")
+    return body
+
+
+def _project_key(value: Any) -> str | None:
+    """Label Studio sends "<project id>.<timestamp>"; the id alone names the project. Anything but a plain id is
+    no project: the key names a directory under DATA_DIR."""
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        key = str(value).split(".")[0].strip()
+        if re.fullmatch(r"[0-9]{1,18}", key):
+            return key
+    return None
+
+
+def _webhook_project(body: dict) -> str | None:
+    """The project id of a webhook: `project` is an object or an id; annotations and tasks also name it."""
+    candidates = [body.get("project")]
+    for key in ("annotation", "task"):
+        if isinstance(body.get(key), dict):
+            candidates.append(body[key].get("project"))
+    for value in candidates:
+        if isinstance(value, dict):
+            value = value.get("id")
+        if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
+            return str(value).strip()
+    return None
+
+
+def create_app(service: Service) -> Flask:
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = service.settings.max_request_mb * 1024 * 1024
+    metrics = service.metrics
+
+    settings = service.settings
+    # Label Studio checks /health before it knows whether to send credentials; everything else needs them.
+    open_routes = {"/health", "/"}
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.started = time.perf_counter()
+
+    @app.before_request
+    def _authenticate():
+        if not settings.basic_auth_user or request.path in open_routes:
+            return None
+        given = request.authorization
+        user = (given.username or "") if given and given.type == "basic" else ""
+        password = (given.password or "") if given and given.type == "basic" else ""
+        # Both compared in constant time, and both always compared, so timing tells nothing about either.
+        user_ok = hmac.compare_digest(user.encode(), settings.basic_auth_user.encode())
+        pass_ok = hmac.compare_digest(password.encode(), settings.basic_auth_pass.encode())
+        if user_ok and pass_ok:
+            return None
+        answer = jsonify(error="authentication required: HTTP basic auth (BASIC_AUTH_USER / BASIC_AUTH_PASS)")
+        answer.status_code = 401
+        answer.headers["WWW-Authenticate"] = 'Basic realm="labelloop"'
+        return answer
+
+    @app.after_request
+    def _count(response: Response) -> Response:
+        route = request.url_rule.rule if request.url_rule else "unknown"
+        metrics.requests.labels(route, str(response.status_code)).inc()
+        if "started" in g:
+            metrics.latency.labels(route).observe(time.perf_counter() - g.started)
+        return response
+
+    @app.errorhandler(ApiError)
+    def _api_error(e: ApiError):
+        return jsonify(error=e.message), e.status
+
+    @app.errorhandler(LoopError)
+    def _loop_error(e: LoopError):
+        return jsonify(error=str(e)), 400
+
+    @app.errorhandler(LLMServerError)
+    def _llm_server_error(e: LLMServerError):
+        return jsonify(error=str(e)), 503
+
+    @app.errorhandler(HTTPException)
+    def _http_error(e: HTTPException):
+        message = {413: f"the request is larger than {service.settings.max_request_mb} MB (MAX_REQUEST_MB)"}
+        return jsonify(error=message.get(e.code, e.description or e.name)), e.code
+
+    @app.errorhandler(Exception)
+    def _unexpected(e: Exception):
+        log.exception("unexpected error on %s", request.path)
+        return jsonify(error="internal error; the backend log has the details"), 500
+
+    def _schema(body: dict, key: str, project: str | None) -> schemas.Schema:
+        config = body.get(key)
+        if config is None:
+            if project in service.schemas:
+                return service.schemas[project]
+            raise ApiError(400, f"'{key}' is missing: send the project's labeling config")
+        if not isinstance(config, str):
+            raise ApiError(400, f"'{key}' must be the labeling config as an XML string")
+        try:
+            parsed = schemas.parse(config)
+        except schemas.SchemaError as e:
+            raise ApiError(422, str(e)) from None
+        if project:
+            service.schemas[project] = parsed
+        return parsed
+
+    def _predictor():
+        try:
+            return service.predictor()
+        except NotReady as e:
+            raise ApiError(503, str(e)) from None
+
+    def _setup_for(predictor, schema):
+        try:
+            return predictor.setup(schema)
+        except cal.CalibrationError as e:
+            raise ApiError(422, str(e)) from None
+
+    @app.get("/health")
+    @app.get("/")
+    def health():
+        if service.ready:
+            return jsonify(status="UP", model_class="LLMSentiment", model_ready=True)
+        status = "ERROR" if service.error else "LOADING"
+        return jsonify(status=status, model_ready=False, error=service.error), 503
+
+    @app.post("/setup")
+    def setup():
+        body = _json_body()
+        project = _project_key(body.get("project"))
+        schema = _schema(body, "schema", project)
+        _setup_for(_predictor(), schema)  # a config the LLM cannot serve is a 422 before anything else
+        extra = body.get("extra_params") or {}
+        if not isinstance(extra, dict):
+            raise ApiError(400, "'extra_params' must be a JSON object, e.g. {\"strategy\": \"margin\"}")
+        for key, apply in (("strategy", service.loop.set_strategy), ("lanes", service.loop.set_lanes)):
+            if key in extra:
+                if not project:
+                    raise ApiError(400, f"'{key}' is set per project: send 'project' with 'extra_params'")
+                apply(project, extra[key])
+        _, version = service.loop.serving(project, schema)
+        metrics.model_version.labels(version).set(1)
+        return jsonify(model_version=version)
+
+    @app.post("/predict")
+    def predict():
+        body = _json_body()
+        tasks = body.get("tasks")
+        if tasks is None:
+            raise ApiError(400, "'tasks' is missing: send {\"tasks\": [...], \"label_config\": \"<View>...\"}")
+        if not isinstance(tasks, list):
+            raise ApiError(400, "'tasks' must be a list of task objects")
+        if len(tasks) > service.settings.max_tasks:
+            raise ApiError(413, f"{len(tasks)} tasks in one request; the limit is {service.settings.max_tasks} (MAX_TASKS)")
+        project = _project_key(body.get("project"))
+        schema = _schema(body, "label_config", project)
+        _setup_for(_predictor(), schema)
+        results, skipped, version = service.loop.predict(project, schema, tasks)
+        metrics.predictions.inc(len(tasks) - len(skipped))
+        metrics.skipped.inc(len(skipped))
+        metrics.model_version.labels(version).set(1)
+        answer: dict[str, Any] = {"results": results, "model_version": version}
+        if skipped:
+            answer["skipped"] = skipped
+        return jsonify(answer)
+
+    @app.post("/webhook")
+    def webhook():
+        body = _json_body()
+        if not isinstance(body.get("action"), str):
+            raise ApiError(400, "'action' is missing: a Label Studio webhook names its action")
+        event = service.events.record(body)
+        metrics.events.labels(event["action"]).inc()
+        answer = {"status": "ok", "action": event["action"]}
+        if event["action"] in TRAINING_ACTIONS:
+            project = _webhook_project(body)
+            if project is None:
+                raise ApiError(400, f"a {event['action']} webhook must name its project (project.id)")
+            try:
+                answer["training"] = service.loop.request_training(project, event["task"])
+            except LoopError as e:
+                if event["action"] == "START_TRAINING":
+                    raise  # asked for by a person: the error is the answer
+                # Annotation saves still succeed in Label Studio; the answer (and the log) say why nothing trains.
+                log.warning("no training for project %s: %s", project, e)
+                answer["training"] = f"disabled: {e}"
+        return jsonify(answer)
+
+    @app.get("/versions")
+    def versions():
+        llm = service.predictor(wait=0).versions() if service.ready else []
+        project = request.args.get("project", "").strip()
+        if not project:
+            return jsonify(versions=llm)
+        if not project.isdigit():
+            raise ApiError(400, "'project' must be a Label Studio project id")
+        trained = service.loop.versions(project)
+        current = service.loop.model(project)
+        return jsonify(
+            versions=llm + [v["version"] for v in trained if v.get("promoted")],
+            current=current.version if current else None,
+            strategy=service.loop.strategy(project),
+            lanes=service.loop.lanes(project),
+            busy=service.loop.busy(project),
+            coverage=service.loop.coverage.get(project),
+            training=trained,
+        )
+
+    @app.get("/metrics")
+    def prometheus():
+        return Response(metrics.render(), mimetype=metrics.content_type)
+
+    return app

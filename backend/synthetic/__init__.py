@@ -1,0 +1,1 @@
+"""Synthetic examples: generation, filters, reports."""
