@@ -6,7 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from backend.llm.guidelines import DEFAULT_GUIDELINES, GUIDELINES_DIR
+from backend.llm.guidelines import DEFAULT_GUIDELINES
+from backend.paths import GUIDELINES_DIR
 from backend.llm.weights import default_cache_dir
 from backend.ranking.strategies import SERVED
 

@@ -34,6 +34,7 @@ from backend.bench import noise as noise_bench  # noqa: E402
 from backend.bench import simulation  # noqa: E402
 from backend.bench.corpus import CorpusError  # noqa: E402
 from backend.cli import Parser, fraction, positive_int  # noqa: E402
+from backend.files import write_json  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -88,9 +89,7 @@ def main(argv=None) -> int:
         return 2
     results["wall_seconds"] = round(time.perf_counter() - started, 1)
     path = args.out / "results.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_json(path, results, indent=2)
     print(noise_bench.table(results))
     print(f"wrote {path} ({results['wall_seconds']:.0f} s)")
     return 0

@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from backend.bench import evaluation, simulation  # noqa: E402
 from backend.bench.corpus import CorpusError  # noqa: E402
 from backend.cli import Parser, names, positive_int  # noqa: E402
+from backend.files import write_json  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -118,9 +119,7 @@ def main(argv=None) -> int:
     )
     results["wall_seconds"] = round(time.perf_counter() - started, 1)
     results_path, plot_path = args.out / "results.json", args.out / "curves.png"
-    tmp = results_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    os.replace(tmp, results_path)
+    write_json(results_path, results, indent=2)
     simulation.plot(results, plot_path)
     print(simulation.table(results))
     print(f"\nwrote {results_path} and {plot_path} ({results['wall_seconds']:.0f} s)")

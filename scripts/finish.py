@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 from backend.labelstudio.client import TRANSPORT_ERRORS, LabelStudioError, connect, error_line  # noqa: E402
 from backend.labelstudio.sync import SyncError  # noqa: E402
 from backend.settings import Settings, SettingsError  # noqa: E402
+from backend.files import write_json  # noqa: E402
 
 
 class Parser(argparse.ArgumentParser):
@@ -90,7 +91,7 @@ def run_undo(args: argparse.Namespace) -> int:
     ls = connect()
     record = finish.undo(ls.client, args.project, progress=not args.quiet)
     if args.out:
-        finish.write_json(args.out, {"project": args.project, "undo": record})
+        write_json(args.out, {"project": args.project, "undo": record})
     print(f"removed {len(record['removed'])} model annotations from project {args.project}"
           + (f"; kept {len(record['kept_edited'])} a person has saved since" if record["kept_edited"] else ""))
     return _failures(record)
@@ -119,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     code = 0
     if args.apply:
         dataset["apply"] = finish.apply(ls.client, args.project, dataset, progress=not args.quiet)
-    finish.write_json(args.out, dataset)
+    write_json(args.out, dataset)
     c, e = dataset["counts"], dataset["estimate"]
     print(f"project {args.project}: {c['tasks']} tasks: {c['human']} labeled by people, {c['model']} by the model, "
           f"{c['needs_person']} need a person (gold {c['gold']}, synthetic {c['synthetic']}, "

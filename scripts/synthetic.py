@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from backend.paths import DEMO_CONFIG  # noqa: E402
 from backend.synthetic import generate as syn  # noqa: E402
+from backend.files import write_atomically  # noqa: E402
 
 DEFAULT_CACHE = Path.home() / ".cache" / "labelloop" / "synthetic"
 
@@ -114,7 +115,6 @@ def _read_filtered(path: Path) -> list[dict]:
 
 
 def _write_jsonl(path: Path, items: list[dict]) -> None:
-    from backend.labelstudio.sync import write_atomically
 
     try:
         write_atomically(path, lambda f: f.writelines(json.dumps(i, ensure_ascii=False) + "\n" for i in items))
@@ -126,7 +126,6 @@ def _write_jsonl(path: Path, items: list[dict]) -> None:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from backend.labelstudio.sync import write_atomically
 
     sample = syn.corpus_sample(args.size, args.seed)
     try:
@@ -233,7 +232,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _write_json(path: Path, payload: dict) -> None:
-    from backend.labelstudio.sync import write_atomically
 
     try:
         write_atomically(path, lambda f: json.dump(payload, f, indent=1, ensure_ascii=False))

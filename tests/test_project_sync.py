@@ -130,17 +130,6 @@ def test_guidelines_html_from_the_real_file():
     assert "---" not in page  # the front matter is not shown as text
 
 
-def test_write_atomically_leaves_no_temporary_file(tmp_path):
-    out = tmp_path / "sub" / "export.json"
-    sync.write_atomically(out, lambda f: f.write("[]"))
-    sync.write_atomically(out, lambda f: f.write("[1]"))
-    assert out.read_text() == "[1]"
-    assert [p.name for p in out.parent.iterdir()] == ["export.json"]
-    with pytest.raises(ZeroDivisionError):
-        sync.write_atomically(out, lambda f: 1 / 0)
-    assert out.read_text() == "[1]" and len(list(out.parent.iterdir())) == 1
-
-
 # ---------------------------------------------------------------- CLI errors
 
 

@@ -30,6 +30,7 @@ from backend.dev import labelstudio as ls_server
 from backend.labelstudio import sync
 from backend.labelstudio.client import connect
 from backend.paths import DEMO_CONFIG, DEMO_GUIDELINES, ROOT
+from backend.files import write_atomically
 
 DATA_DIR = ROOT / "data"
 TITLE = "Movie review sentiment"
@@ -101,11 +102,7 @@ def sample_tasks(n: int = N_TASKS, seed: int = SAMPLE_SEED) -> list[dict]:
 
 def write_secret(path: Path, value: str) -> None:
     """A file only its owner can read, written whole: the backend may read it at any moment."""
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(value)
-    os.replace(tmp, path)
+    write_atomically(path, lambda f: f.write(value), private=True)
 
 
 class BackendProcess:

@@ -15,11 +15,10 @@ import json
 import os
 import re
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import requests
 from label_studio_sdk import LabelStudio
@@ -29,6 +28,7 @@ from tqdm import tqdm
 from backend.llm import guidelines as guides
 from backend.labelstudio import schema as schemas
 from backend.labelstudio.client import describe
+from backend.files import write_atomically
 
 HASH_KEY = "_hash"
 # Task-level fields Label Studio's import accepts next to "data"; anything else in a task file is dropped.
@@ -526,29 +526,6 @@ def _update_project(client: LabelStudio, project_id: int, **fields: Any) -> None
 
 
 # ---------------------------------------------------------------- export
-
-
-def write_atomically(path: str | os.PathLike, write: Callable[[Any], None]) -> None:
-    """Write through a temporary file in the same directory, so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; the export is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,8 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.class_weight import compute_sample_weight
 
+from backend.files import write_json
+
 CONTENT_FREE = ("N/A", "", "[MASK]")
 
 
@@ -73,9 +75,7 @@ class Calibration:
     def save(self, path: str | os.PathLike) -> None:
         path = Path(path)
         data = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        os.replace(tmp, path)
+        write_json(path, data, indent=2)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Calibration":

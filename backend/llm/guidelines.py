@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from backend.paths import DEMO_GUIDELINES, GUIDELINES_DIR
+from backend.paths import DEMO_GUIDELINES
 
 DEFAULT_GUIDELINES = DEMO_GUIDELINES
 # Sections written for people only; the prompt leaves them out so they cannot change the model's answers.

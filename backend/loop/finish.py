@@ -16,14 +16,11 @@ changed one is replaced. `undo` removes every model annotation no person has sav
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
@@ -355,17 +352,4 @@ def undo(client: Any, project_id: int, progress: bool = False, workers: int = WO
 # ---------------------------------------------------------------- files
 
 
-def write_json(path: str | os.PathLike, payload: dict) -> None:
-    """Written atomically: a temporary file beside it, then renamed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(payload, f, indent=1, ensure_ascii=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 

@@ -17,28 +17,15 @@ import logging
 import os
 import re
 import fcntl
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Iterator
+from typing import Any, ContextManager, Iterator
 
 import joblib
 
+from backend.files import write_atomically
+
 log = logging.getLogger(__name__)
-
-
-def _atomic_write(path: Path, write: Callable[[Any], None], mode: str = "w") -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class ModelStore:
@@ -83,7 +70,7 @@ class ModelStore:
         return data
 
     def _save_registry(self, data: dict) -> None:
-        _atomic_write(self.registry_path, lambda f: json.dump(data, f, indent=1, sort_keys=True))
+        write_atomically(self.registry_path, lambda f: json.dump(data, f, indent=1, sort_keys=True))
 
     def artifact(self, version: str) -> Path:
         return self.dir / "models" / f"{version}.joblib"
@@ -91,7 +78,7 @@ class ModelStore:
     def add(self, version: str, model: Any, record: dict, promote: bool) -> None:
         """Keep a trained version; the serving pointer moves only when `promote`."""
         if promote:
-            _atomic_write(self.artifact(version), lambda f: joblib.dump(model, f), mode="wb")
+            write_atomically(self.artifact(version), lambda f: joblib.dump(model, f), binary=True)
         with self._locked("registry.lock"):
             data = self.registry()
             data["versions"].append({**record, "version": version, "promoted": promote})

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import threading
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+
+from backend.files import write_atomically
 
 
 def text_key(text: str) -> str:
@@ -67,12 +68,4 @@ class VectorCache:
             keys = np.array(list(self._rows), dtype="U64")
             vectors = np.stack(list(self._rows.values())) if self._rows else np.zeros((0, 0), np.float32)
             self._dirty = False
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".npz.tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, keys=keys, vectors=vectors)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(self.path, lambda f: np.savez(f, keys=keys, vectors=vectors), binary=True)

@@ -6,7 +6,6 @@ import logging
 import threading
 import time
 from dataclasses import replace
-from pathlib import Path
 from typing import Any, Callable
 
 from backend.llm import calibration as cal
