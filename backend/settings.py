@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from backend.llm.guidelines import DEFAULT_GUIDELINES
-from backend.paths import GUIDELINES_DIR
+from backend.paths import DEMO_GOLD, GUIDELINES_DIR
 from backend.llm.weights import default_cache_dir
 from backend.ranking.strategies import SERVED
 
@@ -81,6 +81,7 @@ class Settings:
     keep_prediction_versions: int = 1
     llm_feature_depth: float = 0.625
     consensus: str = "majority"
+    gold_file: Path | None = DEMO_GOLD  # None: the project has no gold tasks
     llm_engine: str = "transformers"
     llm_server_url: str = ""
     llm_server_model: str = ""
@@ -113,6 +114,15 @@ class Settings:
         consensus = env("CONSENSUS", "").strip().lower() or "majority"
         if consensus not in CONSENSUS:
             raise SettingsError(f"CONSENSUS={consensus!r}: use {' or '.join(CONSENSUS)}")
+        gold_file = env("GOLD_FILE", "").strip()
+        if gold_file.lower() == "none":
+            gold_path = None
+        elif not gold_file:
+            gold_path = DEMO_GOLD
+        elif Path(gold_file).is_file():
+            gold_path = Path(gold_file)
+        else:
+            raise SettingsError(f"GOLD_FILE={gold_file!r} is not a file (give a gold JSONL, JSON or CSV file, or none)")
         return cls(
             llm_model=env("LLM_MODEL", "").strip() or "embedded",
             llm_cache_dir=default_cache_dir(),
@@ -142,6 +152,7 @@ class Settings:
             keep_prediction_versions=_int("KEEP_PREDICTION_VERSIONS", 1),
             llm_feature_depth=_fraction("LLM_FEATURE_DEPTH", 0.625),
             consensus=consensus,
+            gold_file=gold_path,
             llm_engine=engine,
             llm_server_url=server_url,
             llm_server_model=env("LLM_SERVER_MODEL", "").strip(),

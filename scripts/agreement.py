@@ -25,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from backend.quality import agreement  # noqa: E402
+from backend.labelstudio.export import ExportError, labels_from_config, load_export  # noqa: E402
 
 
 class _Parser(argparse.ArgumentParser):
@@ -75,16 +76,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from_name, labels = args.from_name, None
         if args.labels and args.config:
-            raise agreement.AgreementError("give --labels or --config, not both")
+            raise ExportError("give --labels or --config, not both")
         if args.labels:
             labels = [label.strip() for label in args.labels.split(",") if label.strip()]
         if args.config:
-            from_name, labels = agreement.labels_from_config(args.config, args.from_name)
-        dataset = agreement.load_export(args.export, from_name=from_name, labels=labels, text_key=args.text_key)
+            from_name, labels = labels_from_config(args.config, args.from_name)
+        dataset = load_export(args.export, from_name=from_name, labels=labels, text_key=args.text_key)
         report = agreement.analyse(dataset, bootstrap=args.bootstrap, seed=args.seed)
         if args.disagreements:
             agreement.write_disagreements(dataset, args.disagreements)
-    except agreement.AgreementError as exc:
+    except (ExportError, agreement.AgreementError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -22,9 +22,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import sys
 import tempfile
 import time

@@ -23,7 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from backend.quality import agreement, drift, gold  # noqa: E402
+from backend.labelstudio.export import ExportError, labels_from_config  # noqa: E402
+from backend.quality import drift, gold  # noqa: E402
 from backend.labelstudio import sync as project_sync  # noqa: E402
 
 
@@ -36,7 +37,7 @@ class _Parser(argparse.ArgumentParser):
 def _labels(args: argparse.Namespace) -> tuple[str | None, list[str]]:
     """The Choices tag and labels from --config, else no tag (guessed from the export) and the corpus labels."""
     if args.config:
-        return agreement.labels_from_config(args.config)
+        return labels_from_config(args.config)
     return None, list(gold.LABELS)
 
 
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.run(args)
-    except (gold.GoldError, agreement.AgreementError, project_sync.SyncError) as exc:
+    except (gold.GoldError, ExportError, project_sync.SyncError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -38,6 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from backend.labelstudio.export import ExportError, load_export  # noqa: E402
 from backend.quality import agreement, gold, label_issues  # noqa: E402
 from backend.labelstudio import schema as schemas  # noqa: E402
 from backend.labelstudio.client import TRANSPORT_ERRORS, LabelStudioError, connect, error_line  # noqa: E402
@@ -159,10 +160,10 @@ def run(args: argparse.Namespace) -> int:
             schema = read_config(args.config)
             path, tasks = args.export, None
         try:
-            dataset = agreement.load_export(path, from_name=schema.from_name, labels=schema.labels,
+            dataset = load_export(path, from_name=schema.from_name, labels=schema.labels,
                                             text_key=schema.data_key)
             gold_set = gold.load_gold(args.gold, schema.labels) if args.gold else gold.default_gold()
-        except (agreement.AgreementError, gold.GoldError) as e:
+        except (ExportError, gold.GoldError) as e:
             raise UsageError(str(e)) from None
         rows = label_issues.tasks_of(dataset, gold_set)
         confirmed, seen = {}, {}

@@ -19,11 +19,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from backend.quality import agreement, llm_vs_human  # noqa: E402
+from backend.quality import llm_vs_human  # noqa: E402
 from backend.bench import corpus, evaluation  # noqa: E402
 from backend.llm import guidelines  # noqa: E402
 from backend.llm import weights as models  # noqa: E402
-from backend.quality.agreement import AgreementError, Item  # noqa: E402
+from backend.labelstudio.export import ExportError, Item, load_export  # noqa: E402
 from backend.bench.corpus import LABELS, CorpusError  # noqa: E402
 from backend.llm.local import LLMScorer  # noqa: E402
 from backend.settings import Settings  # noqa: E402
@@ -31,7 +31,7 @@ from backend.settings import Settings  # noqa: E402
 
 def samples(args) -> dict[str, tuple[list[Item], list]]:
     if args.export:
-        data = agreement.load_export(args.export, labels=list(LABELS))
+        data = load_export(args.export, labels=list(LABELS))
         items = [i for i in data.items if i.text]
         return {args.export.name: (items, data.annotators)}
     test, _ = evaluation.splits(test_size=args.sample)
@@ -58,7 +58,7 @@ def main() -> int:
         sources = samples(args)
         settings = Settings.from_env()
         scorer = LLMScorer.load(models.resolve(settings.llm_model, settings.llm_cache_dir).path)
-    except (AgreementError, CorpusError, models.ModelSourceError) as e:
+    except (ExportError, CorpusError, models.ModelSourceError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     guide = guidelines.load(settings.guidelines)

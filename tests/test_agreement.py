@@ -27,7 +27,8 @@ from statsmodels.stats.inter_rater import aggregate_raters
 from statsmodels.stats.inter_rater import fleiss_kappa as statsmodels_fleiss_kappa
 
 from backend.quality import agreement
-from backend.quality.agreement import MISSING
+from backend.labelstudio import export as exports
+from backend.labelstudio.export import MISSING
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data" / "agreement"
@@ -187,7 +188,7 @@ def test_export_statistics_match_libraries_and_pair_keys_sort_numerically(tmp_pa
         labels = {a: LABELS[rng.integers(0, 3) if rng.random() < 0.4 else task_id % 3] for a in annotators
                   if rng.random() < 0.85}
         tasks.append((task_id, labels))
-    report = agreement.analyse(agreement.load_export(write_export(tmp_path / "e.json", tasks)), bootstrap=0)
+    report = agreement.analyse(exports.load_export(write_export(tmp_path / "e.json", tasks)), bootstrap=0)
     assert report["annotators"] == ["2", "3", "10"]
     assert set(report["cohen_kappa"]) == {"2|3", "2|10", "3|10"}
     for key, value in report["cohen_kappa"].items():
@@ -202,7 +203,7 @@ def test_mixed_int_and_email_annotators_order_as_strings(tmp_path):
         (1, {"zed@x.org": "Positive", 7: "Positive", "amy@x.org": "Negative"}),
         (2, {"zed@x.org": "Negative", 7: "Negative", "amy@x.org": "Negative"}),
     ])
-    report = agreement.analyse(agreement.load_export(export), bootstrap=0)
+    report = agreement.analyse(exports.load_export(export), bootstrap=0)
     assert report["annotators"] == ["7", "amy@x.org", "zed@x.org"]
     assert set(report["cohen_kappa"]) == {"7|amy@x.org", "7|zed@x.org", "amy@x.org|zed@x.org"}
     assert report["cohen_kappa"]["7|zed@x.org"] == pytest.approx(1.0)
@@ -228,7 +229,7 @@ def test_bootstrap_is_seeded_and_brackets_the_estimate():
 
 
 def test_bootstrap_off_gives_null_intervals(tmp_path):
-    report = agreement.analyse(agreement.load_export(DATA / "export.json", labels=LABELS), bootstrap=0)
+    report = agreement.analyse(exports.load_export(DATA / "export.json", labels=LABELS), bootstrap=0)
     assert report["fleiss_kappa_ci"] is None and report["krippendorff_alpha_ci"] is None
     assert report["percent_agreement_ci"] is None
     assert set(report["cohen_kappa_ci"].values()) == {None}
@@ -238,7 +239,7 @@ def test_bootstrap_of_1000_items_is_fast(tmp_path):
     rng = np.random.default_rng(0)
     tasks = [(t, {a: LABELS[t % 3] if rng.random() < 0.8 else LABELS[rng.integers(0, 3)] for a in (1, 2, 3)})
              for t in range(1000)]
-    dataset = agreement.load_export(write_export(tmp_path / "big.json", tasks))
+    dataset = exports.load_export(write_export(tmp_path / "big.json", tasks))
     started = time.perf_counter()
     report = agreement.analyse(dataset, bootstrap=1000)
     assert time.perf_counter() - started < 5.0
@@ -254,7 +255,7 @@ def test_pair_with_fewer_than_two_common_items_is_null(tmp_path):
         (1, {1: "Positive", 2: "Positive"}), (2, {1: "Negative", 2: "Positive"}), (3, {1: "Negative", 2: "Negative"}),
         (4, {1: "Positive", 3: "Negative"}),
     ])
-    report = agreement.analyse(agreement.load_export(export))
+    report = agreement.analyse(exports.load_export(export))
     assert report["cohen_kappa"]["1|3"] is None and report["cohen_kappa_n"]["1|3"] == 1
     assert report["cohen_kappa"]["2|3"] is None and report["cohen_kappa_n"]["2|3"] == 0
     assert report["cohen_kappa_ci"]["1|3"] is None
@@ -266,7 +267,7 @@ def test_pair_with_fewer_than_two_common_items_is_null(tmp_path):
 
 def test_constant_labels_give_null_kappa_with_a_note(tmp_path):
     export = write_export(tmp_path / "e.json", [(t, {1: "Positive", 2: "Positive"}) for t in range(5)])
-    report = agreement.analyse(agreement.load_export(export))
+    report = agreement.analyse(exports.load_export(export))
     assert report["cohen_kappa"] == {"1|2": None}
     assert report["fleiss_kappa"] is None and report["krippendorff_alpha"] is None
     assert report["percent_agreement"] == 1.0
@@ -278,14 +279,14 @@ def test_constant_labels_give_null_kappa_with_a_note(tmp_path):
 def test_resamples_where_a_statistic_is_undefined_are_noted(tmp_path):
     # Only one item of ten is Negative: about a third of the resamples miss it, and there κ is undefined.
     tasks = [(t, {1: "Positive", 2: "Positive"}) for t in range(9)] + [(9, {1: "Negative", 2: "Negative"})]
-    report = agreement.analyse(agreement.load_export(write_export(tmp_path / "e.json", tasks)), bootstrap=200)
+    report = agreement.analyse(exports.load_export(write_export(tmp_path / "e.json", tasks)), bootstrap=200)
     assert report["cohen_kappa"]["1|2"] == pytest.approx(1.0)
     assert any(note.startswith("Cohen's κ for 1|2 was undefined in") for note in report["notes"])
 
 
 def test_one_annotator_only(tmp_path):
     export = write_export(tmp_path / "e.json", [(1, {5: "Positive"}), (2, {5: "Negative"})])
-    report = agreement.analyse(agreement.load_export(export))
+    report = agreement.analyse(exports.load_export(export))
     assert report["cohen_kappa"] == {}
     assert report["fleiss_kappa"] is None and report["krippendorff_alpha"] is None
     assert report["percent_agreement"] is None
@@ -297,7 +298,7 @@ def test_one_annotator_only(tmp_path):
 def test_empty_export_does_not_crash(tmp_path):
     path = tmp_path / "empty.json"
     path.write_text("[]")
-    report = agreement.analyse(agreement.load_export(path))
+    report = agreement.analyse(exports.load_export(path))
     assert report["n_items"] == 0 and report["cohen_kappa"] == {} and report["fleiss_kappa"] is None
     assert "Counts" in agreement.format_table(report)
 
@@ -308,7 +309,7 @@ def test_empty_export_does_not_crash(tmp_path):
 
 @pytest.fixture(scope="module")
 def json_report():
-    return agreement.analyse(agreement.load_export(DATA / "export.json", labels=LABELS), bootstrap=200)
+    return agreement.analyse(exports.load_export(DATA / "export.json", labels=LABELS), bootstrap=200)
 
 
 def test_json_fixture_counts(json_report):
@@ -355,7 +356,7 @@ def test_json_fixture_statistics(json_report):
 
 
 def test_json_fixture_keeps_the_latest_annotation_and_reads_dict_annotators():
-    dataset = agreement.load_export(DATA / "export.json", labels=LABELS)
+    dataset = exports.load_export(DATA / "export.json", labels=LABELS)
     by_task = {item.task_id: item for item in dataset.items}
     # Task 6: annotator 2's Positive (updated 2024-03-03) is listed before their Negative (2024-03-02).
     assert by_task[6].labels == {1: "Positive", 2: "Positive", 3: "Positive"}
@@ -368,7 +369,7 @@ def test_json_fixture_keeps_the_latest_annotation_and_reads_dict_annotators():
 
 @pytest.mark.parametrize("name", ["export_min.json", "export.csv"])
 def test_json_min_and_csv_give_the_same_numbers(json_report, name):
-    report = agreement.analyse(agreement.load_export(DATA / name, labels=LABELS), bootstrap=200)
+    report = agreement.analyse(exports.load_export(DATA / name, labels=LABELS), bootstrap=200)
     assert report["source"]["format"] == ("csv" if name.endswith(".csv") else "json-min")
     assert report["source"]["from_name"] == "sentiment"
     for key in STAT_KEYS:
@@ -378,32 +379,32 @@ def test_json_min_and_csv_give_the_same_numbers(json_report, name):
     assert report["counts"]["unlabeled_tasks"] == 2
     # Same tasks, ids (CSV's "12" read as 12), annotators, labels and texts as the JSON export.
     def items(path: Path) -> list[tuple]:
-        return [(i.task_id, i.text, i.labels) for i in agreement.load_export(path, labels=LABELS).items]
+        return [(i.task_id, i.text, i.labels) for i in exports.load_export(path, labels=LABELS).items]
 
     assert items(DATA / name) == items(DATA / "export.json")
 
 
 def test_without_labels_every_observed_label_counts():
-    report = agreement.analyse(agreement.load_export(DATA / "export.json"), bootstrap=0)
+    report = agreement.analyse(exports.load_export(DATA / "export.json"), bootstrap=0)
     assert report["labels"] == ["Mixed", "Negative", "Neutral", "Positive"]
     assert report["out_of_config_labels"] == {}
     assert report["cohen_kappa_n"]["1|2"] == 9
 
 
 def test_labels_from_config(tmp_path):
-    assert agreement.labels_from_config(ROOT / "label_config" / "sentiment.xml") == ("sentiment", LABELS)
+    assert exports.labels_from_config(ROOT / "label_config" / "sentiment.xml") == ("sentiment", LABELS)
     config = tmp_path / "two.xml"
     config.write_text('<View><Text name="t" value="$text"/>'
                       '<Choices name="topic" toName="t"><Choice value="Plot"/><Choice value="Acting" alias="act"/>'
                       '</Choices><Choices name="tone" toName="t"><Choice value="Warm"/><Choice value="Cold"/></Choices>'
                       '</View>')
-    assert agreement.labels_from_config(config) == ("topic", ["Plot", "act"])
-    assert agreement.labels_from_config(config, "tone") == ("tone", ["Warm", "Cold"])
-    with pytest.raises(agreement.AgreementError, match="no <Choices name=\"mood\">"):
-        agreement.labels_from_config(config, "mood")
+    assert exports.labels_from_config(config) == ("topic", ["Plot", "act"])
+    assert exports.labels_from_config(config, "tone") == ("tone", ["Warm", "Cold"])
+    with pytest.raises(exports.ExportError, match="no <Choices name=\"mood\">"):
+        exports.labels_from_config(config, "mood")
     config.write_text("<View><Choices")
-    with pytest.raises(agreement.AgreementError, match="not valid XML"):
-        agreement.labels_from_config(config)
+    with pytest.raises(exports.ExportError, match="not valid XML"):
+        exports.labels_from_config(config)
 
 
 def test_from_name_picks_the_choices_tag(tmp_path):
@@ -414,8 +415,8 @@ def test_from_name_picks_the_choices_tag(tmp_path):
         ]} for a, topic, sentiment in ((1, "Plot", "Positive"), (2, "Acting", "Positive"))]}
     path = tmp_path / "e.json"
     path.write_text(json.dumps([task]))
-    assert agreement.load_export(path).items[0].labels == {1: "Plot", 2: "Acting"}  # the first choices region
-    assert agreement.load_export(path, from_name="sentiment").items[0].labels == {1: "Positive", 2: "Positive"}
+    assert exports.load_export(path).items[0].labels == {1: "Plot", 2: "Acting"}  # the first choices region
+    assert exports.load_export(path, from_name="sentiment").items[0].labels == {1: "Positive", 2: "Positive"}
 
 
 def test_json_min_label_column_detection(tmp_path):
@@ -423,12 +424,12 @@ def test_json_min_label_column_detection(tmp_path):
             for t, genre in ((1, "drama"), (2, "comedy")) for a, label in ((1, "Positive"), (2, "Negative"))]
     path = tmp_path / "min.json"
     path.write_text(json.dumps(rows))
-    assert agreement.load_export(path, labels=LABELS).from_name == "sentiment"
-    assert agreement.load_export(path, from_name="genre").labels == ["comedy", "drama"]
-    with pytest.raises(agreement.AgreementError, match="--from-name"):
-        agreement.load_export(path)
-    with pytest.raises(agreement.AgreementError, match="no column 'mood'"):
-        agreement.load_export(path, from_name="mood")
+    assert exports.load_export(path, labels=LABELS).from_name == "sentiment"
+    assert exports.load_export(path, from_name="genre").labels == ["comedy", "drama"]
+    with pytest.raises(exports.ExportError, match="--from-name"):
+        exports.load_export(path)
+    with pytest.raises(exports.ExportError, match="no column 'mood'"):
+        exports.load_export(path, from_name="mood")
 
 
 def test_duplicates_without_timestamps_keep_the_last_in_order(tmp_path):
@@ -437,7 +438,7 @@ def test_duplicates_without_timestamps_keep_the_last_in_order(tmp_path):
             {"id": 1, "text": "x", "sentiment": "Positive", "annotator": 1}]
     path = tmp_path / "min.json"
     path.write_text(json.dumps(rows))
-    dataset = agreement.load_export(path)
+    dataset = exports.load_export(path)
     assert dataset.items[0].labels == {1: "Positive", 2: "Positive"}
     assert dataset.counts["duplicate_annotations"] == 1
 
@@ -450,13 +451,13 @@ def test_multi_choice_annotations_are_counted_not_crashed_on(tmp_path):
                                         "value": {"choices": ["Positive"]}}]}]}
     path = tmp_path / "e.json"
     path.write_text(json.dumps([task]))
-    dataset = agreement.load_export(path)
+    dataset = exports.load_export(path)
     assert dataset.counts["multi_choice_annotations"] == 1
     assert dataset.items[0].labels == {2: "Positive"}
     # Label Studio's CSV writes several choices as a JSON object in the cell.
     csv_path = tmp_path / "e.csv"
     csv_path.write_text('id,annotator,s\n1,1,"{""choices"": [""Positive"", ""Negative""]}"\n1,2,Positive\n')
-    dataset = agreement.load_export(csv_path)
+    dataset = exports.load_export(csv_path)
     assert dataset.counts["multi_choice_annotations"] == 1
     assert dataset.items[0].labels == {2: "Positive"}
 
@@ -596,7 +597,7 @@ def test_labels_the_model_wrote_are_not_an_annotators(tmp_path):
     ]
     path = tmp_path / "export.json"
     path.write_text(json.dumps(tasks))
-    dataset = agreement.load_export(path, labels=LABELS)
+    dataset = exports.load_export(path, labels=LABELS)
     assert dataset.counts["model_annotations_excluded"] == 1
     assert {item.task_id: item.labels for item in dataset.items} == {1: {1: "Positive"}, 2: {1: "Positive", 2: "Positive"}}
     assert any("the model wrote" in note for note in dataset.notes)

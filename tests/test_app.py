@@ -236,3 +236,20 @@ def test_a_project_key_that_is_not_an_id_names_no_directory(client, tmp_path):
 
     with pytest.raises(ValueError, match="Label Studio id"):
         ModelStore(tmp_path, "../x")
+
+
+def test_gold_file_setting(monkeypatch, tmp_path):
+    from backend.paths import DEMO_GOLD
+    from backend.settings import SettingsError
+
+    monkeypatch.delenv("GOLD_FILE", raising=False)
+    assert Settings.from_env().gold_file == DEMO_GOLD  # the demo's gold, as before the setting existed
+    monkeypatch.setenv("GOLD_FILE", "none")
+    assert Settings.from_env().gold_file is None
+    own = tmp_path / "gold.jsonl"
+    own.write_text('{"text": "a checked text", "label": "Spam"}\n')
+    monkeypatch.setenv("GOLD_FILE", str(own))
+    assert Settings.from_env().gold_file == own
+    monkeypatch.setenv("GOLD_FILE", str(tmp_path / "missing.jsonl"))
+    with pytest.raises(SettingsError, match="GOLD_FILE=.*missing.jsonl' is not a file"):
+        Settings.from_env()

@@ -120,7 +120,7 @@ def test_training_reads_no_model_label_as_a_human_one():
          "annotations": [annotation("Neutral", marked=True, edited_after=60, number=4)]},
         {"id": 4, "data": {"text": "a person"}, "annotations": [annotation("Positive", number=5, user=2)]},
     ]
-    labeled, stats = ls_tasks.fetch_labeled(FakeClient(tasks), 1, SCHEMA)
+    labeled, stats = ls_tasks.fetch_labeled(FakeClient(tasks), 1, SCHEMA, gold_set=gold.default_gold())
     assert {(t.task_id, t.label, t.annotations) for t in labeled} == {(2, "Negative", 1), (3, "Neutral", 1),
                                                                      (4, "Positive", 1)}
     assert stats.model == 1 and stats.tasks == len(labeled) + stats.model
@@ -146,6 +146,7 @@ class SignalLoop:
             row[label] += rng.uniform(0, 4)
             self.rows[text] = row
         self.saved = 0
+        self.settings = Settings()  # the defaults: the demo's gold file
 
     def features(self):
         return "signal"
@@ -336,7 +337,7 @@ def test_finish_dry_run_apply_twice_and_undo(label_studio, tmp_path):
     assert {k["task"] for k in again["kept"]} == expected
 
     # ---- training's reader and finish itself: the model's labels are not human labels.
-    labeled, stats = ls_tasks.fetch_labeled(admin, project, SCHEMA)
+    labeled, stats = ls_tasks.fetch_labeled(admin, project, SCHEMA, gold_set=gold.default_gold())
     assert {t.task_id for t in labeled} == set(human_ids) and stats.model == len(expected)
     rebuilt = finish.build(admin, project, loop, target=target)
     assert rebuilt["counts"]["human"] == N_HUMAN and rebuilt["estimate"] == dataset["estimate"]
@@ -347,7 +348,7 @@ def test_finish_dry_run_apply_twice_and_undo(label_studio, tmp_path):
     time.sleep(max(0.0, model_labels.EDIT_SLACK.total_seconds() + 0.2))
     other = next(label for label in SCHEMA.labels if label != corrected["label"])
     annotator.annotations.update(id=corrected["annotation"], result=result(other))
-    labeled, stats = ls_tasks.fetch_labeled(admin, project, SCHEMA)
+    labeled, stats = ls_tasks.fetch_labeled(admin, project, SCHEMA, gold_set=gold.default_gold())
     assert {t.task_id: t.label for t in labeled}[corrected["task"]] == other  # a person's label now
     assert len(created) >= 2, record
     beside = created[1]

@@ -16,7 +16,7 @@ import pytest
 
 from backend.quality import gold
 from backend.llm import guidelines
-from backend.quality.agreement import Item
+from backend.labelstudio.export import Item
 from backend.quality.gold import GoldError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,7 +9,7 @@ import pytest
 from backend.loop import classifier
 from backend.quality import label_issues
 from backend.bench import noise as noise_bench
-from backend.quality.agreement import Dataset, Item
+from backend.labelstudio.export import Dataset, Item
 from backend.quality.gold import GoldItem, GoldSet
 from test_simulation import synthetic_inputs
 

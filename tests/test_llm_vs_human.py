@@ -3,7 +3,7 @@ import pytest
 import tiny_model
 from backend.llm import guidelines
 from backend.quality import llm_vs_human
-from backend.quality.agreement import Item
+from backend.labelstudio.export import Item
 from backend.llm.local import LLMScorer
 
 

@@ -39,6 +39,7 @@ class FakeProject:
         self.deleted: list[str] = []
         self.lanes = None
         self.fetches = 0
+        self.gold_sets: list = []  # what each fetch was told to leave out
         self.reads: list[list[int] | None] = []
         self.votes: dict[int, tuple] = {}
         self.lock = threading.Lock()
@@ -47,7 +48,8 @@ class FakeProject:
     def install(self, monkeypatch) -> None:
         texts = dict(self.tasks)
 
-        def fetch_labeled(client, project_id, schema, task_ids=None):
+        def fetch_labeled(client, project_id, schema, task_ids=None, *, gold_set):
+            self.gold_sets.append(gold_set)
             with self.lock:
                 self.fetches += 1
                 self.reads.append(None if task_ids is None else sorted(task_ids))
@@ -377,3 +379,15 @@ def test_consensus_crowdlab_trains_on_crowdlabs_labels(tmp_path, predictor, monk
     assert record["consensus"]["method"] == "crowdlab" and record["consensus"]["tasks"] == 40
     assert set(record["consensus"]["annotator_quality"]) >= {"user:1", "user:2"}
     assert record["result"] in ("promoted", "kept")
+
+
+def test_training_leaves_out_the_projects_own_gold(tmp_path, predictor, monkeypatch):
+    """The gold set comes from GOLD_FILE (any labels: only its texts matter), not from the demo's file."""
+    project = FakeProject()
+    project.install(monkeypatch)
+    own = tmp_path / "gold.jsonl"
+    own.write_text('{"text": "a checked text", "label": "Spam"}\n')
+    make_service(tmp_path / "own", predictor, project, gold_file=own).loop.train("5")
+    assert [g.is_gold("A checked  TEXT") for g in project.gold_sets] == [True] * len(project.gold_sets) != []
+    make_service(tmp_path / "none", predictor, project, gold_file=None).loop.train("5")
+    assert len(project.gold_sets[-1]) == 0

@@ -127,7 +127,7 @@ def test_user_as_object_and_annotations_without_a_user():
 def test_unreachable_label_studio_says_so_in_one_line():
     url = f"http://127.0.0.1:{free_port()}"
     client = LabelStudio(base_url=url, api_key="x" * 40)
-    for call in (lambda: lt.fetch_labeled(client, 1, SCHEMA), lambda: lt.fetch_pool(client, 1, SCHEMA),
+    for call in (lambda: lt.fetch_labeled(client, 1, SCHEMA, gold_set=gold.default_gold()), lambda: lt.fetch_pool(client, 1, SCHEMA),
                  lambda: lt.set_model_version(client, 1, "v"),
                  lambda: lt.push_predictions(client, 1, [{"task": 1, "result": [], "score": 0.5}])):
         with pytest.raises(lt.LabelStudioUnavailable) as caught:
@@ -210,7 +210,7 @@ def test_fetch_labeled(users, labeled_project, monkeypatch, page_size):
     monkeypatch.setattr(lt, "PAGE_SIZE", page_size)
     admin, _, _ = users
     project, ids = labeled_project
-    labeled, stats = lt.fetch_labeled(admin, project, SCHEMA)
+    labeled, stats = lt.fetch_labeled(admin, project, SCHEMA, gold_set=gold.default_gold())
     got = {t.task_id: (t.label, t.annotations) for t in labeled}
     assert got == {
         ids["agree"]: ("Positive", 2),
@@ -242,7 +242,7 @@ def test_fetch_pool_has_every_text_task_in_id_order(users, labeled_project, monk
 def test_missing_project_is_reported_not_retryable(users):
     admin, _, _ = users
     with pytest.raises(lt.LabelStudioUnavailable, match="HTTP 404.*reading the annotated tasks of project 99999") as e:
-        lt.fetch_labeled(admin, 99999, SCHEMA)
+        lt.fetch_labeled(admin, 99999, SCHEMA, gold_set=gold.default_gold())
     assert not e.value.retryable
 
 

@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 from rouge_score import rouge_scorer
 
-from backend.quality import agreement, drift, gold
+from backend.labelstudio import export as exports
+from backend.quality import drift, gold
 from backend.labelstudio import schema as schemas
 from backend.synthetic import generate as syn
 from backend.synthetic import filters as sf
@@ -512,7 +513,7 @@ def test_synthetic_tasks_are_left_out_of_agreement_and_drift(tmp_path):
     ]
     path = tmp_path / "export.json"
     path.write_text(json.dumps(export))
-    dataset = agreement.load_export(path, labels=list(LABELS))
+    dataset = exports.load_export(path, labels=list(LABELS))
     assert [item.task_id for item in dataset.items] == [2]
     assert dataset.counts["synthetic_tasks_excluded"] == 1
     report = drift.drift_report(path, gold.default_gold())

@@ -13,7 +13,8 @@ import pytest
 from label_studio_sdk import LabelStudio
 
 import labelstudio
-from backend.quality import agreement
+from backend.labelstudio import export as exports
+from backend.quality import gold
 from backend.labelstudio import tasks as ls_tasks
 from backend.labelstudio import sync
 from backend.labelstudio import schema as schemas
@@ -112,9 +113,9 @@ def test_import_review_and_exclusion(label_studio, tmp_path):
     assert rates["groups"]["mode: minority"]["rejected"] == 1
 
     # Never real data: not in training, not in agreement, not in a --real pool read from the export.
-    labeled, stats = ls_tasks.fetch_labeled(admin, project.id, SCHEMA)
+    labeled, stats = ls_tasks.fetch_labeled(admin, project.id, SCHEMA, gold_set=gold.default_gold())
     assert [t.task_id for t in labeled] == [real_id] and stats.synthetic == 3
-    dataset = agreement.load_export(export, labels=list(SCHEMA.labels))
+    dataset = exports.load_export(export, labels=list(SCHEMA.labels))
     assert [i.task_id for i in dataset.items] == [real_id] and dataset.counts["synthetic_tasks_excluded"] == 3
     real = syn.load_real(export).to_dict("records")
     assert real == [{"text": "A real review, written by a person.", "label": "Positive"}]

@@ -23,8 +23,10 @@ microseconds apart) by more than EDIT_SLACK. Training reads it as a human label 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any
+
+from backend.labelstudio.records import parse_time
 
 MARK = 373657031212861361  # int(sha256(b"labelloop: a label the model wrote").hexdigest()[:15], 16)
 LAST_ACTION = "prediction"
@@ -37,17 +39,6 @@ def _get(item: Any, name: str) -> Any:
     return item.get(name) if isinstance(item, dict) else getattr(item, name, None)
 
 
-def _time(value: Any) -> datetime | None:
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    return None
-
-
 def is_marked(annotation: Any) -> bool:
     """Written by the model (whether or not a person has saved it since)."""
     mark = _get(annotation, "import_id")
@@ -56,7 +47,7 @@ def is_marked(annotation: Any) -> bool:
 
 def edited(annotation: Any) -> bool:
     """Saved again after it was created: by a person, since nothing of ours ever updates an annotation."""
-    created, updated = _time(_get(annotation, "created_at")), _time(_get(annotation, "updated_at"))
+    created, updated = parse_time(_get(annotation, "created_at")), parse_time(_get(annotation, "updated_at"))
     # Without both times nothing says a person touched it: a model label stays the model's.
     return created is not None and updated is not None and updated - created > EDIT_SLACK
 

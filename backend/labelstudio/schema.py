@@ -107,6 +107,32 @@ def _visible_text(html: str) -> str:
     return " ".join("".join(collector.parts).split())  # the page's layout whitespace is not part of the text
 
 
+def _labels(control: Any) -> tuple[str, ...]:
+    # What Label Studio writes into a result for each <Choice>: its alias when it has one, else its value.
+    return tuple(c.value for c in control.labels_attrs.values())
+
+
+def choices(config: str, from_name: str | None = None) -> tuple[str, tuple[str, ...]]:
+    """Any <Choices> tag of a config (from_name, else the first), served or not, and the labels its results hold:
+    what reports on people's labels need, where parse() asks what the backend can pre-annotate."""
+    try:
+        interface = LabelInterface(config)
+    except Exception as e:  # the SDK raises its own XML error types; only the message matters here
+        raise SchemaError(f"not valid XML: {e}") from None
+    tags = [c for c in interface.controls if c.tag == "Choices"]
+    if not tags:
+        raise SchemaError("no <Choices> tag")
+    if from_name is not None:
+        named = [c for c in tags if c.name == from_name]
+        if not named:
+            raise SchemaError(f"no <Choices name=\"{from_name}\"> (it has: {', '.join(c.name for c in tags)})")
+        tags = named
+    labels = tuple(dict.fromkeys(label for label in _labels(tags[0]) if label))
+    if not labels:
+        raise SchemaError(f"<Choices name=\"{tags[0].name}\"> has no <Choice value=...>")
+    return tags[0].name, labels
+
+
 def parse(config: str) -> Schema:
     """The one single-choice Choices on a text-like tag that the config holds, or SchemaError saying why not."""
     return _parse(config)
@@ -168,7 +194,7 @@ def _parse(config: str) -> Schema:
     if len(choice_tags) < 2:
         raise SchemaError(f"<Choices name=\"{control.name}\"> needs at least two <Choice> values")
     names = tuple(c.attr.get("value", c.value) for c in choice_tags)
-    labels = tuple(c.value for c in choice_tags)
+    labels = _labels(control)
     blank = [n for n in names if not isinstance(n, str) or not n.strip()]
     if blank or any(not isinstance(v, str) or not v.strip() for v in labels):
         raise SchemaError(f"<Choices name=\"{control.name}\"> has a <Choice> with an empty value")

@@ -40,7 +40,7 @@ from label_studio_sdk.core.api_error import ApiError
 
 from backend.quality import gold
 from backend.labelstudio import model_labels
-from backend.quality.agreement import truthy
+from backend.labelstudio.records import is_synthetic, parse_time
 from backend.labelstudio.client import describe
 from backend.labelstudio.sync import SyncError
 
@@ -145,23 +145,11 @@ def annotation_label(annotation: Any, schema: Any) -> str | None:
     return found.pop() if len(found) == 1 else None
 
 
-def _time(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return _OLDEST
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-    return _OLDEST
-
-
 def _recency(annotation: Any) -> tuple[datetime, int]:
     # The id breaks ties between equal timestamps: a later annotation has a larger id.
     stamp = _get(annotation, "updated_at") or _get(annotation, "created_at")
     number = _get(annotation, "id")
-    return _time(stamp), number if isinstance(number, int) else -1
+    return parse_time(stamp) or _OLDEST, number if isinstance(number, int) else -1
 
 
 def _annotator(annotation: Any, position: int) -> Any:
@@ -254,12 +242,12 @@ def _only(task_ids: Iterable[int]) -> str:
 
 
 def fetch_labeled(
-    client: Any, project_id: int, schema: Any, task_ids: Iterable[int] | None = None
+    client: Any, project_id: int, schema: Any, task_ids: Iterable[int] | None = None, *, gold_set: gold.GoldSet
 ) -> tuple[list[LabeledTask], FetchStats]:
     """Every annotated task of the project with its one resolved label, in task id order, minus gold and synthetic;
     with `task_ids`, only those tasks (a task among them missing from the answer has no usable label now).
 
-    Gold tasks (backend.quality.gold) are the yardstick and must never feed training; synthetic tasks (data with a truthy
+    Gold tasks (those whose text is in `gold_set`, the project's GOLD_FILE) are the yardstick and must never feed training; synthetic tasks (data or meta with a truthy
     "synthetic" key) were made up by us, not labeled by people. Both are counted in the stats and left out.
     Raises LabelStudioUnavailable if Label Studio cannot be read.
     """
@@ -274,7 +262,6 @@ def fetch_labeled(
         include=_INCLUDE,
         query=_ANNOTATED if ids is None else _only(ids),
     )
-    gold_set = gold.default_gold()
     stats = FetchStats()
     labeled: list[LabeledTask] = []
     for task in tasks:
@@ -294,7 +281,7 @@ def fetch_labeled(
         if gold_set.is_gold(text):
             stats.gold += 1
             continue
-        if truthy(data.get("synthetic")):
+        if is_synthetic(task):
             stats.synthetic += 1
             continue
         if not isinstance(text, str) or not text.strip():

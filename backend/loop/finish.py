@@ -16,7 +16,6 @@ changed one is replaced. `undo` removes every model annotation no person has sav
 
 from __future__ import annotations
 
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from backend.labelstudio import tasks as ls_tasks
 from backend.labelstudio import model_labels
 from backend.loop import routing
 from backend.labelstudio import schema as schemas
-from backend.quality.agreement import truthy
+from backend.labelstudio.records import is_synthetic
 from backend.labelstudio.sync import SyncError, get_project
 from backend.settings import Settings
 
@@ -68,22 +67,23 @@ class TaskState:
     edited_ours: list[int] = field(default_factory=list)  # model labels a person has saved since: theirs now
 
 
-def read_states(client: Any, project_id: int, schema: schemas.Schema | None) -> dict[int, TaskState]:
-    """Every task of the project with its annotations sorted into the model's and everyone else's."""
+def read_states(
+    client: Any, project_id: int, schema: schemas.Schema | None, gold_set: gold.GoldSet | None = None
+) -> dict[int, TaskState]:
+    """Every task of the project with its annotations sorted into the model's and everyone else's; with a gold set,
+    its tasks are marked as gold (apply and undo look at annotations only)."""
     tasks = ls_tasks._list_tasks(
         client, project_id, f"reading the tasks and annotations of project {project_id}",
         fields="all", include=_STATE_INCLUDE,
     )
-    gold_set = gold.default_gold()
     states = {}
     for task in tasks:
         data = task.data if isinstance(task.data, dict) else {}
-        meta = getattr(task, "meta", None)
         text = schema.text_of(data) if schema else None
         kind = None
-        if truthy(data.get("synthetic")) or (isinstance(meta, dict) and truthy(meta.get("synthetic"))):
+        if is_synthetic(task):
             kind = "synthetic"
-        elif isinstance(text, str) and gold_set.is_gold(text):
+        elif gold_set is not None and isinstance(text, str) and gold_set.is_gold(text):
             kind = "gold"
         state = TaskState(task.id, text if isinstance(text, str) else None, kind)
         for annotation in task.annotations or []:
@@ -161,8 +161,9 @@ def build(
     check_target(target, level)
     project, schema = project_schema(client, project_id)
     pool = dict(ls_tasks.fetch_pool(client, project_id, schema))
-    labeled, stats = ls_tasks.fetch_labeled(client, project_id, schema)
-    states = read_states(client, project_id, schema)  # read last: a task deleted meanwhile drops out
+    gold_set = gold.project_gold(loop.settings.gold_file)
+    labeled, stats = ls_tasks.fetch_labeled(client, project_id, schema, gold_set=gold_set)
+    states = read_states(client, project_id, schema, gold_set)  # read last: a task deleted meanwhile drops out
     human = {t.task_id: t.label for t in labeled if t.task_id in states}
 
     source: dict[int, str] = {}

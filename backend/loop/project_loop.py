@@ -31,7 +31,7 @@ from sklearn.metrics import f1_score
 
 from backend.loop import classifier
 from backend.ranking import judge
-from backend.quality import label_issues
+from backend.quality import gold, label_issues
 from backend.labelstudio import queue as ls_queue
 from backend.labelstudio import tasks as ls_tasks
 from backend.loop import routing
@@ -313,16 +313,18 @@ class Loop:
             changed = self._changed.get(project)
             self._changed[project] = set()
         known = self._labels.get(project)
+        gold_set = gold.project_gold(self.settings.gold_file)
         try:
             if changed is None or known is None:
                 labeled, stats = self._with_retries(
-                    "fetching labels", lambda: ls_tasks.fetch_labeled(client, int(project), schema)
+                    "fetching labels", lambda: ls_tasks.fetch_labeled(client, int(project), schema, gold_set=gold_set)
                 )
                 known = {t.task_id: t for t in labeled}
                 read = "all"
             else:
                 labeled, stats = self._with_retries(
-                    "fetching changed labels", lambda: ls_tasks.fetch_labeled(client, int(project), schema, changed)
+                    "fetching changed labels",
+                    lambda: ls_tasks.fetch_labeled(client, int(project), schema, changed, gold_set=gold_set),
                 )
                 known = {i: t for i, t in known.items() if i not in changed}
                 known.update((t.task_id, t) for t in labeled)

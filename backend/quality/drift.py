@@ -29,7 +29,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
+from backend.labelstudio.export import first_choices_name, region_choices
 from backend.quality import agreement
+from backend.labelstudio.records import AnnotatorId, annotator_id, annotator_sort_key, is_synthetic, parse_time, truthy
 from backend.quality.gold import GoldError, GoldSet
 
 DEFAULT_WINDOW = 10
@@ -39,11 +41,11 @@ DEFAULT_DROP = 0.15
 
 @dataclass
 class Annotation:
-    """One annotation of a JSON export, with the timing fields agreement.Item leaves out."""
+    """One annotation of a JSON export, with the timing fields export.Item leaves out."""
 
     task_id: Any
     text: str | None
-    annotator: agreement.AnnotatorId | None
+    annotator: AnnotatorId | None
     choices: list[str] | None  # None: no region for the Choices tag
     created_at: datetime | None
     updated_at: datetime | None
@@ -63,16 +65,6 @@ class GoldAnswer:
     @property
     def correct(self) -> bool:
         return self.label == self.gold
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)  # Label Studio writes UTC either way
 
 
 def _task_text(data: dict, text_key: str | None) -> str | None:
@@ -108,14 +100,13 @@ def read_annotations(
         raise GoldError(f"{path} looks like a JSON-MIN export; drift needs the full JSON export (per-annotation "
                         "annotators and timestamps)")
     if from_name is None:
-        from_name = agreement._first_choices_name(payload)  # same tag choice as the agreement report
+        from_name = first_choices_name(payload)  # same tag choice as the agreement report
 
     annotations = []
     counts = {"tasks_in_export": len(payload), "synthetic_tasks_excluded": 0}
     for task in payload:
         data = task.get("data") if isinstance(task.get("data"), dict) else {}
-        meta = task.get("meta") if isinstance(task.get("meta"), dict) else {}
-        synthetic = agreement.truthy(data.get("synthetic")) or agreement.truthy(meta.get("synthetic"))
+        synthetic = is_synthetic(task)
         counts["synthetic_tasks_excluded"] += synthetic
         for annotation in task.get("annotations") or []:
             if not isinstance(annotation, dict):
@@ -124,12 +115,12 @@ def read_annotations(
             annotations.append(Annotation(
                 task_id=task.get("id"),
                 text=_task_text(data, text_key),
-                annotator=agreement._annotator_id(annotation.get("completed_by")),
-                choices=agreement._region_choices(annotation.get("result"), from_name),
-                created_at=_parse_time(annotation.get("created_at")),
-                updated_at=_parse_time(annotation.get("updated_at")),
+                annotator=annotator_id(annotation.get("completed_by")),
+                choices=region_choices(annotation.get("result"), from_name),
+                created_at=parse_time(annotation.get("created_at")),
+                updated_at=parse_time(annotation.get("updated_at")),
                 lead_time=float(lead_time) if isinstance(lead_time, (int, float)) else None,
-                cancelled=agreement.truthy(annotation.get("was_cancelled")),
+                cancelled=truthy(annotation.get("was_cancelled")),
                 synthetic=synthetic,
                 order=len(annotations),
             ))
@@ -262,7 +253,7 @@ def drift_report(
     counts["gold_answers_used"] = sum(len(v) for v in answers.values())
 
     rows = []
-    for annotator in sorted(annotators, key=agreement._annotator_sort_key):
+    for annotator in sorted(annotators, key=annotator_sort_key):
         summary = assess(answers[annotator], window, threshold, drop)
         summary["answers"] = [
             {"task_id": g.task_id, "created_at": g.created_at.isoformat() if g.created_at else None,

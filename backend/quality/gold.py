@@ -98,17 +98,17 @@ class GoldSet:
 # Loading
 
 
-def load_gold(path: str | Path = DEFAULT_GOLD, labels: Sequence[str] = LABELS) -> GoldSet:
+def load_gold(path: str | Path = DEFAULT_GOLD, labels: Sequence[str] | None = LABELS) -> GoldSet:
     """Read and validate a gold file: CSV (*.csv), JSONL (*.jsonl, or any file not starting with "[") or a JSON list.
 
-    Every entry needs a non-empty "text" and a "label" among `labels`; "note" is optional. Texts must be unique
+    Every entry needs a non-empty "text" and a "label" among `labels` (any label when None); "note" is optional. Texts must be unique
     after normalising (they are the gold's identity). Raises GoldError naming the file and line of a bad entry.
     """
     path = Path(path)
     text = _read_text(path)
     rows = _csv_rows(text, path) if path.suffix.lower() == ".csv" else _json_rows(text, path)
 
-    allowed = list(labels)
+    allowed = None if labels is None else list(labels)
     items: list[GoldItem] = []
     seen: dict[str, str] = {}
     for where, line, row in rows:
@@ -120,7 +120,7 @@ def load_gold(path: str | Path = DEFAULT_GOLD, labels: Sequence[str] = LABELS) -
         if not isinstance(label, str) or not label.strip():
             raise GoldError(f"{path} {where}: missing label")
         label = label.strip()
-        if label not in allowed:
+        if allowed is not None and label not in allowed:
             raise GoldError(f"{path} {where}: unknown label {label!r} (allowed: {', '.join(allowed)})")
         if note is not None and not isinstance(note, str):
             raise GoldError(f"{path} {where}: note must be text")
@@ -193,8 +193,15 @@ def _csv_rows(text: str, path: Path) -> list[tuple[str, int, Any]]:
 
 @lru_cache(maxsize=1)
 def default_gold() -> GoldSet:
-    """The project's gold set (guidelines/gold/sentiment.jsonl), loaded once."""
+    """The demo's gold set (guidelines/gold/sentiment.jsonl), loaded once."""
     return load_gold(DEFAULT_GOLD)
+
+
+@lru_cache(maxsize=8)
+def project_gold(path: Path | None) -> GoldSet:
+    """The gold set that training and finishing leave out (the GOLD_FILE setting), loaded once; empty for None.
+    Only its texts matter there, so its labels are not checked against the project's config."""
+    return GoldSet([], source="none") if path is None else load_gold(path, labels=None)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from backend.loop import classifier
-from backend.quality.agreement import Dataset
+from backend.labelstudio.export import Dataset
 from backend.quality.gold import GoldSet
 
 # cleanlab's filter: as many issues as the confident joint estimates, the labels of lowest self-confidence. On planted

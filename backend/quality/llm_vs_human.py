@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from backend.labelstudio.export import MISSING, Item
 from backend.quality import agreement
 from backend.llm import calibration as cal
 from backend.llm import prompt as prompts
@@ -45,15 +46,15 @@ def majority(labels: dict) -> str | None:
     return counts[0][0]
 
 
-def kappas(items: Sequence[agreement.Item], annotators: Sequence, llm: Sequence[str], labels: Sequence[str]) -> dict:
+def kappas(items: Sequence[Item], annotators: Sequence, llm: Sequence[str], labels: Sequence[str]) -> dict:
     """κ of the LLM's labels against each annotator (items they labeled) and against the majority."""
     index = {label: i for i, label in enumerate(labels)}
     ours = np.array([index[x] for x in llm])
 
     def against(column: list) -> dict:
-        theirs = np.array([index[x] if x in index else agreement.MISSING for x in column])
+        theirs = np.array([index[x] if x in index else MISSING for x in column])
         k = agreement.cohen_kappa(ours, theirs)
-        return {"kappa": k, "band": agreement.landis_koch(k), "n": int((theirs != agreement.MISSING).sum())}
+        return {"kappa": k, "band": agreement.landis_koch(k), "n": int((theirs != MISSING).sum())}
 
     out = {str(a): against([item.labels.get(a) for item in items]) for a in annotators}
     if len(annotators) > 1:

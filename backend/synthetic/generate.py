@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from backend.bench import corpus
 from backend.labelstudio import schema as schemas
+from backend.labelstudio.records import is_synthetic
 from backend.llm.guidelines import Guidelines
 from backend.paths import DEMO_CONFIG
 
@@ -185,15 +186,6 @@ def _from_export(tasks: list[dict], schema: schemas.Schema, gold_set: Any, ls_ta
         if label:
             rows.append({"text": text, "label": label})
     return rows
-
-
-def is_synthetic(task: dict) -> bool:
-    """Whether a Label Studio task (or its export) is one of ours: data.synthetic or meta.synthetic is true."""
-    from backend.quality.agreement import truthy
-
-    data = task.get("data") if isinstance(task.get("data"), dict) else {}
-    meta = task.get("meta") if isinstance(task.get("meta"), dict) else {}
-    return truthy(data.get("synthetic")) or truthy(meta.get("synthetic"))
 
 
 def label_studio_tasks(items: Sequence[dict], schema: schemas.Schema) -> list[dict]:

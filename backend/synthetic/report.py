@@ -26,7 +26,8 @@ import pandas as pd
 from sklearn.metrics import f1_score
 
 from backend.loop import classifier
-from backend.synthetic.generate import SyntheticError, corpus_sample, is_synthetic
+from backend.labelstudio.records import is_synthetic
+from backend.synthetic.generate import SyntheticError, corpus_sample
 from backend.synthetic.filters import REASONS, tokens
 
 
