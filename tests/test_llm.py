@@ -84,18 +84,18 @@ def test_scoring_that_waited_past_its_deadline_is_refused(scorer):
     import threading
     import time
 
-    from backend.llm import local as llm
+    from backend.llm import scorer as llm_scorer
 
     p = prompt.build(scorer.tokenizer, ("Yes", "No"), None)
     gate = threading.Event()
     scorer._runner.submit(gate.wait, 30)  # the model's thread is busy with another request's chunk
     threading.Timer(0.5, gate.set).start()
-    token = llm.DEADLINE.set(time.monotonic() + 0.2)
+    token = llm_scorer.DEADLINE.set(time.monotonic() + 0.2)
     try:
-        with pytest.raises(llm.DeadlineExceeded):
+        with pytest.raises(llm_scorer.DeadlineExceeded):
             scorer.label_logprobs(p, TEXTS[:1])
     finally:
-        llm.DEADLINE.reset(token)
+        llm_scorer.DEADLINE.reset(token)
     assert scorer.label_logprobs(p, TEXTS[:1]).shape == (1, 2)  # no deadline: scored
 
 
@@ -156,3 +156,16 @@ def test_a_cuda_request_on_this_machine_is_one_clear_error(monkeypatch):
         pytest.skip("a GPU is visible here")
     with pytest.raises(models.ModelSourceError, match="sees no CUDA device"):
         service.load_scorer(Settings(llm_device="cuda"), models.ModelSource("unused", "x", "x"))
+
+
+def test_the_scorer_contract_and_the_predictor_load_without_torch():
+    """Only the in-process engine needs torch: the predictor, the server engine and the tools that read
+    probabilities import the contract (backend/llm/scorer.py), not the engine."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import backend.llm.predictor, backend.llm.remote, backend.ranking.judge, "
+            "backend.quality.llm_vs_human; print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

@@ -98,6 +98,25 @@ def test_answers_outside_the_top_k_get_the_kth_log_probability_and_are_counted(s
 
 
 @needs_llama
+def test_the_server_engine_honours_the_request_deadline(server, tokenizer):
+    """PREDICT_TIMEOUT holds for this engine too: no call to the server starts after the request's deadline."""
+    import time
+
+    from backend.llm import scorer as llm_scorer
+
+    p = prompt.build(tokenizer, ("Positive", "Negative", "Neutral"), guidelines.load())
+    scorer = ServerScorer(server, tokenizer)
+    scorer.connect(10)
+    token = llm_scorer.DEADLINE.set(time.monotonic() - 1)
+    try:
+        with pytest.raises(llm_scorer.DeadlineExceeded):
+            scorer.label_logprobs(p, TEXTS[:2])
+    finally:
+        llm_scorer.DEADLINE.reset(token)
+    assert scorer.label_logprobs(p, TEXTS[:1]).shape == (1, 3)  # no deadline: scored
+
+
+@needs_llama
 def test_backend_under_gunicorn_serves_predictions_through_the_server(server, in_process, tmp_path):
     env = {"DATA_DIR": str(tmp_path / "data"), "LLM_ENGINE": "openai", "LLM_SERVER_URL": server,
            "LLM_SERVER_API_KEY": "server-secret-123"}

@@ -18,7 +18,8 @@ from typing import Any, Sequence
 
 import torch
 
-from backend.llm.local import HEAD_STEP, WIDTH_STEP, answer_ids
+from backend.llm.local import HEAD_STEP, WIDTH_STEP
+from backend.llm.scorer import answer_ids
 
 
 def flops_per_token(config: Any) -> float:

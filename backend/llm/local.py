@@ -14,46 +14,22 @@ How the pass is laid out (why it is fast and exact):
 from __future__ import annotations
 
 import logging
-import time
 from concurrent.futures import ThreadPoolExecutor
-from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from backend.llm.prompt import Prompt
+from backend.llm.scorer import DEADLINE, answer_ids, check_deadline, cut_ids
 from backend.settings import DEVICES
 
 log = logging.getLogger(__name__)
 
-# A request's deadline (time.monotonic()), set by the caller; scoring that has not started by then is refused.
-# The check runs when the model's thread takes the work up, after any wait behind other requests' chunks.
-DEADLINE: ContextVar[float | None] = ContextVar("llm_deadline", default=None)
 # Packed widths and LM-head rows are rounded up to these, so the forward passes come in a few dozen shapes
 # instead of ever new ones: oneDNN keeps a primitive per shape, and new shapes grew the worker under load.
 WIDTH_STEP, HEAD_STEP = 16, 32
-
-
-class DeadlineExceeded(TimeoutError):
-    """The request's deadline passed while its texts waited for the model."""
-
-
-def cut_ids(ids: list[int], max_tokens: int) -> tuple[list[int], bool]:
-    """The tokens cut to max_tokens, keeping head and tail (a review's verdict is often at its end); True if cut."""
-    if len(ids) <= max_tokens:
-        return ids, False
-    head = max_tokens * 3 // 4
-    return ids[:head] + ids[-(max_tokens - head) :], True
-
-
-def answer_ids(encode: Callable[[str], list[int]], answers: Sequence[str]) -> list[list[int]]:
-    """Each answer's tokens; an answer of no tokens could not be scored, so it is refused here."""
-    ids = [encode(answer) for answer in answers]
-    if not all(ids):
-        raise ValueError(f"an answer string encodes to no tokens: {[a for a, i in zip(answers, ids) if not i]}")
-    return ids
 
 
 @dataclass
@@ -161,8 +137,7 @@ class LLMScorer:
         deadline: float | None = None,
         layers: tuple[int, ...] = (),
     ) -> tuple[np.ndarray, np.ndarray]:
-        if deadline is not None and time.monotonic() > deadline:
-            raise DeadlineExceeded("the deadline passed while waiting for the model")
+        check_deadline(deadline)
         out = np.zeros((len(segments), len(label_ids)))
         states = np.zeros((len(segments), len(layers), self.model.config.hidden_size), dtype=np.float32)
         prefix = self._prefix(prompt)

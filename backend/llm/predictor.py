@@ -7,19 +7,16 @@ import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence, Union
+from typing import Any, Sequence
 
 import numpy as np
 
 from backend.llm import calibration as cal
 from backend.llm import prompt as prompts
 from backend.llm.guidelines import Guidelines
-from backend.llm.local import LLMScorer
+from backend.llm.scorer import Scorer
 from backend.llm.weights import ModelSource
 from backend.labelstudio.schema import Schema
-
-if TYPE_CHECKING:
-    from backend.llm.remote import ServerScorer
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +40,7 @@ class Predictor:
 
     def __init__(
         self,
-        scorer: Union[LLMScorer, "ServerScorer"],
+        scorer: Scorer,
         source: ModelSource,
         guidelines: Guidelines | None,
         calibration: str = "auto",

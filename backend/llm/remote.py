@@ -28,7 +28,7 @@ from typing import Any, Sequence
 import httpx
 import numpy as np
 
-from backend.llm import local as llm
+from backend.llm.scorer import DEADLINE, answer_ids, check_deadline, cut_ids
 from backend.llm.prompt import Prompt
 
 log = logging.getLogger(__name__)
@@ -98,27 +98,33 @@ class ServerScorer:
         return self.tokenizer.encode(text, add_special_tokens=False)
 
     def text_ids(self, text: str) -> tuple[list[int], bool]:
-        return llm.cut_ids(self.encode(text), self.max_text_tokens)
+        return cut_ids(self.encode(text), self.max_text_tokens)
 
     def label_logprobs(self, prompt: Prompt, texts: Sequence[str], answers: Sequence[str] | None = None) -> np.ndarray:
         """(n_texts, n_answers) log P(answer tokens | prompt, text), as backend.llm.local.LLMScorer computes it."""
         answers = list(prompt.labels if answers is None else answers)
         if not texts:
             return np.zeros((0, len(answers)))
-        answer_ids = llm.answer_ids(self.encode, answers)
+        label_ids = answer_ids(self.encode, answers)
         # Every distinct "answer tokens so far" after which a next token must be read; () is the answer's start.
-        steps = sorted({tuple(ids[:k]) for ids in answer_ids for k in range(len(ids))})
+        steps = sorted({tuple(ids[:k]) for ids in label_ids for k in range(len(ids))})
         contexts = []
         for text in texts:
             ids, cut = self.text_ids(text)
             contexts.append(prompt.prefix + (self.tokenizer.decode(ids) if cut else text) + prompt.suffix)
         jobs = [(c, step) for c in contexts for step in steps]
-        tops = list(self._pool.map(lambda job: self._next_token(job[0] + self.tokenizer.decode(list(job[1]))), jobs))
+        deadline = DEADLINE.get()  # read here: the pool's threads do not see the request's context
+
+        def ask(job: tuple[str, tuple[int, ...]]) -> dict[str, float]:
+            check_deadline(deadline)  # as the in-process engine: work not started by the deadline is refused
+            return self._next_token(job[0] + self.tokenizer.decode(list(job[1])))
+
+        tops = list(self._pool.map(ask, jobs))
         by_job = {(i, step): tops[i * len(steps) + s] for i in range(len(texts)) for s, step in enumerate(steps)}
         out = np.zeros((len(texts), len(answers)))
         floored = 0
         for i in range(len(texts)):
-            for a, ids in enumerate(answer_ids):
+            for a, ids in enumerate(label_ids):
                 for k, token in enumerate(ids):
                     top = by_job[(i, tuple(ids[:k]))]
                     value = top.get(self.tokenizer.decode([token]))

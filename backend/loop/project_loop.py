@@ -36,7 +36,7 @@ from backend.labelstudio import queue as ls_queue
 from backend.labelstudio import tasks as ls_tasks
 from backend.loop import routing
 from backend.ranking import strategies
-from backend.llm import local as llm_engine
+from backend.llm import scorer as llm_scorer
 from backend.labelstudio import schema as schemas
 from backend.loop.embeddings import Embedder
 from backend.loop.jobs import CoalescingJobs
@@ -251,15 +251,15 @@ class Loop:
         lanes = self.lanes(project) if project else 1
         chunk = self.settings.predict_chunk
         # Also checked when the model takes a chunk up: the wait behind other requests' chunks can be long.
-        deadline = llm_engine.DEADLINE.set(started + self.settings.predict_timeout)
+        deadline = llm_scorer.DEADLINE.set(started + self.settings.predict_timeout)
         try:
             for start in range(0, len(texts), chunk):
                 batch = texts[start : start + chunk]
                 try:
                     if time.monotonic() - started > self.settings.predict_timeout:
-                        raise llm_engine.DeadlineExceeded
+                        raise llm_scorer.DeadlineExceeded
                     probs = self.probabilities(schema, batch, model)
-                except llm_engine.DeadlineExceeded:
+                except llm_scorer.DeadlineExceeded:
                     reason = f"not predicted within {self.settings.predict_timeout} s (PREDICT_TIMEOUT); ask again"
                     skipped += [{"index": i, "task": _task_id(tasks[i]), "reason": reason} for i in slots[start:]]
                     self.metrics.timeouts.inc(len(slots) - start)
@@ -267,7 +267,7 @@ class Loop:
                 self._fill(results, schema, tasks, slots[start : start + chunk], batch, probs, strategy, ranking,
                            version, lanes)
         finally:
-            llm_engine.DEADLINE.reset(deadline)
+            llm_scorer.DEADLINE.reset(deadline)
         skipped.sort(key=lambda item: item["index"])
         return results, skipped, version
 

@@ -19,12 +19,12 @@ from backend.quality import agreement
 from backend.llm import calibration as cal
 from backend.llm import prompt as prompts
 from backend.llm.guidelines import Guidelines
-from backend.llm.local import LLMScorer
+from backend.llm.scorer import Scorer
 
 VARIANTS = ("minimal", "guidelines", "few-shot")
 
 
-def variant_prompt(scorer: LLMScorer, names: Sequence[str], guidelines: Guidelines, variant: str) -> prompts.Prompt:
+def variant_prompt(scorer: Scorer, names: Sequence[str], guidelines: Guidelines, variant: str) -> prompts.Prompt:
     if variant not in VARIANTS:
         raise ValueError(f"unknown prompt variant {variant!r}; choose from {', '.join(VARIANTS)}")
     if variant == "minimal":
@@ -32,7 +32,7 @@ def variant_prompt(scorer: LLMScorer, names: Sequence[str], guidelines: Guidelin
     return prompts.build(scorer.tokenizer, names, guidelines, examples=variant == "few-shot")
 
 
-def llm_labels(scorer: LLMScorer, prompt: prompts.Prompt, texts: Sequence[str]) -> list[str]:
+def llm_labels(scorer: Scorer, prompt: prompts.Prompt, texts: Sequence[str]) -> list[str]:
     calibration = cal.contextual(prompt.labels, scorer.label_logprobs(prompt, list(cal.CONTENT_FREE)))
     probs = calibration.apply(scorer.label_logprobs(prompt, list(texts)))
     return [prompt.labels[i] for i in probs.argmax(1)]

@@ -27,7 +27,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from backend.llm.local import LLMScorer
+from backend.llm.scorer import Scorer
 from backend.llm.prompt import Prompt
 from backend.loop.vectors import VectorCache
 
@@ -73,7 +73,7 @@ def judge_prompt(tokenizer: Any, variant: str) -> Prompt:
 
 
 def utilities(
-    scorer: LLMScorer, texts: Sequence[str], variant: str, cache: VectorCache | None = None
+    scorer: Scorer, texts: Sequence[str], variant: str, cache: VectorCache | None = None
 ) -> np.ndarray:
     """log P(Yes) - log P(No) per text (float64, shape (len(texts),)), higher = more worth labeling.
 
