@@ -391,3 +391,39 @@ def test_training_leaves_out_the_projects_own_gold(tmp_path, predictor, monkeypa
     assert [g.is_gold("A checked  TEXT") for g in project.gold_sets] == [True] * len(project.gold_sets) != []
     make_service(tmp_path / "none", predictor, project, gold_file=None).loop.train("5")
     assert len(project.gold_sets[-1]) == 0
+
+
+def test_models_saved_before_the_package_layout_still_load(tmp_path):
+    """An artifact pickled when the classes were backend.loop.ProjectModel and backend.classifier.Model."""
+    import sys
+    import types
+
+    import backend.loop
+    from backend.loop import classifier
+    from backend.loop.model_store import ModelStore
+    from backend.loop.project_loop import TrainedModel
+
+    rng = np.random.default_rng(0)
+    fitted = classifier.fit(classifier.KINDS[0], rng.normal(size=(30, 4)), None, [0, 1, 2] * 10, 3)
+    saved = TrainedModel("v1", ("Positive", "Negative", "Neutral"), "llm-1", fitted)
+    store = ModelStore(tmp_path, "7")
+    renamed = [(TrainedModel, "backend.loop", "ProjectModel"), (classifier.Classifier, "backend.classifier", "Model")]
+    originals = [(cls, cls.__module__, cls.__qualname__) for cls, _, _ in renamed]
+    old_module = types.ModuleType("backend.classifier")
+    try:
+        for cls, module, name in renamed:
+            cls.__module__, cls.__qualname__ = module, name
+        sys.modules["backend.classifier"] = old_module
+        old_module.Model, backend.loop.ProjectModel = classifier.Classifier, TrainedModel
+        store.add("v1", saved, {"macro_f1": 0.5}, promote=True)
+    finally:
+        for cls, module, name in originals:
+            cls.__module__, cls.__qualname__ = module, name
+        del sys.modules["backend.classifier"], backend.loop.ProjectModel
+    artifact = store.artifact("v1").read_bytes()
+    assert b"ProjectModel" in artifact and b"backend.classifier" in artifact  # the old names, as deployed
+
+    version, loaded = ModelStore(tmp_path, "7").current()
+    assert version == "v1" and isinstance(loaded, TrainedModel) and isinstance(loaded.model, classifier.Classifier)
+    x = rng.normal(size=(5, 4))
+    assert np.allclose(loaded.model.predict_proba(x), fitted.predict_proba(x))

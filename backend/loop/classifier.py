@@ -71,7 +71,7 @@ def make_estimator(seed: int = 0, kind: str = "blend") -> LogisticRegression:
 
 
 @dataclass
-class Model:
+class Classifier:
     kind: str
     n_labels: int
     estimator: LogisticRegression
@@ -107,14 +107,14 @@ def _check(y: Sequence[int], n_labels: int) -> np.ndarray:
     return y
 
 
-def fit(kind: str, embeddings: np.ndarray, llm_probs: np.ndarray | None, y: Sequence[int], n_labels: int, seed: int = 0) -> Model:
+def fit(kind: str, embeddings: np.ndarray, llm_probs: np.ndarray | None, y: Sequence[int], n_labels: int, seed: int = 0) -> Classifier:
     y = _check(y, n_labels)
     # Classes seen only once cannot be learned; dropping them keeps the fit from failing on the first stray label.
     keep = np.isin(y, np.flatnonzero(np.bincount(y, minlength=n_labels) >= MIN_LABELS))
     x = design(kind, embeddings, llm_probs)
     with _one_thread():
         estimator = make_estimator(seed, kind).fit(x[keep], y[keep])
-    return Model(kind, n_labels, estimator)
+    return Classifier(kind, n_labels, estimator)
 
 
 def _one_thread():

@@ -17,6 +17,9 @@ import logging
 import os
 import re
 import fcntl
+import importlib
+import sys
+import types
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ContextManager, Iterator
@@ -26,6 +29,24 @@ import joblib
 from backend.files import write_atomically
 
 log = logging.getLogger(__name__)
+
+
+# Artifacts are pickles, which name classes by module. Those saved before backend/ had subpackages (release 0.1.0)
+# name backend.loop.ProjectModel and backend.classifier.Model; a deployment's trained models must survive the upgrade.
+_FORMER_NAMES = {
+    ("backend.loop", "ProjectModel"): ("backend.loop.project_loop", "TrainedModel"),
+    ("backend.classifier", "Model"): ("backend.loop.classifier", "Classifier"),
+}
+
+
+def _resolve_former_names() -> None:
+    for (module, name), (new_module, new_name) in _FORMER_NAMES.items():
+        target = getattr(importlib.import_module(new_module), new_name)
+        holder = sys.modules.get(module)
+        if holder is None:
+            holder = sys.modules.setdefault(module, types.ModuleType(module))
+        if not hasattr(holder, name):
+            setattr(holder, name, target)
 
 
 class ModelStore:
@@ -91,6 +112,7 @@ class ModelStore:
         version = self.registry().get("current")
         if not version:
             return None
+        _resolve_former_names()
         return version, joblib.load(self.artifact(version))
 
     def versions(self) -> list[dict]:

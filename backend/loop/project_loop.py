@@ -58,13 +58,13 @@ class LoopError(ValueError):
 
 
 @dataclass
-class ProjectModel:
+class TrainedModel:
     """What a promotion saves: the fitted blend and what it needs to be judged fairly later."""
 
     version: str
     labels: tuple[str, ...]
     llm_version: str
-    model: classifier.Model
+    model: classifier.Classifier
     heldout: dict[int, tuple[int, int]] = field(default_factory=dict)  # task → (label index then, out-of-fold guess)
     features: str = MINILM  # the text vectors it was trained on: MINILM or "llm-layer-<n>"
 
@@ -87,7 +87,7 @@ class Loop:
         self.metrics = metrics
         self.embedder = Embedder(settings.data_dir / "cache" / "embeddings.npz")
         self._llm_caches: dict[str, VectorCache] = {}
-        self._models: dict[str, ProjectModel | None] = {}
+        self._models: dict[str, TrainedModel | None] = {}
         self._rankings: dict[str, PoolRanking] = {}
         self._strategies: dict[str, str] = {}
         self._lanes: dict[str, int] = {}
@@ -127,7 +127,7 @@ class Loop:
     def _wrote(self, project: str) -> None:
         self._stamps[project] = self.store(project).stamp()
 
-    def model(self, project: str) -> ProjectModel | None:
+    def model(self, project: str) -> TrainedModel | None:
         self._refresh(project)
         return self._models[project]
 
@@ -215,7 +215,7 @@ class Loop:
 
         return self._cache(f"states-{version}-L{layer}").get(list(texts), compute)
 
-    def serving(self, project: str | None, schema: Schema) -> tuple[ProjectModel | None, str]:
+    def serving(self, project: str | None, schema: Schema) -> tuple[TrainedModel | None, str]:
         """The project's promoted model if it fits this config and LLM (else None: the LLM alone), and the version."""
         llm_version = self._predictor().setup(schema).model_version
         current = self.model(project) if project else None
@@ -223,7 +223,7 @@ class Loop:
             return None, llm_version
         return current, current.version
 
-    def probabilities(self, schema: Schema, texts: Sequence[str], model: ProjectModel | None) -> np.ndarray:
+    def probabilities(self, schema: Schema, texts: Sequence[str], model: TrainedModel | None) -> np.ndarray:
         if model is None:
             return self.llm_probs(schema, texts)[0]
         vectors = self.vectors(schema, texts, getattr(model, "features", MINILM))  # older models lack the field
@@ -430,7 +430,7 @@ class Loop:
         if promote:
             fitted = classifier.fit(self.recipe(features), emb, llm, y, len(schema.labels))
             heldout = {int(i): (int(a), int(b)) for i, a, b in zip(ids, y, candidate_guess)}
-            model = ProjectModel(version, schema.labels, llm_version, fitted, heldout, features)
+            model = TrainedModel(version, schema.labels, llm_version, fitted, heldout, features)
         record["fit_seconds"] = round(time.perf_counter() - fetched, 3)
         record["seconds"] = round(time.perf_counter() - started, 3)
         store.add(version, model, record, promote)
@@ -450,7 +450,7 @@ class Loop:
         ranking = self._rankings.get(project)
         return ranking is None or ranking.version != version
 
-    def _incumbent_guess(self, incumbent: ProjectModel | None, ids, y, schema, texts, llm) -> np.ndarray:
+    def _incumbent_guess(self, incumbent: TrainedModel | None, ids, y, schema, texts, llm) -> np.ndarray:
         if incumbent is None:
             return llm.argmax(1)
         guess = self.probabilities(schema, texts, incumbent).argmax(1)

@@ -179,7 +179,7 @@ def create_app(service: Service) -> Flask:
     @app.get("/")
     def health():
         if service.ready:
-            return jsonify(status="UP", model_class="LLMSentiment", model_ready=True)
+            return jsonify(status="UP", model_class="LLMTextClassifier", model_ready=True)
         status = "ERROR" if service.error else "LOADING"
         return jsonify(status=status, model_ready=False, error=service.error), 503
 
