@@ -8,14 +8,16 @@ import logging
 import time
 from typing import Any
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from backend.llm import calibration as cal
 from backend.labelstudio import schema as schemas
 from backend.llm.remote import LLMServerError
 from backend.loop.project_loop import TRAINING_ACTIONS, LoopError
+from backend.serving.metrics import Metrics
 from backend.serving.service import NotReady, Service
+from backend.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -88,21 +90,27 @@ def _webhook_project(body: dict) -> str | None:
 
 
 def create_app(service: Service) -> Flask:
+    """The backend's Flask app: the protocol's routes over one Service, behind auth, metrics and JSON errors."""
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = service.settings.max_request_mb * 1024 * 1024
-    metrics = service.metrics
+    app.extensions["labelloop"] = service
+    _guard(app, service.settings)
+    _measure(app, service.metrics)
+    _answer_errors(app, service.settings)
+    app.register_blueprint(routes)
+    return app
 
-    settings = service.settings
-    # Label Studio checks /health before it knows whether to send credentials; everything else needs them.
-    open_routes = {"/health", "/"}
 
-    @app.before_request
-    def _start_timer() -> None:
-        g.started = time.perf_counter()
+# Label Studio checks /health before it knows whether to send credentials; everything else needs them.
+OPEN_ROUTES = {"/health", "/"}
+
+
+def _guard(app: Flask, settings: Settings) -> None:
+    """HTTP basic auth on every route but OPEN_ROUTES, when BASIC_AUTH_USER is set."""
 
     @app.before_request
     def _authenticate():
-        if not settings.basic_auth_user or request.path in open_routes:
+        if not settings.basic_auth_user or request.path in OPEN_ROUTES:
             return None
         given = request.authorization
         user = (given.username or "") if given and given.type == "basic" else ""
@@ -117,6 +125,14 @@ def create_app(service: Service) -> Flask:
         answer.headers["WWW-Authenticate"] = 'Basic realm="labelloop"'
         return answer
 
+
+def _measure(app: Flask, metrics: Metrics) -> None:
+    """Every request counted by route and status, and timed."""
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.started = time.perf_counter()
+
     @app.after_request
     def _count(response: Response) -> Response:
         route = request.url_rule.rule if request.url_rule else "unknown"
@@ -124,6 +140,10 @@ def create_app(service: Service) -> Flask:
         if "started" in g:
             metrics.latency.labels(route).observe(time.perf_counter() - g.started)
         return response
+
+
+def _answer_errors(app: Flask, settings: Settings) -> None:
+    """Every error as JSON {"error": ...} with its status; a traceback only in the log."""
 
     @app.errorhandler(ApiError)
     def _api_error(e: ApiError):
@@ -139,7 +159,7 @@ def create_app(service: Service) -> Flask:
 
     @app.errorhandler(HTTPException)
     def _http_error(e: HTTPException):
-        message = {413: f"the request is larger than {service.settings.max_request_mb} MB (MAX_REQUEST_MB)"}
+        message = {413: f"the request is larger than {settings.max_request_mb} MB (MAX_REQUEST_MB)"}
         return jsonify(error=message.get(e.code, e.description or e.name)), e.code
 
     @app.errorhandler(Exception)
@@ -147,126 +167,146 @@ def create_app(service: Service) -> Flask:
         log.exception("unexpected error on %s", request.path)
         return jsonify(error="internal error; the backend log has the details"), 500
 
-    def _schema(body: dict, key: str, project: str | None) -> schemas.Schema:
-        config = body.get(key)
-        if config is None:
-            if project in service.schemas:
-                return service.schemas[project]
-            raise ApiError(400, f"'{key}' is missing: send the project's labeling config")
-        if not isinstance(config, str):
-            raise ApiError(400, f"'{key}' must be the labeling config as an XML string")
+
+# ---------------------------------------------------------------- the routes: parse, call the service, answer
+
+routes = Blueprint("protocol", __name__)
+
+
+def _service() -> Service:
+    return current_app.extensions["labelloop"]
+
+
+def _schema(service: Service, body: dict, key: str, project: str | None) -> schemas.Schema:
+    config = body.get(key)
+    if config is None:
+        if project in service.schemas:
+            return service.schemas[project]
+        raise ApiError(400, f"'{key}' is missing: send the project's labeling config")
+    if not isinstance(config, str):
+        raise ApiError(400, f"'{key}' must be the labeling config as an XML string")
+    try:
+        parsed = schemas.parse(config)
+    except schemas.SchemaError as e:
+        raise ApiError(422, str(e)) from None
+    if project:
+        service.schemas[project] = parsed
+    return parsed
+
+
+def _check_servable(service: Service, schema: schemas.Schema) -> None:
+    """A 503 while the model loads; a 422 for a config the LLM cannot serve, before anything else happens."""
+    try:
+        predictor = service.predictor()
+    except NotReady as e:
+        raise ApiError(503, str(e)) from None
+    try:
+        predictor.setup(schema)
+    except cal.CalibrationError as e:
+        raise ApiError(422, str(e)) from None
+
+
+@routes.get("/health")
+@routes.get("/")
+def health():
+    service = _service()
+    if service.ready:
+        return jsonify(status="UP", model_class="LLMTextClassifier", model_ready=True)
+    status = "ERROR" if service.error else "LOADING"
+    return jsonify(status=status, model_ready=False, error=service.error), 503
+
+
+@routes.post("/setup")
+def setup():
+    service = _service()
+    body = _json_body()
+    project = _project_key(body.get("project"))
+    schema = _schema(service, body, "schema", project)
+    _check_servable(service, schema)
+    extra = body.get("extra_params") or {}
+    if not isinstance(extra, dict):
+        raise ApiError(400, "'extra_params' must be a JSON object, e.g. {\"strategy\": \"margin\"}")
+    for key, apply in (("strategy", service.loop.set_strategy), ("lanes", service.loop.set_lanes)):
+        if key in extra:
+            if not project:
+                raise ApiError(400, f"'{key}' is set per project: send 'project' with 'extra_params'")
+            apply(project, extra[key])
+    _, version = service.loop.serving(project, schema)
+    service.metrics.model_version.labels(version).set(1)
+    return jsonify(model_version=version)
+
+
+@routes.post("/predict")
+def predict():
+    service = _service()
+    body = _json_body()
+    tasks = body.get("tasks")
+    if tasks is None:
+        raise ApiError(400, "'tasks' is missing: send {\"tasks\": [...], \"label_config\": \"<View>...\"}")
+    if not isinstance(tasks, list):
+        raise ApiError(400, "'tasks' must be a list of task objects")
+    if len(tasks) > service.settings.max_tasks:
+        raise ApiError(413, f"{len(tasks)} tasks in one request; the limit is {service.settings.max_tasks} (MAX_TASKS)")
+    project = _project_key(body.get("project"))
+    schema = _schema(service, body, "label_config", project)
+    _check_servable(service, schema)
+    results, skipped, version = service.loop.predict(project, schema, tasks)
+    service.metrics.predictions.inc(len(tasks) - len(skipped))
+    service.metrics.skipped.inc(len(skipped))
+    service.metrics.model_version.labels(version).set(1)
+    answer: dict[str, Any] = {"results": results, "model_version": version}
+    if skipped:
+        answer["skipped"] = skipped
+    return jsonify(answer)
+
+
+@routes.post("/webhook")
+def webhook():
+    service = _service()
+    body = _json_body()
+    if not isinstance(body.get("action"), str):
+        raise ApiError(400, "'action' is missing: a Label Studio webhook names its action")
+    event = service.events.record(body)
+    service.metrics.events.labels(event["action"]).inc()
+    answer = {"status": "ok", "action": event["action"]}
+    if event["action"] in TRAINING_ACTIONS:
+        project = _webhook_project(body)
+        if project is None:
+            raise ApiError(400, f"a {event['action']} webhook must name its project (project.id)")
         try:
-            parsed = schemas.parse(config)
-        except schemas.SchemaError as e:
-            raise ApiError(422, str(e)) from None
-        if project:
-            service.schemas[project] = parsed
-        return parsed
+            answer["training"] = service.loop.request_training(project, event["task"])
+        except LoopError as e:
+            if event["action"] == "START_TRAINING":
+                raise  # asked for by a person: the error is the answer
+            # Annotation saves still succeed in Label Studio; the answer (and the log) say why nothing trains.
+            log.warning("no training for project %s: %s", project, e)
+            answer["training"] = f"disabled: {e}"
+    return jsonify(answer)
 
-    def _predictor():
-        try:
-            return service.predictor()
-        except NotReady as e:
-            raise ApiError(503, str(e)) from None
 
-    def _setup_for(predictor, schema):
-        try:
-            return predictor.setup(schema)
-        except cal.CalibrationError as e:
-            raise ApiError(422, str(e)) from None
+@routes.get("/versions")
+def versions():
+    service = _service()
+    llm = service.predictor(wait=0).versions() if service.ready else []
+    project = request.args.get("project", "").strip()
+    if not project:
+        return jsonify(versions=llm)
+    if not project.isdigit():
+        raise ApiError(400, "'project' must be a Label Studio project id")
+    trained = service.loop.versions(project)
+    current = service.loop.model(project)
+    return jsonify(
+        versions=llm + [v["version"] for v in trained if v.get("promoted")],
+        current=current.version if current else None,
+        strategy=service.loop.strategy(project),
+        lanes=service.loop.lanes(project),
+        busy=service.loop.busy(project),
+        coverage=service.loop.coverage.get(project),
+        training=trained,
+    )
 
-    @app.get("/health")
-    @app.get("/")
-    def health():
-        if service.ready:
-            return jsonify(status="UP", model_class="LLMTextClassifier", model_ready=True)
-        status = "ERROR" if service.error else "LOADING"
-        return jsonify(status=status, model_ready=False, error=service.error), 503
 
-    @app.post("/setup")
-    def setup():
-        body = _json_body()
-        project = _project_key(body.get("project"))
-        schema = _schema(body, "schema", project)
-        _setup_for(_predictor(), schema)  # a config the LLM cannot serve is a 422 before anything else
-        extra = body.get("extra_params") or {}
-        if not isinstance(extra, dict):
-            raise ApiError(400, "'extra_params' must be a JSON object, e.g. {\"strategy\": \"margin\"}")
-        for key, apply in (("strategy", service.loop.set_strategy), ("lanes", service.loop.set_lanes)):
-            if key in extra:
-                if not project:
-                    raise ApiError(400, f"'{key}' is set per project: send 'project' with 'extra_params'")
-                apply(project, extra[key])
-        _, version = service.loop.serving(project, schema)
-        metrics.model_version.labels(version).set(1)
-        return jsonify(model_version=version)
-
-    @app.post("/predict")
-    def predict():
-        body = _json_body()
-        tasks = body.get("tasks")
-        if tasks is None:
-            raise ApiError(400, "'tasks' is missing: send {\"tasks\": [...], \"label_config\": \"<View>...\"}")
-        if not isinstance(tasks, list):
-            raise ApiError(400, "'tasks' must be a list of task objects")
-        if len(tasks) > service.settings.max_tasks:
-            raise ApiError(413, f"{len(tasks)} tasks in one request; the limit is {service.settings.max_tasks} (MAX_TASKS)")
-        project = _project_key(body.get("project"))
-        schema = _schema(body, "label_config", project)
-        _setup_for(_predictor(), schema)
-        results, skipped, version = service.loop.predict(project, schema, tasks)
-        metrics.predictions.inc(len(tasks) - len(skipped))
-        metrics.skipped.inc(len(skipped))
-        metrics.model_version.labels(version).set(1)
-        answer: dict[str, Any] = {"results": results, "model_version": version}
-        if skipped:
-            answer["skipped"] = skipped
-        return jsonify(answer)
-
-    @app.post("/webhook")
-    def webhook():
-        body = _json_body()
-        if not isinstance(body.get("action"), str):
-            raise ApiError(400, "'action' is missing: a Label Studio webhook names its action")
-        event = service.events.record(body)
-        metrics.events.labels(event["action"]).inc()
-        answer = {"status": "ok", "action": event["action"]}
-        if event["action"] in TRAINING_ACTIONS:
-            project = _webhook_project(body)
-            if project is None:
-                raise ApiError(400, f"a {event['action']} webhook must name its project (project.id)")
-            try:
-                answer["training"] = service.loop.request_training(project, event["task"])
-            except LoopError as e:
-                if event["action"] == "START_TRAINING":
-                    raise  # asked for by a person: the error is the answer
-                # Annotation saves still succeed in Label Studio; the answer (and the log) say why nothing trains.
-                log.warning("no training for project %s: %s", project, e)
-                answer["training"] = f"disabled: {e}"
-        return jsonify(answer)
-
-    @app.get("/versions")
-    def versions():
-        llm = service.predictor(wait=0).versions() if service.ready else []
-        project = request.args.get("project", "").strip()
-        if not project:
-            return jsonify(versions=llm)
-        if not project.isdigit():
-            raise ApiError(400, "'project' must be a Label Studio project id")
-        trained = service.loop.versions(project)
-        current = service.loop.model(project)
-        return jsonify(
-            versions=llm + [v["version"] for v in trained if v.get("promoted")],
-            current=current.version if current else None,
-            strategy=service.loop.strategy(project),
-            lanes=service.loop.lanes(project),
-            busy=service.loop.busy(project),
-            coverage=service.loop.coverage.get(project),
-            training=trained,
-        )
-
-    @app.get("/metrics")
-    def prometheus():
-        return Response(metrics.render(), mimetype=metrics.content_type)
-
-    return app
+@routes.get("/metrics")
+def prometheus():
+    metrics = _service().metrics
+    return Response(metrics.render(), mimetype=metrics.content_type)
