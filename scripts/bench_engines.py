@@ -25,7 +25,7 @@ from backend.bench import evaluation  # noqa: E402
 from backend.llm import weights as models  # noqa: E402
 from backend.labelstudio import schema  # noqa: E402
 from backend.dev import llama  # noqa: E402
-from backend.dev.labelstudio import free_port  # noqa: E402
+from backend.dev.processes import free_port  # noqa: E402
 from backend.paths import DEMO_CONFIG  # noqa: E402
 from backend.settings import Settings  # noqa: E402
 

@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from backend.bench import corpus  # noqa: E402
 from backend.dev import labelstudio as ls_server  # noqa: E402
+from backend.dev.processes import free_port  # noqa: E402
 from backend.labelstudio import sync  # noqa: E402
 from backend.llm.guidelines import DEFAULT_GUIDELINES as GUIDELINES  # noqa: E402
 from backend.labelstudio.client import connect  # noqa: E402
@@ -58,7 +59,7 @@ def main(argv=None) -> int:
 
     df = corpus.stratified_split(corpus.load(), [args.labels], seed=5)[0]
     with tempfile.TemporaryDirectory() as tmp, ls_server.LabelStudioServer(
-        Path(tmp) / "ls", port=ls_server.free_port(), admin_password="bench-pass-1234"
+        Path(tmp) / "ls", port=free_port(), admin_password="bench-pass-1234"
     ) as ls:
         client = connect(ls.url, ls.admin.token).client
         project = sync.ensure_project(client, "retrain benchmark", DEMO_CONFIG, GUIDELINES).id

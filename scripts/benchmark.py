@@ -22,10 +22,10 @@ import json
 import os
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import requests
 from tqdm import tqdm
 
@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from backend.llm import calibration as cal  # noqa: E402
 from backend.bench import corpus, efficiency  # noqa: E402
-from backend.bench import engines as engine_bench  # noqa: E402
+from backend.dev import processes  # noqa: E402
 from backend.bench import evaluation  # noqa: E402
 from backend.llm import weights as models  # noqa: E402
 from backend.labelstudio import schema  # noqa: E402
@@ -49,14 +49,13 @@ CURVE_SEEDS = range(3)
 
 
 def http_phase(texts, config: str, port: int, batch: int, log_path: Path, model: str) -> dict:
-    try:
-        # A throughput run, not a latency one: a slow model must not have tasks skipped at Label Studio's deadline.
-        env = {"DATA_DIR": str(log_path.parent / "data"), "LLM_MODEL": model, "PREDICT_TIMEOUT": "3000"}
-        proc = engine_bench.serve(env, port, log_path)
-    except RuntimeError as e:
-        sys.exit(f"error: {e}")
-    url = f"http://127.0.0.1:{port}"
-    try:
+    # A throughput run, not a latency one: a slow model must not have tasks skipped at Label Studio's deadline.
+    env = {"DATA_DIR": str(log_path.parent / "data"), "LLM_MODEL": model, "PREDICT_TIMEOUT": "3000"}
+    with ExitStack() as stack:
+        try:
+            url, proc = stack.enter_context(processes.serving(env, log_path, port=port, timeout=300.0))
+        except RuntimeError as e:  # a model that will not load, a busy port: one line naming the log to read
+            sys.exit(f"error: {str(e).splitlines()[0]}")
         version = requests.post(f"{url}/setup", json={"project": "1.0", "schema": config}, timeout=300).json()
         tasks = [{"id": i, "data": {"text": t}} for i, t in enumerate(texts)]
         requests.post(f"{url}/predict", json={"tasks": tasks[:8], "label_config": config}, timeout=300)  # warm-up
@@ -72,13 +71,10 @@ def http_phase(texts, config: str, port: int, batch: int, log_path: Path, model:
         return {
             "reviews_per_s": len(texts) / elapsed,
             "seconds": elapsed,
-            "peak_rss_mb": engine_bench.peak_rss_mb(engine_bench.worker_pids(proc.pid)),
+            "peak_rss_mb": processes.memory_mb(*processes.worker_pids(proc.pid), peak=True),
             "model_version": version["model_version"],
             "labels": labels,
         }
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 def model_phase(model: str, test, config: str, parsed, args, free_text: int) -> dict:

@@ -25,7 +25,7 @@ from backend.labelstudio import sync  # noqa: E402
 from backend.bench.corpus import CorpusError  # noqa: E402
 from backend.labelstudio.client import LabelStudioError as ClientError  # noqa: E402
 from backend.labelstudio.client import TRANSPORT_ERRORS, error_line  # noqa: E402
-from backend.dev.labelstudio import LabelStudioError as ServerError  # noqa: E402
+from backend.dev.labelstudio import LocalLabelStudioError as ServerError  # noqa: E402
 
 
 def _port(value: str) -> int:

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from backend.bench import load as load_test  # noqa: E402
 from backend.dev.demo import BackendProcess, DemoError  # noqa: E402
-from backend.dev.labelstudio import free_port  # noqa: E402
+from backend.dev.processes import free_port, worker_pids  # noqa: E402
 
 
 def _positive(kind):
@@ -57,7 +57,7 @@ def main(argv=None) -> int:
             backend.launch()
             while not backend.poll_ready():
                 time.sleep(1)
-            url, pid = backend.url, load_test.worker_pid(backend.pid)
+            url, pid = backend.url, worker_pids(backend.pid)[0]  # gunicorn_conf runs one worker
             print(f"backend ready in {backend.ready_seconds:.1f} s at {url} (log: {backend.log_path})", file=sys.stderr)
         result = load_test.run(url, args.clients, args.seconds, args.max_batch, pid=pid, auth=auth)
     except DemoError as e:

@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 from backend.dev import labelstudio as ls_server
-from backend.dev.labelstudio import LS_BIN, ROOT, LabelStudioError, User, available, free_port  # noqa: F401
+from backend.dev.labelstudio import LS_BIN, ROOT, LocalLabelStudioError, User, available  # noqa: F401
+from backend.dev.processes import free_port  # noqa: F401 (the tests' import of it)
 
 SYNC_SCRIPT = ROOT / "scripts" / "sync_project.py"
 MISSING_REASON = (
@@ -53,7 +54,7 @@ class LabelStudioServer(ls_server.LabelStudioServer):
         )
         counted = [line for line in done.stdout.splitlines() if line.startswith("annotators ")]
         if done.returncode or not counted:
-            raise LabelStudioError(f"adding project members failed: {(done.stdout + done.stderr)[-500:]}")
+            raise LocalLabelStudioError(f"adding project members failed: {(done.stdout + done.stderr)[-500:]}")
         return int(counted[-1].split()[1])
 
 

@@ -20,6 +20,7 @@ from label_studio_sdk import LabelStudio
 import labelstudio
 from backend.dev import demo
 from backend.dev import labelstudio as ls_server
+from backend.dev import processes
 from backend.labelstudio import sync
 from labelstudio import ROOT, free_port
 
@@ -242,7 +243,7 @@ def test_a_signal_stops_the_script_and_both_servers(demo_dir, signum):
         assert proc.wait(timeout=60) == 0, err_path.read_text()
         assert not wait_gone(children), "servers left running after the script stopped"
         for port in (ls_port, backend_port):
-            assert ls_server.port_free(port)
+            assert processes.port_free(port)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -5,9 +5,8 @@ project's predictions and model_version up to date. Real gunicorn, the real mode
 
 from __future__ import annotations
 
-import re
-
 import os
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -20,9 +19,9 @@ from label_studio_sdk import LabelStudio
 import labelstudio
 from backend.bench import corpus
 from backend.labelstudio import sync
-from backend.dev.labelstudio import port_free
+from backend.dev import processes
 from backend.loop.model_store import ModelStore
-from helpers import ROOT, VENV_BIN, free_port, wait_for
+from helpers import ROOT, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MISSING_REASON)]
 
@@ -38,9 +37,9 @@ class Backend:
     stays the same across restarts because Label Studio's connection and webhook name it."""
 
     def __init__(self, env: dict[str, str], tmp: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(self.port), **env}
+        self.port = processes.free_port()
+        self.url = processes.url_of(self.port)
+        self.env = env
         self.tmp = tmp
         self.logs: list[Path] = []
         self.proc: subprocess.Popen | None = None
@@ -48,21 +47,8 @@ class Backend:
     def start(self) -> None:
         log_path = self.tmp / f"gunicorn-{len(self.logs) + 1}.log"
         self.logs.append(log_path)
-        with log_path.open("w") as log:
-            self.proc = subprocess.Popen(
-                [str(VENV_BIN / "gunicorn"), "-c", "python:backend.serving.gunicorn_conf", "backend.serving.wsgi:app"],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )
-
-        def healthy():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"the backend exited; log:\n{self.log()[-3000:]}")
-            try:
-                return requests.get(f"{self.url}/health", timeout=2).status_code == 200
-            except requests.RequestException:  # not listening yet, or still importing
-                return False
-
-        wait_for("the backend to become healthy", healthy, timeout=180, every=0.3)
+        self.proc = processes.start_gunicorn(self.port, log_path, self.env, own_session=True)
+        processes.wait_healthy(self.proc, self.url, log_path, timeout=180)
 
     def log(self) -> str:
         return self.logs[-1].read_text()
@@ -71,16 +57,10 @@ class Backend:
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
         # The worker is reparented, not waited for; once it is gone nothing listens on the port.
-        wait_for("the killed backend's port to close", lambda: port_free(self.port), timeout=30, every=0.1)
+        wait_for("the killed backend's port to close", lambda: processes.port_free(self.port), timeout=30, every=0.1)
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        processes.stop(self.proc)
 
     def versions(self, project: int) -> dict:
         return requests.get(f"{self.url}/versions", params={"project": project}, timeout=10).json()

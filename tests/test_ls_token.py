@@ -219,7 +219,7 @@ def test_a_revoked_token_is_replaced_despite_hiccups(label_studio, person, saved
 
 def assert_one_readable_line(error: pytest.ExceptionInfo, *fragments: str) -> None:
     message = str(error.value)
-    assert type(error.value) is ls_server.LabelStudioError  # not LoginError: the password may well be right
+    assert type(error.value) is ls_server.LocalLabelStudioError  # not LoginError: the password may well be right
     assert "\n" not in message and "409" not in message and "Traceback" not in message, message
     for fragment in fragments:
         assert fragment in message, message
@@ -228,7 +228,7 @@ def assert_one_readable_line(error: pytest.ExceptionInfo, *fragments: str) -> No
 @pytest.mark.parametrize("fault", ["503", "drop"])
 def test_a_check_that_keeps_failing_is_one_error_and_no_new_token(person, saved, proxy, tmp_path, fault):
     proxy.fail(REFRESH, *[fault] * 10)
-    with pytest.raises(ls_server.LabelStudioError) as error:
+    with pytest.raises(ls_server.LocalLabelStudioError) as error:
         client(tmp_path, proxy, tries=3).create_token(person.email, person.password)
     assert_one_readable_line(error, "did not answer the token check", "3 tries", proxy.url)
     assert proxy.seen[REFRESH] == 3 and proxy.seen[CREATE] == 0
@@ -238,7 +238,7 @@ def test_a_check_that_keeps_failing_is_one_error_and_no_new_token(person, saved,
 def test_a_login_that_keeps_failing_is_one_error(label_studio, person, saved, proxy, tmp_path):
     revoke_all(label_studio, person)
     proxy.fail(LOGIN, *["502"] * 10)
-    with pytest.raises(ls_server.LabelStudioError) as error:
+    with pytest.raises(ls_server.LocalLabelStudioError) as error:
         client(tmp_path, proxy, tries=3).create_token(person.email, person.password)
     assert_one_readable_line(error, f"did not answer the login of {person.email}", "HTTP 502")
     assert proxy.seen[CREATE] == 0
@@ -248,7 +248,7 @@ def test_token_requests_that_keep_getting_lost_leave_no_token_behind(label_studi
     revoke_all(label_studio, person)
     proxy.fail(CREATE, *["lose"] * 3)
     ls = client(tmp_path, proxy, tries=3)
-    with pytest.raises(ls_server.LabelStudioError) as error:
+    with pytest.raises(ls_server.LocalLabelStudioError) as error:
         ls.create_token(person.email, person.password)
     assert_one_readable_line(error, "did not answer the token request", "connection refused or dropped")
     assert proxy.seen[CREATE] == 3
@@ -260,6 +260,6 @@ def test_token_requests_that_keep_getting_lost_leave_no_token_behind(label_studi
 
 def test_an_unsaved_live_token_is_a_clear_error_without_asking_for_another(person, saved, proxy, tmp_path):
     (tmp_path / ls_server.TOKENS_FILE).unlink()  # the token is live in Label Studio, but nobody kept it
-    with pytest.raises(ls_server.LabelStudioError, match="already has a Personal Access Token that is not saved"):
+    with pytest.raises(ls_server.LocalLabelStudioError, match="already has a Personal Access Token that is not saved"):
         client(tmp_path, proxy).create_token(person.email, person.password)
     assert proxy.seen[CREATE] == 0

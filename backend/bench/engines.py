@@ -7,9 +7,6 @@ first engine. Every engine reads the same calibration file, so the figures compa
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +18,7 @@ from sklearn.metrics import cohen_kappa_score
 from tqdm.auto import tqdm
 
 from backend.bench import evaluation
-from backend.paths import ROOT
-
+from backend.dev import processes
 
 
 @dataclass(frozen=True)
@@ -32,45 +28,11 @@ class Engine:
     server_pid: Callable[[], int | None] = lambda: None  # the LLM server's process, for its memory
 
 
-def peak_rss_mb(pids: Sequence[int]) -> float:
-    """Peak resident memory (VmHWM) of the processes, summed, in MB."""
-    total = 0
-    for pid in pids:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                total += int(line.split()[1])
-    return total / 1024
-
-
-def worker_pids(master_pid: int) -> list[int]:
-    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
-    return [int(p) for p in children] or [master_pid]
-
-
-def serve(env: dict[str, str], port: int, log_path: Path, wait: float = 300.0) -> subprocess.Popen:
-    full = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), **env}
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "gunicorn"), "-c", "python:backend.serving.gunicorn_conf", "backend.serving.wsgi:app"],
-            cwd=ROOT, env=full, stdout=log, stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                return proc
-        except requests.RequestException:  # not listening yet
-            pass
-        time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError(f"the backend did not become healthy; see {log_path}")
-
-
 def run_engine(engine: Engine, texts: Sequence[str], config: str, batch: int, port: int, log_dir: Path) -> dict:
     """Serve the texts through /predict on one engine; labels and figures."""
-    proc = serve(engine.env, port, log_dir / f"backend-{engine.name}.log")
-    url = f"http://127.0.0.1:{port}"
-    try:
+    log_path = log_dir / f"backend-{engine.name}.log"
+    # A first start may load the model from disk for minutes on a CPU.
+    with processes.serving(engine.env, log_path, port=port, timeout=300.0) as (url, proc):
         version = requests.post(f"{url}/setup", json={"schema": config}, timeout=600).json()["model_version"]
         requests.post(f"{url}/predict", json={"tasks": [{"data": {"text": "warm-up"}}], "label_config": config},
                       timeout=600).raise_for_status()
@@ -91,13 +53,10 @@ def run_engine(engine: Engine, texts: Sequence[str], config: str, batch: int, po
             "seconds": round(seconds, 1),
             "request_p50_s": round(float(np.percentile(latencies, 50)), 2),
             "request_max_s": round(float(max(latencies)), 2),
-            "backend_peak_rss_mb": round(peak_rss_mb(worker_pids(proc.pid))),
-            "server_peak_rss_mb": round(peak_rss_mb([server])) if server else 0,
+            "backend_peak_rss_mb": round(processes.memory_mb(*processes.worker_pids(proc.pid), peak=True)),
+            "server_peak_rss_mb": round(processes.memory_mb(server, peak=True)) if server else 0,
             "labels": labels,
         }
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 def compare(results: dict[str, dict], truth: Sequence[str], labels: Sequence[str]) -> dict[str, dict]:

@@ -17,6 +17,7 @@ import numpy as np
 import requests
 
 from backend.bench import corpus
+from backend.dev import processes
 from backend.paths import DEMO_CONFIG
 
 LS_PREDICT_TIMEOUT = 100.0  # Label Studio's ML_TIMEOUT_PREDICT: a later answer is lost
@@ -71,20 +72,6 @@ class LoadResult:
         return out
 
 
-def worker_pid(master_pid: int) -> int:
-    """gunicorn's one worker: the master's child process."""
-    children = Path(f"/proc/{master_pid}/task/{master_pid}/children")
-    pids = children.read_text().split() if children.exists() else []
-    return int(pids[0]) if pids else master_pid
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def run(
     url: str,
     clients: int = 16,
@@ -135,7 +122,7 @@ def run(
     def sampler() -> None:
         while not stopped.is_set():
             if pid:
-                memory.append((time.monotonic() - t0, rss_mb(pid)))
+                memory.append((time.monotonic() - t0, processes.memory_mb(pid)))
             stopped.wait(1.0)
 
     watcher = threading.Thread(target=sampler, daemon=True)

@@ -682,6 +682,7 @@ def main(argv: Sequence[str] | None = None, description: str = __doc__) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from backend.dev import labelstudio as ls_server
+    from backend.dev.processes import free_port
     from backend.bench.corpus import CorpusError
     from backend.labelstudio.sync import SyncError
 
@@ -697,7 +698,7 @@ def main(argv: Sequence[str] | None = None, description: str = __doc__) -> int:
             with tempfile.TemporaryDirectory(prefix="bench-rescore-") as tmp:
                 if not args.no_progress:
                     print("starting Label Studio in a temporary directory...", file=sys.stderr, flush=True)
-                with ls_server.LabelStudioServer(Path(tmp) / "ls", port=ls_server.free_port(),
+                with ls_server.LabelStudioServer(Path(tmp) / "ls", port=free_port(),
                                                  admin_password="bench-pass-1234") as ls:
                     result = run(ls.url, ls.admin.token, data_dir=Path(tmp) / "data", **options)
                     result["label_studio"]["started_here"] = True
@@ -706,7 +707,7 @@ def main(argv: Sequence[str] | None = None, description: str = __doc__) -> int:
                     result["label_studio"]["feature_flags"] = {
                         k: v for k, v in os.environ.items()
                         if k.lower().startswith(("fflag_", "fflag-", "ff_", "feat_"))}
-    except (BenchError, CorpusError, SyncError, ls_server.LabelStudioError) as e:
+    except (BenchError, CorpusError, SyncError, ls_server.LocalLabelStudioError) as e:
         print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
         return 1
     print(report(result))

@@ -27,6 +27,7 @@ from label_studio_sdk import LabelStudio
 
 from backend.bench import corpus
 from backend.dev import labelstudio as ls_server
+from backend.dev import processes
 from backend.labelstudio import sync
 from backend.labelstudio.client import connect
 from backend.paths import DEMO_CONFIG, DEMO_GUIDELINES, ROOT
@@ -110,7 +111,7 @@ class BackendProcess:
 
     def __init__(self, port: int, data_dir: Path):
         self.port = port
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = processes.url_of(port)
         self.data_dir = data_dir
         self.log_path = data_dir / "backend.log"
         self.token_path = data_dir / "label-studio-token"
@@ -127,15 +128,11 @@ class BackendProcess:
         return self._proc is not None and self._proc.poll() is None
 
     def launch(self) -> None:
-        gunicorn = Path(sys.executable).parent / "gunicorn"
-        if not gunicorn.exists():
-            raise DemoError(f"{gunicorn} is missing: run `make install`")
+        if not processes.GUNICORN.exists():
+            raise DemoError(f"{processes.GUNICORN} is missing: run `make install`")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         # The rest of the environment passes through, so LLM_MODEL, THREADS and the other settings still apply.
         env = {
-            **os.environ,
-            "HOST": "127.0.0.1",
-            "PORT": str(self.port),
             "DATA_DIR": str(self.data_dir),
             # Label Studio's token exists only once it has started, so the backend reads it from a file when it
             # first trains; the URL is set by Demo before launch.
@@ -143,35 +140,24 @@ class BackendProcess:
             "LABEL_STUDIO_URL": self.ls_url,
         }
         self._launched_at = time.monotonic()
-        with self.log_path.open("a") as log:
-            self._proc = subprocess.Popen(
-                [str(gunicorn), "-c", "python:backend.serving.gunicorn_conf", "backend.serving.wsgi:app"],
-                cwd=ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own group: stop() reaches the worker, Ctrl-C goes to us only
-            )
+        # Appended to: a warm start keeps the earlier runs' lines. Its own group: stop() reaches the worker, and
+        # Ctrl-C goes to the demo only, which then stops both servers in order.
+        self._proc = processes.start_gunicorn(self.port, self.log_path, env, append=True, own_session=True)
 
     def poll_ready(self) -> bool:
         """One look at /health: True once the model is loaded; DemoError if the backend died or broke."""
         if not self.running():
             raise DemoError(f"the backend exited while starting; see {_shown(self.log_path)}")
-        try:
-            answer = requests.get(f"{self.url}/health", timeout=2)
-        except requests.RequestException:  # not listening yet
+        answer = processes.health(self.url)
+        if answer is None:  # not listening yet
             return False
         if answer.status_code == 200:
             if not self.ready_seconds:
                 self.ready_seconds = time.monotonic() - self._launched_at
             return True
-        try:
-            body = answer.json()
-        except ValueError:
-            body = {}
-        if isinstance(body, dict) and body.get("status") == "ERROR":
-            raise DemoError(f"the backend failed to load its model: {body.get('error')}; see {_shown(self.log_path)}")
+        error = processes.load_error(answer)
+        if error:
+            raise DemoError(f"the backend failed to load its model: {error}; see {_shown(self.log_path)}")
         return False
 
     def warm_up(self, tasks: list[dict], label_config: str) -> None:
@@ -185,7 +171,7 @@ class BackendProcess:
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        ls_server.stop_process_group(proc)
+        processes.stop(proc)
 
 
 # ---------------------------------------------------------------- the demo
@@ -254,7 +240,7 @@ class Demo:
         if self.ls_port == self.backend_port:
             raise DemoError(f"Label Studio and the backend cannot share port {self.ls_port}")
         for port, flag in ((self.ls_port, "--ls-port"), (self.backend_port, "--backend-port")):
-            if not ls_server.port_free(port):
+            if not processes.port_free(port):
                 raise DemoError(
                     f"port {port} on 127.0.0.1 is in use: stop what listens there or choose another with {flag}"
                 )
@@ -326,7 +312,7 @@ class Demo:
         while not (ls_up and backend_up):
             try:
                 ls_up = ls_up or self.ls.poll_healthy()
-            except ls_server.LabelStudioError:
+            except ls_server.LocalLabelStudioError:
                 raise DemoError(f"Label Studio exited while starting; see {_shown(self.ls.log_path)}") from None
             backend_up = backend_up or self.backend.poll_ready()
             if time.monotonic() > deadline:

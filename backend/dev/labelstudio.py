@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -18,6 +16,7 @@ from pathlib import Path
 
 import requests
 
+from backend.dev import processes
 from backend.paths import ROOT
 
 LS_BIN = ROOT / ".venv-ls" / "bin" / "label-studio"
@@ -32,11 +31,12 @@ _FOREIGN_ENV = ("HOST", "PORT", "DJANGO_DB", "DATABASE_NAME", "USERNAME", "PASSW
 TOKEN_PATH = "/api/token/"
 
 
-class LabelStudioError(RuntimeError):
-    """Label Studio cannot be started or used; the message is one line saying why (plus its log where useful)."""
+class LocalLabelStudioError(RuntimeError):
+    """The Label Studio started here cannot be started or used; the message is one line saying why (plus its log
+    where useful). Not backend.labelstudio.client.LabelStudioError, which is about any Label Studio's API."""
 
 
-class LoginError(LabelStudioError):
+class LoginError(LocalLabelStudioError):
     """Label Studio refused an email and password."""
 
 
@@ -55,37 +55,6 @@ class User:
 
 def available(ls_bin: str | os.PathLike | None = None) -> bool:
     return Path(ls_bin or LS_BIN).exists()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_free(port: int) -> bool:
-    """Whether a server could listen on 127.0.0.1:port now (SO_REUSEADDR, as servers bind, so TIME_WAIT is no bar)."""
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def stop_process_group(proc: subprocess.Popen | None, timeout: float = 20.0) -> None:
-    """SIGTERM to the process's group (it was started in a session of its own), SIGKILL if it lingers."""
-    if proc is None or proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    except ProcessLookupError:
-        pass
 
 
 class LabelStudioServer:
@@ -169,10 +138,14 @@ class LabelStudioServer:
     def launch(self) -> None:
         """Start the process and return at once; wait_ready() finishes the start."""
         if not available(self.ls_bin):
-            raise LabelStudioError(f"Label Studio is not installed ({self.ls_bin} is missing): run `make labelstudio`")
+            raise LocalLabelStudioError(
+                f"Label Studio is not installed ({self.ls_bin} is missing): run `make labelstudio`"
+            )
         # Label Studio would silently move to the next free port; better to say so than talk to someone else.
-        if not port_free(self.port):
-            raise LabelStudioError(f"port {self.port} on 127.0.0.1 is in use; stop what listens there or pick another")
+        if not processes.port_free(self.port):
+            raise LocalLabelStudioError(
+                f"port {self.port} on 127.0.0.1 is in use; stop what listens there or pick another"
+            )
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.first_start = not (self.data_dir / DATABASE_FILE).exists()
         self.startup_seconds = 0.0
@@ -193,7 +166,9 @@ class LabelStudioServer:
         deadline = self._launched_at + timeout
         while not self.poll_healthy():
             if time.monotonic() > deadline:
-                raise LabelStudioError(f"Label Studio was not healthy in time; see {self.log_path}\n{self.log_tail()}")
+                raise LocalLabelStudioError(
+                    f"Label Studio was not healthy in time; see {self.log_path}\n{self.log_tail()}"
+                )
             time.sleep(0.5)
         session = self.login(self.admin_email, self.admin_password)
         self.admin = User(
@@ -212,10 +187,11 @@ class LabelStudioServer:
             raise
 
     def poll_healthy(self) -> bool:
-        """One look at /health (it answers once migrations are done); LabelStudioError if the process has exited."""
+        """One look at /health (it answers once migrations are done); LocalLabelStudioError if the process has
+        exited."""
         if self._proc is None or self._proc.poll() is not None:
             code = self._proc.returncode if self._proc else "never started"
-            raise LabelStudioError(f"Label Studio exited ({code}); see {self.log_path}\n{self.log_tail()}")
+            raise LocalLabelStudioError(f"Label Studio exited ({code}); see {self.log_path}\n{self.log_tail()}")
         if self.startup_seconds:
             return True
         try:
@@ -228,7 +204,7 @@ class LabelStudioServer:
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        stop_process_group(proc)
+        processes.stop(proc)
 
     def __enter__(self) -> "LabelStudioServer":
         self.start()
@@ -238,10 +214,7 @@ class LabelStudioServer:
         self.stop()
 
     def log_tail(self, chars: int = 3000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return "(no log)"
+        return processes.log_tail(self.log_path, chars)
 
     def _pause(self, attempt: int) -> None:
         """The wait before try number `attempt` (0 is the first, which does not wait)."""
@@ -250,7 +223,7 @@ class LabelStudioServer:
 
     def _call(self, session: requests.Session, method: str, path: str, what: str, **kwargs) -> requests.Response:
         """A request that is safe to repeat, tried again on a timeout, a dropped connection, a 5xx or a 429; any
-        other answer is returned. LabelStudioError, one line, if every try failed."""
+        other answer is returned. LocalLabelStudioError, one line, if every try failed."""
         problem = ""
         for attempt in range(self.tries):
             self._pause(attempt)
@@ -264,9 +237,9 @@ class LabelStudioServer:
             problem = f"HTTP {answer.status_code}"
         raise self._no_answer(what, method, path, problem)
 
-    def _no_answer(self, what: str, method: str, path: str, problem: str) -> LabelStudioError:
+    def _no_answer(self, what: str, method: str, path: str, problem: str) -> LocalLabelStudioError:
         log = f"; see {self.log_path}" if self.log_path.exists() else ""
-        return LabelStudioError(
+        return LocalLabelStudioError(
             f"Label Studio at {self.url} did not answer {what} ({method} {path}) in {self.tries} tries, "
             f"the last: {problem}; is it overloaded or restarting?{log}"
         )
@@ -307,7 +280,7 @@ class LabelStudioServer:
             return True
         if answer.status_code == 401:
             return False
-        raise LabelStudioError(
+        raise LocalLabelStudioError(
             f"checking the saved token at {self.url} failed (HTTP {answer.status_code}): {_one_line(answer.text)}"
         )
 
@@ -323,7 +296,7 @@ class LabelStudioServer:
             session, "POST", f"{TOKEN_PATH}blacklist/", "the token revocation", json={"refresh": short_token}
         )
         if answer.status_code not in (204, 404):
-            raise LabelStudioError(f"revoking a token at {self.url} failed (HTTP {answer.status_code})")
+            raise LocalLabelStudioError(f"revoking a token at {self.url} failed (HTTP {answer.status_code})")
 
     def _new_token(self, session: requests.Session, email: str) -> str:
         """A new token for the logged-in user.
@@ -333,7 +306,7 @@ class LabelStudioServer:
         try (checked), so a token listed after a failed try is that lost one: it is revoked before trying again.
         """
         if self._live_tokens(session):
-            raise LabelStudioError(
+            raise LocalLabelStudioError(
                 f"{email} already has a Personal Access Token that is not saved in {self.tokens_path}; "
                 "revoke it in Label Studio (Account & Settings) and start again"
             )
@@ -355,14 +328,14 @@ class LabelStudioServer:
             if transient(answer.status_code) or (answer.status_code == 409 and attempt):
                 problem = f"HTTP {answer.status_code}"
                 continue
-            raise LabelStudioError(
+            raise LocalLabelStudioError(
                 f"creating a token for {email} failed (HTTP {answer.status_code}): {_one_line(answer.text)}"
             )
         # Leave no lost token behind, or the next start would find a token it cannot use and stop with a 409.
         try:
             for lost in self._live_tokens(session):
                 self._revoke(session, lost)
-        except (LabelStudioError, requests.RequestException):
+        except (LocalLabelStudioError, requests.RequestException):
             pass  # still not answering: the error below says so
         raise self._no_answer(f"the token request for {email}", "POST", TOKEN_PATH, problem)
 
@@ -372,7 +345,7 @@ class LabelStudioServer:
         Label Studio allows one live token per user (a second POST answers 409) and never shows a token
         again, so a restart on the same data directory must reuse the saved one. A new one is made only when
         there is none saved or Label Studio says the saved one is revoked (401); a Label Studio that does not
-        answer gives a LabelStudioError instead.
+        answer gives a LocalLabelStudioError instead.
         """
         saved = json.loads(self.tokens_path.read_text()) if self.tokens_path.exists() else {}
         if email in saved and self._token_valid(saved[email]):
@@ -393,7 +366,9 @@ class LabelStudioServer:
             timeout=10,
         )
         if answer.status_code != 201:
-            raise LabelStudioError(f"creating user {email} failed (HTTP {answer.status_code}): {answer.text[:200]}")
+            raise LocalLabelStudioError(
+                f"creating user {email} failed (HTTP {answer.status_code}): {answer.text[:200]}"
+            )
         # The users API ignores passwords; the management command sets one. Its --username is the email, and
         # it exits 0 even when nobody matches, hence the check of its output.
         done = subprocess.run(
@@ -406,7 +381,7 @@ class LabelStudioServer:
             timeout=120,
         )
         if "successfully" not in done.stdout + done.stderr:
-            raise LabelStudioError(f"reset_password for {email} failed: {(done.stdout + done.stderr)[-500:]}")
+            raise LocalLabelStudioError(f"reset_password for {email} failed: {(done.stdout + done.stderr)[-500:]}")
         return User(
             id=int(answer.json()["id"]), email=email, password=password, token=self.create_token(email, password)
         )

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import httpx
 
+from backend.dev import processes
 from backend.llm import weights as models
-
 from backend.paths import ROOT
 
 LLAMA_PYTHON = ROOT / ".venv-llama" / "bin" / "python"
@@ -88,12 +88,7 @@ class LlamaServer:
             time.sleep(0.5)
 
     def __exit__(self, *exc) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        processes.stop(self.proc)
 
 
 def main() -> int:
