@@ -10,7 +10,6 @@ synthetic; tasks 1, 5 and 9 carry predictions (JSON only).
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import subprocess
 import sys
@@ -524,10 +523,9 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path, content, message):
 
 @pytest.fixture(scope="module")
 def cli_main():
-    spec = importlib.util.spec_from_file_location("agreement_cli", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    from backend.cli.agreement import main
+
+    return main
 
 
 @pytest.mark.parametrize("content, message", [

@@ -3,7 +3,6 @@ and one end-to-end run with the packaged model on a tiny pool."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -63,10 +62,9 @@ def test_unwritable_out_dir(tmp_path):
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("compare_strategies", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from backend.cli import compare_strategies
+
+    return compare_strategies
 
 
 def check_outputs(out_dir: Path, strategies: list[str], kinds: list[str], seeds: int, labels: list[int]) -> dict:

@@ -4,7 +4,6 @@ one-line errors; one end-to-end run with the packaged model (real_model)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -300,10 +299,9 @@ def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("simulate_finish", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from backend.cli import simulate_finish
+
+    return simulate_finish
 
 
 def test_help():

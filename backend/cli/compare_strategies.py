@@ -1,0 +1,126 @@
+"""Compare ranking strategies in a simulated annotation loop on the Rotten Tomatoes corpus (labels = annotator).
+
+For each model kind (classifier: embeddings only; blend: embeddings + LLM probabilities) and each strategy, over
+several seeds: start from a random seed set, then label the batch the strategy ranks first, refit, and measure
+macro-F1 on the fixed test split, until the budget. Reports each curve's area (mean macro-F1 over the labels axis),
+the labels needed to reach 95% of the macro-F1 of the same kind trained on the whole pool (mean over seeds; null
+unless every seed gets there within the budget) and its ratio to random sampling's.
+
+Writes OUT/results.json and OUT/curves.png and prints a table. The LLM's outputs and the embeddings are cached in
+--cache-dir, so a second run only simulates. Logic: backend/bench/simulation.py.
+
+Strategies: random, least_confidence, margin, entropy, diversity (k-center greedy), hybrid (margin + diversity),
+disagreement (model vs LLM probabilities, Jensen-Shannon), committee (entropy + disagreement), llm_informative,
+llm_difficult, llm_diverse (LLM-judged, backend/ranking/judge.py), hybrid_llm (margin + diversity + llm_informative).
+
+Examples:
+  python scripts/compare_strategies.py --pool 1500 --seeds 5 --budget 1000 --out artifacts/strategies
+  python scripts/compare_strategies.py --pool 300 --seeds 2 --strategies random,margin --kinds blend --out /tmp/s
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+from backend.paths import ROOT
+from backend.bench import evaluation, simulation
+from backend.bench.corpus import CorpusError
+from backend.cli import Parser, names, positive_int
+from backend.files import write_json
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pool", type=positive_int, default=1500, help="pool size, stratified (default %(default)s)")
+    parser.add_argument("--seeds", type=positive_int, default=5, help="repetitions, seeds 0..K-1 (default %(default)s)")
+    parser.add_argument("--strategies", type=names, default=list(simulation.STRATEGIES),
+                        help="comma-separated strategies (default: all)")
+    parser.add_argument("--kinds", type=names, default=list(simulation.KINDS),
+                        help="comma-separated model kinds: classifier, blend (default: both)")
+    parser.add_argument("--budget", type=positive_int, help="labels per run, seed set included (default: two thirds of the pool)")
+    parser.add_argument("--batch", type=positive_int, default=20, help="labels per step (default %(default)s)")
+    parser.add_argument("--seed-size", type=positive_int, default=20, help="random labels to start from (default %(default)s)")
+    parser.add_argument("--test-size", type=positive_int, default=evaluation.TEST_SIZE,
+                        help=f"stratified subsample of the fixed test split, at most {evaluation.TEST_SIZE} (default %(default)s)")
+    parser.add_argument("--cache-dir", type=Path, default=simulation.DEFAULT_CACHE_DIR,
+                        help="cache of embeddings and LLM outputs (default %(default)s)")
+    parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "strategies",
+                        help="directory for results.json and curves.png (default %(default)s)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser.parse_args(argv)
+
+
+def check(args: argparse.Namespace) -> None:
+    """Everything that can be checked before the model loads; SimulationError/OSError/CorpusError say what is wrong."""
+    simulation.check_strategies(args.strategies)
+    bad = [k for k in args.kinds if k not in simulation.KINDS]
+    if bad or not args.kinds:
+        raise simulation.SimulationError(
+            f"unknown model kind {', '.join(bad) or '(none)'}; choose from {', '.join(simulation.KINDS)}"
+        )
+    if args.test_size > evaluation.TEST_SIZE:
+        raise simulation.SimulationError(f"--test-size must be at most {evaluation.TEST_SIZE}, got {args.test_size}")
+    if args.budget is None:
+        args.budget = min(args.pool, max(args.seed_size, 2 * args.pool // 3))
+    simulation.check_settings(args.pool, args.seed_size, args.batch, args.budget)
+    available = simulation.available_pool()
+    if args.pool > available:
+        raise simulation.SimulationError(
+            f"--pool {args.pool} is larger than the {available} corpus items outside the test and calibration splits"
+        )
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=args.out, prefix=".write-test-"):
+        pass
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        check(args)
+    except simulation.SimulationError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except CorpusError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"error: cannot write to --out {args.out}: {e.strerror or e}", file=sys.stderr)
+        return 2
+
+    from backend.loop.embeddings import EmbeddingError
+    from backend.llm.weights import ModelSourceError
+    from backend.settings import SettingsError
+
+    started = time.perf_counter()
+    try:
+        inputs = simulation.load_inputs(
+            args.pool, args.test_size, args.cache_dir, simulation.needed_judges(args.strategies), progress=not args.quiet
+        )
+    except (ModelSourceError, SettingsError, EmbeddingError, simulation.SimulationError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"error: cache directory {args.cache_dir}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    results = simulation.compare(
+        inputs, args.strategies, args.kinds, range(args.seeds), args.seed_size, args.batch, args.budget,
+        progress=not args.quiet,
+    )
+    results["wall_seconds"] = round(time.perf_counter() - started, 1)
+    results_path, plot_path = args.out / "results.json", args.out / "curves.png"
+    write_json(results_path, results, indent=2)
+    simulation.plot(results, plot_path)
+    print(simulation.table(results))
+    print(f"\nwrote {results_path} and {plot_path} ({results['wall_seconds']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""Finish a project's dataset: people's labels, the model's labels where it meets an accuracy target, and the tasks
+that still need a person.
+
+The model is the one the backend trains (the LLM's hidden state and calibrated probabilities, blended by a logistic
+regression fitted on every human label of the project; the LLM alone while there are too few labels to fit). Its
+out-of-fold predictions on the human labels choose a confidence threshold: the lowest whose held-out accuracy has
+a one-sided lower confidence bound (Clopper-Pearson, --level) at or above --target. Tasks without a human label
+whose top probability reaches it are labeled by the model; the others need a person. Gold and synthetic tasks are
+listed but never labeled by the model.
+
+Label Studio is reached at LABEL_STUDIO_URL with LABEL_STUDIO_API_KEY; the model as the backend loads it (LLM_MODEL,
+DATA_DIR for its caches, ...). Without --apply nothing in Label Studio changes. A typical run:
+
+  scripts/finish.py --project 3 --out finished.json            # look at the estimate and the counts
+  scripts/finish.py --project 3 --out finished.json --apply    # write the model's labels into Label Studio
+  scripts/finish.py --project 3 --undo                         # take them all back
+
+The file (JSON): "tasks" (every task once: id, source "human" | "model" | "needs_person" | "gold" | "synthetic" |
+"unreadable", label; the model's probability for model and needs_person rows, and its guess for the latter),
+"estimate" (threshold, accuracy and lower_bound on the "support" human labels at or above it, target, confidence,
+model_labeled), "needs_person" (task ids, least sure first), "counts", "model"; with --apply also "apply".
+
+--apply creates one annotation per model-labeled task that has no annotation at all, marked as the model's
+(import_id 373657031212861361, last action "Created from prediction"); training never reads them as human labels.
+Run again, it writes nothing twice and takes back model labels a person has since annotated beside or that fell
+below the threshold. --undo removes every model annotation no person has saved since; one a person corrected or
+confirmed is theirs and stays.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+from backend.labelstudio.client import TRANSPORT_ERRORS, LabelStudioError, connect, error_line
+from backend.labelstudio.sync import SyncError
+from backend.settings import Settings, SettingsError
+from backend.files import write_json
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, like every other error of this command
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def _fraction(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not 0 < number < 1:
+        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1 (e.g. 0.95), got {value}")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="finish.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--project", type=int, required=True, help="Label Studio project id")
+    parser.add_argument("--out", type=Path, help="the finished dataset (JSON, written atomically); with --undo, "
+                        "what was removed (optional)")
+    parser.add_argument("--target", type=_fraction, default=0.95,
+                        help="accuracy the model's labels must reach (default: %(default)s)")
+    parser.add_argument("--level", type=_fraction, default=0.95,
+                        help="confidence of the one-sided bound on that accuracy (default: %(default)s)")
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--apply", action="store_true", help="also write the model's labels into Label Studio")
+    what.add_argument("--undo", action="store_true",
+                      help="remove the model's labels from Label Studio (no model needed) and stop")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def load_model(settings: Settings):
+    from backend.serving.service import load_predictor  # loads torch: only when a model is needed
+
+    print("loading the model ...", file=sys.stderr)
+    try:
+        return load_predictor(settings)
+    except Exception as e:  # whatever the engine raises, the user gets one line
+        raise SyncError(f"the model failed to load: {str(e).splitlines()[0] if str(e) else e!r}") from None
+
+
+def run_undo(args: argparse.Namespace) -> int:
+    from backend.loop import finish
+
+    ls = connect()
+    record = finish.undo(ls.client, args.project, progress=not args.quiet)
+    if args.out:
+        write_json(args.out, {"project": args.project, "undo": record})
+    print(f"removed {len(record['removed'])} model annotations from project {args.project}"
+          + (f"; kept {len(record['kept_edited'])} a person has saved since" if record["kept_edited"] else ""))
+    return _failures(record)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.4g}%"
+
+
+def _failures(record: dict) -> int:
+    if not record["failed"]:
+        return 0
+    first = record["failed"][0]["error"]
+    print(f"error: {len(record['failed'])} changes failed (first: {first}); run the command again", file=sys.stderr)
+    return 1
+
+
+def run(args: argparse.Namespace) -> int:
+    from backend.loop import finish
+
+    settings = Settings.from_env()
+    ls = connect()
+    finish.project_schema(ls.client, args.project)  # a wrong project fails before the model loads
+    loop = finish.make_loop(settings, lambda: load_model(settings))
+    dataset = finish.build(ls.client, args.project, loop, args.target, args.level, progress=not args.quiet)
+    code = 0
+    if args.apply:
+        dataset["apply"] = finish.apply(ls.client, args.project, dataset, progress=not args.quiet)
+    write_json(args.out, dataset)
+    c, e = dataset["counts"], dataset["estimate"]
+    print(f"project {args.project}: {c['tasks']} tasks: {c['human']} labeled by people, {c['model']} by the model, "
+          f"{c['needs_person']} need a person (gold {c['gold']}, synthetic {c['synthetic']}, "
+          f"no text {c['unreadable']})")
+    if e["threshold"] is None:
+        print(f"no threshold reaches {_pct(e['target'])} accuracy at {_pct(e['confidence'])} confidence on "
+              f"{c['human']} human labels: every open task needs a person")
+    else:
+        print(f"model labels: probability >= {e['threshold']:.4f}; accuracy {e['accuracy']:.3f} on {e['support']} "
+              f"held-out human labels, at least {e['lower_bound']:.3f} with {_pct(e['confidence'])} confidence "
+              f"(target {_pct(e['target'])})")
+    if args.apply:
+        a = dataset["apply"]
+        print(f"Label Studio: {len(a['created'])} model annotations created, {len(a['kept'])} already there, "
+              f"{len(a['removed'])} taken back, {len(a['skipped'])} tasks skipped (annotated)")
+        code = _failures(a)
+    print(f"wrote {args.out}")
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.undo and args.out is None:
+        print("error: --out FILE is required (where the finished dataset goes) (see --help)", file=sys.stderr)
+        return 2
+    try:
+        return run_undo(args) if args.undo else run(args)
+    except (LabelStudioError, SyncError, SettingsError) as e:
+        message = str(e)
+    except TRANSPORT_ERRORS as e:
+        message = error_line(e)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    print(f"error: {message}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

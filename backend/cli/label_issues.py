@@ -1,0 +1,216 @@
+"""List the human labels most likely wrong, from a Label Studio JSON export or a live project.
+
+Each labeled task's label (the majority of its annotators; a tie goes to the label listed first in the config) is
+judged by the model the backend trains (the LLM's hidden state and calibrated probabilities), fitted on the other
+labels (5-fold out-of-fold) and averaged with the LLM's own probabilities; cleanlab's confident learning says which
+labels are issues, and the probability of the given label is its quality (lower: more likely wrong). Gold tasks
+are judged against their known answer; synthetic tasks and the labels the model wrote (finish --apply) are left
+out. Each issue names the task, its text, the given and the suggested label, the quality and the annotators.
+
+  scripts/label_issues.py export.json --config label_config/sentiment.xml             # a table
+  scripts/label_issues.py export.json --config label_config/sentiment.xml --format json
+  scripts/label_issues.py --project 3 --review                                        # and a tab in Label Studio
+
+With --project the export is read through the API (LABEL_STUDIO_URL, LABEL_STUDIO_API_KEY) and the project's own
+labeling config is used. --review makes or refreshes the project's "Label issues" tab, holding exactly the
+flagged tasks: a reviewer opens each one and changes the label, or saves it unchanged to confirm it; a confirmed
+label is not flagged again while it stays the same. The model is loaded as the backend loads it (LLM_MODEL,
+DATA_DIR for its caches).
+
+--format json prints one JSON object: "issues" (one object per flagged task, worst first: task, text, given,
+suggested, quality, annotators, reason "model" or "gold", probabilities), "annotators" (labels, flagged, rate;
+crowdlab_quality), "consensus" (where tasks have several annotators: CROWDLAB's consensus label and its quality
+per task, each annotator's quality; else null) with "agreement" (Cohen's and Fleiss' kappa, Krippendorff's
+alpha), "counts", "model", "method". --format csv writes the issues, one row each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+
+from backend.labelstudio.export import ExportError, load_export
+from backend.quality import agreement, gold, label_issues
+from backend.labelstudio import schema as schemas
+from backend.labelstudio.client import TRANSPORT_ERRORS, LabelStudioError, connect, error_line
+from backend.labelstudio.sync import SyncError
+from backend.settings import Settings, SettingsError
+
+FORMATS = ("table", "json", "csv")
+CSV_COLUMNS = ("task", "given", "suggested", "quality", "annotators", "reason", "text")
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, like every other error of this command
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+class UsageError(Exception):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="label_issues.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("export", nargs="?", type=Path, help="a Label Studio JSON export (full, with annotations)")
+    parser.add_argument("--config", type=Path, help="the project's labeling config (XML), with EXPORT")
+    parser.add_argument("--project", type=int, help="read Label Studio project ID through the API instead")
+    parser.add_argument("--review", action="store_true",
+                        help="with --project: make or refresh the project's 'Label issues' tab")
+    parser.add_argument("--gold", type=Path, help="gold answers (JSONL/JSON/CSV with text and label; default: the "
+                        "packaged sentiment gold set)")
+    parser.add_argument("--format", choices=FORMATS, default="table", help="output (default %(default)s)")
+    parser.add_argument("--out", type=Path, help="write the output here instead of standard output")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def check(args: argparse.Namespace) -> None:
+    if args.project is not None and args.export is not None:
+        raise UsageError("give either an EXPORT file or --project, not both")
+    if args.project is None and args.export is None:
+        raise UsageError("give an EXPORT file (with --config) or --project ID")
+    if args.export is not None and args.config is None:
+        raise UsageError("--config CONFIG is required with an EXPORT (the project's labeling config)")
+    if args.review and args.project is None:
+        raise UsageError("--review needs --project (the tab is made in a live project)")
+
+
+def read_config(path: Path) -> schemas.Schema:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as e:
+        raise UsageError(f"cannot read --config {path}: {e.strerror or e}") from None
+    try:
+        return schemas.parse(text)
+    except schemas.SchemaError as e:
+        raise UsageError(f"--config {path}: {e}") from None
+
+
+def load_model(settings: Settings):
+    from backend.serving.service import load_predictor  # loads torch: only once the input is known to be good
+
+    print("loading the model ...", file=sys.stderr)
+    try:
+        return load_predictor(settings)
+    except Exception as e:  # whatever the engine raises, the user gets one line
+        raise SyncError(f"the model failed to load: {str(e).splitlines()[0] if str(e) else e!r}") from None
+
+
+def render(report: dict, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        for issue in report["issues"]:
+            writer.writerow({**issue, "annotators": ";".join(issue["annotators"])})
+        return out.getvalue()
+    c = report["counts"]
+    lines = [f"{c['flagged']} likely wrong labels among {c['tasks']} labeled tasks ({c['flagged_gold']} gold; "
+             f"{c['confirmed_not_flagged']} confirmed by a reviewer and not flagged again)", ""]
+    if report["issues"]:
+        lines.append(f"  {'quality':>7}  {'task':>8}  {'given':12} {'suggested':12} {'annotators':20} text")
+        for i in report["issues"]:
+            text = " ".join(i["text"].split())
+            lines.append(f"  {i['quality']:7.3f}  {str(i['task']):>8}  {i['given']:12} {i['suggested']:12} "
+                         f"{', '.join(i['annotators'])[:20]:20} {text[:60]}")
+        lines.append("")
+    lines.append("flagged labels per annotator:")
+    for a in report["annotators"]:
+        lines.append(f"  {a['annotator']:30} {a['flagged']:5} of {a['labels']:5} ({100 * a['rate']:.1f}%)")
+    crowd = report.get("consensus")
+    if crowd and "error" not in crowd:
+        qualities = ", ".join(f"{a} {q:.3f}" for a, q in sorted(crowd["annotator_quality"].items(), key=lambda x: -x[1]))
+        lines.append(f"CROWDLAB (tasks with several annotators): annotator quality {qualities}; the consensus differs "
+                     f"from the majority on {crowd['changed']} of {len(crowd['tasks'])} tasks")
+        ag = report.get("agreement") or {}
+        if ag.get("krippendorff_alpha") is not None:
+            lines.append(f"agreement: Krippendorff's alpha {ag['krippendorff_alpha']:.3f}"
+                         + (f", Fleiss' kappa {ag['fleiss_kappa']:.3f}" if ag.get("fleiss_kappa") is not None else ""))
+    elif crowd:
+        lines.append(f"CROWDLAB could not run: {crowd['error']}")
+    m = report["model"]
+    lines.append(f"model: {m['kind']} trained on {m['trained_on']} labels" + (f" ({m['fallback']})" if m["fallback"] else ""))
+    return "\n".join(lines) + "\n"
+
+
+def run(args: argparse.Namespace) -> int:
+    from backend.loop import finish
+    from backend.labelstudio import review as label_review
+
+    settings = Settings.from_env()
+    with tempfile.TemporaryDirectory() as tmp:
+        client = None
+        if args.project is not None:
+            client = connect().client
+            _, schema = finish.project_schema(client, args.project)  # a wrong project fails before the model loads
+            path = Path(tmp) / "export.json"
+            tasks = label_review.download_export(client, args.project, path)
+        else:
+            schema = read_config(args.config)
+            path, tasks = args.export, None
+        try:
+            dataset = load_export(path, from_name=schema.from_name, labels=schema.labels,
+                                            text_key=schema.data_key)
+            gold_set = gold.load_gold(args.gold, schema.labels) if args.gold else gold.default_gold()
+        except (ExportError, gold.GoldError) as e:
+            raise UsageError(str(e)) from None
+        rows = label_issues.tasks_of(dataset, gold_set)
+        confirmed, seen = {}, {}
+        if args.review:
+            seen = label_review.fingerprints(tasks)
+            given = {r.task: r.given for r in rows if r.answer is None}
+            confirmed = label_review.confirmed_labels(label_review.read_state(client, args.project), seen, given)
+        loop = finish.make_loop(settings, lambda: load_model(settings))
+        report = label_issues.judge(
+            rows, schema.labels, lambda texts: finish.score_texts(loop, schema, texts, not args.quiet), loop.recipe,
+            confirmed,
+        )
+        if report["consensus"]:
+            stats = agreement.analyse(dataset, bootstrap=0)  # κ/α beside CROWDLAB, as scripts/agreement.py has them
+            report["agreement"] = {key: stats[key] for key in ("cohen_kappa", "fleiss_kappa", "krippendorff_alpha",
+                                                                 "percent_agreement")}
+        if args.review:
+            view = label_review.write_tab(client, args.project, report["issues"], seen, confirmed)
+            report["review"] = {"tab": view, "title": label_review.TITLE, "tasks": len(report["issues"]),
+                                "confirmed": len(confirmed)}
+    output = render(report, args.format)
+    if args.out:
+        args.out.write_text(output, encoding="utf-8")
+        print(f"wrote {args.out}: {report['counts']['flagged']} issues", file=sys.stderr)
+    else:
+        sys.stdout.write(output)
+    if args.review:
+        print(f"tab {label_review.TITLE!r} of project {args.project} holds {len(report['issues'])} tasks",
+              file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        check(args)
+        return run(args)
+    except UsageError as e:
+        print(f"error: {e} (see --help)", file=sys.stderr)
+        return 2
+    except (LabelStudioError, SyncError, SettingsError) as e:
+        message = str(e)
+    except TRANSPORT_ERRORS as e:
+        message = error_line(e)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    print(f"error: {message}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""Simulate finishing a dataset on the Rotten Tomatoes corpus (labels = annotators): how many human labels before
+the model may label the rest, and how accurate the finished dataset is.
+
+Per strategy and seed: people label a random seed set, then batches in the strategy's order; after each batch the
+served model is refit and the pool re-routed (the threshold of backend/loop/routing.py, chosen on the out-of-fold
+predictions of the human labels). The run finishes when nothing is left below the threshold, or when the human
+cost of finishing (labels so far + items below the threshold) has not dropped for --patience batches; then people
+label what is below the threshold and the model the rest. The same loop with the LLM alone (its calibrated
+probabilities, no training) is the baseline. Rule and accounting: backend/bench/finish_simulation.py.
+
+Writes OUT/results.json (strategies.<name>.human_fraction, .auto_accuracy_min, .finished_accuracy_mean, per-seed
+details with every step, the config, the baseline under llm_alone, the issue's goal under goal) and
+OUT/finish.png (human labels against the finished dataset's accuracy), and prints a table. The LLM's outputs are
+cached in --cache-dir, so a second run only simulates.
+
+Examples:
+  python scripts/simulate_finish.py --pool 3000 --seeds 3 --target 0.95 --out artifacts/finish
+  python scripts/simulate_finish.py --pool 500 --seeds 1 --strategies margin --out /tmp/finish
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+from backend.paths import ROOT
+from backend.bench import finish_simulation, simulation
+from backend.bench.corpus import CorpusError
+from backend.cli import Parser, fraction, names, positive_int
+from backend.files import write_json
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pool", type=positive_int, default=3000, help="pool size, stratified (default %(default)s)")
+    parser.add_argument("--seeds", type=positive_int, default=3, help="repetitions, seeds 0..K-1 (default %(default)s)")
+    parser.add_argument("--target", type=fraction, default=0.95,
+                        help="accuracy the model's labels must have, as a lower confidence bound (default %(default)s)")
+    parser.add_argument("--level", type=fraction, default=0.95,
+                        help="confidence level of that bound (default %(default)s)")
+    parser.add_argument("--strategies", type=names, default=list(finish_simulation.DEFAULT_STRATEGIES),
+                        help=f"comma-separated strategies, from: {', '.join(simulation.STRATEGIES)} "
+                             f"(default: %(default)s)")
+    parser.add_argument("--kind", default=simulation.SERVED_KIND,
+                        help=f"model kind, from: {', '.join(simulation.KIND_RECIPES)}, or "
+                             f"{finish_simulation.LLM_ALONE} (the LLM alone) (default: the served %(default)s)")
+    parser.add_argument("--seed-size", type=positive_int, default=finish_simulation.SEED_SIZE,
+                        help="random labels to start from (default %(default)s)")
+    parser.add_argument("--batch", type=positive_int, default=finish_simulation.BATCH,
+                        help="labels per step (default %(default)s)")
+    parser.add_argument("--patience", type=positive_int, default=finish_simulation.PATIENCE,
+                        help="batches without a lower human cost before finishing (default %(default)s)")
+    parser.add_argument("--budget", type=positive_int,
+                        help="most labels the loop asks for before finishing, seed set included (default: the pool)")
+    parser.add_argument("--evidence", choices=finish_simulation.EVIDENCE, default="all",
+                        help="labels whose out-of-fold answers choose the threshold: all (as scripts/finish.py) or "
+                             "seed (the random seed set only, an audit sample) (default %(default)s)")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the LLM-alone baseline")
+    parser.add_argument("--cache-dir", type=Path, default=simulation.DEFAULT_CACHE_DIR,
+                        help="cache of embeddings and LLM outputs (default %(default)s)")
+    parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "finish",
+                        help="directory for results.json and finish.png (default %(default)s)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser.parse_args(argv)
+
+
+def check(args: argparse.Namespace) -> None:
+    """Everything that can be checked before the model loads; FinishError/SimulationError/OSError/CorpusError say
+    what is wrong."""
+    simulation.check_strategies(args.strategies)
+    finish_simulation.check_kind(args.kind)
+    if args.budget is None:
+        args.budget = args.pool
+    finish_simulation.check_settings(args.pool, args.target, args.level, args.seed_size, args.batch, args.patience,
+                                     args.budget)
+    available = simulation.available_pool()
+    if args.pool > available:
+        raise finish_simulation.FinishError(
+            f"--pool {args.pool} is larger than the {available} corpus items outside the test and calibration splits"
+        )
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=args.out, prefix=".write-test-"):
+        pass
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        check(args)
+    except (finish_simulation.FinishError, simulation.SimulationError, CorpusError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"error: cannot write to --out {args.out}: {e.strerror or e}", file=sys.stderr)
+        return 2
+
+    from backend.loop.embeddings import EmbeddingError
+    from backend.llm.weights import ModelSourceError
+    from backend.settings import SettingsError
+
+    started = time.perf_counter()
+    try:
+        inputs = simulation.load_inputs(
+            args.pool, finish_simulation.LOADER_TEST_SIZE, args.cache_dir, simulation.needed_judges(args.strategies),
+            progress=not args.quiet,
+        )
+        if args.kind != finish_simulation.LLM_ALONE:
+            inputs.vectors(args.kind)  # an engine without hidden states cannot serve llm_state: say so now
+    except (ModelSourceError, SettingsError, EmbeddingError, simulation.SimulationError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"error: cache directory {args.cache_dir}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    results = finish_simulation.finish(
+        inputs, args.strategies, range(args.seeds), args.target, args.level, args.kind, args.seed_size, args.batch,
+        args.patience, args.budget, args.evidence, baseline=not args.no_baseline, progress=not args.quiet,
+    )
+    results["wall_seconds"] = round(time.perf_counter() - started, 1)
+    results_path, plot_path = args.out / "results.json", args.out / "finish.png"
+    write_json(results_path, results, indent=2)
+    finish_simulation.plot(results, plot_path)
+    print(finish_simulation.table(results))
+    print(f"\nwrote {results_path} and {plot_path} ({results['wall_seconds']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
