@@ -18,6 +18,7 @@ import labelstudio
 from backend.dev import demo
 from backend.labelstudio import schema, sync
 from backend.labelstudio.client import connect
+from backend.paths import DEMO_CONFIG, DEMO_GUIDELINES
 from labelstudio import ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -72,7 +73,7 @@ def page(tmp_path_factory):
 def demo_project(label_studio, backend_server):
     """The demo's project, made the demo's way, in the session's Label Studio: its id and the SDK client."""
     client = connect(label_studio.url, label_studio.admin.token).client
-    project = sync.ensure_project(client, demo.TITLE, demo.CONFIG, demo.GUIDELINES)
+    project = sync.ensure_project(client, demo.TITLE, DEMO_CONFIG, DEMO_GUIDELINES)
     sync.import_tasks(client, project.id, demo.sample_tasks(N_TASKS), progress=False)
     result = sync.connect_backend(client, project.id, backend_server.url, progress=False)
     assert result.predicted == result.tasks > 0

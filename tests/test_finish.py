@@ -135,8 +135,16 @@ def test_the_target_and_level_must_be_fractions():
 
 
 class SignalLoop:
-    """Stands in for the backend's loop (the calls build makes): vectors that carry each text's label under noise
-    of a strength that varies by text, so the blend is sure of some tasks and unsure of others; a flat LLM."""
+    """Stands in for the backend's loop (what build reads of it): its settings and its text features."""
+
+    def __init__(self, truth: dict[str, int], seed: int = 0):
+        self.text = SignalFeatures(truth, seed)
+        self.settings = Settings()  # the defaults: the demo's gold file
+
+
+class SignalFeatures:
+    """Vectors that carry each text's label under noise of a strength that varies by text, so the blend is sure of
+    some tasks and unsure of others; a flat LLM."""
 
     def __init__(self, truth: dict[str, int], seed: int = 0):
         rng = np.random.default_rng(seed)
@@ -146,22 +154,21 @@ class SignalLoop:
             row[label] += rng.uniform(0, 4)
             self.rows[text] = row
         self.saved = 0
-        self.settings = Settings()  # the defaults: the demo's gold file
 
-    def features(self):
+    def kind(self):
         return "signal"
 
     @staticmethod
-    def recipe(features):
+    def recipe(kind):
         return "blend"
 
-    def vectors(self, schema, texts, features):
+    def vectors(self, schema, texts, kind):
         return np.array([self.rows[t] for t in texts])
 
     def llm_probs(self, schema, texts):
         return np.full((len(texts), len(schema.labels)), 1 / len(schema.labels)), "flat-llm"
 
-    def _save_caches(self):
+    def save(self):
         self.saved += 1
 
 
@@ -193,7 +200,7 @@ def test_the_model_labels_exactly_the_open_tasks_at_or_above_the_threshold():
     est, rows = dataset["estimate"], dataset["tasks"]
     assert dataset["model"] == {"kind": "blend", "trained_on": 200, "fallback": None, "llm_version": "flat-llm",
                                 "features": "signal"}
-    assert loop.saved == 1
+    assert loop.text.saved == 1
     model = [r for r in rows if r["source"] == "model"]
     waiting = [r for r in rows if r["source"] == "needs_person"]
     assert est["threshold"] is not None and model and waiting, est  # a real split
@@ -204,7 +211,7 @@ def test_the_model_labels_exactly_the_open_tasks_at_or_above_the_threshold():
     # The estimate, recomputed from the out-of-fold blend.
     texts = [f"review {i}" for i in range(200)]
     y = np.array([truth[t] for t in texts])
-    oof = classifier.out_of_fold("blend", loop.vectors(SCHEMA, texts, ""), loop.llm_probs(SCHEMA, texts)[0], y, 3)
+    oof = classifier.out_of_fold("blend", loop.text.vectors(SCHEMA, texts, ""), loop.text.llm_probs(SCHEMA, texts)[0], y, 3)
     conf, right = oof.max(1), oof.argmax(1) == y
     above = conf >= est["threshold"]
     assert est["support"] == above.sum() and est["accuracy"] == pytest.approx(right[above].mean())
@@ -280,7 +287,7 @@ def test_finish_dry_run_apply_twice_and_undo(label_studio, tmp_path):
     assert rows[gold_id]["source"] == "gold" and rows[synthetic_id]["source"] == "synthetic"
     assert rows[gold_id]["label"] is None and rows[synthetic_id]["label"] is None
     est = dataset["estimate"]
-    kind = loop.recipe(loop.features())  # the recipe the backend trains on these vectors
+    kind = loop.text.recipe(loop.text.kind())  # the recipe the backend trains on these vectors
     assert dataset["model"]["kind"] == kind and dataset["model"]["trained_on"] == N_HUMAN
     assert est["threshold"] is not None, est
     model_rows = [r for r in dataset["tasks"] if r["source"] == "model"]
@@ -295,8 +302,8 @@ def test_finish_dry_run_apply_twice_and_undo(label_studio, tmp_path):
 
     # The estimate, recomputed: out-of-fold blend on the human labels, the Clopper-Pearson bound, the lowest pass.
     texts = [tasks[i] for i in human_ids]
-    vectors = loop.vectors(SCHEMA, texts, loop.features())
-    llm = loop.llm_probs(SCHEMA, texts)[0]
+    vectors = loop.text.vectors(SCHEMA, texts, loop.text.kind())
+    llm = loop.text.llm_probs(SCHEMA, texts)[0]
     y = np.array([SCHEMA.labels.index(truth[t]) for t in texts])
     oof = classifier.out_of_fold(kind, vectors, llm, y, 3)
     conf, right = oof.max(1), oof.argmax(1) == y

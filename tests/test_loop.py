@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from backend.loop import classifier
+from backend.loop import classifier, training
 from backend.bench import corpus
 from backend.labelstudio import queue as ls_queue
 from backend.labelstudio import tasks as ls_tasks
@@ -160,15 +160,15 @@ def test_a_crash_inside_a_run_keeps_the_old_model_serving_and_a_restart_keeps_ve
     # New labels make the next candidate worth promoting, then the fit dies.
     project.labels.update({i: label for i, label in zip(range(121, 141), ["Positive"] * 20)})
     monkeypatch.setattr(classifier, "fit", broken_fit)
-    monkeypatch.setattr(service.loop, "_incumbent_guess", lambda *a: np.zeros(140, dtype=int))
+    monkeypatch.setattr(training, "_incumbent_guess", lambda *a: np.zeros(140, dtype=int))
     assert service.loop.request_training("5") == "started"  # no task named: every label is read again
     assert service.loop.training.wait("5", timeout=120)
     assert 'backend_training_runs_total{result="failed"} 1.0' in service.metrics.render().decode()
-    assert service.loop.model("5").version == first["version"]
+    assert service.loop.projects.model("5").version == first["version"]
 
     restarted = make_service(tmp_path, predictor, project)
-    assert restarted.loop.model("5").version == first["version"]
-    assert [v["version"] for v in restarted.loop.versions("5")] == [first["version"]]
+    assert restarted.loop.projects.model("5").version == first["version"]
+    assert [v["version"] for v in restarted.loop.projects.versions("5")] == [first["version"]]
     results, _, version = restarted.loop.predict("5", SCHEMA, [{"id": 1, "data": {"text": "fine"}}])
     assert version == first["version"]
 
@@ -177,11 +177,11 @@ def test_a_candidate_that_does_not_beat_the_serving_model_is_kept_out(tmp_path, 
     project = FakeProject()
     project.install(monkeypatch)
     service = make_service(tmp_path, predictor, project)
-    monkeypatch.setattr(service.loop, "_incumbent_guess", lambda incumbent, ids, y, *a: np.asarray(y).copy())  # a perfect incumbent
+    monkeypatch.setattr(training, "_incumbent_guess", lambda loop, incumbent, ids, y, *a: np.asarray(y).copy())  # a perfect incumbent
     record = service.loop.train("5")
     assert record["result"] == "kept" and record["incumbent_macro_f1"] == 1.0
-    assert service.loop.model("5") is None
-    assert [v["promoted"] for v in service.loop.versions("5")] == [False]
+    assert service.loop.projects.model("5") is None
+    assert [v["promoted"] for v in service.loop.projects.versions("5")] == [False]
 
 
 def test_training_without_label_studio_settings_is_a_clear_400(tmp_path, predictor):
@@ -246,11 +246,11 @@ def test_annotation_events_reread_only_the_changed_tasks(tmp_path, predictor, mo
     event("ANNOTATION_UPDATED", 1)
     event("ANNOTATION_CREATED", 150)
     assert project.reads[0] is None and project.reads[1:] == [[1], [150]]
-    labels = {t.task_id: t.label for t in service.loop._labels["5"].values()}
+    labels = {t.task_id: t.label for t in service.loop.projects.labels["5"].values()}
     assert labels[1] == "Neutral" and labels[150] == "Negative" and 2 in labels  # 2 changed without an event
     event("ANNOTATIONS_DELETED")
-    assert project.reads[-1] is None and 2 not in service.loop._labels["5"]
-    assert service.loop.versions("5")[-1]["labels"] == len(project.labels)
+    assert project.reads[-1] is None and 2 not in service.loop.projects.labels["5"]
+    assert service.loop.projects.versions("5")[-1]["labels"] == len(project.labels)
     service.loop.rescoring.wait("5", timeout=120)
 
 
@@ -261,7 +261,7 @@ def test_feature_caches_survive_a_restart(tmp_path, predictor, monkeypatch):
     assert service.loop.train("5")["labels"] == 40
     service.loop.rescoring.wait("5", timeout=120)
     saved = sorted(p.name for p in (tmp_path / "cache").glob("*.npz"))
-    features = service.loop.features()
+    features = service.loop.text.kind()
     assert features == "llm-layer-1"  # the tiny model has two layers: 0.625 of them rounds to the first
     assert any(name.startswith("llm-") for name in saved) and any(name.startswith("states-") for name in saved)
     restarted = make_service(tmp_path, predictor, project)
@@ -269,8 +269,8 @@ def test_feature_caches_survive_a_restart(tmp_path, predictor, monkeypatch):
     monkeypatch.setattr(predictor, "probabilities", lambda *a: calls.append(a) or None)
     monkeypatch.setattr(predictor, "probabilities_and_states", lambda *a: calls.append(a) or None)
     texts = [t for _, t in project.tasks]
-    probs, _ = restarted.loop.llm_probs(SCHEMA, texts)
-    states = restarted.loop.vectors(SCHEMA, texts, features)
+    probs, _ = restarted.loop.text.llm_probs(SCHEMA, texts)
+    states = restarted.loop.text.vectors(SCHEMA, texts, features)
     assert probs.shape == (60, 3) and states.shape == (60, 64) and not calls  # every text from the saved caches
 
 
@@ -285,8 +285,8 @@ def test_committee_priorities_before_the_pool_is_ranked_read_the_llm(tmp_path, p
     texts = ["a brand new review that nobody has ranked", "another one, just imported"]
     tasks = [{"id": 1000 + i, "data": {"text": t}} for i, t in enumerate(texts)]
     results, _, _ = service.loop.predict("5", SCHEMA, tasks)  # not in the pool's ranking: their own priority
-    probs = service.loop.probabilities(SCHEMA, texts, service.loop.model("5"))
-    llm = service.loop.llm_probs(SCHEMA, texts)[0]
+    probs = service.loop.probabilities(SCHEMA, texts, service.loop.projects.model("5"))
+    llm = service.loop.text.llm_probs(SCHEMA, texts)[0]
     want = 1 - (strategies.entropy(probs) + strategies.disagreement(probs, llm)) / 2
     assert [r["score"] for r in results] == pytest.approx(list(want), abs=1e-4)
     assert not np.allclose(want, strategies.pointwise_priority("margin", probs), atol=1e-3)
@@ -301,7 +301,7 @@ def test_each_publication_replaces_the_last_and_never_touches_foreign_prediction
     assert loop.train("5")["result"] == "promoted"
     loop.rescoring.wait("5", timeout=120)
     first = project.model_version
-    assert first == loop.model("5").version
+    assert first == loop.projects.model("5").version
     # The same model ranked again (a strategy change) gets a name of its own, since Label Studio would keep both
     # sets under one; the first set goes once the project points at the second.
     loop.set_strategy("5", "entropy")
@@ -313,7 +313,7 @@ def test_each_publication_replaces_the_last_and_never_touches_foreign_prediction
     # /versions says how much of the pool the serving model may label, by the threshold measured when it trained.
     coverage = create_app(service).test_client().get("/versions?project=5").json["coverage"]
     assert coverage["measured"] and coverage["unlabeled"] == 40 and 0 <= coverage["model_can_label"] <= 40
-    assert loop.versions("5")[0]["routing"]["model"]["target"] == 0.95
+    assert loop.projects.versions("5")[0]["routing"]["model"]["target"] == 0.95
     # /predict answers with the published name, so predictions Label Studio stores count in the queue.
     task = {"id": 3, "data": {"text": dict(project.tasks)[3]}}
     answer = loop.predict("5", SCHEMA, [task])
@@ -358,7 +358,7 @@ def test_lanes_deal_the_pool_round_robin_into_score_ranges(tmp_path, predictor, 
     assert counts.max() - counts.min() <= 1
     # A task predicted before a ranking knows of it gets its lane from its id.
     task = {"id": 1000, "data": {"text": "A late addition to the pool."}}
-    service.loop._rankings.clear()
+    service.loop.projects.rankings.clear()
     result = service.loop.predict("5", SCHEMA, [task])[0][0]
     assert 1 / 3 <= result["score"] < 2 / 3  # 1000 % 3 == 1
     bad = client.post("/setup", data=json.dumps({"project": "5", "schema": CONFIG, "extra_params": {"lanes": 0}}),

@@ -155,7 +155,7 @@ def test_five_promotions_leave_one_prediction_per_task_and_the_queue_never_point
     loop.rescore(str(project))  # the LLM alone: the first set
     assert loop.train(str(project))["result"] == "promoted"
     assert loop.rescoring.wait(str(project), timeout=120)
-    model = loop.model(str(project))
+    model = loop.projects.model(str(project))
 
     gaps: list[str] = []
     seen: set[str] = set()
@@ -174,7 +174,7 @@ def test_five_promotions_leave_one_prediction_per_task_and_the_queue_never_point
     observer = threading.Thread(target=observe)
     observer.start()
     try:
-        store = loop.store(str(project))
+        store = loop.projects.store(str(project))
         for n in range(2, 6):  # promotions r2..r5 (r1 was trained above)
             version = f"{model.llm_version}-r{n}"
             store.add(version, replace(model, version=version), {"labels": 30, "result": "promoted"}, True)

@@ -28,7 +28,6 @@ the packaged model instead.
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import os
@@ -192,7 +191,7 @@ def instrumented(loop: Any, recorder: Recorder, bars: "Bars") -> Iterator[None]:
     ]
     loop_probabilities = loop.probabilities
     patches += [
-        (loop, "_project_schema", recorder.wrap("read config", loop._project_schema)),
+        (loop, "project_schema", recorder.wrap("read config", loop.project_schema)),
         (loop, "probabilities", recorder.wrap("score", probabilities)),
     ]
     saved = [(target, name, target.__dict__.get(name, _MISSING)) for target, name, _ in patches]
@@ -328,7 +327,7 @@ def check(client: Any, project: int, published: str, n: int) -> dict:
 # ---------------------------------------------------------------- the benchmark
 
 
-def _strategies(names: Sequence[str]) -> list[str]:
+def check_strategies(names: Sequence[str]) -> list[str]:
     from backend.loop.project_loop import LoopError, check_strategy
 
     try:
@@ -361,7 +360,7 @@ def run(
 
     if tasks < 1 or runs < 1 or chunk < 1:
         raise BenchError("tasks, runs and chunk must be at least 1")
-    names = _strategies(strategies or DEFAULT_STRATEGIES)
+    names = check_strategies(strategies or DEFAULT_STRATEGIES)
     texts = corpus_texts(tasks)
     with ExitStack() as stack:
         if data_dir is None:
@@ -498,7 +497,7 @@ def _page_size() -> int:
 
 
 def _row(number: int, strategy: str, loop: Any, key: str, recorder: Recorder, total: float, ls_errors: float) -> dict:
-    ranking = loop._rankings.get(key)
+    ranking = loop.projects.rankings.get(key)
     timed = sum(recorder.seconds[p] for p in PHASES if p != "other")
     seconds = {p: recorder.seconds[p] for p in PHASES}
     seconds["other"] = max(total - timed, 0.0)
@@ -623,95 +622,3 @@ def report(result: dict) -> str:
         "hold exactly one prediction",
     ]
     return "\n".join(lines)
-
-
-# ---------------------------------------------------------------- command line
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one readable line, not the usage block
-        self.exit(2, f"error: {message} (see --help)\n")
-
-
-def _at_least_one(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{number} is less than 1")
-    return number
-
-
-def parser(description: str = __doc__) -> argparse.ArgumentParser:
-    ap = _Parser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tasks", type=_at_least_one, default=10_000,
-                    help="tasks in the pool, distinct corpus reviews (default 10000; the corpus has ~13,800)")
-    ap.add_argument("--runs", type=_at_least_one, default=4,
-                    help="re-scores in a row: the first publishes, each later one replaces the previous set and "
-                         "deletes it (default 4: the steady state is the mean of runs 2-4)")
-    ap.add_argument("--chunk", type=_at_least_one, default=256,
-                    help="RESCORE_CHUNK: predictions per import request and texts per scoring chunk (default 256)")
-    ap.add_argument("--strategies", default=",".join(DEFAULT_STRATEGIES),
-                    help="ranking strategies the runs cycle through, comma-separated, set with Loop.set_strategy "
-                         "before each run as an admin would (default %(default)s)")
-    ap.add_argument("--real-model", action="store_true",
-                    help="score with the packaged Qwen model (`make model` first; ~20 min for 10,000 texts on 2 "
-                         "cores) instead of the tests' tiny random one")
-    ap.add_argument("--ls-url", default="",
-                    help="use this running Label Studio (with --api-key) instead of starting a fresh one in a "
-                         "temporary directory; a new project is created in it and left there")
-    ap.add_argument("--api-key", default="", help="a Personal Access Token (or legacy token) for --ls-url")
-    ap.add_argument("--out", type=Path, help="also write every figure as JSON to this file")
-    ap.add_argument("--no-progress", action="store_true", help="no progress bars or per-run lines on stderr")
-    return ap
-
-
-def main(argv: Sequence[str] | None = None, description: str = __doc__) -> int:
-    ap = parser(description)
-    args = ap.parse_args(argv)
-    if bool(args.ls_url) != bool(args.api_key):
-        ap.error("give both --ls-url and --api-key, or neither (a fresh Label Studio is started)")
-    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
-    if not strategies:
-        ap.error("--strategies names no strategy")
-    if args.out and not args.out.parent.is_dir():
-        ap.error(f"--out: directory {args.out.parent} does not exist")
-
-    import logging
-
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from backend.dev import labelstudio as ls_server
-    from backend.dev.processes import free_port
-    from backend.bench.corpus import CorpusError
-    from backend.labelstudio.sync import SyncError
-
-    options = dict(tasks=args.tasks, runs=args.runs, chunk=args.chunk, strategies=strategies,
-                   real_model=args.real_model, progress=not args.no_progress)
-    try:
-        _strategies(strategies)
-        if args.ls_url:
-            result = run(args.ls_url.rstrip("/"), args.api_key, **options)
-        else:
-            if not ls_server.available():
-                raise BenchError(f"Label Studio is not installed ({ls_server.LS_BIN}): run `make labelstudio`")
-            with tempfile.TemporaryDirectory(prefix="bench-rescore-") as tmp:
-                if not args.no_progress:
-                    print("starting Label Studio in a temporary directory...", file=sys.stderr, flush=True)
-                with ls_server.LabelStudioServer(Path(tmp) / "ls", port=free_port(),
-                                                 admin_password="bench-pass-1234") as ls:
-                    result = run(ls.url, ls.admin.token, data_dir=Path(tmp) / "data", **options)
-                    result["label_studio"]["started_here"] = True
-                    result["label_studio"]["startup_seconds"] = round(ls.startup_seconds, 1)
-                    # Feature flags set in the environment reach the Label Studio started here (see --help).
-                    result["label_studio"]["feature_flags"] = {
-                        k: v for k, v in os.environ.items()
-                        if k.lower().startswith(("fflag_", "fflag-", "ff_", "feat_"))}
-    except (BenchError, CorpusError, SyncError, ls_server.LocalLabelStudioError) as e:
-        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
-        return 1
-    print(report(result))
-    if args.out:
-        args.out.write_text(json.dumps(result, indent=1) + "\n")
-        print(f"\nfigures written to {args.out}")
-    return 0 if result["check"]["ok"] else 1

@@ -1,9 +1,11 @@
-"""What the command-line scripts share: a parser whose errors are one line, and argument types that say what is
-wrong with a value."""
+"""What the commands share: a parser whose errors are one line, argument types that say what is wrong with a value,
+and the one-line answer to the errors a user meets (Label Studio, the network, settings, their files)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import Callable
 
 
 class Parser(argparse.ArgumentParser):
@@ -34,3 +36,21 @@ def fraction(text: str) -> float:
 def names(text: str) -> list[str]:
     """A comma-separated list, blanks dropped."""
     return [n.strip() for n in text.split(",") if n.strip()]
+
+
+def reporting_errors(run: Callable[[], int], expected: tuple[type[BaseException], ...] = ()) -> int:
+    """run()'s exit status; `expected` errors and Label Studio's or the network's are one `error:` line and exit 1,
+    Ctrl-C exits 130. Any other exception is a bug and keeps its traceback."""
+    from backend.labelstudio.client import TRANSPORT_ERRORS, LabelStudioError, error_line
+
+    try:
+        return run()
+    except (LabelStudioError, *expected) as e:
+        message = str(e)
+    except TRANSPORT_ERRORS as e:
+        message = error_line(e)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    print(f"error: {message}", file=sys.stderr)
+    return 1

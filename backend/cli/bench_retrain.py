@@ -92,7 +92,7 @@ def main(argv=None) -> int:
             loop.request_training(str(project), task)
             loop.training.wait(str(project))
             total = time.perf_counter() - started
-            record = loop.versions(str(project))[-1]
+            record = loop.projects.versions(str(project))[-1]
             rows.append((kind, total, total - record["fit_seconds"], record["fit_seconds"], record["result"]))
             loop.rescoring.wait(str(project), timeout=600)
         print(f"\n{args.labels} labels; seconds from the request to the decision (target <= 1 s after an event):")

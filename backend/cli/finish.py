@@ -34,25 +34,11 @@ import sys
 from pathlib import Path
 
 
-from backend.labelstudio.client import TRANSPORT_ERRORS, LabelStudioError, connect, error_line
+from backend.cli import Parser, fraction, reporting_errors
+from backend.labelstudio.client import connect
 from backend.labelstudio.sync import SyncError
 from backend.settings import Settings, SettingsError
 from backend.files import write_json
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, like every other error of this command
-        self.exit(2, f"error: {message} (see --help)\n")
-
-
-def _fraction(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
-    if not 0 < number < 1:
-        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1 (e.g. 0.95), got {value}")
-    return number
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,9 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--project", type=int, required=True, help="Label Studio project id")
     parser.add_argument("--out", type=Path, help="the finished dataset (JSON, written atomically); with --undo, "
                         "what was removed (optional)")
-    parser.add_argument("--target", type=_fraction, default=0.95,
+    parser.add_argument("--target", type=fraction, default=0.95,
                         help="accuracy the model's labels must reach (default: %(default)s)")
-    parser.add_argument("--level", type=_fraction, default=0.95,
+    parser.add_argument("--level", type=fraction, default=0.95,
                         help="confidence of the one-sided bound on that accuracy (default: %(default)s)")
     what = parser.add_mutually_exclusive_group()
     what.add_argument("--apply", action="store_true", help="also write the model's labels into Label Studio")
@@ -143,17 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.undo and args.out is None:
         print("error: --out FILE is required (where the finished dataset goes) (see --help)", file=sys.stderr)
         return 2
-    try:
-        return run_undo(args) if args.undo else run(args)
-    except (LabelStudioError, SyncError, SettingsError) as e:
-        message = str(e)
-    except TRANSPORT_ERRORS as e:
-        message = error_line(e)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    print(f"error: {message}", file=sys.stderr)
-    return 1
+    return reporting_errors(lambda: run_undo(args) if args.undo else run(args), (SyncError, SettingsError))
 
 
 if __name__ == "__main__":

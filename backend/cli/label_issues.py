@@ -38,7 +38,8 @@ from pathlib import Path
 from backend.labelstudio.export import ExportError, load_export
 from backend.quality import agreement, gold, label_issues
 from backend.labelstudio import schema as schemas
-from backend.labelstudio.client import TRANSPORT_ERRORS, LabelStudioError, connect, error_line
+from backend.cli import reporting_errors
+from backend.labelstudio.client import connect
 from backend.labelstudio.sync import SyncError
 from backend.settings import Settings, SettingsError
 
@@ -157,8 +158,7 @@ def run(args: argparse.Namespace) -> int:
             schema = read_config(args.config)
             path, tasks = args.export, None
         try:
-            dataset = load_export(path, from_name=schema.from_name, labels=schema.labels,
-                                            text_key=schema.data_key)
+            dataset = load_export(path, from_name=schema.from_name, labels=schema.labels, text_key=schema.data_key)
             gold_set = gold.load_gold(args.gold, schema.labels) if args.gold else gold.default_gold()
         except (ExportError, gold.GoldError) as e:
             raise UsageError(str(e)) from None
@@ -170,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
             confirmed = label_review.confirmed_labels(label_review.read_state(client, args.project), seen, given)
         loop = finish.make_loop(settings, lambda: load_model(settings))
         report = label_issues.judge(
-            rows, schema.labels, lambda texts: finish.score_texts(loop, schema, texts, not args.quiet), loop.recipe,
+            rows, schema.labels, lambda texts: finish.score_texts(loop, schema, texts, not args.quiet), loop.text.recipe,
             confirmed,
         )
         if report["consensus"]:
@@ -197,19 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         check(args)
-        return run(args)
-    except UsageError as e:
+        return reporting_errors(lambda: run(args), (SyncError, SettingsError))
+    except UsageError as e:  # raised by the run too: a config or export that cannot be read
         print(f"error: {e} (see --help)", file=sys.stderr)
         return 2
-    except (LabelStudioError, SyncError, SettingsError) as e:
-        message = str(e)
-    except TRANSPORT_ERRORS as e:
-        message = error_line(e)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    print(f"error: {message}", file=sys.stderr)
-    return 1
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ from pathlib import Path
 from backend.paths import ROOT
 from backend.labelstudio import sync
 from backend.ranking.strategies import SERVED
-from backend.labelstudio.client import TRANSPORT_ERRORS, LabelStudioError, connect, error_line
+from backend.cli import reporting_errors
+from backend.labelstudio.client import connect
 
 
 def cmd_project(args: argparse.Namespace) -> int:
@@ -191,17 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except (LabelStudioError, sync.SyncError) as e:
-        message = str(e)
-    except TRANSPORT_ERRORS as e:
-        message = error_line(e)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    print(f"error: {message}", file=sys.stderr)
-    return 1
+    return reporting_errors(lambda: args.func(args), (sync.SyncError,))
 
 
 if __name__ == "__main__":

@@ -137,15 +137,15 @@ def score_texts(
     loop: "Loop", schema: schemas.Schema, texts: list[str], progress: bool
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """The texts' vectors and calibrated LLM probabilities, as the backend computes them (cached on disk)."""
-    features = loop.features()
+    features = loop.text.kind()
     parts = []
     with tqdm(total=len(texts), unit="task", desc="score", disable=not progress or not texts) as bar:
         for start in range(0, len(texts), SCORE_CHUNK):
             batch = texts[start : start + SCORE_CHUNK]
-            parts.append(loop.vectors(schema, batch, features))
+            parts.append(loop.text.vectors(schema, batch, features))
             bar.update(len(batch))
-    llm, llm_version = loop.llm_probs(schema, texts)  # computed with the vectors above: a cache lookup
-    loop._save_caches()  # a following --apply, or the backend sharing DATA_DIR, reads them instead of scoring again
+    llm, llm_version = loop.text.llm_probs(schema, texts)  # computed with the vectors above: a cache lookup
+    loop.text.save()  # a following --apply, or the backend sharing DATA_DIR, reads them instead of scoring again
     return np.vstack(parts), llm, {"llm_version": llm_version, "features": features}
 
 
@@ -188,7 +188,7 @@ def build(
         vectors, llm, info = score_texts(loop, schema, texts, progress)
         model.update(info)
         h = len(human_ids)
-        kind = loop.recipe(info["features"])  # the kind of model the backend trains on these vectors
+        kind = loop.text.recipe(info["features"])  # the kind of model the backend trains on these vectors
         try:
             heldout = classifier.out_of_fold(kind, vectors[:h], llm[:h], y, n_labels)
             fitted = classifier.fit(kind, vectors[:h], llm[:h], y, n_labels)

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 # Artifacts are pickles, which name classes by module. Those saved before backend/ had subpackages (release 0.1.0)
 # name backend.loop.ProjectModel and backend.classifier.Model; a deployment's trained models must survive the upgrade.
 _FORMER_NAMES = {
-    ("backend.loop", "ProjectModel"): ("backend.loop.project_loop", "TrainedModel"),
+    ("backend.loop", "ProjectModel"): ("backend.loop.projects", "TrainedModel"),
     ("backend.classifier", "Model"): ("backend.loop.classifier", "Classifier"),
 }
 

@@ -293,15 +293,15 @@ def versions():
         return jsonify(versions=llm)
     if not project.isdigit():
         raise ApiError(400, "'project' must be a Label Studio project id")
-    trained = service.loop.versions(project)
-    current = service.loop.model(project)
+    trained = service.loop.projects.versions(project)
+    current = service.loop.projects.model(project)
     return jsonify(
         versions=llm + [v["version"] for v in trained if v.get("promoted")],
         current=current.version if current else None,
-        strategy=service.loop.strategy(project),
-        lanes=service.loop.lanes(project),
+        strategy=service.loop.projects.strategy(project),
+        lanes=service.loop.projects.lanes(project),
         busy=service.loop.busy(project),
-        coverage=service.loop.coverage.get(project),
+        coverage=service.loop.projects.coverage.get(project),
         training=trained,
     )
 

@@ -1,0 +1,85 @@
+"""What the loop learns from and predicts with: each text's vector and the LLM's calibrated probabilities, cached per
+text on disk.
+
+The vectors are the LLM's own hidden state where the answer begins, at LLM_FEATURE_DEPTH of its layers, from the pass
+that scores the text; MiniLM sentence embeddings where the engine exposes none (LLM_ENGINE=openai) or
+LLM_FEATURE_DEPTH=0. Retraining and re-ranking see the same texts again and again, so nothing is computed twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Callable, Sequence
+
+import numpy as np
+
+from backend.labelstudio.schema import Schema
+from backend.llm.predictor import Predictor
+from backend.loop.embeddings import Embedder
+from backend.loop.vectors import VectorCache
+from backend.ranking import judge
+from backend.settings import Settings
+
+MINILM = "minilm"
+
+
+class TextFeatures:
+    def __init__(self, settings: Settings, predictor: Callable[[], Predictor]) -> None:
+        self.settings = settings
+        self._predictor = predictor
+        self.embedder = Embedder(settings.data_dir / "cache" / "embeddings.npz")
+        self._caches: dict[str, VectorCache] = {}
+
+    def _cache(self, name: str) -> VectorCache:
+        if name not in self._caches:
+            self._caches[name] = VectorCache(self.settings.data_dir / "cache" / f"{name}.npz")
+        return self._caches[name]
+
+    def kind(self) -> str:
+        """The text vectors a new model is trained on: "llm-layer-<n>", or MINILM."""
+        depth = self._predictor().depth
+        layer = round(self.settings.llm_feature_depth * depth)
+        return f"llm-layer-{layer}" if layer >= 1 else MINILM
+
+    @staticmethod
+    def recipe(kind: str) -> str:
+        """The classifier recipe for a kind of text vectors (backend/loop/classifier.py)."""
+        return "blend" if kind == MINILM else "state_blend"
+
+    def llm_probs(self, schema: Schema, texts: Sequence[str]) -> tuple[np.ndarray, str]:
+        """Calibrated LLM probabilities (cached per text and LLM version) and that version."""
+        predictor = self._predictor()
+        version = predictor.setup(schema).model_version
+        probs = self._cache(f"llm-{version}").get(list(texts), lambda missing: predictor.probabilities(schema, missing))
+        return probs.reshape(len(texts), len(schema.labels)), version
+
+    def vectors(self, schema: Schema, texts: Sequence[str], kind: str) -> np.ndarray:
+        """The texts' vectors of `kind`, cached per text. A hidden state comes from the pass that scores the text, so
+        the LLM's probabilities are cached with it and a following llm_probs() costs a lookup."""
+        if kind == MINILM:
+            return self.embedder.encode(texts)
+        layer = int(kind.rsplit("-", 1)[1])
+        predictor = self._predictor()
+        version = predictor.setup(schema).model_version
+
+        def compute(missing: list[str]) -> np.ndarray:
+            probs, states = predictor.probabilities_and_states(schema, missing, layer)
+            self._cache(f"llm-{version}").put(missing, probs)
+            return states
+
+        return self._cache(f"states-{version}-L{layer}").get(list(texts), compute)
+
+    def judged(self, strategy: str, texts: list[str]) -> np.ndarray:
+        """The LLM's judgement of every text (backend/ranking/judge.py), cached per text like the probabilities."""
+        variant = strategy.removeprefix("llm_")
+        predictor = self._predictor()
+        scorer = predictor.scorer
+        prompt = judge.judge_prompt(scorer.tokenizer, variant)
+        digest = hashlib.sha256(f"{predictor.source.identity}\x1f{prompt.sha256}".encode()).hexdigest()
+        return judge.utilities(scorer, texts, variant, self._cache(f"judge-{variant}-{digest[:12]}"))
+
+    def save(self) -> None:
+        """Kept on disk so a restarted backend does not score every labeled text again before its first retrain."""
+        self.embedder.save()
+        for cache in list(self._caches.values()):
+            cache.save()

@@ -1,0 +1,117 @@
+"""Per-project state in one owner: the registry on disk (the serving model, the strategy, the lanes, the prediction
+sets written) as this process last read it, the pool's ranking, the coverage, and the labels as of the last run.
+
+Several replicas may share DATA_DIR (docs/scale.md): every read first checks the registry's stamp, so a model another
+replica promoted, or a strategy it set, is seen at the next request.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from backend.labelstudio.tasks import LabeledTask
+from backend.loop import classifier
+from backend.loop.features import MINILM
+from backend.loop.model_store import ModelStore
+from backend.settings import Settings
+
+
+@dataclass
+class TrainedModel:
+    """What a promotion saves: the fitted blend and what it needs to be judged fairly later."""
+
+    version: str
+    labels: tuple[str, ...]
+    llm_version: str
+    model: classifier.Classifier
+    heldout: dict[int, tuple[int, int]] = field(default_factory=dict)  # task → (label index then, out-of-fold guess)
+    features: str = MINILM  # the text vectors it was trained on: MINILM or "llm-layer-<n>"
+
+
+@dataclass
+class PoolRanking:
+    version: str  # the model version that ranked the pool
+    published: str  # the version name its predictions carry in Label Studio
+    priorities: dict[int, float]  # task → score written (lane + priority)
+
+
+class Projects:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._models: dict[str, TrainedModel | None] = {}
+        self._strategies: dict[str, str] = {}
+        self._lanes: dict[str, int] = {}
+        self._published: set[tuple[str, str]] = set()  # (project, version) known to be in the registry's list
+        self._stamps: dict[str, tuple[int, int] | None] = {}  # the registry as this process last read or wrote it
+        self.rankings: dict[str, PoolRanking] = {}
+        self.coverage: dict[str, dict] = {}  # project → how much of the pool the model may label (routing.py)
+        # Labels per project as of the last run, and the tasks changed since (None: read everything again).
+        self.labels: dict[str, dict[int, LabeledTask]] = {}
+        self.changed: dict[str, set[int] | None] = {}
+        self.changes_lock = threading.Lock()
+
+    def store(self, project: str) -> ModelStore:
+        return ModelStore(self.settings.data_dir, project)
+
+    def refresh(self, project: str) -> None:
+        """Re-read the project's registry when it changed on disk: another replica sharing DATA_DIR promoted a
+        model or set the strategy. A stat per call; the model and strategy are read only after a change."""
+        stamp = self.store(project).stamp()
+        if project in self._stamps and self._stamps[project] == stamp:
+            return
+        first = project not in self._stamps
+        self._stamps[project] = stamp
+        current = self.store(project).current()
+        self._models[project] = current[1] if current else None
+        self._strategies.pop(project, None)
+        self._lanes.pop(project, None)
+        if not first:
+            with self.changes_lock:
+                self.changed[project] = None  # another replica saw events this one did not: read every label
+
+    def wrote(self, project: str) -> None:
+        self._stamps[project] = self.store(project).stamp()
+
+    def model(self, project: str) -> TrainedModel | None:
+        self.refresh(project)
+        return self._models[project]
+
+    def promoted(self, project: str, model: TrainedModel) -> None:
+        self._models[project] = model
+
+    def strategy(self, project: str) -> str:
+        self.refresh(project)
+        if project not in self._strategies:
+            self._strategies[project] = self.store(project).setting("strategy", self.settings.rank_strategy)
+        return self._strategies[project]
+
+    def lanes(self, project: str) -> int:
+        self.refresh(project)
+        if project not in self._lanes:
+            self._lanes[project] = self.store(project).setting("lanes", 1)
+        return self._lanes[project]
+
+    def save_setting(self, project: str, name: str, value: Any) -> bool:
+        """Keep "strategy" or "lanes" for the project; False if it already had that value. A change drops the pool's
+        ranking, which was made under the old one."""
+        current = self.strategy(project) if name == "strategy" else self.lanes(project)
+        if value == current:
+            return False
+        self.store(project).set_setting(name, value)
+        self.wrote(project)
+        (self._strategies if name == "strategy" else self._lanes)[project] = value
+        self.rankings.pop(project, None)
+        return True
+
+    def note_published(self, project: str, version: str, again: bool = False) -> None:
+        """Remember that predictions of `version` reach the project, so housekeeping may delete them later; with
+        `again`, note it as the newest even if noted before (a set being written anew)."""
+        if again or (project, version) not in self._published:
+            self.store(project).add_published(version)
+            self.wrote(project)
+            self._published.add((project, version))
+
+    def versions(self, project: str) -> list[dict]:
+        return self.store(project).versions()

@@ -1,0 +1,122 @@
+"""Re-scoring the pool after a promotion (or a change of strategy or lanes), in the background, in chunks.
+
+Every task gets a prediction from the serving version with its priority in the whole pool (and its lane,
+backend/labelstudio/queue.py), then the project's model_version is switched, so Label Studio serves tasks in the
+strategy's order, and the older prediction sets this backend wrote are deleted (KEEP_PREDICTION_VERSIONS). A set is
+written under a version name Label Studio does not hold yet: the model's version, or "<version>+2", "+3"... when the
+same model's pool is ranked again (Label Studio would keep both sets under one name, and one name cannot be deleted
+without the other).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from backend.labelstudio import queue as ls_queue
+from backend.labelstudio import tasks as ls_tasks
+from backend.loop import routing
+from backend.loop.projects import PoolRanking
+from backend.ranking import strategies
+
+if TYPE_CHECKING:
+    from backend.loop.project_loop import Loop
+
+log = logging.getLogger(__name__)
+
+
+def run(loop: "Loop", project: str) -> None:
+    """Predict every task with the serving version, rank the pool, write the predictions, switch the version."""
+    projects, text, settings = loop.projects, loop.text, loop.settings
+    started = time.perf_counter()
+    client = loop.client()
+    schema = loop.project_schema(client, project)
+    pool = loop.with_retries("reading the pool", lambda: ls_tasks.fetch_pool(client, int(project), schema))
+    if not pool:
+        return
+    ids = [task_id for task_id, _ in pool]
+    texts = [t for _, t in pool]
+    chunk = settings.rescore_chunk
+    parts: list[np.ndarray] = []
+    progress = loop.metrics.rescore_progress.labels(project)
+    model, version = loop.serving(project, schema)
+    for start in range(0, len(texts), chunk):
+        parts.append(loop.probabilities(schema, texts[start : start + chunk], model))
+        done = min(start + chunk, len(texts))
+        progress.set(done / len(texts) / 2)  # scoring is the first half of the work, writing the second
+        log.info("re-scoring project %s: %d/%d tasks scored", project, done, len(texts))
+    probs = np.vstack(parts)
+    strategy = projects.strategy(project)
+    current = projects.model(project)
+    trained_on = current.heldout if current else {}
+    labeled = [i for i, task_id in enumerate(ids) if task_id in trained_on]
+    known = set(projects.labels.get(project, {})) | set(trained_on)
+    projects.coverage[project] = routing.pool_coverage(probs, ids, projects.versions(project),
+                                                       model.version if model else None, known)
+    emb = text.embedder.encode(texts) if strategy in ("diversity", "hybrid") else None
+    extras = {strategy: text.judged(strategy, texts)} if strategy in strategies.LLM_JUDGED else None
+    llm = text.llm_probs(schema, texts)[0] if strategy in strategies.NEEDS_LLM_PROBS else None  # cached above
+    utility = strategies.rank(strategy, probs, emb, labeled_idx=labeled, extra_utilities=extras, llm_probs=llm)
+    scores = ls_queue.lane_scores(strategies.priority_scores(utility), projects.lanes(project))
+    predictions = [
+        {
+            "task": task_id,
+            "result": [schema.result(schema.labels[int(np.argmax(row))])],
+            "score": round(float(score), 6),
+        }
+        for task_id, row, score in zip(ids, probs, scores)
+    ]
+
+    def written(done: int, total: int) -> None:
+        progress.set(0.5 + done / total / 2)
+        log.info("re-scoring project %s: %d/%d predictions written", project, done, total)
+
+    def publish() -> tuple[str, dict[str, int]]:
+        # Every attempt writes under a name Label Studio does not hold yet, so a retry never doubles a set.
+        present = ls_tasks.model_versions(client, int(project))
+        name = fresh_name(version, present)
+        # Noted before writing (a set cut short is still ours to delete), and as the newest even if used before.
+        projects.note_published(project, name, again=True)
+        named = [{**p, "model_version": name} for p in predictions]
+        ls_tasks.publish(client, int(project), named, name, settings.write_chunk, written)
+        return name, present
+
+    published, present = loop.with_retries("publishing predictions", publish)
+    projects.rankings[project] = PoolRanking(version, published, dict(zip(ids, scores.tolist())))
+    _housekeep(loop, client, project, published, present)
+    try:
+        loop.with_retries("updating the queue tabs",
+                          lambda: ls_queue.ensure_tabs(client, int(project), projects.lanes(project)))
+    except ls_tasks.LabelStudioUnavailable as e:
+        log.warning("project %s: the queue tabs were not updated: %s", project, e)
+    text.save()
+    loop.metrics.rescored_tasks.inc(len(ids))
+    progress.set(1.0)
+    log.info("re-scored project %s: %d tasks, %s order, %d lane(s), published as %s, %.1f s", project, len(ids),
+             strategy, projects.lanes(project), published, time.perf_counter() - started)
+
+
+def _housekeep(loop: "Loop", client, project: str, serving: str, present: dict[str, int]) -> None:
+    """Delete the older prediction sets this backend wrote, keeping KEEP_PREDICTION_VERSIONS with the serving one.
+    Only names in the project's published list are touched: imported sets and other backends' stay."""
+    older = [v for v in loop.projects.store(project).published() if v != serving and v in present]
+    keep = loop.settings.keep_prediction_versions - 1
+    for old in older[: max(len(older) - keep, 0)]:
+        try:
+            ls_tasks.delete_model_version(client, int(project), old)
+        except ls_tasks.LabelStudioUnavailable as e:
+            log.warning("project %s: predictions of %s not deleted (next time): %s", project, old, e)
+            continue
+        log.info("project %s: deleted the %d predictions of %s", project, present[old], old)
+
+
+def fresh_name(version: str, present: dict[str, int]) -> str:
+    """`version`, or "<version>+2", "+3"... : the first name no prediction in the project carries yet."""
+    name, n = version, 1
+    while name in present:
+        n += 1
+        name = f"{version}+{n}"
+    return name

@@ -1,0 +1,153 @@
+"""A training run: fetch the project's labels from Label Studio, fit a candidate, and promote it only when its
+cross-validated macro-F1 beats the serving model's on the same labels.
+
+The serving model is judged on labels it never saw: the LLM on all of them; a promoted model by its own out-of-fold
+predictions, kept from its training, for the tasks it was trained on (with the label they had then) and by its
+predictions for every other task.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sklearn.metrics import f1_score
+
+from backend.labelstudio import tasks as ls_tasks
+from backend.labelstudio.schema import Schema
+from backend.loop import classifier, routing
+from backend.loop.projects import TrainedModel
+from backend.quality import gold, label_issues
+
+if TYPE_CHECKING:
+    from backend.loop.project_loop import Loop
+
+
+def _macro_f1(y: np.ndarray, guess: np.ndarray) -> float:
+    return float(f1_score(y, guess, labels=np.unique(y), average="macro", zero_division=0))
+
+
+def note_change(loop: "Loop", project: str, task_id: Any) -> None:
+    """With the task an annotation event names, the next run re-reads only the tasks changed since the last run;
+    without one (deletions, "Start training", a restart) it reads every labeled task again."""
+    projects = loop.projects
+    with projects.changes_lock:
+        changed = projects.changed.get(project, set())
+        if isinstance(task_id, int) and changed is not None and project in projects.labels:
+            changed.add(task_id)
+            projects.changed[project] = changed
+        else:
+            projects.changed[project] = None
+
+
+def fetch_labels(loop: "Loop", client, project: str, schema: Schema) -> tuple[list[ls_tasks.LabeledTask], dict]:
+    projects = loop.projects
+    with projects.changes_lock:
+        changed = projects.changed.get(project)
+        projects.changed[project] = set()
+    known = projects.labels.get(project)
+    gold_set = gold.project_gold(loop.settings.gold_file)
+    try:
+        if changed is None or known is None:
+            labeled, stats = loop.with_retries(
+                "fetching labels", lambda: ls_tasks.fetch_labeled(client, int(project), schema, gold_set=gold_set)
+            )
+            known = {t.task_id: t for t in labeled}
+            read = "all"
+        else:
+            labeled, stats = loop.with_retries(
+                "fetching changed labels",
+                lambda: ls_tasks.fetch_labeled(client, int(project), schema, changed, gold_set=gold_set),
+            )
+            known = {i: t for i, t in known.items() if i not in changed}
+            known.update((t.task_id, t) for t in labeled)
+            read = len(changed)
+    except Exception:
+        with projects.changes_lock:
+            projects.changed[project] = None  # whatever was missed is read in full next time
+        raise
+    projects.labels[project] = known
+    return [known[i] for i in sorted(known)], {"read": read, **vars(stats)}
+
+
+def run(loop: "Loop", project: str, started: float) -> dict:
+    """One run, under the project's training lock; its record (also written to the registry)."""
+    projects, text = loop.projects, loop.text
+    projects.refresh(project)  # another replica may have trained while this one waited for the lock
+    client = loop.client()
+    schema = loop.project_schema(client, project)
+    labeled, stats = fetch_labels(loop, client, project, schema)
+    fetched = time.perf_counter()
+    features = text.kind()
+    record: dict[str, Any] = {"labels": len(labeled), "stats": stats, "strategy": projects.strategy(project),
+                              "features": features}
+    if not labeled:
+        return {**record, "result": "skipped", "reason": "no labeled tasks", "seconds": time.perf_counter() - started}
+    texts = [t.text for t in labeled]
+    ids = np.array([t.task_id for t in labeled])
+    y = np.array([schema.labels.index(t.label) for t in labeled])
+    emb = text.vectors(schema, texts, features)
+    llm, llm_version = text.llm_probs(schema, texts)
+    if loop.settings.consensus == "crowdlab":
+        y, record["consensus"] = label_issues.crowdlab_labels(
+            [t.votes for t in labeled], y, schema.labels, text.recipe(features), emb, llm)
+    try:
+        oof = classifier.out_of_fold(text.recipe(features), emb, llm, y, len(schema.labels))
+    except classifier.TrainingError as e:
+        return {**record, "result": "skipped", "reason": str(e), "seconds": time.perf_counter() - started}
+    candidate_guess = oof.argmax(1)
+    incumbent = projects.model(project)
+    if incumbent and (incumbent.labels != schema.labels or incumbent.llm_version != llm_version):
+        incumbent = None  # trained for another config or LLM: the LLM is what it would be compared with
+    incumbent_guess = _incumbent_guess(loop, incumbent, ids, y, schema, texts, llm)
+    candidate_f1, incumbent_f1 = _macro_f1(y, candidate_guess), _macro_f1(y, incumbent_guess)
+    llm_f1 = _macro_f1(y, llm.argmax(1))
+    record["routing"] = routing.routing_record(oof, llm, y)  # thresholds at the 95% target, kept in the registry
+    promote = candidate_f1 > incumbent_f1
+    store = projects.store(project)
+    version = f"{llm_version}-r{len(store.versions()) + 1}"
+    record.update(
+        version=version,
+        incumbent=incumbent.version if incumbent else llm_version,
+        cv_macro_f1=round(candidate_f1, 4),
+        incumbent_macro_f1=round(incumbent_f1, 4),
+        llm_macro_f1=round(llm_f1, 4),
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        result="promoted" if promote else "kept",
+    )
+    model = None
+    if promote:
+        fitted = classifier.fit(text.recipe(features), emb, llm, y, len(schema.labels))
+        heldout = {int(i): (int(a), int(b)) for i, a, b in zip(ids, y, candidate_guess)}
+        model = TrainedModel(version, schema.labels, llm_version, fitted, heldout, features)
+    record["fit_seconds"] = round(time.perf_counter() - fetched, 3)
+    record["seconds"] = round(time.perf_counter() - started, 3)
+    store.add(version, model, record, promote)
+    projects.wrote(project)
+    text.save()
+    if model:
+        projects.promoted(project, model)
+        loop.metrics.model_version.labels(version).set(1)
+        loop.rescoring.request(project)
+    elif incumbent and not loop.rescoring.busy(project) and _unranked(loop, project, incumbent.version):
+        # The serving model's re-score never finished (killed, restarted, Label Studio down): Label Studio
+        # still holds an older version's predictions, and a run that keeps the model must not leave it so.
+        loop.rescoring.request(project)
+    return record
+
+
+def _unranked(loop: "Loop", project: str, version: str) -> bool:
+    ranking = loop.projects.rankings.get(project)
+    return ranking is None or ranking.version != version
+
+
+def _incumbent_guess(loop: "Loop", incumbent: TrainedModel | None, ids, y, schema, texts, llm) -> np.ndarray:
+    if incumbent is None:
+        return llm.argmax(1)
+    guess = loop.probabilities(schema, texts, incumbent).argmax(1)
+    for row, (task_id, label) in enumerate(zip(ids, y)):
+        seen = incumbent.heldout.get(int(task_id))
+        if seen and seen[0] == label:
+            guess[row] = seen[1]  # trained on it: only its out-of-fold guess is a fair one
+    return guess
