@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable
+from typing import Any, Callable
 
 
 class Parser(argparse.ArgumentParser):
@@ -54,3 +54,15 @@ def reporting_errors(run: Callable[[], int], expected: tuple[type[BaseException]
         return 130
     print(f"error: {message}", file=sys.stderr)
     return 1
+
+
+def load_model(settings: Any) -> Any:
+    """The LLM for a command, loaded now (torch only once a model is needed); a failure is one line (SyncError)."""
+    from backend.labelstudio.sync import SyncError
+    from backend.serving.service import load_predictor
+
+    print("loading the model ...", file=sys.stderr)
+    try:
+        return load_predictor(settings)
+    except Exception as e:  # whatever the engine raises, the user gets one line
+        raise SyncError(f"the model failed to load: {str(e).splitlines()[0] if str(e) else e!r}") from None

@@ -34,7 +34,7 @@ import sys
 from pathlib import Path
 
 
-from backend.cli import Parser, fraction, reporting_errors
+from backend.cli import Parser, fraction, load_model, reporting_errors
 from backend.labelstudio.client import connect
 from backend.labelstudio.sync import SyncError
 from backend.settings import Settings, SettingsError
@@ -56,16 +56,6 @@ def build_parser() -> argparse.ArgumentParser:
                       help="remove the model's labels from Label Studio (no model needed) and stop")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     return parser
-
-
-def load_model(settings: Settings):
-    from backend.serving.service import load_predictor  # loads torch: only when a model is needed
-
-    print("loading the model ...", file=sys.stderr)
-    try:
-        return load_predictor(settings)
-    except Exception as e:  # whatever the engine raises, the user gets one line
-        raise SyncError(f"the model failed to load: {str(e).splitlines()[0] if str(e) else e!r}") from None
 
 
 def run_undo(args: argparse.Namespace) -> int:

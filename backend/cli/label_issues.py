@@ -38,7 +38,7 @@ from pathlib import Path
 from backend.labelstudio.export import ExportError, load_export
 from backend.quality import agreement, gold, label_issues
 from backend.labelstudio import schema as schemas
-from backend.cli import reporting_errors
+from backend.cli import load_model, reporting_errors
 from backend.labelstudio.client import connect
 from backend.labelstudio.sync import SyncError
 from backend.settings import Settings, SettingsError
@@ -91,16 +91,6 @@ def read_config(path: Path) -> schemas.Schema:
         return schemas.parse(text)
     except schemas.SchemaError as e:
         raise UsageError(f"--config {path}: {e}") from None
-
-
-def load_model(settings: Settings):
-    from backend.serving.service import load_predictor  # loads torch: only once the input is known to be good
-
-    print("loading the model ...", file=sys.stderr)
-    try:
-        return load_predictor(settings)
-    except Exception as e:  # whatever the engine raises, the user gets one line
-        raise SyncError(f"the model failed to load: {str(e).splitlines()[0] if str(e) else e!r}") from None
 
 
 def render(report: dict, fmt: str) -> str:
