@@ -19,7 +19,7 @@ from pathlib import Path
 
 
 
-from backend.paths import ROOT
+from backend.paths import DEMO_CONFIG, DEMO_GUIDELINES
 from backend.labelstudio import sync
 from backend.ranking.strategies import SERVED
 from backend.cli import reporting_errors
@@ -109,13 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--config",
         type=Path,
-        default=ROOT / "label_config" / "sentiment.xml",
+        default=DEMO_CONFIG,
         help="labeling config XML (default: %(default)s)",
     )
     p.add_argument(
         "--guidelines",
         type=Path,
-        default=ROOT / "guidelines" / "sentiment.md",
+        default=DEMO_GUIDELINES,
         help="guidelines Markdown with front matter (default: %(default)s)",
     )
     p.set_defaults(func=cmd_project)
