@@ -428,6 +428,15 @@ def available_pool() -> int:
     return len(_rest())
 
 
+def check_pool(pool: int) -> None:
+    """SimulationError unless the corpus has `pool` items outside the test and calibration splits."""
+    available = available_pool()
+    if pool > available:
+        raise SimulationError(
+            f"--pool {pool} is larger than the {available} corpus items outside the test and calibration splits"
+        )
+
+
 def _rest() -> pd.DataFrame:
     df = corpus.load()
     test, calibration = evaluation.splits()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any, Callable
 
 
@@ -36,6 +38,14 @@ def fraction(text: str) -> float:
 def names(text: str) -> list[str]:
     """A comma-separated list, blanks dropped."""
     return [n.strip() for n in text.split(",") if n.strip()]
+
+
+def check_writable_dir(path: Path) -> None:
+    """Make the output directory and prove it takes a file, before hours of work are spent on what goes there;
+    OSError if it cannot."""
+    path.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+        pass
 
 
 def reporting_errors(run: Callable[[], int], expected: tuple[type[BaseException], ...] = ()) -> int:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from pathlib import Path
 from backend.paths import ROOT
 from backend.bench import finish_simulation, simulation
 from backend.bench.corpus import CorpusError
-from backend.cli import Parser, fraction, names, positive_int
+from backend.cli import Parser, check_writable_dir, fraction, names, positive_int
 from backend.files import write_json
 
 
@@ -78,14 +77,8 @@ def check(args: argparse.Namespace) -> None:
         args.budget = args.pool
     finish_simulation.check_settings(args.pool, args.target, args.level, args.seed_size, args.batch, args.patience,
                                      args.budget)
-    available = simulation.available_pool()
-    if args.pool > available:
-        raise finish_simulation.FinishError(
-            f"--pool {args.pool} is larger than the {available} corpus items outside the test and calibration splits"
-        )
-    args.out.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=args.out, prefix=".write-test-"):
-        pass
+    simulation.check_pool(args.pool)
+    check_writable_dir(args.out)
 
 
 def main(argv=None) -> int:
