@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from backend.labelstudio.schema import SchemaError, parse
+from backend.labelstudio.schema import SET_SEPARATOR, SchemaError, parse, parse_config
 
 
 def test_any_names_and_labels_are_taken_from_the_config():
@@ -33,18 +33,8 @@ def test_other_controls_are_ignored_when_one_choices_fits():
     [
         ("", "empty"),
         ("<View><Text", "not valid XML"),
-        ('<View><Text name="t" value="$text"/></View>', "no single-choice <Choices>"),
+        ('<View><Text name="t" value="$text"/></View>', "no <Choices>"),
         ('<View><Choices name="c" toName="t"><Choice value="a"/><Choice value="b"/></Choices></View>', "no <Text>"),
-        (
-            '<View><Text name="t" value="$text"/><Choices name="c" toName="t" choice="multiple">'
-            '<Choice value="a"/><Choice value="b"/></Choices></View>',
-            "multiple",
-        ),
-        (
-            '<View><Text name="t" value="$text"/><Choices name="a" toName="t"><Choice value="x"/><Choice value="y"/>'
-            '</Choices><Choices name="b" toName="t"><Choice value="x"/><Choice value="y"/></Choices></View>',
-            "ambiguous",
-        ),
         ('<View><Text name="t" value="$text"/><Choices name="c" toName="t"><Choice value="a"/></Choices></View>', "two"),
         ('<View><Text name="t" value="fixed"/><Choices name="c" toName="t"><Choice value="a"/><Choice value="b"/>'
          '</Choices></View>', "task field"),
@@ -81,8 +71,8 @@ def test_every_single_choice_form_is_served(attrs):
 @pytest.mark.parametrize(
     "obj, attrs, message",
     [
-        (TEXT, 'choice="multiple"', 'choice="multiple"'),
         (TEXT, 'choice="several"', 'choice="several"'),
+        (TEXT, 'visibleWhen="choice-selected"', "shown only when another answer is chosen"),
         (TEXT, 'perRegion="true"', "per-region"),
         (TEXT, 'value="$options"', 'value="$options"'),
         ('<Image name="t" value="$image"/><Text name="x" value="$text"/>', "", "<Image>"),
@@ -97,25 +87,55 @@ def test_a_choices_the_backend_cannot_fill_is_named_with_the_reason(obj, attrs, 
         parse(choices_on(obj, attrs))
 
 
-def test_choices_left_to_annotators_do_not_stop_the_one_that_can_be_filled():
-    s = parse(
+def test_choices_left_to_annotators_do_not_stop_those_that_can_be_filled():
+    config = parse_config(
         '<View><Text name="t" value="$text"/><Choices name="tags" toName="t" choice="multiple"><Choice value="a"/>'
         '<Choice value="b"/></Choices><Choices name="span" toName="t" perRegion="true"><Choice value="a"/>'
         '<Choice value="b"/></Choices><Choices name="mood" toName="t" choice="single-radio"><Choice value="Up"/>'
         '<Choice value="Down"/></Choices><Rating name="r" toName="t"/><Labels name="l" toName="t">'
-        '<Label value="X"/></Labels></View>'
+        '<Label value="X"/></Labels><Choices name="more" toName="t" visibleWhen="choice-selected" '
+        'whenTagName="mood"><Choice value="p"/><Choice value="q"/></Choices></View>'
     )
-    assert (s.from_name, s.labels) == ("mood", ("Up", "Down"))
+    assert [(q.from_name, q.labels, q.multiple) for q in config.questions] == [
+        ("tags", ("a", "b"), True), ("mood", ("Up", "Down"), False)]
+    assert config.primary.from_name == "tags"
+    left = dict(config.left_out)
+    assert set(left) == {"span", "r", "l", "more"}
+    assert "per-region" in left["span"] and "<Rating> is not a choice" in left["r"]
+    assert "visibleWhen" in left["more"]
 
 
-def test_several_single_choice_questions_are_refused_by_name():
-    config = (
-        '<View><Text name="t" value="$text"/>'
+def test_several_questions_are_each_filled_in_config_order():
+    xml = (
+        '<View><Text name="t" value="$text"/><TextArea name="note" toName="t"/>'
         '<Choices name="a" toName="t" choice="single-radio"><Choice value="x"/><Choice value="y"/></Choices>'
-        '<Choices name="b" toName="t"><Choice value="x"/><Choice value="y"/></Choices></View>'
+        '<Choices name="b" toName="t"><Choice value="x"/><Choice value="y"/><Choice value="z"/></Choices></View>'
     )
-    with pytest.raises(SchemaError, match=r"several single-choice <Choices> questions \(a, b\)"):
-        parse(config)
+    config = parse_config(xml)
+    assert parse(xml) == config.primary  # parse() gives the first question
+    assert config.names == ("a", "b") and not config.single
+    assert config.left_out == (("note", "<TextArea> is not a choice: left to the annotator"),)
+    assert config.question("b").labels == ("x", "y", "z")
+    with pytest.raises(SchemaError, match="no question named 'c'"):
+        config.question("c")
+
+
+def test_a_question_on_another_text_is_left_out_with_the_reason():
+    config = parse_config(
+        '<View><Text name="t" value="$text"/><Text name="u" value="$title"/>'
+        '<Choices name="a" toName="t"><Choice value="x"/><Choice value="y"/></Choices>'
+        '<Choices name="b" toName="u"><Choice value="x"/><Choice value="y"/></Choices></View>'
+    )
+    assert config.names == ("a",)
+    assert "$title" in dict(config.left_out)["b"]
+
+
+def test_a_multi_label_answer_is_one_string_in_config_order():
+    q = parse(choices_on(TEXT, 'choice="multiple"', '<Choice value="A"/><Choice value="B"/><Choice value="C"/>'))
+    assert q.multiple and q.labels == ("A", "B", "C")
+    assert q.key(["C", "A"]) == f"A{SET_SEPARATOR}C" and q.members(q.key(["C", "A"])) == ("A", "C")
+    assert q.key([]) == "" and q.members("") == ()
+    assert q.result("A", "C")["value"] == {"choices": ["A", "C"]}
 
 
 def test_the_text_tag_reading_a_task_field_is_labeled_rather_than_a_caption():

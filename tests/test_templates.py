@@ -1,9 +1,10 @@
 """Label Studio's own labeling templates, read from its installed wheel, through /setup and /predict on the tiny model.
 
 Every template that pairs a text-like object (<Text>, <HyperText>, <Paragraphs>) with a <Choices> is either served
-(a model version, then a prediction Label Studio accepts for a task built from the template's data) or refused
-with a 422 naming the one feature the backend lacks. EXPECTED pins each outcome, so a change in the backend or in a
-newer Label Studio's templates fails here instead of going unnoticed. `pytest -s -v` prints the outcome per template.
+(a model version, then a prediction Label Studio accepts for a task built from the template's data, with one result
+per question filled) or refused with a 422 naming the one feature the backend lacks. EXPECTED pins each outcome and
+the questions filled, so a change in the backend or in a newer Label Studio's templates fails here instead of going
+unnoticed. `pytest -s -v` prints the outcome per template.
 """
 
 from __future__ import annotations
@@ -23,27 +24,32 @@ from backend.settings import Settings
 from helpers import ROOT, tiny_predictor
 
 TEXT_TAGS = {"Text", "HyperText", "Paragraphs"}
-SERVED = "served"
-# Template (relative to annotation_templates/) -> "served", or a phrase the 422's message must contain.
+# Template (relative to annotation_templates/) -> the questions filled, or a phrase the 422's message must contain.
 EXPECTED = {
     "chat/chat_llm_eval": "labels <Chat>",
     "chat/chat_red_team": "labels <Chat>",
     "chat/chat_rlhf": "labels <Chat>",
     "chat/chatbot": "labels <Chat>",
     "community-contributions/breast-cancer-mammogram-classification": "labels <Image>",
-    # The sentiment question is filled; the multiple-choice follow-up is left to the annotator.
-    "community-contributions/two-level-sentiment-analysis-of-x-twitter-posts": SERVED,
+    # The sentiment question is filled; the follow-up shown only once a sentiment is chosen is left to the annotator.
+    "community-contributions/two-level-sentiment-analysis-of-x-twitter-posts": ("sentiment",),
     # The intent of the dialogue; the slot labels (ParagraphLabels) are left to the annotator.
-    "conversational-ai/intent-classification-and-slot-filling": SERVED,
+    "conversational-ai/intent-classification-and-slot-filling": ("intent",),
     # Served as configured, but the Choices names only the dialogue: the model never sees the three responses.
-    "conversational-ai/response-selection": SERVED,
-    "generative-ai/chatbot-assessment": "several single-choice <Choices> questions",
-    "natural-language-processing/content-moderation": 'choice="multiple"',
-    "natural-language-processing/text-classification": SERVED,
-    "ranking-and-scoring/document-retrieval": 'choice="multiple"',
+    "conversational-ai/response-selection": ("resp",),
+    # Eleven yes/no questions on one dialogue, all filled; the Likert rating is left to the annotator.
+    "generative-ai/chatbot-assessment": (
+        "fails_to_follow", "inappropriate_for_customer", "hallucination", "satisfies_constraint", "contains_sexual",
+        "contains_violent", "encourages_violence", "denigrates_protected_class", "gives_harmful_advice",
+        "expresses_opinion", "expresses_moral_judgment",
+    ),
+    "natural-language-processing/content-moderation": ("content_moderation",),
+    "natural-language-processing/text-classification": ("sentiment",),
+    # Multi-label on the query; the template lists "Two" twice, which Label Studio shows as one choice.
+    "ranking-and-scoring/document-retrieval": ("selection",),
     # The single-choice "Labeling Confidence" is filled; the dynamic result choices and the rating are not.
-    "ranking-and-scoring/serp-ranking": SERVED,
-    "ranking-and-scoring/text-to-image": 'choice="multiple"',
+    "ranking-and-scoring/serp-ranking": ("confidence",),
+    "ranking-and-scoring/text-to-image": 'value="$images"',
 }
 
 
@@ -103,16 +109,22 @@ def task_data(config: str) -> dict:
 
 
 def check_region(config: str, region: dict) -> None:
-    """The region fills a whole-task, single-choice <Choices> on a text-like tag, with one of its own values."""
+    """The region fills a whole-task <Choices> on a text-like tag with its own values: one for a single-choice
+    question, any number for a multi-label one."""
     elements = {e.get("name"): e for e in ET.fromstring(config).iter() if e.get("name")}
     control = elements.get(region["from_name"])
     assert control is not None and control.tag == "Choices", region
     assert region["to_name"] in [n.strip() for n in control.get("toName", "").split(",")], region
     assert elements[region["to_name"]].tag in TEXT_TAGS, region
-    assert control.get("choice", "single") in ("single", "single-radio") and control.get("perRegion") != "true"
+    assert control.get("perRegion") != "true" and not control.get("visibleWhen")
     assert region["type"] == "choices"
     values = [c.get("alias") or c.get("value") for c in control.iter("Choice")]
-    assert len(region["value"]["choices"]) == 1 and region["value"]["choices"][0] in values, (region, values)
+    chosen = region["value"]["choices"]
+    assert set(chosen) <= set(values) and len(set(chosen)) == len(chosen), (region, values)
+    if control.get("choice", "single") in ("single", "single-radio"):
+        assert len(chosen) == 1, region
+    else:
+        assert control.get("choice") == "multiple" and chosen, region  # a multi-label question with none is left out
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +133,11 @@ def client(tmp_path_factory):
     service.start()
     service.predictor(wait=60)
     return create_app(service).test_client()
+
+
+def _control_xml(config: str, name: str) -> str:
+    element = next(e for e in ET.fromstring(config).iter() if e.get("name") == name)
+    return ET.tostring(element, encoding="unicode")
 
 
 def post(client, path: str, body: dict):
@@ -142,7 +159,7 @@ def test_template_is_served_or_refused_by_name(client, name):
     if setup.status_code == 422:
         message = setup.get_json()["error"]
         print(f"\n{name}: 422 {message}")
-        assert expected != SERVED and expected in message, f"{name}: expected {expected!r}, got 422 {message!r}"
+        assert isinstance(expected, str) and expected in message, f"{name}: expected {expected!r}, got 422 {message!r}"
         # The same refusal when Label Studio asks for predictions directly.
         predict = post(client, "/predict", {"tasks": [{"data": task_data(config)}], "label_config": config})
         assert predict.status_code == 422 and predict.get_json()["error"] == message
@@ -154,11 +171,15 @@ def test_template_is_served_or_refused_by_name(client, name):
     assert answer.status_code == 200, answer.get_data(as_text=True)
     body = answer.get_json()
     print(f"\n{name}: served, {body['results'][0]['result']} for data keys {sorted(data)}")
-    assert expected == SERVED, f"{name}: expected a 422 naming {expected!r}, but it was served"
+    assert isinstance(expected, tuple), f"{name}: expected a 422 naming {expected!r}, but it was served"
     assert "skipped" not in body, body["skipped"]
     (item,) = body["results"]
-    (region,) = item["result"]
-    check_region(config, region)
+    filled = [region["from_name"] for region in item["result"]]
+    # Every single-choice question gets a result; a multi-label one may have no label that applies.
+    single = {q for q in expected if 'choice="multiple"' not in _control_xml(config, q)}
+    assert single <= set(filled) <= set(expected) and filled == [q for q in expected if q in filled], filled
+    for region in item["result"]:
+        check_region(config, region)
     assert 0 < item["score"] <= 1 and item["model_version"] == body["model_version"] == version
     # What Label Studio's own SDK checks before it stores a prediction.
     assert LabelInterface(config).validate_prediction(item, return_errors=True) == []

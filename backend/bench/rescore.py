@@ -11,7 +11,7 @@ a delete can outlast the loop's client timeout.
 
 How it is measured, without touching the loop's code:
 - the ls_tasks / ls_queue functions the loop calls are wrapped at module level for the run (and restored after),
-  as are the loop's own `_project_schema` and `probabilities` on this instance; each wrapper times its call
+  as are the loop's own `project_config` and `probabilities` on this instance; each wrapper times its call
   (exclusive of wrapped calls inside it) and names the phase;
 - an httpx request hook on the SDK client the loop itself made (`client._client_wrapper.httpx_client.httpx_client`)
   counts every request sent to Label Studio under the phase running at the time (SDK retries count, as they
@@ -191,7 +191,7 @@ def instrumented(loop: Any, recorder: Recorder, bars: "Bars") -> Iterator[None]:
     ]
     loop_probabilities = loop.probabilities
     patches += [
-        (loop, "project_schema", recorder.wrap("read config", loop.project_schema)),
+        (loop, "project_config", recorder.wrap("read config", loop.project_config)),
         (loop, "probabilities", recorder.wrap("score", probabilities)),
     ]
     saved = [(target, name, target.__dict__.get(name, _MISSING)) for target, name, _ in patches]

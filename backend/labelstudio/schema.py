@@ -1,4 +1,10 @@
-"""Which tag the backend fills, read from a Label Studio labeling config (never from constants)."""
+"""Which questions the backend fills, read from a Label Studio labeling config (never from constants).
+
+A question is one whole-task <Choices> on a text-like tag: single-choice (one label) or multi-label
+(choice="multiple": any number of labels, possibly none). A config may hold several; the others (per-region
+choices, choices shown only after another answer, choices listed by the task, controls that are not choices)
+are left to the annotator, and the config says which and why.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,10 @@ from label_studio_sdk.label_interface import LabelInterface
 TEXT_TAGS = ("Text", "HyperText", "Paragraphs")
 # Label Studio's forms that take one answer: "single" (the default) and "single-radio" (radio buttons).
 SINGLE_CHOICE = ("single", "single-radio")
+MULTIPLE_CHOICE = "multiple"
+# A multi-label answer as one string (the labels in config order, joined), so votes, consensus and stats treat a set
+# like any label; "" is the empty set: no label applies.
+SET_SEPARATOR = "\x1f"
 
 
 class SchemaError(ValueError):
@@ -21,6 +31,8 @@ class SchemaError(ValueError):
 
 @dataclass(frozen=True)
 class Schema:
+    """One question the backend fills: a <Choices> on a text-like tag."""
+
     from_name: str  # the Choices tag
     to_name: str  # the text-like tag it labels
     data_key: str  # the task data field that tag shows ($text → "text")
@@ -29,14 +41,23 @@ class Schema:
     object_tag: str = "Text"  # which of TEXT_TAGS the text comes from
     name_key: str = "author"  # Paragraphs only: each line's speaker field (nameKey)
     text_key: str = "text"  # Paragraphs only: each line's text field (textKey)
+    multiple: bool = False  # choice="multiple": every label that applies, possibly none
 
-    def result(self, label: str) -> dict:
+    def result(self, *labels: str) -> dict:
         return {
             "from_name": self.from_name,
             "to_name": self.to_name,
             "type": "choices",
-            "value": {"choices": [label]},
+            "value": {"choices": list(labels)},
         }
+
+    def key(self, labels: Any) -> str:
+        """A multi-label question's answer as one string (see SET_SEPARATOR)."""
+        chosen = set(labels)
+        return SET_SEPARATOR.join(label for label in self.labels if label in chosen)
+
+    def members(self, key: str) -> tuple[str, ...]:
+        return tuple(key.split(SET_SEPARATOR)) if key else ()
 
     def text_of(self, data: Any) -> str | None:
         """The text an annotator reads in a task's data, or None if the field is missing or not of the tag's shape.
@@ -133,8 +154,47 @@ def choices(config: str, from_name: str | None = None) -> tuple[str, tuple[str, 
     return tags[0].name, labels
 
 
+@dataclass(frozen=True)
+class Config:
+    """Every question of a labeling config the backend fills, in the config's order, and the controls it leaves to
+    the annotator with the reason (name, reason)."""
+
+    questions: tuple[Schema, ...]
+    left_out: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def primary(self) -> Schema:
+        """The first question: the one a trained model learns and the one finishing and reports read."""
+        return self.questions[0]
+
+    @property
+    def single(self) -> bool:
+        """One single-choice question: the prompt and calibration the backend has always used for it."""
+        return len(self.questions) == 1 and not self.questions[0].multiple
+
+    def question(self, from_name: str) -> Schema:
+        for q in self.questions:
+            if q.from_name == from_name:
+                return q
+        raise SchemaError(f"no question named {from_name!r} (the config has: {', '.join(self.names)})")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(q.from_name for q in self.questions)
+
+
+def as_config(config: Config | Schema) -> Config:
+    """A question on its own is a config of one question."""
+    return config if isinstance(config, Config) else Config((config,))
+
+
 def parse(config: str) -> Schema:
-    """The one single-choice Choices on a text-like tag that the config holds, or SchemaError saying why not."""
+    """The config's first question the backend can fill (see parse_config), or SchemaError saying why none."""
+    return parse_config(config).primary
+
+
+def parse_config(config: str) -> Config:
+    """Every question the backend can fill, or SchemaError saying why there is none."""
     return _parse(config)
 
 
@@ -149,15 +209,18 @@ def _refusal(control: Any, objects: dict) -> str | None:
     if control.attr.get("perRegion", "").lower() == "true":
         return 'it is per-region (perRegion="true"): only whole-task choices are filled'
     choice = control.attr.get("choice", "single")
-    if choice not in SINGLE_CHOICE:
-        return f'choice="{choice}" is not supported, only single-choice forms'
+    if choice not in SINGLE_CHOICE and choice != MULTIPLE_CHOICE:
+        return f'choice="{choice}" is not a form Label Studio knows'
     if control.attr.get("value"):
         return f'its choices come from the task (value="{control.attr["value"]}"), not from <Choice> tags'
+    if control.attr.get("visibleWhen"):
+        # Whether it is asked at all depends on another answer; pre-filling it would answer a hidden question.
+        return f'it is shown only when another answer is chosen (visibleWhen="{control.attr["visibleWhen"]}")'
     return None
 
 
 @lru_cache(maxsize=64)
-def _parse(config: str) -> Schema:
+def _parse(config: str) -> Config:
     if not isinstance(config, str) or not config.strip():
         raise SchemaError("the labeling config is empty")
     try:
@@ -167,27 +230,35 @@ def _parse(config: str) -> Schema:
     objects = {o.name: o for o in interface.objects}
     if not any(o.tag in TEXT_TAGS for o in objects.values()):
         raise SchemaError("the labeling config has no <Text>, <HyperText> or <Paragraphs> tag to classify")
-    choices = [c for c in interface.controls if c.tag == "Choices"]
-    if not choices:
-        raise SchemaError("the labeling config has no single-choice <Choices> tag whose toName is a text tag")
-    candidates, refused = [], {}
-    for control in choices:
-        reason = _refusal(control, objects)
-        if reason:
-            refused.setdefault(reason, []).append(control.name)
-        else:
-            candidates.append(control)
-    if not candidates:
-        why = "; ".join(f"{', '.join(names)}: {reason}" for reason, names in refused.items())
+    controls = list(interface.controls)
+    if not any(c.tag == "Choices" for c in controls):
+        raise SchemaError("the labeling config has no <Choices> tag whose toName is a text tag")
+    questions, left_out = [], []
+    for control in controls:
+        if control.tag != "Choices":
+            left_out.append((control.name, f"<{control.tag}> is not a choice: left to the annotator"))
+            continue
+        try:
+            reason = _refusal(control, objects)
+            if reason:
+                raise SchemaError(reason)
+            questions.append(_question(control, objects))
+        except SchemaError as e:
+            left_out.append((control.name, str(e)))
+    # One prompt reads one text: a question on another text of the task is left to the annotator.
+    first = questions[0] if questions else None
+    for q in list(questions[1:]):
+        if (q.data_key, q.object_tag) != (first.data_key, first.object_tag):
+            questions.remove(q)
+            left_out.append((q.from_name, f"it labels ${q.data_key}, and the questions filled read ${first.data_key}: "
+                                          "one text per task is read"))
+    if not questions:
+        why = "; ".join(f"{name}: {reason}" for name, reason in left_out if not reason.endswith("left to the annotator"))
         raise SchemaError(f"the labeling config has no <Choices> tag the backend can fill ({why})")
-    if len(candidates) > 1:
-        # One question per config: several would each need their own prompt and their own result.
-        names = ", ".join(c.name for c in candidates)
-        raise SchemaError(
-            f"the labeling config is ambiguous: several single-choice <Choices> questions ({names}); "
-            "only one per config is supported"
-        )
-    control = candidates[0]
+    return Config(tuple(questions), tuple(left_out))
+
+
+def _question(control: Any, objects: dict) -> Schema:
     texts = [objects[n] for n in control.to_name if n in objects and objects[n].tag in TEXT_TAGS]
     target = next((t for t in texts if (t.value or "").startswith("$")), texts[0])  # a fixed caption is no task text
     choice_tags = list(control.labels_attrs.values())
@@ -216,4 +287,5 @@ def _parse(config: str) -> Schema:
         object_tag=target.tag,
         name_key=target.attr.get("nameKey", "author"),
         text_key=target.attr.get("textKey", "text"),
+        multiple=control.attr.get("choice") == MULTIPLE_CHOICE,
     )

@@ -129,7 +129,10 @@ def _canonical(choice: Any, schema: Any) -> str | None:
 
 
 def annotation_label(annotation: Any, schema: Any) -> str | None:
-    """The one label an annotation gives the schema's Choices, None if it gives none or contradicts itself."""
+    """The one label an annotation gives the schema's Choices, None if it gives none or contradicts itself.
+
+    A multi-label question's answer is the set of labels chosen, as one string (Schema.key), and an annotation that
+    chooses none of them says that none applies: "" rather than None."""
     found = set()
     for item in _get(annotation, "result") or []:
         if not isinstance(item, dict) or item.get("from_name") != schema.from_name:
@@ -142,6 +145,8 @@ def annotation_label(annotation: Any, schema: Any) -> str | None:
             label = _canonical(choice, schema)
             if label:
                 found.add(label)
+    if getattr(schema, "multiple", False):
+        return schema.key(found)
     return found.pop() if len(found) == 1 else None
 
 
@@ -168,7 +173,7 @@ def _resolution(annotations: list[Any], schema: Any) -> tuple[str | None, bool, 
         if _get(annotation, "was_cancelled"):
             continue
         label = annotation_label(annotation, schema)
-        if label:
+        if label is not None:
             usable.append((label, annotation))
     if not usable:
         return None, False, ()

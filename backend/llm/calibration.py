@@ -99,17 +99,49 @@ class Calibration:
         return calibration
 
 
-def _on_labels(method: str, labels: Sequence[str], bias: Sequence[float]) -> Calibration:
+def _on_labels(method: str, labels: Sequence[str], bias: Sequence[float], features: Sequence[str] | None) -> Calibration:
     eye = tuple(tuple(float(i == j) for j in range(len(labels))) for i in range(len(labels)))
-    return Calibration(method, tuple(labels), tuple(labels), eye, tuple(float(b) for b in bias))
+    return Calibration(method, tuple(labels), tuple(features or labels), eye, tuple(float(b) for b in bias))
 
 
-def identity(labels: Sequence[str]) -> Calibration:
-    return _on_labels("none", labels, [0.0] * len(labels))
+def identity(labels: Sequence[str], features: Sequence[str] | None = None) -> Calibration:
+    """The answer strings' probabilities as they are; `features` are the strings scored for the labels (default:
+    the labels themselves)."""
+    return _on_labels("none", labels, [0.0] * len(labels), features)
 
 
-def contextual(labels: Sequence[str], content_free_logprobs: np.ndarray) -> Calibration:
-    return _on_labels("contextual", labels, -normalize(content_free_logprobs).mean(axis=0))
+def contextual(labels: Sequence[str], content_free_logprobs: np.ndarray, features: Sequence[str] | None = None) -> Calibration:
+    return _on_labels("contextual", labels, -normalize(content_free_logprobs).mean(axis=0), features)
+
+
+# A multi-label question's label is a yes/no question of its own: a two-class calibration over its two answers.
+YES_NO = ("yes", "no")
+
+
+def save_form(path: str | os.PathLike, calibrations: dict[str, Sequence[Calibration]], prompt_sha256: str,
+              model_identity: str) -> None:
+    """The calibrations of a several-question prompt, one file: question → one calibration (single choice) or one
+    per label (multi-label)."""
+    questions = {q: [{k: getattr(c, k) for k in ("method", "labels", "features", "weights", "bias", "fitted_on")}
+                     for c in cals] for q, cals in calibrations.items()}
+    write_json(Path(path), {"prompt_sha256": prompt_sha256, "model_identity": model_identity, "questions": questions},
+               indent=2)
+
+
+def load_form(path: str | os.PathLike) -> tuple[dict[str, tuple[Calibration, ...]], str, str]:
+    """save_form's file: (calibrations per question, prompt_sha256, model_identity)."""
+    try:
+        data = json.loads(Path(path).read_text())
+        calibrations = {
+            q: tuple(Calibration(str(c["method"]), tuple(c["labels"]), tuple(c["features"]),
+                                 tuple(tuple(float(w) for w in row) for row in c["weights"]),
+                                 tuple(float(b) for b in c["bias"]), fitted_on=int(c.get("fitted_on", 0)))
+                     for c in cals)
+            for q, cals in data["questions"].items()
+        }
+        return calibrations, str(data["prompt_sha256"]), str(data["model_identity"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CalibrationError(f"cannot read calibration {path}: {e}") from None
 
 
 def fit(

@@ -16,7 +16,7 @@ from backend.llm import prompt as prompts
 from backend.llm.guidelines import Guidelines
 from backend.llm.scorer import Scorer
 from backend.llm.weights import ModelSource
-from backend.labelstudio.schema import Schema
+from backend.labelstudio.schema import Config, Schema
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,15 @@ class TaskError(ValueError):
 class LabelSetup:
     prompt: prompts.Prompt
     calibration: cal.Calibration
+    model_version: str
+
+
+@dataclass(frozen=True)
+class FormSetup:
+    """A several-question config: one prompt, and per question one calibration (single choice) or one per label."""
+
+    prompt: prompts.Prompt
+    calibrations: dict[str, tuple[cal.Calibration, ...]]
     model_version: str
 
 
@@ -53,30 +62,93 @@ class Predictor:
         self.calibration = calibration
         self.calibration_dir = calibration_dir
         self.few_shot = few_shot
-        self._setups: dict[tuple[str, ...], LabelSetup] = {}
+        self._setups: dict[tuple, LabelSetup] = {}
+        self._forms: dict[Config, FormSetup] = {}
         self._lock = threading.Lock()
 
     def setup(self, schema: Schema) -> LabelSetup:
-        """Prompt, calibration and model version for a label set; computed once, then cached."""
+        """Prompt, calibration and model version for one single-choice question; computed once, then cached."""
+        key = (schema.from_name, schema.names)  # guidelines written per question give each its own prompt
         with self._lock:
-            if schema.names not in self._setups:
-                self._setups[schema.names] = self._make_setup(schema.names)
-            return self._setups[schema.names]
+            if key not in self._setups:
+                self._setups[key] = self._make_setup(schema)
+            return self._setups[key]
+
+    def form_setup(self, config: Config) -> FormSetup:
+        """The same for a config with several questions or a multi-label one."""
+        with self._lock:
+            if config not in self._forms:
+                self._forms[config] = self._make_form(config)
+            return self._forms[config]
+
+    def version(self, config: Config) -> str:
+        """The model version of a config's predictions: one name for all its questions."""
+        return self.setup(config.primary).model_version if config.single else self.form_setup(config).model_version
 
     def versions(self) -> list[str]:
         with self._lock:
-            return sorted({s.model_version for s in self._setups.values()})
+            return sorted({s.model_version for s in [*self._setups.values(), *self._forms.values()]})
 
-    def _make_setup(self, names: tuple[str, ...]) -> LabelSetup:
-        prompt = prompts.build(self.scorer.tokenizer, names, self.guidelines, examples=self.few_shot)
-        calibration = self._calibration(prompt)
-        digest = hashlib.sha256(
-            "\x1f".join((SCORER_VERSION, self.source.identity, prompt.sha256, calibration.sha256)).encode()
-        ).hexdigest()
+    def _name(self, method: str, *parts: str) -> str:
+        digest = hashlib.sha256("\x1f".join((SCORER_VERSION, self.source.identity, *parts)).encode()).hexdigest()
         guide = f"g{self.guidelines.version}" if self.guidelines else "g-none"
-        version = f"{self.source.name}-{guide}-{calibration.method}-{digest[:10]}"
-        log.info("model version %s for labels %s (calibration: %s)", version, list(names), calibration.method)
+        return f"{self.source.name}-{guide}-{method}-{digest[:10]}"
+
+    def _make_setup(self, schema: Schema) -> LabelSetup:
+        guidelines = self.guidelines.for_question(schema.from_name) if self.guidelines else None
+        prompt = prompts.build(self.scorer.tokenizer, schema.names, guidelines, examples=self.few_shot)
+        calibration = self._calibration(prompt)
+        version = self._name(calibration.method, prompt.sha256, calibration.sha256)
+        log.info("model version %s for labels %s (calibration: %s)", version, list(schema.names), calibration.method)
         return LabelSetup(prompt, calibration, version)
+
+    def _make_form(self, config: Config) -> FormSetup:
+        prompt = prompts.form(self.scorer.tokenizer, config, self.guidelines)
+        calibrations = self._form_calibrations(config, prompt)
+        methods = {c.method for cals in calibrations.values() for c in cals}
+        method = methods.pop() if len(methods) == 1 else "mixed"
+        version = self._name(method, prompt.sha256, *(c.sha256 for cals in calibrations.values() for c in cals))
+        log.info("model version %s for questions %s (calibration: %s)", version, list(config.names), method)
+        return FormSetup(prompt, calibrations, version)
+
+    def _form_calibrations(self, config: Config, prompt: prompts.Prompt) -> dict[str, tuple[cal.Calibration, ...]]:
+        if self.calibration in ("auto", "fitted"):
+            fitted = self._find_fitted_form(config, prompt)
+            if fitted:
+                return fitted
+            if self.calibration == "fitted":
+                raise cal.CalibrationError(
+                    f"no fitted calibration in {self.calibration_dir}/forms for this model, prompt and questions "
+                    "(run scripts/calibrate.py --sample)"
+                )
+        elif self.calibration not in ("none", "contextual"):
+            calibrations, _, _ = cal.load_form(self.calibration)
+            if set(calibrations) != set(config.names):
+                raise cal.CalibrationError(f"calibration {self.calibration} is for questions {sorted(calibrations)}, "
+                                           f"not {list(config.names)}")
+            return calibrations
+        content_free = None
+        if self.calibration != "none":
+            content_free = self.scorer.label_logprobs(prompt, list(cal.CONTENT_FREE))
+        out: dict[str, tuple[cal.Calibration, ...]] = {}
+        for q, columns in form_columns(config):
+            parts = []
+            for labels, cols in columns:
+                features = [prompt.labels[c] for c in cols]
+                parts.append(cal.identity(labels, features) if content_free is None
+                             else cal.contextual(labels, content_free[:, cols], features))
+            out[q.from_name] = tuple(parts)
+        return out
+
+    def _find_fitted_form(self, config: Config, prompt: prompts.Prompt) -> dict[str, tuple[cal.Calibration, ...]] | None:
+        folder = self.calibration_dir / "forms" if self.calibration_dir else None
+        if not folder or not folder.is_dir():
+            return None
+        for path in sorted(folder.glob("*.json")):
+            calibrations, prompt_sha, identity = cal.load_form(path)
+            if prompt_sha == prompt.sha256 and identity in (self.source.identity, self.source.weights):
+                return calibrations
+        return None
 
     def _calibration(self, prompt: prompts.Prompt) -> cal.Calibration:
         labels = prompt.labels
@@ -117,6 +189,23 @@ class Predictor:
             log.info("no calibration fitted for this engine; using %s, fitted on the same weights", same_weights[0].name)
             return same_weights[1]
         return None
+
+    def answers(self, config: Config, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """Question → (n_texts, n_labels) probabilities: a distribution over the labels (single choice), or each
+        label's own probability of applying (multi-label)."""
+        if config.single:
+            return {config.primary.from_name: self.probabilities(config.primary, texts)}
+        setup = self.form_setup(config)
+        return form_probabilities(config, setup.calibrations, self.scorer.label_logprobs(setup.prompt, list(texts)))
+
+    def answers_and_states(self, config: Config, texts: Sequence[str], layer: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """answers(), and (n_texts, hidden) float32: `layer`'s output where the answer begins, same pass."""
+        if config.single:
+            probs, states = self.probabilities_and_states(config.primary, texts, layer)
+            return {config.primary.from_name: probs}, states
+        setup = self.form_setup(config)
+        logprobs, states = self.scorer.logprobs_and_states(setup.prompt, list(texts), layers=[layer])
+        return form_probabilities(config, setup.calibrations, logprobs), states[:, 0]
 
     def probabilities(self, schema: Schema, texts: Sequence[str]) -> np.ndarray:
         """(n_texts, n_labels) calibrated label probabilities, columns in the config's label order."""
@@ -167,3 +256,30 @@ class Predictor:
         if not text.strip():
             raise TaskError(f"data.{schema.data_key} is empty")
         return text
+
+
+def form_columns(config: Config) -> list[tuple[Schema, list[tuple[tuple[str, ...], list[int]]]]]:
+    """Per question, the (labels, answer columns) of each calibration it needs, columns into prompts.form's labels."""
+    out, start = [], 0
+    for q in config.questions:
+        n = len(prompts.answers(q))
+        if q.multiple:
+            parts = [(cal.YES_NO, [start + 2 * i, start + 2 * i + 1]) for i in range(len(q.names))]
+        else:
+            parts = [(q.names, list(range(start, start + n)))]
+        out.append((q, parts))
+        start += n
+    return out
+
+
+def form_probabilities(config: Config, calibrations: dict[str, tuple[cal.Calibration, ...]],
+                       logprobs: np.ndarray) -> dict[str, np.ndarray]:
+    """The answer lines' log-probabilities (columns as prompts.form orders them) → probabilities per question."""
+    out = {}
+    for q, parts in form_columns(config):
+        cals = calibrations[q.from_name]
+        if q.multiple:
+            out[q.from_name] = np.stack([c.apply(logprobs[:, cols])[:, 0] for c, (_, cols) in zip(cals, parts)], axis=1)
+        else:
+            out[q.from_name] = cals[0].apply(logprobs[:, parts[0][1]])
+    return out

@@ -2,15 +2,23 @@
 
 Everything before the text is shared by all tasks (the LLM computes it once); everything after it is a few chat
 markers, so each task costs only its own tokens.
+
+A config with one single-choice question is asked for the label alone. A config with several questions, or a
+multi-label one, gets one prompt for all of them (form()): the text is read once, and every answer line the
+backend needs is scored after it in the same pass (`sentiment: Positive`; `aspects[Acting]: yes` or `no` for each
+label of a multi-label question, so every label gets its own yes/no probability).
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from backend.llm.guidelines import Guidelines
+
+if TYPE_CHECKING:
+    from backend.labelstudio.schema import Config, Schema
 
 _SLOT = "\x00TEXT\x00"
 
@@ -63,3 +71,37 @@ def build(
     rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     prefix, _, suffix = rendered.partition(_SLOT)
     return Prompt(prefix=prefix, suffix=suffix, labels=tuple(labels))
+
+
+def answers(question: "Schema") -> list[str]:
+    """The answer lines scored for a question: one per label (single choice), a yes and a no per label (multiple)."""
+    if question.multiple:
+        return [f"{question.from_name}[{name}]: {word}" for name in question.names for word in ("yes", "no")]
+    return [f"{question.from_name}: {name}" for name in question.names]
+
+
+def form_system_message(guidelines: Guidelines | None, config: "Config") -> str:
+    parts = [f"You are a careful annotator. {guidelines.task}" if guidelines else "You are a careful annotator."]
+    if guidelines:
+        parts += [f"## {name}\n{body}" for name, body in guidelines.prompt_sections.items()]
+    lines = ["Answer each question about the text on its own line."]
+    for q in config.questions:
+        choices = ", ".join(q.names)
+        if q.multiple:
+            lines.append(f"- {q.from_name} (any number of labels: {choices}): for each label, answer "
+                         f"`{q.from_name}[<label>]: yes` if it applies, else `{q.from_name}[<label>]: no`.")
+        else:
+            lines.append(f"- {q.from_name} (exactly one of: {choices}): answer `{q.from_name}: <label>`.")
+    parts.append("\n".join(lines))
+    own = guidelines.questions if guidelines else {}
+    parts += [f"## Question: {q.from_name}\n{own[q.from_name]}" for q in config.questions if q.from_name in own]
+    return "\n\n".join(parts)
+
+
+def form(tokenizer: Any, config: "Config", guidelines: Guidelines | None) -> Prompt:
+    """One prompt for every question of the config; its labels are every question's answer lines, in order."""
+    messages = [{"role": "system", "content": form_system_message(guidelines, config)},
+                {"role": "user", "content": _SLOT}]
+    rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    prefix, _, suffix = rendered.partition(_SLOT)
+    return Prompt(prefix=prefix, suffix=suffix, labels=tuple(a for q in config.questions for a in answers(q)))

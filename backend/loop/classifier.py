@@ -20,6 +20,10 @@ Two kinds, one recipe (scikit-learn's estimator API throughout):
 
 Probabilities always come back with one column per label of the labeling config, so a label nobody has chosen yet
 gets probability 0 instead of shifting the columns.
+
+A multi-label question (y an (n, k) 0/1 matrix) is k yes/no questions: one regression per label, on the same
+vectors and the LLM's yes and no probabilities of every label (MultiLabelClassifier). A label with fewer than two
+yes and two no answers keeps the LLM's probability.
 """
 
 from __future__ import annotations
@@ -107,7 +111,55 @@ def _check(y: Sequence[int], n_labels: int) -> np.ndarray:
     return y
 
 
-def fit(kind: str, embeddings: np.ndarray, llm_probs: np.ndarray | None, y: Sequence[int], n_labels: int, seed: int = 0) -> Classifier:
+@dataclass
+class MultiLabelClassifier:
+    kind: str
+    n_labels: int
+    estimators: list[LogisticRegression | None]  # None: too few answers either way; the LLM's probability serves
+
+    def predict_proba(self, embeddings: np.ndarray, llm_probs: np.ndarray | None = None) -> np.ndarray:
+        """(n, n_labels) probability that each label applies."""
+        x = design(self.kind, embeddings, _yes_no(llm_probs))
+        out = _fallback(llm_probs, len(x), self.n_labels)
+        for j, estimator in enumerate(self.estimators):
+            if estimator is not None:
+                out[:, j] = estimator.predict_proba(x)[:, 1]
+        return out
+
+
+def _yes_no(llm_probs: np.ndarray | None) -> np.ndarray | None:
+    # Each label's yes and no: log(p) alone flattens out near p = 1, where the log of the no still tells.
+    return None if llm_probs is None else np.hstack([llm_probs, 1.0 - np.asarray(llm_probs)])
+
+
+def _fallback(llm_probs: np.ndarray | None, n: int, n_labels: int) -> np.ndarray:
+    return np.array(llm_probs, dtype=np.float64) if llm_probs is not None else np.full((n, n_labels), 0.5)
+
+
+def _learnable(y: np.ndarray) -> np.ndarray:
+    """The labels (columns of a 0/1 matrix) with at least MIN_LABELS yes and MIN_LABELS no answers."""
+    yes = y.sum(axis=0)
+    return (yes >= MIN_LABELS) & (len(y) - yes >= MIN_LABELS)
+
+
+def _check_multilabel(y: np.ndarray, n_labels: int) -> np.ndarray:
+    y = np.asarray(y, dtype=int)
+    if y.ndim != 2 or y.shape[1] != n_labels or not np.isin(y, (0, 1)).all():
+        raise ValueError(f"a multi-label y must be an (n, {n_labels}) matrix of 0 and 1")
+    if not _learnable(y).any():
+        raise TrainingError(f"need at least {MIN_LABELS} yes and {MIN_LABELS} no answers for some label; "
+                            f"have {y.sum(axis=0).tolist()} yes of {len(y)}")
+    return y
+
+
+def fit(kind: str, embeddings: np.ndarray, llm_probs: np.ndarray | None, y: Sequence[int], n_labels: int, seed: int = 0) -> Classifier | MultiLabelClassifier:
+    if np.ndim(y) == 2:
+        y = _check_multilabel(y, n_labels)
+        x = design(kind, embeddings, _yes_no(llm_probs))
+        with _one_thread():
+            estimators = [make_estimator(seed, kind).fit(x, y[:, j]) if ok else None
+                          for j, ok in enumerate(_learnable(y))]
+        return MultiLabelClassifier(kind, n_labels, estimators)
     y = _check(y, n_labels)
     # Classes seen only once cannot be learned; dropping them keeps the fit from failing on the first stray label.
     keep = np.isin(y, np.flatnonzero(np.bincount(y, minlength=n_labels) >= MIN_LABELS))
@@ -127,6 +179,8 @@ def out_of_fold(
     kind: str, embeddings: np.ndarray, llm_probs: np.ndarray | None, y: Sequence[int], n_labels: int, folds: int = 5, seed: int = 0
 ) -> np.ndarray:
     """Cross-validated probabilities: each row predicted by a model that never saw it. (n, n_labels)."""
+    if np.ndim(y) == 2:
+        return _out_of_fold_multilabel(kind, embeddings, llm_probs, y, n_labels, folds, seed)
     y = _check(y, n_labels)
     counts = np.bincount(y, minlength=n_labels)
     present = counts[counts > 0]
@@ -153,3 +207,14 @@ def _plain_kfold(n: int, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray
     order = np.random.default_rng(seed).permutation(n)
     parts = np.array_split(order, k)
     return [(np.concatenate(parts[:i] + parts[i + 1 :]), part) for i, part in enumerate(parts)]
+
+
+def _out_of_fold_multilabel(kind, embeddings, llm_probs, y, n_labels: int, folds: int, seed: int) -> np.ndarray:
+    y = _check_multilabel(y, n_labels)
+    x = design(kind, embeddings, _yes_no(llm_probs))
+    out = _fallback(llm_probs, len(y), n_labels)
+    with _one_thread():
+        for train, test in _plain_kfold(len(y), min(folds, len(y)), seed):
+            for j in np.flatnonzero(_learnable(y[train])):
+                out[test, j] = make_estimator(seed, kind).fit(x[train], y[train, j]).predict_proba(x[test])[:, 1]
+    return out

@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from backend.labelstudio.schema import Schema
+from backend.labelstudio.schema import Config, Schema, as_config
 from backend.llm.predictor import Predictor
 from backend.loop.embeddings import Embedder
 from backend.loop.vectors import VectorCache
@@ -46,25 +46,34 @@ class TextFeatures:
         """The classifier recipe for a kind of text vectors (backend/loop/classifier.py)."""
         return "blend" if kind == MINILM else "state_blend"
 
-    def llm_probs(self, schema: Schema, texts: Sequence[str]) -> tuple[np.ndarray, str]:
-        """Calibrated LLM probabilities (cached per text and LLM version) and that version."""
+    def llm_answers(self, config: Config | Schema, texts: Sequence[str]) -> tuple[dict[str, np.ndarray], str]:
+        """Every question's calibrated LLM probabilities (cached per text and LLM version) and that version."""
+        config = as_config(config)
         predictor = self._predictor()
-        version = predictor.setup(schema).model_version
-        probs = self._cache(f"llm-{version}").get(list(texts), lambda missing: predictor.probabilities(schema, missing))
-        return probs.reshape(len(texts), len(schema.labels)), version
+        version = predictor.version(config)
+        probs = self._cache(f"llm-{version}").get(
+            list(texts), lambda missing: join(config, predictor.answers(config, missing)))
+        return split(config, probs.reshape(len(texts), -1)), version
 
-    def vectors(self, schema: Schema, texts: Sequence[str], kind: str) -> np.ndarray:
+    def llm_probs(self, config: Config | Schema, texts: Sequence[str]) -> tuple[np.ndarray, str]:
+        """The first question's calibrated LLM probabilities (what a trained model learns from) and the version."""
+        config = as_config(config)
+        answers, version = self.llm_answers(config, texts)
+        return answers[config.primary.from_name], version
+
+    def vectors(self, config: Config | Schema, texts: Sequence[str], kind: str) -> np.ndarray:
         """The texts' vectors of `kind`, cached per text. A hidden state comes from the pass that scores the text, so
         the LLM's probabilities are cached with it and a following llm_probs() costs a lookup."""
         if kind == MINILM:
             return self.embedder.encode(texts)
+        config = as_config(config)
         layer = int(kind.rsplit("-", 1)[1])
         predictor = self._predictor()
-        version = predictor.setup(schema).model_version
+        version = predictor.version(config)
 
         def compute(missing: list[str]) -> np.ndarray:
-            probs, states = predictor.probabilities_and_states(schema, missing, layer)
-            self._cache(f"llm-{version}").put(missing, probs)
+            answers, states = predictor.answers_and_states(config, missing, layer)
+            self._cache(f"llm-{version}").put(missing, join(config, answers))
             return states
 
         return self._cache(f"states-{version}-L{layer}").get(list(texts), compute)
@@ -83,3 +92,16 @@ class TextFeatures:
         self.embedder.save()
         for cache in list(self._caches.values()):
             cache.save()
+
+
+def join(config: Config, answers: dict[str, np.ndarray]) -> np.ndarray:
+    """Every question's probabilities side by side, in the config's order: one cached row per text."""
+    return np.hstack([answers[q.from_name] for q in config.questions])
+
+
+def split(config: Config, joined: np.ndarray) -> dict[str, np.ndarray]:
+    out, start = {}, 0
+    for q in config.questions:
+        out[q.from_name] = joined[:, start : start + len(q.labels)]
+        start += len(q.labels)
+    return out

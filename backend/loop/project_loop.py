@@ -17,10 +17,11 @@ import numpy as np
 
 from backend.labelstudio import queue as ls_queue
 from backend.labelstudio import schema as schemas
-from backend.labelstudio.schema import Schema
+from backend.labelstudio.schema import Config, Schema, as_config
 from backend.llm import scorer as llm_scorer
 from backend.llm.predictor import Predictor
 from backend.loop import rescoring, training
+from backend.loop.answers import ranked_probs, regions
 from backend.loop.features import MINILM, TextFeatures
 from backend.loop.jobs import CoalescingJobs
 from backend.loop.projects import Projects, TrainedModel
@@ -65,32 +66,42 @@ class Loop:
         if self.projects.save_setting(project, "strategy", name) and self.settings.label_studio_url:
             self.rescoring.request(project)  # the queue's order is the strategy's, model or not
 
-    def serving(self, project: str | None, schema: Schema) -> tuple[TrainedModel | None, str]:
+    def serving(self, project: str | None, config: Config | Schema) -> tuple[TrainedModel | None, str]:
         """The project's promoted model if it fits this config and LLM (else None: the LLM alone), and the version."""
-        llm_version = self._predictor().setup(schema).model_version
+        config = as_config(config)
+        llm_version = self._predictor().version(config)
         current = self.projects.model(project) if project else None
-        if current is None or current.labels != schema.labels or current.llm_version != llm_version:
+        if current is None or current.labels != config.primary.labels or current.llm_version != llm_version:
             return None, llm_version
         return current, current.version
 
-    def probabilities(self, schema: Schema, texts: Sequence[str], model: TrainedModel | None) -> np.ndarray:
-        if model is None:
-            return self.text.llm_probs(schema, texts)[0]
-        vectors = self.text.vectors(schema, texts, getattr(model, "features", MINILM))  # older models lack the field
-        return model.model.predict_proba(vectors, self.text.llm_probs(schema, texts)[0])
+    def probabilities(self, config: Config | Schema, texts: Sequence[str], model: TrainedModel | None) -> np.ndarray:
+        """The first question's probabilities: the trained model's, or the LLM's without one."""
+        return self.answers(config, texts, model)[as_config(config).primary.from_name]
+
+    def answers(self, config: Config | Schema, texts: Sequence[str], model: TrainedModel | None) -> dict[str, np.ndarray]:
+        """Every question's probabilities: the trained model answers the first question, the LLM the others."""
+        config = as_config(config)
+        answers = dict(self.text.llm_answers(config, texts)[0])
+        if model is not None:
+            vectors = self.text.vectors(config, texts, getattr(model, "features", MINILM))  # older models lack it
+            first = config.primary.from_name
+            answers[first] = model.model.predict_proba(vectors, answers[first])
+        return answers
 
     # ---------------------------------------------------------------- predictions
 
-    def predict(self, project: str | None, schema: Schema, tasks: Sequence[Any]) -> tuple[list[dict], list[dict], str]:
+    def predict(self, project: str | None, config: Config | Schema, tasks: Sequence[Any]) -> tuple[list[dict], list[dict], str]:
         """One prediction per task, in order; the skipped tasks with their reason; the version that answered.
 
         Texts are scored in chunks, and concurrent requests' chunks take turns on the model, so a large request
         cannot hold small ones back for long. Tasks not reached within PREDICT_TIMEOUT are answered as skipped:
         Label Studio gives up on a request after 100 s, and an answer in time with most tasks beats none."""
         started = time.monotonic()
+        config = as_config(config)
         predictor = self._predictor()
-        texts, slots, skipped = predictor.task_texts(schema, tasks)
-        model, version = self.serving(project, schema)
+        texts, slots, skipped = predictor.task_texts(config.primary, tasks)  # every question reads the same text
+        model, version = self.serving(project, config)
         ranking = self.projects.rankings.get(project) if project else None
         if ranking and ranking.version == version:
             version = ranking.published  # the name the project's queue counts
@@ -108,32 +119,32 @@ class Loop:
                 try:
                     if time.monotonic() - started > self.settings.predict_timeout:
                         raise llm_scorer.DeadlineExceeded
-                    probs = self.probabilities(schema, batch, model)
+                    answers = self.answers(config, batch, model)
                 except llm_scorer.DeadlineExceeded:
                     reason = f"not predicted within {self.settings.predict_timeout} s (PREDICT_TIMEOUT); ask again"
                     skipped += [{"index": i, "task": _task_id(tasks[i]), "reason": reason} for i in slots[start:]]
                     self.metrics.timeouts.inc(len(slots) - start)
                     break
-                self._fill(results, schema, tasks, slots[start : start + chunk], batch, probs, strategy, ranking,
+                self._fill(results, config, tasks, slots[start : start + chunk], batch, answers, strategy, ranking,
                            version, lanes)
         finally:
             llm_scorer.DEADLINE.reset(deadline)
         skipped.sort(key=lambda item: item["index"])
         return results, skipped, version
 
-    def _fill(self, results, schema, tasks, slots, batch, probs, strategy, ranking, version, lanes) -> None:
+    def _fill(self, results, config, tasks, slots, batch, answers, strategy, ranking, version, lanes) -> None:
         """Each task's prediction, with the pool ranking's score when the task has one, else its own."""
-        # The LLM's probabilities were just cached by probabilities(): reading them again costs a lookup.
-        llm = self.text.llm_probs(schema, batch)[0] if strategy in strategies.NEEDS_LLM_PROBS else None
-        priority = strategies.pointwise_priority(strategy, probs, llm)
-        for slot, row, own in zip(slots, probs, priority):
+        # The LLM's probabilities were just cached by answers(): reading them again costs a lookup.
+        llm = self.text.llm_probs(config, batch)[0] if strategy in strategies.NEEDS_LLM_PROBS else None
+        priority = strategies.pointwise_priority(strategy, *ranked_probs(config.primary, answers[config.primary.from_name], llm))
+        for i, (slot, own) in enumerate(zip(slots, priority)):
             task_id = _task_id(tasks[slot])
             if ranking and ranking.published == version and task_id in ranking.priorities:
                 own = ranking.priorities[task_id]
             else:
                 own = ls_queue.task_score(own, task_id, lanes)
             results[slot] = {
-                "result": [schema.result(schema.labels[int(np.argmax(row))])],
+                "result": regions(config, {name: probs[i] for name, probs in answers.items()}),
                 "score": round(float(own), 6),
                 "model_version": version,
             }
@@ -200,9 +211,9 @@ class Loop:
                 log.warning("%s failed (%s); retrying in %.0f s", what, str(e).splitlines()[0][:200], delays[attempt])
                 time.sleep(delays[attempt])
 
-    def project_schema(self, client, project: str) -> Schema:
+    def project_config(self, client, project: str) -> Config:
         config = self.with_retries("reading the project", lambda: client.projects.get(id=int(project)).label_config)
-        return schemas.parse(config or "")
+        return schemas.parse_config(config or "")
 
 
 def _task_id(task: Any) -> Any:

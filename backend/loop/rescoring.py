@@ -19,6 +19,7 @@ import numpy as np
 from backend.labelstudio import queue as ls_queue
 from backend.labelstudio import tasks as ls_tasks
 from backend.loop import routing
+from backend.loop.answers import ranked_probs, regions
 from backend.loop.projects import PoolRanking
 from backend.ranking import strategies
 
@@ -33,41 +34,45 @@ def run(loop: "Loop", project: str) -> None:
     projects, text, settings = loop.projects, loop.text, loop.settings
     started = time.perf_counter()
     client = loop.client()
-    schema = loop.project_schema(client, project)
+    config = loop.project_config(client, project)
+    schema = config.primary
     pool = loop.with_retries("reading the pool", lambda: ls_tasks.fetch_pool(client, int(project), schema))
     if not pool:
         return
     ids = [task_id for task_id, _ in pool]
     texts = [t for _, t in pool]
     chunk = settings.rescore_chunk
-    parts: list[np.ndarray] = []
+    parts: list[dict[str, np.ndarray]] = []
     progress = loop.metrics.rescore_progress.labels(project)
-    model, version = loop.serving(project, schema)
+    model, version = loop.serving(project, config)
     for start in range(0, len(texts), chunk):
-        parts.append(loop.probabilities(schema, texts[start : start + chunk], model))
+        parts.append(loop.answers(config, texts[start : start + chunk], model))
         done = min(start + chunk, len(texts))
         progress.set(done / len(texts) / 2)  # scoring is the first half of the work, writing the second
         log.info("re-scoring project %s: %d/%d tasks scored", project, done, len(texts))
-    probs = np.vstack(parts)
+    answers = {q: np.vstack([part[q] for part in parts]) for q in config.names}
+    probs = answers[schema.from_name]
     strategy = projects.strategy(project)
     current = projects.model(project)
     trained_on = current.heldout if current else {}
     labeled = [i for i, task_id in enumerate(ids) if task_id in trained_on]
     known = set(projects.labels.get(project, {})) | set(trained_on)
-    projects.coverage[project] = routing.pool_coverage(probs, ids, projects.versions(project),
-                                                       model.version if model else None, known)
+    if not schema.multiple:  # finishing (routing.py) is defined for single-choice questions
+        projects.coverage[project] = routing.pool_coverage(probs, ids, projects.versions(project),
+                                                           model.version if model else None, known)
     emb = text.embedder.encode(texts) if strategy in ("diversity", "hybrid") else None
     extras = {strategy: text.judged(strategy, texts)} if strategy in strategies.LLM_JUDGED else None
-    llm = text.llm_probs(schema, texts)[0] if strategy in strategies.NEEDS_LLM_PROBS else None  # cached above
-    utility = strategies.rank(strategy, probs, emb, labeled_idx=labeled, extra_utilities=extras, llm_probs=llm)
+    llm = text.llm_probs(config, texts)[0] if strategy in strategies.NEEDS_LLM_PROBS else None  # cached above
+    ranked, llm = ranked_probs(schema, probs, llm)
+    utility = strategies.rank(strategy, ranked, emb, labeled_idx=labeled, extra_utilities=extras, llm_probs=llm)
     scores = ls_queue.lane_scores(strategies.priority_scores(utility), projects.lanes(project))
     predictions = [
         {
             "task": task_id,
-            "result": [schema.result(schema.labels[int(np.argmax(row))])],
+            "result": regions(config, {q: answers[q][i] for q in config.names}),
             "score": round(float(score), 6),
         }
-        for task_id, row, score in zip(ids, probs, scores)
+        for i, (task_id, score) in enumerate(zip(ids, scores))
     ]
 
     def written(done: int, total: int) -> None:

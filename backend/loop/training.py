@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.metrics import f1_score
 
 from backend.labelstudio import tasks as ls_tasks
-from backend.labelstudio.schema import Schema
+from backend.labelstudio.schema import Config, Schema
 from backend.loop import classifier, routing
 from backend.loop.projects import TrainedModel
 from backend.quality import gold, label_issues
@@ -25,7 +25,32 @@ if TYPE_CHECKING:
 
 
 def _macro_f1(y: np.ndarray, guess: np.ndarray) -> float:
-    return float(f1_score(y, guess, labels=np.unique(y), average="macro", zero_division=0))
+    """Over the labels the annotators used: the classes present (single choice), or the labels chosen at least once
+    (multi-label: y and guess are 0/1 matrices)."""
+    present = np.flatnonzero(y.sum(axis=0)) if y.ndim == 2 else np.unique(y)
+    return float(f1_score(y, guess, labels=present, average="macro", zero_division=0))
+
+
+def targets(schema: Schema, labels: list[str]) -> np.ndarray:
+    """Label indices (single choice), or an (n, k) 0/1 matrix of the labels each answer holds (multi-label)."""
+    if not schema.multiple:
+        return np.array([schema.labels.index(label) for label in labels])
+    sets = [set(schema.members(label)) for label in labels]
+    return np.array([[int(name in chosen) for name in schema.labels] for chosen in sets]).reshape(len(labels), -1)
+
+
+def guesses(schema: Schema, probs: np.ndarray) -> np.ndarray:
+    """What the probabilities answer, in targets()' form."""
+    return (probs >= 0.5).astype(int) if schema.multiple else probs.argmax(1)
+
+
+def _code(row: Any) -> int:
+    # A multi-label answer kept in a model's held-out record as one int: bit j set when label j applies.
+    return int(np.dot(row, 1 << np.arange(len(row)))) if np.ndim(row) else int(row)
+
+
+def _decode(code: int, like: np.ndarray) -> Any:
+    return (code >> np.arange(like.shape[1])) & 1 if like.ndim == 2 else code
 
 
 def note_change(loop: "Loop", project: str, task_id: Any) -> None:
@@ -76,7 +101,8 @@ def run(loop: "Loop", project: str, started: float) -> dict:
     projects, text = loop.projects, loop.text
     projects.refresh(project)  # another replica may have trained while this one waited for the lock
     client = loop.client()
-    schema = loop.project_schema(client, project)
+    config = loop.project_config(client, project)
+    schema = config.primary  # the question a trained model learns; the LLM alone answers the others
     labeled, stats = fetch_labels(loop, client, project, schema)
     fetched = time.perf_counter()
     features = text.kind()
@@ -86,24 +112,25 @@ def run(loop: "Loop", project: str, started: float) -> dict:
         return {**record, "result": "skipped", "reason": "no labeled tasks", "seconds": time.perf_counter() - started}
     texts = [t.text for t in labeled]
     ids = np.array([t.task_id for t in labeled])
-    y = np.array([schema.labels.index(t.label) for t in labeled])
-    emb = text.vectors(schema, texts, features)
-    llm, llm_version = text.llm_probs(schema, texts)
-    if loop.settings.consensus == "crowdlab":
+    y = targets(schema, [t.label for t in labeled])
+    emb = text.vectors(config, texts, features)
+    llm, llm_version = text.llm_probs(config, texts)
+    if loop.settings.consensus == "crowdlab" and not schema.multiple:
         y, record["consensus"] = label_issues.crowdlab_labels(
             [t.votes for t in labeled], y, schema.labels, text.recipe(features), emb, llm)
     try:
         oof = classifier.out_of_fold(text.recipe(features), emb, llm, y, len(schema.labels))
     except classifier.TrainingError as e:
         return {**record, "result": "skipped", "reason": str(e), "seconds": time.perf_counter() - started}
-    candidate_guess = oof.argmax(1)
+    candidate_guess = guesses(schema, oof)
     incumbent = projects.model(project)
     if incumbent and (incumbent.labels != schema.labels or incumbent.llm_version != llm_version):
         incumbent = None  # trained for another config or LLM: the LLM is what it would be compared with
-    incumbent_guess = _incumbent_guess(loop, incumbent, ids, y, schema, texts, llm)
+    incumbent_guess = _incumbent_guess(loop, incumbent, ids, y, config, texts, llm)
     candidate_f1, incumbent_f1 = _macro_f1(y, candidate_guess), _macro_f1(y, incumbent_guess)
-    llm_f1 = _macro_f1(y, llm.argmax(1))
-    record["routing"] = routing.routing_record(oof, llm, y)  # thresholds at the 95% target, kept in the registry
+    llm_f1 = _macro_f1(y, guesses(schema, llm))
+    if not schema.multiple:  # finishing (routing.py) is defined for single-choice questions
+        record["routing"] = routing.routing_record(oof, llm, y)  # thresholds at the 95% target, kept in the registry
     promote = candidate_f1 > incumbent_f1
     store = projects.store(project)
     version = f"{llm_version}-r{len(store.versions()) + 1}"
@@ -119,7 +146,7 @@ def run(loop: "Loop", project: str, started: float) -> dict:
     model = None
     if promote:
         fitted = classifier.fit(text.recipe(features), emb, llm, y, len(schema.labels))
-        heldout = {int(i): (int(a), int(b)) for i, a, b in zip(ids, y, candidate_guess)}
+        heldout = {int(i): (_code(a), _code(b)) for i, a, b in zip(ids, y, candidate_guess)}
         model = TrainedModel(version, schema.labels, llm_version, fitted, heldout, features)
     record["fit_seconds"] = round(time.perf_counter() - fetched, 3)
     record["seconds"] = round(time.perf_counter() - started, 3)
@@ -142,12 +169,13 @@ def _unranked(loop: "Loop", project: str, version: str) -> bool:
     return ranking is None or ranking.version != version
 
 
-def _incumbent_guess(loop: "Loop", incumbent: TrainedModel | None, ids, y, schema, texts, llm) -> np.ndarray:
+def _incumbent_guess(loop: "Loop", incumbent: TrainedModel | None, ids, y, config: Config, texts, llm) -> np.ndarray:
+    schema = config.primary
     if incumbent is None:
-        return llm.argmax(1)
-    guess = loop.probabilities(schema, texts, incumbent).argmax(1)
+        return guesses(schema, llm)
+    guess = guesses(schema, loop.probabilities(config, texts, incumbent))
     for row, (task_id, label) in enumerate(zip(ids, y)):
         seen = incumbent.heldout.get(int(task_id))
-        if seen and seen[0] == label:
-            guess[row] = seen[1]  # trained on it: only its out-of-fold guess is a fair one
+        if seen and seen[0] == _code(label):
+            guess[row] = _decode(seen[1], y)  # trained on it: only its out-of-fold guess is a fair one
     return guess

@@ -476,6 +476,21 @@ def pointwise_priority(strategy: str, probs, llm_probs=None) -> np.ndarray:
     return 1.0 - POINTWISE.get(strategy, margin)(probs)
 
 
+def most_uncertain_label(probs, llm_probs=None) -> tuple[np.ndarray, np.ndarray | None]:
+    """A multi-label question's (n, k) per-label probabilities as every strategy reads them: for each task, the
+    yes/no distribution of its most uncertain label (nearest 0.5), and the LLM's for that same label. Each label is
+    a question of its own; a task is as informative as the label the model is least sure of."""
+    p = np.clip(np.asarray(probs, dtype=np.float64), 0.0, 1.0)
+    rows = np.arange(len(p))
+    pick = np.argmin(np.abs(p - 0.5), axis=1) if p.size else np.zeros(0, dtype=int)
+    chosen = p[rows, pick]
+    binary = np.stack([chosen, 1.0 - chosen], axis=1)
+    if llm_probs is None:
+        return binary, None
+    other = np.clip(np.asarray(llm_probs, dtype=np.float64), 0.0, 1.0)[rows, pick]
+    return binary, np.stack([other, 1.0 - other], axis=1)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # entry point
 

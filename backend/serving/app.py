@@ -177,7 +177,7 @@ def _service() -> Service:
     return current_app.extensions["labelloop"]
 
 
-def _schema(service: Service, body: dict, key: str, project: str | None) -> schemas.Schema:
+def _schema(service: Service, body: dict, key: str, project: str | None) -> schemas.Config:
     config = body.get(key)
     if config is None:
         if project in service.schemas:
@@ -186,7 +186,7 @@ def _schema(service: Service, body: dict, key: str, project: str | None) -> sche
     if not isinstance(config, str):
         raise ApiError(400, f"'{key}' must be the labeling config as an XML string")
     try:
-        parsed = schemas.parse(config)
+        parsed = schemas.parse_config(config)
     except schemas.SchemaError as e:
         raise ApiError(422, str(e)) from None
     if project:
@@ -194,14 +194,14 @@ def _schema(service: Service, body: dict, key: str, project: str | None) -> sche
     return parsed
 
 
-def _check_servable(service: Service, schema: schemas.Schema) -> None:
+def _check_servable(service: Service, schema: schemas.Config) -> None:
     """A 503 while the model loads; a 422 for a config the LLM cannot serve, before anything else happens."""
     try:
         predictor = service.predictor()
     except NotReady as e:
         raise ApiError(503, str(e)) from None
     try:
-        predictor.setup(schema)
+        predictor.version(schema)
     except cal.CalibrationError as e:
         raise ApiError(422, str(e)) from None
 
@@ -233,6 +233,8 @@ def setup():
             apply(project, extra[key])
     _, version = service.loop.serving(project, schema)
     service.metrics.model_version.labels(version).set(1)
+    for name, reason in schema.left_out:
+        log.info("project %s: %s is not pre-filled: %s", project or "-", name, reason)
     return jsonify(model_version=version)
 
 
@@ -295,7 +297,9 @@ def versions():
         raise ApiError(400, "'project' must be a Label Studio project id")
     trained = service.loop.projects.versions(project)
     current = service.loop.projects.model(project)
+    config = service.schemas.get(project)
     return jsonify(
+        questions=_questions(config),
         versions=llm + [v["version"] for v in trained if v.get("promoted")],
         current=current.version if current else None,
         strategy=service.loop.projects.strategy(project),
@@ -304,6 +308,15 @@ def versions():
         coverage=service.loop.projects.coverage.get(project),
         training=trained,
     )
+
+
+def _questions(config: schemas.Config | None) -> dict | None:
+    """What /setup learned of the project's config: the questions pre-filled, and what is left to annotators."""
+    if config is None:
+        return None
+    filled = [{"name": q.from_name, "labels": list(q.labels), "multiple": q.multiple,
+               "trained": i == 0} for i, q in enumerate(config.questions)]
+    return {"filled": filled, "left_out": [{"name": n, "reason": r} for n, r in config.left_out]}
 
 
 @routes.get("/metrics")

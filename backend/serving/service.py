@@ -16,7 +16,7 @@ from backend.serving.events import EventLog
 from backend.loop.project_loop import Loop
 from backend.serving.metrics import Metrics
 from backend.llm.predictor import Predictor
-from backend.labelstudio.schema import Schema
+from backend.labelstudio.schema import Config
 from backend.settings import Settings
 from backend.paths import DEMO_CONFIG
 
@@ -93,7 +93,7 @@ class Service:
         self.settings = settings
         self.metrics = Metrics()
         self.events = EventLog(settings.data_dir / "events.jsonl")
-        self.schemas: dict[str, Schema] = {}
+        self.schemas: dict[str, Config] = {}
         self._loader = loader
         self._predictor: Predictor | None = None
         self._error: str | None = None
