@@ -1,0 +1,123 @@
+"""Configs with several questions and multi-label choices, end to end: Label Studio's content-moderation and
+two-level sentiment templates, and two single-choice questions next to a text area, each connected to the real
+backend (gunicorn, the real 0.5B model, the review-facets guidelines), pre-annotated, annotated and retrained."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+import yaml
+from label_studio_sdk import LabelStudio
+from label_studio_sdk.label_interface import LabelInterface
+
+import labelstudio
+from backend.labelstudio import schema as schemas
+from backend.labelstudio import sync
+from helpers import ROOT, gunicorn, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MISSING_REASON)]
+
+SAMPLE = [json.loads(line) for line in (ROOT / "guidelines" / "samples" / "review_facets.jsonl").read_text().splitlines()]
+N_TASKS, N_LABELED = 24, 16
+TEMPLATES = sorted((ROOT / ".venv-ls").glob("lib/python*/site-packages/label_studio/annotation_templates"))
+
+
+def template(name: str) -> str:
+    return yaml.safe_load((TEMPLATES[0] / name / "config.yml").read_text())["config"]
+
+
+def choice(from_name: str, to_name: str, *labels: str) -> dict:
+    return {"from_name": from_name, "to_name": to_name, "type": "choices", "value": {"choices": list(labels)}}
+
+
+def moderation(item: dict) -> list[dict]:
+    # Harsh reviews stand in for toxic posts; the others are clean: no label, only a comment.
+    if item["sentiment"] == "Negative":
+        return [choice("content_moderation", "text", "Toxic", "Insult")]
+    return [{"from_name": "comments", "to_name": "text", "type": "textarea", "value": {"text": ["clean"]}}]
+
+
+TWO_QUESTIONS = """<View>
+  <Text name="review" value="$text"/>
+  <Choices name="sentiment" toName="review" choice="single-radio">
+    <Choice value="Positive"/><Choice value="Negative"/><Choice value="Neutral"/>
+  </Choices>
+  <Choices name="spoiler" toName="review" choice="single">
+    <Choice value="Yes"/><Choice value="No"/>
+  </Choices>
+  <TextArea name="notes" toName="review"/>
+</View>"""
+
+# name -> (config, task data field, questions filled, the annotation of a sample item)
+CASES = {
+    "content moderation": (
+        template("natural-language-processing/content-moderation"), "text", ["content_moderation"], moderation,
+    ),
+    "two-level sentiment": (
+        template("community-contributions/two-level-sentiment-analysis-of-x-twitter-posts"), "tweet", ["sentiment"],
+        lambda item: [choice("sentiment", "tweet", item["sentiment"])],
+    ),
+    "two questions and a text area": (
+        TWO_QUESTIONS, "text", ["sentiment", "spoiler"],
+        lambda item: [choice("sentiment", "review", item["sentiment"]), choice("spoiler", "review", item["spoiler"])],
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def backend(label_studio, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("questions-backend")
+    env = {
+        "DATA_DIR": str(tmp / "data"),
+        "LABEL_STUDIO_URL": label_studio.url,
+        "LABEL_STUDIO_API_KEY": label_studio.admin.token,
+        "GUIDELINES": str(ROOT / "guidelines" / "review_facets.md"),
+    }
+    with gunicorn(env, tmp / "gunicorn.log", wait=180.0) as (url, _):
+        yield url, tmp / "gunicorn.log"
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_multi_question_config_is_pre_annotated_and_trains(label_studio, backend, tmp_path, case):
+    backend_url, log_path = backend
+    config, field, filled, annotate = CASES[case]
+    admin = LabelStudio(base_url=label_studio.url, api_key=label_studio.admin.token)
+    (tmp_path / "config.xml").write_text(config)
+    project = sync.ensure_project(admin, f"E2E {case}", tmp_path / "config.xml",
+                                  ROOT / "guidelines" / "review_facets.md").id
+    items = SAMPLE[:N_TASKS]
+    tasks = [{"data": {field: item["text"], sync.HASH_KEY: sync.task_hash({field: item["text"]})}} for item in items]
+    sync.import_tasks(admin, project, tasks, progress=False)
+    connected = sync.connect_backend(admin, project, backend_url, progress=False)
+    assert connected.predicted == N_TASKS
+
+    # Every task is pre-annotated: a result per single-choice question, and what Label Studio accepts.
+    interface = LabelInterface(config)
+    single = [q.from_name for q in schemas.parse_config(config).questions if not q.multiple]
+    for task in admin.tasks.list(project=project, fields="all"):
+        (prediction,) = [p for p in task.predictions or [] if p.model_version == connected.model_version]
+        names = [r["from_name"] for r in prediction.result]
+        assert set(single) <= set(names) <= set(filled), names
+        assert interface.validate_prediction({"result": prediction.result}, return_errors=True) == []
+
+    # /versions names what is filled and what is left to annotators.
+    versions = requests.get(f"{backend_url}/versions", params={"project": project}, timeout=10).json()
+    assert [q["name"] for q in versions["questions"]["filled"]] == filled
+    left = {q["name"] for q in versions["questions"]["left_out"]}
+    assert left and not left & set(filled)
+
+    by_text = {t.data[field]: t.id for t in admin.tasks.list(project=project, fields="all")}
+    for item in items[:N_LABELED]:
+        admin.annotations.create(id=by_text[item["text"]], result=annotate(item))
+
+    def trained():
+        answer = requests.get(f"{backend_url}/versions", params={"project": project}, timeout=10).json()
+        runs = [r for r in answer["training"] if r.get("labels") == N_LABELED]
+        return runs if runs and not answer["busy"] else None
+
+    record = wait_for(f"a training run on all {N_LABELED} labels", trained, timeout=420)[-1]
+    assert record["result"] in ("promoted", "kept"), record
+    assert 0 <= record["cv_macro_f1"] <= 1 and record["stats"]["unusable"] == 0, record
+    assert "Traceback" not in log_path.read_text()
