@@ -599,3 +599,72 @@ def test_labels_the_model_wrote_are_not_an_annotators(tmp_path):
     assert dataset.counts["model_annotations_excluded"] == 1
     assert {item.task_id: item.labels for item in dataset.items} == {1: {1: "Positive"}, 2: {1: "Positive", 2: "Positive"}}
     assert any("the model wrote" in note for note in dataset.notes)
+
+
+# ---------------------------------------------------------------- multi-label questions
+
+MULTI = {  # task id -> {annotator: labels chosen}
+    1: {1: ["Acting"], 2: ["Acting"], 3: ["Acting", "Story"]},
+    2: {1: [], 2: [], 3: []},
+    3: {1: ["Story", "Music"], 2: ["Story"], 3: ["Music"]},
+    4: {1: ["Visuals"], 2: ["Acting"]},
+    5: {1: ["Story"], 2: ["Story"], 3: ["Story"]},
+    6: {1: ["Acting", "Visuals"], 3: ["Acting", "Visuals"]},
+}
+ASPECTS = ["Acting", "Story", "Visuals", "Music"]
+
+
+def write_multilabel_export(path: Path) -> Path:
+    def result(labels):
+        # No label chosen: the annotation holds only its comment, as Label Studio saves it.
+        if not labels:
+            return [{"from_name": "notes", "to_name": "review", "type": "textarea", "value": {"text": ["none"]}}]
+        return [{"from_name": "aspects", "to_name": "review", "type": "choices", "value": {"choices": labels}}]
+
+    exported = [{"id": task_id, "data": {"text": f"review {task_id}"},
+                 "annotations": [{"completed_by": who, "was_cancelled": False, "result": result(labels)}
+                                 for who, labels in votes.items()]}
+                for task_id, votes in MULTI.items()]
+    path.write_text(json.dumps(exported))
+    return path
+
+
+def test_multi_label_alpha_uses_the_masi_set_distance_as_nltk_computes_it(tmp_path):
+    from nltk.metrics.agreement import AnnotationTask
+    from nltk.metrics.distance import masi_distance
+
+    dataset = exports.load_export(write_multilabel_export(tmp_path / "export.json"), from_name="aspects",
+                                  labels=ASPECTS, multiple=True)
+    report = agreement.analyse_multilabel(dataset)
+    triples = [(str(who), str(task), frozenset(labels)) for task, votes in MULTI.items() for who, labels in votes.items()]
+    # nltk divides by zero on two empty sets; equal sets are at distance 0 by any definition.
+    reference = AnnotationTask(triples, distance=lambda a, b: 0.0 if a == b else masi_distance(a, b)).alpha()
+    assert report["krippendorff_alpha_masi"] == pytest.approx(reference, abs=1e-9)
+    assert report["n_items"] == 6 and report["exact_set_agreement"] == pytest.approx(3 / 6)
+    # Per label: Cohen's kappa of each pair on "chosen or not", over the items both answered.
+    for label in ASPECTS:
+        a = [int(label in MULTI[t][1]) for t in MULTI if 1 in MULTI[t] and 2 in MULTI[t]]
+        b = [int(label in MULTI[t][2]) for t in MULTI if 1 in MULTI[t] and 2 in MULTI[t]]
+        expected = cohen_kappa_score(a, b) if len(set(a) | set(b)) > 1 else None
+        got = report["per_label"][label]["cohen_kappa"]["1|2"]
+        assert (got is None and (expected is None or np.isnan(expected))) or got == pytest.approx(expected)
+    assert report["per_label"]["Story"]["chosen"] == 6
+
+
+def test_masi_distance_matches_its_definition():
+    acting, story, music = 1, 2, 8
+    assert agreement.masi_distance(acting, acting) == 0.0
+    assert agreement.masi_distance(acting, acting | story) == pytest.approx(1 - 0.5 * 2 / 3)
+    assert agreement.masi_distance(story | music, story | acting) == pytest.approx(1 - 1 / 3 * 1 / 3)
+    assert agreement.masi_distance(acting, music) == 1.0 and agreement.masi_distance(0, music) == 1.0
+
+
+def test_the_cli_reads_a_multi_label_tag_from_the_config_and_gates_on_alpha(tmp_path):
+    export = write_multilabel_export(tmp_path / "export.json")
+    answer = run_cli(str(export), "--config", str(ROOT / "label_config" / "review_facets.xml"), "--from-name",
+                     "aspects", "--format", "json", "--min-kappa", "0.99")
+    report = json.loads(answer.stdout)
+    assert answer.returncode == 1 and report["multi_label"] is True and report["labels"] == ASPECTS
+    assert "gate failed: Krippendorff's alpha (MASI)" in answer.stderr
+    table = run_cli(str(export), "--from-name", "aspects", "--multi-label", "--labels", ",".join(ASPECTS))
+    assert table.returncode == 0 and "MASI" in table.stdout and "Acting" in table.stdout

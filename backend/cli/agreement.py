@@ -14,6 +14,11 @@ examples:
   python scripts/agreement.py export.json --config label_config/sentiment.xml --format json
   python scripts/agreement.py export-min.json --from-name sentiment --labels Positive,Negative,Neutral
   python scripts/agreement.py pilot.csv --min-kappa 0.8 --gate-on fleiss --disagreements adjudicate.csv
+  python scripts/agreement.py export.json --config label_config/review_facets.xml --from-name aspects
+
+A multi-label <Choices> (choice="multiple" in --config, or --multi-label) is read as the set of labels each
+annotator chose: Krippendorff's alpha with the MASI set distance, exact-set agreement, and per label Cohen's kappa
+per pair, Fleiss' kappa and alpha on whether it applies. --min-kappa then gates on the MASI alpha.
 """
 
 import argparse
@@ -22,6 +27,7 @@ import sys
 from pathlib import Path
 
 
+from backend.labelstudio import schema as schemas
 from backend.quality import agreement
 from backend.labelstudio.export import ExportError, labels_from_config, load_export
 
@@ -46,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, metavar="FILE",
                         help="labeling config XML to take the labels (and the tag) from its <Choices>, "
                              "e.g. --config label_config/sentiment.xml")
+    parser.add_argument("--multi-label", action="store_true",
+                        help="read the tag as multi-label (each annotation's set of labels); implied by a --config "
+                             "whose <Choices> has choice=\"multiple\"")
     parser.add_argument("--text-key", metavar="KEY",
                         help="the task data field shown as text in --disagreements, e.g. --text-key review; "
                              "default: the first text field")
@@ -77,9 +86,14 @@ def main(argv: list[str] | None = None) -> int:
             raise ExportError("give --labels or --config, not both")
         if args.labels:
             labels = [label.strip() for label in args.labels.split(",") if label.strip()]
+        multiple = args.multi_label
         if args.config:
             from_name, labels = labels_from_config(args.config, args.from_name)
-        dataset = load_export(args.export, from_name=from_name, labels=labels, text_key=args.text_key)
+            multiple = multiple or schemas.is_multiple(args.config.read_text(encoding="utf-8-sig"), from_name)
+        dataset = load_export(args.export, from_name=from_name, labels=labels, text_key=args.text_key,
+                              multiple=multiple)
+        if multiple:
+            return _multilabel(args, dataset)
         report = agreement.analyse(dataset, bootstrap=args.bootstrap, seed=args.seed)
         if args.disagreements:
             agreement.write_disagreements(dataset, args.disagreements)
@@ -95,6 +109,25 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False))
     else:
         print(agreement.format_table(report))
+    if args.min_kappa is not None:
+        print(report["gate"]["message"], file=sys.stderr)
+    return 0 if passed else 1
+
+
+def _multilabel(args, dataset) -> int:
+    if args.disagreements:
+        print("error: --disagreements is for single-choice tags", file=sys.stderr)
+        return 2
+    report = agreement.analyse_multilabel(dataset)
+    passed = True
+    if args.min_kappa is not None:
+        alpha = report["krippendorff_alpha_masi"]
+        passed = alpha is not None and alpha >= args.min_kappa
+        shown = "null" if alpha is None else f"{alpha:.3f}"
+        message = f"gate {'passed' if passed else 'failed'}: Krippendorff's alpha (MASI) {shown} against {args.min_kappa}"
+        report["gate"] = {"statistic": "alpha-masi", "target": args.min_kappa, "passed": passed, "message": message}
+    print(json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) if args.format == "json"
+          else agreement.format_multilabel_table(report))
     if args.min_kappa is not None:
         print(report["gate"]["message"], file=sys.stderr)
     return 0 if passed else 1

@@ -19,6 +19,7 @@ import numpy as np
 
 from backend.labelstudio import model_labels
 from backend.labelstudio import schema as schemas
+from backend.labelstudio.schema import SET_SEPARATOR
 from backend.labelstudio.records import (
     AnnotatorId, annotator_id, annotator_sort_key, is_synthetic, plain_id, record_time, truthy,
 )
@@ -75,6 +76,19 @@ class Dataset:
     notes: list[str]
     source_format: str
     from_name: str | None
+    multiple: bool = False  # a multi-label question: each label is the set chosen, as one string (Schema.key)
+
+    def sets(self) -> np.ndarray:
+        """Items × annotators matrix of the label sets chosen as bitmasks (bit j: self.labels[j]), MISSING where
+        not labeled; 0 is the empty set (no label applies)."""
+        bit = {label: 1 << j for j, label in enumerate(self.labels)}
+        out = np.full((len(self.items), len(self.annotators)), MISSING, dtype=np.int64)
+        for col, annotator in enumerate(self.annotators):
+            for row, item in enumerate(self.items):
+                if annotator in item.labels:
+                    key = item.labels[annotator]
+                    out[row, col] = sum(bit[label] for label in key.split(SET_SEPARATOR) if label)
+        return out
 
     def codes(self) -> np.ndarray:
         """Items × annotators matrix of label indices (into self.labels), MISSING where not labeled."""
@@ -134,11 +148,13 @@ def load_export(
     from_name: str | None = None,
     labels: Sequence[str] | None = None,
     text_key: str | None = None,
+    multiple: bool = False,
 ) -> Dataset:
     """Read a Label Studio export: CSV when the name ends in .csv, otherwise JSON (full export or JSON-MIN).
 
     from_name picks the Choices tag (JSON) or label column (JSON-MIN/CSV); labels are the allowed labels, others
-    are counted as out of config and dropped. Raises ExportError for anything the user has to fix.
+    are counted as out of config and dropped. With `multiple`, the tag is multi-label: each annotation's label is
+    the set it chose (possibly empty: no label applies). Raises ExportError for anything the user has to fix.
     """
     path = Path(path)
     try:
@@ -154,7 +170,7 @@ def load_export(
     if path.suffix.lower() == ".csv":
         rows = _read_csv(text, path)
         tasks, from_name = _tasks_from_rows(rows, from_name, allowed, text_key, path)
-        return _build(tasks, allowed, "csv", from_name)
+        return _build(tasks, allowed, "csv", from_name, multiple)
 
     try:
         payload = json.loads(text)
@@ -165,9 +181,9 @@ def load_export(
         ) from None
     if _is_full_export(payload, path):
         tasks, from_name = _tasks_from_json(payload, from_name, text_key)
-        return _build(tasks, allowed, "json", from_name)
+        return _build(tasks, allowed, "json", from_name, multiple)
     tasks, from_name = _tasks_from_rows(payload, from_name, allowed, text_key, path)
-    return _build(tasks, allowed, "json-min", from_name)
+    return _build(tasks, allowed, "json-min", from_name, multiple)
 
 
 def _is_full_export(payload: Any, path: Path) -> bool:
@@ -350,7 +366,8 @@ def _is_newer(vote: _Vote, than: _Vote) -> bool:
     return vote.order > than.order
 
 
-def _build(tasks: list[_Task], allowed: list[str] | None, source_format: str, from_name: str | None) -> Dataset:
+def _build(tasks: list[_Task], allowed: list[str] | None, source_format: str, from_name: str | None,
+           multiple: bool = False) -> Dataset:
     """Apply the counting rules shared by every format and keep the tasks with at least one label."""
     counts = dict.fromkeys(COUNT_KEYS, 0)
     counts["tasks_in_export"] = len(tasks)
@@ -376,6 +393,16 @@ def _build(tasks: list[_Task], allowed: list[str] | None, source_format: str, fr
                     latest[vote.annotator] = vote
         labels: dict[AnnotatorId, str] = {}
         for annotator, vote in latest.items():
+            if multiple:
+                chosen = vote.choices or []  # no region: the annotator chose no label, an answer of its own
+                for label in chosen:
+                    if allowed is not None and label not in allowed:
+                        counts["out_of_config_labels"] += 1
+                        out_of_config[label] += 1
+                kept = [label for label in chosen if allowed is None or label in allowed]
+                order = allowed or sorted(set(kept))
+                labels[annotator] = SET_SEPARATOR.join(label for label in order if label in kept)
+                continue
             if not vote.choices:
                 counts["empty_annotations"] += 1
             elif len(vote.choices) > 1:
@@ -395,9 +422,13 @@ def _build(tasks: list[_Task], allowed: list[str] | None, source_format: str, fr
     counts["tasks_used"] = len(items)
 
     annotators = sorted({a for item in items for a in item.labels}, key=annotator_sort_key)
-    label_list = allowed if allowed is not None else sorted({v for item in items for v in item.labels.values()})
+    used = {v for item in items for v in item.labels.values()}
+    if multiple:
+        used = {label for key in used for label in key.split(SET_SEPARATOR) if label}
+    label_list = allowed if allowed is not None else sorted(used)
     notes = _count_notes(counts, out_of_config)
-    return Dataset(items, annotators, list(label_list), counts, dict(out_of_config), notes, source_format, from_name)
+    return Dataset(items, annotators, list(label_list), counts, dict(out_of_config), notes, source_format, from_name,
+                   multiple)
 
 
 def _count_notes(counts: dict[str, int], out_of_config: Counter[str]) -> list[str]:

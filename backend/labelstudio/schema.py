@@ -188,6 +188,13 @@ def as_config(config: Config | Schema) -> Config:
     return config if isinstance(config, Config) else Config((config,))
 
 
+def is_multiple(config: str, from_name: str) -> bool:
+    """Whether a <Choices> tag of the config is multi-label (choice="multiple")."""
+    interface = LabelInterface(config)
+    return any(c.tag == "Choices" and c.name == from_name and c.attr.get("choice") == MULTIPLE_CHOICE
+               for c in interface.controls)
+
+
 def parse(config: str) -> Schema:
     """The config's first question the backend can fill (see parse_config), or SchemaError saying why none."""
     return parse_config(config).primary

@@ -8,6 +8,10 @@ The export is reduced to one label per annotator per task (backend/labelstudio/e
 - percent agreement and per-label specific agreement (defined in their docstrings);
 - percentile bootstrap intervals that resample items, and the Landis & Koch band of each κ/α.
 
+A multi-label question (choice="multiple") is reduced to the set of labels each annotator chose (analyse_multilabel):
+Krippendorff's α with the MASI set distance over the sets, exact-set agreement, and per label (chosen or not)
+Cohen's κ per pair, Fleiss' κ and α.
+
 scripts/agreement.py is the command-line front end.
 """
 
@@ -163,6 +167,102 @@ def point_statistics(codes: np.ndarray, n_labels: int) -> dict[str, Any]:
         "alpha": krippendorff_alpha(codes),
         "percent": percent_agreement(codes),
     }
+
+
+def masi_distance(a: int, b: int) -> float:
+    """MASI distance (Passonneau 2006) of two label sets given as bitmasks: 1 - Jaccard × monotonicity, where
+    monotonicity is 1 for equal sets, 2/3 when one holds the other, 1/3 when they overlap, 0 when disjoint.
+    Written here on bitmasks so krippendorff's vectorised α can take it as its distance."""
+    if a == b:
+        return 0.0
+    common, union = (a & b).bit_count(), (a | b).bit_count()
+    monotonicity = 2 / 3 if (a & b) in (a, b) else 1 / 3 if common else 0.0
+    return 1.0 - common / union * monotonicity
+
+
+def _masi_metric(v1, v2, i1, i2, n_v, dtype=np.float64) -> np.ndarray:
+    # krippendorff's DistanceMetric: distances between value-domain entries v1 and v2 (arrays of bitmasks).
+    return np.vectorize(masi_distance, otypes=[float])(v1.astype(np.int64), v2.astype(np.int64)).astype(dtype)
+
+
+def masi_alpha(sets: np.ndarray) -> float | None:
+    """Krippendorff's α over items × annotators label sets (bitmasks, MISSING where not labeled), MASI distance."""
+    sets = np.asarray(sets)
+    present = sets[sets != MISSING]
+    if present.size == 0 or len(np.unique(present)) < 2:
+        return None
+    data = sets.T.astype(float)
+    data[data == MISSING] = np.nan
+    try:
+        with np.errstate(all="ignore"):
+            value = krippendorff.alpha(reliability_data=data, value_domain=np.unique(present).astype(float),
+                                       level_of_measurement=_masi_metric)
+    except ValueError:
+        return None
+    return _finite(value)
+
+
+def analyse_multilabel(dataset: Dataset) -> dict[str, Any]:
+    """A multi-label question's agreement as one JSON-ready dict: α (MASI) over the sets, exact-set agreement,
+    and per label the agreement on whether it applies."""
+    sets = dataset.sets()
+    pairs = _pair_columns(dataset.annotators)
+    notes = list(dataset.notes)
+    alpha = masi_alpha(sets)
+    if alpha is None:
+        notes.append("Krippendorff's α (MASI) is null: no item has two or more labels, or one set is used throughout")
+    per_label = {}
+    for j, label in enumerate(dataset.labels):
+        binary = np.where(sets == MISSING, MISSING, (sets >> j) & 1)
+        stats = point_statistics(binary, 2)
+        per_label[label] = {
+            "cohen_kappa": {key: stats["cohen"][columns] for key, columns in pairs.items()},
+            "fleiss_kappa": stats["fleiss"],
+            "krippendorff_alpha": stats["alpha"],
+            "chosen": int((binary == 1).sum()),
+        }
+    labeled = sets != MISSING
+    return {
+        "source": {"format": dataset.source_format, "from_name": dataset.from_name},
+        "multi_label": True,
+        "annotators": [str(a) for a in dataset.annotators],
+        "labels": list(dataset.labels),
+        "n_items": len(dataset.items),
+        "krippendorff_alpha_masi": alpha,
+        "krippendorff_n_items": int((labeled.sum(axis=1) >= 2).sum()),
+        "exact_set_agreement": percent_agreement(sets),
+        "per_label": per_label,
+        "bands": {"krippendorff_alpha_masi": landis_koch(alpha)},
+        "counts": dict(dataset.counts),
+        "out_of_config_labels": dict(dataset.out_of_config),
+        "notes": notes,
+    }
+
+
+def format_multilabel_table(report: dict[str, Any]) -> str:
+    def num(value: float | None) -> str:
+        return "null" if value is None else f"{round(value, 3) + 0.0:.3f}"
+
+    lines = [
+        f"Annotators: {', '.join(report['annotators']) or 'none'}   labels (multi-label): "
+        f"{', '.join(report['labels']) or 'none'}",
+        f"Items with at least one answer: {report['n_items']}   (format {report['source']['format']}, "
+        f"tag {report['source']['from_name']})",
+        "",
+        f"  Krippendorff alpha (MASI set distance)  {num(report['krippendorff_alpha_masi']):>7}   "
+        f"{report['krippendorff_n_items']} items   {report['bands']['krippendorff_alpha_masi'] or '-'}",
+        f"  Exact-set agreement (all chose the same set)  {num(report['exact_set_agreement']):>7}",
+        "",
+        "Per label (chosen or not): Fleiss kappa, alpha, Cohen's kappa per pair",
+    ]
+    for label, row in report["per_label"].items():
+        pairs = ", ".join(f"{pair} {num(value)}" for pair, value in row["cohen_kappa"].items()) or "no pairs"
+        lines.append(f"  {label:<20} fleiss {num(row['fleiss_kappa']):>7}  alpha {num(row['krippendorff_alpha']):>7}"
+                     f"  chosen {row['chosen']:>4}  {pairs}")
+    lines += ["", "Counts"] + [f"  {key.replace('_', ' '):<32} {value}" for key, value in report["counts"].items()]
+    if report["notes"]:
+        lines += ["", "Notes"] + [f"  - {note}" for note in report["notes"]]
+    return "\n".join(lines)
 
 
 class _Resampler:
