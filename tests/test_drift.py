@@ -343,3 +343,40 @@ def test_label_issues_file_errors_are_one_line(tmp_path):
         result = run_cli("drift", str(export), "--gold", g.source, "--label-issues", str(path))
         assert result.returncode == 2 and says in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_a_multi_label_question_is_judged_on_the_whole_set(tmp_path):
+    # Gold for the facets config's aspects: lists of labels, the empty list a valid answer.
+    items = [{"text": f"gold review {i}", "label": labels} for i, labels in
+             enumerate([["Acting"], [], ["Story", "Music"], ["Visuals"]] * 3)]
+    path = tmp_path / "gold.jsonl"
+    path.write_text("\n".join(json.dumps(item) for item in items))
+    g = gold.load_gold(path, ["Acting", "Story", "Visuals", "Music"], multiple=True)
+    assert g.label_for("gold review 2") == "Music + Story" and g.label_for("gold review 1") == "(none)"
+
+    def answer(who, text, labels, minute):
+        result = [{"from_name": "aspects", "to_name": "review", "type": "choices", "value": {"choices": labels}}]
+        return {"completed_by": who, "was_cancelled": False, "result": result if labels else [],
+                "created_at": f"2026-11-30T10:{minute:02d}:00Z"}
+
+    tasks = []
+    for i, item in enumerate(items):
+        right = list(reversed(item["label"]))  # the order chosen does not matter
+        off = item["label"][:1] if len(item["label"]) > 1 else ["Acting", "Story"]  # one label short or too many
+        tasks.append({"id": i + 1, "data": {"text": item["text"]},
+                      "annotations": [answer(1, item["text"], right, i), answer(2, item["text"], off, i)]})
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps(tasks))
+    report = drift.drift_report(export, g, window=4, threshold=0.9, from_name="aspects", multiple=True)
+    rows = by_annotator(report)
+    assert rows["1"]["accuracy"] == 1.0 and not rows["1"]["flagged"]
+    assert rows["2"]["accuracy"] == 0.0 and rows["2"]["flagged"]
+    assert rows["2"]["errors"]["(none)"] == {"Acting + Story": 3}
+    # The CLI takes the multi-label tag from the config.
+    cli = run_cli("drift", str(export), "--gold", str(path), "--config", str(ROOT / "label_config" / "review_facets.xml"),
+                  "--from-name", "aspects", "--window", "4", "--format", "json")
+    assert cli.returncode == 1 and json.loads(cli.stdout)["flagged"] == ["2"], cli.stderr
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"text": "x", "label": ["Plot"]}))
+    with pytest.raises(gold.GoldError, match="unknown label 'Plot'"):
+        gold.load_gold(bad, ["Acting", "Story"], multiple=True)

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 
+from backend.labelstudio import schema as schemas
 from backend.labelstudio.export import ExportError, labels_from_config
 from backend.quality import drift, gold
 from backend.labelstudio import sync as project_sync
@@ -32,16 +33,18 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see --help)\n")
 
 
-def _labels(args: argparse.Namespace) -> tuple[str | None, list[str]]:
-    """The Choices tag and labels from --config, else no tag (guessed from the export) and the corpus labels."""
+def _labels(args: argparse.Namespace) -> tuple[str | None, list[str], bool]:
+    """The Choices tag (--from-name, else the first), its labels and whether it is multi-label, from --config; else
+    no tag (guessed from the export), the corpus labels, single choice."""
     if args.config:
-        return labels_from_config(args.config)
-    return None, list(gold.LABELS)
+        name, labels = labels_from_config(args.config, args.from_name)
+        return name, labels, schemas.is_multiple(args.config.read_text(encoding="utf-8-sig"), name)
+    return args.from_name, list(gold.LABELS), False
 
 
 def _inject(args: argparse.Namespace) -> int:
-    _, labels = _labels(args)
-    gold_set = gold.load_gold(args.gold, labels)
+    _, labels, multiple = _labels(args)
+    gold_set = gold.load_gold(args.gold, labels, multiple)
     rate = gold.parse_rate(args.rate)
     # The import hash is dropped: gold tasks have none, and a column only real tasks fill would give gold away.
     # sync_project.py import computes it again for every task.
@@ -70,10 +73,10 @@ def _inject(args: argparse.Namespace) -> int:
 
 
 def _drift(args: argparse.Namespace) -> int:
-    from_name, labels = _labels(args)
-    gold_set = gold.load_gold(args.gold, labels)
+    from_name, labels, multiple = _labels(args)
+    gold_set = gold.load_gold(args.gold, labels, multiple)
     report = drift.drift_report(args.export, gold_set, window=args.window, threshold=args.threshold,
-                                drop=args.drop, from_name=from_name, text_key=args.text_key)
+                                drop=args.drop, from_name=from_name, text_key=args.text_key, multiple=multiple)
     if args.label_issues:
         drift.join_label_issues(report, args.label_issues)
     if args.plot:
@@ -140,7 +143,11 @@ def _parser() -> argparse.ArgumentParser:
                               "(default guidelines/gold/sentiment.jsonl)")
         sub.add_argument("--config", type=Path, metavar="FILE",
                          help="labeling config XML whose <Choices> gives the allowed labels (and the tag to read), "
-                              "e.g. --config label_config/sentiment.xml (default: Positive, Negative, Neutral)")
+                              "e.g. --config label_config/sentiment.xml (default: Positive, Negative, Neutral); "
+                              "a multi-label <Choices> (choice=\"multiple\") takes gold labels as lists")
+        sub.add_argument("--from-name", metavar="NAME",
+                         help="the <Choices> of --config to read when it has several, e.g. --from-name aspects "
+                              "(default: the first)")
         sub.add_argument("--text-key", default=gold.DEFAULT_TEXT_KEY if sub is inject else None, metavar="KEY",
                          help="the task data field holding the text, e.g. --text-key review "
                               f"(default: {'text' if sub is inject else 'text, else the first text field'})")

@@ -32,7 +32,7 @@ from typing import Any, Sequence
 from backend.labelstudio.export import first_choices_name, region_choices
 from backend.quality import agreement
 from backend.labelstudio.records import AnnotatorId, annotator_id, annotator_sort_key, is_synthetic, parse_time, truthy
-from backend.quality.gold import GoldError, GoldSet
+from backend.quality.gold import GoldError, GoldSet, set_label
 
 DEFAULT_WINDOW = 10
 DEFAULT_THRESHOLD = 0.8
@@ -207,8 +207,12 @@ def drift_report(
     drop: float = DEFAULT_DROP,
     from_name: str | None = None,
     text_key: str | None = None,
+    multiple: bool = False,
 ) -> dict[str, Any]:
-    """The drift report of an export against a gold set, as one JSON-ready dict (the CLI's --format json)."""
+    """The drift report of an export against a gold set, as one JSON-ready dict (the CLI's --format json).
+
+    With `multiple` the tag is multi-label: an answer is the set of labels chosen (none is an answer too), correct
+    when it is the gold set exactly (gold.set_label)."""
     if window < 1:
         raise GoldError(f"window must be 1 or more, got {window}")
     if not 0 <= threshold <= 1:
@@ -242,12 +246,16 @@ def drift_report(
     answers: dict[Any, list[GoldAnswer]] = {a: [] for a in annotators}
     undated = 0
     for annotation in latest.values():
-        if not annotation.choices or len(annotation.choices) != 1:
+        if multiple:
+            given = set_label(annotation.choices or [])
+        elif not annotation.choices or len(annotation.choices) != 1:
             counts["gold_annotations_without_one_choice"] += 1
             continue
+        else:
+            given = annotation.choices[0]
         undated += annotation.created_at is None
         answers[annotation.annotator].append(GoldAnswer(
-            annotation.task_id, annotation.created_at, gold.label_for(annotation.text), annotation.choices[0]))
+            annotation.task_id, annotation.created_at, gold.label_for(annotation.text), given))
     for annotator, given in answers.items():
         given.sort(key=lambda g: _sort_time(g.created_at, latest[(g.task_id, annotator)].order))
     counts["gold_answers_used"] = sum(len(v) for v in answers.values())

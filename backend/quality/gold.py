@@ -1,7 +1,8 @@
 """Gold tasks: items with known labels, hidden in the annotation stream to measure each annotator.
 
 The gold file (default guidelines/gold/sentiment.jsonl) holds one item per line, {"text", "label", "note"}; a JSON
-list or a CSV file with text,label[,note] columns works too. `load_gold` validates it (known labels, non-empty and
+list or a CSV file with text,label[,note] columns works too. For a multi-label question the label is the set of
+labels that apply: a JSON list (possibly empty), or in CSV the labels separated by commas ("none" for the empty set). `load_gold` validates it (known labels, non-empty and
 unique texts) and names the offending line of any mistake.
 
 `inject_gold` mixes gold tasks into a list of tasks: K gold per block of N tasks as the annotators see them (default
@@ -98,7 +99,23 @@ class GoldSet:
 # Loading
 
 
-def load_gold(path: str | Path = DEFAULT_GOLD, labels: Sequence[str] | None = LABELS) -> GoldSet:
+NO_LABEL = "(none)"
+
+
+def set_label(labels: Sequence[str]) -> str:
+    """A multi-label answer as one comparable, readable string: the labels sorted, "(none)" for the empty set."""
+    return " + ".join(sorted(set(labels))) or NO_LABEL
+
+
+def _set_members(label: Any) -> list[str] | None:
+    if isinstance(label, list) and all(isinstance(x, str) for x in label):
+        return [x.strip() for x in label if x.strip()]
+    if isinstance(label, str):
+        return [] if label.strip().lower() in ("none", NO_LABEL) else [x.strip() for x in label.split(",") if x.strip()]
+    return None
+
+
+def load_gold(path: str | Path = DEFAULT_GOLD, labels: Sequence[str] | None = LABELS, multiple: bool = False) -> GoldSet:
     """Read and validate a gold file: CSV (*.csv), JSONL (*.jsonl, or any file not starting with "[") or a JSON list.
 
     Every entry needs a non-empty "text" and a "label" among `labels` (any label when None); "note" is optional. Texts must be unique
@@ -117,10 +134,18 @@ def load_gold(path: str | Path = DEFAULT_GOLD, labels: Sequence[str] | None = LA
         value, label, note = row.get("text"), row.get("label"), row.get("note")
         if not isinstance(value, str) or not value.strip():
             raise GoldError(f"{path} {where}: empty or missing text")
-        if not isinstance(label, str) or not label.strip():
+        if multiple:
+            members = _set_members(label)
+            if members is None:
+                raise GoldError(f"{path} {where}: a multi-label gold label is a list of labels (or \"none\")")
+            unknown = [m for m in members if allowed is not None and m not in allowed]
+            if unknown:
+                raise GoldError(f"{path} {where}: unknown label {unknown[0]!r} (allowed: {', '.join(allowed)})")
+            label = set_label(members)
+        elif not isinstance(label, str) or not label.strip():
             raise GoldError(f"{path} {where}: missing label")
         label = label.strip()
-        if allowed is not None and label not in allowed:
+        if not multiple and allowed is not None and label not in allowed:
             raise GoldError(f"{path} {where}: unknown label {label!r} (allowed: {', '.join(allowed)})")
         if note is not None and not isinstance(note, str):
             raise GoldError(f"{path} {where}: note must be text")
