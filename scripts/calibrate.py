@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Fit the LLM's per-label calibration on a labeled sample of the Rotten Tomatoes corpus and save it.
+"""Fit the LLM's per-label calibration on a labeled sample and save it where the backend finds it.
 
 The command lives in backend/cli/calibrate.py and is installed as `labelloop-calibrate`; this file runs it from a checkout.
 """

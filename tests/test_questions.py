@@ -279,3 +279,53 @@ def test_a_config_without_a_fillable_question_is_still_a_422(tmp_path, predictor
               '<Choices name="c" toName="t" perRegion="true"><Choice value="x"/><Choice value="y"/></Choices></View>')
     answer = post(client, "/setup", {"project": "3.1", "schema": config})
     assert answer.status_code == 422 and "per-region" in answer.get_json()["error"]
+
+
+# ---------------------------------------------------------------- calibration and measurement
+
+
+def test_a_fitted_form_calibration_gives_each_label_its_own_threshold(predictor, tmp_path):
+    from backend.bench import questions
+    from backend.llm import calibration as cal
+
+    items = SAMPLE[:60]
+    setup = predictor.form_setup(CONFIG)
+    logprobs = predictor.scorer.label_logprobs(setup.prompt, [item["text"] for item in items])
+    fitted = questions.fit_form_calibration(CONFIG, logprobs, items)
+    assert [len(fitted[q]) for q in CONFIG.names] == [1, 4, 1]
+    assert {c.method for c in fitted["aspects"]} == {"fitted"} and fitted["aspects"][0].labels == cal.YES_NO
+    assert fitted["aspects"][0].features == ("aspects[Acting]: yes", "aspects[Acting]: no")
+    # Saved under forms/, it is what CALIBRATION=auto serves for this prompt and model.
+    cal.save_form(tmp_path / "forms" / "facets.json", fitted, setup.prompt.sha256, predictor.source.identity)
+    served = tiny_predictor(calibration="auto", guidelines_path=FACETS_GUIDELINES)
+    served.calibration_dir = tmp_path
+    assert served.form_setup(CONFIG).calibrations == fitted
+    assert "-fitted-" in served.version(CONFIG) and served.version(CONFIG) != predictor.version(CONFIG)
+
+
+def test_the_measurement_reports_every_question_and_the_speed_of_one_against_three(predictor):
+    from backend.bench import questions
+
+    one = schemas.Config(CONFIG.questions[:1])
+    result = questions.run(predictor, CONFIG, SAMPLE[:60], 30, [20, 100], 1, {"1": one, "3": CONFIG})
+    assert (result["train"], result["test"]) == (30, 30)
+    for name in CONFIG.names:
+        row = result["questions"][name]
+        assert 0 <= row["zero_shot"]["macro_f1"] <= 1 and row["after_100"] is None  # more labels than the sample
+        assert "macro_f1" in row["after_20"] or "error" in row["after_20"]
+    aspects = result["questions"]["aspects"]
+    assert {"micro_f1", "macro_f1", "hamming_loss"} <= set(aspects["zero_shot"])
+    assert set(aspects["methods"]) == {"yes_no_per_label", "among_the_set"}
+    assert set(result["reviews_per_s"]) == {"1", "3"} and min(result["reviews_per_s"].values()) > 0
+
+
+def test_the_commands_refuse_a_sample_or_config_they_cannot_use(tmp_path, capsys):
+    from backend.cli import bench_questions, calibrate
+
+    sample = tmp_path / "sample.jsonl"
+    sample.write_text(json.dumps({"text": "fine", "sentiment": "Positive"}) + "\n")
+    assert bench_questions.main(["--sample", str(sample)]) == 1
+    assert "lack aspects, spoiler" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        calibrate.main(["--config", str(ROOT / "label_config" / "review_facets.xml")])
+    assert exit_.value.code == 2 and "give a labeled --sample" in capsys.readouterr().err

@@ -17,7 +17,9 @@ import numpy as np
 from sklearn.metrics import f1_score, hamming_loss
 
 from backend.labelstudio.schema import Config, Schema, as_config
-from backend.llm.predictor import Predictor
+from backend.llm import calibration as cal
+from backend.llm import prompt as prompts
+from backend.llm.predictor import Predictor, form_columns, form_probabilities
 from backend.loop import classifier
 
 SEED = 0
@@ -49,6 +51,26 @@ def scores(question: Schema, y: np.ndarray, probs: np.ndarray, thresholds: np.nd
     labels = list(range(len(question.labels)))
     return {"macro_f1": round(float(f1_score(y, probs.argmax(1), labels=labels, average="macro", zero_division=0)), 4),
             "accuracy": round(float((probs.argmax(1) == y).mean()), 4)}
+
+
+def fit_form_calibration(config: Config, logprobs: np.ndarray, items: Sequence[dict]) -> dict[str, tuple[cal.Calibration, ...]]:
+    """Every question's calibration fitted on labeled items (their answer lines' log-probabilities): a multinomial
+    regression per single-choice question, a yes/no one per label of a multi-label question, which puts each
+    label's threshold where the labels say. A label the items never (or always) choose keeps no bias."""
+    lines = [line for q in config.questions for line in prompts.answers(q)]
+    out = {}
+    for q, parts in form_columns(config):
+        y = truth(q, items)
+        fitted = []
+        for j, (labels, cols) in enumerate(parts):
+            features = [lines[c] for c in cols]
+            target = 1 - y[:, j] if q.multiple else y  # yes is column 0 of a label's two answers
+            try:
+                fitted.append(cal.fit(labels, features, logprobs[:, cols], target))
+            except cal.CalibrationError:
+                fitted.append(cal.identity(labels, features))
+        out[q.from_name] = tuple(fitted)
+    return out
 
 
 def best_thresholds(y: np.ndarray, probs: np.ndarray) -> np.ndarray:
@@ -96,11 +118,14 @@ def run(predictor: Predictor, config: Config, sample: list[dict], test_size: int
     at = slice(len(train), len(items))
     answers, states = predictor.answers_and_states(config, texts, layer) if layer else (predictor.answers(config, texts), None)
     vectors, recipe = (states, "state_blend") if layer else (_minilm(texts), "blend")
+    logprobs = predictor.scorer.label_logprobs(predictor.form_setup(config).prompt, texts)
+    calibrated = form_probabilities(config, fit_form_calibration(config, logprobs[: len(train)], train), logprobs)
     out: dict[str, Any] = {"train": len(train), "test": len(test), "questions": {}}
     for q in config.questions:
         y = truth(q, items)
         probs = answers[q.from_name]
-        row: dict[str, Any] = {"multiple": q.multiple, "zero_shot": scores(q, y[at], probs[at])}
+        row: dict[str, Any] = {"multiple": q.multiple, "zero_shot": scores(q, y[at], probs[at]),
+                               "calibrated_on_train": scores(q, y[at], calibrated[q.from_name][at])}
         for n in label_counts:
             if n > len(train):
                 row[f"after_{n}"] = None  # the sample is too small to hold this many labels and the test split

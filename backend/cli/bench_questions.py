@@ -71,8 +71,9 @@ def _run(args) -> int:
 
 def _print(result: dict, counts: list[int]) -> None:
     print(f"{result['model']}, {result['config']}: {result['train']} items to learn from, {result['test']} to score")
-    columns = ["zero_shot"] + [f"after_{n}" for n in counts]
-    print(f"{'question':<12} {'measure':<13}" + "".join(f"{c.replace('_', ' '):>12}" for c in columns))
+    columns = ["zero_shot", "calibrated_on_train"] + [f"after_{n}" for n in counts]
+    heads = {"zero_shot": "zero-shot", "calibrated_on_train": "calibrated"}
+    print(f"{'question':<12} {'measure':<13}" + "".join(f"{heads.get(c, c.replace('_', ' ')):>12}" for c in columns))
     for name, row in result["questions"].items():
         for measure in (["micro_f1", "macro_f1", "hamming_loss"] if row["multiple"] else ["macro_f1", "accuracy"]):
             cells = []
