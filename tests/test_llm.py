@@ -35,7 +35,10 @@ def scorer():
 
 @pytest.mark.parametrize(
     "labels",
-    [("Positive", "Negative", "Neutral"), ("Very good indeed", "Rather bad stuff", "So-so"), ("A", "Ab", "Abc def")],
+    [("Positive", "Negative", "Neutral"), ("Very good indeed", "Rather bad stuff", "So-so"), ("A", "Ab", "Abc def"),
+     # Answer lines of a several-question prompt: labels differing only in their last token share one branch.
+     ("aspects[Acting]: yes", "aspects[Acting]: no", "aspects[Music]: yes", "aspects[Music]: no", "spoiler: Yes",
+      "spoiler: No")],
 )
 def test_packed_scores_equal_one_sequence_per_label(scorer, labels):
     # Multi-token labels, labels that share first tokens, several rows and batches (row_tokens is small).
@@ -169,3 +172,12 @@ def test_the_scorer_contract_and_the_predictor_load_without_torch():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+def test_answers_that_differ_only_in_their_last_token_share_one_branch(scorer):
+    from backend.llm.local import _branches
+    from backend.llm.scorer import answer_ids
+
+    lines = ["aspects[Acting]: yes", "aspects[Acting]: no", "aspects[Music]: yes", "aspects[Music]: no"]
+    distinct, owner = _branches(answer_ids(scorer.encode, lines))
+    assert len(distinct) == 2 and owner == [0, 0, 1, 1]

@@ -5,7 +5,8 @@ How the pass is laid out (why it is fast and exact):
   starts from a view of it, so a task costs only its own tokens plus a few chat markers;
 - each row holds one task's text, then every multi-token label's tokens side by side as branches; a 4-D
   attention mask lets a branch see the text and its own earlier tokens only, and position ids restart after the
-  text for every branch, so each label is scored exactly as if it had been appended alone;
+  text for every branch, so each label is scored exactly as if it had been appended alone; labels that differ only
+  in their last token ("aspects[Acting]: yes" and "...: no", or every "sentiment: <label>") share one branch;
 - the LM head (a 152k-wide matmul) runs only on the positions whose next token is a label token;
 - the same pass can hand out one layer's hidden state at the position where the answer begins (the text's last
   token): the features a trained model learns from, at no extra forward pass.
@@ -54,6 +55,13 @@ def pick_device(choice: str, cuda_available: bool) -> str:
         raise ValueError(f"LLM_DEVICE=cuda, but torch {torch.__version__} sees no CUDA device (a CPU-only build, or "
                          "no GPU visible); use LLM_DEVICE=auto or cpu")
     return choice
+
+
+def _branches(label_ids: list[list[int]]) -> tuple[list[list[int]], list[int]]:
+    """The distinct branches (a label's tokens but its last, which is predicted, never fed) and each label's."""
+    distinct: dict[tuple[int, ...], int] = {}
+    owner = [distinct.setdefault(tuple(ids[:-1]), len(distinct)) for ids in label_ids]
+    return [list(b) for b in distinct], owner
 
 
 class LLMScorer:
@@ -154,7 +162,7 @@ class LLMScorer:
         Packing several short reviews into one row (each seeing only the prefix and itself) wastes no compute on
         padding, which matters when reviews are 20 tokens and a plot synopsis 200.
         """
-        extra = sum(len(ids) - 1 for ids in label_ids)
+        extra = sum(len(b) for b in _branches(label_ids)[0])
         order = sorted(range(len(segments)), key=lambda i: -len(segments[i]))
         rows: list[list[int]] = []
         lengths: list[int] = []
@@ -179,7 +187,7 @@ class LLMScorer:
         from transformers import DynamicCache
 
         n_labels = len(label_ids)
-        branches = [ids[:-1] for ids in label_ids]  # the last token of a label is predicted, never fed
+        branches, branch_of = _branches(label_ids)
         branch_len = sum(len(b) for b in branches)
         n, p = len(rows), len(prefix.ids)
         width = max(sum(len(seg) + branch_len for seg in row) for row in rows)
@@ -201,8 +209,10 @@ class LLMScorer:
                 mask[r, 0, start : start + t, p + start : p + start + t] = torch.tril(torch.ones(t, t, dtype=torch.bool))
                 offset = start + t
                 answer_at.append(r * width + start + t - 1)
-                for li, (branch, full) in enumerate(zip(branches, label_ids)):
+                starts = []
+                for branch in branches:
                     b = len(branch)
+                    starts.append(offset)
                     if b:
                         input_ids[r, offset : offset + b] = torch.tensor(branch)
                         positions[r, offset : offset + b] = torch.arange(p + t, p + t + b)
@@ -210,13 +220,15 @@ class LLMScorer:
                         mask[r, 0, offset : offset + b, p + offset : p + offset + b] = torch.tril(
                             torch.ones(b, b, dtype=torch.bool)
                         )
+                    offset += b
+                for li, full in enumerate(label_ids):
+                    at, b = starts[branch_of[li]], len(full) - 1
                     # Token k of the label is predicted by the text's last output (k = 0) or by branch token k-1.
-                    for k, col in enumerate([start + t - 1] + [offset + j for j in range(b)]):
+                    for k, col in enumerate([start + t - 1] + [at + j for j in range(b)]):
                         gather_rows.append(r)
                         gather_cols.append(col)
                         targets.append(full[k])
                         owners.append(n_seg * n_labels + li)
-                    offset += b
                 start = offset
                 n_seg += 1
         cache = DynamicCache(
