@@ -190,16 +190,16 @@ def test_unknown_project(label_studio, args):
 @pytest.mark.e2e
 def test_config_the_backend_cannot_serve(label_studio, backend_server, tmp_path):
     config = write(
-        tmp_path / "multi.xml",
-        '<View><Text name="t" value="$text"/><Choices name="tags" toName="t" choice="multiple">'
+        tmp_path / "regions.xml",
+        '<View><Text name="t" value="$text"/><Choices name="tags" toName="t" perRegion="true">'
         '<Choice value="Funny"/><Choice value="Sad"/></Choices></View>',
     )
     auth = {"url": label_studio.url, "api_key": label_studio.admin.token}
-    created = run_sync("project", "--title", "Multi-choice", "--config", str(config), **auth)
+    created = run_sync("project", "--title", "Per-region choices", "--config", str(config), **auth)
     assert created.returncode == 0, created.stderr
     project = created.stdout.strip()
     done = run_sync("connect", "--project", project, "--backend-url", backend_server.url, **auth)
-    assert_one_line_error(done, "cannot serve", 'choice="multiple"')
+    assert_one_line_error(done, "cannot serve", "per-region")
     # Nothing half-made is left behind in the project.
     from label_studio_sdk import LabelStudio
 

@@ -82,13 +82,15 @@ def check(args: argparse.Namespace) -> None:
         raise UsageError("--review needs --project (the tab is made in a live project)")
 
 
-def read_config(path: Path) -> schemas.Schema:
+def read_config(path: Path) -> schemas.Config:
+    """The config, whose first question (the one judged) must be single-choice."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as e:
         raise UsageError(f"cannot read --config {path}: {e.strerror or e}") from None
     try:
-        return schemas.parse(text)
+        schemas.parse_single(text)
+        return schemas.parse_config(text)
     except schemas.SchemaError as e:
         raise UsageError(f"--config {path}: {e}") from None
 
@@ -141,12 +143,13 @@ def run(args: argparse.Namespace) -> int:
         client = None
         if args.project is not None:
             client = connect().client
-            _, schema = finish.project_schema(client, args.project)  # a wrong project fails before the model loads
+            config = finish.project_schema(client, args.project)[1]  # a wrong project fails before the model loads
             path = Path(tmp) / "export.json"
             tasks = label_review.download_export(client, args.project, path)
         else:
-            schema = read_config(args.config)
+            config = read_config(args.config)
             path, tasks = args.export, None
+        schema = config.primary
         try:
             dataset = load_export(path, from_name=schema.from_name, labels=schema.labels, text_key=schema.data_key)
             gold_set = gold.load_gold(args.gold, schema.labels) if args.gold else gold.default_gold()
@@ -160,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
             confirmed = label_review.confirmed_labels(label_review.read_state(client, args.project), seen, given)
         loop = finish.make_loop(settings, lambda: load_model(settings))
         report = label_issues.judge(
-            rows, schema.labels, lambda texts: finish.score_texts(loop, schema, texts, not args.quiet), loop.text.recipe,
+            rows, schema.labels, lambda texts: finish.score_texts(loop, config, texts, not args.quiet), loop.text.recipe,
             confirmed,
         )
         if report["consensus"]:

@@ -72,7 +72,7 @@ def _schema(path: Path):
     from backend.labelstudio import schema as schemas
 
     try:
-        return schemas.parse(path.read_text(encoding="utf-8"))
+        return schemas.parse_single(path.read_text(encoding="utf-8"))
     except OSError as e:
         raise syn.SyntheticError(f"cannot read labeling config {path}: {e.strerror or e}") from None
 
@@ -247,7 +247,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         args.project = sync.ensure_project(ls.client, args.title, args.config, args.guidelines).id
     project = sync.get_project(ls.client, args.project)
     try:
-        schema = schemas.parse(project.label_config or "")
+        schema = schemas.parse_single(project.label_config or "")
     except schemas.SchemaError as e:
         raise syn.SyntheticError(f"project {args.project}: {e}") from None
     tasks = syn.label_studio_tasks(items, schema)

@@ -200,6 +200,16 @@ def parse(config: str) -> Schema:
     return parse_config(config).primary
 
 
+def parse_single(config: str) -> Schema:
+    """parse(), for the tools that read one label per task (finishing, label issues, synthetic examples): a
+    multi-label first question is a SchemaError saying so."""
+    question = parse(config)
+    if question.multiple:
+        raise SchemaError(f'the first question, <Choices name="{question.from_name}">, is multi-label '
+                          '(choice="multiple"); this reads single-choice questions only')
+    return question
+
+
 def parse_config(config: str) -> Config:
     """Every question the backend can fill, or SchemaError saying why there is none."""
     return _parse(config)

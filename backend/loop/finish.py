@@ -99,10 +99,12 @@ def read_states(
     return states
 
 
-def project_schema(client: Any, project_id: int) -> tuple[Any, schemas.Schema]:
+def project_schema(client: Any, project_id: int) -> tuple[Any, schemas.Config]:
+    """The project and its config, whose first question (the one finished) must be single-choice."""
     project = get_project(client, project_id)
     try:
-        return project, schemas.parse(project.label_config or "")
+        schemas.parse_single(project.label_config or "")
+        return project, schemas.parse_config(project.label_config or "")
     except schemas.SchemaError as e:
         raise FinishError(f"project {project_id}'s labeling config cannot be finished by this backend: {e}") from None
 
@@ -134,7 +136,7 @@ def check_target(target: float, level: float) -> None:
 
 
 def score_texts(
-    loop: "Loop", schema: schemas.Schema, texts: list[str], progress: bool
+    loop: "Loop", config: schemas.Config, texts: list[str], progress: bool
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """The texts' vectors and calibrated LLM probabilities, as the backend computes them (cached on disk)."""
     features = loop.text.kind()
@@ -142,9 +144,9 @@ def score_texts(
     with tqdm(total=len(texts), unit="task", desc="score", disable=not progress or not texts) as bar:
         for start in range(0, len(texts), SCORE_CHUNK):
             batch = texts[start : start + SCORE_CHUNK]
-            parts.append(loop.text.vectors(schema, batch, features))
+            parts.append(loop.text.vectors(config, batch, features))
             bar.update(len(batch))
-    llm, llm_version = loop.text.llm_probs(schema, texts)  # computed with the vectors above: a cache lookup
+    llm, llm_version = loop.text.llm_probs(config, texts)  # computed with the vectors above: a cache lookup
     loop.text.save()  # a following --apply, or the backend sharing DATA_DIR, reads them instead of scoring again
     return np.vstack(parts), llm, {"llm_version": llm_version, "features": features}
 
@@ -159,7 +161,8 @@ def build(
 ) -> dict:
     """The finished dataset of the project, as written to the output file (see scripts/finish.py --help)."""
     check_target(target, level)
-    project, schema = project_schema(client, project_id)
+    project, config = project_schema(client, project_id)
+    schema = config.primary
     pool = dict(ls_tasks.fetch_pool(client, project_id, schema))
     gold_set = gold.project_gold(loop.settings.gold_file)
     labeled, stats = ls_tasks.fetch_labeled(client, project_id, schema, gold_set=gold_set)
@@ -185,7 +188,7 @@ def build(
 
     model: dict[str, Any] = {"kind": "llm", "trained_on": 0, "fallback": None}
     if texts:
-        vectors, llm, info = score_texts(loop, schema, texts, progress)
+        vectors, llm, info = score_texts(loop, config, texts, progress)
         model.update(info)
         h = len(human_ids)
         kind = loop.text.recipe(info["features"])  # the kind of model the backend trains on these vectors
@@ -285,7 +288,7 @@ def apply(
 ) -> dict:
     """Make Label Studio hold the dataset's model labels as model annotations; what was done (also noted on the
     dataset's model rows as "annotation"). Only tasks without any other annotation get one."""
-    _, schema = project_schema(client, project_id)
+    schema = project_schema(client, project_id)[1].primary
     wanted = {r["id"]: r["label"] for r in dataset["tasks"] if r["source"] == "model"}
     states = read_states(client, project_id, schema)
     record: dict[str, Any] = {
