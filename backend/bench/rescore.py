@@ -11,7 +11,7 @@ a delete can outlast the loop's client timeout.
 
 How it is measured, without touching the loop's code:
 - the ls_tasks / ls_queue functions the loop calls are wrapped at module level for the run (and restored after),
-  as are the loop's own `project_config` and `probabilities` on this instance; each wrapper times its call
+  as are the loop's own `project_config` and `answers` on this instance; each wrapper times its call
   (exclusive of wrapped calls inside it) and names the phase;
 - an httpx request hook on the SDK client the loop itself made (`client._client_wrapper.httpx_client.httpx_client`)
   counts every request sent to Label Studio under the phase running at the time (SDK retries count, as they
@@ -173,8 +173,8 @@ def instrumented(loop: Any, recorder: Recorder, bars: "Bars") -> Iterator[None]:
         original["delete_model_version"](client, project_id, version)
         recorder.deleted.append(version)
 
-    def probabilities(schema, texts, model):
-        probs = loop_probabilities(schema, texts, model)
+    def answers(config, texts, model):
+        probs = loop_answers(config, texts, model)
         bars.advance("score", len(texts), recorder.pool_size)
         return probs
 
@@ -189,10 +189,10 @@ def instrumented(loop: Any, recorder: Recorder, bars: "Bars") -> Iterator[None]:
         (ls_tasks, "delete_model_version", recorder.wrap("delete", delete_model_version)),
         (ls_queue, "ensure_tabs", recorder.wrap("tabs", ls_queue.ensure_tabs)),
     ]
-    loop_probabilities = loop.probabilities
+    loop_answers = loop.answers
     patches += [
         (loop, "project_config", recorder.wrap("read config", loop.project_config)),
-        (loop, "probabilities", recorder.wrap("score", probabilities)),
+        (loop, "answers", recorder.wrap("score", answers)),
     ]
     saved = [(target, name, target.__dict__.get(name, _MISSING)) for target, name, _ in patches]
     try:
