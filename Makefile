@@ -11,7 +11,7 @@ LLAMA_STAMP := $(LLAMA_VENV)/.installed
 PORT ?= 9090
 export PORT
 
-.PHONY: install model labelstudio llama llama-server browser run serve test test-e2e bench bench-engines bench-rescore bench-label-issues calibrate clean
+.PHONY: install model labelstudio llama llama-server browser run serve test test-e2e bench bench-engines bench-rescore bench-label-issues bench-questions calibrate clean
 
 $(STAMP): pyproject.toml requirements/data.txt
 	$(PYTHON) -m venv $(VENV)
@@ -84,8 +84,13 @@ bench-rescore: install labelstudio
 bench-label-issues: model
 	$(BIN)/python scripts/bench_label_issues.py --out artifacts/label_issues
 
+bench-questions: model
+	$(BIN)/python scripts/bench_questions.py --out artifacts/questions.json
+
 calibrate: model
 	$(BIN)/python scripts/calibrate.py
+	GUIDELINES=guidelines/review_facets.md $(BIN)/python scripts/calibrate.py --config label_config/review_facets.xml \
+		--sample guidelines/samples/review_facets.jsonl
 
 clean:
 	rm -rf $(VENV) $(LS_VENV) $(LLAMA_VENV) build *.egg-info

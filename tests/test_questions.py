@@ -78,14 +78,21 @@ def test_the_form_prompt_names_every_question_and_scores_every_answer_line(predi
     setup = predictor.form_setup(CONFIG)
     assert setup.prompt.labels == (
         "sentiment: Positive", "sentiment: Negative", "sentiment: Neutral",
-        "aspects[Acting]: yes", "aspects[Acting]: no", "aspects[Story]: yes", "aspects[Story]: no",
-        "aspects[Visuals]: yes", "aspects[Visuals]: no", "aspects[Music]: yes", "aspects[Music]: no",
+        "aspects: Acting", "aspects: Story", "aspects: Visuals", "aspects: Music", "aspects: none",
         "spoiler: Yes", "spoiler: No",
     )
     for name in CONFIG.names:
         assert f"## Question: {name}" in setup.prompt.prefix
-    assert {len(setup.calibrations[q]) for q in ("sentiment", "spoiler")} == {1}
-    assert len(setup.calibrations["aspects"]) == 4
+    assert "`aspects: none` if none applies" in setup.prompt.prefix
+    assert setup.calibrations["sentiment"].thresholds == () and setup.calibrations["spoiler"].labels == ("Yes", "No")
+    assert setup.calibrations["aspects"].labels == ("Acting", "Story", "Visuals", "Music", "none")
+    assert setup.calibrations["aspects"].thresholds == pytest.approx((0.2,) * 4)
+
+
+def test_a_label_called_none_keeps_its_name():
+    q = schemas.parse('<View><Text name="t" value="$text"/><Choices name="c" toName="t" choice="multiple">'
+                      '<Choice value="None"/><Choice value="Some"/></Choices></View>')
+    assert prompts.answers(q) == ["c: None", "c: Some", "c: no label"]
 
 
 def test_the_model_version_covers_every_questions_guidelines(tmp_path):
@@ -106,20 +113,23 @@ def test_the_model_version_covers_every_questions_guidelines(tmp_path):
 # ---------------------------------------------------------------- probabilities
 
 
-def test_each_label_of_a_multi_label_question_gets_its_own_yes_no_probability(predictor):
+def test_each_label_of_a_multi_label_question_is_set_against_its_own_threshold(predictor):
     texts = [item["text"] for item in SAMPLE[:6]]
     answers = predictor.answers(CONFIG, texts)
     assert answers["sentiment"].shape == (6, 3) and np.allclose(answers["sentiment"].sum(1), 1)
     assert answers["spoiler"].shape == (6, 2) and np.allclose(answers["spoiler"].sum(1), 1)
     aspects = answers["aspects"]
     assert aspects.shape == (6, 4) and ((aspects > 0) & (aspects < 1)).all()
-    # By hand from the answer lines' log-probabilities, with the calibrations' biases.
+    # By hand: each label's share among the labels and "none", its logit moved by its threshold's.
     setup = predictor.form_setup(CONFIG)
     lp = predictor.scorer.label_logprobs(setup.prompt, texts)
-    for j, cal in enumerate(setup.calibrations["aspects"]):
-        z = lp[:, 2 * j + 3 : 2 * j + 5] + np.asarray(cal.bias)
-        assert np.allclose(aspects[:, j], 1 / (1 + np.exp(z[:, 1] - z[:, 0])), atol=1e-6)
+    z = lp[:, 3:8] + np.asarray(setup.calibrations["aspects"].bias)
+    share = np.exp(z - np.logaddexp.reduce(z, axis=1, keepdims=True))[:, :4]
+    expected = 1 / (1 + np.exp(-(np.log(share / (1 - share)) - np.log(0.2 / 0.8))))
+    assert aspects == pytest.approx(expected, abs=1e-6)
     assert form_probabilities(CONFIG, setup.calibrations, lp)["aspects"] == pytest.approx(aspects)
+    # A share at the threshold is 0.5: chosen.
+    assert ((aspects >= 0.5) == (share >= 0.2)).all()
 
 
 def test_all_questions_are_scored_in_one_pass_over_the_text(predictor, monkeypatch):
@@ -291,10 +301,12 @@ def test_a_fitted_form_calibration_gives_each_label_its_own_threshold(predictor,
     items = SAMPLE[:60]
     setup = predictor.form_setup(CONFIG)
     logprobs = predictor.scorer.label_logprobs(setup.prompt, [item["text"] for item in items])
-    fitted = questions.fit_form_calibration(CONFIG, logprobs, items)
-    assert [len(fitted[q]) for q in CONFIG.names] == [1, 4, 1]
-    assert {c.method for c in fitted["aspects"]} == {"fitted"} and fitted["aspects"][0].labels == cal.YES_NO
-    assert fitted["aspects"][0].features == ("aspects[Acting]: yes", "aspects[Acting]: no")
+    fitted = questions.fit_form_calibration(CONFIG, logprobs, items, setup.calibrations)
+    assert {c.method for c in fitted.values()} == {"fitted"}
+    aspects = fitted["aspects"]
+    assert aspects.features == setup.calibrations["aspects"].features and aspects.fitted_on == 60
+    grid = np.array([0.05, 0.1, 0.2, 0.4, 0.6])  # the default 1/5, times 1/4 to 3
+    assert len(aspects.thresholds) == 4 and all(np.isclose(grid, t).any() for t in aspects.thresholds)
     # Saved under forms/, it is what CALIBRATION=auto serves for this prompt and model.
     cal.save_form(tmp_path / "forms" / "facets.json", fitted, setup.prompt.sha256, predictor.source.identity)
     served = tiny_predictor(calibration="auto", guidelines_path=FACETS_GUIDELINES)
@@ -315,7 +327,7 @@ def test_the_measurement_reports_every_question_and_the_speed_of_one_against_thr
         assert "macro_f1" in row["after_20"] or "error" in row["after_20"]
     aspects = result["questions"]["aspects"]
     assert {"micro_f1", "macro_f1", "hamming_loss"} <= set(aspects["zero_shot"])
-    assert set(aspects["methods"]) == {"yes_no_per_label", "among_the_set"}
+    assert set(aspects["methods"]) == {"yes_no_per_label", "among_the_set (served)"}
     assert set(result["reviews_per_s"]) == {"1", "3"} and min(result["reviews_per_s"].values()) > 0
 
 

@@ -5,7 +5,7 @@ of the Rotten Tomatoes corpus, disjoint from the benchmark's test sample; the fi
 A config with several questions or a multi-label one is fitted on --sample (JSON lines with "text" and one field
 per <Choices> name, a list for a multi-label question), on the items outside its --test split so the benchmark
 (scripts/bench_questions.py) still scores unseen ones; the file lands in guidelines/calibration/forms/. Each label
-of a multi-label question gets its own yes/no calibration: its threshold.
+of a multi-label question gets its own threshold.
 
 Either file is used automatically (CALIBRATION=auto) while the model, the guidelines prompt and the labels stay the
 same; a change to any of them makes the backend fall back to contextual calibration until this is run again.
@@ -26,6 +26,7 @@ from backend.bench import evaluation, questions
 from backend.cli import Parser, positive_int
 from backend.labelstudio import schema
 from backend.llm import calibration as cal
+from backend.llm.predictor import unfitted_calibrations
 from backend.paths import DEMO_CONFIG
 from backend.serving.service import load_predictor
 from backend.settings import Settings
@@ -59,12 +60,13 @@ def main(argv: list[str] | None = None) -> int:
         train, _ = questions.split(questions.load_sample(args.sample), args.test)
         prompt = predictor.form_setup(config).prompt
         logprobs = predictor.scorer.label_logprobs(prompt, [item["text"] for item in train])
-        fitted_form = questions.fit_form_calibration(config, logprobs, train)
+        unfitted = unfitted_calibrations(config, prompt, predictor.scorer.label_logprobs(prompt, list(cal.CONTENT_FREE)))
+        fitted_form = questions.fit_form_calibration(config, logprobs, train, unfitted)
         out = args.out or settings.calibration_dir / "forms" / name
         out.parent.mkdir(parents=True, exist_ok=True)
         cal.save_form(out, fitted_form, prompt.sha256, predictor.source.identity)
-        methods = {q: sorted({c.method for c in cals}) for q, cals in fitted_form.items()}
-        print(f"fitted on {len(train)} items of {args.sample}: {methods}")
+        thresholds = {q: [round(t, 3) for t in c.thresholds] for q, c in fitted_form.items() if c.thresholds}
+        print(f"fitted on {len(train)} items of {args.sample}; thresholds per label: {thresholds}")
     print(f"written to {out}")
     return 0
 

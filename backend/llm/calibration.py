@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -54,11 +54,21 @@ class Calibration:
     prompt_sha256: str = ""
     model_identity: str = ""
     fitted_on: int = 0
+    # A multi-label question's: its labels plus "none" above, and a threshold per label (not for "none").
+    thresholds: tuple[float, ...] = ()
 
     def apply(self, feature_logprobs: np.ndarray) -> np.ndarray:
         """(n, n_features) log-probabilities of the feature strings → (n, n_labels) probabilities."""
         z = feature_logprobs @ np.asarray(self.weights).T + np.asarray(self.bias)
         return np.exp(normalize(z))
+
+    def apply_multilabel(self, feature_logprobs: np.ndarray) -> np.ndarray:
+        """A multi-label question's (n, k) per-label probabilities, each moved so that its threshold lands on 0.5:
+        logit(p) - logit(threshold), p being the label's share among the labels and "none"."""
+        p = np.clip(self.apply(feature_logprobs)[:, : len(self.thresholds)], 1e-9, 1 - 1e-9)
+        t = np.asarray(self.thresholds)
+        z = np.log(p / (1 - p)) - np.log(t / (1 - t))
+        return 1.0 / (1.0 + np.exp(-z))
 
     @property
     def sha256(self) -> str:
@@ -69,7 +79,8 @@ class Calibration:
             if self.method == "contextual"
             else [[round(w, 6) for w in row] for row in self.weights] + [[round(b, 6) for b in self.bias]]
         )
-        payload = json.dumps([self.method, self.labels, self.features, values])
+        payload = json.dumps([self.method, self.labels, self.features, values]
+                             + ([[round(t, 6) for t in self.thresholds]] if self.thresholds else []))
         return hashlib.sha256(payload.encode()).hexdigest()
 
     def save(self, path: str | os.PathLike) -> None:
@@ -114,30 +125,33 @@ def contextual(labels: Sequence[str], content_free_logprobs: np.ndarray, feature
     return _on_labels("contextual", labels, -normalize(content_free_logprobs).mean(axis=0), features)
 
 
-# A multi-label question's label is a yes/no question of its own: a two-class calibration over its two answers.
-YES_NO = ("yes", "no")
+def multilabel(calibration: Calibration, k: int) -> Calibration:
+    """A calibration over a multi-label question's k labels and "none", with the default threshold per label:
+    1/(k+1), a label's share were the k+1 answers equally likely."""
+    return replace(calibration, thresholds=(1.0 / (k + 1),) * k)
 
 
-def save_form(path: str | os.PathLike, calibrations: dict[str, Sequence[Calibration]], prompt_sha256: str,
+_FIELDS = ("method", "labels", "features", "weights", "bias", "fitted_on", "thresholds")
+
+
+def save_form(path: str | os.PathLike, calibrations: dict[str, Calibration], prompt_sha256: str,
               model_identity: str) -> None:
-    """The calibrations of a several-question prompt, one file: question → one calibration (single choice) or one
-    per label (multi-label)."""
-    questions = {q: [{k: getattr(c, k) for k in ("method", "labels", "features", "weights", "bias", "fitted_on")}
-                     for c in cals] for q, cals in calibrations.items()}
+    """The calibrations of a several-question prompt in one file, one per question."""
+    questions = {q: {k: getattr(c, k) for k in _FIELDS} for q, c in calibrations.items()}
     write_json(Path(path), {"prompt_sha256": prompt_sha256, "model_identity": model_identity, "questions": questions},
                indent=2)
 
 
-def load_form(path: str | os.PathLike) -> tuple[dict[str, tuple[Calibration, ...]], str, str]:
-    """save_form's file: (calibrations per question, prompt_sha256, model_identity)."""
+def load_form(path: str | os.PathLike) -> tuple[dict[str, Calibration], str, str]:
+    """save_form's file: (the calibration per question, prompt_sha256, model_identity)."""
     try:
         data = json.loads(Path(path).read_text())
         calibrations = {
-            q: tuple(Calibration(str(c["method"]), tuple(c["labels"]), tuple(c["features"]),
-                                 tuple(tuple(float(w) for w in row) for row in c["weights"]),
-                                 tuple(float(b) for b in c["bias"]), fitted_on=int(c.get("fitted_on", 0)))
-                     for c in cals)
-            for q, cals in data["questions"].items()
+            q: Calibration(str(c["method"]), tuple(c["labels"]), tuple(c["features"]),
+                           tuple(tuple(float(w) for w in row) for row in c["weights"]),
+                           tuple(float(b) for b in c["bias"]), fitted_on=int(c.get("fitted_on", 0)),
+                           thresholds=tuple(float(t) for t in c.get("thresholds", ())))
+            for q, c in data["questions"].items()
         }
         return calibrations, str(data["prompt_sha256"]), str(data["model_identity"])
     except (OSError, ValueError, KeyError, TypeError) as e:

@@ -6,7 +6,8 @@ How the pass is laid out (why it is fast and exact):
 - each row holds one task's text, then every multi-token label's tokens side by side as branches; a 4-D
   attention mask lets a branch see the text and its own earlier tokens only, and position ids restart after the
   text for every branch, so each label is scored exactly as if it had been appended alone; labels that differ only
-  in their last token ("aspects[Acting]: yes" and "...: no", or every "sentiment: <label>") share one branch;
+  in their last token (every "sentiment: <label>" line of a question whose labels are one token each) share one
+  branch;
 - the LM head (a 152k-wide matmul) runs only on the positions whose next token is a label token;
 - the same pass can hand out one layer's hidden state at the position where the answer begins (the text's last
   token): the features a trained model learns from, at no extra forward pass.

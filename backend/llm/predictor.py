@@ -37,10 +37,11 @@ class LabelSetup:
 
 @dataclass(frozen=True)
 class FormSetup:
-    """A several-question config: one prompt, and per question one calibration (single choice) or one per label."""
+    """A several-question config: one prompt, and a calibration per question (with a threshold per label for a
+    multi-label one)."""
 
     prompt: prompts.Prompt
-    calibrations: dict[str, tuple[cal.Calibration, ...]]
+    calibrations: dict[str, cal.Calibration]
     model_version: str
 
 
@@ -105,13 +106,13 @@ class Predictor:
     def _make_form(self, config: Config) -> FormSetup:
         prompt = prompts.form(self.scorer.tokenizer, config, self.guidelines)
         calibrations = self._form_calibrations(config, prompt)
-        methods = {c.method for cals in calibrations.values() for c in cals}
+        methods = {c.method for c in calibrations.values()}
         method = methods.pop() if len(methods) == 1 else "mixed"
-        version = self._name(method, prompt.sha256, *(c.sha256 for cals in calibrations.values() for c in cals))
+        version = self._name(method, prompt.sha256, *(c.sha256 for c in calibrations.values()))
         log.info("model version %s for questions %s (calibration: %s)", version, list(config.names), method)
         return FormSetup(prompt, calibrations, version)
 
-    def _form_calibrations(self, config: Config, prompt: prompts.Prompt) -> dict[str, tuple[cal.Calibration, ...]]:
+    def _form_calibrations(self, config: Config, prompt: prompts.Prompt) -> dict[str, cal.Calibration]:
         if self.calibration in ("auto", "fitted"):
             fitted = self._find_fitted_form(config, prompt)
             if fitted:
@@ -130,17 +131,9 @@ class Predictor:
         content_free = None
         if self.calibration != "none":
             content_free = self.scorer.label_logprobs(prompt, list(cal.CONTENT_FREE))
-        out: dict[str, tuple[cal.Calibration, ...]] = {}
-        for q, columns in form_columns(config):
-            parts = []
-            for labels, cols in columns:
-                features = [prompt.labels[c] for c in cols]
-                parts.append(cal.identity(labels, features) if content_free is None
-                             else cal.contextual(labels, content_free[:, cols], features))
-            out[q.from_name] = tuple(parts)
-        return out
+        return unfitted_calibrations(config, prompt, content_free)
 
-    def _find_fitted_form(self, config: Config, prompt: prompts.Prompt) -> dict[str, tuple[cal.Calibration, ...]] | None:
+    def _find_fitted_form(self, config: Config, prompt: prompts.Prompt) -> dict[str, cal.Calibration] | None:
         folder = self.calibration_dir / "forms" if self.calibration_dir else None
         if not folder or not folder.is_dir():
             return None
@@ -258,28 +251,34 @@ class Predictor:
         return text
 
 
-def form_columns(config: Config) -> list[tuple[Schema, list[tuple[tuple[str, ...], list[int]]]]]:
-    """Per question, the (labels, answer columns) of each calibration it needs, columns into prompts.form's labels."""
+def form_columns(config: Config) -> list[tuple[Schema, tuple[str, ...], list[int]]]:
+    """Per question, its calibration's labels (a multi-label question's end with "none") and their answer columns
+    into prompts.form's labels."""
     out, start = [], 0
     for q in config.questions:
         n = len(prompts.answers(q))
-        if q.multiple:
-            parts = [(cal.YES_NO, [start + 2 * i, start + 2 * i + 1]) for i in range(len(q.names))]
-        else:
-            parts = [(q.names, list(range(start, start + n)))]
-        out.append((q, parts))
+        labels = (*q.names, prompts.none_answer(q)) if q.multiple else q.names
+        out.append((q, labels, list(range(start, start + n))))
         start += n
     return out
 
 
-def form_probabilities(config: Config, calibrations: dict[str, tuple[cal.Calibration, ...]],
+def form_probabilities(config: Config, calibrations: dict[str, cal.Calibration],
                        logprobs: np.ndarray) -> dict[str, np.ndarray]:
     """The answer lines' log-probabilities (columns as prompts.form orders them) → probabilities per question."""
     out = {}
-    for q, parts in form_columns(config):
-        cals = calibrations[q.from_name]
-        if q.multiple:
-            out[q.from_name] = np.stack([c.apply(logprobs[:, cols])[:, 0] for c, (_, cols) in zip(cals, parts)], axis=1)
-        else:
-            out[q.from_name] = cals[0].apply(logprobs[:, parts[0][1]])
+    for q, _, cols in form_columns(config):
+        c = calibrations[q.from_name]
+        out[q.from_name] = c.apply_multilabel(logprobs[:, cols]) if q.multiple else c.apply(logprobs[:, cols])
+    return out
+
+
+def unfitted_calibrations(config: Config, prompt: prompts.Prompt, content_free: np.ndarray | None) -> dict[str, cal.Calibration]:
+    """Every question's calibration without labels: contextual from the content-free inputs' log-probabilities, or
+    none; a multi-label question's with the default threshold per label."""
+    out = {}
+    for q, labels, cols in form_columns(config):
+        features = [prompt.labels[c] for c in cols]
+        c = cal.identity(labels, features) if content_free is None else cal.contextual(labels, content_free[:, cols], features)
+        out[q.from_name] = cal.multilabel(c, len(q.names)) if q.multiple else c
     return out

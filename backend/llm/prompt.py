@@ -5,8 +5,9 @@ markers, so each task costs only its own tokens.
 
 A config with one single-choice question is asked for the label alone. A config with several questions, or a
 multi-label one, gets one prompt for all of them (form()): the text is read once, and every answer line the
-backend needs is scored after it in the same pass (`sentiment: Positive`; `aspects[Acting]: yes` or `no` for each
-label of a multi-label question, so every label gets its own yes/no probability).
+backend needs is scored after it in the same pass: `sentiment: Positive`, ...; for a multi-label question its
+labels and "none" (`aspects: Acting`, ..., `aspects: none`), each label's share among them set against a threshold
+of its own (calibration.py). Measured against asking yes or no per label: better and cheaper (docs/questions.md).
 """
 
 from __future__ import annotations
@@ -73,11 +74,15 @@ def build(
     return Prompt(prefix=prefix, suffix=suffix, labels=tuple(labels))
 
 
+def none_answer(question: "Schema") -> str:
+    """What a multi-label question's "no label applies" is called: "none", unless a label is already called so."""
+    return "no label" if "none" in {name.lower() for name in question.names} else "none"
+
+
 def answers(question: "Schema") -> list[str]:
-    """The answer lines scored for a question: one per label (single choice), a yes and a no per label (multiple)."""
-    if question.multiple:
-        return [f"{question.from_name}[{name}]: {word}" for name in question.names for word in ("yes", "no")]
-    return [f"{question.from_name}: {name}" for name in question.names]
+    """The answer lines scored for a question: one per label, and for a multi-label question one more for none."""
+    names = [*question.names, none_answer(question)] if question.multiple else list(question.names)
+    return [f"{question.from_name}: {name}" for name in names]
 
 
 def form_system_message(guidelines: Guidelines | None, config: "Config") -> str:
@@ -88,8 +93,8 @@ def form_system_message(guidelines: Guidelines | None, config: "Config") -> str:
     for q in config.questions:
         choices = ", ".join(q.names)
         if q.multiple:
-            lines.append(f"- {q.from_name} (any number of labels: {choices}): for each label, answer "
-                         f"`{q.from_name}[<label>]: yes` if it applies, else `{q.from_name}[<label>]: no`.")
+            lines.append(f"- {q.from_name} (every label that applies, of: {choices}): answer `{q.from_name}: <label>` "
+                         f"for each, or `{q.from_name}: {none_answer(q)}` if none applies.")
         else:
             lines.append(f"- {q.from_name} (exactly one of: {choices}): answer `{q.from_name}: <label>`.")
     parts.append("\n".join(lines))
