@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test", type=positive_int, default=140, help="items held out to score (default %(default)s)")
     parser.add_argument("--labels", type=names, default=["50", "100", "500"],
                         help="label counts to train on, comma-separated (default 50,100,500)")
-    parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "questions.json", help="JSON (default %(default)s)")
+    parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "questions.json",
+                        help="JSON (default %(default)s)")
     args = parser.parse_args(argv)
     return reporting_errors(lambda: _run(args), expected=(SyncError, schemas.SchemaError, OSError, ValueError))
 
@@ -57,8 +58,13 @@ def _run(args) -> int:
     settings = replace(Settings.from_env(), llm_model=args.model, guidelines=args.guidelines, calibration="contextual")
     predictor = load_model(settings)
     layer = round(settings.llm_feature_depth * predictor.depth)
-    one = schemas.Config(config.questions[:1])
-    speed = {"1 question": one, "2 questions": schemas.Config(config.questions[:2]), f"{len(config.questions)} questions": config}
+    # The first question alone, with each other question added, and all of them: what a question costs by kind.
+    first, rest = config.questions[0], config.questions[1:]
+    speed = {"1 question": schemas.Config((first,))}
+    for q in rest:
+        kind = "multi-label" if q.multiple else "single-choice"
+        speed[f"+ {q.from_name} ({kind})"] = schemas.Config((first, q))
+    speed[f"all {len(config.questions)} questions"] = config
     result = {"model": predictor.source.name, "config": str(args.config.name), "features":
               f"llm-layer-{layer}" if layer else "minilm",
               **questions.run(predictor, config, sample, args.test, counts, layer, speed)}

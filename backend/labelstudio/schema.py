@@ -250,7 +250,7 @@ def _parse(config: str) -> Config:
     controls = list(interface.controls)
     if not any(c.tag == "Choices" for c in controls):
         raise SchemaError("the labeling config has no <Choices> tag whose toName is a text tag")
-    questions, left_out = [], []
+    questions, left_out, refused = [], [], []
     for control in controls:
         if control.tag != "Choices":
             left_out.append((control.name, f"<{control.tag}> is not a choice: left to the annotator"))
@@ -262,6 +262,7 @@ def _parse(config: str) -> Config:
             questions.append(_question(control, objects))
         except SchemaError as e:
             left_out.append((control.name, str(e)))
+            refused.append((control.name, str(e)))
     # One prompt reads one text: a question on another text of the task is left to the annotator.
     first = questions[0] if questions else None
     for q in list(questions[1:]):
@@ -270,7 +271,7 @@ def _parse(config: str) -> Config:
             left_out.append((q.from_name, f"it labels ${q.data_key}, and the questions filled read ${first.data_key}: "
                                           "one text per task is read"))
     if not questions:
-        why = "; ".join(f"{name}: {reason}" for name, reason in left_out if not reason.endswith("left to the annotator"))
+        why = "; ".join(f"{name}: {reason}" for name, reason in refused)
         raise SchemaError(f"the labeling config has no <Choices> tag the backend can fill ({why})")
     return Config(tuple(questions), tuple(left_out))
 
