@@ -50,3 +50,35 @@ def test_other_label_names_are_served_by_the_same_model(server):
     results = requests.post(f"{server}/predict", json={"tasks": tasks, "label_config": config}, timeout=120).json()["results"]
     assert [r["result"][0]["value"]["choices"][0] for r in results] == ["Positive", "Negative"]
     assert results[0]["result"][0]["from_name"] == "verdict"
+
+
+FACETS = {  # text -> (sentiment, a label aspects must hold, spoiler)
+    "An absolute joy from start to finish: the lead is wonderful and the soundtrack is gorgeous.": ("Positive", "Music", "No"),
+    "Dull, ugly and far too long. I walked out after an hour.": ("Negative", None, "No"),
+    "In the final scene the hero dies, and his own brother turns out to be the killer.": (None, "Story", "Yes"),
+    "The film runs 118 minutes and opens in theaters on Friday.": ("Neutral", None, "No"),
+    "Stunning cinematography, every frame looks like a painting.": ("Positive", "Visuals", "No"),
+    "The score by the orchestra is haunting and beautiful.": ("Positive", "Music", "No"),
+}
+
+
+def test_three_questions_of_the_facets_demo_on_obvious_reviews():
+    """The 0.5B with guidelines/review_facets.md and its shipped calibration answers every question in one pass."""
+    from dataclasses import replace
+
+    from backend.labelstudio import schema as schemas
+    from backend.loop.answers import regions
+    from backend.paths import ROOT
+    from backend.serving.service import load_predictor
+    from backend.settings import Settings
+
+    predictor = load_predictor(replace(Settings.from_env(), llm_model="embedded",
+                                       guidelines=ROOT / "guidelines" / "review_facets.md"))
+    config = schemas.parse_config((ROOT / "label_config" / "review_facets.xml").read_text())
+    assert "-fitted-" in predictor.version(config)  # guidelines/calibration/forms/ matches model and prompt
+    answers = predictor.answers(config, list(FACETS))
+    for i, (text, (sentiment, aspect, spoiler)) in enumerate(FACETS.items()):
+        got = {r["from_name"]: r["value"]["choices"] for r in regions(config, {q: a[i] for q, a in answers.items()})}
+        assert sentiment is None or got["sentiment"] == [sentiment], (text, got)
+        assert aspect is None or aspect in got.get("aspects", []), (text, got)
+        assert got["spoiler"] == [spoiler], (text, got)
