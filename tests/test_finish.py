@@ -165,8 +165,9 @@ class SignalFeatures:
     def vectors(self, schema, texts, kind):
         return np.array([self.rows[t] for t in texts])
 
-    def llm_probs(self, schema, texts):
-        return np.full((len(texts), len(schema.labels)), 1 / len(schema.labels)), "flat-llm"
+    def llm_probs(self, config, texts):
+        labels = schemas.as_config(config).primary.labels  # finishing reads the config's first question
+        return np.full((len(texts), len(labels)), 1 / len(labels)), "flat-llm"
 
     def save(self):
         self.saved += 1
