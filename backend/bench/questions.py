@@ -85,12 +85,8 @@ def yes_no(predictor: Predictor, question: Schema, texts: Sequence[str]) -> np.n
     system = prompts.system_message(guidelines, question.names).replace(
         f"Answer with exactly one label: {', '.join(question.names)}.",
         f"For each label, answer `{question.from_name}[<label>]: yes` if it applies, else `...: no`.")
-    rendered = predictor.scorer.tokenizer.apply_chat_template(
-        [{"role": "system", "content": system}, {"role": "user", "content": "\x00"}], tokenize=False,
-        add_generation_prompt=True)
-    prefix, _, suffix = rendered.partition("\x00")
     lines = [f"{question.from_name}[{name}]: {word}" for name in question.names for word in ("yes", "no")]
-    prompt = prompts.Prompt(prefix, suffix, tuple(lines))
+    prompt = prompts.render(predictor.scorer.tokenizer, [{"role": "system", "content": system}], lines)
     free = predictor.scorer.label_logprobs(prompt, list(cal.CONTENT_FREE))
     lp = predictor.scorer.label_logprobs(prompt, list(texts))
     return np.stack([cal.contextual(("yes", "no"), free[:, [2 * j, 2 * j + 1]]).apply(lp[:, [2 * j, 2 * j + 1]])[:, 0]

@@ -68,8 +68,13 @@ def build(
     messages = [{"role": "system", "content": system_message(guidelines, labels)}]
     if examples:
         messages += few_shot(guidelines, labels, extra_examples)
-    messages.append({"role": "user", "content": _SLOT})
-    rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return render(tokenizer, messages, labels)
+
+
+def render(tokenizer: Any, messages: list[dict[str, str]], labels: Sequence[str]) -> Prompt:
+    """The chat (system and example turns), then the task's text as the last user turn, split around that text."""
+    rendered = tokenizer.apply_chat_template([*messages, {"role": "user", "content": _SLOT}], tokenize=False,
+                                             add_generation_prompt=True)
     prefix, _, suffix = rendered.partition(_SLOT)
     return Prompt(prefix=prefix, suffix=suffix, labels=tuple(labels))
 
@@ -105,8 +110,5 @@ def form_system_message(guidelines: Guidelines | None, config: "Config") -> str:
 
 def form(tokenizer: Any, config: "Config", guidelines: Guidelines | None) -> Prompt:
     """One prompt for every question of the config; its labels are every question's answer lines, in order."""
-    messages = [{"role": "system", "content": form_system_message(guidelines, config)},
-                {"role": "user", "content": _SLOT}]
-    rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    prefix, _, suffix = rendered.partition(_SLOT)
-    return Prompt(prefix=prefix, suffix=suffix, labels=tuple(a for q in config.questions for a in answers(q)))
+    return render(tokenizer, [{"role": "system", "content": form_system_message(guidelines, config)}],
+                  [a for q in config.questions for a in answers(q)])

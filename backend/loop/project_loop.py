@@ -82,11 +82,13 @@ class Loop:
     def answers(self, config: Config | Schema, texts: Sequence[str], model: TrainedModel | None) -> dict[str, np.ndarray]:
         """Every question's probabilities: the trained model answers the first question, the LLM the others."""
         config = as_config(config)
+        if model is None:
+            return dict(self.text.llm_answers(config, texts)[0])
+        # Vectors first: the pass that gives a hidden state caches the LLM's probabilities too, read next for free.
+        vectors = self.text.vectors(config, texts, getattr(model, "features", MINILM))  # older models lack the field
         answers = dict(self.text.llm_answers(config, texts)[0])
-        if model is not None:
-            vectors = self.text.vectors(config, texts, getattr(model, "features", MINILM))  # older models lack it
-            first = config.primary.from_name
-            answers[first] = model.model.predict_proba(vectors, answers[first])
+        first = config.primary.from_name
+        answers[first] = model.model.predict_proba(vectors, answers[first])
         return answers
 
     # ---------------------------------------------------------------- predictions

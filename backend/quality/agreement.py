@@ -239,10 +239,13 @@ def analyse_multilabel(dataset: Dataset) -> dict[str, Any]:
     }
 
 
-def format_multilabel_table(report: dict[str, Any]) -> str:
-    def num(value: float | None) -> str:
-        return "null" if value is None else f"{round(value, 3) + 0.0:.3f}"
+def _num(value: float | None) -> str:
+    # Adding 0.0 turns the -0.0 left by rounding a tiny negative float into 0.0, so it prints as 0.000.
+    return "null" if value is None else f"{round(value, 3) + 0.0:.3f}"
 
+
+def format_multilabel_table(report: dict[str, Any]) -> str:
+    num = _num
     lines = [
         f"Annotators: {', '.join(report['annotators']) or 'none'}   labels (multi-label): "
         f"{', '.join(report['labels']) or 'none'}",
@@ -463,9 +466,7 @@ def write_disagreements(dataset: Dataset, path: str | Path) -> int:
 def format_table(report: dict[str, Any]) -> str:
     """The report as readable text: pairs, Fleiss, α, percent agreement, per-label agreement, counts, notes."""
 
-    def num(value: float | None) -> str:
-        # Adding 0.0 turns the -0.0 left by rounding a tiny negative float into 0.0, so it prints as 0.000.
-        return "null" if value is None else f"{round(value, 3) + 0.0:.3f}"
+    num = _num
 
     def interval(ci: list[float] | None) -> str:
         return "" if ci is None else f"[{num(ci[0])}, {num(ci[1])}]"
