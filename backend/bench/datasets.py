@@ -1,0 +1,150 @@
+"""Labeled sets a benchmark can run on: a team's own file (`load_labeled`) and public corpora from packages
+(`corpus`), with one stratified pool/test split for all of them (`split`).
+
+Every set comes back as the same DataFrame: columns text and label (the config's spelling), texts stripped, empty
+texts dropped, each text once; df.attrs["dropped"] counts what cleaning removed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from backend.labelstudio import export as exports
+
+SUFFIXES = (".csv", ".tsv", ".jsonl", ".json")
+
+
+class DataError(ValueError):
+    """A labeled file that cannot be read; the message says what to fix (one line)."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# a team's own file
+
+
+def load_labeled(path: str | Path, labels: Sequence[str]) -> pd.DataFrame:
+    """A labeled file as columns text, label: CSV (.csv, .tsv) or JSONL (.jsonl) with `text` and `label`, or a
+    Label Studio JSON export (.json; each task's majority label, a tie counted as conflicting).
+
+    Labels match the config's `labels` case-insensitively and are returned in the config's spelling; any other
+    label is an error. Duplicate texts are kept once; texts whose copies disagree are dropped altogether.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in SUFFIXES:
+        raise DataError(f"{path}: unknown file type {path.suffix or '(none)'!r}; use one of {', '.join(SUFFIXES)}")
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    if not path.read_bytes().strip():
+        raise DataError(f"{path}: the file is empty")
+    if path.suffix.lower() == ".json":
+        df, ties = _read_export(path)
+    else:
+        df, ties = _read_table(path), 0
+    return clean(df, labels, source=str(path), conflicting=ties)
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    try:
+        if path.suffix.lower() == ".jsonl":
+            df = pd.read_json(path, lines=True, dtype=False)
+        else:
+            # Everything as text: a label "1" or a text "NA" must not turn into a number or a missing value.
+            df = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", dtype=str,
+                             keep_default_na=False, encoding="utf-8-sig")
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text; save it as UTF-8") from None
+    except (ValueError, pd.errors.ParserError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{path}: not a readable {path.suffix.lstrip('.').upper()} file ({first})") from None
+    missing = [column for column in ("text", "label") if column not in df.columns]
+    if missing:
+        found = ", ".join(map(str, df.columns)) or "none"
+        raise DataError(f"{path}: no {' or '.join(repr(m) for m in missing)} column (columns: {found})")
+    return df[["text", "label"]]
+
+
+def _read_export(path: Path) -> tuple[pd.DataFrame, int]:
+    """Text and majority label per task; the Choices tag is the export's first (no config is read here)."""
+    try:
+        dataset = exports.load_export(path)
+    except exports.ExportError as exc:
+        raise DataError(str(exc)) from None
+    rows, ties = [], 0
+    for item in dataset.items:
+        votes = pd.Series(list(item.labels.values())).str.strip().str.casefold().value_counts()
+        if len(votes) > 1 and votes.iloc[0] == votes.iloc[1]:
+            ties += 1  # no majority: as unreliable as duplicates that disagree
+            continue
+        # The winning spelling as an annotator wrote it; clean() maps it to the config's.
+        winner = next(v for v in item.labels.values() if v.strip().casefold() == votes.index[0])
+        rows.append({"text": item.text, "label": winner})
+    return pd.DataFrame(rows, columns=["text", "label"]), ties
+
+
+def clean(df: pd.DataFrame, labels: Sequence[str], source: str, conflicting: int = 0) -> pd.DataFrame:
+    """The shared cleaning of every set: columns text, label → stripped texts, config labels, each text once."""
+    spelling = {str(label).strip().casefold(): str(label) for label in labels}
+    texts = df["text"].map(lambda v: "" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v).strip())
+    keep = texts != ""
+    empty = int((~keep).sum())
+    df = pd.DataFrame({"text": texts[keep], "label": df["label"][keep].map(_label_key)})
+
+    unknown = sorted(set(df["label"]) - set(spelling))
+    if unknown:
+        shown = ", ".join(repr(v) for v in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        raise DataError(f"{source}: unknown label(s) {shown}; allowed: {', '.join(spelling.values())}")
+    df["label"] = df["label"].map(spelling)
+
+    # Copies of one text that disagree cannot all be right and we cannot tell which is: drop every copy.
+    disagree = df.groupby("text")["label"].transform("nunique") > 1
+    conflicting += int(disagree.sum())
+    df = df[~disagree]
+    deduplicated = df.drop_duplicates("text")
+    duplicate = len(df) - len(deduplicated)
+    df = deduplicated.reset_index(drop=True)
+
+    present = sorted(set(df["label"]))
+    if len(present) < 2:
+        raise DataError(f"{source}: needs at least 2 labels after cleaning, found {len(present)} "
+                        f"({', '.join(present) or 'none'}) in {len(df)} row(s)")
+    df.attrs["dropped"] = {"empty": empty, "duplicate": duplicate, "conflicting": conflicting}
+    return df
+
+
+def _label_key(value: object) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return ""
+    return str(value).strip().casefold()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# pool and test
+
+
+def split(df: pd.DataFrame, pool: int, test: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A stratified pool and test set, disjoint, the same for the same seed. The test set is drawn first and the
+    pool from the rest, so with one seed a larger test holds a smaller one and, for one test size, a larger pool
+    holds a smaller one."""
+    # Imported here: the simulation module pulls in the LLM stack, which reading a file does not need.
+    from backend.bench.simulation import stratified_sample
+
+    if pool < 1 or test < 1:
+        raise DataError(f"--pool and --test must be at least 1 (got {pool} and {test})")
+    if len(df) < pool + test:
+        raise DataError(f"the labeled set has {len(df)} rows, fewer than --pool {pool} + --test {test}; "
+                        f"use a smaller --pool or --test")
+    rows = df.reset_index(drop=True).assign(_row=range(len(df)))
+    test_set = stratified_sample(rows, test, seed)
+    rest = rows[~rows["_row"].isin(test_set["_row"])]
+    pool_set = stratified_sample(rest, pool, seed)
+    if len(test_set) < test or len(pool_set) < pool:
+        # A label too rare for its share of the sizes asked for.
+        raise DataError(f"the labeled set ({len(df)} rows) cannot fill a stratified --pool {pool} and --test "
+                        f"{test}; use smaller sizes")
+    return pool_set.drop(columns="_row"), test_set.drop(columns="_row")
