@@ -6,6 +6,9 @@ Every calibration here is `softmax(features @ weights.T + bias)`, where the feat
 of answer strings scored in the same forward pass as the labels:
 - none: the labels themselves, identity weights, no bias;
 - contextual (Zhao et al. 2021): no labels needed; the bias cancels the model's prior on content-free inputs;
+- pool (batch calibration, Zhou et al. 2023): no labels needed; the bias divides out the mean answer distribution
+  over the project's own texts, which the backend reads from Label Studio at connect time. A prior measured on the
+  team's data, not on "N/A": on corpora the project never tuned on it beat the other label-free ones (docs/data.md);
 - fitted: a class-balanced multinomial logistic regression on a small labeled set, over each label's
   verbalizers (the label, its lower case, its first three letters, the label after a space). The variants cost
   nothing extra (mostly single tokens whose logits the pass computes anyway) and carry what one string misses:
@@ -46,7 +49,7 @@ def verbalizers(labels: Sequence[str]) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Calibration:
-    method: str  # "none", "contextual" or "fitted"
+    method: str  # "none", "contextual", "pool" or "fitted"
     labels: tuple[str, ...]
     features: tuple[str, ...]  # the strings whose log-probabilities are the input
     weights: tuple[tuple[float, ...], ...]  # n_labels × n_features
@@ -83,31 +86,37 @@ class Calibration:
                              + ([[round(t, 6) for t in self.thresholds]] if self.thresholds else []))
         return hashlib.sha256(payload.encode()).hexdigest()
 
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Calibration":
+        """as_dict()'s inverse; ValueError, KeyError or TypeError on a malformed dict."""
+        calibration = cls(
+            method=str(data["method"]),
+            labels=tuple(data["labels"]),
+            features=tuple(data["features"]),
+            weights=tuple(tuple(float(w) for w in row) for row in data["weights"]),
+            bias=tuple(float(b) for b in data["bias"]),
+            prompt_sha256=data.get("prompt_sha256", ""),
+            model_identity=data.get("model_identity", ""),
+            fitted_on=int(data.get("fitted_on", 0)),
+            thresholds=tuple(float(t) for t in data.get("thresholds", ())),
+        )
+        shape = np.asarray(calibration.weights).shape
+        if shape != (len(calibration.labels), len(calibration.features)) or len(calibration.bias) != len(calibration.labels):
+            raise ValueError(f"weights {shape} do not match its labels and features")
+        return calibration
+
     def save(self, path: str | os.PathLike) -> None:
-        path = Path(path)
-        data = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        write_json(path, data, indent=2)
+        write_json(Path(path), self.as_dict(), indent=2)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Calibration":
         try:
-            data = json.loads(Path(path).read_text())
-            calibration = cls(
-                method=str(data["method"]),
-                labels=tuple(data["labels"]),
-                features=tuple(data["features"]),
-                weights=tuple(tuple(float(w) for w in row) for row in data["weights"]),
-                bias=tuple(float(b) for b in data["bias"]),
-                prompt_sha256=data.get("prompt_sha256", ""),
-                model_identity=data.get("model_identity", ""),
-                fitted_on=int(data.get("fitted_on", 0)),
-            )
+            return cls.from_dict(json.loads(Path(path).read_text()))
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise CalibrationError(f"cannot read calibration {path}: {e}") from None
-        shape = np.asarray(calibration.weights).shape
-        if shape != (len(calibration.labels), len(calibration.features)) or len(calibration.bias) != len(calibration.labels):
-            raise CalibrationError(f"calibration {path}: weights {shape} do not match its labels and features")
-        return calibration
 
 
 def _on_labels(method: str, labels: Sequence[str], bias: Sequence[float], features: Sequence[str] | None) -> Calibration:
@@ -123,6 +132,17 @@ def identity(labels: Sequence[str], features: Sequence[str] | None = None) -> Ca
 
 def contextual(labels: Sequence[str], content_free_logprobs: np.ndarray, features: Sequence[str] | None = None) -> Calibration:
     return _on_labels("contextual", labels, -normalize(content_free_logprobs).mean(axis=0), features)
+
+
+def pool(labels: Sequence[str], pool_logprobs: np.ndarray, features: Sequence[str] | None = None) -> Calibration:
+    """Batch calibration over a pool's (n, n_labels) log-probabilities: the bias is minus the log of the mean
+    answer distribution, so the average calibrated answer over the pool is as near uniform as a bias can make it.
+    The mean of probabilities, as published, not of log-probabilities: one text the model is sure about moves
+    it by at most 1/n, where its log-probability of the other labels would be unbounded."""
+    if len(pool_logprobs) == 0:
+        raise CalibrationError("pool calibration needs at least one text")
+    mean = np.exp(normalize(np.asarray(pool_logprobs, dtype=np.float64))).mean(axis=0)
+    return _on_labels("pool", labels, -np.log(np.clip(mean, 1e-12, None)), features)
 
 
 def multilabel(calibration: Calibration, k: int) -> Calibration:
@@ -146,13 +166,7 @@ def load_form(path: str | os.PathLike) -> tuple[dict[str, Calibration], str, str
     """save_form's file: (the calibration per question, prompt_sha256, model_identity)."""
     try:
         data = json.loads(Path(path).read_text())
-        calibrations = {
-            q: Calibration(str(c["method"]), tuple(c["labels"]), tuple(c["features"]),
-                           tuple(tuple(float(w) for w in row) for row in c["weights"]),
-                           tuple(float(b) for b in c["bias"]), fitted_on=int(c.get("fitted_on", 0)),
-                           thresholds=tuple(float(t) for t in c.get("thresholds", ())))
-            for q, c in data["questions"].items()
-        }
+        calibrations = {q: Calibration.from_dict(c) for q, c in data["questions"].items()}
         return calibrations, str(data["prompt_sha256"]), str(data["model_identity"])
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise CalibrationError(f"cannot read calibration {path}: {e}") from None

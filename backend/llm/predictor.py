@@ -29,6 +29,43 @@ class TaskError(ValueError):
 
 
 @dataclass(frozen=True)
+class PoolCalibration:
+    """A project's calibrations measured on its own texts without labels (calibration.pool), one per question, and
+    the prompt they were measured under: a changed prompt makes them stale (the loop measures again)."""
+
+    prompt_sha256: str
+    questions: tuple[tuple[str, cal.Calibration], ...]  # (from_name, its calibration), config order
+    size: int  # texts measured
+
+    def get(self, from_name: str) -> cal.Calibration | None:
+        return dict(self.questions).get(from_name)
+
+    def as_dict(self) -> dict:
+        return {"prompt_sha256": self.prompt_sha256, "size": self.size,
+                "questions": {q: c.as_dict() for q, c in self.questions}}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "PoolCalibration":
+        try:
+            questions = tuple((str(q), cal.Calibration.from_dict(c)) for q, c in data["questions"].items())
+            return cls(str(data["prompt_sha256"]), questions, int(data["size"]))
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise cal.CalibrationError(f"unreadable pool calibration: {e}") from None
+
+
+# The texts a pool calibration reads: the first POOL_SAMPLE of the pool in the order of their SHA-256, so replicas and
+# restarts measure the same texts whatever order Label Studio lists them in. 256 keeps the measuring pass under a
+# minute on two cores; the mean of 256 probabilities varies by a few hundredths at most.
+POOL_SAMPLE = 256
+POOL_METHODS = ("auto", "pool")  # the CALIBRATION settings under which a project's pool calibration serves
+
+
+def pool_sample(texts: Sequence[str], size: int = POOL_SAMPLE) -> list[str]:
+    unique = {hashlib.sha256(t.encode()).hexdigest(): t for t in texts if t and t.strip()}
+    return [unique[h] for h in sorted(unique)[:size]]
+
+
+@dataclass(frozen=True)
 class LabelSetup:
     prompt: prompts.Prompt
     calibration: cal.Calibration
@@ -67,24 +104,60 @@ class Predictor:
         self._forms: dict[Config, FormSetup] = {}
         self._lock = threading.Lock()
 
-    def setup(self, schema: Schema) -> LabelSetup:
-        """Prompt, calibration and model version for one single-choice question; computed once, then cached."""
-        key = (schema.from_name, schema.names)  # guidelines written per question give each its own prompt
+    def setup(self, schema: Schema, pool: PoolCalibration | None = None) -> LabelSetup:
+        """Prompt, calibration and model version for one single-choice question; computed once, then cached. `pool`:
+        the project's own calibration (PoolCalibration), used where the CALIBRATION setting and the files allow."""
+        key = (schema.from_name, schema.names, pool)  # guidelines written per question give each its own prompt
         with self._lock:
             if key not in self._setups:
-                self._setups[key] = self._make_setup(schema)
+                self._setups[key] = self._make_setup(schema, pool)
             return self._setups[key]
 
-    def form_setup(self, config: Config) -> FormSetup:
+    def form_setup(self, config: Config, pool: PoolCalibration | None = None) -> FormSetup:
         """The same for a config with several questions or a multi-label one."""
         with self._lock:
-            if config not in self._forms:
-                self._forms[config] = self._make_form(config)
-            return self._forms[config]
+            if (config, pool) not in self._forms:
+                self._forms[(config, pool)] = self._make_form(config, pool)
+            return self._forms[(config, pool)]
 
-    def version(self, config: Config) -> str:
+    def version(self, config: Config, pool: PoolCalibration | None = None) -> str:
         """The model version of a config's predictions: one name for all its questions."""
-        return self.setup(config.primary).model_version if config.single else self.form_setup(config).model_version
+        return self._any_setup(config, pool).model_version
+
+    def _any_setup(self, config: Config, pool: PoolCalibration | None) -> LabelSetup | FormSetup:
+        return self.setup(config.primary, pool) if config.single else self.form_setup(config, pool)
+
+    def wants_pool(self, config: Config, pool: PoolCalibration | None) -> bool:
+        """True when a pool calibration would serve this config and `pool` is missing or was measured under another
+        prompt: no fitted file matches (or CALIBRATION=pool) and the engine is ready for it."""
+        if self.calibration not in POOL_METHODS:
+            return False
+        setup = self._any_setup(config, None)
+        if self.calibration == "auto" and "fitted" in self._methods(setup):
+            return False
+        return pool is None or pool.prompt_sha256 != setup.prompt.sha256
+
+    @staticmethod
+    def _methods(setup: LabelSetup | FormSetup) -> set[str]:
+        return {setup.calibration.method} if isinstance(setup, LabelSetup) else {c.method for c in setup.calibrations.values()}
+
+    def measure_pool(self, config: Config, texts: Sequence[str]) -> PoolCalibration:
+        """Each question's batch calibration (calibration.pool) from the log-probabilities of a sample of the
+        project's texts (pool_sample): no labels read."""
+        sample = pool_sample(texts)
+        if not sample:
+            raise cal.CalibrationError("the pool has no text to calibrate on")
+        if config.single:
+            prompt = self.setup(config.primary).prompt
+            questions = ((config.primary.from_name, cal.pool(prompt.labels, self.scorer.label_logprobs(prompt, sample))),)
+        else:
+            prompt = self.form_setup(config).prompt
+            logprobs = self.scorer.label_logprobs(prompt, sample)
+            questions = tuple(
+                (q.from_name, _multi(q, cal.pool(labels, logprobs[:, cols], [prompt.labels[c] for c in cols])))
+                for q, labels, cols in form_columns(config)
+            )
+        return PoolCalibration(prompt.sha256, questions, len(sample))
 
     def versions(self) -> list[str]:
         with self._lock:
@@ -95,24 +168,25 @@ class Predictor:
         guide = f"g{self.guidelines.version}" if self.guidelines else "g-none"
         return f"{self.source.name}-{guide}-{method}-{digest[:10]}"
 
-    def _make_setup(self, schema: Schema) -> LabelSetup:
+    def _make_setup(self, schema: Schema, pool: PoolCalibration | None) -> LabelSetup:
         guidelines = self.guidelines.for_question(schema.from_name) if self.guidelines else None
         prompt = prompts.build(self.scorer.tokenizer, schema.names, guidelines, examples=self.few_shot)
-        calibration = self._calibration(prompt)
+        calibration = self._calibration(prompt, _fresh(pool, prompt, schema.from_name))
         version = self._name(calibration.method, prompt.sha256, calibration.sha256)
         log.info("model version %s for labels %s (calibration: %s)", version, list(schema.names), calibration.method)
         return LabelSetup(prompt, calibration, version)
 
-    def _make_form(self, config: Config) -> FormSetup:
+    def _make_form(self, config: Config, pool: PoolCalibration | None) -> FormSetup:
         prompt = prompts.form(self.scorer.tokenizer, config, self.guidelines)
-        calibrations = self._form_calibrations(config, prompt)
+        calibrations = self._form_calibrations(config, prompt, pool)
         methods = {c.method for c in calibrations.values()}
         method = methods.pop() if len(methods) == 1 else "mixed"
         version = self._name(method, prompt.sha256, *(c.sha256 for c in calibrations.values()))
         log.info("model version %s for questions %s (calibration: %s)", version, list(config.names), method)
         return FormSetup(prompt, calibrations, version)
 
-    def _form_calibrations(self, config: Config, prompt: prompts.Prompt) -> dict[str, cal.Calibration]:
+    def _form_calibrations(self, config: Config, prompt: prompts.Prompt,
+                           pool: PoolCalibration | None) -> dict[str, cal.Calibration]:
         if self.calibration in ("auto", "fitted"):
             fitted = self._find_fitted_form(config, prompt)
             if fitted:
@@ -128,6 +202,8 @@ class Predictor:
                 raise cal.CalibrationError(f"calibration {self.calibration} is for questions {sorted(calibrations)}, "
                                            f"not {list(config.names)}")
             return calibrations
+        if self.calibration in POOL_METHODS and pool is not None and pool.prompt_sha256 == prompt.sha256:
+            return dict(pool.questions)
         content_free = None
         if self.calibration != "none":
             content_free = self.scorer.label_logprobs(prompt, list(cal.CONTENT_FREE))
@@ -143,12 +219,12 @@ class Predictor:
                 return calibrations
         return None
 
-    def _calibration(self, prompt: prompts.Prompt) -> cal.Calibration:
+    def _calibration(self, prompt: prompts.Prompt, pool: cal.Calibration | None) -> cal.Calibration:
         labels = prompt.labels
         method = self.calibration
         if method == "none":
             return cal.identity(labels)
-        if method not in ("auto", "contextual", "fitted"):
+        if method not in ("auto", "contextual", "fitted", "pool"):
             fitted = cal.Calibration.load(method)
             if fitted.labels != labels:  # names as the prompt shows them
                 raise cal.CalibrationError(f"calibration {method} is for labels {list(fitted.labels)}, not {list(labels)}")
@@ -162,6 +238,8 @@ class Predictor:
                     f"no fitted calibration in {self.calibration_dir} for this model, prompt and labels "
                     "(run scripts/calibrate.py)"
                 )
+        if method in POOL_METHODS and pool is not None:
+            return pool
         return cal.contextual(labels, self.scorer.label_logprobs(prompt, list(cal.CONTENT_FREE)))
 
     def _find_fitted(self, prompt: prompts.Prompt) -> cal.Calibration | None:
@@ -183,26 +261,27 @@ class Predictor:
             return same_weights[1]
         return None
 
-    def answers(self, config: Config, texts: Sequence[str]) -> dict[str, np.ndarray]:
+    def answers(self, config: Config, texts: Sequence[str], pool: PoolCalibration | None = None) -> dict[str, np.ndarray]:
         """Question → (n_texts, n_labels) probabilities: a distribution over the labels (single choice), or each
         label's own probability of applying (multi-label)."""
         if config.single:
-            return {config.primary.from_name: self.probabilities(config.primary, texts)}
-        setup = self.form_setup(config)
+            return {config.primary.from_name: self.probabilities(config.primary, texts, pool)}
+        setup = self.form_setup(config, pool)
         return form_probabilities(config, setup.calibrations, self.scorer.label_logprobs(setup.prompt, list(texts)))
 
-    def answers_and_states(self, config: Config, texts: Sequence[str], layer: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    def answers_and_states(self, config: Config, texts: Sequence[str], layer: int,
+                           pool: PoolCalibration | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """answers(), and (n_texts, hidden) float32: `layer`'s output where the answer begins, same pass."""
         if config.single:
-            probs, states = self.probabilities_and_states(config.primary, texts, layer)
+            probs, states = self.probabilities_and_states(config.primary, texts, layer, pool)
             return {config.primary.from_name: probs}, states
-        setup = self.form_setup(config)
+        setup = self.form_setup(config, pool)
         logprobs, states = self.scorer.logprobs_and_states(setup.prompt, list(texts), layers=[layer])
         return form_probabilities(config, setup.calibrations, logprobs), states[:, 0]
 
-    def probabilities(self, schema: Schema, texts: Sequence[str]) -> np.ndarray:
+    def probabilities(self, schema: Schema, texts: Sequence[str], pool: PoolCalibration | None = None) -> np.ndarray:
         """(n_texts, n_labels) calibrated label probabilities, columns in the config's label order."""
-        setup = self.setup(schema)
+        setup = self.setup(schema, pool)
         return setup.calibration.apply(self.feature_logprobs(setup, texts))
 
     @property
@@ -210,9 +289,10 @@ class Predictor:
         """Decoder layers whose hidden states the engine can hand out; 0 for an engine behind an API."""
         return self.scorer.model.config.num_hidden_layers if hasattr(self.scorer, "logprobs_and_states") else 0
 
-    def probabilities_and_states(self, schema: Schema, texts: Sequence[str], layer: int) -> tuple[np.ndarray, np.ndarray]:
+    def probabilities_and_states(self, schema: Schema, texts: Sequence[str], layer: int,
+                                 pool: PoolCalibration | None = None) -> tuple[np.ndarray, np.ndarray]:
         """probabilities(), and (n_texts, hidden) float32: `layer`'s output where the answer begins, same pass."""
-        setup = self.setup(schema)
+        setup = self.setup(schema, pool)
         logprobs, states = self.scorer.logprobs_and_states(
             setup.prompt, list(texts), setup.calibration.features, layers=[layer]
         )
@@ -282,3 +362,15 @@ def unfitted_calibrations(config: Config, prompt: prompts.Prompt, content_free: 
         c = cal.identity(labels, features) if content_free is None else cal.contextual(labels, content_free[:, cols], features)
         out[q.from_name] = cal.multilabel(c, len(q.names)) if q.multiple else c
     return out
+
+
+def _fresh(pool: PoolCalibration | None, prompt: prompts.Prompt, from_name: str) -> cal.Calibration | None:
+    """The pool's calibration of a question, unless it was measured under another prompt or other labels."""
+    if pool is None or pool.prompt_sha256 != prompt.sha256:
+        return None
+    found = pool.get(from_name)
+    return found if found is not None and found.labels == prompt.labels else None
+
+
+def _multi(q: Schema, calibration: cal.Calibration) -> cal.Calibration:
+    return cal.multilabel(calibration, len(q.names)) if q.multiple else calibration

@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from backend.labelstudio.schema import Config, Schema, as_config
-from backend.llm.predictor import Predictor
+from backend.llm.predictor import PoolCalibration, Predictor
 from backend.loop.embeddings import Embedder
 from backend.loop.vectors import VectorCache
 from backend.ranking import judge
@@ -46,22 +46,26 @@ class TextFeatures:
         """The classifier recipe for a kind of text vectors (backend/loop/classifier.py)."""
         return "blend" if kind == MINILM else "state_blend"
 
-    def llm_answers(self, config: Config | Schema, texts: Sequence[str]) -> tuple[dict[str, np.ndarray], str]:
-        """Every question's calibrated LLM probabilities (cached per text and LLM version) and that version."""
+    def llm_answers(self, config: Config | Schema, texts: Sequence[str],
+                    pool: PoolCalibration | None = None) -> tuple[dict[str, np.ndarray], str]:
+        """Every question's calibrated LLM probabilities (cached per text and LLM version) and that version; `pool`:
+        the project's own calibration, where one serves (predictor.py)."""
         config = as_config(config)
         predictor = self._predictor()
-        version = predictor.version(config)
+        version = predictor.version(config, pool)
         probs = self._cache(f"llm-{version}").get(
-            list(texts), lambda missing: join(config, predictor.answers(config, missing)))
+            list(texts), lambda missing: join(config, predictor.answers(config, missing, pool)))
         return split(config, probs.reshape(len(texts), -1)), version
 
-    def llm_probs(self, config: Config | Schema, texts: Sequence[str]) -> tuple[np.ndarray, str]:
+    def llm_probs(self, config: Config | Schema, texts: Sequence[str],
+                  pool: PoolCalibration | None = None) -> tuple[np.ndarray, str]:
         """The first question's calibrated LLM probabilities (what a trained model learns from) and the version."""
         config = as_config(config)
-        answers, version = self.llm_answers(config, texts)
+        answers, version = self.llm_answers(config, texts, pool)
         return answers[config.primary.from_name], version
 
-    def vectors(self, config: Config | Schema, texts: Sequence[str], kind: str) -> np.ndarray:
+    def vectors(self, config: Config | Schema, texts: Sequence[str], kind: str,
+                pool: PoolCalibration | None = None) -> np.ndarray:
         """The texts' vectors of `kind`, cached per text. A hidden state comes from the pass that scores the text, so
         the LLM's probabilities are cached with it and a following llm_probs() costs a lookup."""
         if kind == MINILM:
@@ -69,10 +73,10 @@ class TextFeatures:
         config = as_config(config)
         layer = int(kind.rsplit("-", 1)[1])
         predictor = self._predictor()
-        version = predictor.version(config)
+        version = predictor.version(config, pool)
 
         def compute(missing: list[str]) -> np.ndarray:
-            answers, states = predictor.answers_and_states(config, missing, layer)
+            answers, states = predictor.answers_and_states(config, missing, layer, pool)
             self._cache(f"llm-{version}").put(missing, join(config, answers))
             return states
 

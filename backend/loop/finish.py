@@ -136,17 +136,19 @@ def check_target(target: float, level: float) -> None:
 
 
 def score_texts(
-    loop: "Loop", config: schemas.Config, texts: list[str], progress: bool
+    loop: "Loop", config: schemas.Config, texts: list[str], progress: bool, project: str | None = None
 ) -> tuple[np.ndarray, np.ndarray, dict]:
-    """The texts' vectors and calibrated LLM probabilities, as the backend computes them (cached on disk)."""
+    """The texts' vectors and calibrated LLM probabilities, as the backend computes them (cached on disk), with the
+    project's own calibration where the backend measured one in a shared DATA_DIR."""
     features = loop.text.kind()
+    pool = loop.pool(project)
     parts = []
     with tqdm(total=len(texts), unit="task", desc="score", disable=not progress or not texts) as bar:
         for start in range(0, len(texts), SCORE_CHUNK):
             batch = texts[start : start + SCORE_CHUNK]
-            parts.append(loop.text.vectors(config, batch, features))
+            parts.append(loop.text.vectors(config, batch, features, pool))
             bar.update(len(batch))
-    llm, llm_version = loop.text.llm_probs(config, texts)  # computed with the vectors above: a cache lookup
+    llm, llm_version = loop.text.llm_probs(config, texts, pool)  # computed with the vectors above: a cache lookup
     loop.text.save()  # a following --apply, or the backend sharing DATA_DIR, reads them instead of scoring again
     return np.vstack(parts), llm, {"llm_version": llm_version, "features": features}
 
@@ -188,7 +190,7 @@ def build(
 
     model: dict[str, Any] = {"kind": "llm", "trained_on": 0, "fallback": None}
     if texts:
-        vectors, llm, info = score_texts(loop, config, texts, progress)
+        vectors, llm, info = score_texts(loop, config, texts, progress, str(project_id))
         model.update(info)
         h = len(human_ids)
         kind = loop.text.recipe(info["features"])  # the kind of model the backend trains on these vectors

@@ -19,7 +19,7 @@ from backend.labelstudio import queue as ls_queue
 from backend.labelstudio import schema as schemas
 from backend.labelstudio.schema import Config, Schema, as_config
 from backend.llm import scorer as llm_scorer
-from backend.llm.predictor import Predictor
+from backend.llm.predictor import PoolCalibration, Predictor
 from backend.loop import rescoring, training
 from backend.loop.answers import ranked_probs, regions
 from backend.loop.features import MINILM, TextFeatures
@@ -66,27 +66,54 @@ class Loop:
         if self.projects.save_setting(project, "strategy", name) and self.settings.label_studio_url:
             self.rescoring.request(project)  # the queue's order is the strategy's, model or not
 
+    def connected(self, project: str | None, config: Config | Schema) -> None:
+        """A project connected (/setup): with Label Studio reachable, its pool is read and re-scored in the background,
+        which first measures the project's own calibration when one would serve (ensure_pool)."""
+        if not project or not (self.settings.label_studio_url and self.settings.ls_api_key()):
+            return
+        if self._predictor().wants_pool(as_config(config), self.pool(project)) and not self.projects.model(project):
+            self.rescoring.request(project)
+
     def serving(self, project: str | None, config: Config | Schema) -> tuple[TrainedModel | None, str]:
         """The project's promoted model if it fits this config and LLM (else None: the LLM alone), and the version."""
         config = as_config(config)
-        llm_version = self._predictor().version(config)
+        llm_version = self._predictor().version(config, self.pool(project))
         current = self.projects.model(project) if project else None
         if current is None or current.labels != config.primary.labels or current.llm_version != llm_version:
             return None, llm_version
         return current, current.version
 
-    def probabilities(self, config: Config | Schema, texts: Sequence[str], model: TrainedModel | None) -> np.ndarray:
-        """The first question's probabilities: the trained model's, or the LLM's without one."""
-        return self.answers(config, texts, model)[as_config(config).primary.from_name]
+    def pool(self, project: str | None) -> PoolCalibration | None:
+        """The project's calibration measured on its own texts (predictor.py), once measured."""
+        return self.projects.pool(project) if project else None
 
-    def answers(self, config: Config | Schema, texts: Sequence[str], model: TrainedModel | None) -> dict[str, np.ndarray]:
+    def ensure_pool(self, project: str, config: Config, texts: Sequence[str]) -> bool:
+        """Measure the project's pool calibration from its texts when one would serve and none fits the prompt;
+        True if it was measured now (the version changed). Not for a project that already serves a trained
+        model: the model was fitted on the old calibration's probabilities and would be dropped."""
+        predictor = self._predictor()
+        if not texts or not predictor.wants_pool(config, self.pool(project)) or self.projects.model(project):
+            return False
+        measured = predictor.measure_pool(config, texts)
+        self.projects.set_pool(project, measured)
+        log.info("project %s: calibrated on %d of its texts (%s)", project, measured.size,
+                 predictor.version(config, measured))
+        return True
+
+    def probabilities(self, config: Config | Schema, texts: Sequence[str], model: TrainedModel | None,
+                      pool: PoolCalibration | None = None) -> np.ndarray:
+        """The first question's probabilities: the trained model's, or the LLM's without one."""
+        return self.answers(config, texts, model, pool)[as_config(config).primary.from_name]
+
+    def answers(self, config: Config | Schema, texts: Sequence[str], model: TrainedModel | None,
+                pool: PoolCalibration | None = None) -> dict[str, np.ndarray]:
         """Every question's probabilities: the trained model answers the first question, the LLM the others."""
         config = as_config(config)
         if model is None:
-            return dict(self.text.llm_answers(config, texts)[0])
+            return dict(self.text.llm_answers(config, texts, pool)[0])
         # Vectors first: the pass that gives a hidden state caches the LLM's probabilities too, read next for free.
-        vectors = self.text.vectors(config, texts, getattr(model, "features", MINILM))  # older models lack the field
-        answers = dict(self.text.llm_answers(config, texts)[0])
+        vectors = self.text.vectors(config, texts, getattr(model, "features", MINILM), pool)  # older models lack it
+        answers = dict(self.text.llm_answers(config, texts, pool)[0])
         first = config.primary.from_name
         answers[first] = model.model.predict_proba(vectors, answers[first])
         return answers
@@ -121,23 +148,23 @@ class Loop:
                 try:
                     if time.monotonic() - started > self.settings.predict_timeout:
                         raise llm_scorer.DeadlineExceeded
-                    answers = self.answers(config, batch, model)
+                    answers = self.answers(config, batch, model, self.pool(project))
                 except llm_scorer.DeadlineExceeded:
                     reason = f"not predicted within {self.settings.predict_timeout} s (PREDICT_TIMEOUT); ask again"
                     skipped += [{"index": i, "task": _task_id(tasks[i]), "reason": reason} for i in slots[start:]]
                     self.metrics.timeouts.inc(len(slots) - start)
                     break
                 self._fill(results, config, tasks, slots[start : start + chunk], batch, answers, strategy, ranking,
-                           version, lanes)
+                           version, lanes, self.pool(project))
         finally:
             llm_scorer.DEADLINE.reset(deadline)
         skipped.sort(key=lambda item: item["index"])
         return results, skipped, version
 
-    def _fill(self, results, config, tasks, slots, batch, answers, strategy, ranking, version, lanes) -> None:
+    def _fill(self, results, config, tasks, slots, batch, answers, strategy, ranking, version, lanes, pool) -> None:
         """Each task's prediction, with the pool ranking's score when the task has one, else its own."""
         # The LLM's probabilities were just cached by answers(): reading them again costs a lookup.
-        llm = self.text.llm_probs(config, batch)[0] if strategy in strategies.NEEDS_LLM_PROBS else None
+        llm = self.text.llm_probs(config, batch, pool)[0] if strategy in strategies.NEEDS_LLM_PROBS else None
         priority = strategies.pointwise_priority(strategy, *ranked_probs(config.primary, answers[config.primary.from_name], llm))
         for i, (slot, own) in enumerate(zip(slots, priority)):
             task_id = _task_id(tasks[slot])

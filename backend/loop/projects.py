@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from backend.labelstudio.tasks import LabeledTask
+from backend.llm.calibration import CalibrationError
+from backend.llm.predictor import PoolCalibration
 from backend.loop import classifier
 from backend.loop.features import MINILM
 from backend.loop.model_store import ModelStore
@@ -43,6 +45,7 @@ class Projects:
         self._models: dict[str, TrainedModel | None] = {}
         self._strategies: dict[str, str] = {}
         self._lanes: dict[str, int] = {}
+        self._pools: dict[str, PoolCalibration | None] = {}
         self._published: set[tuple[str, str]] = set()  # (project, version) known to be in the registry's list
         self._stamps: dict[str, tuple[int, int] | None] = {}  # the registry as this process last read or wrote it
         self.rankings: dict[str, PoolRanking] = {}
@@ -67,6 +70,7 @@ class Projects:
         self._models[project] = current[1] if current else None
         self._strategies.pop(project, None)
         self._lanes.pop(project, None)
+        self._pools.pop(project, None)
         if not first:
             with self.changes_lock:
                 self.changed[project] = None  # another replica saw events this one did not: read every label
@@ -77,6 +81,23 @@ class Projects:
     def model(self, project: str) -> TrainedModel | None:
         self.refresh(project)
         return self._models[project]
+
+    def pool(self, project: str) -> PoolCalibration | None:
+        """The project's calibration measured on its own texts, as kept in its registry (None: not measured)."""
+        self.refresh(project)
+        if project not in self._pools:
+            data = self.store(project).setting("pool_calibration")
+            try:
+                self._pools[project] = PoolCalibration.from_dict(data) if data else None
+            except CalibrationError:
+                self._pools[project] = None  # measured again at the next re-score
+        return self._pools[project]
+
+    def set_pool(self, project: str, pool: PoolCalibration) -> None:
+        self.store(project).set_setting("pool_calibration", pool.as_dict())
+        self.wrote(project)
+        self._pools[project] = pool
+        self.rankings.pop(project, None)
 
     def promoted(self, project: str, model: TrainedModel) -> None:
         self._models[project] = model

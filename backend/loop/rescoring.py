@@ -44,9 +44,11 @@ def run(loop: "Loop", project: str) -> None:
     chunk = settings.rescore_chunk
     parts: list[dict[str, np.ndarray]] = []
     progress = loop.metrics.rescore_progress.labels(project)
+    loop.ensure_pool(project, config, texts)  # at the first re-score, which /setup asks for: the version moves
+    pool = loop.pool(project)
     model, version = loop.serving(project, config)
     for start in range(0, len(texts), chunk):
-        parts.append(loop.answers(config, texts[start : start + chunk], model))
+        parts.append(loop.answers(config, texts[start : start + chunk], model, pool))
         done = min(start + chunk, len(texts))
         progress.set(done / len(texts) / 2)  # scoring is the first half of the work, writing the second
         log.info("re-scoring project %s: %d/%d tasks scored", project, done, len(texts))
@@ -62,7 +64,7 @@ def run(loop: "Loop", project: str) -> None:
                                                            model.version if model else None, known)
     emb = text.embedder.encode(texts) if strategy in ("diversity", "hybrid") else None
     extras = {strategy: text.judged(strategy, texts)} if strategy in strategies.LLM_JUDGED else None
-    llm = text.llm_probs(config, texts)[0] if strategy in strategies.NEEDS_LLM_PROBS else None  # cached above
+    llm = text.llm_probs(config, texts, pool)[0] if strategy in strategies.NEEDS_LLM_PROBS else None  # cached above
     ranked, llm = ranked_probs(schema, probs, llm)
     utility = strategies.rank(strategy, ranked, emb, labeled_idx=labeled, extra_utilities=extras, llm_probs=llm)
     scores = ls_queue.lane_scores(strategies.priority_scores(utility), projects.lanes(project))

@@ -113,8 +113,9 @@ def run(loop: "Loop", project: str, started: float) -> dict:
     texts = [t.text for t in labeled]
     ids = np.array([t.task_id for t in labeled])
     y = targets(schema, [t.label for t in labeled])
-    emb = text.vectors(config, texts, features)
-    llm, llm_version = text.llm_probs(config, texts)
+    pool = loop.pool(project)
+    emb = text.vectors(config, texts, features, pool)
+    llm, llm_version = text.llm_probs(config, texts, pool)
     if loop.settings.consensus == "crowdlab" and not schema.multiple:
         y, record["consensus"] = label_issues.crowdlab_labels(
             [t.votes for t in labeled], y, schema.labels, text.recipe(features), emb, llm)
@@ -126,7 +127,7 @@ def run(loop: "Loop", project: str, started: float) -> dict:
     incumbent = projects.model(project)
     if incumbent and (incumbent.labels != schema.labels or incumbent.llm_version != llm_version):
         incumbent = None  # trained for another config or LLM: the LLM is what it would be compared with
-    incumbent_guess = _incumbent_guess(loop, incumbent, ids, y, config, texts, llm)
+    incumbent_guess = _incumbent_guess(loop, incumbent, ids, y, config, texts, llm, pool)
     candidate_f1, incumbent_f1 = _macro_f1(y, candidate_guess), _macro_f1(y, incumbent_guess)
     llm_f1 = _macro_f1(y, guesses(schema, llm))
     if not schema.multiple:  # finishing (routing.py) is defined for single-choice questions
@@ -169,11 +170,12 @@ def _unranked(loop: "Loop", project: str, version: str) -> bool:
     return ranking is None or ranking.version != version
 
 
-def _incumbent_guess(loop: "Loop", incumbent: TrainedModel | None, ids, y, config: Config, texts, llm) -> np.ndarray:
+def _incumbent_guess(loop: "Loop", incumbent: TrainedModel | None, ids, y, config: Config, texts, llm,
+                     pool) -> np.ndarray:
     schema = config.primary
     if incumbent is None:
         return guesses(schema, llm)
-    guess = guesses(schema, loop.probabilities(config, texts, incumbent))
+    guess = guesses(schema, loop.probabilities(config, texts, incumbent, pool))
     for row, (task_id, label) in enumerate(zip(ids, y)):
         seen = incumbent.heldout.get(int(task_id))
         if seen and seen[0] == _code(label):

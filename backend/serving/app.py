@@ -231,6 +231,7 @@ def setup():
             if not project:
                 raise ApiError(400, f"'{key}' is set per project: send 'project' with 'extra_params'")
             apply(project, extra[key])
+    service.loop.connected(project, schema)
     _, version = service.loop.serving(project, schema)
     service.metrics.model_version.labels(version).set(1)
     for name, reason in schema.left_out:
