@@ -141,6 +141,9 @@ class SignalLoop:
         self.text = SignalFeatures(truth, seed)
         self.settings = Settings()  # the defaults: the demo's gold file
 
+    def pool(self, project):
+        return None  # no calibration measured on the project's pool
+
 
 class SignalFeatures:
     """Vectors that carry each text's label under noise of a strength that varies by text, so the blend is sure of
@@ -162,10 +165,10 @@ class SignalFeatures:
     def recipe(kind):
         return "blend"
 
-    def vectors(self, schema, texts, kind):
+    def vectors(self, schema, texts, kind, pool=None):
         return np.array([self.rows[t] for t in texts])
 
-    def llm_probs(self, config, texts):
+    def llm_probs(self, config, texts, pool=None):
         labels = schemas.as_config(config).primary.labels  # finishing reads the config's first question
         return np.full((len(texts), len(labels)), 1 / len(labels)), "flat-llm"
 

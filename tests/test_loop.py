@@ -298,7 +298,10 @@ def test_each_publication_replaces_the_last_and_never_touches_foreign_prediction
     project.versions["imported-v0"] = 160  # someone else's predictions in the same project
     service = make_service(tmp_path, predictor, project)
     loop = service.loop
-    assert loop.train("5")["result"] == "promoted"
+    record = loop.train("5")
+    assert record["result"] == "promoted"
+    # The labels chose the recipe: the best cross-validated score among the candidates, and the gate's figure.
+    assert record["recipe_scores"][record["recipe"]] == max(record["recipe_scores"].values()) == record["cv_macro_f1"]
     loop.rescoring.wait("5", timeout=120)
     first = project.model_version
     assert first == loop.projects.model("5").version

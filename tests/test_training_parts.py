@@ -152,3 +152,32 @@ def test_a_blend_keeps_the_llm_for_a_label_too_rare_to_learn():
     assert (probs.argmax(1) == 2).sum() > 0  # the LLM can still answer it
     only = classifier.fit("classifier", emb, None, y, n_labels=3).predict_proba(emb)
     assert np.all(only[:, 2] == 0)
+
+
+def _macro_f1(y, probs):
+    from sklearn.metrics import f1_score
+
+    return f1_score(y, probs.argmax(1), average="macro")
+
+
+def test_the_projects_labels_choose_the_recipe():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 120)
+    noise = rng.normal(size=(120, 64))
+    signal = noise.copy()
+    signal[:, :3] += 4 * np.eye(3)[y]
+    sure_llm = np.clip(np.eye(3)[y] * 0.9 + 0.05, 0, 1)  # the LLM right on every row
+    flat_llm = rng.dirichlet([1, 1, 1], 120)  # the LLM knows nothing
+    candidates = classifier.CANDIDATES["states"]
+    by_llm = classifier.choose(candidates, noise, sure_llm, y, 3, _macro_f1)
+    assert (by_llm.kind, by_llm.C) == ("llm_refit", 1.0)  # ties with the blends go to the simplest, listed first
+    by_state = classifier.choose(candidates, signal, flat_llm, y, 3, _macro_f1)
+    assert by_state.kind == "state_blend" and by_state.scores["llm_refit(C=1)"] < 0.6
+    assert set(by_state.scores) == {classifier.recipe_name(k, c) for k, c in candidates}
+    assert by_state.scores[classifier.recipe_name(by_state.kind, by_state.C)] == max(by_state.scores.values())
+    assert by_state.oof.shape == (120, 3) and _macro_f1(y, by_state.oof) > 0.9
+    model = classifier.fit(by_state.kind, signal, flat_llm, y, 3, C=by_state.C)
+    assert model.estimator.C == by_state.C
+    # The refit reads only the LLM's probabilities: vectors of any width give the same model.
+    refit = classifier.fit("llm_refit", noise, sure_llm, y, 3)
+    assert np.allclose(refit.predict_proba(noise, sure_llm), refit.predict_proba(noise[:, :2], sure_llm))

@@ -15,6 +15,7 @@ import numpy as np
 
 from backend.labelstudio.schema import Config, Schema, as_config
 from backend.llm.predictor import PoolCalibration, Predictor
+from backend.loop import classifier
 from backend.loop.embeddings import Embedder
 from backend.loop.vectors import VectorCache
 from backend.ranking import judge
@@ -43,8 +44,14 @@ class TextFeatures:
 
     @staticmethod
     def recipe(kind: str) -> str:
-        """The classifier recipe for a kind of text vectors (backend/loop/classifier.py)."""
+        """The fixed classifier recipe for a kind of text vectors (backend/loop/classifier.py), for the tools that do
+        not choose one per project (finishing, label issues)."""
         return "blend" if kind == MINILM else "state_blend"
+
+    @staticmethod
+    def candidates(kind: str) -> tuple[tuple[str, float], ...]:
+        """The recipes a project's labels choose among for a kind of text vectors (classifier.choose)."""
+        return classifier.CANDIDATES["embeddings" if kind == MINILM else "states"]
 
     def llm_answers(self, config: Config | Schema, texts: Sequence[str],
                     pool: PoolCalibration | None = None) -> tuple[dict[str, np.ndarray], str]:
