@@ -94,8 +94,8 @@ def test_main_writes_results_and_plot(tmp_path, monkeypatch, capsys):
     script = load_script()
     asked = {}
 
-    def fake_load(pool, test_size, cache_dir, judge_variants, progress=True):
-        asked.update(pool=pool, test_size=test_size, judges=list(judge_variants))
+    def fake_load(pool, test_size, cache_dir, judge_variants, progress=True, source=None):
+        asked.update(pool=pool, test_size=test_size, judges=list(judge_variants), source=source)
         return synthetic_inputs(n_pool=pool, n_test=test_size)
 
     monkeypatch.setattr(script.simulation, "load_inputs", fake_load)
@@ -103,7 +103,7 @@ def test_main_writes_results_and_plot(tmp_path, monkeypatch, capsys):
     code = script.main(["--pool", "150", "--seeds", "2", "--budget", "70", "--batch", "25", "--seed-size", "20",
                         "--test-size", "80", "--strategies", ",".join(strategies), "--out", str(tmp_path), "--quiet"])
     assert code == 0
-    assert asked == {"pool": 150, "test_size": 80, "judges": ["informative", "diverse"]}
+    assert asked == {"pool": 150, "test_size": 80, "judges": ["informative", "diverse"], "source": None}
     check_outputs(tmp_path, strategies, ["classifier", "blend", "llm_state"], 2, [20, 45, 70])
     printed = capsys.readouterr().out
     assert "labels to 95%" in printed and "hybrid_llm" in printed and "results.json" in printed

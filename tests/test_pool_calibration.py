@@ -22,7 +22,7 @@ TEXTS = [f"review number {i}: {'great' if i % 3 == 0 else 'dull' if i % 3 == 1 e
 def test_the_pool_bias_divides_out_the_mean_answer():
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(200, 3)) + np.array([3.0, 0.0, -2.0])  # a model that prefers the first label
-    c = cal.pool(("A", "B", "C"), logits)
+    c = cal.pool(cal.identity(("A", "B", "C")), logits)
     before = np.exp(cal.normalize(logits)).mean(axis=0)
     after = c.apply(logits).mean(axis=0)
     assert c.method == "pool"
@@ -30,7 +30,13 @@ def test_the_pool_bias_divides_out_the_mean_answer():
     assert np.abs(after - 1 / 3).max() < np.abs(before - 1 / 3).max() / 3
     assert np.bincount(c.apply(logits).argmax(1), minlength=3).min() > 20  # every label is chosen again
     with pytest.raises(cal.CalibrationError):
-        cal.pool(("A", "B"), np.zeros((0, 2)))
+        cal.pool(cal.identity(("A", "B")), np.zeros((0, 2)))
+    # On top of a fitted calibration: its weights kept, its bias moved by the pool's mean answer under it.
+    fitted = cal.Calibration("fitted", ("A", "B", "C"), ("A", "B", "C"), ((2.0, 0, 0), (0, 1.0, 0), (0, 0, 1.0)),
+                             (0.5, 0.0, -0.5))
+    on_top = cal.pool(fitted, logits)
+    assert on_top.method == "fitted+pool" and on_top.weights == fitted.weights
+    assert np.allclose(np.asarray(on_top.bias) - fitted.bias, -np.log(fitted.apply(logits).mean(axis=0)))
 
 
 def test_the_sample_is_the_same_whatever_the_order():

@@ -94,8 +94,7 @@ def test_the_model_that_ranks_is_the_kind_evaluated(inputs, kind):
     run = simulation.simulate(inputs, kind, "margin", seed=2, seed_size=20, batch=20, budget=40)
     seed_set = run.order[:20]
     pool_v, test_v = inputs.vectors(kind)
-    recipe = simulation.KIND_RECIPES[kind][0]
-    model = classifier.fit(recipe, pool_v[seed_set], inputs.pool_llm[seed_set], inputs.pool_y[seed_set], 3, seed=2)
+    model = simulation.fit_kind(kind, pool_v[seed_set], inputs.pool_llm[seed_set], inputs.pool_y[seed_set], 3, seed=2)
     probs = model.predict_proba(pool_v, inputs.pool_llm)
     expected = strategies.select(strategies.rank("margin", probs, labeled_idx=seed_set), 20)
     np.testing.assert_array_equal(run.order[20:], expected)
@@ -108,8 +107,7 @@ def test_committee_ranks_with_the_models_and_the_llms_probabilities(inputs, kind
     run = simulation.simulate(inputs, kind, "committee", seed=1, seed_size=20, batch=20, budget=40)
     seed_set = run.order[:20]
     pool_v, _ = inputs.vectors(kind)
-    recipe = simulation.KIND_RECIPES[kind][0]
-    model = classifier.fit(recipe, pool_v[seed_set], inputs.pool_llm[seed_set], inputs.pool_y[seed_set], 3, seed=1)
+    model = simulation.fit_kind(kind, pool_v[seed_set], inputs.pool_llm[seed_set], inputs.pool_y[seed_set], 3, seed=1)
     probs = model.predict_proba(pool_v, inputs.pool_llm)
     u = strategies.rank("committee", probs, labeled_idx=seed_set, llm_probs=inputs.pool_llm)
     np.testing.assert_array_equal(run.order[20:], strategies.select(u, 20))
@@ -336,7 +334,10 @@ def test_load_inputs_caches_llm_outputs(tmp_path):
     scored.clear()
     again = simulation.load_inputs(12, test_size=9, cache_dir=tmp_path, judge_variants=["difficult", "diverse"],
                                    predictor=predictor, embedder=FakeEmbedder(), progress=False)
-    assert scored == []  # everything from the cache
+    # Everything from the cache but the label-free calibrations' own inputs: content-free and random-word texts.
+    assert scored == [len(simulation.cal.CONTENT_FREE), simulation.DOMAIN_TEXTS]
+    assert set(again.info["zero_shot"]) == {"none", "contextual", "domain", "pool"}
+    assert again.info["calibration"] == "pool" and again.info["data"] == "rotten_tomatoes"
     np.testing.assert_allclose(again.pool_llm, first.pool_llm)
     np.testing.assert_allclose(again.pool_h, first.pool_h)
     for name in first.judged:
@@ -344,3 +345,15 @@ def test_load_inputs_caches_llm_outputs(tmp_path):
     with pytest.raises(SimulationError, match="unknown judge variant"):
         simulation.load_inputs(12, cache_dir=tmp_path, judge_variants=["funny"], predictor=predictor,
                                embedder=FakeEmbedder(), progress=False)
+
+
+def test_the_served_kind_fits_the_recipe_its_labels_choose(inputs):
+    pool_v, _ = inputs.vectors("llm_state")
+    rows = np.arange(60)
+    args = (pool_v[rows], inputs.pool_llm[rows], inputs.pool_y[rows], 3)
+    choice = classifier.choose(classifier.CANDIDATES["states"], *args, lambda t, p: simulation.macro_f1(t, p, 3))
+    model = simulation.fit_kind("llm_state", *args)
+    assert (model.kind, model.estimator.C) == (choice.kind, choice.C)
+    np.testing.assert_allclose(simulation.out_of_fold_kind("llm_state", *args), choice.oof)
+    fixed = simulation.fit_kind("state_fixed", *args)
+    assert (fixed.kind, fixed.estimator.C) == ("state_blend", classifier.DEFAULT_C["state_blend"])

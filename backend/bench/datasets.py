@@ -259,3 +259,53 @@ def _entry(name: str) -> Corpus:
     if name not in CORPORA:
         raise DataError(f"unknown corpus {name!r}; known: {', '.join(CORPORA)}")
     return CORPORA[name]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# what a benchmark runs on
+
+
+@dataclass(frozen=True)
+class Source:
+    """A benchmark's labeled texts: a pool and a test split, and the config and guidelines they are scored with."""
+
+    name: str
+    pool: pd.DataFrame
+    test: pd.DataFrame
+    config: str  # the labeling config's XML; its first question's labels are the set's labels
+    guidelines: Path
+
+
+def source(pool: int, test: int, data: str | Path | None = None, corpus_name: str | None = None,
+           config: str | Path | None = None, guidelines: str | Path | None = None, seed: int = 0) -> Source:
+    """A team's file (`data`) or a packaged corpus (`corpus_name`), split into a stratified pool and test set, with
+    `config` and `guidelines` (default: the corpus's own, or the demo's for a file). DataError says what is wrong."""
+    from backend.labelstudio import schema as schemas
+
+    if (data is None) == (corpus_name is None):
+        raise DataError("give either a labeled file (--data) or a packaged corpus (--corpus)")
+    if corpus_name is not None and corpus_name not in CORPORA:
+        raise DataError(f"unknown corpus {corpus_name!r}; choose from {', '.join(CORPORA)}")
+    known = CORPORA.get(corpus_name) if corpus_name else None
+    config_path = Path(config) if config else (known.config if known else DEMO_CONFIG)
+    guidelines_path = Path(guidelines) if guidelines else (known.guidelines if known else DEMO_GUIDELINES)
+    for what, path in (("--config", config_path), ("--guidelines", guidelines_path)):
+        if not path.is_file():
+            raise DataError(f"{what} {path}: no such file")
+    xml = config_path.read_text()
+    try:
+        labels = schemas.parse_single(xml).labels
+    except ValueError as e:
+        raise DataError(f"--config {config_path}: {e}") from None
+    df = load_labeled(data, labels) if data is not None else _corpus_for(corpus_name, labels)
+    pool_set, test_set = split(df, pool, test, seed)
+    return Source(corpus_name or Path(data).stem, pool_set.reset_index(drop=True), test_set.reset_index(drop=True),
+                  xml, guidelines_path)
+
+
+def _corpus_for(name: str, labels: Sequence[str]) -> pd.DataFrame:
+    df = corpus(name)
+    unknown = sorted(set(df["label"]) - set(labels))
+    if unknown:
+        raise DataError(f"corpus {name} has labels {', '.join(unknown)} that the config does not offer")
+    return df

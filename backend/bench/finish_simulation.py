@@ -180,21 +180,20 @@ def _model(inputs: simulation.Inputs, kind: str, labeled: np.ndarray, seed: int)
     """(pool probabilities of the model trained on `labeled`, out-of-fold probabilities of the `labeled` rows)."""
     if kind == LLM_ALONE:
         return inputs.pool_llm, inputs.pool_llm[labeled]  # never trained: every human label is held out for it
-    recipe = simulation.KIND_RECIPES[kind][0]
     vectors = inputs.vectors(kind)[0]
     v, llm, y = vectors[labeled], inputs.pool_llm[labeled], inputs.pool_y[labeled]
     try:
-        model = classifier.fit(recipe, v, llm, y, inputs.n_labels, seed=seed)
+        model = simulation.fit_kind(kind, v, llm, y, inputs.n_labels, seed=seed)
     except classifier.TrainingError:
         # Too few labels to fit: as simulation._fit_predict, a blend serves the LLM alone, a classifier the label
         # shares. Neither learned from the labels, so their predictions of the labeled rows are held out already.
-        if recipe in classifier.BLENDS:
+        if simulation.reads_llm(kind):
             pool = inputs.pool_llm
         else:
             prior = np.bincount(y, minlength=inputs.n_labels) + 1.0
             pool = np.tile(prior / prior.sum(), (len(inputs.pool_y), 1))
         return pool, pool[labeled]
-    oof = classifier.out_of_fold(recipe, v, llm, y, inputs.n_labels, seed=seed)
+    oof = simulation.out_of_fold_kind(kind, v, llm, y, inputs.n_labels, seed=seed)
     return model.predict_proba(vectors, inputs.pool_llm), oof
 
 
@@ -214,9 +213,8 @@ def ceiling(inputs: simulation.Inputs, kind: str, target: float, seed: int = 0) 
     if kind == LLM_ALONE:
         probs = inputs.pool_llm
     else:
-        recipe = simulation.KIND_RECIPES[kind][0]
-        probs = classifier.out_of_fold(recipe, inputs.vectors(kind)[0], inputs.pool_llm, inputs.pool_y,
-                                       inputs.n_labels, seed=seed)
+        probs = simulation.out_of_fold_kind(kind, inputs.vectors(kind)[0], inputs.pool_llm, inputs.pool_y,
+                                            inputs.n_labels, seed=seed)
     share = most_trusted(probs, inputs.pool_y, target) / len(inputs.pool_y)
     return {
         "accuracy": float((probs.argmax(axis=1) == inputs.pool_y).mean()),

@@ -27,7 +27,7 @@ from sklearn.metrics import f1_score
 
 from backend.loop import classifier
 from backend.quality import label_issues
-from backend.bench.simulation import KIND_RECIPES, Inputs, macro_f1
+from backend.bench.simulation import KIND_RECIPES, Inputs, fit_kind, macro_f1, out_of_fold_kind
 
 MODES = ("uniform", "to_neutral")
 TO_NEUTRAL = 0.8
@@ -64,15 +64,14 @@ def plant(y: np.ndarray, rate: float, mode: str, labels: Sequence[str], rng: np.
 
 
 def _fit_f1(inputs: Inputs, kind: str, rows: np.ndarray, y: np.ndarray) -> float:
-    recipe = KIND_RECIPES[kind][0]
     pool_v, test_v = inputs.vectors(kind)
-    model = classifier.fit(recipe, pool_v[rows], inputs.pool_llm[rows], y, inputs.n_labels)
+    model = fit_kind(kind, pool_v[rows], inputs.pool_llm[rows], y, inputs.n_labels)
     return macro_f1(inputs.test_y, model.predict_proba(test_v, inputs.test_llm), inputs.n_labels)
 
 
 def _oof(inputs: Inputs, kind: str, rows: np.ndarray, y: np.ndarray) -> np.ndarray:
     pool_v, _ = inputs.vectors(kind)
-    return classifier.out_of_fold(KIND_RECIPES[kind][0], pool_v[rows], inputs.pool_llm[rows], y, inputs.n_labels)
+    return out_of_fold_kind(kind, pool_v[rows], inputs.pool_llm[rows], y, inputs.n_labels)
 
 
 def noise_run(inputs: Inputs, kind: str, n: int, rate: float, mode: str, seed: int) -> dict:

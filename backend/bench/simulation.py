@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -36,7 +36,8 @@ from tqdm.auto import tqdm
 
 from backend.paths import DEMO_CONFIG
 from backend.loop import classifier
-from backend.bench import corpus, evaluation
+from backend.bench import corpus, datasets, evaluation, lexicon
+from backend.llm import calibration as cal
 from backend.ranking import judge, strategies
 
 TARGET_FRACTION = 0.95
@@ -55,12 +56,18 @@ STRATEGIES = (
 )
 # Model kinds: the classifier recipe, and which text vectors it reads (MiniLM embeddings, or the LLM's own hidden
 # state where the answer begins, as the loop serves it: backend/loop/project_loop.py).
+# "llm_state" is what the backend serves: the recipe its labels choose (classifier.choose, AUTO) on the LLM's hidden
+# state; "state_fixed" the one recipe it served before (the state blend at C = 0.03), "llm_refit" the LLM's
+# log-probabilities alone re-weighted, for comparison.
+AUTO = "auto"
 KIND_RECIPES = {
     "classifier": ("classifier", "embeddings"),
     "blend": ("blend", "embeddings"),
-    "llm_state": ("state_blend", "states"),
+    "llm_state": (AUTO, "states"),
+    "state_fixed": ("state_blend", "states"),
+    "llm_refit": ("llm_refit", "embeddings"),  # reads no vectors; "embeddings" so any engine can run it
 }
-KINDS = tuple(KIND_RECIPES)
+KINDS = ("classifier", "blend", "llm_state")  # compared by default; the others on request
 SERVED_KIND = "llm_state"
 CURVE_SIZES = (20, 50, 100, 200, 500, 1000)
 # Learning curves and the strategy comparison use disjoint seeds, so nothing a curve informed is judged on them.
@@ -124,18 +131,48 @@ def macro_f1(y_true: np.ndarray, probs: np.ndarray, n_labels: int) -> float:
     return float(f1_score(y_true, probs.argmax(axis=1), labels=list(range(n_labels)), average="macro", zero_division=0))
 
 
+def _chosen(recipe: str, vectors: np.ndarray, llm: np.ndarray, y: np.ndarray, n_labels: int,
+            seed: int) -> classifier.Choice:
+    candidates = classifier.CANDIDATES["embeddings" if recipe != AUTO else "states"]
+    return classifier.choose(candidates, vectors, llm, y, n_labels, lambda t, p: macro_f1(t, p, n_labels), seed=seed,
+                             folds=3 if len(y) > 500 else 5)  # as backend/loop/training.py
+
+
+def fit_kind(kind: str, vectors: np.ndarray, llm: np.ndarray, y: np.ndarray, n_labels: int, seed: int = 0):
+    """A model of `kind` on these rows, as the backend fits it (AUTO: the recipe the rows' labels choose)."""
+    recipe = KIND_RECIPES[kind][0]
+    if recipe == AUTO:
+        choice = _chosen(recipe, vectors, llm, y, n_labels, seed)
+        return classifier.fit(choice.kind, vectors, llm, y, n_labels, seed=seed, C=choice.C)
+    return classifier.fit(recipe, vectors, llm, y, n_labels, seed=seed)
+
+
+def out_of_fold_kind(kind: str, vectors: np.ndarray, llm: np.ndarray, y: np.ndarray, n_labels: int,
+                     seed: int = 0) -> np.ndarray:
+    """Out-of-fold probabilities of a model of `kind` (AUTO: of the recipe chosen on all these rows, as the backend's
+    promotion gate reads them)."""
+    recipe = KIND_RECIPES[kind][0]
+    if recipe == AUTO:
+        return _chosen(recipe, vectors, llm, y, n_labels, seed).oof
+    return classifier.out_of_fold(recipe, vectors, llm, y, n_labels, seed=seed)
+
+
+def reads_llm(kind: str) -> bool:
+    recipe = KIND_RECIPES[kind][0]
+    return recipe == AUTO or recipe in classifier.BLENDS
+
+
 def _fit_predict(inputs: Inputs, kind: str, labeled: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(pool probabilities, test probabilities) of a model of `kind` trained on the labeled pool rows."""
-    recipe = KIND_RECIPES[kind][0]
     pool_v, test_v = inputs.vectors(kind)
     try:
-        model = classifier.fit(recipe, pool_v[labeled], inputs.pool_llm[labeled], inputs.pool_y[labeled],
-                               inputs.n_labels, seed=seed)
+        model = fit_kind(kind, pool_v[labeled], inputs.pool_llm[labeled], inputs.pool_y[labeled], inputs.n_labels,
+                         seed=seed)
         return model.predict_proba(pool_v, inputs.pool_llm), model.predict_proba(test_v, inputs.test_llm)
     except classifier.TrainingError:
         # Too few labels of too few classes to fit: a blend serves the LLM alone (as the backend does); the
         # classifier knows nothing but the label counts, so it predicts their (smoothed) shares everywhere.
-        if recipe in classifier.BLENDS:
+        if reads_llm(kind):
             return inputs.pool_llm, inputs.test_llm
         prior = np.bincount(inputs.pool_y[labeled], minlength=inputs.n_labels) + 1.0
         prior /= prior.sum()
@@ -222,7 +259,7 @@ def labels_to_target(labels: Sequence[int], f1: Sequence[float], target: float) 
 def full_pool_f1(inputs: Inputs, kind: str, seed: int = 0) -> float:
     """Macro-F1 on the test split of a model of `kind` trained on every pool item."""
     pool_v, test_v = inputs.vectors(kind)
-    model = classifier.fit(KIND_RECIPES[kind][0], pool_v, inputs.pool_llm, inputs.pool_y, inputs.n_labels, seed=seed)
+    model = fit_kind(kind, pool_v, inputs.pool_llm, inputs.pool_y, inputs.n_labels, seed=seed)
     return macro_f1(inputs.test_y, model.predict_proba(test_v, inputs.test_llm), inputs.n_labels)
 
 
@@ -277,9 +314,9 @@ def compare(
     """Every kind's learning curve on random labels (seeds `seeds`), and every (kind, strategy) run on seeds offset
     by STRATEGY_SEED_OFFSET, summarised as the results.json the script writes."""
     check_strategies(strategy_names)
-    bad = [k for k in kinds if k not in KINDS]
+    bad = [k for k in kinds if k not in KIND_RECIPES]
     if bad or not kinds:
-        raise SimulationError(f"unknown model kind {', '.join(bad) or '(none)'}; choose from {', '.join(KINDS)}")
+        raise SimulationError(f"unknown model kind {', '.join(bad) or '(none)'}; choose from {', '.join(KIND_RECIPES)}")
     seeds = list(seeds)
     if not seeds:
         raise SimulationError("no seed given")
@@ -306,6 +343,12 @@ def compare(
             **inputs.info,
         },
         "llm_alone_macro_f1": macro_f1(inputs.test_y, inputs.test_llm, inputs.n_labels),
+        "zero_shot": {
+            "macro_f1": macro_f1(inputs.test_y, inputs.test_llm, inputs.n_labels),
+            "calibration": inputs.info.get("calibration"),
+            "by_calibration": inputs.info.get("zero_shot", {}),
+            "lexicon_macro_f1": inputs.info.get("lexicon_macro_f1"),
+        },
         "served_kind": SERVED_KIND if SERVED_KIND in kinds else None,
         "kinds": {"llm": {"macro_f1_at": learning_curve(inputs, "llm", seeds)}},
     }
@@ -340,9 +383,18 @@ def compare(
 def table(results: dict) -> str:
     """A plain-text table of the results, one block per model kind."""
     cfg = results["config"]
+    zero = results.get("zero_shot", {})
     lines = [
-        f"pool {cfg['pool']}, test {cfg['test_size']}, seeds {len(cfg['strategy_seeds'])}, seed set {cfg['seed_size']}, "
-        f"batch {cfg['batch']}, budget {cfg['budget']}; LLM alone macro-F1 {results['llm_alone_macro_f1']:.3f}",
+        f"{cfg.get('data', 'rotten_tomatoes')}: pool {cfg['pool']}, test {cfg['test_size']}, seeds "
+        f"{len(cfg['strategy_seeds'])}, seed set {cfg['seed_size']}, batch {cfg['batch']}, budget {cfg['budget']}; "
+        f"LLM alone macro-F1 {results['llm_alone_macro_f1']:.3f} ({zero.get('calibration')} calibration)",
+    ]
+    if zero.get("by_calibration"):
+        lines.append("zero-shot macro-F1 by calibration (test / pool): " + ", ".join(
+            f"{m} {v['test']:.3f} / {v['pool']:.3f}" for m, v in zero["by_calibration"].items()))
+    if zero.get("lexicon_macro_f1") is not None:
+        lines.append(f"rule-based lexicon (VADER) on the test split: {zero['lexicon_macro_f1']:.3f}")
+    lines += [
         "",
         f"macro-F1 after N random labels (mean of {len(cfg['curve_seeds'])} seeds; served: {results['served_kind']})",
     ]
@@ -492,11 +544,17 @@ def load_inputs(
     embedder=None,
     progress: bool = True,
     feature_depth: float | None = None,
+    source: "datasets.Source | None" = None,
 ) -> Inputs:
-    """Pool and test arrays from the corpus, the LLM (`predictor`, default: the configured model) and the sentence
-    embedder (default: all-MiniLM-L6-v2), through the on-disk caches in `cache_dir`. The LLM's hidden states are
-    taken at `feature_depth` of its layers (default: the backend's LLM_FEATURE_DEPTH), in the pass that scores
-    the labels; an engine without them leaves the states out."""
+    """Pool and test arrays from the corpus (or `source`: a team's file or a packaged corpus, with its config and
+    guidelines), the LLM (`predictor`, default: the configured model) and the sentence embedder (default:
+    all-MiniLM-L6-v2), through the on-disk caches in `cache_dir`. The LLM's hidden states are taken at
+    `feature_depth` of its layers (default: the backend's LLM_FEATURE_DEPTH), in the pass that scores the labels;
+    an engine without them leaves the states out.
+
+    The LLM's probabilities are calibrated as the backend would serve a new project on these texts: a fitted file
+    matching model and prompt, else the pool calibration measured on the pool's texts (no labels read). Every other
+    label-free calibration is measured beside it, on the test split and on the pool, in info["zero_shot"]."""
     from backend.labelstudio import schema as schemas
     from backend.serving import service
     from backend.loop.embeddings import Embedder
@@ -506,18 +564,25 @@ def load_inputs(
     for v in judge_variants:
         if v not in judge.VARIANTS:
             raise SimulationError(f"unknown judge variant {v!r}; choose from {', '.join(judge.VARIANTS)}")
-    pool, test = pool_and_test(pool_size, test_size)
+    if source is None:
+        pool, test = pool_and_test(pool_size, test_size)
+        config_xml = DEMO_CONFIG.read_text()
+    else:
+        pool, test, config_xml = source.pool, source.test, source.config
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
+
     from backend.settings import Settings
 
     settings = Settings.from_env()
+    if source is not None:
+        settings = replace(settings, guidelines=source.guidelines)
     if predictor is None:
         predictor = service.load_predictor(settings)
     layer = round((settings.llm_feature_depth if feature_depth is None else feature_depth) * predictor.depth)
     if embedder is None:
         embedder = Embedder(cache_dir / f"embeddings-{EMBEDDING_MODEL}.npz")
-    schema = schemas.parse(DEMO_CONFIG.read_text())
+    schema = schemas.parse_single(config_xml)
     setup = predictor.setup(schema)
     identity = predictor.source.identity
     timings: dict[str, float] = {}
@@ -530,8 +595,8 @@ def load_inputs(
     timings["embeddings"] = time.perf_counter() - t
 
     # The calibration's feature log-probabilities are cached, not its output, so a refitted calibration for the
-    # same prompt reuses them.
-    features = tuple(setup.calibration.features)
+    # same prompt reuses them; every label's verbalizers are scored, which every calibration can read.
+    features = tuple(cal.verbalizers(setup.prompt.labels))
     label_cache = VectorCache(cache_dir / f"labels-{_digest(SCORER_VERSION, identity, setup.prompt.sha256, *features)}.npz")
     state_cache = VectorCache(
         cache_dir / f"states-L{layer}-{_digest(SCORER_VERSION, identity, setup.prompt.sha256, *features)}.npz"
@@ -553,7 +618,11 @@ def load_inputs(
     t = time.perf_counter()
     scores = _cached(scored, lambda: (label_cache.save(), state_cache.save()), both, "LLM labels", progress)
     timings["llm_labels"] = time.perf_counter() - t
-    llm = setup.calibration.apply(scores[:, : len(features)])
+    n_pool = len(pool_texts)
+    raw = scores[:, : len(features)]
+    zero_shot = zero_shot_calibrations(predictor, setup, features, raw[:n_pool], pool_texts)
+    served = zero_shot["fitted"] if "fitted" in zero_shot else zero_shot["pool"]
+    llm = served.apply(raw[:, [features.index(f) for f in served.features]])
     states = scores[:, len(features) :] if layer else None
 
     judged = {}
@@ -569,20 +638,34 @@ def load_inputs(
         timings[f"llm_judge_{variant}"] = time.perf_counter() - t
 
     index = {label: i for i, label in enumerate(schema.labels)}
-    n_pool = len(pool_texts)
+    pool_y, test_y = pool["label"].map(index).to_numpy(), test["label"].map(index).to_numpy()
+    lexicon_f1 = None
+    if set(schema.labels) == set(lexicon.LABELS):
+        lexicon_f1 = lexicon.lexicon_macro_f1(test_texts, test["label"].tolist())
     return Inputs(
         labels=tuple(schema.labels),
         pool_x=x[:n_pool],
         pool_llm=llm[:n_pool],
-        pool_y=pool["label"].map(index).to_numpy(),
+        pool_y=pool_y,
         test_x=x[n_pool:],
         test_llm=llm[n_pool:],
-        test_y=test["label"].map(index).to_numpy(),
+        test_y=test_y,
         pool_h=states[:n_pool] if layer else None,
         test_h=states[n_pool:] if layer else None,
         judged=judged,
-        test_features=scores[n_pool:, : len(features)],
+        test_features=raw[n_pool:],
         info={
+            "data": source.name if source else "rotten_tomatoes",
+            "labels": list(schema.labels),
+            "calibration": served.method,
+            "zero_shot": {
+                method: {"test": macro_f1(test_y, c.apply(raw[n_pool:, [features.index(f) for f in c.features]]),
+                                          len(schema.labels)),
+                         "pool": macro_f1(pool_y, c.apply(raw[:n_pool, [features.index(f) for f in c.features]]),
+                                          len(schema.labels))}
+                for method, c in zero_shot.items()
+            },
+            "lexicon_macro_f1": lexicon_f1,
             "features": list(features),
             "llm": identity,
             "llm_version": setup.model_version,
@@ -593,3 +676,41 @@ def load_inputs(
             "input_seconds": {k: round(v, 1) for k, v in timings.items()},
         },
     )
+
+
+DOMAIN_TEXTS = 20  # Fei et al. 2023 average over 20 random-word texts
+
+
+def zero_shot_calibrations(predictor, setup, features: Sequence[str], pool_logprobs: np.ndarray,
+                           pool_texts: Sequence[str]) -> dict[str, "cal.Calibration"]:
+    """Every label-free calibration of a single question, by method: none, contextual (content-free inputs), domain
+    (Fei et al. 2023: random words of the pool), pool (batch calibration on the backend's sample of the pool, as
+    served), and fitted when a file matches the model and prompt. `pool_logprobs`: the pool's log-probabilities of
+    `features` (the labels' verbalizers)."""
+    from backend.llm.predictor import pool_sample
+
+    labels = setup.prompt.labels
+    cols = [features.index(label) for label in labels]
+    out = {"none": cal.identity(labels)}
+    out["contextual"] = cal.contextual(labels, predictor.scorer.label_logprobs(setup.prompt, list(cal.CONTENT_FREE)))
+    domain = domain_texts(pool_texts, DOMAIN_TEXTS)
+    out["domain"] = replace(cal.contextual(labels, predictor.scorer.label_logprobs(setup.prompt, domain)), method="domain")
+    sample = set(pool_sample(pool_texts))
+    rows = [i for i, t in enumerate(pool_texts) if t in sample]
+    out["pool"] = cal.pool(cal.identity(labels), pool_logprobs[rows][:, cols])
+    if setup.calibration.method == "fitted":
+        out["fitted"] = setup.calibration
+        fitted_cols = [features.index(f) for f in setup.calibration.features]
+        out["fitted+pool"] = cal.pool(setup.calibration, pool_logprobs[rows][:, fitted_cols])
+    return out
+
+
+def domain_texts(texts: Sequence[str], n: int, seed: int = 0) -> list[str]:
+    """Domain-context calibration's inputs: `n` texts of the pool's mean length in words, each word drawn at random
+    from the pool's words (so they carry the domain's vocabulary and no meaning)."""
+    words = [w for t in texts for w in t.split()]
+    if not words:
+        return list(cal.CONTENT_FREE)
+    length = max(1, round(len(words) / max(len(texts), 1)))
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(words, size=length)) for _ in range(n)]

@@ -76,3 +76,29 @@ def load_model(settings: Any) -> Any:
         return load_predictor(settings)
     except Exception as e:  # whatever the engine raises, the user gets one line
         raise SyncError(f"the model failed to load: {str(e).splitlines()[0] if str(e) else e!r}") from None
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """--data / --corpus / --config / --guidelines: run on a team's labeled file or a packaged corpus instead of the
+    bundled Rotten Tomatoes reviews."""
+    group = parser.add_argument_group("data (default: the bundled Rotten Tomatoes reviews)")
+    group.add_argument("--data", type=Path, metavar="FILE",
+                       help="a labeled file: CSV/TSV or JSONL with text and label columns, or a Label Studio JSON "
+                            "export; labels must be the config's (any case)")
+    group.add_argument("--corpus", metavar="NAME",
+                       help="a public corpus installed by `make corpora`: posts, r8 or rotten_tomatoes")
+    group.add_argument("--config", type=Path, metavar="XML",
+                       help="the labeling config the texts are scored with (default: the corpus's, or the demo's)")
+    group.add_argument("--guidelines", type=Path, metavar="MD",
+                       help="the guidelines the prompt is built from (default: the corpus's, or the demo's)")
+
+
+def data_source(args: argparse.Namespace, pool: int, test: int) -> Any:
+    """The datasets.Source the data arguments name, or None for the bundled corpus; DataError if unreadable."""
+    from backend.bench import datasets
+
+    if args.data is None and args.corpus is None:
+        if args.config or args.guidelines:
+            raise datasets.DataError("--config and --guidelines go with --data FILE or --corpus NAME")
+        return None
+    return datasets.source(pool, test, args.data, args.corpus, args.config, args.guidelines)

@@ -1,4 +1,6 @@
-"""Compare ranking strategies in a simulated annotation loop on the Rotten Tomatoes corpus (labels = annotator).
+"""Compare ranking strategies in a simulated annotation loop (the corpus labels play the annotator) on the bundled
+Rotten Tomatoes reviews, a packaged corpus (--corpus) or a team's own labeled file (--data, with its --config and
+--guidelines): what a team lead runs on a pilot sample to learn the zero-shot quality and the learning curve.
 
 For each model kind (classifier: embeddings only; blend: embeddings + LLM probabilities) and each strategy, over
 several seeds: start from a random seed set, then label the batch the strategy ranks first, refit, and measure
@@ -13,7 +15,14 @@ Strategies: random, least_confidence, margin, entropy, diversity (k-center greed
 disagreement (model vs LLM probabilities, Jensen-Shannon), committee (entropy + disagreement), llm_informative,
 llm_difficult, llm_diverse (LLM-judged, backend/ranking/judge.py), hybrid_llm (margin + diversity + llm_informative).
 
+The zero-shot block compares every label-free calibration (none, contextual, domain, pool: the backend's default
+for a new project, fitted where a file matches) on the test split and on the pool, and a rule-based lexicon where the
+labels are Positive/Negative/Neutral. Kinds: classifier, blend, llm_state (served: the recipe the labels choose),
+state_fixed (the state blend at one C), llm_refit (the LLM's log-probabilities alone).
+
 Examples:
+  python scripts/compare_strategies.py --data pilot.csv --config label_config/sentiment.xml \
+      --guidelines guidelines/sentiment.md --pool 400 --test 250 --seeds 3 --strategies random --out /tmp/pilot
   python scripts/compare_strategies.py --pool 1500 --seeds 5 --budget 1000 --out artifacts/strategies
   python scripts/compare_strategies.py --pool 300 --seeds 2 --strategies random,margin --kinds blend --out /tmp/s
 """
@@ -30,7 +39,8 @@ from pathlib import Path
 from backend.paths import ROOT
 from backend.bench import evaluation, simulation
 from backend.bench.corpus import CorpusError
-from backend.cli import Parser, check_writable_dir, names, positive_int
+from backend.bench.datasets import DataError
+from backend.cli import Parser, add_data_arguments, check_writable_dir, data_source, names, positive_int
 from backend.files import write_json
 
 
@@ -41,34 +51,40 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--strategies", type=names, default=list(simulation.STRATEGIES),
                         help="comma-separated strategies (default: all)")
     parser.add_argument("--kinds", type=names, default=list(simulation.KINDS),
-                        help="comma-separated model kinds: classifier, blend (default: both)")
+                        help=f"comma-separated model kinds, from: {', '.join(simulation.KIND_RECIPES)} "
+                             "(default: %(default)s)")
     parser.add_argument("--budget", type=positive_int, help="labels per run, seed set included (default: two thirds of the pool)")
     parser.add_argument("--batch", type=positive_int, default=20, help="labels per step (default %(default)s)")
     parser.add_argument("--seed-size", type=positive_int, default=20, help="random labels to start from (default %(default)s)")
-    parser.add_argument("--test-size", type=positive_int, default=evaluation.TEST_SIZE,
-                        help=f"stratified subsample of the fixed test split, at most {evaluation.TEST_SIZE} (default %(default)s)")
+    parser.add_argument("--test-size", "--test", type=positive_int, default=evaluation.TEST_SIZE,
+                        help=f"stratified test split: of the bundled corpus's fixed one, at most {evaluation.TEST_SIZE}"
+                             " (default %(default)s)")
     parser.add_argument("--cache-dir", type=Path, default=simulation.DEFAULT_CACHE_DIR,
                         help="cache of embeddings and LLM outputs (default %(default)s)")
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "strategies",
                         help="directory for results.json and curves.png (default %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_data_arguments(parser)
     return parser.parse_args(argv)
 
 
 def check(args: argparse.Namespace) -> None:
-    """Everything that can be checked before the model loads; SimulationError/OSError/CorpusError say what is wrong."""
+    """Everything that can be checked before the model loads (the data file is read and split here);
+    SimulationError/OSError/CorpusError/DataError say what is wrong."""
     simulation.check_strategies(args.strategies)
-    bad = [k for k in args.kinds if k not in simulation.KINDS]
+    bad = [k for k in args.kinds if k not in simulation.KIND_RECIPES]
     if bad or not args.kinds:
         raise simulation.SimulationError(
-            f"unknown model kind {', '.join(bad) or '(none)'}; choose from {', '.join(simulation.KINDS)}"
+            f"unknown model kind {', '.join(bad) or '(none)'}; choose from {', '.join(simulation.KIND_RECIPES)}"
         )
-    if args.test_size > evaluation.TEST_SIZE:
+    args.source = data_source(args, args.pool, args.test_size)
+    if args.source is None and args.test_size > evaluation.TEST_SIZE:
         raise simulation.SimulationError(f"--test-size must be at most {evaluation.TEST_SIZE}, got {args.test_size}")
     if args.budget is None:
         args.budget = min(args.pool, max(args.seed_size, 2 * args.pool // 3))
     simulation.check_settings(args.pool, args.seed_size, args.batch, args.budget)
-    simulation.check_pool(args.pool)
+    if args.source is None:
+        simulation.check_pool(args.pool)
     check_writable_dir(args.out)
 
 
@@ -80,7 +96,7 @@ def main(argv=None) -> int:
     except simulation.SimulationError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except CorpusError as e:
+    except (CorpusError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except OSError as e:
@@ -94,7 +110,8 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     try:
         inputs = simulation.load_inputs(
-            args.pool, args.test_size, args.cache_dir, simulation.needed_judges(args.strategies), progress=not args.quiet
+            args.pool, args.test_size, args.cache_dir, simulation.needed_judges(args.strategies), progress=not args.quiet,
+            source=args.source,
         )
     except (ModelSourceError, SettingsError, EmbeddingError, simulation.SimulationError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -134,15 +134,18 @@ def contextual(labels: Sequence[str], content_free_logprobs: np.ndarray, feature
     return _on_labels("contextual", labels, -normalize(content_free_logprobs).mean(axis=0), features)
 
 
-def pool(labels: Sequence[str], pool_logprobs: np.ndarray, features: Sequence[str] | None = None) -> Calibration:
-    """Batch calibration over a pool's (n, n_labels) log-probabilities: the bias is minus the log of the mean
-    answer distribution, so the average calibrated answer over the pool is as near uniform as a bias can make it.
-    The mean of probabilities, as published, not of log-probabilities: one text the model is sure about moves
-    it by at most 1/n, where its log-probability of the other labels would be unbounded."""
+def pool(base: Calibration, pool_logprobs: np.ndarray) -> Calibration:
+    """Batch calibration on top of `base` (identity(labels) for the raw answers, or a fitted calibration) from a
+    pool's (n, len(base.features)) log-probabilities: the bias moves by minus the log of the mean answer distribution
+    under `base`, so the average calibrated answer over the pool is as near uniform as a bias can make it. The mean
+    of probabilities, as published, not of log-probabilities: one text the model is sure about moves it by at most
+    1/n, where its log-probability of the other labels would be unbounded."""
     if len(pool_logprobs) == 0:
         raise CalibrationError("pool calibration needs at least one text")
-    mean = np.exp(normalize(np.asarray(pool_logprobs, dtype=np.float64))).mean(axis=0)
-    return _on_labels("pool", labels, -np.log(np.clip(mean, 1e-12, None)), features)
+    mean = base.apply(np.asarray(pool_logprobs, dtype=np.float64)).mean(axis=0)
+    bias = np.asarray(base.bias) - np.log(np.clip(mean, 1e-12, None))
+    method = "pool" if base.method == "none" else f"{base.method}+pool"
+    return replace(base, method=method, bias=tuple(float(b) for b in bias))
 
 
 def multilabel(calibration: Calibration, k: int) -> Calibration:

@@ -148,13 +148,17 @@ class Predictor:
         if not sample:
             raise cal.CalibrationError("the pool has no text to calibrate on")
         if config.single:
-            prompt = self.setup(config.primary).prompt
-            questions = ((config.primary.from_name, cal.pool(prompt.labels, self.scorer.label_logprobs(prompt, sample))),)
+            setup = self.setup(config.primary)
+            prompt, base = setup.prompt, self._pool_base(setup.calibration)
+            questions = ((config.primary.from_name,
+                          cal.pool(base, self.scorer.label_logprobs(prompt, sample, base.features))),)
         else:
-            prompt = self.form_setup(config).prompt
+            setup = self.form_setup(config)
+            prompt = setup.prompt
             logprobs = self.scorer.label_logprobs(prompt, sample)
             questions = tuple(
-                (q.from_name, _multi(q, cal.pool(labels, logprobs[:, cols], [prompt.labels[c] for c in cols])))
+                (q.from_name, _multi(q, cal.pool(cal.identity(labels, [prompt.labels[c] for c in cols]),
+                                                 logprobs[:, cols])))
                 for q, labels, cols in form_columns(config)
             )
         return PoolCalibration(prompt.sha256, questions, len(sample))
@@ -167,6 +171,12 @@ class Predictor:
         digest = hashlib.sha256("\x1f".join((SCORER_VERSION, self.source.identity, *parts)).encode()).hexdigest()
         guide = f"g{self.guidelines.version}" if self.guidelines else "g-none"
         return f"{self.source.name}-{guide}-{method}-{digest[:10]}"
+
+    @staticmethod
+    def _pool_base(calibration: cal.Calibration) -> cal.Calibration:
+        """What a pool calibration corrects: a fitted file's calibration (its verbalizer weights learned from labels
+        elsewhere, its prior corrected for this pool), else the raw answers."""
+        return calibration if calibration.method == "fitted" else cal.identity(calibration.labels)
 
     def _make_setup(self, schema: Schema, pool: PoolCalibration | None) -> LabelSetup:
         guidelines = self.guidelines.for_question(schema.from_name) if self.guidelines else None
