@@ -352,15 +352,15 @@ def test_main_writes_results_and_plot(tmp_path, monkeypatch, capsys):
     script = load_script()
     asked = {}
 
-    def fake_load(pool, test_size, cache_dir, judge_variants, progress=True):
-        asked.update(pool=pool, test_size=test_size, judges=list(judge_variants))
+    def fake_load(pool, test_size, cache_dir, judge_variants, progress=True, source=None):
+        asked.update(pool=pool, test_size=test_size, judges=list(judge_variants), source=source)
         return finishing_inputs(n_pool=pool)
 
     monkeypatch.setattr(script.simulation, "load_inputs", fake_load)
     code = script.main(["--pool", "150", "--seeds", "2", "--target", "0.9", "--seed-size", "40", "--batch", "25",
                         "--strategies", "random,margin,llm_difficult", "--out", str(tmp_path), "--quiet"])
     assert code == 0
-    assert asked == {"pool": 150, "test_size": fs.LOADER_TEST_SIZE, "judges": ["difficult"]}
+    assert asked == {"pool": 150, "test_size": fs.LOADER_TEST_SIZE, "judges": ["difficult"], "source": None}
     results = json.loads((tmp_path / "results.json").read_text())
     assert list(results["strategies"]) == ["random", "margin", "llm_difficult"]
     for s in results["strategies"].values():

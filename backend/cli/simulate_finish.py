@@ -1,5 +1,7 @@
-"""Simulate finishing a dataset on the Rotten Tomatoes corpus (labels = annotators): how many human labels before
-the model may label the rest, and how accurate the finished dataset is.
+"""Simulate finishing a dataset on the bundled Rotten Tomatoes reviews, a packaged corpus (--corpus) or a team's own
+labeled file (--data, with its --config and --guidelines) (labels = annotators): how many human labels before the
+model may label the rest, and how accurate the finished dataset is. With --data or --corpus the pool is --pool items
+of the set (a small test split is held out as well, which this simulation never reads).
 
 Per strategy and seed: people label a random seed set, then batches in the strategy's order; after each batch the
 served model is refit and the pool re-routed (the threshold of backend/loop/routing.py, chosen on the out-of-fold
@@ -14,6 +16,8 @@ OUT/finish.png (human labels against the finished dataset's accuracy), and print
 cached in --cache-dir, so a second run only simulates.
 
 Examples:
+  python scripts/simulate_finish.py --data pilot.csv --config label_config/sentiment.xml \
+      --guidelines guidelines/sentiment.md --pool 400 --seeds 3 --target 0.95 --out /tmp/finish-pilot
   python scripts/simulate_finish.py --pool 3000 --seeds 3 --target 0.95 --out artifacts/finish
   python scripts/simulate_finish.py --pool 500 --seeds 1 --strategies margin --out /tmp/finish
 """
@@ -30,7 +34,8 @@ from pathlib import Path
 from backend.paths import ROOT
 from backend.bench import finish_simulation, simulation
 from backend.bench.corpus import CorpusError
-from backend.cli import Parser, check_writable_dir, fraction, names, positive_int
+from backend.bench.datasets import DataError
+from backend.cli import Parser, add_data_arguments, check_writable_dir, data_source, fraction, names, positive_int
 from backend.files import write_json
 
 
@@ -65,19 +70,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "finish",
                         help="directory for results.json and finish.png (default %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_data_arguments(parser)
     return parser.parse_args(argv)
 
 
 def check(args: argparse.Namespace) -> None:
-    """Everything that can be checked before the model loads; FinishError/SimulationError/OSError/CorpusError say
-    what is wrong."""
+    """Everything that can be checked before the model loads (the data file is read and split here);
+    FinishError/SimulationError/OSError/CorpusError/DataError say what is wrong."""
     simulation.check_strategies(args.strategies)
     finish_simulation.check_kind(args.kind)
     if args.budget is None:
         args.budget = args.pool
     finish_simulation.check_settings(args.pool, args.target, args.level, args.seed_size, args.batch, args.patience,
                                      args.budget)
-    simulation.check_pool(args.pool)
+    args.source = data_source(args, args.pool, finish_simulation.LOADER_TEST_SIZE)
+    if args.source is None:
+        simulation.check_pool(args.pool)
     check_writable_dir(args.out)
 
 
@@ -86,7 +94,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING)
     try:
         check(args)
-    except (finish_simulation.FinishError, simulation.SimulationError, CorpusError) as e:
+    except (finish_simulation.FinishError, simulation.SimulationError, CorpusError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except OSError as e:
@@ -101,7 +109,7 @@ def main(argv=None) -> int:
     try:
         inputs = simulation.load_inputs(
             args.pool, finish_simulation.LOADER_TEST_SIZE, args.cache_dir, simulation.needed_judges(args.strategies),
-            progress=not args.quiet,
+            progress=not args.quiet, source=args.source,
         )
         if args.kind != finish_simulation.LLM_ALONE:
             inputs.vectors(args.kind)  # an engine without hidden states cannot serve llm_state: say so now
