@@ -1,4 +1,5 @@
-"""Batch calibration from a project's own pool: measured without labels, kept per project, part of the version."""
+"""Calibration measured on a project's own pool (domain-context by default, batch calibration on request): without
+labels, kept per project, part of the version."""
 
 from __future__ import annotations
 
@@ -39,6 +40,16 @@ def test_the_pool_bias_divides_out_the_mean_answer():
     assert np.allclose(np.asarray(on_top.bias) - fitted.bias, -np.log(fitted.apply(logits).mean(axis=0)))
 
 
+def test_domain_texts_are_the_pools_words_at_its_mean_length():
+    texts = ["the plot is thin", "a superb cast", "opens on friday in cinemas nationwide"]
+    made = cal.domain_texts(texts, 5)
+    words = {w for t in texts for w in t.split()}
+    assert len(made) == 5 and all(len(t.split()) == 4 and set(t.split()) <= words for t in made)
+    assert made == cal.domain_texts(texts, 5)  # seeded: the same version after a restart
+    c = cal.domain(("A", "B"), np.log(np.array([[0.9, 0.1], [0.7, 0.3]])))
+    assert c.method == "domain" and c.bias[0] < c.bias[1]
+
+
 def test_the_sample_is_the_same_whatever_the_order():
     assert pool_sample(TEXTS, 10) == pool_sample(list(reversed(TEXTS)), 10)
     assert len(pool_sample(TEXTS + TEXTS + ["", "  "], 100)) == len(TEXTS)
@@ -49,9 +60,9 @@ def test_a_pool_calibration_serves_under_its_own_version_and_round_trips():
     plain = predictor.version(CONFIG_)
     assert predictor.wants_pool(CONFIG_, None)
     pool = predictor.measure_pool(CONFIG_, TEXTS)
-    assert pool.size == len(TEXTS) and pool.get("sentiment").method == "pool"
+    assert pool.size == len(TEXTS) and pool.get("sentiment").method == "domain"
     version = predictor.version(CONFIG_, pool)
-    assert version != plain and "-pool-" in version and "-contextual-" in plain
+    assert version != plain and "-domain-" in version and "-contextual-" in plain
     assert not predictor.wants_pool(CONFIG_, pool)
     again = PoolCalibration.from_dict(pool.as_dict())
     assert again == pool and predictor.version(CONFIG_, again) == version
@@ -90,8 +101,10 @@ def test_several_questions_get_one_pool_calibration_each():
       <Choices name="b" toName="t" choice="multiple"><Choice value="Plot"/><Choice value="Cast"/></Choices></View>""")
     pool = predictor.measure_pool(config, TEXTS)
     assert [q for q, _ in pool.questions] == ["a", "b"]
-    assert pool.get("b").thresholds == (1 / 3, 1 / 3) and pool.get("a").method == "pool"
-    assert "-pool-" in predictor.version(config, pool)
+    assert pool.get("b").thresholds == (1 / 3, 1 / 3) and pool.get("a").method == "domain"
+    assert "-domain-" in predictor.version(config, pool)
+    batch = tiny_predictor(calibration="pool").measure_pool(config, TEXTS)
+    assert batch.get("a").method == "pool" and batch.get("a").bias != pool.get("a").bias
 
 
 def test_the_first_rescore_measures_the_pool_and_a_restart_keeps_it(tmp_path, monkeypatch):
@@ -113,7 +126,7 @@ def test_the_first_rescore_measures_the_pool_and_a_restart_keeps_it(tmp_path, mo
     loop.connected("5", CONFIG_)  # what /setup does: a re-score is asked for, which measures the pool first
     loop.rescoring.wait("5", timeout=120)
     after = loop.serving("5", CONFIG_)[1]
-    assert "-pool-" in after and after != before
+    assert "-domain-" in after and after != before
     assert project.model_version == after  # the pool's predictions carry the new version
     assert loop.pool("5").size == 60
     restarted = service().loop

@@ -335,9 +335,9 @@ def test_load_inputs_caches_llm_outputs(tmp_path):
     again = simulation.load_inputs(12, test_size=9, cache_dir=tmp_path, judge_variants=["difficult", "diverse"],
                                    predictor=predictor, embedder=FakeEmbedder(), progress=False)
     # Everything from the cache but the label-free calibrations' own inputs: content-free and random-word texts.
-    assert scored == [len(simulation.cal.CONTENT_FREE), simulation.DOMAIN_TEXTS]
+    assert scored == [len(simulation.cal.CONTENT_FREE), simulation.cal.DOMAIN_TEXTS]
     assert set(again.info["zero_shot"]) == {"none", "contextual", "domain", "pool"}
-    assert again.info["calibration"] == "pool" and again.info["data"] == "rotten_tomatoes"
+    assert again.info["calibration"] == "domain" and again.info["data"] == "rotten_tomatoes"
     np.testing.assert_allclose(again.pool_llm, first.pool_llm)
     np.testing.assert_allclose(again.pool_h, first.pool_h)
     for name in first.judged:

@@ -621,7 +621,7 @@ def load_inputs(
     n_pool = len(pool_texts)
     raw = scores[:, : len(features)]
     zero_shot = zero_shot_calibrations(predictor, setup, features, raw[:n_pool], pool_texts)
-    served = zero_shot["fitted"] if "fitted" in zero_shot else zero_shot["pool"]
+    served = zero_shot["fitted"] if "fitted" in zero_shot else zero_shot["domain"]  # as auto serves
     llm = served.apply(raw[:, [features.index(f) for f in served.features]])
     states = scores[:, len(features) :] if layer else None
 
@@ -678,9 +678,6 @@ def load_inputs(
     )
 
 
-DOMAIN_TEXTS = 20  # Fei et al. 2023 average over 20 random-word texts
-
-
 def zero_shot_calibrations(predictor, setup, features: Sequence[str], pool_logprobs: np.ndarray,
                            pool_texts: Sequence[str]) -> dict[str, "cal.Calibration"]:
     """Every label-free calibration of a single question, by method: none, contextual (content-free inputs), domain
@@ -693,9 +690,9 @@ def zero_shot_calibrations(predictor, setup, features: Sequence[str], pool_logpr
     cols = [features.index(label) for label in labels]
     out = {"none": cal.identity(labels)}
     out["contextual"] = cal.contextual(labels, predictor.scorer.label_logprobs(setup.prompt, list(cal.CONTENT_FREE)))
-    domain = domain_texts(pool_texts, DOMAIN_TEXTS)
-    out["domain"] = replace(cal.contextual(labels, predictor.scorer.label_logprobs(setup.prompt, domain)), method="domain")
-    sample = set(pool_sample(pool_texts))
+    sample_texts = pool_sample(pool_texts)
+    out["domain"] = cal.domain(labels, predictor.scorer.label_logprobs(setup.prompt, cal.domain_texts(sample_texts)))
+    sample = set(sample_texts)
     rows = [i for i, t in enumerate(pool_texts) if t in sample]
     out["pool"] = cal.pool(cal.identity(labels), pool_logprobs[rows][:, cols])
     if setup.calibration.method == "fitted":
@@ -704,13 +701,3 @@ def zero_shot_calibrations(predictor, setup, features: Sequence[str], pool_logpr
         out["fitted+pool"] = cal.pool(setup.calibration, pool_logprobs[rows][:, fitted_cols])
     return out
 
-
-def domain_texts(texts: Sequence[str], n: int, seed: int = 0) -> list[str]:
-    """Domain-context calibration's inputs: `n` texts of the pool's mean length in words, each word drawn at random
-    from the pool's words (so they carry the domain's vocabulary and no meaning)."""
-    words = [w for t in texts for w in t.split()]
-    if not words:
-        return list(cal.CONTENT_FREE)
-    length = max(1, round(len(words) / max(len(texts), 1)))
-    rng = np.random.default_rng(seed)
-    return [" ".join(rng.choice(words, size=length)) for _ in range(n)]

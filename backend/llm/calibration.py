@@ -6,9 +6,11 @@ Every calibration here is `softmax(features @ weights.T + bias)`, where the feat
 of answer strings scored in the same forward pass as the labels:
 - none: the labels themselves, identity weights, no bias;
 - contextual (Zhao et al. 2021): no labels needed; the bias cancels the model's prior on content-free inputs;
+- domain (domain-context calibration, Fei et al. 2023): no labels needed; contextual calibration whose content-free
+  inputs are random words of the project's own texts, which the backend reads from Label Studio at connect time.
+  The prior of the domain's words, not of "N/A": auto's choice where no fitted file matches (docs/data.md);
 - pool (batch calibration, Zhou et al. 2023): no labels needed; the bias divides out the mean answer distribution
-  over the project's own texts, which the backend reads from Label Studio at connect time. A prior measured on the
-  team's data, not on "N/A": on corpora the project never tuned on it beat the other label-free ones (docs/data.md);
+  over the project's texts. It assumes the labels about equally frequent, and failed where they are not (docs/data.md);
 - fitted: a class-balanced multinomial logistic regression on a small labeled set, over each label's
   verbalizers (the label, its lower case, its first three letters, the label after a space). The variants cost
   nothing extra (mostly single tokens whose logits the pass computes anyway) and carry what one string misses:
@@ -49,7 +51,7 @@ def verbalizers(labels: Sequence[str]) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Calibration:
-    method: str  # "none", "contextual", "pool" or "fitted"
+    method: str  # "none", "contextual", "domain", "pool", "fitted" or "fitted+pool"
     labels: tuple[str, ...]
     features: tuple[str, ...]  # the strings whose log-probabilities are the input
     weights: tuple[tuple[float, ...], ...]  # n_labels × n_features
@@ -132,6 +134,26 @@ def identity(labels: Sequence[str], features: Sequence[str] | None = None) -> Ca
 
 def contextual(labels: Sequence[str], content_free_logprobs: np.ndarray, features: Sequence[str] | None = None) -> Calibration:
     return _on_labels("contextual", labels, -normalize(content_free_logprobs).mean(axis=0), features)
+
+
+DOMAIN_TEXTS = 20  # Fei et al. 2023 average over 20 random-word texts
+
+
+def domain_texts(texts: Sequence[str], n: int = DOMAIN_TEXTS, seed: int = 0) -> list[str]:
+    """Domain-context calibration's inputs (Fei et al. 2023): `n` texts of the sample's mean length in words, each
+    word drawn at random from the sample's words, so they carry the domain's vocabulary and no meaning."""
+    words = [w for t in texts for w in t.split()]
+    if not words:
+        return list(CONTENT_FREE)
+    length = max(1, round(len(words) / max(len(texts), 1)))
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(words, size=length)) for _ in range(n)]
+
+
+def domain(labels: Sequence[str], domain_logprobs: np.ndarray, features: Sequence[str] | None = None) -> Calibration:
+    """Domain-context calibration: contextual calibration whose content-free inputs are domain_texts() of the
+    project's pool, so the bias cancels the prior the domain's words alone put on each label."""
+    return replace(contextual(labels, domain_logprobs, features), method="domain")
 
 
 def pool(base: Calibration, pool_logprobs: np.ndarray) -> Calibration:

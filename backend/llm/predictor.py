@@ -57,7 +57,10 @@ class PoolCalibration:
 # restarts measure the same texts whatever order Label Studio lists them in. 256 keeps the measuring pass under a
 # minute on two cores; the mean of 256 probabilities varies by a few hundredths at most.
 POOL_SAMPLE = 256
-POOL_METHODS = ("auto", "pool")  # the CALIBRATION settings under which a project's pool calibration serves
+# The CALIBRATION settings under which a calibration measured on the project's pool serves: auto and domain measure
+# domain-context calibration (calibration.domain), pool batch calibration (calibration.pool). Domain-context is
+# auto's choice by the rule in docs/data.md: the best mean macro-F1 on the pool splits of the packaged corpora.
+POOL_METHODS = ("auto", "domain", "pool")
 
 
 def pool_sample(texts: Sequence[str], size: int = POOL_SAMPLE) -> list[str]:
@@ -142,26 +145,26 @@ class Predictor:
         return {setup.calibration.method} if isinstance(setup, LabelSetup) else {c.method for c in setup.calibrations.values()}
 
     def measure_pool(self, config: Config, texts: Sequence[str]) -> PoolCalibration:
-        """Each question's batch calibration (calibration.pool) from the log-probabilities of a sample of the
-        project's texts (pool_sample): no labels read."""
+        """Each question's calibration measured on a sample of the project's texts (pool_sample), no labels read:
+        domain-context (random words of the sample, calibration.domain_texts) or, with CALIBRATION=pool, batch
+        calibration (calibration.pool) of the sample itself."""
         sample = pool_sample(texts)
         if not sample:
             raise cal.CalibrationError("the pool has no text to calibrate on")
-        if config.single:
-            setup = self.setup(config.primary)
-            prompt, base = setup.prompt, self._pool_base(setup.calibration)
-            questions = ((config.primary.from_name,
-                          cal.pool(base, self.scorer.label_logprobs(prompt, sample, base.features))),)
-        else:
-            setup = self.form_setup(config)
-            prompt = setup.prompt
-            logprobs = self.scorer.label_logprobs(prompt, sample)
-            questions = tuple(
-                (q.from_name, _multi(q, cal.pool(cal.identity(labels, [prompt.labels[c] for c in cols]),
-                                                 logprobs[:, cols])))
-                for q, labels, cols in form_columns(config)
-            )
-        return PoolCalibration(prompt.sha256, questions, len(sample))
+        batch = self.calibration == "pool"
+        inputs = sample if batch else cal.domain_texts(sample)
+        single = config.single
+        prompt = self.setup(config.primary).prompt if single else self.form_setup(config).prompt
+        logprobs = self.scorer.label_logprobs(prompt, inputs)
+        columns = ([(config.primary, prompt.labels, list(range(len(prompt.labels))))] if single
+                   else form_columns(config))
+        questions = []
+        for q, labels, cols in columns:
+            features = [prompt.labels[c] for c in cols]
+            measured = (cal.pool(cal.identity(labels, features), logprobs[:, cols]) if batch
+                        else cal.domain(labels, logprobs[:, cols], features))
+            questions.append((q.from_name, measured if single else _multi(q, measured)))
+        return PoolCalibration(prompt.sha256, tuple(questions), len(sample))
 
     def versions(self) -> list[str]:
         with self._lock:
@@ -171,12 +174,6 @@ class Predictor:
         digest = hashlib.sha256("\x1f".join((SCORER_VERSION, self.source.identity, *parts)).encode()).hexdigest()
         guide = f"g{self.guidelines.version}" if self.guidelines else "g-none"
         return f"{self.source.name}-{guide}-{method}-{digest[:10]}"
-
-    @staticmethod
-    def _pool_base(calibration: cal.Calibration) -> cal.Calibration:
-        """What a pool calibration corrects: a fitted file's calibration (its verbalizer weights learned from labels
-        elsewhere, its prior corrected for this pool), else the raw answers."""
-        return calibration if calibration.method == "fitted" else cal.identity(calibration.labels)
 
     def _make_setup(self, schema: Schema, pool: PoolCalibration | None) -> LabelSetup:
         guidelines = self.guidelines.for_question(schema.from_name) if self.guidelines else None
@@ -206,7 +203,7 @@ class Predictor:
                     f"no fitted calibration in {self.calibration_dir}/forms for this model, prompt and questions "
                     "(run scripts/calibrate.py --sample)"
                 )
-        elif self.calibration not in ("none", "contextual"):
+        elif self.calibration not in ("none", "contextual", *POOL_METHODS):
             calibrations, _, _ = cal.load_form(self.calibration)
             if set(calibrations) != set(config.names):
                 raise cal.CalibrationError(f"calibration {self.calibration} is for questions {sorted(calibrations)}, "
@@ -234,7 +231,7 @@ class Predictor:
         method = self.calibration
         if method == "none":
             return cal.identity(labels)
-        if method not in ("auto", "contextual", "fitted", "pool"):
+        if method not in ("auto", "contextual", "fitted", *POOL_METHODS):
             fitted = cal.Calibration.load(method)
             if fitted.labels != labels:  # names as the prompt shows them
                 raise cal.CalibrationError(f"calibration {method} is for labels {list(fitted.labels)}, not {list(labels)}")
