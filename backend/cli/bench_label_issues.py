@@ -6,7 +6,8 @@ class-conditionally: Positive/Negative -> Neutral more often, where the labels h
 scripts/label_issues.py judges a project (the served kind's out-of-fold probabilities with the LLM's, cleanlab).
 Reports the flags' precision, recall and F1 against the flips, and the served kind's macro-F1 on the test split
 trained on the clean, the noisy and the cleaned labels (flagged dropped). Then a simulated team of three (two careful
-annotators, one careless): CROWDLAB's annotator qualities and consensus against majority vote. Logic: backend/bench/noise.py.
+annotators, one careless): CROWDLAB's annotator qualities and consensus against majority vote.
+Logic: backend/bench/noise.py.
 
 Seeds start at --first-seed (default 3): seeds 0-2 chose the filter and the probabilities, so they are not reused.
 Writes OUT/results.json and prints a table. The LLM's outputs are cached in --cache-dir (shared with

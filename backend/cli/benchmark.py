@@ -1,5 +1,8 @@
-"""Benchmark the packaged models side by side on the Rotten Tomatoes corpus (fresh → Positive, rotten → Negative,
-plot → Neutral).
+"""Benchmark the packaged models side by side on the bundled Rotten Tomatoes corpus (fresh → Positive, rotten →
+Negative, plot → Neutral), a packaged corpus (--corpus NAME) or a team's own labeled file (--data FILE: CSV/TSV or
+JSONL with text and label columns, or a Label Studio JSON export), scored with its --config and --guidelines (the
+backend under test is started with that GUIDELINES and set up with that config). With --data or --corpus the test
+sample is --test-size items of the set and the learning curve's pool --pool others.
 
 In one run, on this machine, for each model of --models (default: the 0.5B and the 1.5B):
   1. /predict over HTTP against the backend under gunicorn (as `make serve` runs it): reviews per second and the
@@ -8,12 +11,18 @@ In one run, on this machine, for each model of --models (default: the 0.5B and t
      the sample's tokens (backend/bench/efficiency.py), and served reviews/s as a fraction of it; the same scoring
      in-process (no HTTP, no JSON) beside it, and where its time goes (matmuls, LM head, attention, other kernels,
      Python, tokenising; measured under torch's profiler);
-  3. accuracy, macro-F1, Cohen's κ, Positive-vs-Negative accuracy and per-label F1 on the fixed stratified test
-     sample without calibration, with contextual calibration and with the fitted one (scripts/calibrate.py);
+  3. accuracy, macro-F1, Cohen's κ, Positive-vs-Negative accuracy (where those are labels) and per-label F1 on the
+     fixed stratified test sample without calibration, with contextual calibration and with the fitted one
+     (scripts/calibrate.py, which fits one on a team's file too);
   4. the loop's learning curve: the served kind (the model's hidden state + its probabilities) after 100 and 500
      random labels from a pool disjoint from the test sample (mean of 3 draws);
 and, for the first model, the same prompt answering in free text one task at a time (the ratio to /predict).
 Figures are printed as a table and written to --out as JSON.
+
+examples:
+  python scripts/benchmark.py --models embedded
+  python scripts/benchmark.py --models embedded --data team_labels.csv --config label_config/sentiment.xml \\
+      --guidelines guidelines/sentiment.md --test-size 200 --pool 300
 """
 
 import argparse
@@ -32,6 +41,9 @@ from tqdm import tqdm
 from backend.paths import ROOT
 from backend.llm import calibration as cal
 from backend.bench import corpus, efficiency
+from backend.bench.corpus import CorpusError
+from backend.bench.datasets import DataError
+from backend.cli import Parser, add_data_arguments, data_source, positive_int
 from backend.dev import processes
 from backend.bench import evaluation
 from backend.llm import weights as models
@@ -44,18 +56,22 @@ from backend.settings import Settings
 
 CURVE_SIZES = (100, 500)
 CURVE_SEEDS = range(3)
+POLAR = {"Positive", "Negative"}  # the Positive-vs-Negative accuracy needs both labels
 
 
-def http_phase(texts, config: str, port: int, batch: int, log_path: Path, model: str) -> dict:
+def http_phase(texts, config: str, port: int, batch: int, log_path: Path, model: str,
+               guidelines: Path | None = None, data_key: str = "text") -> dict:
     # A throughput run, not a latency one: a slow model must not have tasks skipped at Label Studio's deadline.
     env = {"DATA_DIR": str(log_path.parent / "data"), "LLM_MODEL": model, "PREDICT_TIMEOUT": "3000"}
+    if guidelines is not None:  # the prompt of the set's own guidelines, as the team's backend would serve it
+        env["GUIDELINES"] = str(guidelines.resolve())
     with ExitStack() as stack:
         try:
             url, proc = stack.enter_context(processes.serving(env, log_path, port=port, timeout=300.0))
         except RuntimeError as e:  # a model that will not load, a busy port: one line naming the log to read
             sys.exit(f"error: {str(e).splitlines()[0]}")
         version = requests.post(f"{url}/setup", json={"project": "1.0", "schema": config}, timeout=300).json()
-        tasks = [{"id": i, "data": {"text": t}} for i, t in enumerate(texts)]
+        tasks = [{"id": i, "data": {data_key: t}} for i, t in enumerate(texts)]  # the field the config's tag reads
         requests.post(f"{url}/predict", json={"tasks": tasks[:8], "label_config": config}, timeout=300)  # warm-up
         labels, started = [], time.perf_counter()
         for start in tqdm(range(0, len(tasks), batch), desc="/predict over HTTP", unit="request"):
@@ -75,15 +91,21 @@ def http_phase(texts, config: str, port: int, batch: int, log_path: Path, model:
         }
 
 
-def model_phase(model: str, test, config: str, parsed, args, free_text: int) -> dict:
-    """Every figure of one model (the module docstring's 1-4, and the free text when free_text > 0)."""
+def model_phase(model: str, test, config: str, parsed, args, free_text: int, source=None) -> dict:
+    """Every figure of one model (the module docstring's 1-4, and the free text when free_text > 0); `source` (a
+    datasets.Source) is the set, its config and guidelines, None for the bundled corpus."""
     texts, truth = list(test["text"]), list(test["label"])
+    guidelines = source.guidelines if source is not None else None
     results: dict = {"model": model}
-    http = http_phase(texts, config, args.port, args.batch, args.out.parent / f"benchmark-{model}.log", model)
+    http = http_phase(texts, config, args.port, args.batch, args.out.parent / f"benchmark-{model}.log", model,
+                      guidelines, parsed.data_key)
     results["http"] = {k: v for k, v in http.items() if k != "labels"}
     results["served"] = evaluation.report(truth, http.pop("labels"), parsed.labels)
 
-    predictor = load_predictor(replace(Settings.from_env(), llm_model=model))
+    settings = replace(Settings.from_env(), llm_model=model)
+    if guidelines is not None:
+        settings = replace(settings, guidelines=guidelines)
+    predictor = load_predictor(settings)
     setup = predictor.setup(parsed)
     predictor.probabilities(parsed, texts[:8])  # warm-up, as the HTTP phase had
     timed = texts[: args.in_process]
@@ -105,7 +127,7 @@ def model_phase(model: str, test, config: str, parsed, args, free_text: int) -> 
                                                                    setup.calibration.features)}
 
     if free_text:
-        (sample,) = corpus.stratified_split(test, [free_text], seed=1)
+        (sample,) = corpus.stratified_split(test, [min(free_text, len(test))], seed=1)
         started = time.perf_counter()
         free = evaluation.free_text_labels(predictor, parsed, list(tqdm(sample["text"], desc="free text, per task")))
         free_rate = len(sample) / (time.perf_counter() - started)
@@ -115,7 +137,7 @@ def model_phase(model: str, test, config: str, parsed, args, free_text: int) -> 
         results["speedup"] = results["http"]["reviews_per_s"] / free_rate
 
     # One scoring pass of the test sample serves the learning curve and the calibrations' comparison.
-    inputs = simulation.load_inputs(args.pool, args.test_size, predictor=predictor, judge_variants=())
+    inputs = simulation.load_inputs(args.pool, args.test_size, predictor=predictor, judge_variants=(), source=source)
     features = inputs.info["features"]
     logprobs = inputs.test_features
     truth = [inputs.labels[i] for i in inputs.test_y]  # the same sample, in the loader's order
@@ -131,8 +153,8 @@ def model_phase(model: str, test, config: str, parsed, args, free_text: int) -> 
     for name, c in calibrations.items():
         probs = c.apply(logprobs[:, [features.index(f) for f in c.features]])
         pred = [parsed.labels[i] for i in probs.argmax(1)]
-        results["accuracy"][name] = {**evaluation.report(truth, pred, parsed.labels),
-                                     "polar_accuracy": evaluation.polar_accuracy(probs, truth, parsed.labels)}
+        polar = evaluation.polar_accuracy(probs, truth, parsed.labels) if POLAR <= set(parsed.labels) else None
+        results["accuracy"][name] = {**evaluation.report(truth, pred, parsed.labels), "polar_accuracy": polar}
 
     results["learning_curve"] = {
         "kind": simulation.SERVED_KIND, "pool": args.pool, "seeds": list(CURVE_SEEDS),
@@ -144,7 +166,8 @@ def model_phase(model: str, test, config: str, parsed, args, free_text: int) -> 
 
 
 def print_tables(results: dict) -> None:
-    print(f"\ntest sample: {results['test_size']} items {results['label_counts']}")
+    print(f"\ntest sample: {results['test_size']} items of {results.get('data', 'rotten_tomatoes')} "
+          f"{results['label_counts']}")
     print(f"\n{'model':16} {'reviews/s':>9} {'in-process':>10} {'ceiling':>8} {'efficiency':>10} {'peak MB':>8}")
     for m in results["models"]:
         e = m["efficiency"]
@@ -161,13 +184,16 @@ def print_tables(results: dict) -> None:
     for m in results["models"]:
         for name, r in m["accuracy"].items():
             per = " ".join(f"{k}={v:.2f}" for k, v in r["per_label_f1"].items())
+            polar = "-" if r["polar_accuracy"] is None else f"{r['polar_accuracy']:.3f}"
             print(f"{m['model']:16} {name:12} {r['accuracy']:9.3f} {r['macro_f1']:9.3f} {r['kappa']:7.3f} "
-                  f"{r['polar_accuracy']:11.3f}  {per}")
+                  f"{polar:>11}  {per}")
     print(f"\n{'model':16} {'zero-shot':>9}" + "".join(f"{'after ' + str(n):>11}" for n in CURVE_SIZES)
           + "   (served kind, macro-F1, random labels)")
     for m in results["models"]:
         c = m["learning_curve"]
-        print(f"{m['model']:16} {c['zero_shot']:9.3f}" + "".join(f"{c['macro_f1_at'][str(n)]:11.3f}" for n in CURVE_SIZES))
+        at = c["macro_f1_at"]  # a size above the pool is left out
+        print(f"{m['model']:16} {c['zero_shot']:9.3f}"
+              + "".join(f"{at[str(n)]:11.3f}" if str(n) in at else f"{'-':>11}" for n in CURVE_SIZES))
     first = results["models"][0]
     if "free_text" in first:
         f = first["free_text"]
@@ -176,30 +202,50 @@ def print_tables(results: dict) -> None:
               f"({f['unmatched']} unmatched)")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> int:
+    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="embedded,embedded-1.5b",
                         help=f"comma-separated LLM_MODEL values, from {', '.join(models.PACKAGED)} or any LLM_MODEL "
                              "(default %(default)s)")
-    parser.add_argument("--test-size", type=int, default=evaluation.TEST_SIZE, help="stratified test sample (default %(default)s)")
+    parser.add_argument("--test-size", "--test", type=positive_int, default=evaluation.TEST_SIZE,
+                        help=f"stratified test sample: of the bundled corpus's fixed one, at most {evaluation.TEST_SIZE}"
+                             " (default %(default)s)")
     parser.add_argument("--in-process", type=int, default=200,
                         help="test items scored in-process, timed beside /predict (default %(default)s)")
-    parser.add_argument("--pool", type=int, default=500, help="pool the learning curve draws labels from (default %(default)s)")
+    parser.add_argument("--pool", type=positive_int, default=500, help="pool the learning curve draws labels from (default %(default)s)")
     parser.add_argument("--free-text", type=int, default=60, help="tasks answered in free text, first model (default %(default)s)")
     parser.add_argument("--batch", type=int, default=100, help="tasks per /predict request (default %(default)s)")
     parser.add_argument("--port", type=int, default=9199, help="port for the benchmarked backend (default %(default)s)")
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "benchmark.json", help="JSON results (default %(default)s)")
-    args = parser.parse_args()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    add_data_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        source = data_source(args, args.pool, args.test_size)  # the data file is read and split before any model
+    except (CorpusError, DataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if source is None and args.test_size > evaluation.TEST_SIZE:
+        print(f"error: --test-size must be at most {evaluation.TEST_SIZE}, got {args.test_size}", file=sys.stderr)
+        return 2
+    try:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        print(f"error: cannot write to --out {args.out}: {e.strerror or e}", file=sys.stderr)
+        return 2
     names = [m.strip() for m in args.models.split(",") if m.strip()]
 
-    config = DEMO_CONFIG.read_text()
+    if source is None:
+        config = DEMO_CONFIG.read_text()
+        test, _ = evaluation.splits(test_size=args.test_size)
+    else:
+        config, test = source.config, source.test
     parsed = schema.parse(config)
-    test, _ = evaluation.splits(test_size=args.test_size)
-    results: dict = {"test_size": len(test), "label_counts": test["label"].value_counts().to_dict(),
-                     "cpu_count": os.cpu_count(), "models": []}
+    results: dict = {"data": source.name if source is not None else "rotten_tomatoes", "test_size": len(test),
+                     "label_counts": test["label"].value_counts().to_dict(), "cpu_count": os.cpu_count(), "models": []}
     for i, model in enumerate(names):
-        results["models"].append(model_phase(model, test, config, parsed, args, args.free_text if i == 0 else 0))
+        results["models"].append(
+            model_phase(model, test, config, parsed, args, args.free_text if i == 0 else 0, source)
+        )
         args.out.write_text(json.dumps(results, indent=2) + "\n")  # what is done is kept if a later model fails
     print_tables(results)
     print(f"\nwritten to {args.out}")
