@@ -1,0 +1,159 @@
+"""Pool calibration and the per-project recipe end to end, against a real Label Studio and the backend under real
+gunicorn with the real 0.5B model.
+
+A project whose config no fitted calibration file matches (the news topics config) connects: the backend reads its
+pool in the background, measures a pool calibration from its texts (predictor.measure_pool, loop.ensure_pool),
+writes a prediction for every task under a new "-pool-" version and makes it the project's model_version. Then a
+few annotations train a model: the run's record names the recipe the labels chose by cross-validation, the best of
+its candidates."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+from label_studio_sdk import LabelStudio
+
+import labelstudio
+from backend.labelstudio import sync
+from helpers import ROOT, gunicorn, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MISSING_REASON)]
+
+CONFIG = ROOT / "label_config" / "news_topics.xml"
+GUIDELINES = ROOT / "guidelines" / "news_topics.md"
+
+# Short invented newswire sentences, lowercase without digits as the guidelines describe; three per topic.
+NEWS = {
+    "Earnings": [
+        "acme corp said quarterly net profit rose to ten mln dlrs on higher sales",
+        "the retailer reported a first quarter loss and cut its dividend",
+        "steel maker posts record annual revenues and declares a stock split",
+    ],
+    "Acquisitions": [
+        "bigco agreed to buy smallco for three hundred mln dlrs in cash",
+        "the bank said it will merge with a regional rival in a share swap",
+        "investor group takes a nine pct stake in the chemicals maker",
+    ],
+    "Crude oil": [
+        "opec ministers agreed to cut crude output to support oil prices",
+        "oil prices climbed as refinery outages tightened supplies",
+        "the company found new oil reserves in its offshore exploration well",
+    ],
+    "Trade": [
+        "the trade deficit widened as imports of cars surged",
+        "officials resumed talks on tariffs on textile exports",
+        "japan exports to the united states rose sharply last month",
+    ],
+    "Currency": [
+        "the dollar fell against the yen in nervous foreign exchange trading",
+        "the central bank sold marks to support the weak franc",
+        "money market operations drained liquidity and firmed the pound",
+    ],
+    "Interest rates": [
+        "major banks raised their prime lending rate by half a point",
+        "the central bank cut its discount rate to spur growth",
+        "analysts expect interest rates to stay unchanged this year",
+    ],
+    "Shipping": [
+        "a strike by dock workers closed the port for a third day",
+        "the shipping line ordered four new container vessels",
+        "freight rates for bulk carriers rose as ships waited at the canal",
+    ],
+    "Grain": [
+        "the wheat harvest is expected to be larger than last year",
+        "the country bought corn from american exporters for delivery in may",
+        "grain prices rose after drought damaged crops in the plains",
+    ],
+}
+ITEMS = [(text, label) for label, texts in NEWS.items() for text in texts]
+N_TASKS = len(ITEMS)  # 24
+LABELED = [item for label, texts in NEWS.items() for item in ((text, label) for text in texts[:2])]  # 16, two a topic
+
+
+@pytest.fixture(scope="module")
+def pool_backend(label_studio, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("pool-backend")
+    env = {
+        "DATA_DIR": str(tmp / "data"),
+        "LABEL_STUDIO_URL": label_studio.url,
+        "LABEL_STUDIO_API_KEY": label_studio.admin.token,
+        "GUIDELINES": str(GUIDELINES),
+        # Batch calibration on the pool ("-pool-" in the version). Under auto a project with no fitted file gets
+        # the pool's domain-context calibration instead ("-domain-").
+        "CALIBRATION": "pool",
+    }
+    with gunicorn(env, tmp / "gunicorn.log", wait=180.0) as (url, _):
+        yield url, tmp / "data", tmp / "gunicorn.log"
+
+
+def test_connect_measures_a_pool_calibration_then_labels_choose_the_recipe(label_studio, pool_backend):
+    backend_url, data_dir, log_path = pool_backend
+    admin = LabelStudio(base_url=label_studio.url, api_key=label_studio.admin.token)
+    project = sync.ensure_project(admin, "E2E pool calibration", CONFIG, GUIDELINES).id
+    tasks = [{"data": {"text": t, sync.HASH_KEY: sync.task_hash({"text": t})}} for t, _ in ITEMS]
+    sync.import_tasks(admin, project, tasks, progress=False)
+    connected = sync.connect_backend(admin, project, backend_url, progress=False)
+    assert connected.tasks == N_TASKS
+
+    # 1. The pool calibration: measured in the background after /setup, a new version, the project switched to it.
+    # Label Studio calls /setup several times while connecting, so a second re-score may follow the first and
+    # publish the same version again as "<version>+2" (a name Label Studio does not hold yet): wait for the last.
+    def settled():
+        answer = requests.get(f"{backend_url}/versions", params={"project": project}, timeout=10).json()
+        version = admin.projects.get(id=project).model_version or ""
+        return (version, answer) if "-pool-" in version and not answer["busy"] else None
+
+    version, versions = wait_for("a -pool- model_version and an idle loop", settled, timeout=420, every=2)
+    assert admin.projects.get(id=project).model_version == version
+    for task in admin.tasks.list(project=project, fields="all"):
+        # The pool's set replaced the connect-time one: one prediction per task, from the pool version.
+        assert [p.model_version for p in task.predictions or []] == [version], task.id
+        (prediction,) = task.predictions
+        assert prediction.result[0]["value"]["choices"][0] in NEWS, prediction.result
+
+    served = version.split("+")[0]  # the LLM's version; the published set's name may carry "+2"
+    assert served in versions["versions"], versions
+    assert versions["current"] is None and versions["training"] == [], versions
+
+    registry = json.loads((data_dir / "projects" / str(project) / "registry.json").read_text())
+    measured = registry["settings"]["pool_calibration"]
+    assert measured["size"] == N_TASKS, measured
+    assert [c["method"] for c in measured["questions"].values()] == ["pool"], measured
+    assert registry["published"][-1] == version, registry["published"]
+
+    task = next(iter(admin.tasks.list(project=project, fields="all")))
+    answer = requests.post(f"{backend_url}/predict", timeout=120, json={
+        "tasks": [{"id": task.id, "data": task.data}], "project": f"{project}.1", "label_config": CONFIG.read_text(),
+    })
+    assert answer.status_code == 200, answer.text
+    # Answered under the name the pool's set was published as, the project's model_version.
+    assert answer.json()["model_version"] == version, answer.json()
+    assert answer.json()["results"][0]["model_version"] == version, answer.json()
+
+    # 2. The per-project recipe: annotations → webhooks → a run on all of them names the best-scoring candidate.
+    by_text = {t.data["text"]: t.id for t in admin.tasks.list(project=project, fields="all")}
+    for text, label in LABELED:
+        admin.annotations.create(
+            id=by_text[text],
+            result=[{"from_name": "topic", "to_name": "text", "type": "choices", "value": {"choices": [label]}}],
+        )
+
+    def trained():
+        answer = requests.get(f"{backend_url}/versions", params={"project": project}, timeout=10).json()
+        runs = [r for r in answer["training"] if r.get("labels") == len(LABELED)]
+        return runs if runs and not answer["busy"] else None
+
+    record = wait_for(f"a training run on all {len(LABELED)} labels", trained, timeout=420, every=2)[-1]
+    assert record["result"] in ("promoted", "kept"), record
+    scores = record["recipe_scores"]
+    assert len(scores) >= 2 and record["recipe"] in scores, record
+    assert scores[record["recipe"]] == max(scores.values()), record
+    assert record["cv_macro_f1"] == scores[record["recipe"]], record
+    assert record["stats"]["unusable"] == 0, record
+    # Trained on the pool-calibrated LLM: the run's version extends the serving one.
+    assert record["version"].startswith(served + "-r"), record
+    log_text = log_path.read_text()
+    assert "Traceback" not in log_text
+    assert "calibrated on %d of its texts" % N_TASKS in log_text
