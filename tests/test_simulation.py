@@ -94,7 +94,8 @@ def test_the_model_that_ranks_is_the_kind_evaluated(inputs, kind):
     run = simulation.simulate(inputs, kind, "margin", seed=2, seed_size=20, batch=20, budget=40)
     seed_set = run.order[:20]
     pool_v, test_v = inputs.vectors(kind)
-    model = simulation.fit_kind(kind, pool_v[seed_set], inputs.pool_llm[seed_set], inputs.pool_y[seed_set], 3, seed=2)
+    model = simulation.fit_kind(kind, pool_v[seed_set], inputs.pool_llm[seed_set], inputs.pool_y[seed_set], 3, seed=2,
+                                split=inputs.split)
     probs = model.predict_proba(pool_v, inputs.pool_llm)
     expected = strategies.select(strategies.rank("margin", probs, labeled_idx=seed_set), 20)
     np.testing.assert_array_equal(run.order[20:], expected)
@@ -107,7 +108,8 @@ def test_committee_ranks_with_the_models_and_the_llms_probabilities(inputs, kind
     run = simulation.simulate(inputs, kind, "committee", seed=1, seed_size=20, batch=20, budget=40)
     seed_set = run.order[:20]
     pool_v, _ = inputs.vectors(kind)
-    model = simulation.fit_kind(kind, pool_v[seed_set], inputs.pool_llm[seed_set], inputs.pool_y[seed_set], 3, seed=1)
+    model = simulation.fit_kind(kind, pool_v[seed_set], inputs.pool_llm[seed_set], inputs.pool_y[seed_set], 3, seed=1,
+                                split=inputs.split)
     probs = model.predict_proba(pool_v, inputs.pool_llm)
     u = strategies.rank("committee", probs, labeled_idx=seed_set, llm_probs=inputs.pool_llm)
     np.testing.assert_array_equal(run.order[20:], strategies.select(u, 20))
@@ -349,11 +351,18 @@ def test_load_inputs_caches_llm_outputs(tmp_path):
 
 def test_the_served_kind_fits_the_recipe_its_labels_choose(inputs):
     pool_v, _ = inputs.vectors("llm_state")
+    assert pool_v.shape[1] == inputs.pool_h.shape[1] + inputs.pool_x.shape[1]  # the state, then MiniLM
     rows = np.arange(60)
-    args = (pool_v[rows], inputs.pool_llm[rows], inputs.pool_y[rows], 3)
-    choice = classifier.choose(classifier.CANDIDATES["states"], *args, lambda t, p: simulation.macro_f1(t, p, 3))
-    model = simulation.fit_kind("llm_state", *args)
-    assert (model.kind, model.estimator.C) == (choice.kind, choice.C)
-    np.testing.assert_allclose(simulation.out_of_fold_kind("llm_state", *args), choice.oof)
-    fixed = simulation.fit_kind("state_fixed", *args)
+    sets = {"states": inputs.pool_h[rows], "minilm": inputs.pool_x[rows]}
+    y, llm = inputs.pool_y[rows], inputs.pool_llm[rows]
+    choice = classifier.choose(classifier.CANDIDATES["states"], sets, llm, y, 3,
+                               lambda t, p: simulation.macro_f1(t, p, 3))
+    model = simulation.fit_kind("llm_state", pool_v[rows], llm, y, 3, split=inputs.split)
+    assert model.recipe == choice.recipe
+    expected = classifier.fit_recipe(choice.recipe, sets, llm, y, 3).predict_proba(
+        classifier.recipe_vectors(choice.recipe, sets), llm)
+    np.testing.assert_allclose(model.predict_proba(pool_v[rows], llm), expected)
+    np.testing.assert_allclose(simulation.out_of_fold_kind("llm_state", pool_v[rows], llm, y, 3, split=inputs.split),
+                               choice.oof)
+    fixed = simulation.fit_kind("state_fixed", inputs.pool_h[rows], llm, y, 3)
     assert (fixed.kind, fixed.estimator.C) == ("state_blend", classifier.DEFAULT_C["state_blend"])

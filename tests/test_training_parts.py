@@ -166,18 +166,27 @@ def test_the_projects_labels_choose_the_recipe():
     noise = rng.normal(size=(120, 64))
     signal = noise.copy()
     signal[:, :3] += 4 * np.eye(3)[y]
-    sure_llm = np.clip(np.eye(3)[y] * 0.9 + 0.05, 0, 1)  # the LLM right on every row
     flat_llm = rng.dirichlet([1, 1, 1], 120)  # the LLM knows nothing
-    candidates = classifier.CANDIDATES["states"]
-    by_llm = classifier.choose(candidates, noise, sure_llm, y, 3, _macro_f1)
-    assert (by_llm.kind, by_llm.C) == ("llm_refit", 1.0)  # ties with the blends go to the simplest, listed first
-    by_state = classifier.choose(candidates, signal, flat_llm, y, 3, _macro_f1)
-    assert by_state.kind == "state_blend" and by_state.scores["llm_refit(C=1)"] < 0.6
-    assert set(by_state.scores) == {classifier.recipe_name(k, c) for k, c in candidates}
-    assert by_state.scores[classifier.recipe_name(by_state.kind, by_state.C)] == max(by_state.scores.values())
+    candidates = classifier.CANDIDATES[classifier.STATES]
+    # Only the hidden state carries the labels: the state blend wins, MiniLM's blend alone scores near chance.
+    by_state = classifier.choose(candidates, {"states": signal, "minilm": noise[:, :16]}, flat_llm, y, 3, _macro_f1)
+    assert by_state.recipe.kind == "state_blend" and by_state.scores["blend"] < 0.6
+    assert set(by_state.scores) == {r.name for r in candidates}
+    assert by_state.scores[by_state.recipe.name] == max(by_state.scores.values())
     assert by_state.oof.shape == (120, 3) and _macro_f1(y, by_state.oof) > 0.9
-    model = classifier.fit(by_state.kind, signal, flat_llm, y, 3, C=by_state.C)
-    assert model.estimator.C == by_state.C
+    # Only MiniLM's does: its blend wins.
+    by_minilm = classifier.choose(candidates, {"states": noise, "minilm": signal[:, :16]}, flat_llm, y, 3, _macro_f1)
+    assert by_minilm.recipe.kind == "blend"
+    # The mixed model's out-of-fold probabilities are its parts' mean, and it serves their mean.
+    sets = {"states": signal, "minilm": noise[:, :16]}
+    mixed = classifier.Recipe("mixed", "mixed")
+    parts = [classifier.out_of_fold(k, sets[v], flat_llm, y, 3) for k, v in (("state_blend", "states"), ("blend", "minilm"))]
+    np.testing.assert_allclose(classifier.out_of_fold_recipe(mixed, sets, flat_llm, y, 3), (parts[0] + parts[1]) / 2)
+    model = classifier.fit_recipe(mixed, sets, flat_llm, y, 3)
+    alone = [classifier.fit("state_blend", signal, flat_llm, y, 3), classifier.fit("blend", noise[:, :16], flat_llm, y, 3)]
+    np.testing.assert_allclose(model.predict_proba(classifier.recipe_vectors(mixed, sets), flat_llm),
+                               (alone[0].predict_proba(signal, flat_llm) + alone[1].predict_proba(noise[:, :16], flat_llm)) / 2)
     # The refit reads only the LLM's probabilities: vectors of any width give the same model.
+    sure_llm = np.clip(np.eye(3)[y] * 0.9 + 0.05, 0, 1)
     refit = classifier.fit("llm_refit", noise, sure_llm, y, 3)
     assert np.allclose(refit.predict_proba(noise, sure_llm), refit.predict_proba(noise[:, :2], sure_llm))

@@ -183,7 +183,7 @@ def _model(inputs: simulation.Inputs, kind: str, labeled: np.ndarray, seed: int)
     vectors = inputs.vectors(kind)[0]
     v, llm, y = vectors[labeled], inputs.pool_llm[labeled], inputs.pool_y[labeled]
     try:
-        model = simulation.fit_kind(kind, v, llm, y, inputs.n_labels, seed=seed)
+        model = simulation.fit_kind(kind, v, llm, y, inputs.n_labels, seed=seed, split=inputs.split)
     except classifier.TrainingError:
         # Too few labels to fit: as simulation._fit_predict, a blend serves the LLM alone, a classifier the label
         # shares. Neither learned from the labels, so their predictions of the labeled rows are held out already.
@@ -193,7 +193,7 @@ def _model(inputs: simulation.Inputs, kind: str, labeled: np.ndarray, seed: int)
             prior = np.bincount(y, minlength=inputs.n_labels) + 1.0
             pool = np.tile(prior / prior.sum(), (len(inputs.pool_y), 1))
         return pool, pool[labeled]
-    oof = simulation.out_of_fold_kind(kind, v, llm, y, inputs.n_labels, seed=seed)
+    oof = simulation.out_of_fold_kind(kind, v, llm, y, inputs.n_labels, seed=seed, split=inputs.split)
     return model.predict_proba(vectors, inputs.pool_llm), oof
 
 
@@ -214,7 +214,7 @@ def ceiling(inputs: simulation.Inputs, kind: str, target: float, seed: int = 0) 
         probs = inputs.pool_llm
     else:
         probs = simulation.out_of_fold_kind(kind, inputs.vectors(kind)[0], inputs.pool_llm, inputs.pool_y,
-                                            inputs.n_labels, seed=seed)
+                                            inputs.n_labels, seed=seed, split=inputs.split)
     share = most_trusted(probs, inputs.pool_y, target) / len(inputs.pool_y)
     return {
         "accuracy": float((probs.argmax(axis=1) == inputs.pool_y).mean()),

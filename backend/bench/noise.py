@@ -65,13 +65,13 @@ def plant(y: np.ndarray, rate: float, mode: str, labels: Sequence[str], rng: np.
 
 def _fit_f1(inputs: Inputs, kind: str, rows: np.ndarray, y: np.ndarray) -> float:
     pool_v, test_v = inputs.vectors(kind)
-    model = fit_kind(kind, pool_v[rows], inputs.pool_llm[rows], y, inputs.n_labels)
+    model = fit_kind(kind, pool_v[rows], inputs.pool_llm[rows], y, inputs.n_labels, split=inputs.split)
     return macro_f1(inputs.test_y, model.predict_proba(test_v, inputs.test_llm), inputs.n_labels)
 
 
 def _oof(inputs: Inputs, kind: str, rows: np.ndarray, y: np.ndarray) -> np.ndarray:
     pool_v, _ = inputs.vectors(kind)
-    return out_of_fold_kind(kind, pool_v[rows], inputs.pool_llm[rows], y, inputs.n_labels)
+    return out_of_fold_kind(kind, pool_v[rows], inputs.pool_llm[rows], y, inputs.n_labels, split=inputs.split)
 
 
 def noise_run(inputs: Inputs, kind: str, n: int, rate: float, mode: str, seed: int) -> dict:

@@ -105,12 +105,20 @@ class Inputs:
     def n_labels(self) -> int:
         return len(self.labels)
 
+    @property
+    def split(self) -> int:
+        """The hidden state's width: where the served kind's side-by-side vectors change to MiniLM's."""
+        return 0 if self.pool_h is None else self.pool_h.shape[1]
+
     def vectors(self, kind: str) -> tuple[np.ndarray, np.ndarray]:
-        """(pool, test) vectors a model of `kind` reads."""
+        """(pool, test) vectors a model of `kind` reads: the served kind's are the hidden state and the MiniLM
+        embedding side by side (its candidates read either or both)."""
         if KIND_RECIPES[kind][1] == "embeddings":
             return self.pool_x, self.test_x
         if self.pool_h is None or self.test_h is None:
             raise SimulationError(f"kind {kind!r} needs the LLM's hidden states, which this engine does not expose")
+        if KIND_RECIPES[kind][0] == AUTO:
+            return np.hstack([self.pool_h, self.pool_x]), np.hstack([self.test_h, self.test_x])
         return self.pool_h, self.test_h
 
 
@@ -131,29 +139,50 @@ def macro_f1(y_true: np.ndarray, probs: np.ndarray, n_labels: int) -> float:
     return float(f1_score(y_true, probs.argmax(axis=1), labels=list(range(n_labels)), average="macro", zero_division=0))
 
 
-def _chosen(recipe: str, vectors: np.ndarray, llm: np.ndarray, y: np.ndarray, n_labels: int,
-            seed: int) -> classifier.Choice:
-    candidates = classifier.CANDIDATES["embeddings" if recipe != AUTO else "states"]
-    return classifier.choose(candidates, vectors, llm, y, n_labels, lambda t, p: macro_f1(t, p, n_labels), seed=seed,
+def _sets(vectors: np.ndarray, split: int) -> dict[str, np.ndarray]:
+    # The served kind's vectors are the hidden state and MiniLM side by side (Inputs.vectors), split back here.
+    return {classifier.STATES: vectors[:, :split], classifier.MINILM: vectors[:, split:]}
+
+
+def _chosen(vectors: np.ndarray, llm: np.ndarray, y: np.ndarray, n_labels: int, seed: int,
+            split: int) -> classifier.Choice:
+    sets = _sets(vectors, split)
+    return classifier.choose(classifier.CANDIDATES[classifier.STATES], sets, llm, y, n_labels,
+                             lambda t, p: macro_f1(t, p, n_labels), seed=seed,
                              folds=3 if len(y) > 500 else 5)  # as backend/loop/training.py
 
 
-def fit_kind(kind: str, vectors: np.ndarray, llm: np.ndarray, y: np.ndarray, n_labels: int, seed: int = 0):
-    """A model of `kind` on these rows, as the backend fits it (AUTO: the recipe the rows' labels choose)."""
+def fit_kind(kind: str, vectors: np.ndarray, llm: np.ndarray, y: np.ndarray, n_labels: int, seed: int = 0,
+             split: int = 0):
+    """A model of `kind` on these rows, as the backend fits it (AUTO: the recipe the rows' labels choose, `split`
+    the hidden state's width in Inputs.vectors' side-by-side matrix); its predict_proba reads the same vectors."""
     recipe = KIND_RECIPES[kind][0]
     if recipe == AUTO:
-        choice = _chosen(recipe, vectors, llm, y, n_labels, seed)
-        return classifier.fit(choice.kind, vectors, llm, y, n_labels, seed=seed, C=choice.C)
+        choice = _chosen(vectors, llm, y, n_labels, seed, split)
+        model = classifier.fit_recipe(choice.recipe, _sets(vectors, split), llm, y, n_labels, seed=seed)
+        return _Reading(model, choice.recipe, split)
     return classifier.fit(recipe, vectors, llm, y, n_labels, seed=seed)
 
 
+@dataclass
+class _Reading:
+    """A chosen model fed the columns its recipe reads out of the served kind's side-by-side vectors."""
+
+    model: Any
+    recipe: classifier.Recipe
+    split: int
+
+    def predict_proba(self, vectors: np.ndarray, llm: np.ndarray | None = None) -> np.ndarray:
+        return self.model.predict_proba(classifier.recipe_vectors(self.recipe, _sets(vectors, self.split)), llm)
+
+
 def out_of_fold_kind(kind: str, vectors: np.ndarray, llm: np.ndarray, y: np.ndarray, n_labels: int,
-                     seed: int = 0) -> np.ndarray:
+                     seed: int = 0, split: int = 0) -> np.ndarray:
     """Out-of-fold probabilities of a model of `kind` (AUTO: of the recipe chosen on all these rows, as the backend's
     promotion gate reads them)."""
     recipe = KIND_RECIPES[kind][0]
     if recipe == AUTO:
-        return _chosen(recipe, vectors, llm, y, n_labels, seed).oof
+        return _chosen(vectors, llm, y, n_labels, seed, split).oof
     return classifier.out_of_fold(recipe, vectors, llm, y, n_labels, seed=seed)
 
 
@@ -167,7 +196,7 @@ def _fit_predict(inputs: Inputs, kind: str, labeled: np.ndarray, seed: int) -> t
     pool_v, test_v = inputs.vectors(kind)
     try:
         model = fit_kind(kind, pool_v[labeled], inputs.pool_llm[labeled], inputs.pool_y[labeled], inputs.n_labels,
-                         seed=seed)
+                         seed=seed, split=inputs.split)
         return model.predict_proba(pool_v, inputs.pool_llm), model.predict_proba(test_v, inputs.test_llm)
     except classifier.TrainingError:
         # Too few labels of too few classes to fit: a blend serves the LLM alone (as the backend does); the
@@ -259,7 +288,7 @@ def labels_to_target(labels: Sequence[int], f1: Sequence[float], target: float) 
 def full_pool_f1(inputs: Inputs, kind: str, seed: int = 0) -> float:
     """Macro-F1 on the test split of a model of `kind` trained on every pool item."""
     pool_v, test_v = inputs.vectors(kind)
-    model = fit_kind(kind, pool_v, inputs.pool_llm, inputs.pool_y, inputs.n_labels, seed=seed)
+    model = fit_kind(kind, pool_v, inputs.pool_llm, inputs.pool_y, inputs.n_labels, seed=seed, split=inputs.split)
     return macro_f1(inputs.test_y, model.predict_proba(test_v, inputs.test_llm), inputs.n_labels)
 
 

@@ -49,9 +49,24 @@ class TextFeatures:
         return "blend" if kind == MINILM else "state_blend"
 
     @staticmethod
-    def candidates(kind: str) -> tuple[tuple[str, float], ...]:
+    def candidates(kind: str) -> tuple[classifier.Recipe, ...]:
         """The recipes a project's labels choose among for a kind of text vectors (classifier.choose)."""
-        return classifier.CANDIDATES["embeddings" if kind == MINILM else "states"]
+        return classifier.CANDIDATES[classifier.MINILM if kind == MINILM else classifier.STATES]
+
+    def vector_sets(self, config: Config | Schema, texts: Sequence[str], kind: str,
+                    pool: PoolCalibration | None = None) -> dict[str, np.ndarray]:
+        """{classifier.STATES: the hidden states, classifier.MINILM: the embeddings}, as the candidates read them."""
+        out = {classifier.MINILM: self.vectors(config, texts, MINILM)}
+        if kind != MINILM:
+            out[classifier.STATES] = self.vectors(config, texts, kind, pool)
+        return out
+
+    @staticmethod
+    def kind_of(recipe: classifier.Recipe, kind: str) -> str:
+        """The vectors name a model of `recipe` is served with (TrainedModel.features): `kind` for the hidden state,
+        MINILM, or both joined by "+" for a mixed model."""
+        names = {classifier.STATES: kind, classifier.MINILM: MINILM}
+        return "+".join(names[r] for r in recipe.reads)
 
     def llm_answers(self, config: Config | Schema, texts: Sequence[str],
                     pool: PoolCalibration | None = None) -> tuple[dict[str, np.ndarray], str]:
@@ -77,6 +92,8 @@ class TextFeatures:
         the LLM's probabilities are cached with it and a following llm_probs() costs a lookup."""
         if kind == MINILM:
             return self.embedder.encode(texts)
+        if "+" in kind:  # a mixed model's vectors, side by side (classifier.Mixed)
+            return np.hstack([self.vectors(config, texts, part, pool) for part in kind.split("+")])
         config = as_config(config)
         layer = int(kind.rsplit("-", 1)[1])
         predictor = self._predictor()

@@ -116,7 +116,8 @@ def run(loop: "Loop", project: str, started: float) -> dict:
     ids = np.array([t.task_id for t in labeled])
     y = targets(schema, [t.label for t in labeled])
     pool = loop.pool(project)
-    emb = text.vectors(config, texts, features, pool)
+    vectors = text.vector_sets(config, texts, features, pool)
+    emb = vectors.get(classifier.STATES, vectors[classifier.MINILM])  # what the fixed recipe reads (crowdlab)
     llm, llm_version = text.llm_probs(config, texts, pool)
     if loop.settings.consensus == "crowdlab" and not schema.multiple:
         y, record["consensus"] = label_issues.crowdlab_labels(
@@ -124,13 +125,13 @@ def run(loop: "Loop", project: str, started: float) -> dict:
     try:
         # Above 500 labels three folds rank the candidates as well as five, and five would put a run at 1,000
         # labels past a second on two cores.
-        choice = classifier.choose(text.candidates(features), emb, llm, y, len(schema.labels),
+        choice = classifier.choose(text.candidates(features), vectors, llm, y, len(schema.labels),
                                    lambda truth, probs: _macro_f1(truth, guesses(schema, probs)),
                                    folds=3 if len(y) > 500 else 5)
     except classifier.TrainingError as e:
         return {**record, "result": "skipped", "reason": str(e), "seconds": time.perf_counter() - started}
     oof = choice.oof
-    record.update(recipe=classifier.recipe_name(choice.kind, choice.C), recipe_scores=choice.scores)
+    record.update(recipe=choice.recipe.name, recipe_scores=choice.scores)
     candidate_guess = guesses(schema, oof)
     incumbent = projects.model(project)
     if incumbent and (incumbent.labels != schema.labels or incumbent.llm_version != llm_version):
@@ -154,9 +155,9 @@ def run(loop: "Loop", project: str, started: float) -> dict:
     )
     model = None
     if promote:
-        fitted = classifier.fit(choice.kind, emb, llm, y, len(schema.labels), C=choice.C)
+        fitted = classifier.fit_recipe(choice.recipe, vectors, llm, y, len(schema.labels))
         heldout = {int(i): (_code(a), _code(b)) for i, a, b in zip(ids, y, candidate_guess)}
-        model = TrainedModel(version, schema.labels, llm_version, fitted, heldout, features)
+        model = TrainedModel(version, schema.labels, llm_version, fitted, heldout, text.kind_of(choice.recipe, features))
     record["fit_seconds"] = round(time.perf_counter() - fetched, 3)
     record["seconds"] = round(time.perf_counter() - started, 3)
     store.add(version, model, record, promote)
