@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark the packaged models side by side on the Rotten Tomatoes corpus (fresh → Positive, rotten → Negative,
+"""Benchmark the packaged models side by side on the bundled reviews or a team's labeled file (--data).
 
 The command lives in backend/cli/benchmark.py and is installed as `labelloop-benchmark`; this file runs it from a checkout.
 """

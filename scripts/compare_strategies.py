@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Compare ranking strategies in a simulated annotation loop on the Rotten Tomatoes corpus (labels = annotator).
+"""Compare ranking strategies in a simulated annotation loop, on the bundled reviews or a team's labeled file (--data).
 
 The command lives in backend/cli/compare_strategies.py and is installed as `labelloop-compare-strategies`; this file runs it from a checkout.
 """

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Simulate finishing a dataset on the Rotten Tomatoes corpus (labels = annotators): how many human labels before
+"""Simulate finishing a dataset, on the bundled reviews or a team's labeled file (--data).
 
 The command lives in backend/cli/simulate_finish.py and is installed as `labelloop-simulate-finish`; this file runs it from a checkout.
 """

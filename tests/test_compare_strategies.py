@@ -94,7 +94,7 @@ def test_main_writes_results_and_plot(tmp_path, monkeypatch, capsys):
     script = load_script()
     asked = {}
 
-    def fake_load(pool, test_size, cache_dir, judge_variants, progress=True, source=None):
+    def fake_load(pool, test_size, cache_dir, judge_variants, progress=True, source=None, calibration="auto"):
         asked.update(pool=pool, test_size=test_size, judges=list(judge_variants), source=source)
         return synthetic_inputs(n_pool=pool, n_test=test_size)
 

@@ -574,6 +574,7 @@ def load_inputs(
     progress: bool = True,
     feature_depth: float | None = None,
     source: "datasets.Source | None" = None,
+    calibration: str = "auto",
 ) -> Inputs:
     """Pool and test arrays from the corpus (or `source`: a team's file or a packaged corpus, with its config and
     guidelines), the LLM (`predictor`, default: the configured model) and the sentence embedder (default:
@@ -583,7 +584,9 @@ def load_inputs(
 
     The LLM's probabilities are calibrated as the backend would serve a new project on these texts: a fitted file
     matching model and prompt, else the pool calibration measured on the pool's texts (no labels read). Every other
-    label-free calibration is measured beside it, on the test split and on the pool, in info["zero_shot"]."""
+    label-free calibration is measured beside it, on the test split and on the pool, in info["zero_shot"];
+    `calibration` names another of them to feed the models instead (e.g. "contextual", what a new project was
+    served before the pool was read)."""
     from backend.labelstudio import schema as schemas
     from backend.serving import service
     from backend.loop.embeddings import Embedder
@@ -650,7 +653,12 @@ def load_inputs(
     n_pool = len(pool_texts)
     raw = scores[:, : len(features)]
     zero_shot = zero_shot_calibrations(predictor, setup, features, raw[:n_pool], pool_texts)
-    served = zero_shot["fitted"] if "fitted" in zero_shot else zero_shot["domain"]  # as auto serves
+    if calibration == "auto":
+        served = zero_shot["fitted"] if "fitted" in zero_shot else zero_shot["domain"]  # as auto serves
+    elif calibration in zero_shot:
+        served = zero_shot[calibration]
+    else:
+        raise SimulationError(f"calibration {calibration!r} is not measured here; choose from auto, {', '.join(zero_shot)}")
     llm = served.apply(raw[:, [features.index(f) for f in served.features]])
     states = scores[:, len(features) :] if layer else None
 

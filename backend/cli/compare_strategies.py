@@ -64,6 +64,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "strategies",
                         help="directory for results.json and curves.png (default %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--calibration", default="auto",
+                        help="the zero-shot calibration the models read: auto (as the backend serves: a matching "
+                             "fitted file, else domain-context on the pool), none, contextual, domain, pool, fitted "
+                             "(default %(default)s)")
     add_data_arguments(parser)
     return parser.parse_args(argv)
 
@@ -111,7 +115,7 @@ def main(argv=None) -> int:
     try:
         inputs = simulation.load_inputs(
             args.pool, args.test_size, args.cache_dir, simulation.needed_judges(args.strategies), progress=not args.quiet,
-            source=args.source,
+            source=args.source, calibration=args.calibration,
         )
     except (ModelSourceError, SettingsError, EmbeddingError, simulation.SimulationError) as e:
         print(f"error: {e}", file=sys.stderr)
