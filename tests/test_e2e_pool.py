@@ -3,7 +3,7 @@ gunicorn with the real 0.5B model.
 
 A project whose config no fitted calibration file matches (the news topics config) connects: the backend reads its
 pool in the background, measures a pool calibration from its texts (predictor.measure_pool, loop.ensure_pool),
-writes a prediction for every task under a new "-pool-" version and makes it the project's model_version. Then a
+writes a prediction for every task under a new "-domain-" version (domain-context calibration, auto's default) and makes it the project's model_version. Then a
 few annotations train a model: the run's record names the recipe the labels chose by cross-validation, the best of
 its candidates."""
 
@@ -80,9 +80,8 @@ def pool_backend(label_studio, tmp_path_factory):
         "LABEL_STUDIO_URL": label_studio.url,
         "LABEL_STUDIO_API_KEY": label_studio.admin.token,
         "GUIDELINES": str(GUIDELINES),
-        # Batch calibration on the pool ("-pool-" in the version). Under auto a project with no fitted file gets
-        # the pool's domain-context calibration instead ("-domain-").
-        "CALIBRATION": "pool",
+        # No CALIBRATION: auto, the default; a project with no matching fitted file gets the domain-context
+        # calibration measured on its pool ("-domain-" in the version).
     }
     with gunicorn(env, tmp / "gunicorn.log", wait=180.0) as (url, _):
         yield url, tmp / "data", tmp / "gunicorn.log"
@@ -103,9 +102,9 @@ def test_connect_measures_a_pool_calibration_then_labels_choose_the_recipe(label
     def settled():
         answer = requests.get(f"{backend_url}/versions", params={"project": project}, timeout=10).json()
         version = admin.projects.get(id=project).model_version or ""
-        return (version, answer) if "-pool-" in version and not answer["busy"] else None
+        return (version, answer) if "-domain-" in version and not answer["busy"] else None
 
-    version, versions = wait_for("a -pool- model_version and an idle loop", settled, timeout=420, every=2)
+    version, versions = wait_for("a -domain- model_version and an idle loop", settled, timeout=420, every=2)
     assert admin.projects.get(id=project).model_version == version
     for task in admin.tasks.list(project=project, fields="all"):
         # The pool's set replaced the connect-time one: one prediction per task, from the pool version.
@@ -120,7 +119,7 @@ def test_connect_measures_a_pool_calibration_then_labels_choose_the_recipe(label
     registry = json.loads((data_dir / "projects" / str(project) / "registry.json").read_text())
     measured = registry["settings"]["pool_calibration"]
     assert measured["size"] == N_TASKS, measured
-    assert [c["method"] for c in measured["questions"].values()] == ["pool"], measured
+    assert [c["method"] for c in measured["questions"].values()] == ["domain"], measured
     assert registry["published"][-1] == version, registry["published"]
 
     task = next(iter(admin.tasks.list(project=project, fields="all")))
