@@ -12,7 +12,7 @@ LLAMA_STAMP := $(LLAMA_VENV)/.installed
 PORT ?= 9090
 export PORT
 
-.PHONY: install model corpora labelstudio llama llama-server browser run serve test test-e2e bench bench-engines bench-rescore bench-label-issues bench-questions calibrate clean
+.PHONY: install model corpora labelstudio llama llama-server browser run serve test test-e2e bench bench-engines bench-rescore bench-label-issues bench-questions bench-data calibrate clean
 
 $(STAMP): pyproject.toml requirements/data.txt
 	$(PYTHON) -m venv $(VENV)
@@ -94,6 +94,13 @@ bench-label-issues: model
 
 bench-questions: model
 	$(BIN)/python scripts/bench_questions.py --out artifacts/questions.json
+
+# Zero-shot calibrations, learning curves and the served recipe on every packaged corpus (docs/data.md); add
+# LLM_MODEL=embedded-1.5b for the larger model.
+bench-data: model corpora
+	for c in rotten_tomatoes posts r8; do $(BIN)/python scripts/compare_strategies.py --corpus $$c --pool 400 --test 250 \
+		--seeds 3 --strategies random --budget 100 --kinds llm_state,state_fixed,blend,llm_refit \
+		--out artifacts/data/$$c || exit 1; done
 
 calibrate: model
 	$(BIN)/python scripts/calibrate.py
