@@ -173,8 +173,8 @@ def instrumented(loop: Any, recorder: Recorder, bars: "Bars") -> Iterator[None]:
         original["delete_model_version"](client, project_id, version)
         recorder.deleted.append(version)
 
-    def answers(config, texts, model):
-        probs = loop_answers(config, texts, model)
+    def answers(config, texts, model, pool=None):
+        probs = loop_answers(config, texts, model, pool)
         bars.advance("score", len(texts), recorder.pool_size)
         return probs
 

@@ -442,21 +442,41 @@ def _authorize_webhook(client: LabelStudio, project_id: int, backend_url: str, a
 
 def count_predicted(client: LabelStudio, project_id: int, model_version: str) -> tuple[int, int]:
     """(tasks, tasks with a prediction from model_version)."""
-    total = predicted = 0
+    ids, predicted = predicted_ids(client, project_id, model_version)
+    return len(ids), len(predicted)
+
+
+def predicted_ids(client: LabelStudio, project_id: int, model_version: str) -> tuple[list[int], set[int]]:
+    """(every task id, the ids of those with a prediction from model_version)."""
+    ids, predicted = [], set()
     for task in client.tasks.list(project=project_id, fields="all", page_size=500):
-        total += 1
-        predictions = task.predictions or []
-        if any(_field(p, "model_version") == model_version for p in predictions):
-            predicted += 1
-    return total, predicted
+        ids.append(task.id)
+        if any(_field(p, "model_version") == model_version for p in task.predictions or []):
+            predicted.add(task.id)
+    return ids, predicted
+
+
+def wait_while_busy(backend_url: str, project_id: int, timeout: float, auth: tuple[str, str] | None = None,
+                    progress: bool = True) -> bool:
+    """Wait until the backend runs no training or re-score for the project (its /versions); False on timeout."""
+    deadline = time.monotonic() + timeout
+    with tqdm(desc="backend busy (re-scoring the pool)", unit="s", disable=not progress,
+              bar_format="{desc}: {elapsed}") as bar:
+        while True:
+            try:
+                answer = requests.get(f"{backend_url}/versions", params={"project": project_id}, timeout=10, auth=auth)
+            except requests.RequestException as e:
+                raise SyncError(f"cannot reach the ML backend at {backend_url}: {describe(e)}") from None
+            if not _json_or_empty(answer).get("busy"):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(1)
+            bar.update(1)
 
 
 def _field(item: Any, name: str) -> Any:
     return item.get(name) if isinstance(item, dict) else getattr(item, name, None)
-
-
-def task_ids(client: LabelStudio, project_id: int) -> list[int]:
-    return [t.id for t in client.tasks.list(project=project_id, fields="task_only", page_size=1000)]
 
 
 def connect_backend(
@@ -469,10 +489,12 @@ def connect_backend(
     strategy: str | None = None,
     auth: tuple[str, str] | None = None,
     lanes: int | None = None,
+    rescore_wait: float = 7200.0,
 ) -> ConnectResult:
     """Connect the backend, have every task predicted, make the backend's model version the project's, and make
     the queue tabs. `strategy` sets the project's ranking strategy in the backend (else the backend's
-    RANK_STRATEGY applies); `lanes` how many annotators label at once from their own tab (backend/labelstudio/queue.py)."""
+    RANK_STRATEGY applies); `lanes` how many annotators label at once from their own tab (backend/labelstudio/queue.py);
+    `rescore_wait` how long to wait for a re-score the backend runs at connect before predicting what is left."""
     backend_url = backend_url.strip().rstrip("/")
     if not backend_url.startswith(("http://", "https://")):
         raise SyncError(f"--backend-url {backend_url!r} must start with http:// or https://")
@@ -489,8 +511,16 @@ def connect_backend(
         _authorize_webhook(client, project_id, backend_url, auth)
     _update_project(client, project_id, sampling=SAMPLING)
 
+    # A backend that calibrates on the project's own texts (its /setup asked for that) re-scores the whole pool under
+    # the new version and publishes it as the project's: predicting meanwhile would score every text twice, once
+    # under a version about to be replaced. So wait for it, then ask only for what it did not predict.
+    if wait_while_busy(backend_url, project_id, rescore_wait, auth, progress):
+        model_version = backend_model_version(
+            backend_url, project_id, project.label_config or "", extra_params=extra, auth=auth
+        )
+    all_ids, done = predicted_ids(client, project_id, model_version)
+    ids = [i for i in all_ids if i not in done]
     # Label Studio sends every selected task in one /predict call and gives up after 100 s, so ask in batches.
-    ids = task_ids(client, project_id)
     with tqdm(total=len(ids), unit="task", desc="predict", disable=not progress or not ids) as bar:
         for start in range(0, len(ids), batch_size):
             batch = ids[start : start + batch_size]
@@ -509,7 +539,7 @@ def connect_backend(
     # Connecting leaves project.model_version at the backend's title, and uncertainty sampling counts only
     # predictions whose version equals the project's. Label Studio accepts a version only once a prediction
     # carries it (or a backend is titled so), hence this comes after predicting.
-    if predicted:
+    if predicted and client.projects.get(id=project_id).model_version != model_version:
         _update_project(client, project_id, model_version=model_version)
     project_version = client.projects.get(id=project_id).model_version or ""
     from backend.labelstudio import queue as ls_queue  # here: ls_queue reads through ls_tasks, which imports this module's SyncError

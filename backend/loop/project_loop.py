@@ -71,7 +71,9 @@ class Loop:
         which first measures the project's own calibration when one would serve (ensure_pool)."""
         if not project or not (self.settings.label_studio_url and self.settings.ls_api_key()):
             return
-        if self._predictor().wants_pool(as_config(config), self.pool(project)) and not self.projects.model(project):
+        # Label Studio calls /setup several times at connect: a re-score already running measures the pool once.
+        if (self._predictor().wants_pool(as_config(config), self.pool(project)) and not self.projects.model(project)
+                and not self.rescoring.busy(project)):
             self.rescoring.request(project)
 
     def serving(self, project: str | None, config: Config | Schema) -> tuple[TrainedModel | None, str]:
