@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from backend.bench import finish_simulation as fs
+from backend.loop import routing
 from backend.bench import simulation
 from backend.bench.finish_simulation import FinishError
 from backend.bench.simulation import SimulationError
@@ -20,7 +21,7 @@ from test_simulation import synthetic_inputs
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "simulate_finish.py"
-CONTRACT = ("human_fraction", "auto_accuracy_min", "finished_accuracy_mean")
+CONTRACT = ("human_fraction", "auto_accuracy_min", "finished_accuracy_mean", "promise_kept")
 STOP_REASONS = {"nothing below the threshold", "budget"}
 
 
@@ -212,6 +213,33 @@ def test_seed_evidence_reads_only_the_seed_set(inputs):
     assert by_hand == run.final
     with pytest.raises(FinishError, match="unknown evidence 'gold'"):
         fs.finish_run(inputs, "llm_state", "margin", seed=2, evidence="gold")
+
+
+def test_audit_evidence_tests_a_random_sample_of_the_proposed_region(inputs):
+    """evidence "audit": the labels so far plan the region and the audit's size; people label a random sample of
+    the region; the threshold that passed the fixed sequence on the sample routes the rest; the audit's labels
+    are people's."""
+    run = fs.finish_run(inputs, "llm_state", "margin", seed=2, target=0.8, seed_size=80, batch=20, evidence="audit")
+    proposal, final = run.steps[-2], run.final
+    labeled = run.order
+    pool_probs, oof = fs._model(inputs, "llm_state", labeled, 2)
+    assert final.audited > 0
+    n_unlabeled = len(inputs.pool_y) - final.labeled
+    assert final.human == final.labeled + final.audited + final.below
+    assert final.auto + final.below + final.audited == n_unlabeled
+    plan = routing.plan_audit(oof.max(axis=1), oof.argmax(axis=1) == inputs.pool_y[labeled],
+                              np.delete(pool_probs, labeled, axis=0).max(axis=1), 0.8, 0.95)
+    assert plan.size == final.audited and (final.threshold is None or final.threshold >= plan.region)
+    rng = np.random.default_rng(2)
+    rng.choice(len(inputs.pool_y), size=80, replace=False)  # the seed set's draw comes first
+    assert fs.audit(pool_probs, oof, labeled, inputs.pool_y, proposal, 0.8, 0.95, rng) == final  # replayed draws
+    results = fs.finish(inputs, ["random"], seeds=[0, 1], evidence="audit", baseline=False, progress=False,
+                        **{**SETTINGS, "target": 0.8})
+    block = results["strategies"]["random"]
+    assert 0 <= block["promise_kept"] <= 1 and block["audit_labels_mean"] == np.mean(
+        [seed["audited"] for seed in block["seeds"]])
+    kept = [seed["auto_accuracy"] is None or seed["auto_accuracy"] >= 0.8 for seed in block["seeds"]]
+    assert block["promise_kept"] == np.mean(kept)
 
 
 # ------------------------------------------------------------------------------------------------ determinism

@@ -40,3 +40,66 @@ def test_no_threshold_when_the_model_never_reaches_the_target_or_labels_are_few(
     assert routing.choose_threshold(confidence[:20], np.ones(20, bool)).threshold is None  # under MIN_SUPPORT
     with pytest.raises(ValueError):
         routing.choose_threshold(confidence, np.ones(3, bool))
+
+
+# ---------------------------------------------------------------- fixed-sequence testing on an audit
+
+
+def test_fixed_sequence_stops_at_the_first_threshold_that_fails():
+    # 200 answers, most confident first: right except two errors at ranks 70 and 71 (1-based).
+    confidence = np.linspace(1.0, 0.5, 200)
+    correct = np.ones(200, bool)
+    correct[[69, 70]] = False
+    chosen = routing.fixed_sequence(confidence, correct, target=0.95)
+    # 59 right in a row is the first threshold it tests; the two errors fail the bound at 70 already, so the
+    # sequence stops there, although lower thresholds (160 right of 162...) would pass again.
+    assert routing.smallest_passing_support(0.95, 0.95) == 59
+    assert chosen.support == 69 and chosen.accuracy == 1.0 and chosen.lower_bound >= 0.95
+    assert routing.lower_bound(198, 200) >= 0.95  # the whole set would pass: choose_threshold takes it
+    assert routing.choose_threshold(confidence, correct).support == 200
+    assert routing.fixed_sequence(confidence[:58], correct[:58]).threshold is None  # fewer than 59
+    assert routing.fixed_sequence(confidence, correct, min_support=100).threshold is None  # 98/100 fails at once
+
+
+def test_fixed_sequence_keeps_its_promise_where_the_lowest_pass_does_not():
+    """Many draws of a model whose accuracy is 0.95 at every confidence: the promise "at or above 0.95" holds in
+    truth only at the border. The rule may then choose a threshold at most 5% of the time (level 0.95)."""
+    rng = np.random.default_rng(3)
+    wrong_fixed = wrong_lowest = 0
+    draws = 400
+    for _ in range(draws):
+        confidence = rng.uniform(0.5, 1.0, 300)
+        correct = rng.random(300) < 0.945  # just below the target everywhere: every threshold is a true null
+        wrong_fixed += routing.fixed_sequence(confidence, correct).threshold is not None
+        wrong_lowest += routing.choose_threshold(confidence, correct).threshold is not None
+    assert wrong_fixed / draws <= 0.05
+    assert wrong_lowest > wrong_fixed  # the scan for the lowest pass is a selection the bound does not cover
+
+
+def test_the_audit_is_sized_by_the_expected_accuracy_and_refused_where_it_cannot_pay():
+    small, large = routing.audit_size(0.99, 3000), routing.audit_size(0.97, 3000)
+    assert 59 <= small < large < 1500
+    n = int(np.ceil(small / routing.AUDIT_MARGIN))
+    assert routing.lower_bound(int(np.floor(0.99 * n)), n) >= 0.95  # that many, as right as expected, would pass
+    assert routing.audit_size(0.95, 3000) == 0 and routing.audit_size(None, 3000) == 0
+    assert routing.audit_size(0.97, 600) == 0  # it would take half the region or more
+    assert routing.audit_size(0.99, 0) == 0
+
+
+def test_the_audit_plan_leaves_the_model_the_most_tasks_after_paying_for_the_audit():
+    rng = np.random.default_rng(4)
+    oof_conf = rng.uniform(0.34, 1.0, 600)
+    oof_right = rng.random(600) < oof_conf**0.25  # 0.97 right at 0.9 confidence, 0.99 at 0.96
+    open_conf = rng.uniform(0.34, 1.0, 5000)
+    plan = routing.plan_audit(oof_conf, oof_right, open_conf)
+    assert plan.region is not None and 0 < plan.size < plan.available / 2
+    assert plan.available == (open_conf >= plan.region).sum()
+    above = oof_conf >= plan.region
+    assert plan.expected == pytest.approx((oof_right[above].sum() + 1) / (above.sum() + 2), abs=1e-4)
+    gain = plan.available - plan.size
+    for floor in np.quantile(oof_conf, [0.5, 0.7, 0.8, 0.9, 0.95]):  # no other floor leaves more
+        ok = oof_conf >= floor
+        size = routing.audit_size((oof_right[ok].sum() + 1) / (ok.sum() + 2), int((open_conf >= floor).sum()))
+        assert not size or (open_conf >= floor).sum() - size <= gain
+    # A model that is never right enough plans no audit.
+    assert routing.plan_audit(oof_conf, rng.random(600) < 0.7, open_conf) == routing.AuditPlan(None, 0, None, 0)

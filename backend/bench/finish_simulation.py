@@ -73,9 +73,10 @@ HUMAN_FRACTION_GOAL = 0.45
 SEED_SIZE = 50
 BATCH = 50
 PATIENCE = 3
-# Which human labels choose the threshold: "all" (as the real finish: every label's out-of-fold answer), or "seed"
-# (only the random seed set's: a representative audit sample, which the strategy's picks cannot skew).
-EVIDENCE = ("all", "seed")
+# Which human labels choose the threshold: "all" (as the real finish: every label's out-of-fold answer), "seed"
+# (only the random seed set's: a representative sample, which the strategy's picks cannot skew), or "audit" (at the
+# finish, a random sample of the tasks the model proposes to label, tested in a fixed sequence: audit()).
+EVIDENCE = ("all", "seed", "audit")
 LOADER_TEST_SIZE = 30  # the loader wants a test split; this simulation never reads it
 STOPPING_RULE = (
     "label batches in the strategy's order, refit and re-route after each; HUMAN(step) = labeled so far + unlabeled "
@@ -113,6 +114,7 @@ class Step:
     # The most unlabeled items the model could have labeled at `target` true accuracy, taking them from its most
     # confident down (read from the corpus labels, for the report only): how much a perfect threshold would give.
     oracle_auto: int = 0
+    audited: int = 0  # random tasks of the proposed region people labeled as the audit (evidence "audit")
 
 
 @dataclass
@@ -144,6 +146,7 @@ class FinishRun:
             "auto_accuracy": f.auto_accuracy,
             "finished_accuracy": f.finished_accuracy,
             "oracle_auto_labels": f.oracle_auto,
+            "audited": f.audited,
             "stop_reason": self.stop_reason,
             "steps": [asdict(s) for s in self.steps],
         }
@@ -258,6 +261,46 @@ def route(pool_probs: np.ndarray, oof: np.ndarray, labeled: np.ndarray, pool_y: 
     )
 
 
+def audit(pool_probs: np.ndarray, oof: np.ndarray, labeled: np.ndarray, pool_y: np.ndarray, proposal: Step,
+          target: float, level: float, rng: np.random.Generator) -> Step:
+    """The finish with a promise valid under any ranking (routing.fixed_sequence): the labels so far plan the audit
+    (routing.plan_audit: the region and its size), people label a random sample of the region, the model's answers
+    on it are tested from the most confident down, and the model labels the rest of the region above the threshold
+    that passed. The audit's labels are people's, counted in `human`."""
+    n = len(pool_y)
+    unlabeled = np.ones(n, dtype=bool)
+    unlabeled[labeled] = False
+    confidence = pool_probs.max(axis=1)
+    plan = routing.plan_audit(oof.max(axis=1), oof.argmax(axis=1) == pool_y[labeled], confidence[unlabeled],
+                              target, level)
+    region = np.flatnonzero(unlabeled & (confidence >= plan.region)) if plan.size else np.zeros(0, dtype=np.int64)
+    sample = rng.choice(region, size=plan.size, replace=False) if plan.size else region
+    right = pool_probs[sample].argmax(axis=1) == pool_y[sample]  # what people's audit labels show
+    chosen = routing.fixed_sequence(confidence[sample], right, target, level)
+    auto = np.zeros(n, dtype=bool)
+    if chosen.threshold is not None:
+        auto = unlabeled & (confidence >= chosen.threshold)
+        auto[sample] = False
+    n_auto = int(auto.sum())
+    correct = int((pool_probs[auto].argmax(axis=1) == pool_y[auto]).sum())
+    below = int(unlabeled.sum()) - n_auto - len(sample)
+    human = len(labeled) + len(sample) + below
+    return Step(
+        labeled=len(labeled),
+        threshold=chosen.threshold,
+        support=chosen.support,
+        oof_accuracy=chosen.accuracy,
+        lower_bound=chosen.lower_bound,
+        auto=n_auto,
+        below=below,
+        human=human,
+        auto_accuracy=correct / n_auto if n_auto else None,
+        finished_accuracy=(human + correct) / n,
+        oracle_auto=proposal.oracle_auto,
+        audited=len(sample),
+    )
+
+
 def finish_run(
     inputs: simulation.Inputs,
     kind: str,
@@ -306,11 +349,14 @@ def finish_run(
             break
         u = simulation._rank(strategy, pool_probs, inputs, labeled, seed, batch)
         order.extend(strategies.select(u, min(batch, budget - len(order))).tolist())
+    if evidence == "audit":
+        steps.append(audit(pool_probs, oof, labeled, inputs.pool_y, steps[-1], target, level, rng))
     return FinishRun(strategy, seed, n_pool, steps, reason, np.array(order, dtype=np.int64))
 
 
-def summarize(runs: Sequence[FinishRun]) -> dict:
-    """One strategy's runs over seeds: the contract's three figures first, then the rest."""
+def summarize(runs: Sequence[FinishRun], target: float) -> dict:
+    """One strategy's runs over seeds: the contract's figures first, then the rest. `promise_kept`: the share of
+    runs whose model-labeled part is in truth at or above `target` (a run where the model labeled nothing keeps it)."""
     n_pool = runs[0].n_pool
     human = np.array([r.final.human for r in runs], dtype=float)
     autos = [r.final.auto_accuracy for r in runs]
@@ -320,6 +366,8 @@ def summarize(runs: Sequence[FinishRun]) -> dict:
         "human_fraction": float(human.mean() / n_pool),
         "auto_accuracy_min": min(defined) if defined else None,
         "finished_accuracy_mean": float(finished.mean()),
+        "promise_kept": float(np.mean([a is None or a >= target for a in autos])),
+        "audit_labels_mean": float(np.mean([r.final.audited for r in runs])),
         "human_labels_mean": float(human.mean()),
         "human_fraction_per_seed": (human / n_pool).tolist(),
         "auto_fraction_mean": float(np.mean([r.final.auto for r in runs]) / n_pool),
@@ -395,7 +443,7 @@ def finish(
                 runs.append(finish_run(inputs, model, name, seed, target, level, seed_size, batch, patience, budget,
                                        evidence))
                 bar.update()
-            by_strategy[name] = summarize(runs)
+            by_strategy[name] = summarize(runs, target)
         blocks[model] = by_strategy
     bar.close()
     results["strategies"] = blocks[kind]
@@ -444,14 +492,15 @@ def table(results: dict) -> str:
         lines += [
             "",
             f"{title}:",
-            f"  {'strategy':18} {'human frac':>10} {'human':>7} {'auto frac':>9} {'auto acc min':>12} "
-            f"{'finished acc':>12} {'oracle frac':>11}  stop",
+            f"  {'strategy':18} {'human frac':>10} {'human':>7} {'audit':>6} {'auto frac':>9} {'auto acc min':>12} "
+            f"{'kept':>5} {'finished acc':>12} {'oracle frac':>11}  stop",
         ]
         for name, s in by_strategy.items():
             reasons = sorted({seed["stop_reason"] for seed in s["seeds"]})
             lines.append(
-                f"  {name:18} {s['human_fraction']:10.3f} {s['human_labels_mean']:7.0f} {s['auto_fraction_mean']:9.3f} "
-                f"{_fmt(s['auto_accuracy_min']):>12} {s['finished_accuracy_mean']:12.4f} "
+                f"  {name:18} {s['human_fraction']:10.3f} {s['human_labels_mean']:7.0f} {s['audit_labels_mean']:6.0f} "
+                f"{s['auto_fraction_mean']:9.3f} {_fmt(s['auto_accuracy_min']):>12} {s['promise_kept']:5.2f} "
+                f"{s['finished_accuracy_mean']:12.4f} "
                 f"{s['oracle_human_fraction']:11.3f}  {'; '.join(reasons)}"
             )
     lines.append("  (oracle frac: the human fraction at the same finish had the threshold known the truth)")

@@ -62,8 +62,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--budget", type=positive_int,
                         help="most labels the loop asks for before finishing, seed set included (default: the pool)")
     parser.add_argument("--evidence", choices=finish_simulation.EVIDENCE, default="all",
-                        help="labels whose out-of-fold answers choose the threshold: all (as scripts/finish.py) or "
-                             "seed (the random seed set only, an audit sample) (default %(default)s)")
+                        help="labels that choose the threshold: all (every label's out-of-fold answer, as "
+                             "scripts/finish.py), seed (the random seed set's only), or audit (at the finish, a "
+                             "random sample of the tasks the model proposes to label, tested in a fixed sequence: "
+                             "a promise valid under any ranking) (default %(default)s)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the LLM-alone baseline")
     parser.add_argument("--cache-dir", type=Path, default=simulation.DEFAULT_CACHE_DIR,
                         help="cache of embeddings and LLM outputs (default %(default)s)")

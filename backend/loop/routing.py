@@ -69,6 +69,96 @@ def choose_threshold(
     return best
 
 
+def smallest_passing_support(target: float, level: float) -> int:
+    """The fewest held-out answers, all correct, whose lower bound reaches `target`: 59 at 0.95 / 0.95."""
+    n = 1
+    while lower_bound(n, n, level) < target:
+        n += 1
+    return n
+
+
+def fixed_sequence(confidence: np.ndarray, correct: np.ndarray, target: float = 0.95, level: float = 0.95,
+                   min_support: int | None = None) -> Threshold:
+    """Learn then Test by fixed-sequence testing (Angelopoulos et al. 2021): the thresholds, from the most confident
+    down, starting where `min_support` answers lie at or above one, are tested in that order, each at the full
+    level (Clopper-Pearson bound at or above `target`); the first that fails ends the sequence and the last that
+    passed is chosen.
+
+    Why it is valid where choose_threshold is not: with `confidence` and `correct` from a sample drawn at random
+    from the tasks to route (route_audit), each test alone errs with probability at most 1 - level; a wrong
+    choice needs the first true null in the fixed order to be rejected, which is one test's error, so the chosen
+    threshold's accuracy is below the target with probability at most 1 - level, however many were scanned."""
+    confidence = np.asarray(confidence, dtype=float)
+    correct = np.asarray(correct, dtype=bool)
+    if confidence.shape != correct.shape or confidence.ndim != 1:
+        raise ValueError("confidence and correct must be 1-D arrays of the same length")
+    if not 0 < target < 1 or not 0 < level < 1:
+        raise ValueError("target and level must lie strictly between 0 and 1")
+    start = max(min_support or 0, smallest_passing_support(target, level))
+    order = np.argsort(-confidence, kind="stable")
+    hits = np.cumsum(correct[order])
+    best = Threshold(None, target, level, 0, None, None)
+    for k in range(start, len(order) + 1):
+        if k < len(order) and confidence[order[k]] == confidence[order[k - 1]]:
+            continue  # a threshold takes every task with that confidence or more
+        bound = lower_bound(int(hits[k - 1]), k, level)
+        if bound < target:
+            break
+        best = Threshold(float(confidence[order[k - 1]]), target, level, k, float(hits[k - 1] / k), bound)
+    return best
+
+
+AUDIT_MARGIN = 1.5  # audit this many times the fewest tasks that would pass at the expected accuracy
+
+
+def audit_size(expected: float | None, available: int, target: float = 0.95, level: float = 0.95,
+               margin: float = AUDIT_MARGIN) -> int:
+    """How many tasks, drawn at random from the `available` ones the model proposes to label, people label as an
+    audit: `margin` times the fewest whose bound would reach the target were they as accurate as `expected` (the
+    out-of-fold estimate, which chose no threshold here: it only sizes the sample). 0 when the audit would take
+    half the region or more: it would cost more labels than it could save."""
+    if expected is None or expected <= target or available <= 0:
+        return 0
+    for n in range(smallest_passing_support(target, level), available // 2 + 1):
+        if lower_bound(int(np.floor(expected * n)), n, level) >= target:
+            size = int(np.ceil(margin * n))
+            return size if size < available / 2 else 0
+    return 0
+
+
+@dataclass(frozen=True)
+class AuditPlan:
+    region: float | None  # the model may label unlabeled tasks at or above this confidence; None: no audit pays
+    size: int  # random tasks of the region people label as the audit
+    expected: float | None  # the out-of-fold accuracy above `region` (smoothed) that sized the audit
+    available: int  # unlabeled tasks in the region
+
+
+def plan_audit(oof_confidence: np.ndarray, oof_correct: np.ndarray, open_confidence: np.ndarray,
+               target: float = 0.95, level: float = 0.95) -> AuditPlan:
+    """Where to audit: the region (a confidence floor) that leaves the model the most tasks once its audit is paid
+    for, region size minus audit_size, by the out-of-fold answers of the labels so far (`oof_*`) and the open
+    tasks' confidences. The labels the ranking chose only plan the audit here; the audit alone tests it, so a
+    skewed plan can cost labels, never the promise. The accuracy above a floor is smoothed ((hits + 1) / (n + 2))
+    so that a few lucky answers at the top do not promise a tiny audit."""
+    oof_confidence = np.asarray(oof_confidence, dtype=float)
+    correct = np.asarray(oof_correct, dtype=bool)
+    open_sorted = np.sort(np.asarray(open_confidence, dtype=float))
+    order = np.argsort(-oof_confidence, kind="stable")
+    hits = np.cumsum(correct[order])
+    best, best_gain = AuditPlan(None, 0, None, 0), 0
+    for k in range(MIN_SUPPORT, len(order) + 1):
+        if k < len(order) and oof_confidence[order[k]] == oof_confidence[order[k - 1]]:
+            continue
+        floor = float(oof_confidence[order[k - 1]])
+        expected = (float(hits[k - 1]) + 1) / (k + 2)
+        available = int(len(open_sorted) - np.searchsorted(open_sorted, floor, side="left"))
+        size = audit_size(expected, available, target, level)
+        if size and available - size > best_gain:
+            best, best_gain = AuditPlan(floor, size, round(expected, 4), available), available - size
+    return best
+
+
 DEFAULT_TARGET = 0.95
 DEFAULT_LEVEL = 0.95
 
