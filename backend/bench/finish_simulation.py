@@ -237,15 +237,25 @@ def route(pool_probs: np.ndarray, oof: np.ndarray, labeled: np.ndarray, pool_y: 
     chosen = routing.choose_threshold(held.max(axis=1), held.argmax(axis=1) == y_held, target, level)
     unlabeled = np.ones(n, dtype=bool)
     unlabeled[labeled] = False
-    if chosen.threshold is None:
-        auto = np.zeros(n, dtype=bool)
-    else:
-        auto = unlabeled & (pool_probs.max(axis=1) >= chosen.threshold)
-    n_auto = int(auto.sum())
-    below = int(unlabeled.sum()) - n_auto
-    correct = int((pool_probs[auto].argmax(axis=1) == pool_y[auto]).sum())
-    human = len(labeled) + below
     oracle_auto = most_trusted(pool_probs[unlabeled], pool_y[unlabeled], target)
+    return _step(pool_probs, pool_y, labeled, chosen, np.zeros(0, dtype=np.int64), oracle_auto)
+
+
+def _step(pool_probs: np.ndarray, pool_y: np.ndarray, labeled: np.ndarray, chosen: routing.Threshold,
+          audited: np.ndarray, oracle_auto: int) -> Step:
+    """The finish `chosen` gives: the model labels the unlabeled rows at or above its threshold, bar the audited
+    ones; people label the labeled, the audited and the rest."""
+    n = len(pool_y)
+    unlabeled = np.ones(n, dtype=bool)
+    unlabeled[labeled] = False
+    auto = np.zeros(n, dtype=bool)
+    if chosen.threshold is not None:
+        auto = unlabeled & (pool_probs.max(axis=1) >= chosen.threshold)
+        auto[audited] = False
+    n_auto = int(auto.sum())
+    below = int(unlabeled.sum()) - n_auto - len(audited)
+    correct = int((pool_probs[auto].argmax(axis=1) == pool_y[auto]).sum())
+    human = len(labeled) + len(audited) + below
     return Step(
         labeled=len(labeled),
         threshold=chosen.threshold,
@@ -258,6 +268,7 @@ def route(pool_probs: np.ndarray, oof: np.ndarray, labeled: np.ndarray, pool_y: 
         auto_accuracy=correct / n_auto if n_auto else None,
         finished_accuracy=(human + correct) / n,
         oracle_auto=oracle_auto,
+        audited=len(audited),
     )
 
 
@@ -277,28 +288,7 @@ def audit(pool_probs: np.ndarray, oof: np.ndarray, labeled: np.ndarray, pool_y: 
     sample = rng.choice(region, size=plan.size, replace=False) if plan.size else region
     right = pool_probs[sample].argmax(axis=1) == pool_y[sample]  # what people's audit labels show
     chosen = routing.fixed_sequence(confidence[sample], right, target, level)
-    auto = np.zeros(n, dtype=bool)
-    if chosen.threshold is not None:
-        auto = unlabeled & (confidence >= chosen.threshold)
-        auto[sample] = False
-    n_auto = int(auto.sum())
-    correct = int((pool_probs[auto].argmax(axis=1) == pool_y[auto]).sum())
-    below = int(unlabeled.sum()) - n_auto - len(sample)
-    human = len(labeled) + len(sample) + below
-    return Step(
-        labeled=len(labeled),
-        threshold=chosen.threshold,
-        support=chosen.support,
-        oof_accuracy=chosen.accuracy,
-        lower_bound=chosen.lower_bound,
-        auto=n_auto,
-        below=below,
-        human=human,
-        auto_accuracy=correct / n_auto if n_auto else None,
-        finished_accuracy=(human + correct) / n,
-        oracle_auto=proposal.oracle_auto,
-        audited=len(sample),
-    )
+    return _step(pool_probs, pool_y, labeled, chosen, sample, proposal.oracle_auto)
 
 
 def finish_run(

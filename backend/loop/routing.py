@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from statsmodels.stats.proportion import proportion_confint
+from scipy.stats import beta
 
 MIN_SUPPORT = 30  # human labels at or above a threshold before its bound is read at all
 
@@ -35,12 +35,48 @@ class Threshold:
         return asdict(self)
 
 
-def lower_bound(correct: int, total: int, confidence: float = 0.95) -> float:
-    """One-sided lower confidence bound of a binomial proportion (Clopper-Pearson)."""
-    if total == 0:
-        return 0.0
-    # A two-sided interval at 1 - 2 * (1 - confidence) has the one-sided bound as its lower end.
-    return float(proportion_confint(correct, total, alpha=2 * (1 - confidence), method="beta")[0])
+def lower_bound(correct, total, confidence: float = 0.95):
+    """One-sided lower confidence bound of a binomial proportion (Clopper-Pearson): a float, or an array for arrays."""
+    correct, total = np.asarray(correct, dtype=float), np.asarray(total, dtype=float)
+    with np.errstate(invalid="ignore"):
+        bound = beta.ppf(1 - confidence, correct, total - correct + 1)
+    bound = np.where(correct > 0, bound, 0.0)  # no success: the bound is 0 (ppf is undefined there)
+    return float(bound) if bound.ndim == 0 else bound
+
+
+def _candidates(confidence: np.ndarray, correct: np.ndarray, start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(thresholds, supports, hits): each distinct confidence, from the most confident down, with at least `start`
+    answers at or above it (a threshold takes every task with that confidence or more)."""
+    confidence = np.asarray(confidence, dtype=float)
+    correct = np.asarray(correct, dtype=bool)
+    if confidence.shape != correct.shape or confidence.ndim != 1:
+        raise ValueError("confidence and correct must be 1-D arrays of the same length")
+    order = np.argsort(-confidence, kind="stable")
+    ranked = confidence[order]
+    hits = np.cumsum(correct[order])
+    k = np.arange(1, len(order) + 1)
+    last_of_tie = np.append(ranked[1:] != ranked[:-1], True) if len(order) else np.zeros(0, dtype=bool)
+    keep = last_of_tie & (k >= max(start, 1))
+    return ranked[keep], k[keep], hits[keep]
+
+
+def _check(target: float, level: float) -> None:
+    if not 0 < target < 1 or not 0 < level < 1:
+        raise ValueError("target and level must lie strictly between 0 and 1")
+
+
+def _scan(confidence: np.ndarray, correct: np.ndarray, target: float, level: float, start: int,
+          stop_at_failure: bool) -> Threshold:
+    _check(target, level)
+    thresholds, supports, hits = _candidates(confidence, correct, start)
+    passing = lower_bound(hits, supports, level) >= target
+    if stop_at_failure and not passing.all():
+        passing[np.argmin(passing):] = False  # the sequence ends at its first failure
+    if not passing.any():
+        return Threshold(None, target, level, 0, None, None)
+    i = np.flatnonzero(passing)[-1]  # the lowest threshold that passed
+    k, h = int(supports[i]), int(hits[i])
+    return Threshold(float(thresholds[i]), target, level, k, h / k, lower_bound(h, k, level))
 
 
 def choose_threshold(
@@ -50,27 +86,12 @@ def choose_threshold(
 
     `confidence`: the model's top probability per human-labeled task (out of fold); `correct`: whether its argmax
     matched the human label."""
-    confidence = np.asarray(confidence, dtype=float)
-    correct = np.asarray(correct, dtype=bool)
-    if confidence.shape != correct.shape or confidence.ndim != 1:
-        raise ValueError("confidence and correct must be 1-D arrays of the same length")
-    if not 0 < target < 1 or not 0 < level < 1:
-        raise ValueError("target and level must lie strictly between 0 and 1")
-    order = np.argsort(-confidence, kind="stable")
-    hits = np.cumsum(correct[order])
-    best = Threshold(None, target, level, 0, None, None)
-    # Candidates: each distinct confidence, from the most confident down; the lowest that passes wins.
-    for k in range(MIN_SUPPORT, len(order) + 1):
-        if k < len(order) and confidence[order[k]] == confidence[order[k - 1]]:
-            continue  # a threshold takes every task with that confidence or more
-        bound = lower_bound(int(hits[k - 1]), k, level)
-        if bound >= target:
-            best = Threshold(float(confidence[order[k - 1]]), target, level, k, float(hits[k - 1] / k), bound)
-    return best
+    return _scan(confidence, correct, target, level, MIN_SUPPORT, stop_at_failure=False)
 
 
 def smallest_passing_support(target: float, level: float) -> int:
     """The fewest held-out answers, all correct, whose lower bound reaches `target`: 59 at 0.95 / 0.95."""
+    _check(target, level)
     n = 1
     while lower_bound(n, n, level) < target:
         n += 1
@@ -85,27 +106,12 @@ def fixed_sequence(confidence: np.ndarray, correct: np.ndarray, target: float = 
     passed is chosen.
 
     Why it is valid where choose_threshold is not: with `confidence` and `correct` from a sample drawn at random
-    from the tasks to route (route_audit), each test alone errs with probability at most 1 - level; a wrong
-    choice needs the first true null in the fixed order to be rejected, which is one test's error, so the chosen
-    threshold's accuracy is below the target with probability at most 1 - level, however many were scanned."""
-    confidence = np.asarray(confidence, dtype=float)
-    correct = np.asarray(correct, dtype=bool)
-    if confidence.shape != correct.shape or confidence.ndim != 1:
-        raise ValueError("confidence and correct must be 1-D arrays of the same length")
-    if not 0 < target < 1 or not 0 < level < 1:
-        raise ValueError("target and level must lie strictly between 0 and 1")
+    from the tasks to route (an audit), each test alone errs with probability at most 1 - level; a wrong choice
+    needs the first true null in the fixed order to be rejected, which is one test's error, so the chosen
+    threshold's accuracy is below the target with probability at most 1 - level, however many were scanned.
+    (The audit is drawn without replacement from a finite region: the binomial bound is then conservative.)"""
     start = max(min_support or 0, smallest_passing_support(target, level))
-    order = np.argsort(-confidence, kind="stable")
-    hits = np.cumsum(correct[order])
-    best = Threshold(None, target, level, 0, None, None)
-    for k in range(start, len(order) + 1):
-        if k < len(order) and confidence[order[k]] == confidence[order[k - 1]]:
-            continue  # a threshold takes every task with that confidence or more
-        bound = lower_bound(int(hits[k - 1]), k, level)
-        if bound < target:
-            break
-        best = Threshold(float(confidence[order[k - 1]]), target, level, k, float(hits[k - 1] / k), bound)
-    return best
+    return _scan(confidence, correct, target, level, start, stop_at_failure=True)
 
 
 AUDIT_MARGIN = 1.5  # audit this many times the fewest tasks that would pass at the expected accuracy
@@ -119,11 +125,15 @@ def audit_size(expected: float | None, available: int, target: float = 0.95, lev
     half the region or more: it would cost more labels than it could save."""
     if expected is None or expected <= target or available <= 0:
         return 0
-    for n in range(smallest_passing_support(target, level), available // 2 + 1):
-        if lower_bound(int(np.floor(expected * n)), n, level) >= target:
-            size = int(np.ceil(margin * n))
-            return size if size < available / 2 else 0
-    return 0
+    n = np.arange(smallest_passing_support(target, level), available // 2 + 1)
+    passing = n[lower_bound(np.floor(expected * n), n, level) >= target]
+    if not passing.size:
+        return 0
+    size = int(np.ceil(margin * passing[0]))
+    return size if size < available / 2 else 0
+
+
+PLAN_FLOORS = 200  # region floors plan_audit weighs, evenly spaced in support: planning needs no finer grid
 
 
 @dataclass(frozen=True)
@@ -141,17 +151,12 @@ def plan_audit(oof_confidence: np.ndarray, oof_correct: np.ndarray, open_confide
     tasks' confidences. The labels the ranking chose only plan the audit here; the audit alone tests it, so a
     skewed plan can cost labels, never the promise. The accuracy above a floor is smoothed ((hits + 1) / (n + 2))
     so that a few lucky answers at the top do not promise a tiny audit."""
-    oof_confidence = np.asarray(oof_confidence, dtype=float)
-    correct = np.asarray(oof_correct, dtype=bool)
     open_sorted = np.sort(np.asarray(open_confidence, dtype=float))
-    order = np.argsort(-oof_confidence, kind="stable")
-    hits = np.cumsum(correct[order])
     best, best_gain = AuditPlan(None, 0, None, 0), 0
-    for k in range(MIN_SUPPORT, len(order) + 1):
-        if k < len(order) and oof_confidence[order[k]] == oof_confidence[order[k - 1]]:
-            continue
-        floor = float(oof_confidence[order[k - 1]])
-        expected = (float(hits[k - 1]) + 1) / (k + 2)
+    floors, supports, hits = _candidates(oof_confidence, oof_correct, MIN_SUPPORT)
+    every = max(1, len(floors) // PLAN_FLOORS)
+    for floor, k, h in zip(floors[::every], supports[::every], hits[::every]):
+        floor, expected = float(floor), (int(h) + 1) / (int(k) + 2)
         available = int(len(open_sorted) - np.searchsorted(open_sorted, floor, side="left"))
         size = audit_size(expected, available, target, level)
         if size and available - size > best_gain:
