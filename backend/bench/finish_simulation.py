@@ -33,6 +33,10 @@ One run (`finish_run`), for a strategy and a seed:
    model's probabilities of the pool, `simulation._rank`) and the loop goes to 2.
    The finish happens at the stopping step itself, with that step's model and threshold, not at the best step
    seen: the batches labeled while waiting out the patience are paid for, as they would be for real.
+   With evidence "audit" the finish is audited (`audit`): the labels so far only plan where the model may label
+   and how many of those tasks people check (routing.plan_audit); people label that many tasks drawn at random
+   from the region, and the threshold comes from a fixed-sequence test on them (routing.fixed_sequence), so the
+   promise holds whatever order the loop labeled in. The audited tasks count as human labels.
 4. At the finish, people label the items below the threshold, the model labels the rest. Reported per run:
    human_labels = HUMAN at the stopping step, human_fraction = human_labels / pool; auto_accuracy = the accuracy of
    the model's labels (argmax) on the items it labeled, against the corpus labels (None when it labeled nothing);
@@ -40,7 +44,8 @@ One run (`finish_run`), for a strategy and a seed:
    the corpus label), i.e. (human_labels + auto_accuracy * auto_labels) / pool.
 
 The summary (`finish`) per strategy, over seeds: `human_fraction` (mean), `auto_accuracy_min` (lowest over the
-seeds in which the model labeled anything; None if it never did), `finished_accuracy_mean`, and per-seed details
+seeds in which the model labeled anything; None if it never did), `finished_accuracy_mean`, `promise_kept` (the
+share of seeds whose model-labeled part is in truth at or above the target), and per-seed details
 with every step's trajectory. The same loop with the LLM alone as the model (its calibrated probabilities, no
 training: every human label is held out for it) is the baseline `llm_alone`. `goal` checks the issue's targets
 for the served strategy: human_fraction <= HUMAN_FRACTION_GOAL with auto_accuracy_min >= target.
