@@ -124,9 +124,11 @@ def test_the_first_rescore_measures_the_pool_and_a_restart_keeps_it(tmp_path, mo
     loop = service().loop
     before = loop.serving("5", CONFIG_)[1]
     loop.connected("5", CONFIG_)  # what /setup does: a re-score is asked for, which measures the pool first
+    loop.connected("5", CONFIG_)  # Label Studio calls /setup several times at connect: still one re-score
     loop.rescoring.wait("5", timeout=120)
     after = loop.serving("5", CONFIG_)[1]
     assert "-domain-" in after and after != before
+    assert list(project.versions) == [after] and project.deleted == []  # one set published, none after it
     assert project.model_version == after  # the pool's predictions carry the new version
     assert loop.pool("5").size == 60
     restarted = service().loop
