@@ -458,8 +458,10 @@ def predicted_ids(client: LabelStudio, project_id: int, model_version: str) -> t
 
 def wait_while_busy(backend_url: str, project_id: int, timeout: float, auth: tuple[str, str] | None = None,
                     progress: bool = True) -> bool:
-    """Wait until the backend runs no training or re-score for the project (its /versions); False on timeout."""
+    """Wait until the backend runs no training or re-score for the project (its /versions); True if it was busy
+    and is idle now, False if it never was busy or is still busy at the timeout."""
     deadline = time.monotonic() + timeout
+    waited = False
     with tqdm(desc="backend busy (re-scoring the pool)", unit="s", disable=not progress,
               bar_format="{desc}: {elapsed}") as bar:
         while True:
@@ -468,9 +470,10 @@ def wait_while_busy(backend_url: str, project_id: int, timeout: float, auth: tup
             except requests.RequestException as e:
                 raise SyncError(f"cannot reach the ML backend at {backend_url}: {describe(e)}") from None
             if not _json_or_empty(answer).get("busy"):
-                return True
+                return waited
             if time.monotonic() > deadline:
                 return False
+            waited = True
             time.sleep(1)
             bar.update(1)
 
@@ -513,7 +516,8 @@ def connect_backend(
 
     # A backend that calibrates on the project's own texts (its /setup asked for that) re-scores the whole pool under
     # the new version and publishes it as the project's: predicting meanwhile would score every text twice, once
-    # under a version about to be replaced. So wait for it, then ask only for what it did not predict.
+    # under a version about to be replaced. So wait for it, then ask only for what it did not predict; the version
+    # it answered /setup with may have moved meanwhile.
     if wait_while_busy(backend_url, project_id, rescore_wait, auth, progress):
         model_version = backend_model_version(
             backend_url, project_id, project.label_config or "", extra_params=extra, auth=auth
@@ -539,9 +543,10 @@ def connect_backend(
     # Connecting leaves project.model_version at the backend's title, and uncertainty sampling counts only
     # predictions whose version equals the project's. Label Studio accepts a version only once a prediction
     # carries it (or a backend is titled so), hence this comes after predicting.
-    if predicted and client.projects.get(id=project_id).model_version != model_version:
-        _update_project(client, project_id, model_version=model_version)
     project_version = client.projects.get(id=project_id).model_version or ""
+    if predicted and project_version != model_version:
+        _update_project(client, project_id, model_version=model_version)
+        project_version = model_version
     from backend.labelstudio import queue as ls_queue  # here: ls_queue reads through ls_tasks, which imports this module's SyncError
 
     tabs = ls_queue.ensure_tabs(client, project_id, lanes or 1)  # its LabelStudioUnavailable is a SyncError

@@ -15,6 +15,7 @@ checks the promise against the truth.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy.stats import beta
@@ -69,14 +70,15 @@ def _scan(confidence: np.ndarray, correct: np.ndarray, target: float, level: flo
           stop_at_failure: bool) -> Threshold:
     _check(target, level)
     thresholds, supports, hits = _candidates(confidence, correct, start)
-    passing = lower_bound(hits, supports, level) >= target
+    bounds = lower_bound(hits, supports, level)
+    passing = bounds >= target
     if stop_at_failure and not passing.all():
         passing[np.argmin(passing):] = False  # the sequence ends at its first failure
     if not passing.any():
         return Threshold(None, target, level, 0, None, None)
     i = np.flatnonzero(passing)[-1]  # the lowest threshold that passed
     k, h = int(supports[i]), int(hits[i])
-    return Threshold(float(thresholds[i]), target, level, k, h / k, lower_bound(h, k, level))
+    return Threshold(float(thresholds[i]), target, level, k, h / k, float(bounds[i]))
 
 
 def choose_threshold(
@@ -89,6 +91,7 @@ def choose_threshold(
     return _scan(confidence, correct, target, level, MIN_SUPPORT, stop_at_failure=False)
 
 
+@lru_cache(maxsize=32)  # plan_audit asks once per region floor it weighs
 def smallest_passing_support(target: float, level: float) -> int:
     """The fewest held-out answers, all correct, whose lower bound reaches `target`: 59 at 0.95 / 0.95."""
     _check(target, level)
