@@ -21,11 +21,12 @@ from label_studio_sdk import LabelStudio
 from scipy.stats import beta
 
 import labelstudio
+from backend.cli import finish as finish_cli
 from backend.loop import classifier, finish
 from backend.bench import corpus
 from backend.quality import gold
 from backend.labelstudio import tasks as ls_tasks
-from backend.labelstudio import model_labels
+from backend.labelstudio import audit, model_labels
 from backend.loop import routing
 from backend.labelstudio import schema as schemas
 from backend.settings import Settings
@@ -176,13 +177,43 @@ class SignalFeatures:
         self.saved += 1
 
 
+class FakeViews:
+    """Label Studio's tabs, kept in a dict."""
+
+    def __init__(self):
+        self.held: dict[int, SimpleNamespace] = {}
+
+    def list(self, project):
+        return list(self.held.values())
+
+    def create(self, project, data):
+        view = SimpleNamespace(id=len(self.held) + 100, data=data)
+        self.held[view.id] = view
+        return view
+
+    def update(self, id, project, data):
+        self.held[int(id)].data = data
+        return self.held[int(id)]
+
+    def delete(self, id):
+        del self.held[int(id)]
+
+
 class FakeLabelStudio:
-    """One project's tasks, answering the calls build makes (every task list gets every task)."""
+    """One project's tasks and tabs, answering the calls build makes (every task list gets every task)."""
 
     def __init__(self, tasks):
-        listed = [SimpleNamespace(meta=None, **t) for t in tasks]
-        self.tasks = SimpleNamespace(list=lambda **kw: listed)
+        self.listed = [SimpleNamespace(meta=None, **t) for t in tasks]
+        self.tasks = SimpleNamespace(list=lambda **kw: self.listed)
         self.projects = SimpleNamespace(get=lambda id: SimpleNamespace(id=id, title="fake", label_config=CONFIG))
+        self.views = FakeViews()
+
+    def label(self, task_ids, truth):
+        """A person labels these tasks with their true label."""
+        for task in self.listed:
+            if task.id in task_ids:
+                task.annotations = [annotation(SCHEMA.labels[truth[task.data["text"]]], number=10_000 + task.id,
+                                               user=2)]
 
 
 def fake_project(n_human: int, n_open: int = 300, seed: int = 0):
@@ -197,41 +228,100 @@ def fake_project(n_human: int, n_open: int = 300, seed: int = 0):
     return FakeLabelStudio(tasks), SignalLoop(truth, seed), truth
 
 
-def test_the_model_labels_exactly_the_open_tasks_at_or_above_the_threshold():
+def blend_probs(loop, truth, train, others):
+    """The blend fitted on the `train` texts: its out-of-fold probabilities on them and its probabilities on
+    `others`, recomputed as build computes them."""
+    y = np.array([truth[t] for t in train])
+    vectors, llm = loop.text.vectors(SCHEMA, train, ""), loop.text.llm_probs(SCHEMA, train)[0]
+    oof = classifier.out_of_fold("blend", vectors, llm, y, 3)
+    fitted = classifier.fit("blend", vectors, llm, y, 3)
+    return oof, y, fitted.predict_proba(loop.text.vectors(SCHEMA, others, ""), loop.text.llm_probs(SCHEMA, others)[0])
+
+
+def test_the_first_run_plans_an_audit_of_the_region_and_labels_nothing():
     client, loop, truth = fake_project(n_human=200)
-    target = 0.9
+    target = 0.8
     dataset = finish.build(client, 1, loop, target=target)
-    est, rows = dataset["estimate"], dataset["tasks"]
+    a, rows = dataset["audit"], {r["id"]: r for r in dataset["tasks"]}
     assert dataset["model"] == {"kind": "blend", "trained_on": 200, "fallback": None, "llm_version": "flat-llm",
                                 "features": "signal"}
     assert loop.text.saved == 1
-    model = [r for r in rows if r["source"] == "model"]
-    waiting = [r for r in rows if r["source"] == "needs_person"]
-    assert est["threshold"] is not None and model and waiting, est  # a real split
-    assert len(model) + len(waiting) == 300 and dataset["counts"]["human"] == 200
-    assert all(r["probability"] >= est["threshold"] for r in model)
-    assert all(r["probability"] < est["threshold"] for r in waiting)
-    assert all(r["label"] == SCHEMA.labels[truth[f"review {r['id'] - 1}"]] for r in rows if r["source"] == "human")
-    # The estimate, recomputed from the out-of-fold blend.
-    texts = [f"review {i}" for i in range(200)]
-    y = np.array([truth[t] for t in texts])
-    oof = classifier.out_of_fold("blend", loop.text.vectors(SCHEMA, texts, ""), loop.text.llm_probs(SCHEMA, texts)[0], y, 3)
-    conf, right = oof.max(1), oof.argmax(1) == y
-    above = conf >= est["threshold"]
-    assert est["support"] == above.sum() and est["accuracy"] == pytest.approx(right[above].mean())
-    assert est["lower_bound"] == pytest.approx(routing.lower_bound(int(right[above].sum()), int(above.sum())))
-    assert est["lower_bound"] >= target > routing.lower_bound(int(right[conf >= conf[~above].max()].sum()),
-                                                               int((conf >= conf[~above].max()).sum()))
-    # The labels the model gives the open tasks are right about as often as promised (they carry the same signal).
-    got = [r["label"] == SCHEMA.labels[truth[f"review {r['id'] - 1}"]] for r in model]
-    assert np.mean(got) >= target - 0.05
+    assert a["status"] == "drawn" and a["tab"] is None and a["size"] == len(a["pending"]) > 0, a
+    assert dataset["counts"]["model"] == 0 and dataset["estimate"]["threshold"] is None
+    assert dataset["counts"]["audit"] == a["size"] and dataset["counts"]["needs_person"] == 300 - a["size"]
+    # The plan, recomputed: out-of-fold answers choose the floor and size; the region is every open task above it.
+    train = [f"review {i}" for i in range(200)]
+    open_ids = list(range(201, 501))
+    oof, y, probs = blend_probs(loop, truth, train, [f"review {i - 1}" for i in open_ids])
+    plan = routing.plan_audit(oof.max(1), oof.argmax(1) == y, probs.max(1), target, 0.95)
+    assert (a["floor"], a["size"], a["expected"]) == (plan.region, plan.size, plan.expected)
+    region = {i for i, p in zip(open_ids, probs.max(1)) if p >= plan.region}
+    assert set(a["plan"]["region"]) == region and len(region) == plan.available == a["region_tasks"]
+    assert set(a["pending"]) <= region and a["plan"]["trained_on"] == list(range(1, 201))
+    assert all(rows[i]["source"] == "audit" and rows[i]["guess"] in SCHEMA.labels for i in a["pending"])
+    # Seeded by the project: the same labels draw the same sample.
+    assert finish.build(client, 1, loop, target=target)["audit"]["pending"] == a["pending"]
+
+
+def test_once_the_audit_is_labeled_the_model_labels_the_region_above_the_tested_threshold():
+    client, loop, truth = fake_project(n_human=200)
+    target = 0.8
+    plan = finish.build(client, 1, loop, target=target)["audit"]["plan"]
+    tab = audit.write(client, 1, audit.Audit(**plan))
+    half = plan["tasks"][: len(plan["tasks"]) // 2]
+    client.label(set(half), truth)
+    waiting = finish.build(client, 1, loop, target=target)
+    a = waiting["audit"]
+    assert a["status"] == "waiting" and a["tab"] == tab and a["labeled"] == len(half)
+    assert a["pending"] == plan["tasks"][len(half):] and waiting["counts"]["model"] == 0
+
+    late = next(i for i in plan["region"] if i not in plan["tasks"])  # labeled after the plan: not fitted on
+    client.label(set(plan["tasks"]) | {late}, truth)
+    dataset = finish.build(client, 1, loop, target=target)
+    est, rows = dataset["estimate"], {r["id"]: r for r in dataset["tasks"]}
+    assert dataset["audit"]["status"] == "tested" and dataset["model"]["trained_on"] == 200
+    assert all(rows[i]["source"] == "human" for i in plan["tasks"] + [late])
+    # The threshold, recomputed: the plan's model answers the audit, tested in a fixed sequence.
+    train = [f"review {i}" for i in range(200)]
+    region = [i for i in plan["region"] if i not in plan["tasks"] and i != late]
+    others = [f"review {i - 1}" for i in plan["tasks"] + region]
+    _, _, probs = blend_probs(loop, truth, train, others)
+    n = len(plan["tasks"])
+    y_audit = np.array([truth[t] for t in others[:n]])
+    chosen = routing.fixed_sequence(probs[:n].max(1), probs[:n].argmax(1) == y_audit, target, 0.95)
+    assert est["threshold"] is not None and est["rule"] == "audit", est
+    assert {k: est[k] for k in ("threshold", "support", "accuracy", "lower_bound")} == {
+        k: getattr(chosen, k) for k in ("threshold", "support", "accuracy", "lower_bound")}
+    model = {r["id"] for r in dataset["tasks"] if r["source"] == "model"}
+    assert model == {i for i, p in zip(region, probs[n:].max(1)) if p >= chosen.threshold} and model
+    outside = set(range(201, 501)) - set(plan["region"])
+    assert all(rows[i]["source"] == "needs_person" for i in outside)  # below the floor: never the model's
+    # The model's labels are right about as often as promised (the features carry the same signal).
+    assert np.mean([rows[i]["label"] == SCHEMA.labels[truth[f"review {i - 1}"]] for i in model]) >= target - 0.05
+
+    # The audit was drawn for one target: testing it at another is refused; a new audit plans from every label.
+    with pytest.raises(finish.FinishError, match="drawn for a target of 0.8"):
+        finish.build(client, 1, loop, target=0.7)
+    again = finish.build(client, 1, loop, target=0.7, new_audit=True)
+    assert again["audit"]["status"] in ("drawn", "none") and again["model"]["trained_on"] == 200 + n + 1
+
+
+def test_a_damaged_or_foreign_plan_is_refused_with_what_to_do():
+    client, loop, _ = fake_project(n_human=50, n_open=20)
+    client.views.create(1, {"title": audit.TITLE, audit.STATE_KEY: {"format": 99}})
+    with pytest.raises(finish.FinishError, match="format 99, expected 1.*--new-audit"):
+        finish.build(client, 1, loop)
+    client.views.held[100].data[audit.STATE_KEY] = {"format": 1, "tasks": [1]}
+    with pytest.raises(finish.FinishError, match="damaged audit plan"):
+        finish.build(client, 1, loop)
+    assert finish.build(client, 1, loop, new_audit=True)["audit"]["tab"] is None
 
 
 def test_with_too_few_labels_to_fit_the_llm_alone_is_the_model():
     client, loop, _ = fake_project(n_human=3, n_open=20)
     dataset = finish.build(client, 1, loop, target=0.9)
     assert dataset["model"]["kind"] == "llm" and "the LLM alone" in dataset["model"]["fallback"]
-    assert dataset["estimate"]["threshold"] is None and dataset["counts"]["needs_person"] == 20
+    assert dataset["audit"]["status"] == "none" and dataset["counts"]["needs_person"] == 20
     empty = finish.build(FakeLabelStudio([]), 1, loop)
     assert empty["counts"]["tasks"] == 0 and empty["estimate"]["threshold"] is None
 
@@ -239,8 +329,9 @@ def test_with_too_few_labels_to_fit_the_llm_alone_is_the_model():
 # ---------------------------------------------------------------- against Label Studio
 
 needs_ls = pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MISSING_REASON)
-N_TASKS = 80
-N_HUMAN = 50
+N_TASKS = 240
+N_HUMAN = 60
+TARGET = 0.3  # the tiny random model reaches little more: enough to route some tasks to it
 
 
 def script(*args, url, api_key, env=None, timeout=300):
@@ -255,9 +346,13 @@ def annotations_of(admin, project):
     return {t.id: list(t.annotations or []) for t in admin.tasks.list(project=project, fields="all", include=include)}
 
 
+def tab_of(admin, project):
+    return [v for v in admin.views.list(project=project) if v.data.get("title") == audit.TITLE]
+
+
 @needs_ls
 @pytest.mark.e2e
-def test_finish_dry_run_apply_twice_and_undo(label_studio, tmp_path):
+def test_finish_plan_audit_test_apply_twice_and_undo(label_studio, tmp_path, monkeypatch, capsys):
     admin = LabelStudio(base_url=label_studio.url, api_key=label_studio.admin.token)
     person = label_studio.create_annotator("finisher@example.com", "finish-pass-123")
     annotator = LabelStudio(base_url=label_studio.url, api_key=person.token)
@@ -272,59 +367,92 @@ def test_finish_dry_run_apply_twice_and_undo(label_studio, tmp_path):
     gold_id = next(i for i, text in tasks.items() if text == gold_text)
     synthetic_id = next(i for i, text in tasks.items() if text == "A made-up review.")
     human_ids, open_ids = corpus_ids[:N_HUMAN], corpus_ids[N_HUMAN:]
-    with ThreadPoolExecutor(4) as pool:
-        list(pool.map(lambda i: annotator.annotations.create(id=i, result=result(truth[tasks[i]])), human_ids))
+
+    def label(ids):
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda i: annotator.annotations.create(id=i, result=result(truth[tasks[i]])), ids))
+
+    label(human_ids)
     skipped_id = open_ids[0]  # a person skipped it: it has an annotation, and no label
     annotator.annotations.create(id=skipped_id, result=[], was_cancelled=True)
     annotator.annotations.create(id=gold_id, result=result("Positive"))
     people_before = {a["id"] for anns in annotations_of(admin, project).values() for a in anns}
-
     loop = finish.make_loop(Settings(data_dir=tmp_path / "data"), tiny_predictor)
-    target = 0.3  # the tiny random model reaches little more: enough to route some tasks to it
+    kind = loop.text.recipe(loop.text.kind())  # the recipe the backend trains on these vectors
 
-    # ---- dry run: the file's shape, nothing written.
-    dataset = finish.build(admin, project, loop, target=target)
-    rows = {r["id"]: r for r in dataset["tasks"]}
+    def fitted(train, others):
+        """The model build fits on `train` task ids: out-of-fold probabilities on them, probabilities on `others`."""
+        def features(ids):
+            texts = [tasks[i] for i in ids]
+            return loop.text.vectors(SCHEMA, texts, loop.text.kind()), loop.text.llm_probs(SCHEMA, texts)[0]
+        (v, llm), y = features(train), np.array([SCHEMA.labels.index(truth[tasks[i]]) for i in train])
+        model = classifier.fit(kind, v, llm, y, 3)
+        return classifier.out_of_fold(kind, v, llm, y, 3), y, model.predict_proba(*features(others))
+
+    # ---- dry run: the plan of an audit; nothing written.
+    dataset = finish.build(admin, project, loop, target=TARGET)
+    rows, a = {r["id"]: r for r in dataset["tasks"]}, dataset["audit"]
     assert len(rows) == len(dataset["tasks"]) == N_TASKS + 2 and set(rows) == set(tasks)
     assert {i: rows[i]["label"] for i in human_ids} == {i: truth[tasks[i]] for i in human_ids}
     assert all(rows[i]["source"] == "human" for i in human_ids)
     assert rows[gold_id]["source"] == "gold" and rows[synthetic_id]["source"] == "synthetic"
     assert rows[gold_id]["label"] is None and rows[synthetic_id]["label"] is None
-    est = dataset["estimate"]
-    kind = loop.text.recipe(loop.text.kind())  # the recipe the backend trains on these vectors
     assert dataset["model"]["kind"] == kind and dataset["model"]["trained_on"] == N_HUMAN
-    assert est["threshold"] is not None, est
+    assert a["status"] == "drawn" and a["tab"] is None and a["size"] > 0, a
+    drawn = a["plan"]["tasks"]
+    assert a["pending"] == drawn and all(rows[i]["source"] == "audit" for i in drawn)
+    assert dataset["counts"] == {"tasks": N_TASKS + 2, "human": N_HUMAN, "model": 0, "audit": len(drawn),
+                                 "needs_person": len(open_ids) - len(drawn), "gold": 1, "synthetic": 1,
+                                 "unreadable": 0}
+    oof, y, probs = fitted(human_ids, open_ids)  # the plan, recomputed
+    plan = routing.plan_audit(oof.max(1), oof.argmax(1) == y, probs.max(1), TARGET, 0.95)
+    assert (a["floor"], a["size"]) == (plan.region, plan.size)
+    assert a["plan"]["region"] == [i for i, p in zip(open_ids, probs.max(1)) if p >= plan.region]
+    assert sum(len(x) for x in annotations_of(admin, project).values()) == N_HUMAN + 2 and not tab_of(admin, project)
+
+    # ---- --apply, as a user runs it: the plan is kept as a tab holding the audit's tasks; no label yet.
+    out = tmp_path / "finished.json"
+    for name, value in (("LABEL_STUDIO_URL", label_studio.url), ("LABEL_STUDIO_API_KEY", label_studio.admin.token),
+                        ("DATA_DIR", str(tmp_path / "data"))):
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(finish_cli, "load_model", lambda settings: tiny_predictor())  # the command, on the tiny model
+    assert finish_cli.main(["--project", str(project), "--out", str(out), "--target", str(TARGET), "--apply",
+                            "-q"]) == 0
+    said = capsys.readouterr().out
+    assert f"drew an audit of {len(drawn)} tasks" in said and "'Finish audit'" in said, said
+    (tab,) = tab_of(admin, project)
+    assert tab.data["filters"]["items"][0]["value"] == drawn and tab.data[audit.STATE_KEY]["tasks"] == drawn
+    assert json.loads(out.read_text())["audit"]["tab"] == tab.id
+    assert sum(len(x) for x in annotations_of(admin, project).values()) == N_HUMAN + 2
+
+    # ---- people label the audit: nothing for the model until every task is done.
+    half = drawn[: len(drawn) // 2]
+    label(half)
+    waiting = finish.build(admin, project, loop, target=TARGET)
+    assert waiting["audit"]["status"] == "waiting" and waiting["audit"]["pending"] == drawn[len(half):]
+    assert waiting["counts"]["model"] == 0 and waiting["audit"]["tab"] == tab.id
+    label(drawn[len(half):])
+
+    # ---- tested: the plan's model answers the audit; the region above the threshold that passed is the model's.
+    dataset = finish.build(admin, project, loop, target=TARGET)
+    rows, est = {r["id"]: r for r in dataset["tasks"]}, dataset["estimate"]
+    assert dataset["audit"]["status"] == "tested" and dataset["model"]["trained_on"] == N_HUMAN
+    _, _, answers = fitted(human_ids, drawn)
+    y_audit = np.array([SCHEMA.labels.index(truth[tasks[i]]) for i in drawn])
+    chosen = routing.fixed_sequence(answers.max(1), answers.argmax(1) == y_audit, TARGET, 0.95)
+    assert est["threshold"] is not None and est["threshold"] == pytest.approx(chosen.threshold), (est, chosen)
+    assert (est["support"], est["lower_bound"]) == (chosen.support, pytest.approx(chosen.lower_bound))
+    assert est["lower_bound"] >= TARGET and est["rule"] == "audit"
     model_rows = [r for r in dataset["tasks"] if r["source"] == "model"]
     waiting = [r for r in dataset["tasks"] if r["source"] == "needs_person"]
-    assert model_rows and {r["id"] for r in model_rows + waiting} == set(open_ids)
+    region = set(dataset["audit"]["plan"]["region"]) - set(drawn)
+    assert model_rows and {r["id"] for r in model_rows} <= region
+    assert {r["id"] for r in model_rows + waiting} == set(open_ids) - set(drawn)
     assert all(r["probability"] >= est["threshold"] - 1e-6 and r["label"] in SCHEMA.labels for r in model_rows)
-    assert all(r["probability"] < est["threshold"] and r["label"] is None for r in waiting)
+    assert all(r["label"] is None for r in waiting)
+    assert all(r["probability"] < est["threshold"] for r in waiting if r["id"] in region)
     assert dataset["needs_person"] == [r["id"] for r in sorted(waiting, key=lambda r: (r["probability"], r["id"]))]
     assert est["model_labeled"] == len(model_rows) == dataset["counts"]["model"]
-    assert dataset["counts"] == {"tasks": N_TASKS + 2, "human": N_HUMAN, "model": len(model_rows),
-                                 "needs_person": len(waiting), "gold": 1, "synthetic": 1, "unreadable": 0}
-
-    # The estimate, recomputed: out-of-fold blend on the human labels, the Clopper-Pearson bound, the lowest pass.
-    texts = [tasks[i] for i in human_ids]
-    vectors = loop.text.vectors(SCHEMA, texts, loop.text.kind())
-    llm = loop.text.llm_probs(SCHEMA, texts)[0]
-    y = np.array([SCHEMA.labels.index(truth[t]) for t in texts])
-    oof = classifier.out_of_fold(kind, vectors, llm, y, 3)
-    conf, right = oof.max(1), oof.argmax(1) == y
-    above = conf >= est["threshold"]
-    hits, n = int(right[above].sum()), int(above.sum())
-    assert est["support"] == n >= routing.MIN_SUPPORT and est["accuracy"] == pytest.approx(hits / n)
-    assert est["lower_bound"] == pytest.approx(beta.ppf(0.05, hits, n - hits + 1)) and est["lower_bound"] >= target
-    for lower in conf[conf < est["threshold"]]:  # every lower threshold fails (or has too little support)
-        wider = conf >= lower
-        bound = routing.lower_bound(int(right[wider].sum()), int(wider.sum()))
-        assert wider.sum() < routing.MIN_SUPPORT or bound < target
-
-    # A target the tiny model never reaches: every open task needs a person.
-    strict = finish.build(admin, project, loop, target=0.99)
-    assert strict["estimate"]["threshold"] is None and strict["counts"]["model"] == 0
-    assert strict["counts"]["needs_person"] == len(open_ids)
-    assert sum(len(a) for a in annotations_of(admin, project).values()) == N_HUMAN + 2  # nothing written
 
     # ---- --apply: only unannotated confident tasks get a model annotation.
     record = finish.apply(admin, project, dataset)
@@ -333,14 +461,14 @@ def test_finish_dry_run_apply_twice_and_undo(label_studio, tmp_path):
     assert record["skipped"] == ([skipped_id] if rows[skipped_id]["source"] == "model" else [])
     held = annotations_of(admin, project)
     for task_id, anns in held.items():
-        ours = [a for a in anns if model_labels.is_model_annotation(a)]
+        ours = [x for x in anns if model_labels.is_model_annotation(x)]
         if task_id in expected:
             assert len(anns) == 1 and len(ours) == 1 and ours[0]["last_action"] == "prediction"
             assert ls_tasks.annotation_label(ours[0], SCHEMA) == rows[task_id]["label"]
             assert rows[task_id]["annotation"] == ours[0]["id"]
         else:
             assert not ours, task_id
-    assert people_before <= {a["id"] for anns in held.values() for a in anns}
+    assert people_before <= {x["id"] for anns in held.values() for x in anns}
 
     # ---- again: nothing new.
     again = finish.apply(admin, project, dataset)
@@ -349,15 +477,15 @@ def test_finish_dry_run_apply_twice_and_undo(label_studio, tmp_path):
 
     # ---- training's reader and finish itself: the model's labels are not human labels.
     labeled, stats = ls_tasks.fetch_labeled(admin, project, SCHEMA, gold_set=gold.default_gold())
-    assert {t.task_id for t in labeled} == set(human_ids) and stats.model == len(expected)
-    rebuilt = finish.build(admin, project, loop, target=target)
-    assert rebuilt["counts"]["human"] == N_HUMAN and rebuilt["estimate"] == dataset["estimate"]
+    assert {t.task_id for t in labeled} == set(human_ids) | set(drawn) and stats.model == len(expected)
+    rebuilt = finish.build(admin, project, loop, target=TARGET)
+    assert rebuilt["counts"]["human"] == N_HUMAN + len(drawn) and rebuilt["estimate"] == dataset["estimate"]
 
     # ---- a person corrects one model label, and annotates beside another.
     created = sorted(record["created"], key=lambda c: c["task"])
     corrected = created[0]
     time.sleep(max(0.0, model_labels.EDIT_SLACK.total_seconds() + 0.2))
-    other = next(label for label in SCHEMA.labels if label != corrected["label"])
+    other = next(x for x in SCHEMA.labels if x != corrected["label"])
     annotator.annotations.update(id=corrected["annotation"], result=result(other))
     labeled, stats = ls_tasks.fetch_labeled(admin, project, SCHEMA, gold_set=gold.default_gold())
     assert {t.task_id: t.label for t in labeled}[corrected["task"]] == other  # a person's label now
@@ -368,21 +496,23 @@ def test_finish_dry_run_apply_twice_and_undo(label_studio, tmp_path):
     assert [(r["task"], r["reason"]) for r in tidy["removed"]] == [(beside["task"], "a person annotated the task")]
     assert not tidy["created"] and {corrected["task"], beside["task"]} <= set(tidy["skipped"])
 
-    # ---- --undo, as a user runs it: exactly the model's annotations go, the people's stay.
-    ours_now = {a["id"] for anns in annotations_of(admin, project).values() for a in anns
-                if model_labels.is_model_annotation(a)}
+    # ---- --undo, as a user runs it: exactly the model's annotations go, and the audit's tab; the people's stay.
+    ours_now = {x["id"] for anns in annotations_of(admin, project).values() for x in anns
+                if model_labels.is_model_annotation(x)}
     undo_file = tmp_path / "undo.json"
     done = script("--project", str(project), "--undo", "--out", str(undo_file), "-q",
                   url=label_studio.url, api_key=label_studio.admin.token)
     assert done.returncode == 0, done.stderr
     assert f"removed {len(ours_now)} model annotations" in done.stdout and "kept 1 a person has saved" in done.stdout
+    assert "removed the audit tab" in done.stdout and not tab_of(admin, project)
     undone = json.loads(undo_file.read_text())["undo"]
     assert {r["annotation"] for r in undone["removed"]} == ours_now
     assert undone["kept_edited"] == [{"task": corrected["task"], "annotation": corrected["annotation"]}]
     after = annotations_of(admin, project)
-    remaining = {a["id"] for anns in after.values() for a in anns}
-    assert remaining == people_before | {corrected["annotation"]} | {a["id"] for a in after[beside["task"]]}
-    assert not any(model_labels.is_model_annotation(a) for anns in after.values() for a in anns)
+    remaining = {x["id"] for anns in after.values() for x in anns}
+    audit_labels = {x["id"] for i in drawn for x in after[i]}
+    assert remaining == people_before | audit_labels | {corrected["annotation"]} | {x["id"] for x in after[beside["task"]]}
+    assert not any(model_labels.is_model_annotation(x) for anns in after.values() for x in anns)
 
 
 @needs_ls

@@ -2,29 +2,39 @@
 that still need a person.
 
 The model is the one the backend trains (the LLM's hidden state and calibrated probabilities, blended by a logistic
-regression fitted on every human label of the project; the LLM alone while there are too few labels to fit). Its
-out-of-fold predictions on the human labels choose a confidence threshold: the lowest whose held-out accuracy has
-a one-sided lower confidence bound (Clopper-Pearson, --level) at or above --target. Tasks without a human label
-whose top probability reaches it are labeled by the model; the others need a person. Gold and synthetic tasks are
-listed but never labeled by the model.
+regression fitted on the project's human labels; the LLM alone while there are too few labels to fit). Its promise
+(at least --target accuracy on the tasks it labels, with --level confidence) is tested on an audit, so it holds
+whatever order people labeled in:
 
-Label Studio is reached at LABEL_STUDIO_URL with LABEL_STUDIO_API_KEY; the model as the backend loads it (LLM_MODEL,
-DATA_DIR for its caches, ...). Without --apply nothing in Label Studio changes. A typical run:
+  1. The first run plans: the labels so far choose the region the model may label (the open tasks at or above a
+     confidence floor) and how many of them people check; that many are drawn at random. --apply keeps the plan
+     as the "Finish audit" tab in Label Studio's Data Manager: people label those tasks like any other.
+  2. Once every audit task has a label, the next run tests the model (refitted on the plan's labels, never the
+     audit's) on the audit, threshold by threshold from the most confident down, stopping at the first that fails
+     its Clopper-Pearson bound; the model labels the region's open tasks at or above the last that passed.
 
-  scripts/finish.py --project 3 --out finished.json            # look at the estimate and the counts
-  scripts/finish.py --project 3 --out finished.json --apply    # write the model's labels into Label Studio
-  scripts/finish.py --project 3 --undo                         # take them all back
+Gold and synthetic tasks are listed but never labeled by the model. Label Studio is reached at LABEL_STUDIO_URL
+with LABEL_STUDIO_API_KEY; the model as the backend loads it (LLM_MODEL, DATA_DIR for its caches, ...). Without
+--apply nothing in Label Studio changes. A typical round:
 
-The file (JSON): "tasks" (every task once: id, source "human" | "model" | "needs_person" | "gold" | "synthetic" |
-"unreadable", label; the model's probability for model and needs_person rows, and its guess for the latter),
-"estimate" (threshold, accuracy and lower_bound on the "support" human labels at or above it, target, confidence,
-model_labeled), "needs_person" (task ids, least sure first), "counts", "model"; with --apply also "apply".
+  scripts/finish.py --project 3 --out finished.json            # the plan: the audit's size and the region
+  scripts/finish.py --project 3 --out finished.json --apply    # keep the plan: the "Finish audit" tab
+  ... people label the tab's tasks ...
+  scripts/finish.py --project 3 --out finished.json --apply    # test, and write the model's labels
+  scripts/finish.py --project 3 --undo                         # take them all back, and the tab
+
+The file (JSON): "tasks" (every task once: id, source "human" | "model" | "needs_person" | "audit" | "gold" |
+"synthetic" | "unreadable", label; the model's probability for model, needs_person and audit rows, and its guess
+for the latter two), "estimate" (rule "audit"; threshold, accuracy and lower_bound on the "support" audit labels at
+or above it, target, confidence, model_labeled), "audit" (status "none" | "drawn" | "waiting" | "tested", tab,
+size, labeled, pending, region_tasks, floor, expected, drawn, plan), "needs_person" (task ids, least sure first),
+"counts", "model"; with --apply also "apply".
 
 --apply creates one annotation per model-labeled task that has no annotation at all, marked as the model's
 (import_id 373657031212861361, last action "Created from prediction"); training never reads them as human labels.
 Run again, it writes nothing twice and takes back model labels a person has since annotated beside or that fell
-below the threshold. --undo removes every model annotation no person has saved since; one a person corrected or
-confirmed is theirs and stays.
+below the threshold. --undo removes every model annotation no person has saved since, and the audit's tab; a model
+label a person corrected or confirmed is theirs and stays.
 """
 
 from __future__ import annotations
@@ -50,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="accuracy the model's labels must reach (default: %(default)s)")
     parser.add_argument("--level", type=fraction, default=0.95,
                         help="confidence of the one-sided bound on that accuracy (default: %(default)s)")
+    parser.add_argument("--new-audit", action="store_true",
+                        help="plan a new audit from every human label now (the old one's labels become ordinary "
+                             "labels); with --apply it replaces the tab. Drawing again because an audit failed "
+                             "spends the promise's confidence: draw again for more labels, not for a better verdict")
     what = parser.add_mutually_exclusive_group()
     what.add_argument("--apply", action="store_true", help="also write the model's labels into Label Studio")
     what.add_argument("--undo", action="store_true",
@@ -66,7 +80,8 @@ def run_undo(args: argparse.Namespace) -> int:
     if args.out:
         write_json(args.out, {"project": args.project, "undo": record})
     print(f"removed {len(record['removed'])} model annotations from project {args.project}"
-          + (f"; kept {len(record['kept_edited'])} a person has saved since" if record["kept_edited"] else ""))
+          + (f"; kept {len(record['kept_edited'])} a person has saved since" if record["kept_edited"] else "")
+          + ("; removed the audit tab" if record["audit_tab_removed"] else ""))
     return _failures(record)
 
 
@@ -82,6 +97,26 @@ def _failures(record: dict) -> int:
     return 1
 
 
+def _audit_line(a: dict, e: dict, args: argparse.Namespace) -> str:
+    target = f"{_pct(e['target'])} accuracy at {_pct(e['confidence'])} confidence"
+    if a["status"] == "none":
+        return (f"no audit: the labels so far show no region where the model could reach {target} at a cost of "
+                "fewer labels than it saves; label more tasks, then run again")
+    plan = (f"an audit of {a['size']} tasks drawn at random from the {a['region_tasks']} open tasks at probability "
+            f">= {a['floor']:.4f}")
+    if a["status"] == "drawn":
+        if args.apply:
+            return f"drew {plan}: label the tasks of the tab 'Finish audit' (id {a['tab']}), then run again"
+        return f"would draw {plan} (--apply keeps it as the tab 'Finish audit')"
+    if a["status"] == "waiting":
+        return (f"{plan}: {a['labeled']} labeled, {len(a['pending'])} to go in the tab 'Finish audit' (id {a['tab']});"
+                " the model labels nothing until all are done")
+    if e["threshold"] is None:
+        return (f"{plan}: every task labeled; the model's most confident answers already fail {target}: every open "
+                "task needs a person (--new-audit plans again once more labels are in)")
+    return f"{plan}: every task labeled; tested"
+
+
 def run(args: argparse.Namespace) -> int:
     from backend.loop import finish
 
@@ -89,21 +124,20 @@ def run(args: argparse.Namespace) -> int:
     ls = connect()
     finish.project_schema(ls.client, args.project)  # a wrong project fails before the model loads
     loop = finish.make_loop(settings, lambda: load_model(settings))
-    dataset = finish.build(ls.client, args.project, loop, args.target, args.level, progress=not args.quiet)
+    dataset = finish.build(ls.client, args.project, loop, args.target, args.level, progress=not args.quiet,
+                           new_audit=args.new_audit)
     code = 0
     if args.apply:
         dataset["apply"] = finish.apply(ls.client, args.project, dataset, progress=not args.quiet)
     write_json(args.out, dataset)
-    c, e = dataset["counts"], dataset["estimate"]
+    c, e, a = dataset["counts"], dataset["estimate"], dataset["audit"]
     print(f"project {args.project}: {c['tasks']} tasks: {c['human']} labeled by people, {c['model']} by the model, "
-          f"{c['needs_person']} need a person (gold {c['gold']}, synthetic {c['synthetic']}, "
-          f"no text {c['unreadable']})")
-    if e["threshold"] is None:
-        print(f"no threshold reaches {_pct(e['target'])} accuracy at {_pct(e['confidence'])} confidence on "
-              f"{c['human']} human labels: every open task needs a person")
-    else:
+          f"{c['audit']} in the audit, {c['needs_person']} need a person (gold {c['gold']}, synthetic "
+          f"{c['synthetic']}, no text {c['unreadable']})")
+    print(_audit_line(a, e, args))
+    if e["threshold"] is not None:
         print(f"model labels: probability >= {e['threshold']:.4f}; accuracy {e['accuracy']:.3f} on {e['support']} "
-              f"held-out human labels, at least {e['lower_bound']:.3f} with {_pct(e['confidence'])} confidence "
+              f"audit labels, at least {e['lower_bound']:.3f} with {_pct(e['confidence'])} confidence "
               f"(target {_pct(e['target'])})")
     if args.apply:
         a = dataset["apply"]

@@ -7,8 +7,7 @@ while the label stays the same). Which is which is read from the task's annotati
 annotations changed since it was flagged (a new one, or one saved again) and whose label did not was confirmed.
 
 What the tab needs to remember between runs (the labels flagged, each task's annotations when it was flagged, the
-labels confirmed) is kept in the tab itself, under STATE_KEY of its data, which Label Studio 1.23.2 stores and
-returns as given: the project is the one place every admin's run reads, and deleting the tab forgets it.
+labels confirmed) is kept in the tab itself, under STATE_KEY of its data (backend/labelstudio/tabs.py).
 """
 
 from __future__ import annotations
@@ -18,8 +17,8 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from backend.labelstudio import model_labels
-from backend.labelstudio.tasks import _calling, _raw
+from backend.labelstudio import model_labels, tabs
+from backend.labelstudio.tasks import _raw
 
 TITLE = "Label issues"
 STATE_KEY = "labelloop_label_issues"
@@ -50,16 +49,9 @@ def fingerprints(tasks: Sequence[dict]) -> dict[int, str]:
     return out
 
 
-def _tab(client: Any, project_id: int) -> Any | None:
-    with _calling(client, f"reading the tabs of project {project_id}"):
-        views = [v for v in client.views.list(project=project_id)
-                 if isinstance(v.data, dict) and v.data.get("title") == TITLE]
-    return views[0] if views else None
-
-
 def read_state(client: Any, project_id: int) -> dict:
     """What the last run left: {"flagged": {task: {"label", "seen"}}, "confirmed": {task: label}} (task ids as str)."""
-    view = _tab(client, project_id)
+    view = tabs.find(client, project_id, TITLE)
     state = view.data.get(STATE_KEY) if view is not None else None
     if not isinstance(state, dict):
         return {"flagged": {}, "confirmed": {}}
@@ -77,25 +69,13 @@ def confirmed_labels(state: Mapping, seen: Mapping[int, str], given: Mapping[int
 
 
 def tab_data(issues: Sequence[dict], seen: Mapping[int, str], confirmed: Mapping[int, str]) -> dict:
-    ids = [int(i["task"]) for i in issues]
-    return {
-        "title": TITLE,
-        "ordering": ["tasks:id"],
-        "filters": {"conjunction": "and",
-                    "items": [{"filter": "filter:tasks:id", "operator": "in_list", "type": "Number", "value": ids}]},
-        STATE_KEY: {
-            "flagged": {str(i["task"]): {"label": i["given"], "seen": seen.get(int(i["task"]))} for i in issues},
-            "confirmed": {str(t): label for t, label in confirmed.items()},
-        },
-    }
+    return tabs.holding(TITLE, (int(i["task"]) for i in issues), **{STATE_KEY: {
+        "flagged": {str(i["task"]): {"label": i["given"], "seen": seen.get(int(i["task"]))} for i in issues},
+        "confirmed": {str(t): label for t, label in confirmed.items()},
+    }})
 
 
 def write_tab(client: Any, project_id: int, issues: Sequence[dict], seen: Mapping[int, str],
               confirmed: Mapping[int, str]) -> int:
     """Make or refresh the tab so it holds exactly the flagged tasks; its id."""
-    data = tab_data(issues, seen, confirmed)
-    view = _tab(client, project_id)
-    with _calling(client, f"writing the {TITLE!r} tab of project {project_id}"):
-        if view is None:
-            return client.views.create(project=project_id, data=data).id
-        return client.views.update(id=str(view.id), project=project_id, data=data).id
+    return tabs.write(client, project_id, tab_data(issues, seen, confirmed))

@@ -1,24 +1,37 @@
 """Finishing a project's dataset: people's labels where they gave one, the model's where it is sure enough to meet
 an accuracy target with a stated confidence, and the list of tasks that still need a person (scripts/finish.py).
 
-The model is the one the backend would train now (backend/loop/project_loop.py): a blend of the LLM's hidden state and its
-calibrated probabilities (backend/loop/classifier.py), fitted on every human label of the project (gold and synthetic
-tasks left out, as training leaves them out, and the model's own earlier labels too: backend/labelstudio/model_labels.py).
-Its out-of-fold probabilities on those labels choose the threshold (backend/loop/routing.py): the lowest confidence whose
-held-out accuracy has a one-sided lower bound at the target. With too few labels for a fit, the LLM alone is the
-model; it never trained on the labels, so its probabilities on them are already held out.
+The model is the one the backend would train now (backend/loop/project_loop.py): a blend of the LLM's hidden state
+and its calibrated probabilities (backend/loop/classifier.py), fitted on the project's human labels (gold and
+synthetic tasks left out, as training leaves them out, and the model's own earlier labels too:
+backend/labelstudio/model_labels.py). With too few labels for a fit, the LLM alone is the model.
 
-`apply` writes the model's labels into Label Studio as annotations marked as the model's (backend/labelstudio/model_labels.py),
+The promise is tested on an audit, in two runs:
+1. Plan. The model's out-of-fold answers on the labels so far choose a region (the open tasks at or above a
+   confidence floor) and an audit size (routing.plan_audit). That many tasks are drawn at random from the region,
+   and --apply keeps the plan in Label Studio as the "Finish audit" tab (backend/labelstudio/audit.py); people
+   label them like any task.
+2. Test. Once every audit task has a label, the model, fitted again on exactly the labels of the plan (never on
+   the audit's), answers the audit; the thresholds are tested from the most confident down and the last to pass
+   before the first failure is chosen (routing.fixed_sequence). The model labels the region's open tasks at or
+   above it.
+Why this holds whatever order people labeled in: the audit is a uniform sample of the region, drawn after the
+model was fixed, and the model never saw it; so each threshold's Clopper-Pearson test is exact for the region, and
+the fixed sequence errs only if its first false claim passes, one test's error (at most 1 - level). The labels the
+ranking chose plan the audit and nothing else: a skewed plan costs labels, never the promise. Tasks added or
+labeled since the plan are left to people or counted as theirs; --new-audit plans again from every label.
+
+`apply` writes the model's labels into Label Studio as annotations marked as the model's (model_labels.py),
 only on tasks nobody has annotated, and keeps Label Studio matching the dataset when run again: nothing is written
 twice, a model label a person has since annotated beside (or that fell below a new threshold) is taken back, a
-changed one is replaced. `undo` removes every model annotation no person has saved since, and nothing else.
+changed one is replaced. `undo` removes every model annotation no person has saved since, and the audit's tab.
 """
 
 from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -28,7 +41,7 @@ from tqdm.auto import tqdm
 from backend.loop import classifier
 from backend.quality import gold
 from backend.labelstudio import tasks as ls_tasks
-from backend.labelstudio import model_labels
+from backend.labelstudio import audit, model_labels
 from backend.loop import routing
 from backend.labelstudio import schema as schemas
 from backend.labelstudio.records import is_synthetic
@@ -47,7 +60,7 @@ SCORE_CHUNK = 64  # texts per progress step while scoring
 # Task fields read per task, and (Label Studio applies the same list to nested annotations) the annotation fields.
 _STATE_INCLUDE = ",".join(dict.fromkeys(("id", "data", "meta", "annotations", *model_labels.FIELDS)))
 
-SOURCES = ("human", "model", "needs_person", "gold", "synthetic", "unreadable")
+SOURCES = ("human", "model", "needs_person", "audit", "gold", "synthetic", "unreadable")
 
 
 class FinishError(SyncError):
@@ -153,6 +166,40 @@ def score_texts(
     return np.vstack(parts), llm, {"llm_version": llm_version, "features": features}
 
 
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _read_audit(client: Any, project_id: int) -> tuple[audit.Audit | None, int | None]:
+    try:
+        return audit.read(client, project_id)
+    except audit.AuditStateError as e:
+        raise FinishError(str(e)) from None
+
+
+def _fit(loop: "Loop", config: schemas.Config, project: str, texts: list[str], y: np.ndarray, n_labels: int,
+         progress: bool) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The model fitted on the first len(y) texts (labels y): its out-of-fold probabilities on them, its
+    probabilities on the rest, and what it is. With too few labels for a fit, the LLM alone: it never trained on
+    the labels, so its probabilities on them are held out already."""
+    h = len(y)
+    model: dict[str, Any] = {"kind": "llm", "trained_on": 0, "fallback": None}
+    if not texts:
+        return np.zeros((0, n_labels)), np.zeros((0, n_labels)), model
+    vectors, llm, info = score_texts(loop, config, texts, progress, project)
+    model.update(info)
+    kind = loop.text.recipe(info["features"])  # the kind of model the backend trains on these vectors
+    try:
+        heldout = classifier.out_of_fold(kind, vectors[:h], llm[:h], y, n_labels)
+        fitted = classifier.fit(kind, vectors[:h], llm[:h], y, n_labels)
+        rest = fitted.predict_proba(vectors[h:], llm[h:]) if len(texts) > h else np.zeros((0, n_labels))
+        model.update(kind=kind, trained_on=h)
+        return heldout, rest, model
+    except classifier.TrainingError as e:
+        model["fallback"] = f"the LLM alone: {e}"
+        return llm[:h], llm[h:], model
+
+
 def build(
     client: Any,
     project_id: int,
@@ -160,8 +207,10 @@ def build(
     target: float = DEFAULT_TARGET,
     level: float = DEFAULT_LEVEL,
     progress: bool = False,
+    new_audit: bool = False,
 ) -> dict:
-    """The finished dataset of the project, as written to the output file (see scripts/finish.py --help)."""
+    """The finished dataset of the project, as written to the output file (see scripts/finish.py --help); with
+    `new_audit`, planned afresh from every human label as if the project had no audit yet."""
     check_target(target, level)
     project, config = project_schema(client, project_id)
     schema = config.primary
@@ -184,38 +233,55 @@ def build(
             source[task_id] = "open"
     human_ids = sorted(human)
     open_ids = sorted(i for i, s in source.items() if s == "open")
-    texts = [pool[i] for i in human_ids + open_ids]
-    n_labels = len(schema.labels)
-    y = np.array([schema.labels.index(human[i]) for i in human_ids], dtype=int)
+    plan, tab = (None, None) if new_audit else _read_audit(client, project_id)
+    if plan is not None and (plan.target, plan.level) != (target, level):
+        raise FinishError(
+            f"the audit of project {project_id} was drawn for a target of {plan.target} at {plan.level} confidence: "
+            f"finish with --target {plan.target} --level {plan.level}, or draw a new audit (--new-audit)")
+    drawn = set(plan.tasks) if plan else set()
+    fitted_on = set(plan.trained_on) if plan else set(human_ids)
+    # Never the audit's labels: the audit is the model's test, and it must not have seen it.
+    train_ids = [i for i in human_ids if i in fitted_on and i not in drawn]
+    audited_ids = [i for i in plan.tasks if i in human] if plan else []
+    y = np.array([schema.labels.index(human[i]) for i in train_ids], dtype=int)
+    y_audit = np.array([schema.labels.index(human[i]) for i in audited_ids], dtype=int)
+    heldout, probs, model = _fit(loop, config, str(project_id), [pool[i] for i in train_ids + audited_ids + open_ids],
+                                 y, len(schema.labels), progress)
+    audit_probs, open_probs = probs[: len(audited_ids)], probs[len(audited_ids):]
+    open_conf = open_probs.max(axis=1)
 
-    model: dict[str, Any] = {"kind": "llm", "trained_on": 0, "fallback": None}
-    if texts:
-        vectors, llm, info = score_texts(loop, config, texts, progress, str(project_id))
-        model.update(info)
-        h = len(human_ids)
-        kind = loop.text.recipe(info["features"])  # the kind of model the backend trains on these vectors
-        try:
-            heldout = classifier.out_of_fold(kind, vectors[:h], llm[:h], y, n_labels)
-            fitted = classifier.fit(kind, vectors[:h], llm[:h], y, n_labels)
-            open_probs = fitted.predict_proba(vectors[h:], llm[h:]) if open_ids else np.zeros((0, n_labels))
-            model.update(kind=kind, trained_on=h)
-        except classifier.TrainingError as e:
-            heldout, open_probs = llm[:h], llm[h:]
-            model["fallback"] = f"the LLM alone: {e}"
+    chosen = routing.Threshold(None, target, level, 0, None, None)
+    pending = [i for i in plan.tasks if i in states and i not in human] if plan else []
+    if plan is None:
+        proposal = routing.plan_audit(heldout.max(axis=1), heldout.argmax(axis=1) == y, open_conf, target, level)
+        status = "none"
+        if proposal.size:
+            region = [i for i, c in zip(open_ids, open_conf.tolist()) if c >= proposal.region]
+            # Seeded by the project: a dry run shows the sample --apply would draw from the same labels.
+            sample = np.random.default_rng(project_id).choice(region, size=proposal.size, replace=False)
+            plan = audit.Audit(sorted(int(i) for i in sample), region, proposal.region, proposal.expected,
+                               train_ids, target, level, _now())
+            pending, drawn, status = plan.tasks, set(plan.tasks), "drawn"
+    elif pending:
+        status = "waiting"
     else:
-        heldout, open_probs = np.zeros((0, n_labels)), np.zeros((0, n_labels))
-    chosen = routing.threshold_for(heldout, y, target, level)
+        status = "tested"
+        chosen = routing.fixed_sequence(audit_probs.max(axis=1), audit_probs.argmax(axis=1) == y_audit, target,
+                                        level)
+    region = set(plan.region) if plan else set()
 
-    guess = dict(zip(open_ids, open_probs.argmax(axis=1).tolist())) if open_ids else {}
-    confidence = dict(zip(open_ids, open_probs.max(axis=1).tolist())) if open_ids else {}
+    position = {task_id: at for at, task_id in enumerate(open_ids)}
     rows = []
     for task_id in sorted(states):
         kind = source[task_id]
         row: dict[str, Any] = {"id": task_id, "source": kind, "label": human.get(task_id)}
         if kind == "open":
-            p = confidence[task_id]
-            label = schema.labels[guess[task_id]]
-            if chosen.threshold is not None and p >= chosen.threshold:
+            at = position[task_id]
+            p = float(open_conf[at])
+            label = schema.labels[int(open_probs[at].argmax())]
+            if task_id in drawn:
+                row.update(source="audit", guess=label, probability=round(p, 6))
+            elif chosen.threshold is not None and task_id in region and p >= chosen.threshold:
                 row.update(source="model", label=label, probability=round(p, 6))
             else:
                 row.update(source="needs_person", guess=label, probability=round(p, 6))
@@ -225,10 +291,22 @@ def build(
     return {
         "project": project_id,
         "title": project.title,
-        "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created": _now(),
         "labels": list(schema.labels),
         "model": model,
-        "estimate": {**chosen.as_dict(), "model_labeled": counts["model"]},
+        "estimate": {**chosen.as_dict(), "rule": "audit", "model_labeled": counts["model"]},
+        "audit": {
+            "status": status,
+            "tab": tab,
+            "size": len(plan.tasks) if plan else 0,
+            "labeled": len(audited_ids),
+            "pending": pending,
+            "region_tasks": len(region),
+            "floor": plan.floor if plan else None,
+            "expected": plan.expected if plan else None,
+            "drawn": plan.drawn if plan else None,
+            "plan": asdict(plan) if plan else None,
+        },
         "counts": {"tasks": len(rows), **counts},
         "tasks": rows,
         "needs_person": [r["id"] for r in waiting],
@@ -288,15 +366,19 @@ def _remove(client, doomed: list[tuple[int, int, str]], record: dict, progress: 
 def apply(
     client: Any, project_id: int, dataset: dict, progress: bool = False, workers: int = WORKERS
 ) -> dict:
-    """Make Label Studio hold the dataset's model labels as model annotations; what was done (also noted on the
-    dataset's model rows as "annotation"). Only tasks without any other annotation get one."""
+    """Make Label Studio hold the dataset's model labels as model annotations, and a newly drawn audit as its tab;
+    what was done (also noted on the dataset's model rows as "annotation"). Only tasks without any other
+    annotation get a model label."""
     schema = project_schema(client, project_id)[1].primary
     wanted = {r["id"]: r["label"] for r in dataset["tasks"] if r["source"] == "model"}
     states = read_states(client, project_id, schema)
     record: dict[str, Any] = {
         "mark": {**model_labels.mark_fields(), "note": "backend/labelstudio/model_labels.py"},
-        "created": [], "kept": [], "removed": [], "skipped": [], "failed": [],
+        "created": [], "kept": [], "removed": [], "skipped": [], "failed": [], "audit_tab": None,
     }
+    drawn = dataset.get("audit") or {}
+    if drawn.get("status") == "drawn":  # first: the plan is kept before anything is written by it
+        record["audit_tab"] = drawn["tab"] = audit.write(client, project_id, audit.Audit(**drawn["plan"]))
     doomed, todo = [], []
     for task_id, state in sorted(states.items()):
         want = wanted.get(task_id)
@@ -343,10 +425,12 @@ def apply(
 
 
 def undo(client: Any, project_id: int, progress: bool = False, workers: int = WORKERS) -> dict:
-    """Remove every model annotation of the project that no person has saved since; what was done."""
+    """Remove every model annotation of the project that no person has saved since, and the audit's tab (its plan;
+    the labels people gave stay); what was done."""
     get_project(client, project_id)
     states = read_states(client, project_id, None)
-    record: dict[str, Any] = {"removed": [], "failed": [], "kept_edited": []}
+    record: dict[str, Any] = {"removed": [], "failed": [], "kept_edited": [],
+                              "audit_tab_removed": audit.delete(client, project_id)}
     doomed = [(task_id, number, "undo") for task_id, s in sorted(states.items()) for number, _ in s.ours]
     record["kept_edited"] = [
         {"task": task_id, "annotation": number} for task_id, s in sorted(states.items()) for number in s.edited_ours

@@ -1,0 +1,51 @@
+"""Data Manager tabs that hold exactly a list of tasks and remember state of their own: the "Label issues" tab
+(backend/labelstudio/review.py) and the finish audit's (backend/labelstudio/audit.py).
+
+A tab is found by its title; what it must remember between runs is kept in its data under a key of the caller's,
+which Label Studio 1.23.2 stores and returns as given: the project is the one place every admin's run reads, and
+deleting the tab forgets it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from backend.labelstudio.tasks import _calling
+
+
+def find(client: Any, project_id: int, title: str) -> Any | None:
+    """The project's tab of that title, or None."""
+    with _calling(client, f"reading the tabs of project {project_id}"):
+        views = [v for v in client.views.list(project=project_id)
+                 if isinstance(v.data, dict) and v.data.get("title") == title]
+    return views[0] if views else None
+
+
+def holding(title: str, task_ids: Iterable[int], **state: Any) -> dict:
+    """A tab's data: the tasks `task_ids` in id order, and `state` kept beside them."""
+    return {
+        "title": title,
+        "ordering": ["tasks:id"],
+        "filters": {"conjunction": "and", "items": [
+            {"filter": "filter:tasks:id", "operator": "in_list", "type": "Number", "value": sorted(task_ids)}]},
+        **state,
+    }
+
+
+def write(client: Any, project_id: int, data: dict) -> int:
+    """Make or refresh the tab titled data["title"]; its id."""
+    view = find(client, project_id, data["title"])
+    with _calling(client, f"writing the {data['title']!r} tab of project {project_id}"):
+        if view is None:
+            return client.views.create(project=project_id, data=data).id
+        return client.views.update(id=str(view.id), project=project_id, data=data).id
+
+
+def delete(client: Any, project_id: int, title: str) -> bool:
+    """Remove the tab of that title; whether there was one."""
+    view = find(client, project_id, title)
+    if view is None:
+        return False
+    with _calling(client, f"deleting the {title!r} tab of project {project_id}"):
+        client.views.delete(id=str(view.id))
+    return True
