@@ -288,7 +288,7 @@ def test_once_the_audit_is_labeled_the_model_labels_the_region_above_the_tested_
     _, _, probs = blend_probs(loop, truth, train, others)
     n = len(plan["tasks"])
     y_audit = np.array([truth[t] for t in others[:n]])
-    chosen = routing.fixed_sequence(probs[:n].max(1), probs[:n].argmax(1) == y_audit, target, 0.95)
+    chosen = routing.audit_threshold(probs[:n].max(1), probs[:n].argmax(1) == y_audit, plan["expected"], target)
     assert est["threshold"] is not None and est["rule"] == "audit", est
     assert {k: est[k] for k in ("threshold", "support", "accuracy", "lower_bound")} == {
         k: getattr(chosen, k) for k in ("threshold", "support", "accuracy", "lower_bound")}
@@ -439,7 +439,7 @@ def test_finish_plan_audit_test_apply_twice_and_undo(label_studio, tmp_path, mon
     assert dataset["audit"]["status"] == "tested" and dataset["model"]["trained_on"] == N_HUMAN
     _, _, answers = fitted(human_ids, drawn)
     y_audit = np.array([SCHEMA.labels.index(truth[tasks[i]]) for i in drawn])
-    chosen = routing.fixed_sequence(answers.max(1), answers.argmax(1) == y_audit, TARGET, 0.95)
+    chosen = routing.audit_threshold(answers.max(1), answers.argmax(1) == y_audit, a["expected"], TARGET)
     assert est["threshold"] is not None and est["threshold"] == pytest.approx(chosen.threshold), (est, chosen)
     assert (est["support"], est["lower_bound"]) == (chosen.support, pytest.approx(chosen.lower_bound))
     assert est["lower_bound"] >= TARGET and est["rule"] == "audit"

@@ -40,7 +40,7 @@ def finishing_inputs(n_pool: int = 240, seed: int = 0) -> simulation.Inputs:
     return inputs
 
 
-SETTINGS = dict(target=0.9, level=0.95, seed_size=40, batch=20, patience=3)
+SETTINGS = dict(target=0.9, level=0.95, seed_size=40, batch=20, patience=3, evidence="all")  # the loop alone
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +149,7 @@ def test_stopping_rule_is_the_documented_one(results):
 
 def test_budget_stops_the_loop(inputs):
     run = fs.finish_run(inputs, "llm_state", "random", seed=0, target=0.99, level=0.99, seed_size=30, batch=20,
-                        patience=50, budget=70)
+                        patience=50, budget=70, evidence="all")
     assert [s.labeled for s in run.steps] == [30, 50, 70] and run.stop_reason == "budget"
     assert len(run.order) == 70 == len(set(run.order.tolist()))
     # finishing on the budget: people label what is below the threshold (everything, when none passed)
@@ -159,7 +159,7 @@ def test_budget_stops_the_loop(inputs):
 def test_no_threshold_means_people_label_everything(inputs):
     """A target no bound can reach at these supports: the loop labels on to the whole pool, all human."""
     small = finishing_inputs(n_pool=80)
-    run = fs.finish_run(small, "llm", "margin", seed=0, target=0.999, level=0.99, seed_size=40, batch=20)
+    run = fs.finish_run(small, "llm", "margin", seed=0, target=0.999, level=0.99, seed_size=40, batch=20, evidence="all")
     assert all(s.threshold is None for s in run.steps)
     assert run.final.labeled == 80 and run.final.human == 80 and run.final.auto == 0
     assert run.final.auto_accuracy is None and run.final.finished_accuracy == 1.0
@@ -171,7 +171,7 @@ def test_llm_alone_routes_on_its_own_probabilities(inputs):
     perfect = finishing_inputs(n_pool=200)
     perfect.pool_llm = np.full((200, 3), 0.01)
     perfect.pool_llm[np.arange(200), perfect.pool_y] = 0.98
-    run = fs.finish_run(perfect, fs.LLM_ALONE, "random", seed=3, target=0.95, seed_size=80, batch=20)
+    run = fs.finish_run(perfect, fs.LLM_ALONE, "random", seed=3, target=0.95, seed_size=80, batch=20, evidence="all")
     assert len(run.steps) == 1 and run.stop_reason == "nothing below the threshold"
     assert run.final.human == 80 and run.final.auto == 120
     assert run.final.auto_accuracy == 1.0 and run.final.finished_accuracy == 1.0
@@ -233,8 +233,8 @@ def test_audit_evidence_tests_a_random_sample_of_the_proposed_region(inputs):
     rng = np.random.default_rng(2)
     rng.choice(len(inputs.pool_y), size=80, replace=False)  # the seed set's draw comes first
     assert fs.audit(pool_probs, oof, labeled, inputs.pool_y, proposal, 0.8, 0.95, rng) == final  # replayed draws
-    results = fs.finish(inputs, ["random"], seeds=[0, 1], evidence="audit", baseline=False, progress=False,
-                        **{**SETTINGS, "target": 0.8})
+    results = fs.finish(inputs, ["random"], seeds=[0, 1], baseline=False, progress=False,
+                        **{**SETTINGS, "target": 0.8, "evidence": "audit"})
     block = results["strategies"]["random"]
     assert 0 <= block["promise_kept"] <= 1 and block["audit_labels_mean"] == np.mean(
         [seed["audited"] for seed in block["seeds"]])

@@ -76,6 +76,23 @@ def test_fixed_sequence_keeps_its_promise_where_the_lowest_pass_does_not():
     assert wrong_lowest > wrong_fixed  # the scan for the lowest pass is a selection the bound does not cover
 
 
+def test_the_audit_is_tested_from_the_support_the_plan_expected_to_pass():
+    # 300 audit answers, 0.985 right, one slip among the 59 most confident: a sequence from the top ends there.
+    confidence = np.linspace(1.0, 0.5, 300)
+    correct = np.ones(300, bool)
+    correct[[10, 150, 200, 250]] = False
+    assert routing.fixed_sequence(confidence, correct).threshold is None
+    start = routing.fewest_passing(0.985, 300)
+    assert start > 59 and routing.lower_bound(int(np.floor(0.985 * start)), start) >= 0.95
+    assert routing.lower_bound(int(np.floor(0.985 * (start - 1))), start - 1) < 0.95
+    chosen = routing.audit_threshold(confidence, correct, expected=0.985)
+    assert chosen == routing.fixed_sequence(confidence, correct, min_support=start)
+    assert chosen.support == 300 and chosen.lower_bound >= 0.95  # 296 of 300: the whole audit passes
+    assert routing.fewest_passing(0.95, 300) is None and routing.fewest_passing(None, 300) is None
+    # Without an expectation (or one that cannot pass) the sequence starts at the top, as fixed_sequence does.
+    assert routing.audit_threshold(confidence, correct, None) == routing.fixed_sequence(confidence, correct)
+
+
 def test_the_audit_is_sized_by_the_expected_accuracy_and_refused_where_it_cannot_pay():
     small, large = routing.audit_size(0.99, 3000), routing.audit_size(0.97, 3000)
     assert 59 <= small < large < 1500

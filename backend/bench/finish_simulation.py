@@ -292,7 +292,7 @@ def audit(pool_probs: np.ndarray, oof: np.ndarray, labeled: np.ndarray, pool_y: 
     region = np.flatnonzero(unlabeled & (confidence >= plan.region)) if plan.size else np.zeros(0, dtype=np.int64)
     sample = rng.choice(region, size=plan.size, replace=False) if plan.size else region
     right = pool_probs[sample].argmax(axis=1) == pool_y[sample]  # what people's audit labels show
-    chosen = routing.fixed_sequence(confidence[sample], right, target, level)
+    chosen = routing.audit_threshold(confidence[sample], right, plan.expected, target, level)
     return _step(pool_probs, pool_y, labeled, chosen, sample, proposal.oracle_auto)
 
 
@@ -307,7 +307,7 @@ def finish_run(
     batch: int = BATCH,
     patience: int = PATIENCE,
     budget: int | None = None,
-    evidence: str = "all",
+    evidence: str = "audit",
 ) -> FinishRun:
     """One finishing run (the module docstring's steps 1-4); deterministic for a given seed."""
     n_pool = len(inputs.pool_y)
@@ -387,7 +387,7 @@ def finish(
     batch: int = BATCH,
     patience: int = PATIENCE,
     budget: int | None = None,
-    evidence: str = "all",
+    evidence: str = "audit",
     baseline: bool = True,
     progress: bool = True,
 ) -> dict:

@@ -4,11 +4,14 @@ model may label the rest, and how accurate the finished dataset is. With --data 
 of the set (a small test split is held out as well, which this simulation never reads).
 
 Per strategy and seed: people label a random seed set, then batches in the strategy's order; after each batch the
-served model is refit and the pool re-routed (the threshold of backend/loop/routing.py, chosen on the out-of-fold
-predictions of the human labels). The run finishes when nothing is left below the threshold, or when the human
-cost of finishing (labels so far + items below the threshold) has not dropped for --patience batches; then people
-label what is below the threshold and the model the rest. The same loop with the LLM alone (its calibrated
-probabilities, no training) is the baseline. Rule and accounting: backend/bench/finish_simulation.py.
+served model is refit and the pool re-routed by the out-of-fold threshold (backend/loop/routing.py). The loop stops
+when nothing is left below it, or when the human cost of finishing (labels so far + items below it) has not dropped
+for --patience batches. Then the finish is audited, as scripts/finish.py does it (--evidence audit): the labels so
+far plan a region and an audit size, people label that many items drawn at random from the region, a fixed-sequence
+test on them chooses the threshold, the model labels the rest of the region above it and people everything else.
+`promise_kept` is the share of runs whose model-labeled part is in truth at or above --target. The same loop with
+the LLM alone (its calibrated probabilities, no training) is the baseline. Rule and accounting:
+backend/bench/finish_simulation.py.
 
 Writes OUT/results.json (strategies.<name>.human_fraction, .auto_accuracy_min, .finished_accuracy_mean, per-seed
 details with every step, the config, the baseline under llm_alone, the issue's goal under goal) and
@@ -61,11 +64,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="batches without a lower human cost before finishing (default %(default)s)")
     parser.add_argument("--budget", type=positive_int,
                         help="most labels the loop asks for before finishing, seed set included (default: the pool)")
-    parser.add_argument("--evidence", choices=finish_simulation.EVIDENCE, default="all",
-                        help="labels that choose the threshold: all (every label's out-of-fold answer, as "
-                             "scripts/finish.py), seed (the random seed set's only), or audit (at the finish, a "
-                             "random sample of the tasks the model proposes to label, tested in a fixed sequence: "
-                             "a promise valid under any ranking) (default %(default)s)")
+    parser.add_argument("--evidence", choices=finish_simulation.EVIDENCE, default="audit",
+                        help="labels that choose the threshold: audit (at the finish, a random sample of the tasks "
+                             "the model proposes to label, tested in a fixed sequence: a promise valid under any "
+                             "ranking, as scripts/finish.py), all (every label's out-of-fold answer: the earlier "
+                             "rule, for comparison), or seed (the random seed set's only) (default %(default)s)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the LLM-alone baseline")
     parser.add_argument("--cache-dir", type=Path, default=simulation.DEFAULT_CACHE_DIR,
                         help="cache of embeddings and LLM outputs (default %(default)s)")

@@ -266,8 +266,8 @@ def build(
         status = "waiting"
     else:
         status = "tested"
-        chosen = routing.fixed_sequence(audit_probs.max(axis=1), audit_probs.argmax(axis=1) == y_audit, target,
-                                        level)
+        chosen = routing.audit_threshold(audit_probs.max(axis=1), audit_probs.argmax(axis=1) == y_audit,
+                                         plan.expected, target, level)
     region = set(plan.region) if plan else set()
 
     position = {task_id: at for at, task_id in enumerate(open_ids)}
