@@ -12,7 +12,7 @@ LLAMA_STAMP := $(LLAMA_VENV)/.installed
 PORT ?= 9090
 export PORT
 
-.PHONY: install model corpora labelstudio llama llama-server browser run serve test test-e2e bench bench-engines bench-rescore bench-label-issues bench-questions bench-data calibrate clean
+.PHONY: install model corpora labelstudio llama llama-server browser postgres run serve test test-e2e bench bench-engines bench-rescore bench-label-issues bench-questions bench-data calibrate clean
 
 $(STAMP): pyproject.toml requirements/data.txt
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,11 @@ browser:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) \
 	  || echo "chromium not installed: tests/test_browser.py will be skipped"
 
+# Debian's PostgreSQL server: the queue and loop tests run Label Studio on it too (a throwaway cluster per run).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq postgresql) \
+	  || { echo "postgresql not installed: the PostgreSQL runs of the queue and loop tests will be skipped"; [ "$$CI" != "true" ]; }
+
 # Label Studio and the backend on 127.0.0.1 with a ready demo project; `make serve` runs the backend alone.
 run: model labelstudio
 	$(BIN)/python scripts/demo.py
@@ -70,10 +75,10 @@ run: model labelstudio
 serve:
 	$(BIN)/gunicorn -c python:backend.serving.gunicorn_conf backend.serving.wsgi:app
 
-test: model corpora labelstudio llama browser
+test: model corpora labelstudio llama browser postgres
 	$(BIN)/python -m pytest -q
 
-test-e2e: model labelstudio browser
+test-e2e: model labelstudio browser postgres
 	$(BIN)/python -m pytest -q -m e2e
 
 bench: model

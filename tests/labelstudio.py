@@ -25,7 +25,8 @@ MISSING_REASON = (
 class LabelStudioServer(ls_server.LabelStudioServer):
     """`with LabelStudioServer(tmp) as ls:` Label Studio on a free port with a test admin who has both token kinds."""
 
-    def __init__(self, data_dir: Path, admin_email: str = "admin@example.com", admin_password: str = "admin-pass-1234"):
+    def __init__(self, data_dir: Path, admin_email: str = "admin@example.com", admin_password: str = "admin-pass-1234",
+                 database: dict[str, str] | None = None):
         # A constant legacy token stays right when a data directory is started again.
         super().__init__(
             data_dir,
@@ -33,6 +34,7 @@ class LabelStudioServer(ls_server.LabelStudioServer):
             admin_email=admin_email,
             admin_password=admin_password,
             legacy_token="labelloop-test-legacy-token",
+            database=database,
         )
 
     def create_annotator(self, email: str, password: str) -> User:

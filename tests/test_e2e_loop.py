@@ -9,6 +9,7 @@ import requests
 from label_studio_sdk import LabelStudio
 
 import labelstudio
+from conftest import on_both_databases
 from backend.bench import corpus
 from backend.labelstudio import sync
 from helpers import ROOT, gunicorn, wait_for
@@ -16,6 +17,12 @@ from helpers import ROOT, gunicorn, wait_for
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MISSING_REASON)]
 
 N_TASKS, N_LABELED = 60, 42
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def label_studio(request):
+    """Every test here runs on Label Studio with SQLite and with PostgreSQL."""
+    return on_both_databases(request)
 AUTH = ("labelstudio", "s3cret-e2e-pass")
 
 

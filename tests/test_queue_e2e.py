@@ -14,6 +14,7 @@ import pytest
 from label_studio_sdk import LabelStudio
 
 import labelstudio
+from conftest import on_both_databases
 from backend.bench import corpus
 from backend.labelstudio import queue as ls_queue
 from backend.serving.service import Service
@@ -23,6 +24,12 @@ from helpers import CONFIG, tiny_predictor
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MISSING_REASON)]
 
 N_TASKS = 45
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def label_studio(request):
+    """Every test here runs on Label Studio with SQLite and with PostgreSQL."""
+    return on_both_databases(request)
 RESULT = [{"from_name": "sentiment", "to_name": "review", "type": "choices", "value": {"choices": ["Positive"]}}]
 
 

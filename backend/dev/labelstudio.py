@@ -80,6 +80,7 @@ class LabelStudioServer:
         timeout: float = 10.0,
         tries: int = 4,
         retry_delay: float = 0.5,
+        database: dict[str, str] | None = None,
     ):
         if not admin_password:
             raise ValueError("admin_password is required")
@@ -96,6 +97,9 @@ class LabelStudioServer:
         self.timeout = timeout
         self.tries = max(1, tries)
         self.retry_delay = retry_delay
+        # Label Studio's database settings (backend/dev/postgres.py's Connection.label_studio_env()); None: SQLite
+        # in the data directory.
+        self.database = database
         self.admin: User | None = None
         self.first_start = False  # set by launch(): True when the database had to be created
         self.startup_seconds = 0.0
@@ -113,8 +117,7 @@ class LabelStudioServer:
         env = {
             **inherited,
             "LABEL_STUDIO_BASE_DATA_DIR": str(self.data_dir),
-            "DJANGO_DB": "sqlite",
-            "DATABASE_NAME": str(self.data_dir / DATABASE_FILE),
+            **(self.database or {"DJANGO_DB": "sqlite", "DATABASE_NAME": str(self.data_dir / DATABASE_FILE)}),
             "LABEL_STUDIO_USERNAME": self.admin_email,
             "LABEL_STUDIO_PASSWORD": self.admin_password,
             "COLLECT_ANALYTICS": "false",
@@ -147,7 +150,7 @@ class LabelStudioServer:
                 f"port {self.port} on 127.0.0.1 is in use; stop what listens there or pick another"
             )
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.first_start = not (self.data_dir / DATABASE_FILE).exists()
+        self.first_start = not (self.tokens_path if self.database else self.data_dir / DATABASE_FILE).exists()
         self.startup_seconds = 0.0
         self._launched_at = time.monotonic()
         with self.log_path.open("a") as log:

@@ -1,15 +1,16 @@
 """Routing between people and the model: which tasks the model may label, at an accuracy known with a bound.
 
-The rule: the model labels a task when its top probability reaches a threshold. The threshold is the lowest whose
-accuracy on human labels the model never trained on (out-of-fold predictions) has a one-sided lower confidence
-bound (Clopper-Pearson, exact for a binomial) at or above the target, not just a mean at or above it. Lower
-thresholds label more of the pool; the bound keeps the promise honest for the tasks that pass.
+The model labels a task when its top probability reaches a threshold. Two ways to choose it live here:
 
-Why the out-of-fold set is a fair, even cautious, yardstick: in the loop people label the tasks the model is least
-sure of first, so the human-labeled tasks are harder than what is left; the accuracy measured on them at a given
-confidence is, if anything, below what the rest will see. Scanning thresholds and taking the first that passes
-is a selection; the exact bound and that caution leave room for it, and the simulation (scripts/simulate_finish.py)
-checks the promise against the truth.
+- The promise (scripts/finish.py): an audit. The labels so far only plan it (plan_audit: a region of open tasks
+  above a confidence floor, and a sample size); people label a sample drawn at random from the region; the
+  thresholds are tested on that sample in a fixed sequence (audit_threshold, fixed_sequence: Learn then Test), each
+  at the full level with an exact Clopper-Pearson bound. Valid whatever order people labeled in: the argument is
+  in fixed_sequence's docstring.
+- The estimate (a training run's record, /versions' coverage: routing_record, pool_coverage): the lowest threshold
+  whose out-of-fold accuracy on the labels so far has its bound at the target (choose_threshold). Cheap and
+  label-free, but the scan for the lowest pass is a selection the bound does not cover, and the labels are the ones
+  the ranking chose: it says how much the model could take, not what finish promises.
 """
 
 from __future__ import annotations
