@@ -30,6 +30,14 @@ from backend.files import write_atomically
 
 log = logging.getLogger(__name__)
 
+# registry.json's layout. A registry without the key was written before layouts were numbered, in this same layout.
+# A release reads every format up to its own and refuses a newer one (DataFormatError) rather than misread it.
+FORMAT = 1
+
+
+class DataFormatError(RuntimeError):
+    """DATA_DIR holds a file written by a newer release; the message says which and what to do."""
+
 
 # Artifacts are pickles, which name classes by module. Those saved before backend/ had subpackages (release 0.1.0)
 # name backend.loop.ProjectModel and backend.classifier.Model; a deployment's trained models must survive the upgrade.
@@ -87,11 +95,17 @@ class ModelStore:
         except (OSError, ValueError) as e:
             # Never silently start over: the artifacts are still there and the admin should know.
             raise RuntimeError(f"{self.registry_path} is unreadable ({e}); move it aside to start a new registry") from None
+        found = data.get("format", FORMAT)
+        if not isinstance(found, int) or found > FORMAT:
+            raise DataFormatError(
+                f"{self.registry_path} is in format {found!r}, written by a newer release; this one reads formats up "
+                f"to {FORMAT}: run the newer release, or restore DATA_DIR from a backup made by this one (docs/deploy.md)")
         data.setdefault("settings", {})
         return data
 
     def _save_registry(self, data: dict) -> None:
-        write_atomically(self.registry_path, lambda f: json.dump(data, f, indent=1, sort_keys=True))
+        stamped = {**data, "format": FORMAT}
+        write_atomically(self.registry_path, lambda f: json.dump(stamped, f, indent=1, sort_keys=True))
 
     def artifact(self, version: str) -> Path:
         return self.dir / "models" / f"{version}.joblib"

@@ -7,6 +7,7 @@ retrain take a second rather than minutes.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 from pathlib import Path
@@ -15,6 +16,10 @@ from typing import Callable, Sequence
 import numpy as np
 
 from backend.files import write_atomically
+
+
+log = logging.getLogger(__name__)
+FORMAT = 1  # the .npz layout (keys, vectors); files without the key are this layout too
 
 
 def text_key(text: str) -> str:
@@ -30,8 +35,12 @@ class VectorCache:
         if self.path and self.path.is_file():
             try:
                 with np.load(self.path, allow_pickle=False) as saved:
+                    found = int(saved["format"]) if "format" in saved.files else FORMAT
+                    if found > FORMAT:  # a newer release's cache: recomputed here, never misread
+                        raise ValueError(f"format {found}")
                     self._rows = dict(zip(saved["keys"].tolist(), saved["vectors"]))
-            except (OSError, ValueError, KeyError):  # a damaged cache is rebuilt, never trusted
+            except (OSError, ValueError, KeyError) as e:  # a damaged cache is rebuilt, never trusted
+                log.warning("%s is not readable here (%s): its vectors are computed again", self.path, e)
                 self._rows = {}
 
     def __len__(self) -> int:
@@ -68,4 +77,5 @@ class VectorCache:
             keys = np.array(list(self._rows), dtype="U64")
             vectors = np.stack(list(self._rows.values())) if self._rows else np.zeros((0, 0), np.float32)
             self._dirty = False
-        write_atomically(self.path, lambda f: np.savez(f, keys=keys, vectors=vectors), binary=True)
+        write_atomically(self.path, lambda f: np.savez(f, keys=keys, vectors=vectors, format=np.array(FORMAT)),
+                         binary=True)
