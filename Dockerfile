@@ -1,8 +1,10 @@
 # The backend as a container: the same install (make install model) and the same gunicorn command as `make serve`.
-FROM python:3.11-slim
+# `make container` builds it (backend/dev/container.py); BASE_IMAGE: any Debian-based image with python3 3.11.
+ARG BASE_IMAGE=python:3.11-slim
+FROM ${BASE_IMAGE}
 
-RUN apt-get update && apt-get install -y --no-install-recommends make curl \
-    && rm -rf /var/lib/apt/lists/* \
+RUN { (command -v make && command -v curl) >/dev/null \
+      || (apt-get update && apt-get install -y --no-install-recommends make curl && rm -rf /var/lib/apt/lists/*); } \
     && useradd --create-home --uid 1000 app
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     HOME=/home/app LLM_CACHE_DIR=/home/app/.cache/labelloop DATA_DIR=/home/app/data PORT=9090

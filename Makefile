@@ -12,7 +12,7 @@ LLAMA_STAMP := $(LLAMA_VENV)/.installed
 PORT ?= 9090
 export PORT
 
-.PHONY: install model corpora labelstudio llama llama-server browser postgres run serve test test-e2e bench bench-engines bench-rescore bench-label-issues bench-questions bench-data calibrate clean
+.PHONY: install model corpora labelstudio llama llama-server browser postgres container-tools container run serve test test-e2e bench bench-engines bench-rescore bench-label-issues bench-questions bench-data calibrate clean
 
 $(STAMP): pyproject.toml requirements/data.txt
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,16 @@ postgres:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq postgresql) \
 	  || { echo "postgresql not installed: the PostgreSQL runs of the queue and loop tests will be skipped"; [ "$$CI" != "true" ]; }
 
+# The backend's image from the checkout, localhost/labelloop:latest, with the packaged 0.5B baked in (podman and
+# buildah from Debian's packages; a Debian base made with debootstrap where python:3.11-slim cannot be pulled).
+container-tools:
+	@command -v podman >/dev/null && command -v buildah >/dev/null && command -v debootstrap >/dev/null \
+	  || (apt-get update -qq && apt-get install -y -qq podman buildah debootstrap) \
+	  || { echo "podman/buildah not installed: tests/test_container.py will be skipped"; [ "$$CI" != "true" ]; }
+
+container: install container-tools
+	$(BIN)/python -m backend.dev.container build
+
 # Label Studio and the backend on 127.0.0.1 with a ready demo project; `make serve` runs the backend alone.
 run: model labelstudio
 	$(BIN)/python scripts/demo.py
@@ -75,7 +85,7 @@ run: model labelstudio
 serve:
 	$(BIN)/gunicorn -c python:backend.serving.gunicorn_conf backend.serving.wsgi:app
 
-test: model corpora labelstudio llama browser postgres
+test: model corpora labelstudio llama browser postgres container-tools
 	$(BIN)/python -m pytest -q
 
 test-e2e: model labelstudio browser postgres
