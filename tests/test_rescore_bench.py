@@ -100,10 +100,21 @@ def test_seconds_are_positive_and_add_up(result):
 
 @pytest.mark.parametrize(
     "args",
-    [["--tasks", "0"], ["--runs", "x"], ["--ls-url", "http://localhost:8080"], ["--strategies", ","], ["--bogus"]],
+    [["--tasks", "0"], ["--runs", "x"], ["--ls-url", "http://localhost:8080"], ["--strategies", ","], ["--bogus"],
+     ["--database", "mysql"]],
 )
 def test_bad_arguments_exit_2_with_one_line(args):
     answer = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=60)
     assert answer.returncode == 2
     assert answer.stdout == "" and len(answer.stderr.strip().splitlines()) == 1
     assert answer.stderr.startswith("error: ")
+
+
+@pytest.mark.e2e
+@needs_label_studio
+def test_databases_side_by_side(result):
+    table = rescore_bench.side_by_side({"sqlite": result, "postgresql": result}).splitlines()
+    assert table[0].startswith("steady state") and len(table) == 4
+    sqlite_row = table[2].split()
+    assert sqlite_row[0] == "sqlite" and sqlite_row[-1] == "OK"
+    assert float(sqlite_row[1]) == pytest.approx(result["steady_state"]["total_seconds"], abs=0.06)

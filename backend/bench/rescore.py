@@ -622,3 +622,18 @@ def report(result: dict) -> str:
         "hold exactly one prediction",
     ]
     return "\n".join(lines)
+
+
+def side_by_side(results: dict[str, dict]) -> str:
+    """The databases' steady states in one table: a re-score's seconds in all and in Label Studio, how long Label
+    Studio went on deleting after it, and whether every task ended with one prediction."""
+    lines = [f"  {'database':<12}{'re-score s':>12}{'Label Studio s':>16}{'settle s':>10}{'first run s':>13}  check"]
+    for name, r in results.items():
+        steady = r["steady_state"] or {}
+        first = r["run"][0]
+        lines.append(f"  {name:<12}{steady.get('total_seconds', float('nan')):12.1f}"
+                     f"{steady.get('label_studio_seconds', float('nan')):16.1f}"
+                     f"{steady.get('settle_seconds', float('nan')):10.1f}{first['total_seconds']:13.1f}  "
+                     f"{'OK' if r['check']['ok'] else 'FAILED'}")
+    return "steady state (the mean of the runs after the first), side by side:\n" + "\n".join(lines)
+

@@ -1,6 +1,7 @@
 """Time the backend's pool re-score plus write against a real Label Studio, phase by phase.
 
-Starts Label Studio in a temporary directory (or uses --ls-url/--api-key), creates a project with
+Starts Label Studio in a temporary directory, on SQLite and on PostgreSQL one after the other (--database; or uses
+--ls-url/--api-key), creates a project with
 label_config/sentiment.xml, imports --tasks corpus reviews in bulk and runs the backend's loop (backend/loop/project_loop.py) in
 this process: --runs re-scores in a row (what a promotion or a strategy change sets off; here the strategy changes
 before each run). Each re-score reads the pool, scores every text, ranks, writes the predictions in bulk
@@ -20,7 +21,7 @@ command's environment reaches the Label Studio it starts (and is printed), so bo
 
 examples:
   python scripts/bench_rescore.py --out artifacts/bench_rescore.json
-  python scripts/bench_rescore.py --tasks 2000 --runs 3 --chunk 1000
+  python scripts/bench_rescore.py --tasks 2000 --runs 3 --chunk 1000 --database postgresql
   python scripts/bench_rescore.py --ls-url http://localhost:8080 --api-key "$LABEL_STUDIO_API_KEY"
   fflag_fix_back_4620_memory_efficient_predictions_import_08012025_short=true python scripts/bench_rescore.py
 """
@@ -56,9 +57,40 @@ def build_parser() -> argparse.ArgumentParser:
                     help="use this running Label Studio (with --api-key) instead of starting a fresh one in a "
                          "temporary directory; a new project is created in it and left there")
     ap.add_argument("--api-key", default="", help="a Personal Access Token (or legacy token) for --ls-url")
+    ap.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="both",
+                    help="the database of the Label Studio started here: SQLite, PostgreSQL (a throwaway cluster of "
+                         "Debian's server, `make postgres`), or both one after the other, side by side (default "
+                         "%(default)s; ignored with --ls-url)")
     ap.add_argument("--out", type=Path, help="also write every figure as JSON to this file")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars or per-run lines on stderr")
     return ap
+
+
+def started_here(database: str, options: dict, progress: bool) -> dict:
+    """The benchmark against a Label Studio started in a temporary directory on `database`."""
+    from contextlib import ExitStack
+
+    from backend.dev import labelstudio as ls_server
+    from backend.dev import postgres
+    from backend.dev.processes import free_port
+
+    if not ls_server.available():
+        raise rescore_bench.BenchError(f"Label Studio is not installed ({ls_server.LS_BIN}): run `make labelstudio`")
+    with tempfile.TemporaryDirectory(prefix="bench-rescore-") as tmp, ExitStack() as stack:
+        if progress:
+            print(f"starting Label Studio on {database} in a temporary directory...", file=sys.stderr, flush=True)
+        env = None
+        if database == "postgresql":
+            env = stack.enter_context(postgres.PostgresCluster()).connection.label_studio_env()
+        ls = stack.enter_context(ls_server.LabelStudioServer(Path(tmp) / "ls", port=free_port(),
+                                                             admin_password="bench-pass-1234", database=env))
+        result = rescore_bench.run(ls.url, ls.admin.token, data_dir=Path(tmp) / "data", **options)
+        result["label_studio"].update(started_here=True, database=database,
+                                      startup_seconds=round(ls.startup_seconds, 1))
+        # Feature flags set in the environment reach the Label Studio started here (see --help).
+        result["label_studio"]["feature_flags"] = {
+            k: v for k, v in os.environ.items() if k.lower().startswith(("fflag_", "fflag-", "ff_", "feat_"))}
+        return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from backend.dev import labelstudio as ls_server
-    from backend.dev.processes import free_port
+    from backend.dev.postgres import PostgresError
     from backend.bench.corpus import CorpusError
     from backend.labelstudio.sync import SyncError
 
@@ -90,26 +122,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not ls_server.available():
                 raise rescore_bench.BenchError(
                     f"Label Studio is not installed ({ls_server.LS_BIN}): run `make labelstudio`")
-            with tempfile.TemporaryDirectory(prefix="bench-rescore-") as tmp:
-                if not args.no_progress:
-                    print("starting Label Studio in a temporary directory...", file=sys.stderr, flush=True)
-                with ls_server.LabelStudioServer(Path(tmp) / "ls", port=free_port(),
-                                                 admin_password="bench-pass-1234") as ls:
-                    result = rescore_bench.run(ls.url, ls.admin.token, data_dir=Path(tmp) / "data", **options)
-                    result["label_studio"]["started_here"] = True
-                    result["label_studio"]["startup_seconds"] = round(ls.startup_seconds, 1)
-                    # Feature flags set in the environment reach the Label Studio started here (see --help).
-                    result["label_studio"]["feature_flags"] = {
-                        k: v for k, v in os.environ.items()
-                        if k.lower().startswith(("fflag_", "fflag-", "ff_", "feat_"))}
-    except (rescore_bench.BenchError, CorpusError, SyncError, ls_server.LocalLabelStudioError) as e:
+            databases = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
+            results = {name: started_here(name, options, not args.no_progress) for name in databases}
+            result = results[databases[0]] if len(databases) == 1 else {"databases": results}
+    except (rescore_bench.BenchError, CorpusError, SyncError, ls_server.LocalLabelStudioError, PostgresError) as e:
         print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
         return 1
-    print(rescore_bench.report(result))
+    each = result.get("databases", {"": result})
+    for name, one in each.items():
+        print(*([f"\n==== Label Studio on {name}"] if name else []), rescore_bench.report(one), sep="\n")
+    if len(each) > 1:
+        print("\n" + rescore_bench.side_by_side(each))
     if args.out:
         args.out.write_text(json.dumps(result, indent=1) + "\n")
         print(f"\nfigures written to {args.out}")
-    return 0 if result["check"]["ok"] else 1
+    return 0 if all(one["check"]["ok"] for one in each.values()) else 1
 
 
 if __name__ == "__main__":
