@@ -10,8 +10,9 @@ whatever order people labeled in:
      confidence floor) and how many of them people check; that many are drawn at random. --apply keeps the plan
      as the "Finish audit" tab in Label Studio's Data Manager: people label those tasks like any other.
   2. Once every audit task has a label, the next run tests the model (refitted on the plan's labels, never the
-     audit's) on the audit, threshold by threshold from the most confident down, stopping at the first that fails
-     its Clopper-Pearson bound; the model labels the region's open tasks at or above the last that passed.
+     audit's) on the audit, threshold by threshold in a fixed order (from the support the plan expected to pass
+     down), stopping at the first that fails its Clopper-Pearson bound; the model labels the region's open tasks
+     at or above the last that passed.
 
 Gold and synthetic tasks are listed but never labeled by the model. Label Studio is reached at LABEL_STUDIO_URL
 with LABEL_STUDIO_API_KEY; the model as the backend loads it (LLM_MODEL, DATA_DIR for its caches, ...). Without

@@ -12,9 +12,9 @@ The promise is tested on an audit, in two runs:
    and --apply keeps the plan in Label Studio as the "Finish audit" tab (backend/labelstudio/audit.py); people
    label them like any task.
 2. Test. Once every audit task has a label, the model, fitted again on exactly the labels of the plan (never on
-   the audit's), answers the audit; the thresholds are tested from the most confident down and the last to pass
-   before the first failure is chosen (routing.fixed_sequence). The model labels the region's open tasks at or
-   above it.
+   the audit's), answers the audit; the thresholds are tested in a fixed sequence, from the support the plan
+   expected to pass down, and the last to pass before the first failure is chosen (routing.audit_threshold). The
+   model labels the region's open tasks at or above it.
 Why this holds whatever order people labeled in: the audit is a uniform sample of the region, drawn after the
 model was fixed, and the model never saw it; so each threshold's Clopper-Pearson test is exact for the region, and
 the fixed sequence errs only if its first false claim passes, one test's error (at most 1 - level). The labels the
