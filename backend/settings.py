@@ -9,7 +9,7 @@ from pathlib import Path
 from backend.llm.guidelines import DEFAULT_GUIDELINES
 from backend.paths import DEMO_GOLD, GUIDELINES_DIR
 from backend.llm.weights import default_cache_dir
-from backend.ranking.strategies import SERVED
+from backend.ranking import strategies
 
 
 class SettingsError(ValueError):
@@ -106,8 +106,10 @@ class Settings:
         if engine == "openai" and not server_url:
             raise SettingsError("LLM_ENGINE=openai needs LLM_SERVER_URL, e.g. http://127.0.0.1:8000/v1")
         strategy = env("RANK_STRATEGY", "").strip() or "margin"
-        if strategy not in SERVED:
-            raise SettingsError(f"RANK_STRATEGY={strategy!r}: use one of {', '.join(sorted(SERVED))}")
+        try:
+            strategies.get(strategy)
+        except ValueError as e:
+            raise SettingsError(f"RANK_STRATEGY: {e}") from None
         device = env("LLM_DEVICE", "").strip().lower() or "auto"
         if device not in DEVICES:
             raise SettingsError(f"LLM_DEVICE={device!r}: use {', '.join(DEVICES)}")

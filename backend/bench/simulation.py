@@ -48,12 +48,14 @@ EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 # Strategy name -> judge variant, for the LLM-judged strategies.
 JUDGED = {f"llm_{variant}": variant for variant in judge.VARIANTS}
 # A hybrid with one LLM judge next to the default signals; "informative" was picked before any run, as the
-# question closest to what a ranking wants.
+# question closest to what a ranking wants. A variant of the simulation's own, not a strategy a project can serve.
+HYBRID_LLM = "hybrid_llm"
 HYBRID_LLM_WEIGHTS: Mapping[str, float] = {**strategies.DEFAULT_HYBRID_WEIGHTS, "llm_informative": 1.0}
-STRATEGIES = (
-    "random", "least_confidence", "margin", "entropy", "diversity", "hybrid", "disagreement", "committee", *JUDGED,
-    "hybrid_llm",
-)
+
+
+def known_strategies() -> tuple[str, ...]:
+    """Every strategy the simulation can run: the registered ones (backend/ranking/strategies.py), then hybrid_llm."""
+    return (*strategies.REGISTRY, HYBRID_LLM)
 # Model kinds: the classifier recipe, and which text vectors it reads (MiniLM embeddings, or the LLM's own hidden
 # state where the answer begins, as the loop serves it: backend/loop/project_loop.py).
 # "llm_state" is what the backend serves: the recipe its labels choose (classifier.choose, AUTO) on the LLM's hidden
@@ -211,10 +213,10 @@ def _fit_predict(inputs: Inputs, kind: str, labeled: np.ndarray, seed: int) -> t
 def _rank(strategy: str, probs: np.ndarray, inputs: Inputs, labeled: np.ndarray, seed: int, batch: int) -> np.ndarray:
     weights = None
     name = strategy
-    if strategy == "hybrid":  # explicit, or rank() would fuse every judge passed as an extra utility too
-        weights = dict(strategies.DEFAULT_HYBRID_WEIGHTS)
-    elif strategy == "hybrid_llm":
+    if strategy == HYBRID_LLM:
         name, weights = "hybrid", dict(HYBRID_LLM_WEIGHTS)
+    elif strategies.REGISTRY[strategy].tunable:  # explicit, or rank() would fuse every judge passed as an extra too
+        weights = dict(strategies.REGISTRY[strategy].fuses)
     # diversity_k = batch: the batch is chosen by k-center greedy, not the batch points nearest each other's gap.
     # llm_probs: the LLM's probabilities, which the backend has for every task too (disagreement, committee).
     return strategies.rank(name, probs, inputs.pool_x, labeled, seed=seed, weights=weights,
@@ -235,15 +237,16 @@ def needed_judges(names: Iterable[str]) -> list[str]:
     """The judge variants the strategies `names` read."""
     names = set(names)
     needed = {JUDGED[n] for n in names if n in JUDGED}
-    if "hybrid_llm" in names:
+    if HYBRID_LLM in names:
         needed |= {JUDGED[w] for w in HYBRID_LLM_WEIGHTS if w in JUDGED}
     return [v for v in judge.VARIANTS if v in needed]
 
 
 def check_strategies(names: Sequence[str]) -> None:
-    unknown = [n for n in names if n not in STRATEGIES]
+    known = known_strategies()
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise SimulationError(f"unknown strategy {', '.join(unknown)}; choose from {', '.join(STRATEGIES)}")
+        raise SimulationError(f"unknown strategy {', '.join(unknown)}; choose from {', '.join(known)}")
     if not names:
         raise SimulationError("no strategy given")
 
@@ -332,7 +335,7 @@ def _summary(runs: list[Run], target: float) -> dict:
 
 def compare(
     inputs: Inputs,
-    strategy_names: Sequence[str] = STRATEGIES,
+    strategy_names: Sequence[str] | None = None,
     kinds: Sequence[str] = KINDS,
     seeds: Sequence[int] = range(5),
     seed_size: int = 20,
@@ -341,7 +344,8 @@ def compare(
     progress: bool = True,
 ) -> dict:
     """Every kind's learning curve on random labels (seeds `seeds`), and every (kind, strategy) run on seeds offset
-    by STRATEGY_SEED_OFFSET, summarised as the results.json the script writes."""
+    by STRATEGY_SEED_OFFSET, summarised as the results.json the script writes; `strategy_names` None: all."""
+    strategy_names = known_strategies() if strategy_names is None else strategy_names
     check_strategies(strategy_names)
     bad = [k for k in kinds if k not in KIND_RECIPES]
     if bad or not kinds:
@@ -480,7 +484,7 @@ def plot(results: dict, path: str | Path) -> None:
             c = block["strategies"][name]["curve"]
             x, m, s = np.array(c["labels"]), np.array(c["mean"]), np.array(c["std"])
             color = "black" if name == "random" else palette[i % len(palette)]
-            style = "--" if name in JUDGED or name == "hybrid_llm" else "-"
+            style = "--" if name in JUDGED or name == HYBRID_LLM else "-"
             ax.plot(x, m, style, color=color, lw=2 if name == "random" else 1.3, label=name)
             ax.fill_between(x, m - s, m + s, color=color, alpha=0.12, lw=0)
         pct = round(100 * results["config"]["target_fraction"])

@@ -55,7 +55,7 @@ def main(argv=None) -> int:
     novelty = 2.0 * strategies.diversity_utility(emb, labeled)  # cosine distance to the nearest labeled task
 
     rows = []
-    for name in sorted(strategies.STRATEGIES):
+    for name in sorted(name for name, s in strategies.REGISTRY.items() if not s.llm_judged):
         t = time.perf_counter()
         u = strategies.rank(name, probs, emb, labeled_idx=labeled, seed=args.seed, diversity_k=args.diversity_k,
                             llm_probs=llm)

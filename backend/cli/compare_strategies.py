@@ -48,7 +48,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pool", type=positive_int, default=1500, help="pool size, stratified (default %(default)s)")
     parser.add_argument("--seeds", type=positive_int, default=5, help="repetitions, seeds 0..K-1 (default %(default)s)")
-    parser.add_argument("--strategies", type=names, default=list(simulation.STRATEGIES),
+    parser.add_argument("--strategies", type=names, default=list(simulation.known_strategies()),
                         help="comma-separated strategies (default: all)")
     parser.add_argument("--kinds", type=names, default=list(simulation.KINDS),
                         help=f"comma-separated model kinds, from: {', '.join(simulation.KIND_RECIPES)} "

@@ -51,7 +51,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--level", type=fraction, default=0.95,
                         help="confidence level of that bound (default %(default)s)")
     parser.add_argument("--strategies", type=names, default=list(finish_simulation.DEFAULT_STRATEGIES),
-                        help=f"comma-separated strategies, from: {', '.join(simulation.STRATEGIES)} "
+                        help=f"comma-separated strategies, from: {', '.join(simulation.known_strategies())} "
                              f"(default: %(default)s)")
     parser.add_argument("--kind", default=simulation.SERVED_KIND,
                         help=f"model kind, from: {', '.join(simulation.KIND_RECIPES)}, or "

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from backend.paths import DEMO_CONFIG, DEMO_GUIDELINES
 from backend.labelstudio import sync
-from backend.ranking.strategies import SERVED
+from backend.ranking import strategies
 from backend.cli import reporting_errors
 from backend.labelstudio.client import connect
 
@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--strategy",
-        choices=sorted(SERVED),
+        choices=sorted(strategies.REGISTRY),
         help="the order annotators get tasks in for this project (default: the backend's RANK_STRATEGY)",
     )
     p.add_argument(

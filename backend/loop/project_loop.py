@@ -166,7 +166,8 @@ class Loop:
     def _fill(self, results, config, tasks, slots, batch, answers, strategy, ranking, version, lanes, pool) -> None:
         """Each task's prediction, with the pool ranking's score when the task has one, else its own."""
         # The LLM's probabilities were just cached by answers(): reading them again costs a lookup.
-        llm = self.text.llm_probs(config, batch, pool)[0] if strategy in strategies.NEEDS_LLM_PROBS else None
+        needs_llm = strategy in strategies.REGISTRY and strategies.REGISTRY[strategy].needs_llm_probs
+        llm = self.text.llm_probs(config, batch, pool)[0] if needs_llm else None
         priority = strategies.pointwise_priority(strategy, *ranked_probs(config.primary, answers[config.primary.from_name], llm))
         for i, (slot, own) in enumerate(zip(slots, priority)):
             task_id = _task_id(tasks[slot])
@@ -252,6 +253,6 @@ def _task_id(task: Any) -> Any:
 
 
 def check_strategy(name: Any) -> str:
-    if not isinstance(name, str) or name not in strategies.SERVED:
-        raise LoopError(f"unknown ranking strategy {name!r}; use one of {sorted(strategies.SERVED)}")
+    if not isinstance(name, str) or name not in strategies.REGISTRY:
+        raise LoopError(f"unknown ranking strategy {name!r}; use one of {', '.join(strategies.REGISTRY)}")
     return name

@@ -12,18 +12,21 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from backend.labelstudio import queue as ls_queue
 from backend.labelstudio import tasks as ls_tasks
+from backend.labelstudio.schema import Config
+from backend.llm.predictor import PoolCalibration
 from backend.loop import routing
 from backend.loop.answers import ranked_probs, regions
 from backend.loop.projects import PoolRanking
 from backend.ranking import strategies
 
 if TYPE_CHECKING:
+    from backend.loop.features import TextFeatures
     from backend.loop.project_loop import Loop
 
 log = logging.getLogger(__name__)
@@ -62,11 +65,9 @@ def run(loop: "Loop", project: str) -> None:
     if not schema.multiple:  # finishing (routing.py) is defined for single-choice questions
         projects.coverage[project] = routing.pool_coverage(probs, ids, projects.versions(project),
                                                            model.version if model else None, known)
-    emb = text.embedder.encode(texts) if strategy in ("diversity", "hybrid") else None
-    extras = {strategy: text.judged(strategy, texts)} if strategy in strategies.LLM_JUDGED else None
-    llm = text.llm_probs(config, texts, pool)[0] if strategy in strategies.NEEDS_LLM_PROBS else None  # cached above
-    ranked, llm = ranked_probs(schema, probs, llm)
-    utility = strategies.rank(strategy, ranked, emb, labeled_idx=labeled, extra_utilities=extras, llm_probs=llm)
+    needs = strategy_inputs(strategies.get(strategy), text, config, texts, pool)
+    ranked, needs["llm_probs"] = ranked_probs(schema, probs, needs["llm_probs"])
+    utility = strategies.rank(strategy, ranked, labeled_idx=labeled, **needs)
     scores = ls_queue.lane_scores(strategies.priority_scores(utility), projects.lanes(project))
     predictions = [
         {
@@ -104,6 +105,18 @@ def run(loop: "Loop", project: str) -> None:
     progress.set(1.0)
     log.info("re-scored project %s: %d tasks, %s order, %d lane(s), published as %s, %.1f s", project, len(ids),
              strategy, projects.lanes(project), published, time.perf_counter() - started)
+
+
+def strategy_inputs(strategy: strategies.Strategy, text: "TextFeatures", config: Config, texts: list[str],
+                    pool: PoolCalibration | None) -> dict[str, Any]:
+    """`rank`'s keyword arguments for what the strategy needs beside the probabilities; only those are computed
+    (embeddings and the LLM's judgements cost a pass over the pool)."""
+    return {
+        "embeddings": text.embedder.encode(texts) if strategy.needs_embeddings else None,
+        "extra_utilities": {strategy.name: text.judged(strategy.name, texts)} if strategy.llm_judged else None,
+        # cached by the pass that answered the pool
+        "llm_probs": text.llm_probs(config, texts, pool)[0] if strategy.needs_llm_probs else None,
+    }
 
 
 def _housekeep(loop: "Loop", client, project: str, serving: str, present: dict[str, int]) -> None:

@@ -11,6 +11,11 @@ Plain functions in the style of small-text and modAL; nothing here holds data. T
 - combinations: `rank_fusion` (weighted mean of percentile ranks) and `k_center_greedy` (batch diversity);
   the strategies `hybrid` (margin + diversity) and `committee` (entropy + disagreement) are rank fusions.
 
+Every strategy a project may choose is one `Strategy` in `REGISTRY` (`get(name)` looks one up): its name, what it
+needs (embeddings, the LLM's probabilities, an LLM-judged utility), whether it ranks per task or over the pool, and
+the function computing its utility. Ranking, the loop, re-scoring, the simulation and settings validation all read
+the registry, so a new strategy is one entry there.
+
 `rank(strategy, probs, ...)` is the one entry point the backend needs: it validates its inputs, computes the
 strategy's utility for every task and marks the labeled tasks with -inf (never selected, scored last). Typical use:
 
@@ -54,19 +59,21 @@ Design choices
 
 The "llm" hook
 --------------
-Utilities computed elsewhere, e.g. an LLM's log-probability that a task is informative/hard, enter through
+Utilities computed elsewhere, e.g. an LLM's log-probability that a task is informative/hard (the registry's
+LLM-judged strategies, `llm_judged=True`, read theirs this way under their own name), enter through
 `rank(..., extra_utilities={"llm": u})`, u a finite array with one value per task, higher = ask sooner. Any key of
 `extra_utilities` is then accepted as a strategy name (`rank("llm", probs, extra_utilities=...)`) and as a `hybrid`
 weight (`weights={"margin": 1, "diversity": 1, "llm": 2}`); with `weights=None` hybrid fuses every extra utility at
 weight 1 next to its defaults. Because fusion uses ranks, any monotone scale works (log-probabilities, logits,
-probabilities). Extra names must not clash with the built-in utility names.
+probabilities). Extra names must not clash with the registered strategies that compute their own utility.
 """
 
 from __future__ import annotations
 
 import contextlib
 import operator
-from typing import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Literal, Mapping
 
 import numpy as np
 from scipy.special import entr
@@ -79,19 +86,10 @@ except ImportError:  # pragma: no cover
 
 PROB_ATOL = 1e-4  # tolerance on row sums (and on negative entries) of `probs`
 
-STRATEGIES = frozenset(
-    {"random", "least_confidence", "margin", "entropy", "disagreement", "diversity", "hybrid", "committee"}
-)
-# LLM-judged utilities (backend/ranking/judge.py's variants): the backend computes them and passes them as extras.
-LLM_JUDGED = frozenset({"llm_informative", "llm_difficult", "llm_diverse"})
-SERVED = STRATEGIES | LLM_JUDGED  # what a project may choose
-FUSED = frozenset({"hybrid", "committee"})  # rank fusions of other utilities
-UTILITY_NAMES = frozenset(STRATEGIES - FUSED)  # utilities `hybrid` can fuse (plus any extra utility)
 DEFAULT_HYBRID_WEIGHTS: Mapping[str, float] = {"margin": 1.0, "diversity": 1.0}
 # Equal weights, the simplest choice; entropy rather than margin beside disagreement because it did better in the
 # simulation (it weighs every label, the rare one too, where margin only looks at the top two).
 COMMITTEE_WEIGHTS: Mapping[str, float] = {"entropy": 1.0, "disagreement": 1.0}
-NEEDS_LLM_PROBS = frozenset({"disagreement", "committee"})  # strategies that read `llm_probs`
 
 _BLOCK_ROWS = 4096
 _BLOCK_COLS = 2048
@@ -460,22 +458,6 @@ def priority_scores(utility) -> np.ndarray:
     return scores
 
 
-POINTWISE = {"least_confidence": least_confidence, "margin": margin, "entropy": entropy}
-
-
-def pointwise_priority(strategy: str, probs, llm_probs=None) -> np.ndarray:
-    """A priority in [0, 1] (LOWER = ASK SOONER) each task gets on its own, for a prediction made before the pool is
-    ranked as a whole: 1 - the task's uncertainty utility. With `llm_probs`, "disagreement" is pointwise too, and
-    "committee" uses the mean of entropy and disagreement (both in [0, 1]) in place of the pool's rank fusion.
-    Strategies that need the whole pool (diversity, hybrid, LLM-judged, random), and the two above without
-    `llm_probs`, fall back to margin, a good pointwise signal in the comparison, until the pool is ranked."""
-    if llm_probs is not None and strategy == "disagreement":
-        return 1.0 - disagreement(probs, llm_probs)
-    if llm_probs is not None and strategy == "committee":
-        return 1.0 - (entropy(probs) + disagreement(probs, llm_probs)) / 2.0
-    return 1.0 - POINTWISE.get(strategy, margin)(probs)
-
-
 def most_uncertain_label(probs, llm_probs=None) -> tuple[np.ndarray, np.ndarray | None]:
     """A multi-label question's (n, k) per-label probabilities as every strategy reads them: for each task, the
     yes/no distribution of its most uncertain label (nearest 0.5), and the LLM's for that same label. Each label is
@@ -492,6 +474,120 @@ def most_uncertain_label(probs, llm_probs=None) -> tuple[np.ndarray, np.ndarray 
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# the registry: every strategy a project may choose, with what it needs
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What a strategy's utility may read, one row per task (`rank` checks them first)."""
+
+    probs: np.ndarray
+    embeddings: Any = None
+    labeled: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    seed: int = 0
+    diversity_k: int = 0
+    llm_probs: Any = None
+    extras: Mapping[str, np.ndarray] = field(default_factory=dict)
+    weights: Mapping[str, float] = field(default_factory=dict)  # a fusion's utilities, each weight > 0
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """A ranking strategy: what it needs, how it ranks, and the function computing its utility (higher = ask
+    sooner). `needs_embeddings` and `needs_llm_probs` hold for the default weights of a fusion; an `llm_judged`
+    strategy reads its utility, which the backend asks the LLM for, from `extra_utilities` under its own name.
+    scope "task": a task's utility reads only its own row, so a prediction can carry it before the pool is ranked;
+    "pool": it needs the whole pool, and `pointwise` (if any) stands in per task until then."""
+
+    name: str
+    description: str
+    utility: Callable[[Inputs], np.ndarray]
+    scope: Literal["task", "pool"] = "pool"
+    needs_embeddings: bool = False
+    needs_llm_probs: bool = False
+    llm_judged: bool = False
+    fuses: Mapping[str, float] = field(default_factory=dict)  # a rank fusion of these utilities at these weights
+    tunable: bool = False  # accepts `rank(weights=...)` in place of `fuses`, which then also takes every extra at 1
+    pointwise: Callable[[Inputs], np.ndarray] | None = None
+
+
+def _fusion(x: Inputs) -> np.ndarray:
+    """Percentile ranks over the unlabeled rows only, so labeled rows cannot shift the fused order."""
+    unlabeled = np.ones(x.probs.shape[0], dtype=bool)
+    unlabeled[x.labeled] = False
+    us = {name: _component(name, x)[unlabeled] for name in x.weights}
+    u = np.full(x.probs.shape[0], -np.inf)
+    u[unlabeled] = rank_fusion(us, x.weights)
+    return u
+
+
+def _component(name: str, x: Inputs) -> np.ndarray:
+    return x.extras[name].copy() if name in x.extras else REGISTRY[name].utility(x)
+
+
+def _judged(name: str) -> Strategy:
+    variant = name.removeprefix("llm_")
+    return Strategy(name, f"the LLM's judgement that labeling the task is {variant} (backend/ranking/judge.py)",
+                    lambda x: x.extras[name].copy(), llm_judged=True)
+
+
+def _committee_pointwise(x: Inputs) -> np.ndarray:
+    # Entropy and disagreement both lie in [0, 1], so their mean stands in for the pool's rank fusion.
+    return (entropy(x.probs) + disagreement(x.probs, x.llm_probs)) / 2.0
+
+
+REGISTRY: dict[str, Strategy] = {
+    s.name: s
+    for s in (
+        Strategy("random", "uniform draws: the baseline", lambda x: random_utility(x.probs.shape[0], x.seed)),
+        Strategy("least_confidence", "1 - the top label's probability", lambda x: least_confidence(x.probs),
+                 scope="task"),
+        Strategy("margin", "1 - the gap between the two leading labels", lambda x: margin(x.probs), scope="task"),
+        Strategy("entropy", "normalized entropy of the label distribution", lambda x: entropy(x.probs),
+                 scope="task"),
+        Strategy("diversity", "cosine distance to the nearest labeled task (k-center greedy at the top)",
+                 lambda x: diversity_utility(x.embeddings, x.labeled, k=x.diversity_k, seed=x.seed),
+                 needs_embeddings=True),
+        Strategy("hybrid", "rank fusion of margin and diversity (weights tunable)", _fusion,
+                 needs_embeddings=True, fuses=DEFAULT_HYBRID_WEIGHTS, tunable=True),
+        Strategy("disagreement", "Jensen-Shannon divergence between the model's and the LLM's probabilities",
+                 lambda x: disagreement(x.probs, x.llm_probs), scope="task", needs_llm_probs=True),
+        Strategy("committee", "rank fusion of entropy and disagreement (query-by-committee with the LLM)", _fusion,
+                 needs_llm_probs=True, fuses=COMMITTEE_WEIGHTS, pointwise=_committee_pointwise),
+        _judged("llm_informative"),
+        _judged("llm_difficult"),
+        _judged("llm_diverse"),
+    )
+}
+
+
+def get(name: Any) -> Strategy:
+    """The registered strategy `name`; ValueError naming the known ones otherwise."""
+    if not isinstance(name, str) or name not in REGISTRY:
+        raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(REGISTRY)}")
+    return REGISTRY[name]
+
+
+def fusable() -> list[str]:
+    """Utilities a fusion may weigh (besides any extra utility): the registered ones that compute their own."""
+    return [name for name, s in REGISTRY.items() if not s.fuses and not s.llm_judged]
+
+
+def pointwise_priority(strategy: str, probs, llm_probs=None) -> np.ndarray:
+    """A priority in [0, 1] (LOWER = ASK SOONER) each task gets on its own, for a prediction made before the pool is
+    ranked as a whole: 1 - the strategy's utility when its scope is "task", or its `pointwise` stand-in. Strategies
+    without either (diversity, hybrid, LLM-judged, random), those missing the `llm_probs` they need, and unknown
+    names fall back to margin, a good pointwise signal in the comparison, until the pool is ranked."""
+    s = REGISTRY.get(strategy)
+    own = None
+    if s is not None and (llm_probs is not None or not s.needs_llm_probs):
+        own = s.utility if s.scope == "task" else s.pointwise
+    if own is None:
+        return 1.0 - margin(probs)
+    return 1.0 - own(Inputs(probs, llm_probs=llm_probs))
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # entry point
 
 
@@ -502,7 +598,7 @@ def _check_extras(extra_utilities, n_tasks: int) -> dict[str, np.ndarray]:
     for name, u in extra_utilities.items():
         if not isinstance(name, str) or not name:
             raise ValueError(f"extra utility names must be non-empty strings, got {name!r}")
-        if name in STRATEGIES:
+        if name in REGISTRY and not REGISTRY[name].llm_judged:
             raise ValueError(f"extra utility {name!r} clashes with a built-in strategy name; rename it (e.g. 'llm')")
         u = _check_utility(u, f"extra utility {name!r}")
         if u.size != n_tasks:
@@ -511,24 +607,14 @@ def _check_extras(extra_utilities, n_tasks: int) -> dict[str, np.ndarray]:
     return extras
 
 
-def _utility(name: str, p: np.ndarray, embeddings, labeled: np.ndarray, seed: int, diversity_k: int, extras, llm):
-    if name in extras:
-        return extras[name].copy()
-    if name == "least_confidence":
-        return least_confidence(p)
-    if name == "margin":
-        return margin(p)
-    if name == "entropy":
-        return entropy(p)
-    if name == "disagreement":
-        return disagreement(p, llm)
-    if name == "random":
-        return random_utility(p.shape[0], seed)
-    if name == "diversity":
-        if embeddings is None:
-            raise ValueError("the 'diversity' utility needs embeddings (one row per task)")
-        return diversity_utility(embeddings, labeled, k=diversity_k, seed=seed)
-    raise AssertionError(name)  # callers check names first
+def _check_needs(name: str, embeddings, llm_probs, fusion: str | None = None) -> None:
+    s = REGISTRY[name]
+    if s.needs_embeddings and embeddings is None:
+        raise ValueError(f"{fusion} fuses {name!r} and needs embeddings; pass embeddings or weights without {name!r}"
+                         if fusion else f"the {name!r} utility needs embeddings (one row per task)")
+    if s.needs_llm_probs and llm_probs is None:
+        raise ValueError(f"{fusion} fuses {name!r} and needs llm_probs (the LLM's probabilities)" if fusion else
+                         f"the {name!r} utility needs llm_probs (the LLM's probabilities, shaped like probs)")
 
 
 def rank(
@@ -545,24 +631,25 @@ def rank(
 ) -> np.ndarray:
     """Utilities (float64, one per row of `probs`, higher = ask sooner) of `strategy`; labeled rows get -inf.
 
-    strategy: one of STRATEGIES or a key of `extra_utilities` (the "llm" hook, see the module docstring).
+    strategy: a name in REGISTRY or a key of `extra_utilities` (the "llm" hook, see the module docstring); an
+    LLM-judged strategy finds its utility in `extra_utilities` under its name.
     probs: (n_tasks, n_labels), rows summing to 1 within PROB_ATOL. embeddings: (n_tasks, dim), needed whenever
     diversity is used. labeled_idx: row indices of labeled tasks. seed: for "random" (and k-center's first pick when
-    nothing is labeled). weights: only for "hybrid" — names from UTILITY_NAMES or extra utilities → weight ≥ 0;
-    None = DEFAULT_HYBRID_WEIGHTS (margin 1, diversity 1) plus every extra utility at 1; utilities of weight 0 are
-    not computed. hybrid fuses percentile ranks over the unlabeled rows (`rank_fusion`) and lies in [0, 1].
+    nothing is labeled). weights: only for a tunable fusion ("hybrid") — names from `fusable()` or extra utilities
+    → weight ≥ 0; None = its `fuses` (margin 1, diversity 1) plus every extra utility at 1; utilities of weight 0
+    are not computed. A fusion fuses percentile ranks over the unlabeled rows (`rank_fusion`) and lies in [0, 1].
     diversity_k: k-center greedy picks at the top of the diversity utility (`diversity_utility`'s k).
     llm_probs: the LLM's calibrated probabilities, shaped like probs; needed whenever disagreement is used
     ("disagreement", "committee" = fusion of COMMITTEE_WEIGHTS, or a hybrid weight on it).
 
     ValueError: unknown strategy, malformed probs or llm_probs (shape, NaN/inf, negative, row sums), embeddings or
-    extra utilities not matching the number of tasks, diversity without embeddings, disagreement without llm_probs,
-    bad labeled_idx, bad weights, or weights given to a strategy other than "hybrid"."""
+    extra utilities not matching the number of tasks, a need of the strategy not given (embeddings, llm_probs, an
+    LLM-judged utility), bad labeled_idx, bad weights, or weights given to a strategy that is not tunable."""
     p = validate_probs(probs)
     n_tasks = p.shape[0]
     extras = _check_extras(extra_utilities, n_tasks)
-    if not isinstance(strategy, str) or (strategy not in STRATEGIES and strategy not in extras):
-        known = sorted(STRATEGIES) + sorted(extras)
+    if not isinstance(strategy, str) or (strategy not in REGISTRY and strategy not in extras):
+        known = list(REGISTRY) + sorted(extras)
         raise ValueError(
             f"unknown strategy {strategy!r}; choose one of {known} (other names must be keys of extra_utilities)"
         )
@@ -572,38 +659,31 @@ def rank(
             raise ValueError(f"embeddings must have shape ({n_tasks}, dim) to match probs, got {shape}")
     labeled = _labeled_indices(labeled_idx, n_tasks)
     diversity_k = _check_count(diversity_k, "diversity_k")
-    if weights is not None and strategy != "hybrid":
-        raise ValueError(f"weights apply only to the 'hybrid' strategy, not {strategy!r}")
+    s = REGISTRY.get(strategy)
+    if weights is not None and not (s and s.tunable):
+        tunable = " or ".join(repr(name) for name, t in REGISTRY.items() if t.tunable)
+        raise ValueError(f"weights apply only to the {tunable} strategy, not {strategy!r}")
+    x = Inputs(p, embeddings, labeled, seed, diversity_k, llm_probs, extras)
 
-    if strategy in FUSED:
-        if strategy == "committee":
-            weights = dict(COMMITTEE_WEIGHTS)
-        elif weights is None:
-            weights = {**DEFAULT_HYBRID_WEIGHTS, **{name: 1.0 for name in extras}}
-        unknown = set(weights) - UTILITY_NAMES - set(extras)
+    if s is None:  # an extra utility ranks on its own
+        u = extras[strategy].copy()
+    elif s.fuses:
+        if weights is None:
+            weights = {**s.fuses, **({name: 1.0 for name in extras} if s.tunable else {})}
+        unknown = set(weights) - set(fusable()) - set(extras)
         if unknown:
             raise ValueError(
-                f"hybrid weights name unknown utilities {sorted(unknown)}; "
-                f"known: {sorted(UTILITY_NAMES) + sorted(extras)}"
+                f"{strategy} weights name unknown utilities {sorted(unknown)}; known: {fusable() + sorted(extras)}"
             )
         used = {name: w for name, w in _check_weights(weights).items() if w > 0}
-        if "diversity" in used and embeddings is None:
-            raise ValueError(
-                "hybrid fuses 'diversity' (in the default weights too) and needs embeddings; "
-                "pass embeddings or weights without 'diversity'"
-            )
-        if "disagreement" in used and llm_probs is None:
-            raise ValueError(f"{strategy} fuses 'disagreement' and needs llm_probs (the LLM's probabilities)")
-        unlabeled = np.ones(n_tasks, dtype=bool)
-        unlabeled[labeled] = False
-        us = {name: _utility(name, p, embeddings, labeled, seed, diversity_k, extras, llm_probs)[unlabeled]
-              for name in used}
-        u = np.full(n_tasks, -np.inf)
-        u[unlabeled] = rank_fusion(us, used)
-        return u
-
-    if strategy == "disagreement" and llm_probs is None:
-        raise ValueError("the 'disagreement' utility needs llm_probs (the LLM's probabilities, shaped like probs)")
-    u = _utility(strategy, p, embeddings, labeled, seed, diversity_k, extras, llm_probs)
+        for name in used:
+            if name not in extras:
+                _check_needs(name, embeddings, llm_probs, fusion=strategy)
+        u = s.utility(replace(x, weights=used))
+    else:
+        if s.llm_judged and strategy not in extras:
+            raise ValueError(f"the {strategy!r} strategy needs its LLM-judged utility in extra_utilities")
+        _check_needs(strategy, embeddings, llm_probs)
+        u = s.utility(x)
     u[labeled] = -np.inf
     return u
