@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -97,7 +99,7 @@ def predictor():
 def make_service(tmp_path, predictor, project: FakeProject, **settings) -> Service:
     base = dict(data_dir=tmp_path, label_studio_url="http://ls.invalid", label_studio_api_key="k", ls_retries=0)
     service = Service(Settings(**{**base, **settings}), loader=lambda s: predictor)
-    service.loop._client_factory = lambda: project.client
+    service.loop.client_factory = lambda: project.client
     service.start()
     service.predictor(wait=60)
     return service
@@ -182,6 +184,21 @@ def test_a_candidate_that_does_not_beat_the_serving_model_is_kept_out(tmp_path, 
     assert record["result"] == "kept" and record["incumbent_macro_f1"] == 1.0
     assert service.loop.projects.model("5") is None
     assert [v["promoted"] for v in service.loop.projects.versions("5")] == [False]
+
+
+def test_training_runs_on_the_gateway_and_says_when_a_rescore_is_due(tmp_path, predictor, monkeypatch):
+    project = FakeProject()
+    project.install(monkeypatch)
+    service = make_service(tmp_path, predictor, project)
+    gate = service.loop.gateway()
+    record, due = training.run(gate, "5", time.perf_counter())
+    assert record["result"] == "promoted" and due
+    assert not service.loop.rescoring.busy("5")  # asking for the re-score is the caller's part
+    monkeypatch.setattr(training, "_incumbent_guess", lambda gate, incumbent, ids, y, *a: np.asarray(y).copy())
+    record, due = training.run(gate, "5", time.perf_counter())
+    assert record["result"] == "kept" and due  # the serving model's pool was never ranked
+    record, due = training.run(replace(gate, rescore_running=lambda project: True), "5", time.perf_counter())
+    assert record["result"] == "kept" and not due  # the re-score under way ranks it
 
 
 def test_training_without_label_studio_settings_is_a_clear_400(tmp_path, predictor):

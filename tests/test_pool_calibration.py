@@ -116,7 +116,7 @@ def test_the_first_rescore_measures_the_pool_and_a_restart_keeps_it(tmp_path, mo
         settings = Settings(data_dir=tmp_path, label_studio_url="http://ls.invalid", label_studio_api_key="k",
                             ls_retries=0, calibration="auto")
         s = Service(settings, loader=lambda _: predictor)
-        s.loop._client_factory = lambda: project.client
+        s.loop.client_factory = lambda: project.client
         s.start()
         s.predictor(wait=60)
         return s

@@ -11,7 +11,7 @@ a delete can outlast the loop's client timeout.
 
 How it is measured, without touching the loop's code:
 - the ls_tasks / ls_queue functions the loop calls are wrapped at module level for the run (and restored after),
-  as are the loop's own `project_config` and `answers` on this instance; each wrapper times its call
+  as are the gateway's `project_config` and the loop's `answers` on this instance; each wrapper times its call
   (exclusive of wrapped calls inside it) and names the phase;
 - an httpx request hook on the SDK client the loop itself made (`client._client_wrapper.httpx_client.httpx_client`)
   counts every request sent to Label Studio under the phase running at the time (SDK retries count, as they
@@ -146,6 +146,7 @@ def instrumented(loop: Any, recorder: Recorder, bars: "Bars") -> Iterator[None]:
     """The loop's calls to Label Studio and to the model, timed per phase, for the length of the block."""
     from backend.labelstudio import queue as ls_queue
     from backend.labelstudio import tasks as ls_tasks
+    from backend.loop.gateway import Gateway
 
     def fetch_pool(client, project_id, schema):
         pool = original["fetch_pool"](client, project_id, schema)
@@ -191,8 +192,8 @@ def instrumented(loop: Any, recorder: Recorder, bars: "Bars") -> Iterator[None]:
     ]
     loop_answers = loop.answers
     patches += [
-        (loop, "project_config", recorder.wrap("read config", loop.project_config)),
-        (loop, "answers", recorder.wrap("score", answers)),
+        (Gateway, "project_config", recorder.wrap("read config", Gateway.project_config)),
+        (loop, "answers", recorder.wrap("score", answers)),  # read by the gateway the loop builds for each run
     ]
     saved = [(target, name, target.__dict__.get(name, _MISSING)) for target, name, _ in patches]
     try:

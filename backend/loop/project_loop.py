@@ -4,7 +4,8 @@
   classifier.py and features.py) when there is one, else from the LLM alone; every prediction carries the version
   that made it, and its `score` is the task's priority under the project's ranking strategy (lower = asked sooner).
 - Training runs (training.py) and pool re-scores (rescoring.py) run in the background, one at a time per project
-  (jobs.py); the per-project state they share has one owner (projects.py).
+  (jobs.py); the per-project state they share has one owner (projects.py), and they see the loop only through a
+  Gateway (gateway.py): training returns whether the pool is due a re-score, and the loop asks for it.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from backend.labelstudio import queue as ls_queue
-from backend.labelstudio import schema as schemas
 from backend.labelstudio.schema import Config, Schema, as_config
 from backend.llm import scorer as llm_scorer
 from backend.llm.predictor import PoolCalibration, Predictor
 from backend.loop import rescoring, training
 from backend.loop.answers import ranked_probs, regions
 from backend.loop.features import MINILM, TextFeatures
+from backend.loop.gateway import Gateway
 from backend.loop.jobs import CoalescingJobs
 from backend.loop.projects import Projects, TrainedModel
 from backend.ranking import strategies
@@ -39,13 +40,17 @@ class LoopError(ValueError):
 
 
 class Loop:
-    def __init__(self, settings: Settings, predictor: Callable[[], Predictor], metrics: Metrics, client_factory=None) -> None:
+    """`client_factory` makes the Label Studio client (default: an SDK client from the settings); pass another, or
+    set the attribute before the first call to `client()`, to talk to something else (a fake, in tests)."""
+
+    def __init__(self, settings: Settings, predictor: Callable[[], Predictor], metrics: Metrics,
+                 client_factory: Callable[[], Any] | None = None) -> None:
         self.settings = settings
         self._predictor = predictor
         self.metrics = metrics
         self.text = TextFeatures(settings, predictor)
         self.projects = Projects(settings)
-        self._client_factory = client_factory or self._connect
+        self.client_factory = client_factory or self._connect
         self._client = None
         self.training = CoalescingJobs(self.train, "training")
         self.rescoring = CoalescingJobs(self.rescore, "rescore")
@@ -192,7 +197,7 @@ class Loop:
                 "to fetch the labels"
             )
         self.metrics.training_requests.inc()
-        training.note_change(self, project, task_id)
+        training.note_change(self.projects, project, task_id)
         return self.training.request(project)
 
     def train(self, project: str) -> dict:
@@ -200,7 +205,7 @@ class Loop:
         started = time.perf_counter()
         try:
             with self.projects.store(project).training_lock():  # replicas sharing DATA_DIR take turns
-                record = training.run(self, project, started)
+                record, rescore_due = training.run(self.gateway(), project, started)
         except Exception as e:
             self.metrics.training_runs.labels("failed").inc()
             log.exception("training for project %s failed; the serving model is unchanged", project)
@@ -208,10 +213,17 @@ class Loop:
         self.metrics.training_runs.labels(record["result"]).inc()
         self.metrics.training_seconds.observe(record["seconds"])
         log.info("training for project %s: %s", project, {k: v for k, v in record.items() if k != "stats"})
+        if rescore_due:
+            self.rescoring.request(project)
         return record
 
     def rescore(self, project: str) -> None:
-        rescoring.run(self, project)
+        rescoring.run(self.gateway(), project)
+
+    def gateway(self) -> Gateway:
+        """What a background run uses of the loop, read when the run starts."""
+        return Gateway(self.settings, self.metrics, self.projects, self.text, self.client, self.with_retries,
+                       self.answers, self.serving, self.ensure_pool, self.rescoring.busy)
 
     def busy(self, project: str) -> bool:
         return self.training.busy(project) or self.rescoring.busy(project)
@@ -226,7 +238,7 @@ class Loop:
     def client(self):
         """One SDK client, made on first use (it checks the URL and key) and kept: it refreshes its own token."""
         if self._client is None:
-            self._client = self.with_retries("connecting to Label Studio", self._client_factory)
+            self._client = self.with_retries("connecting to Label Studio", self.client_factory)
         return self._client
 
     def with_retries(self, what: str, call: Callable[[], Any]) -> Any:
@@ -242,10 +254,6 @@ class Loop:
                     raise
                 log.warning("%s failed (%s); retrying in %.0f s", what, str(e).splitlines()[0][:200], delays[attempt])
                 time.sleep(delays[attempt])
-
-    def project_config(self, client, project: str) -> Config:
-        config = self.with_retries("reading the project", lambda: client.projects.get(id=int(project)).label_config)
-        return schemas.parse_config(config or "")
 
 
 def _task_id(task: Any) -> Any:

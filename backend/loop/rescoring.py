@@ -22,36 +22,36 @@ from backend.labelstudio.schema import Config
 from backend.llm.predictor import PoolCalibration
 from backend.loop import routing
 from backend.loop.answers import ranked_probs, regions
+from backend.loop.gateway import Gateway
 from backend.loop.projects import PoolRanking
 from backend.ranking import strategies
 
 if TYPE_CHECKING:
     from backend.loop.features import TextFeatures
-    from backend.loop.project_loop import Loop
 
 log = logging.getLogger(__name__)
 
 
-def run(loop: "Loop", project: str) -> None:
+def run(gate: Gateway, project: str) -> None:
     """Predict every task with the serving version, rank the pool, write the predictions, switch the version."""
-    projects, text, settings = loop.projects, loop.text, loop.settings
+    projects, text, settings = gate.projects, gate.text, gate.settings
     started = time.perf_counter()
-    client = loop.client()
-    config = loop.project_config(client, project)
+    client = gate.client()
+    config = gate.project_config(client, project)
     schema = config.primary
-    pool = loop.with_retries("reading the pool", lambda: ls_tasks.fetch_pool(client, int(project), schema))
+    pool = gate.with_retries("reading the pool", lambda: ls_tasks.fetch_pool(client, int(project), schema))
     if not pool:
         return
     ids = [task_id for task_id, _ in pool]
     texts = [t for _, t in pool]
     chunk = settings.rescore_chunk
     parts: list[dict[str, np.ndarray]] = []
-    progress = loop.metrics.rescore_progress.labels(project)
-    loop.ensure_pool(project, config, texts)  # at the first re-score, which /setup asks for: the version moves
-    pool = loop.pool(project)
-    model, version = loop.serving(project, config)
+    progress = gate.metrics.rescore_progress.labels(project)
+    gate.ensure_pool(project, config, texts)  # at the first re-score, which /setup asks for: the version moves
+    pool = projects.pool(project)
+    model, version = gate.serving(project, config)
     for start in range(0, len(texts), chunk):
-        parts.append(loop.answers(config, texts[start : start + chunk], model, pool))
+        parts.append(gate.answers(config, texts[start : start + chunk], model, pool))
         done = min(start + chunk, len(texts))
         progress.set(done / len(texts) / 2)  # scoring is the first half of the work, writing the second
         log.info("re-scoring project %s: %d/%d tasks scored", project, done, len(texts))
@@ -92,16 +92,16 @@ def run(loop: "Loop", project: str) -> None:
         ls_tasks.publish(client, int(project), named, name, settings.write_chunk, written)
         return name, present
 
-    published, present = loop.with_retries("publishing predictions", publish)
+    published, present = gate.with_retries("publishing predictions", publish)
     projects.rankings[project] = PoolRanking(version, published, dict(zip(ids, scores.tolist())))
-    _housekeep(loop, client, project, published, present)
+    _housekeep(gate, client, project, published, present)
     try:
-        loop.with_retries("updating the queue tabs",
+        gate.with_retries("updating the queue tabs",
                           lambda: ls_queue.ensure_tabs(client, int(project), projects.lanes(project)))
     except ls_tasks.LabelStudioUnavailable as e:
         log.warning("project %s: the queue tabs were not updated: %s", project, e)
     text.save()
-    loop.metrics.rescored_tasks.inc(len(ids))
+    gate.metrics.rescored_tasks.inc(len(ids))
     progress.set(1.0)
     log.info("re-scored project %s: %d tasks, %s order, %d lane(s), published as %s, %.1f s", project, len(ids),
              strategy, projects.lanes(project), published, time.perf_counter() - started)
@@ -119,11 +119,11 @@ def strategy_inputs(strategy: strategies.Strategy, text: "TextFeatures", config:
     }
 
 
-def _housekeep(loop: "Loop", client, project: str, serving: str, present: dict[str, int]) -> None:
+def _housekeep(gate: Gateway, client, project: str, serving: str, present: dict[str, int]) -> None:
     """Delete the older prediction sets this backend wrote, keeping KEEP_PREDICTION_VERSIONS with the serving one.
     Only names in the project's published list are touched: imported sets and other backends' stay."""
-    older = [v for v in loop.projects.store(project).published() if v != serving and v in present]
-    keep = loop.settings.keep_prediction_versions - 1
+    older = [v for v in gate.projects.store(project).published() if v != serving and v in present]
+    keep = gate.settings.keep_prediction_versions - 1
     for old in older[: max(len(older) - keep, 0)]:
         try:
             ls_tasks.delete_model_version(client, int(project), old)

@@ -11,7 +11,7 @@ predictions for every other task.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import f1_score
@@ -19,11 +19,9 @@ from sklearn.metrics import f1_score
 from backend.labelstudio import tasks as ls_tasks
 from backend.labelstudio.schema import Config, Schema
 from backend.loop import classifier, routing
-from backend.loop.projects import TrainedModel
+from backend.loop.gateway import Gateway
+from backend.loop.projects import Projects, TrainedModel
 from backend.quality import gold, label_issues
-
-if TYPE_CHECKING:
-    from backend.loop.project_loop import Loop
 
 
 def _macro_f1(y: np.ndarray, guess: np.ndarray) -> float:
@@ -55,10 +53,9 @@ def _decode(code: int, like: np.ndarray) -> Any:
     return (code >> np.arange(like.shape[1])) & 1 if like.ndim == 2 else code
 
 
-def note_change(loop: "Loop", project: str, task_id: Any) -> None:
+def note_change(projects: Projects, project: str, task_id: Any) -> None:
     """With the task an annotation event names, the next run re-reads only the tasks changed since the last run;
     without one (deletions, "Start training", a restart) it reads every labeled task again."""
-    projects = loop.projects
     with projects.changes_lock:
         changed = projects.changed.get(project, set())
         if isinstance(task_id, int) and changed is not None and project in projects.labels:
@@ -68,22 +65,22 @@ def note_change(loop: "Loop", project: str, task_id: Any) -> None:
             projects.changed[project] = None
 
 
-def fetch_labels(loop: "Loop", client, project: str, schema: Schema) -> tuple[list[ls_tasks.LabeledTask], dict]:
-    projects = loop.projects
+def fetch_labels(gate: Gateway, client, project: str, schema: Schema) -> tuple[list[ls_tasks.LabeledTask], dict]:
+    projects = gate.projects
     with projects.changes_lock:
         changed = projects.changed.get(project)
         projects.changed[project] = set()
     known = projects.labels.get(project)
-    gold_set = gold.project_gold(loop.settings.gold_file)
+    gold_set = gold.project_gold(gate.settings.gold_file)
     try:
         if changed is None or known is None:
-            labeled, stats = loop.with_retries(
+            labeled, stats = gate.with_retries(
                 "fetching labels", lambda: ls_tasks.fetch_labeled(client, int(project), schema, gold_set=gold_set)
             )
             known = {t.task_id: t for t in labeled}
             read = "all"
         else:
-            labeled, stats = loop.with_retries(
+            labeled, stats = gate.with_retries(
                 "fetching changed labels",
                 lambda: ls_tasks.fetch_labeled(client, int(project), schema, changed, gold_set=gold_set),
             )
@@ -98,28 +95,30 @@ def fetch_labels(loop: "Loop", client, project: str, schema: Schema) -> tuple[li
     return [known[i] for i in sorted(known)], {"read": read, **vars(stats)}
 
 
-def run(loop: "Loop", project: str, started: float) -> dict:
-    """One run, under the project's training lock; its record (also written to the registry)."""
-    projects, text = loop.projects, loop.text
+def run(gate: Gateway, project: str, started: float) -> tuple[dict, bool]:
+    """One run, under the project's training lock; its record (also written to the registry), and whether the
+    pool is due a re-score."""
+    projects, text = gate.projects, gate.text
     projects.refresh(project)  # another replica may have trained while this one waited for the lock
-    client = loop.client()
-    config = loop.project_config(client, project)
+    client = gate.client()
+    config = gate.project_config(client, project)
     schema = config.primary  # the question a trained model learns; the LLM alone answers the others
-    labeled, stats = fetch_labels(loop, client, project, schema)
+    labeled, stats = fetch_labels(gate, client, project, schema)
     fetched = time.perf_counter()
     features = text.kind()
     record: dict[str, Any] = {"labels": len(labeled), "stats": stats, "strategy": projects.strategy(project),
                               "features": features}
     if not labeled:
-        return {**record, "result": "skipped", "reason": "no labeled tasks", "seconds": time.perf_counter() - started}
+        return {**record, "result": "skipped", "reason": "no labeled tasks",
+                "seconds": time.perf_counter() - started}, False
     texts = [t.text for t in labeled]
     ids = np.array([t.task_id for t in labeled])
     y = targets(schema, [t.label for t in labeled])
-    pool = loop.pool(project)
+    pool = projects.pool(project)
     vectors = text.vector_sets(config, texts, features, pool)
     emb = vectors.get(classifier.STATES, vectors[classifier.MINILM])  # what the fixed recipe reads (crowdlab)
     llm, llm_version = text.llm_probs(config, texts, pool)
-    if loop.settings.consensus == "crowdlab" and not schema.multiple:
+    if gate.settings.consensus == "crowdlab" and not schema.multiple:
         y, record["consensus"] = label_issues.crowdlab_labels(
             [t.votes for t in labeled], y, schema.labels, text.recipe(features), emb, llm)
     try:
@@ -129,14 +128,14 @@ def run(loop: "Loop", project: str, started: float) -> dict:
                                    lambda truth, probs: _macro_f1(truth, guesses(schema, probs)),
                                    folds=3 if len(y) > 500 else 5)
     except classifier.TrainingError as e:
-        return {**record, "result": "skipped", "reason": str(e), "seconds": time.perf_counter() - started}
+        return {**record, "result": "skipped", "reason": str(e), "seconds": time.perf_counter() - started}, False
     oof = choice.oof
     record.update(recipe=choice.recipe.name, recipe_scores=choice.scores)
     candidate_guess = guesses(schema, oof)
     incumbent = projects.model(project)
     if incumbent and (incumbent.labels != schema.labels or incumbent.llm_version != llm_version):
         incumbent = None  # trained for another config or LLM: the LLM is what it would be compared with
-    incumbent_guess = _incumbent_guess(loop, incumbent, ids, y, config, texts, llm, pool)
+    incumbent_guess = _incumbent_guess(gate, incumbent, ids, y, config, texts, llm, pool)
     candidate_f1, incumbent_f1 = _macro_f1(y, candidate_guess), _macro_f1(y, incumbent_guess)
     llm_f1 = _macro_f1(y, guesses(schema, llm))
     if not schema.multiple:  # finishing (routing.py) is defined for single-choice questions
@@ -165,26 +164,25 @@ def run(loop: "Loop", project: str, started: float) -> dict:
     text.save()
     if model:
         projects.promoted(project, model)
-        loop.metrics.model_version.labels(version).set(1)
-        loop.rescoring.request(project)
-    elif incumbent and not loop.rescoring.busy(project) and _unranked(loop, project, incumbent.version):
-        # The serving model's re-score never finished (killed, restarted, Label Studio down): Label Studio
-        # still holds an older version's predictions, and a run that keeps the model must not leave it so.
-        loop.rescoring.request(project)
-    return record
+        gate.metrics.model_version.labels(version).set(1)
+        return record, True
+    # The serving model's re-score never finished (killed, restarted, Label Studio down): Label Studio still holds
+    # an older version's predictions, and a run that keeps the model must not leave it so.
+    return record, bool(incumbent and not gate.rescore_running(project) and _unranked(projects, project,
+                                                                                       incumbent.version))
 
 
-def _unranked(loop: "Loop", project: str, version: str) -> bool:
-    ranking = loop.projects.rankings.get(project)
+def _unranked(projects: Projects, project: str, version: str) -> bool:
+    ranking = projects.rankings.get(project)
     return ranking is None or ranking.version != version
 
 
-def _incumbent_guess(loop: "Loop", incumbent: TrainedModel | None, ids, y, config: Config, texts, llm,
+def _incumbent_guess(gate: Gateway, incumbent: TrainedModel | None, ids, y, config: Config, texts, llm,
                      pool) -> np.ndarray:
     schema = config.primary
     if incumbent is None:
         return guesses(schema, llm)
-    guess = guesses(schema, loop.probabilities(config, texts, incumbent, pool))
+    guess = guesses(schema, gate.answers(config, texts, incumbent, pool)[schema.from_name])
     for row, (task_id, label) in enumerate(zip(ids, y)):
         seen = incumbent.heldout.get(int(task_id))
         if seen and seen[0] == _code(label):
