@@ -6,22 +6,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import tiny_model
 from backend.dev import processes
 from backend.dev.processes import free_port  # noqa: F401 (the tests' import of it)
-from backend.llm import guidelines as guides
-from backend.llm.local import LLMScorer
-from backend.llm.weights import ModelSource
-from backend.llm.predictor import Predictor
+from backend.dev.tiny_model import predictor as tiny_predictor  # noqa: F401 (the tests' import of it)
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = (ROOT / "label_config" / "sentiment.xml").read_text()
 
-
-def tiny_predictor(calibration: str = "contextual", guidelines_path: Path | None = None, **scorer_kwargs) -> Predictor:
-    scorer = LLMScorer(tiny_model.model(), tiny_model.tokenizer(), **scorer_kwargs)
-    source = ModelSource(path="tiny", identity="test:tiny-qwen2", name="tiny-qwen2")
-    return Predictor(scorer, source, guides.load(guidelines_path), calibration=calibration, calibration_dir=None)
 
 
 def wait_for(what: str, check, timeout: float = 240.0, every: float = 1.0):

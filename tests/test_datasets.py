@@ -196,7 +196,7 @@ def test_news_topics_config_and_guidelines_make_a_prompt():
     assert {label for _, label in g.examples} == set(config.labels)
     assert all(text == text.lower() and "." not in text and "," not in text for text, _ in g.examples)
 
-    import tiny_model  # the real Qwen tokenizer and chat template
+    from backend.dev import tiny_model  # the real Qwen tokenizer and chat template
 
     p = prompt.build(tiny_model.tokenizer(), config.labels, g)
     assert "Answer with exactly one label: " + ", ".join(config.labels) + "." in p.prefix

@@ -5,7 +5,7 @@ import json
 import pytest
 import requests
 
-import tiny_model
+from backend.dev import tiny_model
 from helpers import CONFIG, gunicorn
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import tiny_model
+from backend.dev import tiny_model
 from backend.ranking import judge
 from backend.llm.local import LLMScorer
 from backend.loop.vectors import VectorCache

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-import tiny_model
+from backend.dev import tiny_model
 from backend.llm import guidelines, prompt
 from backend.llm.local import LLMScorer
 

