@@ -114,3 +114,10 @@ def test_rescoring_computes_only_what_the_strategy_needs(toy, name, asked):
     assert (needs["embeddings"] is not None) == ("embeddings" in asked)
     assert (needs["llm_probs"] is not None) == ("llm_probs" in asked)
     assert (needs["extra_utilities"] is not None) == any(a.startswith("judged") for a in asked)
+
+
+def test_every_judge_variant_is_a_registered_strategy():
+    from backend.ranking import judge
+
+    judged = {name for name, s in strategies.REGISTRY.items() if s.llm_judged}
+    assert judged == {f"llm_{variant}" for variant in judge.VARIANTS} == set(simulation.JUDGED)

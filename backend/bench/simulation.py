@@ -46,7 +46,7 @@ POOL_SEED = 0
 EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 
 # Strategy name -> judge variant, for the LLM-judged strategies.
-JUDGED = {f"llm_{variant}": variant for variant in judge.VARIANTS}
+JUDGED = {name: name.removeprefix("llm_") for name, s in strategies.REGISTRY.items() if s.llm_judged}
 # A hybrid with one LLM judge next to the default signals; "informative" was picked before any run, as the
 # question closest to what a ranking wants. A variant of the simulation's own, not a strategy a project can serve.
 HYBRID_LLM = "hybrid_llm"
@@ -56,6 +56,8 @@ HYBRID_LLM_WEIGHTS: Mapping[str, float] = {**strategies.DEFAULT_HYBRID_WEIGHTS, 
 def known_strategies() -> tuple[str, ...]:
     """Every strategy the simulation can run: the registered ones (backend/ranking/strategies.py), then hybrid_llm."""
     return (*strategies.REGISTRY, HYBRID_LLM)
+
+
 # Model kinds: the classifier recipe, and which text vectors it reads (MiniLM embeddings, or the LLM's own hidden
 # state where the answer begins, as the loop serves it: backend/loop/project_loop.py).
 # "llm_state" is what the backend serves: the recipe its labels choose (classifier.choose, AUTO) on the LLM's hidden
