@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from backend.errors import LabelloopError
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ PACKAGED[EMBEDDED] = PACKAGED["embedded-0.5b"]
 EMBEDDED_NAME = PACKAGED[EMBEDDED].name
 
 
-class ModelSourceError(RuntimeError):
+class ModelSourceError(LabelloopError, RuntimeError):
     """The configured model cannot be found, verified or converted."""
 
 
