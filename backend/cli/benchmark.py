@@ -43,7 +43,8 @@ from backend.llm import calibration as cal
 from backend.bench import corpus, efficiency
 from backend.bench.corpus import CorpusError
 from backend.bench.datasets import DataError
-from backend.cli import Parser, add_data_arguments, data_source, positive_int
+from backend.cli import Parser, add_data_arguments, data_source, old_name_note, positive_int, reporting_errors
+from backend.errors import LabelloopError
 from backend.dev import processes
 from backend.bench import evaluation
 from backend.llm import weights as models
@@ -69,7 +70,7 @@ def http_phase(texts, config: str, port: int, batch: int, log_path: Path, model:
         try:
             url, proc = stack.enter_context(processes.serving(env, log_path, port=port, timeout=300.0))
         except RuntimeError as e:  # a model that will not load, a busy port: one line naming the log to read
-            sys.exit(f"error: {str(e).splitlines()[0]}")
+            raise LabelloopError(str(e).splitlines()[0]) from None
         version = requests.post(f"{url}/setup", json={"project": "1.0", "schema": config}, timeout=300).json()
         tasks = [{"id": i, "data": {data_key: t}} for i, t in enumerate(texts)]  # the field the config's tag reads
         requests.post(f"{url}/predict", json={"tasks": tasks[:8], "label_config": config}, timeout=300)  # warm-up
@@ -79,7 +80,7 @@ def http_phase(texts, config: str, port: int, batch: int, log_path: Path, model:
             r.raise_for_status()
             answer = r.json()
             if answer.get("skipped"):
-                sys.exit(f"error: {len(answer['skipped'])} tasks skipped by the backend: {answer['skipped'][0]}")
+                raise LabelloopError(f"{len(answer['skipped'])} tasks skipped by the backend: {answer['skipped'][0]}")
             labels += [x["result"][0]["value"]["choices"][0] for x in answer["results"]]
         elapsed = time.perf_counter() - started
         return {
@@ -203,6 +204,7 @@ def print_tables(results: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    old_name_note()
     parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="embedded,embedded-1.5b",
                         help=f"comma-separated LLM_MODEL values, from {', '.join(models.PACKAGED)} or any LLM_MODEL "
@@ -232,6 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         print(f"error: cannot write to --out {args.out}: {e.strerror or e}", file=sys.stderr)
         return 2
+    return reporting_errors(lambda: _run(args, source))
+
+
+def _run(args: argparse.Namespace, source) -> int:
     names = [m.strip() for m in args.models.split(",") if m.strip()]
 
     if source is None:
