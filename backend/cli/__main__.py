@@ -4,4 +4,5 @@ import sys
 
 from backend.cli.main import main
 
-sys.exit(main())
+if __name__ == "__main__":  # imported, e.g. by a walk over the package, it runs nothing
+    sys.exit(main())

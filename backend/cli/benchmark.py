@@ -44,7 +44,6 @@ from backend.bench import corpus, efficiency
 from backend.bench.corpus import CorpusError
 from backend.bench.datasets import DataError
 from backend.cli import Parser, add_data_arguments, data_source, old_name_note, positive_int, reporting_errors
-from backend.errors import LabelloopError
 from backend.dev import processes
 from backend.bench import evaluation
 from backend.llm import weights as models
@@ -70,7 +69,7 @@ def http_phase(texts, config: str, port: int, batch: int, log_path: Path, model:
         try:
             url, proc = stack.enter_context(processes.serving(env, log_path, port=port, timeout=300.0))
         except RuntimeError as e:  # a model that will not load, a busy port: one line naming the log to read
-            raise LabelloopError(str(e).splitlines()[0]) from None
+            sys.exit(f"error: {str(e).splitlines()[0]}")
         version = requests.post(f"{url}/setup", json={"project": "1.0", "schema": config}, timeout=300).json()
         tasks = [{"id": i, "data": {data_key: t}} for i, t in enumerate(texts)]  # the field the config's tag reads
         requests.post(f"{url}/predict", json={"tasks": tasks[:8], "label_config": config}, timeout=300)  # warm-up
@@ -80,7 +79,7 @@ def http_phase(texts, config: str, port: int, batch: int, log_path: Path, model:
             r.raise_for_status()
             answer = r.json()
             if answer.get("skipped"):
-                raise LabelloopError(f"{len(answer['skipped'])} tasks skipped by the backend: {answer['skipped'][0]}")
+                sys.exit(f"error: {len(answer['skipped'])} tasks skipped by the backend: {answer['skipped'][0]}")
             labels += [x["result"][0]["value"]["choices"][0] for x in answer["results"]]
         elapsed = time.perf_counter() - started
         return {

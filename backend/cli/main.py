@@ -42,6 +42,7 @@ def parser() -> Parser:
 
 
 def serve(argv: list[str]) -> int:
+    """gunicorn in place of this process, as `make serve` runs it, with the options given after `serve`."""
     if argv and argv[0] in ("-h", "--help"):
         print(f"usage: labelloop serve [GUNICORN OPTION ...]\n\n{SERVE_SUMMARY}.\nGunicorn's own options: "
               "python -m gunicorn --help")
@@ -58,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     name, rest = argv[split], argv[split + 1:]
     if name == "serve":
         return serve(rest)
+    command = importlib.import_module(f"backend.cli.{known[name]}")
     # argparse names a program after argv[0]: the command's usage and errors then read `labelloop finish`.
-    sys.argv[0] = f"labelloop {name}"
-    return importlib.import_module(f"backend.cli.{known[name]}").main(rest)
+    called, sys.argv[0] = sys.argv[0], f"labelloop {name}"
+    try:
+        return command.main(rest)
+    finally:
+        sys.argv[0] = called
