@@ -1,5 +1,6 @@
-"""What the commands share: a parser whose errors are one line, argument types that say what is wrong with a value,
-and the one-line answer to the errors a user meets (Label Studio, the network, settings, their files)."""
+"""What the commands share: the runner every command's work goes through (reporting_errors: one `error:` line for
+any LabelloopError and for Label Studio's or the network's errors, a traceback only for a bug), a parser whose errors
+are one line, and argument types that say what is wrong with a value."""
 
 from __future__ import annotations
 
