@@ -126,3 +126,10 @@ def test_serve_runs_gunicorn_as_make_serve_does(monkeypatch):
                        "backend.serving.wsgi:app", "--bind", "127.0.0.1:9999"]]
     make = (ROOT / "Makefile").read_text()
     assert "gunicorn -c python:backend.serving.gunicorn_conf backend.serving.wsgi:app" in make
+
+
+def test_every_command_goes_through_the_runner_and_knows_its_old_name():
+    for name, stem in commands().items():
+        source = (ROOT / "backend" / "cli" / f"{stem}.py").read_text()
+        assert "reporting_errors(" in source, name
+        assert "old_name_note()" in source.split("def main(", 1)[1], name
