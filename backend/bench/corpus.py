@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from backend.errors import LabelloopError
 
 LABELS = ("Positive", "Negative", "Neutral")

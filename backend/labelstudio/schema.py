@@ -14,6 +14,7 @@ from html.parser import HTMLParser
 from typing import Any
 
 from label_studio_sdk.label_interface import LabelInterface
+
 from backend.errors import LabelloopError
 
 # The object tags whose task field holds text the LLM can read: plain text, HTML, and dialogues.

@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
 from backend.errors import LabelloopError
 
 log = logging.getLogger(__name__)

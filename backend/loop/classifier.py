@@ -45,6 +45,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
+
 from backend.errors import LabelloopError
 
 KINDS = ("classifier", "blend", "state_blend", "llm_refit")
