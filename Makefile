@@ -94,7 +94,7 @@ container: install container-tools
 
 # Label Studio and the backend on 127.0.0.1 with a ready demo project; `make serve` runs the backend alone.
 run: model labelstudio
-	$(BIN)/python scripts/demo.py
+	$(BIN)/python -m backend.cli demo
 
 serve:
 	$(BIN)/gunicorn -c python:backend.serving.gunicorn_conf backend.serving.wsgi:app
@@ -106,34 +106,34 @@ test-e2e: model labelstudio browser postgres
 	$(BIN)/python -m pytest -q -m e2e
 
 bench: model
-	$(BIN)/python scripts/benchmark.py
+	$(BIN)/python -m backend.cli benchmark
 
 bench-engines: model llama
-	$(BIN)/python scripts/bench_engines.py
+	$(BIN)/python -m backend.cli bench-engines
 
 # The pool re-score against a fresh Label Studio: 10,000 tasks, 4 re-scores, seconds and requests per phase
 # (the tests' tiny model scores; the real model's scoring time is printed from its measured reviews/s).
 bench-rescore: install labelstudio
 	@mkdir -p artifacts
-	$(BIN)/python scripts/bench_rescore.py --out artifacts/bench_rescore.json
+	$(BIN)/python -m backend.cli bench-rescore --out artifacts/bench_rescore.json
 
 # Label issues found on planted noise, and CROWDLAB on a simulated team of three (the LLM's outputs cached).
 bench-label-issues: model
-	$(BIN)/python scripts/bench_label_issues.py --out artifacts/label_issues
+	$(BIN)/python -m backend.cli bench-label-issues --out artifacts/label_issues
 
 bench-questions: model
-	$(BIN)/python scripts/bench_questions.py --out artifacts/questions.json
+	$(BIN)/python -m backend.cli bench-questions --out artifacts/questions.json
 
 # Zero-shot calibrations, learning curves and the served recipe on every packaged corpus (docs/data.md); add
 # LLM_MODEL=embedded-1.5b for the larger model.
 bench-data: model corpora
-	for c in rotten_tomatoes posts r8; do $(BIN)/python scripts/compare_strategies.py --corpus $$c --pool 400 --test 250 \
+	for c in rotten_tomatoes posts r8; do $(BIN)/python -m backend.cli compare-strategies --corpus $$c --pool 400 --test 250 \
 		--seeds 3 --strategies random --budget 100 --kinds llm_state,state_fixed,blend,llm_refit \
 		--out artifacts/data/$$c || exit 1; done
 
 calibrate: model
-	$(BIN)/python scripts/calibrate.py
-	GUIDELINES=guidelines/review_facets.md $(BIN)/python scripts/calibrate.py --config label_config/review_facets.xml \
+	$(BIN)/python -m backend.cli calibrate
+	GUIDELINES=guidelines/review_facets.md $(BIN)/python -m backend.cli calibrate --config label_config/review_facets.xml \
 		--sample guidelines/samples/review_facets.jsonl
 
 clean:

@@ -6,13 +6,14 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from backend.errors import LabelloopError
 from backend.llm.guidelines import DEFAULT_GUIDELINES
 from backend.paths import DEMO_GOLD, GUIDELINES_DIR
 from backend.llm.weights import default_cache_dir
 from backend.ranking import strategies
 
 
-class SettingsError(ValueError):
+class SettingsError(LabelloopError, ValueError):
     pass
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Inter-annotator agreement of a Label Studio export (JSON, JSON-MIN or CSV).
 
-The command lives in backend/cli/agreement.py and is installed as `labelloop-agreement`; this file runs it from a checkout.
+The command is `labelloop agreement` (backend/cli/agreement.py); this file runs it from a checkout
+(as before, until the next release).
 """
 
 import sys

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Benchmark the backend on each LLM engine, side by side, in one run on this machine.
 
-The command lives in backend/cli/bench_engines.py and is installed as `labelloop-bench-engines`; this file runs it from a checkout.
+The command is `labelloop bench-engines` (backend/cli/bench_engines.py); this file runs it from a checkout
+(as before, until the next release).
 """
 
 import sys

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Benchmark label-issue detection on planted noise, on the bundled reviews or a team's labeled file (--data).
 
-The command lives in backend/cli/bench_label_issues.py and is installed as `labelloop-bench-label-issues`; this file runs it from a checkout.
+The command is `labelloop bench-label-issues` (backend/cli/bench_label_issues.py); this file runs it from a checkout
+(as before, until the next release).
 """
 
 import sys

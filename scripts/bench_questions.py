@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Several questions per task, measured on a labeled sample (per-question quality, multi-label methods, speed).
 
-The command lives in backend/cli/bench_questions.py and is installed as `labelloop-bench-questions`; this file runs it from a checkout.
+The command is `labelloop bench-questions` (backend/cli/bench_questions.py); this file runs it from a checkout
+(as before, until the next release).
 """
 
 import sys

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Time every ranking strategy of backend/ranking/strategies.py on a synthetic pool.
 
-The command lives in backend/cli/bench_ranking.py and is installed as `labelloop-bench-ranking`; this file runs it from a checkout.
+The command is `labelloop bench-ranking` (backend/cli/bench_ranking.py); this file runs it from a checkout
+(as before, until the next release).
 """
 
 import sys

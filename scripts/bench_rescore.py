@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Time the backend's pool re-score plus write against a real Label Studio, phase by phase.
 
-The command lives in backend/cli/bench_rescore.py and is installed as `labelloop-bench-rescore`; this file runs it from a checkout.
+The command is `labelloop bench-rescore` (backend/cli/bench_rescore.py); this file runs it from a checkout
+(as before, until the next release).
 """
 
 import sys

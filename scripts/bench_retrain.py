@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Time a retrain from the event to the decision, with --labels labels in a real Label Studio.
 
-The command lives in backend/cli/bench_retrain.py and is installed as `labelloop-bench-retrain`; this file runs it from a checkout.
+The command is `labelloop bench-retrain` (backend/cli/bench_retrain.py); this file runs it from a checkout
+(as before, until the next release).
 """
 
 import sys

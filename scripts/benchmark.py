@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Benchmark the packaged models side by side on the bundled reviews or a team's labeled file (--data).
 
-The command lives in backend/cli/benchmark.py and is installed as `labelloop-benchmark`; this file runs it from a checkout.
+The command is `labelloop benchmark` (backend/cli/benchmark.py); this file runs it from a checkout
+(as before, until the next release).
 """
 
 import sys

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Fit the LLM's per-label calibration on a labeled sample and save it where the backend finds it.
 
-The command lives in backend/cli/calibrate.py and is installed as `labelloop-calibrate`; this file runs it from a checkout.
+The command is `labelloop calibrate` (backend/cli/calibrate.py); this file runs it from a checkout
+(as before, until the next release).
 """
 
 import sys

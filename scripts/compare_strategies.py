@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Compare ranking strategies in a simulated annotation loop, on the bundled reviews or a team's labeled file (--data).
 
-The command lives in backend/cli/compare_strategies.py and is installed as `labelloop-compare-strategies`; this file runs it from a checkout.
+The command is `labelloop compare-strategies` (backend/cli/compare_strategies.py); this file runs it from a checkout
+(as before, until the next release).
 """
 
 import sys

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Run the whole labeling loop locally: Label Studio and the labelloop backend on 127.0.0.1, with a project
 
-The command lives in backend/cli/demo.py and is installed as `labelloop-demo`; this file runs it from a checkout.
+The command is `labelloop demo` (backend/cli/demo.py); this file runs it from a checkout
+(as before, until the next release).
 """
 
 import sys

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Finish a project's dataset: people's labels, the model's labels where it meets an accuracy target, and the tasks
 
-The command lives in backend/cli/finish.py and is installed as `labelloop-finish`; this file runs it from a checkout.
+The command is `labelloop finish` (backend/cli/finish.py); this file runs it from a checkout
+(as before, until the next release).
 """
 
 import sys

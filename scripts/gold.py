@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Gold tasks: hide them in a batch of tasks, then measure each annotator's accuracy on them over time.
 
-The command lives in backend/cli/gold.py and is installed as `labelloop-gold`; this file runs it from a checkout.
+The command is `labelloop gold` (backend/cli/gold.py); this file runs it from a checkout
+(as before, until the next release).
 """
 
 import sys

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """List the human labels most likely wrong, from a Label Studio JSON export or a live project.
 
-The command lives in backend/cli/label_issues.py and is installed as `labelloop-label-issues`; this file runs it from a checkout.
+The command is `labelloop label-issues` (backend/cli/label_issues.py); this file runs it from a checkout
+(as before, until the next release).
 """
 
 import sys

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Treat the LLM as one more annotator: Cohen's κ against each human and the majority, per prompt variant.
 
-The command lives in backend/cli/llm_vs_human.py and is installed as `labelloop-llm-vs-human`; this file runs it from a checkout.
+The command is `labelloop llm-vs-human` (backend/cli/llm_vs_human.py); this file runs it from a checkout
+(as before, until the next release).
 """
 
 import sys

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Load-test the backend: concurrent clients mixing /predict batches (1-50 new reviews each) and webhooks.
 
-The command lives in backend/cli/load_test.py and is installed as `labelloop-load-test`; this file runs it from a checkout.
+The command is `labelloop load-test` (backend/cli/load_test.py); this file runs it from a checkout
+(as before, until the next release).
 """
 
 import sys

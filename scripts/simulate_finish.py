@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Simulate finishing a dataset, on the bundled reviews or a team's labeled file (--data).
 
-The command lives in backend/cli/simulate_finish.py and is installed as `labelloop-simulate-finish`; this file runs it from a checkout.
+The command is `labelloop simulate-finish` (backend/cli/simulate_finish.py); this file runs it from a checkout
+(as before, until the next release).
 """
 
 import sys

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Set up a Label Studio project for the labelloop backend: project, tasks, ML backend connection, export.
 
-The command lives in backend/cli/sync_project.py and is installed as `labelloop-sync-project`; this file runs it from a checkout.
+The command is `labelloop sync-project` (backend/cli/sync_project.py); this file runs it from a checkout
+(as before, until the next release).
 """
 
 import sys

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Synthetic examples: write them with the local Qwen model, filter them, measure them, review them in Label Studio.
 
-The command lives in backend/cli/synthetic.py and is installed as `labelloop-synthetic`; this file runs it from a checkout.
+The command is `labelloop synthetic` (backend/cli/synthetic.py); this file runs it from a checkout
+(as before, until the next release).
 """
 
 import sys

@@ -1,5 +1,5 @@
-"""The command-line entry points: each `labelloop-*` console script of pyproject.toml is a backend/cli module's
-main(), and each scripts/*.py runs the same command from a checkout."""
+"""The command-line entry points: `labelloop` runs every command; each old `labelloop-*` console script of
+pyproject.toml is still a backend/cli module's main(), and each scripts/*.py runs the same command from a checkout."""
 
 from __future__ import annotations
 
@@ -10,7 +10,18 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMANDS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+SCRIPTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+COMMANDS = {name: target for name, target in SCRIPTS.items() if name != "labelloop"}  # the old names
+
+
+def test_labelloop_is_the_console_command_and_runs_every_old_one():
+    from backend.cli.main import commands
+
+    assert SCRIPTS["labelloop"] == "backend.cli.main:main"
+    assert len(COMMANDS) == 20 and all(name.startswith("labelloop-") for name in COMMANDS)
+    assert {name.removeprefix("labelloop-") for name in COMMANDS} == set(commands())
+    for name, target in COMMANDS.items():
+        assert target == f"backend.cli.{commands()[name.removeprefix('labelloop-')]}:main", name
 
 
 def test_every_script_is_a_console_command_and_back():

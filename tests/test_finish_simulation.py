@@ -15,7 +15,7 @@ import pytest
 from backend.bench import finish_simulation as fs
 from backend.loop import routing
 from backend.bench import simulation
-from backend.bench.finish_simulation import FinishError
+from backend.bench.finish_simulation import FinishSimulationError
 from backend.bench.simulation import SimulationError
 from test_simulation import synthetic_inputs
 
@@ -211,7 +211,7 @@ def test_seed_evidence_reads_only_the_seed_set(inputs):
     pool_probs, oof = fs._model(inputs, "llm_state", labeled, 2)
     by_hand = fs.route(pool_probs, oof, labeled, inputs.pool_y, 0.9, 0.95, evidence=80)
     assert by_hand == run.final
-    with pytest.raises(FinishError, match="unknown evidence 'gold'"):
+    with pytest.raises(FinishSimulationError, match="unknown evidence 'gold'"):
         fs.finish_run(inputs, "llm_state", "margin", seed=2, evidence="gold")
 
 
@@ -282,20 +282,20 @@ def test_finish_is_deterministic(inputs, results):
     ],
 )
 def test_bad_settings(inputs, kwargs, message):
-    with pytest.raises(FinishError, match=message):
+    with pytest.raises(FinishSimulationError, match=message):
         fs.finish_run(inputs, "llm_state", "random", seed=0, **kwargs)
 
 
 def test_bad_names(inputs):
-    with pytest.raises(FinishError, match="unknown model kind 'svm'"):
+    with pytest.raises(FinishSimulationError, match="unknown model kind 'svm'"):
         fs.finish(inputs, ["random"], kind="svm", progress=False)
     with pytest.raises(SimulationError, match="unknown strategy bald"):
         fs.finish(inputs, ["random", "bald"], progress=False)
-    with pytest.raises(FinishError, match="no seed given"):
+    with pytest.raises(FinishSimulationError, match="no seed given"):
         fs.finish(inputs, ["random"], seeds=[], progress=False)
     no_judges = finishing_inputs(n_pool=100)
     no_judges.judged = {}
-    with pytest.raises(FinishError, match="needs the LLM judge"):
+    with pytest.raises(FinishSimulationError, match="needs the LLM judge"):
         fs.finish_run(no_judges, "llm_state", "llm_difficult", seed=0)
 
 

@@ -8,11 +8,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from backend.errors import LabelloopError
+
 LABELS = ("Positive", "Negative", "Neutral")
 CATEGORY_TO_LABEL = {"fresh": "Positive", "rotten": "Negative", "plot": "Neutral"}
 
 
-class CorpusError(RuntimeError):
+class CorpusError(LabelloopError, RuntimeError):
     pass
 
 

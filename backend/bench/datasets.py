@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
+from backend.errors import LabelloopError
 from backend.bench import corpus as rotten_tomatoes
 from backend.labelstudio import export as exports
 from backend.paths import DEMO_CONFIG, DEMO_GUIDELINES, ROOT
@@ -21,7 +22,7 @@ from backend.paths import DEMO_CONFIG, DEMO_GUIDELINES, ROOT
 SUFFIXES = (".csv", ".tsv", ".jsonl", ".json")
 
 
-class DataError(ValueError):
+class DataError(LabelloopError, ValueError):
     """A labeled file that cannot be read; the message says what to fix (one line)."""
 
 

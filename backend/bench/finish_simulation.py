@@ -67,6 +67,7 @@ from typing import Any, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
+from backend.errors import LabelloopError
 from backend.loop import classifier, routing
 from backend.bench import simulation
 from backend.ranking import strategies
@@ -98,7 +99,7 @@ ACCOUNTING = (
 )
 
 
-class FinishError(ValueError):
+class FinishSimulationError(LabelloopError, ValueError):
     """Settings the finishing simulation cannot run with; the message says which and why."""
 
 
@@ -162,24 +163,24 @@ def check_settings(n_pool: int, target: float, level: float, seed_size: int, bat
     for name, value in (("seed size", seed_size), ("batch", batch), ("patience", patience), ("budget", budget),
                         ("pool", n_pool)):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-            raise FinishError(f"{name} must be a positive integer, got {value!r}")
+            raise FinishSimulationError(f"{name} must be a positive integer, got {value!r}")
     for name, value in (("target", target), ("level", level)):
         if not isinstance(value, (int, float)) or not 0 < value < 1:
-            raise FinishError(f"{name} must lie strictly between 0 and 1, got {value!r}")
+            raise FinishSimulationError(f"{name} must lie strictly between 0 and 1, got {value!r}")
     if budget > n_pool:
-        raise FinishError(f"budget ({budget}) exceeds the pool ({n_pool} items)")
+        raise FinishSimulationError(f"budget ({budget}) exceeds the pool ({n_pool} items)")
     if seed_size > budget:
-        raise FinishError(f"seed size ({seed_size}) exceeds the budget ({budget})")
+        raise FinishSimulationError(f"seed size ({seed_size}) exceeds the budget ({budget})")
 
 
 def check_evidence(evidence: str) -> None:
     if evidence not in EVIDENCE:
-        raise FinishError(f"unknown evidence {evidence!r}; choose from {', '.join(EVIDENCE)}")
+        raise FinishSimulationError(f"unknown evidence {evidence!r}; choose from {', '.join(EVIDENCE)}")
 
 
 def check_kind(kind: str) -> None:
     if kind != LLM_ALONE and kind not in simulation.KIND_RECIPES:
-        raise FinishError(
+        raise FinishSimulationError(
             f"unknown model kind {kind!r}; choose from {', '.join(simulation.KIND_RECIPES)}, {LLM_ALONE}"
         )
 
@@ -318,7 +319,7 @@ def finish_run(
     simulation.check_strategies([strategy])
     missing = [v for v in simulation.needed_judges([strategy]) if f"llm_{v}" not in inputs.judged]
     if missing:
-        raise FinishError(f"strategy {strategy} needs the LLM judge(s) {', '.join(missing)}, not in the inputs")
+        raise FinishSimulationError(f"strategy {strategy} needs the LLM judge(s) {', '.join(missing)}, not in the inputs")
     rng = np.random.default_rng(seed)
     order = list(rng.choice(n_pool, size=seed_size, replace=False))  # as simulation.simulate: paired seed sets
     steps: list[Step] = []
@@ -398,7 +399,7 @@ def finish(
     check_evidence(evidence)
     seeds = list(seeds)
     if not seeds:
-        raise FinishError("no seed given")
+        raise FinishSimulationError("no seed given")
     n_pool = len(inputs.pool_y)
     budget = n_pool if budget is None else budget
     check_settings(n_pool, target, level, seed_size, batch, patience, budget)

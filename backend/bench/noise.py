@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
+from backend.errors import LabelloopError
 from backend.loop import classifier
 from backend.quality import label_issues
 from backend.bench.simulation import KIND_RECIPES, Inputs, fit_kind, macro_f1, out_of_fold_kind
@@ -38,7 +39,7 @@ ACCURACY_CARELESS = 0.6
 TEAM = ("careful_1", "careful_2", "careless")
 
 
-class NoiseBenchError(ValueError):
+class NoiseBenchError(LabelloopError, ValueError):
     """Settings the benchmark cannot run with; one line."""
 
 

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+from backend.errors import LabelloopError
 from backend.paths import DEMO_CONFIG, DEMO_GUIDELINES, ROOT
 
 ENGINES_JSON = ROOT / "docs" / "engines.json"
@@ -53,7 +54,7 @@ DEFAULT_STRATEGIES = ("margin", "entropy", "least_confidence")
 FALLBACK_REVIEWS_PER_S = 7.907  # docs/engines.json, transformers engine, 0.5B model, /predict over HTTP
 
 
-class BenchError(RuntimeError):
+class BenchError(LabelloopError, RuntimeError):
     """The benchmark cannot run as asked; one line saying why."""
 
 

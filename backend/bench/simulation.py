@@ -34,6 +34,7 @@ import pandas as pd
 from sklearn.metrics import f1_score
 from tqdm.auto import tqdm
 
+from backend.errors import LabelloopError
 from backend.paths import DEMO_CONFIG
 from backend.loop import classifier
 from backend.bench import corpus, datasets, evaluation, lexicon
@@ -82,7 +83,7 @@ LABELS_TO_TARGET_RULE = (
 )
 
 
-class SimulationError(ValueError):
+class SimulationError(LabelloopError, ValueError):
     """Settings the simulation cannot run with; the message says which and why."""
 
 

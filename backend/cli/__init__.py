@@ -1,5 +1,6 @@
-"""What the commands share: a parser whose errors are one line, argument types that say what is wrong with a value,
-and the one-line answer to the errors a user meets (Label Studio, the network, settings, their files)."""
+"""What the commands share: the runner every command's work goes through (reporting_errors: one `error:` line for
+any LabelloopError and for Label Studio's or the network's errors, a traceback only for a bug), a parser whose errors
+are one line, and argument types that say what is wrong with a value."""
 
 from __future__ import annotations
 
@@ -48,34 +49,50 @@ def check_writable_dir(path: Path) -> None:
         pass
 
 
-def reporting_errors(run: Callable[[], int], expected: tuple[type[BaseException], ...] = ()) -> int:
-    """run()'s exit status; `expected` errors and Label Studio's or the network's are one `error:` line and exit 1,
-    Ctrl-C exits 130. Any other exception is a bug and keeps its traceback."""
-    from backend.labelstudio.client import TRANSPORT_ERRORS, LabelStudioError, error_line
+def old_name_note() -> None:
+    """Each command was its own console script (labelloop-finish) before `labelloop finish`: run by the old name, it
+    says so on stderr (stdout stays the command's) and runs as before, until the old names go in the next release."""
+    called = Path(sys.argv[0]).name
+    if called.startswith("labelloop-"):
+        print(f'note: {called} is now "labelloop {called.removeprefix("labelloop-")}"; the old name goes in the next '
+              "release", file=sys.stderr)
+
+
+def reporting_errors(run: Callable[[], int], expected: tuple[type[BaseException], ...] = (), status: int = 1,
+                     usage: tuple[type[BaseException], ...] = ()) -> int:
+    """run()'s exit status. A LabelloopError, an `expected` error, or Label Studio's or the network's is one `error:`
+    line and exits `status` (1; 2 where a command's errors have always meant bad input); a `usage` error is answered
+    as the parser answers a bad argument (exit 2). Ctrl-C exits 130. Any other exception is a bug and keeps its
+    traceback."""
+    from backend.errors import LabelloopError
+    from backend.labelstudio.client import TRANSPORT_ERRORS, error_line
 
     try:
         return run()
-    except (LabelStudioError, *expected) as e:
-        message = str(e)
+    except usage as e:
+        print(f"error: {e} (see --help)", file=sys.stderr)
+        return 2
+    except (LabelloopError, *expected) as e:
+        message = str(e).splitlines()[0] if str(e) else repr(e)  # some carry a log's tail on later lines
     except TRANSPORT_ERRORS as e:
         message = error_line(e)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     print(f"error: {message}", file=sys.stderr)
-    return 1
+    return status
 
 
 def load_model(settings: Any) -> Any:
-    """The LLM for a command, loaded now (torch only once a model is needed); a failure is one line (SyncError)."""
-    from backend.labelstudio.sync import SyncError
+    """The LLM for a command, loaded now (torch only once a model is needed); a failure is one line."""
+    from backend.llm.weights import ModelSourceError
     from backend.serving.service import load_predictor
 
     print("loading the model ...", file=sys.stderr)
     try:
         return load_predictor(settings)
     except Exception as e:  # whatever the engine raises, the user gets one line
-        raise SyncError(f"the model failed to load: {str(e).splitlines()[0] if str(e) else e!r}") from None
+        raise ModelSourceError(f"the model failed to load: {str(e).splitlines()[0] if str(e) else e!r}") from None
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:

@@ -27,19 +27,14 @@ import sys
 from pathlib import Path
 
 
+from backend.cli import Parser, old_name_note, reporting_errors
 from backend.labelstudio import schema as schemas
 from backend.quality import agreement
 from backend.labelstudio.export import ExportError, labels_from_config, load_export
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
-        # One line like every other input error, instead of argparse's usage block.
-        self.exit(2, f"error: {message} (see --help)\n")
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("export", type=Path, help="the Label Studio export file, e.g. export.json or export.csv")
     parser.add_argument("--format", choices=("table", "json"), default="table",
                         help="output: a readable table (default) or exactly one JSON object, e.g. --format json")
@@ -76,30 +71,31 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    old_name_note()
     args = _parser().parse_args(argv)
     if args.bootstrap < 0:
         print("error: --bootstrap must be 0 or more", file=sys.stderr)
         return 2
-    try:
-        from_name, labels = args.from_name, None
-        if args.labels and args.config:
-            raise ExportError("give --labels or --config, not both")
-        if args.labels:
-            labels = [label.strip() for label in args.labels.split(",") if label.strip()]
-        multiple = args.multi_label
-        if args.config:
-            from_name, labels = labels_from_config(args.config, args.from_name)
-            multiple = multiple or schemas.is_multiple(args.config.read_text(encoding="utf-8-sig"), from_name)
-        dataset = load_export(args.export, from_name=from_name, labels=labels, text_key=args.text_key,
-                              multiple=multiple)
-        if multiple:
-            return _multilabel(args, dataset)
-        report = agreement.analyse(dataset, bootstrap=args.bootstrap, seed=args.seed)
-        if args.disagreements:
-            agreement.write_disagreements(dataset, args.disagreements)
-    except (ExportError, agreement.AgreementError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return reporting_errors(lambda: _report(args), status=2)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from_name, labels = args.from_name, None
+    if args.labels and args.config:
+        raise ExportError("give --labels or --config, not both")
+    if args.labels:
+        labels = [label.strip() for label in args.labels.split(",") if label.strip()]
+    multiple = args.multi_label
+    if args.config:
+        from_name, labels = labels_from_config(args.config, args.from_name)
+        multiple = multiple or schemas.is_multiple(args.config.read_text(encoding="utf-8-sig"), from_name)
+    dataset = load_export(args.export, from_name=from_name, labels=labels, text_key=args.text_key,
+                          multiple=multiple)
+    if multiple:
+        return _multilabel(args, dataset)
+    report = agreement.analyse(dataset, bootstrap=args.bootstrap, seed=args.seed)
+    if args.disagreements:
+        agreement.write_disagreements(dataset, args.disagreements)
 
     passed = True
     if args.min_kappa is not None:

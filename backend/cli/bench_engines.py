@@ -17,6 +17,8 @@ from contextlib import ExitStack
 from pathlib import Path
 
 
+from backend.cli import Parser, old_name_note, reporting_errors
+from backend.errors import LabelloopError
 from backend.paths import ROOT
 from backend.bench import engines as engine_bench
 from backend.bench import evaluation
@@ -38,8 +40,9 @@ def names(value: str) -> list[str]:
     return chosen
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> int:
+    old_name_note()
+    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--engines", type=names, default=list(ENGINES[:2]),
                         help="comma-separated (default: transformers,llama-cpp-python)")
     parser.add_argument("--llama-server-bin", type=Path, help="llama.cpp's llama-server binary, for the llama.cpp engine")
@@ -50,19 +53,20 @@ def main() -> int:
     parser.add_argument("--calibration", type=Path, help="calibration file every engine reads (default: the fitted "
                         "one the in-process engine finds in guidelines/calibration/)")
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "engines.json", help="JSON results (default %(default)s)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    return reporting_errors(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
     if "llama-cpp-python" in args.engines and not llama.available():
-        print(f"error: {llama.MISSING_REASON}", file=sys.stderr)
-        return 1
+        raise llama.LlamaServerError(llama.MISSING_REASON)
     if "llama.cpp" in args.engines and not (args.llama_server_bin and args.llama_server_bin.is_file()):
-        print("error: the llama.cpp engine needs --llama-server-bin PATH (llama.cpp's llama-server)", file=sys.stderr)
-        return 1
+        raise llama.LlamaServerError("the llama.cpp engine needs --llama-server-bin PATH (llama.cpp's llama-server)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     settings = Settings()
     calibration = args.calibration or settings.calibration_dir / f"sentiment.{models.EMBEDDED_NAME}.json"
     if not calibration.is_file():
-        print("error: no calibration file; run `make calibrate` or pass --calibration", file=sys.stderr)
-        return 1
+        raise LabelloopError("no calibration file; run `make calibrate` or pass --calibration")
 
     config = DEMO_CONFIG.read_text()
     parsed = schema.parse(config)

@@ -32,9 +32,9 @@ from backend.paths import ROOT
 from backend.bench import evaluation
 from backend.bench import noise as noise_bench
 from backend.bench import simulation
-from backend.bench.corpus import CorpusError
 from backend.bench.datasets import DataError
-from backend.cli import Parser, add_data_arguments, data_source, fraction, positive_int
+from backend.cli import Parser, add_data_arguments, data_source, fraction, old_name_note, positive_int, reporting_errors
+from backend.errors import LabelloopError
 from backend.files import write_json
 
 
@@ -60,33 +60,25 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
+    old_name_note()
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    return reporting_errors(lambda: run(args), status=2)  # its errors have always exited 2, the model's too
+
+
+def run(args: argparse.Namespace) -> int:
     if args.kind not in simulation.KIND_RECIPES:
-        print(f"error: unknown model kind {args.kind!r}; choose from {', '.join(simulation.KIND_RECIPES)}",
-              file=sys.stderr)
-        return 2
+        raise simulation.SimulationError(
+            f"unknown model kind {args.kind!r}; choose from {', '.join(simulation.KIND_RECIPES)}")
     if args.labels > args.pool:
-        print(f"error: --labels {args.labels} exceeds --pool {args.pool}", file=sys.stderr)
-        return 2
-    try:
-        source = data_source(args, args.pool, args.test_size)  # the data file is read and split before the model loads
-    except (CorpusError, DataError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise noise_bench.NoiseBenchError(f"--labels {args.labels} exceeds --pool {args.pool}")
+    source = data_source(args, args.pool, args.test_size)  # the data file is read and split before the model loads
     if source is None and args.test_size > evaluation.TEST_SIZE:
-        print(f"error: --test-size must be at most {evaluation.TEST_SIZE}, got {args.test_size}", file=sys.stderr)
-        return 2
+        raise DataError(f"--test-size must be at most {evaluation.TEST_SIZE}, got {args.test_size}")
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        print(f"error: cannot write to --out {args.out}: {e.strerror or e}", file=sys.stderr)
-        return 2
-
-    from backend.loop.embeddings import EmbeddingError
-    from backend.llm.weights import ModelSourceError
-    from backend.settings import SettingsError
-
+        raise LabelloopError(f"cannot write to --out {args.out}: {e.strerror or e}") from None
     started = time.perf_counter()
     try:
         inputs = simulation.load_inputs(args.pool, args.test_size, args.cache_dir, (), progress=not args.quiet,
@@ -94,13 +86,8 @@ def main(argv=None) -> int:
         inputs.vectors(args.kind)  # an engine without hidden states cannot serve llm_state: say so now
         seeds = range(args.first_seed, args.first_seed + args.seeds)
         results = noise_bench.bench(inputs, args.kind, args.labels, args.rate, seeds)
-    except (ModelSourceError, SettingsError, EmbeddingError, simulation.SimulationError, CorpusError,
-            noise_bench.NoiseBenchError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     except OSError as e:
-        print(f"error: cache directory {args.cache_dir}: {e.strerror or e}", file=sys.stderr)
-        return 2
+        raise LabelloopError(f"cache directory {args.cache_dir}: {e.strerror or e}") from None
     results["wall_seconds"] = round(time.perf_counter() - started, 1)
     path = args.out / "results.json"
     write_json(path, results, indent=2)

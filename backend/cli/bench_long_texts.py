@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 
+from backend.cli import Parser, old_name_note, reporting_errors
 from backend.paths import ROOT
 from backend.bench import corpus, evaluation
 from backend.labelstudio import schema
@@ -28,22 +29,25 @@ from backend.serving.service import load_predictor
 from backend.settings import Settings
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> int:
+    old_name_note()
+    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="embedded", help="LLM_MODEL (default %(default)s)")
     parser.add_argument("--n", type=int, default=200, help="longest texts to score (default %(default)s)")
     parser.add_argument("--sample", type=int, default=2000, help="random texts to pick them from (default %(default)s)")
     parser.add_argument("--cuts", default="32,64,96,128,256,512", help="MAX_TEXT_TOKENS values (default %(default)s)")
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "long_texts.json", help="JSON (default %(default)s)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     try:
         cuts = sorted({int(c) for c in args.cuts.split(",") if c.strip()})
     except ValueError:
-        print(f"error: --cuts {args.cuts!r}: comma-separated integers (see --help)", file=sys.stderr)
-        return 2
+        parser.error(f"--cuts {args.cuts!r}: comma-separated integers")
     if not cuts or min(cuts) < 8 or args.n < 10 or args.sample < args.n:
-        print("error: cuts must be at least 8, --n at least 10 and --sample at least --n (see --help)", file=sys.stderr)
-        return 2
+        parser.error("cuts must be at least 8, --n at least 10 and --sample at least --n")
+    return reporting_errors(lambda: _run(args, cuts))
+
+
+def _run(args: argparse.Namespace, cuts: list[int]) -> int:
 
     parsed = schema.parse(DEMO_CONFIG.read_text())
     test, calibration = evaluation.splits()

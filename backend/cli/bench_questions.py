@@ -19,9 +19,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from backend.bench import questions
-from backend.cli import Parser, load_model, names, positive_int, reporting_errors
+from backend.cli import Parser, load_model, names, old_name_note, positive_int, reporting_errors
 from backend.labelstudio import schema as schemas
-from backend.labelstudio.sync import SyncError
 from backend.paths import ROOT
 from backend.settings import Settings
 
@@ -31,6 +30,7 @@ FACETS_SAMPLE = ROOT / "guidelines" / "samples" / "review_facets.jsonl"
 
 
 def main(argv: list[str] | None = None) -> int:
+    old_name_note()
     parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="embedded", help="LLM_MODEL (default %(default)s)")
     parser.add_argument("--config", type=Path, default=FACETS_CONFIG, help="labeling config (default %(default)s)")
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "questions.json",
                         help="JSON (default %(default)s)")
     args = parser.parse_args(argv)
-    return reporting_errors(lambda: _run(args), expected=(SyncError, schemas.SchemaError, OSError, ValueError))
+    return reporting_errors(lambda: _run(args), expected=(OSError, ValueError))
 
 
 def _run(args) -> int:

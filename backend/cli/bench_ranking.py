@@ -19,11 +19,13 @@ import time
 import numpy as np
 
 
+from backend.cli import Parser, old_name_note, reporting_errors
 from backend.ranking import strategies
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> int:
+    old_name_note()
+    ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=100_000, help="tasks in the pool (default 100000)")
     ap.add_argument("--labels", type=int, default=3, help="labels (default 3)")
     ap.add_argument("--alpha", type=float, default=0.5, help="Dirichlet concentration of the probs (default 0.5)")
@@ -37,6 +39,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.n < 2 or args.labels < 2 or args.dim < 1 or not 0 <= args.labeled < args.n or args.k < 1:
         ap.error("need --n >= 2, --labels >= 2, --dim >= 1, 0 <= --labeled < --n and --k >= 1")
+    return reporting_errors(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
 
     rng = np.random.default_rng(args.seed)
     t = time.perf_counter()

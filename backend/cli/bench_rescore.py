@@ -35,11 +35,11 @@ from pathlib import Path
 from typing import Sequence
 
 from backend.bench import rescore as rescore_bench
-from backend.cli import Parser, positive_int
+from backend.cli import Parser, old_name_note, positive_int, reporting_errors
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = Parser(prog="bench_rescore.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tasks", type=positive_int, default=10_000,
                     help="tasks in the pool, distinct corpus reviews (default 10000; the corpus has ~13,800)")
     ap.add_argument("--runs", type=positive_int, default=4,
@@ -94,6 +94,7 @@ def started_here(database: str, options: dict, progress: bool) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    old_name_note()
     ap = build_parser()
     args = ap.parse_args(argv)
     if bool(args.ls_url) != bool(args.api_key):
@@ -107,27 +108,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     import logging
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from backend.dev import labelstudio as ls_server
-    from backend.dev.postgres import PostgresError
-    from backend.bench.corpus import CorpusError
-    from backend.labelstudio.sync import SyncError
-
     options = dict(tasks=args.tasks, runs=args.runs, chunk=args.chunk, strategies=strategies,
                    real_model=args.real_model, progress=not args.no_progress)
-    try:
-        rescore_bench.check_strategies(strategies)
-        if args.ls_url:
-            result = rescore_bench.run(args.ls_url.rstrip("/"), args.api_key, **options)
-        else:
-            if not ls_server.available():
-                raise rescore_bench.BenchError(
-                    f"Label Studio is not installed ({ls_server.LS_BIN}): run `make labelstudio`")
-            databases = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
-            results = {name: started_here(name, options, not args.no_progress) for name in databases}
-            result = results[databases[0]] if len(databases) == 1 else {"databases": results}
-    except (rescore_bench.BenchError, CorpusError, SyncError, ls_server.LocalLabelStudioError, PostgresError) as e:
-        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
-        return 1
+    return reporting_errors(lambda: _run(args, strategies, options))
+
+
+def _run(args: argparse.Namespace, strategies: list[str], options: dict) -> int:
+    from backend.dev import labelstudio as ls_server
+
+    rescore_bench.check_strategies(strategies)
+    if args.ls_url:
+        result = rescore_bench.run(args.ls_url.rstrip("/"), args.api_key, **options)
+    else:
+        if not ls_server.available():
+            raise rescore_bench.BenchError(
+                f"Label Studio is not installed ({ls_server.LS_BIN}): run `make labelstudio`")
+        databases = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
+        results = {name: started_here(name, options, not args.no_progress) for name in databases}
+        result = results[databases[0]] if len(databases) == 1 else {"databases": results}
     each = result.get("databases", {"": result})
     for name, one in each.items():
         print(*([f"\n==== Label Studio on {name}"] if name else []), rescore_bench.report(one), sep="\n")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 
 from backend.bench import corpus
+from backend.cli import Parser, old_name_note, reporting_errors
 from backend.dev import labelstudio as ls_server
 from backend.dev.processes import free_port
 from backend.labelstudio import sync
@@ -40,8 +41,9 @@ def _positive(value: str) -> int:
     return number
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> int:
+    old_name_note()
+    ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--labels", type=_positive, default=1000, help="labeled tasks (default 1000)")
     ap.add_argument("--runs", type=_positive, default=5, help="timed runs after the warm-up (default 5)")
     ap.add_argument(
@@ -52,7 +54,10 @@ def main(argv=None) -> int:
     if not ls_server.available():
         print(f"error: Label Studio is not installed ({ls_server.LS_BIN}): run `make labelstudio`", file=sys.stderr)
         return 2
+    return reporting_errors(lambda: _run(args))
 
+
+def _run(args: argparse.Namespace) -> int:
     from backend.loop.project_loop import Loop
 
     df = corpus.stratified_split(corpus.load(), [args.labels], seed=5)[0]

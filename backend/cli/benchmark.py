@@ -43,7 +43,7 @@ from backend.llm import calibration as cal
 from backend.bench import corpus, efficiency
 from backend.bench.corpus import CorpusError
 from backend.bench.datasets import DataError
-from backend.cli import Parser, add_data_arguments, data_source, positive_int
+from backend.cli import Parser, add_data_arguments, data_source, old_name_note, positive_int, reporting_errors
 from backend.dev import processes
 from backend.bench import evaluation
 from backend.llm import weights as models
@@ -203,6 +203,7 @@ def print_tables(results: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    old_name_note()
     parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="embedded,embedded-1.5b",
                         help=f"comma-separated LLM_MODEL values, from {', '.join(models.PACKAGED)} or any LLM_MODEL "
@@ -232,6 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         print(f"error: cannot write to --out {args.out}: {e.strerror or e}", file=sys.stderr)
         return 2
+    return reporting_errors(lambda: _run(args, source))
+
+
+def _run(args: argparse.Namespace, source) -> int:
     names = [m.strip() for m in args.models.split(",") if m.strip()]
 
     if source is None:

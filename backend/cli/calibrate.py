@@ -31,7 +31,7 @@ from pathlib import Path
 
 from backend.bench import evaluation, questions
 from backend.bench.datasets import DataError
-from backend.cli import Parser, data_source, positive_int
+from backend.cli import Parser, data_source, old_name_note, positive_int, reporting_errors
 from backend.labelstudio import schema
 from backend.llm import calibration as cal
 from backend.llm.predictor import unfitted_calibrations
@@ -41,6 +41,7 @@ from backend.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
+    old_name_note()
     parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=positive_int, default=evaluation.CALIBRATION_SIZE,
                         help="calibration sample size: of the corpus, or the pool of --data/--corpus "
@@ -62,35 +63,46 @@ def main(argv: list[str] | None = None) -> int:
                             "setting)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    settings = Settings.from_env()
-    source = None
     try:
-        if args.data is not None or args.corpus is not None:
-            if args.sample:
-                raise DataError("give --data/--corpus (one question) or --sample (several), not both")
-            # A file without --guidelines keeps the GUIDELINES setting, as the corpus's calibration does.
-            fallback = settings.guidelines if args.data is not None else None
-            source = data_source(argparse.Namespace(data=args.data, corpus=args.corpus, config=args.config,
-                                                    guidelines=args.guidelines or fallback), args.size, args.test)
-            config = schema.parse_config(source.config)
-            settings = replace(settings, guidelines=source.guidelines)
-        else:
-            config_path = args.config or DEMO_CONFIG
-            try:
-                config = schema.parse_config(config_path.read_text())
-            except OSError as e:
-                raise DataError(f"--config {config_path}: {e.strerror or e}") from None
-            except ValueError as e:  # no question the backend can fill
-                raise DataError(f"--config {config_path}: {e}") from None
-            if args.guidelines is not None:
-                if not args.guidelines.is_file():
-                    raise DataError(f"--guidelines {args.guidelines}: no such file")
-                settings = replace(settings, guidelines=args.guidelines)
-    except DataError as e:
+        settings, source, config = _inputs(args)
+    except DataError as e:  # a sample, config or guidelines that cannot be used: exit 2, as it always has
         print(f"error: {e}", file=sys.stderr)
         return 2
     if not config.single and not args.sample:
         parser.error(f"{args.config or DEMO_CONFIG} has several questions or a multi-label one: give a labeled --sample")
+    return reporting_errors(lambda: _fit(args, settings, source, config))
+
+
+def _inputs(args: argparse.Namespace) -> tuple:
+    """The settings, the team's data source (None for the bundled corpus) and the parsed config; DataError if
+    any cannot be used."""
+    settings = Settings.from_env()
+    source = None
+    if args.data is not None or args.corpus is not None:
+        if args.sample:
+            raise DataError("give --data/--corpus (one question) or --sample (several), not both")
+        # A file without --guidelines keeps the GUIDELINES setting, as the corpus's calibration does.
+        fallback = settings.guidelines if args.data is not None else None
+        source = data_source(argparse.Namespace(data=args.data, corpus=args.corpus, config=args.config,
+                                                guidelines=args.guidelines or fallback), args.size, args.test)
+        config = schema.parse_config(source.config)
+        settings = replace(settings, guidelines=source.guidelines)
+    else:
+        config_path = args.config or DEMO_CONFIG
+        try:
+            config = schema.parse_config(config_path.read_text())
+        except OSError as e:
+            raise DataError(f"--config {config_path}: {e.strerror or e}") from None
+        except ValueError as e:  # no question the backend can fill
+            raise DataError(f"--config {config_path}: {e}") from None
+        if args.guidelines is not None:
+            if not args.guidelines.is_file():
+                raise DataError(f"--guidelines {args.guidelines}: no such file")
+            settings = replace(settings, guidelines=args.guidelines)
+    return settings, source, config
+
+
+def _fit(args: argparse.Namespace, settings: Settings, source, config: schema.Config) -> int:
     predictor = load_predictor(replace(settings, calibration="none"))
     engine = "" if settings.llm_engine == "transformers" else f".{settings.llm_engine}"  # each engine its own file
     name = f"{settings.guidelines.stem}.{predictor.source.name}{engine}.json"

@@ -38,9 +38,9 @@ from pathlib import Path
 
 from backend.paths import ROOT
 from backend.bench import evaluation, simulation
-from backend.bench.corpus import CorpusError
-from backend.bench.datasets import DataError
-from backend.cli import Parser, add_data_arguments, check_writable_dir, data_source, names, positive_int
+from backend.cli import (Parser, add_data_arguments, check_writable_dir, data_source, names, old_name_note,
+                         positive_int, reporting_errors)
+from backend.errors import LabelloopError
 from backend.files import write_json
 
 
@@ -93,36 +93,25 @@ def check(args: argparse.Namespace) -> None:
 
 
 def main(argv=None) -> int:
+    old_name_note()
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    return reporting_errors(lambda: run(args), status=2)  # its errors have always exited 2, the model's too
+
+
+def run(args: argparse.Namespace) -> int:
     try:
         check(args)
-    except simulation.SimulationError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except (CorpusError, DataError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     except OSError as e:
-        print(f"error: cannot write to --out {args.out}: {e.strerror or e}", file=sys.stderr)
-        return 2
-
-    from backend.loop.embeddings import EmbeddingError
-    from backend.llm.weights import ModelSourceError
-    from backend.settings import SettingsError
-
+        raise LabelloopError(f"cannot write to --out {args.out}: {e.strerror or e}") from None
     started = time.perf_counter()
     try:
         inputs = simulation.load_inputs(
             args.pool, args.test_size, args.cache_dir, simulation.needed_judges(args.strategies), progress=not args.quiet,
             source=args.source, calibration=args.calibration,
         )
-    except (ModelSourceError, SettingsError, EmbeddingError, simulation.SimulationError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     except OSError as e:
-        print(f"error: cache directory {args.cache_dir}: {e.strerror or e}", file=sys.stderr)
-        return 2
+        raise LabelloopError(f"cache directory {args.cache_dir}: {e.strerror or e}") from None
     results = simulation.compare(
         inputs, args.strategies, args.kinds, range(args.seeds), args.seed_size, args.batch, args.budget,
         progress=not args.quiet,

@@ -17,12 +17,8 @@ from pathlib import Path
 
 
 
+from backend.cli import old_name_note, reporting_errors
 from backend.dev import demo
-from backend.labelstudio import sync
-from backend.bench.corpus import CorpusError
-from backend.labelstudio.client import LabelStudioError as ClientError
-from backend.labelstudio.client import TRANSPORT_ERRORS, error_line
-from backend.dev.labelstudio import LocalLabelStudioError as ServerError
 
 
 def _port(value: str) -> int:
@@ -48,9 +44,7 @@ def _env_port(name: str, default: int) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="demo.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--ls-port",
         type=_port,
@@ -79,18 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    old_name_note()
     args = build_parser().parse_args(argv)
     session = demo.Demo(
         args.data_dir, ls_port=args.ls_port, backend_port=args.backend_port, n_tasks=args.tasks, progress=True
     )
-    try:
-        return demo.run(session)
-    except (demo.DemoError, ServerError, ClientError, sync.SyncError, CorpusError) as e:
-        message = str(e).splitlines()[0]  # Label Studio's errors carry its log's tail on later lines
-    except TRANSPORT_ERRORS as e:
-        message = error_line(e)
-    print(f"error: {message}", file=sys.stderr)
-    return 1
+    return reporting_errors(lambda: demo.run(session))
 
 
 if __name__ == "__main__":

@@ -45,15 +45,14 @@ import sys
 from pathlib import Path
 
 
-from backend.cli import Parser, fraction, load_model, reporting_errors
+from backend.cli import Parser, fraction, load_model, old_name_note, reporting_errors
 from backend.labelstudio.client import connect
-from backend.labelstudio.sync import SyncError
-from backend.settings import Settings, SettingsError
+from backend.settings import Settings
 from backend.files import write_json
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="finish.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--project", type=int, required=True, help="Label Studio project id")
     parser.add_argument("--out", type=Path, help="the finished dataset (JSON, written atomically); with --undo, "
                         "what was removed (optional)")
@@ -150,11 +149,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    old_name_note()
     args = build_parser().parse_args(argv)
     if not args.undo and args.out is None:
         print("error: --out FILE is required (where the finished dataset goes) (see --help)", file=sys.stderr)
         return 2
-    return reporting_errors(lambda: run_undo(args) if args.undo else run(args), (SyncError, SettingsError))
+    return reporting_errors(lambda: run_undo(args) if args.undo else run(args))
 
 
 if __name__ == "__main__":

@@ -21,16 +21,11 @@ import sys
 from pathlib import Path
 
 
+from backend.cli import Parser, old_name_note, reporting_errors
 from backend.labelstudio import schema as schemas
-from backend.labelstudio.export import ExportError, labels_from_config
+from backend.labelstudio.export import labels_from_config
 from backend.quality import drift, gold
 from backend.labelstudio import sync as project_sync
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
-        # One line like every other input error, instead of argparse's usage block.
-        self.exit(2, f"error: {message} (see --help)\n")
 
 
 def _labels(args: argparse.Namespace) -> tuple[str | None, list[str], bool]:
@@ -93,7 +88,7 @@ def _drift(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     inject = commands.add_parser(
@@ -157,12 +152,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    old_name_note()
     args = _parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except (gold.GoldError, ExportError, project_sync.SyncError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return reporting_errors(lambda: args.run(args), status=2)
 
 
 if __name__ == "__main__":

@@ -35,29 +35,24 @@ import tempfile
 from pathlib import Path
 
 
+from backend.errors import LabelloopError
 from backend.labelstudio.export import ExportError, load_export
 from backend.quality import agreement, gold, label_issues
 from backend.labelstudio import schema as schemas
-from backend.cli import load_model, reporting_errors
+from backend.cli import Parser, load_model, old_name_note, reporting_errors
 from backend.labelstudio.client import connect
-from backend.labelstudio.sync import SyncError
-from backend.settings import Settings, SettingsError
+from backend.settings import Settings
 
 FORMATS = ("table", "json", "csv")
 CSV_COLUMNS = ("task", "given", "suggested", "quality", "annotators", "reason", "text")
 
 
-class Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, like every other error of this command
-        self.exit(2, f"error: {message} (see --help)\n")
-
-
-class UsageError(Exception):
+class UsageError(LabelloopError):
     pass
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="label_issues.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("export", nargs="?", type=Path, help="a Label Studio JSON export (full, with annotations)")
     parser.add_argument("--config", type=Path, help="the project's labeling config (XML), with EXPORT")
     parser.add_argument("--project", type=int, help="read Label Studio project ID through the API instead")
@@ -187,13 +182,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    old_name_note()
     args = build_parser().parse_args(argv)
-    try:
-        check(args)
-        return reporting_errors(lambda: run(args), (SyncError, SettingsError))
-    except UsageError as e:  # raised by the run too: a config or export that cannot be read
-        print(f"error: {e} (see --help)", file=sys.stderr)
-        return 2
+    # UsageError is raised by the run too: a config or export that cannot be read
+    return reporting_errors(lambda: check(args) or run(args), usage=(UsageError,))
 
 
 if __name__ == "__main__":

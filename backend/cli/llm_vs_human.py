@@ -16,12 +16,13 @@ import sys
 from pathlib import Path
 
 
+from backend.cli import Parser, old_name_note, reporting_errors
 from backend.quality import llm_vs_human
 from backend.bench import corpus, evaluation
 from backend.llm import guidelines
 from backend.llm import weights as models
-from backend.labelstudio.export import ExportError, Item, load_export
-from backend.bench.corpus import LABELS, CorpusError
+from backend.labelstudio.export import Item, load_export
+from backend.bench.corpus import LABELS
 from backend.llm.local import LLMScorer
 from backend.settings import Settings
 
@@ -38,26 +39,27 @@ def samples(args) -> dict[str, tuple[list[Item], list]]:
     return {"pilot (50, corpus labels)": (pilot_items, ["corpus"]), f"sample ({len(items)}, corpus labels)": (items, ["corpus"])}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> int:
+    old_name_note()
+    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--export", type=Path, help="Label Studio JSON export with human annotations")
     parser.add_argument("--sample", type=int, default=evaluation.TEST_SIZE, help="corpus sample size (default %(default)s)")
     parser.add_argument("--variants", default=",".join(llm_vs_human.VARIANTS), help="prompt variants (default %(default)s)")
     parser.add_argument("--format", choices=("table", "json"), default="table")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = set(variants) - set(llm_vs_human.VARIANTS)
     if unknown:
         print(f"error: unknown variant {', '.join(sorted(unknown))}; choose from {', '.join(llm_vs_human.VARIANTS)}", file=sys.stderr)
         return 2
-    try:
-        sources = samples(args)
-        settings = Settings.from_env()
-        scorer = LLMScorer.load(models.resolve(settings.llm_model, settings.llm_cache_dir).path)
-    except (ExportError, CorpusError, models.ModelSourceError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return reporting_errors(lambda: _run(args, variants), status=2)  # its errors have always exited 2
+
+
+def _run(args: argparse.Namespace, variants: list[str]) -> int:
+    sources = samples(args)
+    settings = Settings.from_env()
+    scorer = LLMScorer.load(models.resolve(settings.llm_model, settings.llm_cache_dir).path)
     guide = guidelines.load(settings.guidelines)
     report: dict = {}
     for name, (items, annotators) in sources.items():

@@ -21,7 +21,8 @@ from pathlib import Path
 
 
 from backend.bench import load as load_test
-from backend.dev.demo import BackendProcess, DemoError
+from backend.cli import Parser, old_name_note, reporting_errors
+from backend.dev.demo import BackendProcess
 from backend.dev.processes import free_port, worker_pids
 
 
@@ -35,8 +36,9 @@ def _positive(kind):
     return parse
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> int:
+    old_name_note()
+    ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--url", help="a running backend (default: start one)")
     ap.add_argument("--clients", type=_positive(int), default=16, help="concurrent clients (default 16)")
     ap.add_argument("--seconds", type=_positive(float), default=60.0, help="how long to send (default 60)")
@@ -44,6 +46,10 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, help="also write the summary here")
     ap.add_argument("--plot", type=Path, help="write latency and memory over time as a PNG")
     args = ap.parse_args(argv)
+    return reporting_errors(lambda: _run(args), status=2)  # its errors have always exited 2
+
+
+def _run(args: argparse.Namespace) -> int:
     auth = (os.environ["BASIC_AUTH_USER"], os.environ["BASIC_AUTH_PASS"]) if os.environ.get("BASIC_AUTH_USER") else None
 
     backend = None
@@ -58,9 +64,6 @@ def main(argv=None) -> int:
             url, pid = backend.url, worker_pids(backend.pid)[0]  # gunicorn_conf runs one worker
             print(f"backend ready in {backend.ready_seconds:.1f} s at {url} (log: {backend.log_path})", file=sys.stderr)
         result = load_test.run(url, args.clients, args.seconds, args.max_batch, pid=pid, auth=auth)
-    except DemoError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     finally:
         if backend:
             backend.stop()

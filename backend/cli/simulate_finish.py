@@ -36,9 +36,9 @@ from pathlib import Path
 
 from backend.paths import ROOT
 from backend.bench import finish_simulation, simulation
-from backend.bench.corpus import CorpusError
-from backend.bench.datasets import DataError
-from backend.cli import Parser, add_data_arguments, check_writable_dir, data_source, fraction, names, positive_int
+from backend.cli import (Parser, add_data_arguments, check_writable_dir, data_source, fraction, names,
+                         old_name_note, positive_int, reporting_errors)
+from backend.errors import LabelloopError
 from backend.files import write_json
 
 
@@ -81,7 +81,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def check(args: argparse.Namespace) -> None:
     """Everything that can be checked before the model loads (the data file is read and split here);
-    FinishError/SimulationError/OSError/CorpusError/DataError say what is wrong."""
+    FinishSimulationError/SimulationError/OSError/CorpusError/DataError say what is wrong."""
     simulation.check_strategies(args.strategies)
     finish_simulation.check_kind(args.kind)
     if args.budget is None:
@@ -95,21 +95,17 @@ def check(args: argparse.Namespace) -> None:
 
 
 def main(argv=None) -> int:
+    old_name_note()
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    return reporting_errors(lambda: run(args), status=2)  # its errors have always exited 2, the model's too
+
+
+def run(args: argparse.Namespace) -> int:
     try:
         check(args)
-    except (finish_simulation.FinishError, simulation.SimulationError, CorpusError, DataError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     except OSError as e:
-        print(f"error: cannot write to --out {args.out}: {e.strerror or e}", file=sys.stderr)
-        return 2
-
-    from backend.loop.embeddings import EmbeddingError
-    from backend.llm.weights import ModelSourceError
-    from backend.settings import SettingsError
-
+        raise LabelloopError(f"cannot write to --out {args.out}: {e.strerror or e}") from None
     started = time.perf_counter()
     try:
         inputs = simulation.load_inputs(
@@ -118,12 +114,8 @@ def main(argv=None) -> int:
         )
         if args.kind != finish_simulation.LLM_ALONE:
             inputs.vectors(args.kind)  # an engine without hidden states cannot serve llm_state: say so now
-    except (ModelSourceError, SettingsError, EmbeddingError, simulation.SimulationError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     except OSError as e:
-        print(f"error: cache directory {args.cache_dir}: {e.strerror or e}", file=sys.stderr)
-        return 2
+        raise LabelloopError(f"cache directory {args.cache_dir}: {e.strerror or e}") from None
     results = finish_simulation.finish(
         inputs, args.strategies, range(args.seeds), args.target, args.level, args.kind, args.seed_size, args.batch,
         args.patience, args.budget, args.evidence, baseline=not args.no_baseline, progress=not args.quiet,

@@ -22,7 +22,7 @@ from pathlib import Path
 from backend.paths import DEMO_CONFIG, DEMO_GUIDELINES
 from backend.labelstudio import sync
 from backend.ranking import strategies
-from backend.cli import reporting_errors
+from backend.cli import old_name_note, reporting_errors
 from backend.labelstudio.client import connect
 
 
@@ -93,9 +93,7 @@ def _positive(value: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="sync_project.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
@@ -191,8 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    old_name_note()
     args = build_parser().parse_args(argv)
-    return reporting_errors(lambda: args.func(args), (sync.SyncError,))
+    return reporting_errors(lambda: args.func(args))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 
+from backend.cli import Parser, old_name_note, reporting_errors
 from backend.paths import DEMO_CONFIG
 from backend.synthetic import generate as syn
 from backend.files import write_atomically
@@ -57,11 +58,6 @@ reason and by mode. Extrinsic: the classifier trained on the real sample with an
 examples, macro-F1 and the rarest label's F1 on the evaluation's fixed 600-item test split; --resamples more corpus
 samples of the same size show how much of a difference is luck.
 """
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
-        self.exit(2, f"error: {message} (see --help)\n")
 
 
 def _note(message: str) -> None:
@@ -290,7 +286,7 @@ def cmd_review(args: argparse.Namespace) -> int:
 def _parser() -> argparse.ArgumentParser:
     from backend.llm.guidelines import DEFAULT_GUIDELINES
 
-    parser = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, help: str, description: str) -> argparse.ArgumentParser:
@@ -412,24 +408,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    old_name_note()
     args = _parser().parse_args(argv)
-    from backend.bench.corpus import CorpusError
-    from backend.loop.embeddings import EmbeddingError
-    from backend.llm.guidelines import GuidelinesError
-    from backend.labelstudio.client import TRANSPORT_ERRORS, LabelStudioError, error_line
-    from backend.llm.weights import ModelSourceError
-    from backend.labelstudio.sync import SyncError
-    from backend.labelstudio.schema import SchemaError
-    from backend.settings import SettingsError
-
-    try:
-        return args.run(args)
-    except (syn.SyntheticError, SyncError, LabelStudioError, SchemaError, SettingsError, GuidelinesError,
-            ModelSourceError, EmbeddingError, CorpusError) as e:
-        print(f"error: {e}", file=sys.stderr)
-    except TRANSPORT_ERRORS as e:
-        print(f"error: {error_line(e)}", file=sys.stderr)
-    return 2
+    return reporting_errors(lambda: args.run(args), status=2)  # its errors have always exited 2
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from backend.errors import LabelloopError
 from backend.paths import ROOT
 
 TAG = "localhost/labelloop:latest"
@@ -34,7 +35,7 @@ DEBIAN_PACKAGES = "python3,python3-venv,python3-pip,make,curl,ca-certificates"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 
 
-class ContainerError(RuntimeError):
+class ContainerError(LabelloopError, RuntimeError):
     """The image cannot be built or inspected; the message is one line saying why."""
 
 

@@ -25,6 +25,7 @@ from typing import Iterator, TextIO
 import requests
 from label_studio_sdk import LabelStudio
 
+from backend.errors import LabelloopError
 from backend.bench import corpus
 from backend.dev import labelstudio as ls_server
 from backend.dev import processes
@@ -45,7 +46,7 @@ LOGIN_FILE = "admin-login.json"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-class DemoError(RuntimeError):
+class DemoError(LabelloopError, RuntimeError):
     """The demo cannot go on; the message is one line saying why and what to do."""
 
 

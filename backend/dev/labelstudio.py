@@ -16,6 +16,7 @@ from pathlib import Path
 
 import requests
 
+from backend.errors import LabelloopError
 from backend.dev import processes
 from backend.paths import ROOT
 
@@ -31,7 +32,7 @@ _FOREIGN_ENV = ("HOST", "PORT", "DJANGO_DB", "DATABASE_NAME", "USERNAME", "PASSW
 TOKEN_PATH = "/api/token/"
 
 
-class LocalLabelStudioError(RuntimeError):
+class LocalLabelStudioError(LabelloopError, RuntimeError):
     """The Label Studio started here cannot be started or used; the message is one line saying why (plus its log
     where useful). Not backend.labelstudio.client.LabelStudioError, which is about any Label Studio's API."""
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from backend.errors import LabelloopError
 from backend.dev import processes
 from backend.llm import weights as models
 from backend.paths import ROOT
@@ -27,7 +28,7 @@ MISSING_REASON = (
 ALIAS = models.EMBEDDED_NAME
 
 
-class LlamaServerError(RuntimeError):
+class LlamaServerError(LabelloopError, RuntimeError):
     pass
 
 

@@ -16,6 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from backend.errors import LabelloopError
 from backend.dev import processes
 
 BIN_GLOB = "/usr/lib/postgresql/*/bin"
@@ -24,7 +25,7 @@ DATABASE = "labelstudio"
 MISSING_REASON = "PostgreSQL's server is not installed: make postgres (apt-get install postgresql)"
 
 
-class PostgresError(RuntimeError):
+class PostgresError(LabelloopError, RuntimeError):
     """The cluster cannot be started; the message says why, with the server's log where useful."""
 
 

@@ -10,15 +10,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from backend.errors import LabelloopError
 from backend.labelstudio import tabs
-from backend.labelstudio.sync import SyncError
 
 TITLE = "Finish audit"
 STATE_KEY = "labelloop_finish_audit"
 FORMAT = 1  # the plan's layout; a plan of another format is refused with what to do
 
 
-class AuditStateError(SyncError):
+class AuditStateError(LabelloopError, RuntimeError):
     """The tab holds a plan this version cannot read."""
 
 

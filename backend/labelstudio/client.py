@@ -16,8 +16,10 @@ import requests
 from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 
+from backend.errors import LabelloopError
 
-class LabelStudioError(RuntimeError):
+
+class LabelStudioError(LabelloopError, RuntimeError):
     """Label Studio cannot be used as configured; the message is one line saying why and what to do."""
 
 

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from backend.errors import LabelloopError
 from backend.labelstudio import model_labels
 from backend.labelstudio import schema as schemas
 from backend.labelstudio.schema import SET_SEPARATOR
@@ -53,7 +54,7 @@ COUNT_KEYS = (
 )
 
 
-class ExportError(ValueError):
+class ExportError(LabelloopError, ValueError):
     """A problem with the user's files (missing, not JSON, unknown layout, bad config): shown as one line."""
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from backend.errors import LabelloopError
 from backend.labelstudio.tasks import _calling
 
 TITLE = "Model queue"
@@ -33,7 +34,7 @@ _OUR_TITLE = re.compile(re.escape(TITLE) + r"( \d+/\d+)?")
 _STEP = 1e-6  # scores are written rounded to 6 decimals
 
 
-class LanesError(ValueError):
+class LanesError(LabelloopError, ValueError):
     """A lane count that cannot be served."""
 
 

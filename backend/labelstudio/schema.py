@@ -15,6 +15,8 @@ from typing import Any
 
 from label_studio_sdk.label_interface import LabelInterface
 
+from backend.errors import LabelloopError
+
 # The object tags whose task field holds text the LLM can read: plain text, HTML, and dialogues.
 TEXT_TAGS = ("Text", "HyperText", "Paragraphs")
 # Label Studio's forms that take one answer: "single" (the default) and "single-radio" (radio buttons).
@@ -25,7 +27,7 @@ MULTIPLE_CHOICE = "multiple"
 SET_SEPARATOR = "\x1f"
 
 
-class SchemaError(ValueError):
+class SchemaError(LabelloopError, ValueError):
     """The labeling config cannot be served; the message says what is missing."""
 
 

@@ -25,6 +25,7 @@ from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 from tqdm import tqdm
 
+from backend.errors import LabelloopError
 from backend.llm import guidelines as guides
 from backend.labelstudio import schema as schemas
 from backend.labelstudio.client import describe
@@ -37,7 +38,7 @@ SAMPLING = "Uncertainty sampling"
 BACKEND_TITLE = "labelloop"
 
 
-class SyncError(RuntimeError):
+class SyncError(LabelloopError, RuntimeError):
     """A sync step cannot go on; the message is one line saying why."""
 
 
@@ -547,9 +548,9 @@ def connect_backend(
     if predicted and project_version != model_version:
         _update_project(client, project_id, model_version=model_version)
         project_version = model_version
-    from backend.labelstudio import queue as ls_queue  # here: ls_queue reads through ls_tasks, which imports this module's SyncError
+    from backend.labelstudio import queue as ls_queue
 
-    tabs = ls_queue.ensure_tabs(client, project_id, lanes or 1)  # its LabelStudioUnavailable is a SyncError
+    tabs = ls_queue.ensure_tabs(client, project_id, lanes or 1)  # its LabelStudioUnavailable is a LabelStudioError
     return ConnectResult(ml_id, created, model_version, project_version, total, predicted, tuple(tabs))
 
 

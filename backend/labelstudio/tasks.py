@@ -41,8 +41,7 @@ from label_studio_sdk.core.api_error import ApiError
 from backend.quality import gold
 from backend.labelstudio import model_labels
 from backend.labelstudio.records import is_synthetic, parse_time
-from backend.labelstudio.client import describe
-from backend.labelstudio.sync import SyncError
+from backend.labelstudio.client import LabelStudioError, describe
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +65,7 @@ _INCLUDE = "id,data,annotations,result,was_cancelled,ground_truth,completed_by,u
 _OLDEST = datetime.min.replace(tzinfo=timezone.utc)
 
 
-class LabelStudioUnavailable(SyncError):
+class LabelStudioUnavailable(LabelStudioError):
     """Label Studio could not be reached or refused a request; the message is one line saying which and why.
 
     `retryable` is True for what may pass by itself (network errors, timeouts, 5xx, 429) and False for answers

@@ -30,12 +30,13 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.class_weight import compute_sample_weight
 
+from backend.errors import LabelloopError
 from backend.files import write_json
 
 CONTENT_FREE = ("N/A", "", "[MASK]")
 
 
-class CalibrationError(ValueError):
+class CalibrationError(LabelloopError, ValueError):
     pass
 
 

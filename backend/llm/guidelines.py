@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from backend.errors import LabelloopError
 from backend.paths import DEMO_GUIDELINES
 
 DEFAULT_GUIDELINES = DEMO_GUIDELINES
@@ -25,7 +26,7 @@ _EXAMPLE = re.compile(r'^-\s*"(?P<text>.+)"\s*(?:→|->)\s*(?P<label>.+?)\s*$')
 QUESTION = "Question:"
 
 
-class GuidelinesError(ValueError):
+class GuidelinesError(LabelloopError, ValueError):
     """The guidelines file is missing or malformed."""
 
 

@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from backend.errors import LabelloopError
 from backend.llm import calibration as cal
 from backend.llm import prompt as prompts
 from backend.llm.guidelines import Guidelines
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 SCORER_VERSION = "1"
 
 
-class TaskError(ValueError):
+class TaskError(LabelloopError, ValueError):
     """One task cannot be predicted; the answer explains it instead of failing the whole request."""
 
 

@@ -28,13 +28,14 @@ from typing import Any, Sequence
 import httpx
 import numpy as np
 
+from backend.errors import LabelloopError
 from backend.llm.scorer import DEADLINE, answer_ids, check_deadline, cut_ids
 from backend.llm.prompt import Prompt
 
 log = logging.getLogger(__name__)
 
 
-class LLMServerError(RuntimeError):
+class LLMServerError(LabelloopError, RuntimeError):
     """The LLM server cannot be reached or answers something unusable; the message says what to check."""
 
 

@@ -15,6 +15,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from backend.errors import LabelloopError
+
 log = logging.getLogger(__name__)
 
 EMBEDDED = "embedded"  # the default: the packaged 0.5B
@@ -46,7 +48,7 @@ PACKAGED[EMBEDDED] = PACKAGED["embedded-0.5b"]
 EMBEDDED_NAME = PACKAGED[EMBEDDED].name
 
 
-class ModelSourceError(RuntimeError):
+class ModelSourceError(LabelloopError, RuntimeError):
     """The configured model cannot be found, verified or converted."""
 
 

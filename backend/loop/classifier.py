@@ -46,6 +46,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
+from backend.errors import LabelloopError
+
 KINDS = ("classifier", "blend", "state_blend", "llm_refit")
 DEFAULT_C = {"classifier": 0.01, "blend": 0.01, "state_blend": 0.03, "llm_refit": 1.0}
 LLM_WEIGHTS = {"blend": 10.0, "state_blend": 1.0, "llm_refit": 1.0}
@@ -81,7 +83,7 @@ LOG_FLOOR = 1e-6  # LLM probabilities are clipped here before the log, so a conf
 MIN_LABELS = 2  # per class, for a fit; cross-validation needs as many per class as it has folds
 
 
-class TrainingError(ValueError):
+class TrainingError(LabelloopError, ValueError):
     """Too few labels, or labels of a single class: nothing to fit."""
 
 

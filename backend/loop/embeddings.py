@@ -8,12 +8,13 @@ from typing import Sequence
 
 import numpy as np
 
+from backend.errors import LabelloopError
 from backend.loop.vectors import VectorCache
 
 DIM = 384
 
 
-class EmbeddingError(RuntimeError):
+class EmbeddingError(LabelloopError, RuntimeError):
     pass
 
 

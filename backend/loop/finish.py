@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 from tqdm.auto import tqdm
 
+from backend.errors import LabelloopError
 from backend.loop import classifier
 from backend.quality import gold
 from backend.labelstudio import tasks as ls_tasks
@@ -45,7 +46,7 @@ from backend.labelstudio import audit, model_labels
 from backend.loop import routing
 from backend.labelstudio import schema as schemas
 from backend.labelstudio.records import is_synthetic
-from backend.labelstudio.sync import SyncError, get_project
+from backend.labelstudio.sync import get_project
 from backend.settings import Settings
 
 if TYPE_CHECKING:  # the loop imports the LLM engine (torch): only where a model is needed, not for --undo
@@ -63,7 +64,7 @@ _STATE_INCLUDE = ",".join(dict.fromkeys(("id", "data", "meta", "annotations", *m
 SOURCES = ("human", "model", "needs_person", "audit", "gold", "synthetic", "unreadable")
 
 
-class FinishError(SyncError):
+class FinishError(LabelloopError, RuntimeError):
     """The dataset cannot be finished as asked; the message is one line saying why."""
 
 

@@ -26,6 +26,7 @@ from typing import Any, ContextManager, Iterator
 
 import joblib
 
+from backend.errors import LabelloopError
 from backend.files import write_atomically
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 FORMAT = 1
 
 
-class DataFormatError(RuntimeError):
+class DataFormatError(LabelloopError, RuntimeError):
     """DATA_DIR holds a file written by a newer release; the message says which and what to do."""
 
 

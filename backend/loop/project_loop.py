@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from backend.errors import LabelloopError
 from backend.labelstudio import queue as ls_queue
 from backend.labelstudio.schema import Config, Schema, as_config
 from backend.llm import scorer as llm_scorer
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 TRAINING_ACTIONS = frozenset({"ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED", "START_TRAINING"})
 
 
-class LoopError(ValueError):
+class LoopError(LabelloopError, ValueError):
     """A request the loop cannot honour (unknown strategy, training without Label Studio); answered with 4xx."""
 
 

@@ -30,13 +30,14 @@ from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import aggregate_raters, cohens_kappa
 from statsmodels.stats.inter_rater import fleiss_kappa as _statsmodels_fleiss_kappa
 
+from backend.errors import LabelloopError
 from backend.labelstudio.export import MISSING, Dataset
 from backend.labelstudio.records import AnnotatorId
 
 GATES = ("min-pairwise", "fleiss", "alpha")
 
 
-class AgreementError(ValueError):
+class AgreementError(LabelloopError, ValueError):
     """A problem the user has to fix (a file that cannot be written): shown as one line."""
 
 

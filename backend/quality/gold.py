@@ -32,6 +32,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
+from backend.errors import LabelloopError
 from backend.bench.corpus import LABELS
 from backend.paths import DEMO_GOLD
 
@@ -40,7 +41,7 @@ DEFAULT_RATE = (5, 50)
 DEFAULT_TEXT_KEY = "text"  # the $text the labeling config reads
 
 
-class GoldError(ValueError):
+class GoldError(LabelloopError, ValueError):
     """A problem with the user's gold or task file (missing, malformed, invalid entry): shown as one line."""
 
 

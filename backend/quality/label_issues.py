@@ -41,10 +41,6 @@ QUALITY_METHOD = "self_confidence"  # the judging probability of the given label
 Scorer = Callable[[list[str]], tuple[np.ndarray, np.ndarray, dict]]
 
 
-class LabelIssuesError(ValueError):
-    """The labels cannot be judged as asked; the message is one line saying why."""
-
-
 @dataclass(frozen=True)
 class Judged:
     """One human-labeled task, ready to judge."""

@@ -11,6 +11,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from backend.errors import LabelloopError
 from backend.llm import calibration as cal
 from backend.labelstudio import schema as schemas
 from backend.llm.remote import LLMServerError
@@ -22,7 +23,7 @@ from backend.settings import Settings
 log = logging.getLogger(__name__)
 
 
-class ApiError(Exception):
+class ApiError(LabelloopError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status

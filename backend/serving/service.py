@@ -8,6 +8,7 @@ import time
 from dataclasses import replace
 from typing import Any, Callable
 
+from backend.errors import LabelloopError
 from backend.llm import calibration as cal
 from backend.llm import guidelines as guides
 from backend.llm import weights as models
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 
-class NotReady(RuntimeError):
+class NotReady(LabelloopError, RuntimeError):
     """The model is still loading, or failed to load."""
 
 

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from backend.errors import LabelloopError
 from backend.bench import corpus
 from backend.labelstudio import schema as schemas
 from backend.labelstudio.records import is_synthetic
@@ -56,7 +57,7 @@ MIN_BUDGET = 16
 PREDICTION_VERSION = "synthetic-intended"  # model_version of the intended-label predictions imported to Label Studio
 
 
-class SyntheticError(ValueError):
+class SyntheticError(LabelloopError, ValueError):
     """Bad input to the synthetic pipeline (a file, a mix, a label); the message is one line saying what to fix."""
 
 
