@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from backend.labelstudio import tabs
-from backend.labelstudio.sync import SyncError
+from backend.labelstudio.client import SyncError
 
 TITLE = "Finish audit"
 STATE_KEY = "labelloop_finish_audit"

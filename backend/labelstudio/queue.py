@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from backend.labelstudio.tasks import _calling
+from backend.labelstudio.client import calling
 
 TITLE = "Model queue"
 MAX_LANES = 50
@@ -99,7 +99,7 @@ def ensure_tabs(client: Any, project_id: int, lanes: int) -> dict[str, int]:
     """Make the project's queue tabs match `lanes`: create the missing ones, rewrite the rest (an admin may have
     changed a filter), delete extra ones; {title: tab id}. Only tabs with our titles are touched.
     Raises LabelStudioUnavailable if Label Studio cannot be read or written."""
-    with _calling(client, f"updating the queue tabs of project {project_id}"):
+    with calling(client, f"updating the queue tabs of project {project_id}"):
         found: dict[str, list[Any]] = {}
         for view in client.views.list(project=project_id):
             title = view.data.get("title") if isinstance(view.data, dict) else None

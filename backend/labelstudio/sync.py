@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from backend.llm import guidelines as guides
 from backend.labelstudio import schema as schemas
-from backend.labelstudio.client import describe
+from backend.labelstudio.client import SyncError, describe
 from backend.files import write_atomically
 
 HASH_KEY = "_hash"
@@ -35,10 +35,6 @@ HASH_KEY = "_hash"
 TASK_FIELDS = ("data", "predictions", "annotations", "meta")
 SAMPLING = "Uncertainty sampling"
 BACKEND_TITLE = "labelloop"
-
-
-class SyncError(RuntimeError):
-    """A sync step cannot go on; the message is one line saying why."""
 
 
 # ---------------------------------------------------------------- guidelines → HTML

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from backend.labelstudio.tasks import _calling
+from backend.labelstudio.client import calling
 
 
 def find(client: Any, project_id: int, title: str) -> Any | None:
     """The project's tab of that title, or None."""
-    with _calling(client, f"reading the tabs of project {project_id}"):
+    with calling(client, f"reading the tabs of project {project_id}"):
         views = [v for v in client.views.list(project=project_id)
                  if isinstance(v.data, dict) and v.data.get("title") == title]
     return views[0] if views else None
@@ -35,7 +35,7 @@ def holding(title: str, task_ids: Iterable[int], **state: Any) -> dict:
 def write(client: Any, project_id: int, data: dict) -> int:
     """Make or refresh the tab titled data["title"]; its id."""
     view = find(client, project_id, data["title"])
-    with _calling(client, f"writing the {data['title']!r} tab of project {project_id}"):
+    with calling(client, f"writing the {data['title']!r} tab of project {project_id}"):
         if view is None:
             return client.views.create(project=project_id, data=data).id
         return client.views.update(id=str(view.id), project=project_id, data=data).id
@@ -46,6 +46,6 @@ def delete(client: Any, project_id: int, title: str) -> bool:
     view = find(client, project_id, title)
     if view is None:
         return False
-    with _calling(client, f"deleting the {title!r} tab of project {project_id}"):
+    with calling(client, f"deleting the {title!r} tab of project {project_id}"):
         client.views.delete(id=str(view.id))
     return True
