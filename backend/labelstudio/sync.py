@@ -28,6 +28,7 @@ from tqdm import tqdm
 from backend.llm import guidelines as guides
 from backend.labelstudio import schema as schemas
 from backend.labelstudio.client import SyncError, describe
+from backend.labelstudio.records import field_of
 from backend.files import write_atomically
 
 HASH_KEY = "_hash"
@@ -447,7 +448,7 @@ def predicted_ids(client: LabelStudio, project_id: int, model_version: str) -> t
     ids, predicted = [], set()
     for task in client.tasks.list(project=project_id, fields="all", page_size=500):
         ids.append(task.id)
-        if any(_field(p, "model_version") == model_version for p in task.predictions or []):
+        if any(field_of(p, "model_version") == model_version for p in task.predictions or []):
             predicted.add(task.id)
     return ids, predicted
 
@@ -472,10 +473,6 @@ def wait_while_busy(backend_url: str, project_id: int, timeout: float, auth: tup
             waited = True
             time.sleep(1)
             bar.update(1)
-
-
-def _field(item: Any, name: str) -> Any:
-    return item.get(name) if isinstance(item, dict) else getattr(item, name, None)
 
 
 def connect_backend(

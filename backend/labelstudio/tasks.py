@@ -37,7 +37,7 @@ from backend.quality import gold
 from backend.labelstudio import client as ls_client
 from backend.labelstudio import model_labels
 from backend.labelstudio.client import LabelStudioUnavailable
-from backend.labelstudio.records import is_synthetic, parse_time
+from backend.labelstudio.records import field_of, is_synthetic, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -94,11 +94,6 @@ class FetchStats:
 # ---------------------------------------------------------------- one label per task
 
 
-def _get(item: Any, name: str) -> Any:
-    # Annotations come as dicts inside task lists but as SDK objects from annotations.get/create.
-    return item.get(name) if isinstance(item, dict) else getattr(item, name, None)
-
-
 def _canonical(choice: Any, schema: Any) -> str | None:
     """The label a choice stands for: a label as is, or a Choice's visible value mapped to its alias."""
     if not isinstance(choice, str):
@@ -116,7 +111,7 @@ def annotation_label(annotation: Any, schema: Any) -> str | None:
     A multi-label question's answer is the set of labels chosen, as one string (Schema.key), and an annotation that
     chooses none of them says that none applies: "" rather than None."""
     found = set()
-    for item in _get(annotation, "result") or []:
+    for item in field_of(annotation, "result") or []:
         if not isinstance(item, dict) or item.get("from_name") != schema.from_name:
             continue
         if item.get("to_name", schema.to_name) != schema.to_name:
@@ -134,13 +129,13 @@ def annotation_label(annotation: Any, schema: Any) -> str | None:
 
 def _recency(annotation: Any) -> tuple[datetime, int]:
     # The id breaks ties between equal timestamps: a later annotation has a larger id.
-    stamp = _get(annotation, "updated_at") or _get(annotation, "created_at")
-    number = _get(annotation, "id")
+    stamp = field_of(annotation, "updated_at") or field_of(annotation, "created_at")
+    number = field_of(annotation, "id")
     return parse_time(stamp) or _OLDEST, number if isinstance(number, int) else -1
 
 
 def _annotator(annotation: Any, position: int) -> Any:
-    user = _get(annotation, "completed_by")
+    user = field_of(annotation, "completed_by")
     if isinstance(user, dict):
         user = user.get("id")
     # Without a user (some imported annotations) every annotation stands for itself.
@@ -152,7 +147,7 @@ def _resolution(annotations: list[Any], schema: Any) -> tuple[str | None, bool, 
     `resolve`."""
     usable = []
     for annotation in annotations or []:
-        if _get(annotation, "was_cancelled"):
+        if field_of(annotation, "was_cancelled"):
             continue
         label = annotation_label(annotation, schema)
         if label is not None:
@@ -166,7 +161,7 @@ def _resolution(annotations: list[Any], schema: Any) -> tuple[str | None, bool, 
         if who not in latest or _recency(annotation) > _recency(latest[who][1]):
             latest[who] = (label, annotation)
 
-    truth = [pair for pair in usable if _get(pair[1], "ground_truth")]
+    truth = [pair for pair in usable if field_of(pair[1], "ground_truth")]
     if truth:
         label = max(truth, key=lambda pair: _recency(pair[1]))[0]
         return label, any(other != label for other, _ in latest.values()), ()
@@ -257,7 +252,7 @@ def fetch_labeled(
         if not annotations:
             stats.model += 1
             continue
-        live = [a for a in annotations if not _get(a, "was_cancelled")]
+        live = [a for a in annotations if not field_of(a, "was_cancelled")]
         if not live:
             stats.cancelled += 1
             continue

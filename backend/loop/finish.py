@@ -45,7 +45,7 @@ from backend.labelstudio import tasks as ls_tasks
 from backend.labelstudio import audit, model_labels
 from backend.loop import routing
 from backend.labelstudio import schema as schemas
-from backend.labelstudio.records import is_synthetic
+from backend.labelstudio.records import field_of, is_synthetic
 from backend.labelstudio.sync import SyncError, get_project
 from backend.settings import Settings
 
@@ -101,7 +101,7 @@ def read_states(
             kind = "gold"
         state = TaskState(task.id, text if isinstance(text, str) else None, kind)
         for annotation in task.annotations or []:
-            number = ls_tasks._get(annotation, "id")
+            number = field_of(annotation, "id")
             if model_labels.is_model_annotation(annotation):
                 label = ls_tasks.annotation_label(annotation, schema) if schema else None
                 state.ours.append((number, label))
