@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from backend.llm import guidelines as guides
 from backend.labelstudio import schema as schemas
+from backend.labelstudio import tabs as ls_tabs
 from backend.labelstudio.client import SyncError, describe
 from backend.labelstudio.records import field_of
 from backend.files import write_atomically
@@ -379,7 +380,7 @@ class ConnectResult:
     project_model_version: str  # equals model_version once any task has a prediction from it
     tasks: int
     predicted: int  # tasks with a prediction from model_version
-    tabs: tuple[str, ...] = ()  # the queue's Data Manager tabs (backend/labelstudio/queue.py)
+    tabs: tuple[str, ...] = ()  # the queue's Data Manager tabs (backend/labelstudio/queue.py, tabs.py)
 
 
 def _attach_backend(
@@ -540,9 +541,7 @@ def connect_backend(
     if predicted and project_version != model_version:
         _update_project(client, project_id, model_version=model_version)
         project_version = model_version
-    from backend.labelstudio import queue as ls_queue  # here: ls_queue reads through ls_tasks, which imports this module's SyncError
-
-    tabs = ls_queue.ensure_tabs(client, project_id, lanes or 1)  # its LabelStudioUnavailable is a SyncError
+    tabs = ls_tabs.ensure_queue_tabs(client, project_id, lanes or 1)  # its LabelStudioUnavailable is a SyncError
     return ConnectResult(ml_id, created, model_version, project_version, total, predicted, tuple(tabs))
 
 
