@@ -77,7 +77,7 @@ class FakeProject:
             self.deleted.append(version)
             del self.versions[version]
 
-        def ensure_tabs(client, project_id, lanes):
+        def ensure_queue_tabs(client, project_id, lanes):
             self.lanes = lanes
             return {}
 
@@ -87,7 +87,7 @@ class FakeProject:
         monkeypatch.setattr(ls_tasks, "set_model_version", set_model_version)
         monkeypatch.setattr(ls_tasks, "model_versions", lambda client, project_id: dict(self.versions))
         monkeypatch.setattr(ls_tasks, "delete_model_version", delete_model_version)
-        monkeypatch.setattr(ls_tabs, "ensure_queue_tabs", ensure_tabs)
+        monkeypatch.setattr(ls_tabs, "ensure_queue_tabs", ensure_queue_tabs)
 
 
 @pytest.fixture(scope="module")
