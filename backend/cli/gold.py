@@ -24,7 +24,8 @@ from pathlib import Path
 from backend.labelstudio import schema as schemas
 from backend.labelstudio.export import ExportError, labels_from_config
 from backend.quality import drift, gold
-from backend.labelstudio import sync as project_sync
+from backend.labelstudio import task_files
+from backend.labelstudio.client import SyncError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,8 +50,8 @@ def _inject(args: argparse.Namespace) -> int:
     # The import hash is dropped: gold tasks have none, and a column only real tasks fill would give gold away.
     # sync_project.py import computes it again for every task.
     tasks = [
-        {**t, "data": {k: v for k, v in t["data"].items() if k != project_sync.HASH_KEY}}
-        for t in project_sync.read_tasks(args.tasks, args.text_key)
+        {**t, "data": {k: v for k, v in t["data"].items() if k != task_files.HASH_KEY}}
+        for t in task_files.read_tasks(args.tasks, args.text_key)
     ]
     stream = gold.inject_gold(tasks, gold_set, rate, seed=args.seed, text_key=args.text_key)
     try:
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.run(args)
-    except (gold.GoldError, ExportError, project_sync.SyncError) as exc:
+    except (gold.GoldError, ExportError, SyncError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
