@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from backend.bench import simulation
 from test_simulation import synthetic_inputs
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -24,7 +24,7 @@ from label_studio_sdk import LabelStudio
 from backend.bench import corpus
 from backend.dev import container
 from backend.dev.processes import free_port
-from backend.labelstudio import sync
+from backend.labelstudio import sync, task_files
 from helpers import CONFIG, ROOT, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.container]
@@ -152,7 +152,7 @@ def test_the_image_serves_trains_stops_cleanly_and_keeps_its_model(image, label_
         project = sync.ensure_project(admin, "In the container", ROOT / "label_config" / "sentiment.xml",
                                       ROOT / "guidelines" / "sentiment.md").id
         df = corpus.stratified_split(corpus.load(), [N_TASKS], seed=13)[0]
-        sync.import_tasks(admin, project, [{"data": {"text": t, sync.HASH_KEY: sync.task_hash({"text": t})}}
+        sync.import_tasks(admin, project, [{"data": {"text": t, task_files.HASH_KEY: task_files.task_hash({"text": t})}}
                                            for t in df["text"]], progress=False)
         sync.connect_backend(admin, project, first.url, progress=False)
         by_text = {t.data["text"]: t.id for t in admin.tasks.list(project=project, fields="all")}

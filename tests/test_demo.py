@@ -21,7 +21,7 @@ import labelstudio
 from backend.dev import demo
 from backend.dev import labelstudio as ls_server
 from backend.dev import processes
-from backend.labelstudio import sync
+from backend.labelstudio import task_files
 from labelstudio import ROOT, free_port
 
 DEMO_SCRIPT = ROOT / "scripts" / "demo.py"
@@ -50,11 +50,11 @@ def test_sample_is_fixed_stratified_and_without_labels():
     tasks = demo.sample_tasks(N)
     assert tasks == demo.sample_tasks(N)
     assert abs(len(tasks) - N) <= 2
-    hashes = [t["data"][sync.HASH_KEY] for t in tasks]
+    hashes = [t["data"][task_files.HASH_KEY] for t in tasks]
     assert len(set(hashes)) == len(tasks)
-    assert all(set(t["data"]) == {"text", "movie", sync.HASH_KEY} for t in tasks)
+    assert all(set(t["data"]) == {"text", "movie", task_files.HASH_KEY} for t in tasks)
     # A larger sample contains the smaller one, so raising --tasks on a rerun only adds reviews.
-    assert set(hashes) <= {t["data"][sync.HASH_KEY] for t in demo.sample_tasks(3 * N)}
+    assert set(hashes) <= {t["data"][task_files.HASH_KEY] for t in demo.sample_tasks(3 * N)}
 
 
 def test_admin_login_is_generated_once_or_taken_from_the_environment(tmp_path, monkeypatch):
@@ -149,7 +149,7 @@ def check_project(client: LabelStudio, state: demo.DemoState, expected_tasks: in
     assert "Guidelines version" in project.expert_instruction
     tasks = list(client.tasks.list(project=state.project_id, fields="all"))
     assert len(tasks) == expected_tasks
-    hashes = [t.data[sync.HASH_KEY] for t in tasks]
+    hashes = [t.data[task_files.HASH_KEY] for t in tasks]
     assert len(set(hashes)) == len(hashes)
     # The backend's version, asked directly, is the project's and every task's.
     answer = requests.post(

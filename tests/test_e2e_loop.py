@@ -11,7 +11,7 @@ from label_studio_sdk import LabelStudio
 import labelstudio
 from conftest import on_both_databases
 from backend.bench import corpus
-from backend.labelstudio import sync
+from backend.labelstudio import sync, task_files
 from helpers import ROOT, gunicorn, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MISSING_REASON)]
@@ -51,7 +51,7 @@ def test_annotations_retrain_switch_the_version_and_reorder_next(label_studio, t
     config = ROOT / "label_config" / "sentiment.xml"
     project = sync.ensure_project(admin, "E2E loop", config, ROOT / "guidelines" / "sentiment.md").id
     df = corpus.stratified_split(corpus.load(), [N_TASKS], seed=11)[0].reset_index(drop=True)
-    tasks = [{"data": {"text": t, sync.HASH_KEY: sync.task_hash({"text": t})}} for t in df["text"]]
+    tasks = [{"data": {"text": t, task_files.HASH_KEY: task_files.task_hash({"text": t})}} for t in df["text"]]
     sync.import_tasks(admin, project, tasks, progress=False)
     assert requests.get(f"{backend_url}/versions", timeout=10).status_code == 401
     connected = sync.connect_backend(admin, project, backend_url, progress=False, strategy="margin", auth=AUTH)

@@ -16,7 +16,7 @@ import requests
 from label_studio_sdk import LabelStudio
 
 import labelstudio
-from backend.labelstudio import sync
+from backend.labelstudio import sync, task_files
 from helpers import ROOT, gunicorn, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MISSING_REASON)]
@@ -91,7 +91,7 @@ def test_connect_measures_a_pool_calibration_then_labels_choose_the_recipe(label
     backend_url, data_dir, log_path = pool_backend
     admin = LabelStudio(base_url=label_studio.url, api_key=label_studio.admin.token)
     project = sync.ensure_project(admin, "E2E pool calibration", CONFIG, GUIDELINES).id
-    tasks = [{"data": {"text": t, sync.HASH_KEY: sync.task_hash({"text": t})}} for t, _ in ITEMS]
+    tasks = [{"data": {"text": t, task_files.HASH_KEY: task_files.task_hash({"text": t})}} for t, _ in ITEMS]
     sync.import_tasks(admin, project, tasks, progress=False)
     connected = sync.connect_backend(admin, project, backend_url, progress=False)
     assert connected.tasks == N_TASKS

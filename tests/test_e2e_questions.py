@@ -14,7 +14,7 @@ from label_studio_sdk.label_interface import LabelInterface
 
 import labelstudio
 from backend.labelstudio import schema as schemas
-from backend.labelstudio import sync
+from backend.labelstudio import sync, task_files
 from helpers import ROOT, gunicorn, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MISSING_REASON)]
@@ -88,7 +88,8 @@ def test_a_multi_question_config_is_pre_annotated_and_trains(label_studio, backe
     project = sync.ensure_project(admin, f"E2E {case}", tmp_path / "config.xml",
                                   ROOT / "guidelines" / "review_facets.md").id
     items = SAMPLE[:N_TASKS]
-    tasks = [{"data": {field: item["text"], sync.HASH_KEY: sync.task_hash({field: item["text"]})}} for item in items]
+    tasks = [{"data": {field: item["text"], task_files.HASH_KEY: task_files.task_hash({field: item["text"]})}}
+             for item in items]
     sync.import_tasks(admin, project, tasks, progress=False)
     connected = sync.connect_backend(admin, project, backend_url, progress=False)
     assert connected.predicted == N_TASKS

@@ -18,7 +18,7 @@ from label_studio_sdk import LabelStudio
 
 import labelstudio
 from backend.bench import corpus
-from backend.labelstudio import sync
+from backend.labelstudio import sync, task_files
 from backend.dev import processes
 from backend.loop.model_store import ModelStore
 from helpers import ROOT, wait_for
@@ -105,7 +105,7 @@ def test_kill_9_inside_a_rescore_and_inside_training_loses_nothing(label_studio,
 
     def import_texts(batch: list[str], labeled: int) -> None:
         """Import tasks, the first `labeled` with an annotation: an import sends no annotation webhooks."""
-        tasks = [{"data": {"text": t, sync.HASH_KEY: sync.task_hash({"text": t})}} for t in batch]
+        tasks = [{"data": {"text": t, task_files.HASH_KEY: task_files.task_hash({"text": t})}} for t in batch]
         for task, text in zip(tasks[:labeled], batch):
             task["annotations"] = [{"result": choice(label_of[text])}]
         sync.import_tasks(admin, project, tasks, progress=False)

@@ -18,7 +18,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from label_studio_sdk import LabelStudio
-from scipy.stats import beta
 
 import labelstudio
 from backend.cli import finish as finish_cli

@@ -18,6 +18,7 @@ import pytest
 from backend.loop import classifier, training
 from backend.bench import corpus
 from backend.labelstudio import queue as ls_queue
+from backend.labelstudio import tabs as ls_tabs
 from backend.labelstudio import tasks as ls_tasks
 from backend.labelstudio import schema as schemas
 from backend.serving.app import create_app
@@ -78,7 +79,7 @@ class FakeProject:
             self.deleted.append(version)
             del self.versions[version]
 
-        def ensure_tabs(client, project_id, lanes):
+        def ensure_queue_tabs(client, project_id, lanes):
             self.lanes = lanes
             return {}
 
@@ -88,7 +89,7 @@ class FakeProject:
         monkeypatch.setattr(ls_tasks, "set_model_version", set_model_version)
         monkeypatch.setattr(ls_tasks, "model_versions", lambda client, project_id: dict(self.versions))
         monkeypatch.setattr(ls_tasks, "delete_model_version", delete_model_version)
-        monkeypatch.setattr(ls_queue, "ensure_tabs", ensure_tabs)
+        monkeypatch.setattr(ls_tabs, "ensure_queue_tabs", ensure_queue_tabs)
 
 
 @pytest.fixture(scope="module")

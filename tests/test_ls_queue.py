@@ -38,7 +38,7 @@ def test_a_task_predicted_before_the_ranking_gets_its_lane_from_its_id():
 def test_tabs_are_named_per_lane_and_only_ours_are_touched():
     assert ls_queue.tab_titles(1) == ["Model queue"]
     assert ls_queue.tab_titles(3) == ["Model queue 1/3", "Model queue 2/3", "Model queue 3/3"]
-    assert ls_queue._ours("Model queue 2/3") and not ls_queue._ours("Model queue notes")
+    assert ls_queue.is_queue_title("Model queue 2/3") and not ls_queue.is_queue_title("Model queue notes")
     for bad in (0, -1, 51, 2.5, "3", True, None):
         with pytest.raises(ls_queue.LanesError, match="from 1 to 50"):
             ls_queue.check_lanes(bad)

@@ -1,12 +1,10 @@
-"""scripts/sync_project.py: task file parsing and rendering without Label Studio, error paths through the CLI."""
+"""scripts/sync_project.py: error paths through the CLI (its task files: test_task_files.py; the guidelines as
+Label Studio's instructions: test_instructions.py)."""
 
-import json
 import os
 
 import pytest
 
-from backend.llm import guidelines as guides
-from backend.labelstudio import sync
 from labelstudio import ROOT, free_port, run_sync
 
 GUIDELINES = ROOT / "guidelines" / "sentiment.md"
@@ -15,119 +13,6 @@ GUIDELINES = ROOT / "guidelines" / "sentiment.md"
 def write(path, text):
     path.write_text(text, encoding="utf-8")
     return path
-
-
-# ---------------------------------------------------------------- task files
-
-
-def test_json_list_of_data_dicts_and_of_tasks(tmp_path):
-    plain = write(tmp_path / "plain.json", json.dumps([{"text": "Great fun", "id": 7}, {"text": "Dull"}]))
-    tasks = sync.read_tasks(plain)
-    assert [t["data"]["text"] for t in tasks] == ["Great fun", "Dull"]
-    assert all(set(t) == {"data"} and len(t["data"]["_hash"]) == 20 for t in tasks)
-
-    wrapped = [{"data": {"text": "Great fun", "id": 7}, "predictions": [], "id": 99, "created_at": "yesterday"}]
-    tasks = sync.read_tasks(write(tmp_path / "tasks.json", json.dumps(wrapped)))
-    # Task-level fields Label Studio would not accept on import (id, created_at) are dropped.
-    assert set(tasks[0]) == {"data", "predictions"}
-    # The same data hashes the same whether it came as a task or as a bare data object.
-    assert tasks[0]["data"]["_hash"] == sync.read_tasks(plain)[0]["data"]["_hash"]
-
-
-def test_jsonl_skips_blank_lines_and_names_the_bad_line(tmp_path):
-    good = write(tmp_path / "a.jsonl", '{"text": "One"}\n\n{"data": {"text": "Two"}}\n')
-    assert [t["data"]["text"] for t in sync.read_tasks(good)] == ["One", "Two"]
-    bad = write(tmp_path / "b.jsonl", '{"text": "One"}\n{"text": \n')
-    with pytest.raises(sync.SyncError, match=r"b\.jsonl:2: not valid JSON"):
-        sync.read_tasks(bad)
-
-
-def test_csv_with_text_column_or_text_key(tmp_path):
-    csv_file = write(tmp_path / "r.csv", 'text,movie\n"Loved it, truly",up\n"Meh.\nSecond line",cars\n')
-    tasks = sync.read_tasks(csv_file)
-    assert [t["data"]["text"] for t in tasks] == ["Loved it, truly", "Meh.\nSecond line"]
-    assert tasks[0]["data"]["movie"] == "up"
-
-    other = write(tmp_path / "o.csv", "review,movie\nFine,up\n")
-    with pytest.raises(sync.SyncError, match="no 'text' column .*review, movie.*--text-key"):
-        sync.read_tasks(other)
-    assert sync.read_tasks(other, text_key="review")[0]["data"]["review"] == "Fine"
-
-
-def test_tsv_and_utf8_bom(tmp_path):
-    tsv = tmp_path / "r.tsv"
-    tsv.write_bytes("\ufefftext\tmovie\nÜber gut\tup\n".encode("utf-8"))
-    assert sync.read_tasks(tsv)[0]["data"] == {
-        "text": "Über gut",
-        "movie": "up",
-        "_hash": sync.task_hash({"text": "Über gut", "movie": "up"}),
-    }
-
-
-def test_duplicates_in_a_file_are_kept_once(tmp_path):
-    rows = [{"text": "Same", "n": 1}, {"n": 1, "text": "Same"}, {"text": "Other", "n": 1}]
-    tasks = sync.read_tasks(write(tmp_path / "d.json", json.dumps(rows)))
-    assert [t["data"]["text"] for t in tasks] == ["Same", "Other"]
-
-
-def test_hash_ignores_key_order_and_an_existing_hash():
-    data = {"text": "x", "movie": "m"}
-    assert sync.task_hash(data) == sync.task_hash({"movie": "m", "text": "x"})
-    assert sync.task_hash({**data, "_hash": "old"}) == sync.task_hash(data)
-    assert sync.task_hash(data) != sync.task_hash({**data, "movie": "n"})
-
-
-@pytest.mark.parametrize(
-    "name, content, message",
-    [
-        ("t.txt", "hello", "unknown file type .txt"),
-        ("t.json", "{not json", "not valid JSON"),
-        ("t.json", '"a string"', "expected a list of tasks"),
-        ("t.json", "[1, 2]", "item 1: expected a JSON object"),
-        ("t.json", '[{"text": "  "}]', "task 1 has no text in 'text'"),
-        ("t.jsonl", '{"body": "x"}\n', "task 1 has no text in 'text'"),
-    ],
-)
-def test_bad_files_say_what_is_wrong(tmp_path, name, content, message):
-    with pytest.raises(sync.SyncError, match=message):
-        sync.read_tasks(write(tmp_path / name, content))
-
-
-def test_missing_file(tmp_path):
-    with pytest.raises(sync.SyncError, match="cannot read .*missing.csv"):
-        sync.read_tasks(tmp_path / "missing.csv")
-
-
-def test_default_text_key_follows_the_labeling_config():
-    config = (
-        '<View><Text name="body" value="$review"/>'
-        '<Choices name="m" toName="body"><Choice value="A"/><Choice value="B"/></Choices></View>'
-    )
-    assert sync.default_text_key(config) == "review"
-    assert sync.default_text_key("<View></View>") == "text"
-
-
-# ---------------------------------------------------------------- guidelines and files
-
-
-def test_markdown_rendering():
-    md = "# Title\n\nSome **bold** and *it* & <tag>.\n\n- one\n- two\n  continued\n\n1. first\n2. second\n"
-    assert sync.render_markdown(md) == (
-        "<h1>Title</h1>\n"
-        "<p>Some <strong>bold</strong> and <em>it</em> &amp; &lt;tag&gt;.</p>\n"
-        "<ul><li>one</li><li>two continued</li></ul>\n"
-        "<ol><li>first</li><li>second</li></ol>"
-    )
-
-
-def test_guidelines_html_from_the_real_file():
-    meta = guides.load(GUIDELINES)
-    page = sync.guidelines_html(GUIDELINES)
-    assert page.startswith(f"<h1>{meta.title}</h1>")
-    assert f"Guidelines version {meta.version}" in page
-    assert all(f"<h2>{heading}</h2>" in page for heading in meta.sections)
-    assert "<li><strong>Positive</strong>:" in page
-    assert "---" not in page  # the front matter is not shown as text
 
 
 # ---------------------------------------------------------------- CLI errors

@@ -118,7 +118,7 @@ def test_three_annotators_at_once_get_the_strategys_order_and_never_the_same_tas
     assert label_studio.add_members(project, [label_studio.admin_email] + [u.email for u in users]) == 4
     loop.set_lanes(str(project), 3)
     assert loop.rescoring.wait(str(project), timeout=120)
-    tabs = {v.data["title"]: v for v in admin.views.list(project=project) if ls_queue._ours(v.data.get("title"))}
+    tabs = {v.data["title"]: v for v in admin.views.list(project=project) if ls_queue.is_queue_title(v.data.get("title"))}
     assert sorted(tabs) == ["Model queue 1/3", "Model queue 2/3", "Model queue 3/3"]
 
     def next_in_tab(client, tab):

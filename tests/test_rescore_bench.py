@@ -11,7 +11,7 @@ import sys
 import pytest
 
 import labelstudio
-from backend.labelstudio import queue as ls_queue
+from backend.labelstudio import tabs as ls_tabs
 from backend.labelstudio import tasks as ls_tasks
 from backend.bench import rescore as rescore_bench
 from helpers import ROOT
@@ -23,12 +23,13 @@ needs_label_studio = pytest.mark.skipif(not labelstudio.available(), reason=labe
 
 @pytest.fixture(scope="module")
 def result(label_studio, tmp_path_factory):
-    originals = (ls_tasks.fetch_pool, ls_tasks.push_predictions, ls_tasks.delete_model_version, ls_queue.ensure_tabs)
+    originals = (ls_tasks.fetch_pool, ls_tasks.push_predictions, ls_tasks.delete_model_version,
+                 ls_tabs.ensure_queue_tabs)
     figures = rescore_bench.run(label_studio.url, label_studio.admin.token, tasks=N_TASKS, runs=RUNS, chunk=CHUNK,
                                 data_dir=tmp_path_factory.mktemp("bench-rescore"), progress=False)
     # The wrappers are gone once the benchmark is over.
     assert (ls_tasks.fetch_pool, ls_tasks.push_predictions, ls_tasks.delete_model_version,
-            ls_queue.ensure_tabs) == originals
+            ls_tabs.ensure_queue_tabs) == originals
     return figures
 
 

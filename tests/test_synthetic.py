@@ -493,7 +493,7 @@ def test_label_studio_tasks_carry_provenance_and_the_intended_label():
     assert data["provenance"]["params"] == {"seed": 3} and data["provenance"]["filter"] == {
         "llm_p_intended": 0.8, "rouge_l_max": 0.2}
     assert prediction == {"model_version": syn.PREDICTION_VERSION, "result": choice("Neutral"), "score": 0.8}
-    from backend.labelstudio.sync import HASH_KEY, task_hash
+    from backend.labelstudio.task_files import HASH_KEY, task_hash
 
     assert data[HASH_KEY] == task_hash(data)
     with pytest.raises(syn.SyntheticError, match="not one of the project's labels"):

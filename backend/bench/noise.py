@@ -26,7 +26,6 @@ import pandas as pd
 from sklearn.metrics import f1_score
 
 from backend.errors import LabelloopError
-from backend.loop import classifier
 from backend.quality import label_issues
 from backend.bench.simulation import KIND_RECIPES, Inputs, fit_kind, macro_f1, out_of_fold_kind
 

@@ -10,7 +10,7 @@ the steady state. After each run the benchmark waits until Label Studio has real
 a delete can outlast the loop's client timeout.
 
 How it is measured, without touching the loop's code:
-- the ls_tasks / ls_queue functions the loop calls are wrapped at module level for the run (and restored after),
+- the ls_tasks / ls_tabs functions the loop calls are wrapped at module level for the run (and restored after),
   as are the gateway's `project_config` and the loop's `answers` on this instance; each wrapper times its call
   (exclusive of wrapped calls inside it) and names the phase;
 - an httpx request hook on the SDK client the loop itself made (`client._client_wrapper.httpx_client.httpx_client`)
@@ -144,7 +144,7 @@ def counting_requests(client: Any, recorder: Recorder) -> Iterator[None]:
 @contextmanager
 def instrumented(loop: Any, recorder: Recorder, bars: "Bars") -> Iterator[None]:
     """The loop's calls to Label Studio and to the model, timed per phase, for the length of the block."""
-    from backend.labelstudio import queue as ls_queue
+    from backend.labelstudio import tabs as ls_tabs
     from backend.labelstudio import tasks as ls_tasks
     from backend.loop.gateway import Gateway
 
@@ -188,7 +188,7 @@ def instrumented(loop: Any, recorder: Recorder, bars: "Bars") -> Iterator[None]:
         (ls_tasks, "push_predictions", recorder.wrap("write", push_predictions)),
         (ls_tasks, "set_model_version", recorder.wrap("switch", original["set_model_version"])),
         (ls_tasks, "delete_model_version", recorder.wrap("delete", delete_model_version)),
-        (ls_queue, "ensure_tabs", recorder.wrap("tabs", ls_queue.ensure_tabs)),
+        (ls_tabs, "ensure_queue_tabs", recorder.wrap("tabs", ls_tabs.ensure_queue_tabs)),
     ]
     loop_answers = loop.answers
     patches += [

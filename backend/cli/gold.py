@@ -25,7 +25,7 @@ from backend.cli import Parser, old_name_note, reporting_errors
 from backend.labelstudio import schema as schemas
 from backend.labelstudio.export import labels_from_config
 from backend.quality import drift, gold
-from backend.labelstudio import sync as project_sync
+from backend.labelstudio import task_files
 
 
 def _labels(args: argparse.Namespace) -> tuple[str | None, list[str], bool]:
@@ -44,8 +44,8 @@ def _inject(args: argparse.Namespace) -> int:
     # The import hash is dropped: gold tasks have none, and a column only real tasks fill would give gold away.
     # sync_project.py import computes it again for every task.
     tasks = [
-        {**t, "data": {k: v for k, v in t["data"].items() if k != project_sync.HASH_KEY}}
-        for t in project_sync.read_tasks(args.tasks, args.text_key)
+        {**t, "data": {k: v for k, v in t["data"].items() if k != task_files.HASH_KEY}}
+        for t in task_files.read_tasks(args.tasks, args.text_key)
     ]
     stream = gold.inject_gold(tasks, gold_set, rate, seed=args.seed, text_key=args.text_key)
     try:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 
 from backend.paths import DEMO_CONFIG, DEMO_GUIDELINES
-from backend.labelstudio import sync
+from backend.labelstudio import sync, task_files
 from backend.ranking import strategies
 from backend.cli import old_name_note, reporting_errors
 from backend.labelstudio.client import connect
@@ -37,8 +37,8 @@ def cmd_project(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     ls = connect()
     project = sync.get_project(ls.client, args.project)
-    text_key = args.text_key or sync.default_text_key(project.label_config or "")
-    tasks = sync.read_tasks(args.file, text_key=text_key)
+    text_key = args.text_key or task_files.default_text_key(project.label_config or "")
+    tasks = task_files.read_tasks(args.file, text_key=text_key)
     result = sync.import_tasks(ls.client, args.project, tasks, chunk_size=args.chunk_size, progress=not args.quiet)
     print(f"imported {result.imported} tasks, skipped {result.skipped} already in project {args.project}")
     return 0
@@ -123,8 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="import tasks from JSON, JSONL or CSV, skipping those already imported",
         description='Import tasks into a project. FILE is .json (a list of tasks {"data": {...}} or of data '
         "objects), .jsonl (one per line) or .csv/.tsv (one task per row, columns become data fields). Each task's "
-        f"data gets a '{sync.HASH_KEY}' field, a hash of its content; tasks whose hash the project already has are "
-        "skipped, so running the import again adds nothing twice.",
+        f"data gets a '{task_files.HASH_KEY}' field, a hash of its content; tasks whose hash the project already "
+        "has are skipped, so running the import again adds nothing twice.",
     )
     p.add_argument("--project", type=int, required=True, help="project id")
     p.add_argument("file", type=Path, metavar="FILE", help="tasks file (.json, .jsonl or .csv)")

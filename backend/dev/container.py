@@ -19,7 +19,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 from backend.errors import LabelloopError
 from backend.paths import ROOT

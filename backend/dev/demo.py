@@ -29,7 +29,7 @@ from backend.errors import LabelloopError
 from backend.bench import corpus
 from backend.dev import labelstudio as ls_server
 from backend.dev import processes
-from backend.labelstudio import sync
+from backend.labelstudio import sync, task_files
 from backend.labelstudio.client import connect
 from backend.paths import DEMO_CONFIG, DEMO_GUIDELINES, ROOT
 from backend.files import write_atomically
@@ -94,8 +94,8 @@ def sample_tasks(n: int = N_TASKS, seed: int = SAMPLE_SEED) -> list[dict]:
     tasks: dict[str, dict] = {}
     for row in sample.itertuples():
         data = {"text": row.text, "movie": str(row.movie)}
-        digest = sync.task_hash(data)
-        tasks.setdefault(digest, {"data": {**data, sync.HASH_KEY: digest}})
+        digest = task_files.task_hash(data)
+        tasks.setdefault(digest, {"data": {**data, task_files.HASH_KEY: digest}})
     return list(tasks.values())
 
 

@@ -1,4 +1,5 @@
-"""A checked connection to Label Studio through label-studio-sdk 2.x, from LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY.
+"""A checked connection to Label Studio through label-studio-sdk 2.x, from LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY,
+and the calls made through it, whose SDK and network errors come out as one line (LabelStudioUnavailable).
 
 Two kinds of API key exist. A Personal Access Token is a JWT refresh token (three dot-separated parts); the SDK
 exchanges it for short-lived access tokens itself. A legacy token is an opaque string; SDK 2.x recognises it
@@ -8,8 +9,11 @@ Studio accepts it only when legacy tokens are enabled for the organization.
 
 from __future__ import annotations
 
+import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, Iterator
 
 import httpx
 import requests
@@ -21,6 +25,23 @@ from backend.errors import LabelloopError
 
 class LabelStudioError(LabelloopError, RuntimeError):
     """Label Studio cannot be used as configured; the message is one line saying why and what to do."""
+
+
+class SyncError(LabelloopError, RuntimeError):
+    """A sync step cannot go on; the message is one line saying why."""
+
+
+class LabelStudioUnavailable(LabelStudioError):
+    """Label Studio could not be reached or refused a request; the message is one line saying which and why.
+
+    `retryable` is True for what may pass by itself (network errors, timeouts, 5xx, 429) and False for answers
+    that will not change on a retry (a missing project, a rejected token or value).
+    """
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+        self.retryable = status is None or status >= 500 or status in (408, 429)
 
 
 @dataclass(frozen=True)
@@ -129,3 +150,41 @@ def connect(url: str | None = None, api_key: str | None = None, timeout: float =
     except (httpx.HTTPError, ValueError) as e:
         raise LabelStudioError(f"Label Studio at {url} did not answer as expected: {describe(e)}") from None
     return Connection(client=client, url=url, token_kind=kind, user_email=str(me.email or me.username or me.id))
+
+
+# ---------------------------------------------------------------- calls through a connected client
+
+
+def base_url(client: Any) -> str:
+    """The server a client talks to, for messages; "Label Studio" if the client does not say."""
+    try:
+        return str(client._client_wrapper.get_base_url()).rstrip("/")
+    except AttributeError:
+        return "Label Studio"
+
+
+@contextmanager
+def calling(client: Any, doing: str) -> Iterator[None]:
+    """Turn SDK and network errors inside the block into LabelStudioUnavailable naming the server and the step."""
+    try:
+        yield
+    except ApiError as e:
+        raise LabelStudioUnavailable(
+            f"Label Studio at {base_url(client)} answered {describe(e)} when {doing}", status=e.status_code
+        ) from None
+    except (httpx.HTTPError, requests.RequestException, OSError, json.JSONDecodeError) as e:
+        message = f"cannot reach Label Studio at {base_url(client)} ({doing}): {describe(e)}"
+        raise LabelStudioUnavailable(message) from None
+
+
+def request(client: Any, method: str, path: str, doing: str, **kwargs: Any) -> Any:
+    """A request the SDK has no method for, sent with the SDK's own credentials (it refreshes a PAT itself); the
+    answer, or LabelStudioUnavailable for an error status."""
+    with calling(client, doing):
+        answer = client._client_wrapper.httpx_client.request(path, method=method, **kwargs)
+    if answer.status_code >= 400:
+        raise LabelStudioUnavailable(
+            f"Label Studio at {base_url(client)} answered HTTP {answer.status_code} when {doing}: {answer.text[:200]}",
+            status=answer.status_code,
+        )
+    return answer

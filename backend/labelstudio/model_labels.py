@@ -26,7 +26,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from backend.labelstudio.records import parse_time
+from backend.labelstudio.records import field_of, parse_time
 
 MARK = 373657031212861361  # int(sha256(b"labelloop: a label the model wrote").hexdigest()[:15], 16)
 LAST_ACTION = "prediction"
@@ -35,19 +35,15 @@ EDIT_SLACK = timedelta(seconds=1)
 FIELDS = ("id", "result", "was_cancelled", "import_id", "created_at", "updated_at")
 
 
-def _get(item: Any, name: str) -> Any:
-    return item.get(name) if isinstance(item, dict) else getattr(item, name, None)
-
-
 def is_marked(annotation: Any) -> bool:
     """Written by the model (whether or not a person has saved it since)."""
-    mark = _get(annotation, "import_id")
+    mark = field_of(annotation, "import_id")
     return isinstance(mark, int) and not isinstance(mark, bool) and mark == MARK
 
 
 def edited(annotation: Any) -> bool:
     """Saved again after it was created: by a person, since nothing of ours ever updates an annotation."""
-    created, updated = parse_time(_get(annotation, "created_at")), parse_time(_get(annotation, "updated_at"))
+    created, updated = parse_time(field_of(annotation, "created_at")), parse_time(field_of(annotation, "updated_at"))
     # Without both times nothing says a person touched it: a model label stays the model's.
     return created is not None and updated is not None and updated - created > EDIT_SLACK
 

@@ -16,6 +16,8 @@ so each tab's filter (its score range) holds its own tasks and its ordering foll
 Each annotator's next task is then among the N most urgent ones and never one another annotator is served. The
 filters stay fixed: a re-score rewrites the scores, so an open tab follows it without reloading. With one lane the
 score is the plain priority and the single tab "Model queue" shows the order that "Label All Tasks" serves.
+
+This module is the arithmetic alone; backend/labelstudio/tabs.py writes the tabs into Label Studio.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from typing import Any
 import numpy as np
 
 from backend.errors import LabelloopError
-from backend.labelstudio.tasks import _calling
 
 TITLE = "Model queue"
 MAX_LANES = 50
@@ -92,29 +93,6 @@ def tab_data(lanes: int, lane: int) -> dict:
     }
 
 
-def _ours(title: Any) -> bool:
+def is_queue_title(title: Any) -> bool:
+    """Whether a tab's title is one of the queue's, for any number of lanes."""
     return isinstance(title, str) and _OUR_TITLE.fullmatch(title) is not None
-
-
-def ensure_tabs(client: Any, project_id: int, lanes: int) -> dict[str, int]:
-    """Make the project's queue tabs match `lanes`: create the missing ones, rewrite the rest (an admin may have
-    changed a filter), delete extra ones; {title: tab id}. Only tabs with our titles are touched.
-    Raises LabelStudioUnavailable if Label Studio cannot be read or written."""
-    with _calling(client, f"updating the queue tabs of project {project_id}"):
-        found: dict[str, list[Any]] = {}
-        for view in client.views.list(project=project_id):
-            title = view.data.get("title") if isinstance(view.data, dict) else None
-            if _ours(title):
-                found.setdefault(title, []).append(view)
-        tabs = {}
-        for lane, title in enumerate(tab_titles(lanes)):
-            views = found.pop(title, [])
-            if views:
-                tabs[title] = client.views.update(id=str(views[0].id), project=project_id, data=tab_data(lanes, lane)).id
-                found[f"duplicates of {title}"] = views[1:]  # two backends or a retry made it twice
-            else:
-                tabs[title] = client.views.create(project=project_id, data=tab_data(lanes, lane)).id
-        for stale in found.values():
-            for view in stale:
-                client.views.delete(id=str(view.id))
-    return tabs

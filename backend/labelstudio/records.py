@@ -19,14 +19,20 @@ def truthy(value: Any) -> bool:
     return bool(value) if isinstance(value, (bool, int, float)) else False
 
 
+def field_of(item: Any, name: str) -> Any:
+    """A field of a task or an annotation, None if it has none: a key of a dict (exports, task lists' nested
+    annotations) or an attribute of an SDK object (tasks, annotations.get/create)."""
+    return item.get(name) if isinstance(item, dict) else getattr(item, name, None)
+
+
 def is_synthetic(task: Any) -> bool:
     """Whether a task (a dict from an export, or the SDK's task object) is a synthetic example: data.synthetic or
     meta.synthetic is true."""
-    def field(name: str) -> dict:
-        value = task.get(name) if isinstance(task, dict) else getattr(task, name, None)
+    def part(name: str) -> dict:
+        value = field_of(task, name)
         return value if isinstance(value, dict) else {}
 
-    return truthy(field("data").get("synthetic")) or truthy(field("meta").get("synthetic"))
+    return truthy(part("data").get("synthetic")) or truthy(part("meta").get("synthetic"))
 
 
 def parse_time(value: Any) -> datetime | None:

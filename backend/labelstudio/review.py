@@ -17,8 +17,8 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from backend.labelstudio import client as ls_client
 from backend.labelstudio import model_labels, tabs
-from backend.labelstudio.tasks import _raw
 
 TITLE = "Label issues"
 STATE_KEY = "labelloop_label_issues"
@@ -26,9 +26,10 @@ STATE_KEY = "labelloop_label_issues"
 
 def download_export(client: Any, project_id: int, path: Path) -> list[dict]:
     """The project's full JSON export (every task), written to `path` and returned."""
-    answer = _raw(client, "GET", f"api/projects/{project_id}/export",
-                  f"exporting project {project_id}", params={"exportType": "JSON", "download_all_tasks": "true"},
-                  request_options={"timeout_in_seconds": 600})
+    answer = ls_client.request(
+        client, "GET", f"api/projects/{project_id}/export", f"exporting project {project_id}",
+        params={"exportType": "JSON", "download_all_tasks": "true"}, request_options={"timeout_in_seconds": 600},
+    )
     tasks = answer.json()
     path.write_text(json.dumps(tasks))
     return tasks

@@ -7,13 +7,8 @@ import skips them, and the ML backend connection is updated in place rather than
 from __future__ import annotations
 
 import base64
-import csv
-import hashlib
-import html
-import io
 import json
 import os
-import re
 import sys
 import time
 from dataclasses import dataclass
@@ -25,106 +20,15 @@ from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 from tqdm import tqdm
 
-from backend.errors import LabelloopError
-from backend.llm import guidelines as guides
-from backend.labelstudio import schema as schemas
-from backend.labelstudio.client import describe
+from backend.labelstudio import tabs as ls_tabs
+from backend.labelstudio.client import SyncError, describe
+from backend.labelstudio.instructions import guidelines_html
+from backend.labelstudio.records import field_of
+from backend.labelstudio.task_files import HASH_KEY, task_hash
 from backend.files import write_atomically
 
-HASH_KEY = "_hash"
-# Task-level fields Label Studio's import accepts next to "data"; anything else in a task file is dropped.
-TASK_FIELDS = ("data", "predictions", "annotations", "meta")
 SAMPLING = "Uncertainty sampling"
 BACKEND_TITLE = "labelloop"
-
-
-class SyncError(LabelloopError, RuntimeError):
-    """A sync step cannot go on; the message is one line saying why."""
-
-
-# ---------------------------------------------------------------- guidelines → HTML
-
-_INLINE = [
-    (re.compile(r"`([^`]+)`"), r"<code>\1</code>"),
-    (re.compile(r"\*\*(.+?)\*\*"), r"<strong>\1</strong>"),
-    (re.compile(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])"), r"<em>\1</em>"),
-]
-_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
-_BULLET = re.compile(r"^[-*+]\s+(.*)$")
-_NUMBERED = re.compile(r"^\d+[.)]\s+(.*)$")
-
-
-def _inline(text: str) -> str:
-    text = html.escape(text, quote=False)
-    for pattern, replacement in _INLINE:
-        text = pattern.sub(replacement, text)
-    return text
-
-
-def render_markdown(text: str) -> str:
-    """The Markdown the guidelines use (headings, lists, paragraphs, bold, italics, code) as HTML.
-
-    Deliberately small: Label Studio shows the result as the project's instructions, and the guidelines
-    stay plain enough that a full Markdown library is not worth a new dependency.
-    """
-    out: list[str] = []
-    paragraph: list[str] = []
-    items: list[str] = []
-    list_tag = ""
-
-    def close_paragraph() -> None:
-        if paragraph:
-            out.append(f"<p>{_inline(' '.join(paragraph))}</p>")
-            paragraph.clear()
-
-    def close_list() -> None:
-        nonlocal list_tag
-        if items:
-            out.append(f"<{list_tag}>" + "".join(f"<li>{_inline(i)}</li>" for i in items) + f"</{list_tag}>")
-            items.clear()
-        list_tag = ""
-
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line:
-            close_paragraph()
-            close_list()
-            continue
-        heading, bullet, numbered = _HEADING.match(line), _BULLET.match(line), _NUMBERED.match(line)
-        if heading:
-            close_paragraph()
-            close_list()
-            level = len(heading.group(1))
-            out.append(f"<h{level}>{_inline(heading.group(2))}</h{level}>")
-        elif bullet or numbered:
-            close_paragraph()
-            tag = "ul" if bullet else "ol"
-            if list_tag != tag:
-                close_list()
-                list_tag = tag
-            items.append((bullet or numbered).group(1))
-        elif items and raw[:1].isspace():
-            items[-1] += " " + line  # an indented line continues the list item above it
-        else:
-            close_list()
-            paragraph.append(line)
-    close_paragraph()
-    close_list()
-    return "\n".join(out)
-
-
-def guidelines_html(path: str | os.PathLike) -> str:
-    """The guidelines file as the HTML Label Studio shows annotators: title, task, version, then every section."""
-    try:
-        g = guides.load(path)
-    except guides.GuidelinesError as e:
-        raise SyncError(str(e)) from None
-    body = "\n\n".join(f"## {heading}\n{text}" for heading, text in g.sections.items())
-    header = (
-        f"<h1>{html.escape(g.title)}</h1>\n<p><em>{html.escape(g.task)}</em></p>\n"
-        f"<p>Guidelines version {html.escape(g.version)}, {html.escape(g.date)}</p>\n"
-    )
-    return header + render_markdown(body)
 
 
 # ---------------------------------------------------------------- project
@@ -200,79 +104,6 @@ def _same(current: Any, wanted: Any) -> bool:
 # ---------------------------------------------------------------- tasks
 
 
-def task_hash(data: dict) -> str:
-    """A stable fingerprint of a task's data (key order and an existing hash field do not matter)."""
-    payload = {k: v for k, v in data.items() if k != HASH_KEY}
-    canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:20]
-
-
-def _as_task(item: Any, where: str) -> dict:
-    if not isinstance(item, dict):
-        raise SyncError(f"{where}: expected a JSON object (a task or its data), got {type(item).__name__}")
-    if isinstance(item.get("data"), dict):
-        return {k: item[k] for k in TASK_FIELDS if k in item}
-    return {"data": item}
-
-
-def read_tasks(path: str | os.PathLike, text_key: str = "text") -> list[dict]:
-    """Tasks ({"data": {...}}) from a .json (a list of tasks or of data dicts), .jsonl or .csv/.tsv file.
-
-    Every task must have a non-empty `text_key` field; each gets its data hash, and repeats in the file are
-    kept once.
-    """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    try:
-        raw = path.read_text(encoding="utf-8-sig")
-    except OSError as e:
-        raise SyncError(f"cannot read {path}: {e.strerror}") from None
-    except UnicodeDecodeError:
-        raise SyncError(f"{path} is not UTF-8 text") from None
-
-    tasks: list[dict] = []
-    if suffix == ".json":
-        try:
-            items = json.loads(raw)
-        except json.JSONDecodeError as e:
-            raise SyncError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
-        if isinstance(items, dict):
-            items = [items]
-        if not isinstance(items, list):
-            raise SyncError(f"{path}: expected a list of tasks")
-        tasks = [_as_task(item, f"{path} item {n}") for n, item in enumerate(items, 1)]
-    elif suffix in (".jsonl", ".ndjson"):
-        for n, line in enumerate(raw.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise SyncError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-            tasks.append(_as_task(item, f"{path}:{n}"))
-    elif suffix in (".csv", ".tsv"):
-        # newline="" keeps line breaks inside quoted fields (multi-line reviews) as they are.
-        reader = csv.DictReader(io.StringIO(raw, newline=""), delimiter="\t" if suffix == ".tsv" else ",")
-        columns = reader.fieldnames or []
-        if text_key not in columns:
-            listed = ", ".join(columns) or "none"
-            raise SyncError(f"{path}: no {text_key!r} column (columns: {listed}); name the text column with --text-key")
-        for row in reader:
-            tasks.append({"data": {k: v for k, v in row.items() if k is not None}})
-    else:
-        raise SyncError(f"{path}: unknown file type {suffix or '(none)'}; use .json, .jsonl or .csv")
-
-    unique: dict[str, dict] = {}
-    for n, task in enumerate(tasks, 1):
-        value = task["data"].get(text_key)
-        if not isinstance(value, str) or not value.strip():
-            raise SyncError(f"{path}: task {n} has no text in {text_key!r} (use --text-key to name the field)")
-        digest = task["data"].get(HASH_KEY) or task_hash(task["data"])
-        task["data"] = {**task["data"], HASH_KEY: digest}
-        unique.setdefault(digest, task)
-    return list(unique.values())
-
-
 def existing_hashes(client: LabelStudio, project_id: int) -> set[str]:
     """Hashes of the project's tasks; tasks imported some other way are hashed from their data."""
     hashes = set()
@@ -307,14 +138,6 @@ def import_tasks(
                 ) from None
             bar.update(len(chunk))
     return ImportResult(imported=len(new), skipped=len(tasks) - len(new))
-
-
-def default_text_key(label_config: str) -> str:
-    """The task field the config's Text tag reads, so imported files match the project without a flag."""
-    try:
-        return schemas.parse(label_config).data_key
-    except schemas.SchemaError:
-        return "text"
 
 
 # ---------------------------------------------------------------- ML backend
@@ -383,7 +206,7 @@ class ConnectResult:
     project_model_version: str  # equals model_version once any task has a prediction from it
     tasks: int
     predicted: int  # tasks with a prediction from model_version
-    tabs: tuple[str, ...] = ()  # the queue's Data Manager tabs (backend/labelstudio/queue.py)
+    tabs: tuple[str, ...] = ()  # the queue's Data Manager tabs (backend/labelstudio/queue.py, tabs.py)
 
 
 def _attach_backend(
@@ -452,7 +275,7 @@ def predicted_ids(client: LabelStudio, project_id: int, model_version: str) -> t
     ids, predicted = [], set()
     for task in client.tasks.list(project=project_id, fields="all", page_size=500):
         ids.append(task.id)
-        if any(_field(p, "model_version") == model_version for p in task.predictions or []):
+        if any(field_of(p, "model_version") == model_version for p in task.predictions or []):
             predicted.add(task.id)
     return ids, predicted
 
@@ -477,10 +300,6 @@ def wait_while_busy(backend_url: str, project_id: int, timeout: float, auth: tup
             waited = True
             time.sleep(1)
             bar.update(1)
-
-
-def _field(item: Any, name: str) -> Any:
-    return item.get(name) if isinstance(item, dict) else getattr(item, name, None)
 
 
 def connect_backend(
@@ -548,9 +367,7 @@ def connect_backend(
     if predicted and project_version != model_version:
         _update_project(client, project_id, model_version=model_version)
         project_version = model_version
-    from backend.labelstudio import queue as ls_queue
-
-    tabs = ls_queue.ensure_tabs(client, project_id, lanes or 1)  # its LabelStudioUnavailable is a LabelStudioError
+    tabs = ls_tabs.ensure_queue_tabs(client, project_id, lanes or 1)  # its LabelStudioUnavailable is a LabelStudioError
     return ConnectResult(ml_id, created, model_version, project_version, total, predicted, tuple(tabs))
 
 

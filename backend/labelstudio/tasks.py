@@ -29,19 +29,15 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Iterator
-
-import httpx
-import requests
-from label_studio_sdk.core.api_error import ApiError
+from typing import Any, Callable, Iterable
 
 from backend.quality import gold
+from backend.labelstudio import client as ls_client
 from backend.labelstudio import model_labels
-from backend.labelstudio.records import is_synthetic, parse_time
-from backend.labelstudio.client import LabelStudioError, describe
+from backend.labelstudio.client import LabelStudioUnavailable
+from backend.labelstudio.records import field_of, is_synthetic, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -63,19 +59,6 @@ _ANNOTATED = json.dumps(
 # Task fields and, because Label Studio applies the same list to nested annotations, the annotation fields read.
 _INCLUDE = "id,data,annotations,result,was_cancelled,ground_truth,completed_by,updated_at,created_at,import_id"
 _OLDEST = datetime.min.replace(tzinfo=timezone.utc)
-
-
-class LabelStudioUnavailable(LabelStudioError):
-    """Label Studio could not be reached or refused a request; the message is one line saying which and why.
-
-    `retryable` is True for what may pass by itself (network errors, timeouts, 5xx, 429) and False for answers
-    that will not change on a retry (a missing project, a rejected token or value).
-    """
-
-    def __init__(self, message: str, status: int | None = None):
-        super().__init__(message)
-        self.status = status
-        self.retryable = status is None or status >= 500 or status in (408, 429)
 
 
 @dataclass(frozen=True)
@@ -111,11 +94,6 @@ class FetchStats:
 # ---------------------------------------------------------------- one label per task
 
 
-def _get(item: Any, name: str) -> Any:
-    # Annotations come as dicts inside task lists but as SDK objects from annotations.get/create.
-    return item.get(name) if isinstance(item, dict) else getattr(item, name, None)
-
-
 def _canonical(choice: Any, schema: Any) -> str | None:
     """The label a choice stands for: a label as is, or a Choice's visible value mapped to its alias."""
     if not isinstance(choice, str):
@@ -133,7 +111,7 @@ def annotation_label(annotation: Any, schema: Any) -> str | None:
     A multi-label question's answer is the set of labels chosen, as one string (Schema.key), and an annotation that
     chooses none of them says that none applies: "" rather than None."""
     found = set()
-    for item in _get(annotation, "result") or []:
+    for item in field_of(annotation, "result") or []:
         if not isinstance(item, dict) or item.get("from_name") != schema.from_name:
             continue
         if item.get("to_name", schema.to_name) != schema.to_name:
@@ -151,13 +129,13 @@ def annotation_label(annotation: Any, schema: Any) -> str | None:
 
 def _recency(annotation: Any) -> tuple[datetime, int]:
     # The id breaks ties between equal timestamps: a later annotation has a larger id.
-    stamp = _get(annotation, "updated_at") or _get(annotation, "created_at")
-    number = _get(annotation, "id")
+    stamp = field_of(annotation, "updated_at") or field_of(annotation, "created_at")
+    number = field_of(annotation, "id")
     return parse_time(stamp) or _OLDEST, number if isinstance(number, int) else -1
 
 
 def _annotator(annotation: Any, position: int) -> Any:
-    user = _get(annotation, "completed_by")
+    user = field_of(annotation, "completed_by")
     if isinstance(user, dict):
         user = user.get("id")
     # Without a user (some imported annotations) every annotation stands for itself.
@@ -169,7 +147,7 @@ def _resolution(annotations: list[Any], schema: Any) -> tuple[str | None, bool, 
     `resolve`."""
     usable = []
     for annotation in annotations or []:
-        if _get(annotation, "was_cancelled"):
+        if field_of(annotation, "was_cancelled"):
             continue
         label = annotation_label(annotation, schema)
         if label is not None:
@@ -183,7 +161,7 @@ def _resolution(annotations: list[Any], schema: Any) -> tuple[str | None, bool, 
         if who not in latest or _recency(annotation) > _recency(latest[who][1]):
             latest[who] = (label, annotation)
 
-    truth = [pair for pair in usable if _get(pair[1], "ground_truth")]
+    truth = [pair for pair in usable if field_of(pair[1], "ground_truth")]
     if truth:
         label = max(truth, key=lambda pair: _recency(pair[1]))[0]
         return label, any(other != label for other, _ in latest.values()), ()
@@ -210,31 +188,10 @@ def resolve(annotations: list[dict], schema: Any) -> str | None:
 # ---------------------------------------------------------------- reading
 
 
-def _base_url(client: Any) -> str:
-    try:
-        return str(client._client_wrapper.get_base_url()).rstrip("/")
-    except AttributeError:
-        return "Label Studio"
-
-
-@contextmanager
-def _calling(client: Any, doing: str) -> Iterator[None]:
-    """Turn SDK and network errors inside the block into LabelStudioUnavailable naming the server and the step."""
-    try:
-        yield
-    except ApiError as e:
-        raise LabelStudioUnavailable(
-            f"Label Studio at {_base_url(client)} answered {describe(e)} when {doing}", status=e.status_code
-        ) from None
-    except (httpx.HTTPError, requests.RequestException, OSError, json.JSONDecodeError) as e:
-        message = f"cannot reach Label Studio at {_base_url(client)} ({doing}): {describe(e)}"
-        raise LabelStudioUnavailable(message) from None
-
-
-def _list_tasks(client: Any, project_id: int, doing: str, **params: Any) -> list[Any]:
+def list_tasks(client: Any, project_id: int, doing: str, **params: Any) -> list[Any]:
     """All pages of a task list, each task once (a task can move between pages while they are read)."""
     seen: dict[int, Any] = {}
-    with _calling(client, doing):
+    with ls_client.calling(client, doing):
         for task in client.tasks.list(project=project_id, page_size=PAGE_SIZE, **params):
             seen.setdefault(task.id, task)
     return [seen[i] for i in sorted(seen)]
@@ -258,7 +215,7 @@ def fetch_labeled(
     ids = sorted(set(task_ids)) if task_ids is not None else None
     if ids == []:
         return [], FetchStats()
-    tasks = _list_tasks(
+    tasks = list_tasks(
         client,
         project_id,
         f"reading the annotated tasks of project {project_id}",
@@ -275,7 +232,7 @@ def fetch_labeled(
         if any(isinstance(a, dict) and "result" not in a for a in annotations):
             # Silently calling every annotation unusable would starve training; better to say so.
             raise LabelStudioUnavailable(
-                f"Label Studio at {_base_url(client)} sent task {task.id}'s annotations without their results "
+                f"Label Studio at {ls_client.base_url(client)} sent task {task.id}'s annotations without their results "
                 f"(include={_INCLUDE!r} no longer works as on 1.23.2)",
                 status=200,
             )
@@ -295,7 +252,7 @@ def fetch_labeled(
         if not annotations:
             stats.model += 1
             continue
-        live = [a for a in annotations if not _get(a, "was_cancelled")]
+        live = [a for a in annotations if not field_of(a, "was_cancelled")]
         if not live:
             stats.cancelled += 1
             continue
@@ -313,7 +270,7 @@ def fetch_pool(client: Any, project_id: int, schema: Any) -> list[tuple[int, str
 
     Raises LabelStudioUnavailable if Label Studio cannot be read.
     """
-    tasks = _list_tasks(client, project_id, f"reading the tasks of project {project_id}", include="id,data")
+    tasks = list_tasks(client, project_id, f"reading the tasks of project {project_id}", include="id,data")
     pool = []
     for task in tasks:
         text = schema.text_of(task.data) if isinstance(task.data, dict) else None
@@ -326,7 +283,7 @@ def fetch_pool(client: Any, project_id: int, schema: Any) -> list[tuple[int, str
 
 
 def _existing_ids(client: Any, project_id: int) -> set[int]:
-    tasks = _list_tasks(client, project_id, f"reading the task ids of project {project_id}", include="id")
+    tasks = list_tasks(client, project_id, f"reading the task ids of project {project_id}", include="id")
     return {task.id for task in tasks}
 
 
@@ -409,7 +366,7 @@ def publish(
 
 
 def _import(client: Any, project_id: int, batch: list[dict]) -> int:
-    with _calling(client, f"importing {len(batch)} predictions into project {project_id}"):
+    with ls_client.calling(client, f"importing {len(batch)} predictions into project {project_id}"):
         # No SDK retries: the import is not idempotent, and a retry after a lost answer would write twice.
         answer = client.projects.import_predictions(
             id=project_id, request=batch, request_options={"max_retries": 0, "timeout_in_seconds": 300}
@@ -424,7 +381,7 @@ def set_model_version(client: Any, project_id: int, version: str) -> None:
     predictions first. Raises LabelStudioUnavailable if it refuses or cannot be reached.
     """
     try:
-        with _calling(client, f"setting project {project_id}'s model version to {version!r}"):
+        with ls_client.calling(client, f"setting project {project_id}'s model version to {version!r}"):
             client.projects.update(id=project_id, model_version=version)
     except LabelStudioUnavailable as e:
         if e.status == 400:
@@ -432,29 +389,19 @@ def set_model_version(client: Any, project_id: int, version: str) -> None:
         raise
 
 
-def _raw(client: Any, method: str, path: str, doing: str, **kwargs: Any) -> Any:
-    """A request the SDK has no method for, sent with the SDK's own credentials (it refreshes a PAT itself)."""
-    with _calling(client, doing):
-        answer = client._client_wrapper.httpx_client.request(path, method=method, **kwargs)
-    if answer.status_code >= 400:
-        raise LabelStudioUnavailable(
-            f"Label Studio at {_base_url(client)} answered HTTP {answer.status_code} when {doing}: {answer.text[:200]}",
-            status=answer.status_code,
-        )
-    return answer
-
-
 def model_versions(client: Any, project_id: int) -> dict[str, int]:
     """How many predictions each model version holds in the project."""
-    answer = _raw(client, "GET", f"api/projects/{project_id}/model-versions/",
-                  f"listing the model versions of project {project_id}")
+    answer = ls_client.request(client, "GET", f"api/projects/{project_id}/model-versions/",
+                               f"listing the model versions of project {project_id}")
     try:
         body = answer.json()
     except ValueError:
         body = None
     if not isinstance(body, dict):
-        raise LabelStudioUnavailable(f"Label Studio at {_base_url(client)} listed model versions in an unknown shape",
-                                     status=answer.status_code)
+        raise LabelStudioUnavailable(
+            f"Label Studio at {ls_client.base_url(client)} listed model versions in an unknown shape",
+            status=answer.status_code,
+        )
     return {str(k): int(v) for k, v in body.items() if isinstance(v, int)}
 
 
@@ -462,6 +409,6 @@ def delete_model_version(client: Any, project_id: int, version: str) -> None:
     """Delete every prediction of `version` in the project (never the version the project points at: see above)."""
     # Label Studio deletes one prediction at a time: 2-3 minutes for 10,000 on SQLite. A client that gave up would
     # not stop it, and a retry would queue behind it, so one long wait and no retry.
-    _raw(client, "DELETE", f"api/projects/{project_id}/model-versions/",
-         f"deleting model version {version!r} of project {project_id}", json={"model_version": version},
-         request_options={"timeout_in_seconds": 1800, "max_retries": 0})
+    ls_client.request(client, "DELETE", f"api/projects/{project_id}/model-versions/",
+                      f"deleting model version {version!r} of project {project_id}", json={"model_version": version},
+                      request_options={"timeout_in_seconds": 1800, "max_retries": 0})

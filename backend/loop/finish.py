@@ -41,11 +41,12 @@ from tqdm.auto import tqdm
 from backend.errors import LabelloopError
 from backend.loop import classifier
 from backend.quality import gold
+from backend.labelstudio import client as ls_client
 from backend.labelstudio import tasks as ls_tasks
 from backend.labelstudio import audit, model_labels
 from backend.loop import routing
 from backend.labelstudio import schema as schemas
-from backend.labelstudio.records import is_synthetic
+from backend.labelstudio.records import field_of, is_synthetic
 from backend.labelstudio.sync import get_project
 from backend.settings import Settings
 
@@ -86,7 +87,7 @@ def read_states(
 ) -> dict[int, TaskState]:
     """Every task of the project with its annotations sorted into the model's and everyone else's; with a gold set,
     its tasks are marked as gold (apply and undo look at annotations only)."""
-    tasks = ls_tasks._list_tasks(
+    tasks = ls_tasks.list_tasks(
         client, project_id, f"reading the tasks and annotations of project {project_id}",
         fields="all", include=_STATE_INCLUDE,
     )
@@ -101,7 +102,7 @@ def read_states(
             kind = "gold"
         state = TaskState(task.id, text if isinstance(text, str) else None, kind)
         for annotation in task.annotations or []:
-            number = ls_tasks._get(annotation, "id")
+            number = field_of(annotation, "id")
             if model_labels.is_model_annotation(annotation):
                 label = ls_tasks.annotation_label(annotation, schema) if schema else None
                 state.ours.append((number, label))
@@ -336,7 +337,7 @@ def _each(items: list, call: Callable[[Any], Any], desc: str, progress: bool, wo
 
 
 def _create(client: Any, schema: schemas.Schema, task_id: int, label: str) -> int:
-    with ls_tasks._calling(client, f"writing the model's label of task {task_id}"):
+    with ls_client.calling(client, f"writing the model's label of task {task_id}"):
         # No retries: a create is not idempotent (a lost answer would write twice); a later run tidies up anyway.
         made = client.annotations.create(
             id=task_id, result=[schema.result(label)], **model_labels.mark_fields(),
@@ -347,7 +348,7 @@ def _create(client: Any, schema: schemas.Schema, task_id: int, label: str) -> in
 
 def _delete(client: Any, annotation_id: int) -> None:
     try:
-        with ls_tasks._calling(client, f"deleting annotation {annotation_id}"):
+        with ls_client.calling(client, f"deleting annotation {annotation_id}"):
             client.annotations.delete(id=annotation_id)
     except ls_tasks.LabelStudioUnavailable as e:
         if e.status != 404:  # gone already: what was wanted

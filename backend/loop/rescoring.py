@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from backend.labelstudio import queue as ls_queue
+from backend.labelstudio import tabs as ls_tabs
 from backend.labelstudio import tasks as ls_tasks
 from backend.labelstudio.schema import Config
 from backend.llm.predictor import PoolCalibration
@@ -97,7 +98,7 @@ def run(gate: Gateway, project: str) -> None:
     _housekeep(gate, client, project, published, present)
     try:
         gate.with_retries("updating the queue tabs",
-                          lambda: ls_queue.ensure_tabs(client, int(project), projects.lanes(project)))
+                          lambda: ls_tabs.ensure_queue_tabs(client, int(project), projects.lanes(project)))
     except ls_tasks.LabelStudioUnavailable as e:
         log.warning("project %s: the queue tabs were not updated: %s", project, e)
     text.save()

@@ -36,6 +36,7 @@ from backend.errors import LabelloopError
 from backend.bench import corpus
 from backend.labelstudio import schema as schemas
 from backend.labelstudio.records import is_synthetic
+from backend.labelstudio.task_files import HASH_KEY, task_hash
 from backend.llm.guidelines import Guidelines
 from backend.paths import DEMO_CONFIG
 
@@ -193,8 +194,6 @@ def label_studio_tasks(items: Sequence[dict], schema: schemas.Schema) -> list[di
     """Label Studio tasks for the accepted items: the text, data.synthetic = true (which training, agreement and gold
     statistics skip), data.provenance (model, mode, prompt, sampling parameters and seed, intended label, guidelines
     version, filter scores), and the intended label as a prediction, so annotators verify instead of writing."""
-    from backend.labelstudio.sync import HASH_KEY, task_hash
-
     tasks = []
     for item in items:
         if item.get("filter", {}).get("status") != "accepted":

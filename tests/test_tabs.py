@@ -1,0 +1,74 @@
+"""backend/labelstudio/tabs.py: the queue's tabs brought in line with the lanes, on a Label Studio kept in a dict."""
+
+from __future__ import annotations
+
+from itertools import count
+from types import SimpleNamespace
+
+import httpx
+import pytest
+
+from backend.labelstudio import queue as ls_queue
+from backend.labelstudio import tabs
+from backend.labelstudio.client import LabelStudioUnavailable
+
+
+class FakeViews:
+    """Label Studio's tabs of one project."""
+
+    def __init__(self, titles=()):
+        self.ids = count(1)
+        self.held: dict[int, SimpleNamespace] = {}
+        for title in titles:
+            self.create(project=1, data={"title": title})
+
+    def list(self, project):
+        return list(self.held.values())
+
+    def create(self, project, data):
+        view = SimpleNamespace(id=next(self.ids), data=data)
+        self.held[view.id] = view
+        return view
+
+    def update(self, id, project, data):
+        self.held[int(id)].data = data
+        return self.held[int(id)]
+
+    def delete(self, id):
+        del self.held[int(id)]
+
+    def titles(self):
+        return sorted(v.data["title"] for v in self.held.values())
+
+
+def test_the_queue_tabs_follow_the_lanes_and_other_tabs_are_left_alone():
+    client = SimpleNamespace(views=FakeViews(["Label issues", "Model queue notes"]))
+    made = tabs.ensure_queue_tabs(client, 1, 3)
+    assert sorted(made) == ls_queue.tab_titles(3)
+    assert client.views.titles() == sorted(["Label issues", "Model queue notes", *ls_queue.tab_titles(3)])
+    assert all(client.views.held[i].data == ls_queue.tab_data(3, lane) for lane, i in enumerate(made.values()))
+
+    assert tabs.ensure_queue_tabs(client, 1, 3) == made  # again: the same tabs, rewritten in place
+
+    # Another lane count names its tabs anew (k/2, not k/3): the three-lane tabs go.
+    two = tabs.ensure_queue_tabs(client, 1, 2)
+    assert not set(two.values()) & set(made.values())
+    assert client.views.held[two["Model queue 1/2"]].data == ls_queue.tab_data(2, 0)
+    assert client.views.titles() == sorted(["Label issues", "Model queue notes", *ls_queue.tab_titles(2)])
+
+
+def test_a_tab_made_twice_is_kept_once_and_a_changed_filter_rewritten():
+    client = SimpleNamespace(views=FakeViews(["Model queue", "Model queue"]))
+    first = min(client.views.held)
+    client.views.held[first].data["filters"] = {"conjunction": "and", "items": ["an admin's filter"]}
+    assert tabs.ensure_queue_tabs(client, 1, 1) == {"Model queue": first}
+    assert list(client.views.held) == [first] and client.views.held[first].data == ls_queue.tab_data(1, 0)
+
+
+def test_a_failure_is_one_line_naming_the_step():
+    def refused(project):
+        raise httpx.ConnectError("[Errno 111] Connection refused")
+
+    client = SimpleNamespace(views=SimpleNamespace(list=refused))
+    with pytest.raises(LabelStudioUnavailable, match=r"\(updating the queue tabs of project 4\): connection refused"):
+        tabs.ensure_queue_tabs(client, 4, 2)
