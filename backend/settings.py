@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from backend.errors import LabelloopError
-from backend.llm.guidelines import DEFAULT_GUIDELINES
+from backend.guidelines import DEFAULT_GUIDELINES
 from backend.paths import DEMO_GOLD, GUIDELINES_DIR
+from backend.llm.scorer import DEVICES
 from backend.llm.weights import default_cache_dir
 from backend.ranking import strategies
 
@@ -20,7 +21,6 @@ class SettingsError(LabelloopError, ValueError):
 # transformers: the model runs in this process (backend/llm/local.py); openai: an OpenAI-compatible server runs it
 # (backend/llm/remote.py).
 ENGINES = ("transformers", "openai")
-DEVICES = ("auto", "cpu", "cuda")  # where the in-process model runs (backend/llm/local.py pick_device)
 # How a task labeled by several annotators gets its one training label: majority vote (backend/labelstudio/tasks.py) or
 # CROWDLAB's consensus (backend/quality/label_issues.py), which weighs each annotator by their estimated quality.
 CONSENSUS = ("majority", "crowdlab")

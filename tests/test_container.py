@@ -21,7 +21,7 @@ import requests
 
 from label_studio_sdk import LabelStudio
 
-from backend.bench import corpus
+from backend import corpus
 from backend.dev import container
 from backend.dev.processes import free_port
 from backend.labelstudio import sync, task_files

@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.loop import model_store, vectors
+from backend.learning import vectors
+from backend.loop import model_store
 from backend.loop.model_store import DataFormatError, ModelStore
 from backend.loop.projects import TrainedModel
-from backend.loop.vectors import VectorCache
+from backend.learning.vectors import VectorCache
 
 HELD = Path(__file__).parent / "data" / "datadir-format1"
 

@@ -12,7 +12,8 @@ import pytest
 from backend.bench import datasets, lexicon
 from backend.bench.datasets import DataError
 from backend.labelstudio import schema
-from backend.llm import guidelines, prompt
+from backend import guidelines
+from backend.llm import prompt
 
 LABELS = ["Positive", "Negative", "Neutral"]
 TEAM_ROWS = [

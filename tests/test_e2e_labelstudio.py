@@ -13,7 +13,7 @@ import requests
 from label_studio_sdk import LabelStudio
 
 import labelstudio
-from backend.bench import corpus
+from backend import corpus
 from backend.labelstudio.client import connect
 from labelstudio import ROOT, run_sync
 

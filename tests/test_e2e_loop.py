@@ -10,7 +10,7 @@ from label_studio_sdk import LabelStudio
 
 import labelstudio
 from conftest import on_both_databases
-from backend.bench import corpus
+from backend import corpus
 from backend.labelstudio import sync, task_files
 from helpers import ROOT, gunicorn, wait_for
 

@@ -17,7 +17,7 @@ import requests
 from label_studio_sdk import LabelStudio
 
 import labelstudio
-from backend.bench import corpus
+from backend import corpus
 from backend.labelstudio import sync, task_files
 from backend.dev import processes
 from backend.loop.model_store import ModelStore

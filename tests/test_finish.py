@@ -21,8 +21,9 @@ from label_studio_sdk import LabelStudio
 
 import labelstudio
 from backend.cli import finish as finish_cli
-from backend.loop import classifier, finish
-from backend.bench import corpus
+from backend.learning import classifier
+from backend.loop import finish
+from backend import corpus
 from backend.quality import gold
 from backend.labelstudio import tasks as ls_tasks
 from backend.labelstudio import audit, model_labels

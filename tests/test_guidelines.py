@@ -1,6 +1,7 @@
 import pytest
 
-from backend.llm import guidelines, prompt
+from backend import guidelines
+from backend.llm import prompt
 
 
 def test_default_guidelines_are_versioned_and_carry_rules_and_examples():

@@ -73,7 +73,7 @@ def test_model_version_is_deterministic_and_follows_the_guidelines(model_dir, tm
             versions.append(requests.get(f"{url}/versions").json()["versions"])
     assert versions[0] == versions[1] and versions[0]  # a restart keeps the version
     changed = tmp_path / "g.md"
-    from backend.llm.guidelines import DEFAULT_GUIDELINES
+    from backend.guidelines import DEFAULT_GUIDELINES
 
     changed.write_text(DEFAULT_GUIDELINES.read_text().replace("version: 1.0.0", "version: 1.0.1"))
     with gunicorn({**env, "GUIDELINES": str(changed)}, tmp_path / "b.log") as (url, _p):

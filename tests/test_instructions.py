@@ -1,6 +1,6 @@
 """backend/labelstudio/instructions.py: the guidelines' Markdown as the HTML Label Studio shows annotators."""
 
-from backend.llm import guidelines as guides
+from backend import guidelines as guides
 from backend.labelstudio import instructions
 from labelstudio import ROOT
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backend.loop import classifier
+from backend.learning import classifier
 from backend.quality import label_issues
 from backend.bench import noise as noise_bench
 from backend.labelstudio.export import Dataset, Item

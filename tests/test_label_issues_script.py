@@ -16,7 +16,7 @@ import pytest
 from label_studio_sdk import LabelStudio
 
 import labelstudio
-from backend.bench import corpus
+from backend import corpus
 from backend.labelstudio import review as label_review
 from helpers import CONFIG, ROOT
 

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from backend.dev import tiny_model
-from backend.llm import guidelines, prompt
+from backend import guidelines
+from backend.llm import prompt
 from backend.llm.local import LLMScorer
 
 TEXTS = [

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from backend.llm import calibration as cal
-from backend.llm import guidelines
+from backend import guidelines
 from backend.llm import weights as models
 from backend.llm import prompt
 from backend.labelstudio import schema

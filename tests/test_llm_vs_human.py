@@ -1,7 +1,7 @@
 import pytest
 
 from backend.dev import tiny_model
-from backend.llm import guidelines
+from backend import guidelines
 from backend.quality import llm_vs_human
 from backend.labelstudio.export import Item
 from backend.llm.local import LLMScorer

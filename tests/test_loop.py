@@ -15,8 +15,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from backend.loop import classifier, training
-from backend.bench import corpus
+from backend.learning import classifier
+from backend.loop import training
+from backend import corpus
 from backend.labelstudio import queue as ls_queue
 from backend.labelstudio import tabs as ls_tabs
 from backend.labelstudio import tasks as ls_tasks
@@ -420,7 +421,7 @@ def test_models_saved_before_the_package_layout_still_load(tmp_path):
     import types
 
     import backend.loop
-    from backend.loop import classifier
+    from backend.learning import classifier
     from backend.loop.model_store import ModelStore
     from backend.loop.project_loop import TrainedModel
 

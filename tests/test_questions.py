@@ -14,10 +14,11 @@ from label_studio_sdk.label_interface import LabelInterface
 
 from backend.labelstudio import schema as schemas
 from backend.labelstudio import tasks as ls_tasks
-from backend.llm import guidelines as guides
+from backend import guidelines as guides
 from backend.llm import prompt as prompts
 from backend.llm.predictor import form_probabilities
-from backend.loop import classifier, training
+from backend.learning import classifier
+from backend.loop import training
 from backend.ranking import strategies
 from backend.serving.app import create_app
 from backend.serving.service import Service

@@ -15,7 +15,7 @@ from label_studio_sdk import LabelStudio
 
 import labelstudio
 from conftest import on_both_databases
-from backend.bench import corpus
+from backend import corpus
 from backend.labelstudio import queue as ls_queue
 from backend.serving.service import Service
 from backend.settings import Settings

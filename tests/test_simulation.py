@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from backend.loop import classifier
+from backend.learning import classifier
+from backend import corpus
 from backend.bench import evaluation, simulation
 from backend.ranking import judge, strategies
 from backend.bench.simulation import Inputs, Run, SimulationError
@@ -288,9 +289,9 @@ def test_stratified_sample_has_the_exact_size():
 
     df = pd.DataFrame({"text": [f"t{i}" for i in range(100)], "label": ["a"] * 50 + ["b"] * 33 + ["c"] * 17})
     for size in (1, 3, 10, 59, 100):
-        sample = simulation.stratified_sample(df, size)
+        sample = corpus.stratified_sample(df, size)
         assert len(sample) == size and sample["text"].is_unique
-    assert simulation.stratified_sample(df, 10)["label"].value_counts().to_dict() == {"a": 5, "b": 3, "c": 2}
+    assert corpus.stratified_sample(df, 10)["label"].value_counts().to_dict() == {"a": 5, "b": 3, "c": 2}
 
 
 class FakeEmbedder:

@@ -62,7 +62,7 @@ def test_minority_shares_follow_the_deficit_against_the_largest_label():
 
 
 def test_label_definitions_come_from_the_guidelines():
-    from backend.llm import guidelines
+    from backend import guidelines
 
     definitions = syn.label_definitions(guidelines.load(), LABELS)
     assert definitions["Neutral"].startswith("the text states facts")
@@ -358,7 +358,7 @@ def test_pruned_rouge_finds_the_same_maximum_as_brute_force():
 
 
 def test_reference_texts_include_gold_and_guideline_examples():
-    from backend.llm import guidelines
+    from backend import guidelines
 
     named = dict((t, n) for n, t in sf.reference_texts(["Some real text."], guidelines=guidelines.load()))
     assert named["Some real text."].startswith("real text")

@@ -8,10 +8,10 @@ import time
 import numpy as np
 import pytest
 
-from backend.loop import classifier
+from backend.learning import classifier
 from backend.loop.jobs import CoalescingJobs
 from backend.loop.model_store import ModelStore
-from backend.loop.vectors import VectorCache
+from backend.learning.vectors import VectorCache
 
 
 def test_requests_during_a_run_cause_exactly_one_more_run():

@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from backend.errors import LabelloopError
-from backend.bench import corpus as rotten_tomatoes
+from backend import corpus as rotten_tomatoes
 from backend.labelstudio import export as exports
 from backend.paths import DEMO_CONFIG, DEMO_GUIDELINES, ROOT
 
@@ -136,7 +136,6 @@ def split(df: pd.DataFrame, pool: int, test: int, seed: int = 0) -> tuple[pd.Dat
     pool from the rest, so with one seed a larger test holds a smaller one and, for one test size, a larger pool
     holds a smaller one."""
     # Imported here: the simulation module pulls in the LLM stack, which reading a file does not need.
-    from backend.bench.simulation import stratified_sample
 
     if pool < 1 or test < 1:
         raise DataError(f"--pool and --test must be at least 1 (got {pool} and {test})")
@@ -144,9 +143,9 @@ def split(df: pd.DataFrame, pool: int, test: int, seed: int = 0) -> tuple[pd.Dat
         raise DataError(f"the labeled set has {len(df)} rows, fewer than --pool {pool} + --test {test}; "
                         f"use a smaller --pool or --test")
     rows = df.reset_index(drop=True).assign(_row=range(len(df)))
-    test_set = stratified_sample(rows, test, seed)
+    test_set = rotten_tomatoes.stratified_sample(rows, test, seed)
     rest = rows[~rows["_row"].isin(test_set["_row"])]
-    pool_set = stratified_sample(rest, pool, seed)
+    pool_set = rotten_tomatoes.stratified_sample(rest, pool, seed)
     if len(test_set) < test or len(pool_set) < pool:
         # A label too rare for its share of the sizes asked for.
         raise DataError(f"the labeled set ({len(df)} rows) cannot fill a stratified --pool {pool} and --test "

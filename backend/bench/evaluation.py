@@ -10,7 +10,7 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score
 
 from backend.llm import calibration as cal
-from backend.bench import corpus
+from backend import corpus
 from backend.llm.predictor import Predictor
 from backend.labelstudio.schema import Schema
 

@@ -68,7 +68,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from backend.errors import LabelloopError
-from backend.loop import classifier, routing
+from backend.learning import classifier
+from backend.loop import routing
 from backend.bench import simulation
 from backend.ranking import strategies
 

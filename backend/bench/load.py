@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from backend.bench import corpus
+from backend import corpus
 from backend.dev import processes
 from backend.paths import DEMO_CONFIG
 

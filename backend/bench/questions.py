@@ -20,7 +20,7 @@ from backend.labelstudio.schema import Config, Schema, as_config
 from backend.llm import calibration as cal
 from backend.llm import prompt as prompts
 from backend.llm.predictor import Predictor, form_columns, form_probabilities
-from backend.loop import classifier
+from backend.learning import classifier
 
 SEED = 0
 
@@ -165,6 +165,6 @@ def run(predictor: Predictor, config: Config, sample: list[dict], test_size: int
 
 
 def _minilm(texts: Sequence[str]) -> np.ndarray:
-    from backend.loop.embeddings import Embedder
+    from backend.learning.embeddings import Embedder
 
     return Embedder(None).encode(list(texts))

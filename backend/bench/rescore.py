@@ -1,6 +1,6 @@
 """The pool re-score against a real Label Studio, phase by phase (scripts/bench_rescore.py).
 
-A project with the sentiment config gets --tasks reviews from the corpus (backend/bench/corpus.py), imported in bulk. A
+A project with the sentiment config gets --tasks reviews from the corpus (backend/corpus.py), imported in bulk. A
 `Loop` (backend/loop/project_loop.py) runs in this process with a real predictor and re-scores the pool --runs times in a row in
 its background job (`Loop.rescore`, as after a promotion): before each run the strategy is set (`Loop.set_strategy`,
 cycling --strategies), which starts the job, or the job is requested when the strategy stays. The first run
@@ -263,7 +263,7 @@ def real_model_reviews_per_s() -> tuple[float, str]:
 
 
 def corpus_texts(n: int) -> list[str]:
-    from backend.bench import corpus
+    from backend import corpus
 
     df = corpus.load()
     if n > len(df):
@@ -346,7 +346,7 @@ def run(
     from backend.labelstudio import client as ls_client
     from backend.labelstudio import sync
     from backend.loop.project_loop import Loop
-    from backend.serving.metrics import Metrics
+    from backend.metrics import Metrics
     from backend.settings import Settings
 
     if tasks < 1 or runs < 1 or chunk < 1:

@@ -5,7 +5,7 @@ pool, a stratified sample of the rest of the Rotten Tomatoes corpus, disjoint fr
 Everything the models read is computed once per text and cached on disk: sentence embeddings, the LLM's label
 log-probabilities (calibrated on the fly) and, for the pool, the LLM judges' Yes/No log-probabilities
 (backend/ranking/judge.py). Cache files are named by a hash of the model identity and the prompt, rows by the text's
-SHA-256 (backend/loop/vectors.py), so a re-run only scores texts it has not seen.
+SHA-256 (backend/learning/vectors.py), so a re-run only scores texts it has not seen.
 
 The loop (`simulate`), for one model kind, strategy and seed: label `seed_size` random pool items, then repeat
 fit → measure macro-F1 on the test split → rank the unlabeled pool with the strategy → label the top `batch`,
@@ -36,8 +36,9 @@ from tqdm.auto import tqdm
 
 from backend.errors import LabelloopError
 from backend.paths import DEMO_CONFIG
-from backend.loop import classifier
-from backend.bench import corpus, datasets, evaluation, lexicon
+from backend.learning import classifier
+from backend import corpus
+from backend.bench import datasets, evaluation, lexicon
 from backend.llm import calibration as cal
 from backend.ranking import judge, strategies
 
@@ -531,18 +532,6 @@ def _rest() -> pd.DataFrame:
     return df[~df["text"].isin(set(test["text"]) | set(calibration["text"]))]
 
 
-def stratified_sample(df: pd.DataFrame, size: int, seed: int = POOL_SEED) -> pd.DataFrame:
-    """Exactly `size` rows with the label shares of `df` (largest remainders get the rounding). Each label's rows
-    come in one seeded order, so a larger sample holds a smaller one and cached texts carry over."""
-    shares = df["label"].value_counts(normalize=True)
-    quota = shares * size
-    counts = np.floor(quota).astype(int)
-    counts[(quota - counts).sort_values(ascending=False).index[: size - counts.sum()]] += 1
-    shuffled = df.iloc[np.random.default_rng(seed).permutation(len(df))]
-    parts = [shuffled[shuffled["label"] == label].head(n) for label, n in counts.items()]
-    return pd.concat(parts).sample(frac=1.0, random_state=seed).reset_index(drop=True)
-
-
 def pool_and_test(pool_size: int, test_size: int = evaluation.TEST_SIZE) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The pool (stratified, disjoint from the test and calibration splits) and the test split or a stratified
     subsample of it; the same on every run."""
@@ -553,8 +542,8 @@ def pool_and_test(pool_size: int, test_size: int = evaluation.TEST_SIZE) -> tupl
         raise SimulationError(f"test size must be between 1 and {evaluation.TEST_SIZE}")
     test = evaluation.splits()[0]
     if test_size < len(test):
-        test = stratified_sample(test, test_size)
-    return stratified_sample(rest, pool_size), test.reset_index(drop=True)
+        test = corpus.stratified_sample(test, test_size)
+    return corpus.stratified_sample(rest, pool_size), test.reset_index(drop=True)
 
 
 def _digest(*parts: str) -> str:
@@ -596,9 +585,9 @@ def load_inputs(
     served before the pool was read)."""
     from backend.labelstudio import schema as schemas
     from backend.serving import service
-    from backend.loop.embeddings import Embedder
+    from backend.learning.embeddings import Embedder
     from backend.llm.predictor import SCORER_VERSION
-    from backend.loop.vectors import VectorCache
+    from backend.learning.vectors import VectorCache
 
     for v in judge_variants:
         if v not in judge.VARIANTS:

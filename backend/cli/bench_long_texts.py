@@ -22,7 +22,8 @@ from pathlib import Path
 
 from backend.cli import Parser, old_name_note, reporting_errors
 from backend.paths import ROOT
-from backend.bench import corpus, evaluation
+from backend import corpus
+from backend.bench import evaluation
 from backend.labelstudio import schema
 from backend.paths import DEMO_CONFIG
 from backend.serving.service import load_predictor

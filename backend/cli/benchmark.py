@@ -40,8 +40,9 @@ from tqdm import tqdm
 
 from backend.paths import ROOT
 from backend.llm import calibration as cal
-from backend.bench import corpus, efficiency
-from backend.bench.corpus import CorpusError
+from backend import corpus
+from backend.bench import efficiency
+from backend.corpus import CorpusError
 from backend.bench.datasets import DataError
 from backend.cli import Parser, add_data_arguments, data_source, old_name_note, positive_int, reporting_errors
 from backend.dev import processes

@@ -86,7 +86,7 @@ def _predictor(threads: int | None = None):
 
 
 def _embedder(cache_dir: Path):
-    from backend.loop.embeddings import Embedder
+    from backend.learning.embeddings import Embedder
 
     embedder = Embedder(cache_dir / "embeddings.npz")
 
@@ -194,7 +194,7 @@ def cmd_filter(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from backend.loop import classifier
+    from backend.learning import classifier
     from backend.synthetic import filters as sf
     from backend.synthetic import report as sr
 
@@ -284,7 +284,7 @@ def cmd_review(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from backend.llm.guidelines import DEFAULT_GUIDELINES
+    from backend.guidelines import DEFAULT_GUIDELINES
 
     parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

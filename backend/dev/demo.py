@@ -26,7 +26,7 @@ import requests
 from label_studio_sdk import LabelStudio
 
 from backend.errors import LabelloopError
-from backend.bench import corpus
+from backend import corpus
 from backend.dev import labelstudio as ls_server
 from backend.dev import processes
 from backend.labelstudio import sync, task_files

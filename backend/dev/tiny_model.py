@@ -57,7 +57,7 @@ def model(seed: int = 0, dtype: torch.dtype = torch.float32):
 
 def predictor(calibration: str = "contextual", guidelines_path: Path | None = None, **scorer_kwargs):
     """The tiny model behind a real Predictor."""
-    from backend.llm import guidelines as guides
+    from backend import guidelines as guides
     from backend.llm.local import LLMScorer
     from backend.llm.predictor import Predictor
     from backend.llm.weights import ModelSource

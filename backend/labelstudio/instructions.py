@@ -6,7 +6,7 @@ import html
 import os
 import re
 
-from backend.llm import guidelines as guides
+from backend import guidelines as guides
 from backend.labelstudio.client import SyncError
 
 _INLINE = [

@@ -24,8 +24,7 @@ import numpy as np
 import torch
 
 from backend.llm.prompt import Prompt
-from backend.llm.scorer import DEADLINE, answer_ids, check_deadline, cut_ids
-from backend.settings import DEVICES
+from backend.llm.scorer import DEADLINE, DEVICES, answer_ids, check_deadline, cut_ids
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
-from backend.llm.guidelines import Guidelines
+from backend.guidelines import Guidelines
 
 if TYPE_CHECKING:
     from backend.labelstudio.schema import Config, Schema

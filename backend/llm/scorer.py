@@ -15,6 +15,8 @@ import numpy as np
 
 from backend.llm.prompt import Prompt
 
+DEVICES = ("auto", "cpu", "cuda")  # where the in-process engine runs (local.py's pick_device)
+
 # A request's deadline (time.monotonic()), set by the caller; scoring that has not started by then is refused.
 # The in-process engine checks it when the model's thread takes the work up (after any wait behind other requests'
 # chunks); the server engine before each call to the server.

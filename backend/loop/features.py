@@ -15,9 +15,9 @@ import numpy as np
 
 from backend.labelstudio.schema import Config, Schema, as_config
 from backend.llm.predictor import PoolCalibration, Predictor
-from backend.loop import classifier
-from backend.loop.embeddings import Embedder
-from backend.loop.vectors import VectorCache
+from backend.learning import classifier
+from backend.learning.embeddings import Embedder
+from backend.learning.vectors import VectorCache
 from backend.ranking import judge
 from backend.settings import Settings
 
@@ -44,7 +44,7 @@ class TextFeatures:
 
     @staticmethod
     def recipe(kind: str) -> str:
-        """The fixed classifier recipe for a kind of text vectors (backend/loop/classifier.py), for the tools that do
+        """The fixed classifier recipe for a kind of text vectors (backend/learning/classifier.py), for the tools that do
         not choose one per project (finishing, label issues)."""
         return "blend" if kind == MINILM else "state_blend"
 

@@ -2,7 +2,7 @@
 an accuracy target with a stated confidence, and the list of tasks that still need a person (scripts/finish.py).
 
 The model is the one the backend would train now (backend/loop/project_loop.py): a blend of the LLM's hidden state
-and its calibrated probabilities (backend/loop/classifier.py), fitted on the project's human labels (gold and
+and its calibrated probabilities (backend/learning/classifier.py), fitted on the project's human labels (gold and
 synthetic tasks left out, as training leaves them out, and the model's own earlier labels too:
 backend/labelstudio/model_labels.py). With too few labels for a fit, the LLM alone is the model.
 
@@ -39,7 +39,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from backend.errors import LabelloopError
-from backend.loop import classifier
+from backend.learning import classifier
 from backend.quality import gold
 from backend.labelstudio import client as ls_client
 from backend.labelstudio import tasks as ls_tasks
@@ -130,7 +130,7 @@ def project_schema(client: Any, project_id: int) -> tuple[Any, schemas.Config]:
 def make_loop(settings: Settings, predictor: Callable[[], Any]) -> "Loop":
     """The backend's loop in this process, with the predictor loaded on first use and once."""
     from backend.loop.project_loop import Loop
-    from backend.serving.metrics import Metrics
+    from backend.metrics import Metrics
 
     lock = threading.Lock()
     loaded: list[Any] = []

@@ -15,7 +15,7 @@ from backend.labelstudio.schema import Config
 from backend.llm.predictor import PoolCalibration
 from backend.loop.features import TextFeatures
 from backend.loop.projects import Projects, TrainedModel
-from backend.serving.metrics import Metrics
+from backend.metrics import Metrics
 from backend.settings import Settings
 
 

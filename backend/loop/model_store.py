@@ -41,10 +41,13 @@ class DataFormatError(LabelloopError, RuntimeError):
 
 
 # Artifacts are pickles, which name classes by module. Those saved before backend/ had subpackages (release 0.1.0)
-# name backend.loop.ProjectModel and backend.classifier.Model; a deployment's trained models must survive the upgrade.
+# name backend.loop.ProjectModel and backend.classifier.Model, those saved before backend/learning/ (0.2.0) name
+# backend.loop.classifier's classes; a deployment's trained models must survive the upgrade.
 _FORMER_NAMES = {
     ("backend.loop", "ProjectModel"): ("backend.loop.projects", "TrainedModel"),
-    ("backend.classifier", "Model"): ("backend.loop.classifier", "Classifier"),
+    ("backend.classifier", "Model"): ("backend.learning.classifier", "Classifier"),
+    **{("backend.loop.classifier", name): ("backend.learning.classifier", name)
+       for name in ("Classifier", "MultiLabelClassifier", "Mixed", "Recipe", "Choice")},
 }
 
 

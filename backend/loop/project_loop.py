@@ -28,7 +28,7 @@ from backend.loop.gateway import Gateway
 from backend.loop.jobs import CoalescingJobs
 from backend.loop.projects import Projects, TrainedModel
 from backend.ranking import strategies
-from backend.serving.metrics import Metrics
+from backend.metrics import Metrics
 from backend.settings import Settings
 
 log = logging.getLogger(__name__)

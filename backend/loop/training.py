@@ -18,7 +18,8 @@ from sklearn.metrics import f1_score
 
 from backend.labelstudio import tasks as ls_tasks
 from backend.labelstudio.schema import Config, Schema
-from backend.loop import classifier, routing
+from backend.learning import classifier
+from backend.loop import routing
 from backend.loop.gateway import Gateway
 from backend.loop.projects import Projects, TrainedModel
 from backend.quality import gold, label_issues

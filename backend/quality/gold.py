@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from backend.errors import LabelloopError
-from backend.bench.corpus import LABELS
+from backend.corpus import LABELS
 from backend.paths import DEMO_GOLD
 
 DEFAULT_GOLD = DEMO_GOLD

@@ -27,7 +27,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from backend.loop import classifier
+from backend.learning import classifier
 from backend.labelstudio.export import Dataset
 from backend.quality.gold import GoldSet
 

@@ -18,7 +18,7 @@ from backend.labelstudio.export import MISSING, Item
 from backend.quality import agreement
 from backend.llm import calibration as cal
 from backend.llm import prompt as prompts
-from backend.llm.guidelines import Guidelines
+from backend.guidelines import Guidelines
 from backend.llm.scorer import Scorer
 
 VARIANTS = ("minimal", "guidelines", "few-shot")

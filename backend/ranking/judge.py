@@ -29,7 +29,7 @@ import numpy as np
 
 from backend.llm.scorer import Scorer
 from backend.llm.prompt import Prompt
-from backend.loop.vectors import VectorCache
+from backend.learning.vectors import VectorCache
 
 ANSWERS = ("Yes", "No")
 _SLOT = "\x00TEXT\x00"

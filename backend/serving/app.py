@@ -16,7 +16,7 @@ from backend.llm import calibration as cal
 from backend.labelstudio import schema as schemas
 from backend.llm.remote import LLMServerError
 from backend.loop.project_loop import TRAINING_ACTIONS, LoopError
-from backend.serving.metrics import Metrics
+from backend.metrics import Metrics
 from backend.serving.service import NotReady, Service
 from backend.settings import Settings
 

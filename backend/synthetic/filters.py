@@ -302,7 +302,7 @@ def cached_llm_probs(predictor: Any, schema: Any, cache_dir: str | Path | None) 
     """The predictor's calibrated label probabilities, its feature log-probabilities cached on disk per text, keyed
     by model, prompt and calibration features (a text is scored once however many times filters and reports ask)."""
     from backend.llm.predictor import SCORER_VERSION
-    from backend.loop.vectors import VectorCache
+    from backend.learning.vectors import VectorCache
 
     setup = predictor.setup(schema)
     features = tuple(setup.calibration.features)
@@ -333,8 +333,8 @@ def real_classifier(
 ) -> RealClassifier | None:
     """A "classifier" (embeddings only) fitted on the real labels, with per-label thresholds: the `quantile` of the
     cross-validated probability it gives real texts of that label. None when the labels are too few to fit one
-    (backend.loop.classifier.MIN_LABELS in two classes)."""
-    from backend.loop import classifier
+    (backend.learning.classifier.MIN_LABELS in two classes)."""
+    from backend.learning import classifier
 
     y = np.array([list(labels).index(label) for label in real_labels])
     x = embed(list(real_texts))

@@ -33,11 +33,11 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from backend.errors import LabelloopError
-from backend.bench import corpus
+from backend import corpus
 from backend.labelstudio import schema as schemas
 from backend.labelstudio.records import is_synthetic
 from backend.labelstudio.task_files import HASH_KEY, task_hash
-from backend.llm.guidelines import Guidelines
+from backend.guidelines import Guidelines
 from backend.paths import DEMO_CONFIG
 
 MODES = ("conditional", "paraphrase", "style", "minority")

@@ -6,7 +6,7 @@ table (Gandhi et al., 2024). Distinct-n falls as a set grows, so real and synthe
 the larger set is subsampled to the smaller one's size (mean over `draws` draws), overall and per label. Tokens are
 rouge-score's (lower case, letters and digits), the same the ROUGE-L filter reads.
 
-Extrinsic: the classifier (`backend.loop.classifier`, kinds "classifier" and/or "blend") trained on a small real sample
+Extrinsic: the classifier (`backend.learning.classifier`, kinds "classifier" and/or "blend") trained on a small real sample
 with and without the accepted synthetic examples, scored on the evaluation's fixed 600-item test split: macro-F1
 and each label's F1, the rarest real label's on its own. The real sample given is run first; `resamples` more
 corpus samples of the same size (seeds 1..K, disjoint from the test split) show how much of a difference is luck.
@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
-from backend.loop import classifier
+from backend.learning import classifier
 from backend.labelstudio.records import is_synthetic
 from backend.synthetic.generate import SyntheticError, corpus_sample
 from backend.synthetic.filters import REASONS, tokens

@@ -48,3 +48,15 @@ def stratified_split(df: pd.DataFrame, sizes: list[int], seed: int = 0) -> list[
         taken.update(sample.index)
         out.append(sample.reset_index(drop=True))
     return out
+
+
+def stratified_sample(df: pd.DataFrame, size: int, seed: int = 0) -> pd.DataFrame:
+    """Exactly `size` rows with the label shares of `df` (largest remainders get the rounding). Each label's rows
+    come in one seeded order, so a larger sample holds a smaller one and cached texts carry over."""
+    shares = df["label"].value_counts(normalize=True)
+    quota = shares * size
+    counts = np.floor(quota).astype(int)
+    counts[(quota - counts).sort_values(ascending=False).index[: size - counts.sum()]] += 1
+    shuffled = df.iloc[np.random.default_rng(seed).permutation(len(df))]
+    parts = [shuffled[shuffled["label"] == label].head(n) for label, n in counts.items()]
+    return pd.concat(parts).sample(frac=1.0, random_state=seed).reset_index(drop=True)

@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from backend.errors import LabelloopError
-from backend.loop.vectors import VectorCache
+from backend.learning.vectors import VectorCache
 
 DIM = 384
 
