@@ -46,6 +46,10 @@ class Metrics:
             "backend_rescore_progress", "Share of the pool re-scored in the current or last run (0-1)", ["project"],
             registry=self.registry,
         )
+        self.rescore_phase_seconds = Histogram(
+            "backend_rescore_phase_seconds", "Time of each phase of a pool re-score (each try of a retried phase)",
+            ["phase"], buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600), registry=self.registry,
+        )
         self.timeouts = Counter(
             "backend_tasks_timed_out", "Tasks answered as skipped because PREDICT_TIMEOUT ran out", registry=self.registry
         )
