@@ -22,6 +22,7 @@ from backend.labelstudio import tabs as ls_tabs
 from backend.labelstudio import tasks as ls_tasks
 from backend.labelstudio import schema as schemas
 from backend.serving.app import create_app
+from backend.serving.metrics import RESCORE_PHASES
 from backend.serving.service import Service
 from backend.settings import Settings
 from helpers import CONFIG, tiny_predictor
@@ -375,10 +376,10 @@ def test_a_rescore_times_each_phase_once_and_says_which_runs(tmp_path, predictor
     for name in ("model_versions", "push_predictions", "set_model_version", "delete_model_version"):
         monkeypatch.setattr(ls_tasks, name, noting(getattr(ls_tasks, name)))
     sample = loop.metrics.registry.get_sample_value
-    before = {p: sample("backend_rescore_phase_seconds_count", {"phase": p}) for p in rescoring.PHASES}
+    before = {p: sample("backend_rescore_phase_seconds_count", {"phase": p}) for p in RESCORE_PHASES}
     loop.rescore("5")
-    after = {p: sample("backend_rescore_phase_seconds_count", {"phase": p}) for p in rescoring.PHASES}
-    assert {p: after[p] - before[p] for p in rescoring.PHASES} == dict.fromkeys(rescoring.PHASES, 1.0)
+    after = {p: sample("backend_rescore_phase_seconds_count", {"phase": p}) for p in RESCORE_PHASES}
+    assert {p: after[p] - before[p] for p in RESCORE_PHASES} == dict.fromkeys(RESCORE_PHASES, 1.0)
     assert sample("backend_rescore_phase_seconds_sum", {"phase": "score"}) > 0
     assert seen == ["list versions", "write", "switch", "delete"] and project.deleted
     assert rescoring.current_phase() is None

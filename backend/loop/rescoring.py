@@ -7,7 +7,7 @@ written under a version name Label Studio does not hold yet: the model's version
 same model's pool is ranked again (Label Studio would keep both sets under one name, and one name cannot be deleted
 without the other).
 
-Each phase of a run is timed in `backend_rescore_phase_seconds{phase}` (PHASES).
+Each phase of a run is timed in `backend_rescore_phase_seconds{phase}` (RESCORE_PHASES, backend/serving/metrics.py).
 """
 
 from __future__ import annotations
@@ -38,8 +38,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# In the order a run meets them.
-PHASES = ("read config", "read pool", "score", "rank", "list versions", "write", "switch", "delete", "tabs")
 _current: contextvars.ContextVar[str | None] = contextvars.ContextVar("rescore_phase", default=None)
 
 
