@@ -5,6 +5,10 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+# The phases of a pool re-score (backend/loop/rescoring.py) in the order a run meets them: the label values of
+# backend_rescore_phase_seconds.
+RESCORE_PHASES = ("read config", "read pool", "score", "rank", "list versions", "write", "switch", "delete", "tabs")
+
 
 class Metrics:
     content_type = CONTENT_TYPE_LATEST
@@ -45,6 +49,10 @@ class Metrics:
         self.rescore_progress = Gauge(
             "backend_rescore_progress", "Share of the pool re-scored in the current or last run (0-1)", ["project"],
             registry=self.registry,
+        )
+        self.rescore_phase_seconds = Histogram(
+            "backend_rescore_phase_seconds", "Time of each phase of a pool re-score, retries included",
+            ["phase"], buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600), registry=self.registry,
         )
         self.timeouts = Counter(
             "backend_tasks_timed_out", "Tasks answered as skipped because PREDICT_TIMEOUT ran out", registry=self.registry

@@ -16,13 +16,14 @@ import numpy as np
 import pytest
 
 from backend.learning import classifier
-from backend.loop import training
+from backend.loop import rescoring, training
 from backend import corpus
 from backend.labelstudio import queue as ls_queue
 from backend.labelstudio import tabs as ls_tabs
 from backend.labelstudio import tasks as ls_tasks
 from backend.labelstudio import schema as schemas
 from backend.serving.app import create_app
+from backend.serving.metrics import RESCORE_PHASES
 from backend.serving.service import Service
 from backend.settings import Settings
 from helpers import CONFIG, tiny_predictor
@@ -356,6 +357,33 @@ def test_keep_prediction_versions_keeps_the_newest_sets(tmp_path, predictor, mon
     assert project.model_version == version
     assert sorted(project.versions) == sorted([f"{version}+3", f"{version}+4", version])
     assert project.deleted == [version, f"{version}+2"]
+
+
+def test_a_rescore_times_each_phase_once_and_says_which_runs(tmp_path, predictor, monkeypatch):
+    project = FakeProject()
+    project.install(monkeypatch)
+    loop = make_service(tmp_path, predictor, project).loop
+    loop.train("5")
+    assert loop.rescoring.wait("5", timeout=120)
+    seen = []  # the phase running when each Label Studio call is made
+
+    def noting(call):
+        def noted(*args, **kwargs):
+            seen.append(rescoring.current_phase())
+            return call(*args, **kwargs)
+
+        return noted
+
+    for name in ("model_versions", "push_predictions", "set_model_version", "delete_model_version"):
+        monkeypatch.setattr(ls_tasks, name, noting(getattr(ls_tasks, name)))
+    sample = loop.metrics.registry.get_sample_value
+    before = {p: sample("backend_rescore_phase_seconds_count", {"phase": p}) for p in RESCORE_PHASES}
+    loop.rescore("5")
+    after = {p: sample("backend_rescore_phase_seconds_count", {"phase": p}) for p in RESCORE_PHASES}
+    assert {p: after[p] - before[p] for p in RESCORE_PHASES} == dict.fromkeys(RESCORE_PHASES, 1.0)
+    assert sample("backend_rescore_phase_seconds_sum", {"phase": "score"}) > 0
+    assert seen == ["list versions", "write", "switch", "delete"] and project.deleted
+    assert rescoring.current_phase() is None
 
 
 def test_lanes_deal_the_pool_round_robin_into_score_ranges(tmp_path, predictor, monkeypatch):

@@ -9,17 +9,20 @@ publishes the first prediction set; each later one writes a new set under a name
 the steady state. After each run the benchmark waits until Label Studio has really deleted that set (see `settle`):
 a delete can outlast the loop's client timeout.
 
-How it is measured, without touching the loop's code:
-- the ls_tasks / ls_tabs functions the loop calls are wrapped at module level for the run (and restored after),
-  as are the gateway's `project_config` and the loop's `answers` on this instance; each wrapper times its call
-  (exclusive of wrapped calls inside it) and names the phase;
+How it is measured, from what the loop itself reports:
+- seconds per phase are the growth of the loop's `backend_rescore_phase_seconds{phase}` histogram over the run
+  (backend/loop/rescoring.py times each phase, its retries included);
 - an httpx request hook on the SDK client the loop itself made (`client._client_wrapper.httpx_client.httpx_client`)
-  counts every request sent to Label Studio under the phase running at the time (SDK retries count, as they
-  are sent); the SDK's renewals of a Personal Access Token's access token are counted apart ("token refresh");
-- "other" is the run's wall time minus the phases: the in-process work (ranking, building the predictions,
-  registry writes, saving the caches, the loop's retry pauses). Requests outside any phase are counted there too.
+  counts every request sent to Label Studio under the phase running at the time (`rescoring.current_phase()`; SDK
+  retries count, as they are sent); the SDK's renewals of a Personal Access Token's access token are counted apart
+  ("token refresh"); its response hook tells which prediction sets Label Studio confirmed deleting;
+- "other" is the run's wall time minus the phases: the in-process work (building the predictions, registry
+  writes, saving the caches, the pause before the publication is tried again). Requests outside any phase are
+  counted there too;
+- errors are the warnings the backend logs during the run, under the phase running when logged; the progress bar
+  reads `backend_rescore_progress`.
 
-Scoring is reported apart from the Label Studio side (everything but "score" and "other"): by default the
+Scoring is reported apart from the Label Studio side (everything but "score", "rank" and "other"): by default the
 predictor is the tiny random Qwen2 of the tests (backend/dev/tiny_model.py, the real tokenizer, noise for answers), so
 the scoring figure says nothing about the real model; its first-run scoring time is tasks / its measured
 reviews per second (docs/engines.json), and later runs read the per-text LLM cache either way. --real-model uses
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -38,16 +42,18 @@ from collections import Counter
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from backend.errors import LabelloopError
 from backend.paths import DEMO_CONFIG, DEMO_GUIDELINES, ROOT
+from backend.serving.metrics import RESCORE_PHASES
 
 ENGINES_JSON = ROOT / "docs" / "engines.json"
 
-# In the order the loop meets them. "score" is the model; "other" the rest of the in-process work.
-PHASES = ("read config", "read pool", "score", "list versions", "write", "switch", "delete", "tabs", "other")
-LS_PHASES = tuple(p for p in PHASES if p not in ("score", "other"))
+# In the order the loop meets them. "score" and "rank" are the model and the strategy; "other" the rest of the
+# in-process work.
+PHASES = (*RESCORE_PHASES, "other")
+LS_PHASES = tuple(p for p in PHASES if p not in ("score", "rank", "other"))
 REFRESH = "token refresh"  # requests counted apart from the phases (see Recorder.on_request)
 IMPORT_CHUNK = 1000  # tasks per import request
 DEFAULT_STRATEGIES = ("margin", "entropy", "least_confidence")
@@ -63,20 +69,22 @@ class BenchError(LabelloopError, RuntimeError):
 
 @dataclass
 class Recorder:
-    """Seconds and Label Studio requests per phase; a phase is whatever wrapped call is running (innermost)."""
+    """Label Studio requests per phase, the sets a run deleted and what it warned about, read from the requests
+    the loop's client sends and the records the loop logs; the benchmark's own steps (import, settle) are timed here."""
 
-    seconds: Counter = field(default_factory=Counter)
-    calls: Counter = field(default_factory=Counter)
+    seconds: Counter = field(default_factory=Counter)  # the benchmark's own steps
     requests: Counter = field(default_factory=Counter)
     endpoints: Counter = field(default_factory=Counter)  # (phase, "METHOD /path") → requests
     errors: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     delete_attempts: list[str] = field(default_factory=list)
-    pool_size: int = 0
-    _stack: list[list] = field(default_factory=list)  # [phase, started, seconds spent in wrapped calls inside]
+    own: str | None = None  # the benchmark's own step running
 
     def phase(self) -> str:
-        return self._stack[-1][0] if self._stack else "other"
+        from backend.loop.rescoring import current_phase
+
+        # The re-score's phase is set in the thread that runs it, the one the request hook runs in.
+        return current_phase() or self.own or "other"
 
     def on_request(self, request: Any) -> None:
         # The SDK renews a Personal Access Token's short-lived access token whenever it has expired, whatever it
@@ -84,39 +92,55 @@ class Recorder:
         phase = REFRESH if request.url.path.rstrip("/").endswith("/token/refresh") else self.phase()
         self.requests[phase] += 1
         self.endpoints[(phase, f"{request.method} {request.url.path}")] += 1
+        if _deletes_a_set(request):
+            self.delete_attempts.append(_set_named(request))
+
+    def on_response(self, response: Any) -> None:
+        # A delete that outlasts the client's timeout gets no answer: attempted, not confirmed (see settle).
+        if _deletes_a_set(response.request) and response.status_code < 400:
+            self.deleted.append(_set_named(response.request))
 
     @contextmanager
-    def timing(self, phase: str) -> Iterator[None]:
-        frame = [phase, time.perf_counter(), 0.0]
-        self.calls[phase] += 1
-        self._stack.append(frame)
+    def timing(self, step: str) -> Iterator[None]:
+        self.own, started = step, time.perf_counter()
         try:
             yield
-        except Exception as e:
-            self.errors.append(f"{phase}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
-            raise
         finally:
-            self._stack.pop()
-            spent = time.perf_counter() - frame[1]
-            self.seconds[phase] += spent - frame[2]  # exclusive of the wrapped calls inside
-            if self._stack:
-                self._stack[-1][2] += spent
-
-    def wrap(self, phase: str, fn: Callable) -> Callable:
-        def timed(*args, **kwargs):
-            with self.timing(phase):
-                return fn(*args, **kwargs)
-
-        return timed
+            self.seconds[step] += time.perf_counter() - started
+            self.own = None
 
     def reset(self) -> None:
         self.seconds.clear()
-        self.calls.clear()
         self.requests.clear()
         self.endpoints.clear()
         self.errors.clear()
         self.deleted.clear()
         self.delete_attempts.clear()
+
+
+def _deletes_a_set(request: Any) -> bool:
+    # backend/labelstudio/tasks.py::delete_model_version: DELETE .../model-versions/ {"model_version": name}
+    return request.method == "DELETE" and request.url.path.rstrip("/").endswith("/model-versions")
+
+
+def _set_named(request: Any) -> str:
+    try:
+        return str(json.loads(request.content)["model_version"])
+    except (ValueError, KeyError, TypeError):
+        return "?"
+
+
+class _Warnings(logging.Handler):
+    """The loop's warnings and errors (each failed try it retries, each set it could not delete, a failed run),
+    under the phase running when logged."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        super().__init__(logging.WARNING)
+        self.recorder = recorder
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage().splitlines() or [record.levelname]
+        self.recorder.errors.append(f"{self.recorder.phase()}: {message[0]}")
 
 
 def _httpx_client(client: Any) -> Any:
@@ -127,118 +151,47 @@ def _httpx_client(client: Any) -> Any:
 
 
 @contextmanager
-def counting_requests(client: Any, recorder: Recorder) -> Iterator[None]:
-    """Every request the SDK client sends, counted under the phase running at the time."""
+def watching(client: Any, recorder: Recorder) -> Iterator[None]:
+    """Every request the SDK client sends and every answer it gets, and the backend's warnings, into `recorder`."""
     http = _httpx_client(client)
+    mine = {"request": recorder.on_request, "response": recorder.on_response}
     hooks = http.event_hooks
-    hooks["request"] = [*hooks.get("request", []), recorder.on_request]
-    http.event_hooks = hooks
+    http.event_hooks = {**hooks, **{kind: [*hooks.get(kind, []), hook] for kind, hook in mine.items()}}
+    warnings = _Warnings(recorder)
+    logging.getLogger("backend").addHandler(warnings)
     try:
         yield
     finally:
+        logging.getLogger("backend").removeHandler(warnings)
         hooks = http.event_hooks
-        hooks["request"] = [h for h in hooks["request"] if h is not recorder.on_request]
-        http.event_hooks = hooks
+        http.event_hooks = {kind: [h for h in found if h is not mine.get(kind)] for kind, found in hooks.items()}
 
 
-@contextmanager
-def instrumented(loop: Any, recorder: Recorder, bars: "Bars") -> Iterator[None]:
-    """The loop's calls to Label Studio and to the model, timed per phase, for the length of the block."""
-    from backend.labelstudio import tabs as ls_tabs
-    from backend.labelstudio import tasks as ls_tasks
-    from backend.loop.gateway import Gateway
-
-    def fetch_pool(client, project_id, schema):
-        pool = original["fetch_pool"](client, project_id, schema)
-        recorder.pool_size = len(pool)
-        return pool
-
-    def push_predictions(client, project_id, predictions, *args, **kwargs):
-        # push_predictions(client, project_id, predictions, chunk, progress): its progress callback also moves the bar
-        args = list(args)
-        progress = kwargs.get("progress", args[1] if len(args) > 1 else None)
-
-        def written(done: int, total: int) -> None:
-            bars.update("write", done, total)
-            if progress:
-                progress(done, total)
-
-        if len(args) > 1:
-            args[1] = written
-        else:
-            kwargs["progress"] = written
-        return original["push_predictions"](client, project_id, predictions, *args, **kwargs)
-
-    def delete_model_version(client, project_id, version):
-        recorder.delete_attempts.append(version)
-        original["delete_model_version"](client, project_id, version)
-        recorder.deleted.append(version)
-
-    def answers(config, texts, model, pool=None):
-        probs = loop_answers(config, texts, model, pool)
-        bars.advance("score", len(texts), recorder.pool_size)
-        return probs
-
-    original = {name: getattr(ls_tasks, name) for name in
-                ("fetch_pool", "model_versions", "push_predictions", "set_model_version", "delete_model_version")}
-    patches = [
-        (ls_tasks, "fetch_pool", recorder.wrap("read pool", fetch_pool)),
-        (ls_tasks, "model_versions", recorder.wrap("list versions", original["model_versions"])),
-        # publish() calls these two through the module's globals, so the module attributes are what it meets.
-        (ls_tasks, "push_predictions", recorder.wrap("write", push_predictions)),
-        (ls_tasks, "set_model_version", recorder.wrap("switch", original["set_model_version"])),
-        (ls_tasks, "delete_model_version", recorder.wrap("delete", delete_model_version)),
-        (ls_tabs, "ensure_queue_tabs", recorder.wrap("tabs", ls_tabs.ensure_queue_tabs)),
-    ]
-    loop_answers = loop.answers
-    patches += [
-        (Gateway, "project_config", recorder.wrap("read config", Gateway.project_config)),
-        (loop, "answers", recorder.wrap("score", answers)),  # read by the gateway the loop builds for each run
-    ]
-    saved = [(target, name, target.__dict__.get(name, _MISSING)) for target, name, _ in patches]
-    try:
-        for target, name, replacement in patches:
-            setattr(target, name, replacement)
-        yield
-    finally:
-        for target, name, before in saved:
-            if before is _MISSING:
-                delattr(target, name)  # an instance attribute shadowing the method: drop it
-            else:
-                setattr(target, name, before)
+def phase_times(metrics: Any) -> dict[str, tuple[float, float]]:
+    """Seconds and observations per re-score phase so far, from the loop's backend_rescore_phase_seconds."""
+    sample = metrics.registry.get_sample_value
+    return {p: (sample("backend_rescore_phase_seconds_sum", {"phase": p}) or 0.0,
+                sample("backend_rescore_phase_seconds_count", {"phase": p}) or 0.0) for p in RESCORE_PHASES}
 
 
-_MISSING = object()
+class Bar:
+    """A tqdm bar of a run's progress, read from the loop's backend_rescore_progress (or none)."""
 
-
-class Bars:
-    """tqdm bars per step of a run (or none)."""
-
-    def __init__(self, enabled: bool, label: str = "") -> None:
-        self.enabled = enabled
-        self.label = label
-        self._bars: dict[str, Any] = {}
-
-    def _bar(self, name: str, total: int):
-        if name not in self._bars:
+    def __init__(self, enabled: bool, label: str) -> None:
+        self.bar = None
+        if enabled:
             from tqdm.auto import tqdm
 
-            self._bars[name] = tqdm(total=total, desc=f"{self.label}{name}", unit="task", leave=False)
-        return self._bars[name]
+            self.bar = tqdm(total=100, desc=label, unit="%", leave=False)
 
-    def advance(self, name: str, n: int, total: int) -> None:
-        if self.enabled:
-            self._bar(name, total).update(n)
-
-    def update(self, name: str, done: int, total: int) -> None:
-        if self.enabled:
-            bar = self._bar(name, total)
-            bar.update(done - bar.n)
+    def show(self, share: float) -> None:
+        if self.bar is not None:
+            self.bar.n = round(100 * share)
+            self.bar.refresh()
 
     def close(self) -> None:
-        for bar in self._bars.values():
-            bar.close()
-        self._bars.clear()
+        if self.bar is not None:
+            self.bar.close()
 
 
 # ---------------------------------------------------------------- setting up
@@ -381,24 +334,26 @@ def run(
         key = str(project)
 
         recorder = Recorder()
-        with counting_requests(client, recorder):
+        with watching(client, recorder):
             imported = import_pool(client, project, texts, recorder, progress)
             rows = []
             for number in range(1, runs + 1):
                 strategy = names[(number - 1) % len(names)]
-                errors_before = _ls_errors(loop)
+                errors_before, rescored_before = _ls_errors(loop), _rescored(loop)
                 previous = rows[-1]["published"] if rows else None
                 recorder.reset()
                 load_before = os.getloadavg()[0]
-                bars = Bars(progress, f"run {number}/{runs}: ")
-                with instrumented(loop, recorder, bars):
-                    started = time.perf_counter()
-                    try:
-                        _rescore(loop, key, strategy, recorder)
-                    finally:
-                        total = time.perf_counter() - started
-                        bars.close()
-                row = _row(number, strategy, loop, key, recorder, total, _ls_errors(loop) - errors_before)
+                bar = Bar(progress, f"run {number}/{runs}")
+                times_before = phase_times(loop.metrics)
+                started = time.perf_counter()
+                try:
+                    _rescore(loop, key, strategy, times_before, bar)
+                finally:
+                    total = time.perf_counter() - started
+                    bar.close()
+                seconds = {p: spent - times_before[p][0] for p, (spent, _) in phase_times(loop.metrics).items()}
+                row = _row(number, strategy, loop, key, recorder, seconds, total, _ls_errors(loop) - errors_before,
+                           int(_rescored(loop) - rescored_before))
                 row["published_new_set"] = row["published"] not in (None, previous)
                 row["load_average_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
                 row["settle"] = settle(client, project, recorder, row["published"])
@@ -465,20 +420,29 @@ def settle(client: Any, project: int, recorder: Recorder, serving: str | None, t
             "polls": polls, "failed_polls": failed, "left": sorted(pending)}
 
 
-def _rescore(loop: Any, key: str, strategy: str, recorder: Recorder, timeout: float = 3 * 3600) -> None:
+def _rescore(loop: Any, key: str, strategy: str, times_before: dict[str, tuple[float, float]], bar: Bar,
+             timeout: float = 3 * 3600) -> None:
     """One re-score as the backend runs it: in the loop's background job, set off by the strategy change (the
     loop does that itself when it re-scores on a change) or, when the strategy stays, requested like a promotion's."""
     loop.set_strategy(key, strategy)
     # busy() is true from the request on, and "read config" opens every re-score: no race with a fast run.
-    if not loop.rescoring.busy(key) and recorder.calls["read config"] == 0:
+    if not loop.rescoring.busy(key) and phase_times(loop.metrics)["read config"][1] == times_before["read config"][1]:
         loop.rescoring.request(key)
-    if not loop.rescoring.wait(key, timeout):
-        raise BenchError(f"the re-score did not finish within {timeout:.0f} s")
+    deadline = time.perf_counter() + timeout
+    while not loop.rescoring.wait(key, 0.5):
+        if time.perf_counter() > deadline:
+            raise BenchError(f"the re-score did not finish within {timeout:.0f} s")
+        bar.show(loop.metrics.registry.get_sample_value("backend_rescore_progress", {"project": key}) or 0.0)
 
 
 def _ls_errors(loop: Any) -> float:
     """Failed calls to Label Studio so far (each retry counts), from the loop's own metrics."""
     return loop.metrics.registry.get_sample_value("backend_label_studio_errors_total") or 0.0
+
+
+def _rescored(loop: Any) -> float:
+    """Tasks re-scored so far, from the loop's own metrics."""
+    return loop.metrics.registry.get_sample_value("backend_rescored_tasks_total") or 0.0
 
 
 def _page_size() -> int:
@@ -487,11 +451,10 @@ def _page_size() -> int:
     return ls_tasks.PAGE_SIZE
 
 
-def _row(number: int, strategy: str, loop: Any, key: str, recorder: Recorder, total: float, ls_errors: float) -> dict:
+def _row(number: int, strategy: str, loop: Any, key: str, recorder: Recorder, seconds: dict[str, float],
+         total: float, ls_errors: float, pool: int) -> dict:
     ranking = loop.projects.rankings.get(key)
-    timed = sum(recorder.seconds[p] for p in PHASES if p != "other")
-    seconds = {p: recorder.seconds[p] for p in PHASES}
-    seconds["other"] = max(total - timed, 0.0)
+    seconds = {**seconds, "other": max(total - sum(seconds.values()), 0.0)}
     phases = {p: {"seconds": round(seconds[p], 3), "requests": recorder.requests[p]} for p in PHASES}
     ls_seconds = sum(seconds[p] for p in LS_PHASES)
     return {
@@ -500,7 +463,7 @@ def _row(number: int, strategy: str, loop: Any, key: str, recorder: Recorder, to
         "strategy": strategy,
         "version": ranking.version if ranking else None,
         "published": ranking.published if ranking else None,
-        "pool": recorder.pool_size,
+        "pool": pool,
         "deleted": list(recorder.deleted),
         "delete_attempts": list(recorder.delete_attempts),
         "phases": phases,
@@ -567,7 +530,7 @@ def report(result: dict) -> str:
         return f"{seconds:9.2f} ({requests:>5})"
 
     for phase in PHASES:
-        label = phase + (" *" if phase in ("score", "other") else "")
+        label = phase + (" *" if phase not in LS_PHASES else "")
         lines.append(f"  {label:<16}" + "".join(f"{cell(c[phase]['seconds'], c[phase]['requests']):>{width}}"
                                                 for c in cols))
     sums = rows + ([result["steady_state"]] if result["steady_state"] else [])
@@ -579,7 +542,8 @@ def report(result: dict) -> str:
         [result["steady_state"]["settle_seconds"]] if result["steady_state"] else [])
     lines.append(f"  {'settle †':<16}" + "".join(f"{value:9.2f}{'':8}" for value in settles))
     lines.append("  * in this process, not Label Studio: score = the model (here "
-                 f"{result['predictor']['model']}); other = ranking, building predictions, registry, caches")
+                 f"{result['predictor']['model']}); rank = the strategy; other = building predictions, registry, "
+                 "caches")
     lines.append("  † after the run, not in its total: Label Studio still deleting a set after the loop's client "
                  "gave up (polled until the set is gone)")
     lines.append("")

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Iterable
@@ -347,23 +348,28 @@ def publish(
     version: str,
     chunk: int = 500,
     progress: Callable[[int, int], None] | None = None,
+    step: Callable[[str], AbstractContextManager[object]] | None = None,
 ) -> int:
     """Write a whole prediction set of `version`, then point the project at it; the number written.
 
     The project is switched only when every task still in the project got its prediction: a version with gaps
     would send /next to tasks without one last, and one with none to random. Raises LabelStudioUnavailable
-    (the project stays on its old version) if the set is incomplete or Label Studio fails.
+    (the project stays on its old version) if the set is incomplete or Label Studio fails. `step("write")` and
+    `step("switch")` enclose the two steps, for a caller that times them.
     """
-    written = push_predictions(client, project_id, predictions, chunk, progress)
-    if written < len(predictions):
-        existing = _existing_ids(client, project_id)
-        expected = sum(1 for p in predictions if p.get("task") in existing)
-        if written < expected:
-            raise LabelStudioUnavailable(
-                f"Label Studio wrote {written} of {expected} predictions of {version!r} into project {project_id}; "
-                "the project stays on its current version"
-            )
-    set_model_version(client, project_id, version)
+    step = step or (lambda _name: nullcontext())
+    with step("write"):
+        written = push_predictions(client, project_id, predictions, chunk, progress)
+        if written < len(predictions):
+            existing = _existing_ids(client, project_id)
+            expected = sum(1 for p in predictions if p.get("task") in existing)
+            if written < expected:
+                raise LabelStudioUnavailable(
+                    f"Label Studio wrote {written} of {expected} predictions of {version!r} into project "
+                    f"{project_id}; the project stays on its current version"
+                )
+    with step("switch"):
+        set_model_version(client, project_id, version)
     return written
 
 

@@ -6,13 +6,18 @@ strategy's order, and the older prediction sets this backend wrote are deleted (
 written under a version name Label Studio does not hold yet: the model's version, or "<version>+2", "+3"... when the
 same model's pool is ranked again (Label Studio would keep both sets under one name, and one name cannot be deleted
 without the other).
+
+Each phase of a run is timed in `backend_rescore_phase_seconds{phase}` (RESCORE_PHASES, backend/serving/metrics.py).
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from contextlib import contextmanager
+from functools import partial
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
@@ -26,21 +31,44 @@ from backend.loop.answers import ranked_probs, regions
 from backend.loop.gateway import Gateway
 from backend.loop.projects import PoolRanking
 from backend.ranking import strategies
+from backend.serving.metrics import Metrics
 
 if TYPE_CHECKING:
     from backend.loop.features import TextFeatures
 
 log = logging.getLogger(__name__)
 
+_current: contextvars.ContextVar[str | None] = contextvars.ContextVar("rescore_phase", default=None)
+
+
+def current_phase() -> str | None:
+    """The re-score phase running in this thread, if any: what a request hook can count Label Studio's calls by."""
+    return _current.get()
+
+
+@contextmanager
+def phase(metrics: Metrics, name: str) -> Iterator[None]:
+    """Time the block as the re-score phase `name`, failed or not."""
+    token = _current.set(name)
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        metrics.rescore_phase_seconds.labels(name).observe(time.perf_counter() - started)
+        _current.reset(token)
+
 
 def run(gate: Gateway, project: str) -> None:
     """Predict every task with the serving version, rank the pool, write the predictions, switch the version."""
     projects, text, settings = gate.projects, gate.text, gate.settings
     started = time.perf_counter()
+    timed = partial(phase, gate.metrics)
     client = gate.client()
-    config = gate.project_config(client, project)
+    with timed("read config"):
+        config = gate.project_config(client, project)
     schema = config.primary
-    pool = gate.with_retries("reading the pool", lambda: ls_tasks.fetch_pool(client, int(project), schema))
+    with timed("read pool"):
+        pool = gate.with_retries("reading the pool", lambda: ls_tasks.fetch_pool(client, int(project), schema))
     if not pool:
         return
     ids = [task_id for task_id, _ in pool]
@@ -48,14 +76,15 @@ def run(gate: Gateway, project: str) -> None:
     chunk = settings.rescore_chunk
     parts: list[dict[str, np.ndarray]] = []
     progress = gate.metrics.rescore_progress.labels(project)
-    gate.ensure_pool(project, config, texts)  # at the first re-score, which /setup asks for: the version moves
-    pool = projects.pool(project)
-    model, version = gate.serving(project, config)
-    for start in range(0, len(texts), chunk):
-        parts.append(gate.answers(config, texts[start : start + chunk], model, pool))
-        done = min(start + chunk, len(texts))
-        progress.set(done / len(texts) / 2)  # scoring is the first half of the work, writing the second
-        log.info("re-scoring project %s: %d/%d tasks scored", project, done, len(texts))
+    with timed("score"):
+        gate.ensure_pool(project, config, texts)  # at the first re-score, which /setup asks for: the version moves
+        pool = projects.pool(project)
+        model, version = gate.serving(project, config)
+        for start in range(0, len(texts), chunk):
+            parts.append(gate.answers(config, texts[start : start + chunk], model, pool))
+            done = min(start + chunk, len(texts))
+            progress.set(done / len(texts) / 2)  # scoring is the first half of the work, writing the second
+            log.info("re-scoring project %s: %d/%d tasks scored", project, done, len(texts))
     answers = {q: np.vstack([part[q] for part in parts]) for q in config.names}
     probs = answers[schema.from_name]
     strategy = projects.strategy(project)
@@ -63,13 +92,14 @@ def run(gate: Gateway, project: str) -> None:
     trained_on = current.heldout if current else {}
     labeled = [i for i, task_id in enumerate(ids) if task_id in trained_on]
     known = set(projects.labels.get(project, {})) | set(trained_on)
-    if not schema.multiple:  # finishing (routing.py) is defined for single-choice questions
-        projects.coverage[project] = routing.pool_coverage(probs, ids, projects.versions(project),
-                                                           model.version if model else None, known)
-    needs = strategy_inputs(strategies.get(strategy), text, config, texts, pool)
-    ranked, needs["llm_probs"] = ranked_probs(schema, probs, needs["llm_probs"])
-    utility = strategies.rank(strategy, ranked, labeled_idx=labeled, **needs)
-    scores = ls_queue.lane_scores(strategies.priority_scores(utility), projects.lanes(project))
+    with timed("rank"):
+        if not schema.multiple:  # finishing (routing.py) is defined for single-choice questions
+            projects.coverage[project] = routing.pool_coverage(probs, ids, projects.versions(project),
+                                                               model.version if model else None, known)
+        needs = strategy_inputs(strategies.get(strategy), text, config, texts, pool)
+        ranked, needs["llm_probs"] = ranked_probs(schema, probs, needs["llm_probs"])
+        utility = strategies.rank(strategy, ranked, labeled_idx=labeled, **needs)
+        scores = ls_queue.lane_scores(strategies.priority_scores(utility), projects.lanes(project))
     predictions = [
         {
             "task": task_id,
@@ -85,20 +115,22 @@ def run(gate: Gateway, project: str) -> None:
 
     def publish() -> tuple[str, dict[str, int]]:
         # Every attempt writes under a name Label Studio does not hold yet, so a retry never doubles a set.
-        present = ls_tasks.model_versions(client, int(project))
+        with timed("list versions"):
+            present = ls_tasks.model_versions(client, int(project))
         name = fresh_name(version, present)
         # Noted before writing (a set cut short is still ours to delete), and as the newest even if used before.
         projects.note_published(project, name, again=True)
         named = [{**p, "model_version": name} for p in predictions]
-        ls_tasks.publish(client, int(project), named, name, settings.write_chunk, written)
+        ls_tasks.publish(client, int(project), named, name, settings.write_chunk, written, step=timed)
         return name, present
 
     published, present = gate.with_retries("publishing predictions", publish)
     projects.rankings[project] = PoolRanking(version, published, dict(zip(ids, scores.tolist())))
     _housekeep(gate, client, project, published, present)
     try:
-        gate.with_retries("updating the queue tabs",
-                          lambda: ls_tabs.ensure_queue_tabs(client, int(project), projects.lanes(project)))
+        with timed("tabs"):
+            gate.with_retries("updating the queue tabs",
+                              lambda: ls_tabs.ensure_queue_tabs(client, int(project), projects.lanes(project)))
     except ls_tasks.LabelStudioUnavailable as e:
         log.warning("project %s: the queue tabs were not updated: %s", project, e)
     text.save()
@@ -125,13 +157,14 @@ def _housekeep(gate: Gateway, client, project: str, serving: str, present: dict[
     Only names in the project's published list are touched: imported sets and other backends' stay."""
     older = [v for v in gate.projects.store(project).published() if v != serving and v in present]
     keep = gate.settings.keep_prediction_versions - 1
-    for old in older[: max(len(older) - keep, 0)]:
-        try:
-            ls_tasks.delete_model_version(client, int(project), old)
-        except ls_tasks.LabelStudioUnavailable as e:
-            log.warning("project %s: predictions of %s not deleted (next time): %s", project, old, e)
-            continue
-        log.info("project %s: deleted the %d predictions of %s", project, present[old], old)
+    with phase(gate.metrics, "delete"):
+        for old in older[: max(len(older) - keep, 0)]:
+            try:
+                ls_tasks.delete_model_version(client, int(project), old)
+            except ls_tasks.LabelStudioUnavailable as e:
+                log.warning("project %s: predictions of %s not deleted (next time): %s", project, old, e)
+                continue
+            log.info("project %s: deleted the %d predictions of %s", project, present[old], old)
 
 
 def fresh_name(version: str, present: dict[str, int]) -> str:
