@@ -23,7 +23,7 @@ from backend.labelstudio import tabs as ls_tabs
 from backend.labelstudio import tasks as ls_tasks
 from backend.labelstudio import schema as schemas
 from backend.serving.app import create_app
-from backend.serving.metrics import RESCORE_PHASES
+from backend.metrics import RESCORE_PHASES
 from backend.serving.service import Service
 from backend.settings import Settings
 from helpers import CONFIG, tiny_predictor

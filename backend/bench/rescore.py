@@ -46,7 +46,7 @@ from typing import Any, Iterator, Sequence
 
 from backend.errors import LabelloopError
 from backend.paths import DEMO_CONFIG, DEMO_GUIDELINES, ROOT
-from backend.serving.metrics import RESCORE_PHASES
+from backend.metrics import RESCORE_PHASES
 
 ENGINES_JSON = ROOT / "docs" / "engines.json"
 

@@ -7,7 +7,7 @@ written under a version name Label Studio does not hold yet: the model's version
 same model's pool is ranked again (Label Studio would keep both sets under one name, and one name cannot be deleted
 without the other).
 
-Each phase of a run is timed in `backend_rescore_phase_seconds{phase}` (RESCORE_PHASES, backend/serving/metrics.py).
+Each phase of a run is timed in `backend_rescore_phase_seconds{phase}` (RESCORE_PHASES, backend/metrics.py).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from backend.loop.answers import ranked_probs, regions
 from backend.loop.gateway import Gateway
 from backend.loop.projects import PoolRanking
 from backend.ranking import strategies
-from backend.serving.metrics import Metrics
+from backend.metrics import Metrics
 
 if TYPE_CHECKING:
     from backend.loop.features import TextFeatures
