@@ -8,8 +8,8 @@ from pathlib import Path
 
 from backend.errors import LabelloopError
 from backend.llm.guidelines import DEFAULT_GUIDELINES
-from backend.paths import DEMO_GOLD, GUIDELINES_DIR
 from backend.llm.weights import default_cache_dir
+from backend.paths import DEMO_GOLD, GUIDELINES_DIR
 from backend.ranking import strategies
 
 

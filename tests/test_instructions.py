@@ -1,8 +1,9 @@
 """backend/labelstudio/instructions.py: the guidelines' Markdown as the HTML Label Studio shows annotators."""
 
-from backend.llm import guidelines as guides
-from backend.labelstudio import instructions
 from labelstudio import ROOT
+
+from backend.labelstudio import instructions
+from backend.llm import guidelines as guides
 
 GUIDELINES = ROOT / "guidelines" / "sentiment.md"
 

@@ -8,13 +8,13 @@ import math
 import subprocess
 import sys
 
-import pytest
-
 import labelstudio
+import pytest
+from helpers import ROOT
+
+from backend.bench import rescore as rescore_bench
 from backend.labelstudio import tabs as ls_tabs
 from backend.labelstudio import tasks as ls_tasks
-from backend.bench import rescore as rescore_bench
-from helpers import ROOT
 
 N_TASKS, RUNS, CHUNK = 60, 3, 16
 SCRIPT = ROOT / "scripts" / "bench_rescore.py"

@@ -67,9 +67,9 @@ from typing import Any, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
+from backend.bench import simulation
 from backend.errors import LabelloopError
 from backend.loop import classifier, routing
-from backend.bench import simulation
 from backend.ranking import strategies
 
 DEFAULT_STRATEGIES = ("random", "margin")

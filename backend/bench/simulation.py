@@ -34,11 +34,11 @@ import pandas as pd
 from sklearn.metrics import f1_score
 from tqdm.auto import tqdm
 
-from backend.errors import LabelloopError
-from backend.paths import DEMO_CONFIG
-from backend.loop import classifier
 from backend.bench import corpus, datasets, evaluation, lexicon
+from backend.errors import LabelloopError
 from backend.llm import calibration as cal
+from backend.loop import classifier
+from backend.paths import DEMO_CONFIG
 from backend.ranking import judge, strategies
 
 TARGET_FRACTION = 0.95
@@ -595,10 +595,10 @@ def load_inputs(
     `calibration` names another of them to feed the models instead (e.g. "contextual", what a new project was
     served before the pool was read)."""
     from backend.labelstudio import schema as schemas
-    from backend.serving import service
-    from backend.loop.embeddings import Embedder
     from backend.llm.predictor import SCORER_VERSION
+    from backend.loop.embeddings import Embedder
     from backend.loop.vectors import VectorCache
+    from backend.serving import service
 
     for v in judge_variants:
         if v not in judge.VARIANTS:

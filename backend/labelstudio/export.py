@@ -20,10 +20,16 @@ import numpy as np
 from backend.errors import LabelloopError
 from backend.labelstudio import model_labels
 from backend.labelstudio import schema as schemas
-from backend.labelstudio.schema import SET_SEPARATOR
 from backend.labelstudio.records import (
-    AnnotatorId, annotator_id, annotator_sort_key, is_synthetic, plain_id, record_time, truthy,
+    AnnotatorId,
+    annotator_id,
+    annotator_sort_key,
+    is_synthetic,
+    plain_id,
+    record_time,
+    truthy,
 )
+from backend.labelstudio.schema import SET_SEPARATOR
 
 # Code of "this annotator did not label this item" in the items × annotators matrix of label indices.
 MISSING = -1

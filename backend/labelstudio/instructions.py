@@ -6,8 +6,8 @@ import html
 import os
 import re
 
-from backend.llm import guidelines as guides
 from backend.labelstudio.client import SyncError
+from backend.llm import guidelines as guides
 
 _INLINE = [
     (re.compile(r"`([^`]+)`"), r"<code>\1</code>"),

@@ -20,12 +20,12 @@ from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 from tqdm import tqdm
 
+from backend.files import write_atomically
 from backend.labelstudio import tabs as ls_tabs
 from backend.labelstudio.client import SyncError, describe
 from backend.labelstudio.instructions import guidelines_html
 from backend.labelstudio.records import field_of
 from backend.labelstudio.task_files import HASH_KEY, task_hash
-from backend.files import write_atomically
 
 SAMPLING = "Uncertainty sampling"
 BACKEND_TITLE = "labelloop"

@@ -33,11 +33,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
-from backend.quality import gold
 from backend.labelstudio import client as ls_client
 from backend.labelstudio import model_labels
 from backend.labelstudio.client import LabelStudioUnavailable
 from backend.labelstudio.records import field_of, is_synthetic, parse_time
+from backend.quality import gold
 
 log = logging.getLogger(__name__)
 

@@ -12,12 +12,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from backend.errors import LabelloopError
+from backend.labelstudio.schema import Config, Schema
 from backend.llm import calibration as cal
 from backend.llm import prompt as prompts
 from backend.llm.guidelines import Guidelines
 from backend.llm.scorer import Scorer
 from backend.llm.weights import ModelSource
-from backend.labelstudio.schema import Config, Schema
 
 log = logging.getLogger(__name__)
 

@@ -39,15 +39,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from backend.errors import LabelloopError
-from backend.loop import classifier
-from backend.quality import gold
-from backend.labelstudio import client as ls_client
-from backend.labelstudio import tasks as ls_tasks
 from backend.labelstudio import audit, model_labels
-from backend.loop import routing
+from backend.labelstudio import client as ls_client
 from backend.labelstudio import schema as schemas
+from backend.labelstudio import tasks as ls_tasks
 from backend.labelstudio.records import field_of, is_synthetic
 from backend.labelstudio.sync import get_project
+from backend.loop import classifier, routing
+from backend.quality import gold
 from backend.settings import Settings
 
 if TYPE_CHECKING:  # the loop imports the LLM engine (torch): only where a model is needed, not for --undo

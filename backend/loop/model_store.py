@@ -12,12 +12,12 @@ train one project at once or lose each other's versions. `stamp()` lets a replic
 
 from __future__ import annotations
 
+import fcntl
+import importlib
 import json
 import logging
 import os
 import re
-import fcntl
-import importlib
 import sys
 import types
 from contextlib import contextmanager

@@ -32,8 +32,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
-from backend.errors import LabelloopError
 from backend.bench.corpus import LABELS
+from backend.errors import LabelloopError
 from backend.paths import DEMO_GOLD
 
 DEFAULT_GOLD = DEMO_GOLD

@@ -27,8 +27,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from backend.loop import classifier
 from backend.labelstudio.export import Dataset
+from backend.loop import classifier
 from backend.quality.gold import GoldSet
 
 # cleanlab's filter: as many issues as the confident joint estimates, the labels of lowest self-confidence. On planted

@@ -27,8 +27,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from backend.llm.scorer import Scorer
 from backend.llm.prompt import Prompt
+from backend.llm.scorer import Scorer
 from backend.loop.vectors import VectorCache
 
 ANSWERS = ("Yes", "No")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hmac
-import re
 import logging
+import re
 import time
 from typing import Any
 
@@ -12,8 +12,8 @@ from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from backend.errors import LabelloopError
-from backend.llm import calibration as cal
 from backend.labelstudio import schema as schemas
+from backend.llm import calibration as cal
 from backend.llm.remote import LLMServerError
 from backend.loop.project_loop import TRAINING_ACTIONS, LoopError
 from backend.serving.metrics import Metrics

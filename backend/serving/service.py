@@ -9,17 +9,17 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from backend.errors import LabelloopError
+from backend.labelstudio import schema as schemas
+from backend.labelstudio.schema import Config
 from backend.llm import calibration as cal
 from backend.llm import guidelines as guides
 from backend.llm import weights as models
-from backend.labelstudio import schema as schemas
-from backend.serving.events import EventLog
-from backend.loop.project_loop import Loop
-from backend.serving.metrics import Metrics
 from backend.llm.predictor import Predictor
-from backend.labelstudio.schema import Config
-from backend.settings import Settings
+from backend.loop.project_loop import Loop
 from backend.paths import DEMO_CONFIG
+from backend.serving.events import EventLog
+from backend.serving.metrics import Metrics
+from backend.settings import Settings
 
 log = logging.getLogger(__name__)
 
