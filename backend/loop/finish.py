@@ -256,11 +256,11 @@ def build(
     if plan is None:
         proposal = routing.plan_audit(heldout.max(axis=1), heldout.argmax(axis=1) == y, open_conf, target, level)
         status = "none"
-        if proposal.size:
-            region = [i for i, c in zip(open_ids, open_conf.tolist()) if c >= proposal.region]
+        if proposal.size and proposal.region is not None:  # a region of None comes with no audit
+            in_region = [i for i, c in zip(open_ids, open_conf.tolist()) if c >= proposal.region]
             # Seeded by the project: a dry run shows the sample --apply would draw from the same labels.
-            sample = np.random.default_rng(project_id).choice(region, size=proposal.size, replace=False)
-            plan = audit.Audit(sorted(int(i) for i in sample), region, proposal.region, proposal.expected,
+            sample = np.random.default_rng(project_id).choice(in_region, size=proposal.size, replace=False)
+            plan = audit.Audit(sorted(int(i) for i in sample), in_region, proposal.region, proposal.expected,
                                train_ids, target, level, _now())
             pending, drawn, status = plan.tasks, set(plan.tasks), "drawn"
     elif pending:
@@ -320,7 +320,7 @@ def build(
 
 def _each(items: list, call: Callable[[Any], Any], desc: str, progress: bool, workers: int) -> list[tuple]:
     """(item, answer, None) or (item, None, error line) per item, in order; a few at once."""
-    out: list[tuple] = [None] * len(items)
+    out: dict[int, tuple] = {}
 
     def one(index: int) -> None:
         try:
@@ -332,7 +332,7 @@ def _each(items: list, call: Callable[[Any], Any], desc: str, progress: bool, wo
         with ThreadPoolExecutor(max(1, workers)) as pool:
             for _ in pool.map(one, range(len(items))):
                 bar.update(1)
-    return out
+    return [out[index] for index in range(len(items))]
 
 
 def _create(client: Any, schema: schemas.Schema, task_id: int, label: str) -> int:

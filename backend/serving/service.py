@@ -58,15 +58,15 @@ def load_scorer(settings: Settings, source: models.ModelSource) -> tuple[Any, mo
         device = pick_device(settings.llm_device, torch.cuda.is_available())
     except ValueError as e:
         raise models.ModelSourceError(str(e)) from None
-    scorer = LLMScorer.load(
+    local = LLMScorer.load(
         source.path,
         device=device,
         batch_size=settings.batch_size or AUTO_BATCH[device],
         row_tokens=settings.row_tokens,
         max_text_tokens=settings.max_text_tokens,
     )
-    log.info("LLM on %s, %d rows per pass", device, scorer.batch_size)
-    return scorer, source
+    log.info("LLM on %s, %d rows per pass", device, local.batch_size)
+    return local, source
 
 
 def load_predictor(settings: Settings) -> Predictor:
