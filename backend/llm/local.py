@@ -88,7 +88,7 @@ class LLMScorer:
 
         torch_dtype = torch.bfloat16 if dtype in ("auto", "bfloat16", "bf16") else torch.float32
         tokenizer = AutoTokenizer.from_pretrained(path)
-        # transformers types to() with a decorator's wrapper that takes the model where the device goes
+        # transformers wraps to() in a decorator whose type loses the bound self, so it wants the model first
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(device)  # type: ignore[arg-type]
         return cls(model, tokenizer, **kwargs)
 

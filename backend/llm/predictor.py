@@ -169,7 +169,8 @@ class Predictor:
 
     def versions(self) -> list[str]:
         with self._lock:
-            return sorted({s.model_version for s in self._setups.values()} | {f.model_version for f in self._forms.values()})
+            names = {s.model_version for s in self._setups.values()} | {f.model_version for f in self._forms.values()}
+            return sorted(names)
 
     def _name(self, method: str, *parts: str) -> str:
         digest = hashlib.sha256("\x1f".join((SCORER_VERSION, self.source.identity, *parts)).encode()).hexdigest()

@@ -196,8 +196,8 @@ def _check_multilabel(y: ArrayLike, n_labels: int) -> np.ndarray:
     return y
 
 
-def fit(kind: str, embeddings: np.ndarray, llm_probs: np.ndarray | None, y: Sequence[int] | np.ndarray, n_labels: int, seed: int = 0,
-        C: float | None = None) -> Classifier | MultiLabelClassifier:
+def fit(kind: str, embeddings: np.ndarray, llm_probs: np.ndarray | None, y: Sequence[int] | np.ndarray, n_labels: int,
+        seed: int = 0, C: float | None = None) -> Classifier | MultiLabelClassifier:
     if np.ndim(y) == 2:
         y = _check_multilabel(y, n_labels)
         x = design(kind, embeddings, _yes_no(llm_probs))
@@ -221,8 +221,8 @@ def _one_thread():
 
 
 def out_of_fold(
-    kind: str, embeddings: np.ndarray, llm_probs: np.ndarray | None, y: Sequence[int] | np.ndarray, n_labels: int, folds: int = 5,
-    seed: int = 0, C: float | None = None,
+    kind: str, embeddings: np.ndarray, llm_probs: np.ndarray | None, y: Sequence[int] | np.ndarray, n_labels: int,
+    folds: int = 5, seed: int = 0, C: float | None = None,
 ) -> np.ndarray:
     """Cross-validated probabilities: each row predicted by a model that never saw it. (n, n_labels)."""
     if np.ndim(y) == 2:

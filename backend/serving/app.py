@@ -160,7 +160,9 @@ def _answer_errors(app: Flask, settings: Settings) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(e: HTTPException):
-        message: dict[int | None, str] = {413: f"the request is larger than {settings.max_request_mb} MB (MAX_REQUEST_MB)"}
+        message: dict[int | None, str] = {
+            413: f"the request is larger than {settings.max_request_mb} MB (MAX_REQUEST_MB)"
+        }
         return jsonify(error=message.get(e.code, e.description or e.name)), e.code
 
     @app.errorhandler(Exception)
