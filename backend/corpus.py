@@ -38,7 +38,8 @@ def stratified_split(df: pd.DataFrame, sizes: list[int], seed: int = 0) -> list[
     """Disjoint samples of the given sizes, each with the corpus's label proportions, reproducible by seed."""
     rng = np.random.default_rng(seed)
     shuffled = df.iloc[rng.permutation(len(df))]
-    out, taken = [], set()
+    out: list[pd.DataFrame] = []
+    taken: set = set()  # row labels of the frame's index
     for size in sizes:
         parts = []
         for label, share in df["label"].value_counts(normalize=True).items():

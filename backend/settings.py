@@ -8,9 +8,9 @@ from pathlib import Path
 
 from backend.errors import LabelloopError
 from backend.guidelines import DEFAULT_GUIDELINES
-from backend.paths import DEMO_GOLD, GUIDELINES_DIR
 from backend.llm.scorer import DEVICES
 from backend.llm.weights import default_cache_dir
+from backend.paths import DEMO_GOLD, GUIDELINES_DIR
 from backend.ranking import strategies
 
 
@@ -143,7 +143,7 @@ class Settings:
             model_wait_seconds=_int("MODEL_WAIT_SECONDS", 90, low=0),
             label_studio_url=env("LABEL_STUDIO_URL", "").strip().rstrip("/"),
             label_studio_api_key=env("LABEL_STUDIO_API_KEY", "").strip(),
-            label_studio_api_key_file=Path(env("LABEL_STUDIO_API_KEY_FILE")) if env("LABEL_STUDIO_API_KEY_FILE") else None,
+            label_studio_api_key_file=Path(key_file) if (key_file := env("LABEL_STUDIO_API_KEY_FILE")) else None,
             rank_strategy=strategy,
             basic_auth_user=auth_user,
             basic_auth_pass=auth_pass,

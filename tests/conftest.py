@@ -7,9 +7,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 import labelstudio
+import pytest
 
 
 @pytest.fixture(scope="session")

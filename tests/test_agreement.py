@@ -25,9 +25,9 @@ from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import aggregate_raters
 from statsmodels.stats.inter_rater import fleiss_kappa as statsmodels_fleiss_kappa
 
-from backend.quality import agreement
 from backend.labelstudio import export as exports
 from backend.labelstudio.export import MISSING
+from backend.quality import agreement
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data" / "agreement"

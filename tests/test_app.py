@@ -4,12 +4,12 @@ import base64
 import json
 
 import pytest
+from helpers import CONFIG, tiny_predictor
 
-from backend.serving.app import create_app
 from backend.labelstudio.schema import parse
+from backend.serving.app import create_app
 from backend.serving.service import Service
 from backend.settings import Settings
-from helpers import CONFIG, tiny_predictor
 
 OTHER = (
     '<View><Text name="body" value="$review"/><Choices name="mood" toName="body">'

@@ -12,14 +12,14 @@ import os
 import shutil
 from pathlib import Path
 
-import pytest
-
 import labelstudio
+import pytest
+from labelstudio import ROOT
+
 from backend.dev import demo
 from backend.labelstudio import schema, sync
 from backend.labelstudio.client import connect
 from backend.paths import DEMO_CONFIG, DEMO_GUIDELINES
-from labelstudio import ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Without these, Chromium here hangs on connections the machine refuses (only package registries answer).

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from test_simulation import synthetic_inputs
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,9 +10,9 @@ from urllib.parse import urlparse
 
 import pytest
 import yaml
+from helpers import ROOT
 
 from backend.dev import container
-from helpers import ROOT
 
 COMPOSE = yaml.safe_load((ROOT / "compose.yaml").read_text())
 SERVICES = COMPOSE["services"]

@@ -18,14 +18,13 @@ from pathlib import Path
 
 import pytest
 import requests
-
+from helpers import CONFIG, ROOT, wait_for
 from label_studio_sdk import LabelStudio
 
 from backend import corpus
 from backend.dev import container
 from backend.dev.processes import free_port
 from backend.labelstudio import sync, task_files
-from helpers import CONFIG, ROOT, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.container]
 APP_UID = 1000  # the Dockerfile's user `app`

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from backend.learning import vectors
+from backend.learning.vectors import VectorCache
 from backend.loop import model_store
 from backend.loop.model_store import DataFormatError, ModelStore
 from backend.loop.projects import TrainedModel
-from backend.learning.vectors import VectorCache
 
 HELD = Path(__file__).parent / "data" / "datadir-format1"
 

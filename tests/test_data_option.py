@@ -122,9 +122,10 @@ def check_source(source, data: Path, config: Path, guidelines: Path, pool: int, 
 
 
 def test_simulate_finish_passes_the_source(tmp_path, monkeypatch):
-    from backend.cli import simulate_finish
-    from backend.bench import finish_simulation
     from test_finish_simulation import finishing_inputs
+
+    from backend.bench import finish_simulation
+    from backend.cli import simulate_finish
 
     data = team_file(tmp_path)
     config, guidelines = team_setup(tmp_path)
@@ -145,8 +146,9 @@ def test_simulate_finish_passes_the_source(tmp_path, monkeypatch):
 
 
 def test_bench_label_issues_passes_the_source(tmp_path, monkeypatch):
-    from backend.cli import bench_label_issues
     from test_simulation import synthetic_inputs
+
+    from backend.cli import bench_label_issues
 
     data = team_file(tmp_path)
     config, guidelines = team_setup(tmp_path)
@@ -240,8 +242,8 @@ def tiny_loader(monkeypatch, seen: dict):
 
 
 def test_simulate_finish_runs_on_a_team_file(tmp_path, monkeypatch):
-    from backend.cli import simulate_finish
     from backend.bench import finish_simulation
+    from backend.cli import simulate_finish
 
     data = team_file(tmp_path)
     config, guidelines = team_setup(tmp_path)
@@ -262,8 +264,9 @@ def test_simulate_finish_runs_on_a_team_file(tmp_path, monkeypatch):
 
 
 def test_calibrate_fits_on_the_pool_of_a_team_file(tmp_path, monkeypatch, capsys):
-    from backend.cli import calibrate
     from helpers import tiny_predictor
+
+    from backend.cli import calibrate
 
     data = team_file(tmp_path)
     config, guidelines = team_setup(tmp_path)

@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from backend import guidelines
 from backend.bench import datasets, lexicon
 from backend.bench.datasets import DataError
 from backend.labelstudio import schema
-from backend import guidelines
 from backend.llm import prompt
 
 LABELS = ["Positive", "Negative", "Neutral"]
@@ -31,7 +31,7 @@ def write_csv(path: Path, rows: list[tuple[str, str]], sep: str = ",") -> Path:
 
 def test_csv_tsv_and_jsonl_read_alike_with_config_spelling(tmp_path):
     jsonl = tmp_path / "team.jsonl"
-    jsonl.write_text("".join(json.dumps({"text": t, "label": l, "id": i}) + "\n" for i, (t, l) in enumerate(TEAM_ROWS)))
+    jsonl.write_text("".join(json.dumps({"text": t, "label": label, "id": i}) + "\n" for i, (t, label) in enumerate(TEAM_ROWS)))
     frames = [
         datasets.load_labeled(write_csv(tmp_path / "team.csv", TEAM_ROWS), LABELS),
         datasets.load_labeled(write_csv(tmp_path / "team.tsv", TEAM_ROWS, sep="\t"), LABELS),

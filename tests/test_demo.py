@@ -13,16 +13,15 @@ import sys
 import time
 from pathlib import Path
 
+import labelstudio
 import pytest
 import requests
 from label_studio_sdk import LabelStudio
-
-import labelstudio
-from backend.dev import demo
-from backend.dev import labelstudio as ls_server
-from backend.dev import processes
-from backend.labelstudio import task_files
 from labelstudio import ROOT, free_port
+
+from backend.dev import demo, processes
+from backend.dev import labelstudio as ls_server
+from backend.labelstudio import task_files
 
 DEMO_SCRIPT = ROOT / "scripts" / "demo.py"
 N = 20

@@ -8,14 +8,14 @@ import json
 import re
 import time
 
+import labelstudio
 import pytest
 import requests
 from label_studio_sdk import LabelStudio
+from labelstudio import ROOT, run_sync
 
-import labelstudio
 from backend import corpus
 from backend.labelstudio.client import connect
-from labelstudio import ROOT, run_sync
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MISSING_REASON)]
 

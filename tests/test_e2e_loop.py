@@ -3,16 +3,15 @@ model_version changes → /next serves the task the strategy ranks first. Real g
 
 from __future__ import annotations
 
-
+import labelstudio
 import pytest
 import requests
+from conftest import on_both_databases
+from helpers import ROOT, gunicorn, wait_for
 from label_studio_sdk import LabelStudio
 
-import labelstudio
-from conftest import on_both_databases
 from backend import corpus
 from backend.labelstudio import sync, task_files
-from helpers import ROOT, gunicorn, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MISSING_REASON)]
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 
+import labelstudio
 import pytest
 import requests
+from helpers import ROOT, gunicorn, wait_for
 from label_studio_sdk import LabelStudio
 
-import labelstudio
 from backend.labelstudio import sync, task_files
-from helpers import ROOT, gunicorn, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MISSING_REASON)]
 

@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import json
 
+import labelstudio
 import pytest
 import requests
 import yaml
+from helpers import ROOT, gunicorn, wait_for
 from label_studio_sdk import LabelStudio
 from label_studio_sdk.label_interface import LabelInterface
 
-import labelstudio
 from backend.labelstudio import schema as schemas
 from backend.labelstudio import sync, task_files
-from helpers import ROOT, gunicorn, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MISSING_REASON)]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+from helpers import tiny_predictor
 
 from backend.bench import efficiency
-from helpers import tiny_predictor
 
 QWEN_05B = SimpleNamespace(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
                            num_key_value_heads=2)
@@ -27,8 +27,9 @@ def test_matmul_rate_is_a_plausible_rate():
 
 def test_review_tokens_and_ceiling_follow_the_scorer():
     predictor = tiny_predictor(calibration="none")
-    from backend.labelstudio import schema as schemas
     from helpers import CONFIG
+
+    from backend.labelstudio import schema as schemas
 
     setup = predictor.setup(schemas.parse(CONFIG))
     scorer = predictor.scorer
@@ -44,8 +45,9 @@ def test_review_tokens_and_ceiling_follow_the_scorer():
 
 
 def test_overheads_are_fractions_of_the_linear_work():
-    from backend.labelstudio import schema as schemas
     from helpers import CONFIG
+
+    from backend.labelstudio import schema as schemas
 
     predictor = tiny_predictor(calibration="none")
     setup = predictor.setup(schemas.parse(CONFIG))
@@ -61,8 +63,9 @@ def test_overheads_are_fractions_of_the_linear_work():
 
 
 def test_time_shares_split_the_measured_scoring_time():
-    from backend.labelstudio import schema as schemas
     from helpers import CONFIG
+
+    from backend.labelstudio import schema as schemas
 
     predictor = tiny_predictor(calibration="none")
     setup = predictor.setup(schemas.parse(CONFIG))

@@ -12,12 +12,12 @@ import time
 
 import joblib
 import numpy as np
+from helpers import CONFIG, ROOT, tiny_predictor
 
 from backend.labelstudio import schema as schemas
 from backend.loop.model_store import ModelStore
 from backend.serving.service import Service
 from backend.settings import Settings
-from helpers import CONFIG, ROOT, tiny_predictor
 
 WRITER = textwrap.dedent(
     """

@@ -12,16 +12,16 @@ import subprocess
 from pathlib import Path
 
 import joblib
+import labelstudio
 import pytest
 import requests
+from helpers import ROOT, wait_for
 from label_studio_sdk import LabelStudio
 
-import labelstudio
 from backend import corpus
-from backend.labelstudio import sync, task_files
 from backend.dev import processes
+from backend.labelstudio import sync, task_files
 from backend.loop.model_store import ModelStore
-from helpers import ROOT, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MISSING_REASON)]
 
@@ -210,10 +210,10 @@ def test_kill_9_inside_a_rescore_and_inside_training_loses_nothing(label_studio,
 
         # 2. Kill inside a training run: reviews the backend never scored keep it going for seconds.
         import_texts(texts[N_TASKS:], labeled=LATER_BATCH)
-        for attempt in range(ATTEMPTS):
+        for _ in range(ATTEMPTS):
             records = len(store.versions())
             start_training()
-            wait_for("a training run", lambda: backend.versions(project)["busy"] and len(store.versions()) == records,
+            wait_for("a training run", lambda records=records: backend.versions(project)["busy"] and len(store.versions()) == records,
                      timeout=60, every=0.05)
             promoted_before = promoted(store)
             backend.kill()

@@ -15,22 +15,21 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
+import labelstudio
 import numpy as np
 import pytest
+from helpers import CONFIG, ROOT, tiny_predictor
 from label_studio_sdk import LabelStudio
 
-import labelstudio
-from backend.cli import finish as finish_cli
-from backend.learning import classifier
-from backend.loop import finish
 from backend import corpus
-from backend.quality import gold
-from backend.labelstudio import tasks as ls_tasks
+from backend.cli import finish as finish_cli
 from backend.labelstudio import audit, model_labels
-from backend.loop import routing
 from backend.labelstudio import schema as schemas
+from backend.labelstudio import tasks as ls_tasks
+from backend.learning import classifier
+from backend.loop import finish, routing
+from backend.quality import gold
 from backend.settings import Settings
-from helpers import CONFIG, ROOT, tiny_predictor
 
 SCHEMA = schemas.parse(CONFIG)
 SCRIPT = ROOT / "scripts" / "finish.py"

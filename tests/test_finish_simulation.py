@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_simulation import synthetic_inputs
 
 from backend.bench import finish_simulation as fs
-from backend.loop import routing
 from backend.bench import simulation
 from backend.bench.finish_simulation import FinishSimulationError
 from backend.bench.simulation import SimulationError
-from test_simulation import synthetic_inputs
+from backend.loop import routing
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "simulate_finish.py"
@@ -78,7 +78,7 @@ def test_contract_keys(results):
 def test_accounting_adds_up(results, inputs):
     n = len(inputs.pool_y)
     for block in (results["strategies"], results["llm_alone"]["strategies"]):
-        for name, s in block.items():
+        for s in block.values():
             for seed in s["seeds"]:
                 assert 0 <= seed["human_fraction"] <= 1 and 0 <= seed["auto_fraction"] <= 1
                 assert seed["human_labels"] + seed["auto_labels"] == n

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers import CONFIG, tiny_predictor
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backend.serving.app import MAX_JSON_DEPTH, create_app
 from backend.serving.service import Service
 from backend.settings import Settings
-from helpers import CONFIG, tiny_predictor
 
 EXAMPLES = 600
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)

@@ -14,9 +14,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from backend.quality import gold
 from backend import guidelines
 from backend.labelstudio.export import Item
+from backend.quality import gold
 from backend.quality.gold import GoldError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,9 +4,9 @@ import json
 
 import pytest
 import requests
+from helpers import CONFIG, gunicorn
 
 from backend.dev import tiny_model
-from helpers import CONFIG, gunicorn
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,9 @@
 """backend/labelstudio/instructions.py: the guidelines' Markdown as the HTML Label Studio shows annotators."""
 
+from labelstudio import ROOT
+
 from backend import guidelines as guides
 from backend.labelstudio import instructions
-from labelstudio import ROOT
 
 GUIDELINES = ROOT / "guidelines" / "sentiment.md"
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from backend.dev import tiny_model
-from backend.ranking import judge
-from backend.llm.local import LLMScorer
 from backend.learning.vectors import VectorCache
+from backend.llm.local import LLMScorer
+from backend.ranking import judge
 
 TEXTS = [
     "A warm, funny film.",

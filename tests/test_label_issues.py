@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_simulation import synthetic_inputs
 
-from backend.learning import classifier
-from backend.quality import label_issues
 from backend.bench import noise as noise_bench
 from backend.labelstudio.export import Dataset, Item
+from backend.learning import classifier
+from backend.quality import label_issues
 from backend.quality.gold import GoldItem, GoldSet
-from test_simulation import synthetic_inputs
 
 LABELS = ["Positive", "Negative", "Neutral"]
 

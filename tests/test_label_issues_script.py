@@ -11,14 +11,14 @@ import os
 import subprocess
 import sys
 
+import labelstudio
 import numpy as np
 import pytest
+from helpers import CONFIG, ROOT
 from label_studio_sdk import LabelStudio
 
-import labelstudio
 from backend import corpus
 from backend.labelstudio import review as label_review
-from helpers import CONFIG, ROOT
 
 SCRIPT = ROOT / "scripts" / "label_issues.py"
 CONFIG_PATH = ROOT / "label_config" / "sentiment.xml"

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import grimp  # import-linter's graph
-
 from helpers import ROOT
 
 

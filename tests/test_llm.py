@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from backend.dev import tiny_model
 from backend import guidelines
+from backend.dev import tiny_model
 from backend.llm import prompt
 from backend.llm.local import LLMScorer
 

@@ -6,20 +6,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import requests
+from helpers import CONFIG, free_port, gunicorn
 
-from backend.llm import calibration as cal
 from backend import guidelines
-from backend.llm import weights as models
-from backend.llm import prompt
-from backend.labelstudio import schema
 from backend.dev import llama
-from backend.serving.app import create_app
+from backend.labelstudio import schema
+from backend.llm import calibration as cal
+from backend.llm import prompt
+from backend.llm import weights as models
 from backend.llm.local import LLMScorer
-from backend.llm.remote import LLMServerError, ServerScorer
 from backend.llm.predictor import Predictor
+from backend.llm.remote import LLMServerError, ServerScorer
+from backend.serving.app import create_app
 from backend.serving.service import Service
 from backend.settings import Settings, SettingsError
-from helpers import CONFIG, free_port, gunicorn
 
 TEXTS = [
     "A warm, funny and beautifully acted film; I loved every minute of it.",

@@ -1,10 +1,10 @@
 import pytest
 
-from backend.dev import tiny_model
 from backend import guidelines
-from backend.quality import llm_vs_human
+from backend.dev import tiny_model
 from backend.labelstudio.export import Item
 from backend.llm.local import LLMScorer
+from backend.quality import llm_vs_human
 
 
 def test_majority_and_ties():

@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 import pytest
+from helpers import ROOT
 
 from backend.bench.load import LoadResult, Sample
-from helpers import ROOT
 
 SCRIPT = ROOT / "scripts" / "load_test.py"
 

@@ -14,19 +14,19 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from helpers import CONFIG, tiny_predictor
 
-from backend.learning import classifier
-from backend.loop import rescoring, training
 from backend import corpus
 from backend.labelstudio import queue as ls_queue
+from backend.labelstudio import schema as schemas
 from backend.labelstudio import tabs as ls_tabs
 from backend.labelstudio import tasks as ls_tasks
-from backend.labelstudio import schema as schemas
-from backend.serving.app import create_app
+from backend.learning import classifier
+from backend.loop import rescoring, training
 from backend.metrics import RESCORE_PHASES
+from backend.serving.app import create_app
 from backend.serving.service import Service
 from backend.settings import Settings
-from helpers import CONFIG, tiny_predictor
 
 SCHEMA = schemas.parse(CONFIG)
 

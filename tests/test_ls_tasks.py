@@ -2,15 +2,15 @@
 
 import time
 
+import labelstudio
 import pytest
 import requests
 from label_studio_sdk import LabelStudio
-
-import labelstudio
-from backend.quality import gold
-from backend.labelstudio import tasks as lt
-from backend.labelstudio import schema as schemas
 from labelstudio import ROOT, free_port
+
+from backend.labelstudio import schema as schemas
+from backend.labelstudio import tasks as lt
+from backend.quality import gold
 
 CONFIG = (ROOT / "label_config" / "sentiment.xml").read_text(encoding="utf-8")
 SCHEMA = schemas.parse(CONFIG)

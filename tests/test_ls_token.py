@@ -13,10 +13,10 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
+import labelstudio
 import pytest
 import requests
 
-import labelstudio
 from backend.dev import labelstudio as ls_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MISSING_REASON)]

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import CONFIG, tiny_predictor
+from test_loop import FakeProject
 
 from backend.labelstudio import schema as schemas
 from backend.llm import calibration as cal
 from backend.llm.predictor import PoolCalibration, pool_sample
 from backend.serving.service import Service
 from backend.settings import Settings, SettingsError
-from helpers import CONFIG, tiny_predictor
-from test_loop import FakeProject
 
 SCHEMA = schemas.parse(CONFIG)
 CONFIG_ = schemas.parse_config(CONFIG)

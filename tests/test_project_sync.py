@@ -4,7 +4,6 @@ Label Studio's instructions: test_instructions.py)."""
 import os
 
 import pytest
-
 from labelstudio import ROOT, free_port, run_sync
 
 GUIDELINES = ROOT / "guidelines" / "sentiment.md"

@@ -10,21 +10,21 @@ import json
 
 import numpy as np
 import pytest
+from helpers import ROOT, tiny_predictor
 from label_studio_sdk.label_interface import LabelInterface
+from test_loop import FakeProject, make_service
 
+from backend import guidelines as guides
 from backend.labelstudio import schema as schemas
 from backend.labelstudio import tasks as ls_tasks
-from backend import guidelines as guides
+from backend.learning import classifier
 from backend.llm import prompt as prompts
 from backend.llm.predictor import form_probabilities
-from backend.learning import classifier
 from backend.loop import training
 from backend.ranking import strategies
 from backend.serving.app import create_app
 from backend.serving.service import Service
 from backend.settings import Settings
-from helpers import ROOT, tiny_predictor
-from test_loop import FakeProject, make_service
 
 FACETS = (ROOT / "label_config" / "review_facets.xml").read_text()
 FACETS_GUIDELINES = ROOT / "guidelines" / "review_facets.md"

@@ -10,16 +10,16 @@ import threading
 import time
 from dataclasses import replace
 
+import labelstudio
 import pytest
+from conftest import on_both_databases
+from helpers import CONFIG, tiny_predictor
 from label_studio_sdk import LabelStudio
 
-import labelstudio
-from conftest import on_both_databases
 from backend import corpus
 from backend.labelstudio import queue as ls_queue
 from backend.serving.service import Service
 from backend.settings import Settings
-from helpers import CONFIG, tiny_predictor
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MISSING_REASON)]
 

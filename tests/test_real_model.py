@@ -3,7 +3,6 @@ obvious reviews."""
 
 import pytest
 import requests
-
 from helpers import CONFIG, gunicorn
 
 pytestmark = pytest.mark.real_model

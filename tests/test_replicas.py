@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import threading
 
-from backend.serving.app import create_app
 from helpers import CONFIG
 from test_loop import SCHEMA, FakeProject, make_service, predictor, webhook  # noqa: F401 (predictor is a fixture)
+
+from backend.serving.app import create_app
 
 
 def test_a_promotion_by_one_replica_is_served_by_the_other_without_a_restart(tmp_path, predictor, monkeypatch):

@@ -8,11 +8,11 @@ import math
 import subprocess
 import sys
 
-import pytest
-
 import labelstudio
-from backend.bench import rescore as rescore_bench
+import pytest
 from helpers import ROOT
+
+from backend.bench import rescore as rescore_bench
 
 N_TASKS, RUNS, CHUNK = 60, 3, 16
 SCRIPT = ROOT / "scripts" / "bench_rescore.py"

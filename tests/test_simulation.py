@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from backend.learning import classifier
 from backend import corpus
 from backend.bench import evaluation, simulation
-from backend.ranking import judge, strategies
 from backend.bench.simulation import Inputs, Run, SimulationError
+from backend.learning import classifier
+from backend.ranking import judge, strategies
 
 
 def synthetic_inputs(n_pool: int = 200, n_test: int = 90, dim: int = 16, seed: int = 0) -> Inputs:
@@ -227,7 +227,7 @@ def test_compare_results_schema(results, inputs):
         assert block["target"] == pytest.approx(simulation.TARGET_FRACTION * block["full_pool_macro_f1"])
         assert block["full_pool_macro_f1"] == pytest.approx(simulation.full_pool_f1(inputs, kind))
         assert list(block["strategies"]) == ["random", "margin", "llm_informative", "hybrid_llm"]
-        for name, s in block["strategies"].items():
+        for s in block["strategies"].values():
             curve = s["curve"]
             assert curve["labels"] == [20, 40, 60, 80, 100, 120]
             assert len(curve["mean"]) == len(curve["std"]) == 6

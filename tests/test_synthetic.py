@@ -13,15 +13,15 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import CONFIG, ROOT, tiny_predictor
 from rouge_score import rouge_scorer
 
 from backend.labelstudio import export as exports
-from backend.quality import drift, gold
 from backend.labelstudio import schema as schemas
-from backend.synthetic import generate as syn
+from backend.quality import drift, gold
 from backend.synthetic import filters as sf
+from backend.synthetic import generate as syn
 from backend.synthetic import report as sr
-from helpers import CONFIG, ROOT, tiny_predictor
 
 SCRIPT = ROOT / "scripts" / "synthetic.py"
 SCHEMA = schemas.parse(CONFIG)

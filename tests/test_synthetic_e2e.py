@@ -9,17 +9,17 @@ import os
 import subprocess
 import sys
 
+import labelstudio
 import pytest
 from label_studio_sdk import LabelStudio
-
-import labelstudio
-from backend.labelstudio import export as exports
-from backend.quality import gold
-from backend.labelstudio import tasks as ls_tasks
-from backend.labelstudio import sync
-from backend.labelstudio import schema as schemas
-from backend.synthetic import generate as syn
 from labelstudio import ROOT
+
+from backend.labelstudio import export as exports
+from backend.labelstudio import schema as schemas
+from backend.labelstudio import sync
+from backend.labelstudio import tasks as ls_tasks
+from backend.quality import gold
+from backend.synthetic import generate as syn
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MISSING_REASON)]
 

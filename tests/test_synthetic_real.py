@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+from helpers import CONFIG
 
 from backend.labelstudio import schema as schemas
-from backend.synthetic import generate as syn
 from backend.synthetic import filters as sf
-from helpers import CONFIG
+from backend.synthetic import generate as syn
 
 pytestmark = pytest.mark.real_model
 

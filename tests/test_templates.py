@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import ROOT, tiny_predictor
 from label_studio_sdk.label_interface import LabelInterface
 
 from backend.serving.app import create_app
 from backend.serving.service import Service
 from backend.settings import Settings
-from helpers import ROOT, tiny_predictor
 
 TEXT_TAGS = {"Text", "HyperText", "Paragraphs"}
 # Template (relative to annotation_templates/) -> the questions filled, or a phrase the 422's message must contain.

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from backend.learning import classifier
+from backend.learning.vectors import VectorCache
 from backend.loop.jobs import CoalescingJobs
 from backend.loop.model_store import ModelStore
-from backend.learning.vectors import VectorCache
 
 
 def test_requests_during_a_run_cause_exactly_one_more_run():

@@ -14,8 +14,8 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
-from backend.errors import LabelloopError
 from backend import corpus as rotten_tomatoes
+from backend.errors import LabelloopError
 from backend.labelstudio import export as exports
 from backend.paths import DEMO_CONFIG, DEMO_GUIDELINES, ROOT
 

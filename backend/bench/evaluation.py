@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score
 
-from backend.llm import calibration as cal
 from backend import corpus
-from backend.llm.predictor import Predictor
 from backend.labelstudio.schema import Schema
+from backend.llm import calibration as cal
+from backend.llm.predictor import Predictor
 
 TEST_SIZE = 600
 CALIBRATION_SIZE = 400

@@ -67,10 +67,10 @@ from typing import Any, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
+from backend.bench import simulation
 from backend.errors import LabelloopError
 from backend.learning import classifier
 from backend.loop import routing
-from backend.bench import simulation
 from backend.ranking import strategies
 
 DEFAULT_STRATEGIES = ("random", "margin")

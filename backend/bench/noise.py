@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
+from backend.bench.simulation import KIND_RECIPES, Inputs, fit_kind, macro_f1, out_of_fold_kind
 from backend.errors import LabelloopError
 from backend.quality import label_issues
-from backend.bench.simulation import KIND_RECIPES, Inputs, fit_kind, macro_f1, out_of_fold_kind
 
 MODES = ("uniform", "to_neutral")
 TO_NEUTRAL = 0.8

@@ -17,10 +17,10 @@ import numpy as np
 from sklearn.metrics import f1_score, hamming_loss
 
 from backend.labelstudio.schema import Config, Schema, as_config
+from backend.learning import classifier
 from backend.llm import calibration as cal
 from backend.llm import prompt as prompts
 from backend.llm.predictor import Predictor, form_columns, form_probabilities
-from backend.learning import classifier
 
 SEED = 0
 

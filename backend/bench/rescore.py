@@ -45,8 +45,8 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from backend.errors import LabelloopError
-from backend.paths import DEMO_CONFIG, DEMO_GUIDELINES, ROOT
 from backend.metrics import RESCORE_PHASES
+from backend.paths import DEMO_CONFIG, DEMO_GUIDELINES, ROOT
 
 ENGINES_JSON = ROOT / "docs" / "engines.json"
 

@@ -34,12 +34,12 @@ import pandas as pd
 from sklearn.metrics import f1_score
 from tqdm.auto import tqdm
 
-from backend.errors import LabelloopError
-from backend.paths import DEMO_CONFIG
-from backend.learning import classifier
 from backend import corpus
 from backend.bench import datasets, evaluation, lexicon
+from backend.errors import LabelloopError
+from backend.learning import classifier
 from backend.llm import calibration as cal
+from backend.paths import DEMO_CONFIG
 from backend.ranking import judge, strategies
 
 TARGET_FRACTION = 0.95
@@ -584,10 +584,10 @@ def load_inputs(
     `calibration` names another of them to feed the models instead (e.g. "contextual", what a new project was
     served before the pool was read)."""
     from backend.labelstudio import schema as schemas
-    from backend.serving import service
     from backend.learning.embeddings import Embedder
-    from backend.llm.predictor import SCORER_VERSION
     from backend.learning.vectors import VectorCache
+    from backend.llm.predictor import SCORER_VERSION
+    from backend.serving import service
 
     for v in judge_variants:
         if v not in judge.VARIANTS:

@@ -26,11 +26,10 @@ import json
 import sys
 from pathlib import Path
 
-
 from backend.cli import Parser, old_name_note, reporting_errors
 from backend.labelstudio import schema as schemas
-from backend.quality import agreement
 from backend.labelstudio.export import ExportError, labels_from_config, load_export
+from backend.quality import agreement
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -16,17 +16,15 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
-
-from backend.cli import Parser, old_name_note, reporting_errors
-from backend.errors import LabelloopError
-from backend.paths import ROOT
 from backend.bench import engines as engine_bench
 from backend.bench import evaluation
-from backend.llm import weights as models
-from backend.labelstudio import schema
+from backend.cli import Parser, old_name_note, reporting_errors
 from backend.dev import llama
 from backend.dev.processes import free_port
-from backend.paths import DEMO_CONFIG
+from backend.errors import LabelloopError
+from backend.labelstudio import schema
+from backend.llm import weights as models
+from backend.paths import DEMO_CONFIG, ROOT
 from backend.settings import Settings
 
 ENGINES = ("transformers", "llama-cpp-python", "llama.cpp")

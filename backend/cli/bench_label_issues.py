@@ -27,15 +27,13 @@ import sys
 import time
 from pathlib import Path
 
-
-from backend.paths import ROOT
-from backend.bench import evaluation
+from backend.bench import evaluation, simulation
 from backend.bench import noise as noise_bench
-from backend.bench import simulation
 from backend.bench.datasets import DataError
 from backend.cli import Parser, add_data_arguments, data_source, fraction, old_name_note, positive_int, reporting_errors
 from backend.errors import LabelloopError
 from backend.files import write_json
+from backend.paths import ROOT
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -19,13 +19,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-
-from backend.cli import Parser, old_name_note, reporting_errors
-from backend.paths import ROOT
 from backend import corpus
 from backend.bench import evaluation
+from backend.cli import Parser, old_name_note, reporting_errors
 from backend.labelstudio import schema
-from backend.paths import DEMO_CONFIG
+from backend.paths import DEMO_CONFIG, ROOT
 from backend.serving.service import load_predictor
 from backend.settings import Settings
 

@@ -18,7 +18,6 @@ import time
 
 import numpy as np
 
-
 from backend.cli import Parser, old_name_note, reporting_errors
 from backend.ranking import strategies
 

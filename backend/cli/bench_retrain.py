@@ -19,16 +19,15 @@ import tempfile
 import time
 from pathlib import Path
 
-
 from backend import corpus
 from backend.cli import Parser, old_name_note, reporting_errors
 from backend.dev import labelstudio as ls_server
 from backend.dev.processes import free_port
-from backend.labelstudio import sync
 from backend.guidelines import DEFAULT_GUIDELINES as GUIDELINES
+from backend.labelstudio import sync
 from backend.labelstudio.client import connect
-from backend.metrics import Metrics
 from backend.llm.weights import default_cache_dir
+from backend.metrics import Metrics
 from backend.paths import DEMO_CONFIG
 from backend.serving.service import load_predictor
 from backend.settings import Settings

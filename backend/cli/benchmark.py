@@ -37,23 +37,18 @@ from pathlib import Path
 import requests
 from tqdm import tqdm
 
-
-from backend.paths import ROOT
-from backend.llm import calibration as cal
 from backend import corpus
-from backend.bench import efficiency
-from backend.corpus import CorpusError
+from backend.bench import efficiency, evaluation, simulation
 from backend.bench.datasets import DataError
 from backend.cli import Parser, add_data_arguments, data_source, old_name_note, positive_int, reporting_errors
+from backend.corpus import CorpusError
 from backend.dev import processes
-from backend.bench import evaluation
-from backend.llm import weights as models
 from backend.labelstudio import schema
-from backend.bench import simulation
-from backend.paths import DEMO_CONFIG
+from backend.llm import calibration as cal
+from backend.llm import weights as models
+from backend.paths import DEMO_CONFIG, ROOT
 from backend.serving.service import load_predictor
 from backend.settings import Settings
-
 
 CURVE_SIZES = (100, 500)
 CURVE_SEEDS = range(3)

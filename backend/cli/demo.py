@@ -15,8 +15,6 @@ import os
 import sys
 from pathlib import Path
 
-
-
 from backend.cli import old_name_note, reporting_errors
 from backend.dev import demo
 

@@ -44,11 +44,10 @@ import argparse
 import sys
 from pathlib import Path
 
-
 from backend.cli import Parser, fraction, load_model, old_name_note, reporting_errors
+from backend.files import write_json
 from backend.labelstudio.client import connect
 from backend.settings import Settings
-from backend.files import write_json
 
 
 def build_parser() -> argparse.ArgumentParser:

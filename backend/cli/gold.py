@@ -20,12 +20,11 @@ import json
 import sys
 from pathlib import Path
 
-
 from backend.cli import Parser, old_name_note, reporting_errors
 from backend.labelstudio import schema as schemas
+from backend.labelstudio import task_files
 from backend.labelstudio.export import labels_from_config
 from backend.quality import drift, gold
-from backend.labelstudio import task_files
 
 
 def _labels(args: argparse.Namespace) -> tuple[str | None, list[str], bool]:

@@ -34,13 +34,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-
+from backend.cli import Parser, load_model, old_name_note, reporting_errors
 from backend.errors import LabelloopError
+from backend.labelstudio import schema as schemas
+from backend.labelstudio.client import connect
 from backend.labelstudio.export import ExportError, load_export
 from backend.quality import agreement, gold, label_issues
-from backend.labelstudio import schema as schemas
-from backend.cli import Parser, load_model, old_name_note, reporting_errors
-from backend.labelstudio.client import connect
 from backend.settings import Settings
 
 FORMATS = ("table", "json", "csv")
@@ -130,8 +129,8 @@ def render(report: dict, fmt: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from backend.loop import finish
     from backend.labelstudio import review as label_review
+    from backend.loop import finish
 
     settings = Settings.from_env()
     with tempfile.TemporaryDirectory() as tmp:

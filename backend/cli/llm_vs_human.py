@@ -15,16 +15,14 @@ import logging
 import sys
 from pathlib import Path
 
-
-from backend.cli import Parser, old_name_note, reporting_errors
-from backend.quality import llm_vs_human
-from backend import corpus
+from backend import corpus, guidelines
 from backend.bench import evaluation
-from backend import guidelines
-from backend.llm import weights as models
-from backend.labelstudio.export import Item, load_export
+from backend.cli import Parser, old_name_note, reporting_errors
 from backend.corpus import LABELS
+from backend.labelstudio.export import Item, load_export
+from backend.llm import weights as models
 from backend.llm.local import LLMScorer
+from backend.quality import llm_vs_human
 from backend.settings import Settings
 
 

@@ -19,7 +19,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 from backend.bench import load as load_test
 from backend.cli import Parser, old_name_note, reporting_errors
 from backend.dev.demo import BackendProcess

@@ -33,13 +33,21 @@ import sys
 import time
 from pathlib import Path
 
-
-from backend.paths import ROOT
 from backend.bench import finish_simulation, simulation
-from backend.cli import (Parser, add_data_arguments, check_writable_dir, data_source, fraction, names,
-                         old_name_note, positive_int, reporting_errors)
+from backend.cli import (
+    Parser,
+    add_data_arguments,
+    check_writable_dir,
+    data_source,
+    fraction,
+    names,
+    old_name_note,
+    positive_int,
+    reporting_errors,
+)
 from backend.errors import LabelloopError
 from backend.files import write_json
+from backend.paths import ROOT
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -17,13 +17,11 @@ import os
 import sys
 from pathlib import Path
 
-
-
-from backend.paths import DEMO_CONFIG, DEMO_GUIDELINES
-from backend.labelstudio import sync, task_files
-from backend.ranking import strategies
 from backend.cli import old_name_note, reporting_errors
+from backend.labelstudio import sync, task_files
 from backend.labelstudio.client import connect
+from backend.paths import DEMO_CONFIG, DEMO_GUIDELINES
+from backend.ranking import strategies
 
 
 def cmd_project(args: argparse.Namespace) -> int:

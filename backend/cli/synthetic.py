@@ -23,16 +23,15 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
-
 from backend.cli import Parser, old_name_note, reporting_errors
+from backend.files import write_atomically
 from backend.paths import DEMO_CONFIG
 from backend.synthetic import generate as syn
-from backend.files import write_atomically
 
 DEFAULT_CACHE = Path.home() / ".cache" / "labelloop" / "synthetic"
 
@@ -233,8 +232,8 @@ def _write_json(path: Path, payload: dict) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from backend.labelstudio import sync
     from backend.labelstudio import schema as schemas
+    from backend.labelstudio import sync
     from backend.labelstudio.client import connect
 
     items = _read_filtered(args.filtered)

@@ -25,14 +25,14 @@ from typing import Iterator, TextIO
 import requests
 from label_studio_sdk import LabelStudio
 
-from backend.errors import LabelloopError
 from backend import corpus
 from backend.dev import labelstudio as ls_server
 from backend.dev import processes
+from backend.errors import LabelloopError
+from backend.files import write_atomically
 from backend.labelstudio import sync, task_files
 from backend.labelstudio.client import connect
 from backend.paths import DEMO_CONFIG, DEMO_GUIDELINES, ROOT
-from backend.files import write_atomically
 
 DATA_DIR = ROOT / "data"
 TITLE = "Movie review sentiment"

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import requests
 
-from backend.errors import LabelloopError
 from backend.dev import processes
+from backend.errors import LabelloopError
 from backend.paths import ROOT
 
 LS_BIN = ROOT / ".venv-ls" / "bin" / "label-studio"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import httpx
 
-from backend.errors import LabelloopError
 from backend.dev import processes
+from backend.errors import LabelloopError
 from backend.llm import weights as models
 from backend.paths import ROOT
 

@@ -16,8 +16,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from backend.errors import LabelloopError
 from backend.dev import processes
+from backend.errors import LabelloopError
 
 BIN_GLOB = "/usr/lib/postgresql/*/bin"
 USER = "labelstudio"  # the database role Label Studio logs in as (trust authentication: loopback only)

@@ -20,10 +20,16 @@ import numpy as np
 from backend.errors import LabelloopError
 from backend.labelstudio import model_labels
 from backend.labelstudio import schema as schemas
-from backend.labelstudio.schema import SET_SEPARATOR
 from backend.labelstudio.records import (
-    AnnotatorId, annotator_id, annotator_sort_key, is_synthetic, plain_id, record_time, truthy,
+    AnnotatorId,
+    annotator_id,
+    annotator_sort_key,
+    is_synthetic,
+    plain_id,
+    record_time,
+    truthy,
 )
+from backend.labelstudio.schema import SET_SEPARATOR
 
 # Code of "this annotator did not label this item" in the items × annotators matrix of label indices.
 MISSING = -1
@@ -214,7 +220,8 @@ def _tasks_from_json(tasks: list[dict], from_name: str | None, text_key: str | N
         from_name = first_choices_name(tasks)
     result = []
     for task in tasks:
-        data = task.get("data") if isinstance(task.get("data"), dict) else {}
+        data = task.get("data")
+        data = data if isinstance(data, dict) else {}
         votes, model = [], 0
         for order, annotation in enumerate(task.get("annotations") or []):
             if not isinstance(annotation, dict):
@@ -309,8 +316,7 @@ def _guess_label_column(
     candidates = [c for c in columns if c not in META_COLUMNS and c not in {text_key, "text"}]
     if allowed:
         def share_of_labels(column: str) -> tuple[int, int]:
-            values = [_cell_choices(row.get(column)) for row in rows]
-            values = [v for v in values if v]
+            values = [v for v in (_cell_choices(row.get(column)) for row in rows) if v]
             return sum(all(c in allowed for c in v) for v in values), len(values)
 
         shares = {c: share_of_labels(c) for c in columns if c not in META_COLUMNS}

@@ -61,13 +61,13 @@ def render_markdown(text: str) -> str:
             close_list()
             level = len(heading.group(1))
             out.append(f"<h{level}>{_inline(heading.group(2))}</h{level}>")
-        elif bullet or numbered:
+        elif item := bullet or numbered:
             close_paragraph()
             tag = "ul" if bullet else "ol"
             if list_tag != tag:
                 close_list()
                 list_tag = tag
-            items.append((bullet or numbered).group(1))
+            items.append(item.group(1))
         elif items and raw[:1].isspace():
             items[-1] += " " + line  # an indented line continues the list item above it
         else:

@@ -23,7 +23,7 @@ This module is the arithmetic alone; backend/labelstudio/tabs.py writes the tabs
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -93,6 +93,6 @@ def tab_data(lanes: int, lane: int) -> dict:
     }
 
 
-def is_queue_title(title: Any) -> bool:
+def is_queue_title(title: Any) -> TypeGuard[str]:
     """Whether a tab's title is one of the queue's, for any number of lanes."""
     return isinstance(title, str) and _OUR_TITLE.fullmatch(title) is not None

@@ -266,8 +266,8 @@ def _parse(config: str) -> Config:
             left_out.append((control.name, str(e)))
             refused.append((control.name, str(e)))
     # One prompt reads one text: a question on another text of the task is left to the annotator.
-    first = questions[0] if questions else None
     for q in list(questions[1:]):
+        first = questions[0]
         if (q.data_key, q.object_tag) != (first.data_key, first.object_tag):
             questions.remove(q)
             left_out.append((q.from_name, f"it labels ${q.data_key}, and the questions filled read ${first.data_key}: "

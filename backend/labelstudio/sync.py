@@ -13,19 +13,19 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import requests
 from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 from tqdm import tqdm
 
+from backend.files import write_atomically
 from backend.labelstudio import tabs as ls_tabs
 from backend.labelstudio.client import SyncError, describe
 from backend.labelstudio.instructions import guidelines_html
 from backend.labelstudio.records import field_of
 from backend.labelstudio.task_files import HASH_KEY, task_hash
-from backend.files import write_atomically
 
 SAMPLING = "Uncertainty sampling"
 BACKEND_TITLE = "labelloop"
@@ -53,9 +53,8 @@ def get_project(client: LabelStudio, project_id: int) -> Any:
 
 def find_project(client: LabelStudio, title: str) -> Any | None:
     """The oldest project with exactly this title; titles are not unique in Label Studio, so say so if several."""
-    matches = sorted(
-        (p for p in client.projects.list(page_size=100) if (p.title or "").strip() == title), key=lambda p: p.id
-    )
+    projects: Iterable[Any] = client.projects.list(page_size=100)  # the SDK's pager is typed with no item type
+    matches = sorted((p for p in projects if (p.title or "").strip() == title), key=lambda p: p.id)
     if len(matches) > 1:
         ids = ", ".join(str(p.id) for p in matches)
         print(f"warning: several projects are titled {title!r} ({ids}); using {matches[0].id}", file=sys.stderr)
@@ -74,7 +73,7 @@ def ensure_project(
         label_config = Path(config_path).read_text(encoding="utf-8").strip()
     except OSError as e:
         raise SyncError(f"cannot read labeling config {config_path}: {e.strerror}") from None
-    wanted = {
+    wanted: dict[str, Any] = {
         "label_config": label_config,
         "expert_instruction": guidelines_html(guidelines_path),
         "show_instruction": True,
@@ -83,16 +82,21 @@ def ensure_project(
     try:
         if existing is None:
             project = client.projects.create(title=title, **wanted)
-            return ProjectResult(project.id, "created")
+            return ProjectResult(_id(project), "created")
         existing = client.projects.get(id=existing.id)  # the list's items may leave fields out
         # Only send what changed: Label Studio checks a new label config against every existing annotation.
         changes = {k: v for k, v in wanted.items() if not _same(getattr(existing, k, None), v)}
         if not changes:
-            return ProjectResult(existing.id, "unchanged")
-        client.projects.update(id=existing.id, **changes)
-        return ProjectResult(existing.id, "updated")
+            return ProjectResult(_id(existing), "unchanged")
+        client.projects.update(id=_id(existing), **changes)
+        return ProjectResult(_id(existing), "updated")
     except ApiError as e:
         raise SyncError(f"Label Studio refused the project {title!r}: {describe(e)}") from None
+
+
+def _id(project: Any) -> int:
+    # The SDK types every field optional; a project Label Studio sends back always has its id.
+    return project.id
 
 
 def _same(current: Any, wanted: Any) -> bool:
@@ -107,7 +111,8 @@ def _same(current: Any, wanted: Any) -> bool:
 def existing_hashes(client: LabelStudio, project_id: int) -> set[str]:
     """Hashes of the project's tasks; tasks imported some other way are hashed from their data."""
     hashes = set()
-    for task in client.tasks.list(project=project_id, fields="task_only", page_size=1000):
+    listed: Iterable[Any] = client.tasks.list(project=project_id, fields="task_only", page_size=1000)
+    for task in listed:
         data = task.data or {}
         hashes.add(data.get(HASH_KEY) or task_hash(data))
     return hashes
@@ -130,7 +135,8 @@ def import_tasks(
         for start in range(0, len(new), chunk_size):
             chunk = new[start : start + chunk_size]
             try:
-                client.projects.import_tasks(id=project_id, request=chunk)
+                # The SDK sends plain task dicts as they are; its type names only its own request model.
+                client.projects.import_tasks(id=project_id, request=chunk)  # type: ignore[arg-type]
             except ApiError as e:
                 raise SyncError(
                     f"Label Studio refused tasks {start + 1}-{start + len(chunk)} of the new ones "
@@ -180,7 +186,7 @@ def backend_model_version(
     auth: tuple[str, str] | None = None,
 ) -> str:
     """Ask the backend's /setup whether it can serve this config, and which model version it will predict with."""
-    body = {"project": str(project_id), "schema": label_config}
+    body: dict[str, Any] = {"project": str(project_id), "schema": label_config}
     if extra_params:
         body["extra_params"] = extra_params
     try:
@@ -273,7 +279,8 @@ def count_predicted(client: LabelStudio, project_id: int, model_version: str) ->
 def predicted_ids(client: LabelStudio, project_id: int, model_version: str) -> tuple[list[int], set[int]]:
     """(every task id, the ids of those with a prediction from model_version)."""
     ids, predicted = [], set()
-    for task in client.tasks.list(project=project_id, fields="all", page_size=500):
+    listed: Iterable[Any] = client.tasks.list(project=project_id, fields="all", page_size=500)
+    for task in listed:
         ids.append(task.id)
         if any(field_of(p, "model_version") == model_version for p in task.predictions or []):
             predicted.add(task.id)

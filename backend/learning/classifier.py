@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
@@ -95,6 +96,8 @@ def design(kind: str, embeddings: np.ndarray, llm_probs: np.ndarray | None) -> n
     # their dimensions are huge), then back to entries of about unit variance, so one C suits every kind of vector.
     x = np.asarray(embeddings, dtype=np.float32)
     if kind == "llm_refit":
+        if llm_probs is None:
+            raise ValueError("a blend needs the LLM's probabilities")
         x = np.zeros((len(llm_probs), 0), dtype=np.float32)
     elif x.ndim == 2 and x.shape[1]:
         norms = np.linalg.norm(x, axis=1, keepdims=True)
@@ -126,7 +129,7 @@ class Classifier:
         x = design(self.kind, embeddings, llm_probs)
         p = _full_columns(self.estimator.predict_proba(x), self.estimator.classes_, self.n_labels)
         unknown = np.setdiff1d(np.arange(self.n_labels), self.estimator.classes_.astype(int))
-        if self.kind in BLENDS and unknown.size and np.shape(llm_probs)[1] == self.n_labels:
+        if self.kind in BLENDS and llm_probs is not None and unknown.size and np.shape(llm_probs)[1] == self.n_labels:
             # A label with too few annotations to learn keeps the LLM's probability, and the fitted model shares
             # out the rest: otherwise a blend fitted before anyone chose Neutral could never answer Neutral.
             llm = np.asarray(llm_probs, dtype=np.float64)
@@ -142,7 +145,7 @@ def _full_columns(p: np.ndarray, classes: np.ndarray, n_labels: int) -> np.ndarr
     return out
 
 
-def _check(y: Sequence[int], n_labels: int) -> np.ndarray:
+def _check(y: ArrayLike, n_labels: int) -> np.ndarray:
     y = np.asarray(y, dtype=int)
     if y.size and (y.min() < 0 or y.max() >= n_labels):
         raise ValueError(f"label indices must lie in [0, {n_labels})")
@@ -183,7 +186,7 @@ def _learnable(y: np.ndarray) -> np.ndarray:
     return (yes >= MIN_LABELS) & (len(y) - yes >= MIN_LABELS)
 
 
-def _check_multilabel(y: np.ndarray, n_labels: int) -> np.ndarray:
+def _check_multilabel(y: ArrayLike, n_labels: int) -> np.ndarray:
     y = np.asarray(y, dtype=int)
     if y.ndim != 2 or y.shape[1] != n_labels or not np.isin(y, (0, 1)).all():
         raise ValueError(f"a multi-label y must be an (n, {n_labels}) matrix of 0 and 1")
@@ -193,8 +196,8 @@ def _check_multilabel(y: np.ndarray, n_labels: int) -> np.ndarray:
     return y
 
 
-def fit(kind: str, embeddings: np.ndarray, llm_probs: np.ndarray | None, y: Sequence[int], n_labels: int, seed: int = 0,
-        C: float | None = None) -> Classifier | MultiLabelClassifier:
+def fit(kind: str, embeddings: np.ndarray, llm_probs: np.ndarray | None, y: Sequence[int] | np.ndarray, n_labels: int,
+        seed: int = 0, C: float | None = None) -> Classifier | MultiLabelClassifier:
     if np.ndim(y) == 2:
         y = _check_multilabel(y, n_labels)
         x = design(kind, embeddings, _yes_no(llm_probs))
@@ -218,8 +221,8 @@ def _one_thread():
 
 
 def out_of_fold(
-    kind: str, embeddings: np.ndarray, llm_probs: np.ndarray | None, y: Sequence[int], n_labels: int, folds: int = 5,
-    seed: int = 0, C: float | None = None,
+    kind: str, embeddings: np.ndarray, llm_probs: np.ndarray | None, y: Sequence[int] | np.ndarray, n_labels: int,
+    folds: int = 5, seed: int = 0, C: float | None = None,
 ) -> np.ndarray:
     """Cross-validated probabilities: each row predicted by a model that never saw it. (n, n_labels)."""
     if np.ndim(y) == 2:
@@ -300,7 +303,8 @@ def out_of_fold_recipe(recipe: Recipe, vectors: dict[str, np.ndarray], llm_probs
     if recipe.kind == "mixed":
         # The same seed and labels give both parts the same folds: each row is still held out of both.
         parts = (Recipe("state_blend", STATES), Recipe("blend", MINILM))
-        return sum(out_of_fold_recipe(p, vectors, llm_probs, y, n_labels, folds, seed, done) for p in parts) / 2
+        first, second = (out_of_fold_recipe(p, vectors, llm_probs, y, n_labels, folds, seed, done) for p in parts)
+        return (first + second) / 2
     if recipe not in done:
         done[recipe] = out_of_fold(recipe.kind, vectors[recipe.vectors], llm_probs, y, n_labels, folds, seed, recipe.C)
     return done[recipe]
@@ -320,7 +324,8 @@ def choose(candidates: Sequence[Recipe], vectors: dict[str, np.ndarray], llm_pro
            seed: int = 0, folds: int = 5) -> Choice:
     """The candidate whose out-of-fold probabilities score best by `score(y, oof)` on these labels; the first listed
     wins a tie. TrainingError when no candidate can be fitted."""
-    best, best_value, scores, done = None, -np.inf, {}, {}
+    best, best_value, scores = None, -np.inf, {}
+    done: dict[Recipe, np.ndarray] = {}
     for recipe in candidates:
         oof = out_of_fold_recipe(recipe, vectors, llm_probs, y, n_labels, folds=folds, seed=seed, done=done)
         value = float(score(np.asarray(y), oof))

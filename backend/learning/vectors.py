@@ -17,7 +17,6 @@ import numpy as np
 
 from backend.files import write_atomically
 
-
 log = logging.getLogger(__name__)
 FORMAT = 1  # the .npz layout (keys, vectors); files without the key are this layout too
 

@@ -87,7 +87,8 @@ class LLMScorer:
 
         torch_dtype = torch.bfloat16 if dtype in ("auto", "bfloat16", "bf16") else torch.float32
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(device)
+        # transformers wraps to() in a decorator whose type loses the bound self, so it wants the model first
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(device)  # type: ignore[arg-type]
         return cls(model, tokenizer, **kwargs)
 
     @property
@@ -240,12 +241,12 @@ class LLMScorer:
         input_ids, mask, positions = input_ids.to(device), mask.to(device), positions.to(device)
         # Hooks keep only the answer positions of the layers asked for, not every layer's whole activations.
         captured: dict[int, torch.Tensor] = {}
-        at = torch.tensor(answer_at, device=device)
+        answer_rows = torch.tensor(answer_at, device=device)
 
         def keep(layer: int):
             def hook(module, args, output):
                 state = output[0] if isinstance(output, tuple) else output
-                captured[layer] = state.reshape(n * width, -1)[at].float()
+                captured[layer] = state.reshape(n * width, -1)[answer_rows].float()
 
             return hook
 
@@ -266,7 +267,7 @@ class LLMScorer:
         logits = self.model.lm_head(hidden.reshape(n * width, -1)[positions_used]).float()
         token_lp = logits[inverse, torch.tensor(targets, device=device)] - torch.logsumexp(logits, dim=-1)[inverse]
         sums = torch.zeros(n_seg * n_labels, device=device).index_add_(0, torch.tensor(owners, device=device), token_lp)
-        sums = sums.view(n_seg, n_labels).cpu().numpy()
+        scores = sums.view(n_seg, n_labels).cpu().numpy()
         if not layers:
-            return sums, np.zeros((n_seg, 0, hidden.shape[-1]), dtype=np.float32)
-        return sums, torch.stack([captured[layer] for layer in layers], dim=1).cpu().numpy()
+            return scores, np.zeros((n_seg, 0, hidden.shape[-1]), dtype=np.float32)
+        return scores, torch.stack([captured[layer] for layer in layers], dim=1).cpu().numpy()

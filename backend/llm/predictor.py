@@ -7,17 +7,17 @@ import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
 import numpy as np
 
 from backend.errors import LabelloopError
+from backend.guidelines import Guidelines
+from backend.labelstudio.schema import Config, Schema
 from backend.llm import calibration as cal
 from backend.llm import prompt as prompts
-from backend.guidelines import Guidelines
-from backend.llm.scorer import Scorer
+from backend.llm.scorer import Scorer, StateScorer
 from backend.llm.weights import ModelSource
-from backend.labelstudio.schema import Config, Schema
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class Predictor:
         self.calibration_dir = calibration_dir
         self.few_shot = few_shot
         self._setups: dict[tuple, LabelSetup] = {}
-        self._forms: dict[Config, FormSetup] = {}
+        self._forms: dict[tuple[Config, PoolCalibration | None], FormSetup] = {}
         self._lock = threading.Lock()
 
     def setup(self, schema: Schema, pool: PoolCalibration | None = None) -> LabelSetup:
@@ -169,7 +169,8 @@ class Predictor:
 
     def versions(self) -> list[str]:
         with self._lock:
-            return sorted({s.model_version for s in [*self._setups.values(), *self._forms.values()]})
+            names = {s.model_version for s in self._setups.values()} | {f.model_version for f in self._forms.values()}
+            return sorted(names)
 
     def _name(self, method: str, *parts: str) -> str:
         digest = hashlib.sha256("\x1f".join((SCORER_VERSION, self.source.identity, *parts)).encode()).hexdigest()
@@ -238,9 +239,9 @@ class Predictor:
                 raise cal.CalibrationError(f"calibration {method} is for labels {list(fitted.labels)}, not {list(labels)}")
             return fitted
         if method in ("auto", "fitted"):
-            fitted = self._find_fitted(prompt)
-            if fitted:
-                return fitted
+            found = self._find_fitted(prompt)
+            if found:
+                return found
             if method == "fitted":
                 raise cal.CalibrationError(
                     f"no fitted calibration in {self.calibration_dir} for this model, prompt and labels "
@@ -284,7 +285,7 @@ class Predictor:
             probs, states = self.probabilities_and_states(config.primary, texts, layer, pool)
             return {config.primary.from_name: probs}, states
         setup = self.form_setup(config, pool)
-        logprobs, states = self.scorer.logprobs_and_states(setup.prompt, list(texts), layers=[layer])
+        logprobs, states = self._state_scorer().logprobs_and_states(setup.prompt, list(texts), layers=[layer])
         return form_probabilities(config, setup.calibrations, logprobs), states[:, 0]
 
     def probabilities(self, schema: Schema, texts: Sequence[str], pool: PoolCalibration | None = None) -> np.ndarray:
@@ -295,13 +296,17 @@ class Predictor:
     @property
     def depth(self) -> int:
         """Decoder layers whose hidden states the engine can hand out; 0 for an engine behind an API."""
-        return self.scorer.model.config.num_hidden_layers if hasattr(self.scorer, "logprobs_and_states") else 0
+        return self._state_scorer().model.config.num_hidden_layers if hasattr(self.scorer, "logprobs_and_states") else 0
+
+    def _state_scorer(self) -> StateScorer:
+        # Only the in-process engine has hidden states to hand out (see depth).
+        return cast(StateScorer, self.scorer)
 
     def probabilities_and_states(self, schema: Schema, texts: Sequence[str], layer: int,
                                  pool: PoolCalibration | None = None) -> tuple[np.ndarray, np.ndarray]:
         """probabilities(), and (n_texts, hidden) float32: `layer`'s output where the answer begins, same pass."""
         setup = self.setup(schema, pool)
-        logprobs, states = self.scorer.logprobs_and_states(
+        logprobs, states = self._state_scorer().logprobs_and_states(
             setup.prompt, list(texts), setup.calibration.features, layers=[layer]
         )
         return setup.calibration.apply(logprobs), states[:, 0]

@@ -29,8 +29,8 @@ import httpx
 import numpy as np
 
 from backend.errors import LabelloopError
-from backend.llm.scorer import DEADLINE, answer_ids, check_deadline, cut_ids
 from backend.llm.prompt import Prompt
+from backend.llm.scorer import DEADLINE, answer_ids, check_deadline, cut_ids
 
 log = logging.getLogger(__name__)
 

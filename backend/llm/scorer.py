@@ -48,6 +48,16 @@ class Scorer(Protocol):
     ) -> np.ndarray: ...
 
 
+class StateScorer(Scorer, Protocol):
+    """A Scorer that also hands out hidden states: the in-process engine (local.py), not one behind an API."""
+
+    model: Any
+
+    def logprobs_and_states(
+        self, prompt: Prompt, texts: Sequence[str], answers: Sequence[str] | None = None, layers: Sequence[int] = ()
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+
 def cut_ids(ids: list[int], max_tokens: int) -> tuple[list[int], bool]:
     """The tokens cut to max_tokens, keeping head and tail (a review's verdict is often at its end); True if cut."""
     if len(ids) <= max_tokens:

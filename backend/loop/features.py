@@ -14,10 +14,10 @@ from typing import Callable, Sequence
 import numpy as np
 
 from backend.labelstudio.schema import Config, Schema, as_config
-from backend.llm.predictor import PoolCalibration, Predictor
 from backend.learning import classifier
 from backend.learning.embeddings import Embedder
 from backend.learning.vectors import VectorCache
+from backend.llm.predictor import PoolCalibration, Predictor
 from backend.ranking import judge
 from backend.settings import Settings
 

@@ -39,15 +39,15 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from backend.errors import LabelloopError
-from backend.learning import classifier
-from backend.quality import gold
-from backend.labelstudio import client as ls_client
-from backend.labelstudio import tasks as ls_tasks
 from backend.labelstudio import audit, model_labels
-from backend.loop import routing
+from backend.labelstudio import client as ls_client
 from backend.labelstudio import schema as schemas
+from backend.labelstudio import tasks as ls_tasks
 from backend.labelstudio.records import field_of, is_synthetic
 from backend.labelstudio.sync import get_project
+from backend.learning import classifier
+from backend.loop import routing
+from backend.quality import gold
 from backend.settings import Settings
 
 if TYPE_CHECKING:  # the loop imports the LLM engine (torch): only where a model is needed, not for --undo
@@ -257,11 +257,11 @@ def build(
     if plan is None:
         proposal = routing.plan_audit(heldout.max(axis=1), heldout.argmax(axis=1) == y, open_conf, target, level)
         status = "none"
-        if proposal.size:
-            region = [i for i, c in zip(open_ids, open_conf.tolist()) if c >= proposal.region]
+        if proposal.size and proposal.region is not None:  # a region of None comes with no audit
+            in_region = [i for i, c in zip(open_ids, open_conf.tolist()) if c >= proposal.region]
             # Seeded by the project: a dry run shows the sample --apply would draw from the same labels.
-            sample = np.random.default_rng(project_id).choice(region, size=proposal.size, replace=False)
-            plan = audit.Audit(sorted(int(i) for i in sample), region, proposal.region, proposal.expected,
+            sample = np.random.default_rng(project_id).choice(in_region, size=proposal.size, replace=False)
+            plan = audit.Audit(sorted(int(i) for i in sample), in_region, proposal.region, proposal.expected,
                                train_ids, target, level, _now())
             pending, drawn, status = plan.tasks, set(plan.tasks), "drawn"
     elif pending:
@@ -321,7 +321,7 @@ def build(
 
 def _each(items: list, call: Callable[[Any], Any], desc: str, progress: bool, workers: int) -> list[tuple]:
     """(item, answer, None) or (item, None, error line) per item, in order; a few at once."""
-    out: list[tuple] = [None] * len(items)
+    out: dict[int, tuple] = {}
 
     def one(index: int) -> None:
         try:
@@ -333,7 +333,7 @@ def _each(items: list, call: Callable[[Any], Any], desc: str, progress: bool, wo
         with ThreadPoolExecutor(max(1, workers)) as pool:
             for _ in pool.map(one, range(len(items))):
                 bar.update(1)
-    return out
+    return [out[index] for index in range(len(items))]
 
 
 def _create(client: Any, schema: schemas.Schema, task_id: int, label: str) -> int:

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 class CoalescingJobs:
-    def __init__(self, run: Callable[[str], None], name: str = "job") -> None:
+    def __init__(self, run: Callable[[str], object], name: str = "job") -> None:  # what run returns is dropped
         self._run = run
         self.name = name
         self._cond = threading.Condition()

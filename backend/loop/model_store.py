@@ -12,12 +12,12 @@ train one project at once or lose each other's versions. `stamp()` lets a replic
 
 from __future__ import annotations
 
+import fcntl
+import importlib
 import json
 import logging
 import os
 import re
-import fcntl
-import importlib
 import sys
 import types
 from contextlib import contextmanager
@@ -42,11 +42,11 @@ class DataFormatError(LabelloopError, RuntimeError):
 
 # Artifacts are pickles, which name classes by module. Those saved before backend/ had subpackages (release 0.1.0)
 # name backend.loop.ProjectModel and backend.classifier.Model, those saved before backend/learning/ (0.2.0) name
-# backend.loop.classifier's classes; a deployment's trained models must survive the upgrade.
+# backend.learning.classifier's classes; a deployment's trained models must survive the upgrade.
 _FORMER_NAMES = {
     ("backend.loop", "ProjectModel"): ("backend.loop.projects", "TrainedModel"),
     ("backend.classifier", "Model"): ("backend.learning.classifier", "Classifier"),
-    **{("backend.loop.classifier", name): ("backend.learning.classifier", name)
+    **{("backend.learning.classifier", name): ("backend.learning.classifier", name)
        for name in ("Classifier", "MultiLabelClassifier", "Mixed", "Recipe", "Choice")},
 }
 

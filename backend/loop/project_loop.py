@@ -27,8 +27,8 @@ from backend.loop.features import MINILM, TextFeatures
 from backend.loop.gateway import Gateway
 from backend.loop.jobs import CoalescingJobs
 from backend.loop.projects import Projects, TrainedModel
-from backend.ranking import strategies
 from backend.metrics import Metrics
+from backend.ranking import strategies
 from backend.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from backend.labelstudio.tasks import LabeledTask
+from backend.learning import classifier
 from backend.llm.calibration import CalibrationError
 from backend.llm.predictor import PoolCalibration
-from backend.learning import classifier
 from backend.loop.features import MINILM
 from backend.loop.model_store import ModelStore
 from backend.settings import Settings

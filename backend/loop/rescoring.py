@@ -30,8 +30,8 @@ from backend.loop import routing
 from backend.loop.answers import ranked_probs, regions
 from backend.loop.gateway import Gateway
 from backend.loop.projects import PoolRanking
-from backend.ranking import strategies
 from backend.metrics import Metrics
+from backend.ranking import strategies
 
 if TYPE_CHECKING:
     from backend.loop.features import TextFeatures

@@ -73,6 +73,7 @@ def fetch_labels(gate: Gateway, client, project: str, schema: Schema) -> tuple[l
         projects.changed[project] = set()
     known = projects.labels.get(project)
     gold_set = gold.project_gold(gate.settings.gold_file)
+    read: int | str
     try:
         if changed is None or known is None:
             labeled, stats = gate.with_retries(

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from backend.labelstudio.export import first_choices_name, region_choices
-from backend.quality import agreement
 from backend.labelstudio.records import AnnotatorId, annotator_id, annotator_sort_key, is_synthetic, parse_time, truthy
+from backend.quality import agreement
 from backend.quality.gold import GoldError, GoldSet, set_label
 
 DEFAULT_WINDOW = 10
@@ -322,7 +322,7 @@ def join_label_issues(report: dict[str, Any], issues_path: str | Path) -> dict[s
     by_name = {str(r["annotator"]): {"labels": int(r.get("labels", 0)), "flagged": int(r.get("flagged", 0)),
                                      "rate": r.get("rate")} for r in rates}
     rows = {row["annotator"]: row for row in report["annotators"]}
-    for name, rate in by_name.items():
+    for name in by_name:
         if name not in rows:
             rows[name] = {"annotator": name, "n_gold": 0, "n_correct": 0, "accuracy": None, "kappa": None,
                           "first_window": None, "latest_window": None, "windows": [], "flagged": False,

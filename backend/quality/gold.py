@@ -32,8 +32,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
-from backend.errors import LabelloopError
 from backend.corpus import LABELS
+from backend.errors import LabelloopError
 from backend.paths import DEMO_GOLD
 
 DEFAULT_GOLD = DEMO_GOLD
@@ -139,8 +139,8 @@ def load_gold(path: str | Path = DEFAULT_GOLD, labels: Sequence[str] | None = LA
             members = _set_members(label)
             if members is None:
                 raise GoldError(f"{path} {where}: a multi-label gold label is a list of labels (or \"none\")")
-            unknown = [m for m in members if allowed is not None and m not in allowed]
-            if unknown:
+            unknown = [m for m in members if m not in allowed] if allowed is not None else []
+            if allowed is not None and unknown:
                 raise GoldError(f"{path} {where}: unknown label {unknown[0]!r} (allowed: {', '.join(allowed)})")
             label = set_label(members)
         elif not isinstance(label, str) or not label.strip():
@@ -239,8 +239,8 @@ def _text_of(thing: Any, text_key: str = DEFAULT_TEXT_KEY) -> str | None:
     if isinstance(thing, str):
         return thing
     if isinstance(thing, dict):
-        data = thing.get("data") if isinstance(thing.get("data"), dict) else thing
-        value = data.get(text_key)
+        data = thing.get("data")
+        value = (data if isinstance(data, dict) else thing).get(text_key)
         return value if isinstance(value, str) else None
     value = getattr(thing, "text", None)
     return value if isinstance(value, str) else None

@@ -27,8 +27,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from backend.learning import classifier
 from backend.labelstudio.export import Dataset
+from backend.learning import classifier
 from backend.quality.gold import GoldSet
 
 # cleanlab's filter: as many issues as the confident joint estimates, the labels of lowest self-confidence. On planted
@@ -111,7 +111,8 @@ def judge(
     gold_rows = [r for r in rows if r.answer is not None]
     n = len(labels)
     model: dict[str, Any] = {"kind": "llm", "trained_on": 0, "fallback": None}
-    real_probs, gold_probs = np.zeros((0, n)), np.zeros((0, n))
+    real_probs: np.ndarray = np.zeros((0, n))
+    gold_probs: np.ndarray = np.zeros((0, n))
     y = np.array([labels.index(r.given) for r in real], dtype=int)
     texts = [r.text for r in real] + [r.text for r in gold_rows]
     if texts:
@@ -139,6 +140,7 @@ def judge(
             continue
         issues.append(_issue(row, labels[int(p.argmax())], float(q), p, labels, "model", row.given))
     for row, p in zip(gold_rows, gold_probs):
+        assert row.answer is not None  # gold_rows are the rows with an answer
         wrong = sorted({label for label in row.votes.values() if label != row.answer}, key=labels.index)
         if wrong:
             given = max(wrong, key=lambda label: sum(v == label for v in row.votes.values()))

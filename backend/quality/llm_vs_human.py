@@ -14,12 +14,12 @@ from typing import Sequence
 
 import numpy as np
 
+from backend.guidelines import Guidelines
 from backend.labelstudio.export import MISSING, Item
-from backend.quality import agreement
 from backend.llm import calibration as cal
 from backend.llm import prompt as prompts
-from backend.guidelines import Guidelines
 from backend.llm.scorer import Scorer
+from backend.quality import agreement
 
 VARIANTS = ("minimal", "guidelines", "few-shot")
 

@@ -27,9 +27,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from backend.llm.scorer import Scorer
-from backend.llm.prompt import Prompt
 from backend.learning.vectors import VectorCache
+from backend.llm.prompt import Prompt
+from backend.llm.scorer import Scorer
 
 ANSWERS = ("Yes", "No")
 _SLOT = "\x00TEXT\x00"

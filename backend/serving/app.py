@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hmac
-import re
 import logging
+import re
 import time
 from typing import Any
 
@@ -12,8 +12,8 @@ from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from backend.errors import LabelloopError
-from backend.llm import calibration as cal
 from backend.labelstudio import schema as schemas
+from backend.llm import calibration as cal
 from backend.llm.remote import LLMServerError
 from backend.loop.project_loop import TRAINING_ACTIONS, LoopError
 from backend.metrics import Metrics
@@ -160,7 +160,9 @@ def _answer_errors(app: Flask, settings: Settings) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(e: HTTPException):
-        message = {413: f"the request is larger than {settings.max_request_mb} MB (MAX_REQUEST_MB)"}
+        message: dict[int | None, str] = {
+            413: f"the request is larger than {settings.max_request_mb} MB (MAX_REQUEST_MB)"
+        }
         return jsonify(error=message.get(e.code, e.description or e.name)), e.code
 
     @app.errorhandler(Exception)

@@ -8,18 +8,18 @@ import time
 from dataclasses import replace
 from typing import Any, Callable
 
-from backend.errors import LabelloopError
-from backend.llm import calibration as cal
 from backend import guidelines as guides
-from backend.llm import weights as models
+from backend.errors import LabelloopError
 from backend.labelstudio import schema as schemas
-from backend.serving.events import EventLog
+from backend.labelstudio.schema import Config
+from backend.llm import calibration as cal
+from backend.llm import weights as models
+from backend.llm.predictor import Predictor
 from backend.loop.project_loop import Loop
 from backend.metrics import Metrics
-from backend.llm.predictor import Predictor
-from backend.labelstudio.schema import Config
-from backend.settings import Settings
 from backend.paths import DEMO_CONFIG
+from backend.serving.events import EventLog
+from backend.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +58,15 @@ def load_scorer(settings: Settings, source: models.ModelSource) -> tuple[Any, mo
         device = pick_device(settings.llm_device, torch.cuda.is_available())
     except ValueError as e:
         raise models.ModelSourceError(str(e)) from None
-    scorer = LLMScorer.load(
+    local = LLMScorer.load(
         source.path,
         device=device,
         batch_size=settings.batch_size or AUTO_BATCH[device],
         row_tokens=settings.row_tokens,
         max_text_tokens=settings.max_text_tokens,
     )
-    log.info("LLM on %s, %d rows per pass", device, scorer.batch_size)
-    return scorer, source
+    log.info("LLM on %s, %d rows per pass", device, local.batch_size)
+    return local, source
 
 
 def load_predictor(settings: Settings) -> Predictor:

@@ -301,8 +301,8 @@ def reference_texts(real: Sequence[str], include_gold: bool = True, guidelines: 
 def cached_llm_probs(predictor: Any, schema: Any, cache_dir: str | Path | None) -> Callable[[list[str]], np.ndarray]:
     """The predictor's calibrated label probabilities, its feature log-probabilities cached on disk per text, keyed
     by model, prompt and calibration features (a text is scored once however many times filters and reports ask)."""
-    from backend.llm.predictor import SCORER_VERSION
     from backend.learning.vectors import VectorCache
+    from backend.llm.predictor import SCORER_VERSION
 
     setup = predictor.setup(schema)
     features = tuple(setup.calibration.features)

@@ -32,12 +32,12 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from backend.errors import LabelloopError
 from backend import corpus
+from backend.errors import LabelloopError
+from backend.guidelines import Guidelines
 from backend.labelstudio import schema as schemas
 from backend.labelstudio.records import is_synthetic
 from backend.labelstudio.task_files import HASH_KEY, task_hash
-from backend.guidelines import Guidelines
 from backend.paths import DEMO_CONFIG
 
 MODES = ("conditional", "paraphrase", "style", "minority")
@@ -120,8 +120,8 @@ def parse_mix(spec: str) -> dict[str, int]:
 def load_real(path: str | os.PathLike, schema: schemas.Schema | None = None) -> pd.DataFrame:
     """Real labeled examples as columns text, label: a CSV or JSONL/JSON list with text and label, or a Label Studio
     JSON export (each task's label resolved as training does; gold and synthetic tasks left out)."""
-    from backend.quality import gold
     from backend.labelstudio import tasks as ls_tasks
+    from backend.quality import gold
 
     schema = schema or schemas.parse(_default_config())
     path = Path(path)

@@ -25,11 +25,10 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
-from backend.learning import classifier
 from backend.labelstudio.records import is_synthetic
-from backend.synthetic.generate import SyntheticError, corpus_sample
+from backend.learning import classifier
 from backend.synthetic.filters import REASONS, tokens
-
+from backend.synthetic.generate import SyntheticError, corpus_sample
 
 # ---------------------------------------------------------------- intrinsic
 
@@ -161,7 +160,7 @@ def extrinsic(
                 })
     summary = {}
     for kind in kinds:
-        def values(metric: Callable[[dict], float], flag: bool) -> np.ndarray:
+        def values(metric: Callable[[dict], float], flag: bool, kind: str = kind) -> np.ndarray:
             return np.array([metric(r) for r in runs if r["kind"] == kind and r["synthetic"] == flag])
 
         entry = {}
@@ -313,7 +312,7 @@ def plot(report: dict[str, Any], path: str | Path) -> Path:
                         continue
                     value = run["macro_f1"] if metric == "macro" else run["per_label_f1"][minority]
                     pairs.setdefault(run["sample"], [0.0, 0.0])[int(run["synthetic"])] = value
-                for i, (sample, (without, with_)) in enumerate(pairs.items()):
+                for i, (without, with_) in enumerate(pairs.values()):
                     color = "tab:blue" if kind == "classifier" else "tab:orange"
                     ax.plot([0, 1], [without, with_], marker=markers.get(kind, "o"), color=color, alpha=0.8,
                             label=kind if i == 0 else None)
