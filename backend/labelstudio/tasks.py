@@ -38,7 +38,6 @@ from backend.labelstudio import client as ls_client
 from backend.labelstudio import model_labels
 from backend.labelstudio.client import LabelStudioUnavailable
 from backend.labelstudio.records import field_of, is_synthetic, parse_time
-from backend.quality import gold
 
 if TYPE_CHECKING:  # the type only: labelstudio/ sits below quality/
     from backend.quality import gold
