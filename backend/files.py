@@ -19,8 +19,9 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
-def write_atomically(path: str | os.PathLike, write: Callable[[IO], Any], *, binary: bool = False,
-                     private: bool = False) -> None:
+def write_atomically(
+    path: str | os.PathLike, write: Callable[[IO], Any], *, binary: bool = False, private: bool = False
+) -> None:
     """Write through a temporary file in the same directory, flushed to disk, then renamed over `path`.
 
     The file gets the permissions of an ordinary new file (0666 less the umask), or 0600 when `private`

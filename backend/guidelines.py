@@ -44,7 +44,8 @@ class Guidelines:
     def prompt_sections(self) -> dict[str, str]:
         """What the prompt reads: every section but the human-only ones, the examples and the questions' own."""
         return {
-            k: v for k, v in self.sections.items()
+            k: v
+            for k, v in self.sections.items()
             if k.lower() not in HUMAN_ONLY_SECTIONS | {"examples"} and question_name(k) is None
         }
 
@@ -70,10 +71,10 @@ class Guidelines:
 
 
 def question_name(heading: str) -> str | None:
-    """"Question: aspects" → "aspects"; None for a shared section."""
+    """ "Question: aspects" → "aspects"; None for a shared section."""
     if not heading.startswith(QUESTION):
         return None
-    return heading[len(QUESTION):].strip() or None
+    return heading[len(QUESTION) :].strip() or None
 
 
 def _examples(sections: dict[str, str]) -> list[tuple[str, str]]:

@@ -36,28 +36,41 @@ class Metrics:
             "backend_training_requests", "Webhook events that asked for a training run", registry=self.registry
         )
         self.training_runs = Counter(
-            "backend_training_runs", "Training runs by result (promoted, kept, skipped, failed)", ["result"],
+            "backend_training_runs",
+            "Training runs by result (promoted, kept, skipped, failed)",
+            ["result"],
             registry=self.registry,
         )
         self.training_seconds = Histogram(
-            "backend_training_seconds", "Time from the start of a training run to its decision",
-            buckets=(0.25, 0.5, 1, 2, 5, 10, 30, 60, 300), registry=self.registry,
+            "backend_training_seconds",
+            "Time from the start of a training run to its decision",
+            buckets=(0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+            registry=self.registry,
         )
         self.ls_errors = Counter(
             "backend_label_studio_errors", "Failed calls to Label Studio (each retry counts)", registry=self.registry
         )
         self.rescore_progress = Gauge(
-            "backend_rescore_progress", "Share of the pool re-scored in the current or last run (0-1)", ["project"],
+            "backend_rescore_progress",
+            "Share of the pool re-scored in the current or last run (0-1)",
+            ["project"],
             registry=self.registry,
         )
         self.rescore_phase_seconds = Histogram(
-            "backend_rescore_phase_seconds", "Time of each phase of a pool re-score, retries included",
-            ["phase"], buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600), registry=self.registry,
+            "backend_rescore_phase_seconds",
+            "Time of each phase of a pool re-score, retries included",
+            ["phase"],
+            buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600),
+            registry=self.registry,
         )
         self.timeouts = Counter(
-            "backend_tasks_timed_out", "Tasks answered as skipped because PREDICT_TIMEOUT ran out", registry=self.registry
+            "backend_tasks_timed_out",
+            "Tasks answered as skipped because PREDICT_TIMEOUT ran out",
+            registry=self.registry,
         )
-        self.rescored_tasks = Counter("backend_rescored_tasks", "Tasks re-scored after promotions", registry=self.registry)
+        self.rescored_tasks = Counter(
+            "backend_rescored_tasks", "Tasks re-scored after promotions", registry=self.registry
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -95,8 +95,13 @@ class Settings:
     def from_env(cls) -> "Settings":
         env = os.environ.get
         calibration = env("CALIBRATION", "auto").strip() or "auto"
-        if calibration not in ("auto", "none", "contextual", "domain", "pool", "fitted") and not Path(calibration).is_file():
-            raise SettingsError(f"CALIBRATION={calibration!r}: use auto, none, contextual, domain, pool, fitted or a JSON file path")
+        if (
+            calibration not in ("auto", "none", "contextual", "domain", "pool", "fitted")
+            and not Path(calibration).is_file()
+        ):
+            raise SettingsError(
+                f"CALIBRATION={calibration!r}: use auto, none, contextual, domain, pool, fitted or a JSON file path"
+            )
         auth_user, auth_pass = env("BASIC_AUTH_USER", "").strip(), env("BASIC_AUTH_PASS", "")
         if bool(auth_user) != bool(auth_pass):
             raise SettingsError("set both BASIC_AUTH_USER and BASIC_AUTH_PASS, or neither")

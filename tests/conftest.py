@@ -41,8 +41,9 @@ def label_studio_pg(tmp_path_factory):
             pytest.fail(postgres.MISSING_REASON)
         pytest.skip(postgres.MISSING_REASON)
     with postgres.PostgresCluster() as pg:
-        with labelstudio.LabelStudioServer(tmp_path_factory.mktemp("label-studio-pg"),
-                                           database=pg.connection.label_studio_env()) as server:
+        with labelstudio.LabelStudioServer(
+            tmp_path_factory.mktemp("label-studio-pg"), database=pg.connection.label_studio_env()
+        ) as server:
             yield server
 
 

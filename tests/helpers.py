@@ -14,7 +14,6 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIG = (ROOT / "label_config" / "sentiment.xml").read_text()
 
 
-
 def wait_for(what: str, check, timeout: float = 240.0, every: float = 1.0):
     """check()'s first truthy value, polled every `every` s; an AssertionError naming `what` after `timeout`."""
     deadline = time.monotonic() + timeout

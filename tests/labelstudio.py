@@ -25,8 +25,13 @@ MISSING_REASON = (
 class LabelStudioServer(ls_server.LabelStudioServer):
     """`with LabelStudioServer(tmp) as ls:` Label Studio on a free port with a test admin who has both token kinds."""
 
-    def __init__(self, data_dir: Path, admin_email: str = "admin@example.com", admin_password: str = "admin-pass-1234",
-                 database: dict[str, str] | None = None):
+    def __init__(
+        self,
+        data_dir: Path,
+        admin_email: str = "admin@example.com",
+        admin_password: str = "admin-pass-1234",
+        database: dict[str, str] | None = None,
+    ):
         # A constant legacy token stays right when a data directory is started again.
         super().__init__(
             data_dir,
@@ -52,7 +57,11 @@ class LabelStudioServer(ls_server.LabelStudioServer):
         manage = next(LS_BIN.parent.parent.glob("lib/python*/site-packages/label_studio/manage.py"))
         done = subprocess.run(
             [str(LS_BIN.parent / "python"), str(manage), "shell", "-c", code],
-            cwd=manage.parent, env=self.env, capture_output=True, text=True, timeout=180,
+            cwd=manage.parent,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=180,
         )
         counted = [line for line in done.stdout.splitlines() if line.startswith("annotators ")]
         if done.returncode or not counted:

@@ -33,9 +33,21 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data" / "agreement"
 SCRIPT = ROOT / "scripts" / "agreement.py"
 LABELS = ["Positive", "Negative", "Neutral"]
-STAT_KEYS = ("cohen_kappa", "cohen_kappa_ci", "cohen_kappa_n", "fleiss_kappa", "fleiss_kappa_ci", "krippendorff_alpha",
-             "krippendorff_alpha_ci", "percent_agreement", "percent_agreement_ci", "per_label_agreement", "n_items",
-             "annotators", "bands")
+STAT_KEYS = (
+    "cohen_kappa",
+    "cohen_kappa_ci",
+    "cohen_kappa_n",
+    "fleiss_kappa",
+    "fleiss_kappa_ci",
+    "krippendorff_alpha",
+    "krippendorff_alpha_ci",
+    "percent_agreement",
+    "percent_agreement_ci",
+    "per_label_agreement",
+    "n_items",
+    "annotators",
+    "bands",
+)
 
 
 def write_export(path: Path, tasks: list[tuple[int, dict]]) -> Path:
@@ -45,9 +57,18 @@ def write_export(path: Path, tasks: list[tuple[int, dict]]) -> Path:
             "id": task_id,
             "data": {"text": f"review {task_id}"},
             "annotations": [
-                {"completed_by": annotator, "was_cancelled": False,
-                 "result": [{"from_name": "sentiment", "to_name": "review", "type": "choices",
-                             "value": {"choices": [label]}}]}
+                {
+                    "completed_by": annotator,
+                    "was_cancelled": False,
+                    "result": [
+                        {
+                            "from_name": "sentiment",
+                            "to_name": "review",
+                            "type": "choices",
+                            "value": {"choices": [label]},
+                        }
+                    ],
+                }
                 for annotator, label in labels.items()
             ],
         }
@@ -93,8 +114,18 @@ def test_perfect_agreement_is_one():
 
 def test_fleiss_kappa_wikipedia_example():
     # https://en.wikipedia.org/wiki/Fleiss%27_kappa#Worked_example: 10 items, 14 raters, 5 categories, κ = 0.210
-    table = [[0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
-             [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7]]
+    table = [
+        [0, 0, 0, 0, 14],
+        [0, 2, 6, 4, 2],
+        [0, 0, 3, 5, 6],
+        [0, 3, 9, 2, 0],
+        [2, 2, 8, 1, 1],
+        [7, 7, 0, 0, 0],
+        [3, 2, 6, 3, 0],
+        [2, 5, 3, 2, 2],
+        [6, 5, 2, 1, 0],
+        [0, 2, 2, 3, 7],
+    ]
     codes = np.array([[category for category, n in enumerate(row) for _ in range(n)] for row in table])
     assert codes.shape == (10, 14)
     assert agreement.fleiss_kappa(codes, 5) == pytest.approx(0.20993, abs=1e-5)
@@ -107,10 +138,12 @@ def test_krippendorff_alpha_hand_computed_and_published():
     assert agreement.krippendorff_alpha(codes) == pytest.approx(8 / 15)
     # Krippendorff (2011), "Computing Krippendorff's alpha-reliability": 4 coders, 12 units, nominal α = 0.743.
     m = MISSING
-    coders = [[1, 2, 3, 3, 2, 1, 4, 1, 2, m, m, m],
-              [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, m, 3],
-              [m, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, m],
-              [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, m]]
+    coders = [
+        [1, 2, 3, 3, 2, 1, 4, 1, 2, m, m, m],
+        [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, m, 3],
+        [m, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, m],
+        [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, m],
+    ]
     codes = np.array([[v - 1 if v != m else m for v in row] for row in coders]).T
     assert agreement.krippendorff_alpha(codes) == pytest.approx(0.743, abs=5e-4)
 
@@ -127,11 +160,23 @@ def test_percent_and_specific_agreement_hand_computed():
     assert agreement.percent_agreement(np.array([[P, P, N]])) == 0.0
 
 
-@pytest.mark.parametrize("value, band", [
-    (-0.05, "poor"), (0.0, "slight"), (0.2, "slight"), (0.21, "fair"), (0.4, "fair"), (0.41, "moderate"),
-    (0.6, "moderate"), (0.61, "substantial"), (0.8, "substantial"), (0.81, "almost perfect"), (1.0, "almost perfect"),
-    (None, None),
-])
+@pytest.mark.parametrize(
+    "value, band",
+    [
+        (-0.05, "poor"),
+        (0.0, "slight"),
+        (0.2, "slight"),
+        (0.21, "fair"),
+        (0.4, "fair"),
+        (0.41, "moderate"),
+        (0.6, "moderate"),
+        (0.61, "substantial"),
+        (0.8, "substantial"),
+        (0.81, "almost perfect"),
+        (1.0, "almost perfect"),
+        (None, None),
+    ],
+)
 def test_landis_koch_bands(value, band):
     assert agreement.landis_koch(value) == band
 
@@ -160,7 +205,8 @@ def test_statistics_match_libraries_on_random_data(seed):
     complete = frame.dropna().to_numpy(int)
     assert stats["fleiss"] == pytest.approx(statsmodels_fleiss_kappa(aggregate_raters(complete)[0]))
     assert stats["alpha"] == pytest.approx(
-        krippendorff.alpha(reliability_data=frame.to_numpy().T, level_of_measurement="nominal"))
+        krippendorff.alpha(reliability_data=frame.to_numpy().T, level_of_measurement="nominal")
+    )
     multi = frame[frame.count(axis=1) >= 2]
     assert stats["percent"] == pytest.approx((multi.nunique(axis=1) == 1).mean())
 
@@ -184,8 +230,11 @@ def test_export_statistics_match_libraries_and_pair_keys_sort_numerically(tmp_pa
     annotators = [10, 2, 3]  # "2|10" must come out in numeric order, not as the strings "10" < "2"
     tasks = []
     for task_id in range(40):
-        labels = {a: LABELS[rng.integers(0, 3) if rng.random() < 0.4 else task_id % 3] for a in annotators
-                  if rng.random() < 0.85}
+        labels = {
+            a: LABELS[rng.integers(0, 3) if rng.random() < 0.4 else task_id % 3]
+            for a in annotators
+            if rng.random() < 0.85
+        }
         tasks.append((task_id, labels))
     report = agreement.analyse(exports.load_export(write_export(tmp_path / "e.json", tasks)), bootstrap=0)
     assert report["annotators"] == ["2", "3", "10"]
@@ -198,10 +247,13 @@ def test_export_statistics_match_libraries_and_pair_keys_sort_numerically(tmp_pa
 
 
 def test_mixed_int_and_email_annotators_order_as_strings(tmp_path):
-    export = write_export(tmp_path / "e.json", [
-        (1, {"zed@x.org": "Positive", 7: "Positive", "amy@x.org": "Negative"}),
-        (2, {"zed@x.org": "Negative", 7: "Negative", "amy@x.org": "Negative"}),
-    ])
+    export = write_export(
+        tmp_path / "e.json",
+        [
+            (1, {"zed@x.org": "Positive", 7: "Positive", "amy@x.org": "Negative"}),
+            (2, {"zed@x.org": "Negative", 7: "Negative", "amy@x.org": "Negative"}),
+        ],
+    )
     report = agreement.analyse(exports.load_export(export), bootstrap=0)
     assert report["annotators"] == ["7", "amy@x.org", "zed@x.org"]
     assert set(report["cohen_kappa"]) == {"7|amy@x.org", "7|zed@x.org", "amy@x.org|zed@x.org"}
@@ -236,8 +288,10 @@ def test_bootstrap_off_gives_null_intervals(tmp_path):
 
 def test_bootstrap_of_1000_items_is_fast(tmp_path):
     rng = np.random.default_rng(0)
-    tasks = [(t, {a: LABELS[t % 3] if rng.random() < 0.8 else LABELS[rng.integers(0, 3)] for a in (1, 2, 3)})
-             for t in range(1000)]
+    tasks = [
+        (t, {a: LABELS[t % 3] if rng.random() < 0.8 else LABELS[rng.integers(0, 3)] for a in (1, 2, 3)})
+        for t in range(1000)
+    ]
     dataset = exports.load_export(write_export(tmp_path / "big.json", tasks))
     started = time.perf_counter()
     report = agreement.analyse(dataset, bootstrap=1000)
@@ -250,10 +304,15 @@ def test_bootstrap_of_1000_items_is_fast(tmp_path):
 
 
 def test_pair_with_fewer_than_two_common_items_is_null(tmp_path):
-    export = write_export(tmp_path / "e.json", [
-        (1, {1: "Positive", 2: "Positive"}), (2, {1: "Negative", 2: "Positive"}), (3, {1: "Negative", 2: "Negative"}),
-        (4, {1: "Positive", 3: "Negative"}),
-    ])
+    export = write_export(
+        tmp_path / "e.json",
+        [
+            (1, {1: "Positive", 2: "Positive"}),
+            (2, {1: "Negative", 2: "Positive"}),
+            (3, {1: "Negative", 2: "Negative"}),
+            (4, {1: "Positive", 3: "Negative"}),
+        ],
+    )
     report = agreement.analyse(exports.load_export(export))
     assert report["cohen_kappa"]["1|3"] is None and report["cohen_kappa_n"]["1|3"] == 1
     assert report["cohen_kappa"]["2|3"] is None and report["cohen_kappa_n"]["2|3"] == 0
@@ -376,6 +435,7 @@ def test_json_min_and_csv_give_the_same_numbers(json_report, name):
     assert report["out_of_config_labels"] == {"Mixed": 1}
     assert report["counts"]["synthetic_tasks_excluded"] == 2
     assert report["counts"]["unlabeled_tasks"] == 2
+
     # Same tasks, ids (CSV's "12" read as 12), annotators, labels and texts as the JSON export.
     def items(path: Path) -> list[tuple]:
         return [(i.task_id, i.text, i.labels) for i in exports.load_export(path, labels=LABELS).items]
@@ -393,13 +453,15 @@ def test_without_labels_every_observed_label_counts():
 def test_labels_from_config(tmp_path):
     assert exports.labels_from_config(ROOT / "label_config" / "sentiment.xml") == ("sentiment", LABELS)
     config = tmp_path / "two.xml"
-    config.write_text('<View><Text name="t" value="$text"/>'
-                      '<Choices name="topic" toName="t"><Choice value="Plot"/><Choice value="Acting" alias="act"/>'
-                      '</Choices><Choices name="tone" toName="t"><Choice value="Warm"/><Choice value="Cold"/></Choices>'
-                      '</View>')
+    config.write_text(
+        '<View><Text name="t" value="$text"/>'
+        '<Choices name="topic" toName="t"><Choice value="Plot"/><Choice value="Acting" alias="act"/>'
+        '</Choices><Choices name="tone" toName="t"><Choice value="Warm"/><Choice value="Cold"/></Choices>'
+        "</View>"
+    )
     assert exports.labels_from_config(config) == ("topic", ["Plot", "act"])
     assert exports.labels_from_config(config, "tone") == ("tone", ["Warm", "Cold"])
-    with pytest.raises(exports.ExportError, match="no <Choices name=\"mood\">"):
+    with pytest.raises(exports.ExportError, match='no <Choices name="mood">'):
         exports.labels_from_config(config, "mood")
     config.write_text("<View><Choices")
     with pytest.raises(exports.ExportError, match="not valid XML"):
@@ -407,11 +469,20 @@ def test_labels_from_config(tmp_path):
 
 
 def test_from_name_picks_the_choices_tag(tmp_path):
-    task = {"id": 1, "data": {"text": "x"}, "annotations": [
-        {"completed_by": a, "result": [
-            {"from_name": "topic", "to_name": "t", "type": "choices", "value": {"choices": [topic]}},
-            {"from_name": "sentiment", "to_name": "t", "type": "choices", "value": {"choices": [sentiment]}},
-        ]} for a, topic, sentiment in ((1, "Plot", "Positive"), (2, "Acting", "Positive"))]}
+    task = {
+        "id": 1,
+        "data": {"text": "x"},
+        "annotations": [
+            {
+                "completed_by": a,
+                "result": [
+                    {"from_name": "topic", "to_name": "t", "type": "choices", "value": {"choices": [topic]}},
+                    {"from_name": "sentiment", "to_name": "t", "type": "choices", "value": {"choices": [sentiment]}},
+                ],
+            }
+            for a, topic, sentiment in ((1, "Plot", "Positive"), (2, "Acting", "Positive"))
+        ],
+    }
     path = tmp_path / "e.json"
     path.write_text(json.dumps([task]))
     assert exports.load_export(path).items[0].labels == {1: "Plot", 2: "Acting"}  # the first choices region
@@ -419,8 +490,11 @@ def test_from_name_picks_the_choices_tag(tmp_path):
 
 
 def test_json_min_label_column_detection(tmp_path):
-    rows = [{"id": t, "text": f"r{t}", "genre": genre, "sentiment": label, "annotator": a}
-            for t, genre in ((1, "drama"), (2, "comedy")) for a, label in ((1, "Positive"), (2, "Negative"))]
+    rows = [
+        {"id": t, "text": f"r{t}", "genre": genre, "sentiment": label, "annotator": a}
+        for t, genre in ((1, "drama"), (2, "comedy"))
+        for a, label in ((1, "Positive"), (2, "Negative"))
+    ]
     path = tmp_path / "min.json"
     path.write_text(json.dumps(rows))
     assert exports.load_export(path, labels=LABELS).from_name == "sentiment"
@@ -432,9 +506,11 @@ def test_json_min_label_column_detection(tmp_path):
 
 
 def test_duplicates_without_timestamps_keep_the_last_in_order(tmp_path):
-    rows = [{"id": 1, "text": "x", "sentiment": "Negative", "annotator": 1},
-            {"id": 1, "text": "x", "sentiment": "Positive", "annotator": 2},
-            {"id": 1, "text": "x", "sentiment": "Positive", "annotator": 1}]
+    rows = [
+        {"id": 1, "text": "x", "sentiment": "Negative", "annotator": 1},
+        {"id": 1, "text": "x", "sentiment": "Positive", "annotator": 2},
+        {"id": 1, "text": "x", "sentiment": "Positive", "annotator": 1},
+    ]
     path = tmp_path / "min.json"
     path.write_text(json.dumps(rows))
     dataset = exports.load_export(path)
@@ -443,11 +519,27 @@ def test_duplicates_without_timestamps_keep_the_last_in_order(tmp_path):
 
 
 def test_multi_choice_annotations_are_counted_not_crashed_on(tmp_path):
-    task = {"id": 1, "data": {"text": "x"}, "annotations": [
-        {"completed_by": 1, "result": [{"from_name": "s", "to_name": "t", "type": "choices",
-                                        "value": {"choices": ["Positive", "Negative"]}}]},
-        {"completed_by": 2, "result": [{"from_name": "s", "to_name": "t", "type": "choices",
-                                        "value": {"choices": ["Positive"]}}]}]}
+    task = {
+        "id": 1,
+        "data": {"text": "x"},
+        "annotations": [
+            {
+                "completed_by": 1,
+                "result": [
+                    {
+                        "from_name": "s",
+                        "to_name": "t",
+                        "type": "choices",
+                        "value": {"choices": ["Positive", "Negative"]},
+                    }
+                ],
+            },
+            {
+                "completed_by": 2,
+                "result": [{"from_name": "s", "to_name": "t", "type": "choices", "value": {"choices": ["Positive"]}}],
+            },
+        ],
+    }
     path = tmp_path / "e.json"
     path.write_text(json.dumps([task]))
     dataset = exports.load_export(path)
@@ -477,8 +569,19 @@ def test_gate_messages(json_report):
 
 def test_cli_json_output_gate_failure_and_disagreements(tmp_path):
     out = tmp_path / "adjudicate.csv"
-    result = run_cli(str(DATA / "export.json"), "--config", str(ROOT / "label_config" / "sentiment.xml"),
-                     "--format", "json", "--bootstrap", "100", "--min-kappa", "0.8", "--disagreements", str(out))
+    result = run_cli(
+        str(DATA / "export.json"),
+        "--config",
+        str(ROOT / "label_config" / "sentiment.xml"),
+        "--format",
+        "json",
+        "--bootstrap",
+        "100",
+        "--min-kappa",
+        "0.8",
+        "--disagreements",
+        str(out),
+    )
     assert result.returncode == 1, result.stderr
     report = json.loads(result.stdout)  # exactly one JSON object
     for key in (*STAT_KEYS, "counts", "notes"):
@@ -486,19 +589,34 @@ def test_cli_json_output_gate_failure_and_disagreements(tmp_path):
     assert report["cohen_kappa"]["1|2"] == pytest.approx(19 / 43)
     assert report["gate"]["passed"] is False
     assert result.stderr.strip().splitlines() == [
-        "gate failed: minimum pairwise Cohen's kappa (2|3) = 0.125 is 0.675 below the target 0.800"]
+        "gate failed: minimum pairwise Cohen's kappa (2|3) = 0.125 is 0.675 below the target 0.800"
+    ]
 
     with out.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     # Tasks with 2+ labels that differ: 2 (U,N,P), 3 (P,P,U), 5 (N,P,N), 8 (U,N,U); 12 agrees once "Mixed" is gone.
     assert [row["task_id"] for row in rows] == ["2", "3", "5", "8"]
-    assert rows[2] == {"task_id": "5", "text": "The acting saves a weak script.", "1": "Negative", "2": "Positive",
-                       "3": "Negative"}
+    assert rows[2] == {
+        "task_id": "5",
+        "text": "The acting saves a weak script.",
+        "1": "Negative",
+        "2": "Positive",
+        "3": "Negative",
+    }
 
 
 def test_cli_gate_passes_above_target():
-    result = run_cli(str(DATA / "export.csv"), "--labels", "Positive,Negative,Neutral", "--bootstrap", "0",
-                     "--min-kappa", "0.3", "--gate-on", "alpha")
+    result = run_cli(
+        str(DATA / "export.csv"),
+        "--labels",
+        "Positive,Negative,Neutral",
+        "--bootstrap",
+        "0",
+        "--min-kappa",
+        "0.3",
+        "--gate-on",
+        "alpha",
+    )
     assert result.returncode == 0, result.stderr
     assert result.stderr.startswith("gate passed: Krippendorff's alpha = 0.455")
     assert "Cohen's kappa per pair" in result.stdout and "1|2" in result.stdout
@@ -528,11 +646,14 @@ def cli_main():
     return main
 
 
-@pytest.mark.parametrize("content, message", [
-    ('{"tasks": []}', "error: unknown format"),
-    ('[{"text": "no id column"}]', "error: unknown format"),
-    ('["a", "b"]', "error: unknown format"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"tasks": []}', "error: unknown format"),
+        ('[{"text": "no id column"}]', "error: unknown format"),
+        ('["a", "b"]', "error: unknown format"),
+    ],
+)
 def test_cli_unknown_format_exits_2(tmp_path, capsys, cli_main, content, message):
     path = tmp_path / "export.json"
     path.write_text(content)
@@ -556,8 +677,18 @@ def test_cli_help_explains_every_option(capsys, cli_main):
         cli_main(["--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for option in ("--format", "--from-name", "--labels", "--config", "--text-key", "--bootstrap", "--seed",
-                   "--min-kappa", "--gate-on", "--disagreements"):
+    for option in (
+        "--format",
+        "--from-name",
+        "--labels",
+        "--config",
+        "--text-key",
+        "--bootstrap",
+        "--seed",
+        "--min-kappa",
+        "--gate-on",
+        "--disagreements",
+    ):
         assert option in text
     assert text.count("e.g.") >= 11  # one example per option and the positional export
     assert "python scripts/agreement.py export.json" in text
@@ -565,14 +696,32 @@ def test_cli_help_explains_every_option(capsys, cli_main):
 
 def test_cli_text_key_and_gate_on_fleiss(tmp_path, capsys, cli_main):
     out = tmp_path / "d.csv"
-    code = cli_main([str(DATA / "export_min.json"), "--labels", "Positive,Negative,Neutral", "--bootstrap", "0",
-                     "--min-kappa", "0.5", "--gate-on", "fleiss", "--text-key", "id", "--disagreements", str(out),
-                     "--format", "json"])
+    code = cli_main(
+        [
+            str(DATA / "export_min.json"),
+            "--labels",
+            "Positive,Negative,Neutral",
+            "--bootstrap",
+            "0",
+            "--min-kappa",
+            "0.5",
+            "--gate-on",
+            "fleiss",
+            "--text-key",
+            "id",
+            "--disagreements",
+            str(out),
+            "--format",
+            "json",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 1
     report = json.loads(captured.out)
-    assert captured.err.strip() == (f"gate failed: Fleiss' kappa = {report['fleiss_kappa']:.3f} is "
-                                    f"{0.5 - report['fleiss_kappa']:.3f} below the target 0.500")
+    assert captured.err.strip() == (
+        f"gate failed: Fleiss' kappa = {report['fleiss_kappa']:.3f} is "
+        f"{0.5 - report['fleiss_kappa']:.3f} below the target 0.500"
+    )
     rows = list(csv.reader(out.open(newline="")))
     assert rows[0] == ["task_id", "text", "1", "2", "3"]
     assert [row[1] for row in rows[1:]] == ["2", "3", "5", "8"]  # --text-key id: the text column holds the id
@@ -584,20 +733,34 @@ def test_labels_the_model_wrote_are_not_an_annotators(tmp_path):
     from backend.labelstudio import model_labels
 
     def ann(who, label, **extra):
-        return {"completed_by": who, "result": [{"from_name": "sentiment", "to_name": "text", "type": "choices",
-                                                 "value": {"choices": [label]}}], **extra}
+        return {
+            "completed_by": who,
+            "result": [{"from_name": "sentiment", "to_name": "text", "type": "choices", "value": {"choices": [label]}}],
+            **extra,
+        }
 
     stamp = {"created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"}
     edited = {"created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-02T00:00:00Z"}
     tasks = [
-        {"id": 1, "data": {"text": "a"}, "annotations": [ann(1, "Positive"), ann(2, "Negative", import_id=model_labels.MARK, **stamp)]},
-        {"id": 2, "data": {"text": "b"}, "annotations": [ann(1, "Positive"), ann(2, "Positive", import_id=model_labels.MARK, **edited)]},
+        {
+            "id": 1,
+            "data": {"text": "a"},
+            "annotations": [ann(1, "Positive"), ann(2, "Negative", import_id=model_labels.MARK, **stamp)],
+        },
+        {
+            "id": 2,
+            "data": {"text": "b"},
+            "annotations": [ann(1, "Positive"), ann(2, "Positive", import_id=model_labels.MARK, **edited)],
+        },
     ]
     path = tmp_path / "export.json"
     path.write_text(json.dumps(tasks))
     dataset = exports.load_export(path, labels=LABELS)
     assert dataset.counts["model_annotations_excluded"] == 1
-    assert {item.task_id: item.labels for item in dataset.items} == {1: {1: "Positive"}, 2: {1: "Positive", 2: "Positive"}}
+    assert {item.task_id: item.labels for item in dataset.items} == {
+        1: {1: "Positive"},
+        2: {1: "Positive", 2: "Positive"},
+    }
     assert any("the model wrote" in note for note in dataset.notes)
 
 
@@ -621,10 +784,16 @@ def write_multilabel_export(path: Path) -> Path:
             return [{"from_name": "notes", "to_name": "review", "type": "textarea", "value": {"text": ["none"]}}]
         return [{"from_name": "aspects", "to_name": "review", "type": "choices", "value": {"choices": labels}}]
 
-    exported = [{"id": task_id, "data": {"text": f"review {task_id}"},
-                 "annotations": [{"completed_by": who, "was_cancelled": False, "result": result(labels)}
-                                 for who, labels in votes.items()]}
-                for task_id, votes in MULTI.items()]
+    exported = [
+        {
+            "id": task_id,
+            "data": {"text": f"review {task_id}"},
+            "annotations": [
+                {"completed_by": who, "was_cancelled": False, "result": result(labels)} for who, labels in votes.items()
+            ],
+        }
+        for task_id, votes in MULTI.items()
+    ]
     path.write_text(json.dumps(exported))
     return path
 
@@ -633,10 +802,13 @@ def test_multi_label_alpha_uses_the_masi_set_distance_as_nltk_computes_it(tmp_pa
     from nltk.metrics.agreement import AnnotationTask
     from nltk.metrics.distance import masi_distance
 
-    dataset = exports.load_export(write_multilabel_export(tmp_path / "export.json"), from_name="aspects",
-                                  labels=ASPECTS, multiple=True)
+    dataset = exports.load_export(
+        write_multilabel_export(tmp_path / "export.json"), from_name="aspects", labels=ASPECTS, multiple=True
+    )
     report = agreement.analyse_multilabel(dataset)
-    triples = [(str(who), str(task), frozenset(labels)) for task, votes in MULTI.items() for who, labels in votes.items()]
+    triples = [
+        (str(who), str(task), frozenset(labels)) for task, votes in MULTI.items() for who, labels in votes.items()
+    ]
     # nltk divides by zero on two empty sets; equal sets are at distance 0 by any definition.
     reference = AnnotationTask(triples, distance=lambda a, b: 0.0 if a == b else masi_distance(a, b)).alpha()
     assert report["krippendorff_alpha_masi"] == pytest.approx(reference, abs=1e-9)
@@ -661,8 +833,17 @@ def test_masi_distance_matches_its_definition():
 
 def test_the_cli_reads_a_multi_label_tag_from_the_config_and_gates_on_alpha(tmp_path):
     export = write_multilabel_export(tmp_path / "export.json")
-    answer = run_cli(str(export), "--config", str(ROOT / "label_config" / "review_facets.xml"), "--from-name",
-                     "aspects", "--format", "json", "--min-kappa", "0.99")
+    answer = run_cli(
+        str(export),
+        "--config",
+        str(ROOT / "label_config" / "review_facets.xml"),
+        "--from-name",
+        "aspects",
+        "--format",
+        "json",
+        "--min-kappa",
+        "0.99",
+    )
     report = json.loads(answer.stdout)
     assert answer.returncode == 1 and report["multi_label"] is True and report["labels"] == ASPECTS
     assert "gate failed: Krippendorff's alpha (MASI)" in answer.stderr

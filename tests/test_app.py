@@ -110,13 +110,19 @@ PAGE = (
 @pytest.mark.parametrize(
     "config, good, bad, shape",
     [
-        (DIALOGUE, {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]},
-         {"messages": "user: Hi"}, "list of"),
+        (
+            DIALOGUE,
+            {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]},
+            {"messages": "user: Hi"},
+            "list of",
+        ),
         (PAGE, {"html": "<h1>Cup final</h1><p>A late goal.</p>"}, {"html": {"p": "x"}}, "HTML string"),
     ],
 )
 def test_dialogues_and_html_are_predicted_and_wrong_shapes_skipped(client, config, good, bad, shape):
-    answer = post(client, "/predict", {"tasks": [{"id": 1, "data": good}, {"id": 2, "data": bad}], "label_config": config})
+    answer = post(
+        client, "/predict", {"tasks": [{"id": 1, "data": good}, {"id": 2, "data": bad}], "label_config": config}
+    )
     assert answer.status_code == 200, answer.json
     (region,) = answer.json["results"][0]["result"]
     schema = parse(config)
@@ -140,7 +146,9 @@ def test_request_size_limit_is_413(client):
 
 def test_webhook_records_every_action(client):
     for action in ("ANNOTATION_CREATED", "PROJECT_UPDATED", "START_TRAINING"):
-        r = post(client, "/webhook", {"action": action, "project": {"id": 3}, "annotation": {"id": 5}, "task": {"id": 8}})
+        r = post(
+            client, "/webhook", {"action": action, "project": {"id": 3}, "annotation": {"id": 5}, "task": {"id": 8}}
+        )
         if action == "START_TRAINING":  # asked for explicitly, and impossible without Label Studio's address
             assert r.status_code == 400 and "LABEL_STUDIO_URL" in r.json["error"]
         else:
@@ -153,8 +161,12 @@ def test_webhook_records_every_action(client):
 
 def test_metrics_are_prometheus_text(client):
     text = client.get("/metrics").data.decode()
-    for name in ("backend_requests_total", "backend_request_seconds_bucket", "backend_predictions_total",
-                 "backend_model_version_info"):
+    for name in (
+        "backend_requests_total",
+        "backend_request_seconds_bucket",
+        "backend_predictions_total",
+        "backend_model_version_info",
+    ):
         assert name in text
 
 
@@ -226,8 +238,11 @@ def test_a_project_key_that_is_not_an_id_names_no_directory(client, tmp_path):
     """The project key becomes a path under DATA_DIR: anything but Label Studio's numeric id is no project."""
     outside = tmp_path / "outside"
     for key in (str(outside), str(outside / "x.1"), "1/../../x", "²", True):
-        answer = post(client, "/predict", {"tasks": [{"id": 1, "data": {"text": "Great film"}}], "project": key,
-                                           "label_config": CONFIG})
+        answer = post(
+            client,
+            "/predict",
+            {"tasks": [{"id": 1, "data": {"text": "Great film"}}], "project": key, "label_config": CONFIG},
+        )
         assert answer.status_code == 200, answer.get_json()
         answer = post(client, "/setup", {"project": key, "schema": CONFIG, "extra_params": {"strategy": "entropy"}})
         assert answer.status_code == 400 and "per project" in answer.get_json()["error"]

@@ -42,7 +42,10 @@ def test_round_trip_and_hash(tmp_path):
     assert back == c and back.sha256 == c.sha256
     assert cal.identity(LABELS).sha256 != c.sha256
     # contextual versions depend on the method, not on float noise in the biases
-    assert cal.contextual(LABELS, np.log([[0.5, 0.3, 0.2]])).sha256 == cal.contextual(LABELS, np.log([[0.5, 0.29, 0.21]])).sha256
+    assert (
+        cal.contextual(LABELS, np.log([[0.5, 0.3, 0.2]])).sha256
+        == cal.contextual(LABELS, np.log([[0.5, 0.29, 0.21]])).sha256
+    )
 
 
 def test_bad_input_is_a_clear_error(tmp_path):

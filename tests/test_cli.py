@@ -16,8 +16,9 @@ EXPORT = ROOT / "tests" / "data" / "agreement" / "export.json"
 
 
 def labelloop(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "backend.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "backend.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
 
 
 def python(code: str, *args: str) -> subprocess.CompletedProcess:
@@ -63,19 +64,26 @@ def test_a_bad_argument_of_a_command_is_its_one_error_line():
 
 
 # A console script is `sys.argv[0] = <its path>; sys.exit(main())`: the same, with an old name, without installing.
-OLD_NAME = "import sys; sys.argv[0] = '/venv/bin/labelloop-agreement'; from backend.cli.agreement import main; " \
-           "sys.exit(main())"
+OLD_NAME = (
+    "import sys; sys.argv[0] = '/venv/bin/labelloop-agreement'; from backend.cli.agreement import main; "
+    "sys.exit(main())"
+)
 
 
 def test_an_old_name_says_the_new_one_and_still_works():
     done = python(OLD_NAME, str(EXPORT), "--format", "json", "--bootstrap", "0")
     assert done.returncode == 0, done.stderr
-    assert done.stderr.splitlines()[0] == ('note: labelloop-agreement is now "labelloop agreement"; the old name '
-                                           "goes in the next release")
+    assert done.stderr.splitlines()[0] == (
+        'note: labelloop-agreement is now "labelloop agreement"; the old name goes in the next release'
+    )
     assert '"fleiss_kappa"' in done.stdout
     assert "note:" not in labelloop("agreement", "--help").stderr
-    assert "note:" not in subprocess.run([sys.executable, "scripts/agreement.py", "--help"], cwd=ROOT,
-                                         capture_output=True, text=True, timeout=300).stderr
+    assert (
+        "note:"
+        not in subprocess.run(
+            [sys.executable, "scripts/agreement.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=300
+        ).stderr
+    )
 
 
 # finish's run raises what the test gives it; --project and --out are what its parser needs before the run.
@@ -91,15 +99,19 @@ sys.exit(main(["finish", "--project", "1", "--out", "x.jsonl"]))
 
 
 def test_a_labelloop_error_in_a_command_is_one_line_and_exit_1():
-    done = python("from backend.errors import LabelloopError\n" +
-                  RAISING.format(error='LabelloopError("the project is gone: check --project")'))
+    done = python(
+        "from backend.errors import LabelloopError\n"
+        + RAISING.format(error='LabelloopError("the project is gone: check --project")')
+    )
     assert done.returncode == 1
     assert done.stderr == "error: the project is gone: check --project\n"
 
 
 def test_an_error_of_label_studio_is_one_line_too():
-    done = python("from backend.labelstudio.tasks import LabelStudioUnavailable\n" +
-                  RAISING.format(error='LabelStudioUnavailable("Label Studio at http://x did not answer\\nlog tail")'))
+    done = python(
+        "from backend.labelstudio.tasks import LabelStudioUnavailable\n"
+        + RAISING.format(error='LabelStudioUnavailable("Label Studio at http://x did not answer\\nlog tail")')
+    )
     assert done.returncode == 1
     assert done.stderr == "error: Label Studio at http://x did not answer\n"
 
@@ -122,8 +134,18 @@ def test_serve_runs_gunicorn_as_make_serve_does(monkeypatch):
     called = []
     monkeypatch.setattr(cli_main.os, "execv", lambda path, argv: called.append(argv))
     cli_main.main(["serve", "--bind", "127.0.0.1:9999"])
-    assert called == [[sys.executable, "-m", "gunicorn", "-c", "python:backend.serving.gunicorn_conf",
-                       "backend.serving.wsgi:app", "--bind", "127.0.0.1:9999"]]
+    assert called == [
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "python:backend.serving.gunicorn_conf",
+            "backend.serving.wsgi:app",
+            "--bind",
+            "127.0.0.1:9999",
+        ]
+    ]
     make = (ROOT / "Makefile").read_text()
     assert "gunicorn -c python:backend.serving.gunicorn_conf backend.serving.wsgi:app" in make
 

@@ -41,8 +41,13 @@ def test_an_installed_command_and_its_script_answer_alike():
     installed = Path(sys.executable).parent / "labelloop-agreement"
     assert installed.exists(), "run `make install` (pip install -e .) to install the console scripts"
     by_name = subprocess.run([str(installed), "--help"], capture_output=True, text=True, timeout=120)
-    by_script = subprocess.run([sys.executable, str(ROOT / "scripts" / "agreement.py"), "--help"], cwd="/",
-                               capture_output=True, text=True, timeout=120)
+    by_script = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "agreement.py"), "--help"],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert by_name.returncode == by_script.returncode == 0, by_name.stderr + by_script.stderr
     assert "--min-kappa" in by_name.stdout
     assert by_name.stdout.replace("labelloop-agreement", "agreement.py").split() == by_script.stdout.split()

@@ -16,14 +16,26 @@ SCRIPT = ROOT / "scripts" / "compare_strategies.py"
 
 
 def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
 
 
 def test_help():
     out = run("--help")
     assert out.returncode == 0
-    for flag in ("--pool", "--seeds", "--strategies", "--out", "--budget", "--batch", "--seed-size", "--kinds",
-                 "--test-size", "--cache-dir"):
+    for flag in (
+        "--pool",
+        "--seeds",
+        "--strategies",
+        "--out",
+        "--budget",
+        "--batch",
+        "--seed-size",
+        "--kinds",
+        "--test-size",
+        "--cache-dir",
+    ):
         assert flag in out.stdout, flag
     assert "llm_difficult" in out.stdout and "95%" in out.stdout
 
@@ -98,8 +110,27 @@ def test_main_writes_results_and_plot(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(script.simulation, "load_inputs", fake_load)
     strategies = ["random", "entropy", "llm_diverse", "hybrid_llm"]
-    code = script.main(["--pool", "150", "--seeds", "2", "--budget", "70", "--batch", "25", "--seed-size", "20",
-                        "--test-size", "80", "--strategies", ",".join(strategies), "--out", str(tmp_path), "--quiet"])
+    code = script.main(
+        [
+            "--pool",
+            "150",
+            "--seeds",
+            "2",
+            "--budget",
+            "70",
+            "--batch",
+            "25",
+            "--seed-size",
+            "20",
+            "--test-size",
+            "80",
+            "--strategies",
+            ",".join(strategies),
+            "--out",
+            str(tmp_path),
+            "--quiet",
+        ]
+    )
     assert code == 0
     assert asked == {"pool": 150, "test_size": 80, "judges": ["informative", "diverse"], "source": None}
     check_outputs(tmp_path, strategies, ["classifier", "blend", "llm_state"], 2, [20, 45, 70])
@@ -110,9 +141,23 @@ def test_main_writes_results_and_plot(tmp_path, monkeypatch, capsys):
 @pytest.mark.real_model
 def test_end_to_end_with_the_packaged_model(tmp_path):
     strategies = ["random", "margin", "diversity", "llm_difficult"]
-    out = run("--pool", "120", "--seeds", "2", "--test-size", "90", "--budget", "60", "--strategies",
-              ",".join(strategies), "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out"),
-              timeout=600)
+    out = run(
+        "--pool",
+        "120",
+        "--seeds",
+        "2",
+        "--test-size",
+        "90",
+        "--budget",
+        "60",
+        "--strategies",
+        ",".join(strategies),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--out",
+        str(tmp_path / "out"),
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     results = check_outputs(tmp_path / "out", strategies, ["classifier", "blend", "llm_state"], 2, [20, 40, 60])
     assert results["config"]["pool"] == 120 and results["config"]["test_size"] == 90
@@ -120,5 +165,10 @@ def test_end_to_end_with_the_packaged_model(tmp_path):
     # the LLM alone is a real classifier here, far from chance on three classes
     assert results["llm_alone_macro_f1"] > 0.5
     assert "labels to 95%" in out.stdout
-    assert {p.name.split("-")[0] for p in (tmp_path / "cache").glob("*.npz")} == {"embeddings", "labels", "states", "judge"}
+    assert {p.name.split("-")[0] for p in (tmp_path / "cache").glob("*.npz")} == {
+        "embeddings",
+        "labels",
+        "states",
+        "judge",
+    }
     assert results["config"]["llm_state_layer"] == 15  # 0.625 of the 0.5B's 24 layers

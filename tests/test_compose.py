@@ -16,8 +16,11 @@ from backend.dev import container
 
 COMPOSE = yaml.safe_load((ROOT / "compose.yaml").read_text())
 SERVICES = COMPOSE["services"]
-LS_SOURCE = next((ROOT / ".venv-ls" / "lib").glob("python*/site-packages/label_studio"), None) \
-    if (ROOT / ".venv-ls" / "lib").exists() else None
+LS_SOURCE = (
+    next((ROOT / ".venv-ls" / "lib").glob("python*/site-packages/label_studio"), None)
+    if (ROOT / ".venv-ls" / "lib").exists()
+    else None
+)
 # The postgres image's own variables (https://hub.docker.com/_/postgres, "Environment Variables").
 POSTGRES_IMAGE_VARIABLES = {"POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD"}
 
@@ -67,12 +70,17 @@ def test_label_studio_reads_every_variable_compose_gives_it():
     source = "\n".join(p.read_text(errors="replace") for p in Path(LS_SOURCE).rglob("*.py"))
     for name in SERVICES["label-studio"]["environment"]:
         # get_env reads NAME with or without the LABEL_STUDIO_ prefix
-        assert f"'{name}'" in source or f'"{name}"' in source or f"'{name.removeprefix('LABEL_STUDIO_')}'" in source, name
+        assert f"'{name}'" in source or f'"{name}"' in source or f"'{name.removeprefix('LABEL_STUDIO_')}'" in source, (
+            name
+        )
     assert set(SERVICES["postgres"]["environment"]) <= POSTGRES_IMAGE_VARIABLES
 
 
 def test_the_env_example_names_every_variable_compose_asks_for():
     asked = set(re.findall(r"\$\{([A-Z_]+)", (ROOT / "compose.yaml").read_text()))
-    example = {line.split("=")[0] for line in (ROOT / ".env.example").read_text().splitlines()
-               if line and not line.startswith("#")}
-    assert asked == example, (asked ^ example)
+    example = {
+        line.split("=")[0]
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+    assert asked == example, asked ^ example

@@ -52,15 +52,32 @@ class Running:
     def __init__(self, image: dict, data_dir, log_path, env: dict[str, str]):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.name = subprocess.run(["buildah", "from", container.TAG], capture_output=True, text=True,
-                                   check=True).stdout.strip()
+        self.name = subprocess.run(
+            ["buildah", "from", container.TAG], capture_output=True, text=True, check=True
+        ).stdout.strip()
         self.log = open(log_path, "a")
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
-            ["buildah", "run", "--isolation", "chroot", "--network", "host", "--volume",
-             f"{data_dir}:/home/app/data", "--env", f"PORT={self.port}",
-             *(f"--env={k}={v}" for k, v in env.items()), self.name, "--", *image["cmd"]],
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                "buildah",
+                "run",
+                "--isolation",
+                "chroot",
+                "--network",
+                "host",
+                "--volume",
+                f"{data_dir}:/home/app/data",
+                "--env",
+                f"PORT={self.port}",
+                *(f"--env={k}={v}" for k, v in env.items()),
+                self.name,
+                "--",
+                *image["cmd"],
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def healthy(self, timeout: float = 300) -> float:
         """Seconds from the start to a 200 from /health."""
@@ -83,8 +100,11 @@ class Running:
                 try:
                     argv = (entry / "cmdline").read_bytes().split(b"\0")
                     # buildah's own helpers (buildah-chroot-exec) carry the command line too: not them
-                    if (os.getsid(int(entry.name)) == self.proc.pid and any(b"gunicorn" in a for a in argv)
-                            and not argv[0].startswith(b"buildah")):
+                    if (
+                        os.getsid(int(entry.name)) == self.proc.pid
+                        and any(b"gunicorn" in a for a in argv)
+                        and not argv[0].startswith(b"buildah")
+                    ):
                         found.append(int(entry.name))
                 except (OSError, ProcessLookupError):
                     continue
@@ -117,10 +137,25 @@ def test_the_image_serves_trains_stops_cleanly_and_keeps_its_model(image, label_
     assert "/health" in " ".join(image["healthcheck"]["Test"]) and image["cmd"][0].endswith("gunicorn")
     assert "DATA_DIR=/home/app/data" in image["env"] and "LLM_MODEL=embedded" in image["env"]
     assert 0 < image["size_bytes"] < 4.5e9  # runtime packages and the converted model only
-    probe = subprocess.run(["buildah", "from", container.TAG], capture_output=True, text=True, check=True).stdout.strip()
+    probe = subprocess.run(
+        ["buildah", "from", container.TAG], capture_output=True, text=True, check=True
+    ).stdout.strip()
     try:
-        held = subprocess.run(["buildah", "run", "--isolation", "chroot", probe, "--", "sh", "-c",
-                               "ls /home/app/.cache/labelloop; .venv/bin/pip list"], capture_output=True, text=True)
+        held = subprocess.run(
+            [
+                "buildah",
+                "run",
+                "--isolation",
+                "chroot",
+                probe,
+                "--",
+                "sh",
+                "-c",
+                "ls /home/app/.cache/labelloop; .venv/bin/pip list",
+            ],
+            capture_output=True,
+            text=True,
+        )
     finally:
         subprocess.run(["buildah", "rm", probe], capture_output=True)
     assert held.returncode == 0 and "qwen2.5-coder-0.5b-instruct-" in held.stdout, held.stderr
@@ -132,32 +167,46 @@ def test_the_image_serves_trains_stops_cleanly_and_keeps_its_model(image, label_
     log = tmp_path / "container.log"
     # Uncalibrated, the 0.5B almost never answers Neutral; a few labels let the blend learn it, so the first
     # retrain is promoted for a reason the test can rely on (as tests/test_e2e_loop.py).
-    env = {"LABEL_STUDIO_URL": label_studio.url, "LABEL_STUDIO_API_KEY": label_studio.admin.token,
-           "CALIBRATION": "none"}
+    env = {
+        "LABEL_STUDIO_URL": label_studio.url,
+        "LABEL_STUDIO_API_KEY": label_studio.admin.token,
+        "CALIBRATION": "none",
+    }
 
     first = Running(image, data, log, env)
     try:
         cold = first.healthy()
-        version = requests.post(f"{first.url}/setup", json={"project": "1", "schema": CONFIG},
-                                timeout=120).json()["model_version"]
-        answer = requests.post(f"{first.url}/predict", json={"tasks": TASKS, "project": "1", "label_config": CONFIG},
-                               timeout=300)
+        version = requests.post(f"{first.url}/setup", json={"project": "1", "schema": CONFIG}, timeout=120).json()[
+            "model_version"
+        ]
+        answer = requests.post(
+            f"{first.url}/predict", json={"tasks": TASKS, "project": "1", "label_config": CONFIG}, timeout=300
+        )
         assert answer.status_code == 200, answer.text
         results = answer.json()["results"]
         assert [r["model_version"] for r in results] == [version] * 2
         assert {r["result"][0]["value"]["choices"][0] for r in results} <= {"Positive", "Negative", "Neutral"}
         # A project connected to the container, labeled: Label Studio's webhooks make it train and promote.
         admin = LabelStudio(base_url=label_studio.url, api_key=label_studio.admin.token)
-        project = sync.ensure_project(admin, "In the container", ROOT / "label_config" / "sentiment.xml",
-                                      ROOT / "guidelines" / "sentiment.md").id
+        project = sync.ensure_project(
+            admin, "In the container", ROOT / "label_config" / "sentiment.xml", ROOT / "guidelines" / "sentiment.md"
+        ).id
         df = corpus.stratified_split(corpus.load(), [N_TASKS], seed=13)[0]
-        sync.import_tasks(admin, project, [{"data": {"text": t, task_files.HASH_KEY: task_files.task_hash({"text": t})}}
-                                           for t in df["text"]], progress=False)
+        sync.import_tasks(
+            admin,
+            project,
+            [{"data": {"text": t, task_files.HASH_KEY: task_files.task_hash({"text": t})}} for t in df["text"]],
+            progress=False,
+        )
         sync.connect_backend(admin, project, first.url, progress=False)
         by_text = {t.data["text"]: t.id for t in admin.tasks.list(project=project, fields="all")}
         for text, label in zip(df["text"][:N_LABELED], df["label"][:N_LABELED]):
-            admin.annotations.create(id=by_text[text], result=[
-                {"from_name": "sentiment", "to_name": "review", "type": "choices", "value": {"choices": [label]}}])
+            admin.annotations.create(
+                id=by_text[text],
+                result=[
+                    {"from_name": "sentiment", "to_name": "review", "type": "choices", "value": {"choices": [label]}}
+                ],
+            )
 
         def settled():
             got = requests.get(f"{first.url}/versions", params={"project": project}, timeout=10).json()
@@ -175,11 +224,14 @@ def test_the_image_serves_trains_stops_cleanly_and_keeps_its_model(image, label_
         second.healthy()
         kept = requests.get(f"{second.url}/versions", params={"project": project}, timeout=30).json()
         assert kept["current"] == trained  # the trained model outlived the container, on its volume
-        again = requests.post(f"{second.url}/predict", json={"tasks": TASKS, "project": "1", "label_config": CONFIG},
-                              timeout=300).json()["results"]
+        again = requests.post(
+            f"{second.url}/predict", json={"tasks": TASKS, "project": "1", "label_config": CONFIG}, timeout=300
+        ).json()["results"]
         assert [r["result"] for r in again] == [r["result"] for r in results]  # the same answers
     finally:
         second.remove()
     assert "Traceback" not in log.read_text()
-    print(f"\nimage {image['size_bytes'] / 1e9:.2f} GB, built in {image['build_seconds']:.0f} s, "
-          f"cold start to /health {cold:.0f} s, SIGTERM to exit {took:.1f} s")
+    print(
+        f"\nimage {image['size_bytes'] / 1e9:.2f} GB, built in {image['build_seconds']:.0f} s, "
+        f"cold start to /health {cold:.0f} s, SIGTERM to exit {took:.1f} s"
+    )

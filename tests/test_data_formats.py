@@ -50,8 +50,11 @@ def test_a_newer_format_is_refused_with_what_to_do(tmp_path, caplog):
     store = ModelStore(shutil.copytree(HELD, tmp_path / "data"), "7")
     newer = {**json.loads(store.registry_path.read_text()), "format": model_store.FORMAT + 1}
     store.registry_path.write_text(json.dumps(newer))
-    with pytest.raises(DataFormatError, match=r"format 2, written by a newer release; this one reads formats up to 1: "
-                                              r"run the newer release, or restore DATA_DIR from a backup"):
+    with pytest.raises(
+        DataFormatError,
+        match=r"format 2, written by a newer release; this one reads formats up to 1: "
+        r"run the newer release, or restore DATA_DIR from a backup",
+    ):
         store.current()
     assert json.loads(store.registry_path.read_text()) == newer  # refused, never rewritten
 

@@ -19,8 +19,11 @@ from backend.paths import DEMO_CONFIG, DEMO_GUIDELINES
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ("simulate_finish", "bench_label_issues", "benchmark", "calibrate")
 LABELS = ("Positive", "Negative", "Neutral")
-WORDS = {"Positive": "wonderful, moving and funny", "Negative": "dull, clumsy and far too long",
-         "Neutral": "a story about a family that moves to a new town"}
+WORDS = {
+    "Positive": "wonderful, moving and funny",
+    "Negative": "dull, clumsy and far too long",
+    "Neutral": "a story about a family that moves to a new town",
+}
 
 
 def team_file(tmp_path: Path, n: int = 120, name: str = "team.jsonl", label=None) -> Path:
@@ -43,8 +46,13 @@ def team_setup(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def run(name: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / f"{name}.py"), *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / f"{name}.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
 
 
 def out_args(name: str, tmp_path: Path) -> list[str]:
@@ -78,16 +86,18 @@ def test_missing_file_is_one_line(name, tmp_path):
 def test_unknown_label_is_one_line(name, tmp_path):
     data = team_file(tmp_path, n=20, label="Great")
     config, guidelines = team_setup(tmp_path)
-    done = run(name, "--data", str(data), "--config", str(config), "--guidelines", str(guidelines),
-               *out_args(name, tmp_path))
+    done = run(
+        name, "--data", str(data), "--config", str(config), "--guidelines", str(guidelines), *out_args(name, tmp_path)
+    )
     one_line_error(done, "unknown label(s) 'great'")
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
 def test_unknown_corpus_and_missing_guidelines(name, tmp_path):
     one_line_error(run(name, "--corpus", "imdb", *out_args(name, tmp_path)), "unknown corpus 'imdb'")
-    done = run(name, "--data", str(team_file(tmp_path)), "--guidelines", str(tmp_path / "none.md"),
-               *out_args(name, tmp_path))
+    done = run(
+        name, "--data", str(team_file(tmp_path)), "--guidelines", str(tmp_path / "none.md"), *out_args(name, tmp_path)
+    )
     one_line_error(done, "--guidelines")
 
 
@@ -97,14 +107,22 @@ def test_config_without_data(name, tmp_path):
 
 
 def test_too_small_a_file_says_which_sizes(tmp_path):
-    done = run("simulate_finish", "--data", str(team_file(tmp_path, n=40)), "--pool", "100", "--out",
-               str(tmp_path / "out"))
+    done = run(
+        "simulate_finish", "--data", str(team_file(tmp_path, n=40)), "--pool", "100", "--out", str(tmp_path / "out")
+    )
     one_line_error(done, "fewer than --pool 100")
 
 
 def test_calibrate_data_and_sample_are_exclusive(tmp_path):
-    done = run("calibrate", "--data", str(team_file(tmp_path)), "--sample", str(tmp_path / "s.jsonl"),
-               "--out", str(tmp_path / "c.json"))
+    done = run(
+        "calibrate",
+        "--data",
+        str(team_file(tmp_path)),
+        "--sample",
+        str(tmp_path / "s.jsonl"),
+        "--out",
+        str(tmp_path / "c.json"),
+    )
     one_line_error(done, "not both")
 
 
@@ -136,10 +154,30 @@ def test_simulate_finish_passes_the_source(tmp_path, monkeypatch):
         return finishing_inputs(n_pool=pool)
 
     monkeypatch.setattr(simulation, "load_inputs", fake_load)
-    code = simulate_finish.main(["--data", str(data), "--config", str(config), "--guidelines", str(guidelines),
-                                 "--pool", "80", "--seeds", "1", "--target", "0.9", "--seed-size", "40",
-                                 "--strategies", "random", "--no-baseline", "--out", str(tmp_path / "out"),
-                                 "--quiet"])
+    code = simulate_finish.main(
+        [
+            "--data",
+            str(data),
+            "--config",
+            str(config),
+            "--guidelines",
+            str(guidelines),
+            "--pool",
+            "80",
+            "--seeds",
+            "1",
+            "--target",
+            "0.9",
+            "--seed-size",
+            "40",
+            "--strategies",
+            "random",
+            "--no-baseline",
+            "--out",
+            str(tmp_path / "out"),
+            "--quiet",
+        ]
+    )
     assert code == 0
     assert seen["pool"] == 80 and seen["test"] == finish_simulation.LOADER_TEST_SIZE
     check_source(seen["source"], data, config, guidelines, 80, finish_simulation.LOADER_TEST_SIZE)
@@ -159,9 +197,29 @@ def test_bench_label_issues_passes_the_source(tmp_path, monkeypatch):
         return synthetic_inputs(n_pool=pool, n_test=test_size)
 
     monkeypatch.setattr(simulation, "load_inputs", fake_load)
-    code = bench_label_issues.main(["--data", str(data), "--config", str(config), "--guidelines", str(guidelines),
-                                    "--pool", "80", "--labels", "60", "--test", "30", "--seeds", "1", "--kind",
-                                    "classifier", "--out", str(tmp_path / "out"), "--quiet"])
+    code = bench_label_issues.main(
+        [
+            "--data",
+            str(data),
+            "--config",
+            str(config),
+            "--guidelines",
+            str(guidelines),
+            "--pool",
+            "80",
+            "--labels",
+            "60",
+            "--test",
+            "30",
+            "--seeds",
+            "1",
+            "--kind",
+            "classifier",
+            "--out",
+            str(tmp_path / "out"),
+            "--quiet",
+        ]
+    )
     assert code == 0
     assert seen["pool"] == 80 and seen["test"] == 30
     check_source(seen["source"], data, config, guidelines, 80, 30)
@@ -179,14 +237,29 @@ def test_benchmark_passes_the_source_and_serves_its_guidelines(tmp_path, monkeyp
         pass
 
     def fake_phase(model, test, config_xml, parsed, args, free_text, source=None):
-        seen.update(model=model, test=test, config=config_xml, labels=parsed.labels, free_text=free_text,
-                    source=source)
+        seen.update(model=model, test=test, config=config_xml, labels=parsed.labels, free_text=free_text, source=source)
         raise Stop
 
     monkeypatch.setattr(benchmark, "model_phase", fake_phase)
     with pytest.raises(Stop):
-        benchmark.main(["--models", "embedded", "--data", str(data), "--config", str(config), "--guidelines",
-                        str(guidelines), "--pool", "60", "--test-size", "40", "--out", str(tmp_path / "b.json")])
+        benchmark.main(
+            [
+                "--models",
+                "embedded",
+                "--data",
+                str(data),
+                "--config",
+                str(config),
+                "--guidelines",
+                str(guidelines),
+                "--pool",
+                "60",
+                "--test-size",
+                "40",
+                "--out",
+                str(tmp_path / "b.json"),
+            ]
+        )
     check_source(seen["source"], data, config, guidelines, 60, 40)
     assert seen["test"]["text"].tolist() == seen["source"].test["text"].tolist()
     assert seen["config"] == config.read_text() and seen["labels"] == LABELS
@@ -207,16 +280,30 @@ def test_benchmark_passes_the_source_and_serves_its_guidelines(tmp_path, monkeyp
 def test_benchmark_tables_without_polar_labels_or_large_pool(capsys):
     from backend.cli import benchmark
 
-    report = {"accuracy": 0.5, "macro_f1": 0.5, "kappa": 0.1, "per_label_f1": {"A": 0.5, "B": 0.5},
-              "polar_accuracy": None}
-    model = {"model": "embedded",
-             "http": {"reviews_per_s": 10.0, "peak_rss_mb": 900.0},
-             "efficiency": {"in_process_reviews_per_s": 12.0, "reviews_per_s": 40.0, "served_fraction": 0.25,
-                            "matmul_gflops": 100.0, "gflop_per_token": 1.0, "mean_tokens_per_review": 30.0,
-                            "time_shares": dict.fromkeys(("linear", "lm_head", "attention", "other_kernels",
-                                                          "python", "tokenising"), 0.1)},
-             "accuracy": {"none": report},
-             "learning_curve": {"zero_shot": 0.4, "macro_f1_at": {"100": 0.6}}}
+    report = {
+        "accuracy": 0.5,
+        "macro_f1": 0.5,
+        "kappa": 0.1,
+        "per_label_f1": {"A": 0.5, "B": 0.5},
+        "polar_accuracy": None,
+    }
+    model = {
+        "model": "embedded",
+        "http": {"reviews_per_s": 10.0, "peak_rss_mb": 900.0},
+        "efficiency": {
+            "in_process_reviews_per_s": 12.0,
+            "reviews_per_s": 40.0,
+            "served_fraction": 0.25,
+            "matmul_gflops": 100.0,
+            "gflop_per_token": 1.0,
+            "mean_tokens_per_review": 30.0,
+            "time_shares": dict.fromkeys(
+                ("linear", "lm_head", "attention", "other_kernels", "python", "tokenising"), 0.1
+            ),
+        },
+        "accuracy": {"none": report},
+        "learning_curve": {"zero_shot": 0.4, "macro_f1_at": {"100": 0.6}},
+    }
     benchmark.print_tables({"data": "team", "test_size": 40, "label_counts": {"A": 20, "B": 20}, "models": [model]})
     printed = capsys.readouterr().out
     assert "40 items of team" in printed and "0.600" in printed
@@ -235,8 +322,16 @@ def tiny_loader(monkeypatch, seen: dict):
     def load(pool, test_size, cache_dir, judge_variants, progress=True, source=None):
         seen["source"] = source
         predictor = tiny_predictor(guidelines_path=source.guidelines if source is not None else None)
-        return real(pool, test_size, cache_dir, judge_variants, predictor=predictor, embedder=FakeEmbedder(),
-                    progress=False, source=source)
+        return real(
+            pool,
+            test_size,
+            cache_dir,
+            judge_variants,
+            predictor=predictor,
+            embedder=FakeEmbedder(),
+            progress=False,
+            source=source,
+        )
 
     monkeypatch.setattr(simulation, "load_inputs", load)
 
@@ -249,10 +344,33 @@ def test_simulate_finish_runs_on_a_team_file(tmp_path, monkeypatch):
     config, guidelines = team_setup(tmp_path)
     seen: dict = {}
     tiny_loader(monkeypatch, seen)
-    code = simulate_finish.main(["--data", str(data), "--config", str(config), "--guidelines", str(guidelines),
-                                 "--pool", "60", "--seeds", "1", "--target", "0.9", "--seed-size", "20", "--batch",
-                                 "10", "--strategies", "random", "--cache-dir", str(tmp_path / "cache"), "--out",
-                                 str(tmp_path / "out"), "--quiet"])
+    code = simulate_finish.main(
+        [
+            "--data",
+            str(data),
+            "--config",
+            str(config),
+            "--guidelines",
+            str(guidelines),
+            "--pool",
+            "60",
+            "--seeds",
+            "1",
+            "--target",
+            "0.9",
+            "--seed-size",
+            "20",
+            "--batch",
+            "10",
+            "--strategies",
+            "random",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--out",
+            str(tmp_path / "out"),
+            "--quiet",
+        ]
+    )
     assert code == 0
     check_source(seen["source"], data, config, guidelines, 60, finish_simulation.LOADER_TEST_SIZE)
     results = json.loads((tmp_path / "out" / "results.json").read_text())
@@ -278,8 +396,9 @@ def test_calibrate_fits_on_the_pool_of_a_team_file(tmp_path, monkeypatch, capsys
 
     monkeypatch.setattr(calibrate, "load_predictor", fake_load)
     monkeypatch.setenv("CALIBRATION_DIR", str(tmp_path / "calibration"))
-    code = calibrate.main(["--data", str(data), "--config", str(config), "--guidelines", str(guidelines),
-                           "--size", "45", "--test", "30"])
+    code = calibrate.main(
+        ["--data", str(data), "--config", str(config), "--guidelines", str(guidelines), "--size", "45", "--test", "30"]
+    )
     assert code == 0
     assert loaded[0].guidelines == guidelines and loaded[0].calibration == "none"
     # Named after the team's guidelines, where the backend looks for a file matching its prompt.
@@ -290,6 +409,23 @@ def test_calibrate_fits_on_the_pool_of_a_team_file(tmp_path, monkeypatch, capsys
     assert "fitted on 45 examples of team (30 held out)" in printed and str(written) in printed
 
     # The fit reads the pool only: the same --test holds out the same items, so a larger --size adds to the pool.
-    assert calibrate.main(["--data", str(data), "--config", str(config), "--guidelines", str(guidelines),
-                           "--size", "90", "--test", "30", "--out", str(tmp_path / "c.json")]) == 0
+    assert (
+        calibrate.main(
+            [
+                "--data",
+                str(data),
+                "--config",
+                str(config),
+                "--guidelines",
+                str(guidelines),
+                "--size",
+                "90",
+                "--test",
+                "30",
+                "--out",
+                str(tmp_path / "c.json"),
+            ]
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "c.json").read_text())["fitted_on"] == 90

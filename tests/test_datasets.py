@@ -31,7 +31,9 @@ def write_csv(path: Path, rows: list[tuple[str, str]], sep: str = ",") -> Path:
 
 def test_csv_tsv_and_jsonl_read_alike_with_config_spelling(tmp_path):
     jsonl = tmp_path / "team.jsonl"
-    jsonl.write_text("".join(json.dumps({"text": t, "label": label, "id": i}) + "\n" for i, (t, label) in enumerate(TEAM_ROWS)))
+    jsonl.write_text(
+        "".join(json.dumps({"text": t, "label": label, "id": i}) + "\n" for i, (t, label) in enumerate(TEAM_ROWS))
+    )
     frames = [
         datasets.load_labeled(write_csv(tmp_path / "team.csv", TEAM_ROWS), LABELS),
         datasets.load_labeled(write_csv(tmp_path / "team.tsv", TEAM_ROWS, sep="\t"), LABELS),
@@ -46,13 +48,20 @@ def test_csv_tsv_and_jsonl_read_alike_with_config_spelling(tmp_path):
 
 def test_label_studio_export_gives_each_tasks_majority_label(tmp_path):
     def annotation(annotator, label):
-        return {"completed_by": annotator, "was_cancelled": False,
-                "result": [{"from_name": "sentiment", "to_name": "review", "type": "choices",
-                            "value": {"choices": [label]}}]}
+        return {
+            "completed_by": annotator,
+            "was_cancelled": False,
+            "result": [
+                {"from_name": "sentiment", "to_name": "review", "type": "choices", "value": {"choices": [label]}}
+            ],
+        }
 
     tasks = [
-        {"id": 1, "data": {"text": " Superb "}, "annotations": [annotation(1, "Positive"), annotation(2, "positive"),
-                                                                annotation(3, "Negative")]},
+        {
+            "id": 1,
+            "data": {"text": " Superb "},
+            "annotations": [annotation(1, "Positive"), annotation(2, "positive"), annotation(3, "Negative")],
+        },
         {"id": 2, "data": {"text": "Awful"}, "annotations": [annotation(1, "Negative")]},
         {"id": 3, "data": {"text": "A tie"}, "annotations": [annotation(1, "Negative"), annotation(2, "Positive")]},
         {"id": 4, "data": {"text": "Not labeled"}, "annotations": []},
@@ -79,16 +88,19 @@ def test_unknown_labels_are_named_with_the_allowed_ones(tmp_path):
     assert "allowed: Positive, Negative, Neutral" in message
 
 
-@pytest.mark.parametrize(("name", "content", "expected"), [
-    ("empty.csv", "", "empty"),
-    ("blank.jsonl", "\n\n", "empty"),
-    ("nolabel.csv", "text,category\nhi,Positive\n", "no 'label' column"),
-    ("notext.jsonl", '{"review": "hi", "label": "Positive"}\n', "no 'text' column"),
-    ("broken.jsonl", '{"text": "hi", "label": \n', "not a readable JSONL"),
-    ("team.txt", "text,label\nhi,Positive\n", "unknown file type"),
-    ("one_label.csv", "text,label\na,Positive\nb,positive\n", "at least 2 labels"),
-    ("header_only.csv", "text,label\n", "at least 2 labels"),
-])
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("empty.csv", "", "empty"),
+        ("blank.jsonl", "\n\n", "empty"),
+        ("nolabel.csv", "text,category\nhi,Positive\n", "no 'label' column"),
+        ("notext.jsonl", '{"review": "hi", "label": "Positive"}\n', "no 'text' column"),
+        ("broken.jsonl", '{"text": "hi", "label": \n', "not a readable JSONL"),
+        ("team.txt", "text,label\nhi,Positive\n", "unknown file type"),
+        ("one_label.csv", "text,label\na,Positive\nb,positive\n", "at least 2 labels"),
+        ("header_only.csv", "text,label\n", "at least 2 labels"),
+    ],
+)
 def test_unreadable_files_are_one_line_errors(tmp_path, name, content, expected):
     path = tmp_path / name
     path.write_text(content)
@@ -104,10 +116,15 @@ def test_a_missing_file_is_an_error(tmp_path):
 
 def test_empty_texts_duplicates_and_conflicts_are_dropped_and_counted(tmp_path):
     rows = [
-        ("good", "Positive"), (" good ", "positive"), ("good", "Positive"),  # one text, three copies that agree
-        ("bad", "Negative"), ("bad", "Positive"),  # copies that disagree: both go
-        ("   ", "Neutral"), ("", "Negative"),
-        ("plain", "Neutral"), ("awful", "Negative"),
+        ("good", "Positive"),
+        (" good ", "positive"),
+        ("good", "Positive"),  # one text, three copies that agree
+        ("bad", "Negative"),
+        ("bad", "Positive"),  # copies that disagree: both go
+        ("   ", "Neutral"),
+        ("", "Negative"),
+        ("plain", "Neutral"),
+        ("awful", "Negative"),
     ]
     df = datasets.load_labeled(write_csv(tmp_path / "team.csv", rows), LABELS)
     assert sorted(df["text"]) == ["awful", "good", "plain"]
@@ -210,8 +227,12 @@ def test_news_topics_config_and_guidelines_make_a_prompt():
 
 
 def test_lexicon_gets_obvious_sentences_right():
-    texts = ["I love this wonderful, brilliant film.", "A terrible, boring and awful mess.",
-             "The film runs 118 minutes.", "Not good at all."]
+    texts = [
+        "I love this wonderful, brilliant film.",
+        "A terrible, boring and awful mess.",
+        "The film runs 118 minutes.",
+        "Not good at all.",
+    ]
     assert lexicon.lexicon_labels(texts) == ["Positive", "Negative", "Neutral", "Negative"]
     assert lexicon.lexicon_macro_f1(texts, ["Positive", "Negative", "Neutral", "Negative"]) == 1.0
     assert lexicon.lexicon_macro_f1(texts, ["Negative", "Positive", "Positive", "Positive"]) == 0.0

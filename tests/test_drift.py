@@ -62,19 +62,40 @@ def drifting_export(tmp_path: Path, g: gold.GoldSet, annotators=(1, 2)) -> Path:
         if 1 in annotators:
             annotations.append(annotation(1, wrong(item.label) if i in good_errors else item.label, minute=2 * i))
         if 2 in annotators:
-            annotations.append(annotation({"id": 2, "email": "b@example.org"},
-                                          wrong(item.label) if i in drift_errors else item.label, minute=2 * i + 1))
-        tasks.append({"id": 100 + i, "data": {"text": item.text}, "annotations": annotations,
-                      "predictions": [{"result": [], "score": 0.5}] if i == 0 else []})
+            annotations.append(
+                annotation(
+                    {"id": 2, "email": "b@example.org"},
+                    wrong(item.label) if i in drift_errors else item.label,
+                    minute=2 * i + 1,
+                )
+            )
+        tasks.append(
+            {
+                "id": 100 + i,
+                "data": {"text": item.text},
+                "annotations": annotations,
+                "predictions": [{"result": [], "score": 0.5}] if i == 0 else [],
+            }
+        )
     if 1 in annotators:
         # Noise that would change annotator 1's numbers if it were counted.
         tasks[3]["annotations"].append(annotation(1, wrong(g.items[3].label), minute=200, cancelled=True))
         tasks[5]["annotations"].insert(0, annotation(1, wrong(g.items[5].label), minute=1, updated=3))
         tasks[5]["annotations"][1]["updated_at"] = (START + timedelta(minutes=90)).isoformat()
-        tasks.append({"id": 900, "data": {"text": g.items[0].text, "synthetic": True},
-                      "annotations": [annotation(1, wrong(g.items[0].label), minute=300)]})
-    tasks.append({"id": 901, "data": {"text": "An ordinary review, not gold."},
-                  "annotations": [annotation(a, "Negative", minute=5) for a in (*annotators, 3)]})
+        tasks.append(
+            {
+                "id": 900,
+                "data": {"text": g.items[0].text, "synthetic": True},
+                "annotations": [annotation(1, wrong(g.items[0].label), minute=300)],
+            }
+        )
+    tasks.append(
+        {
+            "id": 901,
+            "data": {"text": "An ordinary review, not gold."},
+            "annotations": [annotation(a, "Negative", minute=5) for a in (*annotators, 3)],
+        }
+    )
     tasks.reverse()  # export order is not time order
     path = tmp_path / "export.json"
     path.write_text(json.dumps(tasks))
@@ -149,8 +170,7 @@ def test_error_confusion_counts(tmp_path):
     # Gold label of item i is LABELS[i % 3]; wrong() shifts it by one. Annotator 1 erred on item 12 (Positive).
     assert rows["1"]["errors"] == {"Positive": {"Negative": 1}}
     # Annotator 2 erred on items 12, 17, 20, 22, 23, 25, 27, 29: i % 3 = 0, 2, 2, 1, 2, 1, 0, 2.
-    assert rows["2"]["errors"] == {"Positive": {"Negative": 2}, "Negative": {"Neutral": 2},
-                                   "Neutral": {"Positive": 4}}
+    assert rows["2"]["errors"] == {"Positive": {"Negative": 2}, "Negative": {"Neutral": 2}, "Neutral": {"Positive": 4}}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -161,8 +181,13 @@ def test_accuracy_and_kappa_match_hand_computed_values():
     # Gold P P P P N N N N U U; answers P P P N N N N P U U.
     # p_o = 8/10; marginals gold (4, 4, 2), answers (4, 4, 2): p_e = (16 + 16 + 4) / 100 = 0.36;
     # κ = (0.8 - 0.36) / (1 - 0.36) = 0.6875.
-    pairs = [("Positive", "Positive")] * 3 + [("Positive", "Negative")] + [("Negative", "Negative")] * 3 + \
-            [("Negative", "Positive")] + [("Neutral", "Neutral")] * 2
+    pairs = (
+        [("Positive", "Positive")] * 3
+        + [("Positive", "Negative")]
+        + [("Negative", "Negative")] * 3
+        + [("Negative", "Positive")]
+        + [("Neutral", "Neutral")] * 2
+    )
     summary = drift.assess(answers(pairs), window=5, threshold=0.7)
     assert summary["accuracy"] == pytest.approx(0.8)
     assert summary["kappa"] == pytest.approx(0.6875)
@@ -306,10 +331,14 @@ def test_cli_missing_file_is_one_error_line(tmp_path):
 
 def issues_file(tmp_path: Path) -> Path:
     """What scripts/label_issues.py --format json writes, reduced to what drift reads."""
-    report = {"issues": [{"task": 1}, {"task": 2}, {"task": 3}],
-              "annotators": [{"annotator": "2", "labels": 40, "flagged": 3, "rate": 0.075},
-                             {"annotator": "1", "labels": 40, "flagged": 0, "rate": 0.0},
-                             {"annotator": "9", "labels": 5, "flagged": 0, "rate": 0.0}]}
+    report = {
+        "issues": [{"task": 1}, {"task": 2}, {"task": 3}],
+        "annotators": [
+            {"annotator": "2", "labels": 40, "flagged": 3, "rate": 0.075},
+            {"annotator": "1", "labels": 40, "flagged": 0, "rate": 0.0},
+            {"annotator": "9", "labels": 5, "flagged": 0, "rate": 0.0},
+        ],
+    }
     path = tmp_path / "issues.json"
     path.write_text(json.dumps(report))
     return path
@@ -319,8 +348,18 @@ def test_label_issues_join_the_table_json_and_plot(tmp_path):
     g = gold_file(tmp_path)
     export = drifting_export(tmp_path, g)
     plot = tmp_path / "joined.png"
-    result = run_cli("drift", str(export), "--gold", g.source, "--format", "json", "--plot", str(plot),
-                     "--label-issues", str(issues_file(tmp_path)))
+    result = run_cli(
+        "drift",
+        str(export),
+        "--gold",
+        g.source,
+        "--format",
+        "json",
+        "--plot",
+        str(plot),
+        "--label-issues",
+        str(issues_file(tmp_path)),
+    )
     assert result.returncode == 1, result.stderr
     report = json.loads(result.stdout)
     rows = {row["annotator"]: row for row in report["annotators"]}
@@ -347,8 +386,10 @@ def test_label_issues_file_errors_are_one_line(tmp_path):
 
 def test_a_multi_label_question_is_judged_on_the_whole_set(tmp_path):
     # Gold for the facets config's aspects: lists of labels, the empty list a valid answer.
-    items = [{"text": f"gold review {i}", "label": labels} for i, labels in
-             enumerate([["Acting"], [], ["Story", "Music"], ["Visuals"]] * 3)]
+    items = [
+        {"text": f"gold review {i}", "label": labels}
+        for i, labels in enumerate([["Acting"], [], ["Story", "Music"], ["Visuals"]] * 3)
+    ]
     path = tmp_path / "gold.jsonl"
     path.write_text("\n".join(json.dumps(item) for item in items))
     g = gold.load_gold(path, ["Acting", "Story", "Visuals", "Music"], multiple=True)
@@ -356,15 +397,24 @@ def test_a_multi_label_question_is_judged_on_the_whole_set(tmp_path):
 
     def answer(who, text, labels, minute):
         result = [{"from_name": "aspects", "to_name": "review", "type": "choices", "value": {"choices": labels}}]
-        return {"completed_by": who, "was_cancelled": False, "result": result if labels else [],
-                "created_at": f"2026-11-30T10:{minute:02d}:00Z"}
+        return {
+            "completed_by": who,
+            "was_cancelled": False,
+            "result": result if labels else [],
+            "created_at": f"2026-11-30T10:{minute:02d}:00Z",
+        }
 
     tasks = []
     for i, item in enumerate(items):
         right = list(reversed(item["label"]))  # the order chosen does not matter
         off = item["label"][:1] if len(item["label"]) > 1 else ["Acting", "Story"]  # one label short or too many
-        tasks.append({"id": i + 1, "data": {"text": item["text"]},
-                      "annotations": [answer(1, item["text"], right, i), answer(2, item["text"], off, i)]})
+        tasks.append(
+            {
+                "id": i + 1,
+                "data": {"text": item["text"]},
+                "annotations": [answer(1, item["text"], right, i), answer(2, item["text"], off, i)],
+            }
+        )
     export = tmp_path / "export.json"
     export.write_text(json.dumps(tasks))
     report = drift.drift_report(export, g, window=4, threshold=0.9, from_name="aspects", multiple=True)
@@ -373,8 +423,20 @@ def test_a_multi_label_question_is_judged_on_the_whole_set(tmp_path):
     assert rows["2"]["accuracy"] == 0.0 and rows["2"]["flagged"]
     assert rows["2"]["errors"]["(none)"] == {"Acting + Story": 3}
     # The CLI takes the multi-label tag from the config.
-    cli = run_cli("drift", str(export), "--gold", str(path), "--config", str(ROOT / "label_config" / "review_facets.xml"),
-                  "--from-name", "aspects", "--window", "4", "--format", "json")
+    cli = run_cli(
+        "drift",
+        str(export),
+        "--gold",
+        str(path),
+        "--config",
+        str(ROOT / "label_config" / "review_facets.xml"),
+        "--from-name",
+        "aspects",
+        "--window",
+        "4",
+        "--format",
+        "json",
+    )
     assert cli.returncode == 1 and json.loads(cli.stdout)["flagged"] == ["2"], cli.stderr
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"text": "x", "label": ["Plot"]}))

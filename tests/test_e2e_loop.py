@@ -22,6 +22,8 @@ N_TASKS, N_LABELED = 60, 42
 def label_studio(request):
     """Every test here runs on Label Studio with SQLite and with PostgreSQL."""
     return on_both_databases(request)
+
+
 AUTH = ("labelstudio", "s3cret-e2e-pass")
 
 
@@ -78,7 +80,9 @@ def test_annotations_retrain_switch_the_version_and_reorder_next(label_studio, t
     assert record["labels"] <= N_LABELED and record["cv_macro_f1"] > record["incumbent_macro_f1"]
     # The served kind: trained on the 0.5B's own hidden state (layer 15 of 24), not on sentence embeddings.
     assert record["features"] == "llm-layer-15", record
-    wait_for("the project's model_version to switch", lambda: admin.projects.get(id=project).model_version == new_version)
+    wait_for(
+        "the project's model_version to switch", lambda: admin.projects.get(id=project).model_version == new_version
+    )
 
     # Every task carries a prediction from the new version; /next serves the unlabeled one it ranks first.
     scores = {}

@@ -123,9 +123,15 @@ def test_connect_measures_a_pool_calibration_then_labels_choose_the_recipe(label
     assert registry["published"][-1] == version, registry["published"]
 
     task = next(iter(admin.tasks.list(project=project, fields="all")))
-    answer = requests.post(f"{backend_url}/predict", timeout=120, json={
-        "tasks": [{"id": task.id, "data": task.data}], "project": f"{project}.1", "label_config": CONFIG.read_text(),
-    })
+    answer = requests.post(
+        f"{backend_url}/predict",
+        timeout=120,
+        json={
+            "tasks": [{"id": task.id, "data": task.data}],
+            "project": f"{project}.1",
+            "label_config": CONFIG.read_text(),
+        },
+    )
     assert answer.status_code == 200, answer.text
     # Answered under the name the pool's set was published as, the project's model_version.
     assert answer.json()["model_version"] == version, answer.json()

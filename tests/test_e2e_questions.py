@@ -19,7 +19,9 @@ from backend.labelstudio import sync, task_files
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MISSING_REASON)]
 
-SAMPLE = [json.loads(line) for line in (ROOT / "guidelines" / "samples" / "review_facets.jsonl").read_text().splitlines()]
+SAMPLE = [
+    json.loads(line) for line in (ROOT / "guidelines" / "samples" / "review_facets.jsonl").read_text().splitlines()
+]
 N_TASKS, N_LABELED = 24, 16
 TEMPLATES = sorted((ROOT / ".venv-ls").glob("lib/python*/site-packages/label_studio/annotation_templates"))
 
@@ -53,14 +55,21 @@ TWO_QUESTIONS = """<View>
 # name -> (config, task data field, questions filled, the annotation of a sample item)
 CASES = {
     "content moderation": (
-        template("natural-language-processing/content-moderation"), "text", ["content_moderation"], moderation,
+        template("natural-language-processing/content-moderation"),
+        "text",
+        ["content_moderation"],
+        moderation,
     ),
     "two-level sentiment": (
-        template("community-contributions/two-level-sentiment-analysis-of-x-twitter-posts"), "tweet", ["sentiment"],
+        template("community-contributions/two-level-sentiment-analysis-of-x-twitter-posts"),
+        "tweet",
+        ["sentiment"],
         lambda item: [choice("sentiment", "tweet", item["sentiment"])],
     ),
     "two questions and a text area": (
-        TWO_QUESTIONS, "text", ["sentiment", "spoiler"],
+        TWO_QUESTIONS,
+        "text",
+        ["sentiment", "spoiler"],
         lambda item: [choice("sentiment", "review", item["sentiment"]), choice("spoiler", "review", item["spoiler"])],
     ),
 }
@@ -85,11 +94,14 @@ def test_a_multi_question_config_is_pre_annotated_and_trains(label_studio, backe
     config, field, filled, annotate = CASES[case]
     admin = LabelStudio(base_url=label_studio.url, api_key=label_studio.admin.token)
     (tmp_path / "config.xml").write_text(config)
-    project = sync.ensure_project(admin, f"E2E {case}", tmp_path / "config.xml",
-                                  ROOT / "guidelines" / "review_facets.md").id
+    project = sync.ensure_project(
+        admin, f"E2E {case}", tmp_path / "config.xml", ROOT / "guidelines" / "review_facets.md"
+    ).id
     items = SAMPLE[:N_TASKS]
-    tasks = [{"data": {field: item["text"], task_files.HASH_KEY: task_files.task_hash({field: item["text"]})}}
-             for item in items]
+    tasks = [
+        {"data": {field: item["text"], task_files.HASH_KEY: task_files.task_hash({field: item["text"]})}}
+        for item in items
+    ]
     sync.import_tasks(admin, project, tasks, progress=False)
     connected = sync.connect_backend(admin, project, backend_url, progress=False)
     assert connected.predicted == N_TASKS

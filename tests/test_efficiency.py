@@ -9,14 +9,17 @@ from helpers import tiny_predictor
 
 from backend.bench import efficiency
 
-QWEN_05B = SimpleNamespace(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
-                           num_key_value_heads=2)
+QWEN_05B = SimpleNamespace(
+    hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2
+)
 
 
 def test_flops_per_token_counts_the_decoders_weights():
     # Qwen2.5-0.5B: 24 x (896*896*2 + 896*128*2 + 3*896*4864) weights in the decoder's linear layers, 2 FLOP each:
     # about 0.72 GFLOP per token (the embedding lookup is free, the LM head runs only at answer positions).
-    assert efficiency.flops_per_token(QWEN_05B) == pytest.approx(2 * 24 * (896 * 896 * 2 + 896 * 128 * 2 + 3 * 896 * 4864))
+    assert efficiency.flops_per_token(QWEN_05B) == pytest.approx(
+        2 * 24 * (896 * 896 * 2 + 896 * 128 * 2 + 3 * 896 * 4864)
+    )
     assert 0.70e9 < efficiency.flops_per_token(QWEN_05B) < 0.74e9
 
 
@@ -69,8 +72,9 @@ def test_time_shares_split_the_measured_scoring_time():
 
     predictor = tiny_predictor(calibration="none")
     setup = predictor.setup(schemas.parse(CONFIG))
-    shares = efficiency.time_shares(predictor.scorer, setup.prompt, ["a fine film"] * 6 + ["dull " * 40] * 3,
-                                    setup.calibration.features)
+    shares = efficiency.time_shares(
+        predictor.scorer, setup.prompt, ["a fine film"] * 6 + ["dull " * 40] * 3, setup.calibration.features
+    )
     parts = ("linear", "lm_head", "attention", "other_kernels", "python", "tokenising")
     assert sum(shares[p] for p in parts) == pytest.approx(1.0)
     assert all(shares[p] >= 0 for p in parts) and shares["seconds"] > 0

@@ -37,7 +37,9 @@ WRITER = textwrap.dedent(
 
 def test_kill_9_while_saving_never_leaves_a_broken_store(tmp_path):
     for round_ in range(6):
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+        )
         proc.stdout.readline()  # at least one version written this round
         time.sleep(0.05 + 0.07 * round_)
         os.kill(proc.pid, signal.SIGKILL)
@@ -55,7 +57,9 @@ def test_kill_9_while_saving_never_leaves_a_broken_store(tmp_path):
 
 
 def test_label_studio_unreachable_fails_the_run_visibly_and_predictions_go_on(tmp_path, caplog):
-    settings = Settings(data_dir=tmp_path, label_studio_url="http://127.0.0.1:9", label_studio_api_key="k", ls_retries=2)
+    settings = Settings(
+        data_dir=tmp_path, label_studio_url="http://127.0.0.1:9", label_studio_api_key="k", ls_retries=2
+    )
     service = Service(settings, loader=lambda s: tiny_predictor())
     service.start()
     service.predictor(wait=60)

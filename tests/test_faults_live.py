@@ -153,8 +153,9 @@ def test_kill_9_inside_a_rescore_and_inside_training_loses_nothing(label_studio,
             "the next run to finish and the loop to settle",
             lambda: (v := backend.versions(project)) and len(v["training"]) > records and not v["busy"] and v,
         )
-        in_label_studio = [t.id for t in admin.tasks.list(project=project, include="id,total_annotations")
-                           if t.total_annotations]
+        in_label_studio = [
+            t.id for t in admin.tasks.list(project=project, include="id,total_annotations") if t.total_annotations
+        ]
         assert sorted(in_label_studio) == sorted(annotated)
         run = versions["training"][records]
         assert run["stats"]["read"] == "all" and run["labels"] == len(annotated), run
@@ -213,8 +214,12 @@ def test_kill_9_inside_a_rescore_and_inside_training_loses_nothing(label_studio,
         for _ in range(ATTEMPTS):
             records = len(store.versions())
             start_training()
-            wait_for("a training run", lambda records=records: backend.versions(project)["busy"] and len(store.versions()) == records,
-                     timeout=60, every=0.05)
+            wait_for(
+                "a training run",
+                lambda records=records: backend.versions(project)["busy"] and len(store.versions()) == records,
+                timeout=60,
+                every=0.05,
+            )
             promoted_before = promoted(store)
             backend.kill()
             annotate(3)  # saved while the backend is down: their webhooks reach nobody

@@ -114,15 +114,24 @@ class FakeClient:
 def test_training_reads_no_model_label_as_a_human_one():
     tasks = [
         {"id": 1, "data": {"text": "only the model"}, "annotations": [annotation("Positive", marked=True, number=1)]},
-        {"id": 2, "data": {"text": "model and person"},
-         "annotations": [annotation("Positive", marked=True, number=2), annotation("Negative", number=3, user=2)]},
-        {"id": 3, "data": {"text": "corrected by a person"},
-         "annotations": [annotation("Neutral", marked=True, edited_after=60, number=4)]},
+        {
+            "id": 2,
+            "data": {"text": "model and person"},
+            "annotations": [annotation("Positive", marked=True, number=2), annotation("Negative", number=3, user=2)],
+        },
+        {
+            "id": 3,
+            "data": {"text": "corrected by a person"},
+            "annotations": [annotation("Neutral", marked=True, edited_after=60, number=4)],
+        },
         {"id": 4, "data": {"text": "a person"}, "annotations": [annotation("Positive", number=5, user=2)]},
     ]
     labeled, stats = ls_tasks.fetch_labeled(FakeClient(tasks), 1, SCHEMA, gold_set=gold.default_gold())
-    assert {(t.task_id, t.label, t.annotations) for t in labeled} == {(2, "Negative", 1), (3, "Neutral", 1),
-                                                                     (4, "Positive", 1)}
+    assert {(t.task_id, t.label, t.annotations) for t in labeled} == {
+        (2, "Negative", 1),
+        (3, "Neutral", 1),
+        (4, "Positive", 1),
+    }
     assert stats.model == 1 and stats.tasks == len(labeled) + stats.model
 
 
@@ -211,8 +220,9 @@ class FakeLabelStudio:
         """A person labels these tasks with their true label."""
         for task in self.listed:
             if task.id in task_ids:
-                task.annotations = [annotation(SCHEMA.labels[truth[task.data["text"]]], number=10_000 + task.id,
-                                               user=2)]
+                task.annotations = [
+                    annotation(SCHEMA.labels[truth[task.data["text"]]], number=10_000 + task.id, user=2)
+                ]
 
 
 def fake_project(n_human: int, n_open: int = 300, seed: int = 0):
@@ -242,8 +252,13 @@ def test_the_first_run_plans_an_audit_of_the_region_and_labels_nothing():
     target = 0.8
     dataset = finish.build(client, 1, loop, target=target)
     a, rows = dataset["audit"], {r["id"]: r for r in dataset["tasks"]}
-    assert dataset["model"] == {"kind": "blend", "trained_on": 200, "fallback": None, "llm_version": "flat-llm",
-                                "features": "signal"}
+    assert dataset["model"] == {
+        "kind": "blend",
+        "trained_on": 200,
+        "fallback": None,
+        "llm_version": "flat-llm",
+        "features": "signal",
+    }
     assert loop.text.saved == 1
     assert a["status"] == "drawn" and a["tab"] is None and a["size"] == len(a["pending"]) > 0, a
     assert dataset["counts"]["model"] == 0 and dataset["estimate"]["threshold"] is None
@@ -272,7 +287,7 @@ def test_once_the_audit_is_labeled_the_model_labels_the_region_above_the_tested_
     waiting = finish.build(client, 1, loop, target=target)
     a = waiting["audit"]
     assert a["status"] == "waiting" and a["tab"] == tab and a["labeled"] == len(half)
-    assert a["pending"] == plan["tasks"][len(half):] and waiting["counts"]["model"] == 0
+    assert a["pending"] == plan["tasks"][len(half) :] and waiting["counts"]["model"] == 0
 
     late = next(i for i in plan["region"] if i not in plan["tasks"])  # labeled after the plan: not fitted on
     client.label(set(plan["tasks"]) | {late}, truth)
@@ -290,7 +305,8 @@ def test_once_the_audit_is_labeled_the_model_labels_the_region_above_the_tested_
     chosen = routing.audit_threshold(probs[:n].max(1), probs[:n].argmax(1) == y_audit, plan["expected"], target)
     assert est["threshold"] is not None and est["rule"] == "audit", est
     assert {k: est[k] for k in ("threshold", "support", "accuracy", "lower_bound")} == {
-        k: getattr(chosen, k) for k in ("threshold", "support", "accuracy", "lower_bound")}
+        k: getattr(chosen, k) for k in ("threshold", "support", "accuracy", "lower_bound")
+    }
     model = {r["id"] for r in dataset["tasks"] if r["source"] == "model"}
     assert model == {i for i, p in zip(region, probs[n:].max(1)) if p >= chosen.threshold} and model
     outside = set(range(201, 501)) - set(plan["region"])
@@ -335,8 +351,9 @@ TARGET = 0.3  # the tiny random model reaches little more: enough to route some 
 
 def script(*args, url, api_key, env=None, timeout=300):
     full = {**os.environ, "LABEL_STUDIO_URL": url, "LABEL_STUDIO_API_KEY": api_key, **(env or {})}
-    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=ROOT, env=full, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], cwd=ROOT, env=full, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def annotations_of(admin, project):
@@ -358,8 +375,11 @@ def test_finish_plan_audit_test_apply_twice_and_undo(label_studio, tmp_path, mon
     project = admin.projects.create(title="Finish the dataset", label_config=CONFIG).id
     df = corpus.stratified_split(corpus.load(), [N_TASKS], seed=11)[0]
     gold_text = gold.default_gold().items[0].text
-    admin.projects.import_tasks(id=project, request=[{"text": t} for t in df["text"]]
-                                + [{"text": gold_text}, {"text": "A made-up review.", "synthetic": True}])
+    admin.projects.import_tasks(
+        id=project,
+        request=[{"text": t} for t in df["text"]]
+        + [{"text": gold_text}, {"text": "A made-up review.", "synthetic": True}],
+    )
     truth = dict(zip(df["text"], df["label"]))
     tasks = {t.id: t.data["text"] for t in admin.tasks.list(project=project, include="id,data")}
     corpus_ids = sorted(i for i, text in tasks.items() if text in truth)
@@ -383,9 +403,11 @@ def test_finish_plan_audit_test_apply_twice_and_undo(label_studio, tmp_path, mon
 
     def fitted(train, others):
         """The model build fits on `train` task ids: out-of-fold probabilities on them, probabilities on `others`."""
+
         def features(ids):
             texts = [tasks[i] for i in ids]
             return loop.text.vectors(SCHEMA, texts, loop.text.kind()), loop.text.llm_probs(SCHEMA, texts)[0]
+
         (v, llm), y = features(train), np.array([SCHEMA.labels.index(truth[tasks[i]]) for i in train])
         model = classifier.fit(kind, v, llm, y, 3)
         return classifier.out_of_fold(kind, v, llm, y, 3), y, model.predict_proba(*features(others))
@@ -402,9 +424,16 @@ def test_finish_plan_audit_test_apply_twice_and_undo(label_studio, tmp_path, mon
     assert a["status"] == "drawn" and a["tab"] is None and a["size"] > 0, a
     drawn = a["plan"]["tasks"]
     assert a["pending"] == drawn and all(rows[i]["source"] == "audit" for i in drawn)
-    assert dataset["counts"] == {"tasks": N_TASKS + 2, "human": N_HUMAN, "model": 0, "audit": len(drawn),
-                                 "needs_person": len(open_ids) - len(drawn), "gold": 1, "synthetic": 1,
-                                 "unreadable": 0}
+    assert dataset["counts"] == {
+        "tasks": N_TASKS + 2,
+        "human": N_HUMAN,
+        "model": 0,
+        "audit": len(drawn),
+        "needs_person": len(open_ids) - len(drawn),
+        "gold": 1,
+        "synthetic": 1,
+        "unreadable": 0,
+    }
     oof, y, probs = fitted(human_ids, open_ids)  # the plan, recomputed
     plan = routing.plan_audit(oof.max(1), oof.argmax(1) == y, probs.max(1), TARGET, 0.95)
     assert (a["floor"], a["size"]) == (plan.region, plan.size)
@@ -413,12 +442,16 @@ def test_finish_plan_audit_test_apply_twice_and_undo(label_studio, tmp_path, mon
 
     # ---- --apply, as a user runs it: the plan is kept as a tab holding the audit's tasks; no label yet.
     out = tmp_path / "finished.json"
-    for name, value in (("LABEL_STUDIO_URL", label_studio.url), ("LABEL_STUDIO_API_KEY", label_studio.admin.token),
-                        ("DATA_DIR", str(tmp_path / "data"))):
+    for name, value in (
+        ("LABEL_STUDIO_URL", label_studio.url),
+        ("LABEL_STUDIO_API_KEY", label_studio.admin.token),
+        ("DATA_DIR", str(tmp_path / "data")),
+    ):
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(finish_cli, "load_model", lambda settings: tiny_predictor())  # the command, on the tiny model
-    assert finish_cli.main(["--project", str(project), "--out", str(out), "--target", str(TARGET), "--apply",
-                            "-q"]) == 0
+    assert (
+        finish_cli.main(["--project", str(project), "--out", str(out), "--target", str(TARGET), "--apply", "-q"]) == 0
+    )
     said = capsys.readouterr().out
     assert f"drew an audit of {len(drawn)} tasks" in said and "'Finish audit'" in said, said
     (tab,) = tab_of(admin, project)
@@ -433,9 +466,9 @@ def test_finish_plan_audit_test_apply_twice_and_undo(label_studio, tmp_path, mon
     half = drawn[: len(drawn) // 2]
     label(half, agreed)
     waiting = finish.build(admin, project, loop, target=TARGET)
-    assert waiting["audit"]["status"] == "waiting" and waiting["audit"]["pending"] == drawn[len(half):]
+    assert waiting["audit"]["status"] == "waiting" and waiting["audit"]["pending"] == drawn[len(half) :]
     assert waiting["counts"]["model"] == 0 and waiting["audit"]["tab"] == tab.id
-    label(drawn[len(half):], agreed)
+    label(drawn[len(half) :], agreed)
 
     # ---- tested: the plan's model answers the audit; the region above the threshold that passed is the model's.
     dataset = finish.build(admin, project, loop, target=TARGET)
@@ -501,11 +534,20 @@ def test_finish_plan_audit_test_apply_twice_and_undo(label_studio, tmp_path, mon
     assert not tidy["created"] and {corrected["task"], beside["task"]} <= set(tidy["skipped"])
 
     # ---- --undo, as a user runs it: exactly the model's annotations go, and the audit's tab; the people's stay.
-    ours_now = {x["id"] for anns in annotations_of(admin, project).values() for x in anns
-                if model_labels.is_model_annotation(x)}
+    ours_now = {
+        x["id"] for anns in annotations_of(admin, project).values() for x in anns if model_labels.is_model_annotation(x)
+    }
     undo_file = tmp_path / "undo.json"
-    done = script("--project", str(project), "--undo", "--out", str(undo_file), "-q",
-                  url=label_studio.url, api_key=label_studio.admin.token)
+    done = script(
+        "--project",
+        str(project),
+        "--undo",
+        "--out",
+        str(undo_file),
+        "-q",
+        url=label_studio.url,
+        api_key=label_studio.admin.token,
+    )
     assert done.returncode == 0, done.stderr
     assert f"removed {len(ours_now)} model annotations" in done.stdout and "kept 1 a person has saved" in done.stdout
     assert "removed the audit tab" in done.stdout and not tab_of(admin, project)
@@ -515,7 +557,9 @@ def test_finish_plan_audit_test_apply_twice_and_undo(label_studio, tmp_path, mon
     after = annotations_of(admin, project)
     remaining = {x["id"] for anns in after.values() for x in anns}
     audit_labels = {x["id"] for i in drawn for x in after[i]}
-    assert remaining == people_before | audit_labels | {corrected["annotation"]} | {x["id"] for x in after[beside["task"]]}
+    assert remaining == people_before | audit_labels | {corrected["annotation"]} | {
+        x["id"] for x in after[beside["task"]]
+    }
     assert not any(model_labels.is_model_annotation(x) for anns in after.values() for x in anns)
 
 
@@ -533,7 +577,9 @@ def test_the_script_says_what_is_wrong_in_one_line(label_studio, tmp_path):
         done = script(*args, **env)
         lines = done.stderr.strip().splitlines()
         assert done.returncode != 0 and len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], (
-            args, done.stderr)
+            args,
+            done.stderr,
+        )
     assert not (tmp_path / "x.json").exists()
     done = script("--project", "1", "--undo", url=label_studio.url, api_key="not-a-token")
     lines = done.stderr.strip().splitlines()

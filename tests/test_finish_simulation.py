@@ -89,7 +89,8 @@ def test_accounting_adds_up(results, inputs):
                     assert 0 <= auto <= 1 and seed["threshold"] is not None
                     # people's labels are the corpus labels: the finished pool errs only where the model did
                     assert seed["finished_accuracy"] == pytest.approx(
-                        (seed["human_labels"] + auto * seed["auto_labels"]) / n)
+                        (seed["human_labels"] + auto * seed["auto_labels"]) / n
+                    )
                     assert seed["finished_accuracy"] >= auto
                 else:
                     assert auto is None and seed["finished_accuracy"] == 1.0
@@ -111,8 +112,9 @@ def test_the_model_takes_part_of_the_pool(results):
         assert s["human_fraction"] < 0.8 and s["auto_accuracy_min"] >= 0.85 and s["finished_accuracy_mean"] > 0.95
 
 
-def _check_stopping_rule(steps: list[dict], stop_reason: str, n_pool: int, patience: int, batch: int,
-                         seed_size: int, budget: int) -> None:
+def _check_stopping_rule(
+    steps: list[dict], stop_reason: str, n_pool: int, patience: int, batch: int, seed_size: int, budget: int
+) -> None:
     """Replay the documented rule over a run's steps: no stop condition before the last step, one at it."""
     assert [s["labeled"] for s in steps] == [min(seed_size + i * batch, budget) for i in range(len(steps))]
     best, since = None, 0
@@ -148,8 +150,19 @@ def test_stopping_rule_is_the_documented_one(results):
 
 
 def test_budget_stops_the_loop(inputs):
-    run = fs.finish_run(inputs, "llm_state", "random", seed=0, target=0.99, level=0.99, seed_size=30, batch=20,
-                        patience=50, budget=70, evidence="all")
+    run = fs.finish_run(
+        inputs,
+        "llm_state",
+        "random",
+        seed=0,
+        target=0.99,
+        level=0.99,
+        seed_size=30,
+        batch=20,
+        patience=50,
+        budget=70,
+        evidence="all",
+    )
     assert [s.labeled for s in run.steps] == [30, 50, 70] and run.stop_reason == "budget"
     assert len(run.order) == 70 == len(set(run.order.tolist()))
     # finishing on the budget: people label what is below the threshold (everything, when none passed)
@@ -159,7 +172,9 @@ def test_budget_stops_the_loop(inputs):
 def test_no_threshold_means_people_label_everything(inputs):
     """A target no bound can reach at these supports: the loop labels on to the whole pool, all human."""
     small = finishing_inputs(n_pool=80)
-    run = fs.finish_run(small, "llm", "margin", seed=0, target=0.999, level=0.99, seed_size=40, batch=20, evidence="all")
+    run = fs.finish_run(
+        small, "llm", "margin", seed=0, target=0.999, level=0.99, seed_size=40, batch=20, evidence="all"
+    )
     assert all(s.threshold is None for s in run.steps)
     assert run.final.labeled == 80 and run.final.human == 80 and run.final.auto == 0
     assert run.final.auto_accuracy is None and run.final.finished_accuracy == 1.0
@@ -193,12 +208,17 @@ def test_oracle_and_ceiling(results, inputs):
                     assert 0 <= step["oracle_auto"] <= n - step["labeled"]
     assert set(results["ceiling"]) == {"llm_state", "llm"}
     for c in results["ceiling"].values():
-        assert 0 <= c["auto_fraction_max"] <= 1 and c["human_fraction_floor"] == pytest.approx(1 - c["auto_fraction_max"])
+        assert 0 <= c["auto_fraction_max"] <= 1 and c["human_fraction_floor"] == pytest.approx(
+            1 - c["auto_fraction_max"]
+        )
         assert 0 <= c["accuracy"] <= 1
     perfect = finishing_inputs(n_pool=100)
     perfect.pool_llm = np.eye(3)[perfect.pool_y] * 0.9 + 0.1 / 3
-    assert fs.ceiling(perfect, fs.LLM_ALONE, 0.95) == {"accuracy": 1.0, "auto_fraction_max": 1.0,
-                                                      "human_fraction_floor": 0.0}
+    assert fs.ceiling(perfect, fs.LLM_ALONE, 0.95) == {
+        "accuracy": 1.0,
+        "auto_fraction_max": 1.0,
+        "human_fraction_floor": 0.0,
+    }
 
 
 def test_seed_evidence_reads_only_the_seed_set(inputs):
@@ -207,7 +227,7 @@ def test_seed_evidence_reads_only_the_seed_set(inputs):
     assert any(s.threshold is not None for s in run.steps)
     assert all(s.support <= 80 for s in run.steps)
     # the same step by hand: out-of-fold over every label, the threshold from the first 80 rows only
-    labeled = run.order[:80 + 20 * (len(run.steps) - 1)]
+    labeled = run.order[: 80 + 20 * (len(run.steps) - 1)]
     pool_probs, oof = fs._model(inputs, "llm_state", labeled, 2)
     by_hand = fs.route(pool_probs, oof, labeled, inputs.pool_y, 0.9, 0.95, evidence=80)
     assert by_hand == run.final
@@ -227,17 +247,29 @@ def test_audit_evidence_tests_a_random_sample_of_the_proposed_region(inputs):
     n_unlabeled = len(inputs.pool_y) - final.labeled
     assert final.human == final.labeled + final.audited + final.below
     assert final.auto + final.below + final.audited == n_unlabeled
-    plan = routing.plan_audit(oof.max(axis=1), oof.argmax(axis=1) == inputs.pool_y[labeled],
-                              np.delete(pool_probs, labeled, axis=0).max(axis=1), 0.8, 0.95)
+    plan = routing.plan_audit(
+        oof.max(axis=1),
+        oof.argmax(axis=1) == inputs.pool_y[labeled],
+        np.delete(pool_probs, labeled, axis=0).max(axis=1),
+        0.8,
+        0.95,
+    )
     assert plan.size == final.audited and (final.threshold is None or final.threshold >= plan.region)
     rng = np.random.default_rng(2)
     rng.choice(len(inputs.pool_y), size=80, replace=False)  # the seed set's draw comes first
     assert fs.audit(pool_probs, oof, labeled, inputs.pool_y, proposal, 0.8, 0.95, rng) == final  # replayed draws
-    results = fs.finish(inputs, ["random"], seeds=[0, 1], baseline=False, progress=False,
-                        **{**SETTINGS, "target": 0.8, "evidence": "audit"})
+    results = fs.finish(
+        inputs,
+        ["random"],
+        seeds=[0, 1],
+        baseline=False,
+        progress=False,
+        **{**SETTINGS, "target": 0.8, "evidence": "audit"},
+    )
     block = results["strategies"]["random"]
     assert 0 <= block["promise_kept"] <= 1 and block["audit_labels_mean"] == np.mean(
-        [seed["audited"] for seed in block["seeds"]])
+        [seed["audited"] for seed in block["seeds"]]
+    )
     kept = [seed["auto_accuracy"] is None or seed["auto_accuracy"] >= 0.8 for seed in block["seeds"]]
     assert block["promise_kept"] == np.mean(kept)
 
@@ -263,8 +295,9 @@ def test_finish_is_deterministic(inputs, results):
     again = fs.finish(inputs, ["random", "margin"], seeds=[0, 1], progress=False, **SETTINGS)
     for r in (again, results):
         r.pop("seconds", None)
-    assert json.dumps(again, sort_keys=True) == json.dumps({k: v for k, v in results.items() if k != "seconds"},
-                                                           sort_keys=True)
+    assert json.dumps(again, sort_keys=True) == json.dumps(
+        {k: v for k, v in results.items() if k != "seconds"}, sort_keys=True
+    )
 
 
 # ------------------------------------------------------------------------------------------------ settings
@@ -323,7 +356,9 @@ def test_plot_and_table(results, tmp_path):
 
 
 def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
 
 
 def load_script():
@@ -335,8 +370,22 @@ def load_script():
 def test_help():
     out = run("--help")
     assert out.returncode == 0
-    for flag in ("--pool", "--seeds", "--target", "--level", "--strategies", "--kind", "--seed-size", "--batch",
-                 "--patience", "--budget", "--evidence", "--no-baseline", "--cache-dir", "--out"):
+    for flag in (
+        "--pool",
+        "--seeds",
+        "--target",
+        "--level",
+        "--strategies",
+        "--kind",
+        "--seed-size",
+        "--batch",
+        "--patience",
+        "--budget",
+        "--evidence",
+        "--no-baseline",
+        "--cache-dir",
+        "--out",
+    ):
         assert flag in out.stdout, flag
     assert "results.json" in out.stdout and "llm_state" in out.stdout
 
@@ -385,8 +434,25 @@ def test_main_writes_results_and_plot(tmp_path, monkeypatch, capsys):
         return finishing_inputs(n_pool=pool)
 
     monkeypatch.setattr(script.simulation, "load_inputs", fake_load)
-    code = script.main(["--pool", "150", "--seeds", "2", "--target", "0.9", "--seed-size", "40", "--batch", "25",
-                        "--strategies", "random,margin,llm_difficult", "--out", str(tmp_path), "--quiet"])
+    code = script.main(
+        [
+            "--pool",
+            "150",
+            "--seeds",
+            "2",
+            "--target",
+            "0.9",
+            "--seed-size",
+            "40",
+            "--batch",
+            "25",
+            "--strategies",
+            "random,margin,llm_difficult",
+            "--out",
+            str(tmp_path),
+            "--quiet",
+        ]
+    )
     assert code == 0
     assert asked == {"pool": 150, "test_size": fs.LOADER_TEST_SIZE, "judges": ["difficult"], "source": None}
     results = json.loads((tmp_path / "results.json").read_text())
@@ -404,16 +470,51 @@ def test_main_writes_results_and_plot(tmp_path, monkeypatch, capsys):
 def test_main_without_baseline(tmp_path, monkeypatch):
     script = load_script()
     monkeypatch.setattr(script.simulation, "load_inputs", lambda pool, *a, **k: finishing_inputs(n_pool=pool))
-    assert script.main(["--pool", "120", "--seeds", "1", "--target", "0.9", "--seed-size", "40", "--strategies",
-                        "margin", "--no-baseline", "--out", str(tmp_path), "--quiet"]) == 0
+    assert (
+        script.main(
+            [
+                "--pool",
+                "120",
+                "--seeds",
+                "1",
+                "--target",
+                "0.9",
+                "--seed-size",
+                "40",
+                "--strategies",
+                "margin",
+                "--no-baseline",
+                "--out",
+                str(tmp_path),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     results = json.loads((tmp_path / "results.json").read_text())
     assert "llm_alone" not in results and list(results["strategies"]) == ["margin"]
 
 
 @pytest.mark.real_model
 def test_end_to_end_with_the_packaged_model(tmp_path):
-    out = run("--pool", "120", "--seeds", "1", "--seed-size", "60", "--batch", "20", "--strategies", "random,margin",
-              "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out"), "--quiet", timeout=900)
+    out = run(
+        "--pool",
+        "120",
+        "--seeds",
+        "1",
+        "--seed-size",
+        "60",
+        "--batch",
+        "20",
+        "--strategies",
+        "random,margin",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--out",
+        str(tmp_path / "out"),
+        "--quiet",
+        timeout=900,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["config"]["pool"] == 120 and results["config"]["llm"].startswith("gguf:")

@@ -25,7 +25,8 @@ scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**63), 2**63), st.floats(allow_nan=False), st.text(max_size=40)
 )
 json_values = st.recursive(
-    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
     max_leaves=12,
 )
 configs = st.one_of(
@@ -43,8 +44,16 @@ tasks = st.one_of(
 )
 projects = st.one_of(st.integers(-5, 10**12).map(str), st.from_regex(r"\A[0-9]{1,4}\.[0-9]{1,10}\Z"), json_values)
 actions = st.one_of(
-    st.sampled_from(["ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED", "START_TRAINING",
-                     "PROJECT_UPDATED", "TASKS_CREATED"]),
+    st.sampled_from(
+        [
+            "ANNOTATION_CREATED",
+            "ANNOTATION_UPDATED",
+            "ANNOTATIONS_DELETED",
+            "START_TRAINING",
+            "PROJECT_UPDATED",
+            "TASKS_CREATED",
+        ]
+    ),
     json_values,
 )
 
@@ -53,8 +62,13 @@ actions = st.one_of(
 def client(tmp_path_factory):
     # Training points at a port nothing listens on: runs fail in the background, answers must not.
     service = Service(
-        Settings(data_dir=tmp_path_factory.mktemp("fuzz"), label_studio_url="http://127.0.0.1:9",
-                 label_studio_api_key="k", ls_retries=0, max_tasks=40),
+        Settings(
+            data_dir=tmp_path_factory.mktemp("fuzz"),
+            label_studio_url="http://127.0.0.1:9",
+            label_studio_api_key="k",
+            ls_retries=0,
+            max_tasks=40,
+        ),
         loader=lambda s: tiny_predictor(),
     )
     service.start()
@@ -75,29 +89,39 @@ def post(client, path: str, body):
 
 
 @FUZZ
-@given(body=st.fixed_dictionaries(
-    {"project": projects, "schema": configs},
-    optional={"extra_params": st.one_of(json_values, st.fixed_dictionaries({"strategy": json_values}))},
-))
+@given(
+    body=st.fixed_dictionaries(
+        {"project": projects, "schema": configs},
+        optional={"extra_params": st.one_of(json_values, st.fixed_dictionaries({"strategy": json_values}))},
+    )
+)
 def test_setup(client, body):
     check(post(client, "/setup", body))
 
 
 @FUZZ
-@given(body=st.fixed_dictionaries(
-    {"tasks": st.one_of(st.lists(tasks, max_size=6), json_values)},
-    optional={"project": projects, "label_config": configs, "params": json_values},
-))
+@given(
+    body=st.fixed_dictionaries(
+        {"tasks": st.one_of(st.lists(tasks, max_size=6), json_values)},
+        optional={"project": projects, "label_config": configs, "params": json_values},
+    )
+)
 def test_predict(client, body):
     check(post(client, "/predict", body))
 
 
 @FUZZ
-@given(body=st.fixed_dictionaries(
-    {"action": actions},
-    optional={"project": st.one_of(projects, st.fixed_dictionaries({"id": json_values})),
-              "annotation": json_values, "task": json_values, "annotations": json_values},
-))
+@given(
+    body=st.fixed_dictionaries(
+        {"action": actions},
+        optional={
+            "project": st.one_of(projects, st.fixed_dictionaries({"id": json_values})),
+            "annotation": json_values,
+            "task": json_values,
+            "annotations": json_values,
+        },
+    )
+)
 def test_webhook(client, body):
     check(post(client, "/webhook", body))
 
@@ -117,17 +141,44 @@ def test_raw_requests(client, path, method, content_type, data, query):
 # Where a nest can hide in each route's body: the body itself (None), a top-level key, or a path below one.
 SLOTS = {
     "/setup": [None, ("project",), ("schema",), ("extra_params",), ("extra_params", "strategy"), ("unknown",)],
-    "/predict": [None, ("tasks",), ("tasks", 0), ("tasks", 0, "id"), ("tasks", 0, "data"), ("tasks", 0, "data", "text"),
-                 ("label_config",), ("project",), ("params", "context")],
-    "/webhook": [None, ("action",), ("project",), ("project", "id"), ("annotation",), ("annotation", "result"),
-                 ("task",), ("task", "data"), ("annotations",)],
+    "/predict": [
+        None,
+        ("tasks",),
+        ("tasks", 0),
+        ("tasks", 0, "id"),
+        ("tasks", 0, "data"),
+        ("tasks", 0, "data", "text"),
+        ("label_config",),
+        ("project",),
+        ("params", "context"),
+    ],
+    "/webhook": [
+        None,
+        ("action",),
+        ("project",),
+        ("project", "id"),
+        ("annotation",),
+        ("annotation", "result"),
+        ("task",),
+        ("task", "data"),
+        ("annotations",),
+    ],
 }
 BASES = {
     "/setup": {"project": "1.1", "schema": CONFIG, "extra_params": {"strategy": "margin"}},
-    "/predict": {"tasks": [{"id": 1, "data": {"text": "Fine."}}], "project": "1.1", "label_config": CONFIG,
-                 "params": {"context": None}},
-    "/webhook": {"action": "ANNOTATION_CREATED", "project": {"id": 1}, "annotation": {"id": 2, "result": []},
-                 "task": {"id": 1, "data": {"text": "Fine."}}, "annotations": [{"id": 2}]},
+    "/predict": {
+        "tasks": [{"id": 1, "data": {"text": "Fine."}}],
+        "project": "1.1",
+        "label_config": CONFIG,
+        "params": {"context": None},
+    },
+    "/webhook": {
+        "action": "ANNOTATION_CREATED",
+        "project": {"id": 1},
+        "annotation": {"id": 2, "result": []},
+        "task": {"id": 1, "data": {"text": "Fine."}},
+        "annotations": [{"id": 2}],
+    },
 }
 DEPTHS = [MAX_JSON_DEPTH + 1, 999, 5000, 100_000]
 
@@ -163,6 +214,8 @@ def test_deep_nesting_in_any_slot_is_a_400(client, route, slot, kind, depth):
 def test_nesting_up_to_the_limit_is_handled_as_usual(client, route, slot):
     # One level short of the limit with the slot's own depth: the handlers see it, and must still answer cleanly.
     depth = MAX_JSON_DEPTH - len(slot) - 1
-    answer = client.post(route, data=body_with(route, slot, nested_json(depth, "mixed")), content_type="application/json")
+    answer = client.post(
+        route, data=body_with(route, slot, nested_json(depth, "mixed")), content_type="application/json"
+    )
     check(answer)
     assert "levels deep" not in (answer.get_json(silent=True) or {}).get("error", "")

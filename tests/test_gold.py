@@ -78,29 +78,45 @@ def test_gold_texts_are_not_in_the_evaluation_corpus():
 
 
 def test_jsonl_json_and_csv_load_the_same_items(tmp_path):
-    rows = [{"text": "Great fun.", "label": "Positive", "note": "praise"},
-            {"text": "Dull, with a comma, and \"quotes\".", "label": "Negative"}]
+    rows = [
+        {"text": "Great fun.", "label": "Positive", "note": "praise"},
+        {"text": 'Dull, with a comma, and "quotes".', "label": "Negative"},
+    ]
     jsonl = gold.load_gold(write_jsonl(tmp_path / "g.jsonl", rows))
     (tmp_path / "g.json").write_text(json.dumps(rows, indent=2))
     as_list = gold.load_gold(tmp_path / "g.json")
     pd.DataFrame(rows).to_csv(tmp_path / "g.csv", index=False)
     as_csv = gold.load_gold(tmp_path / "g.csv")
     for loaded in (jsonl, as_list, as_csv):
-        assert [(i.text, i.label) for i in loaded] == [("Great fun.", "Positive"),
-                                                       ('Dull, with a comma, and "quotes".', "Negative")]
+        assert [(i.text, i.label) for i in loaded] == [
+            ("Great fun.", "Positive"),
+            ('Dull, with a comma, and "quotes".', "Negative"),
+        ]
     assert jsonl.items[0].note == "praise" and jsonl.items[1].note == ""
 
 
-@pytest.mark.parametrize("rows, message", [
-    ([{"text": "ok", "label": "Positive"}, {"text": "meh", "label": "Mixed"}], "line 2: unknown label 'Mixed'"),
-    ([{"text": "ok", "label": "Positive"}, "", {"text": "   ", "label": "Negative"}], "line 3: empty or missing text"),
-    ([{"text": "Great  Film", "label": "Positive"}, {"text": "x", "label": "Neutral"},
-      {"text": " great film ", "label": "Negative"}], "line 3: duplicate text (same as line 1"),
-    ([{"text": "ok"}], "line 1: missing label"),
-    ([{"text": "ok", "label": "Positive"}, '{"text": "broken"'], "line 2: not valid JSON"),
-    (['["a list", "not an object"]'], "line 1: expected an object"),
-    ([], "holds no gold items"),
-])
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        ([{"text": "ok", "label": "Positive"}, {"text": "meh", "label": "Mixed"}], "line 2: unknown label 'Mixed'"),
+        (
+            [{"text": "ok", "label": "Positive"}, "", {"text": "   ", "label": "Negative"}],
+            "line 3: empty or missing text",
+        ),
+        (
+            [
+                {"text": "Great  Film", "label": "Positive"},
+                {"text": "x", "label": "Neutral"},
+                {"text": " great film ", "label": "Negative"},
+            ],
+            "line 3: duplicate text (same as line 1",
+        ),
+        ([{"text": "ok"}], "line 1: missing label"),
+        ([{"text": "ok", "label": "Positive"}, '{"text": "broken"'], "line 2: not valid JSON"),
+        (['["a list", "not an object"]'], "line 1: expected an object"),
+        ([], "holds no gold items"),
+    ],
+)
 def test_invalid_gold_names_the_line(tmp_path, rows, message):
     path = write_jsonl(tmp_path / "gold.jsonl", rows)
     with pytest.raises(GoldError) as excinfo:
@@ -267,7 +283,7 @@ def test_cli_inject_bad_rate_is_one_error_line(tmp_path, rate):
 
 
 def test_cli_inject_invalid_json_and_missing_file(tmp_path):
-    (tmp_path / "tasks.json").write_text("[{\"data\": ")
+    (tmp_path / "tasks.json").write_text('[{"data": ')
     for path in (tmp_path / "tasks.json", tmp_path / "nope.json"):
         result = run_cli("inject", str(path), "--out", str(tmp_path / "o.json"))
         assert result.returncode == 2

@@ -17,7 +17,12 @@ def model_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(model_dir, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("server")
-    env = {"LLM_MODEL": str(model_dir), "DATA_DIR": str(tmp / "data"), "CALIBRATION": "contextual", "MAX_REQUEST_MB": "1"}
+    env = {
+        "LLM_MODEL": str(model_dir),
+        "DATA_DIR": str(tmp / "data"),
+        "CALIBRATION": "contextual",
+        "MAX_REQUEST_MB": "1",
+    }
     with gunicorn(env, tmp / "gunicorn.log") as (url, proc):
         yield url, tmp / "gunicorn.log"
 
@@ -38,7 +43,12 @@ BAD = [
     (b"{not json", 400),
     (json.dumps({"tasks": {"a": 1}, "label_config": CONFIG}).encode(), 400),
     (json.dumps({"label_config": CONFIG}).encode(), 400),
-    (json.dumps({"tasks": [{"data": {"text": "x"}}], "label_config": "<View><Text name='t' value='$x'/></View>"}).encode(), 422),
+    (
+        json.dumps(
+            {"tasks": [{"data": {"text": "x"}}], "label_config": "<View><Text name='t' value='$x'/></View>"}
+        ).encode(),
+        422,
+    ),
     (json.dumps({"tasks": [{"data": {"text": "x" * (2 << 20)}}], "label_config": CONFIG}).encode(), 413),
     (json.dumps({"tasks": [None, 3, [], {"data": None}], "label_config": CONFIG}).encode(), 200),
 ]

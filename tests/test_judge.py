@@ -72,7 +72,9 @@ def test_cache_is_used_and_consistent(scorer, tmp_path, monkeypatch):
 
 
 def test_unknown_variant(scorer):
-    with pytest.raises(ValueError, match="unknown judge variant 'funny'; choose one of informative, difficult, diverse"):
+    with pytest.raises(
+        ValueError, match="unknown judge variant 'funny'; choose one of informative, difficult, diverse"
+    ):
         judge.judge_prompt(scorer.tokenizer, "funny")
     with pytest.raises(ValueError, match="unknown judge variant"):
         judge.utilities(scorer, TEXTS, "funny")

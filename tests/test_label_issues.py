@@ -88,8 +88,9 @@ def test_judge_flags_wrong_labels_gold_and_remembers_confirmations():
     planted = {100 + i for i in wrong}
     assert len(flagged & planted) >= 15 and len(flagged - planted) <= 15, (flagged, planted)
     gold_issue = [i for i in report["issues"] if i["reason"] == "gold"]
-    assert gold_issue == [{**gold_issue[0], "task": 999, "given": "Negative", "suggested": "Positive",
-                           "annotators": ["ann@x"]}]
+    assert gold_issue == [
+        {**gold_issue[0], "task": 999, "given": "Negative", "suggested": "Positive", "annotators": ["ann@x"]}
+    ]
     qualities = [i["quality"] for i in report["issues"]]
     assert qualities == sorted(qualities)
     for issue in report["issues"]:
@@ -154,8 +155,9 @@ def test_bench_on_separable_data_flags_well_and_ranks_the_careless_last():
         assert s["macro_f1_clean"] > s["macro_f1_noisy"] - 0.02
     team = results["team"]
     assert team["careless_ranked_last"] == 2
-    assert team["annotator_quality"]["careless"] < min(team["annotator_quality"]["careful_1"],
-                                                       team["annotator_quality"]["careful_2"])
+    assert team["annotator_quality"]["careless"] < min(
+        team["annotator_quality"]["careful_1"], team["annotator_quality"]["careful_2"]
+    )
     assert 0.5 < team["consensus_accuracy"]["majority"] <= 1
     text = noise_bench.table(results)
     assert "uniform" in text and "to_neutral" in text and "careless ranked last in 2/2" in text
@@ -195,8 +197,12 @@ def test_consensus_with_several_annotators_weighs_the_careless_one_least():
     assert {r["annotator"]: r["crowdlab_quality"] for r in report["annotators"]} == q
     # One annotator per task: no consensus to compute.
     single = label_issues.tasks_of(_dataset([Item(i, texts[i], {"x": LABELS[t]}) for i, t in enumerate(truth_y)]))
-    assert label_issues.judge(single, LABELS, _scorer(dict(zip(texts, truth_y.tolist()))),
-                              lambda f: "state_blend")["consensus"] is None
+    assert (
+        label_issues.judge(single, LABELS, _scorer(dict(zip(texts, truth_y.tolist()))), lambda f: "state_blend")[
+            "consensus"
+        ]
+        is None
+    )
 
 
 def test_crowdlab_labels_overrule_a_careless_annotators_ties_and_keep_ground_truth():
@@ -221,6 +227,7 @@ def test_crowdlab_labels_overrule_a_careless_annotators_ties_and_keep_ground_tru
     assert record["tasks"] == n - 10 and record["annotator_quality"]["user:9"] < record["annotator_quality"]["user:1"]
     assert (y == truth).mean() > (np.array(majority) == truth).mean() + 0.1
     assert (y[:10] == truth[:10]).all() and record["changed"] == int((y != np.array(majority)).sum())
-    same, nothing = label_issues.crowdlab_labels([(("user:1", "Positive"),)] * 3, np.zeros(3, int), LABELS,
-                                                 "state_blend", vectors[:3], llm[:3])
+    same, nothing = label_issues.crowdlab_labels(
+        [(("user:1", "Positive"),)] * 3, np.zeros(3, int), LABELS, "state_blend", vectors[:3], llm[:3]
+    )
     assert nothing == {"method": "crowdlab", "tasks": 0, "changed": 0} and same.tolist() == [0, 0, 0]

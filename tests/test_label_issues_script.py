@@ -28,8 +28,9 @@ needs_ls = pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MI
 
 def script(*args, env=None, timeout=600):
     full = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=ROOT, env=full, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], cwd=ROOT, env=full, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def result(label):
@@ -56,17 +57,28 @@ def one_line_error(done, code, says):
 @pytest.mark.real_model
 def test_export_json_contract_finds_planted_flips(tmp_path):
     texts, given, flipped = reviews(60, 6, seed=5)
-    tasks = [{"id": 700 + i, "data": {"text": t},
-              "annotations": [{"id": 9000 + i, "completed_by": 1 + i % 2, "result": result(label)}]}
-             for i, (t, label) in enumerate(zip(texts, given))]
+    tasks = [
+        {
+            "id": 700 + i,
+            "data": {"text": t},
+            "annotations": [{"id": 9000 + i, "completed_by": 1 + i % 2, "result": result(label)}],
+        }
+        for i, (t, label) in enumerate(zip(texts, given))
+    ]
     for i in range(10):  # a third annotator agrees on the first ten: CROWDLAB and κ/α join the report
         tasks[i]["annotations"].append({"id": 9500 + i, "completed_by": 3, "result": result(given[i])})
-    tasks.append({"id": 800, "data": {"text": "A made-up review.", "synthetic": True},
-                  "annotations": [{"id": 9900, "completed_by": 1, "result": result("Neutral")}]})
+    tasks.append(
+        {
+            "id": 800,
+            "data": {"text": "A made-up review.", "synthetic": True},
+            "annotations": [{"id": 9900, "completed_by": 1, "result": result("Neutral")}],
+        }
+    )
     export = tmp_path / "export.json"
     export.write_text(json.dumps(tasks))
-    done = script(str(export), "--config", str(CONFIG_PATH), "--format", "json", "-q",
-                  env={"DATA_DIR": str(tmp_path / "data")})
+    done = script(
+        str(export), "--config", str(CONFIG_PATH), "--format", "json", "-q", env={"DATA_DIR": str(tmp_path / "data")}
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)  # one JSON object on stdout
     issues = report["issues"]
@@ -84,12 +96,25 @@ def test_export_json_contract_finds_planted_flips(tmp_path):
     assert report["model"]["features"] == "llm-layer-15"
     assert sum(a["flagged"] for a in report["annotators"]) == sum(len(i["annotators"]) for i in issues)
     crowd = report["consensus"]
-    assert crowd["method"] == "crowdlab" and len(crowd["tasks"]) == 60 and set(crowd["annotator_quality"]) == {"1", "2", "3"}
+    assert (
+        crowd["method"] == "crowdlab"
+        and len(crowd["tasks"]) == 60
+        and set(crowd["annotator_quality"]) == {"1", "2", "3"}
+    )
     assert report["agreement"]["krippendorff_alpha"] == pytest.approx(1.0)  # the third annotator always agreed
 
     # CSV and the table from the same run (the model's features are cached in DATA_DIR now)
-    done = script(str(export), "--config", str(CONFIG_PATH), "--format", "csv", "-q", "--out", str(tmp_path / "i.csv"),
-                  env={"DATA_DIR": str(tmp_path / "data")})
+    done = script(
+        str(export),
+        "--config",
+        str(CONFIG_PATH),
+        "--format",
+        "csv",
+        "-q",
+        "--out",
+        str(tmp_path / "i.csv"),
+        env={"DATA_DIR": str(tmp_path / "data")},
+    )
     assert done.returncode == 0, done.stderr
     rows = list(csv.DictReader(io.StringIO((tmp_path / "i.csv").read_text())))
     assert [int(r["task"]) for r in rows] == [i["task"] for i in issues]
@@ -104,8 +129,10 @@ def test_bad_input_is_one_line(tmp_path):
     bad_json = tmp_path / "bad.json"
     bad_json.write_text("{not json")
     multi = tmp_path / "multi.xml"
-    multi.write_text('<View><Text name="t" value="$text"/><Choices name="c" toName="t" choice="multiple">'
-                     '<Choice value="A"/><Choice value="B"/></Choices></View>')
+    multi.write_text(
+        '<View><Text name="t" value="$text"/><Choices name="c" toName="t" choice="multiple">'
+        '<Choice value="A"/><Choice value="B"/></Choices></View>'
+    )
     cases = [
         ((), 2, "give an EXPORT file"),
         (("x.json",), 2, "--config CONFIG is required"),
@@ -139,12 +166,16 @@ def test_review_tab_holds_the_flagged_tasks_and_a_confirmed_label_is_not_flagged
     annotation_of = {}
     for text, label in zip(texts, given):
         annotation_of[ids[text]] = annotator.annotations.create(id=ids[text], result=result(label)).id
-    env = {"LABEL_STUDIO_URL": label_studio.url, "LABEL_STUDIO_API_KEY": label_studio.admin.token,
-           "DATA_DIR": str(tmp_path / "data")}
+    env = {
+        "LABEL_STUDIO_URL": label_studio.url,
+        "LABEL_STUDIO_API_KEY": label_studio.admin.token,
+        "DATA_DIR": str(tmp_path / "data"),
+    }
 
     def review(name):
-        done = script("--project", str(project), "--review", "--format", "json", "-q", "--out", str(tmp_path / name),
-                      env=env)
+        done = script(
+            "--project", str(project), "--review", "--format", "json", "-q", "--out", str(tmp_path / name), env=env
+        )
         assert done.returncode == 0, done.stderr
         return json.loads((tmp_path / name).read_text())
 

@@ -34,7 +34,7 @@ def cycle(edges: dict[str, set[str]]) -> list[str] | None:
                 state[path.pop()] = 2
                 stack.pop()
             elif state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
+                return path[path.index(nxt) :] + [nxt]
             elif not state.get(nxt):
                 state[nxt] = 1
                 path.append(nxt)
@@ -50,6 +50,7 @@ def test_the_cycle_finder_finds_one_and_only_one_that_is_there():
 def test_no_module_of_backend_imports_one_that_imports_it_back():
     graph = grimp.build_graph("backend", exclude_type_checking_imports=True)
     # A package's __init__ importing its own modules is how packages work, not a cycle between modules.
-    edges = {m: {t for t in graph.find_modules_directly_imported_by(m) if not m.startswith(t + ".")}
-             for m in graph.modules}
+    edges = {
+        m: {t for t in graph.find_modules_directly_imported_by(m) if not m.startswith(t + ".")} for m in graph.modules
+    }
     assert cycle(edges) is None, " -> ".join(cycle(edges))

@@ -36,10 +36,20 @@ def scorer():
 
 @pytest.mark.parametrize(
     "labels",
-    [("Positive", "Negative", "Neutral"), ("Very good indeed", "Rather bad stuff", "So-so"), ("A", "Ab", "Abc def"),
-     # Answer lines of a several-question prompt: labels differing only in their last token share one branch.
-     ("aspects[Acting]: yes", "aspects[Acting]: no", "aspects[Music]: yes", "aspects[Music]: no", "spoiler: Yes",
-      "spoiler: No")],
+    [
+        ("Positive", "Negative", "Neutral"),
+        ("Very good indeed", "Rather bad stuff", "So-so"),
+        ("A", "Ab", "Abc def"),
+        # Answer lines of a several-question prompt: labels differing only in their last token share one branch.
+        (
+            "aspects[Acting]: yes",
+            "aspects[Acting]: no",
+            "aspects[Music]: yes",
+            "aspects[Music]: no",
+            "spoiler: Yes",
+            "spoiler: No",
+        ),
+    ],
 )
 def test_packed_scores_equal_one_sequence_per_label(scorer, labels):
     # Multi-token labels, labels that share first tokens, several rows and batches (row_tokens is small).
@@ -61,8 +71,9 @@ def test_prefix_is_computed_once_and_tasks_cost_only_their_own_tokens(scorer):
     p = prompt.build(scorer.tokenizer, ("Yes", "No"), guidelines.load())
     prefix_len = len(scorer.encode(p.prefix))
     seen = []
-    hook = scorer.model.model.register_forward_hook(lambda m, args, kw, out: seen.append(kw["input_ids"].shape[1]),
-                                                    with_kwargs=True)
+    hook = scorer.model.model.register_forward_hook(
+        lambda m, args, kw, out: seen.append(kw["input_ids"].shape[1]), with_kwargs=True
+    )
     try:
         scorer.label_logprobs(p, ["good"])
         scorer.label_logprobs(p, ["bad", "fine"])
@@ -168,8 +179,10 @@ def test_the_scorer_contract_and_the_predictor_load_without_torch():
     import subprocess
     import sys
 
-    code = ("import sys; import backend.llm.predictor, backend.llm.remote, backend.ranking.judge, "
-            "backend.quality.llm_vs_human; print('torch' in sys.modules)")
+    code = (
+        "import sys; import backend.llm.predictor, backend.llm.remote, backend.ranking.judge, "
+        "backend.quality.llm_vs_human; print('torch' in sys.modules)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"

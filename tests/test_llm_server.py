@@ -118,8 +118,12 @@ def test_the_server_engine_honours_the_request_deadline(server, tokenizer):
 
 @needs_llama
 def test_backend_under_gunicorn_serves_predictions_through_the_server(server, in_process, tmp_path):
-    env = {"DATA_DIR": str(tmp_path / "data"), "LLM_ENGINE": "openai", "LLM_SERVER_URL": server,
-           "LLM_SERVER_API_KEY": "server-secret-123"}
+    env = {
+        "DATA_DIR": str(tmp_path / "data"),
+        "LLM_ENGINE": "openai",
+        "LLM_SERVER_URL": server,
+        "LLM_SERVER_API_KEY": "server-secret-123",
+    }
     with gunicorn(env, tmp_path / "gunicorn.log", wait=180.0) as (url, _):
         tasks = [{"id": i, "data": {"text": t}} for i, t in enumerate(TEXTS[:3])]
         r = requests.post(f"{url}/predict", json={"tasks": tasks, "label_config": CONFIG}, timeout=120)
@@ -130,8 +134,13 @@ def test_backend_under_gunicorn_serves_predictions_through_the_server(server, in
     log_text = (tmp_path / "gunicorn.log").read_text()
     # Its own version: the engine is part of what the predictions came from.
     settings = Settings()
-    same_but_in_process = Predictor(in_process, models.resolve(), guidelines.load(), calibration=settings.calibration,
-                                    calibration_dir=settings.calibration_dir)
+    same_but_in_process = Predictor(
+        in_process,
+        models.resolve(),
+        guidelines.load(),
+        calibration=settings.calibration,
+        calibration_dir=settings.calibration_dir,
+    )
     assert version != same_but_in_process.setup(schema.parse(CONFIG)).model_version
     # No calibration was fitted on this engine: the one fitted on the same weights in-process stands in.
     assert version.startswith(models.EMBEDDED_NAME) and "-fitted-" in version
@@ -140,8 +149,12 @@ def test_backend_under_gunicorn_serves_predictions_through_the_server(server, in
 
 
 def test_an_unreachable_server_fails_the_load_with_the_reason_and_predict_answers_503(tmp_path):
-    settings = Settings(data_dir=tmp_path, llm_engine="openai", llm_server_url=f"http://127.0.0.1:{free_port()}/v1",
-                        model_wait_seconds=1)
+    settings = Settings(
+        data_dir=tmp_path,
+        llm_engine="openai",
+        llm_server_url=f"http://127.0.0.1:{free_port()}/v1",
+        model_wait_seconds=1,
+    )
     service = Service(settings)
     service.start()
     service._ready.wait(120)
@@ -161,8 +174,11 @@ def test_a_server_that_stops_answering_is_a_503_not_a_500(tokenizer):
 
 @pytest.mark.parametrize(
     "env, message",
-    [({"LLM_ENGINE": "vllm-ish"}, "LLM_ENGINE"), ({"LLM_ENGINE": "openai"}, "LLM_SERVER_URL"),
-     ({"LLM_ENGINE": "openai", "LLM_SERVER_URL": "http://x/v1", "LLM_SERVER_TOP_LOGPROBS": "0"}, "at least 1")],
+    [
+        ({"LLM_ENGINE": "vllm-ish"}, "LLM_ENGINE"),
+        ({"LLM_ENGINE": "openai"}, "LLM_SERVER_URL"),
+        ({"LLM_ENGINE": "openai", "LLM_SERVER_URL": "http://x/v1", "LLM_SERVER_TOP_LOGPROBS": "0"}, "at least 1"),
+    ],
 )
 def test_engine_settings_are_checked(monkeypatch, env, message):
     for name in ("LLM_ENGINE", "LLM_SERVER_URL", "LLM_SERVER_TOP_LOGPROBS"):

@@ -15,8 +15,10 @@ def test_majority_and_ties():
 
 def test_kappas_against_each_human_and_the_majority():
     labels = ("P", "N")
-    items = [Item(i, "t", {1: h1, 2: h2, 3: h3}) for i, (h1, h2, h3) in enumerate(
-        [("P", "P", "P"), ("N", "N", "P"), ("P", "N", "P"), ("N", "N", "N")])]
+    items = [
+        Item(i, "t", {1: h1, 2: h2, 3: h3})
+        for i, (h1, h2, h3) in enumerate([("P", "P", "P"), ("N", "N", "P"), ("P", "N", "P"), ("N", "N", "N")])
+    ]
     llm = ["P", "N", "P", "N"]  # equals annotator 1 and the majority, differs from 2 once and from 3 once
     out = llm_vs_human.kappas(items, [1, 2, 3], llm, labels)
     assert out["1"]["kappa"] == pytest.approx(1.0) and out["majority"]["kappa"] == pytest.approx(1.0)

@@ -15,8 +15,12 @@ SCRIPT = ROOT / "scripts" / "load_test.py"
 
 
 def test_summary_counts_errors_late_answers_and_memory_slope():
-    samples = [Sample("/predict", 0, 1.0, 200, 10, 2), Sample("/predict", 1, 120.0, 200, 5, 0),
-               Sample("/predict", 2, 0.5, 0, 3), Sample("/webhook", 3, 0.01, 200)]
+    samples = [
+        Sample("/predict", 0, 1.0, 200, 10, 2),
+        Sample("/predict", 1, 120.0, 200, 5, 0),
+        Sample("/predict", 2, 0.5, 0, 3),
+        Sample("/webhook", 3, 0.01, 200),
+    ]
     memory = [(float(t), 1000.0 + t) for t in range(20)]  # one MB a second: a leak
     summary = LoadResult(60.0, samples, memory).summary()
     assert summary["/predict"]["errors"] == 1 and summary["/predict"]["over_100s"] == 1
@@ -28,9 +32,24 @@ def test_summary_counts_errors_late_answers_and_memory_slope():
 def test_a_short_run_against_the_real_backend(tmp_path):
     out, plot = tmp_path / "load.json", tmp_path / "load.png"
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--clients", "3", "--seconds", "8", "--max-batch", "8",
-         "--json", str(out), "--plot", str(plot)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--clients",
+            "3",
+            "--seconds",
+            "8",
+            "--max-batch",
+            "8",
+            "--json",
+            str(out),
+            "--plot",
+            str(plot),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     summary = json.loads(out.read_text())

@@ -59,9 +59,12 @@ class FakeProject:
                 self.fetches += 1
                 self.reads.append(None if task_ids is None else sorted(task_ids))
                 wanted = self.labels if task_ids is None else {i: self.labels[i] for i in task_ids if i in self.labels}
-                labeled = [ls_tasks.LabeledTask(i, texts[i], label, len(self.votes.get(i, ())) or 1,
-                                                self.votes.get(i, (("user:1", label),)))
-                           for i, label in wanted.items()]
+                labeled = [
+                    ls_tasks.LabeledTask(
+                        i, texts[i], label, len(self.votes.get(i, ())) or 1, self.votes.get(i, (("user:1", label),))
+                    )
+                    for i, label in wanted.items()
+                ]
             return labeled, ls_tasks.FetchStats(tasks=len(labeled))
 
         def push_predictions(client, project_id, predictions, chunk=500, progress=None):
@@ -109,8 +112,9 @@ def make_service(tmp_path, predictor, project: FakeProject, **settings) -> Servi
 
 
 def webhook(client, action: str = "ANNOTATION_CREATED", project: int = 5):
-    return client.post("/webhook", data=json.dumps({"action": action, "project": {"id": project}}),
-                       content_type="application/json")
+    return client.post(
+        "/webhook", data=json.dumps({"action": action, "project": {"id": project}}), content_type="application/json"
+    )
 
 
 def test_a_burst_of_webhooks_is_answered_at_once_and_trains_at_most_twice(tmp_path, predictor, monkeypatch):
@@ -142,8 +146,11 @@ def test_a_burst_of_webhooks_is_answered_at_once_and_trains_at_most_twice(tmp_pa
     assert max(scores[i] for i in range(121, 161)) < min(scores[i] for i in project.labels)
     # /predict now answers with the promoted version and the pool priority.
     task = {"id": 130, "data": {"text": dict(project.tasks)[130]}}
-    answer = client.post("/predict", data=json.dumps({"tasks": [task], "project": "5.1", "label_config": CONFIG}),
-                         content_type="application/json").json
+    answer = client.post(
+        "/predict",
+        data=json.dumps({"tasks": [task], "project": "5.1", "label_config": CONFIG}),
+        content_type="application/json",
+    ).json
     assert answer["model_version"] == versions["current"]
     assert answer["results"][0]["score"] == pytest.approx(scores[130], abs=1e-6)
     metrics = client.get("/metrics").data.decode()
@@ -151,7 +158,9 @@ def test_a_burst_of_webhooks_is_answered_at_once_and_trains_at_most_twice(tmp_pa
     assert 'backend_rescore_progress{project="5"} 1.0' in metrics
 
 
-def test_a_crash_inside_a_run_keeps_the_old_model_serving_and_a_restart_keeps_versions(tmp_path, predictor, monkeypatch):
+def test_a_crash_inside_a_run_keeps_the_old_model_serving_and_a_restart_keeps_versions(
+    tmp_path, predictor, monkeypatch
+):
     project = FakeProject()
     project.install(monkeypatch)
     service = make_service(tmp_path, predictor, project)
@@ -182,7 +191,9 @@ def test_a_candidate_that_does_not_beat_the_serving_model_is_kept_out(tmp_path, 
     project = FakeProject()
     project.install(monkeypatch)
     service = make_service(tmp_path, predictor, project)
-    monkeypatch.setattr(training, "_incumbent_guess", lambda loop, incumbent, ids, y, *a: np.asarray(y).copy())  # a perfect incumbent
+    monkeypatch.setattr(
+        training, "_incumbent_guess", lambda loop, incumbent, ids, y, *a: np.asarray(y).copy()
+    )  # a perfect incumbent
     record = service.loop.train("5")
     assert record["result"] == "kept" and record["incumbent_macro_f1"] == 1.0
     assert service.loop.projects.model("5") is None
@@ -213,8 +224,9 @@ def test_training_without_label_studio_settings_is_a_clear_400(tmp_path, predict
     saved = webhook(client)  # an annotation save must not fail because training is off
     assert saved.status_code == 200 and saved.json["training"].startswith("disabled: training needs LABEL_STUDIO_URL")
     assert webhook(client, "PROJECT_UPDATED").status_code == 200
-    answer = client.post("/webhook", data=json.dumps({"action": "START_TRAINING", "project": "x"}),
-                         content_type="application/json")
+    answer = client.post(
+        "/webhook", data=json.dumps({"action": "START_TRAINING", "project": "x"}), content_type="application/json"
+    )
     assert answer.status_code == 400 and "project" in answer.json["error"]
 
 
@@ -226,8 +238,9 @@ def test_the_strategy_is_set_per_project_through_setup(tmp_path, predictor):
     assert client.post("/setup", data=json.dumps(body), content_type="application/json").status_code == 200
     assert client.get("/versions?project=9").json["strategy"] == "entropy"
     assert client.get("/versions?project=8").json["strategy"] == "margin"
-    bad = client.post("/setup", data=json.dumps({**body, "extra_params": {"strategy": "vibes"}}),
-                      content_type="application/json")
+    bad = client.post(
+        "/setup", data=json.dumps({**body, "extra_params": {"strategy": "vibes"}}), content_type="application/json"
+    )
     assert bad.status_code == 400 and "unknown ranking strategy" in bad.json["error"]
 
 
@@ -391,8 +404,11 @@ def test_lanes_deal_the_pool_round_robin_into_score_ranges(tmp_path, predictor, 
     project.install(monkeypatch)
     service = make_service(tmp_path, predictor, project)
     client = create_app(service).test_client()
-    answer = client.post("/setup", data=json.dumps({"project": "5.1", "schema": CONFIG, "extra_params": {"lanes": 3}}),
-                         content_type="application/json")
+    answer = client.post(
+        "/setup",
+        data=json.dumps({"project": "5.1", "schema": CONFIG, "extra_params": {"lanes": 3}}),
+        content_type="application/json",
+    )
     assert answer.status_code == 200
     assert service.loop.rescoring.wait("5", timeout=120) and project.lanes == 3
     assert client.get("/versions?project=5").json["lanes"] == 3
@@ -411,8 +427,11 @@ def test_lanes_deal_the_pool_round_robin_into_score_ranges(tmp_path, predictor, 
     service.loop.projects.rankings.clear()
     result = service.loop.predict("5", SCHEMA, [task])[0][0]
     assert 1 / 3 <= result["score"] < 2 / 3  # 1000 % 3 == 1
-    bad = client.post("/setup", data=json.dumps({"project": "5", "schema": CONFIG, "extra_params": {"lanes": 0}}),
-                      content_type="application/json")
+    bad = client.post(
+        "/setup",
+        data=json.dumps({"project": "5", "schema": CONFIG, "extra_params": {"lanes": 0}}),
+        content_type="application/json",
+    )
     assert bad.status_code == 400 and "lanes must be a whole number" in bad.json["error"]
 
 

@@ -48,7 +48,10 @@ def test_a_network_error_is_one_retryable_line():
     with pytest.raises(ls_client.LabelStudioUnavailable) as caught:
         with ls_client.calling(fake_client(), "listing tabs"):
             raise httpx.ConnectError("[Errno 111] Connection refused\nmore")
-    assert str(caught.value) == f"cannot reach Label Studio at {URL} (listing tabs): connection refused or host unreachable"
+    assert (
+        str(caught.value)
+        == f"cannot reach Label Studio at {URL} (listing tabs): connection refused or host unreachable"
+    )
     assert caught.value.status is None and caught.value.retryable
 
 

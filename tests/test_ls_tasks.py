@@ -44,8 +44,12 @@ def ann(label, user, second, cancelled=False, truth=False, **result_args):
 
 
 def test_the_votes_travel_with_a_voted_label_and_not_with_ground_truth():
-    label, conflict, votes = lt._resolution([ann("Positive", 1, 5), ann("Negative", 2, 6), ann("Negative", 1, 7)], SCHEMA)
-    assert label == "Negative" and conflict is False and sorted(votes) == [("user:1", "Negative"), ("user:2", "Negative")]
+    label, conflict, votes = lt._resolution(
+        [ann("Positive", 1, 5), ann("Negative", 2, 6), ann("Negative", 1, 7)], SCHEMA
+    )
+    assert (
+        label == "Negative" and conflict is False and sorted(votes) == [("user:1", "Negative"), ("user:2", "Negative")]
+    )
     label, conflict, votes = lt._resolution([ann("Positive", 1, 5), ann("Negative", 2, 6, truth=True)], SCHEMA)
     assert label == "Negative" and conflict is True and votes == ()
 
@@ -72,8 +76,13 @@ def test_majority_beats_recency():
 
 def test_each_annotator_counts_once_with_their_latest():
     # Counted per annotation, Positive would win 3 to 2.
-    votes = [ann("Positive", 1, 1), ann("Positive", 1, 2), ann("Positive", 1, 3), ann("Negative", 2, 4),
-             ann("Negative", 3, 5)]
+    votes = [
+        ann("Positive", 1, 1),
+        ann("Positive", 1, 2),
+        ann("Positive", 1, 3),
+        ann("Negative", 2, 4),
+        ann("Negative", 3, 5),
+    ]
     assert lt.resolve(votes, SCHEMA) == "Negative"
     # An annotator who changed their mind counts with the newer answer, whatever the list order.
     assert lt.resolve([ann("Neutral", 1, 8), ann("Positive", 1, 2), ann("Positive", 2, 1)], SCHEMA) == "Neutral"
@@ -82,8 +91,13 @@ def test_each_annotator_counts_once_with_their_latest():
 def test_tie_goes_to_the_most_recent_among_the_tied_labels():
     assert lt.resolve([ann("Positive", 1, 2), ann("Negative", 2, 1)], SCHEMA) == "Positive"
     assert lt.resolve([ann("Positive", 1, 1), ann("Negative", 2, 2)], SCHEMA) == "Negative"
-    votes = [ann("Positive", 1, 1), ann("Positive", 2, 2), ann("Negative", 3, 3), ann("Negative", 4, 4),
-             ann("Neutral", 5, 9)]  # the newest, but not among the tied
+    votes = [
+        ann("Positive", 1, 1),
+        ann("Positive", 2, 2),
+        ann("Negative", 3, 3),
+        ann("Negative", 4, 4),
+        ann("Neutral", 5, 9),
+    ]  # the newest, but not among the tied
     assert lt.resolve(votes, SCHEMA) == "Negative"
 
 
@@ -127,9 +141,12 @@ def test_user_as_object_and_annotations_without_a_user():
 def test_unreachable_label_studio_says_so_in_one_line():
     url = f"http://127.0.0.1:{free_port()}"
     client = LabelStudio(base_url=url, api_key="x" * 40)
-    for call in (lambda: lt.fetch_labeled(client, 1, SCHEMA, gold_set=gold.default_gold()), lambda: lt.fetch_pool(client, 1, SCHEMA),
-                 lambda: lt.set_model_version(client, 1, "v"),
-                 lambda: lt.push_predictions(client, 1, [{"task": 1, "result": [], "score": 0.5}])):
+    for call in (
+        lambda: lt.fetch_labeled(client, 1, SCHEMA, gold_set=gold.default_gold()),
+        lambda: lt.fetch_pool(client, 1, SCHEMA),
+        lambda: lt.set_model_version(client, 1, "v"),
+        lambda: lt.push_predictions(client, 1, [{"task": 1, "result": [], "score": 0.5}]),
+    ):
         with pytest.raises(lt.LabelStudioUnavailable) as caught:
             call()
         message = str(caught.value)

@@ -16,8 +16,9 @@ from backend.settings import Settings, SettingsError
 
 SCHEMA = schemas.parse(CONFIG)
 CONFIG_ = schemas.parse_config(CONFIG)
-TEXTS = [f"review number {i}: {'great' if i % 3 == 0 else 'dull' if i % 3 == 1 else 'it opens friday'}"
-         for i in range(40)]
+TEXTS = [
+    f"review number {i}: {'great' if i % 3 == 0 else 'dull' if i % 3 == 1 else 'it opens friday'}" for i in range(40)
+]
 
 
 def test_the_pool_bias_divides_out_the_mean_answer():
@@ -33,8 +34,9 @@ def test_the_pool_bias_divides_out_the_mean_answer():
     with pytest.raises(cal.CalibrationError):
         cal.pool(cal.identity(("A", "B")), np.zeros((0, 2)))
     # On top of a fitted calibration: its weights kept, its bias moved by the pool's mean answer under it.
-    fitted = cal.Calibration("fitted", ("A", "B", "C"), ("A", "B", "C"), ((2.0, 0, 0), (0, 1.0, 0), (0, 0, 1.0)),
-                             (0.5, 0.0, -0.5))
+    fitted = cal.Calibration(
+        "fitted", ("A", "B", "C"), ("A", "B", "C"), ((2.0, 0, 0), (0, 1.0, 0), (0, 0, 1.0)), (0.5, 0.0, -0.5)
+    )
     on_top = cal.pool(fitted, logits)
     assert on_top.method == "fitted+pool" and on_top.weights == fitted.weights
     assert np.allclose(np.asarray(on_top.bias) - fitted.bias, -np.log(fitted.apply(logits).mean(axis=0)))
@@ -67,8 +69,9 @@ def test_a_pool_calibration_serves_under_its_own_version_and_round_trips():
     again = PoolCalibration.from_dict(pool.as_dict())
     assert again == pool and predictor.version(CONFIG_, again) == version
     probs = predictor.answers(CONFIG_, TEXTS, pool)["sentiment"]
-    assert np.allclose(probs, pool.get("sentiment").apply(predictor.scorer.label_logprobs(
-        predictor.setup(SCHEMA).prompt, TEXTS)))
+    assert np.allclose(
+        probs, pool.get("sentiment").apply(predictor.scorer.label_logprobs(predictor.setup(SCHEMA).prompt, TEXTS))
+    )
     with pytest.raises(cal.CalibrationError):
         PoolCalibration.from_dict({"size": 3})
 
@@ -113,8 +116,13 @@ def test_the_first_rescore_measures_the_pool_and_a_restart_keeps_it(tmp_path, mo
     predictor = tiny_predictor(calibration="auto")
 
     def service() -> Service:
-        settings = Settings(data_dir=tmp_path, label_studio_url="http://ls.invalid", label_studio_api_key="k",
-                            ls_retries=0, calibration="auto")
+        settings = Settings(
+            data_dir=tmp_path,
+            label_studio_url="http://ls.invalid",
+            label_studio_api_key="k",
+            ls_retries=0,
+            calibration="auto",
+        )
         s = Service(settings, loader=lambda _: predictor)
         s.loop.client_factory = lambda: project.client
         s.start()

@@ -28,7 +28,9 @@ from backend.settings import Settings
 
 FACETS = (ROOT / "label_config" / "review_facets.xml").read_text()
 FACETS_GUIDELINES = ROOT / "guidelines" / "review_facets.md"
-SAMPLE = [json.loads(line) for line in (ROOT / "guidelines" / "samples" / "review_facets.jsonl").read_text().splitlines()]
+SAMPLE = [
+    json.loads(line) for line in (ROOT / "guidelines" / "samples" / "review_facets.jsonl").read_text().splitlines()
+]
 CONFIG = schemas.parse_config(FACETS)
 
 
@@ -78,9 +80,16 @@ def test_guidelines_without_question_sections_give_the_same_prompt_as_before(pre
 def test_the_form_prompt_names_every_question_and_scores_every_answer_line(predictor):
     setup = predictor.form_setup(CONFIG)
     assert setup.prompt.labels == (
-        "sentiment: Positive", "sentiment: Negative", "sentiment: Neutral",
-        "aspects: Acting", "aspects: Story", "aspects: Visuals", "aspects: Music", "aspects: none",
-        "spoiler: Yes", "spoiler: No",
+        "sentiment: Positive",
+        "sentiment: Negative",
+        "sentiment: Neutral",
+        "aspects: Acting",
+        "aspects: Story",
+        "aspects: Visuals",
+        "aspects: Music",
+        "aspects: none",
+        "spoiler: Yes",
+        "spoiler: No",
     )
     for name in CONFIG.names:
         assert f"## Question: {name}" in setup.prompt.prefix
@@ -91,8 +100,10 @@ def test_the_form_prompt_names_every_question_and_scores_every_answer_line(predi
 
 
 def test_a_label_called_none_keeps_its_name():
-    q = schemas.parse('<View><Text name="t" value="$text"/><Choices name="c" toName="t" choice="multiple">'
-                      '<Choice value="None"/><Choice value="Some"/></Choices></View>')
+    q = schemas.parse(
+        '<View><Text name="t" value="$text"/><Choices name="c" toName="t" choice="multiple">'
+        '<Choice value="None"/><Choice value="Some"/></Choices></View>'
+    )
     assert prompts.answers(q) == ["c: None", "c: Some", "c: no label"]
 
 
@@ -107,8 +118,10 @@ def test_the_model_version_covers_every_questions_guidelines(tmp_path):
     assert before != after
     # The sentiment question asked alone does not read the spoiler section: its version stays.
     sentiment = schemas.parse_config(FACETS).question("sentiment")
-    assert (tiny_predictor(guidelines_path=FACETS_GUIDELINES).setup(sentiment).model_version
-            == tiny_predictor(guidelines_path=changed).setup(sentiment).model_version)
+    assert (
+        tiny_predictor(guidelines_path=FACETS_GUIDELINES).setup(sentiment).model_version
+        == tiny_predictor(guidelines_path=changed).setup(sentiment).model_version
+    )
 
 
 # ---------------------------------------------------------------- probabilities
@@ -169,7 +182,9 @@ def test_a_prediction_holds_one_result_per_question_and_setup_names_what_is_left
     versions = client.get("/versions?project=3").get_json()
     assert [q["name"] for q in versions["questions"]["filled"]] == ["sentiment", "aspects", "spoiler"]
     assert versions["questions"]["filled"][1]["multiple"] is True
-    assert versions["questions"]["left_out"] == [{"name": "notes", "reason": "<TextArea> is not a choice: left to the annotator"}]
+    assert versions["questions"]["left_out"] == [
+        {"name": "notes", "reason": "<TextArea> is not a choice: left to the annotator"}
+    ]
 
 
 def test_multi_label_results_hold_every_label_at_or_above_half(predictor):
@@ -198,10 +213,13 @@ def test_a_multi_label_annotation_is_the_set_chosen_and_none_is_an_answer():
     aspects = CONFIG.question("aspects")
 
     def annotation(*choices, user=1):
-        result = [{"from_name": "sentiment", "to_name": "review", "type": "choices", "value": {"choices": ["Positive"]}}]
+        result = [
+            {"from_name": "sentiment", "to_name": "review", "type": "choices", "value": {"choices": ["Positive"]}}
+        ]
         if choices:
-            result.append({"from_name": "aspects", "to_name": "review", "type": "choices",
-                           "value": {"choices": list(choices)}})
+            result.append(
+                {"from_name": "aspects", "to_name": "review", "type": "choices", "value": {"choices": list(choices)}}
+            )
         return {"result": result, "completed_by": user, "updated_at": f"2026-11-30T0{user}:00:00Z"}
 
     assert ls_tasks.annotation_label(annotation("Music", "Acting"), aspects) == aspects.key(["Acting", "Music"])
@@ -232,7 +250,9 @@ class FacetsProject(FakeProject):
         super().__init__(n_tasks=10, n_labeled=0)
         question = schemas.parse_config(config).question(first)
         self.tasks = [(item["id"], item["text"]) for item in SAMPLE]
-        self.labels = {item["id"]: question.key(item[first]) if question.multiple else item[first] for item in SAMPLE[:150]}
+        self.labels = {
+            item["id"]: question.key(item[first]) if question.multiple else item[first] for item in SAMPLE[:150]
+        }
         self.client.projects.get = lambda id: type("P", (), {"label_config": config})()
 
 
@@ -286,8 +306,10 @@ def test_a_config_without_a_fillable_question_is_still_a_422(tmp_path, predictor
     service = Service(Settings(data_dir=tmp_path), loader=lambda s: predictor)
     service.start()
     client = create_app(service).test_client()
-    config = ('<View><Text name="t" value="$text"/><TextArea name="a" toName="t"/>'
-              '<Choices name="c" toName="t" perRegion="true"><Choice value="x"/><Choice value="y"/></Choices></View>')
+    config = (
+        '<View><Text name="t" value="$text"/><TextArea name="a" toName="t"/>'
+        '<Choices name="c" toName="t" perRegion="true"><Choice value="x"/><Choice value="y"/></Choices></View>'
+    )
     answer = post(client, "/setup", {"project": "3.1", "schema": config})
     assert answer.status_code == 422 and "per-region" in answer.get_json()["error"]
 

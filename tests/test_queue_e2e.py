@@ -30,6 +30,8 @@ N_TASKS = 45
 def label_studio(request):
     """Every test here runs on Label Studio with SQLite and with PostgreSQL."""
     return on_both_databases(request)
+
+
 RESULT = [{"from_name": "sentiment", "to_name": "review", "type": "choices", "value": {"choices": ["Positive"]}}]
 
 
@@ -49,8 +51,12 @@ def make_project(admin: LabelStudio, title: str, n: int = N_TASKS, seed: int = 5
 
 def make_loop(label_studio, tmp_path, predictor, **settings):
     service = Service(
-        Settings(data_dir=tmp_path, label_studio_url=label_studio.url, label_studio_api_key=label_studio.admin.token,
-                 **settings),
+        Settings(
+            data_dir=tmp_path,
+            label_studio_url=label_studio.url,
+            label_studio_api_key=label_studio.admin.token,
+            **settings,
+        ),
         loader=lambda s: predictor,
     )
     service.start()
@@ -118,14 +124,17 @@ def test_three_annotators_at_once_get_the_strategys_order_and_never_the_same_tas
     assert label_studio.add_members(project, [label_studio.admin_email] + [u.email for u in users]) == 4
     loop.set_lanes(str(project), 3)
     assert loop.rescoring.wait(str(project), timeout=120)
-    tabs = {v.data["title"]: v for v in admin.views.list(project=project) if ls_queue.is_queue_title(v.data.get("title"))}
+    tabs = {
+        v.data["title"]: v for v in admin.views.list(project=project) if ls_queue.is_queue_title(v.data.get("title"))
+    }
     assert sorted(tabs) == ["Model queue 1/3", "Model queue 2/3", "Model queue 3/3"]
 
     def next_in_tab(client, tab):
         # What "Label Tasks As Displayed" sends: the tab's filters and ordering.
         body = {"ordering": tab.data["ordering"], "filters": tab.data["filters"]}
-        return call(client, "POST", "api/dm/actions", params={"id": "next_task", "project": project, "tabID": tab.id},
-                    json=body)["id"]
+        return call(
+            client, "POST", "api/dm/actions", params={"id": "next_task", "project": project, "tabID": tab.id}, json=body
+        )["id"]
 
     lanes = [tabs[f"Model queue {i + 1}/3"] for i in range(3)]
     for round_ in range(2):

@@ -21,7 +21,10 @@ NAMES = {"embedded": "qwen2.5-coder-0.5b-instruct", "embedded-1.5b": "qwen2.5-co
 def server(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("real")
     # The first start of the 1.5B joins and converts its GGUF (about two minutes, once).
-    with gunicorn({"DATA_DIR": str(tmp / "data"), "LLM_MODEL": request.param}, tmp / "gunicorn.log", wait=600) as (url, _):
+    with gunicorn({"DATA_DIR": str(tmp / "data"), "LLM_MODEL": request.param}, tmp / "gunicorn.log", wait=600) as (
+        url,
+        _,
+    ):
         yield url, request.param
 
 
@@ -31,7 +34,9 @@ def test_obvious_reviews_with_fitted_calibration(server):
     assert version.startswith(NAMES[model])  # each packaged model is its own version
     assert "-fitted-" in version  # the calibration shipped in guidelines/calibration/ matches model and prompt
     tasks = [{"id": i, "data": {"text": t}} for i, t in enumerate(OBVIOUS)]
-    results = requests.post(f"{server}/predict", json={"tasks": tasks, "label_config": CONFIG}, timeout=120).json()["results"]
+    results = requests.post(f"{server}/predict", json={"tasks": tasks, "label_config": CONFIG}, timeout=120).json()[
+        "results"
+    ]
     got = [r["result"][0]["value"]["choices"][0] for r in results]
     assert got == list(OBVIOUS.values())
     # The score is the task's priority (margin by default: 1 - the gap between the two best labels is the
@@ -45,14 +50,23 @@ def test_other_label_names_are_served_by_the_same_model(server):
         '<View><Text name="body" value="$review"/><Choices name="verdict" toName="body">'
         '<Choice value="Positive"/><Choice value="Negative"/></Choices></View>'
     )
-    tasks = [{"data": {"review": "An absolute delight from start to finish."}}, {"data": {"review": "Painfully boring."}}]
-    results = requests.post(f"{server}/predict", json={"tasks": tasks, "label_config": config}, timeout=120).json()["results"]
+    tasks = [
+        {"data": {"review": "An absolute delight from start to finish."}},
+        {"data": {"review": "Painfully boring."}},
+    ]
+    results = requests.post(f"{server}/predict", json={"tasks": tasks, "label_config": config}, timeout=120).json()[
+        "results"
+    ]
     assert [r["result"][0]["value"]["choices"][0] for r in results] == ["Positive", "Negative"]
     assert results[0]["result"][0]["from_name"] == "verdict"
 
 
 FACETS = {  # text -> (sentiment, a label aspects must hold, spoiler)
-    "An absolute joy from start to finish: the lead is wonderful and the soundtrack is gorgeous.": ("Positive", "Music", "No"),
+    "An absolute joy from start to finish: the lead is wonderful and the soundtrack is gorgeous.": (
+        "Positive",
+        "Music",
+        "No",
+    ),
     "Dull, ugly and far too long. I walked out after an hour.": ("Negative", None, "No"),
     "In the final scene the hero dies, and his own brother turns out to be the killer.": (None, "Story", "Yes"),
     "The film runs 118 minutes and opens in theaters on Friday.": ("Neutral", None, "No"),
@@ -71,8 +85,9 @@ def test_three_questions_of_the_facets_demo_on_obvious_reviews():
     from backend.serving.service import load_predictor
     from backend.settings import Settings
 
-    predictor = load_predictor(replace(Settings.from_env(), llm_model="embedded",
-                                       guidelines=ROOT / "guidelines" / "review_facets.md"))
+    predictor = load_predictor(
+        replace(Settings.from_env(), llm_model="embedded", guidelines=ROOT / "guidelines" / "review_facets.md")
+    )
     config = schemas.parse_config((ROOT / "label_config" / "review_facets.xml").read_text())
     assert "-fitted-" in predictor.version(config)  # guidelines/calibration/forms/ matches model and prompt
     answers = predictor.answers(config, list(FACETS))

@@ -15,7 +15,9 @@ def test_flags_in_every_shape_label_studio_writes():
 
 def test_a_field_reads_the_same_from_a_dict_and_an_sdk_object():
     # Annotations come as dicts inside task lists, as SDK objects from annotations.get/create.
-    assert records.field_of({"id": 3, "was_cancelled": False}, "id") == records.field_of(SimpleNamespace(id=3), "id") == 3
+    assert (
+        records.field_of({"id": 3, "was_cancelled": False}, "id") == records.field_of(SimpleNamespace(id=3), "id") == 3
+    )
     assert records.field_of({"id": 3}, "ground_truth") is None
     assert records.field_of(SimpleNamespace(id=3), "ground_truth") is None
     assert records.field_of({"was_cancelled": False}, "was_cancelled") is False

@@ -51,5 +51,8 @@ def test_a_strategy_set_through_one_replica_is_used_by_the_other(tmp_path, predi
     a, b = make_service(tmp_path, predictor, project), make_service(tmp_path, predictor, project)
     assert b.loop.projects.strategy("5") == "margin"
     body = {"project": "5.1", "schema": CONFIG, "extra_params": {"strategy": "entropy"}}
-    assert create_app(a).test_client().post("/setup", data=json.dumps(body), content_type="application/json").status_code == 200
+    assert (
+        create_app(a).test_client().post("/setup", data=json.dumps(body), content_type="application/json").status_code
+        == 200
+    )
     assert b.loop.projects.strategy("5") == "entropy"

@@ -21,8 +21,15 @@ needs_label_studio = pytest.mark.skipif(not labelstudio.available(), reason=labe
 
 @pytest.fixture(scope="module")
 def result(label_studio, tmp_path_factory):
-    return rescore_bench.run(label_studio.url, label_studio.admin.token, tasks=N_TASKS, runs=RUNS, chunk=CHUNK,
-                             data_dir=tmp_path_factory.mktemp("bench-rescore"), progress=False)
+    return rescore_bench.run(
+        label_studio.url,
+        label_studio.admin.token,
+        tasks=N_TASKS,
+        runs=RUNS,
+        chunk=CHUNK,
+        data_dir=tmp_path_factory.mktemp("bench-rescore"),
+        progress=False,
+    )
 
 
 @pytest.mark.e2e
@@ -62,8 +69,13 @@ def test_request_counts_follow_the_chunking_and_each_run_deletes_the_set_before(
         assert row["errors"] == [] and row["label_studio_errors"] == 0
         assert row["published_new_set"] and row["delete_attempts"] == row["deleted"]
         # A small set is deleted within the request: nothing left for Label Studio to finish after the run.
-        assert row["settle"] == {"seconds": row["settle"]["seconds"], "requests": 0, "polls": 0, "failed_polls": 0,
-                                 "left": []}
+        assert row["settle"] == {
+            "seconds": row["settle"]["seconds"],
+            "requests": 0,
+            "polls": 0,
+            "failed_polls": 0,
+            "left": [],
+        }
         previous = row["published"]
     assert [row["strategy"] for row in result["run"]] == list(rescore_bench.DEFAULT_STRATEGIES)
 
@@ -94,8 +106,14 @@ def test_seconds_are_positive_and_add_up(result):
 
 @pytest.mark.parametrize(
     "args",
-    [["--tasks", "0"], ["--runs", "x"], ["--ls-url", "http://localhost:8080"], ["--strategies", ","], ["--bogus"],
-     ["--database", "mysql"]],
+    [
+        ["--tasks", "0"],
+        ["--runs", "x"],
+        ["--ls-url", "http://localhost:8080"],
+        ["--strategies", ","],
+        ["--bogus"],
+        ["--database", "mysql"],
+    ],
 )
 def test_bad_arguments_exit_2_with_one_line(args):
     answer = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=60)

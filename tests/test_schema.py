@@ -15,7 +15,10 @@ def test_any_names_and_labels_are_taken_from_the_config():
     assert s.labels == ("Great stuff", "Awful", "m")  # results carry the alias Label Studio stores
     assert s.names == ("Great stuff", "Awful", "Meh")  # the model reads what annotators see
     assert s.result("Awful") == {
-        "from_name": "mood", "to_name": "body", "type": "choices", "value": {"choices": ["Awful"]}
+        "from_name": "mood",
+        "to_name": "body",
+        "type": "choices",
+        "value": {"choices": ["Awful"]},
     }
 
 
@@ -35,9 +38,15 @@ def test_other_controls_are_ignored_when_one_choices_fits():
         ("<View><Text", "not valid XML"),
         ('<View><Text name="t" value="$text"/></View>', "no <Choices>"),
         ('<View><Choices name="c" toName="t"><Choice value="a"/><Choice value="b"/></Choices></View>', "no <Text>"),
-        ('<View><Text name="t" value="$text"/><Choices name="c" toName="t"><Choice value="a"/></Choices></View>', "two"),
-        ('<View><Text name="t" value="fixed"/><Choices name="c" toName="t"><Choice value="a"/><Choice value="b"/>'
-         '</Choices></View>', "task field"),
+        (
+            '<View><Text name="t" value="$text"/><Choices name="c" toName="t"><Choice value="a"/></Choices></View>',
+            "two",
+        ),
+        (
+            '<View><Text name="t" value="fixed"/><Choices name="c" toName="t"><Choice value="a"/><Choice value="b"/>'
+            "</Choices></View>",
+            "task field",
+        ),
     ],
 )
 def test_unservable_configs_say_what_is_missing(config, message):
@@ -45,10 +54,13 @@ def test_unservable_configs_say_what_is_missing(config, message):
         parse(config)
 
 
-@pytest.mark.parametrize("choices, message", [
-    ('<Choice value=" "/><Choice value="Bad"/>', "empty value"),
-    ('<Choice value="Good"/><Choice value="Good"/>', "at least two"),
-])
+@pytest.mark.parametrize(
+    "choices, message",
+    [
+        ('<Choice value=" "/><Choice value="Bad"/>', "empty value"),
+        ('<Choice value="Good"/><Choice value="Good"/>', "at least two"),
+    ],
+)
 def test_blank_or_repeated_choices_are_refused(choices, message):
     config = f'<View><Text name="t" value="$text"/><Choices name="c" toName="t">{choices}</Choices></View>'
     with pytest.raises(SchemaError, match=message):
@@ -97,7 +109,9 @@ def test_choices_left_to_annotators_do_not_stop_those_that_can_be_filled():
         'whenTagName="mood"><Choice value="p"/><Choice value="q"/></Choices></View>'
     )
     assert [(q.from_name, q.labels, q.multiple) for q in config.questions] == [
-        ("tags", ("a", "b"), True), ("mood", ("Up", "Down"), False)]
+        ("tags", ("a", "b"), True),
+        ("mood", ("Up", "Down"), False),
+    ]
     assert config.primary.from_name == "tags"
     left = dict(config.left_out)
     assert set(left) == {"span", "r", "l", "more"}
@@ -139,8 +153,11 @@ def test_a_multi_label_answer_is_one_string_in_config_order():
 
 
 def test_the_text_tag_reading_a_task_field_is_labeled_rather_than_a_caption():
-    s = parse(choices_on('<Text name="t" value="Read this:"/><Text name="body" value="$review"/>')
-              .replace('toName="t"', 'toName="t,body"'))
+    s = parse(
+        choices_on('<Text name="t" value="Read this:"/><Text name="body" value="$review"/>').replace(
+            'toName="t"', 'toName="t,body"'
+        )
+    )
     assert (s.to_name, s.data_key) == ("body", "review")
 
 

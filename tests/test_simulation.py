@@ -38,8 +38,18 @@ def synthetic_inputs(n_pool: int = 200, n_test: int = 90, dim: int = 16, seed: i
     scale[:2] = 50.0
     ph = (np.hstack([centres[py], rng.standard_normal((n_pool, dim))]) + rng.standard_normal((n_pool, 2 * dim))) * scale
     th = (np.hstack([centres[ty], rng.standard_normal((n_test, dim))]) + rng.standard_normal((n_test, 2 * dim))) * scale
-    return Inputs(("Positive", "Negative", "Neutral"), px, pl, py, tx, tl, ty, ph.astype(np.float32),
-                  th.astype(np.float32), judged)
+    return Inputs(
+        ("Positive", "Negative", "Neutral"),
+        px,
+        pl,
+        py,
+        tx,
+        tl,
+        ty,
+        ph.astype(np.float32),
+        th.astype(np.float32),
+        judged,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +81,10 @@ def test_budget_equal_to_seed_set_measures_once(inputs):
 
 @pytest.mark.parametrize("kind", simulation.KINDS)
 def test_every_strategy_runs_and_shares_the_seed_set(inputs, kind):
-    runs = {s: simulation.simulate(inputs, kind, s, seed=3, seed_size=15, batch=10, budget=55)
-            for s in simulation.known_strategies()}
+    runs = {
+        s: simulation.simulate(inputs, kind, s, seed=3, seed_size=15, batch=10, budget=55)
+        for s in simulation.known_strategies()
+    }
     seed_sets = {tuple(sorted(r.order[:15].tolist())) for r in runs.values()}
     assert len(seed_sets) == 1  # paired comparison: same seed, same start
     for name, run in runs.items():
@@ -96,8 +108,9 @@ def test_the_model_that_ranks_is_the_kind_evaluated(inputs, kind):
     run = simulation.simulate(inputs, kind, "margin", seed=2, seed_size=20, batch=20, budget=40)
     seed_set = run.order[:20]
     pool_v, test_v = inputs.vectors(kind)
-    model = simulation.fit_kind(kind, pool_v[seed_set], inputs.pool_llm[seed_set], inputs.pool_y[seed_set], 3, seed=2,
-                                split=inputs.split)
+    model = simulation.fit_kind(
+        kind, pool_v[seed_set], inputs.pool_llm[seed_set], inputs.pool_y[seed_set], 3, seed=2, split=inputs.split
+    )
     probs = model.predict_proba(pool_v, inputs.pool_llm)
     expected = strategies.select(strategies.rank("margin", probs, labeled_idx=seed_set), 20)
     np.testing.assert_array_equal(run.order[20:], expected)
@@ -110,8 +123,9 @@ def test_committee_ranks_with_the_models_and_the_llms_probabilities(inputs, kind
     run = simulation.simulate(inputs, kind, "committee", seed=1, seed_size=20, batch=20, budget=40)
     seed_set = run.order[:20]
     pool_v, _ = inputs.vectors(kind)
-    model = simulation.fit_kind(kind, pool_v[seed_set], inputs.pool_llm[seed_set], inputs.pool_y[seed_set], 3, seed=1,
-                                split=inputs.split)
+    model = simulation.fit_kind(
+        kind, pool_v[seed_set], inputs.pool_llm[seed_set], inputs.pool_y[seed_set], 3, seed=1, split=inputs.split
+    )
     probs = model.predict_proba(pool_v, inputs.pool_llm)
     u = strategies.rank("committee", probs, labeled_idx=seed_set, llm_probs=inputs.pool_llm)
     np.testing.assert_array_equal(run.order[20:], strategies.select(u, 20))
@@ -154,8 +168,16 @@ def test_simulate_errors(inputs, kwargs, match):
 
 
 def test_missing_judge_is_an_error(inputs):
-    bare = Inputs(inputs.labels, inputs.pool_x, inputs.pool_llm, inputs.pool_y, inputs.test_x, inputs.test_llm,
-                  inputs.test_y, judged={})
+    bare = Inputs(
+        inputs.labels,
+        inputs.pool_x,
+        inputs.pool_llm,
+        inputs.pool_y,
+        inputs.test_x,
+        inputs.test_llm,
+        inputs.test_y,
+        judged={},
+    )
     with pytest.raises(SimulationError, match="needs the LLM judge"):
         simulation.simulate(bare, "classifier", "hybrid_llm", 0, 20, 20, 60)
     simulation.simulate(bare, "classifier", "hybrid", 0, 20, 20, 60)  # plain hybrid needs none
@@ -190,7 +212,10 @@ def test_curve_auc():
 
 def test_summary_rule_for_labels_to_target():
     labels = np.array([20, 40, 60])
-    runs = [Run(labels, np.array([0.5, 0.8, 0.9]), np.arange(60)), Run(labels, np.array([0.5, 0.6, 0.85]), np.arange(60))]
+    runs = [
+        Run(labels, np.array([0.5, 0.8, 0.9]), np.arange(60)),
+        Run(labels, np.array([0.5, 0.6, 0.85]), np.arange(60)),
+    ]
     s = simulation._summary(runs, target=0.8)
     assert s["labels_to_target_per_seed"] == [40, 60] and s["labels_to_target"] == 50 and s["reached"] == 2
     np.testing.assert_allclose(s["curve"]["mean"], [0.5, 0.7, 0.875])
@@ -204,8 +229,15 @@ def test_summary_rule_for_labels_to_target():
 
 @pytest.fixture(scope="module")
 def results(inputs):
-    return simulation.compare(inputs, ["random", "margin", "llm_informative", "hybrid_llm"], seeds=[0, 1],
-                              seed_size=20, batch=20, budget=120, progress=False)
+    return simulation.compare(
+        inputs,
+        ["random", "margin", "llm_informative", "hybrid_llm"],
+        seeds=[0, 1],
+        seed_size=20,
+        batch=20,
+        budget=120,
+        progress=False,
+    )
 
 
 def test_compare_results_schema(results, inputs):
@@ -220,7 +252,9 @@ def test_compare_results_schema(results, inputs):
     assert results["kinds"]["llm"]["macro_f1_at"] == {str(n): pytest.approx(llm) for n in (20, 50, 100, 200)}
     for kind, block in results["kinds"].items():
         sizes = [n for n in simulation.CURVE_SIZES if n <= len(inputs.pool_y)]
-        assert list(block["macro_f1_at"]) == [str(n) for n in sizes] and all(0 < v <= 1 for v in block["macro_f1_at"].values())
+        assert list(block["macro_f1_at"]) == [str(n) for n in sizes] and all(
+            0 < v <= 1 for v in block["macro_f1_at"].values()
+        )
         if kind == "llm":
             continue
         assert block["macro_f1_at"] == simulation.learning_curve(inputs, kind, [0, 1])
@@ -257,8 +291,17 @@ def test_plot_and_table(results, tmp_path):
     assert path.stat().st_size > 10_000
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = simulation.table(results)
-    for name in ("random", "margin", "llm_informative", "hybrid_llm", "classifier", "blend", "llm_state", "full pool",
-                 "served: llm_state"):
+    for name in (
+        "random",
+        "margin",
+        "llm_informative",
+        "hybrid_llm",
+        "classifier",
+        "blend",
+        "llm_state",
+        "full pool",
+        "served: llm_state",
+    ):
         assert name in text
 
 
@@ -302,7 +345,9 @@ class FakeEmbedder:
 
     def encode(self, texts):
         self.computed += len(texts)
-        return np.stack([np.random.default_rng(abs(hash(t)) % 2**32).standard_normal(8) for t in texts]).astype(np.float32)
+        return np.stack([np.random.default_rng(abs(hash(t)) % 2**32).standard_normal(8) for t in texts]).astype(
+            np.float32
+        )
 
     def save(self):
         pass
@@ -320,8 +365,15 @@ def test_load_inputs_caches_llm_outputs(tmp_path):
         return real(prompt, texts, answers, layers)
 
     predictor.scorer.logprobs_and_states = counting  # label_logprobs goes through it too
-    first = simulation.load_inputs(12, test_size=9, cache_dir=tmp_path, judge_variants=["difficult", "diverse"],
-                                   predictor=predictor, embedder=FakeEmbedder(), progress=False)
+    first = simulation.load_inputs(
+        12,
+        test_size=9,
+        cache_dir=tmp_path,
+        judge_variants=["difficult", "diverse"],
+        predictor=predictor,
+        embedder=FakeEmbedder(),
+        progress=False,
+    )
     assert first.pool_x.shape == (12, 8) and first.test_x.shape == (9, 8)
     assert first.pool_llm.shape == (12, 3) and first.test_llm.shape == (9, 3)
     assert first.pool_h.shape == (12, 64) and first.test_h.shape == (9, 64) and first.info["llm_state_layer"] == 1
@@ -336,8 +388,15 @@ def test_load_inputs_caches_llm_outputs(tmp_path):
     assert any(f.startswith("labels-") for f in files) and any(f.startswith("states-L1-") for f in files)
 
     scored.clear()
-    again = simulation.load_inputs(12, test_size=9, cache_dir=tmp_path, judge_variants=["difficult", "diverse"],
-                                   predictor=predictor, embedder=FakeEmbedder(), progress=False)
+    again = simulation.load_inputs(
+        12,
+        test_size=9,
+        cache_dir=tmp_path,
+        judge_variants=["difficult", "diverse"],
+        predictor=predictor,
+        embedder=FakeEmbedder(),
+        progress=False,
+    )
     # Everything from the cache but the label-free calibrations' own inputs: content-free and random-word texts.
     assert scored == [len(simulation.cal.CONTENT_FREE), simulation.cal.DOMAIN_TEXTS]
     assert set(again.info["zero_shot"]) == {"none", "contextual", "domain", "pool"}
@@ -347,8 +406,14 @@ def test_load_inputs_caches_llm_outputs(tmp_path):
     for name in first.judged:
         np.testing.assert_allclose(again.judged[name], first.judged[name])
     with pytest.raises(SimulationError, match="unknown judge variant"):
-        simulation.load_inputs(12, cache_dir=tmp_path, judge_variants=["funny"], predictor=predictor,
-                               embedder=FakeEmbedder(), progress=False)
+        simulation.load_inputs(
+            12,
+            cache_dir=tmp_path,
+            judge_variants=["funny"],
+            predictor=predictor,
+            embedder=FakeEmbedder(),
+            progress=False,
+        )
 
 
 def test_the_served_kind_fits_the_recipe_its_labels_choose(inputs):
@@ -357,14 +422,17 @@ def test_the_served_kind_fits_the_recipe_its_labels_choose(inputs):
     rows = np.arange(60)
     sets = {"states": inputs.pool_h[rows], "minilm": inputs.pool_x[rows]}
     y, llm = inputs.pool_y[rows], inputs.pool_llm[rows]
-    choice = classifier.choose(classifier.CANDIDATES["states"], sets, llm, y, 3,
-                               lambda t, p: simulation.macro_f1(t, p, 3))
+    choice = classifier.choose(
+        classifier.CANDIDATES["states"], sets, llm, y, 3, lambda t, p: simulation.macro_f1(t, p, 3)
+    )
     model = simulation.fit_kind("llm_state", pool_v[rows], llm, y, 3, split=inputs.split)
     assert model.recipe == choice.recipe
     expected = classifier.fit_recipe(choice.recipe, sets, llm, y, 3).predict_proba(
-        classifier.recipe_vectors(choice.recipe, sets), llm)
+        classifier.recipe_vectors(choice.recipe, sets), llm
+    )
     np.testing.assert_allclose(model.predict_proba(pool_v[rows], llm), expected)
-    np.testing.assert_allclose(simulation.out_of_fold_kind("llm_state", pool_v[rows], llm, y, 3, split=inputs.split),
-                               choice.oof)
+    np.testing.assert_allclose(
+        simulation.out_of_fold_kind("llm_state", pool_v[rows], llm, y, 3, split=inputs.split), choice.oof
+    )
     fixed = simulation.fit_kind("state_fixed", inputs.pool_h[rows], llm, y, 3)
     assert (fixed.kind, fixed.estimator.C) == ("state_blend", classifier.DEFAULT_C["state_blend"])

@@ -275,7 +275,14 @@ def test_rank_single_strategies_match_the_utilities():
         np.testing.assert_array_equal(u[mask], e[mask], err_msg=name)
         assert not set(st.select(u, 60).tolist()) & set(labeled)
     assert {name for name, s in st.REGISTRY.items() if not s.llm_judged} == {
-        "random", "least_confidence", "margin", "entropy", "disagreement", "diversity", "hybrid", "committee"
+        "random",
+        "least_confidence",
+        "margin",
+        "entropy",
+        "disagreement",
+        "diversity",
+        "hybrid",
+        "committee",
     }
 
 

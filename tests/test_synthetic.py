@@ -30,8 +30,10 @@ LABELS = SCHEMA.labels
 REAL = pd.DataFrame(
     [(f"A warm, funny film number {i} that I would happily watch again.", "Positive") for i in range(6)]
     + [(f"A dull, lifeless sequel number {i} that nobody should sit through.", "Negative") for i in range(4)]
-    + [("Two brothers inherit a failing farm and must save it before winter.", "Neutral"),
-       ("A detective returns to her home town to solve an old murder.", "Neutral")],
+    + [
+        ("Two brothers inherit a failing farm and must save it before winter.", "Neutral"),
+        ("A detective returns to her home town to solve an old murder.", "Neutral"),
+    ],
     columns=["text", "label"],
 )
 
@@ -45,9 +47,13 @@ def words(text: str) -> int:
 
 def test_parse_mix_and_its_errors():
     assert syn.parse_mix("conditional=3, minority=5") == {"conditional": 3, "minority": 5}
-    for bad, message in (("poetry=3", "expected MODE=COUNT"), ("minority", "expected MODE=COUNT"),
-                         ("minority=x", "not a whole number"), ("minority=-1", "0 or more"),
-                         ("minority=0", "no candidates")):
+    for bad, message in (
+        ("poetry=3", "expected MODE=COUNT"),
+        ("minority", "expected MODE=COUNT"),
+        ("minority=x", "not a whole number"),
+        ("minority=-1", "0 or more"),
+        ("minority=0", "no candidates"),
+    ):
         with pytest.raises(syn.SyntheticError, match=message):
             syn.parse_mix(bad)
 
@@ -57,7 +63,10 @@ def test_minority_shares_follow_the_deficit_against_the_largest_label():
     # Deficits 0, 22, 68 of 90: 9.8 and 30.2 of 40, largest remainder to Negative.
     assert syn.minority_shares(counts, LABELS, 40) == {"Negative": 10, "Neutral": 30}
     assert syn.minority_shares({"Positive": 5, "Negative": 5, "Neutral": 5}, LABELS, 7) == {
-        "Positive": 3, "Negative": 2, "Neutral": 2}
+        "Positive": 3,
+        "Negative": 2,
+        "Neutral": 2,
+    }
     assert sum(syn.minority_shares({"Positive": 3}, LABELS, 11).values()) == 11
 
 
@@ -106,16 +115,46 @@ def test_batches_hold_one_label_and_take_labels_in_turn():
 def test_load_real_formats_and_errors(tmp_path):
     (tmp_path / "r.csv").write_text("text,label\nGreat fun.,Positive\nBoring.,Negative\n")
     assert syn.load_real(tmp_path / "r.csv").to_dict("records") == [
-        {"text": "Great fun.", "label": "Positive"}, {"text": "Boring.", "label": "Negative"}]
+        {"text": "Great fun.", "label": "Positive"},
+        {"text": "Boring.", "label": "Negative"},
+    ]
     (tmp_path / "r.jsonl").write_text('{"text": "Great fun.", "label": "Positive"}\n')
     assert len(syn.load_real(tmp_path / "r.jsonl")) == 1
     export = [
-        {"id": 1, "data": {"text": "Loved it."}, "annotations": [
-            {"result": [{"from_name": "sentiment", "to_name": "review", "type": "choices",
-                         "value": {"choices": ["Positive"]}}], "completed_by": 1}]},
-        {"id": 2, "data": {"text": "Made up.", "synthetic": True}, "annotations": [
-            {"result": [{"from_name": "sentiment", "to_name": "review", "type": "choices",
-                         "value": {"choices": ["Negative"]}}], "completed_by": 1}]},
+        {
+            "id": 1,
+            "data": {"text": "Loved it."},
+            "annotations": [
+                {
+                    "result": [
+                        {
+                            "from_name": "sentiment",
+                            "to_name": "review",
+                            "type": "choices",
+                            "value": {"choices": ["Positive"]},
+                        }
+                    ],
+                    "completed_by": 1,
+                }
+            ],
+        },
+        {
+            "id": 2,
+            "data": {"text": "Made up.", "synthetic": True},
+            "annotations": [
+                {
+                    "result": [
+                        {
+                            "from_name": "sentiment",
+                            "to_name": "review",
+                            "type": "choices",
+                            "value": {"choices": ["Negative"]},
+                        }
+                    ],
+                    "completed_by": 1,
+                }
+            ],
+        },
         {"id": 3, "data": {"text": "Not labeled yet."}, "annotations": []},
     ]
     (tmp_path / "export.json").write_text(json.dumps(export))
@@ -190,8 +229,9 @@ def test_time_limit_stops_between_batches_and_a_rerun_finishes_the_same_items(pr
 
     ticks = iter([0.0, 0.0, 0.0, 120.0] + [120.0] * 50)  # the third batch starts after the 1-minute limit
     part = tmp_path / "part.jsonl"
-    first = syn.generate(predictor, REAL, part, mix=MIX, seed=5, sampling=SMALL, max_minutes=1, progress=False,
-                         clock=lambda: next(ticks))
+    first = syn.generate(
+        predictor, REAL, part, mix=MIX, seed=5, sampling=SMALL, max_minutes=1, progress=False, clock=lambda: next(ticks)
+    )
     assert first.stopped_by_time and 0 < first.total < 10
     # An interrupted write leaves half a line; it is dropped and its batch written again.
     with part.open("a") as f:
@@ -251,14 +291,17 @@ def test_format_problems():
     assert "written in 'es'" in sf.format_problem(spanish, True, LABELS, None, "en")
     assert sf.format_problem(spanish, True, LABELS, None, "es") is None
     assert sf.format_problem("A quiet, disquieting triumph.", True, LABELS, None, "en") is None  # too short to tell
-    prompt = [{"role": "system", "content": "Reply with the text only: no title, no label."},
-              {"role": "user", "content": "Paraphrase this text.\n\nText: A warm and very funny film."},
-              {"role": "assistant", "content": "An example the model saw."}]
+    prompt = [
+        {"role": "system", "content": "Reply with the text only: no title, no label."},
+        {"role": "user", "content": "Paraphrase this text.\n\nText: A warm and very funny film."},
+        {"role": "assistant", "content": "An example the model saw."},
+    ]
     assert "repeats the prompt" in sf.format_problem("No title, no label, just fun.", True, LABELS, prompt)
     assert sf.format_problem("A warm and very funny film, truly.", True, LABELS, prompt) is None  # the quoted text
     assert sf.format_problem("An example the model saw, again.", True, LABELS, prompt) is None
     cases = {
-        "": "empty", "   ": "empty",
+        "": "empty",
+        "   ": "empty",
         "Here's the paraphrased version of it: fine.": "chat leftover",
         "As an AI, I enjoyed it.": "chat leftover",
         "Positive: a fine film.": "label tag",
@@ -276,8 +319,10 @@ def test_format_problems():
 
 
 def test_every_rejection_keeps_its_reason():
-    real = [("real text A", "A gripping thriller with a fine cast and a clever twist at the end."),
-            ("real text B", "The sequel is loud, long and completely forgettable.")]
+    real = [
+        ("real text A", "A gripping thriller with a fine cast and a clever twist at the end."),
+        ("real text B", "The sequel is loud, long and completely forgettable."),
+    ]
     cands = [
         candidate(0, "A gripping thriller with a fine cast and a clever twist at the end."),  # exact
         candidate(1, "A gripping thriller with a great cast and a clever twist at the end."),  # ROUGE-L 0.93
@@ -383,26 +428,42 @@ def test_real_classifier_thresholds_come_from_held_out_real_texts():
 def test_diversity_by_hand():
     d = sr.diversity(["the cat sat", "the cat ran"])
     # 6 tokens, 4 distinct; bigrams (the cat) x2, (cat sat), (cat ran): 3 distinct of 4.
-    assert d == {"n": 2, "tokens_per_example": 3.0, "distinct_1": 4 / 6, "distinct_2": 3 / 4,
-                 "unique_bigrams_per_example": 1.5}
+    assert d == {
+        "n": 2,
+        "tokens_per_example": 3.0,
+        "distinct_1": 4 / 6,
+        "distinct_2": 3 / 4,
+        "unique_bigrams_per_example": 1.5,
+    }
     a, b = sr.matched_diversity(["x y z"] * 10, ["x y", "y z"], draws=5)
     assert a["n"] == b["n"] == 2 and a["distinct_2"] == 0.5 and b["distinct_2"] == 1.0
 
 
 def filtered(i, text, label, status="accepted", reason=None, mode="minority"):
-    return {"id": f"s{i}", "text": text, "intended_label": label, "mode": mode,
-            "provenance": {"model": "tiny"}, "filter": {"status": status, "reason": reason}}
+    return {
+        "id": f"s{i}",
+        "text": text,
+        "intended_label": label,
+        "mode": mode,
+        "provenance": {"model": "tiny"},
+        "filter": {"status": status, "reason": reason},
+    }
 
 
 def test_intrinsic_report_counts_outcomes_and_balance():
-    items = [filtered(0, "A farmer finds a map.", "Neutral"), filtered(1, "Great.", "Positive", "rejected", "length"),
-             filtered(2, "Lovely film.", "Positive", "rejected", "label-llm", mode="style")]
+    items = [
+        filtered(0, "A farmer finds a map.", "Neutral"),
+        filtered(1, "Great.", "Positive", "rejected", "length"),
+        filtered(2, "Lovely film.", "Positive", "rejected", "label-llm", mode="style"),
+    ]
     report = sr.intrinsic(REAL, items, LABELS)
     assert report["outcomes"]["accepted"] == 1 and report["outcomes"]["length"] == 1
     assert report["outcomes"]["label-llm"] == 1 and sum(report["outcomes"].values()) == 3
     assert report["label_balance"]["accepted"] == {"Positive": 0, "Negative": 0, "Neutral": 1}
     assert report["by_mode"] == {
-        "minority": {"candidates": 2, "accepted": 1}, "style": {"candidates": 1, "accepted": 0}}
+        "minority": {"candidates": 2, "accepted": 1},
+        "style": {"candidates": 1, "accepted": 0},
+    }
     assert [row["set"] for row in report["diversity"]] == ["all", *LABELS]
     assert "| Neutral | 2 | 0 | 1 |" not in sr.markdown({"intrinsic": report})  # real 2, candidates 1
     assert "| Neutral | 2 | 1 | 1 |" in sr.markdown({"intrinsic": report})
@@ -422,7 +483,11 @@ def test_extrinsic_trains_with_and_without_on_the_test_split(monkeypatch):
     out = sr.extrinsic(real, accepted, LABELS, bag_embed, None, ["classifier"], resamples=1)
     assert out["minority"] == "Neutral" and out["synthetic_added"] == len(accepted) - 1
     assert [(r["sample"], r["synthetic"]) for r in out["runs"]] == [
-        ("given", False), ("given", True), ("resample 1", False), ("resample 1", True)]
+        ("given", False),
+        ("given", True),
+        ("resample 1", False),
+        ("resample 1", True),
+    ]
     assert out["runs"][1]["train_size"] == len(real) + len(accepted) - 1
     assert set(out["summary"]["classifier"]) == {"macro_f1", "Neutral_f1"}
     with pytest.raises(syn.SyntheticError, match="in the evaluation's test split"):
@@ -439,8 +504,10 @@ def export_task(i, intended, answers, synthetic=True, mode="minority"):
     data = {"text": f"text {i}"}
     if synthetic:
         data.update(synthetic=True, provenance={"intended_label": intended, "mode": mode})
-    annotations = [{"id": 100 * i + k, "completed_by": k, "was_cancelled": a is None, "result": choice(a) if a else []}
-                   for k, a in enumerate(answers, 1)]
+    annotations = [
+        {"id": 100 * i + k, "completed_by": k, "was_cancelled": a is None, "result": choice(a) if a else []}
+        for k, a in enumerate(answers, 1)
+    ]
     return {"id": i, "data": data, "annotations": annotations}
 
 
@@ -466,11 +533,22 @@ def test_review_rates_from_an_export():
 
 
 def test_plot_writes_a_png(tmp_path):
-    runs = [{"sample": s, "kind": "classifier", "synthetic": w, "train_size": 1, "macro_f1": 0.5 + 0.1 * w,
-             "per_label_f1": {"Positive": 0.7, "Negative": 0.6, "Neutral": 0.2 + 0.3 * w}}
-            for s in ("given", "resample 1") for w in (False, True)]
-    report = {"intrinsic": {"outcomes": {"accepted": 3, "format": 2, "label-llm": 0}},
-              "extrinsic": {"minority": "Neutral", "test_size": 600, "runs": runs, "summary": {"classifier": {}}}}
+    runs = [
+        {
+            "sample": s,
+            "kind": "classifier",
+            "synthetic": w,
+            "train_size": 1,
+            "macro_f1": 0.5 + 0.1 * w,
+            "per_label_f1": {"Positive": 0.7, "Negative": 0.6, "Neutral": 0.2 + 0.3 * w},
+        }
+        for s in ("given", "resample 1")
+        for w in (False, True)
+    ]
+    report = {
+        "intrinsic": {"outcomes": {"accepted": 3, "format": 2, "label-llm": 0}},
+        "extrinsic": {"minority": "Neutral", "test_size": 600, "runs": runs, "summary": {"classifier": {}}},
+    }
     path = sr.plot(report, tmp_path / "p.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -480,8 +558,10 @@ def test_plot_writes_a_png(tmp_path):
 
 def test_label_studio_tasks_carry_provenance_and_the_intended_label():
     items = [
-        {**filtered(0, "A farmer finds a map.", "Neutral"), "provenance": {"model": "qwen", "mode": "minority",
-                                                                          "params": {"seed": 3}, "prompt": []}},
+        {
+            **filtered(0, "A farmer finds a map.", "Neutral"),
+            "provenance": {"model": "qwen", "mode": "minority", "params": {"seed": 3}, "prompt": []},
+        },
         filtered(1, "Nope.", "Positive", "rejected", "length"),
     ]
     items[0]["filter"]["scores"] = {"llm_p_intended": 0.8, "rouge_l_max": 0.2, "llm_probs": [0.1, 0.1, 0.8]}
@@ -491,7 +571,9 @@ def test_label_studio_tasks_carry_provenance_and_the_intended_label():
     assert data["text"] == "A farmer finds a map." and data["synthetic"] is True
     assert data["provenance"]["model"] == "qwen" and data["provenance"]["intended_label"] == "Neutral"
     assert data["provenance"]["params"] == {"seed": 3} and data["provenance"]["filter"] == {
-        "llm_p_intended": 0.8, "rouge_l_max": 0.2}
+        "llm_p_intended": 0.8,
+        "rouge_l_max": 0.2,
+    }
     assert prediction == {"model_version": syn.PREDICTION_VERSION, "result": choice("Neutral"), "score": 0.8}
     from backend.labelstudio.task_files import HASH_KEY, task_hash
 
@@ -504,12 +586,22 @@ def test_synthetic_tasks_are_left_out_of_agreement_and_drift(tmp_path):
     gold_item = gold.default_gold().items[0]
     synthetic = syn.label_studio_tasks([filtered(0, gold_item.text, gold_item.label)], SCHEMA)[0]
     export = [
-        {"id": 1, "data": synthetic["data"], "annotations": [
-            {"id": 11, "completed_by": 1, "result": choice("Negative"), "created_at": "2026-01-01T00:00:00Z"},
-            {"id": 12, "completed_by": 2, "result": choice("Positive"), "created_at": "2026-01-01T00:00:00Z"}]},
-        {"id": 2, "data": {"text": "A real review."}, "annotations": [
-            {"id": 21, "completed_by": 1, "result": choice("Positive"), "created_at": "2026-01-01T00:00:00Z"},
-            {"id": 22, "completed_by": 2, "result": choice("Positive"), "created_at": "2026-01-01T00:00:00Z"}]},
+        {
+            "id": 1,
+            "data": synthetic["data"],
+            "annotations": [
+                {"id": 11, "completed_by": 1, "result": choice("Negative"), "created_at": "2026-01-01T00:00:00Z"},
+                {"id": 12, "completed_by": 2, "result": choice("Positive"), "created_at": "2026-01-01T00:00:00Z"},
+            ],
+        },
+        {
+            "id": 2,
+            "data": {"text": "A real review."},
+            "annotations": [
+                {"id": 21, "completed_by": 1, "result": choice("Positive"), "created_at": "2026-01-01T00:00:00Z"},
+                {"id": 22, "completed_by": 2, "result": choice("Positive"), "created_at": "2026-01-01T00:00:00Z"},
+            ],
+        },
     ]
     path = tmp_path / "export.json"
     path.write_text(json.dumps(export))
@@ -525,8 +617,9 @@ def test_synthetic_tasks_are_left_out_of_agreement_and_drift(tmp_path):
 
 
 def run(*args, timeout=120):
-    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_help_explains_every_command():
@@ -538,19 +631,25 @@ def test_help_explains_every_command():
     assert "resumable" in run("generate", "--help").stdout.lower() or "continue" in run("generate", "--help").stdout
 
 
-@pytest.mark.parametrize("args, message", [
-    (["generate", "--real", "missing.csv", "--out", "x.jsonl"], "cannot read missing.csv"),
-    (["generate", "--real", "{real}", "--out", "x.jsonl", "--mix", "poems=3"], "bad mix entry"),
-    (["generate", "--real", "{real}", "--out", "x.jsonl", "--temperature", "0"], "temperature must be"),
-    (["filter", "missing.jsonl", "--real", "{real}", "--out", "f.jsonl"], "holds no candidates"),
-    (["report", "{candidates}", "--real", "{real}"], "without a filter verdict"),
-    (["report", "{filtered}", "--real", "{real}", "--kinds", "forest"], "--kinds"),
-    (["review", "{real}"], "not a Label Studio JSON export"),
-    (["review", "{candidates}"], "not a Label Studio JSON export"),
-    (["sample", "--size", "0", "--out", "s.csv"], "at least 1"),
-    (["filter", "{candidates}", "--real", "{real}", "--out", "f.jsonl", "--rouge", "2", "--no-llm"], "between 0 and 1"),
-    (["generate", "--real"], "expected one argument"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["generate", "--real", "missing.csv", "--out", "x.jsonl"], "cannot read missing.csv"),
+        (["generate", "--real", "{real}", "--out", "x.jsonl", "--mix", "poems=3"], "bad mix entry"),
+        (["generate", "--real", "{real}", "--out", "x.jsonl", "--temperature", "0"], "temperature must be"),
+        (["filter", "missing.jsonl", "--real", "{real}", "--out", "f.jsonl"], "holds no candidates"),
+        (["report", "{candidates}", "--real", "{real}"], "without a filter verdict"),
+        (["report", "{filtered}", "--real", "{real}", "--kinds", "forest"], "--kinds"),
+        (["review", "{real}"], "not a Label Studio JSON export"),
+        (["review", "{candidates}"], "not a Label Studio JSON export"),
+        (["sample", "--size", "0", "--out", "s.csv"], "at least 1"),
+        (
+            ["filter", "{candidates}", "--real", "{real}", "--out", "f.jsonl", "--rouge", "2", "--no-llm"],
+            "between 0 and 1",
+        ),
+        (["generate", "--real"], "expected one argument"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(tmp_path, args, message):
     real = tmp_path / "real.csv"
     REAL.to_csv(real, index=False)
@@ -559,8 +658,9 @@ def test_bad_input_exits_2_with_one_line(tmp_path, args, message):
     good = tmp_path / "f.jsonl"
     good.write_text(json.dumps(filtered(0, "A text.", "Positive")) + "\n")
     args = [a.format(real=real, candidates=candidates, filtered=good) for a in args]
-    done = subprocess.run([sys.executable, str(SCRIPT), *args], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), *args], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("error: ") and message in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
@@ -570,11 +670,14 @@ def test_sample_then_intrinsic_report_from_the_command_line(tmp_path):
     assert run("sample", "--size", "30", "--out", tmp_path / "real.csv").returncode == 0
     real = pd.read_csv(tmp_path / "real.csv")
     assert len(real) == 30 and set(real.columns) == {"text", "label"}
-    items = [filtered(0, "A farmer finds a map that leads to his missing brother.", "Neutral"),
-             filtered(1, "Nope.", "Positive", "rejected", "length")]
+    items = [
+        filtered(0, "A farmer finds a map that leads to his missing brother.", "Neutral"),
+        filtered(1, "Nope.", "Positive", "rejected", "length"),
+    ]
     (tmp_path / "f.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
-    done = run("report", tmp_path / "f.jsonl", "--real", tmp_path / "real.csv", "--no-extrinsic",
-               "--json", tmp_path / "r.json")
+    done = run(
+        "report", tmp_path / "f.jsonl", "--real", tmp_path / "real.csv", "--no-extrinsic", "--json", tmp_path / "r.json"
+    )
     assert done.returncode == 0, done.stderr
     assert "| length | 1 | 50% |" in done.stdout
     assert json.loads((tmp_path / "r.json").read_text())["intrinsic"]["outcomes"]["accepted"] == 1

@@ -35,24 +35,38 @@ TEXTS = {
 
 def item(n: int, label: str, status: str = "accepted") -> dict:
     return {
-        "id": f"syn-test-{n}", "job": n, "text": TEXTS.get(label, f"rejected text {n}"), "intended_label": label,
-        "mode": "minority" if label == "Neutral" else "conditional", "raw": "", "finished": True,
+        "id": f"syn-test-{n}",
+        "job": n,
+        "text": TEXTS.get(label, f"rejected text {n}"),
+        "intended_label": label,
+        "mode": "minority" if label == "Neutral" else "conditional",
+        "raw": "",
+        "finished": True,
         "provenance": {
-            "generator": syn.GENERATOR, "model": "qwen2.5-coder-0.5b-instruct", "model_identity": "gguf:abc",
-            "mode": "minority" if label == "Neutral" else "conditional", "style": None, "intended_label": label,
+            "generator": syn.GENERATOR,
+            "model": "qwen2.5-coder-0.5b-instruct",
+            "model_identity": "gguf:abc",
+            "mode": "minority" if label == "Neutral" else "conditional",
+            "style": None,
+            "intended_label": label,
             "prompt": [{"role": "user", "content": f"Write one new {label} text."}],
             "params": {"temperature": 0.9, "top_p": 0.95, "seed": 7, "max_new_tokens": 64},
-            "guidelines_version": "1.0.0", "sources": ["0123456789ab"],
+            "guidelines_version": "1.0.0",
+            "sources": ["0123456789ab"],
         },
-        "filter": {"status": status, "reason": None if status == "accepted" else "length",
-                   "scores": {"llm_p_intended": 0.81, "rouge_l_max": 0.3}},
+        "filter": {
+            "status": status,
+            "reason": None if status == "accepted" else "length",
+            "scores": {"llm_p_intended": 0.81, "rouge_l_max": 0.3},
+        },
     }
 
 
 def run(*args, url: str, token: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "LABEL_STUDIO_URL": url, "LABEL_STUDIO_API_KEY": token}
-    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *map(str, args)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def choice(label: str) -> list[dict]:
@@ -125,10 +139,15 @@ def test_import_into_a_project_on_another_model_version_warns(label_studio, tmp_
     url, token = label_studio.url, label_studio.admin.token
     admin = LabelStudio(base_url=url, api_key=token)
     project = admin.projects.create(title="synthetic into a served project", label_config=CONFIG)
-    admin.projects.import_tasks(id=project.id, request=[{
-        "data": {"text": "Served already."},
-        "predictions": [{"model_version": "backend-v1", "result": choice("Positive"), "score": 0.5}],
-    }])
+    admin.projects.import_tasks(
+        id=project.id,
+        request=[
+            {
+                "data": {"text": "Served already."},
+                "predictions": [{"model_version": "backend-v1", "result": choice("Positive"), "score": 0.5}],
+            }
+        ],
+    )
     assert admin.projects.get(id=project.id).model_version == "backend-v1"
     filtered = tmp_path / "filtered.jsonl"
     filtered.write_text(json.dumps(item(0, "Neutral")) + "\n")

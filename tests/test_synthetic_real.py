@@ -25,8 +25,16 @@ def test_the_real_model_writes_candidates_with_provenance(predictor, tmp_path):
     real = syn.corpus_sample(60, seed=1)
     out = tmp_path / "candidates.jsonl"
     sampling = syn.Sampling(max_new_tokens=48, batch_size=4)
-    result = syn.generate(predictor, real, out, mix={"conditional": 2, "paraphrase": 2}, seed=3, sampling=sampling,
-                          labels=SCHEMA.labels, progress=False)
+    result = syn.generate(
+        predictor,
+        real,
+        out,
+        mix={"conditional": 2, "paraphrase": 2},
+        seed=3,
+        sampling=sampling,
+        labels=SCHEMA.labels,
+        progress=False,
+    )
     items = syn.read_candidates(out)
     assert result.written == len(items) == 4
     for item in items:
@@ -49,8 +57,10 @@ def test_the_real_llm_verifies_intended_labels(predictor):
         ("A retired pilot and his granddaughter restore a seaplane on a Norwegian fjord.", "Neutral", "accepted"),
         ("Two hours of my life I will never get back; avoid it.", "Positive", "rejected"),
     ]
-    candidates = [{"id": f"c{n}", "text": text, "intended_label": label, "finished": True}
-                  for n, (text, label, _) in enumerate(cases)]
+    candidates = [
+        {"id": f"c{n}", "text": text, "intended_label": label, "finished": True}
+        for n, (text, label, _) in enumerate(cases)
+    ]
     orthogonal = lambda texts: np.eye(len(texts))  # noqa: E731  (no embedding duplicates among these)
     out = sf.run_filters(candidates, [], SCHEMA.labels, orthogonal, llm)
     assert [o["filter"]["status"] for o in out] == [c[2] for c in cases], [o["filter"] for o in out]

@@ -39,9 +39,17 @@ EXPECTED = {
     "conversational-ai/response-selection": ("resp",),
     # Eleven yes/no questions on one dialogue, all filled; the Likert rating is left to the annotator.
     "generative-ai/chatbot-assessment": (
-        "fails_to_follow", "inappropriate_for_customer", "hallucination", "satisfies_constraint", "contains_sexual",
-        "contains_violent", "encourages_violence", "denigrates_protected_class", "gives_harmful_advice",
-        "expresses_opinion", "expresses_moral_judgment",
+        "fails_to_follow",
+        "inappropriate_for_customer",
+        "hallucination",
+        "satisfies_constraint",
+        "contains_sexual",
+        "contains_violent",
+        "encourages_violence",
+        "denigrates_protected_class",
+        "gives_harmful_advice",
+        "expresses_opinion",
+        "expresses_moral_judgment",
     ),
     "natural-language-processing/content-moderation": ("content_moderation",),
     "natural-language-processing/text-classification": ("sentiment",),
@@ -71,8 +79,10 @@ def _text_templates(root: Path) -> dict[str, str]:
 
 TEMPLATES_DIR = _templates_dir()
 if TEMPLATES_DIR is None:
-    pytest.skip("Label Studio is not installed in .venv-ls (make labelstudio): its templates ship in its wheel",
-                allow_module_level=True)
+    pytest.skip(
+        "Label Studio is not installed in .venv-ls (make labelstudio): its templates ship in its wheel",
+        allow_module_level=True,
+    )
 TEMPLATES = _text_templates(TEMPLATES_DIR)
 
 
@@ -99,8 +109,10 @@ def task_data(config: str) -> dict:
             continue
         if element.tag == "Paragraphs":
             name, text = element.get("nameKey", "author"), element.get("textKey", "text")
-            data[value[1:]] = [{name: "user", text: "My order never arrived."},
-                               {name: "assistant", text: "Sorry to hear that, let me check."}]
+            data[value[1:]] = [
+                {name: "user", text: "My order never arrived."},
+                {name: "assistant", text: "Sorry to hear that, let me check."},
+            ]
         elif element.tag == "HyperText":
             data[value[1:]] = "<p>My order <b>never</b> arrived.</p>"
         else:

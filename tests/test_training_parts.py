@@ -180,12 +180,19 @@ def test_the_projects_labels_choose_the_recipe():
     # The mixed model's out-of-fold probabilities are its parts' mean, and it serves their mean.
     sets = {"states": signal, "minilm": noise[:, :16]}
     mixed = classifier.Recipe("mixed", "mixed")
-    parts = [classifier.out_of_fold(k, sets[v], flat_llm, y, 3) for k, v in (("state_blend", "states"), ("blend", "minilm"))]
+    parts = [
+        classifier.out_of_fold(k, sets[v], flat_llm, y, 3) for k, v in (("state_blend", "states"), ("blend", "minilm"))
+    ]
     np.testing.assert_allclose(classifier.out_of_fold_recipe(mixed, sets, flat_llm, y, 3), (parts[0] + parts[1]) / 2)
     model = classifier.fit_recipe(mixed, sets, flat_llm, y, 3)
-    alone = [classifier.fit("state_blend", signal, flat_llm, y, 3), classifier.fit("blend", noise[:, :16], flat_llm, y, 3)]
-    np.testing.assert_allclose(model.predict_proba(classifier.recipe_vectors(mixed, sets), flat_llm),
-                               (alone[0].predict_proba(signal, flat_llm) + alone[1].predict_proba(noise[:, :16], flat_llm)) / 2)
+    alone = [
+        classifier.fit("state_blend", signal, flat_llm, y, 3),
+        classifier.fit("blend", noise[:, :16], flat_llm, y, 3),
+    ]
+    np.testing.assert_allclose(
+        model.predict_proba(classifier.recipe_vectors(mixed, sets), flat_llm),
+        (alone[0].predict_proba(signal, flat_llm) + alone[1].predict_proba(noise[:, :16], flat_llm)) / 2,
+    )
     # The refit reads only the LLM's probabilities: vectors of any width give the same model.
     sure_llm = np.clip(np.eye(3)[y] * 0.9 + 0.05, 0, 1)
     refit = classifier.fit("llm_refit", noise, sure_llm, y, 3)

@@ -1,4 +1,5 @@
-"""mypy (over the packages pyproject.toml names) and ruff hold the code as it is: a change that breaks either fails here."""
+"""mypy (over the packages pyproject.toml names) and ruff (lint and format) hold the code as it is: a change that
+breaks either fails here."""
 
 import importlib.util
 import os
@@ -26,4 +27,9 @@ def test_mypy_finds_no_errors():
 
 def test_ruff_finds_nothing_to_fix():
     done = _run("ruff", "check", "backend", "tests", "scripts")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_code_is_as_ruff_formats_it():
+    done = _run("ruff", "format", "--check", "backend", "tests", "scripts")
     assert done.returncode == 0, done.stdout + done.stderr

@@ -57,8 +57,13 @@ def _read_table(path: Path) -> pd.DataFrame:
             df = pd.read_json(path, lines=True, dtype=False)
         else:
             # Everything as text: a label "1" or a text "NA" must not turn into a number or a missing value.
-            df = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", dtype=str,
-                             keep_default_na=False, encoding="utf-8-sig")
+            df = pd.read_csv(
+                path,
+                sep="\t" if path.suffix.lower() == ".tsv" else ",",
+                dtype=str,
+                keep_default_na=False,
+                encoding="utf-8-sig",
+            )
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty") from None
     except UnicodeDecodeError:
@@ -115,8 +120,10 @@ def clean(df: pd.DataFrame, labels: Sequence[str], source: str, conflicting: int
 
     present = sorted(set(df["label"]))
     if len(present) < 2:
-        raise DataError(f"{source}: needs at least 2 labels after cleaning, found {len(present)} "
-                        f"({', '.join(present) or 'none'}) in {len(df)} row(s)")
+        raise DataError(
+            f"{source}: needs at least 2 labels after cleaning, found {len(present)} "
+            f"({', '.join(present) or 'none'}) in {len(df)} row(s)"
+        )
     df.attrs["dropped"] = {"empty": empty, "duplicate": duplicate, "conflicting": conflicting}
     return df
 
@@ -140,16 +147,20 @@ def split(df: pd.DataFrame, pool: int, test: int, seed: int = 0) -> tuple[pd.Dat
     if pool < 1 or test < 1:
         raise DataError(f"--pool and --test must be at least 1 (got {pool} and {test})")
     if len(df) < pool + test:
-        raise DataError(f"the labeled set has {len(df)} rows, fewer than --pool {pool} + --test {test}; "
-                        f"use a smaller --pool or --test")
+        raise DataError(
+            f"the labeled set has {len(df)} rows, fewer than --pool {pool} + --test {test}; "
+            f"use a smaller --pool or --test"
+        )
     rows = df.reset_index(drop=True).assign(_row=range(len(df)))
     test_set = rotten_tomatoes.stratified_sample(rows, test, seed)
     rest = rows[~rows["_row"].isin(test_set["_row"])]
     pool_set = rotten_tomatoes.stratified_sample(rest, pool, seed)
     if len(test_set) < test or len(pool_set) < pool:
         # A label too rare for its share of the sizes asked for.
-        raise DataError(f"the labeled set ({len(df)} rows) cannot fill a stratified --pool {pool} and --test "
-                        f"{test}; use smaller sizes")
+        raise DataError(
+            f"the labeled set ({len(df)} rows) cannot fill a stratified --pool {pool} and --test "
+            f"{test}; use smaller sizes"
+        )
     return pool_set.drop(columns="_row"), test_set.drop(columns="_row")
 
 
@@ -218,8 +229,9 @@ def _read_r8() -> pd.DataFrame:
     # Orange .tab: a header row, a row of types and a row marking the class column; train and test together, as
     # split() makes its own pool and test.
     parts = [
-        pd.read_csv(folder / f"reuters-r8-{part}.tab", sep="\t", skiprows=[1, 2], dtype=str, keep_default_na=False,
-                    quoting=3)
+        pd.read_csv(
+            folder / f"reuters-r8-{part}.tab", sep="\t", skiprows=[1, 2], dtype=str, keep_default_na=False, quoting=3
+        )
         for part in ("train", "test")
     ]
     df = pd.concat(parts, ignore_index=True)
@@ -276,8 +288,15 @@ class Source:
     guidelines: Path
 
 
-def source(pool: int, test: int, data: str | Path | None = None, corpus_name: str | None = None,
-           config: str | Path | None = None, guidelines: str | Path | None = None, seed: int = 0) -> Source:
+def source(
+    pool: int,
+    test: int,
+    data: str | Path | None = None,
+    corpus_name: str | None = None,
+    config: str | Path | None = None,
+    guidelines: str | Path | None = None,
+    seed: int = 0,
+) -> Source:
     """A team's file (`data`) or a packaged corpus (`corpus_name`), split into a stratified pool and test set, with
     `config` and `guidelines` (default: the corpus's own, or the demo's for a file). DataError says what is wrong."""
     from backend.labelstudio import schema as schemas
@@ -299,8 +318,13 @@ def source(pool: int, test: int, data: str | Path | None = None, corpus_name: st
         raise DataError(f"--config {config_path}: {e}") from None
     df = load_labeled(data, labels) if data is not None else _corpus_for(corpus_name, labels)
     pool_set, test_set = split(df, pool, test, seed)
-    return Source(corpus_name or Path(data).stem, pool_set.reset_index(drop=True), test_set.reset_index(drop=True),
-                  xml, guidelines_path)
+    return Source(
+        corpus_name or Path(data).stem,
+        pool_set.reset_index(drop=True),
+        test_set.reset_index(drop=True),
+        xml,
+        guidelines_path,
+    )
 
 
 def _corpus_for(name: str, labels: Sequence[str]) -> pd.DataFrame:

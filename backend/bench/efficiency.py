@@ -30,8 +30,9 @@ def flops_per_token(config: Any) -> float:
     return 2.0 * layers * per_layer
 
 
-def matmul_rate(config: Any, tokens: int = 1024, seconds: float = 3.0, dtype: torch.dtype = torch.bfloat16,
-                device: str = "cpu") -> float:
+def matmul_rate(
+    config: Any, tokens: int = 1024, seconds: float = 3.0, dtype: torch.dtype = torch.bfloat16, device: str = "cpu"
+) -> float:
     """FLOP/s of the MLP's up and down projections on `tokens` rows: the best of repeated timings over `seconds`."""
     h, i = config.hidden_size, config.intermediate_size
     x = torch.randn(tokens, h, dtype=dtype, device=device)

@@ -34,8 +34,9 @@ def run_engine(engine: Engine, texts: Sequence[str], config: str, batch: int, po
     # A first start may load the model from disk for minutes on a CPU.
     with processes.serving(engine.env, log_path, port=port, timeout=300.0) as (url, proc):
         version = requests.post(f"{url}/setup", json={"schema": config}, timeout=600).json()["model_version"]
-        requests.post(f"{url}/predict", json={"tasks": [{"data": {"text": "warm-up"}}], "label_config": config},
-                      timeout=600).raise_for_status()
+        requests.post(
+            f"{url}/predict", json={"tasks": [{"data": {"text": "warm-up"}}], "label_config": config}, timeout=600
+        ).raise_for_status()
         labels, latencies = [], []
         started = time.perf_counter()
         for start in tqdm(range(0, len(texts), batch), desc=f"/predict on {engine.name}", unit="request"):

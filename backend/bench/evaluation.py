@@ -32,7 +32,11 @@ def fit_calibration(predictor: Predictor, schema: Schema, sample: pd.DataFrame) 
     features = cal.verbalizers(setup.prompt.labels)
     logprobs = predictor.feature_logprobs(setup, sample["text"], features)
     names = list(setup.prompt.labels)
-    examples = [(t, names.index(lab)) for t, lab in (predictor.guidelines.examples if predictor.guidelines else []) if lab in names]
+    examples = [
+        (t, names.index(lab))
+        for t, lab in (predictor.guidelines.examples if predictor.guidelines else [])
+        if lab in names
+    ]
     anchors = None
     if examples:
         anchor_x = predictor.feature_logprobs(setup, [t for t, _ in examples], features)
@@ -58,7 +62,9 @@ def report(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]) 
     return out
 
 
-def polar_accuracy(probs: np.ndarray, y_true: Sequence[str], labels: Sequence[str], polar=("Positive", "Negative")) -> float:
+def polar_accuracy(
+    probs: np.ndarray, y_true: Sequence[str], labels: Sequence[str], polar=("Positive", "Negative")
+) -> float:
     """Accuracy on the items whose true label is one of `polar`, choosing between those two labels only."""
     y_true = np.asarray(y_true)
     cols = [list(labels).index(p) for p in polar]
@@ -81,9 +87,13 @@ def free_text_labels(predictor: Predictor, schema: Schema, texts: Sequence[str],
         prompt_ids = scorer.encode(setup.prompt.prefix) + ids + scorer.encode(setup.prompt.suffix)
         with torch.inference_mode():
             generated = scorer.model.generate(
-                torch.tensor([prompt_ids]), max_new_tokens=max_new_tokens, do_sample=False,
+                torch.tensor([prompt_ids]),
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
                 pad_token_id=scorer.tokenizer.pad_token_id,
             )
-        answer = scorer.tokenizer.decode(generated[0, len(prompt_ids):], skip_special_tokens=True).strip().lower()
-        out.append(next((lab for lab, name in zip(schema.labels, schema.names) if answer.startswith(name.lower())), None))
+        answer = scorer.tokenizer.decode(generated[0, len(prompt_ids) :], skip_special_tokens=True).strip().lower()
+        out.append(
+            next((lab for lab, name in zip(schema.labels, schema.names) if answer.startswith(name.lower())), None)
+        )
     return out

@@ -159,10 +159,16 @@ class FinishRun:
         }
 
 
-def check_settings(n_pool: int, target: float, level: float, seed_size: int, batch: int, patience: int,
-                   budget: int) -> None:
-    for name, value in (("seed size", seed_size), ("batch", batch), ("patience", patience), ("budget", budget),
-                        ("pool", n_pool)):
+def check_settings(
+    n_pool: int, target: float, level: float, seed_size: int, batch: int, patience: int, budget: int
+) -> None:
+    for name, value in (
+        ("seed size", seed_size),
+        ("batch", batch),
+        ("patience", patience),
+        ("budget", budget),
+        ("pool", n_pool),
+    ):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
             raise FinishSimulationError(f"{name} must be a positive integer, got {value!r}")
     for name, value in (("target", target), ("level", level)):
@@ -223,8 +229,15 @@ def ceiling(inputs: simulation.Inputs, kind: str, target: float, seed: int = 0) 
     if kind == LLM_ALONE:
         probs = inputs.pool_llm
     else:
-        probs = simulation.out_of_fold_kind(kind, inputs.vectors(kind)[0], inputs.pool_llm, inputs.pool_y,
-                                            inputs.n_labels, seed=seed, split=inputs.split)
+        probs = simulation.out_of_fold_kind(
+            kind,
+            inputs.vectors(kind)[0],
+            inputs.pool_llm,
+            inputs.pool_y,
+            inputs.n_labels,
+            seed=seed,
+            split=inputs.split,
+        )
     share = most_trusted(probs, inputs.pool_y, target) / len(inputs.pool_y)
     return {
         "accuracy": float((probs.argmax(axis=1) == inputs.pool_y).mean()),
@@ -233,8 +246,15 @@ def ceiling(inputs: simulation.Inputs, kind: str, target: float, seed: int = 0) 
     }
 
 
-def route(pool_probs: np.ndarray, oof: np.ndarray, labeled: np.ndarray, pool_y: np.ndarray, target: float,
-          level: float, evidence: int | None = None) -> Step:
+def route(
+    pool_probs: np.ndarray,
+    oof: np.ndarray,
+    labeled: np.ndarray,
+    pool_y: np.ndarray,
+    target: float,
+    level: float,
+    evidence: int | None = None,
+) -> Step:
     """What finishing now would do: the threshold from the out-of-fold predictions of the labeled rows, the
     unlabeled rows the model would label, and (from the corpus labels, for the report only) how right it would be.
     `evidence`: only the first that many labeled rows choose the threshold (EVIDENCE "seed"); None: all of them."""
@@ -248,8 +268,14 @@ def route(pool_probs: np.ndarray, oof: np.ndarray, labeled: np.ndarray, pool_y: 
     return _step(pool_probs, pool_y, labeled, chosen, np.zeros(0, dtype=np.int64), oracle_auto)
 
 
-def _step(pool_probs: np.ndarray, pool_y: np.ndarray, labeled: np.ndarray, chosen: routing.Threshold,
-          audited: np.ndarray, oracle_auto: int) -> Step:
+def _step(
+    pool_probs: np.ndarray,
+    pool_y: np.ndarray,
+    labeled: np.ndarray,
+    chosen: routing.Threshold,
+    audited: np.ndarray,
+    oracle_auto: int,
+) -> Step:
     """The finish `chosen` gives: the model labels the unlabeled rows at or above its threshold, bar the audited
     ones; people label the labeled, the audited and the rest."""
     n = len(pool_y)
@@ -279,8 +305,16 @@ def _step(pool_probs: np.ndarray, pool_y: np.ndarray, labeled: np.ndarray, chose
     )
 
 
-def audit(pool_probs: np.ndarray, oof: np.ndarray, labeled: np.ndarray, pool_y: np.ndarray, proposal: Step,
-          target: float, level: float, rng: np.random.Generator) -> Step:
+def audit(
+    pool_probs: np.ndarray,
+    oof: np.ndarray,
+    labeled: np.ndarray,
+    pool_y: np.ndarray,
+    proposal: Step,
+    target: float,
+    level: float,
+    rng: np.random.Generator,
+) -> Step:
     """The finish with a promise valid under any ranking (routing.fixed_sequence): the labels so far plan the audit
     (routing.plan_audit: the region and its size), people label a random sample of the region, the model's answers
     on it are tested from the most confident down, and the model labels the rest of the region above the threshold
@@ -289,8 +323,9 @@ def audit(pool_probs: np.ndarray, oof: np.ndarray, labeled: np.ndarray, pool_y: 
     unlabeled = np.ones(n, dtype=bool)
     unlabeled[labeled] = False
     confidence = pool_probs.max(axis=1)
-    plan = routing.plan_audit(oof.max(axis=1), oof.argmax(axis=1) == pool_y[labeled], confidence[unlabeled],
-                              target, level)
+    plan = routing.plan_audit(
+        oof.max(axis=1), oof.argmax(axis=1) == pool_y[labeled], confidence[unlabeled], target, level
+    )
     region = np.flatnonzero(unlabeled & (confidence >= plan.region)) if plan.size else np.zeros(0, dtype=np.int64)
     sample = rng.choice(region, size=plan.size, replace=False) if plan.size else region
     right = pool_probs[sample].argmax(axis=1) == pool_y[sample]  # what people's audit labels show
@@ -320,7 +355,9 @@ def finish_run(
     simulation.check_strategies([strategy])
     missing = [v for v in simulation.needed_judges([strategy]) if f"llm_{v}" not in inputs.judged]
     if missing:
-        raise FinishSimulationError(f"strategy {strategy} needs the LLM judge(s) {', '.join(missing)}, not in the inputs")
+        raise FinishSimulationError(
+            f"strategy {strategy} needs the LLM judge(s) {', '.join(missing)}, not in the inputs"
+        )
     rng = np.random.default_rng(seed)
     order = list(rng.choice(n_pool, size=seed_size, replace=False))  # as simulation.simulate: paired seed sets
     steps: list[Step] = []
@@ -428,8 +465,7 @@ def finish(
         },
     }
     models = [kind] + ([LLM_ALONE] if baseline and kind != LLM_ALONE else [])
-    bar = tqdm(total=len(models) * len(strategy_names) * len(seeds), desc="finishing", unit="run",
-               disable=not progress)
+    bar = tqdm(total=len(models) * len(strategy_names) * len(seeds), desc="finishing", unit="run", disable=not progress)
     blocks = {}
     for model in models:
         by_strategy = {}
@@ -437,8 +473,9 @@ def finish(
             runs = []
             for seed in seeds:
                 bar.set_postfix_str(f"{model} {name} seed {seed}")
-                runs.append(finish_run(inputs, model, name, seed, target, level, seed_size, batch, patience, budget,
-                                       evidence))
+                runs.append(
+                    finish_run(inputs, model, name, seed, target, level, seed_size, batch, patience, budget, evidence)
+                )
                 bar.update()
             by_strategy[name] = summarize(runs, target)
         blocks[model] = by_strategy
@@ -456,8 +493,11 @@ def finish(
 def goal(by_strategy: dict, target: float) -> dict:
     """The issue's targets for the served strategy: human_fraction <= HUMAN_FRACTION_GOAL, auto_accuracy_min >=
     target. `met` is None when the served strategy was not run."""
-    out: dict[str, Any] = {"strategy": SERVED_STRATEGY, "human_fraction_max": HUMAN_FRACTION_GOAL,
-                           "auto_accuracy_min": target}
+    out: dict[str, Any] = {
+        "strategy": SERVED_STRATEGY,
+        "human_fraction_max": HUMAN_FRACTION_GOAL,
+        "auto_accuracy_min": target,
+    }
     s = by_strategy.get(SERVED_STRATEGY)
     if s is None:
         out.update(met=None, human_fraction_met=None, auto_accuracy_met=None)
@@ -502,13 +542,18 @@ def table(results: dict) -> str:
             )
     lines.append("  (oracle frac: the human fraction at the same finish had the threshold known the truth)")
     for model, c in results.get("ceiling", {}).items():
-        lines.append(f"  ceiling, {model}: at most {c['auto_fraction_max']:.3f} of the pool at {cfg['target']} true "
-                     f"accuracy (out-of-fold, 80% of the pool to train on): human fraction >= "
-                     f"{c['human_fraction_floor']:.3f}")
+        lines.append(
+            f"  ceiling, {model}: at most {c['auto_fraction_max']:.3f} of the pool at {cfg['target']} true "
+            f"accuracy (out-of-fold, 80% of the pool to train on): human fraction >= "
+            f"{c['human_fraction_floor']:.3f}"
+        )
     g = results["goal"]
     verdict = {None: "not run", True: "MET", False: "NOT MET"}[g["met"]]
-    lines += ["", f"goal ({g['strategy']}, {cfg['kind']}): human_fraction <= {g['human_fraction_max']} and "
-                  f"auto_accuracy_min >= {g['auto_accuracy_min']}: {verdict}"]
+    lines += [
+        "",
+        f"goal ({g['strategy']}, {cfg['kind']}): human_fraction <= {g['human_fraction_max']} and "
+        f"auto_accuracy_min >= {g['auto_accuracy_min']}: {verdict}",
+    ]
     return "\n".join(lines)
 
 
@@ -536,20 +581,34 @@ def plot(results: dict, path: str | Path) -> None:
                 xs = [st["human"] for st in routed]
                 ys = [st["finished_accuracy"] for st in routed]
                 ax.plot(xs, ys, style, color=color, lw=0.8, alpha=0.45)
-                ax.plot(seed["human_labels"], seed["finished_accuracy"], marker, color=color, ms=9,
-                        mec="white", label=f"{prefix}{name}" if j == 0 else None)
-            ax.plot(s["human_labels_mean"], s["finished_accuracy_mean"], marker, color=color, ms=15, mfc="none",
-                    mew=2)
-    ax.axvline(HUMAN_FRACTION_GOAL * n_pool, color="grey", ls=":", lw=1.2,
-               label=f"goal: {HUMAN_FRACTION_GOAL:.0%} of the pool by people")
+                ax.plot(
+                    seed["human_labels"],
+                    seed["finished_accuracy"],
+                    marker,
+                    color=color,
+                    ms=9,
+                    mec="white",
+                    label=f"{prefix}{name}" if j == 0 else None,
+                )
+            ax.plot(s["human_labels_mean"], s["finished_accuracy_mean"], marker, color=color, ms=15, mfc="none", mew=2)
+    ax.axvline(
+        HUMAN_FRACTION_GOAL * n_pool,
+        color="grey",
+        ls=":",
+        lw=1.2,
+        label=f"goal: {HUMAN_FRACTION_GOAL:.0%} of the pool by people",
+    )
     ax.set_xlabel(f"human labels (pool of {n_pool})")
     ax.set_ylabel("accuracy of the finished dataset (vs corpus labels)")
     ax.set_xlim(0, n_pool * 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    ax.set_title(f"Finishing the pool: model {cfg['kind']}, routing target {cfg['target']} (level {cfg['level']}), "
-                 f"{len(cfg['seeds'])} seeds\nthin lines: finishing at each step with a threshold; "
-                 f"dots: the stopping rule's finish; rings: means", fontsize=10)
+    ax.set_title(
+        f"Finishing the pool: model {cfg['kind']}, routing target {cfg['target']} (level {cfg['level']}), "
+        f"{len(cfg['seeds'])} seeds\nthin lines: finishing at each step with a threshold; "
+        f"dots: the stopping rule's finish; rings: means",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -42,7 +42,9 @@ class NoiseBenchError(LabelloopError, ValueError):
     """Settings the benchmark cannot run with; one line."""
 
 
-def plant(y: np.ndarray, rate: float, mode: str, labels: Sequence[str], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def plant(
+    y: np.ndarray, rate: float, mode: str, labels: Sequence[str], rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """(noisy labels, which were flipped): exactly round(rate * len(y)) labels flipped, chosen at random."""
     if mode not in MODES:
         raise NoiseBenchError(f"unknown noise {mode!r}; choose from {', '.join(MODES)}")
@@ -103,8 +105,10 @@ def _mean(runs: list[dict], key: str) -> float:
 
 
 def summarize(runs: list[dict]) -> dict:
-    out = {key: _mean(runs, key) for key in ("precision", "recall", "f1", "macro_f1_clean", "macro_f1_noisy",
-                                              "macro_f1_cleaned", "flagged")}
+    out = {
+        key: _mean(runs, key)
+        for key in ("precision", "recall", "f1", "macro_f1_clean", "macro_f1_noisy", "macro_f1_cleaned", "flagged")
+    }
     cost = out["macro_f1_clean"] - out["macro_f1_noisy"]
     out["recovered_fraction"] = (out["macro_f1_cleaned"] - out["macro_f1_noisy"]) / cost if cost > 0 else None
     out["f1_min"] = min(r["f1"] for r in runs)
@@ -147,11 +151,15 @@ def team_run(inputs: Inputs, kind: str, n: int, seed: int) -> dict:
         "seed": seed,
         "annotator_quality": quality,
         "careless_ranked_last": min(quality, key=quality.get) == "careless",
-        "consensus_accuracy": {"majority": float((majority == truth).mean()),
-                               "crowdlab": float((crowdlab == truth).mean())},
-        "macro_f1": {"majority": _fit_f1(inputs, kind, rows, majority),
-                     "crowdlab": _fit_f1(inputs, kind, rows, crowdlab),
-                     "truth": _fit_f1(inputs, kind, rows, truth)},
+        "consensus_accuracy": {
+            "majority": float((majority == truth).mean()),
+            "crowdlab": float((crowdlab == truth).mean()),
+        },
+        "macro_f1": {
+            "majority": _fit_f1(inputs, kind, rows, majority),
+            "crowdlab": _fit_f1(inputs, kind, rows, crowdlab),
+            "truth": _fit_f1(inputs, kind, rows, truth),
+        },
         "consensus_macro_f1_vs_truth": {
             "majority": float(f1_score(truth, majority, average="macro")),
             "crowdlab": float(f1_score(truth, crowdlab, average="macro")),
@@ -171,16 +179,27 @@ def bench(inputs: Inputs, kind: str, n: int = 1000, rate: float = 0.1, seeds: Se
     noise = {mode: summarize([noise_run(inputs, kind, n, rate, mode, s) for s in seeds]) for mode in MODES}
     teams = [team_run(inputs, kind, n, s) for s in seeds]
     return {
-        "config": {"kind": kind, "labels": n, "rate": rate, "seeds": seeds, "to_neutral": TO_NEUTRAL,
-                   "team": dict(zip(TEAM, (*ACCURACY_CAREFUL, ACCURACY_CARELESS))), "coverage": COVERAGE,
-                   "filter_by": label_issues.FILTER_BY, **inputs.info},
+        "config": {
+            "kind": kind,
+            "labels": n,
+            "rate": rate,
+            "seeds": seeds,
+            "to_neutral": TO_NEUTRAL,
+            "team": dict(zip(TEAM, (*ACCURACY_CAREFUL, ACCURACY_CARELESS))),
+            "coverage": COVERAGE,
+            "filter_by": label_issues.FILTER_BY,
+            **inputs.info,
+        },
         "noise": noise,
         "team": {
             "careless_ranked_last": sum(t["careless_ranked_last"] for t in teams),
             "annotator_quality": {a: float(np.mean([t["annotator_quality"][a] for t in teams])) for a in TEAM},
-            "consensus_accuracy": {m: float(np.mean([t["consensus_accuracy"][m] for t in teams]))
-                                   for m in ("majority", "crowdlab")},
-            "macro_f1": {m: float(np.mean([t["macro_f1"][m] for t in teams])) for m in ("majority", "crowdlab", "truth")},
+            "consensus_accuracy": {
+                m: float(np.mean([t["consensus_accuracy"][m] for t in teams])) for m in ("majority", "crowdlab")
+            },
+            "macro_f1": {
+                m: float(np.mean([t["macro_f1"][m] for t in teams])) for m in ("majority", "crowdlab", "truth")
+            },
             "seeds": teams,
         },
     }
@@ -188,22 +207,30 @@ def bench(inputs: Inputs, kind: str, n: int = 1000, rate: float = 0.1, seeds: Se
 
 def table(results: dict) -> str:
     cfg = results["config"]
-    lines = [f"{cfg['labels']} labels, {round(100 * cfg['rate'])}% flipped, model {cfg['kind']}, "
-             f"{len(cfg['seeds'])} seeds (means)", "",
-             f"  {'noise':11} {'flagged':>8} {'precision':>9} {'recall':>7} {'F1':>6} {'F1 min':>7}   "
-             f"{'macro-F1: clean':>15} {'noisy':>6} {'cleaned':>8} {'recovered':>10}"]
+    lines = [
+        f"{cfg['labels']} labels, {round(100 * cfg['rate'])}% flipped, model {cfg['kind']}, "
+        f"{len(cfg['seeds'])} seeds (means)",
+        "",
+        f"  {'noise':11} {'flagged':>8} {'precision':>9} {'recall':>7} {'F1':>6} {'F1 min':>7}   "
+        f"{'macro-F1: clean':>15} {'noisy':>6} {'cleaned':>8} {'recovered':>10}",
+    ]
     for mode, s in results["noise"].items():
         rec = "-" if s["recovered_fraction"] is None else f"{s['recovered_fraction']:.2f}"
-        lines.append(f"  {mode:11} {s['flagged']:8.0f} {s['precision']:9.3f} {s['recall']:7.3f} {s['f1']:6.3f} "
-                     f"{s['f1_min']:7.3f}   {s['macro_f1_clean']:15.3f} {s['macro_f1_noisy']:6.3f} "
-                     f"{s['macro_f1_cleaned']:8.3f} {rec:>10}")
+        lines.append(
+            f"  {mode:11} {s['flagged']:8.0f} {s['precision']:9.3f} {s['recall']:7.3f} {s['f1']:6.3f} "
+            f"{s['f1_min']:7.3f}   {s['macro_f1_clean']:15.3f} {s['macro_f1_noisy']:6.3f} "
+            f"{s['macro_f1_cleaned']:8.3f} {rec:>10}"
+        )
     t = results["team"]
     n = len(t["seeds"])
     quality = ", ".join(f"{a} {q:.3f}" for a, q in t["annotator_quality"].items())
-    lines += ["", f"team of three (CROWDLAB annotator quality): {quality}; careless ranked last in "
-              f"{t['careless_ranked_last']}/{n} seeds",
-              f"  consensus accuracy: majority {t['consensus_accuracy']['majority']:.3f}, "
-              f"CROWDLAB {t['consensus_accuracy']['crowdlab']:.3f}",
-              f"  served model's macro-F1 trained on: majority {t['macro_f1']['majority']:.3f}, CROWDLAB "
-              f"{t['macro_f1']['crowdlab']:.3f}, the truth {t['macro_f1']['truth']:.3f}"]
+    lines += [
+        "",
+        f"team of three (CROWDLAB annotator quality): {quality}; careless ranked last in "
+        f"{t['careless_ranked_last']}/{n} seeds",
+        f"  consensus accuracy: majority {t['consensus_accuracy']['majority']:.3f}, "
+        f"CROWDLAB {t['consensus_accuracy']['crowdlab']:.3f}",
+        f"  served model's macro-F1 trained on: majority {t['macro_f1']['majority']:.3f}, CROWDLAB "
+        f"{t['macro_f1']['crowdlab']:.3f}, the truth {t['macro_f1']['truth']:.3f}",
+    ]
     return "\n".join(lines)

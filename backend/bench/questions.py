@@ -45,16 +45,21 @@ def truth(question: Schema, items: Sequence[dict]) -> np.ndarray:
 def scores(question: Schema, y: np.ndarray, probs: np.ndarray, thresholds: np.ndarray | float = 0.5) -> dict:
     if question.multiple:
         guess = (probs >= thresholds).astype(int)
-        return {"micro_f1": round(float(f1_score(y, guess, average="micro", zero_division=0)), 4),
-                "macro_f1": round(float(f1_score(y, guess, average="macro", zero_division=0)), 4),
-                "hamming_loss": round(float(hamming_loss(y, guess)), 4)}
+        return {
+            "micro_f1": round(float(f1_score(y, guess, average="micro", zero_division=0)), 4),
+            "macro_f1": round(float(f1_score(y, guess, average="macro", zero_division=0)), 4),
+            "hamming_loss": round(float(hamming_loss(y, guess)), 4),
+        }
     labels = list(range(len(question.labels)))
-    return {"macro_f1": round(float(f1_score(y, probs.argmax(1), labels=labels, average="macro", zero_division=0)), 4),
-            "accuracy": round(float((probs.argmax(1) == y).mean()), 4)}
+    return {
+        "macro_f1": round(float(f1_score(y, probs.argmax(1), labels=labels, average="macro", zero_division=0)), 4),
+        "accuracy": round(float((probs.argmax(1) == y).mean()), 4),
+    }
 
 
-def fit_form_calibration(config: Config, logprobs: np.ndarray, items: Sequence[dict],
-                         unfitted: dict[str, cal.Calibration]) -> dict[str, cal.Calibration]:
+def fit_form_calibration(
+    config: Config, logprobs: np.ndarray, items: Sequence[dict], unfitted: dict[str, cal.Calibration]
+) -> dict[str, cal.Calibration]:
     """Every question's calibration fitted on labeled items (their answer lines' log-probabilities): a balanced
     multinomial regression per single-choice question; for a multi-label question the unfitted calibration with a
     threshold per label, the one of a few (the default times 1/4 to 3) with the best F1 on the items: a finer
@@ -67,8 +72,10 @@ def fit_form_calibration(config: Config, logprobs: np.ndarray, items: Sequence[d
             shares = cal.replace(base, thresholds=(0.5,) * len(q.names)).apply_multilabel(logprobs[:, cols])
             default = base.thresholds[0]
             grid = [t for t in (default / 4, default / 2, default, default * 2, default * 3) if t < 1]
-            thresholds = [max(grid, key=lambda t: f1_score(y[:, j], shares[:, j] >= t, zero_division=0))
-                          for j in range(len(q.names))]
+            thresholds = [
+                max(grid, key=lambda t: f1_score(y[:, j], shares[:, j] >= t, zero_division=0))
+                for j in range(len(q.names))
+            ]
             out[q.from_name] = cal.replace(base, method="fitted", thresholds=tuple(thresholds), fitted_on=len(items))
             continue
         try:
@@ -84,13 +91,19 @@ def yes_no(predictor: Predictor, question: Schema, texts: Sequence[str]) -> np.n
     guidelines = predictor.guidelines.for_question(question.from_name) if predictor.guidelines else None
     system = prompts.system_message(guidelines, question.names).replace(
         f"Answer with exactly one label: {', '.join(question.names)}.",
-        f"For each label, answer `{question.from_name}[<label>]: yes` if it applies, else `...: no`.")
+        f"For each label, answer `{question.from_name}[<label>]: yes` if it applies, else `...: no`.",
+    )
     lines = [f"{question.from_name}[{name}]: {word}" for name in question.names for word in ("yes", "no")]
     prompt = prompts.render(predictor.scorer.tokenizer, [{"role": "system", "content": system}], lines)
     free = predictor.scorer.label_logprobs(prompt, list(cal.CONTENT_FREE))
     lp = predictor.scorer.label_logprobs(prompt, list(texts))
-    return np.stack([cal.contextual(("yes", "no"), free[:, [2 * j, 2 * j + 1]]).apply(lp[:, [2 * j, 2 * j + 1]])[:, 0]
-                     for j in range(len(question.names))], axis=1)
+    return np.stack(
+        [
+            cal.contextual(("yes", "no"), free[:, [2 * j, 2 * j + 1]]).apply(lp[:, [2 * j, 2 * j + 1]])[:, 0]
+            for j in range(len(question.names))
+        ],
+        axis=1,
+    )
 
 
 def best_thresholds(y: np.ndarray, probs: np.ndarray) -> np.ndarray:
@@ -103,8 +116,9 @@ def best_thresholds(y: np.ndarray, probs: np.ndarray) -> np.ndarray:
     return out
 
 
-def after_labels(question: Schema, vectors: np.ndarray, llm: np.ndarray, y: np.ndarray, n: int,
-                 test: slice, recipe: str) -> np.ndarray:
+def after_labels(
+    question: Schema, vectors: np.ndarray, llm: np.ndarray, y: np.ndarray, n: int, test: slice, recipe: str
+) -> np.ndarray:
     """The loop's model for this question, fitted on the first n training rows, its probabilities on `test`."""
     model = classifier.fit(recipe, vectors[:n], llm[:n], y[:n], len(question.labels))
     return model.predict_proba(vectors[test], llm[test])
@@ -122,13 +136,22 @@ def reviews_per_second(predictor: Predictor, config: Config | Schema, texts: Seq
     return len(texts) / best
 
 
-def run(predictor: Predictor, config: Config, sample: list[dict], test_size: int, label_counts: Sequence[int],
-        layer: int, speed_configs: dict[str, Config]) -> dict[str, Any]:
+def run(
+    predictor: Predictor,
+    config: Config,
+    sample: list[dict],
+    test_size: int,
+    label_counts: Sequence[int],
+    layer: int,
+    speed_configs: dict[str, Config],
+) -> dict[str, Any]:
     train, test = split(sample, test_size)
     items = train + test
     texts = [item["text"] for item in items]
     at = slice(len(train), len(items))
-    answers, states = predictor.answers_and_states(config, texts, layer) if layer else (predictor.answers(config, texts), None)
+    answers, states = (
+        predictor.answers_and_states(config, texts, layer) if layer else (predictor.answers(config, texts), None)
+    )
     vectors, recipe = (states, "state_blend") if layer else (_minilm(texts), "blend")
     setup = predictor.form_setup(config)
     logprobs = predictor.scorer.label_logprobs(setup.prompt, texts)
@@ -138,8 +161,11 @@ def run(predictor: Predictor, config: Config, sample: list[dict], test_size: int
     for q in config.questions:
         y = truth(q, items)
         probs = answers[q.from_name]
-        row: dict[str, Any] = {"multiple": q.multiple, "zero_shot": scores(q, y[at], probs[at]),
-                               "calibrated_on_train": scores(q, y[at], calibrated[q.from_name][at])}
+        row: dict[str, Any] = {
+            "multiple": q.multiple,
+            "zero_shot": scores(q, y[at], probs[at]),
+            "calibrated_on_train": scores(q, y[at], calibrated[q.from_name][at]),
+        }
         for n in label_counts:
             if n > len(train):
                 row[f"after_{n}"] = None  # the sample is too small to hold this many labels and the test split
@@ -152,15 +178,20 @@ def run(predictor: Predictor, config: Config, sample: list[dict], test_size: int
             other = yes_no(predictor, q, texts)
             other_tuned = best_thresholds(y[: len(train)], other[: len(train)])
             row["methods"] = {
-                "among_the_set (served)": {"default thresholds": scores(q, y[at], probs[at]),
-                                           "thresholds fitted on train": scores(q, y[at], calibrated[q.from_name][at])},
-                "yes_no_per_label": {"threshold 0.5": scores(q, y[at], other[at]),
-                                     "thresholds fitted on train": scores(q, y[at], other[at], other_tuned)},
+                "among_the_set (served)": {
+                    "default thresholds": scores(q, y[at], probs[at]),
+                    "thresholds fitted on train": scores(q, y[at], calibrated[q.from_name][at]),
+                },
+                "yes_no_per_label": {
+                    "threshold 0.5": scores(q, y[at], other[at]),
+                    "thresholds fitted on train": scores(q, y[at], other[at], other_tuned),
+                },
             }
         out["questions"][q.from_name] = row
     speed_texts = [item["text"] for item in test]
-    out["reviews_per_s"] = {name: round(reviews_per_second(predictor, c, speed_texts), 2)
-                            for name, c in speed_configs.items()}
+    out["reviews_per_s"] = {
+        name: round(reviews_per_second(predictor, c, speed_texts), 2) for name, c in speed_configs.items()
+    }
     return out
 
 

@@ -170,8 +170,13 @@ def watching(client: Any, recorder: Recorder) -> Iterator[None]:
 def phase_times(metrics: Any) -> dict[str, tuple[float, float]]:
     """Seconds and observations per re-score phase so far, from the loop's backend_rescore_phase_seconds."""
     sample = metrics.registry.get_sample_value
-    return {p: (sample("backend_rescore_phase_seconds_sum", {"phase": p}) or 0.0,
-                sample("backend_rescore_phase_seconds_count", {"phase": p}) or 0.0) for p in RESCORE_PHASES}
+    return {
+        p: (
+            sample("backend_rescore_phase_seconds_sum", {"phase": p}) or 0.0,
+            sample("backend_rescore_phase_seconds_count", {"phase": p}) or 0.0,
+        )
+        for p in RESCORE_PHASES
+    }
 
 
 class Bar:
@@ -230,8 +235,10 @@ def import_pool(client: Any, project: int, texts: Sequence[str], recorder: Recor
     from tqdm.auto import tqdm
 
     recorder.reset()
-    with recorder.timing("import"), tqdm(total=len(texts), desc="import", unit="task", disable=not progress,
-                                         leave=False) as bar:
+    with (
+        recorder.timing("import"),
+        tqdm(total=len(texts), desc="import", unit="task", disable=not progress, leave=False) as bar,
+    ):
         for start in range(0, len(texts), IMPORT_CHUNK):
             batch = texts[start : start + IMPORT_CHUNK]
             client.projects.import_tasks(id=project, request=[{"text": t} for t in batch])
@@ -239,8 +246,11 @@ def import_pool(client: Any, project: int, texts: Sequence[str], recorder: Recor
     held = task_count(client, project)
     if held != len(texts):
         raise BenchError(f"imported {len(texts)} tasks but project {project} holds {held}")
-    return {"tasks": len(texts), "seconds": round(recorder.seconds["import"], 3),
-            "requests": recorder.requests["import"]}
+    return {
+        "tasks": len(texts),
+        "seconds": round(recorder.seconds["import"], 3),
+        "requests": recorder.requests["import"],
+    }
 
 
 def task_count(client: Any, project: int, query: dict | None = None) -> int:
@@ -256,8 +266,12 @@ def check(client: Any, project: int, published: str, n: int) -> dict:
 
     versions = ls_tasks.model_versions(client, project)
     current = client.projects.get(id=project).model_version
-    one = {"filters": {"conjunction": "and", "items": [
-        {"filter": "filter:tasks:total_predictions", "operator": "equal", "type": "Number", "value": 1}]}}
+    one = {
+        "filters": {
+            "conjunction": "and",
+            "items": [{"filter": "filter:tasks:total_predictions", "operator": "equal", "type": "Number", "value": 1}],
+        }
+    }
     with_one = task_count(client, project, one)
     return {
         "model_versions": versions,
@@ -310,8 +324,14 @@ def run(
         if data_dir is None:
             data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-rescore-")))
         data_dir = Path(data_dir)
-        settings = Settings(data_dir=data_dir, label_studio_url=url, label_studio_api_key=api_key,
-                            rescore_chunk=chunk, write_chunk=chunk, rank_strategy=names[0])
+        settings = Settings(
+            data_dir=data_dir,
+            label_studio_url=url,
+            label_studio_api_key=api_key,
+            rescore_chunk=chunk,
+            write_chunk=chunk,
+            rank_strategy=names[0],
+        )
         kind = "given" if predictor is not None else "real" if real_model else "tiny"
         models: list[Any] = [predictor]
         loop = Loop(settings, lambda: models[0], Metrics())
@@ -352,8 +372,17 @@ def run(
                     total = time.perf_counter() - started
                     bar.close()
                 seconds = {p: spent - times_before[p][0] for p, (spent, _) in phase_times(loop.metrics).items()}
-                row = _row(number, strategy, loop, key, recorder, seconds, total, _ls_errors(loop) - errors_before,
-                           int(_rescored(loop) - rescored_before))
+                row = _row(
+                    number,
+                    strategy,
+                    loop,
+                    key,
+                    recorder,
+                    seconds,
+                    total,
+                    _ls_errors(loop) - errors_before,
+                    int(_rescored(loop) - rescored_before),
+                )
                 row["published_new_set"] = row["published"] not in (None, previous)
                 row["load_average_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
                 row["settle"] = settle(client, project, recorder, row["published"])
@@ -375,8 +404,7 @@ def run(
         "rescore_chunk": chunk,
         "page_size": _page_size(),
         "label_studio": {"url": url, "version": ls_version, "project": project},
-        "predictor": {"model": kind,
-                      "version": rows[0]["version"], "load_seconds": round(model_seconds, 2)},
+        "predictor": {"model": kind, "version": rows[0]["version"], "load_seconds": round(model_seconds, 2)},
         "import": imported,
         "run": rows,
         "first": _summary(rows[:1]),
@@ -416,12 +444,23 @@ def settle(client: Any, project: int, recorder: Recorder, serving: str | None, t
             if time.perf_counter() - started > timeout:
                 break
             time.sleep(2.0)
-    return {"seconds": round(time.perf_counter() - started, 3), "requests": recorder.requests["settle"],
-            "polls": polls, "failed_polls": failed, "left": sorted(pending)}
+    return {
+        "seconds": round(time.perf_counter() - started, 3),
+        "requests": recorder.requests["settle"],
+        "polls": polls,
+        "failed_polls": failed,
+        "left": sorted(pending),
+    }
 
 
-def _rescore(loop: Any, key: str, strategy: str, times_before: dict[str, tuple[float, float]], bar: Bar,
-             timeout: float = 3 * 3600) -> None:
+def _rescore(
+    loop: Any,
+    key: str,
+    strategy: str,
+    times_before: dict[str, tuple[float, float]],
+    bar: Bar,
+    timeout: float = 3 * 3600,
+) -> None:
     """One re-score as the backend runs it: in the loop's background job, set off by the strategy change (the
     loop does that itself when it re-scores on a change) or, when the strategy stays, requested like a promotion's."""
     loop.set_strategy(key, strategy)
@@ -451,8 +490,17 @@ def _page_size() -> int:
     return ls_tasks.PAGE_SIZE
 
 
-def _row(number: int, strategy: str, loop: Any, key: str, recorder: Recorder, seconds: dict[str, float],
-         total: float, ls_errors: float, pool: int) -> dict:
+def _row(
+    number: int,
+    strategy: str,
+    loop: Any,
+    key: str,
+    recorder: Recorder,
+    seconds: dict[str, float],
+    total: float,
+    ls_errors: float,
+    pool: int,
+) -> dict:
     ranking = loop.projects.rankings.get(key)
     seconds = {**seconds, "other": max(total - sum(seconds.values()), 0.0)}
     phases = {p: {"seconds": round(seconds[p], 3), "requests": recorder.requests[p]} for p in PHASES}
@@ -482,28 +530,36 @@ def _summary(rows: list[dict]) -> dict:
     """Mean seconds and requests per phase over the runs given."""
     n = len(rows)
     phases = {
-        p: {"seconds": round(sum(r["phases"][p]["seconds"] for r in rows) / n, 3),
-            "requests": round(sum(r["phases"][p]["requests"] for r in rows) / n, 2)}
+        p: {
+            "seconds": round(sum(r["phases"][p]["seconds"] for r in rows) / n, 3),
+            "requests": round(sum(r["phases"][p]["requests"] for r in rows) / n, 2),
+        }
         for p in PHASES
     }
     mean = lambda name: round(sum(r[name] for r in rows) / n, 3)  # noqa: E731
-    return {"runs": n, "phases": phases, "label_studio_seconds": mean("label_studio_seconds"),
-            "label_studio_requests": mean("label_studio_requests"), "total_seconds": mean("total_seconds"),
-            "total_requests": mean("total_requests"),
-            "settle_seconds": round(sum(r["settle"]["seconds"] for r in rows) / n, 3)}
+    return {
+        "runs": n,
+        "phases": phases,
+        "label_studio_seconds": mean("label_studio_seconds"),
+        "label_studio_requests": mean("label_studio_requests"),
+        "total_seconds": mean("total_seconds"),
+        "total_requests": mean("total_requests"),
+        "settle_seconds": round(sum(r["settle"]["seconds"] for r in rows) / n, 3),
+    }
 
 
 # ---------------------------------------------------------------- printing
 
 
 def _run_line(row: dict) -> str:
-    return (f"run {row['run']} ({row['kind']}, {row['strategy']}): published {row['published']}, "
-            f"{row['total_seconds']:.1f} s ({row['label_studio_seconds']:.1f} s Label Studio, "
-            f"{row['phases']['score']['seconds']:.1f} s scoring), {row['total_requests']} requests"
-            + (f", deleted {', '.join(row['deleted'])}" if row["deleted"] else "")
-            + (f"; Label Studio went on deleting for {row['settle']['seconds']:.1f} s"
-               if row["settle"]["polls"] else "")
-            + (f"; errors: {'; '.join(row['errors'])}" if row["errors"] else ""))
+    return (
+        f"run {row['run']} ({row['kind']}, {row['strategy']}): published {row['published']}, "
+        f"{row['total_seconds']:.1f} s ({row['label_studio_seconds']:.1f} s Label Studio, "
+        f"{row['phases']['score']['seconds']:.1f} s scoring), {row['total_requests']} requests"
+        + (f", deleted {', '.join(row['deleted'])}" if row["deleted"] else "")
+        + (f"; Label Studio went on deleting for {row['settle']['seconds']:.1f} s" if row["settle"]["polls"] else "")
+        + (f"; errors: {'; '.join(row['errors'])}" if row["errors"] else "")
+    )
 
 
 def report(result: dict) -> str:
@@ -513,8 +569,11 @@ def report(result: dict) -> str:
         f"Label Studio {result['label_studio']['version']} at {result['label_studio']['url']}, project "
         f"{result['label_studio']['project']}: {result['tasks']} tasks, RESCORE_CHUNK {result['rescore_chunk']}, "
         f"pages of {result['page_size']}; predictor {result['predictor']['version']} ({result['predictor']['model']})",
-        *([f"Label Studio feature flags from the environment: {result['label_studio']['feature_flags']}"]
-          if result["label_studio"].get("feature_flags") else []),
+        *(
+            [f"Label Studio feature flags from the environment: {result['label_studio']['feature_flags']}"]
+            if result["label_studio"].get("feature_flags")
+            else []
+        ),
         f"import: {result['import']['tasks']} tasks in {result['import']['seconds']:.1f} s, "
         f"{result['import']['requests']} requests (not part of a re-score)",
         "",
@@ -531,32 +590,46 @@ def report(result: dict) -> str:
 
     for phase in PHASES:
         label = phase + (" *" if phase not in LS_PHASES else "")
-        lines.append(f"  {label:<16}" + "".join(f"{cell(c[phase]['seconds'], c[phase]['requests']):>{width}}"
-                                                for c in cols))
+        lines.append(
+            f"  {label:<16}" + "".join(f"{cell(c[phase]['seconds'], c[phase]['requests']):>{width}}" for c in cols)
+        )
     sums = rows + ([result["steady_state"]] if result["steady_state"] else [])
-    lines.append(f"  {'Label Studio':<16}" + "".join(
-        f"{cell(r['label_studio_seconds'], r['label_studio_requests']):>{width}}" for r in sums))
-    lines.append(f"  {'total':<16}" + "".join(f"{cell(r['total_seconds'], r['total_requests']):>{width}}"
-                                               for r in sums))
+    lines.append(
+        f"  {'Label Studio':<16}"
+        + "".join(f"{cell(r['label_studio_seconds'], r['label_studio_requests']):>{width}}" for r in sums)
+    )
+    lines.append(
+        f"  {'total':<16}" + "".join(f"{cell(r['total_seconds'], r['total_requests']):>{width}}" for r in sums)
+    )
     settles = [r["settle"]["seconds"] for r in rows] + (
-        [result["steady_state"]["settle_seconds"]] if result["steady_state"] else [])
+        [result["steady_state"]["settle_seconds"]] if result["steady_state"] else []
+    )
     lines.append(f"  {'settle †':<16}" + "".join(f"{value:9.2f}{'':8}" for value in settles))
-    lines.append("  * in this process, not Label Studio: score = the model (here "
-                 f"{result['predictor']['model']}); rank = the strategy; other = building predictions, registry, "
-                 "caches")
-    lines.append("  † after the run, not in its total: Label Studio still deleting a set after the loop's client "
-                 "gave up (polled until the set is gone)")
+    lines.append(
+        "  * in this process, not Label Studio: score = the model (here "
+        f"{result['predictor']['model']}); rank = the strategy; other = building predictions, registry, "
+        "caches"
+    )
+    lines.append(
+        "  † after the run, not in its total: Label Studio still deleting a set after the loop's client "
+        "gave up (polled until the set is gone)"
+    )
     lines.append("")
     for r in rows:
-        lines.append(f"  run {r['run']}: {r['kind']}, strategy {r['strategy']}, published {r['published']}"
-                     + (f", deleted {', '.join(r['deleted'])}" if r["deleted"] else "")
-                     + (f", delete NOT confirmed for {', '.join(sorted(set(r['delete_attempts']) - set(r['deleted'])))}"
-                        if set(r["delete_attempts"]) - set(r["deleted"]) else "")
-                     + f", load average {r['load_average_1min'][0]:g} → {r['load_average_1min'][1]:g}"
-                     + ("" if r["published_new_set"] else "; NO NEW SET PUBLISHED")
-                     + (f"; ERRORS: {'; '.join(r['errors'])}" if r["errors"] else "")
-                     + (f"; {r['label_studio_errors']} failed call(s) retried" if r["label_studio_errors"] else "")
-                     + (f"; {r['token_refreshes']} token refresh(es) in the total" if r["token_refreshes"] else ""))
+        lines.append(
+            f"  run {r['run']}: {r['kind']}, strategy {r['strategy']}, published {r['published']}"
+            + (f", deleted {', '.join(r['deleted'])}" if r["deleted"] else "")
+            + (
+                f", delete NOT confirmed for {', '.join(sorted(set(r['delete_attempts']) - set(r['deleted'])))}"
+                if set(r["delete_attempts"]) - set(r["deleted"])
+                else ""
+            )
+            + f", load average {r['load_average_1min'][0]:g} → {r['load_average_1min'][1]:g}"
+            + ("" if r["published_new_set"] else "; NO NEW SET PUBLISHED")
+            + (f"; ERRORS: {'; '.join(r['errors'])}" if r["errors"] else "")
+            + (f"; {r['label_studio_errors']} failed call(s) retried" if r["label_studio_errors"] else "")
+            + (f"; {r['token_refreshes']} token refresh(es) in the total" if r["token_refreshes"] else "")
+        )
     real = result["real_model_scoring"]
     lines += [
         "",
@@ -586,9 +659,10 @@ def side_by_side(results: dict[str, dict]) -> str:
     for name, r in results.items():
         steady = r["steady_state"] or {}
         first = r["run"][0]
-        lines.append(f"  {name:<12}{steady.get('total_seconds', float('nan')):12.1f}"
-                     f"{steady.get('label_studio_seconds', float('nan')):16.1f}"
-                     f"{steady.get('settle_seconds', float('nan')):10.1f}{first['total_seconds']:13.1f}  "
-                     f"{'OK' if r['check']['ok'] else 'FAILED'}")
+        lines.append(
+            f"  {name:<12}{steady.get('total_seconds', float('nan')):12.1f}"
+            f"{steady.get('label_studio_seconds', float('nan')):16.1f}"
+            f"{steady.get('settle_seconds', float('nan')):10.1f}{first['total_seconds']:13.1f}  "
+            f"{'OK' if r['check']['ok'] else 'FAILED'}"
+        )
     return "steady state (the mean of the runs after the first), side by side:\n" + "\n".join(lines)
-

@@ -150,16 +150,25 @@ def _sets(vectors: np.ndarray, split: int) -> dict[str, np.ndarray]:
     return {classifier.STATES: vectors[:, :split], classifier.MINILM: vectors[:, split:]}
 
 
-def _chosen(vectors: np.ndarray, llm: np.ndarray, y: np.ndarray, n_labels: int, seed: int,
-            split: int) -> classifier.Choice:
+def _chosen(
+    vectors: np.ndarray, llm: np.ndarray, y: np.ndarray, n_labels: int, seed: int, split: int
+) -> classifier.Choice:
     sets = _sets(vectors, split)
-    return classifier.choose(classifier.CANDIDATES[classifier.STATES], sets, llm, y, n_labels,
-                             lambda t, p: macro_f1(t, p, n_labels), seed=seed,
-                             folds=3 if len(y) > 500 else 5)  # as backend/loop/training.py
+    return classifier.choose(
+        classifier.CANDIDATES[classifier.STATES],
+        sets,
+        llm,
+        y,
+        n_labels,
+        lambda t, p: macro_f1(t, p, n_labels),
+        seed=seed,
+        folds=3 if len(y) > 500 else 5,
+    )  # as backend/loop/training.py
 
 
-def fit_kind(kind: str, vectors: np.ndarray, llm: np.ndarray, y: np.ndarray, n_labels: int, seed: int = 0,
-             split: int = 0):
+def fit_kind(
+    kind: str, vectors: np.ndarray, llm: np.ndarray, y: np.ndarray, n_labels: int, seed: int = 0, split: int = 0
+):
     """A model of `kind` on these rows, as the backend fits it (AUTO: the recipe the rows' labels choose, `split`
     the hidden state's width in Inputs.vectors' side-by-side matrix); its predict_proba reads the same vectors."""
     recipe = KIND_RECIPES[kind][0]
@@ -182,8 +191,9 @@ class _Reading:
         return self.model.predict_proba(classifier.recipe_vectors(self.recipe, _sets(vectors, self.split)), llm)
 
 
-def out_of_fold_kind(kind: str, vectors: np.ndarray, llm: np.ndarray, y: np.ndarray, n_labels: int,
-                     seed: int = 0, split: int = 0) -> np.ndarray:
+def out_of_fold_kind(
+    kind: str, vectors: np.ndarray, llm: np.ndarray, y: np.ndarray, n_labels: int, seed: int = 0, split: int = 0
+) -> np.ndarray:
     """Out-of-fold probabilities of a model of `kind` (AUTO: of the recipe chosen on all these rows, as the backend's
     promotion gate reads them)."""
     recipe = KIND_RECIPES[kind][0]
@@ -201,8 +211,15 @@ def _fit_predict(inputs: Inputs, kind: str, labeled: np.ndarray, seed: int) -> t
     """(pool probabilities, test probabilities) of a model of `kind` trained on the labeled pool rows."""
     pool_v, test_v = inputs.vectors(kind)
     try:
-        model = fit_kind(kind, pool_v[labeled], inputs.pool_llm[labeled], inputs.pool_y[labeled], inputs.n_labels,
-                         seed=seed, split=inputs.split)
+        model = fit_kind(
+            kind,
+            pool_v[labeled],
+            inputs.pool_llm[labeled],
+            inputs.pool_y[labeled],
+            inputs.n_labels,
+            seed=seed,
+            split=inputs.split,
+        )
         return model.predict_proba(pool_v, inputs.pool_llm), model.predict_proba(test_v, inputs.test_llm)
     except classifier.TrainingError:
         # Too few labels of too few classes to fit: a blend serves the LLM alone (as the backend does); the
@@ -223,8 +240,17 @@ def _rank(strategy: str, probs: np.ndarray, inputs: Inputs, labeled: np.ndarray,
         weights = dict(strategies.REGISTRY[strategy].fuses)
     # diversity_k = batch: the batch is chosen by k-center greedy, not the batch points nearest each other's gap.
     # llm_probs: the LLM's probabilities, which the backend has for every task too (disagreement, committee).
-    return strategies.rank(name, probs, inputs.pool_x, labeled, seed=seed, weights=weights,
-                           extra_utilities=inputs.judged, diversity_k=batch, llm_probs=inputs.pool_llm)
+    return strategies.rank(
+        name,
+        probs,
+        inputs.pool_x,
+        labeled,
+        seed=seed,
+        weights=weights,
+        extra_utilities=inputs.judged,
+        diversity_k=batch,
+        llm_probs=inputs.pool_llm,
+    )
 
 
 def check_settings(n_pool: int, seed_size: int, batch: int, budget: int) -> None:
@@ -299,7 +325,9 @@ def full_pool_f1(inputs: Inputs, kind: str, seed: int = 0) -> float:
     return macro_f1(inputs.test_y, model.predict_proba(test_v, inputs.test_llm), inputs.n_labels)
 
 
-def learning_curve(inputs: Inputs, kind: str, seeds: Sequence[int], sizes: Sequence[int] = CURVE_SIZES) -> dict[str, float]:
+def learning_curve(
+    inputs: Inputs, kind: str, seeds: Sequence[int], sizes: Sequence[int] = CURVE_SIZES
+) -> dict[str, float]:
     """{labels: mean macro-F1 on the test split over seeds} for `kind` trained on that many random pool items
     (sizes above the pool are left out); kind "llm" is the LLM alone, the same at every size."""
     curve = {}
@@ -406,8 +434,12 @@ def compare(
         for summary in by_strategy.values():
             mine = summary["labels_to_target"]
             summary["ratio_to_random"] = mine / base if mine is not None and base else None
-        results["kinds"][kind] = {"macro_f1_at": curve, "full_pool_macro_f1": full, "target": target,
-                                  "strategies": by_strategy}
+        results["kinds"][kind] = {
+            "macro_f1_at": curve,
+            "full_pool_macro_f1": full,
+            "target": target,
+            "strategies": by_strategy,
+        }
     bar.close()
     results["seconds"] = round(time.perf_counter() - started, 1)
     return results
@@ -427,8 +459,10 @@ def table(results: dict) -> str:
         f"LLM alone macro-F1 {results['llm_alone_macro_f1']:.3f} ({zero.get('calibration')} calibration)",
     ]
     if zero.get("by_calibration"):
-        lines.append("zero-shot macro-F1 by calibration (test / pool): " + ", ".join(
-            f"{m} {v['test']:.3f} / {v['pool']:.3f}" for m, v in zero["by_calibration"].items()))
+        lines.append(
+            "zero-shot macro-F1 by calibration (test / pool): "
+            + ", ".join(f"{m} {v['test']:.3f} / {v['pool']:.3f}" for m, v in zero["by_calibration"].items())
+        )
     if zero.get("lexicon_macro_f1") is not None:
         lines.append(f"rule-based lexicon (VADER) on the test split: {zero['lexicon_macro_f1']:.3f}")
     lines += [
@@ -473,8 +507,13 @@ def plot(results: dict, path: str | Path) -> None:
     for kind, block in results["kinds"].items():
         sizes = [int(n) for n in block["macro_f1_at"]]
         served = kind == results.get("served_kind")
-        curves.plot(sizes, list(block["macro_f1_at"].values()), "o-", lw=2.5 if served else 1.3,
-                    label=f"{kind} (served)" if served else kind)
+        curves.plot(
+            sizes,
+            list(block["macro_f1_at"].values()),
+            "o-",
+            lw=2.5 if served else 1.3,
+            label=f"{kind} (served)" if served else kind,
+        )
     curves.set_xscale("log")
     curves.set_title("each kind on random labels")
     curves.set_xlabel("random labels")
@@ -493,16 +532,23 @@ def plot(results: dict, path: str | Path) -> None:
             ax.fill_between(x, m - s, m + s, color=color, alpha=0.12, lw=0)
         pct = round(100 * results["config"]["target_fraction"])
         ax.axhline(block["target"], color="grey", ls=":", lw=1.5, label=f"target: {pct}% of the full-pool model")
-        ax.axhline(results["llm_alone_macro_f1"], color="brown", ls="-.", lw=1.2,
-                   label=f"LLM alone ({results['llm_alone_macro_f1']:.3f})")
+        ax.axhline(
+            results["llm_alone_macro_f1"],
+            color="brown",
+            ls="-.",
+            lw=1.2,
+            label=f"LLM alone ({results['llm_alone_macro_f1']:.3f})",
+        )
         ax.set_title(f"{kind}: full pool {block['full_pool_macro_f1']:.3f}, target {block['target']:.3f}")
         ax.set_xlabel("labeled pool items")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("macro-F1 on the test split")
     axes[0][-1].legend(fontsize=8, loc="lower right")
     cfg = results["config"]
-    fig.suptitle(f"Learning curves, mean ± std over {len(cfg['strategy_seeds'])} seeds (pool {cfg['pool']}, "
-                 f"test {cfg['test_size']})")
+    fig.suptitle(
+        f"Learning curves, mean ± std over {len(cfg['strategy_seeds'])} seeds (pool {cfg['pool']}, "
+        f"test {cfg['test_size']})"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -550,8 +596,14 @@ def _digest(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
 
 
-def _cached(get: Callable[[list[str]], np.ndarray], save: Callable[[], None], texts: list[str], desc: str,
-            progress: bool, chunk: int = 128) -> np.ndarray:
+def _cached(
+    get: Callable[[list[str]], np.ndarray],
+    save: Callable[[], None],
+    texts: list[str],
+    desc: str,
+    progress: bool,
+    chunk: int = 128,
+) -> np.ndarray:
     """`get` (a cached computation) in chunks, saving after each, so an interrupted run keeps what it scored."""
     rows = []
     for start in tqdm(range(0, len(texts), chunk), desc=desc, unit="chunk", disable=not progress):
@@ -625,7 +677,9 @@ def load_inputs(
     # The calibration's feature log-probabilities are cached, not its output, so a refitted calibration for the
     # same prompt reuses them; every label's verbalizers are scored, which every calibration can read.
     features = tuple(cal.verbalizers(setup.prompt.labels))
-    label_cache = VectorCache(cache_dir / f"labels-{_digest(SCORER_VERSION, identity, setup.prompt.sha256, *features)}.npz")
+    label_cache = VectorCache(
+        cache_dir / f"labels-{_digest(SCORER_VERSION, identity, setup.prompt.sha256, *features)}.npz"
+    )
     state_cache = VectorCache(
         cache_dir / f"states-L{layer}-{_digest(SCORER_VERSION, identity, setup.prompt.sha256, *features)}.npz"
     )
@@ -654,7 +708,9 @@ def load_inputs(
     elif calibration in zero_shot:
         served = zero_shot[calibration]
     else:
-        raise SimulationError(f"calibration {calibration!r} is not measured here; choose from auto, {', '.join(zero_shot)}")
+        raise SimulationError(
+            f"calibration {calibration!r} is not measured here; choose from auto, {', '.join(zero_shot)}"
+        )
     llm = served.apply(raw[:, [features.index(f) for f in served.features]])
     states = scores[:, len(features) :] if layer else None
 
@@ -665,8 +721,11 @@ def load_inputs(
         t = time.perf_counter()
         # Only the pool is ranked, so the test split is never judged.
         judged[f"llm_{variant}"] = _cached(
-            lambda b, v=variant, c=cache: judge.utilities(predictor.scorer, b, v, c), cache.save,
-            pool_texts, f"LLM judge {variant}", progress,
+            lambda b, v=variant, c=cache: judge.utilities(predictor.scorer, b, v, c),
+            cache.save,
+            pool_texts,
+            f"LLM judge {variant}",
+            progress,
         )
         timings[f"llm_judge_{variant}"] = time.perf_counter() - t
 
@@ -692,10 +751,14 @@ def load_inputs(
             "labels": list(schema.labels),
             "calibration": served.method,
             "zero_shot": {
-                method: {"test": macro_f1(test_y, c.apply(raw[n_pool:, [features.index(f) for f in c.features]]),
-                                          len(schema.labels)),
-                         "pool": macro_f1(pool_y, c.apply(raw[:n_pool, [features.index(f) for f in c.features]]),
-                                          len(schema.labels))}
+                method: {
+                    "test": macro_f1(
+                        test_y, c.apply(raw[n_pool:, [features.index(f) for f in c.features]]), len(schema.labels)
+                    ),
+                    "pool": macro_f1(
+                        pool_y, c.apply(raw[:n_pool, [features.index(f) for f in c.features]]), len(schema.labels)
+                    ),
+                }
                 for method, c in zero_shot.items()
             },
             "lexicon_macro_f1": lexicon_f1,
@@ -711,8 +774,9 @@ def load_inputs(
     )
 
 
-def zero_shot_calibrations(predictor, setup, features: Sequence[str], pool_logprobs: np.ndarray,
-                           pool_texts: Sequence[str]) -> dict[str, "cal.Calibration"]:
+def zero_shot_calibrations(
+    predictor, setup, features: Sequence[str], pool_logprobs: np.ndarray, pool_texts: Sequence[str]
+) -> dict[str, "cal.Calibration"]:
     """Every label-free calibration of a single question, by method: none, contextual (content-free inputs), domain
     (Fei et al. 2023: random words of the pool), pool (batch calibration on the backend's sample of the pool, as
     served), and fitted when a file matches the model and prompt. `pool_logprobs`: the pool's log-probabilities of
@@ -733,4 +797,3 @@ def zero_shot_calibrations(predictor, setup, features: Sequence[str], pool_logpr
         fitted_cols = [features.index(f) for f in setup.calibration.features]
         out["fitted+pool"] = cal.pool(setup.calibration, pool_logprobs[rows][:, fitted_cols])
     return out
-

@@ -54,12 +54,19 @@ def old_name_note() -> None:
     says so on stderr (stdout stays the command's) and runs as before, until the old names go in the next release."""
     called = Path(sys.argv[0]).name
     if called.startswith("labelloop-"):
-        print(f'note: {called} is now "labelloop {called.removeprefix("labelloop-")}"; the old name goes in the next '
-              "release", file=sys.stderr)
+        print(
+            f'note: {called} is now "labelloop {called.removeprefix("labelloop-")}"; the old name goes in the next '
+            "release",
+            file=sys.stderr,
+        )
 
 
-def reporting_errors(run: Callable[[], int], expected: tuple[type[BaseException], ...] = (), status: int = 1,
-                     usage: tuple[type[BaseException], ...] = ()) -> int:
+def reporting_errors(
+    run: Callable[[], int],
+    expected: tuple[type[BaseException], ...] = (),
+    status: int = 1,
+    usage: tuple[type[BaseException], ...] = (),
+) -> int:
     """run()'s exit status. A LabelloopError, an `expected` error, or Label Studio's or the network's is one `error:`
     line and exits `status` (1; 2 where a command's errors have always meant bad input); a `usage` error is answered
     as the parser answers a bad argument (exit 2). Ctrl-C exits 130. Any other exception is a bug and keeps its
@@ -99,15 +106,28 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     """--data / --corpus / --config / --guidelines: run on a team's labeled file or a packaged corpus instead of the
     bundled Rotten Tomatoes reviews."""
     group = parser.add_argument_group("data (default: the bundled Rotten Tomatoes reviews)")
-    group.add_argument("--data", type=Path, metavar="FILE",
-                       help="a labeled file: CSV/TSV or JSONL with text and label columns, or a Label Studio JSON "
-                            "export; labels must be the config's (any case)")
-    group.add_argument("--corpus", metavar="NAME",
-                       help="a public corpus installed by `make corpora`: posts, r8 or rotten_tomatoes")
-    group.add_argument("--config", type=Path, metavar="XML",
-                       help="the labeling config the texts are scored with (default: the corpus's, or the demo's)")
-    group.add_argument("--guidelines", type=Path, metavar="MD",
-                       help="the guidelines the prompt is built from (default: the corpus's, or the demo's)")
+    group.add_argument(
+        "--data",
+        type=Path,
+        metavar="FILE",
+        help="a labeled file: CSV/TSV or JSONL with text and label columns, or a Label Studio JSON "
+        "export; labels must be the config's (any case)",
+    )
+    group.add_argument(
+        "--corpus", metavar="NAME", help="a public corpus installed by `make corpora`: posts, r8 or rotten_tomatoes"
+    )
+    group.add_argument(
+        "--config",
+        type=Path,
+        metavar="XML",
+        help="the labeling config the texts are scored with (default: the corpus's, or the demo's)",
+    )
+    group.add_argument(
+        "--guidelines",
+        type=Path,
+        metavar="MD",
+        help="the guidelines the prompt is built from (default: the corpus's, or the demo's)",
+    )
 
 
 def data_source(args: argparse.Namespace, pool: int, test: int) -> Any:

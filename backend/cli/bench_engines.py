@@ -41,16 +41,28 @@ def names(value: str) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     old_name_note()
     parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--engines", type=names, default=list(ENGINES[:2]),
-                        help="comma-separated (default: transformers,llama-cpp-python)")
-    parser.add_argument("--llama-server-bin", type=Path, help="llama.cpp's llama-server binary, for the llama.cpp engine")
+    parser.add_argument(
+        "--engines",
+        type=names,
+        default=list(ENGINES[:2]),
+        help="comma-separated (default: transformers,llama-cpp-python)",
+    )
+    parser.add_argument(
+        "--llama-server-bin", type=Path, help="llama.cpp's llama-server binary, for the llama.cpp engine"
+    )
     parser.add_argument("--test-size", type=int, default=200, help="stratified test reviews (default %(default)s)")
     parser.add_argument("--batch", type=int, default=25, help="tasks per /predict request (default %(default)s)")
     parser.add_argument("--top-logprobs", type=int, default=300, help="LLM_SERVER_TOP_LOGPROBS (default %(default)s)")
     parser.add_argument("--concurrency", type=int, default=2, help="LLM_SERVER_CONCURRENCY (default %(default)s)")
-    parser.add_argument("--calibration", type=Path, help="calibration file every engine reads (default: the fitted "
-                        "one the in-process engine finds in guidelines/calibration/)")
-    parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "engines.json", help="JSON results (default %(default)s)")
+    parser.add_argument(
+        "--calibration",
+        type=Path,
+        help="calibration file every engine reads (default: the fitted "
+        "one the in-process engine finds in guidelines/calibration/)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "artifacts" / "engines.json", help="JSON results (default %(default)s)"
+    )
     args = parser.parse_args(argv)
     return reporting_errors(lambda: _run(args))
 
@@ -80,14 +92,27 @@ def _run(args: argparse.Namespace) -> int:
                 server = llama.LlamaServer(free_port(), args.out.parent / f"engines-{name}-server.log", binary=binary)
                 url = stack.enter_context(server)
                 server_pid = lambda s=server: s.proc.pid  # noqa: E731
-                env |= {"LLM_ENGINE": "openai", "LLM_SERVER_URL": url,
-                        "LLM_SERVER_TOP_LOGPROBS": str(args.top_logprobs),
-                        "LLM_SERVER_CONCURRENCY": str(args.concurrency)}
+                env |= {
+                    "LLM_ENGINE": "openai",
+                    "LLM_SERVER_URL": url,
+                    "LLM_SERVER_TOP_LOGPROBS": str(args.top_logprobs),
+                    "LLM_SERVER_CONCURRENCY": str(args.concurrency),
+                }
             engine = engine_bench.Engine(name, env, server_pid)
             results[name] = engine_bench.run_engine(engine, texts, config, args.batch, free_port(), args.out.parent)
     table = engine_bench.compare(results, truth, parsed.labels)
-    args.out.write_text(json.dumps({"test_size": len(texts), "calibration": calibration.name,
-                                    "top_logprobs": args.top_logprobs, "engines": table}, indent=2) + "\n")
+    args.out.write_text(
+        json.dumps(
+            {
+                "test_size": len(texts),
+                "calibration": calibration.name,
+                "top_logprobs": args.top_logprobs,
+                "engines": table,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     rows = [
         ("reviews/s over HTTP", "reviews_per_s", "{:.2f}"),
         (f"request p50 s (batch {args.batch})", "request_p50_s", "{:.1f}"),

@@ -38,20 +38,40 @@ from backend.paths import ROOT
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pool", type=positive_int, default=1500, help="pool to draw labels from (default %(default)s)")
-    parser.add_argument("--labels", type=positive_int, default=1000, help="labeled items per seed (default %(default)s)")
+    parser.add_argument(
+        "--pool", type=positive_int, default=1500, help="pool to draw labels from (default %(default)s)"
+    )
+    parser.add_argument(
+        "--labels", type=positive_int, default=1000, help="labeled items per seed (default %(default)s)"
+    )
     parser.add_argument("--rate", type=fraction, default=0.1, help="fraction of labels flipped (default %(default)s)")
     parser.add_argument("--seeds", type=positive_int, default=5, help="repetitions (default %(default)s)")
     parser.add_argument("--first-seed", type=int, default=3, help="first seed (default %(default)s)")
-    parser.add_argument("--kind", default=simulation.SERVED_KIND,
-                        help=f"model kind, from: {', '.join(simulation.KIND_RECIPES)} (default: the served %(default)s)")
-    parser.add_argument("--test-size", "--test", type=positive_int, default=evaluation.TEST_SIZE,
-                        help=f"stratified test split the macro-F1 is measured on: of the bundled corpus's fixed one, at "
-                             f"most {evaluation.TEST_SIZE} (default %(default)s)")
-    parser.add_argument("--cache-dir", type=Path, default=simulation.DEFAULT_CACHE_DIR,
-                        help="cache of embeddings and LLM outputs (default %(default)s)")
-    parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "label_issues",
-                        help="directory for results.json (default %(default)s)")
+    parser.add_argument(
+        "--kind",
+        default=simulation.SERVED_KIND,
+        help=f"model kind, from: {', '.join(simulation.KIND_RECIPES)} (default: the served %(default)s)",
+    )
+    parser.add_argument(
+        "--test-size",
+        "--test",
+        type=positive_int,
+        default=evaluation.TEST_SIZE,
+        help=f"stratified test split the macro-F1 is measured on: of the bundled corpus's fixed one, at "
+        f"most {evaluation.TEST_SIZE} (default %(default)s)",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=simulation.DEFAULT_CACHE_DIR,
+        help="cache of embeddings and LLM outputs (default %(default)s)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "artifacts" / "label_issues",
+        help="directory for results.json (default %(default)s)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     add_data_arguments(parser)
     return parser.parse_args(argv)
@@ -67,7 +87,8 @@ def main(argv=None) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.kind not in simulation.KIND_RECIPES:
         raise simulation.SimulationError(
-            f"unknown model kind {args.kind!r}; choose from {', '.join(simulation.KIND_RECIPES)}")
+            f"unknown model kind {args.kind!r}; choose from {', '.join(simulation.KIND_RECIPES)}"
+        )
     if args.labels > args.pool:
         raise noise_bench.NoiseBenchError(f"--labels {args.labels} exceeds --pool {args.pool}")
     source = data_source(args, args.pool, args.test_size)  # the data file is read and split before the model loads
@@ -79,8 +100,9 @@ def run(args: argparse.Namespace) -> int:
         raise LabelloopError(f"cannot write to --out {args.out}: {e.strerror or e}") from None
     started = time.perf_counter()
     try:
-        inputs = simulation.load_inputs(args.pool, args.test_size, args.cache_dir, (), progress=not args.quiet,
-                                        source=source)
+        inputs = simulation.load_inputs(
+            args.pool, args.test_size, args.cache_dir, (), progress=not args.quiet, source=source
+        )
         inputs.vectors(args.kind)  # an engine without hidden states cannot serve llm_state: say so now
         seeds = range(args.first_seed, args.first_seed + args.seeds)
         results = noise_bench.bench(inputs, args.kind, args.labels, args.rate, seeds)

@@ -35,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=200, help="longest texts to score (default %(default)s)")
     parser.add_argument("--sample", type=int, default=2000, help="random texts to pick them from (default %(default)s)")
     parser.add_argument("--cuts", default="32,64,96,128,256,512", help="MAX_TEXT_TOKENS values (default %(default)s)")
-    parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "long_texts.json", help="JSON (default %(default)s)")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "artifacts" / "long_texts.json", help="JSON (default %(default)s)"
+    )
     args = parser.parse_args(argv)
     try:
         cuts = sorted({int(c) for c in args.cuts.split(",") if c.strip()})
@@ -68,22 +70,41 @@ def _run(args: argparse.Namespace, cuts: list[int]) -> int:
         pred = [parsed.labels[i] for i in probs.argmax(1)]
         reference = reference or pred
         report = evaluation.report(truth, pred, parsed.labels)
-        rows.append({"max_text_tokens": cut, "cut_share": float((long["tokens"] > cut).mean()),
-                     "reviews_per_s": len(texts) / seconds, "accuracy": report["accuracy"],
-                     "macro_f1": report["macro_f1"], "same_as_longest": sum(a == b for a, b in zip(pred, reference)) / len(pred),
-                     "per_label_f1": report["per_label_f1"]})
+        rows.append(
+            {
+                "max_text_tokens": cut,
+                "cut_share": float((long["tokens"] > cut).mean()),
+                "reviews_per_s": len(texts) / seconds,
+                "accuracy": report["accuracy"],
+                "macro_f1": report["macro_f1"],
+                "same_as_longest": sum(a == b for a, b in zip(pred, reference)) / len(pred),
+                "per_label_f1": report["per_label_f1"],
+            }
+        )
     rows.sort(key=lambda r: r["max_text_tokens"])
-    result = {"model": args.model, "n": len(texts), "tokens_min": int(long["tokens"].min()),
-              "tokens_median": float(long["tokens"].median()), "tokens_max": int(long["tokens"].max()),
-              "label_counts": long["label"].value_counts().to_dict(), "cuts": rows}
+    result = {
+        "model": args.model,
+        "n": len(texts),
+        "tokens_min": int(long["tokens"].min()),
+        "tokens_median": float(long["tokens"].median()),
+        "tokens_max": int(long["tokens"].max()),
+        "label_counts": long["label"].value_counts().to_dict(),
+        "cuts": rows,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{len(texts)} longest of {len(sample)} texts ({result['tokens_min']}-{result['tokens_max']} tokens, median "
-          f"{result['tokens_median']:.0f}; {result['label_counts']}), model {args.model}")
-    print(f"{'MAX_TEXT_TOKENS':>15} {'cut':>6} {'reviews/s':>10} {'accuracy':>9} {'macro-F1':>9} {'same as longest':>16}")
+    print(
+        f"{len(texts)} longest of {len(sample)} texts ({result['tokens_min']}-{result['tokens_max']} tokens, median "
+        f"{result['tokens_median']:.0f}; {result['label_counts']}), model {args.model}"
+    )
+    print(
+        f"{'MAX_TEXT_TOKENS':>15} {'cut':>6} {'reviews/s':>10} {'accuracy':>9} {'macro-F1':>9} {'same as longest':>16}"
+    )
     for r in rows:
-        print(f"{r['max_text_tokens']:15} {r['cut_share']:6.0%} {r['reviews_per_s']:10.2f} {r['accuracy']:9.3f} "
-              f"{r['macro_f1']:9.3f} {r['same_as_longest']:16.3f}")
+        print(
+            f"{r['max_text_tokens']:15} {r['cut_share']:6.0%} {r['reviews_per_s']:10.2f} {r['accuracy']:9.3f} "
+            f"{r['macro_f1']:9.3f} {r['same_as_longest']:16.3f}"
+        )
     print(f"written to {args.out}")
     return 0
 

@@ -37,10 +37,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--guidelines", type=Path, default=FACETS_GUIDELINES, help="guidelines (default %(default)s)")
     parser.add_argument("--sample", type=Path, default=FACETS_SAMPLE, help="labeled sample (default %(default)s)")
     parser.add_argument("--test", type=positive_int, default=140, help="items held out to score (default %(default)s)")
-    parser.add_argument("--labels", type=names, default=["50", "100", "500"],
-                        help="label counts to train on, comma-separated (default 50,100,500)")
-    parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "questions.json",
-                        help="JSON (default %(default)s)")
+    parser.add_argument(
+        "--labels",
+        type=names,
+        default=["50", "100", "500"],
+        help="label counts to train on, comma-separated (default 50,100,500)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "artifacts" / "questions.json", help="JSON (default %(default)s)"
+    )
     args = parser.parse_args(argv)
     return reporting_errors(lambda: _run(args), expected=(OSError, ValueError))
 
@@ -51,8 +56,9 @@ def _run(args) -> int:
     sample = questions.load_sample(args.sample)
     missing = [f for f in ("text", *config.names) if any(f not in item for item in sample)]
     if missing:
-        raise ValueError(f"{args.sample}: some items lack {', '.join(missing)} (the config's questions: "
-                         f"{', '.join(config.names)})")
+        raise ValueError(
+            f"{args.sample}: some items lack {', '.join(missing)} (the config's questions: {', '.join(config.names)})"
+        )
     if len(sample) <= args.test:
         raise ValueError(f"{args.sample} has {len(sample)} items; --test {args.test} leaves none to learn from")
     settings = replace(Settings.from_env(), llm_model=args.model, guidelines=args.guidelines, calibration="contextual")
@@ -65,9 +71,12 @@ def _run(args) -> int:
         kind = "multi-label" if q.multiple else "single-choice"
         speed[f"+ {q.from_name} ({kind})"] = schemas.Config((first, q))
     speed[f"all {len(config.questions)} questions"] = config
-    result = {"model": predictor.source.name, "config": str(args.config.name), "features":
-              f"llm-layer-{layer}" if layer else "minilm",
-              **questions.run(predictor, config, sample, args.test, counts, layer, speed)}
+    result = {
+        "model": predictor.source.name,
+        "config": str(args.config.name),
+        "features": f"llm-layer-{layer}" if layer else "minilm",
+        **questions.run(predictor, config, sample, args.test, counts, layer, speed),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     _print(result, counts)
@@ -81,7 +90,7 @@ def _print(result: dict, counts: list[int]) -> None:
     heads = {"zero_shot": "zero-shot", "calibrated_on_train": "calibrated"}
     print(f"{'question':<12} {'measure':<13}" + "".join(f"{heads.get(c, c.replace('_', ' ')):>12}" for c in columns))
     for name, row in result["questions"].items():
-        for measure in (["micro_f1", "macro_f1", "hamming_loss"] if row["multiple"] else ["macro_f1", "accuracy"]):
+        for measure in ["micro_f1", "macro_f1", "hamming_loss"] if row["multiple"] else ["macro_f1", "accuracy"]:
             cells = []
             for c in columns:
                 value = row.get(c)
@@ -89,8 +98,10 @@ def _print(result: dict, counts: list[int]) -> None:
             print(f"{name:<12} {measure:<13}" + "".join(cells))
         for method, variants in row.get("methods", {}).items():
             for variant, s in variants.items():
-                print(f"  {name} {method.replace('_', ' ')}, {variant}: micro-F1 {s['micro_f1']:.3f}, "
-                      f"macro-F1 {s['macro_f1']:.3f}, Hamming {s['hamming_loss']:.3f}")
+                print(
+                    f"  {name} {method.replace('_', ' ')}, {variant}: micro-F1 {s['micro_f1']:.3f}, "
+                    f"macro-F1 {s['macro_f1']:.3f}, Hamming {s['hamming_loss']:.3f}"
+                )
     speeds = result["reviews_per_s"]
     base = next(iter(speeds.values()))
     print("reviews/s: " + ", ".join(f"{k} {v:.2f} ({v / base:.2f}x)" for k, v in speeds.items()))

@@ -62,8 +62,9 @@ def _run(args: argparse.Namespace) -> int:
     rows = []
     for name in sorted(name for name, s in strategies.REGISTRY.items() if not s.llm_judged):
         t = time.perf_counter()
-        u = strategies.rank(name, probs, emb, labeled_idx=labeled, seed=args.seed, diversity_k=args.diversity_k,
-                            llm_probs=llm)
+        u = strategies.rank(
+            name, probs, emb, labeled_idx=labeled, seed=args.seed, diversity_k=args.diversity_k, llm_probs=llm
+        )
         seconds = time.perf_counter() - t
         top = strategies.select(u, args.k)
         rows.append((name, seconds, top))

@@ -40,27 +40,52 @@ from backend.cli import Parser, old_name_note, positive_int, reporting_errors
 
 def build_parser() -> argparse.ArgumentParser:
     ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tasks", type=positive_int, default=10_000,
-                    help="tasks in the pool, distinct corpus reviews (default 10000; the corpus has ~13,800)")
-    ap.add_argument("--runs", type=positive_int, default=4,
-                    help="re-scores in a row: the first publishes, each later one replaces the previous set and "
-                         "deletes it (default 4: the steady state is the mean of runs 2-4)")
-    ap.add_argument("--chunk", type=positive_int, default=256,
-                    help="RESCORE_CHUNK: predictions per import request and texts per scoring chunk (default 256)")
-    ap.add_argument("--strategies", default=",".join(rescore_bench.DEFAULT_STRATEGIES),
-                    help="ranking strategies the runs cycle through, comma-separated, set with Loop.set_strategy "
-                         "before each run as an admin would (default %(default)s)")
-    ap.add_argument("--real-model", action="store_true",
-                    help="score with the packaged Qwen model (`make model` first; ~20 min for 10,000 texts on 2 "
-                         "cores) instead of the tests' tiny random one")
-    ap.add_argument("--ls-url", default="",
-                    help="use this running Label Studio (with --api-key) instead of starting a fresh one in a "
-                         "temporary directory; a new project is created in it and left there")
+    ap.add_argument(
+        "--tasks",
+        type=positive_int,
+        default=10_000,
+        help="tasks in the pool, distinct corpus reviews (default 10000; the corpus has ~13,800)",
+    )
+    ap.add_argument(
+        "--runs",
+        type=positive_int,
+        default=4,
+        help="re-scores in a row: the first publishes, each later one replaces the previous set and "
+        "deletes it (default 4: the steady state is the mean of runs 2-4)",
+    )
+    ap.add_argument(
+        "--chunk",
+        type=positive_int,
+        default=256,
+        help="RESCORE_CHUNK: predictions per import request and texts per scoring chunk (default 256)",
+    )
+    ap.add_argument(
+        "--strategies",
+        default=",".join(rescore_bench.DEFAULT_STRATEGIES),
+        help="ranking strategies the runs cycle through, comma-separated, set with Loop.set_strategy "
+        "before each run as an admin would (default %(default)s)",
+    )
+    ap.add_argument(
+        "--real-model",
+        action="store_true",
+        help="score with the packaged Qwen model (`make model` first; ~20 min for 10,000 texts on 2 "
+        "cores) instead of the tests' tiny random one",
+    )
+    ap.add_argument(
+        "--ls-url",
+        default="",
+        help="use this running Label Studio (with --api-key) instead of starting a fresh one in a "
+        "temporary directory; a new project is created in it and left there",
+    )
     ap.add_argument("--api-key", default="", help="a Personal Access Token (or legacy token) for --ls-url")
-    ap.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="both",
-                    help="the database of the Label Studio started here: SQLite, PostgreSQL (a throwaway cluster of "
-                         "Debian's server, `make postgres`), or both one after the other, side by side (default "
-                         "%(default)s; ignored with --ls-url)")
+    ap.add_argument(
+        "--database",
+        choices=["sqlite", "postgresql", "both"],
+        default="both",
+        help="the database of the Label Studio started here: SQLite, PostgreSQL (a throwaway cluster of "
+        "Debian's server, `make postgres`), or both one after the other, side by side (default "
+        "%(default)s; ignored with --ls-url)",
+    )
     ap.add_argument("--out", type=Path, help="also write every figure as JSON to this file")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars or per-run lines on stderr")
     return ap
@@ -82,14 +107,19 @@ def started_here(database: str, options: dict, progress: bool) -> dict:
         env = None
         if database == "postgresql":
             env = stack.enter_context(postgres.PostgresCluster()).connection.label_studio_env()
-        ls = stack.enter_context(ls_server.LabelStudioServer(Path(tmp) / "ls", port=free_port(),
-                                                             admin_password="bench-pass-1234", database=env))
+        ls = stack.enter_context(
+            ls_server.LabelStudioServer(
+                Path(tmp) / "ls", port=free_port(), admin_password="bench-pass-1234", database=env
+            )
+        )
         result = rescore_bench.run(ls.url, ls.admin.token, data_dir=Path(tmp) / "data", **options)
-        result["label_studio"].update(started_here=True, database=database,
-                                      startup_seconds=round(ls.startup_seconds, 1))
+        result["label_studio"].update(
+            started_here=True, database=database, startup_seconds=round(ls.startup_seconds, 1)
+        )
         # Feature flags set in the environment reach the Label Studio started here (see --help).
         result["label_studio"]["feature_flags"] = {
-            k: v for k, v in os.environ.items() if k.lower().startswith(("fflag_", "fflag-", "ff_", "feat_"))}
+            k: v for k, v in os.environ.items() if k.lower().startswith(("fflag_", "fflag-", "ff_", "feat_"))
+        }
         return result
 
 
@@ -108,8 +138,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     import logging
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    options = dict(tasks=args.tasks, runs=args.runs, chunk=args.chunk, strategies=strategies,
-                   real_model=args.real_model, progress=not args.no_progress)
+    options = dict(
+        tasks=args.tasks,
+        runs=args.runs,
+        chunk=args.chunk,
+        strategies=strategies,
+        real_model=args.real_model,
+        progress=not args.no_progress,
+    )
     return reporting_errors(lambda: _run(args, strategies, options))
 
 
@@ -122,7 +158,8 @@ def _run(args: argparse.Namespace, strategies: list[str], options: dict) -> int:
     else:
         if not ls_server.available():
             raise rescore_bench.BenchError(
-                f"Label Studio is not installed ({ls_server.LS_BIN}): run `make labelstudio`")
+                f"Label Studio is not installed ({ls_server.LS_BIN}): run `make labelstudio`"
+            )
         databases = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
         results = {name: started_here(name, options, not args.no_progress) for name in databases}
         result = results[databases[0]] if len(databases) == 1 else {"databases": results}

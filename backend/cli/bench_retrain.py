@@ -46,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--labels", type=_positive, default=1000, help="labeled tasks (default 1000)")
     ap.add_argument("--runs", type=_positive, default=5, help="timed runs after the warm-up (default 5)")
     ap.add_argument(
-        "--cache-dir", type=Path, default=default_cache_dir() / "bench-retrain",
+        "--cache-dir",
+        type=Path,
+        default=default_cache_dir() / "bench-retrain",
         help="embedding and LLM caches kept between runs (default %(default)s)",
     )
     args = ap.parse_args(argv)
@@ -60,16 +62,27 @@ def _run(args: argparse.Namespace) -> int:
     from backend.loop.project_loop import Loop
 
     df = corpus.stratified_split(corpus.load(), [args.labels], seed=5)[0]
-    with tempfile.TemporaryDirectory() as tmp, ls_server.LabelStudioServer(
-        Path(tmp) / "ls", port=free_port(), admin_password="bench-pass-1234"
-    ) as ls:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        ls_server.LabelStudioServer(Path(tmp) / "ls", port=free_port(), admin_password="bench-pass-1234") as ls,
+    ):
         client = connect(ls.url, ls.admin.token).client
         project = sync.ensure_project(client, "retrain benchmark", DEMO_CONFIG, GUIDELINES).id
         tasks = [
             {
                 "data": {"text": text},
-                "annotations": [{"result": [{"from_name": "sentiment", "to_name": "review", "type": "choices",
-                                             "value": {"choices": [label]}}]}],
+                "annotations": [
+                    {
+                        "result": [
+                            {
+                                "from_name": "sentiment",
+                                "to_name": "review",
+                                "type": "choices",
+                                "value": {"choices": [label]},
+                            }
+                        ]
+                    }
+                ],
             }
             for text, label in zip(df["text"], df["label"])
         ]
@@ -84,8 +97,10 @@ def _run(args: argparse.Namespace) -> int:
         loop = Loop(settings, lambda: predictor, Metrics())
         started = time.perf_counter()
         warm = loop.train(str(project))
-        print(f"warm-up (fills the caches): {time.perf_counter() - started:.1f} s, {warm['result']}, "
-              f"cv macro-F1 {warm.get('cv_macro_f1')} vs LLM {warm.get('llm_macro_f1')}")
+        print(
+            f"warm-up (fills the caches): {time.perf_counter() - started:.1f} s, {warm['result']}, "
+            f"cv macro-F1 {warm.get('cv_macro_f1')} vs LLM {warm.get('llm_macro_f1')}"
+        )
         loop.rescoring.wait(str(project), timeout=600)
         # An annotation event names its task: the run re-reads that task only. "Start training" (no task) and
         # deletions re-read every labeled task; both are timed from the request to the decision.

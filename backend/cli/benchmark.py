@@ -55,8 +55,16 @@ CURVE_SEEDS = range(3)
 POLAR = {"Positive", "Negative"}  # the Positive-vs-Negative accuracy needs both labels
 
 
-def http_phase(texts, config: str, port: int, batch: int, log_path: Path, model: str,
-               guidelines: Path | None = None, data_key: str = "text") -> dict:
+def http_phase(
+    texts,
+    config: str,
+    port: int,
+    batch: int,
+    log_path: Path,
+    model: str,
+    guidelines: Path | None = None,
+    data_key: str = "text",
+) -> dict:
     # A throughput run, not a latency one: a slow model must not have tasks skipped at Label Studio's deadline.
     env = {"DATA_DIR": str(log_path.parent / "data"), "LLM_MODEL": model, "PREDICT_TIMEOUT": "3000"}
     if guidelines is not None:  # the prompt of the set's own guidelines, as the team's backend would serve it
@@ -71,7 +79,9 @@ def http_phase(texts, config: str, port: int, batch: int, log_path: Path, model:
         requests.post(f"{url}/predict", json={"tasks": tasks[:8], "label_config": config}, timeout=300)  # warm-up
         labels, started = [], time.perf_counter()
         for start in tqdm(range(0, len(tasks), batch), desc="/predict over HTTP", unit="request"):
-            r = requests.post(f"{url}/predict", json={"tasks": tasks[start:start + batch], "label_config": config}, timeout=600)
+            r = requests.post(
+                f"{url}/predict", json={"tasks": tasks[start : start + batch], "label_config": config}, timeout=600
+            )
             r.raise_for_status()
             answer = r.json()
             if answer.get("skipped"):
@@ -93,8 +103,16 @@ def model_phase(model: str, test, config: str, parsed, args, free_text: int, sou
     texts, truth = list(test["text"]), list(test["label"])
     guidelines = source.guidelines if source is not None else None
     results: dict = {"model": model}
-    http = http_phase(texts, config, args.port, args.batch, args.out.parent / f"benchmark-{model}.log", model,
-                      guidelines, parsed.data_key)
+    http = http_phase(
+        texts,
+        config,
+        args.port,
+        args.batch,
+        args.out.parent / f"benchmark-{model}.log",
+        model,
+        guidelines,
+        parsed.data_key,
+    )
     results["http"] = {k: v for k, v in http.items() if k != "labels"}
     results["served"] = evaluation.report(truth, http.pop("labels"), parsed.labels)
 
@@ -113,23 +131,30 @@ def model_phase(model: str, test, config: str, parsed, args, free_text: int, sou
     tokens = efficiency.review_tokens(predictor.scorer, setup.prompt, texts, setup.calibration.features)
     ceiling = efficiency.ceiling(rate, config_obj, tokens)
     timed_ceiling = efficiency.ceiling(rate, config_obj, tokens[: len(timed)])
-    results["efficiency"] = {**ceiling, "in_process_reviews_per_s": in_process, "in_process_n": len(timed),
-                             "served_fraction": results["http"]["reviews_per_s"] / ceiling["reviews_per_s"],
-                             "in_process_fraction": in_process / timed_ceiling["reviews_per_s"],
-                             "device": str(predictor.scorer.device),
-                             "overheads": efficiency.overheads(predictor.scorer, setup.prompt, texts,
-                                                               setup.calibration.features, config_obj),
-                             "time_shares": efficiency.time_shares(predictor.scorer, setup.prompt, timed,
-                                                                   setup.calibration.features)}
+    results["efficiency"] = {
+        **ceiling,
+        "in_process_reviews_per_s": in_process,
+        "in_process_n": len(timed),
+        "served_fraction": results["http"]["reviews_per_s"] / ceiling["reviews_per_s"],
+        "in_process_fraction": in_process / timed_ceiling["reviews_per_s"],
+        "device": str(predictor.scorer.device),
+        "overheads": efficiency.overheads(
+            predictor.scorer, setup.prompt, texts, setup.calibration.features, config_obj
+        ),
+        "time_shares": efficiency.time_shares(predictor.scorer, setup.prompt, timed, setup.calibration.features),
+    }
 
     if free_text:
         (sample,) = corpus.stratified_split(test, [min(free_text, len(test))], seed=1)
         started = time.perf_counter()
         free = evaluation.free_text_labels(predictor, parsed, list(tqdm(sample["text"], desc="free text, per task")))
         free_rate = len(sample) / (time.perf_counter() - started)
-        results["free_text"] = {"reviews_per_s": free_rate, "n": len(sample),
-                                "unmatched": sum(x is None for x in free),
-                                **evaluation.report(list(sample["label"]), [x or "" for x in free], parsed.labels)}
+        results["free_text"] = {
+            "reviews_per_s": free_rate,
+            "n": len(sample),
+            "unmatched": sum(x is None for x in free),
+            **evaluation.report(list(sample["label"]), [x or "" for x in free], parsed.labels),
+        }
         results["speedup"] = results["http"]["reviews_per_s"] / free_rate
 
     # One scoring pass of the test sample serves the learning curve and the calibrations' comparison.
@@ -153,7 +178,9 @@ def model_phase(model: str, test, config: str, parsed, args, free_text: int, sou
         results["accuracy"][name] = {**evaluation.report(truth, pred, parsed.labels), "polar_accuracy": polar}
 
     results["learning_curve"] = {
-        "kind": simulation.SERVED_KIND, "pool": args.pool, "seeds": list(CURVE_SEEDS),
+        "kind": simulation.SERVED_KIND,
+        "pool": args.pool,
+        "seeds": list(CURVE_SEEDS),
         "zero_shot": simulation.macro_f1(inputs.test_y, inputs.test_llm, inputs.n_labels),
         "macro_f1_at": simulation.learning_curve(inputs, simulation.SERVED_KIND, CURVE_SEEDS, CURVE_SIZES),
     }
@@ -162,58 +189,91 @@ def model_phase(model: str, test, config: str, parsed, args, free_text: int, sou
 
 
 def print_tables(results: dict) -> None:
-    print(f"\ntest sample: {results['test_size']} items of {results.get('data', 'rotten_tomatoes')} "
-          f"{results['label_counts']}")
+    print(
+        f"\ntest sample: {results['test_size']} items of {results.get('data', 'rotten_tomatoes')} "
+        f"{results['label_counts']}"
+    )
     print(f"\n{'model':16} {'reviews/s':>9} {'in-process':>10} {'ceiling':>8} {'efficiency':>10} {'peak MB':>8}")
     for m in results["models"]:
         e = m["efficiency"]
-        print(f"{m['model']:16} {m['http']['reviews_per_s']:9.2f} {e['in_process_reviews_per_s']:10.2f} "
-              f"{e['reviews_per_s']:8.2f} {e['served_fraction']:10.2f} {m['http']['peak_rss_mb']:8.0f}"
-              f"   ({e['matmul_gflops']:.0f} GFLOP/s, {e['gflop_per_token']:.2f} GFLOP/token, "
-              f"{e['mean_tokens_per_review']:.1f} tokens/review)")
+        print(
+            f"{m['model']:16} {m['http']['reviews_per_s']:9.2f} {e['in_process_reviews_per_s']:10.2f} "
+            f"{e['reviews_per_s']:8.2f} {e['served_fraction']:10.2f} {m['http']['peak_rss_mb']:8.0f}"
+            f"   ({e['matmul_gflops']:.0f} GFLOP/s, {e['gflop_per_token']:.2f} GFLOP/token, "
+            f"{e['mean_tokens_per_review']:.1f} tokens/review)"
+        )
     parts = ("linear", "lm_head", "attention", "other_kernels", "python", "tokenising")
     print(f"\n{'model':16} " + " ".join(f"{p:>13}" for p in parts) + "   (share of the in-process scoring time)")
     for m in results["models"]:
         shares = m["efficiency"]["time_shares"]
         print(f"{m['model']:16} " + " ".join(f"{shares[p]:13.3f}" for p in parts))
-    print(f"\n{'model':16} {'calibration':12} {'accuracy':>9} {'macro-F1':>9} {'kappa':>7} {'Pos-vs-Neg':>11}  per-label F1")
+    print(
+        f"\n{'model':16} {'calibration':12} {'accuracy':>9} {'macro-F1':>9} {'kappa':>7} {'Pos-vs-Neg':>11}  per-label F1"
+    )
     for m in results["models"]:
         for name, r in m["accuracy"].items():
             per = " ".join(f"{k}={v:.2f}" for k, v in r["per_label_f1"].items())
             polar = "-" if r["polar_accuracy"] is None else f"{r['polar_accuracy']:.3f}"
-            print(f"{m['model']:16} {name:12} {r['accuracy']:9.3f} {r['macro_f1']:9.3f} {r['kappa']:7.3f} "
-                  f"{polar:>11}  {per}")
-    print(f"\n{'model':16} {'zero-shot':>9}" + "".join(f"{'after ' + str(n):>11}" for n in CURVE_SIZES)
-          + "   (served kind, macro-F1, random labels)")
+            print(
+                f"{m['model']:16} {name:12} {r['accuracy']:9.3f} {r['macro_f1']:9.3f} {r['kappa']:7.3f} "
+                f"{polar:>11}  {per}"
+            )
+    print(
+        f"\n{'model':16} {'zero-shot':>9}"
+        + "".join(f"{'after ' + str(n):>11}" for n in CURVE_SIZES)
+        + "   (served kind, macro-F1, random labels)"
+    )
     for m in results["models"]:
         c = m["learning_curve"]
         at = c["macro_f1_at"]  # a size above the pool is left out
-        print(f"{m['model']:16} {c['zero_shot']:9.3f}"
-              + "".join(f"{at[str(n)]:11.3f}" if str(n) in at else f"{'-':>11}" for n in CURVE_SIZES))
+        print(
+            f"{m['model']:16} {c['zero_shot']:9.3f}"
+            + "".join(f"{at[str(n)]:11.3f}" if str(n) in at else f"{'-':>11}" for n in CURVE_SIZES)
+        )
     first = results["models"][0]
     if "free_text" in first:
         f = first["free_text"]
-        print(f"\nfree text per task ({f['n']} tasks, {first['model']}): {f['reviews_per_s']:.2f} reviews/s, "
-              f"{first['speedup']:.1f}x slower than /predict; accuracy {f['accuracy']:.3f}, macro-F1 {f['macro_f1']:.3f} "
-              f"({f['unmatched']} unmatched)")
+        print(
+            f"\nfree text per task ({f['n']} tasks, {first['model']}): {f['reviews_per_s']:.2f} reviews/s, "
+            f"{first['speedup']:.1f}x slower than /predict; accuracy {f['accuracy']:.3f}, macro-F1 {f['macro_f1']:.3f} "
+            f"({f['unmatched']} unmatched)"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     old_name_note()
     parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default="embedded,embedded-1.5b",
-                        help=f"comma-separated LLM_MODEL values, from {', '.join(models.PACKAGED)} or any LLM_MODEL "
-                             "(default %(default)s)")
-    parser.add_argument("--test-size", "--test", type=positive_int, default=evaluation.TEST_SIZE,
-                        help=f"stratified test sample: of the bundled corpus's fixed one, at most {evaluation.TEST_SIZE}"
-                             " (default %(default)s)")
-    parser.add_argument("--in-process", type=int, default=200,
-                        help="test items scored in-process, timed beside /predict (default %(default)s)")
-    parser.add_argument("--pool", type=positive_int, default=500, help="pool the learning curve draws labels from (default %(default)s)")
-    parser.add_argument("--free-text", type=int, default=60, help="tasks answered in free text, first model (default %(default)s)")
+    parser.add_argument(
+        "--models",
+        default="embedded,embedded-1.5b",
+        help=f"comma-separated LLM_MODEL values, from {', '.join(models.PACKAGED)} or any LLM_MODEL "
+        "(default %(default)s)",
+    )
+    parser.add_argument(
+        "--test-size",
+        "--test",
+        type=positive_int,
+        default=evaluation.TEST_SIZE,
+        help=f"stratified test sample: of the bundled corpus's fixed one, at most {evaluation.TEST_SIZE}"
+        " (default %(default)s)",
+    )
+    parser.add_argument(
+        "--in-process",
+        type=int,
+        default=200,
+        help="test items scored in-process, timed beside /predict (default %(default)s)",
+    )
+    parser.add_argument(
+        "--pool", type=positive_int, default=500, help="pool the learning curve draws labels from (default %(default)s)"
+    )
+    parser.add_argument(
+        "--free-text", type=int, default=60, help="tasks answered in free text, first model (default %(default)s)"
+    )
     parser.add_argument("--batch", type=int, default=100, help="tasks per /predict request (default %(default)s)")
     parser.add_argument("--port", type=int, default=9199, help="port for the benchmarked backend (default %(default)s)")
-    parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "benchmark.json", help="JSON results (default %(default)s)")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "artifacts" / "benchmark.json", help="JSON results (default %(default)s)"
+    )
     add_data_arguments(parser)
     args = parser.parse_args(argv)
     try:
@@ -241,8 +301,13 @@ def _run(args: argparse.Namespace, source) -> int:
     else:
         config, test = source.config, source.test
     parsed = schema.parse(config)
-    results: dict = {"data": source.name if source is not None else "rotten_tomatoes", "test_size": len(test),
-                     "label_counts": test["label"].value_counts().to_dict(), "cpu_count": os.cpu_count(), "models": []}
+    results: dict = {
+        "data": source.name if source is not None else "rotten_tomatoes",
+        "test_size": len(test),
+        "label_counts": test["label"].value_counts().to_dict(),
+        "cpu_count": os.cpu_count(),
+        "models": [],
+    }
     for i, model in enumerate(names):
         results["models"].append(
             model_phase(model, test, config, parsed, args, args.free_text if i == 0 else 0, source)

@@ -43,24 +43,42 @@ from backend.settings import Settings
 def main(argv: list[str] | None = None) -> int:
     old_name_note()
     parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", type=positive_int, default=evaluation.CALIBRATION_SIZE,
-                        help="calibration sample size: of the corpus, or the pool of --data/--corpus "
-                             "(default %(default)s)")
+    parser.add_argument(
+        "--size",
+        type=positive_int,
+        default=evaluation.CALIBRATION_SIZE,
+        help="calibration sample size: of the corpus, or the pool of --data/--corpus (default %(default)s)",
+    )
     parser.add_argument("--config", type=Path, help=f"labeling config (default: the corpus's, or {DEMO_CONFIG})")
     parser.add_argument("--sample", type=Path, help="labeled sample (JSON lines) for a config with several questions")
-    parser.add_argument("--test", type=positive_int, default=140,
-                        help="items of --sample, --data or --corpus kept out of the fit for the benchmark "
-                             "(default %(default)s)")
-    parser.add_argument("--out", type=Path, help="output JSON (default guidelines/calibration/[forms/]<guidelines>.<model>[.<engine>].json)")
+    parser.add_argument(
+        "--test",
+        type=positive_int,
+        default=140,
+        help="items of --sample, --data or --corpus kept out of the fit for the benchmark (default %(default)s)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="output JSON (default guidelines/calibration/[forms/]<guidelines>.<model>[.<engine>].json)",
+    )
     group = parser.add_argument_group("a team's labels (default: the bundled Rotten Tomatoes reviews)")
-    group.add_argument("--data", type=Path, metavar="FILE",
-                       help="a labeled file: CSV/TSV or JSONL with text and label columns, or a Label Studio JSON "
-                            "export; labels must be the config's (any case)")
-    group.add_argument("--corpus", metavar="NAME",
-                       help="a public corpus installed by `make corpora`: posts, r8 or rotten_tomatoes")
-    group.add_argument("--guidelines", type=Path, metavar="MD",
-                       help="the guidelines the prompt is built from (default: the corpus's, else the GUIDELINES "
-                            "setting)")
+    group.add_argument(
+        "--data",
+        type=Path,
+        metavar="FILE",
+        help="a labeled file: CSV/TSV or JSONL with text and label columns, or a Label Studio JSON "
+        "export; labels must be the config's (any case)",
+    )
+    group.add_argument(
+        "--corpus", metavar="NAME", help="a public corpus installed by `make corpora`: posts, r8 or rotten_tomatoes"
+    )
+    group.add_argument(
+        "--guidelines",
+        type=Path,
+        metavar="MD",
+        help="the guidelines the prompt is built from (default: the corpus's, else the GUIDELINES setting)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     try:
@@ -69,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if not config.single and not args.sample:
-        parser.error(f"{args.config or DEMO_CONFIG} has several questions or a multi-label one: give a labeled --sample")
+        parser.error(
+            f"{args.config or DEMO_CONFIG} has several questions or a multi-label one: give a labeled --sample"
+        )
     return reporting_errors(lambda: _fit(args, settings, source, config))
 
 
@@ -83,8 +103,13 @@ def _inputs(args: argparse.Namespace) -> tuple:
             raise DataError("give --data/--corpus (one question) or --sample (several), not both")
         # A file without --guidelines keeps the GUIDELINES setting, as the corpus's calibration does.
         fallback = settings.guidelines if args.data is not None else None
-        source = data_source(argparse.Namespace(data=args.data, corpus=args.corpus, config=args.config,
-                                                guidelines=args.guidelines or fallback), args.size, args.test)
+        source = data_source(
+            argparse.Namespace(
+                data=args.data, corpus=args.corpus, config=args.config, guidelines=args.guidelines or fallback
+            ),
+            args.size,
+            args.test,
+        )
         config = schema.parse_config(source.config)
         settings = replace(settings, guidelines=source.guidelines)
     else:
@@ -114,13 +139,17 @@ def _fit(args: argparse.Namespace, settings: Settings, source, config: schema.Co
         out.parent.mkdir(parents=True, exist_ok=True)
         fitted.save(out)
         of = f" of {source.name} ({len(source.test)} held out)" if source is not None else ""
-        print(f"fitted on {fitted.fitted_on} examples{of}: "
-              f"bias {dict(zip(fitted.labels, (round(b, 3) for b in fitted.bias)))}")
+        print(
+            f"fitted on {fitted.fitted_on} examples{of}: "
+            f"bias {dict(zip(fitted.labels, (round(b, 3) for b in fitted.bias)))}"
+        )
     else:
         train, _ = questions.split(questions.load_sample(args.sample), args.test)
         prompt = predictor.form_setup(config).prompt
         logprobs = predictor.scorer.label_logprobs(prompt, [item["text"] for item in train])
-        unfitted = unfitted_calibrations(config, prompt, predictor.scorer.label_logprobs(prompt, list(cal.CONTENT_FREE)))
+        unfitted = unfitted_calibrations(
+            config, prompt, predictor.scorer.label_logprobs(prompt, list(cal.CONTENT_FREE))
+        )
         fitted_form = questions.fit_form_calibration(config, logprobs, train, unfitted)
         out = args.out or settings.calibration_dir / "forms" / name
         out.parent.mkdir(parents=True, exist_ok=True)

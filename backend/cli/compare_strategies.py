@@ -55,26 +55,53 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pool", type=positive_int, default=1500, help="pool size, stratified (default %(default)s)")
     parser.add_argument("--seeds", type=positive_int, default=5, help="repetitions, seeds 0..K-1 (default %(default)s)")
-    parser.add_argument("--strategies", type=names, default=list(simulation.known_strategies()),
-                        help="comma-separated strategies (default: all)")
-    parser.add_argument("--kinds", type=names, default=list(simulation.KINDS),
-                        help=f"comma-separated model kinds, from: {', '.join(simulation.KIND_RECIPES)} "
-                             "(default: %(default)s)")
-    parser.add_argument("--budget", type=positive_int, help="labels per run, seed set included (default: two thirds of the pool)")
+    parser.add_argument(
+        "--strategies",
+        type=names,
+        default=list(simulation.known_strategies()),
+        help="comma-separated strategies (default: all)",
+    )
+    parser.add_argument(
+        "--kinds",
+        type=names,
+        default=list(simulation.KINDS),
+        help=f"comma-separated model kinds, from: {', '.join(simulation.KIND_RECIPES)} (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--budget", type=positive_int, help="labels per run, seed set included (default: two thirds of the pool)"
+    )
     parser.add_argument("--batch", type=positive_int, default=20, help="labels per step (default %(default)s)")
-    parser.add_argument("--seed-size", type=positive_int, default=20, help="random labels to start from (default %(default)s)")
-    parser.add_argument("--test-size", "--test", type=positive_int, default=evaluation.TEST_SIZE,
-                        help=f"stratified test split: of the bundled corpus's fixed one, at most {evaluation.TEST_SIZE}"
-                             " (default %(default)s)")
-    parser.add_argument("--cache-dir", type=Path, default=simulation.DEFAULT_CACHE_DIR,
-                        help="cache of embeddings and LLM outputs (default %(default)s)")
-    parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "strategies",
-                        help="directory for results.json and curves.png (default %(default)s)")
+    parser.add_argument(
+        "--seed-size", type=positive_int, default=20, help="random labels to start from (default %(default)s)"
+    )
+    parser.add_argument(
+        "--test-size",
+        "--test",
+        type=positive_int,
+        default=evaluation.TEST_SIZE,
+        help=f"stratified test split: of the bundled corpus's fixed one, at most {evaluation.TEST_SIZE}"
+        " (default %(default)s)",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=simulation.DEFAULT_CACHE_DIR,
+        help="cache of embeddings and LLM outputs (default %(default)s)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "artifacts" / "strategies",
+        help="directory for results.json and curves.png (default %(default)s)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.add_argument("--calibration", default="auto",
-                        help="the zero-shot calibration the models read: auto (as the backend serves: a matching "
-                             "fitted file, else domain-context on the pool), none, contextual, domain, pool, fitted "
-                             "(default %(default)s)")
+    parser.add_argument(
+        "--calibration",
+        default="auto",
+        help="the zero-shot calibration the models read: auto (as the backend serves: a matching "
+        "fitted file, else domain-context on the pool), none, contextual, domain, pool, fitted "
+        "(default %(default)s)",
+    )
     add_data_arguments(parser)
     return parser.parse_args(argv)
 
@@ -114,13 +141,24 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         inputs = simulation.load_inputs(
-            args.pool, args.test_size, args.cache_dir, simulation.needed_judges(args.strategies), progress=not args.quiet,
-            source=args.source, calibration=args.calibration,
+            args.pool,
+            args.test_size,
+            args.cache_dir,
+            simulation.needed_judges(args.strategies),
+            progress=not args.quiet,
+            source=args.source,
+            calibration=args.calibration,
         )
     except OSError as e:
         raise LabelloopError(f"cache directory {args.cache_dir}: {e.strerror or e}") from None
     results = simulation.compare(
-        inputs, args.strategies, args.kinds, range(args.seeds), args.seed_size, args.batch, args.budget,
+        inputs,
+        args.strategies,
+        args.kinds,
+        range(args.seeds),
+        args.seed_size,
+        args.batch,
+        args.budget,
         progress=not args.quiet,
     )
     results["wall_seconds"] = round(time.perf_counter() - started, 1)

@@ -53,20 +53,32 @@ from backend.settings import Settings
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--project", type=int, required=True, help="Label Studio project id")
-    parser.add_argument("--out", type=Path, help="the finished dataset (JSON, written atomically); with --undo, "
-                        "what was removed (optional)")
-    parser.add_argument("--target", type=fraction, default=0.95,
-                        help="accuracy the model's labels must reach (default: %(default)s)")
-    parser.add_argument("--level", type=fraction, default=0.95,
-                        help="confidence of the one-sided bound on that accuracy (default: %(default)s)")
-    parser.add_argument("--new-audit", action="store_true",
-                        help="plan a new audit from every human label now (the old one's labels become ordinary "
-                             "labels); with --apply it replaces the tab. Drawing again because an audit failed "
-                             "spends the promise's confidence: draw again for more labels, not for a better verdict")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="the finished dataset (JSON, written atomically); with --undo, what was removed (optional)",
+    )
+    parser.add_argument(
+        "--target", type=fraction, default=0.95, help="accuracy the model's labels must reach (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--level",
+        type=fraction,
+        default=0.95,
+        help="confidence of the one-sided bound on that accuracy (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--new-audit",
+        action="store_true",
+        help="plan a new audit from every human label now (the old one's labels become ordinary "
+        "labels); with --apply it replaces the tab. Drawing again because an audit failed "
+        "spends the promise's confidence: draw again for more labels, not for a better verdict",
+    )
     what = parser.add_mutually_exclusive_group()
     what.add_argument("--apply", action="store_true", help="also write the model's labels into Label Studio")
-    what.add_argument("--undo", action="store_true",
-                      help="remove the model's labels from Label Studio (no model needed) and stop")
+    what.add_argument(
+        "--undo", action="store_true", help="remove the model's labels from Label Studio (no model needed) and stop"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -78,9 +90,11 @@ def run_undo(args: argparse.Namespace) -> int:
     record = finish.undo(ls.client, args.project, progress=not args.quiet)
     if args.out:
         write_json(args.out, {"project": args.project, "undo": record})
-    print(f"removed {len(record['removed'])} model annotations from project {args.project}"
-          + (f"; kept {len(record['kept_edited'])} a person has saved since" if record["kept_edited"] else "")
-          + ("; removed the audit tab" if record["audit_tab_removed"] else ""))
+    print(
+        f"removed {len(record['removed'])} model annotations from project {args.project}"
+        + (f"; kept {len(record['kept_edited'])} a person has saved since" if record["kept_edited"] else "")
+        + ("; removed the audit tab" if record["audit_tab_removed"] else "")
+    )
     return _failures(record)
 
 
@@ -99,20 +113,28 @@ def _failures(record: dict) -> int:
 def _audit_line(a: dict, e: dict, args: argparse.Namespace) -> str:
     target = f"{_pct(e['target'])} accuracy at {_pct(e['confidence'])} confidence"
     if a["status"] == "none":
-        return (f"no audit: the labels so far show no region where the model could reach {target} at a cost of "
-                "fewer labels than it saves; label more tasks, then run again")
-    plan = (f"an audit of {a['size']} tasks drawn at random from the {a['region_tasks']} open tasks at probability "
-            f">= {a['floor']:.4f}")
+        return (
+            f"no audit: the labels so far show no region where the model could reach {target} at a cost of "
+            "fewer labels than it saves; label more tasks, then run again"
+        )
+    plan = (
+        f"an audit of {a['size']} tasks drawn at random from the {a['region_tasks']} open tasks at probability "
+        f">= {a['floor']:.4f}"
+    )
     if a["status"] == "drawn":
         if args.apply:
             return f"drew {plan}: label the tasks of the tab 'Finish audit' (id {a['tab']}), then run again"
         return f"would draw {plan} (--apply keeps it as the tab 'Finish audit')"
     if a["status"] == "waiting":
-        return (f"{plan}: {a['labeled']} labeled, {len(a['pending'])} to go in the tab 'Finish audit' (id {a['tab']});"
-                " the model labels nothing until all are done")
+        return (
+            f"{plan}: {a['labeled']} labeled, {len(a['pending'])} to go in the tab 'Finish audit' (id {a['tab']});"
+            " the model labels nothing until all are done"
+        )
     if e["threshold"] is None:
-        return (f"{plan}: every task labeled; the model's most confident answers already fail {target}: every open "
-                "task needs a person (--new-audit plans again once more labels are in)")
+        return (
+            f"{plan}: every task labeled; the model's most confident answers already fail {target}: every open "
+            "task needs a person (--new-audit plans again once more labels are in)"
+        )
     return f"{plan}: every task labeled; tested"
 
 
@@ -123,25 +145,32 @@ def run(args: argparse.Namespace) -> int:
     ls = connect()
     finish.project_schema(ls.client, args.project)  # a wrong project fails before the model loads
     loop = finish.make_loop(settings, lambda: load_model(settings))
-    dataset = finish.build(ls.client, args.project, loop, args.target, args.level, progress=not args.quiet,
-                           new_audit=args.new_audit)
+    dataset = finish.build(
+        ls.client, args.project, loop, args.target, args.level, progress=not args.quiet, new_audit=args.new_audit
+    )
     code = 0
     if args.apply:
         dataset["apply"] = finish.apply(ls.client, args.project, dataset, progress=not args.quiet)
     write_json(args.out, dataset)
     c, e, a = dataset["counts"], dataset["estimate"], dataset["audit"]
-    print(f"project {args.project}: {c['tasks']} tasks: {c['human']} labeled by people, {c['model']} by the model, "
-          f"{c['audit']} in the audit, {c['needs_person']} need a person (gold {c['gold']}, synthetic "
-          f"{c['synthetic']}, no text {c['unreadable']})")
+    print(
+        f"project {args.project}: {c['tasks']} tasks: {c['human']} labeled by people, {c['model']} by the model, "
+        f"{c['audit']} in the audit, {c['needs_person']} need a person (gold {c['gold']}, synthetic "
+        f"{c['synthetic']}, no text {c['unreadable']})"
+    )
     print(_audit_line(a, e, args))
     if e["threshold"] is not None:
-        print(f"model labels: probability >= {e['threshold']:.4f}; accuracy {e['accuracy']:.3f} on {e['support']} "
-              f"audit labels, at least {e['lower_bound']:.3f} with {_pct(e['confidence'])} confidence "
-              f"(target {_pct(e['target'])})")
+        print(
+            f"model labels: probability >= {e['threshold']:.4f}; accuracy {e['accuracy']:.3f} on {e['support']} "
+            f"audit labels, at least {e['lower_bound']:.3f} with {_pct(e['confidence'])} confidence "
+            f"(target {_pct(e['target'])})"
+        )
     if args.apply:
         a = dataset["apply"]
-        print(f"Label Studio: {len(a['created'])} model annotations created, {len(a['kept'])} already there, "
-              f"{len(a['removed'])} taken back, {len(a['skipped'])} tasks skipped (annotated)")
+        print(
+            f"Label Studio: {len(a['created'])} model annotations created, {len(a['kept'])} already there, "
+            f"{len(a['removed'])} taken back, {len(a['skipped'])} tasks skipped (annotated)"
+        )
         code = _failures(a)
     print(f"wrote {args.out}")
     return code

@@ -55,10 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("export", nargs="?", type=Path, help="a Label Studio JSON export (full, with annotations)")
     parser.add_argument("--config", type=Path, help="the project's labeling config (XML), with EXPORT")
     parser.add_argument("--project", type=int, help="read Label Studio project ID through the API instead")
-    parser.add_argument("--review", action="store_true",
-                        help="with --project: make or refresh the project's 'Label issues' tab")
-    parser.add_argument("--gold", type=Path, help="gold answers (JSONL/JSON/CSV with text and label; default: the "
-                        "packaged sentiment gold set)")
+    parser.add_argument(
+        "--review", action="store_true", help="with --project: make or refresh the project's 'Label issues' tab"
+    )
+    parser.add_argument(
+        "--gold",
+        type=Path,
+        help="gold answers (JSONL/JSON/CSV with text and label; default: the packaged sentiment gold set)",
+    )
     parser.add_argument("--format", choices=FORMATS, default="table", help="output (default %(default)s)")
     parser.add_argument("--out", type=Path, help="write the output here instead of standard output")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -100,31 +104,44 @@ def render(report: dict, fmt: str) -> str:
             writer.writerow({**issue, "annotators": ";".join(issue["annotators"])})
         return out.getvalue()
     c = report["counts"]
-    lines = [f"{c['flagged']} likely wrong labels among {c['tasks']} labeled tasks ({c['flagged_gold']} gold; "
-             f"{c['confirmed_not_flagged']} confirmed by a reviewer and not flagged again)", ""]
+    lines = [
+        f"{c['flagged']} likely wrong labels among {c['tasks']} labeled tasks ({c['flagged_gold']} gold; "
+        f"{c['confirmed_not_flagged']} confirmed by a reviewer and not flagged again)",
+        "",
+    ]
     if report["issues"]:
         lines.append(f"  {'quality':>7}  {'task':>8}  {'given':12} {'suggested':12} {'annotators':20} text")
         for i in report["issues"]:
             text = " ".join(i["text"].split())
-            lines.append(f"  {i['quality']:7.3f}  {str(i['task']):>8}  {i['given']:12} {i['suggested']:12} "
-                         f"{', '.join(i['annotators'])[:20]:20} {text[:60]}")
+            lines.append(
+                f"  {i['quality']:7.3f}  {str(i['task']):>8}  {i['given']:12} {i['suggested']:12} "
+                f"{', '.join(i['annotators'])[:20]:20} {text[:60]}"
+            )
         lines.append("")
     lines.append("flagged labels per annotator:")
     for a in report["annotators"]:
         lines.append(f"  {a['annotator']:30} {a['flagged']:5} of {a['labels']:5} ({100 * a['rate']:.1f}%)")
     crowd = report.get("consensus")
     if crowd and "error" not in crowd:
-        qualities = ", ".join(f"{a} {q:.3f}" for a, q in sorted(crowd["annotator_quality"].items(), key=lambda x: -x[1]))
-        lines.append(f"CROWDLAB (tasks with several annotators): annotator quality {qualities}; the consensus differs "
-                     f"from the majority on {crowd['changed']} of {len(crowd['tasks'])} tasks")
+        qualities = ", ".join(
+            f"{a} {q:.3f}" for a, q in sorted(crowd["annotator_quality"].items(), key=lambda x: -x[1])
+        )
+        lines.append(
+            f"CROWDLAB (tasks with several annotators): annotator quality {qualities}; the consensus differs "
+            f"from the majority on {crowd['changed']} of {len(crowd['tasks'])} tasks"
+        )
         ag = report.get("agreement") or {}
         if ag.get("krippendorff_alpha") is not None:
-            lines.append(f"agreement: Krippendorff's alpha {ag['krippendorff_alpha']:.3f}"
-                         + (f", Fleiss' kappa {ag['fleiss_kappa']:.3f}" if ag.get("fleiss_kappa") is not None else ""))
+            lines.append(
+                f"agreement: Krippendorff's alpha {ag['krippendorff_alpha']:.3f}"
+                + (f", Fleiss' kappa {ag['fleiss_kappa']:.3f}" if ag.get("fleiss_kappa") is not None else "")
+            )
     elif crowd:
         lines.append(f"CROWDLAB could not run: {crowd['error']}")
     m = report["model"]
-    lines.append(f"model: {m['kind']} trained on {m['trained_on']} labels" + (f" ({m['fallback']})" if m["fallback"] else ""))
+    lines.append(
+        f"model: {m['kind']} trained on {m['trained_on']} labels" + (f" ({m['fallback']})" if m["fallback"] else "")
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -157,17 +174,25 @@ def run(args: argparse.Namespace) -> int:
             confirmed = label_review.confirmed_labels(label_review.read_state(client, args.project), seen, given)
         loop = finish.make_loop(settings, lambda: load_model(settings))
         report = label_issues.judge(
-            rows, schema.labels, lambda texts: finish.score_texts(loop, config, texts, not args.quiet), loop.text.recipe,
+            rows,
+            schema.labels,
+            lambda texts: finish.score_texts(loop, config, texts, not args.quiet),
+            loop.text.recipe,
             confirmed,
         )
         if report["consensus"]:
             stats = agreement.analyse(dataset, bootstrap=0)  # κ/α beside CROWDLAB, as scripts/agreement.py has them
-            report["agreement"] = {key: stats[key] for key in ("cohen_kappa", "fleiss_kappa", "krippendorff_alpha",
-                                                                 "percent_agreement")}
+            report["agreement"] = {
+                key: stats[key] for key in ("cohen_kappa", "fleiss_kappa", "krippendorff_alpha", "percent_agreement")
+            }
         if args.review:
             view = label_review.write_tab(client, args.project, report["issues"], seen, confirmed)
-            report["review"] = {"tab": view, "title": label_review.TITLE, "tasks": len(report["issues"]),
-                                "confirmed": len(confirmed)}
+            report["review"] = {
+                "tab": view,
+                "title": label_review.TITLE,
+                "tasks": len(report["issues"]),
+                "confirmed": len(confirmed),
+            }
     output = render(report, args.format)
     if args.out:
         args.out.write_text(output, encoding="utf-8")
@@ -175,8 +200,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(output)
     if args.review:
-        print(f"tab {label_review.TITLE!r} of project {args.project} holds {len(report['issues'])} tasks",
-              file=sys.stderr)
+        print(
+            f"tab {label_review.TITLE!r} of project {args.project} holds {len(report['issues'])} tasks", file=sys.stderr
+        )
     return 0
 
 

@@ -32,25 +32,39 @@ def samples(args) -> dict[str, tuple[list[Item], list]]:
         items = [i for i in data.items if i.text]
         return {args.export.name: (items, data.annotators)}
     test, _ = evaluation.splits(test_size=args.sample)
-    items = [Item(task_id=i, text=t, labels={"corpus": lab}) for i, (t, lab) in enumerate(zip(test["text"], test["label"]))]
+    items = [
+        Item(task_id=i, text=t, labels={"corpus": lab}) for i, (t, lab) in enumerate(zip(test["text"], test["label"]))
+    ]
     (pilot,) = corpus.stratified_split(test, [50], seed=2)
-    pilot_items = [Item(task_id=i, text=t, labels={"corpus": lab}) for i, (t, lab) in enumerate(zip(pilot["text"], pilot["label"]))]
-    return {"pilot (50, corpus labels)": (pilot_items, ["corpus"]), f"sample ({len(items)}, corpus labels)": (items, ["corpus"])}
+    pilot_items = [
+        Item(task_id=i, text=t, labels={"corpus": lab}) for i, (t, lab) in enumerate(zip(pilot["text"], pilot["label"]))
+    ]
+    return {
+        "pilot (50, corpus labels)": (pilot_items, ["corpus"]),
+        f"sample ({len(items)}, corpus labels)": (items, ["corpus"]),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     old_name_note()
     parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--export", type=Path, help="Label Studio JSON export with human annotations")
-    parser.add_argument("--sample", type=int, default=evaluation.TEST_SIZE, help="corpus sample size (default %(default)s)")
-    parser.add_argument("--variants", default=",".join(llm_vs_human.VARIANTS), help="prompt variants (default %(default)s)")
+    parser.add_argument(
+        "--sample", type=int, default=evaluation.TEST_SIZE, help="corpus sample size (default %(default)s)"
+    )
+    parser.add_argument(
+        "--variants", default=",".join(llm_vs_human.VARIANTS), help="prompt variants (default %(default)s)"
+    )
     parser.add_argument("--format", choices=("table", "json"), default="table")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = set(variants) - set(llm_vs_human.VARIANTS)
     if unknown:
-        print(f"error: unknown variant {', '.join(sorted(unknown))}; choose from {', '.join(llm_vs_human.VARIANTS)}", file=sys.stderr)
+        print(
+            f"error: unknown variant {', '.join(sorted(unknown))}; choose from {', '.join(llm_vs_human.VARIANTS)}",
+            file=sys.stderr,
+        )
         return 2
     return reporting_errors(lambda: _run(args, variants), status=2)  # its errors have always exited 2
 

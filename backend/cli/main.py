@@ -44,8 +44,10 @@ def parser() -> Parser:
 def serve(argv: list[str]) -> int:
     """gunicorn in place of this process, as `make serve` runs it, with the options given after `serve`."""
     if argv and argv[0] in ("-h", "--help"):
-        print(f"usage: labelloop serve [GUNICORN OPTION ...]\n\n{SERVE_SUMMARY}.\nGunicorn's own options: "
-              "python -m gunicorn --help")
+        print(
+            f"usage: labelloop serve [GUNICORN OPTION ...]\n\n{SERVE_SUMMARY}.\nGunicorn's own options: "
+            "python -m gunicorn --help"
+        )
         return 0
     os.execv(sys.executable, [sys.executable, *SERVE, *argv])
 
@@ -55,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     known = commands()
     # Only the command's name is parsed here: everything after it, --help included, is the command's own.
     split = next((i for i, arg in enumerate(argv) if not arg.startswith("-")), len(argv))
-    parser().parse_args(argv[:split + 1])  # --help, no command, or an unknown one: help, or one line and exit 2
-    name, rest = argv[split], argv[split + 1:]
+    parser().parse_args(argv[: split + 1])  # --help, no command, or an unknown one: help, or one line and exit 2
+    name, rest = argv[split], argv[split + 1 :]
     if name == "serve":
         return serve(rest)
     command = importlib.import_module(f"backend.cli.{known[name]}")

@@ -54,34 +54,69 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pool", type=positive_int, default=3000, help="pool size, stratified (default %(default)s)")
     parser.add_argument("--seeds", type=positive_int, default=3, help="repetitions, seeds 0..K-1 (default %(default)s)")
-    parser.add_argument("--target", type=fraction, default=0.95,
-                        help="accuracy the model's labels must have, as a lower confidence bound (default %(default)s)")
-    parser.add_argument("--level", type=fraction, default=0.95,
-                        help="confidence level of that bound (default %(default)s)")
-    parser.add_argument("--strategies", type=names, default=list(finish_simulation.DEFAULT_STRATEGIES),
-                        help=f"comma-separated strategies, from: {', '.join(simulation.known_strategies())} "
-                             f"(default: %(default)s)")
-    parser.add_argument("--kind", default=simulation.SERVED_KIND,
-                        help=f"model kind, from: {', '.join(simulation.KIND_RECIPES)}, or "
-                             f"{finish_simulation.LLM_ALONE} (the LLM alone) (default: the served %(default)s)")
-    parser.add_argument("--seed-size", type=positive_int, default=finish_simulation.SEED_SIZE,
-                        help="random labels to start from (default %(default)s)")
-    parser.add_argument("--batch", type=positive_int, default=finish_simulation.BATCH,
-                        help="labels per step (default %(default)s)")
-    parser.add_argument("--patience", type=positive_int, default=finish_simulation.PATIENCE,
-                        help="batches without a lower human cost before finishing (default %(default)s)")
-    parser.add_argument("--budget", type=positive_int,
-                        help="most labels the loop asks for before finishing, seed set included (default: the pool)")
-    parser.add_argument("--evidence", choices=finish_simulation.EVIDENCE, default="audit",
-                        help="labels that choose the threshold: audit (at the finish, a random sample of the tasks "
-                             "the model proposes to label, tested in a fixed sequence: a promise valid under any "
-                             "ranking, as scripts/finish.py), all (every label's out-of-fold answer: the earlier "
-                             "rule, for comparison), or seed (the random seed set's only) (default %(default)s)")
+    parser.add_argument(
+        "--target",
+        type=fraction,
+        default=0.95,
+        help="accuracy the model's labels must have, as a lower confidence bound (default %(default)s)",
+    )
+    parser.add_argument(
+        "--level", type=fraction, default=0.95, help="confidence level of that bound (default %(default)s)"
+    )
+    parser.add_argument(
+        "--strategies",
+        type=names,
+        default=list(finish_simulation.DEFAULT_STRATEGIES),
+        help=f"comma-separated strategies, from: {', '.join(simulation.known_strategies())} (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--kind",
+        default=simulation.SERVED_KIND,
+        help=f"model kind, from: {', '.join(simulation.KIND_RECIPES)}, or "
+        f"{finish_simulation.LLM_ALONE} (the LLM alone) (default: the served %(default)s)",
+    )
+    parser.add_argument(
+        "--seed-size",
+        type=positive_int,
+        default=finish_simulation.SEED_SIZE,
+        help="random labels to start from (default %(default)s)",
+    )
+    parser.add_argument(
+        "--batch", type=positive_int, default=finish_simulation.BATCH, help="labels per step (default %(default)s)"
+    )
+    parser.add_argument(
+        "--patience",
+        type=positive_int,
+        default=finish_simulation.PATIENCE,
+        help="batches without a lower human cost before finishing (default %(default)s)",
+    )
+    parser.add_argument(
+        "--budget",
+        type=positive_int,
+        help="most labels the loop asks for before finishing, seed set included (default: the pool)",
+    )
+    parser.add_argument(
+        "--evidence",
+        choices=finish_simulation.EVIDENCE,
+        default="audit",
+        help="labels that choose the threshold: audit (at the finish, a random sample of the tasks "
+        "the model proposes to label, tested in a fixed sequence: a promise valid under any "
+        "ranking, as scripts/finish.py), all (every label's out-of-fold answer: the earlier "
+        "rule, for comparison), or seed (the random seed set's only) (default %(default)s)",
+    )
     parser.add_argument("--no-baseline", action="store_true", help="skip the LLM-alone baseline")
-    parser.add_argument("--cache-dir", type=Path, default=simulation.DEFAULT_CACHE_DIR,
-                        help="cache of embeddings and LLM outputs (default %(default)s)")
-    parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "finish",
-                        help="directory for results.json and finish.png (default %(default)s)")
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=simulation.DEFAULT_CACHE_DIR,
+        help="cache of embeddings and LLM outputs (default %(default)s)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "artifacts" / "finish",
+        help="directory for results.json and finish.png (default %(default)s)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     add_data_arguments(parser)
     return parser.parse_args(argv)
@@ -94,8 +129,9 @@ def check(args: argparse.Namespace) -> None:
     finish_simulation.check_kind(args.kind)
     if args.budget is None:
         args.budget = args.pool
-    finish_simulation.check_settings(args.pool, args.target, args.level, args.seed_size, args.batch, args.patience,
-                                     args.budget)
+    finish_simulation.check_settings(
+        args.pool, args.target, args.level, args.seed_size, args.batch, args.patience, args.budget
+    )
     args.source = data_source(args, args.pool, finish_simulation.LOADER_TEST_SIZE)
     if args.source is None:
         simulation.check_pool(args.pool)
@@ -117,16 +153,31 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         inputs = simulation.load_inputs(
-            args.pool, finish_simulation.LOADER_TEST_SIZE, args.cache_dir, simulation.needed_judges(args.strategies),
-            progress=not args.quiet, source=args.source,
+            args.pool,
+            finish_simulation.LOADER_TEST_SIZE,
+            args.cache_dir,
+            simulation.needed_judges(args.strategies),
+            progress=not args.quiet,
+            source=args.source,
         )
         if args.kind != finish_simulation.LLM_ALONE:
             inputs.vectors(args.kind)  # an engine without hidden states cannot serve llm_state: say so now
     except OSError as e:
         raise LabelloopError(f"cache directory {args.cache_dir}: {e.strerror or e}") from None
     results = finish_simulation.finish(
-        inputs, args.strategies, range(args.seeds), args.target, args.level, args.kind, args.seed_size, args.batch,
-        args.patience, args.budget, args.evidence, baseline=not args.no_baseline, progress=not args.quiet,
+        inputs,
+        args.strategies,
+        range(args.seeds),
+        args.target,
+        args.level,
+        args.kind,
+        args.seed_size,
+        args.batch,
+        args.patience,
+        args.budget,
+        args.evidence,
+        baseline=not args.no_baseline,
+        progress=not args.quiet,
     )
     results["wall_seconds"] = round(time.perf_counter() - started, 1)
     results_path, plot_path = args.out / "results.json", args.out / "finish.png"

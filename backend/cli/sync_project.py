@@ -64,8 +64,11 @@ def cmd_connect(args: argparse.Namespace) -> int:
     verb = "connected" if result.created else "updated"
     print(f"ML backend {result.ml_backend_id} {verb}; backend model_version {result.model_version}")
     print(f"{result.predicted} of {result.tasks} tasks have predictions from {result.model_version}")
-    print(f"queue tabs: {', '.join(result.tabs)} (annotators: open your tab, then Label Tasks As Displayed)"
-          if len(result.tabs) > 1 else "queue: Label All Tasks serves the strategy's order; the Model queue tab shows it")
+    print(
+        f"queue tabs: {', '.join(result.tabs)} (annotators: open your tab, then Label Tasks As Displayed)"
+        if len(result.tabs) > 1
+        else "queue: Label All Tasks serves the strategy's order; the Model queue tab shows it"
+    )
     if result.project_model_version != result.model_version:
         # Not an error: an empty project is a normal first step. The order of work needs the version, though.
         print(

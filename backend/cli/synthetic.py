@@ -125,8 +125,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
     except OSError as e:
         raise syn.SyntheticError(f"cannot write {args.out}: {e.strerror or e}") from None
     counts = ", ".join(f"{k} {v}" for k, v in sample["label"].value_counts().items())
-    _note(f"wrote {args.out}: {len(sample)} corpus texts ({counts}), none in the evaluation's test or "
-          "calibration split")
+    _note(
+        f"wrote {args.out}: {len(sample)} corpus texts ({counts}), none in the evaluation's test or calibration split"
+    )
     return 0
 
 
@@ -139,10 +140,21 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.max_minutes is not None and args.max_minutes <= 0:
         raise syn.SyntheticError(f"--max-minutes must be positive, got {args.max_minutes}")
     predictor = _predictor(args.threads)
-    result = syn.generate(predictor, real, args.out, mix=mix, seed=args.seed, sampling=sampling,
-                          max_minutes=args.max_minutes, labels=schema.labels, progress=not args.quiet)
-    _note(f"{args.out}: {result.total} of {result.planned} planned candidates ({result.written} written now, "
-          f"{result.seconds:.0f} s)")
+    result = syn.generate(
+        predictor,
+        real,
+        args.out,
+        mix=mix,
+        seed=args.seed,
+        sampling=sampling,
+        max_minutes=args.max_minutes,
+        labels=schema.labels,
+        progress=not args.quiet,
+    )
+    _note(
+        f"{args.out}: {result.total} of {result.planned} planned candidates ({result.written} written now, "
+        f"{result.seconds:.0f} s)"
+    )
     if result.stopped_by_time:
         _note(f"stopped at the {args.max_minutes:g}-minute limit; run the same command again to continue")
     return 0
@@ -161,8 +173,9 @@ def cmd_filter(args: argparse.Namespace) -> int:
         lang = sf.main_language(real["text"])
     elif lang == "any":
         lang = None
-    config = sf.FilterConfig(args.rouge, args.cosine, args.llm_threshold, args.classifier_quantile,
-                             args.min_words, args.max_words, lang)
+    config = sf.FilterConfig(
+        args.rouge, args.cosine, args.llm_threshold, args.classifier_quantile, args.min_words, args.max_words, lang
+    )
     try:
         config.check()
     except ValueError as e:
@@ -170,8 +183,11 @@ def cmd_filter(args: argparse.Namespace) -> int:
     embed = _embedder(args.cache_dir)
     predictor = None if args.no_llm else _predictor(args.threads)
     llm = sf.cached_llm_probs(predictor, schema, args.cache_dir) if predictor else None
-    clf = None if args.no_classifier else sf.real_classifier(real["text"], real["label"], schema.labels, embed,
-                                                              args.classifier_quantile)
+    clf = (
+        None
+        if args.no_classifier
+        else sf.real_classifier(real["text"], real["label"], schema.labels, embed, args.classifier_quantile)
+    )
     if clf is None and not args.no_classifier:
         _note("note: the classifier check is skipped: the real data has too few labels to train one")
     reference = sf.reference_texts(real["text"].tolist(), guidelines=predictor.guidelines if predictor else None)
@@ -253,9 +269,11 @@ def cmd_import(args: argparse.Namespace) -> int:
     version = sync.get_project(ls.client, args.project).model_version
     if version != syn.PREDICTION_VERSION:
         # Label Studio pre-fills a task only with predictions of the project's model_version.
-        _note(f"warning: project {args.project} shows predictions of model_version {version!r}, so the intended "
-              f"labels ({syn.PREDICTION_VERSION!r}) are not pre-filled; review synthetic tasks in a project of "
-              "their own (--title)")
+        _note(
+            f"warning: project {args.project} shows predictions of model_version {version!r}, so the intended "
+            f"labels ({syn.PREDICTION_VERSION!r}) are not pre-filled; review synthetic tasks in a project of "
+            "their own (--title)"
+        )
     return 0
 
 
@@ -289,117 +307,209 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, help: str, description: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help, description=description,
-                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-        sub.add_argument("--config", type=Path, default=DEMO_CONFIG, metavar="FILE",
-                         help="labeling config whose <Choices> are the labels (default label_config/sentiment.xml)")
+        sub = commands.add_parser(
+            name, help=help, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
+        sub.add_argument(
+            "--config",
+            type=Path,
+            default=DEMO_CONFIG,
+            metavar="FILE",
+            help="labeling config whose <Choices> are the labels (default label_config/sentiment.xml)",
+        )
         return sub
 
-    sample = command("sample", "write a small real labeled sample of the corpus",
-                     "A stratified sample of the Rotten Tomatoes corpus (text,label CSV), disjoint from the fixed test "
-                     "and calibration splits, to stand in for a project's first annotations.\n\n"
-                     "example:\n  python scripts/synthetic.py sample --size 150 --seed 0 --out real.csv")
+    sample = command(
+        "sample",
+        "write a small real labeled sample of the corpus",
+        "A stratified sample of the Rotten Tomatoes corpus (text,label CSV), disjoint from the fixed test "
+        "and calibration splits, to stand in for a project's first annotations.\n\n"
+        "example:\n  python scripts/synthetic.py sample --size 150 --seed 0 --out real.csv",
+    )
     sample.add_argument("--size", type=int, default=150, help="texts, e.g. --size 200 (default %(default)s)")
     sample.add_argument("--seed", type=int, default=0, help="sampling seed (default %(default)s)")
     sample.add_argument("--out", type=Path, required=True, metavar="FILE.csv", help="where to write, e.g. real.csv")
     sample.set_defaults(run=cmd_sample)
 
-    real_help = ("the real labeled examples: CSV/JSONL with text,label columns, or a Label Studio JSON export "
-                 "(labels resolved as training does; gold and synthetic tasks left out), e.g. --real real.csv")
+    real_help = (
+        "the real labeled examples: CSV/JSONL with text,label columns, or a Label Studio JSON export "
+        "(labels resolved as training does; gold and synthetic tasks left out), e.g. --real real.csv"
+    )
 
-    gen = command("generate", "write candidates with the Qwen model (resumable)",
-                  syn.__doc__ + "\nexamples:\n"
-                  "  python scripts/synthetic.py generate --real real.csv --out candidates.jsonl\n"
-                  "  python scripts/synthetic.py generate --real export.json --out c.jsonl --mix minority=60 "
-                  "--max-minutes 10")
+    gen = command(
+        "generate",
+        "write candidates with the Qwen model (resumable)",
+        syn.__doc__ + "\nexamples:\n"
+        "  python scripts/synthetic.py generate --real real.csv --out candidates.jsonl\n"
+        "  python scripts/synthetic.py generate --real export.json --out c.jsonl --mix minority=60 "
+        "--max-minutes 10",
+    )
     gen.add_argument("--real", type=Path, required=True, metavar="FILE", help=real_help)
-    gen.add_argument("--out", type=Path, required=True, metavar="FILE.jsonl",
-                     help="candidates, appended batch by batch; run again to continue an interrupted run")
-    gen.add_argument("--mix", default=",".join(f"{k}={v}" for k, v in syn.DEFAULT_MIX.items()), metavar="MODE=N,...",
-                     help=f"how many candidates of each mode ({', '.join(syn.MODES)}) (default %(default)s)")
+    gen.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="FILE.jsonl",
+        help="candidates, appended batch by batch; run again to continue an interrupted run",
+    )
+    gen.add_argument(
+        "--mix",
+        default=",".join(f"{k}={v}" for k, v in syn.DEFAULT_MIX.items()),
+        metavar="MODE=N,...",
+        help=f"how many candidates of each mode ({', '.join(syn.MODES)}) (default %(default)s)",
+    )
     gen.add_argument("--seed", type=int, default=0, help="fixes the plan and the sampling (default %(default)s)")
-    gen.add_argument("--temperature", type=float, default=syn.Sampling.temperature,
-                     help="sampling temperature (default %(default)s)")
+    gen.add_argument(
+        "--temperature", type=float, default=syn.Sampling.temperature, help="sampling temperature (default %(default)s)"
+    )
     gen.add_argument("--top-p", type=float, default=syn.Sampling.top_p, help="nucleus sampling (default %(default)s)")
-    gen.add_argument("--max-new-tokens", type=int, default=syn.Sampling.max_new_tokens,
-                     help="token budget per text; a label's budget is twice its real texts' 90th percentile up to "
-                          "this, and longer real texts are not used in prompts (default %(default)s)")
-    gen.add_argument("--batch-size", type=int, default=syn.Sampling.batch_size,
-                     help="texts generated together (default %(default)s)")
-    gen.add_argument("--max-minutes", type=float, metavar="M",
-                     help="start no batch after M minutes; the file stays valid and the next run continues")
+    gen.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=syn.Sampling.max_new_tokens,
+        help="token budget per text; a label's budget is twice its real texts' 90th percentile up to "
+        "this, and longer real texts are not used in prompts (default %(default)s)",
+    )
+    gen.add_argument(
+        "--batch-size", type=int, default=syn.Sampling.batch_size, help="texts generated together (default %(default)s)"
+    )
+    gen.add_argument(
+        "--max-minutes",
+        type=float,
+        metavar="M",
+        help="start no batch after M minutes; the file stays valid and the next run continues",
+    )
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
     gen.set_defaults(run=cmd_generate)
 
-    filt = command("filter", "keep the good candidates; every rejection says why",
-                   FILTER_HELP + "\nexample:\n"
-                   "  python scripts/synthetic.py filter candidates.jsonl --real real.csv --out filtered.jsonl")
+    filt = command(
+        "filter",
+        "keep the good candidates; every rejection says why",
+        FILTER_HELP + "\nexample:\n"
+        "  python scripts/synthetic.py filter candidates.jsonl --real real.csv --out filtered.jsonl",
+    )
     filt.add_argument("candidates", type=Path, metavar="CANDIDATES.jsonl", help="the output of generate")
     filt.add_argument("--real", type=Path, required=True, metavar="FILE", help=real_help)
-    filt.add_argument("--out", type=Path, required=True, metavar="FILE.jsonl",
-                      help="every candidate with its verdict: filter.status, reason, detail, scores")
+    filt.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="FILE.jsonl",
+        help="every candidate with its verdict: filter.status, reason, detail, scores",
+    )
     filt.add_argument("--rouge", type=float, default=0.7, help="reject at ROUGE-L F1 >= this (default %(default)s)")
-    filt.add_argument("--cosine", type=float, default=0.9,
-                      help="reject at embedding cosine >= this (default %(default)s)")
-    filt.add_argument("--llm-threshold", type=float, default=0.5,
-                      help="the LLM's probability of the intended label must reach this (default %(default)s)")
-    filt.add_argument("--classifier-quantile", type=float, default=0.1, metavar="Q",
-                      help="the classifier's probability of the intended label must reach the Q quantile of what it "
-                           "gives real texts of that label, cross-validated (default %(default)s)")
+    filt.add_argument(
+        "--cosine", type=float, default=0.9, help="reject at embedding cosine >= this (default %(default)s)"
+    )
+    filt.add_argument(
+        "--llm-threshold",
+        type=float,
+        default=0.5,
+        help="the LLM's probability of the intended label must reach this (default %(default)s)",
+    )
+    filt.add_argument(
+        "--classifier-quantile",
+        type=float,
+        default=0.1,
+        metavar="Q",
+        help="the classifier's probability of the intended label must reach the Q quantile of what it "
+        "gives real texts of that label, cross-validated (default %(default)s)",
+    )
     filt.add_argument("--min-words", type=int, default=4, help="default %(default)s")
     filt.add_argument("--max-words", type=int, default=300, help="default %(default)s")
-    filt.add_argument("--language", default="auto", metavar="CODE",
-                      help="the language texts must be in (ISO 639-1, e.g. en); auto: the real texts' main language; "
-                           "any: no check (default %(default)s)")
+    filt.add_argument(
+        "--language",
+        default="auto",
+        metavar="CODE",
+        help="the language texts must be in (ISO 639-1, e.g. en); auto: the real texts' main language; "
+        "any: no check (default %(default)s)",
+    )
     filt.add_argument("--no-llm", action="store_true", help="skip the LLM label check (no model loaded)")
     filt.add_argument("--no-classifier", action="store_true", help="skip the classifier label check")
-    filt.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, metavar="DIR",
-                      help="embeddings and LLM scores cached per text (default ~/.cache/labelloop/synthetic)")
+    filt.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=DEFAULT_CACHE,
+        metavar="DIR",
+        help="embeddings and LLM scores cached per text (default ~/.cache/labelloop/synthetic)",
+    )
     filt.set_defaults(run=cmd_filter)
 
-    rep = command("report", "intrinsic and extrinsic report of a filtered set",
-                  REPORT_HELP + "\nexample:\n"
-                  "  python scripts/synthetic.py report filtered.jsonl --real real.csv --kinds classifier,blend "
-                  "--resamples 4 --json report.json --plot synthetic.png")
+    rep = command(
+        "report",
+        "intrinsic and extrinsic report of a filtered set",
+        REPORT_HELP + "\nexample:\n"
+        "  python scripts/synthetic.py report filtered.jsonl --real real.csv --kinds classifier,blend "
+        "--resamples 4 --json report.json --plot synthetic.png",
+    )
     rep.add_argument("filtered", type=Path, metavar="FILTERED.jsonl", help="the output of filter")
-    rep.add_argument("--real", type=Path, required=True, metavar="FILE",
-                     help="the real training sample (corpus texts outside the test split), e.g. real.csv")
-    rep.add_argument("--kinds", default="classifier", metavar="KIND,...",
-                     help="classifier kinds to train: classifier, blend (blend loads the LLM) (default %(default)s)")
-    rep.add_argument("--resamples", type=int, default=2, metavar="K",
-                     help="also train on K other corpus samples of the same size (default %(default)s)")
+    rep.add_argument(
+        "--real",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="the real training sample (corpus texts outside the test split), e.g. real.csv",
+    )
+    rep.add_argument(
+        "--kinds",
+        default="classifier",
+        metavar="KIND,...",
+        help="classifier kinds to train: classifier, blend (blend loads the LLM) (default %(default)s)",
+    )
+    rep.add_argument(
+        "--resamples",
+        type=int,
+        default=2,
+        metavar="K",
+        help="also train on K other corpus samples of the same size (default %(default)s)",
+    )
     rep.add_argument("--no-extrinsic", action="store_true", help="only the intrinsic report (no training)")
     rep.add_argument("--json", type=Path, metavar="FILE", help="also write the whole report as JSON")
     rep.add_argument("--plot", type=Path, metavar="FILE.png", help="also draw outcomes and F1 with vs without")
     rep.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, metavar="DIR", help="as for filter")
     rep.set_defaults(run=cmd_report)
     for sub in (gen, filt, rep):
-        sub.add_argument("--threads", type=int, metavar="N",
-                         help="torch threads (default: torch's choice); on a machine busy with other work, 1 can be "
-                              "several times faster than threads that wait for each other")
+        sub.add_argument(
+            "--threads",
+            type=int,
+            metavar="N",
+            help="torch threads (default: torch's choice); on a machine busy with other work, 1 can be "
+            "several times faster than threads that wait for each other",
+        )
 
-    imp = command("import", "import the accepted items into Label Studio as synthetic tasks",
-                  "Each accepted item becomes a task whose data holds the text, synthetic: true and provenance (model, "
-                  "mode, prompt, sampling parameters and seed, intended label, guidelines version, filter scores), "
-                  f"with the intended label as a prediction (model_version {syn.PREDICTION_VERSION!r}), so annotators "
-                  "verify instead of writing. Label Studio pre-fills only predictions of the project's model_version: "
-                  "import into a project of their own (--title) to see the intended labels. Running it again imports "
-                  "nothing twice.\n\nexample:\n"
-                  "  python scripts/synthetic.py import filtered.jsonl --title \"Movie reviews: synthetic review\"")
+    imp = command(
+        "import",
+        "import the accepted items into Label Studio as synthetic tasks",
+        "Each accepted item becomes a task whose data holds the text, synthetic: true and provenance (model, "
+        "mode, prompt, sampling parameters and seed, intended label, guidelines version, filter scores), "
+        f"with the intended label as a prediction (model_version {syn.PREDICTION_VERSION!r}), so annotators "
+        "verify instead of writing. Label Studio pre-fills only predictions of the project's model_version: "
+        "import into a project of their own (--title) to see the intended labels. Running it again imports "
+        "nothing twice.\n\nexample:\n"
+        '  python scripts/synthetic.py import filtered.jsonl --title "Movie reviews: synthetic review"',
+    )
     imp.add_argument("filtered", type=Path, metavar="FILTERED.jsonl", help="the output of filter")
     where = imp.add_mutually_exclusive_group(required=True)
     where.add_argument("--project", type=int, metavar="ID", help="an existing project")
     where.add_argument("--title", help="create (or reuse) the project with this title, config and guidelines")
-    imp.add_argument("--guidelines", type=Path, default=DEFAULT_GUIDELINES, metavar="FILE",
-                     help="guidelines shown in a project made by --title (default guidelines/sentiment.md)")
+    imp.add_argument(
+        "--guidelines",
+        type=Path,
+        default=DEFAULT_GUIDELINES,
+        metavar="FILE",
+        help="guidelines shown in a project made by --title (default guidelines/sentiment.md)",
+    )
     imp.add_argument("--quiet", action="store_true", help="no progress bar")
     imp.set_defaults(run=cmd_import)
 
-    rev = command("review", "accept / edit / reject rates of synthetic tasks from an export",
-                  "Reads a Label Studio JSON export. A reviewed synthetic task is accepted when its label (resolved "
-                  "as training resolves labels) is the intended one, edited when annotators chose another, rejected "
-                  "when every annotation was skipped (cancelled). Non-synthetic tasks are ignored.\n\nexample:\n"
-                  "  python scripts/synthetic.py review export.json --format json")
+    rev = command(
+        "review",
+        "accept / edit / reject rates of synthetic tasks from an export",
+        "Reads a Label Studio JSON export. A reviewed synthetic task is accepted when its label (resolved "
+        "as training resolves labels) is the intended one, edited when annotators chose another, rejected "
+        "when every annotation was skipped (cancelled). Non-synthetic tasks are ignored.\n\nexample:\n"
+        "  python scripts/synthetic.py review export.json --format json",
+    )
     rev.add_argument("export", type=Path, metavar="EXPORT.json", help="a Label Studio JSON export")
     rev.add_argument("--format", choices=("table", "json"), default="table", help="default %(default)s")
     rev.set_defaults(run=cmd_review)

@@ -66,8 +66,10 @@ def base_image(wanted: str = BASE_IMAGE, progress: bool = True) -> str:
     if progress:
         print(f"{wanted} cannot be pulled: making {DEBIAN_BASE} from Debian's packages", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="labelloop-base-") as root:
-        _run(["debootstrap", "--variant=minbase", f"--include={DEBIAN_PACKAGES}", "bookworm", root, DEBIAN_MIRROR],
-             "debootstrap of bookworm")
+        _run(
+            ["debootstrap", "--variant=minbase", f"--include={DEBIAN_PACKAGES}", "bookworm", root, DEBIAN_MIRROR],
+            "debootstrap of bookworm",
+        )
         tar = subprocess.Popen(["tar", "-C", root, "-c", "."], stdout=subprocess.PIPE)
         _run(["podman", "import", "-", DEBIAN_BASE], "importing the Debian base", stdin=tar.stdout)
         tar.wait()
@@ -111,8 +113,10 @@ def _check_room(needed_gb: float = BUILD_ROOM_GB) -> None:
             place = os.path.dirname(place)
         free = shutil.disk_usage(place).free / 1e9
         if free < needed_gb:
-            raise ContainerError(f"the build needs about {needed_gb:.0f} GB free under {place} and has {free:.1f} GB: "
-                                 "free some (podman image prune; podman system df shows what is held)")
+            raise ContainerError(
+                f"the build needs about {needed_gb:.0f} GB free under {place} and has {free:.1f} GB: "
+                "free some (podman image prune; podman system df shows what is held)"
+            )
 
 
 def build(tag: str = TAG, base: str | None = None, progress: bool = True) -> dict:
@@ -129,12 +133,29 @@ def build(tag: str = TAG, base: str | None = None, progress: bool = True) -> dic
         os.chmod(conf.name, 0o644)
         volumes = [f"--volume={conf.name}:/etc/pip.conf:ro"]
         volumes += [f"--volume={p}:{p}:ro" for p in host_paths(settings)]
-        command = ["podman", "build", "--format", "docker", "--isolation", "chroot", "--network", "host", "--build-arg",
-                   f"BASE_IMAGE={base}", *volumes, "-t", tag, "-f", str(ROOT / "Dockerfile"), str(ROOT)]
+        command = [
+            "podman",
+            "build",
+            "--format",
+            "docker",
+            "--isolation",
+            "chroot",
+            "--network",
+            "host",
+            "--build-arg",
+            f"BASE_IMAGE={base}",
+            *volumes,
+            "-t",
+            tag,
+            "-f",
+            str(ROOT / "Dockerfile"),
+            str(ROOT),
+        ]
         if progress:
             print("building", tag, "from", base, file=sys.stderr)
-        done = subprocess.run(command, stdout=None if progress else subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True)
+        done = subprocess.run(
+            command, stdout=None if progress else subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         if done.returncode:
             tail = (done.stdout or "").strip().splitlines()[-3:]
             raise ContainerError(f"podman build failed ({done.returncode}): {' | '.join(tail) or 'see its output'}")
@@ -161,8 +182,11 @@ def inspect(tag: str = TAG) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m backend.dev.container", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m backend.dev.container",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("action", choices=["build"])
     parser.add_argument("--tag", default=TAG, help="image name (default %(default)s)")
     parser.add_argument("--base-image", help=f"base image (default {BASE_IMAGE}, or the Debian equivalent)")
@@ -172,8 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     except ContainerError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(f"built {built['tag']} from {built['base']} in {built['seconds']:.0f} s: "
-          f"{built['size_bytes'] / 1e9:.2f} GB")
+    print(f"built {built['tag']} from {built['base']} in {built['seconds']:.0f} s: {built['size_bytes'] / 1e9:.2f} GB")
     return 0
 
 

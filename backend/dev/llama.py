@@ -45,14 +45,47 @@ def available() -> bool:
 def command(gguf: Path, port: int, threads: int, n_ctx: int = 2048, binary: Path | None = None) -> list[str]:
     """llama-cpp-python's server, or with `binary` llama.cpp's own C++ `llama-server` (built separately)."""
     if binary:
-        return [str(binary), "-m", str(gguf), "--alias", ALIAS, "--host", "127.0.0.1", "--port", str(port),
-                "-t", str(threads), "-c", str(n_ctx * 2), "-np", "2"]
+        return [
+            str(binary),
+            "-m",
+            str(gguf),
+            "--alias",
+            ALIAS,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "-t",
+            str(threads),
+            "-c",
+            str(n_ctx * 2),
+            "-np",
+            "2",
+        ]
     # logits_all is what lets the server return log-probabilities; the alias keeps the model's id independent of
     # where the GGUF lies on this machine.
     return [
-        str(LLAMA_PYTHON), "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", ALIAS,
-        "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", str(threads),
-        "--n_threads_batch", str(threads), "--logits_all", "true", "--verbose", "false",
+        str(LLAMA_PYTHON),
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(gguf),
+        "--model_alias",
+        ALIAS,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        str(n_ctx),
+        "--n_threads",
+        str(threads),
+        "--n_threads_batch",
+        str(threads),
+        "--logits_all",
+        "true",
+        "--verbose",
+        "false",
     ]
 
 
@@ -74,7 +107,10 @@ class LlamaServer:
         with self.log_path.open("w") as log:
             self.proc = subprocess.Popen(
                 command(gguf, self.port, self.threads, binary=self.binary),
-                stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=server_env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                env=server_env(),
             )
         deadline = time.monotonic() + self.wait
         while True:
@@ -101,8 +137,11 @@ def main() -> int:
         print(f"error: {MISSING_REASON}", file=sys.stderr)
         return 1
     gguf = models.assemble_embedded(models.default_cache_dir())
-    print(f"serving {gguf.name} as {ALIAS!r} at http://127.0.0.1:{args.port}/v1 "
-          f"(backend: LLM_ENGINE=openai LLM_SERVER_URL=http://127.0.0.1:{args.port}/v1)", flush=True)
+    print(
+        f"serving {gguf.name} as {ALIAS!r} at http://127.0.0.1:{args.port}/v1 "
+        f"(backend: LLM_ENGINE=openai LLM_SERVER_URL=http://127.0.0.1:{args.port}/v1)",
+        flush=True,
+    )
     os.execve(str(LLAMA_PYTHON), command(gguf, args.port, args.threads), server_env())
 
 

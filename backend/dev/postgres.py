@@ -31,8 +31,9 @@ class PostgresError(LabelloopError, RuntimeError):
 
 def bin_dir() -> Path | None:
     """Where Debian's PostgreSQL server binaries are (the newest version), or None."""
-    found = sorted(Path("/").glob(BIN_GLOB.lstrip("/")), key=lambda p: int(p.parent.name) if p.parent.name.isdigit()
-                   else 0)
+    found = sorted(
+        Path("/").glob(BIN_GLOB.lstrip("/")), key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0
+    )
     return found[-1] if found and (found[-1] / "initdb").exists() else None
 
 
@@ -49,8 +50,14 @@ class Connection:
 
     def label_studio_env(self) -> dict[str, str]:
         """What Label Studio 1.23.2 reads to use this database instead of SQLite."""
-        return {"DJANGO_DB": "default", "POSTGRE_NAME": self.database, "POSTGRE_USER": self.user,
-                "POSTGRE_PASSWORD": "", "POSTGRE_HOST": self.host, "POSTGRE_PORT": str(self.port)}
+        return {
+            "DJANGO_DB": "default",
+            "POSTGRE_NAME": self.database,
+            "POSTGRE_USER": self.user,
+            "POSTGRE_PASSWORD": "",
+            "POSTGRE_HOST": self.host,
+            "POSTGRE_PORT": str(self.port),
+        }
 
 
 class PostgresCluster:
@@ -69,11 +76,19 @@ class PostgresCluster:
         self._as: list[str] = []
 
     def _run(self, *args: str, timeout: float = 120) -> str:
-        done = subprocess.run([*self._as, *args], capture_output=True, text=True, timeout=timeout,
-                              cwd=self.root, env={**os.environ, "LC_ALL": "C.UTF-8"})
+        done = subprocess.run(
+            [*self._as, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=self.root,
+            env={**os.environ, "LC_ALL": "C.UTF-8"},
+        )
         if done.returncode:
-            raise PostgresError(f"{Path(args[0]).name} failed: {(done.stderr or done.stdout).strip()[-500:]}"
-                                + (f"\n{self.log_tail()}" if self.log_path.exists() else ""))
+            raise PostgresError(
+                f"{Path(args[0]).name} failed: {(done.stderr or done.stdout).strip()[-500:]}"
+                + (f"\n{self.log_tail()}" if self.log_path.exists() else "")
+            )
         return done.stdout
 
     def start(self, timeout: float = 60) -> None:
@@ -86,8 +101,20 @@ class PostgresCluster:
             self._as = ["runuser", "-u", "nobody", "--"]
         bin_ = self.bin
         self._run(str(bin_ / "initdb"), "-D", str(self.data_dir), "-A", "trust", "-U", USER, "-E", "UTF8")
-        self._run(str(bin_ / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_path), "-w", "-t", str(int(timeout)),
-                  "-o", f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1", "start", timeout=timeout + 10)
+        self._run(
+            str(bin_ / "pg_ctl"),
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.log_path),
+            "-w",
+            "-t",
+            str(int(timeout)),
+            "-o",
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1",
+            "start",
+            timeout=timeout + 10,
+        )
         self._run(str(bin_ / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", USER, DATABASE)
 
     def stop(self) -> None:

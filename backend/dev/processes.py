@@ -121,9 +121,7 @@ def log_tail(path: Path, chars: int = LOG_TAIL_CHARS) -> str:
         return "(no log)"
 
 
-def wait_healthy(
-    proc: subprocess.Popen, url: str, log_path: Path, timeout: float = 120.0, every: float = 0.3
-) -> float:
+def wait_healthy(proc: subprocess.Popen, url: str, log_path: Path, timeout: float = 120.0, every: float = 0.3) -> float:
     """Wait until the backend at `url` answers /health with 200; the seconds it took.
 
     RuntimeError naming `log_path`, with the log's end, when the process exits, /health reports that the model

@@ -44,19 +44,23 @@ def read(client: Any, project_id: int) -> tuple[Audit | None, int | None]:
         raise AuditStateError(
             f"the {TITLE!r} tab of project {project_id} holds no audit plan this version can read (format "
             f"{state.get('format') if isinstance(state, dict) else None!r}, expected {FORMAT}): delete the tab, or "
-            "run with --new-audit, to draw a new one")
+            "run with --new-audit, to draw a new one"
+        )
     try:
         fields = {name: state[name] for name in Audit.__dataclass_fields__}
         return Audit(**fields), int(view.id)
     except (KeyError, TypeError) as e:
-        raise AuditStateError(f"the {TITLE!r} tab of project {project_id} holds a damaged audit plan ({e}): "
-                              "run with --new-audit to draw a new one") from None
+        raise AuditStateError(
+            f"the {TITLE!r} tab of project {project_id} holds a damaged audit plan ({e}): "
+            "run with --new-audit to draw a new one"
+        ) from None
 
 
 def write(client: Any, project_id: int, audit: Audit) -> int:
     """Make or replace the audit tab; its id."""
-    return tabs.write(client, project_id,
-                      tabs.holding(TITLE, audit.tasks, **{STATE_KEY: {"format": FORMAT, **asdict(audit)}}))
+    return tabs.write(
+        client, project_id, tabs.holding(TITLE, audit.tasks, **{STATE_KEY: {"format": FORMAT, **asdict(audit)}})
+    )
 
 
 def delete(client: Any, project_id: int) -> bool:

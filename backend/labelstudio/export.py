@@ -35,12 +35,33 @@ from backend.labelstudio.schema import SET_SEPARATOR
 MISSING = -1
 
 # JSON-MIN/CSV columns that describe the task or the annotation, so never hold the label.
-META_COLUMNS = frozenset({
-    "id", "annotator", "annotation_id", "created_at", "updated_at", "lead_time", "was_cancelled", "ground_truth",
-    "agreement", "synthetic", "meta", "inner_id", "project", "completed_by", "updated_by", "drafts", "predictions",
-    "annotations", "total_annotations", "cancelled_annotations", "total_predictions", "file_upload",
-    "storage_filename",
-})
+META_COLUMNS = frozenset(
+    {
+        "id",
+        "annotator",
+        "annotation_id",
+        "created_at",
+        "updated_at",
+        "lead_time",
+        "was_cancelled",
+        "ground_truth",
+        "agreement",
+        "synthetic",
+        "meta",
+        "inner_id",
+        "project",
+        "completed_by",
+        "updated_by",
+        "drafts",
+        "predictions",
+        "annotations",
+        "total_annotations",
+        "cancelled_annotations",
+        "total_predictions",
+        "file_upload",
+        "storage_filename",
+    }
+)
 
 COUNT_KEYS = (
     "tasks_in_export",
@@ -229,21 +250,25 @@ def _tasks_from_json(tasks: list[dict], from_name: str | None, text_key: str | N
             if model_labels.is_model_annotation(annotation):
                 model += 1
                 continue
-            votes.append(_Vote(
-                annotator=annotator_id(annotation.get("completed_by")),
-                choices=region_choices(annotation.get("result"), from_name),
-                when=record_time(annotation),
-                order=order,
-                cancelled=truthy(annotation.get("was_cancelled")),
-            ))
-        result.append(_Task(
-            task_id=task.get("id"),
-            text=_first_text(data, text_key),
-            synthetic=is_synthetic(task),
-            votes=votes,
-            predictions=len(task.get("predictions") or []),
-            model_annotations=model,
-        ))
+            votes.append(
+                _Vote(
+                    annotator=annotator_id(annotation.get("completed_by")),
+                    choices=region_choices(annotation.get("result"), from_name),
+                    when=record_time(annotation),
+                    order=order,
+                    cancelled=truthy(annotation.get("was_cancelled")),
+                )
+            )
+        result.append(
+            _Task(
+                task_id=task.get("id"),
+                text=_first_text(data, text_key),
+                synthetic=is_synthetic(task),
+                votes=votes,
+                predictions=len(task.get("predictions") or []),
+                model_annotations=model,
+            )
+        )
     return result, from_name
 
 
@@ -300,13 +325,15 @@ def _tasks_from_rows(
             )
         if row.get("annotator") is None and row.get(from_name) is None:
             continue  # a task exported without any annotation
-        task.votes.append(_Vote(
-            annotator=annotator_id(row.get("annotator")),
-            choices=_cell_choices(row.get(from_name)),
-            when=record_time(row),
-            order=order,
-            cancelled=truthy(row.get("was_cancelled")),
-        ))
+        task.votes.append(
+            _Vote(
+                annotator=annotator_id(row.get("annotator")),
+                choices=_cell_choices(row.get(from_name)),
+                when=record_time(row),
+                order=order,
+                cancelled=truthy(row.get("was_cancelled")),
+            )
+        )
     return list(tasks.values()), from_name
 
 
@@ -315,6 +342,7 @@ def _guess_label_column(
 ) -> str:
     candidates = [c for c in columns if c not in META_COLUMNS and c not in {text_key, "text"}]
     if allowed:
+
         def share_of_labels(column: str) -> tuple[int, int]:
             values = [v for v in (_cell_choices(row.get(column)) for row in rows) if v]
             return sum(all(c in allowed for c in v) for v in values), len(values)
@@ -373,8 +401,9 @@ def _is_newer(vote: _Vote, than: _Vote) -> bool:
     return vote.order > than.order
 
 
-def _build(tasks: list[_Task], allowed: list[str] | None, source_format: str, from_name: str | None,
-           multiple: bool = False) -> Dataset:
+def _build(
+    tasks: list[_Task], allowed: list[str] | None, source_format: str, from_name: str | None, multiple: bool = False
+) -> Dataset:
     """Apply the counting rules shared by every format and keep the tasks with at least one label."""
     counts = dict.fromkeys(COUNT_KEYS, 0)
     counts["tasks_in_export"] = len(tasks)
@@ -434,8 +463,9 @@ def _build(tasks: list[_Task], allowed: list[str] | None, source_format: str, fr
         used = {label for key in used for label in key.split(SET_SEPARATOR) if label}
     label_list = allowed if allowed is not None else sorted(used)
     notes = _count_notes(counts, out_of_config)
-    return Dataset(items, annotators, list(label_list), counts, dict(out_of_config), notes, source_format, from_name,
-                   multiple)
+    return Dataset(
+        items, annotators, list(label_list), counts, dict(out_of_config), notes, source_format, from_name, multiple
+    )
 
 
 def _count_notes(counts: dict[str, int], out_of_config: Counter[str]) -> list[str]:
@@ -445,26 +475,34 @@ def _count_notes(counts: dict[str, int], out_of_config: Counter[str]) -> list[st
     if counts["predictions_ignored"]:
         notes.append(f"{counts['predictions_ignored']} prediction(s) ignored: models are not annotators")
     if counts["model_annotations_excluded"]:
-        notes.append(f"{counts['model_annotations_excluded']} label(s) the model wrote (finish --apply) excluded: "
-                     "the model is not an annotator")
+        notes.append(
+            f"{counts['model_annotations_excluded']} label(s) the model wrote (finish --apply) excluded: "
+            "the model is not an annotator"
+        )
     if counts["cancelled_annotations"]:
         notes.append(f"{counts['cancelled_annotations']} cancelled (skipped) annotation(s) ignored")
     if counts["duplicate_annotations"]:
-        notes.append(f"{counts['duplicate_annotations']} older annotation(s) replaced by the same annotator's latest "
-                     "one on the same task")
+        notes.append(
+            f"{counts['duplicate_annotations']} older annotation(s) replaced by the same annotator's latest "
+            "one on the same task"
+        )
     if counts["out_of_config_labels"]:
         listed = ", ".join(f"{label!r} ×{n}" for label, n in sorted(out_of_config.items()))
         notes.append(f"{counts['out_of_config_labels']} label(s) outside the config dropped: {listed}")
     if counts["empty_annotations"]:
         notes.append(f"{counts['empty_annotations']} annotation(s) without a choice for the tag ignored")
     if counts["multi_choice_annotations"]:
-        notes.append(f"{counts['multi_choice_annotations']} annotation(s) with several choices ignored: these "
-                     "statistics need one label per annotator")
+        notes.append(
+            f"{counts['multi_choice_annotations']} annotation(s) with several choices ignored: these "
+            "statistics need one label per annotator"
+        )
     if counts["annotations_without_annotator"]:
         notes.append(f"{counts['annotations_without_annotator']} annotation(s) without an annotator ignored")
     if counts["single_annotator_tasks"]:
-        notes.append(f"{counts['single_annotator_tasks']} task(s) labeled by one annotator only: they count for "
-                     "nothing but the label totals")
+        notes.append(
+            f"{counts['single_annotator_tasks']} task(s) labeled by one annotator only: they count for "
+            "nothing but the label totals"
+        )
     if counts["unlabeled_tasks"]:
         notes.append(f"{counts['unlabeled_tasks']} task(s) without any usable label")
     return notes

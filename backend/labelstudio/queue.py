@@ -84,8 +84,14 @@ def tab_data(lanes: int, lane: int) -> dict:
     items = []
     if lanes > 1:
         low = round(lane * _width(lanes), 6)
-        items.append({"filter": "filter:tasks:predictions_score", "operator": "in", "type": "Number",
-                      "value": {"min": low, "max": round(low + _width(lanes) - _STEP, 6)}})
+        items.append(
+            {
+                "filter": "filter:tasks:predictions_score",
+                "operator": "in",
+                "type": "Number",
+                "value": {"min": low, "max": round(low + _width(lanes) - _STEP, 6)},
+            }
+        )
     return {
         "title": tab_titles(lanes)[lane],
         "ordering": ["tasks:predictions_score"],

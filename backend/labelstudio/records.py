@@ -28,6 +28,7 @@ def field_of(item: Any, name: str) -> Any:
 def is_synthetic(task: Any) -> bool:
     """Whether a task (a dict from an export, or the SDK's task object) is a synthetic example: data.synthetic or
     meta.synthetic is true."""
+
     def part(name: str) -> dict:
         value = field_of(task, name)
         return value if isinstance(value, dict) else {}

@@ -27,8 +27,12 @@ STATE_KEY = "labelloop_label_issues"
 def download_export(client: Any, project_id: int, path: Path) -> list[dict]:
     """The project's full JSON export (every task), written to `path` and returned."""
     answer = ls_client.request(
-        client, "GET", f"api/projects/{project_id}/export", f"exporting project {project_id}",
-        params={"exportType": "JSON", "download_all_tasks": "true"}, request_options={"timeout_in_seconds": 600},
+        client,
+        "GET",
+        f"api/projects/{project_id}/export",
+        f"exporting project {project_id}",
+        params={"exportType": "JSON", "download_all_tasks": "true"},
+        request_options={"timeout_in_seconds": 600},
     )
     tasks = answer.json()
     path.write_text(json.dumps(tasks))
@@ -70,13 +74,20 @@ def confirmed_labels(state: Mapping, seen: Mapping[int, str], given: Mapping[int
 
 
 def tab_data(issues: Sequence[dict], seen: Mapping[int, str], confirmed: Mapping[int, str]) -> dict:
-    return tabs.holding(TITLE, (int(i["task"]) for i in issues), **{STATE_KEY: {
-        "flagged": {str(i["task"]): {"label": i["given"], "seen": seen.get(int(i["task"]))} for i in issues},
-        "confirmed": {str(t): label for t, label in confirmed.items()},
-    }})
+    return tabs.holding(
+        TITLE,
+        (int(i["task"]) for i in issues),
+        **{
+            STATE_KEY: {
+                "flagged": {str(i["task"]): {"label": i["given"], "seen": seen.get(int(i["task"]))} for i in issues},
+                "confirmed": {str(t): label for t, label in confirmed.items()},
+            }
+        },
+    )
 
 
-def write_tab(client: Any, project_id: int, issues: Sequence[dict], seen: Mapping[int, str],
-              confirmed: Mapping[int, str]) -> int:
+def write_tab(
+    client: Any, project_id: int, issues: Sequence[dict], seen: Mapping[int, str], confirmed: Mapping[int, str]
+) -> int:
     """Make or refresh the tab so it holds exactly the flagged tasks; its id."""
     return tabs.write(client, project_id, tab_data(issues, seen, confirmed))

@@ -97,7 +97,24 @@ class _TextCollector(HTMLParser):
     # Script and style bodies are not shown to the annotator, so the model does not read them either.
     hidden = {"script", "style", "template", "head"}
     # Tags that sit inside a word ("<b>un</b>likely"); every other tag separates what is on either side.
-    inline = {"a", "abbr", "b", "code", "em", "font", "i", "mark", "q", "s", "small", "span", "strong", "sub", "sup", "u"}
+    inline = {
+        "a",
+        "abbr",
+        "b",
+        "code",
+        "em",
+        "font",
+        "i",
+        "mark",
+        "q",
+        "s",
+        "small",
+        "span",
+        "strong",
+        "sub",
+        "sup",
+        "u",
+    }
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -148,11 +165,11 @@ def choices(config: str, from_name: str | None = None) -> tuple[str, tuple[str, 
     if from_name is not None:
         named = [c for c in tags if c.name == from_name]
         if not named:
-            raise SchemaError(f"no <Choices name=\"{from_name}\"> (it has: {', '.join(c.name for c in tags)})")
+            raise SchemaError(f'no <Choices name="{from_name}"> (it has: {", ".join(c.name for c in tags)})')
         tags = named
     labels = tuple(dict.fromkeys(label for label in _labels(tags[0]) if label))
     if not labels:
-        raise SchemaError(f"<Choices name=\"{tags[0].name}\"> has no <Choice value=...>")
+        raise SchemaError(f'<Choices name="{tags[0].name}"> has no <Choice value=...>')
     return tags[0].name, labels
 
 
@@ -193,8 +210,10 @@ def as_config(config: Config | Schema) -> Config:
 def is_multiple(config: str, from_name: str) -> bool:
     """Whether a <Choices> tag of the config is multi-label (choice="multiple")."""
     interface = LabelInterface(config)
-    return any(c.tag == "Choices" and c.name == from_name and c.attr.get("choice") == MULTIPLE_CHOICE
-               for c in interface.controls)
+    return any(
+        c.tag == "Choices" and c.name == from_name and c.attr.get("choice") == MULTIPLE_CHOICE
+        for c in interface.controls
+    )
 
 
 def parse(config: str) -> Schema:
@@ -207,8 +226,10 @@ def parse_single(config: str) -> Schema:
     multi-label first question is a SchemaError saying so."""
     question = parse(config)
     if question.multiple:
-        raise SchemaError(f'the first question, <Choices name="{question.from_name}">, is multi-label '
-                          '(choice="multiple"); this reads single-choice questions only')
+        raise SchemaError(
+            f'the first question, <Choices name="{question.from_name}">, is multi-label '
+            '(choice="multiple"); this reads single-choice questions only'
+        )
     return question
 
 
@@ -270,8 +291,13 @@ def _parse(config: str) -> Config:
         first = questions[0]
         if (q.data_key, q.object_tag) != (first.data_key, first.object_tag):
             questions.remove(q)
-            left_out.append((q.from_name, f"it labels ${q.data_key}, and the questions filled read ${first.data_key}: "
-                                          "one text per task is read"))
+            left_out.append(
+                (
+                    q.from_name,
+                    f"it labels ${q.data_key}, and the questions filled read ${first.data_key}: "
+                    "one text per task is read",
+                )
+            )
     if not questions:
         why = "; ".join(f"{name}: {reason}" for name, reason in refused)
         raise SchemaError(f"the labeling config has no <Choices> tag the backend can fill ({why})")
@@ -283,14 +309,14 @@ def _question(control: Any, objects: dict) -> Schema:
     target = next((t for t in texts if (t.value or "").startswith("$")), texts[0])  # a fixed caption is no task text
     choice_tags = list(control.labels_attrs.values())
     if len(choice_tags) < 2:
-        raise SchemaError(f"<Choices name=\"{control.name}\"> needs at least two <Choice> values")
+        raise SchemaError(f'<Choices name="{control.name}"> needs at least two <Choice> values')
     names = tuple(c.attr.get("value", c.value) for c in choice_tags)
     labels = _labels(control)
     blank = [n for n in names if not isinstance(n, str) or not n.strip()]
     if blank or any(not isinstance(v, str) or not v.strip() for v in labels):
-        raise SchemaError(f"<Choices name=\"{control.name}\"> has a <Choice> with an empty value")
+        raise SchemaError(f'<Choices name="{control.name}"> has a <Choice> with an empty value')
     if len(set(names)) < len(names):
-        raise SchemaError(f"<Choices name=\"{control.name}\"> lists the same <Choice> value twice")
+        raise SchemaError(f'<Choices name="{control.name}"> lists the same <Choice> value twice')
     value = target.value or ""
     tag = f'<{target.tag} name="{target.name}">'
     if not value.startswith("$") or len(value) < 2:

@@ -287,14 +287,16 @@ def predicted_ids(client: LabelStudio, project_id: int, model_version: str) -> t
     return ids, predicted
 
 
-def wait_while_busy(backend_url: str, project_id: int, timeout: float, auth: tuple[str, str] | None = None,
-                    progress: bool = True) -> bool:
+def wait_while_busy(
+    backend_url: str, project_id: int, timeout: float, auth: tuple[str, str] | None = None, progress: bool = True
+) -> bool:
     """Wait until the backend runs no training or re-score for the project (its /versions); True if it was busy
     and is idle now, False if it never was busy or is still busy at the timeout."""
     deadline = time.monotonic() + timeout
     waited = False
-    with tqdm(desc="backend busy (re-scoring the pool)", unit="s", disable=not progress,
-              bar_format="{desc}: {elapsed}") as bar:
+    with tqdm(
+        desc="backend busy (re-scoring the pool)", unit="s", disable=not progress, bar_format="{desc}: {elapsed}"
+    ) as bar:
         while True:
             try:
                 answer = requests.get(f"{backend_url}/versions", params={"project": project_id}, timeout=10, auth=auth)

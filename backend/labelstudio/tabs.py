@@ -18,8 +18,11 @@ from backend.labelstudio.client import calling
 def find(client: Any, project_id: int, title: str) -> Any | None:
     """The project's tab of that title, or None."""
     with calling(client, f"reading the tabs of project {project_id}"):
-        views = [v for v in client.views.list(project=project_id)
-                 if isinstance(v.data, dict) and v.data.get("title") == title]
+        views = [
+            v
+            for v in client.views.list(project=project_id)
+            if isinstance(v.data, dict) and v.data.get("title") == title
+        ]
     return views[0] if views else None
 
 
@@ -28,8 +31,12 @@ def holding(title: str, task_ids: Iterable[int], **state: Any) -> dict:
     return {
         "title": title,
         "ordering": ["tasks:id"],
-        "filters": {"conjunction": "and", "items": [
-            {"filter": "filter:tasks:id", "operator": "in_list", "type": "Number", "value": sorted(task_ids)}]},
+        "filters": {
+            "conjunction": "and",
+            "items": [
+                {"filter": "filter:tasks:id", "operator": "in_list", "type": "Number", "value": sorted(task_ids)}
+            ],
+        },
         **state,
     }
 

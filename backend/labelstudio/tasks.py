@@ -399,8 +399,12 @@ def set_model_version(client: Any, project_id: int, version: str) -> None:
 
 def model_versions(client: Any, project_id: int) -> dict[str, int]:
     """How many predictions each model version holds in the project."""
-    answer = ls_client.request(client, "GET", f"api/projects/{project_id}/model-versions/",
-                               f"listing the model versions of project {project_id}")
+    answer = ls_client.request(
+        client,
+        "GET",
+        f"api/projects/{project_id}/model-versions/",
+        f"listing the model versions of project {project_id}",
+    )
     try:
         body = answer.json()
     except ValueError:
@@ -417,6 +421,11 @@ def delete_model_version(client: Any, project_id: int, version: str) -> None:
     """Delete every prediction of `version` in the project (never the version the project points at: see above)."""
     # Label Studio deletes one prediction at a time: 2-3 minutes for 10,000 on SQLite. A client that gave up would
     # not stop it, and a retry would queue behind it, so one long wait and no retry.
-    ls_client.request(client, "DELETE", f"api/projects/{project_id}/model-versions/",
-                      f"deleting model version {version!r} of project {project_id}", json={"model_version": version},
-                      request_options={"timeout_in_seconds": 1800, "max_retries": 0})
+    ls_client.request(
+        client,
+        "DELETE",
+        f"api/projects/{project_id}/model-versions/",
+        f"deleting model version {version!r} of project {project_id}",
+        json={"model_version": version},
+        request_options={"timeout_in_seconds": 1800, "max_retries": 0},
+    )

@@ -115,7 +115,13 @@ def make_estimator(seed: int = 0, kind: str = "blend", C: float | None = None) -
     # C=0.01 was the best of 0.01-1 for both embedding kinds from 20 to 1,400 labels on the Rotten Tomatoes pool.
     # newton-cg converges in about a dozen iterations here where lbfgs needs 300-400 (the scaled LLM columns make
     # the problem ill-conditioned): 0.18 s against 0.33 s at 1,000 labels.
-    return LogisticRegression(C=DEFAULT_C[kind] if C is None else C, class_weight="balanced", solver="newton-cg", max_iter=200, random_state=seed)
+    return LogisticRegression(
+        C=DEFAULT_C[kind] if C is None else C,
+        class_weight="balanced",
+        solver="newton-cg",
+        max_iter=200,
+        random_state=seed,
+    )
 
 
 @dataclass
@@ -191,19 +197,29 @@ def _check_multilabel(y: ArrayLike, n_labels: int) -> np.ndarray:
     if y.ndim != 2 or y.shape[1] != n_labels or not np.isin(y, (0, 1)).all():
         raise ValueError(f"a multi-label y must be an (n, {n_labels}) matrix of 0 and 1")
     if not _learnable(y).any():
-        raise TrainingError(f"need at least {MIN_LABELS} yes and {MIN_LABELS} no answers for some label; "
-                            f"have {y.sum(axis=0).tolist()} yes of {len(y)}")
+        raise TrainingError(
+            f"need at least {MIN_LABELS} yes and {MIN_LABELS} no answers for some label; "
+            f"have {y.sum(axis=0).tolist()} yes of {len(y)}"
+        )
     return y
 
 
-def fit(kind: str, embeddings: np.ndarray, llm_probs: np.ndarray | None, y: Sequence[int] | np.ndarray, n_labels: int,
-        seed: int = 0, C: float | None = None) -> Classifier | MultiLabelClassifier:
+def fit(
+    kind: str,
+    embeddings: np.ndarray,
+    llm_probs: np.ndarray | None,
+    y: Sequence[int] | np.ndarray,
+    n_labels: int,
+    seed: int = 0,
+    C: float | None = None,
+) -> Classifier | MultiLabelClassifier:
     if np.ndim(y) == 2:
         y = _check_multilabel(y, n_labels)
         x = design(kind, embeddings, _yes_no(llm_probs))
         with _one_thread():
-            estimators = [make_estimator(seed, kind, C).fit(x, y[:, j]) if ok else None
-                          for j, ok in enumerate(_learnable(y))]
+            estimators = [
+                make_estimator(seed, kind, C).fit(x, y[:, j]) if ok else None for j, ok in enumerate(_learnable(y))
+            ]
         return MultiLabelClassifier(kind, n_labels, estimators)
     y = _check(y, n_labels)
     # Classes seen only once cannot be learned; dropping them keeps the fit from failing on the first stray label.
@@ -221,8 +237,14 @@ def _one_thread():
 
 
 def out_of_fold(
-    kind: str, embeddings: np.ndarray, llm_probs: np.ndarray | None, y: Sequence[int] | np.ndarray, n_labels: int,
-    folds: int = 5, seed: int = 0, C: float | None = None,
+    kind: str,
+    embeddings: np.ndarray,
+    llm_probs: np.ndarray | None,
+    y: Sequence[int] | np.ndarray,
+    n_labels: int,
+    folds: int = 5,
+    seed: int = 0,
+    C: float | None = None,
 ) -> np.ndarray:
     """Cross-validated probabilities: each row predicted by a model that never saw it. (n, n_labels)."""
     if np.ndim(y) == 2:
@@ -286,17 +308,31 @@ def recipe_vectors(recipe: Recipe, vectors: dict[str, np.ndarray]) -> np.ndarray
     return np.hstack([vectors[name] for name in recipe.reads])
 
 
-def fit_recipe(recipe: Recipe, vectors: dict[str, np.ndarray], llm_probs: np.ndarray | None, y, n_labels: int,
-               seed: int = 0):
+def fit_recipe(
+    recipe: Recipe, vectors: dict[str, np.ndarray], llm_probs: np.ndarray | None, y, n_labels: int, seed: int = 0
+):
     """A model of `recipe`; its predict_proba reads recipe_vectors()."""
     if recipe.kind != "mixed":
         return fit(recipe.kind, vectors[recipe.vectors], llm_probs, y, n_labels, seed=seed, C=recipe.C)
-    return Mixed((fit("state_blend", vectors[STATES], llm_probs, y, n_labels, seed=seed),
-                  fit("blend", vectors[MINILM], llm_probs, y, n_labels, seed=seed)), vectors[STATES].shape[1])
+    return Mixed(
+        (
+            fit("state_blend", vectors[STATES], llm_probs, y, n_labels, seed=seed),
+            fit("blend", vectors[MINILM], llm_probs, y, n_labels, seed=seed),
+        ),
+        vectors[STATES].shape[1],
+    )
 
 
-def out_of_fold_recipe(recipe: Recipe, vectors: dict[str, np.ndarray], llm_probs: np.ndarray | None, y,
-                       n_labels: int, folds: int = 5, seed: int = 0, done: dict | None = None) -> np.ndarray:
+def out_of_fold_recipe(
+    recipe: Recipe,
+    vectors: dict[str, np.ndarray],
+    llm_probs: np.ndarray | None,
+    y,
+    n_labels: int,
+    folds: int = 5,
+    seed: int = 0,
+    done: dict | None = None,
+) -> np.ndarray:
     """Out-of-fold probabilities of `recipe`; `done` keeps each single recipe's, so a mixed model after (or before)
     its parts costs no fit more."""
     done = {} if done is None else done
@@ -319,9 +355,16 @@ class Choice:
     scores: dict[str, float]
 
 
-def choose(candidates: Sequence[Recipe], vectors: dict[str, np.ndarray], llm_probs: np.ndarray | None,
-           y: Sequence[int] | np.ndarray, n_labels: int, score: Callable[[np.ndarray, np.ndarray], float],
-           seed: int = 0, folds: int = 5) -> Choice:
+def choose(
+    candidates: Sequence[Recipe],
+    vectors: dict[str, np.ndarray],
+    llm_probs: np.ndarray | None,
+    y: Sequence[int] | np.ndarray,
+    n_labels: int,
+    score: Callable[[np.ndarray, np.ndarray], float],
+    seed: int = 0,
+    folds: int = 5,
+) -> Choice:
     """The candidate whose out-of-fold probabilities score best by `score(y, oof)` on these labels; the first listed
     wins a tie. TrainingError when no candidate can be fitted."""
     best, best_value, scores = None, -np.inf, {}

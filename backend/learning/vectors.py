@@ -76,5 +76,6 @@ class VectorCache:
             keys = np.array(list(self._rows), dtype="U64")
             vectors = np.stack(list(self._rows.values())) if self._rows else np.zeros((0, 0), np.float32)
             self._dirty = False
-        write_atomically(self.path, lambda f: np.savez(f, keys=keys, vectors=vectors, format=np.array(FORMAT)),
-                         binary=True)
+        write_atomically(
+            self.path, lambda f: np.savez(f, keys=keys, vectors=vectors, format=np.array(FORMAT)), binary=True
+        )

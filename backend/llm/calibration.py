@@ -85,8 +85,10 @@ class Calibration:
             if self.method == "contextual"
             else [[round(w, 6) for w in row] for row in self.weights] + [[round(b, 6) for b in self.bias]]
         )
-        payload = json.dumps([self.method, self.labels, self.features, values]
-                             + ([[round(t, 6) for t in self.thresholds]] if self.thresholds else []))
+        payload = json.dumps(
+            [self.method, self.labels, self.features, values]
+            + ([[round(t, 6) for t in self.thresholds]] if self.thresholds else [])
+        )
         return hashlib.sha256(payload.encode()).hexdigest()
 
     def as_dict(self) -> dict:
@@ -107,7 +109,9 @@ class Calibration:
             thresholds=tuple(float(t) for t in data.get("thresholds", ())),
         )
         shape = np.asarray(calibration.weights).shape
-        if shape != (len(calibration.labels), len(calibration.features)) or len(calibration.bias) != len(calibration.labels):
+        if shape != (len(calibration.labels), len(calibration.features)) or len(calibration.bias) != len(
+            calibration.labels
+        ):
             raise ValueError(f"weights {shape} do not match its labels and features")
         return calibration
 
@@ -122,7 +126,9 @@ class Calibration:
             raise CalibrationError(f"cannot read calibration {path}: {e}") from None
 
 
-def _on_labels(method: str, labels: Sequence[str], bias: Sequence[float], features: Sequence[str] | None) -> Calibration:
+def _on_labels(
+    method: str, labels: Sequence[str], bias: Sequence[float], features: Sequence[str] | None
+) -> Calibration:
     eye = tuple(tuple(float(i == j) for j in range(len(labels))) for i in range(len(labels)))
     return Calibration(method, tuple(labels), tuple(features or labels), eye, tuple(float(b) for b in bias))
 
@@ -133,7 +139,9 @@ def identity(labels: Sequence[str], features: Sequence[str] | None = None) -> Ca
     return _on_labels("none", labels, [0.0] * len(labels), features)
 
 
-def contextual(labels: Sequence[str], content_free_logprobs: np.ndarray, features: Sequence[str] | None = None) -> Calibration:
+def contextual(
+    labels: Sequence[str], content_free_logprobs: np.ndarray, features: Sequence[str] | None = None
+) -> Calibration:
     return _on_labels("contextual", labels, -normalize(content_free_logprobs).mean(axis=0), features)
 
 
@@ -180,12 +188,14 @@ def multilabel(calibration: Calibration, k: int) -> Calibration:
 _FIELDS = ("method", "labels", "features", "weights", "bias", "fitted_on", "thresholds")
 
 
-def save_form(path: str | os.PathLike, calibrations: dict[str, Calibration], prompt_sha256: str,
-              model_identity: str) -> None:
+def save_form(
+    path: str | os.PathLike, calibrations: dict[str, Calibration], prompt_sha256: str, model_identity: str
+) -> None:
     """The calibrations of a several-question prompt in one file, one per question."""
     questions = {q: {k: getattr(c, k) for k in _FIELDS} for q, c in calibrations.items()}
-    write_json(Path(path), {"prompt_sha256": prompt_sha256, "model_identity": model_identity, "questions": questions},
-               indent=2)
+    write_json(
+        Path(path), {"prompt_sha256": prompt_sha256, "model_identity": model_identity, "questions": questions}, indent=2
+    )
 
 
 def load_form(path: str | os.PathLike) -> tuple[dict[str, Calibration], str, str]:

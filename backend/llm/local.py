@@ -52,8 +52,10 @@ def pick_device(choice: str, cuda_available: bool) -> str:
     if choice == "auto":
         return "cuda" if cuda_available else "cpu"
     if choice == "cuda" and not cuda_available:
-        raise ValueError(f"LLM_DEVICE=cuda, but torch {torch.__version__} sees no CUDA device (a CPU-only build, or "
-                         "no GPU visible); use LLM_DEVICE=auto or cpu")
+        raise ValueError(
+            f"LLM_DEVICE=cuda, but torch {torch.__version__} sees no CUDA device (a CPU-only build, or "
+            "no GPU visible); use LLM_DEVICE=auto or cpu"
+        )
     return choice
 
 
@@ -207,7 +209,9 @@ class LLMScorer:
                 t = len(seg)
                 input_ids[r, start : start + t] = torch.tensor(seg)
                 positions[r, start : start + t] = torch.arange(p, p + t)
-                mask[r, 0, start : start + t, p + start : p + start + t] = torch.tril(torch.ones(t, t, dtype=torch.bool))
+                mask[r, 0, start : start + t, p + start : p + start + t] = torch.tril(
+                    torch.ones(t, t, dtype=torch.bool)
+                )
                 offset = start + t
                 answer_at.append(r * width + start + t - 1)
                 starts = []

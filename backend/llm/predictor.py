@@ -42,8 +42,11 @@ class PoolCalibration:
         return dict(self.questions).get(from_name)
 
     def as_dict(self) -> dict:
-        return {"prompt_sha256": self.prompt_sha256, "size": self.size,
-                "questions": {q: c.as_dict() for q, c in self.questions}}
+        return {
+            "prompt_sha256": self.prompt_sha256,
+            "size": self.size,
+            "questions": {q: c.as_dict() for q, c in self.questions},
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> "PoolCalibration":
@@ -143,7 +146,11 @@ class Predictor:
 
     @staticmethod
     def _methods(setup: LabelSetup | FormSetup) -> set[str]:
-        return {setup.calibration.method} if isinstance(setup, LabelSetup) else {c.method for c in setup.calibrations.values()}
+        return (
+            {setup.calibration.method}
+            if isinstance(setup, LabelSetup)
+            else {c.method for c in setup.calibrations.values()}
+        )
 
     def measure_pool(self, config: Config, texts: Sequence[str]) -> PoolCalibration:
         """Each question's calibration measured on a sample of the project's texts (pool_sample), no labels read:
@@ -157,13 +164,15 @@ class Predictor:
         single = config.single
         prompt = self.setup(config.primary).prompt if single else self.form_setup(config).prompt
         logprobs = self.scorer.label_logprobs(prompt, inputs)
-        columns = ([(config.primary, prompt.labels, list(range(len(prompt.labels))))] if single
-                   else form_columns(config))
+        columns = [(config.primary, prompt.labels, list(range(len(prompt.labels))))] if single else form_columns(config)
         questions = []
         for q, labels, cols in columns:
             features = [prompt.labels[c] for c in cols]
-            measured = (cal.pool(cal.identity(labels, features), logprobs[:, cols]) if batch
-                        else cal.domain(labels, logprobs[:, cols], features))
+            measured = (
+                cal.pool(cal.identity(labels, features), logprobs[:, cols])
+                if batch
+                else cal.domain(labels, logprobs[:, cols], features)
+            )
             questions.append((q.from_name, measured if single else _multi(q, measured)))
         return PoolCalibration(prompt.sha256, tuple(questions), len(sample))
 
@@ -194,8 +203,9 @@ class Predictor:
         log.info("model version %s for questions %s (calibration: %s)", version, list(config.names), method)
         return FormSetup(prompt, calibrations, version)
 
-    def _form_calibrations(self, config: Config, prompt: prompts.Prompt,
-                           pool: PoolCalibration | None) -> dict[str, cal.Calibration]:
+    def _form_calibrations(
+        self, config: Config, prompt: prompts.Prompt, pool: PoolCalibration | None
+    ) -> dict[str, cal.Calibration]:
         if self.calibration in ("auto", "fitted"):
             fitted = self._find_fitted_form(config, prompt)
             if fitted:
@@ -208,8 +218,9 @@ class Predictor:
         elif self.calibration not in ("none", "contextual", *POOL_METHODS):
             calibrations, _, _ = cal.load_form(self.calibration)
             if set(calibrations) != set(config.names):
-                raise cal.CalibrationError(f"calibration {self.calibration} is for questions {sorted(calibrations)}, "
-                                           f"not {list(config.names)}")
+                raise cal.CalibrationError(
+                    f"calibration {self.calibration} is for questions {sorted(calibrations)}, not {list(config.names)}"
+                )
             return calibrations
         if self.calibration in POOL_METHODS and pool is not None and pool.prompt_sha256 == prompt.sha256:
             return dict(pool.questions)
@@ -236,7 +247,9 @@ class Predictor:
         if method not in ("auto", "contextual", "fitted", *POOL_METHODS):
             fitted = cal.Calibration.load(method)
             if fitted.labels != labels:  # names as the prompt shows them
-                raise cal.CalibrationError(f"calibration {method} is for labels {list(fitted.labels)}, not {list(labels)}")
+                raise cal.CalibrationError(
+                    f"calibration {method} is for labels {list(fitted.labels)}, not {list(labels)}"
+                )
             return fitted
         if method in ("auto", "fitted"):
             found = self._find_fitted(prompt)
@@ -266,11 +279,15 @@ class Predictor:
         if same_weights:
             # Measured (README, Running at scale): the in-process engine's calibration serves llama.cpp's servers
             # within 0.015 of its macro-F1 (0.746-0.764 vs 0.760); contextual calibration scored 0.507 in process.
-            log.info("no calibration fitted for this engine; using %s, fitted on the same weights", same_weights[0].name)
+            log.info(
+                "no calibration fitted for this engine; using %s, fitted on the same weights", same_weights[0].name
+            )
             return same_weights[1]
         return None
 
-    def answers(self, config: Config, texts: Sequence[str], pool: PoolCalibration | None = None) -> dict[str, np.ndarray]:
+    def answers(
+        self, config: Config, texts: Sequence[str], pool: PoolCalibration | None = None
+    ) -> dict[str, np.ndarray]:
         """Question → (n_texts, n_labels) probabilities: a distribution over the labels (single choice), or each
         label's own probability of applying (multi-label)."""
         if config.single:
@@ -278,8 +295,9 @@ class Predictor:
         setup = self.form_setup(config, pool)
         return form_probabilities(config, setup.calibrations, self.scorer.label_logprobs(setup.prompt, list(texts)))
 
-    def answers_and_states(self, config: Config, texts: Sequence[str], layer: int,
-                           pool: PoolCalibration | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    def answers_and_states(
+        self, config: Config, texts: Sequence[str], layer: int, pool: PoolCalibration | None = None
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """answers(), and (n_texts, hidden) float32: `layer`'s output where the answer begins, same pass."""
         if config.single:
             probs, states = self.probabilities_and_states(config.primary, texts, layer, pool)
@@ -302,8 +320,9 @@ class Predictor:
         # Only the in-process engine has hidden states to hand out (see depth).
         return cast(StateScorer, self.scorer)
 
-    def probabilities_and_states(self, schema: Schema, texts: Sequence[str], layer: int,
-                                 pool: PoolCalibration | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def probabilities_and_states(
+        self, schema: Schema, texts: Sequence[str], layer: int, pool: PoolCalibration | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """probabilities(), and (n_texts, hidden) float32: `layer`'s output where the answer begins, same pass."""
         setup = self.setup(schema, pool)
         logprobs, states = self._state_scorer().logprobs_and_states(
@@ -311,7 +330,9 @@ class Predictor:
         )
         return setup.calibration.apply(logprobs), states[:, 0]
 
-    def feature_logprobs(self, setup: LabelSetup, texts: Sequence[str], features: Sequence[str] | None = None) -> np.ndarray:
+    def feature_logprobs(
+        self, setup: LabelSetup, texts: Sequence[str], features: Sequence[str] | None = None
+    ) -> np.ndarray:
         """Log-probabilities of the calibration's feature strings (or of `features`) for each text."""
         return self.scorer.label_logprobs(setup.prompt, list(texts), features or setup.calibration.features)
 
@@ -323,7 +344,9 @@ class Predictor:
                 texts.append(self._text(schema, task))
                 slots.append(i)
             except TaskError as e:
-                skipped.append({"index": i, "task": task.get("id") if isinstance(task, dict) else None, "reason": str(e)})
+                skipped.append(
+                    {"index": i, "task": task.get("id") if isinstance(task, dict) else None, "reason": str(e)}
+                )
         return texts, slots, skipped
 
     @staticmethod
@@ -356,8 +379,9 @@ def form_columns(config: Config) -> list[tuple[Schema, tuple[str, ...], list[int
     return out
 
 
-def form_probabilities(config: Config, calibrations: dict[str, cal.Calibration],
-                       logprobs: np.ndarray) -> dict[str, np.ndarray]:
+def form_probabilities(
+    config: Config, calibrations: dict[str, cal.Calibration], logprobs: np.ndarray
+) -> dict[str, np.ndarray]:
     """The answer lines' log-probabilities (columns as prompts.form orders them) → probabilities per question."""
     out = {}
     for q, _, cols in form_columns(config):
@@ -366,13 +390,19 @@ def form_probabilities(config: Config, calibrations: dict[str, cal.Calibration],
     return out
 
 
-def unfitted_calibrations(config: Config, prompt: prompts.Prompt, content_free: np.ndarray | None) -> dict[str, cal.Calibration]:
+def unfitted_calibrations(
+    config: Config, prompt: prompts.Prompt, content_free: np.ndarray | None
+) -> dict[str, cal.Calibration]:
     """Every question's calibration without labels: contextual from the content-free inputs' log-probabilities, or
     none; a multi-label question's with the default threshold per label."""
     out = {}
     for q, labels, cols in form_columns(config):
         features = [prompt.labels[c] for c in cols]
-        c = cal.identity(labels, features) if content_free is None else cal.contextual(labels, content_free[:, cols], features)
+        c = (
+            cal.identity(labels, features)
+            if content_free is None
+            else cal.contextual(labels, content_free[:, cols], features)
+        )
         out[q.from_name] = cal.multilabel(c, len(q.names)) if q.multiple else c
     return out
 

@@ -73,8 +73,9 @@ def build(
 
 def render(tokenizer: Any, messages: list[dict[str, str]], labels: Sequence[str]) -> Prompt:
     """The chat (system and example turns), then the task's text as the last user turn, split around that text."""
-    rendered = tokenizer.apply_chat_template([*messages, {"role": "user", "content": _SLOT}], tokenize=False,
-                                             add_generation_prompt=True)
+    rendered = tokenizer.apply_chat_template(
+        [*messages, {"role": "user", "content": _SLOT}], tokenize=False, add_generation_prompt=True
+    )
     prefix, _, suffix = rendered.partition(_SLOT)
     return Prompt(prefix=prefix, suffix=suffix, labels=tuple(labels))
 
@@ -98,8 +99,10 @@ def form_system_message(guidelines: Guidelines | None, config: "Config") -> str:
     for q in config.questions:
         choices = ", ".join(q.names)
         if q.multiple:
-            lines.append(f"- {q.from_name} (every label that applies, of: {choices}): answer `{q.from_name}: <label>` "
-                         f"for each, or `{q.from_name}: {none_answer(q)}` if none applies.")
+            lines.append(
+                f"- {q.from_name} (every label that applies, of: {choices}): answer `{q.from_name}: <label>` "
+                f"for each, or `{q.from_name}: {none_answer(q)}` if none applies."
+            )
         else:
             lines.append(f"- {q.from_name} (exactly one of: {choices}): answer `{q.from_name}: <label>`.")
     parts.append("\n".join(lines))
@@ -110,5 +113,8 @@ def form_system_message(guidelines: Guidelines | None, config: "Config") -> str:
 
 def form(tokenizer: Any, config: "Config", guidelines: Guidelines | None) -> Prompt:
     """One prompt for every question of the config; its labels are every question's answer lines, in order."""
-    return render(tokenizer, [{"role": "system", "content": form_system_message(guidelines, config)}],
-                  [a for q in config.questions for a in answers(q)])
+    return render(
+        tokenizer,
+        [{"role": "system", "content": form_system_message(guidelines, config)}],
+        [a for q in config.questions for a in answers(q)],
+    )

@@ -59,7 +59,9 @@ class ServerScorer:
         self.max_text_tokens = max_text_tokens
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.Client(
-            base_url=self.base_url, headers=headers, timeout=timeout,
+            base_url=self.base_url,
+            headers=headers,
+            timeout=timeout,
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
         )
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="llm-server")
@@ -142,7 +144,10 @@ class ServerScorer:
     def _next_token(self, context: str) -> dict[str, float]:
         """The server's top-K next tokens after `context`, as {token text: log-probability}."""
         body = {
-            "model": self.model, "prompt": context, "max_tokens": 1, "temperature": 0.0,
+            "model": self.model,
+            "prompt": context,
+            "max_tokens": 1,
+            "temperature": 0.0,
             "logprobs": self.top_logprobs,
         }
         try:
@@ -150,7 +155,9 @@ class ServerScorer:
         except httpx.HTTPError as e:
             raise LLMServerError(f"the LLM server at {self.base_url} is unreachable: {e}") from None
         if answer.status_code != 200:
-            raise LLMServerError(f"the LLM server at {self.base_url} answered {answer.status_code}: {answer.text[:300]}")
+            raise LLMServerError(
+                f"the LLM server at {self.base_url} answered {answer.status_code}: {answer.text[:300]}"
+            )
         try:
             logprobs = answer.json()["choices"][0]["logprobs"]
             if "top_logprobs" in logprobs:  # the completions API's own shape (vLLM, llama-cpp-python)

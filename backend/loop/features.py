@@ -53,8 +53,9 @@ class TextFeatures:
         """The recipes a project's labels choose among for a kind of text vectors (classifier.choose)."""
         return classifier.CANDIDATES[classifier.MINILM if kind == MINILM else classifier.STATES]
 
-    def vector_sets(self, config: Config | Schema, texts: Sequence[str], kind: str,
-                    pool: PoolCalibration | None = None) -> dict[str, np.ndarray]:
+    def vector_sets(
+        self, config: Config | Schema, texts: Sequence[str], kind: str, pool: PoolCalibration | None = None
+    ) -> dict[str, np.ndarray]:
         """{classifier.STATES: the hidden states, classifier.MINILM: the embeddings}, as the candidates read them."""
         out = {classifier.MINILM: self.vectors(config, texts, MINILM)}
         if kind != MINILM:
@@ -68,26 +69,30 @@ class TextFeatures:
         names = {classifier.STATES: kind, classifier.MINILM: MINILM}
         return "+".join(names[r] for r in recipe.reads)
 
-    def llm_answers(self, config: Config | Schema, texts: Sequence[str],
-                    pool: PoolCalibration | None = None) -> tuple[dict[str, np.ndarray], str]:
+    def llm_answers(
+        self, config: Config | Schema, texts: Sequence[str], pool: PoolCalibration | None = None
+    ) -> tuple[dict[str, np.ndarray], str]:
         """Every question's calibrated LLM probabilities (cached per text and LLM version) and that version; `pool`:
         the project's own calibration, where one serves (predictor.py)."""
         config = as_config(config)
         predictor = self._predictor()
         version = predictor.version(config, pool)
         probs = self._cache(f"llm-{version}").get(
-            list(texts), lambda missing: join(config, predictor.answers(config, missing, pool)))
+            list(texts), lambda missing: join(config, predictor.answers(config, missing, pool))
+        )
         return split(config, probs.reshape(len(texts), -1)), version
 
-    def llm_probs(self, config: Config | Schema, texts: Sequence[str],
-                  pool: PoolCalibration | None = None) -> tuple[np.ndarray, str]:
+    def llm_probs(
+        self, config: Config | Schema, texts: Sequence[str], pool: PoolCalibration | None = None
+    ) -> tuple[np.ndarray, str]:
         """The first question's calibrated LLM probabilities (what a trained model learns from) and the version."""
         config = as_config(config)
         answers, version = self.llm_answers(config, texts, pool)
         return answers[config.primary.from_name], version
 
-    def vectors(self, config: Config | Schema, texts: Sequence[str], kind: str,
-                pool: PoolCalibration | None = None) -> np.ndarray:
+    def vectors(
+        self, config: Config | Schema, texts: Sequence[str], kind: str, pool: PoolCalibration | None = None
+    ) -> np.ndarray:
         """The texts' vectors of `kind`, cached per text. A hidden state comes from the pass that scores the text, so
         the LLM's probabilities are cached with it and a following llm_probs() costs a lookup."""
         if kind == MINILM:

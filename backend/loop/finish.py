@@ -88,8 +88,11 @@ def read_states(
     """Every task of the project with its annotations sorted into the model's and everyone else's; with a gold set,
     its tasks are marked as gold (apply and undo look at annotations only)."""
     tasks = ls_tasks.list_tasks(
-        client, project_id, f"reading the tasks and annotations of project {project_id}",
-        fields="all", include=_STATE_INCLUDE,
+        client,
+        project_id,
+        f"reading the tasks and annotations of project {project_id}",
+        fields="all",
+        include=_STATE_INCLUDE,
     )
     states = {}
     for task in tasks:
@@ -179,8 +182,9 @@ def _read_audit(client: Any, project_id: int) -> tuple[audit.Audit | None, int |
         raise FinishError(str(e)) from None
 
 
-def _fit(loop: "Loop", config: schemas.Config, project: str, texts: list[str], y: np.ndarray, n_labels: int,
-         progress: bool) -> tuple[np.ndarray, np.ndarray, dict]:
+def _fit(
+    loop: "Loop", config: schemas.Config, project: str, texts: list[str], y: np.ndarray, n_labels: int, progress: bool
+) -> tuple[np.ndarray, np.ndarray, dict]:
     """The model fitted on the first len(y) texts (labels y): its out-of-fold probabilities on them, its
     probabilities on the rest, and what it is. With too few labels for a fit, the LLM alone: it never trained on
     the labels, so its probabilities on them are held out already."""
@@ -239,7 +243,8 @@ def build(
     if plan is not None and (plan.target, plan.level) != (target, level):
         raise FinishError(
             f"the audit of project {project_id} was drawn for a target of {plan.target} at {plan.level} confidence: "
-            f"finish with --target {plan.target} --level {plan.level}, or draw a new audit (--new-audit)")
+            f"finish with --target {plan.target} --level {plan.level}, or draw a new audit (--new-audit)"
+        )
     drawn = set(plan.tasks) if plan else set()
     fitted_on = set(plan.trained_on) if plan else set(human_ids)
     # Never the audit's labels: the audit is the model's test, and it must not have seen it.
@@ -247,9 +252,16 @@ def build(
     audited_ids = [i for i in plan.tasks if i in human] if plan else []
     y = np.array([schema.labels.index(human[i]) for i in train_ids], dtype=int)
     y_audit = np.array([schema.labels.index(human[i]) for i in audited_ids], dtype=int)
-    heldout, probs, model = _fit(loop, config, str(project_id), [pool[i] for i in train_ids + audited_ids + open_ids],
-                                 y, len(schema.labels), progress)
-    audit_probs, open_probs = probs[: len(audited_ids)], probs[len(audited_ids):]
+    heldout, probs, model = _fit(
+        loop,
+        config,
+        str(project_id),
+        [pool[i] for i in train_ids + audited_ids + open_ids],
+        y,
+        len(schema.labels),
+        progress,
+    )
+    audit_probs, open_probs = probs[: len(audited_ids)], probs[len(audited_ids) :]
     open_conf = open_probs.max(axis=1)
 
     chosen = routing.Threshold(None, target, level, 0, None, None)
@@ -261,15 +273,24 @@ def build(
             in_region = [i for i, c in zip(open_ids, open_conf.tolist()) if c >= proposal.region]
             # Seeded by the project: a dry run shows the sample --apply would draw from the same labels.
             sample = np.random.default_rng(project_id).choice(in_region, size=proposal.size, replace=False)
-            plan = audit.Audit(sorted(int(i) for i in sample), in_region, proposal.region, proposal.expected,
-                               train_ids, target, level, _now())
+            plan = audit.Audit(
+                sorted(int(i) for i in sample),
+                in_region,
+                proposal.region,
+                proposal.expected,
+                train_ids,
+                target,
+                level,
+                _now(),
+            )
             pending, drawn, status = plan.tasks, set(plan.tasks), "drawn"
     elif pending:
         status = "waiting"
     else:
         status = "tested"
-        chosen = routing.audit_threshold(audit_probs.max(axis=1), audit_probs.argmax(axis=1) == y_audit,
-                                         plan.expected, target, level)
+        chosen = routing.audit_threshold(
+            audit_probs.max(axis=1), audit_probs.argmax(axis=1) == y_audit, plan.expected, target, level
+        )
     region = set(plan.region) if plan else set()
 
     position = {task_id: at for at, task_id in enumerate(open_ids)}
@@ -340,7 +361,9 @@ def _create(client: Any, schema: schemas.Schema, task_id: int, label: str) -> in
     with ls_client.calling(client, f"writing the model's label of task {task_id}"):
         # No retries: a create is not idempotent (a lost answer would write twice); a later run tidies up anyway.
         made = client.annotations.create(
-            id=task_id, result=[schema.result(label)], **model_labels.mark_fields(),
+            id=task_id,
+            result=[schema.result(label)],
+            **model_labels.mark_fields(),
             request_options={"max_retries": 0},
         )
     return int(made.id)
@@ -365,9 +388,7 @@ def _remove(client, doomed: list[tuple[int, int, str]], record: dict, progress: 
             record["removed"].append({"task": task_id, "annotation": annotation, "reason": reason})
 
 
-def apply(
-    client: Any, project_id: int, dataset: dict, progress: bool = False, workers: int = WORKERS
-) -> dict:
+def apply(client: Any, project_id: int, dataset: dict, progress: bool = False, workers: int = WORKERS) -> dict:
     """Make Label Studio hold the dataset's model labels as model annotations, and a newly drawn audit as its tab;
     what was done (also noted on the dataset's model rows as "annotation"). Only tasks without any other
     annotation get a model label."""
@@ -376,7 +397,12 @@ def apply(
     states = read_states(client, project_id, schema)
     record: dict[str, Any] = {
         "mark": {**model_labels.mark_fields(), "note": "backend/labelstudio/model_labels.py"},
-        "created": [], "kept": [], "removed": [], "skipped": [], "failed": [], "audit_tab": None,
+        "created": [],
+        "kept": [],
+        "removed": [],
+        "skipped": [],
+        "failed": [],
+        "audit_tab": None,
     }
     drawn = dataset.get("audit") or {}
     if drawn.get("status") == "drawn":  # first: the plan is kept before anything is written by it
@@ -391,8 +417,15 @@ def apply(
         for number, label in state.ours:
             if number == keep:
                 continue
-            reason = ("a person annotated the task" if state.others else "duplicate" if want and label == want
-                      else "label changed" if want else "below the threshold now")
+            reason = (
+                "a person annotated the task"
+                if state.others
+                else "duplicate"
+                if want and label == want
+                else "label changed"
+                if want
+                else "below the threshold now"
+            )
             doomed.append((task_id, number, reason))
         if keep is not None:
             record["kept"].append({"task": task_id, "annotation": keep, "label": want})
@@ -412,8 +445,9 @@ def apply(
     late = []
     for task_id, state in sorted(read_states(client, project_id, schema).items()):
         extra = state.ours if state.others else state.ours[1:]
-        late += [(task_id, number, "a person annotated the task" if state.others else "duplicate")
-                 for number, _ in extra]
+        late += [
+            (task_id, number, "a person annotated the task" if state.others else "duplicate") for number, _ in extra
+        ]
     if late:
         _remove(client, late, record, progress, workers)
         gone = {number for _, number, _ in late}
@@ -431,8 +465,12 @@ def undo(client: Any, project_id: int, progress: bool = False, workers: int = WO
     the labels people gave stay); what was done."""
     get_project(client, project_id)
     states = read_states(client, project_id, None)
-    record: dict[str, Any] = {"removed": [], "failed": [], "kept_edited": [],
-                              "audit_tab_removed": audit.delete(client, project_id)}
+    record: dict[str, Any] = {
+        "removed": [],
+        "failed": [],
+        "kept_edited": [],
+        "audit_tab_removed": audit.delete(client, project_id),
+    }
     doomed = [(task_id, number, "undo") for task_id, s in sorted(states.items()) for number, _ in s.ours]
     record["kept_edited"] = [
         {"task": task_id, "annotation": number} for task_id, s in sorted(states.items()) for number in s.edited_ours
@@ -442,6 +480,3 @@ def undo(client: Any, project_id: int, progress: bool = False, workers: int = WO
 
 
 # ---------------------------------------------------------------- files
-
-
-

@@ -20,8 +20,9 @@ from backend.settings import Settings
 
 
 class AnswersSource(Protocol):
-    def __call__(self, config: Config, texts: Sequence[str], model: TrainedModel | None,
-                 pool: PoolCalibration | None = None) -> dict[str, np.ndarray]:
+    def __call__(
+        self, config: Config, texts: Sequence[str], model: TrainedModel | None, pool: PoolCalibration | None = None
+    ) -> dict[str, np.ndarray]:
         """Every question's probabilities for `texts`: the trained model's for the first question, or the LLM's."""
 
 

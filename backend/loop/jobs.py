@@ -23,7 +23,7 @@ class CoalescingJobs:
         self._pending: set[str] = set()
 
     def request(self, key: str) -> str:
-        """"started" (a run begins now), "queued" (one more run after the current one) or "coalesced"."""
+        """ "started" (a run begins now), "queued" (one more run after the current one) or "coalesced"."""
         with self._cond:
             if key not in self._running:
                 self._running.add(key)

@@ -42,12 +42,14 @@ class DataFormatError(LabelloopError, RuntimeError):
 
 # Artifacts are pickles, which name classes by module. Those saved before backend/ had subpackages (release 0.1.0)
 # name backend.loop.ProjectModel and backend.classifier.Model, those saved before backend/learning/ (0.2.0) name
-# backend.learning.classifier's classes; a deployment's trained models must survive the upgrade.
+# backend.loop.classifier's classes; a deployment's trained models must survive the upgrade.
 _FORMER_NAMES = {
     ("backend.loop", "ProjectModel"): ("backend.loop.projects", "TrainedModel"),
     ("backend.classifier", "Model"): ("backend.learning.classifier", "Classifier"),
-    **{("backend.learning.classifier", name): ("backend.learning.classifier", name)
-       for name in ("Classifier", "MultiLabelClassifier", "Mixed", "Recipe", "Choice")},
+    **{
+        ("backend.loop.classifier", name): ("backend.learning.classifier", name)
+        for name in ("Classifier", "MultiLabelClassifier", "Mixed", "Recipe", "Choice")
+    },
 }
 
 
@@ -98,12 +100,15 @@ class ModelStore:
             return {"current": None, "versions": [], "settings": {}, "published": []}
         except (OSError, ValueError) as e:
             # Never silently start over: the artifacts are still there and the admin should know.
-            raise RuntimeError(f"{self.registry_path} is unreadable ({e}); move it aside to start a new registry") from None
+            raise RuntimeError(
+                f"{self.registry_path} is unreadable ({e}); move it aside to start a new registry"
+            ) from None
         found = data.get("format", FORMAT)
         if not isinstance(found, int) or found > FORMAT:
             raise DataFormatError(
                 f"{self.registry_path} is in format {found!r}, written by a newer release; this one reads formats up "
-                f"to {FORMAT}: run the newer release, or restore DATA_DIR from a backup made by this one (docs/deploy.md)")
+                f"to {FORMAT}: run the newer release, or restore DATA_DIR from a backup made by this one (docs/deploy.md)"
+            )
         data.setdefault("settings", {})
         return data
 

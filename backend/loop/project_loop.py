@@ -44,8 +44,13 @@ class Loop:
     """`client_factory` makes the Label Studio client (default: an SDK client from the settings); pass another, or
     set the attribute before the first call to `client()`, to talk to something else (a fake, in tests)."""
 
-    def __init__(self, settings: Settings, predictor: Callable[[], Predictor], metrics: Metrics,
-                 client_factory: Callable[[], Any] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        predictor: Callable[[], Predictor],
+        metrics: Metrics,
+        client_factory: Callable[[], Any] | None = None,
+    ) -> None:
         self.settings = settings
         self._predictor = predictor
         self.metrics = metrics
@@ -78,8 +83,11 @@ class Loop:
         if not project or not (self.settings.label_studio_url and self.settings.ls_api_key()):
             return
         # Label Studio calls /setup several times at connect: a re-score already running measures the pool once.
-        if (self._predictor().wants_pool(as_config(config), self.pool(project)) and not self.projects.model(project)
-                and not self.rescoring.busy(project)):
+        if (
+            self._predictor().wants_pool(as_config(config), self.pool(project))
+            and not self.projects.model(project)
+            and not self.rescoring.busy(project)
+        ):
             self.rescoring.request(project)
 
     def serving(self, project: str | None, config: Config | Schema) -> tuple[TrainedModel | None, str]:
@@ -104,17 +112,31 @@ class Loop:
             return False
         measured = predictor.measure_pool(config, texts)
         self.projects.set_pool(project, measured)
-        log.info("project %s: calibrated on %d of its texts (%s)", project, measured.size,
-                 predictor.version(config, measured))
+        log.info(
+            "project %s: calibrated on %d of its texts (%s)",
+            project,
+            measured.size,
+            predictor.version(config, measured),
+        )
         return True
 
-    def probabilities(self, config: Config | Schema, texts: Sequence[str], model: TrainedModel | None,
-                      pool: PoolCalibration | None = None) -> np.ndarray:
+    def probabilities(
+        self,
+        config: Config | Schema,
+        texts: Sequence[str],
+        model: TrainedModel | None,
+        pool: PoolCalibration | None = None,
+    ) -> np.ndarray:
         """The first question's probabilities: the trained model's, or the LLM's without one."""
         return self.answers(config, texts, model, pool)[as_config(config).primary.from_name]
 
-    def answers(self, config: Config | Schema, texts: Sequence[str], model: TrainedModel | None,
-                pool: PoolCalibration | None = None) -> dict[str, np.ndarray]:
+    def answers(
+        self,
+        config: Config | Schema,
+        texts: Sequence[str],
+        model: TrainedModel | None,
+        pool: PoolCalibration | None = None,
+    ) -> dict[str, np.ndarray]:
         """Every question's probabilities: the trained model answers the first question, the LLM the others."""
         config = as_config(config)
         if model is None:
@@ -128,7 +150,9 @@ class Loop:
 
     # ---------------------------------------------------------------- predictions
 
-    def predict(self, project: str | None, config: Config | Schema, tasks: Sequence[Any]) -> tuple[list[dict], list[dict], str]:
+    def predict(
+        self, project: str | None, config: Config | Schema, tasks: Sequence[Any]
+    ) -> tuple[list[dict], list[dict], str]:
         """One prediction per task, in order; the skipped tasks with their reason; the version that answered.
 
         Texts are scored in chunks, and concurrent requests' chunks take turns on the model, so a large request
@@ -162,8 +186,19 @@ class Loop:
                     skipped += [{"index": i, "task": _task_id(tasks[i]), "reason": reason} for i in slots[start:]]
                     self.metrics.timeouts.inc(len(slots) - start)
                     break
-                self._fill(results, config, tasks, slots[start : start + chunk], batch, answers, strategy, ranking,
-                           version, lanes, self.pool(project))
+                self._fill(
+                    results,
+                    config,
+                    tasks,
+                    slots[start : start + chunk],
+                    batch,
+                    answers,
+                    strategy,
+                    ranking,
+                    version,
+                    lanes,
+                    self.pool(project),
+                )
         finally:
             llm_scorer.DEADLINE.reset(deadline)
         skipped.sort(key=lambda item: item["index"])
@@ -174,7 +209,9 @@ class Loop:
         # The LLM's probabilities were just cached by answers(): reading them again costs a lookup.
         needs_llm = strategy in strategies.REGISTRY and strategies.REGISTRY[strategy].needs_llm_probs
         llm = self.text.llm_probs(config, batch, pool)[0] if needs_llm else None
-        priority = strategies.pointwise_priority(strategy, *ranked_probs(config.primary, answers[config.primary.from_name], llm))
+        priority = strategies.pointwise_priority(
+            strategy, *ranked_probs(config.primary, answers[config.primary.from_name], llm)
+        )
         for i, (slot, own) in enumerate(zip(slots, priority)):
             task_id = _task_id(tasks[slot])
             if ranking and ranking.published == version and task_id in ranking.priorities:
@@ -223,8 +260,18 @@ class Loop:
 
     def gateway(self) -> Gateway:
         """What a background run uses of the loop, read when the run starts."""
-        return Gateway(self.settings, self.metrics, self.projects, self.text, self.client, self.with_retries,
-                       self.answers, self.serving, self.ensure_pool, self.rescoring.busy)
+        return Gateway(
+            self.settings,
+            self.metrics,
+            self.projects,
+            self.text,
+            self.client,
+            self.with_retries,
+            self.answers,
+            self.serving,
+            self.ensure_pool,
+            self.rescoring.busy,
+        )
 
     def busy(self, project: str) -> bool:
         return self.training.busy(project) or self.rescoring.busy(project)

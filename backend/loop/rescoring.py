@@ -94,8 +94,9 @@ def run(gate: Gateway, project: str) -> None:
     known = set(projects.labels.get(project, {})) | set(trained_on)
     with timed("rank"):
         if not schema.multiple:  # finishing (routing.py) is defined for single-choice questions
-            projects.coverage[project] = routing.pool_coverage(probs, ids, projects.versions(project),
-                                                               model.version if model else None, known)
+            projects.coverage[project] = routing.pool_coverage(
+                probs, ids, projects.versions(project), model.version if model else None, known
+            )
         needs = strategy_inputs(strategies.get(strategy), text, config, texts, pool)
         ranked, needs["llm_probs"] = ranked_probs(schema, probs, needs["llm_probs"])
         utility = strategies.rank(strategy, ranked, labeled_idx=labeled, **needs)
@@ -129,19 +130,29 @@ def run(gate: Gateway, project: str) -> None:
     _housekeep(gate, client, project, published, present)
     try:
         with timed("tabs"):
-            gate.with_retries("updating the queue tabs",
-                              lambda: ls_tabs.ensure_queue_tabs(client, int(project), projects.lanes(project)))
+            gate.with_retries(
+                "updating the queue tabs",
+                lambda: ls_tabs.ensure_queue_tabs(client, int(project), projects.lanes(project)),
+            )
     except ls_tasks.LabelStudioUnavailable as e:
         log.warning("project %s: the queue tabs were not updated: %s", project, e)
     text.save()
     gate.metrics.rescored_tasks.inc(len(ids))
     progress.set(1.0)
-    log.info("re-scored project %s: %d tasks, %s order, %d lane(s), published as %s, %.1f s", project, len(ids),
-             strategy, projects.lanes(project), published, time.perf_counter() - started)
+    log.info(
+        "re-scored project %s: %d tasks, %s order, %d lane(s), published as %s, %.1f s",
+        project,
+        len(ids),
+        strategy,
+        projects.lanes(project),
+        published,
+        time.perf_counter() - started,
+    )
 
 
-def strategy_inputs(strategy: strategies.Strategy, text: "TextFeatures", config: Config, texts: list[str],
-                    pool: PoolCalibration | None) -> dict[str, Any]:
+def strategy_inputs(
+    strategy: strategies.Strategy, text: "TextFeatures", config: Config, texts: list[str], pool: PoolCalibration | None
+) -> dict[str, Any]:
     """`rank`'s keyword arguments for what the strategy needs beside the probabilities; only those are computed
     (embeddings and the LLM's judgements cost a pass over the pool)."""
     return {

@@ -67,14 +67,15 @@ def _check(target: float, level: float) -> None:
         raise ValueError("target and level must lie strictly between 0 and 1")
 
 
-def _scan(confidence: np.ndarray, correct: np.ndarray, target: float, level: float, start: int,
-          stop_at_failure: bool) -> Threshold:
+def _scan(
+    confidence: np.ndarray, correct: np.ndarray, target: float, level: float, start: int, stop_at_failure: bool
+) -> Threshold:
     _check(target, level)
     thresholds, supports, hits = _candidates(confidence, correct, start)
     bounds = lower_bound(hits, supports, level)
     passing = bounds >= target
     if stop_at_failure and not passing.all():
-        passing[np.argmin(passing):] = False  # the sequence ends at its first failure
+        passing[np.argmin(passing) :] = False  # the sequence ends at its first failure
     if not passing.any():
         return Threshold(None, target, level, 0, None, None)
     i = np.flatnonzero(passing)[-1]  # the lowest threshold that passed
@@ -102,8 +103,13 @@ def smallest_passing_support(target: float, level: float) -> int:
     return n
 
 
-def fixed_sequence(confidence: np.ndarray, correct: np.ndarray, target: float = 0.95, level: float = 0.95,
-                   min_support: int | None = None) -> Threshold:
+def fixed_sequence(
+    confidence: np.ndarray,
+    correct: np.ndarray,
+    target: float = 0.95,
+    level: float = 0.95,
+    min_support: int | None = None,
+) -> Threshold:
     """Learn then Test by fixed-sequence testing (Angelopoulos et al. 2021): the thresholds, from the most confident
     down, starting where `min_support` answers lie at or above one, are tested in that order, each at the full
     level (Clopper-Pearson bound at or above `target`); the first that fails ends the sequence and the last that
@@ -131,8 +137,9 @@ def fewest_passing(expected: float | None, most: int, target: float = 0.95, leve
     return int(passing[0]) if passing.size else None
 
 
-def audit_size(expected: float | None, available: int, target: float = 0.95, level: float = 0.95,
-               margin: float = AUDIT_MARGIN) -> int:
+def audit_size(
+    expected: float | None, available: int, target: float = 0.95, level: float = 0.95, margin: float = AUDIT_MARGIN
+) -> int:
     """How many tasks, drawn at random from the `available` ones the model proposes to label, people label as an
     audit: `margin` times the fewest whose bound would reach the target were they as accurate as `expected` (the
     out-of-fold estimate, which chose no threshold here: it only sizes the sample). 0 when the audit would take
@@ -144,8 +151,9 @@ def audit_size(expected: float | None, available: int, target: float = 0.95, lev
     return size if size < available / 2 else 0
 
 
-def audit_threshold(confidence: np.ndarray, correct: np.ndarray, expected: float | None, target: float = 0.95,
-                    level: float = 0.95) -> Threshold:
+def audit_threshold(
+    confidence: np.ndarray, correct: np.ndarray, expected: float | None, target: float = 0.95, level: float = 0.95
+) -> Threshold:
     """The threshold an audit supports: fixed_sequence on the audit's answers, its first test at the support the
     plan expected to pass (fewest_passing at `expected`). Why not at the top: its few most confident answers must
     then all be right (59 of 59 at 0.95), and one slip there ends the sequence; on Rotten Tomatoes (20 runs x 10
@@ -166,8 +174,13 @@ class AuditPlan:
     available: int  # unlabeled tasks in the region
 
 
-def plan_audit(oof_confidence: np.ndarray, oof_correct: np.ndarray, open_confidence: np.ndarray,
-               target: float = 0.95, level: float = 0.95) -> AuditPlan:
+def plan_audit(
+    oof_confidence: np.ndarray,
+    oof_correct: np.ndarray,
+    open_confidence: np.ndarray,
+    target: float = 0.95,
+    level: float = 0.95,
+) -> AuditPlan:
     """Where to audit: the region (a confidence floor) that leaves the model the most tasks once its audit is paid
     for, region size minus audit_size, by the out-of-fold answers of the labels so far (`oof_*`) and the open
     tasks' confidences. The labels the ranking chose only plan the audit here; the audit alone tests it, so a
@@ -190,8 +203,9 @@ DEFAULT_TARGET = 0.95
 DEFAULT_LEVEL = 0.95
 
 
-def threshold_for(heldout_probs: np.ndarray, y: np.ndarray, target: float = DEFAULT_TARGET,
-                  level: float = DEFAULT_LEVEL) -> Threshold:
+def threshold_for(
+    heldout_probs: np.ndarray, y: np.ndarray, target: float = DEFAULT_TARGET, level: float = DEFAULT_LEVEL
+) -> Threshold:
     """choose_threshold for a model's held-out probabilities (n, labels) on tasks with human label indices y."""
     y = np.asarray(y, dtype=int)
     if not len(y):
@@ -200,8 +214,13 @@ def threshold_for(heldout_probs: np.ndarray, y: np.ndarray, target: float = DEFA
     return choose_threshold(p.max(axis=1), p.argmax(axis=1) == y, target, level)
 
 
-def routing_record(candidate_oof: np.ndarray, llm_probs: np.ndarray, y: np.ndarray, target: float = DEFAULT_TARGET,
-                   level: float = DEFAULT_LEVEL) -> dict:
+def routing_record(
+    candidate_oof: np.ndarray,
+    llm_probs: np.ndarray,
+    y: np.ndarray,
+    target: float = DEFAULT_TARGET,
+    level: float = DEFAULT_LEVEL,
+) -> dict:
     """What a training run notes for routing (backend/loop/project_loop.py puts it in the run's record): the threshold of the
     candidate model, from its out-of-fold probabilities, and of the LLM alone, which never trained on the labels."""
     return {

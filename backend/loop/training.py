@@ -108,11 +108,19 @@ def run(gate: Gateway, project: str, started: float) -> tuple[dict, bool]:
     labeled, stats = fetch_labels(gate, client, project, schema)
     fetched = time.perf_counter()
     features = text.kind()
-    record: dict[str, Any] = {"labels": len(labeled), "stats": stats, "strategy": projects.strategy(project),
-                              "features": features}
+    record: dict[str, Any] = {
+        "labels": len(labeled),
+        "stats": stats,
+        "strategy": projects.strategy(project),
+        "features": features,
+    }
     if not labeled:
-        return {**record, "result": "skipped", "reason": "no labeled tasks",
-                "seconds": time.perf_counter() - started}, False
+        return {
+            **record,
+            "result": "skipped",
+            "reason": "no labeled tasks",
+            "seconds": time.perf_counter() - started,
+        }, False
     texts = [t.text for t in labeled]
     ids = np.array([t.task_id for t in labeled])
     y = targets(schema, [t.label for t in labeled])
@@ -122,13 +130,20 @@ def run(gate: Gateway, project: str, started: float) -> tuple[dict, bool]:
     llm, llm_version = text.llm_probs(config, texts, pool)
     if gate.settings.consensus == "crowdlab" and not schema.multiple:
         y, record["consensus"] = label_issues.crowdlab_labels(
-            [t.votes for t in labeled], y, schema.labels, text.recipe(features), emb, llm)
+            [t.votes for t in labeled], y, schema.labels, text.recipe(features), emb, llm
+        )
     try:
         # Above 500 labels three folds rank the candidates as well as five, and five would put a run at 1,000
         # labels past a second on two cores.
-        choice = classifier.choose(text.candidates(features), vectors, llm, y, len(schema.labels),
-                                   lambda truth, probs: _macro_f1(truth, guesses(schema, probs)),
-                                   folds=3 if len(y) > 500 else 5)
+        choice = classifier.choose(
+            text.candidates(features),
+            vectors,
+            llm,
+            y,
+            len(schema.labels),
+            lambda truth, probs: _macro_f1(truth, guesses(schema, probs)),
+            folds=3 if len(y) > 500 else 5,
+        )
     except classifier.TrainingError as e:
         return {**record, "result": "skipped", "reason": str(e), "seconds": time.perf_counter() - started}, False
     oof = choice.oof
@@ -158,7 +173,9 @@ def run(gate: Gateway, project: str, started: float) -> tuple[dict, bool]:
     if promote:
         fitted = classifier.fit_recipe(choice.recipe, vectors, llm, y, len(schema.labels))
         heldout = {int(i): (_code(a), _code(b)) for i, a, b in zip(ids, y, candidate_guess)}
-        model = TrainedModel(version, schema.labels, llm_version, fitted, heldout, text.kind_of(choice.recipe, features))
+        model = TrainedModel(
+            version, schema.labels, llm_version, fitted, heldout, text.kind_of(choice.recipe, features)
+        )
     record["fit_seconds"] = round(time.perf_counter() - fetched, 3)
     record["seconds"] = round(time.perf_counter() - started, 3)
     store.add(version, model, record, promote)
@@ -170,8 +187,9 @@ def run(gate: Gateway, project: str, started: float) -> tuple[dict, bool]:
         return record, True
     # The serving model's re-score never finished (killed, restarted, Label Studio down): Label Studio still holds
     # an older version's predictions, and a run that keeps the model must not leave it so.
-    return record, bool(incumbent and not gate.rescore_running(project) and _unranked(projects, project,
-                                                                                       incumbent.version))
+    return record, bool(
+        incumbent and not gate.rescore_running(project) and _unranked(projects, project, incumbent.version)
+    )
 
 
 def _unranked(projects: Projects, project: str, version: str) -> bool:
@@ -179,8 +197,9 @@ def _unranked(projects: Projects, project: str, version: str) -> bool:
     return ranking is None or ranking.version != version
 
 
-def _incumbent_guess(gate: Gateway, incumbent: TrainedModel | None, ids, y, config: Config, texts, llm,
-                     pool) -> np.ndarray:
+def _incumbent_guess(
+    gate: Gateway, incumbent: TrainedModel | None, ids, y, config: Config, texts, llm, pool
+) -> np.ndarray:
     schema = config.primary
     if incumbent is None:
         return guesses(schema, llm)

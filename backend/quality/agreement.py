@@ -196,8 +196,9 @@ def masi_alpha(sets: np.ndarray) -> float | None:
     data[data == MISSING] = np.nan
     try:
         with np.errstate(all="ignore"):
-            value = krippendorff.alpha(reliability_data=data, value_domain=np.unique(present).astype(float),
-                                       level_of_measurement=_masi_metric)
+            value = krippendorff.alpha(
+                reliability_data=data, value_domain=np.unique(present).astype(float), level_of_measurement=_masi_metric
+            )
     except ValueError:
         return None
     return _finite(value)
@@ -261,8 +262,10 @@ def format_multilabel_table(report: dict[str, Any]) -> str:
     ]
     for label, row in report["per_label"].items():
         pairs = ", ".join(f"{pair} {num(value)}" for pair, value in row["cohen_kappa"].items()) or "no pairs"
-        lines.append(f"  {label:<20} fleiss {num(row['fleiss_kappa']):>7}  alpha {num(row['krippendorff_alpha']):>7}"
-                     f"  chosen {row['chosen']:>4}  {pairs}")
+        lines.append(
+            f"  {label:<20} fleiss {num(row['fleiss_kappa']):>7}  alpha {num(row['krippendorff_alpha']):>7}"
+            f"  chosen {row['chosen']:>4}  {pairs}"
+        )
     lines += ["", "Counts"] + [f"  {key.replace('_', ' '):<32} {value}" for key, value in report["counts"].items()]
     if report["notes"]:
         lines += ["", "Notes"] + [f"  - {note}" for note in report["notes"]]
@@ -360,8 +363,11 @@ def analyse(dataset: Dataset, bootstrap: int = 1000, seed: int = 0, confidence: 
         cohen[key] = stats["cohen"][(i, j)]
         cohen_n[key] = int(((codes[:, i] != MISSING) & (codes[:, j] != MISSING)).sum())
         if cohen[key] is None:
-            reason = "fewer than 2 items in common" if cohen_n[key] < 2 else "both gave one and the same label " \
-                "throughout, so κ is undefined (scikit-learn returns nan)"
+            reason = (
+                "fewer than 2 items in common"
+                if cohen_n[key] < 2
+                else "both gave one and the same label throughout, so κ is undefined (scikit-learn returns nan)"
+            )
             notes.append(f"Cohen's κ for {key} is null: {reason}")
 
     labeled = codes != MISSING
@@ -370,11 +376,19 @@ def analyse(dataset: Dataset, bootstrap: int = 1000, seed: int = 0, confidence: 
     if len(names) < 2:
         notes.append(f"{len(names)} annotator(s) only: pairwise and Fleiss' κ need two or more")
     elif stats["fleiss"] is None:
-        notes.append("Fleiss' κ is null: " + ("no item was labeled by every annotator" if complete == 0 else
-                                              "one and the same label on every item, so κ is undefined"))
+        notes.append(
+            "Fleiss' κ is null: "
+            + (
+                "no item was labeled by every annotator"
+                if complete == 0
+                else "one and the same label on every item, so κ is undefined"
+            )
+        )
     if stats["alpha"] is None:
-        notes.append("Krippendorff's α is null: " + ("no item has two or more labels" if pairable == 0 else
-                                                    "only one label is used, so α is undefined"))
+        notes.append(
+            "Krippendorff's α is null: "
+            + ("no item has two or more labels" if pairable == 0 else "only one label is used, so α is undefined")
+        )
     if stats["percent"] is None:
         notes.append("percent agreement is null: no item has two or more labels")
 
@@ -382,8 +396,11 @@ def analyse(dataset: Dataset, bootstrap: int = 1000, seed: int = 0, confidence: 
     if bootstrap > 0 and len(codes):
         intervals, undefined = bootstrap_intervals(codes, n_labels, bootstrap, seed, confidence)
         partly = [(f"Cohen's κ for {key}", undefined["cohen"][columns]) for key, columns in pairs.items()]
-        partly += [("Fleiss' κ", undefined["fleiss"]), ("Krippendorff's α", undefined["alpha"]),
-                   ("percent agreement", undefined["percent"])]
+        partly += [
+            ("Fleiss' κ", undefined["fleiss"]),
+            ("Krippendorff's α", undefined["alpha"]),
+            ("percent agreement", undefined["percent"]),
+        ]
         for name, count in partly:
             if 0 < count < bootstrap:
                 notes.append(f"{name} was undefined in {count} of {bootstrap} resamples; its interval uses the others")
@@ -479,13 +496,15 @@ def format_table(report: dict[str, Any]) -> str:
         f"Items with at least one label: {report['n_items']}   (format {report['source']['format']}, "
         f"tag {report['source']['from_name']})",
         "",
-        "Cohen's kappa per pair" + (f" (bootstrap, {boot['resamples']} resamples, seed {boot['seed']})"
-                                    if boot["resamples"] else ""),
+        "Cohen's kappa per pair"
+        + (f" (bootstrap, {boot['resamples']} resamples, seed {boot['seed']})" if boot["resamples"] else ""),
         f"  {'pair':<20} {'kappa':>7}  {ci_title:<18} {'n':>6}  band",
     ]
     for pair, value in report["cohen_kappa"].items():
-        lines.append(f"  {pair:<20} {num(value):>7}  {interval(report['cohen_kappa_ci'][pair]):<18} "
-                     f"{report['cohen_kappa_n'][pair]:>6}  {report['bands']['cohen_kappa'][pair] or '-'}")
+        lines.append(
+            f"  {pair:<20} {num(value):>7}  {interval(report['cohen_kappa_ci'][pair]):<18} "
+            f"{report['cohen_kappa_n'][pair]:>6}  {report['bands']['cohen_kappa'][pair] or '-'}"
+        )
     if not report["cohen_kappa"]:
         lines.append("  (no pairs)")
     lines += [

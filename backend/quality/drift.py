@@ -72,8 +72,11 @@ def _task_text(data: dict, text_key: str | None) -> str | None:
         value = data.get(text_key)
     else:
         # "text" is what the labeling config reads; other layouts fall back to the first text field.
-        value = data.get("text") if isinstance(data.get("text"), str) else next(
-            (v for v in data.values() if isinstance(v, str)), None)
+        value = (
+            data.get("text")
+            if isinstance(data.get("text"), str)
+            else next((v for v in data.values() if isinstance(v, str)), None)
+        )
     return value if isinstance(value, str) else None
 
 
@@ -97,8 +100,10 @@ def read_annotations(
     if not isinstance(payload, list) or not all(isinstance(t, dict) for t in payload):
         raise GoldError(f"{path}: expected a Label Studio JSON export (a list of tasks)")
     if payload and not any("annotations" in t or "data" in t for t in payload):
-        raise GoldError(f"{path} looks like a JSON-MIN export; drift needs the full JSON export (per-annotation "
-                        "annotators and timestamps)")
+        raise GoldError(
+            f"{path} looks like a JSON-MIN export; drift needs the full JSON export (per-annotation "
+            "annotators and timestamps)"
+        )
     if from_name is None:
         from_name = first_choices_name(payload)  # same tag choice as the agreement report
 
@@ -112,18 +117,20 @@ def read_annotations(
             if not isinstance(annotation, dict):
                 continue
             lead_time = annotation.get("lead_time")
-            annotations.append(Annotation(
-                task_id=task.get("id"),
-                text=_task_text(data, text_key),
-                annotator=annotator_id(annotation.get("completed_by")),
-                choices=region_choices(annotation.get("result"), from_name),
-                created_at=parse_time(annotation.get("created_at")),
-                updated_at=parse_time(annotation.get("updated_at")),
-                lead_time=float(lead_time) if isinstance(lead_time, (int, float)) else None,
-                cancelled=truthy(annotation.get("was_cancelled")),
-                synthetic=synthetic,
-                order=len(annotations),
-            ))
+            annotations.append(
+                Annotation(
+                    task_id=task.get("id"),
+                    text=_task_text(data, text_key),
+                    annotator=annotator_id(annotation.get("completed_by")),
+                    choices=region_choices(annotation.get("result"), from_name),
+                    created_at=parse_time(annotation.get("created_at")),
+                    updated_at=parse_time(annotation.get("updated_at")),
+                    lead_time=float(lead_time) if isinstance(lead_time, (int, float)) else None,
+                    cancelled=truthy(annotation.get("was_cancelled")),
+                    synthetic=synthetic,
+                    order=len(annotations),
+                )
+            )
     return annotations, counts
 
 
@@ -133,7 +140,7 @@ def read_annotations(
 
 def window_accuracies(correct: Sequence[bool], window: int = DEFAULT_WINDOW) -> list[float]:
     """Accuracy of every run of `window` consecutive answers (full windows only; empty if fewer answers)."""
-    return [sum(correct[end - window:end]) / window for end in range(window, len(correct) + 1)]
+    return [sum(correct[end - window : end]) / window for end in range(window, len(correct) + 1)]
 
 
 def _kappa(answers: Sequence[GoldAnswer]) -> tuple[float | None, str | None]:
@@ -175,8 +182,10 @@ def assess(
             reasons.append(f"latest window {latest:.3f} < {threshold:.3f}")
         if len(answers) >= 2 * window:
             if round(first - latest, 9) >= drop:
-                reasons.append(f"falling: latest window {latest:.3f} is {first - latest:.3f} below the first "
-                               f"window {first:.3f} (limit {drop:.3f})")
+                reasons.append(
+                    f"falling: latest window {latest:.3f} is {first - latest:.3f} below the first "
+                    f"window {first:.3f} (limit {drop:.3f})"
+                )
         else:
             notes.append(f"{len(answers)} gold answer(s): falling is judged from {2 * window}")
         if not windows:
@@ -254,8 +263,9 @@ def drift_report(
         else:
             given = annotation.choices[0]
         undated += annotation.created_at is None
-        answers[annotation.annotator].append(GoldAnswer(
-            annotation.task_id, annotation.created_at, gold.label_for(annotation.text), given))
+        answers[annotation.annotator].append(
+            GoldAnswer(annotation.task_id, annotation.created_at, gold.label_for(annotation.text), given)
+        )
     for annotator, given in answers.items():
         given.sort(key=lambda g: _sort_time(g.created_at, latest[(g.task_id, annotator)].order))
     counts["gold_answers_used"] = sum(len(v) for v in answers.values())
@@ -264,8 +274,13 @@ def drift_report(
     for annotator in sorted(annotators, key=annotator_sort_key):
         summary = assess(answers[annotator], window, threshold, drop)
         summary["answers"] = [
-            {"task_id": g.task_id, "created_at": g.created_at.isoformat() if g.created_at else None,
-             "gold": g.gold, "label": g.label, "correct": g.correct}
+            {
+                "task_id": g.task_id,
+                "created_at": g.created_at.isoformat() if g.created_at else None,
+                "gold": g.gold,
+                "label": g.label,
+                "correct": g.correct,
+            }
             for g in answers[annotator]
         ]
         rows.append({"annotator": str(annotator), **summary})
@@ -276,32 +291,49 @@ def drift_report(
     if counts["cancelled_annotations"]:
         notes.append(f"{counts['cancelled_annotations']} cancelled (skipped) annotation(s) ignored")
     if counts["duplicate_annotations"]:
-        notes.append(f"{counts['duplicate_annotations']} older annotation(s) of a gold task replaced by the same "
-                     "annotator's latest one")
+        notes.append(
+            f"{counts['duplicate_annotations']} older annotation(s) of a gold task replaced by the same "
+            "annotator's latest one"
+        )
     if counts["gold_annotations_without_one_choice"]:
-        notes.append(f"{counts['gold_annotations_without_one_choice']} gold annotation(s) without exactly one "
-                     "choice ignored")
+        notes.append(
+            f"{counts['gold_annotations_without_one_choice']} gold annotation(s) without exactly one choice ignored"
+        )
     if counts["annotations_without_annotator"]:
         notes.append(f"{counts['annotations_without_annotator']} annotation(s) without an annotator ignored")
     if undated:
         notes.append(f"{undated} gold answer(s) without created_at: ordered by their place in the export")
     if not counts["gold_tasks"]:
-        notes.append("no gold task found in the export: were the gold tasks injected (scripts/gold.py inject) and "
-                     "is this the same gold file?")
+        notes.append(
+            "no gold task found in the export: were the gold tasks injected (scripts/gold.py inject) and "
+            "is this the same gold file?"
+        )
     return {
         "export": str(export),
         "gold": {"source": gold.source, "items": len(gold)},
         "window": window,
         "threshold": threshold,
         "drop": drop,
-        "rule": (f"flagged when overall accuracy or the latest window of {window} gold answers is below "
-                 f"{threshold:g}, or when the latest window is at least {drop:g} below the first one "
-                 f"(judged from {2 * window} gold answers)"),
+        "rule": (
+            f"flagged when overall accuracy or the latest window of {window} gold answers is below "
+            f"{threshold:g}, or when the latest window is at least {drop:g} below the first one "
+            f"(judged from {2 * window} gold answers)"
+        ),
         "annotators": rows,
         "flagged": [row["annotator"] for row in rows if row["flagged"]],
-        "counts": {key: int(counts.get(key, 0)) for key in (
-            "tasks_in_export", "synthetic_tasks_excluded", "gold_tasks", "gold_answers_used", "cancelled_annotations",
-            "duplicate_annotations", "gold_annotations_without_one_choice", "annotations_without_annotator")},
+        "counts": {
+            key: int(counts.get(key, 0))
+            for key in (
+                "tasks_in_export",
+                "synthetic_tasks_excluded",
+                "gold_tasks",
+                "gold_answers_used",
+                "cancelled_annotations",
+                "duplicate_annotations",
+                "gold_annotations_without_one_choice",
+                "annotations_without_annotator",
+            )
+        },
         "notes": notes,
     }
 
@@ -319,14 +351,32 @@ def join_label_issues(report: dict[str, Any], issues_path: str | Path) -> dict[s
     rates = issues.get("annotators") if isinstance(issues, dict) else None
     if not isinstance(rates, list) or not all(isinstance(r, dict) and "annotator" in r for r in rates):
         raise GoldError(f"{path} is not the JSON of scripts/label_issues.py --format json (no annotators list)")
-    by_name = {str(r["annotator"]): {"labels": int(r.get("labels", 0)), "flagged": int(r.get("flagged", 0)),
-                                     "rate": r.get("rate")} for r in rates}
+    by_name = {
+        str(r["annotator"]): {
+            "labels": int(r.get("labels", 0)),
+            "flagged": int(r.get("flagged", 0)),
+            "rate": r.get("rate"),
+        }
+        for r in rates
+    }
     rows = {row["annotator"]: row for row in report["annotators"]}
     for name in by_name:
         if name not in rows:
-            rows[name] = {"annotator": name, "n_gold": 0, "n_correct": 0, "accuracy": None, "kappa": None,
-                          "first_window": None, "latest_window": None, "windows": [], "flagged": False,
-                          "reasons": [], "errors": {}, "notes": ["no gold answer"], "answers": []}
+            rows[name] = {
+                "annotator": name,
+                "n_gold": 0,
+                "n_correct": 0,
+                "accuracy": None,
+                "kappa": None,
+                "first_window": None,
+                "latest_window": None,
+                "windows": [],
+                "flagged": False,
+                "reasons": [],
+                "errors": {},
+                "notes": ["no gold answer"],
+                "answers": [],
+            }
             report["annotators"].append(rows[name])
     for name, row in rows.items():
         row["label_issues"] = by_name.get(name)
@@ -366,8 +416,10 @@ def format_table(report: dict[str, Any]) -> str:
         lines[-1] += "  flagged labels (label_issues)"
     for row in report["annotators"]:
         status = "FLAGGED" if row["flagged"] else ("no gold" if not row["n_gold"] else "ok")
-        line = (f"  {row['annotator']:<24} {row['n_gold']:>5} {row['n_correct']:>8} {num(row['accuracy']):>9} "
-                f"{num(row['kappa']):>7} {num(row['first_window']):>10} {num(row['latest_window']):>11}  {status}")
+        line = (
+            f"  {row['annotator']:<24} {row['n_gold']:>5} {row['n_correct']:>8} {num(row['accuracy']):>9} "
+            f"{num(row['kappa']):>7} {num(row['first_window']):>10} {num(row['latest_window']):>11}  {status}"
+        )
         if joined:
             li = row.get("label_issues")
             line = f"{line:<96}" + (f"  {li['flagged']} of {li['labels']} ({100 * li['rate']:.1f}%)" if li else "  -")
@@ -381,8 +433,11 @@ def format_table(report: dict[str, Any]) -> str:
     if with_errors:
         lines += ["", "Errors on gold (gold label -> their label x count)"]
         for row in with_errors:
-            pairs = [f"{gold_label} -> {given} x{n}"
-                     for gold_label, given_counts in row["errors"].items() for given, n in given_counts.items()]
+            pairs = [
+                f"{gold_label} -> {given} x{n}"
+                for gold_label, given_counts in row["errors"].items()
+                for given, n in given_counts.items()
+            ]
             lines.append(f"  {row['annotator']}: {', '.join(pairs)}")
     lines += ["", "Counts"] + [f"  {key.replace('_', ' '):<38} {value}" for key, value in report["counts"].items()]
     per_annotator = [f"{row['annotator']}: {note}" for row in report["annotators"] for note in row["notes"]]
@@ -429,9 +484,17 @@ def plot_drift(report: dict[str, Any], path: str | Path) -> Path:
             if row["flagged"]:
                 ax.plot(x[-1], row["windows"][-1], marker="X", markersize=13, color=color, markeredgecolor="black")
         else:
-            ax.plot(row["n_gold"], row["accuracy"], marker="o", markersize=9, linestyle="none",
-                    markerfacecolor="none", markeredgewidth=2, color=color,
-                    label=f"{name}, {row['n_gold']} answer(s), no window yet")
+            ax.plot(
+                row["n_gold"],
+                row["accuracy"],
+                marker="o",
+                markersize=9,
+                linestyle="none",
+                markerfacecolor="none",
+                markeredgewidth=2,
+                color=color,
+                label=f"{name}, {row['n_gold']} answer(s), no window yet",
+            )
         plotted += 1
     ax.axhline(threshold, color="gray", linestyle="--", linewidth=1.2, label=f"threshold {threshold:g}")
     if not plotted:

@@ -116,7 +116,9 @@ def _set_members(label: Any) -> list[str] | None:
     return None
 
 
-def load_gold(path: str | Path = DEFAULT_GOLD, labels: Sequence[str] | None = LABELS, multiple: bool = False) -> GoldSet:
+def load_gold(
+    path: str | Path = DEFAULT_GOLD, labels: Sequence[str] | None = LABELS, multiple: bool = False
+) -> GoldSet:
     """Read and validate a gold file: CSV (*.csv), JSONL (*.jsonl, or any file not starting with "[") or a JSON list.
 
     Every entry needs a non-empty "text" and a "label" among `labels` (any label when None); "note" is optional. Texts must be unique
@@ -138,7 +140,7 @@ def load_gold(path: str | Path = DEFAULT_GOLD, labels: Sequence[str] | None = LA
         if multiple:
             members = _set_members(label)
             if members is None:
-                raise GoldError(f"{path} {where}: a multi-label gold label is a list of labels (or \"none\")")
+                raise GoldError(f'{path} {where}: a multi-label gold label is a list of labels (or "none")')
             unknown = [m for m in members if m not in allowed] if allowed is not None else []
             if allowed is not None and unknown:
                 raise GoldError(f"{path} {where}: unknown label {unknown[0]!r} (allowed: {', '.join(allowed)})")
@@ -152,8 +154,9 @@ def load_gold(path: str | Path = DEFAULT_GOLD, labels: Sequence[str] | None = LA
             raise GoldError(f"{path} {where}: note must be text")
         item = GoldItem(text=value.strip(), label=label, note=(note or "").strip(), line=line)
         if item.key in seen:
-            raise GoldError(f"{path} {where}: duplicate text (same as {seen[item.key]} once case and spaces "
-                            "are normalised)")
+            raise GoldError(
+                f"{path} {where}: duplicate text (same as {seen[item.key]} once case and spaces are normalised)"
+            )
         seen[item.key] = where
         items.append(item)
     if not items:
@@ -273,7 +276,7 @@ def exclude_gold(items: Any, gold: GoldSet | None = None) -> Any:
 
 
 def parse_rate(rate: str | tuple[int, int]) -> tuple[int, int]:
-    """"5/50" → (5, 50): K gold in every block of N tasks; needs 1 <= K < N so each block has room for real work."""
+    """ "5/50" → (5, 50): K gold in every block of N tasks; needs 1 <= K < N so each block has room for real work."""
     if isinstance(rate, tuple):
         gold_per_block, block = rate
     else:
@@ -305,7 +308,7 @@ def inject_gold(
         raise GoldError("the gold set is empty")
     for number, task in enumerate(tasks, start=1):
         if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
-            raise GoldError(f"task {number} has no data object; expected {{\"data\": {{\"{text_key}\": ...}}}}")
+            raise GoldError(f'task {number} has no data object; expected {{"data": {{"{text_key}": ...}}}}')
     rng = random.Random(seed)
     order = list(gold)
     rng.shuffle(order)
@@ -314,7 +317,7 @@ def inject_gold(
     out: list[dict] = []
     used = 0
     for start in range(0, len(tasks), real_per_block):
-        chunk = list(tasks[start:start + real_per_block])
+        chunk = list(tasks[start : start + real_per_block])
         n_gold = gold_per_block if len(chunk) == real_per_block else round(gold_per_block * len(chunk) / real_per_block)
         size = len(chunk) + n_gold
         gold_slots = set(rng.sample(range(size), n_gold))

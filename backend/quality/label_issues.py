@@ -166,13 +166,17 @@ def judge(
             "confirmed_not_flagged": kept_confirmed,
         },
         "model": model,
-        "method": {"filter_by": FILTER_BY, "quality": QUALITY_METHOD,
-                   "probabilities": "mean of the served kind's 5-fold out-of-fold and the LLM's"},
+        "method": {
+            "filter_by": FILTER_BY,
+            "quality": QUALITY_METHOD,
+            "probabilities": "mean of the served kind's 5-fold out-of-fold and the LLM's",
+        },
     }
 
 
-def _issue(row: Judged, suggested: str, quality: float, probs: np.ndarray, labels: list[str], reason: str,
-           given: str) -> dict:
+def _issue(
+    row: Judged, suggested: str, quality: float, probs: np.ndarray, labels: list[str], reason: str, given: str
+) -> dict:
     return {
         "task": row.task,
         "text": row.text,
@@ -185,8 +189,9 @@ def _issue(row: Judged, suggested: str, quality: float, probs: np.ndarray, label
     }
 
 
-def crowdlab(votes: Sequence[Mapping[Any, str]], labels: Sequence[str], probs: np.ndarray
-             ) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+def crowdlab(
+    votes: Sequence[Mapping[Any, str]], labels: Sequence[str], probs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
     """CROWDLAB (cleanlab.multiannotator) over tasks' votes (annotator -> label) and held-out probabilities: each
     task's consensus label index and its quality, and each annotator's quality. ValueError if cleanlab cannot run."""
     from cleanlab.multiannotator import get_label_quality_multiannotator
@@ -199,16 +204,26 @@ def crowdlab(votes: Sequence[Mapping[Any, str]], labels: Sequence[str], probs: n
         for annotator, label in v.items():
             matrix[i, column[str(annotator)]] = labels.index(label)
     probs = np.asarray(probs, dtype=float)
-    out = get_label_quality_multiannotator(pd.DataFrame(matrix, columns=names), probs / probs.sum(1, keepdims=True),
-                                           verbose=False)
+    out = get_label_quality_multiannotator(
+        pd.DataFrame(matrix, columns=names), probs / probs.sum(1, keepdims=True), verbose=False
+    )
     quality = out["label_quality"]
     annotators = {str(a): float(q) for a, q in out["annotator_stats"]["annotator_quality"].items()}
-    return (quality["consensus_label"].to_numpy().astype(int), quality["consensus_quality_score"].to_numpy(),
-            annotators)
+    return (
+        quality["consensus_label"].to_numpy().astype(int),
+        quality["consensus_quality_score"].to_numpy(),
+        annotators,
+    )
 
 
-def crowdlab_labels(votes: Sequence[Sequence[tuple[str, str]]], y: np.ndarray, labels: Sequence[str], kind: str,
-                    vectors: np.ndarray, llm: np.ndarray) -> tuple[np.ndarray, dict]:
+def crowdlab_labels(
+    votes: Sequence[Sequence[tuple[str, str]]],
+    y: np.ndarray,
+    labels: Sequence[str],
+    kind: str,
+    vectors: np.ndarray,
+    llm: np.ndarray,
+) -> tuple[np.ndarray, dict]:
     """Training labels with CROWDLAB's consensus in place of the majority on every task with several votes (CONSENSUS
     =crowdlab); the judging probabilities come from the served kind fitted out-of-fold on the majority labels. A task
     without votes (ground truth decided it) keeps its label. With nothing to weigh, or when cleanlab or the fit
@@ -227,8 +242,10 @@ def crowdlab_labels(votes: Sequence[Sequence[tuple[str, str]]], y: np.ndarray, l
         record["error"] = str(e).splitlines()[0]
         return y, record
     out = np.where(multi, chosen, y)
-    record.update(changed=int((out != y).sum()),
-                  annotator_quality={a: round(q, 4) for a, q in annotators.items() if a != "ground truth"})
+    record.update(
+        changed=int((out != y).sum()),
+        annotator_quality={a: round(q, 4) for a, q in annotators.items() if a != "ground truth"},
+    )
     return out, record
 
 
@@ -242,8 +259,13 @@ def consensus(rows: Sequence[Judged], labels: Sequence[str], probs: np.ndarray) 
     except ValueError as e:  # e.g. an annotator whose labels cleanlab cannot weigh; the rest of the report stands
         return {"method": "crowdlab", "error": str(e).splitlines()[0]}
     tasks = [
-        {"task": row.task, "majority": row.given, "consensus": labels[int(label)], "quality": round(float(q), 4),
-         "annotators": len(row.votes)}
+        {
+            "task": row.task,
+            "majority": row.given,
+            "consensus": labels[int(label)],
+            "quality": round(float(q), 4),
+            "annotators": len(row.votes),
+        }
         for row, label, q in zip(rows, chosen, quality)
     ]
     return {
@@ -263,6 +285,7 @@ def annotator_rates(rows: Sequence[Judged], issues: Sequence[dict]) -> list[dict
         for annotator in row.votes:
             given[str(annotator)] += 1
             hits[str(annotator)] += (row.task, str(annotator)) in flagged
-    out = [{"annotator": a, "labels": given[a], "flagged": hits[a], "rate": round(hits[a] / given[a], 4)}
-           for a in given]
+    out = [
+        {"annotator": a, "labels": given[a], "flagged": hits[a], "rate": round(hits[a] / given[a], 4)} for a in given
+    ]
     return sorted(out, key=lambda r: (-r["rate"], r["annotator"]))

@@ -49,9 +49,7 @@ VARIANTS: dict[str, str] = {
         "Is the sentiment of this review hard or ambiguous to judge, for example mixed praise and criticism, "
         "sarcasm, faint praise or no clear opinion?"
     ),
-    "diverse": (
-        "Is this review unusual, unlike typical movie reviews in its topic, wording, style or length?"
-    ),
+    "diverse": ("Is this review unusual, unlike typical movie reviews in its topic, wording, style or length?"),
 }
 
 
@@ -72,9 +70,7 @@ def judge_prompt(tokenizer: Any, variant: str) -> Prompt:
     return Prompt(prefix=prefix, suffix=suffix, labels=ANSWERS)
 
 
-def utilities(
-    scorer: Scorer, texts: Sequence[str], variant: str, cache: VectorCache | None = None
-) -> np.ndarray:
+def utilities(scorer: Scorer, texts: Sequence[str], variant: str, cache: VectorCache | None = None) -> np.ndarray:
     """log P(Yes) - log P(No) per text (float64, shape (len(texts),)), higher = more worth labeling.
 
     `cache`, if given, keeps each text's two log-probabilities; it must belong to this scorer's weights and this

@@ -527,8 +527,12 @@ def _component(name: str, x: Inputs) -> np.ndarray:
 
 def _judged(name: str) -> Strategy:
     variant = name.removeprefix("llm_")
-    return Strategy(name, f"the LLM's judgement that labeling the task is {variant} (backend/ranking/judge.py)",
-                    lambda x: x.extras[name].copy(), llm_judged=True)
+    return Strategy(
+        name,
+        f"the LLM's judgement that labeling the task is {variant} (backend/ranking/judge.py)",
+        lambda x: x.extras[name].copy(),
+        llm_judged=True,
+    )
 
 
 def _committee_pointwise(x: Inputs) -> np.ndarray:
@@ -540,20 +544,40 @@ REGISTRY: dict[str, Strategy] = {
     s.name: s
     for s in (
         Strategy("random", "uniform draws: the baseline", lambda x: random_utility(x.probs.shape[0], x.seed)),
-        Strategy("least_confidence", "1 - the top label's probability", lambda x: least_confidence(x.probs),
-                 scope="task"),
+        Strategy(
+            "least_confidence", "1 - the top label's probability", lambda x: least_confidence(x.probs), scope="task"
+        ),
         Strategy("margin", "1 - the gap between the two leading labels", lambda x: margin(x.probs), scope="task"),
-        Strategy("entropy", "normalized entropy of the label distribution", lambda x: entropy(x.probs),
-                 scope="task"),
-        Strategy("diversity", "cosine distance to the nearest labeled task (k-center greedy at the top)",
-                 lambda x: diversity_utility(x.embeddings, x.labeled, k=x.diversity_k, seed=x.seed),
-                 needs_embeddings=True),
-        Strategy("hybrid", "rank fusion of margin and diversity (weights tunable)", _fusion,
-                 needs_embeddings=True, fuses=DEFAULT_HYBRID_WEIGHTS, tunable=True),
-        Strategy("disagreement", "Jensen-Shannon divergence between the model's and the LLM's probabilities",
-                 lambda x: disagreement(x.probs, x.llm_probs), scope="task", needs_llm_probs=True),
-        Strategy("committee", "rank fusion of entropy and disagreement (query-by-committee with the LLM)", _fusion,
-                 needs_llm_probs=True, fuses=COMMITTEE_WEIGHTS, pointwise=_committee_pointwise),
+        Strategy("entropy", "normalized entropy of the label distribution", lambda x: entropy(x.probs), scope="task"),
+        Strategy(
+            "diversity",
+            "cosine distance to the nearest labeled task (k-center greedy at the top)",
+            lambda x: diversity_utility(x.embeddings, x.labeled, k=x.diversity_k, seed=x.seed),
+            needs_embeddings=True,
+        ),
+        Strategy(
+            "hybrid",
+            "rank fusion of margin and diversity (weights tunable)",
+            _fusion,
+            needs_embeddings=True,
+            fuses=DEFAULT_HYBRID_WEIGHTS,
+            tunable=True,
+        ),
+        Strategy(
+            "disagreement",
+            "Jensen-Shannon divergence between the model's and the LLM's probabilities",
+            lambda x: disagreement(x.probs, x.llm_probs),
+            scope="task",
+            needs_llm_probs=True,
+        ),
+        Strategy(
+            "committee",
+            "rank fusion of entropy and disagreement (query-by-committee with the LLM)",
+            _fusion,
+            needs_llm_probs=True,
+            fuses=COMMITTEE_WEIGHTS,
+            pointwise=_committee_pointwise,
+        ),
         _judged("llm_informative"),
         _judged("llm_difficult"),
         _judged("llm_diverse"),
@@ -610,11 +634,17 @@ def _check_extras(extra_utilities, n_tasks: int) -> dict[str, np.ndarray]:
 def _check_needs(name: str, embeddings, llm_probs, fusion: str | None = None) -> None:
     s = REGISTRY[name]
     if s.needs_embeddings and embeddings is None:
-        raise ValueError(f"{fusion} fuses {name!r} and needs embeddings; pass embeddings or weights without {name!r}"
-                         if fusion else f"the {name!r} utility needs embeddings (one row per task)")
+        raise ValueError(
+            f"{fusion} fuses {name!r} and needs embeddings; pass embeddings or weights without {name!r}"
+            if fusion
+            else f"the {name!r} utility needs embeddings (one row per task)"
+        )
     if s.needs_llm_probs and llm_probs is None:
-        raise ValueError(f"{fusion} fuses {name!r} and needs llm_probs (the LLM's probabilities)" if fusion else
-                         f"the {name!r} utility needs llm_probs (the LLM's probabilities, shaped like probs)")
+        raise ValueError(
+            f"{fusion} fuses {name!r} and needs llm_probs (the LLM's probabilities)"
+            if fusion
+            else f"the {name!r} utility needs llm_probs (the LLM's probabilities, shaped like probs)"
+        )
 
 
 def rank(

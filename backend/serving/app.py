@@ -228,7 +228,7 @@ def setup():
     _check_servable(service, schema)
     extra = body.get("extra_params") or {}
     if not isinstance(extra, dict):
-        raise ApiError(400, "'extra_params' must be a JSON object, e.g. {\"strategy\": \"margin\"}")
+        raise ApiError(400, '\'extra_params\' must be a JSON object, e.g. {"strategy": "margin"}')
     for key, apply in (("strategy", service.loop.set_strategy), ("lanes", service.loop.set_lanes)):
         if key in extra:
             if not project:
@@ -248,7 +248,7 @@ def predict():
     body = _json_body()
     tasks = body.get("tasks")
     if tasks is None:
-        raise ApiError(400, "'tasks' is missing: send {\"tasks\": [...], \"label_config\": \"<View>...\"}")
+        raise ApiError(400, '\'tasks\' is missing: send {"tasks": [...], "label_config": "<View>..."}')
     if not isinstance(tasks, list):
         raise ApiError(400, "'tasks' must be a list of task objects")
     if len(tasks) > service.settings.max_tasks:
@@ -318,8 +318,10 @@ def _questions(config: schemas.Config | None) -> dict | None:
     """What /setup learned of the project's config: the questions pre-filled, and what is left to annotators."""
     if config is None:
         return None
-    filled = [{"name": q.from_name, "labels": list(q.labels), "multiple": q.multiple,
-               "trained": i == 0} for i, q in enumerate(config.questions)]
+    filled = [
+        {"name": q.from_name, "labels": list(q.labels), "multiple": q.multiple, "trained": i == 0}
+        for i, q in enumerate(config.questions)
+    ]
     return {"filled": filled, "left_out": [{"name": n, "reason": r} for n, r in config.left_out]}
 
 

@@ -24,7 +24,6 @@ from backend.settings import Settings
 log = logging.getLogger(__name__)
 
 
-
 class NotReady(LabelloopError, RuntimeError):
     """The model is still loading, or failed to load."""
 

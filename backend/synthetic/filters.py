@@ -37,7 +37,13 @@ from rouge_score import rouge_scorer, tokenizers
 from backend.quality import gold as golds
 
 REASONS = (
-    "format", "length", "duplicate-exact", "duplicate-rouge", "duplicate-embedding", "label-llm", "label-classifier",
+    "format",
+    "length",
+    "duplicate-exact",
+    "duplicate-rouge",
+    "duplicate-embedding",
+    "label-llm",
+    "label-classifier",
 )
 
 # Phrases of a chat answer, not of a review; kept narrow (no Rotten Tomatoes text has one), since "I cannot recommend
@@ -113,7 +119,10 @@ def _ngrams(toks: list[str], n: int) -> set[tuple[str, ...]]:
 
 
 def format_problem(
-    text: str, finished: bool, labels: Sequence[str], prompt: Sequence[dict] | None = None,
+    text: str,
+    finished: bool,
+    labels: Sequence[str],
+    prompt: Sequence[dict] | None = None,
     expected_language: str | None = None,
 ) -> str | None:
     """Why the text is not a usable example as written, or None."""
@@ -230,8 +239,13 @@ def run_filters(
         if label not in labels:
             reject(item, "format", f"intended label {label!r} is not one of {', '.join(labels)}")
             continue
-        problem = format_problem(item["text"], bool(item.get("finished", True)), labels,
-                                 item.get("provenance", {}).get("prompt"), config.language)
+        problem = format_problem(
+            item["text"],
+            bool(item.get("finished", True)),
+            labels,
+            item.get("provenance", {}).get("prompt"),
+            config.language,
+        )
         if problem:
             reject(item, "format", problem)
             continue
@@ -315,8 +329,10 @@ def cached_llm_probs(predictor: Any, schema: Any, cache_dir: str | Path | None) 
         from tqdm.auto import tqdm
 
         chunks = range(0, len(batch), 64)  # chunks only for the progress bar; the scorer packs each one itself
-        parts = [predictor.feature_logprobs(setup, batch[i : i + 64])
-                 for i in tqdm(chunks, desc="LLM scores", unit="chunk", disable=len(chunks) < 2)]
+        parts = [
+            predictor.feature_logprobs(setup, batch[i : i + 64])
+            for i in tqdm(chunks, desc="LLM scores", unit="chunk", disable=len(chunks) < 2)
+        ]
         return np.concatenate(parts)
 
     def probs(texts: list[str]) -> np.ndarray:
@@ -328,8 +344,11 @@ def cached_llm_probs(predictor: Any, schema: Any, cache_dir: str | Path | None) 
 
 
 def real_classifier(
-    real_texts: Sequence[str], real_labels: Sequence[str], labels: Sequence[str],
-    embed: Callable[[list[str]], np.ndarray], quantile: float = 0.1,
+    real_texts: Sequence[str],
+    real_labels: Sequence[str],
+    labels: Sequence[str],
+    embed: Callable[[list[str]], np.ndarray],
+    quantile: float = 0.1,
 ) -> RealClassifier | None:
     """A "classifier" (embeddings only) fitted on the real labels, with per-label thresholds: the `quantile` of the
     cross-validated probability it gives real texts of that label. None when the labels are too few to fit one

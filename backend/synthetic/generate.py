@@ -99,7 +99,7 @@ class Job:
 
 
 def parse_mix(spec: str) -> dict[str, int]:
-    """"conditional=20,minority=40" → {"conditional": 20, "minority": 40}; modes left out get none."""
+    """ "conditional=20,minority=40" → {"conditional": 20, "minority": 40}; modes left out get none."""
     mix: dict[str, int] = {}
     for part in filter(None, (p.strip() for p in spec.split(","))):
         name, sep, number = part.partition("=")
@@ -207,7 +207,9 @@ def label_studio_tasks(items: Sequence[dict], schema: schemas.Schema) -> list[di
         scores = item["filter"].get("scores", {})
         kept = ("llm_p_intended", "classifier_p_intended", "rouge_l_max", "cosine_max")
         provenance = {
-            **item.get("provenance", {}), "id": item.get("id"), "intended_label": label,
+            **item.get("provenance", {}),
+            "id": item.get("id"),
+            "intended_label": label,
             "filter": {k: scores[k] for k in kept if k in scores},
         }
         data = {schema.data_key: item["text"], "synthetic": True, "provenance": provenance}
@@ -349,15 +351,25 @@ def messages(job: Job, system: str, definitions: dict[str, str]) -> list[dict[st
             turns += [{"role": "user", "content": ask}, {"role": "assistant", "content": shot}]
         turns.append({"role": "user", "content": ask})
     elif job.mode == "paraphrase":
-        turns.append({"role": "user", "content": (
-            f"Paraphrase this {job.label} text: keep what it says about the movie and its verdict, change the words "
-            f"and the sentence structure.\n\nText: {job.source}"
-        )})
+        turns.append(
+            {
+                "role": "user",
+                "content": (
+                    f"Paraphrase this {job.label} text: keep what it says about the movie and its verdict, change the words "
+                    f"and the sentence structure.\n\nText: {job.source}"
+                ),
+            }
+        )
     else:
-        turns.append({"role": "user", "content": (
-            f"Rewrite this {job.label} text {STYLES[job.style]}. The label must stay {job.label} "
-            f"({definition}).\n\nText: {job.source}"
-        )})
+        turns.append(
+            {
+                "role": "user",
+                "content": (
+                    f"Rewrite this {job.label} text {STYLES[job.style]}. The label must stay {job.label} "
+                    f"({definition}).\n\nText: {job.source}"
+                ),
+            }
+        )
     return turns
 
 
@@ -451,8 +463,14 @@ def generate(
     jobs = plan(real, labels, mix, seed, sampling, lambda t: len(scorer.encode(t)))
     pairs = "\n".join(sorted(f"{t}\t{lab}" for t, lab in zip(real["text"], real["label"])))
     run = _fingerprint(
-        generator=GENERATOR, model=source.identity, seed=seed, mix=mix, sampling=asdict(sampling), labels=labels,
-        guidelines=guidelines.sha256 if guidelines else None, real=hashlib.sha256(pairs.encode()).hexdigest(),
+        generator=GENERATOR,
+        model=source.identity,
+        seed=seed,
+        mix=mix,
+        sampling=asdict(sampling),
+        labels=labels,
+        guidelines=guidelines.sha256 if guidelines else None,
+        real=hashlib.sha256(pairs.encode()).hexdigest(),
     )
     out = Path(out)
     existing = read_candidates(out)
@@ -505,9 +523,14 @@ def generate(
                     "prompt": chat,
                     "sources": [text_id(t) for t in ([job.source] if job.source else job.shots)],
                     "params": {
-                        "do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p,
-                        "max_new_tokens": job.budget, "batch_size": sampling.batch_size, "seed": batch_seed,
-                        "batch": number, "plan_seed": seed,
+                        "do_sample": True,
+                        "temperature": sampling.temperature,
+                        "top_p": sampling.top_p,
+                        "max_new_tokens": job.budget,
+                        "batch_size": sampling.batch_size,
+                        "seed": batch_seed,
+                        "batch": number,
+                        "plan_seed": seed,
                     },
                     "created_at": now,
                 }
@@ -555,8 +578,15 @@ def _sample(
     torch.manual_seed(seed)
     with torch.inference_mode():
         output = scorer.model.generate(
-            ids, attention_mask=mask, do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p,
-            top_k=0, max_new_tokens=max(budgets), pad_token_id=pad, eos_token_id=stops,
+            ids,
+            attention_mask=mask,
+            do_sample=True,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            top_k=0,
+            max_new_tokens=max(budgets),
+            pad_token_id=pad,
+            eos_token_id=stops,
         )
     out = []
     for row, budget in enumerate(budgets):

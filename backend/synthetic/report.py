@@ -71,8 +71,11 @@ def intrinsic(real: pd.DataFrame, items: Sequence[dict], labels: Sequence[str], 
     rows = []
     groups = [("all", real["text"].tolist(), [i["text"] for i in accepted])]
     groups += [
-        (label, real.loc[real["label"] == label, "text"].tolist(),
-         [i["text"] for i in accepted if i["intended_label"] == label])
+        (
+            label,
+            real.loc[real["label"] == label, "text"].tolist(),
+            [i["text"] for i in accepted if i["intended_label"] == label],
+        )
         for label in labels
     ]
     for name, real_texts, synthetic_texts in groups:
@@ -127,9 +130,9 @@ def extrinsic(
     minority = min(labels, key=lambda label: (counts.get(label, 0), labels.index(label)))
 
     samples = [("given", real)] + [(f"resample {s}", corpus_sample(len(real), seed=s)) for s in range(1, resamples + 1)]
-    everything = list(dict.fromkeys(
-        test["text"].tolist() + [t for t, _ in synthetic] + [t for _, df in samples for t in df["text"]]
-    ))
+    everything = list(
+        dict.fromkeys(test["text"].tolist() + [t for t, _ in synthetic] + [t for _, df in samples for t in df["text"]])
+    )
     say(f"embedding {len(everything)} texts")
     vectors = dict(zip(everything, embed(everything)))
     llm = {}
@@ -153,13 +156,19 @@ def extrinsic(
                 model = classifier.fit(kind, x, x_llm if kind == "blend" else None, y, len(labels))
                 predicted = model.predict_proba(test_x, test_llm if kind == "blend" else None).argmax(1)
                 per_label = f1_score(y_test, predicted, labels=range(len(labels)), average=None, zero_division=0)
-                runs.append({
-                    "sample": name, "kind": kind, "synthetic": with_synthetic, "train_size": len(texts),
-                    "macro_f1": float(per_label.mean()),
-                    "per_label_f1": {label: float(f) for label, f in zip(labels, per_label)},
-                })
+                runs.append(
+                    {
+                        "sample": name,
+                        "kind": kind,
+                        "synthetic": with_synthetic,
+                        "train_size": len(texts),
+                        "macro_f1": float(per_label.mean()),
+                        "per_label_f1": {label: float(f) for label, f in zip(labels, per_label)},
+                    }
+                )
     summary = {}
     for kind in kinds:
+
         def values(metric: Callable[[dict], float], flag: bool, kind: str = kind) -> np.ndarray:
             return np.array([metric(r) for r in runs if r["kind"] == kind and r["synthetic"] == flag])
 
@@ -176,8 +185,13 @@ def extrinsic(
             }
         summary[kind] = entry
     return {
-        "test_size": len(test), "real_size": len(real), "synthetic_added": len(synthetic), "minority": minority,
-        "synthetic_by_label": dict(Counter(lab for _, lab in synthetic)), "runs": runs, "summary": summary,
+        "test_size": len(test),
+        "real_size": len(real),
+        "synthetic_added": len(synthetic),
+        "minority": minority,
+        "synthetic_by_label": dict(Counter(lab for _, lab in synthetic)),
+        "runs": runs,
+        "summary": summary,
     }
 
 
@@ -234,10 +248,13 @@ def markdown(report: dict[str, Any]) -> str:
     lines = []
     intr = report.get("intrinsic")
     if intr:
-        lines += ["Diversity, real vs accepted synthetic at the same size (n)", "",
-                  "| set | n | tokens/example real | synthetic | distinct-1 real | synthetic | distinct-2 real "
-                  "| synthetic | unique bigrams/example real | synthetic |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "Diversity, real vs accepted synthetic at the same size (n)",
+            "",
+            "| set | n | tokens/example real | synthetic | distinct-1 real | synthetic | distinct-2 real "
+            "| synthetic | unique bigrams/example real | synthetic |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for row in intr["diversity"]:
             r, s = row["real"], row["synthetic"]
             lines.append(
@@ -247,22 +264,30 @@ def markdown(report: dict[str, Any]) -> str:
             )
         balance = intr["label_balance"]
         lines += ["", "| label | real | candidates | accepted |", "|---|---|---|---|"]
-        lines += [f"| {label} | {balance['real'][label]} | {balance['candidates'][label]} | "
-                  f"{balance['accepted'][label]} |" for label in balance["real"]]
+        lines += [
+            f"| {label} | {balance['real'][label]} | {balance['candidates'][label]} | {balance['accepted'][label]} |"
+            for label in balance["real"]
+        ]
         total = sum(intr["outcomes"].values())
         lines += ["", "| outcome | candidates | share |", "|---|---|---|"]
         lines += [f"| {k} | {v} | {_pct(v / total if total else None)} |" for k, v in intr["outcomes"].items()]
         lines += ["", "| mode | candidates | accepted |", "|---|---|---|"]
-        lines += [f"| {m} | {e['candidates']} | {e['accepted']} ({_pct(e['accepted'] / e['candidates'])}) |"
-                  for m, e in intr["by_mode"].items()]
+        lines += [
+            f"| {m} | {e['candidates']} | {e['accepted']} ({_pct(e['accepted'] / e['candidates'])}) |"
+            for m, e in intr["by_mode"].items()
+        ]
     ext = report.get("extrinsic")
     if ext:
         samples = len(ext["runs"]) // (2 * len(ext["summary"]))
-        lines += ["", f"Test split: {ext['test_size']} items; {samples} real training samples of {ext['real_size']} "
-                      f"texts (the one given and {samples - 1} resampled), each without and with the "
-                      f"{ext['synthetic_added']} synthetic examples {ext['synthetic_by_label']}", "",
-                  "| kind | metric | without synthetic | with synthetic | difference | better in |",
-                  "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"Test split: {ext['test_size']} items; {samples} real training samples of {ext['real_size']} "
+            f"texts (the one given and {samples - 1} resampled), each without and with the "
+            f"{ext['synthetic_added']} synthetic examples {ext['synthetic_by_label']}",
+            "",
+            "| kind | metric | without synthetic | with synthetic | difference | better in |",
+            "|---|---|---|---|---|---|",
+        ]
         for kind, entry in ext["summary"].items():
             for metric, v in entry.items():
                 lines.append(
@@ -273,8 +298,13 @@ def markdown(report: dict[str, Any]) -> str:
                 )
     review = report.get("review")
     if review:
-        lines += ["", f"Synthetic tasks in the export: {review['synthetic_tasks']}", "",
-                  "| group | accepted | edited | rejected | unreviewed |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"Synthetic tasks in the export: {review['synthetic_tasks']}",
+            "",
+            "| group | accepted | edited | rejected | unreviewed |",
+            "|---|---|---|---|---|",
+        ]
         for group, g in review["groups"].items():
             lines.append(
                 f"| {group} | {g['accepted']} ({_pct(g['accepted_rate'])}) | "
@@ -314,8 +344,14 @@ def plot(report: dict[str, Any], path: str | Path) -> Path:
                     pairs.setdefault(run["sample"], [0.0, 0.0])[int(run["synthetic"])] = value
                 for i, (without, with_) in enumerate(pairs.values()):
                     color = "tab:blue" if kind == "classifier" else "tab:orange"
-                    ax.plot([0, 1], [without, with_], marker=markers.get(kind, "o"), color=color, alpha=0.8,
-                            label=kind if i == 0 else None)
+                    ax.plot(
+                        [0, 1],
+                        [without, with_],
+                        marker=markers.get(kind, "o"),
+                        color=color,
+                        alpha=0.8,
+                        label=kind if i == 0 else None,
+                    )
             ax.set_xticks([0, 1], ["real only", "real + synthetic"])
             ax.set_xlim(-0.3, 1.3)
             ax.set_title(f"{title} on the {ext['test_size']}-item test split", fontsize=10)
