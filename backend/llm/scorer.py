@@ -34,7 +34,7 @@ def check_deadline(deadline: float | None) -> None:
 
 class Scorer(Protocol):
     """Scores texts against a prompt's answers: log P(answer tokens | prompt, text), summed over the answer's
-    tokens, one row per text. Both engines give the same numbers for the same model (tests/test_llm_server.py)."""
+    tokens, one row per text. Both engines give the same numbers for the same model (tests/integration/test_llm_server.py)."""
 
     tokenizer: Any
     max_text_tokens: int

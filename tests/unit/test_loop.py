@@ -420,7 +420,7 @@ def test_lanes_deal_the_pool_round_robin_into_score_ranges(tmp_path, predictor, 
     for k in range(3):
         window = ls_queue.tab_data(3, k)["filters"]["items"][0]["value"]
         assert np.all((scores[lane == k] >= window["min"]) & (scores[lane == k] <= window["max"]))
-    counts = np.bincount(lane)  # dealt round robin (tests/test_ls_queue.py checks the order)
+    counts = np.bincount(lane)  # dealt round robin (tests/unit/test_ls_queue.py checks the order)
     assert counts.max() - counts.min() <= 1
     # A task predicted before a ranking knows of it gets its lane from its id.
     task = {"id": 1000, "data": {"text": "A late addition to the pool."}}

@@ -16,7 +16,7 @@ import pytest
 from backend.bench import simulation
 from backend.paths import DEMO_CONFIG, DEMO_GUIDELINES
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ("simulate_finish", "bench_label_issues", "benchmark", "calibrate")
 LABELS = ("Positive", "Negative", "Neutral")
 WORDS = {

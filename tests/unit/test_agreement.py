@@ -29,8 +29,8 @@ from backend.labelstudio import export as exports
 from backend.labelstudio.export import MISSING
 from backend.quality import agreement
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = Path(__file__).resolve().parent / "data" / "agreement"
+ROOT = Path(__file__).resolve().parents[2]
+DATA = Path(__file__).resolve().parents[1] / "data" / "agreement"
 SCRIPT = ROOT / "scripts" / "agreement.py"
 LABELS = ["Positive", "Negative", "Neutral"]
 STAT_KEYS = (

@@ -11,7 +11,7 @@ import pytest
 
 from backend.cli.main import commands
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXPORT = ROOT / "tests" / "data" / "agreement" / "export.json"
 
 

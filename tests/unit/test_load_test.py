@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
@@ -26,36 +25,6 @@ def test_summary_counts_errors_late_answers_and_memory_slope():
     assert summary["/predict"]["errors"] == 1 and summary["/predict"]["over_100s"] == 1
     assert summary["/webhook"]["requests"] == 1 and summary["tasks_predicted"] == 13 and summary["tasks_skipped"] == 2
     assert summary["rss_mb"]["slope_mb_per_min"] == pytest.approx(60.0, abs=0.5)
-
-
-@pytest.mark.real_model
-def test_a_short_run_against_the_real_backend(tmp_path):
-    out, plot = tmp_path / "load.json", tmp_path / "load.png"
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(SCRIPT),
-            "--clients",
-            "3",
-            "--seconds",
-            "8",
-            "--max-batch",
-            "8",
-            "--json",
-            str(out),
-            "--plot",
-            str(plot),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    summary = json.loads(out.read_text())
-    assert summary["/predict"]["requests"] >= 3 and summary["/predict"]["errors"] == 0
-    assert summary["tasks_predicted"] > 0 and summary["rss_mb"]["peak"] > 500
-    assert plot.stat().st_size > 10_000
 
 
 def test_bad_arguments_exit_2():

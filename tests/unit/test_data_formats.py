@@ -18,7 +18,7 @@ from backend.loop import model_store
 from backend.loop.model_store import DataFormatError, ModelStore
 from backend.loop.projects import TrainedModel
 
-HELD = Path(__file__).parent / "data" / "datadir-format1"
+HELD = Path(__file__).parents[1] / "data" / "datadir-format1"
 
 
 def never(texts):

@@ -14,7 +14,7 @@ import pytest
 
 from backend.ranking import strategies as st
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "scripts" / "bench_ranking.py"
 
 # [0.5, 0.5] is the most uncertain row for every measure, [1, 0] the least.

@@ -1,47 +1,10 @@
-"""scripts/sync_project.py: error paths through the CLI (its task files: test_task_files.py; the guidelines as
-Label Studio's instructions: test_instructions.py)."""
+"""`labelloop sync-project` against a real Label Studio and a real backend; the tests without Label Studio are in tests/unit/test_project_sync.py."""
 
 import os
 
 import pytest
-from labelstudio import ROOT, free_port, run_sync
-
-GUIDELINES = ROOT / "guidelines" / "sentiment.md"
-
-
-def write(path, text):
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-# ---------------------------------------------------------------- CLI errors
-
-
-def assert_one_line_error(done, *fragments):
-    assert done.returncode != 0, done.stdout
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
-    assert "Traceback" not in done.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-
-
-@pytest.mark.parametrize("command", ["project", "import", "connect", "export"])
-def test_every_subcommand_has_help(command):
-    done = run_sync(command, "--help", url="", api_key="")
-    assert done.returncode == 0 and "usage:" in done.stdout and len(done.stdout.splitlines()) > 5
-
-
-def test_unreachable_label_studio():
-    url = f"http://127.0.0.1:{free_port()}"
-    done = run_sync("export", "--project", "1", "--out", os.devnull, url=url, api_key="x")
-    assert_one_line_error(done, "cannot reach Label Studio", url)
-
-
-def test_missing_settings():
-    assert_one_line_error(run_sync("project", "--title", "T", url="", api_key="x"), "LABEL_STUDIO_URL is not set")
-    done = run_sync("project", "--title", "T", url="http://127.0.0.1:1", api_key="")
-    assert_one_line_error(done, "LABEL_STUDIO_API_KEY is not set")
+from labelstudio import run_sync
+from test_project_sync import GUIDELINES, assert_one_line_error, write  # noqa: F401
 
 
 @pytest.mark.e2e

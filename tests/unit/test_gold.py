@@ -19,7 +19,7 @@ from backend.labelstudio.export import Item
 from backend.quality import gold
 from backend.quality.gold import GoldError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "gold.py"
 LABELS = {"Positive", "Negative", "Neutral"}
 

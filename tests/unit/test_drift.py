@@ -22,7 +22,7 @@ from backend.quality import drift, gold
 from backend.quality.drift import GoldAnswer
 from backend.quality.gold import GoldError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "gold.py"
 LABELS = ["Positive", "Negative", "Neutral"]
 START = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)

@@ -74,7 +74,7 @@ def test_label_studio_export_gives_each_tasks_majority_label(tmp_path):
 
 
 def test_the_repositorys_export_fixture_reads(tmp_path):
-    df = datasets.load_labeled(Path(__file__).parent / "data" / "agreement" / "export.json", LABELS)
+    df = datasets.load_labeled(Path(__file__).parents[1] / "data" / "agreement" / "export.json", LABELS)
     assert set(df["label"]) <= set(LABELS) and len(df) >= 5
 
 

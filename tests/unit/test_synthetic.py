@@ -1,6 +1,6 @@
 """Synthetic examples: the plan, generation on the tiny Qwen2 (provenance, bounds, resuming), the filters with their
 reasons, the reports, the Label Studio task format and the command line. No real model or Label Studio here:
-tests/test_synthetic_e2e.py and tests/test_synthetic_real.py run those."""
+tests/e2e/test_synthetic_e2e.py and tests/integration/test_synthetic_real.py run those."""
 
 from __future__ import annotations
 

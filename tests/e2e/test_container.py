@@ -166,7 +166,7 @@ def test_the_image_serves_trains_stops_cleanly_and_keeps_its_model(image, label_
     os.chown(data, APP_UID, APP_UID)  # no user namespace under chroot isolation: the app user's uid owns it
     log = tmp_path / "container.log"
     # Uncalibrated, the 0.5B almost never answers Neutral; a few labels let the blend learn it, so the first
-    # retrain is promoted for a reason the test can rely on (as tests/test_e2e_loop.py).
+    # retrain is promoted for a reason the test can rely on (as tests/e2e/test_e2e_loop.py).
     env = {
         "LABEL_STUDIO_URL": label_studio.url,
         "LABEL_STUDIO_API_KEY": label_studio.admin.token,
