@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 from backend.errors import LabelloopError
 from backend.guidelines import DEFAULT_GUIDELINES
 from backend.llm.scorer import DEVICES
 from backend.llm.weights import default_cache_dir
 from backend.paths import DEMO_GOLD, GUIDELINES_DIR
+from backend.ranking import questions as question_ranking
 from backend.ranking import strategies
 
 
@@ -72,6 +74,7 @@ class Settings:
     label_studio_api_key: str = field(default="", repr=False)  # a secret: kept out of logs and reprs
     label_studio_api_key_file: Path | None = None
     rank_strategy: str = "margin"
+    rank_questions: str = ""  # "" (every question alike), one question's name, or name=weight,...: ranking/questions.py
     basic_auth_user: str = ""
     basic_auth_pass: str = field(default="", repr=False)
     rescore_chunk: int = 256
@@ -116,6 +119,11 @@ class Settings:
             strategies.get(strategy)
         except ValueError as e:
             raise SettingsError(f"RANK_STRATEGY: {e}") from None
+        rank_questions = env("RANK_QUESTIONS", "").strip()
+        try:
+            question_ranking.parse_weights(rank_questions)
+        except ValueError as e:
+            raise SettingsError(f"RANK_QUESTIONS: {e}") from None
         device = env("LLM_DEVICE", "").strip().lower() or "auto"
         if device not in DEVICES:
             raise SettingsError(f"LLM_DEVICE={device!r}: use {', '.join(DEVICES)}")
@@ -150,6 +158,7 @@ class Settings:
             label_studio_api_key=env("LABEL_STUDIO_API_KEY", "").strip(),
             label_studio_api_key_file=Path(key_file) if (key_file := env("LABEL_STUDIO_API_KEY_FILE")) else None,
             rank_strategy=strategy,
+            rank_questions=rank_questions,
             basic_auth_user=auth_user,
             basic_auth_pass=auth_pass,
             rescore_chunk=_int("RESCORE_CHUNK", 256),
@@ -169,6 +178,10 @@ class Settings:
             llm_server_concurrency=_int("LLM_SERVER_CONCURRENCY", 4),
             llm_server_timeout=_int("LLM_SERVER_TIMEOUT", 60),
         )
+
+    def question_weights(self, names: Sequence[str]) -> dict[str, float]:
+        """How much each of a config's questions counts in the ranking (RANK_QUESTIONS)."""
+        return question_ranking.weights_for(question_ranking.parse_weights(self.rank_questions), names)
 
     def ls_api_key(self) -> str:
         """The key from LABEL_STUDIO_API_KEY, else read now from LABEL_STUDIO_API_KEY_FILE (a secret mounted as a

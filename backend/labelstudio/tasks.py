@@ -30,7 +30,7 @@ import json
 import logging
 from collections import Counter
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
@@ -68,11 +68,13 @@ _OLDEST = datetime.min.replace(tzinfo=timezone.utc)
 class LabeledTask:
     task_id: int
     text: str
-    label: str  # one of schema.labels
+    label: str  # one of schema.labels; read for a Config, the first question's (None when it has no answer)
     annotations: int  # non-cancelled annotations considered
     # Each annotator's latest label (annotator key, label) when a vote decided the label; empty when a
     # ground-truth annotation did (a consensus must not overrule it).
     votes: tuple[tuple[str, str], ...] = ()
+    # Every question's resolved label by its from_name (read for a Config; else the one question's).
+    answers: dict[str, str] = field(default_factory=dict, compare=False)
 
 
 @dataclass
@@ -210,6 +212,8 @@ def fetch_labeled(
 ) -> tuple[list[LabeledTask], FetchStats]:
     """Every annotated task of the project with its one resolved label, in task id order, minus gold and synthetic;
     with `task_ids`, only those tasks (a task among them missing from the answer has no usable label now).
+    `schema` may be a Config: each task then carries every question's label in `answers`, and is kept when any
+    question has one (`label` is the first question's, None without it).
 
     Gold tasks (those whose text is in `gold_set`, the project's GOLD_FILE) are the yardstick and must never feed training; synthetic tasks (data or meta with a truthy
     "synthetic" key) were made up by us, not labeled by people. Both are counted in the stats and left out.
@@ -218,6 +222,8 @@ def fetch_labeled(
     ids = sorted(set(task_ids)) if task_ids is not None else None
     if ids == []:
         return [], FetchStats()
+    questions = getattr(schema, "questions", (schema,))
+    schema = questions[0]  # the text every question reads
     tasks = list_tasks(
         client,
         project_id,
@@ -259,12 +265,26 @@ def fetch_labeled(
         if not live:
             stats.cancelled += 1
             continue
-        label, conflict, votes = _resolution(live, schema)
-        if label is None:
+        label, conflict, votes = _resolution(live, schema)  # conflicts and votes are the first question's
+        answers = {schema.from_name: label} if label is not None else {}
+        for question in questions[1:]:
+            other = _resolution(live, question)[0]
+            if other is not None:
+                answers[question.from_name] = other
+        if not answers:
             stats.unusable += 1
             continue
         stats.conflicts += conflict
-        labeled.append(LabeledTask(task_id=task.id, text=text, label=label, annotations=len(live), votes=votes))
+        labeled.append(
+            LabeledTask(
+                task_id=task.id,
+                text=text,
+                label=label,  # type: ignore[arg-type]  # None only for a Config
+                annotations=len(live),
+                votes=votes,
+                answers=answers,
+            )
+        )
     return labeled, stats
 
 

@@ -14,16 +14,16 @@ from backend.labelstudio import schema as schemas
 from backend.labelstudio.schema import Config
 from backend.llm.predictor import PoolCalibration
 from backend.loop.features import TextFeatures
-from backend.loop.projects import Projects, TrainedModel
+from backend.loop.projects import ModelSet, Projects
 from backend.metrics import Metrics
 from backend.settings import Settings
 
 
 class AnswersSource(Protocol):
     def __call__(
-        self, config: Config, texts: Sequence[str], model: TrainedModel | None, pool: PoolCalibration | None = None
+        self, config: Config, texts: Sequence[str], model: ModelSet | None, pool: PoolCalibration | None = None
     ) -> dict[str, np.ndarray]:
-        """Every question's probabilities for `texts`: the trained model's for the first question, or the LLM's."""
+        """Every question's probabilities for `texts`: its trained model's where it has one, else the LLM's."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class Gateway:
     client: Callable[[], Any]  # the Label Studio client, made on first use
     with_retries: Callable[[str, Callable[[], Any]], Any]  # a Label Studio call, retried while it may succeed
     answers: AnswersSource
-    serving: Callable[[str, Config], tuple[TrainedModel | None, str]]  # the project's serving model and version
+    serving: Callable[[str, Config], tuple[ModelSet | None, str]]  # the project's serving models and version
     ensure_pool: Callable[[str, Config, Sequence[str]], bool]  # measure the project's calibration if it needs one
     rescore_running: Callable[[str], bool]
 

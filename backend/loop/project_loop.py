@@ -23,11 +23,12 @@ from backend.llm import scorer as llm_scorer
 from backend.llm.predictor import PoolCalibration, Predictor
 from backend.loop import rescoring, training
 from backend.loop.answers import ranked_probs, regions
-from backend.loop.features import MINILM, TextFeatures
+from backend.loop.features import TextFeatures
 from backend.loop.gateway import Gateway
 from backend.loop.jobs import CoalescingJobs
-from backend.loop.projects import Projects, TrainedModel
+from backend.loop.projects import ModelSet, Projects
 from backend.metrics import Metrics
+from backend.ranking import questions as question_ranking
 from backend.ranking import strategies
 from backend.settings import Settings
 
@@ -90,12 +91,13 @@ class Loop:
         ):
             self.rescoring.request(project)
 
-    def serving(self, project: str | None, config: Config | Schema) -> tuple[TrainedModel | None, str]:
-        """The project's promoted model if it fits this config and LLM (else None: the LLM alone), and the version."""
+    def serving(self, project: str | None, config: Config | Schema) -> tuple[ModelSet | None, str]:
+        """The project's promoted models that fit this config and LLM (None when no question has one: the LLM alone),
+        and the version."""
         config = as_config(config)
         llm_version = self._predictor().version(config, self.pool(project))
         current = self.projects.model(project) if project else None
-        if current is None or current.labels != config.primary.labels or current.llm_version != llm_version:
+        if current is None or not current.fitting(config, llm_version):
             return None, llm_version
         return current, current.version
 
@@ -124,28 +126,29 @@ class Loop:
         self,
         config: Config | Schema,
         texts: Sequence[str],
-        model: TrainedModel | None,
+        model: ModelSet | None,
         pool: PoolCalibration | None = None,
     ) -> np.ndarray:
-        """The first question's probabilities: the trained model's, or the LLM's without one."""
+        """The first question's probabilities: its trained model's, or the LLM's without one."""
         return self.answers(config, texts, model, pool)[as_config(config).primary.from_name]
 
     def answers(
         self,
         config: Config | Schema,
         texts: Sequence[str],
-        model: TrainedModel | None,
+        model: ModelSet | None,
         pool: PoolCalibration | None = None,
     ) -> dict[str, np.ndarray]:
-        """Every question's probabilities: the trained model answers the first question, the LLM the others."""
+        """Every question's probabilities: its trained model's where it has one, the LLM's for the others."""
         config = as_config(config)
+        llm, llm_version = self.text.llm_answers(config, texts, pool)
+        answers = dict(llm)
         if model is None:
-            return dict(self.text.llm_answers(config, texts, pool)[0])
-        # Vectors first: the pass that gives a hidden state caches the LLM's probabilities too, read next for free.
-        vectors = self.text.vectors(config, texts, getattr(model, "features", MINILM), pool)  # older models lack it
-        answers = dict(self.text.llm_answers(config, texts, pool)[0])
-        first = config.primary.from_name
-        answers[first] = model.model.predict_proba(vectors, answers[first])
+            return answers
+        for name, trained in model.fitting(config, llm_version).items():
+            # A hidden state comes from the pass that scored the texts above: a cache lookup, not a second pass.
+            vectors = self.text.vectors(config, texts, trained.features, pool)
+            answers[name] = trained.model.predict_proba(vectors, answers[name])
         return answers
 
     # ---------------------------------------------------------------- predictions
@@ -208,10 +211,12 @@ class Loop:
         """Each task's prediction, with the pool ranking's score when the task has one, else its own."""
         # The LLM's probabilities were just cached by answers(): reading them again costs a lookup.
         needs_llm = strategy in strategies.REGISTRY and strategies.REGISTRY[strategy].needs_llm_probs
-        llm = self.text.llm_probs(config, batch, pool)[0] if needs_llm else None
-        priority = strategies.pointwise_priority(
-            strategy, *ranked_probs(config.primary, answers[config.primary.from_name], llm)
-        )
+        llm = self.text.llm_answers(config, batch, pool)[0] if needs_llm else None
+        inputs = {
+            q.from_name: ranked_probs(q, answers[q.from_name], llm[q.from_name] if llm else None)
+            for q in config.questions
+        }
+        priority = question_ranking.pointwise_priority(strategy, inputs, self.settings.question_weights(config.names))
         for i, (slot, own) in enumerate(zip(slots, priority)):
             task_id = _task_id(tasks[slot])
             if ranking and ranking.published == version and task_id in ranking.priorities:

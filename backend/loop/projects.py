@@ -11,8 +11,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from backend.labelstudio.schema import Config, Schema
 from backend.labelstudio.tasks import LabeledTask
-from backend.learning import classifier
 from backend.llm.calibration import CalibrationError
 from backend.llm.predictor import PoolCalibration
 from backend.loop.features import MINILM
@@ -22,14 +22,53 @@ from backend.settings import Settings
 
 @dataclass
 class TrainedModel:
-    """What a promotion saves: the fitted blend and what it needs to be judged fairly later."""
+    """One question's model, as a promotion saves it: the fitted blend and what it needs to be judged fairly later.
+    Fields with defaults may be missing from a model saved by an earlier release (the class's default is read)."""
 
-    version: str
+    version: str  # the training run that made it
     labels: tuple[str, ...]
     llm_version: str
-    model: classifier.Classifier
+    model: Any  # a classifier.Classifier, MultiLabelClassifier or Mixed: what fit_recipe made
     heldout: dict[int, tuple[int, int]] = field(default_factory=dict)  # task → (label index then, out-of-fold guess)
     features: str = MINILM  # the text vectors it was trained on: MINILM or "llm-layer-<n>"
+    question: str = ""  # the from_name it answers; "" (saved before every question learned): the config's first
+    score: float | None = None  # its cross-validated macro-F1 when it was promoted
+
+
+@dataclass
+class ModelSet:
+    """What a project serves: a model per question that has one (the LLM answers the others), named by the project
+    model version of the run that last promoted any of them."""
+
+    version: str
+    models: dict[str, TrainedModel]  # by question from_name ("" for a model saved before every question learned)
+
+    @classmethod
+    def of(cls, saved: "ModelSet | TrainedModel") -> "ModelSet":
+        """A set as saved, or an earlier release's single model as the set of the config's first question."""
+        return saved if isinstance(saved, ModelSet) else cls(saved.version, {saved.question: saved})
+
+    def saved_for(self, config: Config, question: Schema) -> TrainedModel | None:
+        """The model saved for the question, whether or not it still fits."""
+        found = self.models.get(question.from_name)
+        return self.models.get("") if found is None and question is config.primary else found
+
+    def model_for(self, config: Config, question: Schema, llm_version: str) -> TrainedModel | None:
+        """The question's model if it was trained for these labels and this LLM version, else None."""
+        found = self.saved_for(config, question)
+        if found is None or tuple(found.labels) != tuple(question.labels) or found.llm_version != llm_version:
+            return None
+        return found
+
+    def fitting(self, config: Config, llm_version: str) -> dict[str, TrainedModel]:
+        """Every question's model that fits, by from_name."""
+        fits = {q.from_name: self.model_for(config, q, llm_version) for q in config.questions}
+        return {name: model for name, model in fits.items() if model is not None}
+
+    @property
+    def trained_on(self) -> set[int]:
+        """The tasks any of its models was trained on."""
+        return {task for model in self.models.values() for task in model.heldout}
 
 
 @dataclass
@@ -42,7 +81,7 @@ class PoolRanking:
 class Projects:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._models: dict[str, TrainedModel | None] = {}
+        self._models: dict[str, ModelSet | None] = {}
         self._strategies: dict[str, str] = {}
         self._lanes: dict[str, int] = {}
         self._pools: dict[str, PoolCalibration | None] = {}
@@ -67,7 +106,7 @@ class Projects:
         first = project not in self._stamps
         self._stamps[project] = stamp
         current = self.store(project).current()
-        self._models[project] = current[1] if current else None
+        self._models[project] = ModelSet.of(current[1]) if current else None
         self._strategies.pop(project, None)
         self._lanes.pop(project, None)
         self._pools.pop(project, None)
@@ -78,7 +117,7 @@ class Projects:
     def wrote(self, project: str) -> None:
         self._stamps[project] = self.store(project).stamp()
 
-    def model(self, project: str) -> TrainedModel | None:
+    def model(self, project: str) -> ModelSet | None:
         self.refresh(project)
         return self._models[project]
 
@@ -99,7 +138,7 @@ class Projects:
         self._pools[project] = pool
         self.rankings.pop(project, None)
 
-    def promoted(self, project: str, model: TrainedModel) -> None:
+    def promoted(self, project: str, model: ModelSet) -> None:
         self._models[project] = model
 
     def strategy(self, project: str) -> str:

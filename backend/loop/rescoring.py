@@ -31,6 +31,7 @@ from backend.loop.answers import ranked_probs, regions
 from backend.loop.gateway import Gateway
 from backend.loop.projects import PoolRanking
 from backend.metrics import Metrics
+from backend.ranking import questions as question_ranking
 from backend.ranking import strategies
 
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ def run(gate: Gateway, project: str) -> None:
     probs = answers[schema.from_name]
     strategy = projects.strategy(project)
     current = projects.model(project)
-    trained_on = current.heldout if current else {}
+    trained_on = current.trained_on if current else set()
     labeled = [i for i, task_id in enumerate(ids) if task_id in trained_on]
     known = set(projects.labels.get(project, {})) | set(trained_on)
     with timed("rank"):
@@ -98,8 +99,13 @@ def run(gate: Gateway, project: str) -> None:
                 probs, ids, projects.versions(project), model.version if model else None, known
             )
         needs = strategy_inputs(strategies.get(strategy), text, config, texts, pool)
-        ranked, needs["llm_probs"] = ranked_probs(schema, probs, needs["llm_probs"])
-        utility = strategies.rank(strategy, ranked, labeled_idx=labeled, **needs)
+        llm = needs.pop("llm_probs")
+        inputs = {
+            q.from_name: ranked_probs(q, answers[q.from_name], llm[q.from_name] if llm else None)
+            for q in config.questions
+        }
+        weights = settings.question_weights(config.names)
+        utility = question_ranking.rank(strategy, inputs, weights, labeled_idx=labeled, **needs)
         scores = ls_queue.lane_scores(strategies.priority_scores(utility), projects.lanes(project))
     predictions = [
         {
@@ -158,8 +164,8 @@ def strategy_inputs(
     return {
         "embeddings": text.embedder.encode(texts) if strategy.needs_embeddings else None,
         "extra_utilities": {strategy.name: text.judged(strategy.name, texts)} if strategy.llm_judged else None,
-        # cached by the pass that answered the pool
-        "llm_probs": text.llm_probs(config, texts, pool)[0] if strategy.needs_llm_probs else None,
+        # every question's, cached by the pass that answered the pool
+        "llm_probs": text.llm_answers(config, texts, pool)[0] if strategy.needs_llm_probs else None,
     }
 
 

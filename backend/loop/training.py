@@ -11,6 +11,7 @@ predictions for every other task.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,7 @@ from backend.labelstudio.schema import Config, Schema
 from backend.learning import classifier
 from backend.loop import routing
 from backend.loop.gateway import Gateway
-from backend.loop.projects import Projects, TrainedModel
+from backend.loop.projects import ModelSet, Projects, TrainedModel
 from backend.quality import gold, label_issues
 
 
@@ -66,7 +67,7 @@ def note_change(projects: Projects, project: str, task_id: Any) -> None:
             projects.changed[project] = None
 
 
-def fetch_labels(gate: Gateway, client, project: str, schema: Schema) -> tuple[list[ls_tasks.LabeledTask], dict]:
+def fetch_labels(gate: Gateway, client, project: str, config: Config) -> tuple[list[ls_tasks.LabeledTask], dict]:
     projects = gate.projects
     with projects.changes_lock:
         changed = projects.changed.get(project)
@@ -77,14 +78,14 @@ def fetch_labels(gate: Gateway, client, project: str, schema: Schema) -> tuple[l
     try:
         if changed is None or known is None:
             labeled, stats = gate.with_retries(
-                "fetching labels", lambda: ls_tasks.fetch_labeled(client, int(project), schema, gold_set=gold_set)
+                "fetching labels", lambda: ls_tasks.fetch_labeled(client, int(project), config, gold_set=gold_set)
             )
             known = {t.task_id: t for t in labeled}
             read = "all"
         else:
             labeled, stats = gate.with_retries(
                 "fetching changed labels",
-                lambda: ls_tasks.fetch_labeled(client, int(project), schema, changed, gold_set=gold_set),
+                lambda: ls_tasks.fetch_labeled(client, int(project), config, changed, gold_set=gold_set),
             )
             known = {i: t for i, t in known.items() if i not in changed}
             known.update((t.task_id, t) for t in labeled)
@@ -97,15 +98,26 @@ def fetch_labels(gate: Gateway, client, project: str, schema: Schema) -> tuple[l
     return [known[i] for i in sorted(known)], {"read": read, **vars(stats)}
 
 
+# What a run's record says of its first question at the top level, as it did when only that question learned.
+_FIRST_QUESTION_KEYS = (
+    "recipe",
+    "recipe_scores",
+    "consensus",
+    "routing",
+    "cv_macro_f1",
+    "incumbent_macro_f1",
+    "llm_macro_f1",
+)
+
+
 def run(gate: Gateway, project: str, started: float) -> tuple[dict, bool]:
-    """One run, under the project's training lock; its record (also written to the registry), and whether the
-    pool is due a re-score."""
+    """One run, under the project's training lock: every question with enough labels is fitted and promoted on its
+    own rule; its record (also written to the registry), and whether the pool is due a re-score."""
     projects, text = gate.projects, gate.text
     projects.refresh(project)  # another replica may have trained while this one waited for the lock
     client = gate.client()
     config = gate.project_config(client, project)
-    schema = config.primary  # the question a trained model learns; the LLM alone answers the others
-    labeled, stats = fetch_labels(gate, client, project, schema)
+    labeled, stats = fetch_labels(gate, client, project, config)
     fetched = time.perf_counter()
     features = text.kind()
     record: dict[str, Any] = {
@@ -122,73 +134,122 @@ def run(gate: Gateway, project: str, started: float) -> tuple[dict, bool]:
             "seconds": time.perf_counter() - started,
         }, False
     texts = [t.text for t in labeled]
-    ids = np.array([t.task_id for t in labeled])
-    y = targets(schema, [t.label for t in labeled])
     pool = projects.pool(project)
     vectors = text.vector_sets(config, texts, features, pool)
-    emb = vectors.get(classifier.STATES, vectors[classifier.MINILM])  # what the fixed recipe reads (crowdlab)
-    llm, llm_version = text.llm_probs(config, texts, pool)
-    if gate.settings.consensus == "crowdlab" and not schema.multiple:
+    llm, llm_version = text.llm_answers(config, texts, pool)
+    current = projects.model(project)
+    serving = current.fitting(config, llm_version) if current else {}
+    # What serves each question now, on every labeled text: one pass for all questions.
+    serving_probs = gate.answers(config, texts, current, pool) if serving else llm
+    store = projects.store(project)
+    version = f"{llm_version}-r{len(store.versions()) + 1}"
+    outcomes = {
+        q.from_name: _question(
+            gate,
+            q,
+            q is config.primary,
+            labeled,
+            vectors,
+            llm[q.from_name],
+            serving_probs[q.from_name],
+            serving.get(q.from_name),
+            TrainedModel(version, q.labels, llm_version, None, features=features, question=q.from_name),
+        )
+        for q in config.questions
+    }
+    record["questions"] = {name: sub for name, (sub, _) in outcomes.items()}
+    first = record["questions"][config.primary.from_name]
+    record.update({key: first[key] for key in _FIRST_QUESTION_KEYS if key in first})
+    results = {sub["result"] for sub in record["questions"].values()}
+    promoted = {name: model for name, (_, model) in outcomes.items() if model is not None}
+    if results == {"skipped"}:
+        record.update(result="skipped", reason=first["reason"], seconds=time.perf_counter() - started)
+        return record, False
+    record.update(
+        version=version,
+        incumbent=current.version if serving and current else llm_version,
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        result="promoted" if promoted else "kept",
+    )
+    new_set = ModelSet(version, {**serving, **promoted}) if promoted else None
+    record["fit_seconds"] = round(time.perf_counter() - fetched, 3)
+    record["seconds"] = round(time.perf_counter() - started, 3)
+    store.add(version, new_set, record, bool(promoted))
+    projects.wrote(project)
+    text.save()
+    if new_set:
+        projects.promoted(project, new_set)
+        gate.metrics.model_version.labels(version).set(1)
+        return record, True
+    # The serving model's re-score never finished (killed, restarted, Label Studio down): Label Studio still holds
+    # an older version's predictions, and a run that keeps the model must not leave it so.
+    return record, bool(current and not gate.rescore_running(project) and _unranked(projects, project, current.version))
+
+
+def _question(
+    gate: Gateway,
+    question: Schema,
+    first: bool,
+    labeled: list[ls_tasks.LabeledTask],
+    vectors: dict[str, np.ndarray],
+    llm: np.ndarray,
+    serving_probs: np.ndarray,
+    incumbent: TrainedModel | None,
+    blank: TrainedModel,
+) -> tuple[dict, TrainedModel | None]:
+    """One question's part of a run: its record, and its new model (`blank` filled in) when it beats what serves it
+    now, judged on the same labels; None when it does not, or when it has too few labels to fit."""
+    rows = np.array([i for i, t in enumerate(labeled) if question.from_name in t.answers], dtype=int)
+    record: dict[str, Any] = {"labels": len(rows)}
+    if not len(rows):
+        return {**record, "result": "skipped", "reason": "no labels for this question"}, None
+    ids = np.array([labeled[i].task_id for i in rows])
+    y = targets(question, [labeled[i].answers[question.from_name] for i in rows])
+    llm = llm[rows]
+    own = {name: v[rows] for name, v in vectors.items()}
+    features = blank.features
+    if gate.settings.consensus == "crowdlab" and not question.multiple and first:  # the votes are the first's
+        emb = own.get(classifier.STATES, own[classifier.MINILM])  # what the fixed recipe reads (crowdlab)
         y, record["consensus"] = label_issues.crowdlab_labels(
-            [t.votes for t in labeled], y, schema.labels, text.recipe(features), emb, llm
+            [labeled[i].votes for i in rows], y, question.labels, gate.text.recipe(features), emb, llm
         )
     try:
         # Above 500 labels three folds rank the candidates as well as five, and five would put a run at 1,000
         # labels past a second on two cores.
         choice = classifier.choose(
-            text.candidates(features),
-            vectors,
+            gate.text.candidates(features),
+            own,
             llm,
             y,
-            len(schema.labels),
-            lambda truth, probs: _macro_f1(truth, guesses(schema, probs)),
+            len(question.labels),
+            lambda truth, probs: _macro_f1(truth, guesses(question, probs)),
             folds=3 if len(y) > 500 else 5,
         )
     except classifier.TrainingError as e:
-        return {**record, "result": "skipped", "reason": str(e), "seconds": time.perf_counter() - started}, False
+        return {**record, "result": "skipped", "reason": str(e)}, None
     oof = choice.oof
     record.update(recipe=choice.recipe.name, recipe_scores=choice.scores)
-    candidate_guess = guesses(schema, oof)
-    incumbent = projects.model(project)
-    if incumbent and (incumbent.labels != schema.labels or incumbent.llm_version != llm_version):
-        incumbent = None  # trained for another config or LLM: the LLM is what it would be compared with
-    incumbent_guess = _incumbent_guess(gate, incumbent, ids, y, config, texts, llm, pool)
+    candidate_guess = guesses(question, oof)
+    incumbent_guess = _incumbent_guess(question, incumbent, ids, y, serving_probs[rows])
     candidate_f1, incumbent_f1 = _macro_f1(y, candidate_guess), _macro_f1(y, incumbent_guess)
-    llm_f1 = _macro_f1(y, guesses(schema, llm))
-    if not schema.multiple:  # finishing (routing.py) is defined for single-choice questions
+    if not question.multiple:  # finishing (routing.py) is defined for single-choice questions
         record["routing"] = routing.routing_record(oof, llm, y)  # thresholds at the 95% target, kept in the registry
     promote = candidate_f1 > incumbent_f1
-    store = projects.store(project)
-    version = f"{llm_version}-r{len(store.versions()) + 1}"
     record.update(
-        version=version,
-        incumbent=incumbent.version if incumbent else llm_version,
+        incumbent=incumbent.version if incumbent else blank.llm_version,
         cv_macro_f1=round(candidate_f1, 4),
         incumbent_macro_f1=round(incumbent_f1, 4),
-        llm_macro_f1=round(llm_f1, 4),
-        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        llm_macro_f1=round(_macro_f1(y, guesses(question, llm)), 4),
         result="promoted" if promote else "kept",
     )
-    model = None
-    if promote:
-        fitted = classifier.fit_recipe(choice.recipe, vectors, llm, y, len(schema.labels))
-        heldout = {int(i): (_code(a), _code(b)) for i, a, b in zip(ids, y, candidate_guess)}
-        model = TrainedModel(
-            version, schema.labels, llm_version, fitted, heldout, text.kind_of(choice.recipe, features)
-        )
-    record["fit_seconds"] = round(time.perf_counter() - fetched, 3)
-    record["seconds"] = round(time.perf_counter() - started, 3)
-    store.add(version, model, record, promote)
-    projects.wrote(project)
-    text.save()
-    if model:
-        projects.promoted(project, model)
-        gate.metrics.model_version.labels(version).set(1)
-        return record, True
-    # The serving model's re-score never finished (killed, restarted, Label Studio down): Label Studio still holds
-    # an older version's predictions, and a run that keeps the model must not leave it so.
-    return record, bool(
-        incumbent and not gate.rescore_running(project) and _unranked(projects, project, incumbent.version)
+    if not promote:
+        return record, None
+    return record, replace(
+        blank,
+        model=classifier.fit_recipe(choice.recipe, own, llm, y, len(question.labels)),
+        heldout={int(i): (_code(a), _code(b)) for i, a, b in zip(ids, y, candidate_guess)},
+        features=gate.text.kind_of(choice.recipe, features),
+        score=round(candidate_f1, 4),
     )
 
 
@@ -198,14 +259,15 @@ def _unranked(projects: Projects, project: str, version: str) -> bool:
 
 
 def _incumbent_guess(
-    gate: Gateway, incumbent: TrainedModel | None, ids, y, config: Config, texts, llm, pool
+    question: Schema, incumbent: TrainedModel | None, ids: np.ndarray, y: np.ndarray, probs: np.ndarray
 ) -> np.ndarray:
-    schema = config.primary
+    """What serves the question now answers (`probs`), with its own out-of-fold guess where it was trained on the
+    task's present label: only that one is a fair guess."""
+    guess = guesses(question, probs)
     if incumbent is None:
-        return guesses(schema, llm)
-    guess = guesses(schema, gate.answers(config, texts, incumbent, pool)[schema.from_name])
+        return guess
     for row, (task_id, label) in enumerate(zip(ids, y)):
         seen = incumbent.heldout.get(int(task_id))
         if seen and seen[0] == _code(label):
-            guess[row] = _decode(seen[1], y)  # trained on it: only its out-of-fold guess is a fair one
+            guess[row] = _decode(seen[1], y)
     return guess

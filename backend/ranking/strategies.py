@@ -509,6 +509,7 @@ class Strategy:
     fuses: Mapping[str, float] = field(default_factory=dict)  # a rank fusion of these utilities at these weights
     tunable: bool = False  # accepts `rank(weights=...)` in place of `fuses`, which then also takes every extra at 1
     pointwise: Callable[[Inputs], np.ndarray] | None = None
+    reads_probs: bool = True  # False: the same order whatever the model answers (one rank serves every question)
 
 
 def _fusion(x: Inputs) -> np.ndarray:
@@ -532,6 +533,7 @@ def _judged(name: str) -> Strategy:
         f"the LLM's judgement that labeling the task is {variant} (backend/ranking/judge.py)",
         lambda x: x.extras[name].copy(),
         llm_judged=True,
+        reads_probs=False,
     )
 
 
@@ -543,7 +545,12 @@ def _committee_pointwise(x: Inputs) -> np.ndarray:
 REGISTRY: dict[str, Strategy] = {
     s.name: s
     for s in (
-        Strategy("random", "uniform draws: the baseline", lambda x: random_utility(x.probs.shape[0], x.seed)),
+        Strategy(
+            "random",
+            "uniform draws: the baseline",
+            lambda x: random_utility(x.probs.shape[0], x.seed),
+            reads_probs=False,
+        ),
         Strategy(
             "least_confidence", "1 - the top label's probability", lambda x: least_confidence(x.probs), scope="task"
         ),
@@ -554,6 +561,7 @@ REGISTRY: dict[str, Strategy] = {
             "cosine distance to the nearest labeled task (k-center greedy at the top)",
             lambda x: diversity_utility(x.embeddings, x.labeled, k=x.diversity_k, seed=x.seed),
             needs_embeddings=True,
+            reads_probs=False,
         ),
         Strategy(
             "hybrid",

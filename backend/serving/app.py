@@ -16,6 +16,7 @@ from backend.labelstudio import schema as schemas
 from backend.llm import calibration as cal
 from backend.llm.remote import LLMServerError
 from backend.loop.project_loop import TRAINING_ACTIONS, LoopError
+from backend.loop.projects import ModelSet
 from backend.metrics import Metrics
 from backend.serving.service import NotReady, Service
 from backend.settings import Settings
@@ -303,7 +304,7 @@ def versions():
     current = service.loop.projects.model(project)
     config = service.schemas.get(project)
     return jsonify(
-        questions=_questions(config),
+        questions=_questions(config, current),
         versions=llm + [v["version"] for v in trained if v.get("promoted")],
         current=current.version if current else None,
         strategy=service.loop.projects.strategy(project),
@@ -314,13 +315,22 @@ def versions():
     )
 
 
-def _questions(config: schemas.Config | None) -> dict | None:
-    """What /setup learned of the project's config: the questions pre-filled, and what is left to annotators."""
+def _questions(config: schemas.Config | None, current: ModelSet | None) -> dict | None:
+    """What /setup learned of the project's config: the questions pre-filled (each with the trained model that
+    answers it, if any, and its cross-validated macro-F1), and what is left to annotators."""
     if config is None:
         return None
+    models = {q.from_name: current.saved_for(config, q) for q in config.questions} if current else {}
     filled = [
-        {"name": q.from_name, "labels": list(q.labels), "multiple": q.multiple, "trained": i == 0}
-        for i, q in enumerate(config.questions)
+        {
+            "name": q.from_name,
+            "labels": list(q.labels),
+            "multiple": q.multiple,
+            "trained": models.get(q.from_name) is not None,
+            "model": getattr(models.get(q.from_name), "version", None),
+            "cv_macro_f1": getattr(models.get(q.from_name), "score", None),
+        }
+        for q in config.questions
     ]
     return {"filled": filled, "left_out": [{"name": n, "reason": r} for n, r in config.left_out]}
 

@@ -47,6 +47,7 @@ class FakeProject:
         self.gold_sets: list = []  # what each fetch was told to leave out
         self.reads: list[list[int] | None] = []
         self.votes: dict[int, tuple] = {}
+        self.answers: dict[int, dict[str, str]] = {}  # every question's labels by task; else `labels` answers the first
         self.lock = threading.Lock()
         self.client = SimpleNamespace(projects=SimpleNamespace(get=lambda id: SimpleNamespace(label_config=CONFIG)))
 
@@ -55,13 +56,19 @@ class FakeProject:
 
         def fetch_labeled(client, project_id, schema, task_ids=None, *, gold_set):
             self.gold_sets.append(gold_set)
+            first = getattr(schema, "questions", (schema,))[0].from_name
             with self.lock:
                 self.fetches += 1
                 self.reads.append(None if task_ids is None else sorted(task_ids))
                 wanted = self.labels if task_ids is None else {i: self.labels[i] for i in task_ids if i in self.labels}
                 labeled = [
                     ls_tasks.LabeledTask(
-                        i, texts[i], label, len(self.votes.get(i, ())) or 1, self.votes.get(i, (("user:1", label),))
+                        i,
+                        texts[i],
+                        label,
+                        len(self.votes.get(i, ())) or 1,
+                        self.votes.get(i, (("user:1", label),)),
+                        self.answers.get(i, {first: label}),
                     )
                     for i, label in wanted.items()
                 ]
@@ -470,7 +477,7 @@ def test_models_saved_before_the_package_layout_still_load(tmp_path):
     import backend.loop
     from backend.learning import classifier
     from backend.loop.model_store import ModelStore
-    from backend.loop.project_loop import TrainedModel
+    from backend.loop.projects import TrainedModel
 
     rng = np.random.default_rng(0)
     fitted = classifier.fit(classifier.KINDS[0], rng.normal(size=(30, 4)), None, [0, 1, 2] * 10, 3)

@@ -294,6 +294,75 @@ def test_training_learns_the_first_question_single_or_multi_label(tmp_path, pred
     assert max(scores[i] for i in range(151, 241)) < min(scores[i] for i in project.labels)
 
 
+def test_every_question_learns_and_a_questions_promotion_keeps_the_others_models(tmp_path, predictor, monkeypatch):
+    project = FacetsProject(FACETS, "sentiment")
+    learned = ("sentiment", "aspects")  # the first run: spoiler has no labels yet
+    project.answers = {
+        item["id"]: {q.from_name: _answer(q, item) for q in CONFIG.questions if q.from_name in learned}
+        for item in SAMPLE[:150]
+    }
+    project.install(monkeypatch)
+    service = make_service(tmp_path, predictor, project, llm_feature_depth=0.0)
+    client = create_app(service).test_client()
+    post(client, "/setup", {"project": "5.1", "schema": FACETS})
+    first = service.loop.train("5")
+    assert first["result"] == "promoted"
+    assert {name: q["result"] for name, q in first["questions"].items()} == {
+        "sentiment": "promoted",
+        "aspects": "promoted",
+        "spoiler": "skipped",
+    }
+    assert first["questions"]["aspects"]["labels"] == 150 and 0 < first["questions"]["aspects"]["cv_macro_f1"] <= 1
+    assert first["cv_macro_f1"] == first["questions"]["sentiment"]["cv_macro_f1"]  # the first question's, as before
+    assert service.loop.rescoring.wait("5", timeout=180)
+    current = service.loop.projects.model("5")
+    assert current.version == first["version"] and set(current.models) == set(learned)
+    # Each trained question is answered by its model, not the LLM: what the model says differs from the LLM's.
+    texts = [item["text"] for item in SAMPLE[150:]]
+    served = service.loop.answers(CONFIG, texts, current)
+    llm = service.loop.answers(CONFIG, texts, None)
+    for name in learned:
+        assert not np.allclose(served[name], llm[name]), name
+    assert np.allclose(served["spoiler"], llm["spoiler"])
+
+    # Spoiler's labels arrive: spoiler is promoted, the others keep their models (same labels, no better).
+    for item in SAMPLE[:150]:
+        project.answers[item["id"]]["spoiler"] = item["spoiler"]
+    second = service.loop.train("5")
+    assert {name: q["result"] for name, q in second["questions"].items()} == {
+        "sentiment": "kept",
+        "aspects": "kept",
+        "spoiler": "promoted",
+    }
+    assert second["result"] == "promoted" and second["version"] != first["version"]
+    current = service.loop.projects.model("5")
+    assert current.version == second["version"]
+    assert {name: m.version for name, m in current.models.items()} == {
+        "sentiment": first["version"],
+        "aspects": first["version"],
+        "spoiler": second["version"],
+    }
+    assert service.loop.rescoring.wait("5", timeout=180)
+    assert {p["model_version"] for p in project.pushed} == {second["version"]}
+    versions = client.get("/versions?project=5").get_json()
+    assert versions["current"] == second["version"]
+    filled = {q["name"]: q for q in versions["questions"]["filled"]}
+    assert {name: (q["trained"], q["model"]) for name, q in filled.items()} == {
+        "sentiment": (True, first["version"]),
+        "aspects": (True, first["version"]),
+        "spoiler": (True, second["version"]),
+    }
+    assert filled["spoiler"]["cv_macro_f1"] == second["questions"]["spoiler"]["cv_macro_f1"]
+    # A restarted backend serves the same set.
+    restarted = make_service(tmp_path, predictor, project, llm_feature_depth=0.0)
+    again = restarted.loop.projects.model("5")
+    assert again.version == second["version"] and set(again.models) == {"sentiment", "aspects", "spoiler"}
+
+
+def _answer(question, item: dict) -> str:
+    return question.key(item[question.from_name]) if question.multiple else item[question.from_name]
+
+
 def test_multi_label_targets_and_guesses():
     aspects = CONFIG.question("aspects")
     y = training.targets(aspects, [aspects.key(["Story"]), "", aspects.key(["Acting", "Music"])])

@@ -43,9 +43,9 @@ class FakeText:
         self.asked.append(f"judged {name}")
         return np.zeros(len(texts))
 
-    def llm_probs(self, config, texts, pool):
+    def llm_answers(self, config, texts, pool):
         self.asked.append("llm_probs")
-        return np.full((len(texts), 2), 0.5), "llm-v1"
+        return {"q": np.full((len(texts), 2), 0.5)}, "llm-v1"
 
 
 def test_rank_serves_a_registered_strategy(toy):

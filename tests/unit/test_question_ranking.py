@@ -1,0 +1,78 @@
+"""Ranking a config with several questions (backend/ranking/questions.py) and its setting, RANK_QUESTIONS."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from backend.ranking import questions, strategies
+from backend.settings import Settings, SettingsError
+
+
+def _two(p: list[float]) -> np.ndarray:
+    p = np.asarray(p)
+    return np.stack([p, 1 - p], axis=1)
+
+
+# Task 0 is sure on both questions, 1 unsure on the first only, 2 unsure on the second only, 3 unsure on both.
+INPUTS = {
+    "a": (_two([0.99, 0.5, 0.98, 0.52]), None),
+    "b": (_two([0.97, 0.96, 0.51, 0.55]), None),
+}
+
+
+def test_weights_parse_and_check():
+    assert questions.parse_weights("") == {} == questions.parse_weights(" mean ")
+    assert questions.parse_weights("a=2, b=0.5") == {"a": 2.0, "b": 0.5}
+    assert questions.parse_weights("sentiment") == {"sentiment": 1.0}
+    for bad, says in [("=2", "name is missing"), ("a=x", "not a number"), ("a=-1", ">= 0"), ("a=0", "positive")]:
+        with pytest.raises(ValueError, match=says):
+            questions.parse_weights(bad)
+    assert questions.weights_for({}, ["a", "b"]) == {"a": 1.0, "b": 1.0}
+    assert questions.weights_for({"b": 3.0, "z": 1.0}, ["a", "b"]) == {"b": 3.0}
+    assert questions.weights_for({"z": 1.0}, ["a", "b"]) == {"a": 1.0, "b": 1.0}  # made for another config
+
+
+def test_the_setting_reads_rank_questions(monkeypatch):
+    monkeypatch.setenv("RANK_QUESTIONS", "b=2,a=1")
+    assert Settings.from_env().question_weights(["a", "b", "c"]) == {"a": 1.0, "b": 2.0}
+    monkeypatch.setenv("RANK_QUESTIONS", "a=lots")
+    with pytest.raises(SettingsError, match="RANK_QUESTIONS: .*not a number"):
+        Settings.from_env()
+
+
+def test_the_mean_over_questions_asks_first_what_is_unsure_everywhere():
+    u = questions.rank("margin", INPUTS, {"a": 1.0, "b": 1.0})
+    assert int(np.argmax(u)) == 3 and int(np.argmin(u)) == 0
+    # One question alone is exactly that question's ranking.
+    alone = questions.rank("margin", INPUTS, {"a": 1.0})
+    assert np.array_equal(alone, strategies.rank("margin", INPUTS["a"][0]))
+    assert questions.rank("margin", INPUTS, {"b": 1.0}).argmax() == 2
+    # A weight tips the order between the two half-sure tasks.
+    assert (
+        questions.rank("margin", INPUTS, {"a": 3.0, "b": 1.0})[1]
+        > questions.rank("margin", INPUTS, {"a": 3.0, "b": 1.0})[2]
+    )
+    assert (
+        questions.rank("margin", INPUTS, {"a": 1.0, "b": 3.0})[2]
+        > questions.rank("margin", INPUTS, {"a": 1.0, "b": 3.0})[1]
+    )
+
+
+def test_labeled_tasks_come_last_and_order_free_strategies_rank_once():
+    u = questions.rank("margin", INPUTS, {"a": 1.0, "b": 1.0}, labeled_idx=[3])
+    assert u[3] == -np.inf and int(np.argmax(u)) in (1, 2)
+    rand = questions.rank("random", INPUTS, {"a": 1.0, "b": 1.0}, seed=4)
+    assert np.array_equal(rand, strategies.rank("random", INPUTS["a"][0], seed=4))
+    emb = np.eye(4, dtype=np.float32)
+    div = questions.rank("diversity", INPUTS, {"a": 1.0, "b": 1.0}, labeled_idx=[0], embeddings=emb)
+    assert np.array_equal(div, strategies.rank("diversity", INPUTS["a"][0], emb, labeled_idx=[0]))
+
+
+def test_pointwise_priority_is_the_weighted_mean_of_each_questions():
+    both = questions.pointwise_priority("margin", INPUTS, {"a": 1.0, "b": 1.0})
+    a = strategies.pointwise_priority("margin", *INPUTS["a"])
+    b = strategies.pointwise_priority("margin", *INPUTS["b"])
+    assert both == pytest.approx((a + b) / 2)
+    assert questions.pointwise_priority("margin", INPUTS, {"a": 3.0, "b": 1.0}) == pytest.approx(0.75 * a + 0.25 * b)
+    assert int(np.argmin(both)) == 3  # lower = asked sooner
