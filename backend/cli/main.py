@@ -36,7 +36,7 @@ def parser() -> Parser:
     sub = top.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     sub.required = True
     for name, stem in commands().items():
-        sub.add_parser(name, help=summary(stem), add_help=False)
+        sub.add_parser(name, help=summary(stem).replace("%", "%%"), add_help=False)  # argparse formats help
     sub.add_parser("serve", help=SERVE_SUMMARY, add_help=False)
     return top
 

@@ -19,7 +19,8 @@ def test_labelloop_is_the_console_command_and_runs_every_old_one():
 
     assert SCRIPTS["labelloop"] == "backend.cli.main:main"
     assert len(COMMANDS) == 20 and all(name.startswith("labelloop-") for name in COMMANDS)
-    assert {name.removeprefix("labelloop-") for name in COMMANDS} == set(commands())
+    # The old names are the commands that existed before `labelloop`; a command added since has only the new one.
+    assert {name.removeprefix("labelloop-") for name in COMMANDS} <= set(commands())
     for name, target in COMMANDS.items():
         assert target == f"backend.cli.{commands()[name.removeprefix('labelloop-')]}:main", name
 
