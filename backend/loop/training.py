@@ -110,6 +110,23 @@ _FIRST_QUESTION_KEYS = (
 )
 
 
+def choose(
+    question: Schema, candidates, vectors: dict[str, np.ndarray], llm: np.ndarray, y: np.ndarray
+) -> classifier.Choice:
+    """The recipe a question's labels choose, by cross-validated macro-F1 (classifier.choose)."""
+    # Above 500 labels three folds rank the candidates as well as five, and five would put a run at 1,000 labels past
+    # a second on two cores.
+    return classifier.choose(
+        candidates,
+        vectors,
+        llm,
+        y,
+        len(question.labels),
+        lambda truth, probs: _macro_f1(truth, guesses(question, probs)),
+        folds=3 if len(y) > 500 else 5,
+    )
+
+
 def run(gate: Gateway, project: str, started: float) -> tuple[dict, bool]:
     """One run, under the project's training lock: every question with enough labels is fitted and promoted on its
     own rule; its record (also written to the registry), and whether the pool is due a re-score."""
@@ -214,17 +231,7 @@ def _question(
             [labeled[i].votes for i in rows], y, question.labels, gate.text.recipe(features), emb, llm
         )
     try:
-        # Above 500 labels three folds rank the candidates as well as five, and five would put a run at 1,000
-        # labels past a second on two cores.
-        choice = classifier.choose(
-            gate.text.candidates(features),
-            own,
-            llm,
-            y,
-            len(question.labels),
-            lambda truth, probs: _macro_f1(truth, guesses(question, probs)),
-            folds=3 if len(y) > 500 else 5,
-        )
+        choice = choose(question, gate.text.candidates(features), own, llm, y)
     except classifier.TrainingError as e:
         return {**record, "result": "skipped", "reason": str(e)}, None
     oof = choice.oof
