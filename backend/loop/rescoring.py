@@ -95,8 +95,11 @@ def run(gate: Gateway, project: str) -> None:
     known = set(projects.labels.get(project, {})) | set(trained_on)
     with timed("rank"):
         if not schema.multiple:  # finishing (routing.py) is defined for single-choice questions
+            # The first question's threshold was measured by the run that trained its model, not by the run that
+            # last promoted some other question's.
+            first = model.saved_for(config, schema) if model else None
             projects.coverage[project] = routing.pool_coverage(
-                probs, ids, projects.versions(project), model.version if model else None, known
+                probs, ids, projects.versions(project), first.version if first else None, known
             )
         needs = strategy_inputs(strategies.get(strategy), text, config, texts, pool)
         llm = needs.pop("llm_probs")
