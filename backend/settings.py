@@ -74,7 +74,9 @@ class Settings:
     label_studio_api_key: str = field(default="", repr=False)  # a secret: kept out of logs and reprs
     label_studio_api_key_file: Path | None = None
     rank_strategy: str = "margin"
-    rank_questions: str = ""  # "" (every question alike), one question's name, or name=weight,...: ranking/questions.py
+    rank_questions: str = (
+        ""  # "" (every question alike), a question's name, name=weight,..., or "learning": ranking/questions.py
+    )
     basic_auth_user: str = ""
     basic_auth_pass: str = field(default="", repr=False)
     rescore_chunk: int = 256

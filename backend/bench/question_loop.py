@@ -33,7 +33,9 @@ from backend.loop.features import MINILM, TextFeatures
 from backend.ranking import questions as question_ranking
 
 RECIPE = classifier.CANDIDATES[classifier.STATES][0]  # the mixed model: the loop's first candidate
-RANKINGS = ("across", "first", "random")  # the mean over questions; the first question alone; uniform draws
+# The mean over questions; weighed by what each still has to learn (RANK_QUESTIONS=learning); the first question
+# alone; uniform draws.
+RANKINGS = ("across", "learning", "first", "random")
 REACH = 0.95  # of the full-pool models' mean macro-F1
 
 
@@ -112,7 +114,7 @@ def run_one(
         raise QuestionLoopError(f"unknown ranking {ranking!r}; use one of {', '.join(RANKINGS)}")
     rng = np.random.default_rng(seed)
     labeled = list(rng.choice(len(pool), size=min(seed_size, len(pool)), replace=False))
-    weights = {q.from_name: 1.0 for q in config.questions} if ranking == "across" else {config.primary.from_name: 1.0}
+    weights = {config.primary.from_name: 1.0} if ranking == "first" else {q.from_name: 1.0 for q in config.questions}
     steps = []
     while True:
         both = np.concatenate([pool, test])
@@ -131,6 +133,8 @@ def run_one(
             q.from_name: ranked_probs(q, probs[q.from_name][: len(pool)], f.llm[q.from_name][pool])
             for q in config.questions
         }
+        if ranking == "learning":
+            weights = question_ranking.learning_weights(_serving_scores(config, f, pool[labeled]))
         utility = question_ranking.rank(strategy, inputs, weights, labeled_idx=labeled)
         order = np.argsort(-utility, kind="stable")
         labeled += [int(i) for i in order[:take]]
@@ -148,6 +152,22 @@ def training_seconds(config: Config, f: Features, rows: np.ndarray) -> dict[str,
         classifier.fit_recipe(choice.recipe, own, llm, y, len(q.labels))
         out[q.from_name] = round(time.perf_counter() - started, 3)
     out["all"] = round(sum(out.values()), 3)
+    return out
+
+
+def _serving_scores(config: Config, f: Features, train: np.ndarray) -> dict[str, float]:
+    """Each question's macro-F1 on its labels of what would serve it: the model's out-of-fold, or the LLM's when
+    no model can be fitted yet (what a training run records)."""
+    out = {}
+    own = {k: v[train] for k, v in f.vectors.items()}
+    for q in config.questions:
+        name = q.from_name
+        y, llm = f.y[name][train], f.llm[name][train]
+        try:
+            oof = classifier.out_of_fold_recipe(RECIPE, own, llm, y, len(q.labels), folds=3)
+        except classifier.TrainingError:
+            oof = llm
+        out[name] = training.macro_f1(y, training.guesses(q, oof))
     return out
 
 

@@ -39,6 +39,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     data.add_argument("--config", type=Path, metavar="XML", help="the labeling config (default: the corpus's)")
     data.add_argument("--guidelines", type=Path, metavar="MD", help="the guidelines (default: the corpus's)")
     parser.add_argument("--pool", type=positive_int, default=1000, help="pool items (default %(default)s)")
+    parser.add_argument(
+        "--skip", type=int, default=0, help="items passed over first: another slice of the set (default %(default)s)"
+    )
     parser.add_argument("--test", type=positive_int, default=400, help="test items (default %(default)s)")
     parser.add_argument("--seeds", type=positive_int, default=3, help="repetitions (default %(default)s)")
     parser.add_argument("--seed-size", type=positive_int, default=10, help="random first labels (default %(default)s)")
@@ -93,15 +96,17 @@ def run(args: argparse.Namespace) -> int:
         raise question_loop.QuestionLoopError(
             f"some items lack {', '.join(missing)} (the config asks {', '.join(config.names)})"
         )
-    if len(items) < args.pool + args.test:
+    if args.skip < 0:
+        raise question_loop.QuestionLoopError("--skip must be 0 or more")
+    if len(items) < args.skip + args.pool + args.test:
         raise question_loop.QuestionLoopError(
-            f"the set has {len(items)} items; --pool {args.pool} and --test {args.test} need more"
+            f"the set has {len(items)} items; --skip {args.skip}, --pool {args.pool} and --test {args.test} need more"
         )
     check_writable_dir(args.out)
     settings = replace(Settings.from_env(), guidelines=guidelines, data_dir=args.cache_dir)
     predictor = load_model(settings)
     text = TextFeatures(settings, lambda: predictor)
-    chosen = items[: args.pool + args.test]
+    chosen = items[args.skip : args.skip + args.pool + args.test]
     f = question_loop.features(text, config, chosen, progress=not args.quiet)
     result = {
         "model": predictor.source.name,

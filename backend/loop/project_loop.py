@@ -174,6 +174,7 @@ class Loop:
         results: list[dict] = [{"result": [], "score": 0.0, "model_version": version} for _ in tasks]
         strategy = self.projects.strategy(project) if project else self.settings.rank_strategy
         lanes = self.projects.lanes(project) if project else 1
+        weights = rescoring.question_weights(self.settings, self.projects, project, config.names)
         chunk = self.settings.predict_chunk
         # Also checked when the model takes a chunk up: the wait behind other requests' chunks can be long.
         deadline = llm_scorer.DEADLINE.set(started + self.settings.predict_timeout)
@@ -197,6 +198,7 @@ class Loop:
                     batch,
                     answers,
                     strategy,
+                    weights,
                     ranking,
                     version,
                     lanes,
@@ -207,7 +209,9 @@ class Loop:
         skipped.sort(key=lambda item: item["index"])
         return results, skipped, version
 
-    def _fill(self, results, config, tasks, slots, batch, answers, strategy, ranking, version, lanes, pool) -> None:
+    def _fill(
+        self, results, config, tasks, slots, batch, answers, strategy, weights, ranking, version, lanes, pool
+    ) -> None:
         """Each task's prediction, with the pool ranking's score when the task has one, else its own."""
         # The LLM's probabilities were just cached by answers(): reading them again costs a lookup.
         needs_llm = strategy in strategies.REGISTRY and strategies.REGISTRY[strategy].needs_llm_probs
@@ -216,7 +220,7 @@ class Loop:
             q.from_name: ranked_probs(q, answers[q.from_name], llm[q.from_name] if llm else None)
             for q in config.questions
         }
-        priority = question_ranking.pointwise_priority(strategy, inputs, self.settings.question_weights(config.names))
+        priority = question_ranking.pointwise_priority(strategy, inputs, weights)
         for i, (slot, own) in enumerate(zip(slots, priority)):
             task_id = _task_id(tasks[slot])
             if ranking and ranking.published == version and task_id in ranking.priorities:

@@ -78,6 +78,12 @@ class PoolRanking:
     priorities: dict[int, float]  # task → score written (lane + priority)
 
 
+def _serving_score(question: Any) -> float | None:
+    if not isinstance(question, dict) or question.get("result") not in ("promoted", "kept"):
+        return None
+    return question["cv_macro_f1"] if question["result"] == "promoted" else question["incumbent_macro_f1"]
+
+
 class Projects:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -175,3 +181,12 @@ class Projects:
 
     def versions(self, project: str) -> list[dict]:
         return self.store(project).versions()
+
+    def question_scores(self, project: str, names: tuple[str, ...]) -> dict[str, float | None]:
+        """Each question's macro-F1, on the project's labels, of what serves it, as the newest training run measured
+        it (the promoted model's cross-validated score, else the incumbent's); None where no run measured it."""
+        for record in reversed(self.versions(project)):
+            measured = record.get("questions")
+            if isinstance(measured, dict):
+                return {name: _serving_score(measured.get(name)) for name in names}
+        return {name: None for name in names}

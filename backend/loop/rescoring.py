@@ -29,10 +29,11 @@ from backend.llm.predictor import PoolCalibration
 from backend.loop import routing
 from backend.loop.answers import ranked_probs, regions
 from backend.loop.gateway import Gateway
-from backend.loop.projects import PoolRanking
+from backend.loop.projects import PoolRanking, Projects
 from backend.metrics import Metrics
 from backend.ranking import questions as question_ranking
 from backend.ranking import strategies
+from backend.settings import Settings
 
 if TYPE_CHECKING:
     from backend.loop.features import TextFeatures
@@ -107,7 +108,7 @@ def run(gate: Gateway, project: str) -> None:
             q.from_name: ranked_probs(q, answers[q.from_name], llm[q.from_name] if llm else None)
             for q in config.questions
         }
-        weights = settings.question_weights(config.names)
+        weights = question_weights(settings, projects, project, config.names)
         utility = question_ranking.rank(strategy, inputs, weights, labeled_idx=labeled, **needs)
         scores = ls_queue.lane_scores(strategies.priority_scores(utility), projects.lanes(project))
     predictions = [
@@ -157,6 +158,13 @@ def run(gate: Gateway, project: str) -> None:
         published,
         time.perf_counter() - started,
     )
+
+
+def question_weights(settings: Settings, projects: Projects, project: str | None, names: tuple[str, ...]) -> dict:
+    """How much each question counts in the ranking (RANK_QUESTIONS; "learning" reads the newest run's scores)."""
+    if settings.rank_questions.strip() == question_ranking.LEARNING and project:
+        return question_ranking.learning_weights(projects.question_scores(project, names))
+    return settings.question_weights(names)
 
 
 def strategy_inputs(

@@ -26,7 +26,7 @@ from backend.loop.projects import ModelSet, Projects, TrainedModel
 from backend.quality import gold, label_issues
 
 
-def _macro_f1(y: np.ndarray, guess: np.ndarray) -> float:
+def macro_f1(y: np.ndarray, guess: np.ndarray) -> float:
     """Over the labels the annotators used: the classes present (single choice), or the labels chosen at least once
     (multi-label: y and guess are 0/1 matrices)."""
     present = np.flatnonzero(y.sum(axis=0)) if y.ndim == 2 else np.unique(y)
@@ -122,7 +122,7 @@ def choose(
         llm,
         y,
         len(question.labels),
-        lambda truth, probs: _macro_f1(truth, guesses(question, probs)),
+        lambda truth, probs: macro_f1(truth, guesses(question, probs)),
         folds=3 if len(y) > 500 else 5,
     )
 
@@ -238,7 +238,7 @@ def _question(
     record.update(recipe=choice.recipe.name, recipe_scores=choice.scores)
     candidate_guess = guesses(question, oof)
     incumbent_guess = _incumbent_guess(question, incumbent, ids, y, serving_probs[rows])
-    candidate_f1, incumbent_f1 = _macro_f1(y, candidate_guess), _macro_f1(y, incumbent_guess)
+    candidate_f1, incumbent_f1 = macro_f1(y, candidate_guess), macro_f1(y, incumbent_guess)
     if not question.multiple:  # finishing (routing.py) is defined for single-choice questions
         record["routing"] = routing.routing_record(oof, llm, y)  # thresholds at the 95% target, kept in the registry
     promote = candidate_f1 > incumbent_f1
@@ -246,7 +246,7 @@ def _question(
         incumbent=incumbent.version if incumbent else blank.llm_version,
         cv_macro_f1=round(candidate_f1, 4),
         incumbent_macro_f1=round(incumbent_f1, 4),
-        llm_macro_f1=round(_macro_f1(y, guesses(question, llm)), 4),
+        llm_macro_f1=round(macro_f1(y, guesses(question, llm)), 4),
         result="promoted" if promote else "kept",
     )
     if not promote:

@@ -5,7 +5,9 @@ that reads the probabilities gives utilities in [0, 1] (a margin, a normalised e
 a rank fusion), so the values are averaged as they are: a task unsure on every question comes before one unsure on
 one. Percentile ranks (`strategies.rank_fusion`) were the other choice; they tie such a task with tasks unsure on
 one question only, since a rank cannot say how unsure. RANK_QUESTIONS weighs questions
-("sentiment=2,aspects=1"; a question left out weighs 0) or picks one ("sentiment"). A strategy that does not read
+("sentiment=2,aspects=1"; a question left out weighs 0), picks one ("sentiment"), or weighs each by how much it
+still has to learn ("learning": one minus the macro-F1 of what serves it, measured on the project's labels: the
+trained model's cross-validated score, or the LLM's; `learning_weights`). A strategy that does not read
 the probabilities (random, diversity, the LLM's judgements) ranks the same for every question, so it is computed
 once.
 
@@ -24,11 +26,23 @@ from backend.ranking import strategies
 Inputs = Mapping[str, tuple[np.ndarray, np.ndarray | None]]  # from_name → (probs, llm_probs or None)
 
 
+LEARNING = "learning"
+FLOOR = 0.05  # a question the model knows perfectly on its labels still counts a little: its labels may be few
+
+
+def learning_weights(scores: Mapping[str, float | None]) -> dict[str, float]:
+    """Each question weighs one minus the macro-F1 of what serves it (at least FLOOR); every question at 1 while
+    any is not measured yet."""
+    if not scores or any(v is None for v in scores.values()):
+        return {name: 1.0 for name in scores}
+    return {name: max(1.0 - float(v), FLOOR) for name, v in scores.items()}  # type: ignore[arg-type]
+
+
 def parse_weights(spec: str) -> dict[str, float]:
-    """RANK_QUESTIONS as weights by question name; {} (every question at 1) for "" or "mean". ValueError with what is
-    wrong otherwise."""
+    """RANK_QUESTIONS as weights by question name; {} (every question at 1) for "", "mean" or "learning" (whose
+    weights come from the project's scores: learning_weights). ValueError with what is wrong otherwise."""
     spec = spec.strip()
-    if spec in ("", "mean"):
+    if spec in ("", "mean", LEARNING):
         return {}
     weights: dict[str, float] = {}
     for part in spec.split(","):

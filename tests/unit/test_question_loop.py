@@ -56,7 +56,7 @@ def test_labels_to_reach_and_the_summary():
     assert question_loop.labels_to_reach(steps, 0.7) == 20
     assert question_loop.labels_to_reach(steps, 0.8) is None
     result = question_loop.simulate(CONFIG, _features(), 80, seeds=2, seed_size=10, batch=20, budget=50, progress=False)
-    assert set(result["rankings"]) == {"across", "first", "random"}
+    assert set(result["rankings"]) == {"across", "learning", "first", "random"}
     assert result["target"] == pytest.approx(0.95 * result["full_pool"]["mean"], abs=1e-4)
     for r in result["rankings"].values():
         assert [s["labels"] for s in r["curve"]] == [10, 30, 50] and len(r["labels_to_target"]) == 2

@@ -76,3 +76,31 @@ def test_pointwise_priority_is_the_weighted_mean_of_each_questions():
     assert both == pytest.approx((a + b) / 2)
     assert questions.pointwise_priority("margin", INPUTS, {"a": 3.0, "b": 1.0}) == pytest.approx(0.75 * a + 0.25 * b)
     assert int(np.argmin(both)) == 3  # lower = asked sooner
+
+
+def test_learning_weighs_each_question_by_what_it_still_has_to_learn(tmp_path, monkeypatch):
+    from backend.loop import rescoring
+    from backend.loop.projects import Projects
+
+    assert questions.parse_weights("learning") == {}
+    assert questions.learning_weights({"a": 0.6, "b": 0.99}) == pytest.approx({"a": 0.4, "b": questions.FLOOR})
+    assert questions.learning_weights({"a": 0.6, "b": None}) == {"a": 1.0, "b": 1.0}  # b not measured yet
+    # The weights tip the order towards the question the model knows least.
+    tipped = questions.rank("margin", INPUTS, questions.learning_weights({"a": 0.5, "b": 0.95}))
+    assert tipped[1] > tipped[2]
+
+    monkeypatch.setenv("RANK_QUESTIONS", "learning")
+    settings = Settings.from_env()
+    projects = Projects(Settings(data_dir=tmp_path))
+    names = ("a", "b")
+    assert rescoring.question_weights(settings, projects, "4", names) == {"a": 1.0, "b": 1.0}  # no run yet
+    store = projects.store("4")
+    run = {
+        "a": {"result": "promoted", "cv_macro_f1": 0.7, "incumbent_macro_f1": 0.5},
+        "b": {"result": "kept", "cv_macro_f1": 0.8, "incumbent_macro_f1": 0.9},
+    }
+    store.add("v-r1", None, {"questions": run}, promote=False)
+    assert projects.question_scores("4", names) == {"a": 0.7, "b": 0.9}  # what serves each now
+    assert rescoring.question_weights(settings, projects, "4", names) == pytest.approx({"a": 0.3, "b": 0.1})
+    store.add("v-r2", None, {"questions": {**run, "b": {"result": "skipped", "reason": "too few"}}}, promote=False)
+    assert rescoring.question_weights(settings, projects, "4", names) == {"a": 1.0, "b": 1.0}
