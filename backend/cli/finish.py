@@ -29,12 +29,23 @@ The file (JSON): "tasks" (every task once: id, source "human" | "model" | "needs
 for the latter two), "estimate" (rule "audit"; threshold, accuracy and lower_bound on the "support" audit labels at
 or above it, target, confidence, model_labeled), "audit" (status "none" | "drawn" | "waiting" | "tested", tab,
 size, labeled, pending, region_tasks, floor, expected, drawn, plan), "needs_person" (task ids, least sure first),
-"counts", "model"; with --apply also "apply".
+"counts", "model", "questions"; with --apply also "apply".
 
---apply creates one annotation per model-labeled task that has no annotation at all, marked as the model's
-(import_id 373657031212861361, last action "Created from prediction"); training never reads them as human labels.
-Run again, it writes nothing twice and takes back model labels a person has since annotated beside or that fell
-below the threshold. --undo removes every model annotation no person has saved since, and the audit's tab; a model
+Every question of the labeling config is finished on its own: its own model, confidence, audit sample, test and
+threshold (a multi-label question by the whole set: the model answers it only when every label's decision is sure
+enough, and is right only when the set is exactly the people's). One audit serves them all: each question's sample
+is drawn from its own region, the tab holds their union, and people label those tasks on every question. The top
+level of the file reads the first question (its label, estimate and model, as for one question); "questions" holds
+each question's model, estimate, audit (status, size, labeled, pending, region_tasks, floor, expected), counts and
+human_fraction (the share of the dataset's tasks people label on it), and each task's row its "questions" (source,
+label; guess and probability, the confidence, where the model answered). A task's source is "model" only when the
+model labels every question; one where it labels some is "needs_person" (for the rest) and holds the model's
+annotation for the questions it labels.
+
+--apply creates one annotation per task the model labels on some question and nobody has annotated, holding only
+those questions' results, marked as the model's (import_id 373657031212861361, last action "Created from
+prediction"); training never reads them as human labels. Run again, it writes nothing twice and takes back model
+labels a person has since annotated beside or that fell below the threshold. --undo removes every model annotation no person has saved since, and the audit's tab; a model
 label a person corrected or confirmed is theirs and stays.
 """
 
@@ -138,6 +149,54 @@ def _audit_line(a: dict, e: dict, args: argparse.Namespace) -> str:
     return f"{plan}: every task labeled; tested"
 
 
+def _several_audit_line(a: dict, questions: dict, e: dict, args: argparse.Namespace) -> str:
+    """The audit line of a config of several questions: one audit, each question's sample drawn from its region."""
+    target = f"{_pct(e['target'])} accuracy at {_pct(e['confidence'])} confidence"
+    if a["status"] == "none":
+        return (
+            f"no audit: for no question do the labels so far show a region where the model could reach {target} at a "
+            "cost of fewer labels than it saves; label more tasks, then run again"
+        )
+    parts = ", ".join(
+        f"{name} {q['audit']['size']} of {q['audit']['region_tasks']} at >= {q['audit']['floor']:.4f}"
+        for name, q in questions.items()
+        if q["audit"]["size"]
+    )
+    plan = f"an audit of {a['size']} tasks drawn at random (each question's sample from its region: {parts})"
+    if a["status"] == "drawn":
+        if args.apply:
+            return (
+                f"drew {plan}: label the tasks of the tab 'Finish audit' (id {a['tab']}) on every question, then run "
+                "again"
+            )
+        return f"would draw {plan} (--apply keeps it as the tab 'Finish audit')"
+    if a["status"] == "waiting":
+        return (
+            f"{plan}: {a['labeled']} labeled, {len(a['pending'])} to go in the tab 'Finish audit' (id {a['tab']}); "
+            "a question's model labels nothing until its own sample is done"
+        )
+    return f"{plan}: every task labeled; tested"
+
+
+def _question_line(name: str, q: dict) -> str:
+    """One question's part: how many tasks the model labels, at what threshold, and the share left to people."""
+    e, a, c = q["estimate"], q["audit"], q["counts"]
+    head = f"  {name}{' (multi-label: every label sure)' if q['multiple'] else ''}: {c['model']} labeled by the model"
+    people = f"people {_pct(q['human_fraction'])}" if q["human_fraction"] is not None else "no task to label"
+    if e["threshold"] is not None:
+        return (
+            f"{head} at confidence >= {e['threshold']:.4f} (accuracy {e['accuracy']:.3f} on {e['support']} audit "
+            f"labels, at least {e['lower_bound']:.3f} with {_pct(e['confidence'])} confidence); {people}"
+        )
+    why = {
+        "none": "no audit for it",
+        "drawn": f"its audit sample of {a['size']} is to be labeled",
+        "waiting": f"its audit waits for {len(a['pending'])} of {a['size']} tasks",
+        "tested": "its audit's most confident answers already fail the target",
+    }[a["status"]]
+    return f"{head} ({why}); {people}"
+
+
 def run(args: argparse.Namespace) -> int:
     from backend.loop import finish
 
@@ -153,13 +212,18 @@ def run(args: argparse.Namespace) -> int:
         dataset["apply"] = finish.apply(ls.client, args.project, dataset, progress=not args.quiet)
     write_json(args.out, dataset)
     c, e, a = dataset["counts"], dataset["estimate"], dataset["audit"]
+    several = dataset.get("questions") or {}
     print(
-        f"project {args.project}: {c['tasks']} tasks: {c['human']} labeled by people, {c['model']} by the model, "
-        f"{c['audit']} in the audit, {c['needs_person']} need a person (gold {c['gold']}, synthetic "
+        f"project {args.project}: {c['tasks']} tasks: {c['human']} labeled by people, {c['model']} by the model"
+        + (" (on every question), " if len(several) > 1 else ", ")
+        + f"{c['audit']} in the audit, {c['needs_person']} need a person (gold {c['gold']}, synthetic "
         f"{c['synthetic']}, no text {c['unreadable']})"
     )
-    print(_audit_line(a, e, args))
-    if e["threshold"] is not None:
+    print(_several_audit_line(a, several, e, args) if len(several) > 1 else _audit_line(a, e, args))
+    if len(several) > 1:
+        for name, q in several.items():
+            print(_question_line(name, q))
+    elif e["threshold"] is not None:
         print(
             f"model labels: probability >= {e['threshold']:.4f}; accuracy {e['accuracy']:.3f} on {e['support']} "
             f"audit labels, at least {e['lower_bound']:.3f} with {_pct(e['confidence'])} confidence "

@@ -13,15 +13,24 @@ out. Each issue names the task, its text, the given and the suggested label, the
 
 With --project the export is read through the API (LABEL_STUDIO_URL, LABEL_STUDIO_API_KEY) and the project's own
 labeling config is used. --review makes or refreshes the project's "Label issues" tab, holding exactly the
-flagged tasks: a reviewer opens each one and changes the label, or saves it unchanged to confirm it; a confirmed
+flagged tasks (flagged on any question): a reviewer opens each one and changes the label, or saves it unchanged to confirm it; a confirmed
 label is not flagged again while it stays the same. The model is loaded as the backend loads it (LLM_MODEL,
 DATA_DIR for its caches).
 
---format json prints one JSON object: "issues" (one object per flagged task, worst first: task, text, given,
-suggested, quality, annotators, reason "model" or "gold", probabilities), "annotators" (labels, flagged, rate;
-crowdlab_quality), "consensus" (where tasks have several annotators: CROWDLAB's consensus label and its quality
-per task, each annotator's quality; else null) with "agreement" (Cohen's and Fleiss' kappa, Krippendorff's
-alpha), "counts", "model", "method". --format csv writes the issues, one row each.
+Every question of the labeling config is judged on its own (--question NAME judges one): its given labels, its own
+model and cleanlab's verdict. A multi-label question's given label is the set most annotators chose; its model gives
+each label's probability of applying and cleanlab's multi-label issue finder flags the tasks where any label looks
+wrong (given and suggested are then lists of labels, the quality cleanlab's multi-label score; no CROWDLAB). The
+gold file (--gold, default the packaged sentiment gold) answers the first question judged; the other questions
+leave gold tasks out.
+
+--format json prints one JSON object: "issues" (one object per flagged label, worst first: task, question, text,
+given, suggested, quality, annotators, reason "model" or "gold", probabilities), "annotators" (labels, flagged,
+rate over every question's labels; crowdlab_quality), "consensus" (where tasks have several annotators: CROWDLAB's
+consensus label and its quality per task, each annotator's quality, for the first question; else null) with
+"agreement" (Cohen's and Fleiss' kappa, Krippendorff's alpha), "counts" (summed over questions), "model" (the first
+question's), "method", and "questions" (each question's multiple, labels, counts, annotators, model, consensus).
+--format csv writes the issues, one row each (with a question column when several are judged).
 """
 
 from __future__ import annotations
@@ -63,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="gold answers (JSONL/JSON/CSV with text and label; default: the packaged sentiment gold set)",
     )
+    parser.add_argument(
+        "--question", metavar="NAME", help="judge this question (a <Choices> name) alone (default: every question)"
+    )
     parser.add_argument("--format", choices=FORMATS, default="table", help="output (default %(default)s)")
     parser.add_argument("--out", type=Path, help="write the output here instead of standard output")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -81,41 +93,69 @@ def check(args: argparse.Namespace) -> None:
 
 
 def read_config(path: Path) -> schemas.Config:
-    """The config, whose first question (the one judged) must be single-choice."""
+    """The config: every question the backend fills."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as e:
         raise UsageError(f"cannot read --config {path}: {e.strerror or e}") from None
     try:
-        schemas.parse_single(text)
         return schemas.parse_config(text)
     except schemas.SchemaError as e:
         raise UsageError(f"--config {path}: {e}") from None
 
 
+def judged(config: schemas.Config, name: str | None) -> list[schemas.Schema]:
+    """The questions to judge: every one, or --question's."""
+    try:
+        return [config.question(name)] if name else list(config.questions)
+    except schemas.SchemaError as e:
+        raise UsageError(f"--question: {e}") from None
+
+
+def shown(label: str | list[str]) -> str:
+    """A given or suggested label as a table or CSV cell: a multi-label set as its labels, "(none)" when empty."""
+    return label if isinstance(label, str) else ", ".join(label) or gold.NO_LABEL
+
+
 def render(report: dict, fmt: str) -> str:
     if fmt == "json":
         return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+    several = len(report.get("questions") or {}) > 1
     if fmt == "csv":
         out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+        columns = ("question", *CSV_COLUMNS) if several else CSV_COLUMNS
+        writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         for issue in report["issues"]:
-            writer.writerow({**issue, "annotators": ";".join(issue["annotators"])})
+            writer.writerow(
+                {
+                    **issue,
+                    "given": shown(issue["given"]),
+                    "suggested": shown(issue["suggested"]),
+                    "annotators": ";".join(issue["annotators"]),
+                }
+            )
         return out.getvalue()
     c = report["counts"]
+    among = f"{c['tasks']} labels of {len(report['questions'])} questions" if several else f"{c['tasks']} labeled tasks"
     lines = [
-        f"{c['flagged']} likely wrong labels among {c['tasks']} labeled tasks ({c['flagged_gold']} gold; "
+        f"{c['flagged']} likely wrong labels among {among} ({c['flagged_gold']} gold; "
         f"{c['confirmed_not_flagged']} confirmed by a reviewer and not flagged again)",
-        "",
     ]
+    if several:
+        for name, q in report["questions"].items():
+            kind = ", multi-label" if q["multiple"] else ""
+            lines.append(f"  {name}{kind}: {q['counts']['flagged']} of {q['counts']['tasks']} labeled tasks")
+    lines.append("")
     if report["issues"]:
-        lines.append(f"  {'quality':>7}  {'task':>8}  {'given':12} {'suggested':12} {'annotators':20} text")
+        question = f"{'question':12} " if several else ""
+        lines.append(f"  {'quality':>7}  {'task':>8}  {question}{'given':12} {'suggested':12} {'annotators':20} text")
         for i in report["issues"]:
             text = " ".join(i["text"].split())
+            question = f"{i['question'][:12]:12} " if several else ""
             lines.append(
-                f"  {i['quality']:7.3f}  {str(i['task']):>8}  {i['given']:12} {i['suggested']:12} "
-                f"{', '.join(i['annotators'])[:20]:20} {text[:60]}"
+                f"  {i['quality']:7.3f}  {str(i['task']):>8}  {question}{shown(i['given']):12} "
+                f"{shown(i['suggested']):12} {', '.join(i['annotators'])[:20]:20} {text[:60]}"
             )
         lines.append("")
     lines.append("flagged labels per annotator:")
@@ -138,10 +178,12 @@ def render(report: dict, fmt: str) -> str:
             )
     elif crowd:
         lines.append(f"CROWDLAB could not run: {crowd['error']}")
-    m = report["model"]
-    lines.append(
-        f"model: {m['kind']} trained on {m['trained_on']} labels" + (f" ({m['fallback']})" if m["fallback"] else "")
-    )
+    models = {name: q["model"] for name, q in report["questions"].items()} if several else {"": report["model"]}
+    for name, m in models.items():
+        lines.append(
+            f"model{f' ({name})' if name else ''}: {m['kind']} trained on {m['trained_on']} labels"
+            + (f" ({m['fallback']})" if m["fallback"] else "")
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -155,43 +197,90 @@ def run(args: argparse.Namespace) -> int:
         if args.project is not None:
             client = connect().client
             config = finish.project_schema(client, args.project)[1]  # a wrong project fails before the model loads
+            questions = judged(config, args.question)
             path = Path(tmp) / "export.json"
             tasks = label_review.download_export(client, args.project, path)
         else:
             config = read_config(args.config)
+            questions = judged(config, args.question)
             path, tasks = args.export, None
-        schema = config.primary
+        lead = questions[0]  # the question the gold file answers
         try:
-            dataset = load_export(path, from_name=schema.from_name, labels=schema.labels, text_key=schema.data_key)
-            gold_set = gold.load_gold(args.gold, schema.labels) if args.gold else gold.default_gold()
+            datasets = {
+                q.from_name: load_export(
+                    path, from_name=q.from_name, labels=q.labels, text_key=q.data_key, multiple=q.multiple
+                )
+                for q in questions
+            }
+            gold_set = (
+                gold.load_gold(args.gold, lead.labels, multiple=lead.multiple) if args.gold else gold.default_gold()
+            )
         except (ExportError, gold.GoldError) as e:
             raise UsageError(str(e)) from None
-        rows = label_issues.tasks_of(dataset, gold_set)
-        confirmed, seen = {}, {}
+        # The packaged gold answers a sentiment question: it judges the first question only where its labels fit.
+        answers = bool(args.gold) or (not lead.multiple and set(gold_set.labels) <= set(lead.labels))
+        rows = {
+            q.from_name: label_issues.tasks_of(datasets[q.from_name], gold_set, answers and q is lead)
+            for q in questions
+        }
+        first = config.primary.from_name
+        confirmed: dict[str, dict[int, str]] = {}
+        seen: dict[int, str] = {}
+        state: dict = {}
         if args.review:
-            seen = label_review.fingerprints(tasks)
-            given = {r.task: r.given for r in rows if r.answer is None}
-            confirmed = label_review.confirmed_labels(label_review.read_state(client, args.project), seen, given)
+            seen = label_review.fingerprints(tasks or [])
+            state = label_review.read_state(client, args.project)
+            for q in questions:
+                given = {r.task: r.given for r in rows[q.from_name] if r.answer is None}
+                before = label_review.question_state(state, q.from_name, first)
+                confirmed[q.from_name] = label_review.confirmed_labels(before, seen, given)
         loop = finish.make_loop(settings, lambda: load_model(settings))
-        report = label_issues.judge(
-            rows,
-            schema.labels,
-            lambda texts: finish.score_texts(loop, config, texts, not args.quiet),
-            loop.text.recipe,
-            confirmed,
+
+        def scorer(name: str) -> label_issues.Scorer:
+            def score(texts: list[str]) -> tuple:
+                vectors, llm, info = finish.score_questions(loop, config, texts, not args.quiet)
+                return vectors, llm[name], info
+
+            return score
+
+        reports = {
+            q.from_name: label_issues.judge(
+                rows[q.from_name],
+                q.labels,
+                scorer(q.from_name),
+                loop.text.recipe,
+                confirmed.get(q.from_name),
+                multiple=q.multiple,
+            )
+            for q in questions
+        }
+        report = label_issues.combine(
+            reports, {q.from_name: q.multiple for q in questions}, {q.from_name: q.labels for q in questions}
         )
         if report["consensus"]:
-            stats = agreement.analyse(dataset, bootstrap=0)  # κ/α beside CROWDLAB, as scripts/agreement.py has them
+            stats = agreement.analyse(datasets[lead.from_name], bootstrap=0)  # κ/α beside CROWDLAB, as agreement has
             report["agreement"] = {
                 key: stats[key] for key in ("cohen_kappa", "fleiss_kappa", "krippendorff_alpha", "percent_agreement")
             }
         if args.review:
-            view = label_review.write_tab(client, args.project, report["issues"], seen, confirmed)
+            flagged = {
+                q.from_name: [
+                    (int(i["task"]), q.key(i["given"]) if q.multiple else i["given"])
+                    for i in reports[q.from_name]["issues"]
+                ]
+                for q in questions
+            }
+            kept = dict(confirmed)
+            for name in config.names:  # a question not judged now keeps its confirmations
+                if name not in kept:
+                    before = label_review.question_state(state, name, first)["confirmed"]
+                    kept[name] = {int(t): label for t, label in before.items()}
+            view = label_review.write_tab(client, args.project, flagged, seen, kept, first)
             report["review"] = {
                 "tab": view,
                 "title": label_review.TITLE,
-                "tasks": len(report["issues"]),
-                "confirmed": len(confirmed),
+                "tasks": len({t for pairs in flagged.values() for t, _ in pairs}),
+                "confirmed": sum(len(c) for c in confirmed.values()),
             }
     output = render(report, args.format)
     if args.out:
@@ -201,7 +290,8 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(output)
     if args.review:
         print(
-            f"tab {label_review.TITLE!r} of project {args.project} holds {len(report['issues'])} tasks", file=sys.stderr
+            f"tab {label_review.TITLE!r} of project {args.project} holds {report['review']['tasks']} tasks",
+            file=sys.stderr,
         )
     return 0
 

@@ -7,7 +7,9 @@ while the label stays the same). Which is which is read from the task's annotati
 annotations changed since it was flagged (a new one, or one saved again) and whose label did not was confirmed.
 
 What the tab needs to remember between runs (the labels flagged, each task's annotations when it was flagged, the
-labels confirmed) is kept in the tab itself, under STATE_KEY of its data (backend/labelstudio/tabs.py).
+labels confirmed) is kept in the tab itself, under STATE_KEY of its data (backend/labelstudio/tabs.py), per question
+of the config: a task flagged on any question is in the tab, and a confirmation is of one question's label (a
+multi-label question's set as one string, Schema.key).
 """
 
 from __future__ import annotations
@@ -55,12 +57,34 @@ def fingerprints(tasks: Sequence[dict]) -> dict[int, str]:
 
 
 def read_state(client: Any, project_id: int) -> dict:
-    """What the last run left: {"flagged": {task: {"label", "seen"}}, "confirmed": {task: label}} (task ids as str)."""
+    """What the last run left: {"flagged": {task: {"label", "seen"}}, "confirmed": {task: label}} of the config's first
+    question, and under "questions" the same by question (task ids as str; see question_state)."""
     view = tabs.find(client, project_id, TITLE)
     state = view.data.get(STATE_KEY) if view is not None else None
     if not isinstance(state, dict):
-        return {"flagged": {}, "confirmed": {}}
-    return {"flagged": dict(state.get("flagged") or {}), "confirmed": dict(state.get("confirmed") or {})}
+        return {"flagged": {}, "confirmed": {}, "questions": {}}
+    per = state.get("questions")
+    per = per if isinstance(per, dict) else {}
+    return {
+        "flagged": dict(state.get("flagged") or {}),
+        "confirmed": dict(state.get("confirmed") or {}),
+        "questions": {
+            name: {"flagged": dict(q.get("flagged") or {}), "confirmed": dict(q.get("confirmed") or {})}
+            for name, q in per.items()
+            if isinstance(q, dict)
+        },
+    }
+
+
+def question_state(state: Mapping, name: str, first: str) -> dict:
+    """One question's part of what the last run left: its own under "questions"; a tab written before several
+    questions were judged holds the first question's at the top."""
+    per = state.get("questions") or {}
+    if name in per:
+        return per[name]
+    if not per and name == first:
+        return {"flagged": state["flagged"], "confirmed": state["confirmed"]}
+    return {"flagged": {}, "confirmed": {}}
 
 
 def confirmed_labels(state: Mapping, seen: Mapping[int, str], given: Mapping[int, str]) -> dict[int, str]:
@@ -73,21 +97,34 @@ def confirmed_labels(state: Mapping, seen: Mapping[int, str], given: Mapping[int
     return confirmed
 
 
-def tab_data(issues: Sequence[dict], seen: Mapping[int, str], confirmed: Mapping[int, str]) -> dict:
-    return tabs.holding(
-        TITLE,
-        (int(i["task"]) for i in issues),
-        **{
-            STATE_KEY: {
-                "flagged": {str(i["task"]): {"label": i["given"], "seen": seen.get(int(i["task"]))} for i in issues},
-                "confirmed": {str(t): label for t, label in confirmed.items()},
-            }
-        },
-    )
+def tab_data(
+    flagged: Mapping[str, Sequence[tuple[int, str]]],
+    seen: Mapping[int, str],
+    confirmed: Mapping[str, Mapping[int, str]],
+    first: str,
+) -> dict:
+    """The tab's data: the tasks flagged on any question (`flagged`: question -> (task, label) pairs; a multi-label
+    set as its key), each question's flagged labels and confirmations under "questions", and the first question's
+    also at the top, where a tab of one question keeps them."""
+    per = {
+        name: {
+            "flagged": {str(t): {"label": label, "seen": seen.get(int(t))} for t, label in flagged.get(name, ())},
+            "confirmed": {str(t): label for t, label in confirmed.get(name, {}).items()},
+        }
+        for name in dict.fromkeys([*flagged, *confirmed])
+    }
+    top = per.get(first, {"flagged": {}, "confirmed": {}})
+    tasks = {int(t) for pairs in flagged.values() for t, _ in pairs}
+    return tabs.holding(TITLE, tasks, **{STATE_KEY: {**top, "questions": per}})
 
 
 def write_tab(
-    client: Any, project_id: int, issues: Sequence[dict], seen: Mapping[int, str], confirmed: Mapping[int, str]
+    client: Any,
+    project_id: int,
+    flagged: Mapping[str, Sequence[tuple[int, str]]],
+    seen: Mapping[int, str],
+    confirmed: Mapping[str, Mapping[int, str]],
+    first: str,
 ) -> int:
     """Make or refresh the tab so it holds exactly the flagged tasks; its id."""
-    return tabs.write(client, project_id, tab_data(issues, seen, confirmed))
+    return tabs.write(client, project_id, tab_data(flagged, seen, confirmed, first))

@@ -183,7 +183,8 @@ class Config:
 
     @property
     def primary(self) -> Schema:
-        """The first question: the one a trained model learns and the one finishing and reports read."""
+        """The first question: the one read where one label per task is shown (the top level of finish's file and of
+        reports; each question has its own part beside it)."""
         return self.questions[0]
 
     @property
@@ -222,8 +223,8 @@ def parse(config: str) -> Schema:
 
 
 def parse_single(config: str) -> Schema:
-    """parse(), for the tools that read one label per task (finishing, label issues, synthetic examples): a
-    multi-label first question is a SchemaError saying so."""
+    """parse(), for the tools that read one label per task (synthetic examples): a multi-label first question is a
+    SchemaError saying so. Finishing and label issues read every question (parse_config)."""
     question = parse(config)
     if question.multiple:
         raise SchemaError(

@@ -25,6 +25,24 @@ labeled since the plan are left to people or counted as theirs; --new-audit plan
 only on tasks nobody has annotated, and keeps Label Studio matching the dataset when run again: nothing is written
 twice, a model label a person has since annotated beside (or that fell below a new threshold) is taken back, a
 changed one is replaced. `undo` removes every model annotation no person has saved since, and the audit's tab.
+
+Several questions. Each question of the config is routed on its own: its model (the served kind fitted on that
+question's answers, a multi-label one as one regression per label, as training fits it), its confidence per task,
+its region, audit sample, fixed-sequence test and threshold. A multi-label question's answer is the set: its
+confidence is the least sure of its labels' yes/no decisions, min over labels of max(p, 1 - p), so the model answers
+it only when every label's decision clears the bar, and an answer is right only when it is the people's set exactly.
+One audit serves every question: the open tasks are put in one random order (seeded by the project), and each
+question's sample is the first n_q tasks of its own region in that order; the audit is the union, and people label
+its tasks on every question. Why each test stays exact: a uniform random order of all open tasks, restricted to a
+region, is a uniform random order of that region, so each question's first n_q are a uniform sample of its region,
+drawn after its model, region and n_q were fixed; each question is tested on its own sample alone (the other
+questions' audit tasks that fall in its region would weigh the regions' overlap more, and are ordinary human
+labels for it). So each question keeps its promise as a lone question would, and where regions overlap the samples
+share tasks: people label fewer than the sizes' sum. The promise is per question: all of Q questions keep theirs
+with probability at least 1 - Q(1 - level). A question's test runs once its own sample is labeled, whatever the
+others' state. `apply` writes one model annotation per task holding results for the questions the model labels
+there (a multi-label one that chose no label as an empty choice, so that none-applies reads back as an answer),
+none where it labels no question; the task's other questions stay people's.
 """
 
 from __future__ import annotations
@@ -77,16 +95,34 @@ class TaskState:
     id: int
     text: str | None
     kind: str | None  # "gold", "synthetic", or None for a task of the dataset
-    ours: list[tuple[int, str | None]] = field(default_factory=list)  # the model's annotations: (id, label)
+    # The model's annotations: (id, the answers it holds by question from_name; see held_answers).
+    ours: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     others: int = 0  # any other annotation: a person's (skipped ones too), or a model label a person saved since
     edited_ours: list[int] = field(default_factory=list)  # model labels a person has saved since: theirs now
 
 
+def held_answers(annotation: Any, questions: tuple[schemas.Schema, ...]) -> dict[str, str]:
+    """The answers an annotation holds, by question: each question it has a result for (a multi-label question's
+    result may choose no label: the answer that none applies, ""), none for a question it does not mention."""
+    named = {item.get("from_name") for item in field_of(annotation, "result") or [] if isinstance(item, dict)}
+    out = {}
+    for question in questions:
+        if question.from_name in named:
+            label = ls_tasks.annotation_label(annotation, question)
+            if label is not None:
+                out[question.from_name] = label
+    return out
+
+
 def read_states(
-    client: Any, project_id: int, schema: schemas.Schema | None, gold_set: gold.GoldSet | None = None
+    client: Any,
+    project_id: int,
+    config: schemas.Config | schemas.Schema | None,
+    gold_set: gold.GoldSet | None = None,
 ) -> dict[int, TaskState]:
     """Every task of the project with its annotations sorted into the model's and everyone else's; with a gold set,
     its tasks are marked as gold (apply and undo look at annotations only)."""
+    questions = schemas.as_config(config).questions if config is not None else ()
     tasks = ls_tasks.list_tasks(
         client,
         project_id,
@@ -97,7 +133,7 @@ def read_states(
     states = {}
     for task in tasks:
         data = task.data if isinstance(task.data, dict) else {}
-        text = schema.text_of(data) if schema else None
+        text = questions[0].text_of(data) if questions else None
         kind = None
         if is_synthetic(task):
             kind = "synthetic"
@@ -107,8 +143,7 @@ def read_states(
         for annotation in task.annotations or []:
             number = field_of(annotation, "id")
             if model_labels.is_model_annotation(annotation):
-                label = ls_tasks.annotation_label(annotation, schema) if schema else None
-                state.ours.append((number, label))
+                state.ours.append((number, held_answers(annotation, questions)))
             else:
                 state.others += 1
                 if model_labels.is_marked(annotation):
@@ -118,10 +153,9 @@ def read_states(
 
 
 def project_schema(client: Any, project_id: int) -> tuple[Any, schemas.Config]:
-    """The project and its config, whose first question (the one finished) must be single-choice."""
+    """The project and every question of its config (each is finished on its own)."""
     project = get_project(client, project_id)
     try:
-        schemas.parse_single(project.label_config or "")
         return project, schemas.parse_config(project.label_config or "")
     except schemas.SchemaError as e:
         raise FinishError(f"project {project_id}'s labeling config cannot be finished by this backend: {e}") from None
@@ -153,11 +187,11 @@ def check_target(target: float, level: float) -> None:
             raise FinishError(f"the {name} must lie strictly between 0 and 1 (e.g. 0.95), got {value!r}")
 
 
-def score_texts(
+def score_questions(
     loop: "Loop", config: schemas.Config, texts: list[str], progress: bool, project: str | None = None
-) -> tuple[np.ndarray, np.ndarray, dict]:
-    """The texts' vectors and calibrated LLM probabilities, as the backend computes them (cached on disk), with the
-    project's own calibration where the backend measured one in a shared DATA_DIR."""
+) -> tuple[np.ndarray, dict[str, np.ndarray], dict]:
+    """The texts' vectors and every question's calibrated LLM probabilities (by from_name), as the backend computes
+    them (cached on disk), with the project's own calibration where the backend measured one in a shared DATA_DIR."""
     features = loop.text.kind()
     pool = loop.pool(project)
     parts = []
@@ -166,9 +200,17 @@ def score_texts(
             batch = texts[start : start + SCORE_CHUNK]
             parts.append(loop.text.vectors(config, batch, features, pool))
             bar.update(len(batch))
-    llm, llm_version = loop.text.llm_probs(config, texts, pool)  # computed with the vectors above: a cache lookup
+    llm, llm_version = loop.text.llm_answers(config, texts, pool)  # computed with the vectors above: a cache lookup
     loop.text.save()  # a following --apply, or the backend sharing DATA_DIR, reads them instead of scoring again
     return np.vstack(parts), llm, {"llm_version": llm_version, "features": features}
+
+
+def score_texts(
+    loop: "Loop", config: schemas.Config, texts: list[str], progress: bool, project: str | None = None
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """score_questions, with the first question's LLM probabilities alone."""
+    vectors, llm, info = score_questions(loop, config, texts, progress, project)
+    return vectors, llm[schemas.as_config(config).primary.from_name], info
 
 
 def _now() -> str:
@@ -182,28 +224,99 @@ def _read_audit(client: Any, project_id: int) -> tuple[audit.Audit | None, int |
         raise FinishError(str(e)) from None
 
 
-def _fit(
-    loop: "Loop", config: schemas.Config, project: str, texts: list[str], y: np.ndarray, n_labels: int, progress: bool
-) -> tuple[np.ndarray, np.ndarray, dict]:
-    """The model fitted on the first len(y) texts (labels y): its out-of-fold probabilities on them, its
-    probabilities on the rest, and what it is. With too few labels for a fit, the LLM alone: it never trained on
+def targets(question: schemas.Schema, answers: list[str]) -> np.ndarray:
+    """People's answers as a model learns them: label indices, or (multi-label) an (n, k) 0/1 matrix."""
+    if not question.multiple:
+        return np.array([question.labels.index(answer) for answer in answers], dtype=int)
+    y = np.zeros((len(answers), len(question.labels)), dtype=int)
+    for row, answer in enumerate(answers):
+        for label in question.members(answer):
+            y[row, question.labels.index(label)] = 1
+    return y
+
+
+def answer(question: schemas.Schema, probs: np.ndarray) -> str:
+    """The model's answer to a question from one task's probabilities: its likeliest label, or (multi-label) the set
+    of labels at 0.5 or more as one string (Schema.key; "" when none applies)."""
+    if question.multiple:
+        return question.key(label for label, p in zip(question.labels, probs) if p >= 0.5)
+    return question.labels[int(np.argmax(probs))]
+
+
+@dataclass
+class _Route:
+    """One question's way through build: its people's answers, its part of the audit, its model's answers."""
+
+    question: schemas.Schema
+    human: dict[int, str]  # task -> people's answer
+    plan: audit.QuestionPlan | None
+    train: list[int]  # the tasks its model is fitted on
+    audited: list[int]  # its audit sample's tasks people answered it on
+    pending: list[int]  # its audit sample's tasks still without people's answer to it
+    y: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    model: dict = field(default_factory=dict)
+    heldout: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # out-of-fold on `train`
+    audit_probs: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    open_probs: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    open_conf: np.ndarray = field(default_factory=lambda: np.zeros(0))  # confidence() of open_probs
+    status: str = "none"
+    chosen: routing.Threshold | None = None
+
+    @property
+    def multiple(self) -> bool:
+        return self.question.multiple
+
+
+def _fit(route: _Route, kind: str, vectors: np.ndarray, llm: np.ndarray, rows: dict[int, int], rest: list[int]) -> None:
+    """The question's model fitted on its `train` tasks: its out-of-fold probabilities on them and its probabilities
+    on `rest` (the audit's, then the open tasks). With too few labels for a fit, the LLM alone: it never trained on
     the labels, so its probabilities on them are held out already."""
-    h = len(y)
-    model: dict[str, Any] = {"kind": "llm", "trained_on": 0, "fallback": None}
-    if not texts:
-        return np.zeros((0, n_labels)), np.zeros((0, n_labels)), model
-    vectors, llm, info = score_texts(loop, config, texts, progress, project)
-    model.update(info)
-    kind = loop.text.recipe(info["features"])  # the kind of model the backend trains on these vectors
+    n = len(route.question.labels)
+    train = [rows[i] for i in route.train]
+    others = [rows[i] for i in rest]
     try:
-        heldout = classifier.out_of_fold(kind, vectors[:h], llm[:h], y, n_labels)
-        fitted = classifier.fit(kind, vectors[:h], llm[:h], y, n_labels)
-        rest = fitted.predict_proba(vectors[h:], llm[h:]) if len(texts) > h else np.zeros((0, n_labels))
-        model.update(kind=kind, trained_on=h)
-        return heldout, rest, model
+        route.heldout = classifier.out_of_fold(kind, vectors[train], llm[train], route.y, n)
+        fitted = classifier.fit(kind, vectors[train], llm[train], route.y, n)
+        probs = fitted.predict_proba(vectors[others], llm[others]) if others else np.zeros((0, n))
+        route.model.update(kind=kind, trained_on=len(train))
     except classifier.TrainingError as e:
-        model["fallback"] = f"the LLM alone: {e}"
-        return llm[:h], llm[h:], model
+        route.model["fallback"] = f"the LLM alone: {e}"
+        route.heldout, probs = llm[train], llm[others]
+    route.audit_probs, route.open_probs = probs[: len(route.audited)], probs[len(route.audited) :]
+    route.open_conf = routing.confidence(route.open_probs, route.multiple)
+
+
+def _draw(
+    routes: dict[str, _Route], open_ids: list[int], target: float, level: float, seed: int
+) -> dict[str, audit.QuestionPlan] | None:
+    """Each question's part of a new audit (see the module's docstring); None when no question's audit pays."""
+    proposals = {}
+    for name, r in routes.items():
+        proposal = routing.plan_audit(
+            routing.confidence(r.heldout, r.multiple),
+            routing.correct(r.heldout, r.y, r.multiple),
+            r.open_conf,
+            target,
+            level,
+        )
+        if proposal.size and proposal.region is not None:  # a region of None comes with no audit
+            proposals[name] = proposal
+    if not proposals:
+        return None
+    # One order for every question, seeded by the project: a dry run shows the sample --apply would draw from the
+    # same labels, and each question's sample is the head of its region in it.
+    order = [int(i) for i in np.random.default_rng(seed).permutation(np.array(open_ids, dtype=np.int64))]
+    parts = {}
+    for name, r in routes.items():
+        p = proposals.get(name)
+        if p is None or p.region is None:
+            parts[name] = audit.QuestionPlan([], [], None, None, r.train)
+            continue
+        region = [i for i, c in zip(open_ids, r.open_conf.tolist()) if c >= p.region]
+        inside = set(region)
+        sample = [i for i in order if i in inside][: p.size]
+        parts[name] = audit.QuestionPlan(sorted(sample), region, p.region, p.expected, r.train)
+    return parts
 
 
 def build(
@@ -219,17 +332,18 @@ def build(
     `new_audit`, planned afresh from every human label as if the project had no audit yet."""
     check_target(target, level)
     project, config = project_schema(client, project_id)
-    schema = config.primary
-    pool = dict(ls_tasks.fetch_pool(client, project_id, schema))
+    first = config.primary
+    pool = dict(ls_tasks.fetch_pool(client, project_id, first))
     gold_set = gold.project_gold(loop.settings.gold_file)
-    labeled, stats = ls_tasks.fetch_labeled(client, project_id, schema, gold_set=gold_set)
-    states = read_states(client, project_id, schema, gold_set)  # read last: a task deleted meanwhile drops out
-    human = {t.task_id: t.label for t in labeled if t.task_id in states}
+    labeled, stats = ls_tasks.fetch_labeled(client, project_id, config, gold_set=gold_set)
+    states = read_states(client, project_id, config, gold_set)  # read last: a task deleted meanwhile drops out
+    answers = {t.task_id: t.answers for t in labeled if t.task_id in states}
+    text_of = {**pool, **{t.task_id: t.text for t in labeled}}
 
     source: dict[int, str] = {}
     for task_id, state in states.items():
         text = pool.get(task_id)
-        if task_id in human:
+        if task_id in answers:
             source[task_id] = "human"
         elif state.kind:
             source[task_id] = state.kind
@@ -237,7 +351,6 @@ def build(
             source[task_id] = "unreadable"
         else:
             source[task_id] = "open"
-    human_ids = sorted(human)
     open_ids = sorted(i for i, s in source.items() if s == "open")
     plan, tab = (None, None) if new_audit else _read_audit(client, project_id)
     if plan is not None and (plan.target, plan.level) != (target, level):
@@ -246,94 +359,161 @@ def build(
             f"finish with --target {plan.target} --level {plan.level}, or draw a new audit (--new-audit)"
         )
     drawn = set(plan.tasks) if plan else set()
-    fitted_on = set(plan.trained_on) if plan else set(human_ids)
-    # Never the audit's labels: the audit is the model's test, and it must not have seen it.
-    train_ids = [i for i in human_ids if i in fitted_on and i not in drawn]
-    audited_ids = [i for i in plan.tasks if i in human] if plan else []
-    y = np.array([schema.labels.index(human[i]) for i in train_ids], dtype=int)
-    y_audit = np.array([schema.labels.index(human[i]) for i in audited_ids], dtype=int)
-    heldout, probs, model = _fit(
-        loop,
-        config,
-        str(project_id),
-        [pool[i] for i in train_ids + audited_ids + open_ids],
-        y,
-        len(schema.labels),
-        progress,
-    )
-    audit_probs, open_probs = probs[: len(audited_ids)], probs[len(audited_ids) :]
-    open_conf = open_probs.max(axis=1)
+    plans = plan.plans(first.from_name) if plan else {}
+    routes: dict[str, _Route] = {}
+    for q in config.questions:
+        human = {i: a[q.from_name] for i, a in answers.items() if q.from_name in a}
+        part = plans.get(q.from_name)
+        fitted_on = set(part.trained_on) if part else set(human)
+        routes[q.from_name] = _Route(
+            q,
+            human,
+            part,
+            # Never the audit's labels: the audit is the model's test, and it must not have seen it.
+            [i for i in sorted(human) if i in fitted_on and i not in drawn],
+            [i for i in part.tasks if i in human] if part else [],
+            [i for i in part.tasks if i in states and i not in human] if part else [],
+        )
 
-    chosen = routing.Threshold(None, target, level, 0, None, None)
-    pending = [i for i in plan.tasks if i in states and i not in human] if plan else []
+    scored = sorted({i for r in routes.values() for i in r.train + r.audited}) + open_ids
+    rows = {task_id: at for at, task_id in enumerate(scored)}
+    info: dict[str, Any] = {}
+    if scored:
+        vectors, llm, info = score_questions(loop, config, [text_of[i] for i in scored], progress, str(project_id))
+        kind = loop.text.recipe(info["features"])  # the kind of model the backend trains on these vectors
+    for name, r in routes.items():
+        r.y = targets(r.question, [r.human[i] for i in r.train])
+        r.model = {"kind": "llm", "trained_on": 0, "fallback": None, **info}
+        if scored:
+            _fit(r, kind, vectors, llm[name], rows, r.audited + open_ids)
+        else:
+            n = len(r.question.labels)
+            r.heldout = r.audit_probs = r.open_probs = np.zeros((0, n))
+            r.open_conf = np.zeros(0)
+
+    status = "none"
     if plan is None:
-        proposal = routing.plan_audit(heldout.max(axis=1), heldout.argmax(axis=1) == y, open_conf, target, level)
-        status = "none"
-        if proposal.size and proposal.region is not None:  # a region of None comes with no audit
-            in_region = [i for i, c in zip(open_ids, open_conf.tolist()) if c >= proposal.region]
-            # Seeded by the project: a dry run shows the sample --apply would draw from the same labels.
-            sample = np.random.default_rng(project_id).choice(in_region, size=proposal.size, replace=False)
+        parts = _draw(routes, open_ids, target, level, project_id)
+        if parts is not None:
+            tasks = sorted(set().union(*(p.tasks for p in parts.values())))
+            lead = parts[first.from_name]
+            several = {name: asdict(p) for name, p in parts.items()} if len(config.questions) > 1 else None
             plan = audit.Audit(
-                sorted(int(i) for i in sample),
-                in_region,
-                proposal.region,
-                proposal.expected,
-                train_ids,
+                tasks, lead.region, lead.floor, lead.expected, lead.trained_on, target, level, _now(), several
+            )
+            drawn, status = set(tasks), "drawn"
+            for name, r in routes.items():
+                r.plan, r.pending = parts[name], list(parts[name].tasks)
+                r.status = "drawn" if r.pending else "none"
+    else:
+        for r in routes.values():
+            if r.plan is None or not r.plan.tasks:
+                continue
+            if r.pending:
+                r.status = "waiting"
+                continue
+            r.status = "tested"
+            y_audit = targets(r.question, [r.human[i] for i in r.audited])
+            r.chosen = routing.audit_threshold(
+                routing.confidence(r.audit_probs, r.multiple),
+                routing.correct(r.audit_probs, y_audit, r.multiple),
+                r.plan.expected,
                 target,
                 level,
-                _now(),
             )
-            pending, drawn, status = plan.tasks, set(plan.tasks), "drawn"
-    elif pending:
-        status = "waiting"
-    else:
-        status = "tested"
-        chosen = routing.audit_threshold(
-            audit_probs.max(axis=1), audit_probs.argmax(axis=1) == y_audit, plan.expected, target, level
-        )
-    region = set(plan.region) if plan else set()
+        status = "waiting" if any(r.pending for r in routes.values()) else "tested"
 
     position = {task_id: at for at, task_id in enumerate(open_ids)}
-    rows = []
+    regions = {name: set(r.plan.region) if r.plan else set() for name, r in routes.items()}
+    out = []
     for task_id in sorted(states):
         kind = source[task_id]
-        row: dict[str, Any] = {"id": task_id, "source": kind, "label": human.get(task_id)}
+        per: dict[str, dict] = {}
+        for name, r in routes.items():
+            entry: dict[str, Any] = {"source": kind, "label": r.human.get(task_id)}
+            if kind == "human" and task_id not in r.human:
+                entry["source"] = "needs_person"  # a person annotated the task and left this question out
+            elif kind == "open":
+                at = position[task_id]
+                p = round(float(r.open_conf[at]), 6)
+                guess = answer(r.question, r.open_probs[at])
+                threshold = r.chosen.threshold if r.chosen else None
+                if task_id in drawn:
+                    entry.update(source="audit", guess=guess, probability=p)
+                elif threshold is not None and task_id in regions[name] and r.open_conf[at] >= threshold:
+                    entry.update(source="model", label=guess, probability=p)
+                else:
+                    entry.update(source="needs_person", guess=guess, probability=p)
+            per[name] = entry
+        head = per[first.from_name]
+        row: dict[str, Any] = {"id": task_id, "source": kind, "label": head["label"]}
         if kind == "open":
-            at = position[task_id]
-            p = float(open_conf[at])
-            label = schema.labels[int(open_probs[at].argmax())]
-            if task_id in drawn:
-                row.update(source="audit", guess=label, probability=round(p, 6))
-            elif chosen.threshold is not None and task_id in region and p >= chosen.threshold:
-                row.update(source="model", label=label, probability=round(p, 6))
-            else:
-                row.update(source="needs_person", guess=label, probability=round(p, 6))
-        rows.append(row)
-    counts = {name: sum(1 for r in rows if r["source"] == name) for name in SOURCES}
-    waiting = sorted((r for r in rows if r["source"] == "needs_person"), key=lambda r: (r["probability"], r["id"]))
+            mine = {e["source"] for e in per.values()}
+            row["source"] = "audit" if task_id in drawn else "model" if mine == {"model"} else "needs_person"
+            row.update({key: head[key] for key in ("guess", "probability") if key in head})
+        row["questions"] = per
+        out.append(row)
+    counts = {name: sum(1 for r in out if r["source"] == name) for name in SOURCES}
+
+    def least_sure(row: dict) -> tuple[float, int]:
+        # A task needs a person for its questions the model does not label: the least sure of those sorts it.
+        unsure = [e["probability"] for e in row["questions"].values() if e["source"] == "needs_person"]
+        return min(unsure, default=row.get("probability", 0.0)), row["id"]
+
+    waiting = sorted((r for r in out if r["source"] == "needs_person"), key=least_sure)
+    unchosen = routing.Threshold(None, target, level, 0, None, None)
+    questions = {name: _summary(r, out, regions[name], unchosen) for name, r in routes.items()}
     return {
         "project": project_id,
         "title": project.title,
         "created": _now(),
-        "labels": list(schema.labels),
-        "model": model,
-        "estimate": {**chosen.as_dict(), "rule": "audit", "model_labeled": counts["model"]},
+        "labels": list(first.labels),
+        "model": routes[first.from_name].model,
+        "estimate": questions[first.from_name]["estimate"],
         "audit": {
             "status": status,
             "tab": tab,
             "size": len(plan.tasks) if plan else 0,
-            "labeled": len(audited_ids),
-            "pending": pending,
-            "region_tasks": len(region),
+            "labeled": sum(1 for i in plan.tasks if i in answers) if plan else 0,
+            "pending": [i for i in plan.tasks if any(i in r.pending for r in routes.values())] if plan else [],
+            "region_tasks": len(set().union(*regions.values())),
             "floor": plan.floor if plan else None,
             "expected": plan.expected if plan else None,
             "drawn": plan.drawn if plan else None,
-            "plan": asdict(plan) if plan else None,
+            "plan": audit.as_dict(plan) if plan else None,
         },
-        "counts": {"tasks": len(rows), **counts},
-        "tasks": rows,
+        "counts": {"tasks": len(out), **counts},
+        "tasks": out,
         "needs_person": [r["id"] for r in waiting],
         "human_labels_read": vars(stats),
+        "questions": questions,
+    }
+
+
+def _summary(route: _Route, rows: list[dict], region: set[int], unchosen: routing.Threshold) -> dict:
+    """A question's part of the dataset: its model, threshold, audit and counts, and the share people label."""
+    name = route.question.from_name
+    counts = {kind: sum(1 for r in rows if r["questions"][name]["source"] == kind) for kind in SOURCES}
+    people = counts["human"] + counts["audit"] + counts["needs_person"]
+    plan = route.plan
+    return {
+        "multiple": route.multiple,
+        "labels": list(route.question.labels),
+        "confidence": "every label's decision: min of max(p, 1 - p)" if route.multiple else "top probability",
+        "model": route.model,
+        "estimate": {**(route.chosen or unchosen).as_dict(), "rule": "audit", "model_labeled": counts["model"]},
+        "audit": {
+            "status": route.status,
+            "size": len(plan.tasks) if plan else 0,
+            "labeled": len(route.audited),
+            "pending": route.pending,
+            "region_tasks": len(region),
+            "floor": plan.floor if plan else None,
+            "expected": plan.expected if plan else None,
+        },
+        "counts": counts,
+        # Of the dataset's tasks (gold, synthetic and unreadable ones aside), the share people label on this question.
+        "human_fraction": round(people / (people + counts["model"]), 4) if people + counts["model"] else None,
     }
 
 
@@ -357,12 +537,17 @@ def _each(items: list, call: Callable[[Any], Any], desc: str, progress: bool, wo
     return [out[index] for index in range(len(items))]
 
 
-def _create(client: Any, schema: schemas.Schema, task_id: int, label: str) -> int:
+def _create(client: Any, config: schemas.Config, task_id: int, answers: dict[str, str]) -> int:
+    result = [
+        q.result(*(q.members(answers[q.from_name]) if q.multiple else (answers[q.from_name],)))
+        for q in config.questions
+        if q.from_name in answers
+    ]
     with ls_client.calling(client, f"writing the model's label of task {task_id}"):
         # No retries: a create is not idempotent (a lost answer would write twice); a later run tidies up anyway.
         made = client.annotations.create(
             id=task_id,
-            result=[schema.result(label)],
+            result=result,
             **model_labels.mark_fields(),
             request_options={"max_retries": 0},
         )
@@ -388,13 +573,31 @@ def _remove(client, doomed: list[tuple[int, int, str]], record: dict, progress: 
             record["removed"].append({"task": task_id, "annotation": annotation, "reason": reason})
 
 
+def wanted(row: dict, first: str) -> dict[str, str]:
+    """The answers a dataset row gives the model, by question: those whose source is "model"."""
+    per = row.get("questions")
+    if isinstance(per, dict):
+        return {
+            name: entry["label"]
+            for name, entry in per.items()
+            if entry.get("source") == "model" and isinstance(entry.get("label"), str)
+        }
+    return {first: row["label"]} if row.get("source") == "model" else {}  # a file written before several questions
+
+
 def apply(client: Any, project_id: int, dataset: dict, progress: bool = False, workers: int = WORKERS) -> dict:
     """Make Label Studio hold the dataset's model labels as model annotations, and a newly drawn audit as its tab;
-    what was done (also noted on the dataset's model rows as "annotation"). Only tasks without any other
-    annotation get a model label."""
-    schema = project_schema(client, project_id)[1].primary
-    wanted = {r["id"]: r["label"] for r in dataset["tasks"] if r["source"] == "model"}
-    states = read_states(client, project_id, schema)
+    what was done (also noted on the rows of the tasks that hold one as "annotation"). Only tasks without any other
+    annotation get a model label: one annotation per task, holding the questions the model labels there."""
+    config = project_schema(client, project_id)[1]
+    first = config.primary.from_name
+    asked = set(config.names)
+    wants = {}
+    for row in dataset["tasks"]:
+        want = {name: label for name, label in wanted(row, first).items() if name in asked}
+        if want:
+            wants[row["id"]] = want
+    states = read_states(client, project_id, config)
     record: dict[str, Any] = {
         "mark": {**model_labels.mark_fields(), "note": "backend/labelstudio/model_labels.py"},
         "created": [],
@@ -409,41 +612,41 @@ def apply(client: Any, project_id: int, dataset: dict, progress: bool = False, w
         record["audit_tab"] = drawn["tab"] = audit.write(client, project_id, audit.Audit(**drawn["plan"]))
     doomed, todo = [], []
     for task_id, state in sorted(states.items()):
-        want = wanted.get(task_id)
+        want = wants.get(task_id, {})
         if want and state.others:
             record["skipped"].append(task_id)  # annotated meanwhile (or skipped by someone): never beside it
-            want = None
-        keep = next((number for number, label in state.ours if want and label == want), None)
-        for number, label in state.ours:
+            want = {}
+        keep = next((number for number, held in state.ours if want and held == want), None)
+        for number, held in state.ours:
             if number == keep:
                 continue
             reason = (
                 "a person annotated the task"
                 if state.others
                 else "duplicate"
-                if want and label == want
+                if want and held == want
                 else "label changed"
                 if want
                 else "below the threshold now"
             )
             doomed.append((task_id, number, reason))
         if keep is not None:
-            record["kept"].append({"task": task_id, "annotation": keep, "label": want})
+            record["kept"].append({"task": task_id, "annotation": keep, "label": want.get(first), "answers": want})
         elif want:
             todo.append((task_id, want))
     _remove(client, doomed, record, progress, workers)  # first: a task never holds two model labels
-    for (task_id, label), made, error in _each(
-        todo, lambda t: _create(client, schema, *t), "annotate", progress, workers
+    for (task_id, want), made, error in _each(
+        todo, lambda t: _create(client, config, *t), "annotate", progress, workers
     ):
         if error:
             record["failed"].append({"task": task_id, "error": error})
         else:
-            record["created"].append({"task": task_id, "annotation": made, "label": label})
+            record["created"].append({"task": task_id, "annotation": made, "label": want.get(first), "answers": want})
 
     # A person may have annotated a task while its model label was being written, or another run wrote the same
     # one: read again and take those back.
     late = []
-    for task_id, state in sorted(read_states(client, project_id, schema).items()):
+    for task_id, state in sorted(read_states(client, project_id, config).items()):
         extra = state.ours if state.others else state.ours[1:]
         late += [
             (task_id, number, "a person annotated the task" if state.others else "duplicate") for number, _ in extra

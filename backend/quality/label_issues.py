@@ -16,10 +16,19 @@ while it stays the same.
 Where tasks have several annotators, `consensus` adds CROWDLAB (cleanlab.multiannotator): a consensus label per task
 weighing each annotator by their estimated quality and the model's judging probabilities, a quality score per
 consensus label and per annotator.
+
+A config of several questions is judged question by question (`judge` once per question, `combine` for the report).
+A multi-label question's given label is the set of labels most annotators chose (a tie goes to the set whose labels
+come first in the config); its model is one regression per label (classifier.py), and cleanlab's multi-label issue
+finder (cleanlab.multilabel_classification.filter.find_label_issues, the same finder as cleanlab.filter's with
+multi_label=True, whose entry point that one now warns is deprecated) flags the tasks where any label looks wrong,
+from each label's probability of applying; the quality is cleanlab's multi-label score (each label's self-confidence,
+aggregated). CROWDLAB reads single-choice labels only: a multi-label question gets no consensus.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
@@ -28,8 +37,9 @@ import numpy as np
 import pandas as pd
 
 from backend.labelstudio.export import Dataset
+from backend.labelstudio.schema import SET_SEPARATOR
 from backend.learning import classifier
-from backend.quality.gold import GoldSet
+from backend.quality.gold import NO_LABEL, GoldSet
 
 # cleanlab's filter: as many issues as the confident joint estimates, the labels of lowest self-confidence. On planted
 # noise (backend/bench/noise.py, seeds 0-2, chosen there) it beat "prune_by_noise_rate" (flag F1 0.64 / 0.66 against
@@ -52,22 +62,57 @@ class Judged:
     answer: str | None = None  # the gold answer, for a gold task
 
 
+def members(label: str) -> list[str]:
+    """The labels of a multi-label answer (Schema.key: joined by SET_SEPARATOR; "" is the empty set)."""
+    return [m for m in label.split(SET_SEPARATOR) if m]
+
+
+def _order(label: str, labels: Sequence[str]) -> tuple[int, ...]:
+    # A label's place in the config; a set's, its labels' places (the empty set first).
+    return (labels.index(label),) if label in labels else tuple(labels.index(m) for m in members(label))
+
+
 def given_label(votes: Mapping[Any, str], labels: Sequence[str]) -> str:
-    """The label most annotators chose; a tie goes to the label listed first in the config."""
+    """The label most annotators chose; a tie goes to the label listed first in the config (for a multi-label
+    question, the set whose labels come first)."""
     counts = Counter(votes.values())
     top = max(counts.values())
-    return min((label for label, n in counts.items() if n == top), key=labels.index)
+    return min((label for label, n in counts.items() if n == top), key=lambda label: _order(label, labels))
 
 
-def tasks_of(dataset: Dataset, gold_set: GoldSet | None = None) -> list[Judged]:
-    """The dataset's labeled tasks with a text, each with its given label and, for gold, the answer."""
+def set_key(answer: str, labels: Sequence[str]) -> str:
+    """A multi-label gold answer (gold.set_label: "Acting + Story", "(none)") as the dataset's labels are (a key)."""
+    chosen = set() if answer == NO_LABEL else {m.strip() for m in answer.split(" + ")}
+    return SET_SEPARATOR.join(label for label in labels if label in chosen)
+
+
+def tasks_of(dataset: Dataset, gold_set: GoldSet | None = None, gold_answers: bool = True) -> list[Judged]:
+    """The dataset's labeled tasks with a text, each with its given label and, for gold, the answer. With
+    `gold_answers` False (the gold file answers another question) gold tasks are left out: never judged, never
+    trained on."""
     rows = []
     for item in dataset.items:
         if not isinstance(item.text, str) or not item.text.strip():
             continue
         answer = gold_set.label_for(item.text) if gold_set is not None else None
+        if answer is not None and not gold_answers:
+            continue
+        if answer is not None and dataset.multiple:
+            answer = set_key(answer, dataset.labels)
         rows.append(Judged(item.task_id, item.text, given_label(item.labels, dataset.labels), item.labels, answer))
     return rows
+
+
+def targets(given: Sequence[str], labels: Sequence[str], multiple: bool = False) -> np.ndarray:
+    """Given labels as a model learns them: label indices, or (multi-label) an (n, k) 0/1 matrix."""
+    labels = list(labels)
+    if not multiple:
+        return np.array([labels.index(g) for g in given], dtype=int)
+    y = np.zeros((len(given), len(labels)), dtype=int)
+    for row, g in enumerate(given):
+        for label in members(g):
+            y[row, labels.index(label)] = 1
+    return y
 
 
 def judging(oof: np.ndarray, llm: np.ndarray) -> np.ndarray:
@@ -97,14 +142,54 @@ def flag(y: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(issues, dtype=bool), quality
 
 
+def multilabel_quality(y: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """cleanlab's multi-label label quality of each given set (y: (n, k) 0/1) under `probs` (each label's
+    probability of applying): every label's self-confidence, aggregated (lower: more likely wrong)."""
+    from cleanlab.internal.multilabel_scorer import MultilabelScorer
+    from cleanlab.multilabel_classification.rank import get_label_quality_scores
+
+    y, probs = np.asarray(y, dtype=int), np.asarray(probs, dtype=float)
+    if not len(y):
+        return np.zeros(0)
+    if np.unique(y).size < 2:
+        # cleanlab's functions refuse sets that hold every label, or none, throughout; its scorer (the same default
+        # self-confidence per label and aggregation the public function uses) scores them all the same.
+        scorer = MultilabelScorer()
+        return np.asarray(scorer.aggregate(scorer.get_class_label_quality_scores(y, probs)))
+    return np.asarray(get_label_quality_scores([list(np.flatnonzero(row)) for row in y], probs))
+
+
+def flag_multilabel(y: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(is an issue, label quality) of each given set `y` ((n, k) 0/1) under held-out per-label probabilities
+    `probs`: cleanlab's multi-label issue finder, on the labels given to some tasks and not to all (as `flag` reads
+    only the classes given: a label nobody or everybody chose is no noise to estimate)."""
+    from cleanlab.multilabel_classification.filter import find_label_issues
+
+    y, probs = np.asarray(y, dtype=int), np.asarray(probs, dtype=float)
+    quality = multilabel_quality(y, probs)
+    given = y.sum(axis=0)
+    varied = np.flatnonzero((given > 0) & (given < len(y)))
+    if not len(varied):
+        return np.zeros(len(y), dtype=bool), quality
+    sub = [list(np.flatnonzero(row)) for row in y[:, varied]]
+    with warnings.catch_warnings():
+        # It counts through cleanlab.filter's multi_label=True path, which warns that entry point is deprecated.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        issues = find_label_issues(sub, probs[:, varied], filter_by=FILTER_BY, n_jobs=1)
+    return np.asarray(issues, dtype=bool), quality
+
+
 def judge(
     rows: Sequence[Judged],
     labels: Sequence[str],
     score: Scorer,
     recipe: Callable[[str], str],
     confirmed: Mapping[Any, str] | None = None,
+    multiple: bool = False,
 ) -> dict:
-    """The report: every flagged task (worst first), per-annotator rates, counts and the model that judged."""
+    """The report: every flagged task (worst first), per-annotator rates, counts and the model that judged. With
+    `multiple`, the labels are multi-label sets (Schema.key) and `score` gives each label's probability of applying.
+    """
     labels = list(labels)
     confirmed = dict(confirmed or {})
     real = [r for r in rows if r.answer is None]
@@ -113,7 +198,7 @@ def judge(
     model: dict[str, Any] = {"kind": "llm", "trained_on": 0, "fallback": None}
     real_probs: np.ndarray = np.zeros((0, n))
     gold_probs: np.ndarray = np.zeros((0, n))
-    y = np.array([labels.index(r.given) for r in real], dtype=int)
+    y = targets([r.given for r in real], labels, multiple)
     texts = [r.text for r in real] + [r.text for r in gold_rows]
     if texts:
         vectors, llm, info = score(texts)
@@ -129,7 +214,15 @@ def judge(
             # The LLM alone never trained on these labels, so its probabilities are held out already.
             real_probs, gold_probs = llm[:h], llm[h:]
             model["fallback"] = f"the LLM alone: {e}"
-    issues_mask, quality = flag(y, real_probs) if real else (np.zeros(0, bool), np.zeros(0))
+    if not real:
+        issues_mask, quality = np.zeros(0, bool), np.zeros(0)
+    else:
+        issues_mask, quality = flag_multilabel(y, real_probs) if multiple else flag(y, real_probs)
+
+    def suggest(p: np.ndarray) -> str:
+        if multiple:
+            return SET_SEPARATOR.join(label for label, x in zip(labels, p) if x >= 0.5)
+        return labels[int(p.argmax())]
 
     issues, kept_confirmed = [], 0
     for row, is_issue, q, p in zip(real, issues_mask, quality, real_probs):
@@ -138,17 +231,23 @@ def judge(
         if confirmed.get(row.task) == row.given:
             kept_confirmed += 1
             continue
-        issues.append(_issue(row, labels[int(p.argmax())], float(q), p, labels, "model", row.given))
+        issues.append(_issue(row, suggest(p), float(q), p, labels, "model", row.given, multiple))
     for row, p in zip(gold_rows, gold_probs):
         assert row.answer is not None  # gold_rows are the rows with an answer
-        wrong = sorted({label for label in row.votes.values() if label != row.answer}, key=labels.index)
+        wrong = sorted(
+            {label for label in row.votes.values() if label != row.answer}, key=lambda label: _order(label, labels)
+        )
         if wrong:
             given = max(wrong, key=lambda label: sum(v == label for v in row.votes.values()))
-            issues.append(_issue(row, row.answer, float(p[labels.index(given)]), p, labels, "gold", given))
+            if multiple:
+                worth = float(multilabel_quality(targets([given], labels, True), p[None, :])[0])
+            else:
+                worth = float(p[labels.index(given)])
+            issues.append(_issue(row, row.answer, worth, p, labels, "gold", given, multiple))
     issues.sort(key=lambda i: (i["quality"], str(i["task"])))
 
     rates = annotator_rates(rows, issues)
-    crowd = consensus(real, labels, real_probs)
+    crowd = None if multiple else consensus(real, labels, real_probs)  # CROWDLAB reads single-choice labels
     if crowd:
         for rate in rates:
             rate["crowdlab_quality"] = crowd["annotator_quality"].get(rate["annotator"])
@@ -175,13 +274,22 @@ def judge(
 
 
 def _issue(
-    row: Judged, suggested: str, quality: float, probs: np.ndarray, labels: list[str], reason: str, given: str
+    row: Judged,
+    suggested: str,
+    quality: float,
+    probs: np.ndarray,
+    labels: list[str],
+    reason: str,
+    given: str,
+    multiple: bool = False,
 ) -> dict:
+    """One flagged label; a multi-label one's given and suggested sets as lists of labels, its probabilities each
+    label's of applying."""
     return {
         "task": row.task,
         "text": row.text,
-        "given": given,
-        "suggested": suggested,
+        "given": members(given) if multiple else given,
+        "suggested": members(suggested) if multiple else suggested,
         "quality": round(quality, 4),
         "annotators": sorted((str(a) for a, label in row.votes.items() if label == given)),
         "reason": reason,
@@ -289,3 +397,52 @@ def annotator_rates(rows: Sequence[Judged], issues: Sequence[dict]) -> list[dict
         {"annotator": a, "labels": given[a], "flagged": hits[a], "rate": round(hits[a] / given[a], 4)} for a in given
     ]
     return sorted(out, key=lambda r: (-r["rate"], r["annotator"]))
+
+
+def combine(reports: Mapping[str, dict], multiple: Mapping[str, bool], labels: Mapping[str, Sequence[str]]) -> dict:
+    """One report over the questions judged (`reports` by question, in the config's order): every question's issues,
+    each naming its "question", worst first; each annotator's rate over every label they gave; the counts summed;
+    the first question's model and consensus, as a report of one question has them; and under "questions" each
+    question's counts, annotators, model and consensus."""
+    names = list(reports)
+    first = reports[names[0]]
+    issues = sorted(
+        ({**issue, "question": name} for name, report in reports.items() for issue in report["issues"]),
+        key=lambda i: (i["quality"], str(i["task"]), names.index(i["question"])),
+    )
+    if len(names) == 1:
+        annotators = first["annotators"]
+    else:
+        given: Counter[str] = Counter()
+        hits: Counter[str] = Counter()
+        for report in reports.values():
+            for rate in report["annotators"]:
+                given[rate["annotator"]] += rate["labels"]
+                hits[rate["annotator"]] += rate["flagged"]
+        annotators = sorted(
+            (
+                {"annotator": a, "labels": given[a], "flagged": hits[a], "rate": round(hits[a] / given[a], 4)}
+                for a in given
+            ),
+            key=lambda r: (-r["rate"], r["annotator"]),
+        )
+    counts = {key: sum(r["counts"][key] for r in reports.values()) for key in first["counts"]}
+    method = dict(first["method"])
+    if any(multiple.values()):
+        method["multi_label"] = "cleanlab.multilabel_classification.filter.find_label_issues"
+    return {
+        "issues": issues,
+        "annotators": annotators,
+        "consensus": first["consensus"],
+        "counts": counts,
+        "model": first["model"],
+        "method": method,
+        "questions": {
+            name: {
+                "multiple": bool(multiple[name]),
+                "labels": list(labels[name]),
+                **{key: report[key] for key in ("counts", "annotators", "model", "consensus")},
+            }
+            for name, report in reports.items()
+        },
+    }

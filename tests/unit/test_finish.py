@@ -171,9 +171,17 @@ class SignalFeatures:
     def vectors(self, schema, texts, kind, pool=None):
         return np.array([self.rows[t] for t in texts])
 
+    def llm_answers(self, config, texts, pool=None):
+        """Every question's probabilities: flat (multi-label: 0.5 for every label)."""
+        questions = schemas.as_config(config).questions
+        return {
+            q.from_name: np.full((len(texts), len(q.labels)), 0.5 if q.multiple else 1 / len(q.labels))
+            for q in questions
+        }, "flat-llm"
+
     def llm_probs(self, config, texts, pool=None):
-        labels = schemas.as_config(config).primary.labels  # finishing reads the config's first question
-        return np.full((len(texts), len(labels)), 1 / len(labels)), "flat-llm"
+        answers, version = self.llm_answers(config, texts, pool)
+        return answers[schemas.as_config(config).primary.from_name], version
 
     def save(self):
         self.saved += 1

@@ -60,13 +60,16 @@ def test_bad_input_is_one_line(tmp_path):
         '<View><Text name="t" value="$text"/><Choices name="c" toName="t" choice="multiple">'
         '<Choice value="A"/><Choice value="B"/></Choices></View>'
     )
+    no_choice = tmp_path / "no_choice.xml"
+    no_choice.write_text('<View><Text name="t" value="$text"/><TextArea name="n" toName="t"/></View>')
     cases = [
         ((), 2, "give an EXPORT file"),
         (("x.json",), 2, "--config CONFIG is required"),
         (("x.json", "--config", str(CONFIG_PATH), "--project", "1"), 2, "not both"),
         (("x.json", "--config", str(CONFIG_PATH), "--review"), 2, "--review needs --project"),
         (("x.json", "--config", str(tmp_path / "none.xml")), 2, "cannot read --config"),
-        (("x.json", "--config", str(multi)), 2, "--config"),
+        (("x.json", "--config", str(multi), "--question", "topic"), 2, "--question: no question named 'topic'"),
+        (("x.json", "--config", str(no_choice)), 2, "--config"),
         ((str(bad_json), "--config", str(CONFIG_PATH)), 2, "is not valid JSON"),
         ((str(tmp_path / "missing.json"), "--config", str(CONFIG_PATH)), 2, "cannot read"),
         (("x.json", "--config", str(CONFIG_PATH), "--format", "xml"), 2, "invalid choice"),
