@@ -161,8 +161,9 @@ def run(gate: Gateway, project: str) -> None:
 
 
 def question_weights(settings: Settings, projects: Projects, project: str | None, names: tuple[str, ...]) -> dict:
-    """How much each question counts in the ranking (RANK_QUESTIONS; "learning" reads the newest run's scores)."""
-    if settings.rank_questions.strip() == question_ranking.LEARNING and project:
+    """How much each question counts in the ranking (RANK_QUESTIONS; by default, "learning", from the newest run's
+    scores)."""
+    if question_ranking.is_learning(settings.rank_questions) and project:
         return question_ranking.learning_weights(projects.question_scores(project, names))
     return settings.question_weights(names)
 

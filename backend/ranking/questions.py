@@ -1,15 +1,18 @@
 """Ranking a config with several questions: a task is as informative as what the team asks of it.
 
-By default a task's utility is the mean over the questions of its utility under the chosen strategy. Every strategy
+A task's utility is a weighted mean over the questions of its utility under the chosen strategy. Every strategy
 that reads the probabilities gives utilities in [0, 1] (a margin, a normalised entropy, a Jensen-Shannon divergence,
 a rank fusion), so the values are averaged as they are: a task unsure on every question comes before one unsure on
 one. Percentile ranks (`strategies.rank_fusion`) were the other choice; they tie such a task with tasks unsure on
-one question only, since a rank cannot say how unsure. RANK_QUESTIONS weighs questions
-("sentiment=2,aspects=1"; a question left out weighs 0), picks one ("sentiment"), or weighs each by how much it
-still has to learn ("learning": one minus the macro-F1 of what serves it, measured on the project's labels: the
-trained model's cross-validated score, or the LLM's; `learning_weights`). A strategy that does not read
-the probabilities (random, diversity, the LLM's judgements) ranks the same for every question, so it is computed
-once.
+one question only, since a rank cannot say how unsure. A strategy that does not read the probabilities (random,
+diversity, the LLM's judgements) ranks the same for every question, so it is computed once.
+
+The weights (RANK_QUESTIONS): by default ("learning") each question weighs how much it still has to learn, one
+minus the macro-F1 of what serves it on the project's labels (`learning_weights`), so a question the model already
+answers well stops pulling people towards its doubtful tasks; "mean" weighs every question alike;
+"sentiment=2,aspects=1" weighs them as given (a question left out weighs 0); "sentiment" picks one. The default was
+chosen between "learning" and "mean" by a rule fixed before the comparison: fewer labels to 95% of the full pool's
+mean macro-F1 on a validation slice of the post-facets corpus, a tie keeping the mean (docs/questions.md).
 
 The inputs per question are what `strategies.rank` reads: its label distribution (a multi-label question's most
 uncertain label as a yes/no distribution, loop/answers.py) and the LLM's, by the question's from_name.
@@ -38,9 +41,14 @@ def learning_weights(scores: Mapping[str, float | None]) -> dict[str, float]:
     return {name: max(1.0 - float(v), FLOOR) for name, v in scores.items()}  # type: ignore[arg-type]
 
 
+def is_learning(spec: str) -> bool:
+    """Whether RANK_QUESTIONS asks for learning_weights (the default)."""
+    return spec.strip() in ("", LEARNING)
+
+
 def parse_weights(spec: str) -> dict[str, float]:
-    """RANK_QUESTIONS as weights by question name; {} (every question at 1) for "", "mean" or "learning" (whose
-    weights come from the project's scores: learning_weights). ValueError with what is wrong otherwise."""
+    """RANK_QUESTIONS as weights by question name; {} (every question at 1) for "mean", and for "" or "learning"
+    (whose weights come from the project's scores: learning_weights). ValueError with what is wrong otherwise."""
     spec = spec.strip()
     if spec in ("", "mean", LEARNING):
         return {}
