@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
+
+import warm
 
 from backend.dev import labelstudio as ls_server
 from backend.dev.labelstudio import LS_BIN, ROOT, LocalLabelStudioError, User, available  # noqa: F401
@@ -72,6 +73,4 @@ class LabelStudioServer(ls_server.LabelStudioServer):
 def run_sync(*args: str, url: str, api_key: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """scripts/sync_project.py as a user runs it, in the main venv, with the connection in the environment."""
     env = {**os.environ, "LABEL_STUDIO_URL": url, "LABEL_STUDIO_API_KEY": api_key}
-    return subprocess.run(
-        [sys.executable, str(SYNC_SCRIPT), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
-    )
+    return warm.run([SYNC_SCRIPT, *args], cwd=ROOT, env=env, timeout=timeout)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
-import sys
 import time
 from itertools import combinations
 from pathlib import Path
@@ -21,6 +20,7 @@ import krippendorff
 import numpy as np
 import pandas as pd
 import pytest
+import warm
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import aggregate_raters
 from statsmodels.stats.inter_rater import fleiss_kappa as statsmodels_fleiss_kappa
@@ -79,7 +79,7 @@ def write_export(path: Path, tasks: list[tuple[int, dict]]) -> Path:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return warm.run([SCRIPT, *args], cwd=ROOT, timeout=120)
 
 
 # ---------------------------------------------------------------------------------------------------------------

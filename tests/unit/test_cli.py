@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import warm
 
 from backend.cli.main import commands
 
@@ -16,13 +17,11 @@ EXPORT = ROOT / "tests" / "data" / "agreement" / "export.json"
 
 
 def labelloop(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "backend.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
+    return warm.run(["-m", "backend.cli", *args], cwd=ROOT, timeout=300)
 
 
 def python(code: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return warm.run(["-c", code, *args], cwd=ROOT, timeout=300)
 
 
 def test_help_lists_every_command_with_its_summary():

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+import warm
 from test_simulation import synthetic_inputs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -16,9 +16,7 @@ SCRIPT = ROOT / "scripts" / "compare_strategies.py"
 
 
 def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
-    )
+    return warm.run([SCRIPT, *args], timeout=timeout, cwd=ROOT)
 
 
 def test_help():

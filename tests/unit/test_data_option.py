@@ -8,10 +8,10 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+import warm
 
 from backend.bench import simulation
 from backend.paths import DEMO_CONFIG, DEMO_GUIDELINES
@@ -46,13 +46,7 @@ def team_setup(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def run(name: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / f"{name}.py"), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-    )
+    return warm.run([ROOT / "scripts" / f"{name}.py", *args], timeout=timeout, cwd=ROOT)
 
 
 def out_args(name: str, tmp_path: Path) -> list[str]:

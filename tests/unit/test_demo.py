@@ -8,13 +8,13 @@ import selectors
 import socket
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import labelstudio
 import pytest
 import requests
+import warm
 from label_studio_sdk import LabelStudio
 from labelstudio import ROOT, free_port
 
@@ -28,9 +28,7 @@ needs_label_studio = pytest.mark.skipif(not labelstudio.available(), reason=labe
 
 
 def run_demo(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(DEMO_SCRIPT), *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
-    )
+    return warm.run([DEMO_SCRIPT, *args], cwd=ROOT, timeout=timeout)
 
 
 def assert_one_line_error(done: subprocess.CompletedProcess, *fragments: str) -> None:

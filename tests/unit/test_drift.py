@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import warm
 from matplotlib import image
 
 from backend.quality import drift, gold
@@ -107,7 +107,7 @@ def by_annotator(report: dict) -> dict[str, dict]:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=60)
+    return warm.run([SCRIPT, *args], timeout=60)
 
 
 def answers(pairs: list[tuple[str, str]]) -> list[GoldAnswer]:

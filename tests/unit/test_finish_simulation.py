@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import warm
 from test_simulation import synthetic_inputs
 
 from backend.bench import finish_simulation as fs
@@ -356,9 +356,7 @@ def test_plot_and_table(results, tmp_path):
 
 
 def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
-    )
+    return warm.run([SCRIPT, *args], timeout=timeout, cwd=ROOT)
 
 
 def load_script():

@@ -7,12 +7,12 @@ import hashlib
 import importlib.util
 import json
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import warm
 
 from backend import guidelines
 from backend.labelstudio.export import Item
@@ -39,7 +39,7 @@ def make_tasks(n: int) -> list[dict]:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=60)
+    return warm.run([SCRIPT, *args], timeout=60)
 
 
 # ---------------------------------------------------------------------------------------------------------------

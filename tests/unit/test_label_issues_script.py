@@ -5,12 +5,11 @@ and not flagged again)."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import labelstudio
 import numpy as np
 import pytest
+import warm
 from helpers import ROOT
 
 from backend import corpus
@@ -23,9 +22,7 @@ needs_ls = pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MI
 
 def script(*args, env=None, timeout=600):
     full = {**os.environ, **(env or {})}
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *args], cwd=ROOT, env=full, capture_output=True, text=True, timeout=timeout
-    )
+    return warm.run([SCRIPT, *args], cwd=ROOT, env=full, timeout=timeout)
 
 
 def result(label):

@@ -22,10 +22,12 @@ def naive_logprobs(scorer: LLMScorer, p: prompt.Prompt, text: str) -> list[float
     for label in p.labels:
         ids = scorer.encode(p.prefix) + scorer.encode(text) + scorer.encode(p.suffix)
         label_ids = scorer.encode(label)
+        # Logits (151,936 wide) only where a label token is predicted: the last len(label_ids) + 1 positions, so
+        # row k is position len(ids) - 1 + k. The whole sequence still runs through the model.
         with torch.inference_mode():
-            logits = scorer.model(input_ids=torch.tensor([ids + label_ids])).logits[0].float()
-        lp = torch.log_softmax(logits, -1)
-        out.append(sum(lp[len(ids) - 1 + k, t].item() for k, t in enumerate(label_ids)))
+            out_ = scorer.model(input_ids=torch.tensor([ids + label_ids]), logits_to_keep=len(label_ids) + 1)
+        lp = torch.log_softmax(out_.logits[0].float(), -1)
+        out.append(sum(lp[k, t].item() for k, t in enumerate(label_ids)))
     return out
 
 

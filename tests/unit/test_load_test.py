@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
+import warm
 from helpers import ROOT
 
 from backend.bench.load import LoadResult, Sample
@@ -28,5 +26,5 @@ def test_summary_counts_errors_late_answers_and_memory_slope():
 
 
 def test_bad_arguments_exit_2():
-    done = subprocess.run([sys.executable, str(SCRIPT), "--clients", "0"], capture_output=True, text=True)
+    done = warm.run([SCRIPT, "--clients", "0"])
     assert done.returncode == 2 and "must be positive" in done.stderr and "Traceback" not in done.stderr

@@ -6,6 +6,7 @@ import labelstudio
 import pytest
 import requests
 from label_studio_sdk import LabelStudio
+from label_studio_sdk.core import http_client
 from labelstudio import ROOT, free_port
 
 from backend.labelstudio import schema as schemas
@@ -138,7 +139,9 @@ def test_user_as_object_and_annotations_without_a_user():
     assert lt.resolve([ann("Positive", None, 1), ann("Positive", None, 2), ann("Negative", 2, 3)], SCHEMA) == "Positive"
 
 
-def test_unreachable_label_studio_says_so_in_one_line():
+def test_unreachable_label_studio_says_so_in_one_line(monkeypatch):
+    # The SDK still retries each refused connection, without its back-off's sleeps (about 2 s a call).
+    monkeypatch.setattr(http_client, "_retry_timeout_from_retries", lambda retries: 0.0)
     url = f"http://127.0.0.1:{free_port()}"
     client = LabelStudio(base_url=url, api_key="x" * 40)
     for call in (

@@ -3,11 +3,9 @@ its figures add up, its request counts follow the chunking, and the pool ends wi
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import labelstudio
 import pytest
+import warm
 from helpers import ROOT
 
 from backend.bench import rescore as rescore_bench
@@ -42,7 +40,7 @@ def result(label_studio, tmp_path_factory):
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(args):
-    answer = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=60)
+    answer = warm.run([SCRIPT, *args], timeout=60)
     assert answer.returncode == 2
     assert answer.stdout == "" and len(answer.stderr.strip().splitlines()) == 1
     assert answer.stderr.startswith("error: ")

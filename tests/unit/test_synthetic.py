@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 from collections import Counter
 
 import numpy as np
 import pandas as pd
 import pytest
+import warm
 from helpers import CONFIG, ROOT, tiny_predictor
 from rouge_score import rouge_scorer
 
@@ -617,9 +616,7 @@ def test_synthetic_tasks_are_left_out_of_agreement_and_drift(tmp_path):
 
 
 def run(*args, timeout=120):
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=timeout
-    )
+    return warm.run([SCRIPT, *args], cwd=ROOT, timeout=timeout)
 
 
 def test_help_explains_every_command():
@@ -658,9 +655,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path, args, message):
     good = tmp_path / "f.jsonl"
     good.write_text(json.dumps(filtered(0, "A text.", "Positive")) + "\n")
     args = [a.format(real=real, candidates=candidates, filtered=good) for a in args]
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), *args], cwd=tmp_path, capture_output=True, text=True, timeout=120
-    )
+    done = warm.run([SCRIPT, *args], cwd=tmp_path, timeout=120)
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("error: ") and message in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
