@@ -169,7 +169,7 @@ class SignalFeatures:
         return "blend"
 
     def vectors(self, schema, texts, kind, pool=None):
-        return np.array([self.rows[t] for t in texts])
+        return np.array([self.rows[t] for t in texts]).reshape(len(texts), -1)
 
     def llm_answers(self, config, texts, pool=None):
         """Every question's probabilities: flat (multi-label: 0.5 for every label)."""

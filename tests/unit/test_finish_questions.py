@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from helpers import ROOT
-from test_finish import FakeViews, SignalLoop, annotation, fake_project
+from test_finish import FakeViews, SignalFeatures, SignalLoop, annotation, fake_project
 
 from backend.labelstudio import audit, model_labels
 from backend.labelstudio import schema as schemas
@@ -62,7 +62,7 @@ def facet_annotation(truth: dict, number: int) -> dict:
     return {**annotation("Positive", number=number, user=2), "result": facet_result(truth)}
 
 
-class FacetFeatures:
+class FacetFeatures(SignalFeatures):
     """Vectors that carry every question's answer under noise whose strength varies by text (the model is sure of
     some tasks and unsure of others), a flat LLM (0.5 for every label of the multi-label question)."""
 
@@ -77,26 +77,6 @@ class FacetFeatures:
             row[7 + t["spoiler"]] += strength
             self.rows[text] = row
         self.saved = 0
-
-    def kind(self):
-        return "signal"
-
-    @staticmethod
-    def recipe(kind):
-        return "blend"
-
-    def vectors(self, config, texts, kind, pool=None):
-        return np.array([self.rows[t] for t in texts]).reshape(len(texts), -1)
-
-    def llm_answers(self, config, texts, pool=None):
-        questions = schemas.as_config(config).questions
-        return {
-            q.from_name: np.full((len(texts), len(q.labels)), 0.5 if q.multiple else 1 / len(q.labels))
-            for q in questions
-        }, "flat-llm"
-
-    def save(self):
-        self.saved += 1
 
 
 class FakeAnnotations:
