@@ -31,9 +31,11 @@ from backend.files import write_atomically
 
 log = logging.getLogger(__name__)
 
-# registry.json's layout. A registry without the key was written before layouts were numbered, in this same layout.
-# A release reads every format up to its own and refuses a newer one (DataFormatError) rather than misread it.
-FORMAT = 1
+# registry.json's layout and what its artifacts hold. A registry without the key was written before layouts were
+# numbered, in format 1. Format 1: an artifact is one model (the first question's); 2: a set, a model per question
+# (backend/loop/projects.py reads both). A release reads every format up to its own and refuses a newer one
+# (DataFormatError) rather than misread it.
+FORMAT = 2
 
 
 class DataFormatError(LabelloopError, RuntimeError):

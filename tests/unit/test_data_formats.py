@@ -1,6 +1,6 @@
-"""DATA_DIR across releases: a directory written in today's format (tests/data/datadir-format1, committed as this
-release wrote it) is read by every later release; a file from a newer release is refused with what to do, or, for
-a cache, recomputed rather than misread."""
+"""DATA_DIR across releases: a directory written in each format (tests/data/datadir-format1, datadir-format2,
+committed as their releases wrote them) is read by every later release; a file from a newer release is refused with
+what to do, or, for a cache, recomputed rather than misread."""
 
 from __future__ import annotations
 
@@ -12,13 +12,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from backend.labelstudio import schema as schemas
 from backend.learning import vectors
 from backend.learning.vectors import VectorCache
 from backend.loop import model_store
 from backend.loop.model_store import DataFormatError, ModelStore
-from backend.loop.projects import TrainedModel
+from backend.loop.projects import ModelSet, TrainedModel
+
+FACETS = schemas.parse_config((Path(__file__).parents[2] / "label_config" / "review_facets.xml").read_text())
 
 HELD = Path(__file__).parents[1] / "data" / "datadir-format1"
+HELD_2 = Path(__file__).parents[1] / "data" / "datadir-format2"
 
 
 def never(texts):
@@ -34,7 +38,25 @@ def test_a_data_dir_written_in_format_1_is_read(tmp_path):
     assert [(v["version"], v["promoted"]) for v in store.versions()] == [("v1", True), ("v2", False)]
     cache = VectorCache(data / "cache" / "embeddings.npz")
     assert np.array_equal(cache.get(["another review", "a review"], never), [[3.0, 4.0], [1.0, 2.0]])
-    assert model_store.FORMAT == vectors.FORMAT == 1  # a new format needs a new held directory beside this one
+    # A format-1 model is the first question's, and serves it as a set of one.
+    served = ModelSet.of(model)
+    assert served.version == "v1" and served.saved_for(FACETS, FACETS.primary) is model
+    assert served.saved_for(FACETS, FACETS.question("spoiler")) is None
+
+
+def test_a_data_dir_written_in_format_2_is_read(tmp_path):
+    data = shutil.copytree(HELD_2, tmp_path / "data")
+    store = ModelStore(data, "7")
+    version, saved = store.current()
+    assert version == "llm-r2" and isinstance(saved, ModelSet)
+    assert {name: m.version for name, m in saved.models.items()} == {"sentiment": "llm-r1", "spoiler": "llm-r2"}
+    probe = np.load(data / "probe-x.npy")
+    for name in ("sentiment", "spoiler"):
+        assert np.allclose(saved.models[name].model.predict_proba(probe), np.load(data / f"probe-p-{name}.npy"))
+    assert saved.fitting(FACETS, "llm").keys() == {"sentiment", "spoiler"}
+    assert json.loads(store.registry_path.read_text())["format"] == 2
+    # a new format needs a new held directory beside these
+    assert model_store.FORMAT == 2 and vectors.FORMAT == 1
 
 
 def test_a_registry_from_before_formats_is_read_and_stamped_on_the_next_write(tmp_path):
@@ -52,7 +74,7 @@ def test_a_newer_format_is_refused_with_what_to_do(tmp_path, caplog):
     store.registry_path.write_text(json.dumps(newer))
     with pytest.raises(
         DataFormatError,
-        match=r"format 2, written by a newer release; this one reads formats up to 1: "
+        match=r"format 3, written by a newer release; this one reads formats up to 2: "
         r"run the newer release, or restore DATA_DIR from a backup",
     ):
         store.current()
