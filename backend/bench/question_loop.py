@@ -25,6 +25,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from backend.bench.questions import scores, truth
+from backend.errors import LabelloopError
 from backend.labelstudio.schema import Config
 from backend.learning import classifier
 from backend.loop import training
@@ -39,7 +40,7 @@ RANKINGS = ("across", "learning", "first", "random")
 REACH = 0.95  # of the full-pool models' mean macro-F1
 
 
-class QuestionLoopError(ValueError):
+class QuestionLoopError(LabelloopError, ValueError):
     """A run that cannot be simulated (too small a set, an unknown ranking); the message says why."""
 
 
