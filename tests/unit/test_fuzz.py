@@ -211,6 +211,15 @@ def test_deep_nesting_in_any_slot_is_a_400(client, route, slot, kind, depth):
     assert f"more than {MAX_JSON_DEPTH} levels deep" in answer.get_json()["error"]
 
 
+@pytest.mark.parametrize("route", list(SLOTS))
+@pytest.mark.parametrize("body", ["0", "1.5", "true", "null", '"text"'])
+def test_a_bare_json_value_is_a_400(client, route, body):
+    # Found by test_raw_requests: a number reached the nesting check, which iterated it, and gave a 500.
+    answer = client.post(route, data=body, content_type="application/json")
+    check(answer)
+    assert answer.status_code == 400, answer.get_data(as_text=True)[:300]
+
+
 @pytest.mark.parametrize("route, slot", [(r, s) for r, slots in SLOTS.items() for s in slots if s])
 def test_nesting_up_to_the_limit_is_handled_as_usual(client, route, slot):
     # One level short of the limit with the slot's own depth: the handlers see it, and must still answer cleanly.
