@@ -205,14 +205,19 @@ class _Zygote:
 _zygote: _Zygote | None = None
 
 
+def start() -> _Zygote:
+    """The zygote, started if it is not running; it imports in the background until its first command."""
+    global _zygote
+    if _zygote is None or not _zygote.alive():
+        _zygote = _Zygote()
+        atexit.register(_zygote.close)
+    return _zygote
+
+
 def run(
     args: list, *, cwd: str | Path | None = None, env: dict[str, str] | None = None, timeout: float | None = None
 ) -> subprocess.CompletedProcess:
     """subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout),
     forked from the warm zygote. args: a script and its arguments, or "-m", a module, ..., or "-c", code, ..."""
-    global _zygote
-    if _zygote is None or not _zygote.alive():
-        _zygote = _Zygote()
-        atexit.register(_zygote.close)
     args = [str(a) for a in args]
-    return _zygote.run(args, Path(cwd or os.getcwd()).resolve(), dict(os.environ if env is None else env), timeout)
+    return start().run(args, Path(cwd or os.getcwd()).resolve(), dict(os.environ if env is None else env), timeout)

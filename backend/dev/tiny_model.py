@@ -7,6 +7,7 @@ re-score benchmark when its scoring time does not matter (backend/bench/rescore.
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 from functools import lru_cache
 from pathlib import Path
@@ -39,6 +40,16 @@ def tokenizer():
 
 
 def model(seed: int = 0, dtype: torch.dtype = torch.float32):
+    """A fresh copy of the tiny model for `seed`: the same weights each time, and torch's global random state left
+    as building it leaves it (seeded, then drawn from by the initialisation)."""
+    built, state_after = _built(seed, dtype)
+    torch.set_rng_state(state_after)
+    return copy.deepcopy(built)
+
+
+@lru_cache(maxsize=4)
+def _built(seed: int, dtype: torch.dtype):
+    """Built once per seed and dtype: initialising 20 M random weights costs more than copying them."""
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     torch.manual_seed(seed)
@@ -52,7 +63,8 @@ def model(seed: int = 0, dtype: torch.dtype = torch.float32):
         max_position_embeddings=4096,
         tie_word_embeddings=False,
     )
-    return Qwen2ForCausalLM(config).to(dtype).eval()
+    built = Qwen2ForCausalLM(config).to(dtype).eval()
+    return built, torch.get_rng_state()
 
 
 def predictor(calibration: str = "contextual", guidelines_path: Path | None = None, **scorer_kwargs):

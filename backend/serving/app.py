@@ -39,7 +39,7 @@ MAX_JSON_DEPTH = 64
 
 def _nesting_exceeds(value: Any, limit: int) -> bool:
     """Whether lists and objects nest more than `limit` levels; level by level, so it cannot recurse itself."""
-    level = [value]
+    level = [value] if isinstance(value, (dict, list)) else []  # a bare number, string or null nests nothing
     for _ in range(limit):
         level = [
             child

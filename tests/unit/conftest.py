@@ -6,6 +6,7 @@ import threading
 
 import numpy as np
 import pytest
+import warm
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -44,3 +45,10 @@ def minilm_once_per_session():
         patch.setattr(embeddings.Embedder, "_load", shared_load)
         patch.setattr(embeddings.Embedder, "_compute", remembered)
         yield
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The warm python (tests/warm.py) starts importing now, beside the first tests, when a collected test module
+    runs commands through it."""
+    if any(getattr(item.module, "warm", None) is warm for item in items if getattr(item, "module", None)):
+        warm.start()

@@ -1,7 +1,8 @@
 """Hostile input: generated requests to /setup, /predict and /webhook must never get a 5xx or a traceback.
 
 Hypothesis builds bodies that are mostly shaped like Label Studio's (so they reach deep into the handlers) with
-any JSON in any slot, plus raw bytes under any content type. About 2,400 requests in all, on the tiny model.
+any JSON in any slot, plus raw bytes under any content type: 150 per test here, about 600 requests on the tiny model;
+tests/integration/test_fuzz_long.py runs the same four tests at 600 each (about 2,400 requests).
 Bodies nested thousands of levels deep, which Python's JSON parser and encoder cannot walk, are tried in every slot.
 """
 
@@ -18,7 +19,7 @@ from backend.serving.app import MAX_JSON_DEPTH, create_app
 from backend.serving.service import Service
 from backend.settings import Settings
 
-EXAMPLES = 600
+EXAMPLES = 150  # per test; test_fuzz_long.py runs 600
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 
 scalars = st.one_of(
@@ -88,52 +89,52 @@ def post(client, path: str, body):
     return client.post(path, data=json.dumps(body), content_type="application/json")
 
 
-@FUZZ
-@given(
-    body=st.fixed_dictionaries(
-        {"project": projects, "schema": configs},
-        optional={"extra_params": st.one_of(json_values, st.fixed_dictionaries({"strategy": json_values}))},
-    )
+SETUP_BODIES = st.fixed_dictionaries(
+    {"project": projects, "schema": configs},
+    optional={"extra_params": st.one_of(json_values, st.fixed_dictionaries({"strategy": json_values}))},
 )
+PREDICT_BODIES = st.fixed_dictionaries(
+    {"tasks": st.one_of(st.lists(tasks, max_size=6), json_values)},
+    optional={"project": projects, "label_config": configs, "params": json_values},
+)
+WEBHOOK_BODIES = st.fixed_dictionaries(
+    {"action": actions},
+    optional={
+        "project": st.one_of(projects, st.fixed_dictionaries({"id": json_values})),
+        "annotation": json_values,
+        "task": json_values,
+        "annotations": json_values,
+    },
+)
+RAW_REQUESTS = {
+    "path": st.sampled_from(["/setup", "/predict", "/webhook", "/versions", "/health", "/nope"]),
+    "method": st.sampled_from(["GET", "POST", "PUT", "DELETE"]),
+    "content_type": st.sampled_from(["application/json", "text/plain", "application/x-www-form-urlencoded", ""]),
+    "data": st.binary(max_size=200),
+    "query": st.dictionaries(st.sampled_from(["project", "x"]), st.text(max_size=12), max_size=2),
+}
+
+
+@FUZZ
+@given(body=SETUP_BODIES)
 def test_setup(client, body):
     check(post(client, "/setup", body))
 
 
 @FUZZ
-@given(
-    body=st.fixed_dictionaries(
-        {"tasks": st.one_of(st.lists(tasks, max_size=6), json_values)},
-        optional={"project": projects, "label_config": configs, "params": json_values},
-    )
-)
+@given(body=PREDICT_BODIES)
 def test_predict(client, body):
     check(post(client, "/predict", body))
 
 
 @FUZZ
-@given(
-    body=st.fixed_dictionaries(
-        {"action": actions},
-        optional={
-            "project": st.one_of(projects, st.fixed_dictionaries({"id": json_values})),
-            "annotation": json_values,
-            "task": json_values,
-            "annotations": json_values,
-        },
-    )
-)
+@given(body=WEBHOOK_BODIES)
 def test_webhook(client, body):
     check(post(client, "/webhook", body))
 
 
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
-@given(
-    path=st.sampled_from(["/setup", "/predict", "/webhook", "/versions", "/health", "/nope"]),
-    method=st.sampled_from(["GET", "POST", "PUT", "DELETE"]),
-    content_type=st.sampled_from(["application/json", "text/plain", "application/x-www-form-urlencoded", ""]),
-    data=st.binary(max_size=200),
-    query=st.dictionaries(st.sampled_from(["project", "x"]), st.text(max_size=12), max_size=2),
-)
+@FUZZ
+@given(**RAW_REQUESTS)
 def test_raw_requests(client, path, method, content_type, data, query):
     check(client.open(path, method=method, data=data, content_type=content_type or None, query_string=query))
 
@@ -208,6 +209,15 @@ def test_deep_nesting_in_any_slot_is_a_400(client, route, slot, kind, depth):
     check(answer)
     assert answer.status_code == 400, answer.get_data(as_text=True)[:300]
     assert f"more than {MAX_JSON_DEPTH} levels deep" in answer.get_json()["error"]
+
+
+@pytest.mark.parametrize("route", list(SLOTS))
+@pytest.mark.parametrize("body", ["0", "1.5", "true", "null", '"text"'])
+def test_a_bare_json_value_is_a_400(client, route, body):
+    # Found by test_raw_requests: a number reached the nesting check, which iterated it, and gave a 500.
+    answer = client.post(route, data=body, content_type="application/json")
+    check(answer)
+    assert answer.status_code == 400, answer.get_data(as_text=True)[:300]
 
 
 @pytest.mark.parametrize("route, slot", [(r, s) for r, slots in SLOTS.items() for s in slots if s])

@@ -411,8 +411,8 @@ def test_the_measurement_reports_every_question_and_the_speed_of_one_against_thr
     from backend.bench import questions
 
     one = schemas.Config(CONFIG.questions[:1])
-    result = questions.run(predictor, CONFIG, SAMPLE[:60], 30, [20, 100], 1, {"1": one, "3": CONFIG})
-    assert (result["train"], result["test"]) == (30, 30)
+    result = questions.run(predictor, CONFIG, SAMPLE[:40], 20, [20, 100], 1, {"1": one, "3": CONFIG})
+    assert (result["train"], result["test"]) == (20, 20)
     for name in CONFIG.names:
         row = result["questions"][name]
         assert 0 <= row["zero_shot"]["macro_f1"] <= 1 and row["after_100"] is None  # more labels than the sample

@@ -200,9 +200,15 @@ SMALL = syn.Sampling(max_new_tokens=24, batch_size=3)
 MIX = {"conditional": 3, "paraphrase": 2, "style": 2, "minority": 3}
 
 
-def test_generate_records_provenance_for_every_item(predictor, tmp_path):
-    out = tmp_path / "c.jsonl"
-    result = syn.generate(predictor, REAL, out, mix=MIX, seed=5, sampling=SMALL, progress=False)
+@pytest.fixture(scope="module")
+def whole(predictor, tmp_path_factory):
+    """One uninterrupted run of MIX (the tiny model generates slowly): its result and its file, read only."""
+    out = tmp_path_factory.mktemp("whole") / "c.jsonl"
+    return syn.generate(predictor, REAL, out, mix=MIX, seed=5, sampling=SMALL, progress=False), out
+
+
+def test_generate_records_provenance_for_every_item(whole):
+    result, out = whole
     items = syn.read_candidates(out)
     assert result.written == result.total == result.planned == len(items) == 10
     assert sorted(i["job"] for i in items) == list(range(10))
@@ -222,10 +228,7 @@ def test_generate_records_provenance_for_every_item(predictor, tmp_path):
             assert item["provenance"]["style"] in syn.STYLES
 
 
-def test_time_limit_stops_between_batches_and_a_rerun_finishes_the_same_items(predictor, tmp_path):
-    whole = tmp_path / "whole.jsonl"
-    syn.generate(predictor, REAL, whole, mix=MIX, seed=5, sampling=SMALL, progress=False)
-
+def test_time_limit_stops_between_batches_and_a_rerun_finishes_the_same_items(predictor, whole, tmp_path):
     ticks = iter([0.0, 0.0, 0.0, 120.0] + [120.0] * 50)  # the third batch starts after the 1-minute limit
     part = tmp_path / "part.jsonl"
     first = syn.generate(
@@ -241,7 +244,7 @@ def test_time_limit_stops_between_batches_and_a_rerun_finishes_the_same_items(pr
     def by_job(path):
         return {i["job"]: (i["raw"], i["provenance"]["params"]) for i in syn.read_candidates(path)}
 
-    assert by_job(part) == by_job(whole)  # same seeds, same batches: the same texts
+    assert by_job(part) == by_job(whole[1])  # same seeds, same batches: the same texts
     assert syn.generate(predictor, REAL, part, mix=MIX, seed=5, sampling=SMALL, progress=False).written == 0
 
 
