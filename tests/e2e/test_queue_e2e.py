@@ -171,7 +171,8 @@ def test_five_promotions_leave_one_prediction_per_task_and_the_queue_never_point
     loop.rescore(str(project))  # the LLM alone: the first set
     assert loop.train(str(project))["result"] == "promoted"
     assert loop.rescoring.wait(str(project), timeout=120)
-    model = loop.projects.model(str(project))
+    model = loop.projects.model(str(project))  # the set: here one question's model
+    llm_version = next(iter(model.models.values())).llm_version
 
     gaps: list[str] = []
     seen: set[str] = set()
@@ -195,7 +196,7 @@ def test_five_promotions_leave_one_prediction_per_task_and_the_queue_never_point
     try:
         store = loop.projects.store(str(project))
         for n in range(2, 6):  # promotions r2..r5 (r1 was trained above)
-            version = f"{model.llm_version}-r{n}"
+            version = f"{llm_version}-r{n}"
             store.add(version, replace(model, version=version), {"labels": 30, "result": "promoted"}, True)
             loop.rescore(str(project))
             time.sleep(0.5)
@@ -204,7 +205,7 @@ def test_five_promotions_leave_one_prediction_per_task_and_the_queue_never_point
         observer.join(timeout=60)
     assert not gaps, gaps
     final = admin.projects.get(id=project).model_version
-    assert final == f"{model.llm_version}-r5" and final in seen and len(seen) >= 3, (final, sorted(seen))
+    assert final == f"{llm_version}-r5" and final in seen and len(seen) >= 3, (final, sorted(seen))
     ours = set(store.published())
     for task in admin.tasks.list(project=project, fields="all"):
         versions = [p.model_version for p in task.predictions or []]

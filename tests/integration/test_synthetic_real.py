@@ -54,7 +54,9 @@ def test_the_real_llm_verifies_intended_labels(predictor):
     cases = [
         ("An absolute delight: warm, witty and beautifully acted.", "Positive", "accepted"),
         ("An absolute delight: warm, witty and beautifully acted!", "Negative", "rejected"),
-        ("A retired pilot and his granddaughter restore a seaplane on a Norwegian fjord.", "Neutral", "accepted"),
+        # A plain fact (p(Neutral) 0.93); a plot line such as "A retired pilot ... restores a seaplane" sat at 0.497,
+        # on the threshold, and its answer flipped with the batch.
+        ("The film runs 118 minutes and opens in theaters on Friday.", "Neutral", "accepted"),
         ("Two hours of my life I will never get back; avoid it.", "Positive", "rejected"),
     ]
     candidates = [
