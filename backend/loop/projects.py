@@ -91,6 +91,7 @@ class Projects:
         self._strategies: dict[str, str] = {}
         self._lanes: dict[str, int] = {}
         self._pools: dict[str, PoolCalibration | None] = {}
+        self._scores: dict[str, dict] = {}  # the newest run's per-question record
         self._published: set[tuple[str, str]] = set()  # (project, version) known to be in the registry's list
         self._stamps: dict[str, tuple[int, int] | None] = {}  # the registry as this process last read or wrote it
         self.rankings: dict[str, PoolRanking] = {}
@@ -116,12 +117,14 @@ class Projects:
         self._strategies.pop(project, None)
         self._lanes.pop(project, None)
         self._pools.pop(project, None)
+        self._scores.pop(project, None)
         if not first:
             with self.changes_lock:
                 self.changed[project] = None  # another replica saw events this one did not: read every label
 
     def wrote(self, project: str) -> None:
         self._stamps[project] = self.store(project).stamp()
+        self._scores.pop(project, None)  # a run's record may have come with the write
 
     def model(self, project: str) -> ModelSet | None:
         self.refresh(project)
@@ -185,8 +188,11 @@ class Projects:
     def question_scores(self, project: str, names: tuple[str, ...]) -> dict[str, float | None]:
         """Each question's macro-F1, on the project's labels, of what serves it, as the newest training run measured
         it (the promoted model's cross-validated score, else the incumbent's); None where no run measured it."""
-        for record in reversed(self.versions(project)):
-            measured = record.get("questions")
-            if isinstance(measured, dict):
-                return {name: _serving_score(measured.get(name)) for name in names}
-        return {name: None for name in names}
+        # Read from the registry once per change of it, not at every /predict.
+        self.refresh(project)
+        if project not in self._scores:
+            newest = next(
+                (r["questions"] for r in reversed(self.versions(project)) if isinstance(r.get("questions"), dict)), {}
+            )
+            self._scores[project] = newest
+        return {name: _serving_score(self._scores[project].get(name)) for name in names}
