@@ -191,7 +191,7 @@ class Projects:
         # Read from the registry once per change of it, not at every /predict.
         self.refresh(project)
         if project not in self._scores:
-            newest = next(
+            newest: dict = next(
                 (r["questions"] for r in reversed(self.versions(project)) if isinstance(r.get("questions"), dict)), {}
             )
             self._scores[project] = newest
