@@ -77,9 +77,12 @@ def features(
     return Features(vectors, llm, {q.from_name: truth(q, items) for q in config.questions}, version, seconds)
 
 
-def _fit_and_score(config: Config, f: Features, train: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
-    """Every question's probabilities on `rows` from a model fitted on `train` (the LLM's where none can be)."""
-    out = {}
+def _fit_and_score(
+    config: Config, f: Features, train: np.ndarray, rows: np.ndarray
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Every question's probabilities on `rows` from a model fitted on `train` (the LLM's where none can be), and
+    the labels each fitted model learned (as ModelSet.learned gives the ranking)."""
+    out, learned = {}, {}
     for q in config.questions:
         name = q.from_name
         try:
@@ -89,9 +92,10 @@ def _fit_and_score(config: Config, f: Features, train: np.ndarray, rows: np.ndar
             out[name] = model.predict_proba(
                 classifier.recipe_vectors(RECIPE, {k: v[rows] for k, v in f.vectors.items()}), f.llm[name][rows]
             )
+            learned[name] = model.learned
         except classifier.TrainingError:
             out[name] = f.llm[name][rows]
-    return out
+    return out, learned
 
 
 def _test_f1(config: Config, f: Features, probs: dict[str, np.ndarray], test: np.ndarray) -> dict[str, float]:
@@ -119,7 +123,7 @@ def run_one(
     steps = []
     while True:
         both = np.concatenate([pool, test])
-        probs = _fit_and_score(config, f, pool[labeled], both)
+        probs, learned = _fit_and_score(config, f, pool[labeled], both)
         f1 = _test_f1(config, f, {k: v[len(pool) :] for k, v in probs.items()}, test)
         steps.append({"labels": len(labeled), "macro_f1": f1, "mean": round(float(np.mean(list(f1.values()))), 4)})
         left = len(pool) - len(labeled)
@@ -131,7 +135,9 @@ def run_one(
             labeled += list(rng.choice(open_rows, size=take, replace=False))
             continue
         inputs = {
-            q.from_name: ranked_probs(q, probs[q.from_name][: len(pool)], f.llm[q.from_name][pool])
+            q.from_name: ranked_probs(
+                q, probs[q.from_name][: len(pool)], f.llm[q.from_name][pool], learned.get(q.from_name)
+            )
             for q in config.questions
         }
         if ranking == "learning":
@@ -195,7 +201,7 @@ def simulate(
         raise QuestionLoopError(f"the set has {n} items: the pool of {pool_size} must leave some to test on")
     pool, test = np.arange(pool_size), np.arange(pool_size, n)
     zero = _test_f1(config, f, {k: v[test] for k, v in f.llm.items()}, test)
-    full = _fit_and_score(config, f, pool, test)
+    full, _ = _fit_and_score(config, f, pool, test)
     full_f1 = _test_f1(config, f, full, test)
     target = REACH * float(np.mean(list(full_f1.values())))
     out: dict[str, Any] = {

@@ -130,6 +130,11 @@ class Classifier:
     n_labels: int
     estimator: LogisticRegression
 
+    @property
+    def learned(self) -> np.ndarray:
+        """The label indices it was fitted on; the others keep the LLM's probability (predict_proba)."""
+        return self.estimator.classes_.astype(int)
+
     def predict_proba(self, embeddings: np.ndarray, llm_probs: np.ndarray | None = None) -> np.ndarray:
         """(n, n_labels) probabilities in the config's label order."""
         x = design(self.kind, embeddings, llm_probs)
@@ -166,6 +171,11 @@ class MultiLabelClassifier:
     kind: str
     n_labels: int
     estimators: list[LogisticRegression | None]  # None: too few answers either way; the LLM's probability serves
+
+    @property
+    def learned(self) -> np.ndarray:
+        """The label indices with a fitted yes/no model."""
+        return np.flatnonzero([e is not None for e in self.estimators])
 
     def predict_proba(self, embeddings: np.ndarray, llm_probs: np.ndarray | None = None) -> np.ndarray:
         """(n, n_labels) probability that each label applies."""
@@ -296,6 +306,10 @@ class Mixed:
     parts: tuple
     split: int
     kind: str = "mixed"
+
+    @property
+    def learned(self) -> np.ndarray:
+        return np.intersect1d(self.parts[0].learned, self.parts[1].learned)
 
     def predict_proba(self, vectors: np.ndarray, llm_probs: np.ndarray | None = None) -> np.ndarray:
         a = self.parts[0].predict_proba(vectors[:, : self.split], llm_probs)

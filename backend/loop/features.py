@@ -69,6 +69,10 @@ class TextFeatures:
         names = {classifier.STATES: kind, classifier.MINILM: MINILM}
         return "+".join(names[r] for r in recipe.reads)
 
+    def llm_version(self, config: Config | Schema, pool: PoolCalibration | None = None) -> str:
+        """The version of the LLM's answers to `config` (the model, the prompt, the calibration)."""
+        return self._predictor().version(as_config(config), pool)
+
     def llm_answers(
         self, config: Config | Schema, texts: Sequence[str], pool: PoolCalibration | None = None
     ) -> tuple[dict[str, np.ndarray], str]:
@@ -76,7 +80,7 @@ class TextFeatures:
         the project's own calibration, where one serves (predictor.py)."""
         config = as_config(config)
         predictor = self._predictor()
-        version = predictor.version(config, pool)
+        version = self.llm_version(config, pool)
         probs = self._cache(f"llm-{version}").get(
             list(texts), lambda missing: join(config, predictor.answers(config, missing, pool))
         )

@@ -175,6 +175,7 @@ class Loop:
         strategy = self.projects.strategy(project) if project else self.settings.rank_strategy
         lanes = self.projects.lanes(project) if project else 1
         weights = rescoring.question_weights(self.settings, self.projects, project, config.names)
+        learned = model.learned(config, self.text.llm_version(config, self.pool(project))) if model else {}
         chunk = self.settings.predict_chunk
         # Also checked when the model takes a chunk up: the wait behind other requests' chunks can be long.
         deadline = llm_scorer.DEADLINE.set(started + self.settings.predict_timeout)
@@ -203,6 +204,7 @@ class Loop:
                     version,
                     lanes,
                     self.pool(project),
+                    learned,
                 )
         finally:
             llm_scorer.DEADLINE.reset(deadline)
@@ -210,14 +212,16 @@ class Loop:
         return results, skipped, version
 
     def _fill(
-        self, results, config, tasks, slots, batch, answers, strategy, weights, ranking, version, lanes, pool
+        self, results, config, tasks, slots, batch, answers, strategy, weights, ranking, version, lanes, pool, learned
     ) -> None:
         """Each task's prediction, with the pool ranking's score when the task has one, else its own."""
         # The LLM's probabilities were just cached by answers(): reading them again costs a lookup.
         needs_llm = strategy in strategies.REGISTRY and strategies.REGISTRY[strategy].needs_llm_probs
         llm = self.text.llm_answers(config, batch, pool)[0] if needs_llm else None
         inputs = {
-            q.from_name: ranked_probs(q, answers[q.from_name], llm[q.from_name] if llm else None)
+            q.from_name: ranked_probs(
+                q, answers[q.from_name], llm[q.from_name] if llm else None, learned.get(q.from_name)
+            )
             for q in config.questions
         }
         priority = question_ranking.pointwise_priority(strategy, inputs, weights)

@@ -65,6 +65,10 @@ class ModelSet:
         fits = {q.from_name: self.model_for(config, q, llm_version) for q in config.questions}
         return {name: model for name, model in fits.items() if model is not None}
 
+    def learned(self, config: Config, llm_version: str) -> dict[str, Any]:
+        """The label indices each fitting question's model learned (answers.ranked_probs reads them), by from_name."""
+        return {name: trained.model.learned for name, trained in self.fitting(config, llm_version).items()}
+
     @property
     def trained_on(self) -> set[int]:
         """The tasks any of its models was trained on."""

@@ -104,8 +104,11 @@ def run(gate: Gateway, project: str) -> None:
             )
         needs = strategy_inputs(strategies.get(strategy), text, config, texts, pool)
         llm = needs.pop("llm_probs")
+        learned = model.learned(config, gate.text.llm_version(config, pool)) if model else {}
         inputs = {
-            q.from_name: ranked_probs(q, answers[q.from_name], llm[q.from_name] if llm else None)
+            q.from_name: ranked_probs(
+                q, answers[q.from_name], llm[q.from_name] if llm else None, learned.get(q.from_name)
+            )
             for q in config.questions
         }
         weights = question_weights(settings, projects, project, config.names)

@@ -42,6 +42,9 @@ def test_a_data_dir_written_in_format_1_is_read(tmp_path):
     served = ModelSet.of(model)
     assert served.version == "v1" and served.saved_for(FACETS, FACETS.primary) is model
     assert served.saved_for(FACETS, FACETS.question("spoiler")) is None
+    # what the ranking reads of it, from a model pickled before the property existed
+    assert {k: v.tolist() for k, v in served.learned(FACETS, "llm-1").items()} == {"sentiment": [0, 1, 2]}
+    assert served.learned(FACETS, "another-llm") == {}  # a model for another LLM version serves nothing
 
 
 def test_a_data_dir_written_in_format_2_is_read(tmp_path):
@@ -54,6 +57,10 @@ def test_a_data_dir_written_in_format_2_is_read(tmp_path):
     for name in ("sentiment", "spoiler"):
         assert np.allclose(saved.models[name].model.predict_proba(probe), np.load(data / f"probe-p-{name}.npy"))
     assert saved.fitting(FACETS, "llm").keys() == {"sentiment", "spoiler"}
+    assert {k: v.tolist() for k, v in saved.learned(FACETS, "llm").items()} == {
+        "sentiment": [0, 1, 2],
+        "spoiler": [0, 1],
+    }
     assert json.loads(store.registry_path.read_text())["format"] == 2
     # a new format needs a new held directory beside these
     assert model_store.FORMAT == 2 and vectors.FORMAT == 1

@@ -107,3 +107,27 @@ def test_learning_weighs_each_question_by_what_it_still_has_to_learn(tmp_path, m
     assert rescoring.question_weights(Settings.from_env(), projects, "4", names) == pytest.approx({"a": 0.3, "b": 0.1})
     store.add("v-r2", None, {"questions": {**run, "b": {"result": "skipped", "reason": "too few"}}}, promote=False)
     assert rescoring.question_weights(settings, projects, "4", names) == {"a": 1.0, "b": 1.0}
+
+
+def test_a_task_an_unlearned_label_decides_reads_as_undecided():
+    from backend.labelstudio.schema import Schema
+    from backend.loop.answers import ranked_probs
+
+    single = Schema("topic", "text", "text", ("A", "B", "C"), ("A", "B", "C"))
+    # Task 0 sure of A, 1 torn between A and B, 2 sure of C: a label the model never learned (the LLM's guess).
+    probs = np.array([[0.97, 0.02, 0.01], [0.5, 0.45, 0.05], [0.02, 0.03, 0.95]])
+    as_served, _ = ranked_probs(single, probs, None)
+    assert strategies.rank("margin", as_served).argmax() == 1  # without knowing, the guess looks settled
+    read, _ = ranked_probs(single, probs, None, learned=np.array([0, 1]))
+    np.testing.assert_allclose(read[2], [1 / 3] * 3)
+    np.testing.assert_allclose(read[:2], probs[:2])
+    assert strategies.rank("margin", read).argmax() == 2
+    np.testing.assert_allclose(ranked_probs(single, probs, None, learned=np.array([0, 1, 2]))[0], probs)
+
+    multi = Schema("aspects", "text", "text", ("X", "Y"), ("X", "Y"), multiple=True)
+    # Y unlearned: where the LLM says it applies (task 1), the task reads as unsure of Y; where it says no, not.
+    yes = np.array([[0.9, 0.1], [0.95, 0.9], [0.6, 0.2]])
+    served, _ = ranked_probs(multi, yes, None)
+    assert strategies.rank("margin", served).argmax() == 2
+    read, _ = ranked_probs(multi, yes, None, learned=np.array([0]))
+    assert strategies.rank("margin", read).argmax() == 1 and read[1].tolist() == [0.5, 0.5]

@@ -150,8 +150,15 @@ def test_a_blend_keeps_the_llm_for_a_label_too_rare_to_learn():
     probs = model.predict_proba(emb, llm)
     assert np.allclose(probs[:, 2], llm[:, 2]) and np.allclose(probs.sum(1), 1)
     assert (probs.argmax(1) == 2).sum() > 0  # the LLM can still answer it
+    assert model.learned.tolist() == [0, 1]  # what the ranking reads to ask for the label it could not learn
     only = classifier.fit("classifier", emb, None, y, n_labels=3).predict_proba(emb)
     assert np.all(only[:, 2] == 0)
+    mixed = classifier.fit_recipe(classifier.Recipe("mixed", "mixed"), {"states": emb, "minilm": emb}, llm, y, 3)
+    assert mixed.learned.tolist() == [0, 1]
+    yes = np.zeros((300, 3), dtype=int)
+    yes[:150, 0] = yes[::2, 1] = 1
+    yes[0, 2] = 1  # one yes: too few to learn the third label
+    assert classifier.fit("blend", emb, llm, yes, n_labels=3).learned.tolist() == [0, 1]
 
 
 def _macro_f1(y, probs):
