@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from backend.bench.questions import scores, truth
 from backend.errors import LabelloopError
-from backend.labelstudio.schema import Config
+from backend.labelstudio.schema import Config, Schema
 from backend.learning import classifier
 from backend.loop import training
 from backend.loop.answers import ranked_probs
@@ -148,18 +148,21 @@ def run_one(
 
 
 def training_seconds(config: Config, f: Features, rows: np.ndarray) -> dict[str, float]:
-    """Each question's part of a training run on `rows`, timed as the backend runs it (the recipe chosen by
-    cross-validation among the loop's candidates, then fitted), and the whole."""
-    out = {}
+    """A training run's fits on `rows`, timed as the backend runs them (each question's recipe chosen by
+    cross-validation among the loop's candidates, then fitted; the questions in threads): each question's part as
+    its thread saw it, and the whole run's wall-clock time."""
     own = {k: v[rows] for k, v in f.vectors.items()}
-    for q in config.questions:
+
+    def one(q: Schema) -> float:
         started = time.perf_counter()
         llm, y = f.llm[q.from_name][rows], f.y[q.from_name][rows]
         choice = training.choose(q, classifier.CANDIDATES[classifier.STATES], own, llm, y)
         classifier.fit_recipe(choice.recipe, own, llm, y, len(q.labels))
-        out[q.from_name] = round(time.perf_counter() - started, 3)
-    out["all"] = round(sum(out.values()), 3)
-    return out
+        return round(time.perf_counter() - started, 3)
+
+    started = time.perf_counter()
+    out = dict(zip(config.names, training.each_question(one, config.questions)))
+    return {**out, "all": round(time.perf_counter() - started, 3)}
 
 
 def _serving_scores(config: Config, f: Features, train: np.ndarray) -> dict[str, float]:

@@ -114,11 +114,14 @@ def make_estimator(seed: int = 0, kind: str = "blend", C: float | None = None) -
     # Balanced class weights: annotation pools are skewed (Neutral is rare here) and macro-F1 is what we report.
     # C=0.01 was the best of 0.01-1 for both embedding kinds from 20 to 1,400 labels on the Rotten Tomatoes pool.
     # newton-cg converges in about a dozen iterations here where lbfgs needs 300-400 (the scaled LLM columns make
-    # the problem ill-conditioned): 0.18 s against 0.33 s at 1,000 labels.
+    # the problem ill-conditioned): 0.18 s against 0.33 s at 1,000 labels. Its tolerance of 1e-3 (scikit-learn's
+    # default is 1e-4) halves a training run at 1,000 labels and moved no chosen recipe and no macro-F1 by 0.005 on
+    # a validation slice (docs/questions.md).
     return LogisticRegression(
         C=DEFAULT_C[kind] if C is None else C,
         class_weight="balanced",
         solver="newton-cg",
+        tol=1e-3,
         max_iter=200,
         random_state=seed,
     )
@@ -226,7 +229,7 @@ def fit(
     if np.ndim(y) == 2:
         y = _check_multilabel(y, n_labels)
         x = design(kind, embeddings, _yes_no(llm_probs))
-        with _one_thread():
+        with one_thread():
             estimators = [
                 make_estimator(seed, kind, C).fit(x, y[:, j]) if ok else None for j, ok in enumerate(_learnable(y))
             ]
@@ -235,14 +238,16 @@ def fit(
     # Classes seen only once cannot be learned; dropping them keeps the fit from failing on the first stray label.
     keep = np.isin(y, np.flatnonzero(np.bincount(y, minlength=n_labels) >= MIN_LABELS))
     x = design(kind, embeddings, llm_probs)
-    with _one_thread():
+    with one_thread():
         estimator = make_estimator(seed, kind, C).fit(x[keep], y[keep])
     return Classifier(kind, n_labels, estimator)
 
 
-def _one_thread():
-    """These fits are far too small to gain from threads, and a BLAS that spins its threads while other processes
-    hold the cores made one fit 100x slower here (38 s instead of 0.33 s at 1,000 labels on 2 busy cores)."""
+def one_thread():
+    """These fits are far too small to gain from BLAS threads, and a BLAS that spins its threads while other processes
+    hold the cores made one fit 100x slower here (38 s instead of 0.33 s at 1,000 labels on 2 busy cores). The limit
+    is process-wide: code that fits in several threads at once holds it around all of them (training.each_question),
+    so that no thread's exit lifts it under another's fit."""
     return threadpool_limits(1)
 
 
@@ -271,7 +276,7 @@ def out_of_fold(
         splitter = _plain_kfold(len(y), k, seed)
     else:
         splitter = list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(x, y))
-    with _one_thread():
+    with one_thread():
         for train, test in splitter:
             if len(np.unique(y[train])) < 2:
                 out[test] = 1.0 / n_labels
@@ -291,7 +296,7 @@ def _out_of_fold_multilabel(kind, embeddings, llm_probs, y, n_labels: int, folds
     y = _check_multilabel(y, n_labels)
     x = design(kind, embeddings, _yes_no(llm_probs))
     out = _fallback(llm_probs, len(y), n_labels)
-    with _one_thread():
+    with one_thread():
         for train, test in _plain_kfold(len(y), min(folds, len(y)), seed):
             for j in np.flatnonzero(_learnable(y[train])):
                 out[test, j] = make_estimator(seed, kind, C).fit(x[train], y[train, j]).predict_proba(x[test])[:, 1]

@@ -204,3 +204,36 @@ def test_the_projects_labels_choose_the_recipe():
     sure_llm = np.clip(np.eye(3)[y] * 0.9 + 0.05, 0, 1)
     refit = classifier.fit("llm_refit", noise, sure_llm, y, 3)
     assert np.allclose(refit.predict_proba(noise, sure_llm), refit.predict_proba(noise[:, :2], sure_llm))
+
+
+def test_each_question_runs_the_questions_side_by_side_with_blas_on_one_thread(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    from backend.labelstudio.schema import parse_config
+    from backend.loop import training
+
+    config = parse_config(
+        '<View><Text name="t" value="$text"/>'
+        + "".join(
+            f'<Choices name="q{i}" toName="t"><Choice value="A"/><Choice value="B"/></Choices>' for i in range(3)
+        )
+        + "</View>"
+    )
+    monkeypatch.setattr(training.os, "cpu_count", lambda: 2)
+    both_in = threading.Barrier(2, timeout=5)  # returns only when two questions are being worked on at once
+    seen = []
+
+    def work(q):
+        if q.from_name != "q2":
+            both_in.wait()
+        blas = {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}  # OpenMP's is per thread
+        seen.append((threading.current_thread().name, blas))
+        return q.from_name.upper()
+
+    assert training.each_question(work, config.questions) == ["Q0", "Q1", "Q2"]
+    assert all(name.startswith("question") and threads == {1} for name, threads in seen), seen
+
+    monkeypatch.setattr(training.os, "cpu_count", lambda: 1)
+    assert training.each_question(lambda q: threading.current_thread().name, config.questions[:2]) == [
+        threading.current_thread().name
+    ] * 2
