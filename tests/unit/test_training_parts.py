@@ -214,9 +214,7 @@ def test_each_question_runs_the_questions_side_by_side_with_blas_on_one_thread(m
 
     config = parse_config(
         '<View><Text name="t" value="$text"/>'
-        + "".join(
-            f'<Choices name="q{i}" toName="t"><Choice value="A"/><Choice value="B"/></Choices>' for i in range(3)
-        )
+        + "".join(f'<Choices name="q{i}" toName="t"><Choice value="A"/><Choice value="B"/></Choices>' for i in range(3))
         + "</View>"
     )
     monkeypatch.setattr(training.os, "cpu_count", lambda: 2)
@@ -234,6 +232,7 @@ def test_each_question_runs_the_questions_side_by_side_with_blas_on_one_thread(m
     assert all(name.startswith("question") and threads == {1} for name, threads in seen), seen
 
     monkeypatch.setattr(training.os, "cpu_count", lambda: 1)
-    assert training.each_question(lambda q: threading.current_thread().name, config.questions[:2]) == [
-        threading.current_thread().name
-    ] * 2
+    assert (
+        training.each_question(lambda q: threading.current_thread().name, config.questions[:2])
+        == [threading.current_thread().name] * 2
+    )
