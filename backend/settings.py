@@ -75,7 +75,7 @@ class Settings:
     label_studio_api_key_file: Path | None = None
     rank_strategy: str = "margin"
     rank_questions: str = (
-        ""  # "" (every question alike), a question's name, name=weight,..., or "learning": ranking/questions.py
+        ""  # "" or "mean" (every question alike), a question's name, name=weight,..., "learning": ranking/questions.py
     )
     basic_auth_user: str = ""
     basic_auth_pass: str = field(default="", repr=False)

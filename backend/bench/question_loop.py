@@ -34,8 +34,8 @@ from backend.loop.features import MINILM, TextFeatures
 from backend.ranking import questions as question_ranking
 
 RECIPE = classifier.CANDIDATES[classifier.STATES][0]  # the mixed model: the loop's first candidate
-# The mean over questions; weighed by what each still has to learn (RANK_QUESTIONS=learning); the first question
-# alone; uniform draws.
+# The mean over questions (the default); weighed by what each still has to learn (RANK_QUESTIONS=learning); the
+# first question alone; uniform draws.
 RANKINGS = ("across", "learning", "first", "random")
 REACH = 0.95  # of the full-pool models' mean macro-F1
 

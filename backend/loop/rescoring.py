@@ -164,7 +164,7 @@ def run(gate: Gateway, project: str) -> None:
 
 
 def question_weights(settings: Settings, projects: Projects, project: str | None, names: tuple[str, ...]) -> dict:
-    """How much each question counts in the ranking (RANK_QUESTIONS; by default, "learning", from the newest run's
+    """How much each question counts in the ranking (RANK_QUESTIONS; with "learning", from the newest run's
     scores)."""
     if question_ranking.is_learning(settings.rank_questions) and project and len(names) > 1:
         return question_ranking.learning_weights(projects.question_scores(project, names))

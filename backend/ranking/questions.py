@@ -7,12 +7,12 @@ one. Percentile ranks (`strategies.rank_fusion`) were the other choice; they tie
 one question only, since a rank cannot say how unsure. A strategy that does not read the probabilities (random,
 diversity, the LLM's judgements) ranks the same for every question, so it is computed once.
 
-The weights (RANK_QUESTIONS): by default ("learning") each question weighs how much it still has to learn, one
-minus the macro-F1 of what serves it on the project's labels (`learning_weights`), so a question the model already
-answers well stops pulling people towards its doubtful tasks; "mean" weighs every question alike;
-"sentiment=2,aspects=1" weighs them as given (a question left out weighs 0); "sentiment" picks one. The default was
-chosen between "learning" and "mean" by a rule fixed before the comparison: fewer labels to 95% of the full pool's
-mean macro-F1 on a validation slice of the post-facets corpus, a tie keeping the mean (docs/questions.md).
+The weights (RANK_QUESTIONS): by default ("mean") every question weighs alike; "learning" weighs each by how much
+it still has to learn, one minus the macro-F1 of what serves it on the project's labels (`learning_weights`), so a
+question the model already answers well pulls less towards its doubtful tasks; "sentiment=2,aspects=1" weighs them
+as given (a question left out weighs 0); "sentiment" picks one. The default was chosen between "learning" and
+"mean" by a rule fixed before the comparison: fewer labels to 95% of the full pool's mean macro-F1 on a validation
+slice of the post-facets corpus, a tie keeping the mean (docs/questions.md).
 
 The inputs per question are what `strategies.rank` reads: its label distribution (a multi-label question's most
 uncertain label as a yes/no distribution, loop/answers.py) and the LLM's, by the question's from_name.
@@ -42,12 +42,12 @@ def learning_weights(scores: Mapping[str, float | None]) -> dict[str, float]:
 
 
 def is_learning(spec: str) -> bool:
-    """Whether RANK_QUESTIONS asks for learning_weights (the default)."""
-    return spec.strip() in ("", LEARNING)
+    """Whether RANK_QUESTIONS asks for learning_weights."""
+    return spec.strip() == LEARNING
 
 
 def parse_weights(spec: str) -> dict[str, float]:
-    """RANK_QUESTIONS as weights by question name; {} (every question at 1) for "mean", and for "" or "learning"
+    """RANK_QUESTIONS as weights by question name; {} (every question at 1) for "" and "mean", and for "learning"
     (whose weights come from the project's scores: learning_weights). ValueError with what is wrong otherwise."""
     spec = spec.strip()
     if spec in ("", "mean", LEARNING):

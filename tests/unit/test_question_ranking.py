@@ -89,7 +89,8 @@ def test_learning_weighs_each_question_by_what_it_still_has_to_learn(tmp_path, m
     tipped = questions.rank("margin", INPUTS, questions.learning_weights({"a": 0.5, "b": 0.95}))
     assert tipped[1] > tipped[2]
 
-    settings = Settings(data_dir=tmp_path)  # learning is the default
+    monkeypatch.setenv("RANK_QUESTIONS", "learning")
+    settings = Settings.from_env()
     projects = Projects(settings)
     names = ("a", "b")
     assert rescoring.question_weights(settings, projects, "4", names) == {"a": 1.0, "b": 1.0}  # no run yet
@@ -101,10 +102,10 @@ def test_learning_weighs_each_question_by_what_it_still_has_to_learn(tmp_path, m
     store.add("v-r1", None, {"questions": run}, promote=False)
     assert projects.question_scores("4", names) == {"a": 0.7, "b": 0.9}  # what serves each now
     assert rescoring.question_weights(settings, projects, "4", names) == pytest.approx({"a": 0.3, "b": 0.1})
-    monkeypatch.setenv("RANK_QUESTIONS", "mean")
-    assert rescoring.question_weights(Settings.from_env(), projects, "4", names) == {"a": 1.0, "b": 1.0}
-    monkeypatch.setenv("RANK_QUESTIONS", "learning")
-    assert rescoring.question_weights(Settings.from_env(), projects, "4", names) == pytest.approx({"a": 0.3, "b": 0.1})
+    for mean in ("mean", ""):  # the default weighs the questions alike, whatever the scores
+        monkeypatch.setenv("RANK_QUESTIONS", mean)
+        assert rescoring.question_weights(Settings.from_env(), projects, "4", names) == {"a": 1.0, "b": 1.0}
+    assert rescoring.question_weights(Settings(data_dir=tmp_path), projects, "4", names) == {"a": 1.0, "b": 1.0}
     store.add("v-r2", None, {"questions": {**run, "b": {"result": "skipped", "reason": "too few"}}}, promote=False)
     assert rescoring.question_weights(settings, projects, "4", names) == {"a": 1.0, "b": 1.0}
 
