@@ -29,7 +29,7 @@ from backend.errors import LabelloopError
 from backend.labelstudio.schema import Config, Schema
 from backend.learning import classifier
 from backend.loop import training
-from backend.loop.answers import ranked_probs
+from backend.loop.answers import ranking_inputs
 from backend.loop.features import MINILM, TextFeatures
 from backend.ranking import questions as question_ranking
 
@@ -134,12 +134,9 @@ def run_one(
             open_rows = np.setdiff1d(np.arange(len(pool)), labeled)
             labeled += list(rng.choice(open_rows, size=take, replace=False))
             continue
-        inputs = {
-            q.from_name: ranked_probs(
-                q, probs[q.from_name][: len(pool)], f.llm[q.from_name][pool], learned.get(q.from_name)
-            )
-            for q in config.questions
-        }
+        inputs = ranking_inputs(
+            config, {k: v[: len(pool)] for k, v in probs.items()}, {k: v[pool] for k, v in f.llm.items()}, learned
+        )
         if ranking == "learning":
             weights = question_ranking.learning_weights(_serving_scores(config, f, pool[labeled]))
         utility = question_ranking.rank(strategy, inputs, weights, labeled_idx=labeled)

@@ -43,6 +43,20 @@ def ranked_probs(
     return strategies.most_uncertain_label(probs, llm) if question.multiple else (probs, llm)
 
 
+def ranking_inputs(
+    config: Config,
+    answers: dict[str, np.ndarray],
+    llm: dict[str, np.ndarray] | None,
+    learned: dict[str, np.ndarray],
+) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """ranked_probs for every question, by from_name: what ranking/questions.py reads. `learned` holds the labels of
+    each question a trained model serves (ModelSet.learned); a question not in it is served by the LLM."""
+    return {
+        q.from_name: ranked_probs(q, answers[q.from_name], llm[q.from_name] if llm else None, learned.get(q.from_name))
+        for q in config.questions
+    }
+
+
 def _undecided(question: Schema, probs: np.ndarray, learned: np.ndarray) -> np.ndarray:
     unknown = np.setdiff1d(np.arange(probs.shape[1]), learned)
     if not unknown.size or not len(probs):

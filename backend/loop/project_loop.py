@@ -22,7 +22,7 @@ from backend.labelstudio.schema import Config, Schema, as_config
 from backend.llm import scorer as llm_scorer
 from backend.llm.predictor import PoolCalibration, Predictor
 from backend.loop import rescoring, training
-from backend.loop.answers import ranked_probs, regions
+from backend.loop.answers import ranking_inputs, regions
 from backend.loop.features import TextFeatures
 from backend.loop.gateway import Gateway
 from backend.loop.jobs import CoalescingJobs
@@ -175,7 +175,7 @@ class Loop:
         strategy = self.projects.strategy(project) if project else self.settings.rank_strategy
         lanes = self.projects.lanes(project) if project else 1
         weights = rescoring.question_weights(self.settings, self.projects, project, config.names)
-        learned = model.learned(config, self.text.llm_version(config, self.pool(project))) if model else {}
+        learned = rescoring.learned_labels(self.text, config, model, self.pool(project))
         chunk = self.settings.predict_chunk
         # Also checked when the model takes a chunk up: the wait behind other requests' chunks can be long.
         deadline = llm_scorer.DEADLINE.set(started + self.settings.predict_timeout)
@@ -218,12 +218,7 @@ class Loop:
         # The LLM's probabilities were just cached by answers(): reading them again costs a lookup.
         needs_llm = strategy in strategies.REGISTRY and strategies.REGISTRY[strategy].needs_llm_probs
         llm = self.text.llm_answers(config, batch, pool)[0] if needs_llm else None
-        inputs = {
-            q.from_name: ranked_probs(
-                q, answers[q.from_name], llm[q.from_name] if llm else None, learned.get(q.from_name)
-            )
-            for q in config.questions
-        }
+        inputs = ranking_inputs(config, answers, llm, learned)
         priority = question_ranking.pointwise_priority(strategy, inputs, weights)
         for i, (slot, own) in enumerate(zip(slots, priority)):
             task_id = _task_id(tasks[slot])

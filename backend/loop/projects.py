@@ -66,7 +66,7 @@ class ModelSet:
         return {name: model for name, model in fits.items() if model is not None}
 
     def learned(self, config: Config, llm_version: str) -> dict[str, Any]:
-        """The label indices each fitting question's model learned (answers.ranked_probs reads them), by from_name."""
+        """The label indices each fitting question's model learned (answers.ranking_inputs reads them), by from_name."""
         return {name: trained.model.learned for name, trained in self.fitting(config, llm_version).items()}
 
     @property

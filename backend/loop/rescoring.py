@@ -27,9 +27,9 @@ from backend.labelstudio import tasks as ls_tasks
 from backend.labelstudio.schema import Config
 from backend.llm.predictor import PoolCalibration
 from backend.loop import routing
-from backend.loop.answers import ranked_probs, regions
+from backend.loop.answers import ranking_inputs, regions
 from backend.loop.gateway import Gateway
-from backend.loop.projects import PoolRanking, Projects
+from backend.loop.projects import ModelSet, PoolRanking, Projects
 from backend.metrics import Metrics
 from backend.ranking import questions as question_ranking
 from backend.ranking import strategies
@@ -104,13 +104,7 @@ def run(gate: Gateway, project: str) -> None:
             )
         needs = strategy_inputs(strategies.get(strategy), text, config, texts, pool)
         llm = needs.pop("llm_probs")
-        learned = model.learned(config, gate.text.llm_version(config, pool)) if model else {}
-        inputs = {
-            q.from_name: ranked_probs(
-                q, answers[q.from_name], llm[q.from_name] if llm else None, learned.get(q.from_name)
-            )
-            for q in config.questions
-        }
+        inputs = ranking_inputs(config, answers, llm, learned_labels(text, config, model, pool))
         weights = question_weights(settings, projects, project, config.names)
         utility = question_ranking.rank(strategy, inputs, weights, labeled_idx=labeled, **needs)
         scores = ls_queue.lane_scores(strategies.priority_scores(utility), projects.lanes(project))
@@ -169,6 +163,13 @@ def question_weights(settings: Settings, projects: Projects, project: str | None
     if question_ranking.is_learning(settings.rank_questions) and project and len(names) > 1:
         return question_ranking.learning_weights(projects.question_scores(project, names))
     return settings.question_weights(names)
+
+
+def learned_labels(
+    text: "TextFeatures", config: Config, model: ModelSet | None, pool: PoolCalibration | None
+) -> dict[str, np.ndarray]:
+    """The labels each question's serving model learned (answers.ranking_inputs reads them); {} when the LLM serves."""
+    return model.learned(config, text.llm_version(config, pool)) if model else {}
 
 
 def strategy_inputs(
