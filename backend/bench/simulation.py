@@ -102,9 +102,13 @@ class Inputs:
     pool_h: np.ndarray | None = None  # (n_pool, hidden) the LLM's hidden state where the answer begins
     test_h: np.ndarray | None = None
     judged: dict[str, np.ndarray] = field(default_factory=dict)  # strategy name -> pool utility (llm_*)
-    # The test rows' raw log-probabilities of the calibration's feature strings (info["features"]), for comparing
-    # calibrations without scoring the texts again.
+    # The test and pool rows' raw log-probabilities of the calibration's feature strings (info["features"]), for
+    # comparing calibrations without scoring the texts again.
     test_features: np.ndarray | None = None
+    pool_features: np.ndarray | None = None
+    # The LLM under each label-free calibration, as shifts of the served probabilities (calibration.shifts): the
+    # served kind's labels choose among them too, as the backend's do.
+    shifts: dict[str, tuple[float, ...]] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)  # where the inputs came from, for the results
 
     @property
@@ -151,11 +155,18 @@ def _sets(vectors: np.ndarray, split: int) -> dict[str, np.ndarray]:
 
 
 def _chosen(
-    vectors: np.ndarray, llm: np.ndarray, y: np.ndarray, n_labels: int, seed: int, split: int
+    vectors: np.ndarray,
+    llm: np.ndarray,
+    y: np.ndarray,
+    n_labels: int,
+    seed: int,
+    split: int,
+    shifts: Mapping[str, tuple[float, ...]] | None = None,
 ) -> classifier.Choice:
     sets = _sets(vectors, split)
+    likely = classifier.likeliest(dict(shifts or {}), llm, y)
     return classifier.choose(
-        classifier.CANDIDATES[classifier.STATES],
+        ((likely,) if likely else ()) + classifier.CANDIDATES[classifier.STATES],
         sets,
         llm,
         y,
@@ -167,13 +178,22 @@ def _chosen(
 
 
 def fit_kind(
-    kind: str, vectors: np.ndarray, llm: np.ndarray, y: np.ndarray, n_labels: int, seed: int = 0, split: int = 0
+    kind: str,
+    vectors: np.ndarray,
+    llm: np.ndarray,
+    y: np.ndarray,
+    n_labels: int,
+    seed: int = 0,
+    split: int = 0,
+    shifts: Mapping[str, tuple[float, ...]] | None = None,
 ):
-    """A model of `kind` on these rows, as the backend fits it (AUTO: the recipe the rows' labels choose, `split`
-    the hidden state's width in Inputs.vectors' side-by-side matrix); its predict_proba reads the same vectors."""
+    """A model of `kind` on these rows, as the backend fits it (AUTO: the recipe the rows' labels choose among the
+    trained ones and the LLM alone under the calibration in `shifts` the labels find likeliest, classifier.likeliest,
+    as the backend chooses before any trained model serves; `split` the hidden state's width in Inputs.vectors'
+    side-by-side matrix); its predict_proba reads the same vectors."""
     recipe = KIND_RECIPES[kind][0]
     if recipe == AUTO:
-        choice = _chosen(vectors, llm, y, n_labels, seed, split)
+        choice = _chosen(vectors, llm, y, n_labels, seed, split, shifts)
         model = classifier.fit_recipe(choice.recipe, _sets(vectors, split), llm, y, n_labels, seed=seed)
         return _Reading(model, choice.recipe, split)
     return classifier.fit(recipe, vectors, llm, y, n_labels, seed=seed)
@@ -192,13 +212,20 @@ class _Reading:
 
 
 def out_of_fold_kind(
-    kind: str, vectors: np.ndarray, llm: np.ndarray, y: np.ndarray, n_labels: int, seed: int = 0, split: int = 0
+    kind: str,
+    vectors: np.ndarray,
+    llm: np.ndarray,
+    y: np.ndarray,
+    n_labels: int,
+    seed: int = 0,
+    split: int = 0,
+    shifts: Mapping[str, tuple[float, ...]] | None = None,
 ) -> np.ndarray:
     """Out-of-fold probabilities of a model of `kind` (AUTO: of the recipe chosen on all these rows, as the backend's
     promotion gate reads them)."""
     recipe = KIND_RECIPES[kind][0]
     if recipe == AUTO:
-        return _chosen(vectors, llm, y, n_labels, seed, split).oof
+        return _chosen(vectors, llm, y, n_labels, seed, split, shifts).oof
     return classifier.out_of_fold(recipe, vectors, llm, y, n_labels, seed=seed)
 
 
@@ -207,9 +234,13 @@ def reads_llm(kind: str) -> bool:
     return recipe == AUTO or recipe in classifier.BLENDS
 
 
-def _fit_predict(inputs: Inputs, kind: str, labeled: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(pool probabilities, test probabilities) of a model of `kind` trained on the labeled pool rows."""
+def _fit_predict(
+    inputs: Inputs, kind: str, labeled: np.ndarray, seed: int
+) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """(pool probabilities, test probabilities) of a model of `kind` trained on the labeled pool rows, and the recipe
+    its labels chose (AUTO; "llm" when too few labels left the LLM serving; None for a fixed recipe)."""
     pool_v, test_v = inputs.vectors(kind)
+    auto = KIND_RECIPES[kind][0] == AUTO
     try:
         model = fit_kind(
             kind,
@@ -219,16 +250,18 @@ def _fit_predict(inputs: Inputs, kind: str, labeled: np.ndarray, seed: int) -> t
             inputs.n_labels,
             seed=seed,
             split=inputs.split,
+            shifts=inputs.shifts,
         )
-        return model.predict_proba(pool_v, inputs.pool_llm), model.predict_proba(test_v, inputs.test_llm)
+        chosen = model.recipe.name if auto else None
+        return model.predict_proba(pool_v, inputs.pool_llm), model.predict_proba(test_v, inputs.test_llm), chosen
     except classifier.TrainingError:
         # Too few labels of too few classes to fit: a blend serves the LLM alone (as the backend does); the
         # classifier knows nothing but the label counts, so it predicts their (smoothed) shares everywhere.
         if reads_llm(kind):
-            return inputs.pool_llm, inputs.test_llm
+            return inputs.pool_llm, inputs.test_llm, "llm" if auto else None
         prior = np.bincount(inputs.pool_y[labeled], minlength=inputs.n_labels) + 1.0
         prior /= prior.sum()
-        return (np.tile(prior, (len(inputs.pool_y), 1)), np.tile(prior, (len(inputs.test_y), 1)))
+        return np.tile(prior, (len(inputs.pool_y), 1)), np.tile(prior, (len(inputs.test_y), 1)), None
 
 
 def _rank(strategy: str, probs: np.ndarray, inputs: Inputs, labeled: np.ndarray, seed: int, batch: int) -> np.ndarray:
@@ -294,7 +327,7 @@ def simulate(inputs: Inputs, kind: str, strategy: str, seed: int, seed_size: int
     points, scores = [], []
     while True:
         labeled = np.array(order, dtype=np.int64)
-        pool_probs, test_probs = _fit_predict(inputs, kind, labeled, seed)
+        pool_probs, test_probs, _ = _fit_predict(inputs, kind, labeled, seed)
         points.append(len(order))
         scores.append(macro_f1(inputs.test_y, test_probs, inputs.n_labels))
         if len(order) >= budget:
@@ -321,15 +354,25 @@ def labels_to_target(labels: Sequence[int], f1: Sequence[float], target: float) 
 def full_pool_f1(inputs: Inputs, kind: str, seed: int = 0) -> float:
     """Macro-F1 on the test split of a model of `kind` trained on every pool item."""
     pool_v, test_v = inputs.vectors(kind)
-    model = fit_kind(kind, pool_v, inputs.pool_llm, inputs.pool_y, inputs.n_labels, seed=seed, split=inputs.split)
+    model = fit_kind(
+        kind,
+        pool_v,
+        inputs.pool_llm,
+        inputs.pool_y,
+        inputs.n_labels,
+        seed=seed,
+        split=inputs.split,
+        shifts=inputs.shifts,
+    )
     return macro_f1(inputs.test_y, model.predict_proba(test_v, inputs.test_llm), inputs.n_labels)
 
 
 def learning_curve(
-    inputs: Inputs, kind: str, seeds: Sequence[int], sizes: Sequence[int] = CURVE_SIZES
+    inputs: Inputs, kind: str, seeds: Sequence[int], sizes: Sequence[int] = CURVE_SIZES, chosen: dict | None = None
 ) -> dict[str, float]:
     """{labels: mean macro-F1 on the test split over seeds} for `kind` trained on that many random pool items
-    (sizes above the pool are left out); kind "llm" is the LLM alone, the same at every size."""
+    (sizes above the pool are left out); kind "llm" is the LLM alone, the same at every size. `chosen`, if given,
+    collects {labels: {recipe: seeds}}: what the labels chose, for a kind that chooses (AUTO)."""
     curve = {}
     for size in (s for s in sizes if s <= len(inputs.pool_y)):
         scores = []
@@ -338,7 +381,11 @@ def learning_curve(
                 scores.append(macro_f1(inputs.test_y, inputs.test_llm, inputs.n_labels))
                 continue
             labeled = np.random.default_rng(seed).choice(len(inputs.pool_y), size, replace=False)
-            scores.append(macro_f1(inputs.test_y, _fit_predict(inputs, kind, labeled, seed)[1], inputs.n_labels))
+            _, test_probs, recipe = _fit_predict(inputs, kind, labeled, seed)
+            scores.append(macro_f1(inputs.test_y, test_probs, inputs.n_labels))
+            if chosen is not None and recipe is not None:
+                counts = chosen.setdefault(str(size), {})
+                counts[recipe] = counts.get(recipe, 0) + 1
         curve[str(size)] = float(np.mean(scores))
     return curve
 
@@ -412,6 +459,8 @@ def compare(
             "macro_f1": macro_f1(inputs.test_y, inputs.test_llm, inputs.n_labels),
             "calibration": inputs.info.get("calibration"),
             "by_calibration": inputs.info.get("zero_shot", {}),
+            # how close the pool lies to a matching fitted file's texts; it serves auto only at RESEMBLANCE or above
+            "resemblance": inputs.info.get("resemblance"),
             "lexicon_macro_f1": inputs.info.get("lexicon_macro_f1"),
         },
         "served_kind": SERVED_KIND if SERVED_KIND in kinds else None,
@@ -419,7 +468,8 @@ def compare(
     }
     bar = tqdm(total=len(kinds) * len(strategy_names) * len(seeds), desc="simulating", unit="run", disable=not progress)
     for kind in kinds:
-        curve = learning_curve(inputs, kind, seeds)
+        chosen: dict[str, dict[str, int]] = {}
+        curve = learning_curve(inputs, kind, seeds, chosen=chosen)
         full = full_pool_f1(inputs, kind)
         target = TARGET_FRACTION * full
         by_strategy = {}
@@ -436,6 +486,7 @@ def compare(
             summary["ratio_to_random"] = mine / base if mine is not None and base else None
         results["kinds"][kind] = {
             "macro_f1_at": curve,
+            **({"chosen_at": chosen} if chosen else {}),
             "full_pool_macro_f1": full,
             "target": target,
             "strategies": by_strategy,
@@ -463,6 +514,8 @@ def table(results: dict) -> str:
             "zero-shot macro-F1 by calibration (test / pool): "
             + ", ".join(f"{m} {v['test']:.3f} / {v['pool']:.3f}" for m, v in zero["by_calibration"].items())
         )
+    if zero.get("resemblance") is not None:
+        lines.append(f"the pool's resemblance to the fitted file's texts: {zero['resemblance']:.3f}")
     if zero.get("lexicon_macro_f1") is not None:
         lines.append(f"rule-based lexicon (VADER) on the test split: {zero['lexicon_macro_f1']:.3f}")
     lines += [
@@ -473,6 +526,10 @@ def table(results: dict) -> str:
     lines.append(f"  {'kind':12}" + "".join(f"{n:>8}" for n in sizes))
     for kind, block in results["kinds"].items():
         lines.append(f"  {kind:12}" + "".join(f"{block['macro_f1_at'][n]:8.3f}" for n in sizes))
+    for kind, block in results["kinds"].items():
+        for n, counts in block.get("chosen_at", {}).items():
+            picks = ", ".join(f"{recipe} {seeds}" for recipe, seeds in sorted(counts.items(), key=lambda kv: -kv[1]))
+            lines.append(f"  {kind} after {n} labels chose: {picks}")
     for kind, block in results["kinds"].items():
         if "strategies" not in block:
             continue
@@ -703,8 +760,12 @@ def load_inputs(
     n_pool = len(pool_texts)
     raw = scores[:, : len(features)]
     zero_shot = zero_shot_calibrations(predictor, setup, features, raw[:n_pool], pool_texts)
-    if calibration == "auto":
-        served = zero_shot["fitted"] if "fitted" in zero_shot else zero_shot["domain"]  # as auto serves
+    resemblance = None
+    if "fitted" in zero_shot:  # as the backend judges it: the pool's sample against the file's fitting sample
+        resemblance = cal.resemblance(zero_shot["fitted"], cal.centroid(x[_sample_rows(pool_texts)]))
+    if calibration == "auto":  # as auto serves
+        applies = resemblance is None or resemblance >= cal.RESEMBLANCE
+        served = zero_shot["fitted"] if "fitted" in zero_shot and applies else zero_shot["domain"]
     elif calibration in zero_shot:
         served = zero_shot[calibration]
     else:
@@ -746,10 +807,13 @@ def load_inputs(
         test_h=states[n_pool:] if layer else None,
         judged=judged,
         test_features=raw[n_pool:],
+        pool_features=raw[:n_pool],
+        shifts=cal.shifts(served, {served.method: served, **{m: zero_shot[m] for m in ALTERNATIVES if m in zero_shot}}),
         info={
             "data": source.name if source else "rotten_tomatoes",
             "labels": list(schema.labels),
             "calibration": served.method,
+            "resemblance": resemblance,
             "zero_shot": {
                 method: {
                     "test": macro_f1(
@@ -774,6 +838,18 @@ def load_inputs(
     )
 
 
+# The label-free calibrations the backend measures on a pool beside the one it serves (predictor._alternatives).
+ALTERNATIVES = ("none", "domain", "pool", "fitted+pool")
+
+
+def _sample_rows(pool_texts: Sequence[str]) -> list[int]:
+    """The pool rows the backend's pool calibration reads (predictor.pool_sample)."""
+    from backend.llm.predictor import pool_sample
+
+    sample = set(pool_sample(pool_texts))
+    return [i for i, t in enumerate(pool_texts) if t in sample]
+
+
 def zero_shot_calibrations(
     predictor, setup, features: Sequence[str], pool_logprobs: np.ndarray, pool_texts: Sequence[str]
 ) -> dict[str, "cal.Calibration"]:
@@ -787,10 +863,10 @@ def zero_shot_calibrations(
     cols = [features.index(label) for label in labels]
     out = {"none": cal.identity(labels)}
     out["contextual"] = cal.contextual(labels, predictor.scorer.label_logprobs(setup.prompt, list(cal.CONTENT_FREE)))
-    sample_texts = pool_sample(pool_texts)
-    out["domain"] = cal.domain(labels, predictor.scorer.label_logprobs(setup.prompt, cal.domain_texts(sample_texts)))
-    sample = set(sample_texts)
-    rows = [i for i, t in enumerate(pool_texts) if t in sample]
+    out["domain"] = cal.domain(
+        labels, predictor.scorer.label_logprobs(setup.prompt, cal.domain_texts(pool_sample(pool_texts)))
+    )
+    rows = _sample_rows(pool_texts)
     out["pool"] = cal.pool(cal.identity(labels), pool_logprobs[rows][:, cols])
     if setup.calibration.method == "fitted":
         out["fitted"] = setup.calibration

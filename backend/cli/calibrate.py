@@ -13,7 +13,8 @@ per <Choices> name, a list for a multi-label question), on the items outside its
 of a multi-label question gets its own threshold.
 
 Either file is used automatically (CALIBRATION=auto) while the model, the guidelines prompt and the labels stay the
-same; a change to any of them makes the backend fall back to contextual calibration until this is run again.
+same and the project's texts resemble those it was fitted on (the file keeps their MiniLM centroid; a pool whose
+centroid lies below cosine 0.72 from it gets the calibration measured on its own texts instead, docs/data.md).
 
 examples:
   python scripts/calibrate.py
@@ -134,7 +135,9 @@ def _fit(args: argparse.Namespace, settings: Settings, source, config: schema.Co
     if config.single:
         # A team's set: its pool split, disjoint from the test split a benchmark with the same --test scores.
         sample = source.pool if source is not None else evaluation.splits(calibration_size=args.size)[1]
-        fitted = evaluation.fit_calibration(predictor, config.primary, sample)
+        fitted = replace(
+            evaluation.fit_calibration(predictor, config.primary, sample), centroid=texts_centroid(sample["text"])
+        )
         out = args.out or settings.calibration_dir / name
         out.parent.mkdir(parents=True, exist_ok=True)
         fitted.save(out)
@@ -150,7 +153,11 @@ def _fit(args: argparse.Namespace, settings: Settings, source, config: schema.Co
         unfitted = unfitted_calibrations(
             config, prompt, predictor.scorer.label_logprobs(prompt, list(cal.CONTENT_FREE))
         )
-        fitted_form = questions.fit_form_calibration(config, logprobs, train, unfitted)
+        centroid = texts_centroid([item["text"] for item in train])
+        fitted_form = {
+            q: replace(c, centroid=centroid)
+            for q, c in questions.fit_form_calibration(config, logprobs, train, unfitted).items()
+        }
         out = args.out or settings.calibration_dir / "forms" / name
         out.parent.mkdir(parents=True, exist_ok=True)
         cal.save_form(out, fitted_form, prompt.sha256, predictor.source.identity)
@@ -158,6 +165,13 @@ def _fit(args: argparse.Namespace, settings: Settings, source, config: schema.Co
         print(f"fitted on {len(train)} items of {args.sample}; thresholds per label: {thresholds}")
     print(f"written to {out}")
     return 0
+
+
+def texts_centroid(texts) -> tuple[float, ...]:
+    """Where the fitted sample's texts sit (MiniLM): the backend serves the file only to pools that lie near them."""
+    from backend.learning.embeddings import Embedder
+
+    return cal.centroid(Embedder().encode(list(texts)))
 
 
 if __name__ == "__main__":

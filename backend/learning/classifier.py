@@ -38,6 +38,7 @@ yes and two no answers keeps the LLM's probability.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -56,22 +57,62 @@ BLENDS = ("blend", "state_blend", "llm_refit")  # kinds that read the LLM's prob
 STATES, MINILM = "states", "minilm"  # the text vectors a recipe reads: the LLM's hidden state, MiniLM embeddings
 
 
+RECALIBRATED = "recalibrated"  # the LLM alone under another label-free calibration: nothing fitted, no vectors read
+
+
 @dataclass(frozen=True)
 class Recipe:
     """A model a project's labels may choose: a kind, its C (None: DEFAULT_C), the vectors it reads (STATES, MINILM,
-    or both side by side for "mixed")."""
+    or both side by side for "mixed"); for RECALIBRATED, the calibration's name and the shift it adds to the served
+    LLM's log-probabilities (calibration.shifts)."""
 
     kind: str
-    vectors: str
+    vectors: str = ""
     C: float | None = None
+    calibration: str = ""
+    shift: tuple[float, ...] = ()
 
     @property
     def name(self) -> str:
+        if self.kind == RECALIBRATED:
+            return f"llm:{self.calibration}"
         return self.kind if self.C is None else f"{self.kind}(C={self.C:g})"
 
     @property
     def reads(self) -> tuple[str, ...]:
+        if self.kind == RECALIBRATED:
+            return ()
         return (STATES, MINILM) if self.kind == "mixed" else (self.vectors,)
+
+
+def recalibrations(shifts: dict[str, tuple[float, ...]]) -> tuple[Recipe, ...]:
+    """The LLM under each label-free calibration in `shifts` (calibration.shifts), as candidates for choose()."""
+    return tuple(Recipe(RECALIBRATED, calibration=name, shift=shift) for name, shift in shifts.items())
+
+
+def log_likelihoods(shifts: dict[str, tuple[float, ...]], llm_probs: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """The mean log-likelihood of single-choice labels `y` under the LLM recalibrated by each shift."""
+    rows = np.arange(len(y))
+    out = {}
+    for name, shift in shifts.items():
+        probs = Recalibrated(shift, np.shape(llm_probs)[1]).predict_proba(None, llm_probs)
+        out[name] = float(np.log(np.clip(probs[rows, np.asarray(y, dtype=int)], 1e-12, None)).mean())
+    return out
+
+
+def likeliest(shifts: dict[str, tuple[float, ...]], llm_probs: np.ndarray, y: np.ndarray) -> Recipe | None:
+    """The LLM under the label-free calibration in `shifts` that finds single-choice labels `y` likeliest (mean
+    log-likelihood), as a candidate for choose(); the first of `shifts` (the served one) on a tie. None without
+    shifts or for a multi-label question.
+
+    The likelihood, not macro-F1: on the pool splits of the packaged corpora, letting 20 labels' macro-F1 choose
+    among every calibration cost 0.03 of macro-F1 against the likelihood's choice, which named each corpus's best
+    measured calibration in 14 of 15 runs (docs/data.md)."""
+    if not shifts or np.ndim(y) != 1 or not len(y):
+        return None
+    likelihoods = log_likelihoods(shifts, llm_probs, y)
+    name = max(likelihoods, key=lambda k: likelihoods[k])  # max keeps the first of equals
+    return Recipe(RECALIBRATED, calibration=name, shift=shifts[name])
 
 
 # What a project's labels choose among (choose()), by whether the engine hands out hidden states; ties go to the
@@ -81,7 +122,7 @@ CANDIDATES = {
     MINILM: (Recipe("blend", MINILM), Recipe("llm_refit", MINILM)),
 }
 LOG_FLOOR = 1e-6  # LLM probabilities are clipped here before the log, so a confident 0 stays a finite feature
-MIN_LABELS = 2  # per class, for a fit; cross-validation needs as many per class as it has folds
+MIN_LABELS = 2  # per class, for a fit (a fold's model too: out_of_fold)
 
 
 class TrainingError(LabelloopError, ValueError):
@@ -261,28 +302,41 @@ def out_of_fold(
     seed: int = 0,
     C: float | None = None,
 ) -> np.ndarray:
-    """Cross-validated probabilities: each row predicted by a model that never saw it. (n, n_labels)."""
+    """Cross-validated probabilities: each row predicted by a model that never saw it, answering as fit()'s model
+    would from its fold's labels (a class with fewer than MIN_LABELS there left to the LLM's probability). (n, n_labels)
+
+    A blend always gets `folds` folds: fewer, as many as the rarest class has labels, trained its fold models on half
+    the labels where a class had two, and the LLM alone (which reads no labels) then won on that handicap alone.
+    A kind without the LLM keeps as many folds as the rarest class allows, so that every fold can learn it."""
     if np.ndim(y) == 2:
         return _out_of_fold_multilabel(kind, embeddings, llm_probs, y, n_labels, folds, seed, C)
     y = _check(y, n_labels)
-    counts = np.bincount(y, minlength=n_labels)
-    present = counts[counts > 0]
-    k = int(min(folds, present.min())) if present.min() >= 2 else 0
+    blend = kind in BLENDS and llm_probs is not None
+    if blend:
+        k = min(folds, len(y))
+    else:  # no LLM to answer a class a fold cannot learn: as many folds as the rarest class has labels
+        counts = np.bincount(y)
+        k = int(min(folds, counts[counts > 0].min())) if counts[counts > 0].min() >= 2 else min(folds, len(y))
     x = design(kind, embeddings, llm_probs)
     out = np.zeros((len(y), n_labels))
-    if k < 2:
-        # A class with one label cannot be split; leave-one-out over the rest keeps every row held out.
-        k = min(folds, len(y))
+    if np.bincount(y).max() < k:
         splitter = _plain_kfold(len(y), k, seed)
     else:
-        splitter = list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(x, y))
+        with warnings.catch_warnings():  # a class with fewer labels than folds: it is spread over as many as it has
+            warnings.simplefilter("ignore", UserWarning)
+            splitter = list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(x, y))
     with one_thread():
         for train, test in splitter:
-            if len(np.unique(y[train])) < 2:
-                out[test] = 1.0 / n_labels
+            # A blend's fold model learns what fit() would (a class seen once is left to the LLM); a kind without
+            # the LLM learns every class its fold holds, having nothing else to answer with.
+            learnable = np.flatnonzero(np.bincount(y[train], minlength=n_labels) >= (MIN_LABELS if blend else 1))
+            keep = np.isin(y[train], learnable)
+            if len(learnable) < 2:  # nothing to fit: a blend's project keeps the LLM, a classifier knows nothing
+                out[test] = llm_probs[test] if llm_probs is not None and kind in BLENDS else 1.0 / n_labels
                 continue
-            est = make_estimator(seed, kind, C).fit(x[train], y[train])
-            out[test] = _full_columns(est.predict_proba(x[test]), est.classes_, n_labels)
+            est = make_estimator(seed, kind, C).fit(x[train][keep], y[train][keep])
+            llm_test = None if llm_probs is None else np.asarray(llm_probs)[test]
+            out[test] = Classifier(kind, n_labels, est).predict_proba(np.asarray(embeddings)[test], llm_test)
     return out
 
 
@@ -322,8 +376,33 @@ class Mixed:
         return (a + b) / 2
 
 
+@dataclass
+class Recalibrated:
+    """The LLM's probabilities moved by a fixed shift of their logs: the LLM under another label-free calibration
+    (calibration.shifts). It learns nothing from the labels, so it answers every label."""
+
+    shift: tuple[float, ...]
+    n_labels: int
+    kind: str = RECALIBRATED
+
+    @property
+    def learned(self) -> np.ndarray:
+        return np.arange(self.n_labels)
+
+    def predict_proba(self, vectors: np.ndarray | None, llm_probs: np.ndarray | None = None) -> np.ndarray:
+        if llm_probs is None:
+            raise ValueError("a recalibrated LLM needs the LLM's probabilities")
+        # A floor far below LOG_FLOOR: the shift must reproduce the other calibration exactly, not a clipped one.
+        z = np.log(np.clip(np.asarray(llm_probs, dtype=np.float64), 1e-300, None)) + np.asarray(self.shift)
+        z -= z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        return p / p.sum(axis=1, keepdims=True)
+
+
 def recipe_vectors(recipe: Recipe, vectors: dict[str, np.ndarray]) -> np.ndarray:
     """The matrix a recipe reads from {STATES: ..., MINILM: ...}: a mixed model's two side by side."""
+    if not recipe.reads:
+        return np.zeros((len(next(iter(vectors.values()))) if vectors else 0, 0), dtype=np.float32)
     return np.hstack([vectors[name] for name in recipe.reads])
 
 
@@ -331,6 +410,8 @@ def fit_recipe(
     recipe: Recipe, vectors: dict[str, np.ndarray], llm_probs: np.ndarray | None, y, n_labels: int, seed: int = 0
 ):
     """A model of `recipe`; its predict_proba reads recipe_vectors()."""
+    if recipe.kind == RECALIBRATED:
+        return Recalibrated(recipe.shift, n_labels)
     if recipe.kind != "mixed":
         return fit(recipe.kind, vectors[recipe.vectors], llm_probs, y, n_labels, seed=seed, C=recipe.C)
     return Mixed(
@@ -355,6 +436,8 @@ def out_of_fold_recipe(
     """Out-of-fold probabilities of `recipe`; `done` keeps each single recipe's, so a mixed model after (or before)
     its parts costs no fit more."""
     done = {} if done is None else done
+    if recipe.kind == RECALIBRATED:  # fitted to nothing: every row is held out already
+        return Recalibrated(recipe.shift, n_labels).predict_proba(None, llm_probs)
     if recipe.kind == "mixed":
         # The same seed and labels give both parts the same folds: each row is still held out of both.
         parts = (Recipe("state_blend", STATES), Recipe("blend", MINILM))

@@ -62,6 +62,9 @@ class Calibration:
     fitted_on: int = 0
     # A multi-label question's: its labels plus "none" above, and a threshold per label (not for "none").
     thresholds: tuple[float, ...] = ()
+    # A fitted calibration's: the unit mean MiniLM embedding of the texts it was fitted on. It serves a project only
+    # when the project's pool resembles them (resemblance()); () for a file written before it was kept.
+    centroid: tuple[float, ...] = ()
 
     def apply(self, feature_logprobs: np.ndarray) -> np.ndarray:
         """(n, n_features) log-probabilities of the feature strings → (n, n_labels) probabilities."""
@@ -107,6 +110,7 @@ class Calibration:
             model_identity=data.get("model_identity", ""),
             fitted_on=int(data.get("fitted_on", 0)),
             thresholds=tuple(float(t) for t in data.get("thresholds", ())),
+            centroid=tuple(float(v) for v in data.get("centroid", ())),
         )
         shape = np.asarray(calibration.weights).shape
         if shape != (len(calibration.labels), len(calibration.features)) or len(calibration.bias) != len(
@@ -185,7 +189,7 @@ def multilabel(calibration: Calibration, k: int) -> Calibration:
     return replace(calibration, thresholds=(1.0 / (k + 1),) * k)
 
 
-_FIELDS = ("method", "labels", "features", "weights", "bias", "fitted_on", "thresholds")
+_FIELDS = ("method", "labels", "features", "weights", "bias", "fitted_on", "thresholds", "centroid")
 
 
 def save_form(
@@ -206,6 +210,41 @@ def load_form(path: str | os.PathLike) -> tuple[dict[str, Calibration], str, str
         return calibrations, str(data["prompt_sha256"]), str(data["model_identity"])
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise CalibrationError(f"cannot read calibration {path}: {e}") from None
+
+
+def shifts(served: Calibration, others: dict[str, Calibration]) -> dict[str, tuple[float, ...]]:
+    """Of the calibrations `others`, those that differ from `served` only by their bias, each as what it adds to
+    served's log-probabilities: softmax(log(served.apply(f)) + shift) == other.apply(f) for any features f. So the
+    LLM under another label-free calibration is a candidate the project's labels can score from the served
+    probabilities alone, with no pass over the texts (none, contextual, domain and pool share identity weights;
+    a fitted file and fitted+pool share theirs)."""
+    out = {}
+    for name, other in others.items():
+        if (other.labels, other.features) == (served.labels, served.features) and np.allclose(
+            other.weights, served.weights
+        ):
+            out[name] = tuple(float(b) for b in np.asarray(other.bias) - np.asarray(served.bias))
+    return out
+
+
+# A fitted calibration serves a pool whose texts' centroid lies at least this close (cosine) to its fitting sample's;
+# the rule that chose it, on the packaged corpora before any test split was read, is in docs/data.md.
+RESEMBLANCE = 0.72
+
+
+def centroid(vectors: np.ndarray) -> tuple[float, ...]:
+    """The unit mean of unit text vectors (MiniLM embeddings): where a sample of texts sits."""
+    mean = np.asarray(vectors, dtype=np.float64).mean(axis=0)
+    norm = np.linalg.norm(mean)
+    return tuple(float(v) for v in (mean / norm if norm > 0 else mean))
+
+
+def resemblance(calibration: Calibration, pool_centroid: Sequence[float]) -> float | None:
+    """Cosine between the centroid of the texts `calibration` was fitted on and a pool's; None when the file keeps no
+    centroid (written before it was kept) or the two were measured with different embeddings."""
+    if not calibration.centroid or len(calibration.centroid) != len(pool_centroid):
+        return None
+    return float(np.dot(calibration.centroid, pool_centroid))
 
 
 def fit(

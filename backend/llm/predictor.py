@@ -32,27 +32,70 @@ class TaskError(LabelloopError, ValueError):
 @dataclass(frozen=True)
 class PoolCalibration:
     """A project's calibrations measured on its own texts without labels (calibration.pool), one per question, and
-    the prompt they were measured under: a changed prompt makes them stale (the loop measures again)."""
+    the prompt they were measured under: a changed prompt makes them stale (the loop measures again). `resemblance`:
+    how close the pool's texts lie to those a matching fitted file was fitted on (calibration.resemblance), None
+    where no fitted file matches or it cannot tell; the fitted file serves only above calibration.RESEMBLANCE."""
 
     prompt_sha256: str
     questions: tuple[tuple[str, cal.Calibration], ...]  # (from_name, its calibration), config order
     size: int  # texts measured
+    resemblance: float | None = None
+    # A single-choice config's every label-free calibration measured on the pool, by method (none, domain, pool, and
+    # fitted+pool where a fitted file matches): candidates its labels score (Predictor.shifts).
+    alternatives: tuple[tuple[str, cal.Calibration], ...] = ()
 
     def get(self, from_name: str) -> cal.Calibration | None:
         return dict(self.questions).get(from_name)
+
+    @property
+    def fitted_applies(self) -> bool:
+        """Whether a matching fitted file may serve this pool: it resembles the file's texts, or the file cannot
+        tell (written before files kept their texts' centroid)."""
+        return self.resemblance is None or self.resemblance >= cal.RESEMBLANCE
+
+    def reason(self, fitted: bool) -> str:
+        """Why the calibration that serves was chosen, in words for /versions and the log."""
+        if self.resemblance is None:
+            return (
+                "a fitted file matches the model, prompt and labels, and keeps no centroid of its texts to compare"
+                if fitted
+                else f"no fitted file matches: the calibration measured on {self.size} of the pool's texts serves"
+            )
+        relation = ">=" if self.fitted_applies else "<"
+        verdict = (
+            "the fitted file serves"
+            if self.fitted_applies
+            else f"the calibration measured on {self.size} of the pool's texts serves instead of the fitted file"
+        )
+        return (
+            f"the pool's texts lie at cosine {self.resemblance:.3f} {relation} {cal.RESEMBLANCE} from those the "
+            f"fitted file was fitted on: {verdict}"
+        )
 
     def as_dict(self) -> dict:
         return {
             "prompt_sha256": self.prompt_sha256,
             "size": self.size,
+            "resemblance": self.resemblance,
             "questions": {q: c.as_dict() for q, c in self.questions},
+            "alternatives": {m: c.as_dict() for m, c in self.alternatives},
         }
 
     @classmethod
     def from_dict(cls, data: dict) -> "PoolCalibration":
         try:
             questions = tuple((str(q), cal.Calibration.from_dict(c)) for q, c in data["questions"].items())
-            return cls(str(data["prompt_sha256"]), questions, int(data["size"]))
+            resemblance = data.get("resemblance")
+            alternatives = tuple(
+                (str(m), cal.Calibration.from_dict(c)) for m, c in data.get("alternatives", {}).items()
+            )
+            return cls(
+                str(data["prompt_sha256"]),
+                questions,
+                int(data["size"]),
+                None if resemblance is None else float(resemblance),
+                alternatives,
+            )
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise cal.CalibrationError(f"unreadable pool calibration: {e}") from None
 
@@ -135,46 +178,97 @@ class Predictor:
         return self.setup(config.primary, pool) if config.single else self.form_setup(config, pool)
 
     def wants_pool(self, config: Config, pool: PoolCalibration | None) -> bool:
-        """True when a pool calibration would serve this config and `pool` is missing or was measured under another
-        prompt: no fitted file matches (or CALIBRATION=pool) and the engine is ready for it."""
+        """True when the pool decides the calibration (CALIBRATION auto, domain or pool) and `pool` is missing or was
+        measured under another prompt. Under auto a matching fitted file does not spare the measure: the pool decides
+        whether the file applies (PoolCalibration.resemblance)."""
         if self.calibration not in POOL_METHODS:
             return False
-        setup = self._any_setup(config, None)
-        if self.calibration == "auto" and "fitted" in self._methods(setup):
-            return False
-        return pool is None or pool.prompt_sha256 != setup.prompt.sha256
+        return pool is None or pool.prompt_sha256 != self._any_setup(config, None).prompt.sha256
 
-    @staticmethod
-    def _methods(setup: LabelSetup | FormSetup) -> set[str]:
-        return (
-            {setup.calibration.method}
-            if isinstance(setup, LabelSetup)
-            else {c.method for c in setup.calibrations.values()}
-        )
+    def methods(self, config: Config, pool: PoolCalibration | None = None) -> set[str]:
+        """The calibration methods that serve the config's questions under `pool`."""
+        setup = self._any_setup(config, pool)
+        if isinstance(setup, LabelSetup):
+            return {setup.calibration.method}
+        return {c.method for c in setup.calibrations.values()}
 
-    def measure_pool(self, config: Config, texts: Sequence[str]) -> PoolCalibration:
+    def fitted_centroid(self, config: Config) -> tuple[float, ...]:
+        """The centroid of the texts a fitted file matching this config was fitted on; () when none matches or it
+        keeps none. What the loop compares the pool with (measure_pool's `centroid`)."""
+        if self.calibration != "auto":
+            return ()
+        if config.single:
+            fitted = self._find_fitted(self.setup(config.primary).prompt)
+            return fitted.centroid if fitted else ()
+        form = self._find_fitted_form(config, self.form_setup(config).prompt)
+        return next(iter(form.values())).centroid if form else ()
+
+    def measure_pool(
+        self, config: Config, texts: Sequence[str], centroid: Sequence[float] | None = None
+    ) -> PoolCalibration:
         """Each question's calibration measured on a sample of the project's texts (pool_sample), no labels read:
         domain-context (random words of the sample, calibration.domain_texts) or, with CALIBRATION=pool, batch
-        calibration (calibration.pool) of the sample itself."""
+        calibration (calibration.pool) of the sample itself. `centroid`: the sample's (calibration.centroid of its
+        MiniLM embeddings), compared with a matching fitted file's texts (PoolCalibration.resemblance)."""
         sample = pool_sample(texts)
         if not sample:
             raise cal.CalibrationError("the pool has no text to calibrate on")
+        fitted = self.fitted_centroid(config)
+        resemblance = float(np.dot(fitted, centroid)) if fitted and centroid and len(fitted) == len(centroid) else None
+        if config.single:
+            prompt = self.setup(config.primary).prompt
+            alternatives = self._alternatives(prompt, sample)
+            chosen = alternatives["pool" if self.calibration == "pool" else "domain"]
+            return PoolCalibration(
+                prompt.sha256,
+                ((config.primary.from_name, chosen),),
+                len(sample),
+                resemblance,
+                tuple(alternatives.items()),
+            )
         batch = self.calibration == "pool"
-        inputs = sample if batch else cal.domain_texts(sample)
-        single = config.single
-        prompt = self.setup(config.primary).prompt if single else self.form_setup(config).prompt
-        logprobs = self.scorer.label_logprobs(prompt, inputs)
-        columns = [(config.primary, prompt.labels, list(range(len(prompt.labels))))] if single else form_columns(config)
+        prompt = self.form_setup(config).prompt
+        logprobs = self.scorer.label_logprobs(prompt, sample if batch else cal.domain_texts(sample))
         questions = []
-        for q, labels, cols in columns:
+        for q, labels, cols in form_columns(config):
             features = [prompt.labels[c] for c in cols]
             measured = (
                 cal.pool(cal.identity(labels, features), logprobs[:, cols])
                 if batch
                 else cal.domain(labels, logprobs[:, cols], features)
             )
-            questions.append((q.from_name, measured if single else _multi(q, measured)))
-        return PoolCalibration(prompt.sha256, tuple(questions), len(sample))
+            questions.append((q.from_name, _multi(q, measured)))
+        return PoolCalibration(prompt.sha256, tuple(questions), len(sample), resemblance)
+
+    def _alternatives(self, prompt: prompts.Prompt, sample: list[str]) -> dict[str, cal.Calibration]:
+        """Every label-free calibration of a single question on the pool's sample: none, domain (random words of
+        the sample), pool (batch calibration of the sample), and fitted+pool where a fitted file matches the prompt.
+        One pass over the sample scores every label's strings the fitted file reads."""
+        labels = prompt.labels
+        fitted = self._find_fitted(prompt) if self.calibration == "auto" else None
+        features = fitted.features if fitted else labels
+        sample_logprobs = self.scorer.label_logprobs(prompt, sample, features)
+        cols = [features.index(label) for label in labels]
+        out = {
+            "none": cal.identity(labels),
+            "domain": cal.domain(labels, self.scorer.label_logprobs(prompt, cal.domain_texts(sample))),
+            "pool": cal.pool(cal.identity(labels), sample_logprobs[:, cols]),
+        }
+        if fitted:
+            out["fitted+pool"] = cal.pool(fitted, sample_logprobs)
+        return out
+
+    def shifts(self, config: Config, pool: PoolCalibration | None) -> dict[str, tuple[float, ...]]:
+        """The LLM under each label-free calibration measured on the pool, as shifts of the served log-probabilities
+        (calibration.shifts), the served one first; {} for a config with several questions or before the pool was
+        measured under this prompt."""
+        if not config.single or pool is None or not pool.alternatives:
+            return {}
+        setup = self.setup(config.primary, pool)
+        if pool.prompt_sha256 != setup.prompt.sha256:
+            return {}
+        served = setup.calibration
+        return cal.shifts(served, {served.method: served, **dict(pool.alternatives)})
 
     def versions(self) -> list[str]:
         with self._lock:
@@ -189,7 +283,7 @@ class Predictor:
     def _make_setup(self, schema: Schema, pool: PoolCalibration | None) -> LabelSetup:
         guidelines = self.guidelines.for_question(schema.from_name) if self.guidelines else None
         prompt = prompts.build(self.scorer.tokenizer, schema.names, guidelines, examples=self.few_shot)
-        calibration = self._calibration(prompt, _fresh(pool, prompt, schema.from_name))
+        calibration = self._calibration(prompt, _fresh(pool, prompt, schema.from_name), _fitted_applies(pool, prompt))
         version = self._name(calibration.method, prompt.sha256, calibration.sha256)
         log.info("model version %s for labels %s (calibration: %s)", version, list(schema.names), calibration.method)
         return LabelSetup(prompt, calibration, version)
@@ -208,7 +302,7 @@ class Predictor:
     ) -> dict[str, cal.Calibration]:
         if self.calibration in ("auto", "fitted"):
             fitted = self._find_fitted_form(config, prompt)
-            if fitted:
+            if fitted and (self.calibration == "fitted" or _fitted_applies(pool, prompt)):
                 return fitted
             if self.calibration == "fitted":
                 raise cal.CalibrationError(
@@ -239,7 +333,9 @@ class Predictor:
                 return calibrations
         return None
 
-    def _calibration(self, prompt: prompts.Prompt, pool: cal.Calibration | None) -> cal.Calibration:
+    def _calibration(
+        self, prompt: prompts.Prompt, pool: cal.Calibration | None, fitted_applies: bool = True
+    ) -> cal.Calibration:
         labels = prompt.labels
         method = self.calibration
         if method == "none":
@@ -253,7 +349,7 @@ class Predictor:
             return fitted
         if method in ("auto", "fitted"):
             found = self._find_fitted(prompt)
-            if found:
+            if found and (method == "fitted" or fitted_applies):
                 return found
             if method == "fitted":
                 raise cal.CalibrationError(
@@ -413,6 +509,12 @@ def _fresh(pool: PoolCalibration | None, prompt: prompts.Prompt, from_name: str)
         return None
     found = pool.get(from_name)
     return found if found is not None and found.labels == prompt.labels else None
+
+
+def _fitted_applies(pool: PoolCalibration | None, prompt: prompts.Prompt) -> bool:
+    """Whether a matching fitted file may serve under auto: until the pool was measured under this prompt nothing says
+    otherwise; then its resemblance decides."""
+    return pool is None or pool.prompt_sha256 != prompt.sha256 or pool.fitted_applies
 
 
 def _multi(q: Schema, calibration: cal.Calibration) -> cal.Calibration:

@@ -50,8 +50,13 @@ class TextFeatures:
 
     @staticmethod
     def candidates(kind: str) -> tuple[classifier.Recipe, ...]:
-        """The recipes a project's labels choose among for a kind of text vectors (classifier.choose)."""
+        """The trained recipes a project's labels choose among for a kind of text vectors (classifier.choose)."""
         return classifier.CANDIDATES[classifier.MINILM if kind == MINILM else classifier.STATES]
+
+    def shifts(self, config: Config | Schema, pool: PoolCalibration | None) -> dict[str, tuple[float, ...]]:
+        """The LLM under each label-free calibration measured on the pool, as shifts of the served answers, the served
+        one first (predictor.shifts); {} for a config with several questions."""
+        return self._predictor().shifts(as_config(config), pool)
 
     def vector_sets(
         self, config: Config | Schema, texts: Sequence[str], kind: str, pool: PoolCalibration | None = None
@@ -67,7 +72,7 @@ class TextFeatures:
         """The vectors name a model of `recipe` is served with (TrainedModel.features): `kind` for the hidden state,
         MINILM, or both joined by "+" for a mixed model."""
         names = {classifier.STATES: kind, classifier.MINILM: MINILM}
-        return "+".join(names[r] for r in recipe.reads)
+        return "+".join(names[r] for r in recipe.reads)  # "" for a recipe that reads no vectors
 
     def llm_version(self, config: Config | Schema, pool: PoolCalibration | None = None) -> str:
         """The version of the LLM's answers to `config` (the model, the prompt, the calibration)."""
@@ -98,7 +103,10 @@ class TextFeatures:
         self, config: Config | Schema, texts: Sequence[str], kind: str, pool: PoolCalibration | None = None
     ) -> np.ndarray:
         """The texts' vectors of `kind`, cached per text. A hidden state comes from the pass that scores the text, so
-        the LLM's probabilities are cached with it and a following llm_probs() costs a lookup."""
+        the LLM's probabilities are cached with it and a following llm_probs() costs a lookup. Kind "": no vectors
+        (a recalibrated LLM reads none)."""
+        if not kind:
+            return np.zeros((len(texts), 0), dtype=np.float32)
         if kind == MINILM:
             return self.embedder.encode(texts)
         if "+" in kind:  # a mixed model's vectors, side by side (classifier.Mixed)

@@ -19,8 +19,9 @@ import numpy as np
 from backend.errors import LabelloopError
 from backend.labelstudio import queue as ls_queue
 from backend.labelstudio.schema import Config, Schema, as_config
+from backend.llm import calibration as cal
 from backend.llm import scorer as llm_scorer
-from backend.llm.predictor import PoolCalibration, Predictor
+from backend.llm.predictor import PoolCalibration, Predictor, pool_sample
 from backend.loop import rescoring, training
 from backend.loop.answers import ranking_inputs, regions
 from backend.loop.features import TextFeatures
@@ -106,21 +107,38 @@ class Loop:
         return self.projects.pool(project) if project else None
 
     def ensure_pool(self, project: str, config: Config, texts: Sequence[str]) -> bool:
-        """Measure the project's pool calibration from its texts when one would serve and none fits the prompt;
-        True if it was measured now (the version changed). Not for a project that already serves a trained
-        model: the model was fitted on the old calibration's probabilities and would be dropped."""
+        """Measure the project's pool calibration from its texts when the pool decides the calibration and none fits
+        the prompt; True if it was measured now (the version may change). Not for a project that already serves a
+        trained model: the model was fitted on the old calibration's probabilities and would be dropped."""
         predictor = self._predictor()
         if not texts or not predictor.wants_pool(config, self.pool(project)) or self.projects.model(project):
             return False
-        measured = predictor.measure_pool(config, texts)
+        centroid = None
+        if predictor.fitted_centroid(config):  # a fitted file matches: does the pool resemble its texts?
+            centroid = cal.centroid(self.text.embedder.encode(pool_sample(texts)))
+        measured = predictor.measure_pool(config, texts, centroid)
         self.projects.set_pool(project, measured)
         log.info(
-            "project %s: calibrated on %d of its texts (%s)",
+            "project %s: calibrated on %d of its texts (%s); %s",
             project,
             measured.size,
             predictor.version(config, measured),
+            measured.reason("fitted" in predictor.methods(config, measured)),
         )
         return True
+
+    def calibration_record(self, project: str, config: Config) -> dict:
+        """What calibrates the project's LLM answers and why (/versions): the methods serving its questions, and
+        what the pool measure found (None before the pool was read)."""
+        pool = self.pool(project)
+        methods = self._predictor().methods(config, pool)
+        return {
+            "methods": sorted(methods),
+            "pool_size": pool.size if pool else None,
+            "resemblance": None if pool is None or pool.resemblance is None else round(pool.resemblance, 4),
+            "resemblance_needed": cal.RESEMBLANCE,
+            "reason": pool.reason("fitted" in methods) if pool else "the pool has not been read yet",
+        }
 
     def probabilities(
         self,

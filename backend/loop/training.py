@@ -117,6 +117,7 @@ def fetch_labels(gate: Gateway, client, project: str, config: Config) -> tuple[l
 _FIRST_QUESTION_KEYS = (
     "recipe",
     "recipe_scores",
+    "calibration_loglik",
     "consensus",
     "routing",
     "cv_macro_f1",
@@ -175,6 +176,7 @@ def run(gate: Gateway, project: str, started: float) -> tuple[dict, bool]:
     serving_probs = gate.answers(config, texts, current, pool) if serving else llm
     store = projects.store(project)
     version = f"{llm_version}-r{len(store.versions()) + 1}"
+    shifts = text.shifts(config, pool)
 
     def one(q: Schema) -> tuple[dict, TrainedModel | None]:
         return _question(
@@ -187,6 +189,7 @@ def run(gate: Gateway, project: str, started: float) -> tuple[dict, bool]:
             serving_probs[q.from_name],
             serving.get(q.from_name),
             TrainedModel(version, q.labels, llm_version, None, features=features, question=q.from_name),
+            shifts,
         )
 
     outcomes = dict(zip(config.names, each_question(one, config.questions)))
@@ -229,6 +232,7 @@ def _question(
     serving_probs: np.ndarray,
     incumbent: TrainedModel | None,
     blank: TrainedModel,
+    shifts: dict[str, tuple[float, ...]],
 ) -> tuple[dict, TrainedModel | None]:
     """One question's part of a run: its record, and its new model (`blank` filled in) when it beats what serves it
     now, judged on the same labels; None when it does not, or when it has too few labels to fit."""
@@ -246,8 +250,17 @@ def _question(
         y, record["consensus"] = label_issues.crowdlab_labels(
             [labeled[i].votes for i in rows], y, question.labels, gate.text.recipe(features), emb, llm
         )
+    # The LLM under the label-free calibration the labels find likeliest competes with the trained recipes (listed
+    # first: a tie keeps it). Where no trained model serves yet it is the incumbent the gate compares with, so a
+    # calibration other than the served one is promoted even when nothing trained beats it (docs/data.md).
+    likely = classifier.likeliest(shifts, llm, y)
+    if likely is not None:
+        loglik = classifier.log_likelihoods(shifts, llm, y)
+        record["calibration_loglik"] = {name: round(value, 4) for name, value in loglik.items()}
+    candidates = ((likely,) if likely else ()) + gate.text.candidates(features)
+    switch = incumbent is None and likely is not None and likely.calibration != next(iter(shifts))
     try:
-        choice = choose(question, gate.text.candidates(features), own, llm, y)
+        choice = choose(question, candidates, own, llm, y)
     except classifier.TrainingError as e:
         return {**record, "result": "skipped", "reason": str(e)}, None
     oof = choice.oof
@@ -257,7 +270,7 @@ def _question(
     candidate_f1, incumbent_f1 = macro_f1(y, candidate_guess), macro_f1(y, incumbent_guess)
     if not question.multiple:  # finishing (routing.py) is defined for single-choice questions
         record["routing"] = routing.routing_record(oof, llm, y)  # thresholds at the 95% target, kept in the registry
-    promote = candidate_f1 > incumbent_f1
+    promote = candidate_f1 > incumbent_f1 or switch
     record.update(
         incumbent=incumbent.version if incumbent else blank.llm_version,
         cv_macro_f1=round(candidate_f1, 4),

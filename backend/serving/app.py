@@ -305,6 +305,7 @@ def versions():
     config = service.schemas.get(project)
     return jsonify(
         questions=_questions(config, current),
+        calibration=service.loop.calibration_record(project, config) if config and service.ready else None,
         versions=llm + [v["version"] for v in trained if v.get("promoted")],
         current=current.version if current else None,
         strategy=service.loop.projects.strategy(project),

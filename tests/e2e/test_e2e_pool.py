@@ -162,3 +162,101 @@ def test_connect_measures_a_pool_calibration_then_labels_choose_the_recipe(label
     log_text = log_path.read_text()
     assert "Traceback" not in log_text
     assert "calibrated on %d of its texts" % N_TASKS in log_text
+
+
+SENTIMENT_CONFIG = ROOT / "label_config" / "sentiment.xml"
+# Short invented posts about airlines and gadgets, not movie reviews: the shipped fitted file (fitted on Rotten
+# Tomatoes reviews) matches the demo's config and guidelines, but not these texts.
+POSTS = {
+    "Positive": [
+        "the crew on my flight this morning were lovely, thank you",
+        "new phone battery lasts two days, really happy with it",
+        "landed early and my bag was first off the belt, great job",
+        "customer support fixed my booking in five minutes, impressed",
+    ],
+    "Negative": [
+        "third delay this week and nobody at the gate knows anything",
+        "the update bricked my tablet and support keeps hanging up",
+        "lost my luggage again, worst airline i have ever used",
+        "charged twice for one seat and still waiting for a refund",
+    ],
+    "Neutral": [
+        "flight 212 to boston now boards from gate b7",
+        "the new model ships in march in three colours",
+        "does anyone know if the lounge opens before six",
+        "the airline announced a new route to lisbon starting june",
+    ],
+}
+POST_ITEMS = [(text, label) for label, texts in POSTS.items() for text in texts]
+
+
+@pytest.fixture(scope="module")
+def demo_backend(label_studio, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("demo-config-backend")
+    env = {
+        "DATA_DIR": str(tmp / "data"),
+        "LABEL_STUDIO_URL": label_studio.url,
+        "LABEL_STUDIO_API_KEY": label_studio.admin.token,
+        # The demo's guidelines and config (defaults), CALIBRATION auto: the shipped fitted file matches them.
+    }
+    with gunicorn(env, tmp / "gunicorn.log", wait=180.0) as (url, _):
+        yield url, tmp / "data", tmp / "gunicorn.log"
+
+
+def test_the_demo_config_on_other_texts_is_served_the_pools_calibration_then_the_labels_choose(
+    label_studio, demo_backend
+):
+    backend_url, data_dir, log_path = demo_backend
+    admin = LabelStudio(base_url=label_studio.url, api_key=label_studio.admin.token)
+    project = sync.ensure_project(
+        admin, "E2E other texts, demo config", SENTIMENT_CONFIG, ROOT / "guidelines" / "sentiment.md"
+    ).id
+    tasks = [{"data": {"text": t, task_files.HASH_KEY: task_files.task_hash({"text": t})}} for t, _ in POST_ITEMS]
+    sync.import_tasks(admin, project, tasks, progress=False)
+    sync.connect_backend(admin, project, backend_url, progress=False)
+
+    # Before the pool is read the fitted file serves (it matches config, guidelines and model); the pool's texts
+    # lie far from its reviews, so the pool's own calibration replaces it.
+    def settled():
+        answer = requests.get(f"{backend_url}/versions", params={"project": project}, timeout=10).json()
+        version = admin.projects.get(id=project).model_version or ""
+        return (version, answer) if "-domain-" in version and not answer["busy"] else None
+
+    version, versions = wait_for("a -domain- model_version and an idle loop", settled, timeout=420, every=2)
+    calibration = versions["calibration"]
+    assert calibration["methods"] == ["domain"], calibration
+    assert calibration["resemblance"] < calibration["resemblance_needed"], calibration
+    assert "instead of the fitted file" in calibration["reason"], calibration
+    assert any("-fitted-" in v for v in versions["versions"]), versions  # the file was there, and matched
+
+    by_text = {t.data["text"]: t.id for t in admin.tasks.list(project=project, fields="all")}
+    for text, label in POST_ITEMS:
+        admin.annotations.create(
+            id=by_text[text],
+            result=[{"from_name": "sentiment", "to_name": "review", "type": "choices", "value": {"choices": [label]}}],
+        )
+
+    def trained():
+        answer = requests.get(f"{backend_url}/versions", params={"project": project}, timeout=10).json()
+        runs = [r for r in answer["training"] if r.get("labels") == len(POST_ITEMS)]
+        return (runs, answer) if runs and not answer["busy"] else None
+
+    runs, answer = wait_for(f"a training run on all {len(POST_ITEMS)} labels", trained, timeout=420, every=2)
+    record = runs[-1]
+    scores = record["recipe_scores"]
+    # How likely each label-free calibration of the LLM finds the labels; the likeliest competes with the trained
+    # recipes, and replaces the served one even when nothing trained beats it.
+    loglik = record["calibration_loglik"]
+    assert list(loglik) == ["domain", "none", "pool"], record
+    likeliest = max(loglik, key=lambda name: loglik[name])
+    assert set(scores) == {f"llm:{likeliest}", "mixed", "state_blend", "blend"}, record
+    assert scores[record["recipe"]] == max(scores.values()), record
+    if likeliest != "domain":
+        assert record["result"] == "promoted", record
+    if record["result"] == "promoted":
+        assert answer["current"] == record["version"], answer
+    else:  # the served LLM itself scored best on these labels and is the likeliest
+        assert record["recipe"] == "llm:domain", record
+    log_text = log_path.read_text()
+    assert "Traceback" not in log_text
+    assert "instead of the fitted file" in log_text

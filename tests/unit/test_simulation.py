@@ -4,6 +4,7 @@ split and the on-disk caches with the tiny model."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -401,6 +402,10 @@ def test_load_inputs_caches_llm_outputs(tmp_path):
     assert scored == [len(simulation.cal.CONTENT_FREE), simulation.cal.DOMAIN_TEXTS]
     assert set(again.info["zero_shot"]) == {"none", "contextual", "domain", "pool"}
     assert again.info["calibration"] == "domain" and again.info["data"] == "rotten_tomatoes"
+    assert again.info["resemblance"] is None  # no fitted file matches the tiny model
+    # The served kind's labels choose among the LLM under every label-free calibration measured on the pool too.
+    assert list(again.shifts) == ["domain", "none", "pool"] and again.shifts["domain"] == (0.0, 0.0, 0.0)
+    assert again.pool_features.shape == (12, len(again.info["features"]))
     np.testing.assert_allclose(again.pool_llm, first.pool_llm)
     np.testing.assert_allclose(again.pool_h, first.pool_h)
     for name in first.judged:
@@ -417,22 +422,25 @@ def test_load_inputs_caches_llm_outputs(tmp_path):
 
 
 def test_the_served_kind_fits_the_recipe_its_labels_choose(inputs):
+    inputs = replace(inputs, shifts={"domain": (0.0, 0.0, 0.0), "pool": (0.4, 0.0, -0.6)})
     pool_v, _ = inputs.vectors("llm_state")
     assert pool_v.shape[1] == inputs.pool_h.shape[1] + inputs.pool_x.shape[1]  # the state, then MiniLM
     rows = np.arange(60)
     sets = {"states": inputs.pool_h[rows], "minilm": inputs.pool_x[rows]}
     y, llm = inputs.pool_y[rows], inputs.pool_llm[rows]
-    choice = classifier.choose(
-        classifier.CANDIDATES["states"], sets, llm, y, 3, lambda t, p: simulation.macro_f1(t, p, 3)
-    )
-    model = simulation.fit_kind("llm_state", pool_v[rows], llm, y, 3, split=inputs.split)
+    likely = classifier.likeliest(inputs.shifts, llm, y)
+    assert likely is not None and likely.calibration in inputs.shifts
+    candidates = (likely, *classifier.CANDIDATES["states"])
+    choice = classifier.choose(candidates, sets, llm, y, 3, lambda t, p: simulation.macro_f1(t, p, 3))
+    model = simulation.fit_kind("llm_state", pool_v[rows], llm, y, 3, split=inputs.split, shifts=inputs.shifts)
     assert model.recipe == choice.recipe
     expected = classifier.fit_recipe(choice.recipe, sets, llm, y, 3).predict_proba(
         classifier.recipe_vectors(choice.recipe, sets), llm
     )
     np.testing.assert_allclose(model.predict_proba(pool_v[rows], llm), expected)
     np.testing.assert_allclose(
-        simulation.out_of_fold_kind("llm_state", pool_v[rows], llm, y, 3, split=inputs.split), choice.oof
+        simulation.out_of_fold_kind("llm_state", pool_v[rows], llm, y, 3, split=inputs.split, shifts=inputs.shifts),
+        choice.oof,
     )
     fixed = simulation.fit_kind("state_fixed", inputs.pool_h[rows], llm, y, 3)
     assert (fixed.kind, fixed.estimator.C) == ("state_blend", classifier.DEFAULT_C["state_blend"])

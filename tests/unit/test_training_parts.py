@@ -206,6 +206,37 @@ def test_the_projects_labels_choose_the_recipe():
     assert np.allclose(refit.predict_proba(noise, sure_llm), refit.predict_proba(noise[:, :2], sure_llm))
 
 
+def test_the_labels_may_choose_the_llm_under_another_calibration():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 3, 90)
+    # An LLM that knows the answer but leans to the first label so much that it nearly always says it.
+    logits = 3 * np.eye(3)[y] + np.array([4.0, 0.0, 0.0]) + rng.normal(scale=0.5, size=(90, 3))
+    llm = np.exp(logits - np.logaddexp.reduce(logits, axis=1, keepdims=True))
+    shifts = {"served": (0.0, 0.0, 0.0), "fair": (-4.0, 0.0, 0.0)}
+    noise = {"states": rng.normal(size=(90, 16)), "minilm": rng.normal(size=(90, 8))}
+    candidates = classifier.recalibrations(shifts) + classifier.CANDIDATES[classifier.STATES]
+    assert [r.name for r in candidates[:2]] == ["llm:served", "llm:fair"]
+    choice = classifier.choose(candidates, noise, llm, y, 3, _macro_f1)
+    assert choice.recipe.name == "llm:fair" and choice.scores["llm:fair"] > choice.scores["llm:served"] + 0.2
+    # The labels find the fair calibration likelier too: it is the one that competes with the trained recipes.
+    loglik = classifier.log_likelihoods(shifts, llm, y)
+    assert list(loglik) == ["served", "fair"] and loglik["fair"] > loglik["served"]
+    assert classifier.likeliest(shifts, llm, y) == candidates[1]
+    assert classifier.likeliest(shifts, llm, np.eye(3, dtype=int)[y]) is None  # multi-label: none
+    assert classifier.likeliest({}, llm, y) is None
+    model = classifier.fit_recipe(choice.recipe, noise, llm, y, 3)
+    assert isinstance(model, classifier.Recalibrated) and model.learned.tolist() == [0, 1, 2]
+    expected = np.exp(logits - [4.0, 0, 0] - np.logaddexp.reduce(logits - [4.0, 0, 0], axis=1, keepdims=True))
+    np.testing.assert_allclose(model.predict_proba(classifier.recipe_vectors(choice.recipe, noise), llm), expected)
+    np.testing.assert_allclose(choice.oof, expected)  # nothing fitted: out of fold is the same answer
+    assert classifier.recipe_vectors(choice.recipe, noise).shape == (90, 0)
+    # A tie keeps the first listed: the served LLM, so nothing changes for nothing.
+    even = classifier.choose(
+        classifier.recalibrations({"served": (0.0,) * 3, "same": (1.0,) * 3}), noise, llm, y, 3, _macro_f1
+    )
+    assert even.recipe.name == "llm:served"
+
+
 def test_each_question_runs_the_questions_side_by_side_with_blas_on_one_thread(monkeypatch):
     from threadpoolctl import threadpool_info
 
