@@ -762,7 +762,7 @@ def load_inputs(
     zero_shot = zero_shot_calibrations(predictor, setup, features, raw[:n_pool], pool_texts)
     resemblance = None
     if "fitted" in zero_shot:  # as the backend judges it: the pool's sample against the file's fitting sample
-        resemblance = cal.resemblance(zero_shot["fitted"], cal.centroid(x[_sample_rows(pool_texts)]))
+        resemblance = cal.resemblance(zero_shot["fitted"].centroid, cal.centroid(x[_sample_rows(pool_texts)]))
     if calibration == "auto":  # as auto serves
         applies = resemblance is None or resemblance >= cal.RESEMBLANCE
         served = zero_shot["fitted"] if "fitted" in zero_shot and applies else zero_shot["domain"]

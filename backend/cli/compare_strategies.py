@@ -101,7 +101,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--calibration",
         default="auto",
         help="the zero-shot calibration the models read: auto (as the backend serves: a matching "
-        "fitted file, else domain-context on the pool), none, contextual, domain, pool, fitted "
+        "fitted file when the pool resembles its texts, else domain-context on the pool), none, contextual, domain, "
+        "pool, fitted "
         "(default %(default)s)",
     )
     add_data_arguments(parser)

@@ -239,12 +239,12 @@ def centroid(vectors: np.ndarray) -> tuple[float, ...]:
     return tuple(float(v) for v in (mean / norm if norm > 0 else mean))
 
 
-def resemblance(calibration: Calibration, pool_centroid: Sequence[float]) -> float | None:
-    """Cosine between the centroid of the texts `calibration` was fitted on and a pool's; None when the file keeps no
-    centroid (written before it was kept) or the two were measured with different embeddings."""
-    if not calibration.centroid or len(calibration.centroid) != len(pool_centroid):
+def resemblance(fitted_centroid: Sequence[float], pool_centroid: Sequence[float] | None) -> float | None:
+    """Cosine between the centroid of the texts a calibration was fitted on and a pool's; None when either is missing
+    (a file written before it kept one) or the two come from different embeddings."""
+    if not fitted_centroid or not pool_centroid or len(fitted_centroid) != len(pool_centroid):
         return None
-    return float(np.dot(calibration.centroid, pool_centroid))
+    return float(np.dot(fitted_centroid, pool_centroid))
 
 
 def fit(

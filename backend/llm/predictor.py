@@ -213,8 +213,7 @@ class Predictor:
         sample = pool_sample(texts)
         if not sample:
             raise cal.CalibrationError("the pool has no text to calibrate on")
-        fitted = self.fitted_centroid(config)
-        resemblance = float(np.dot(fitted, centroid)) if fitted and centroid and len(fitted) == len(centroid) else None
+        resemblance = cal.resemblance(self.fitted_centroid(config), centroid)
         if config.single:
             prompt = self.setup(config.primary).prompt
             alternatives = self._alternatives(prompt, sample)

@@ -242,7 +242,9 @@ def test_a_calibration_shift_is_only_offered_between_calibrations_that_share_the
     other = cal.Calibration("fitted", labels, labels, ((2.0, 0.0), (0.0, 1.0)), (0.0, 0.0))
     assert set(cal.shifts(served, {"none": cal.identity(labels), "fitted": other})) == {"none"}
     assert cal.shifts(served, {"none": cal.identity(labels)})["none"] == tuple(-b for b in served.bias)
-    assert cal.resemblance(other, _unit(0)) is None  # no centroid kept
+    assert cal.resemblance(other.centroid, _unit(0)) is None  # no centroid kept
+    assert cal.resemblance(_unit(0), None) is None and cal.resemblance(_unit(0), (1.0, 0.0)) is None
+    assert cal.resemblance(_unit(2), _unit(2)) == 1.0
     assert cal.centroid(np.array([[3.0, 4.0], [3.0, 4.0]])) == pytest.approx((0.6, 0.8))
 
 
