@@ -251,12 +251,17 @@ def test_the_demo_config_on_other_texts_is_served_the_pools_calibration_then_the
     likeliest = max(loglik, key=lambda name: loglik[name])
     assert set(scores) == {f"llm:{likeliest}", "mixed", "state_blend", "blend"}, record
     assert scores[record["recipe"]] == max(scores.values()), record
-    if likeliest != "domain":
-        assert record["result"] == "promoted", record
-    if record["result"] == "promoted":
-        assert answer["current"] == record["version"], answer
-    else:  # the served LLM itself scored best on these labels and is the likeliest
-        assert record["recipe"] == "llm:domain", record
+    # Annotations arrive one by one, so runs on fewer labels may come first. The first run that could choose found
+    # no trained model serving: a likeliest calibration other than the served one was promoted there, whatever the
+    # trained candidates scored; later runs face the promotion gate.
+    chose = [r for r in answer["training"] if "recipe" in r]
+    first = chose[0]
+    if max(first["calibration_loglik"], key=lambda name: first["calibration_loglik"][name]) != "domain":
+        assert first["result"] == "promoted", first
+    else:  # the served calibration is the likeliest: the gate judges the candidates against it
+        assert (first["result"] == "promoted") == (first["cv_macro_f1"] > first["incumbent_macro_f1"]), first
+    promoted = [r for r in answer["training"] if r.get("result") == "promoted"]
+    assert answer["current"] == (promoted[-1]["version"] if promoted else None), answer
     log_text = log_path.read_text()
     assert "Traceback" not in log_text
     assert "instead of the fitted file" in log_text
