@@ -85,11 +85,6 @@ class Recipe:
         return (STATES, MINILM) if self.kind == "mixed" else (self.vectors,)
 
 
-def recalibrations(shifts: dict[str, tuple[float, ...]]) -> tuple[Recipe, ...]:
-    """The LLM under each label-free calibration in `shifts` (calibration.shifts), as candidates for choose()."""
-    return tuple(Recipe(RECALIBRATED, calibration=name, shift=shift) for name, shift in shifts.items())
-
-
 def log_likelihoods(shifts: dict[str, tuple[float, ...]], llm_probs: np.ndarray, y: np.ndarray) -> dict[str, float]:
     """The mean log-likelihood of single-choice labels `y` under the LLM recalibrated by each shift."""
     rows = np.arange(len(y))

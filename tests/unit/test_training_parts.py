@@ -206,6 +206,10 @@ def test_the_projects_labels_choose_the_recipe():
     assert np.allclose(refit.predict_proba(noise, sure_llm), refit.predict_proba(noise[:, :2], sure_llm))
 
 
+def _llm(calibration: str, shift: tuple[float, ...]) -> classifier.Recipe:
+    return classifier.Recipe(classifier.RECALIBRATED, calibration=calibration, shift=shift)
+
+
 def test_the_labels_may_choose_the_llm_under_another_calibration():
     rng = np.random.default_rng(1)
     y = rng.integers(0, 3, 90)
@@ -214,7 +218,7 @@ def test_the_labels_may_choose_the_llm_under_another_calibration():
     llm = np.exp(logits - np.logaddexp.reduce(logits, axis=1, keepdims=True))
     shifts = {"served": (0.0, 0.0, 0.0), "fair": (-4.0, 0.0, 0.0)}
     noise = {"states": rng.normal(size=(90, 16)), "minilm": rng.normal(size=(90, 8))}
-    candidates = classifier.recalibrations(shifts) + classifier.CANDIDATES[classifier.STATES]
+    candidates = tuple(_llm(name, shift) for name, shift in shifts.items()) + classifier.CANDIDATES[classifier.STATES]
     assert [r.name for r in candidates[:2]] == ["llm:served", "llm:fair"]
     choice = classifier.choose(candidates, noise, llm, y, 3, _macro_f1)
     assert choice.recipe.name == "llm:fair" and choice.scores["llm:fair"] > choice.scores["llm:served"] + 0.2
@@ -231,9 +235,7 @@ def test_the_labels_may_choose_the_llm_under_another_calibration():
     np.testing.assert_allclose(choice.oof, expected)  # nothing fitted: out of fold is the same answer
     assert classifier.recipe_vectors(choice.recipe, noise).shape == (90, 0)
     # A tie keeps the first listed: the served LLM, so nothing changes for nothing.
-    even = classifier.choose(
-        classifier.recalibrations({"served": (0.0,) * 3, "same": (1.0,) * 3}), noise, llm, y, 3, _macro_f1
-    )
+    even = classifier.choose((_llm("served", (0.0,) * 3), _llm("same", (1.0,) * 3)), noise, llm, y, 3, _macro_f1)
     assert even.recipe.name == "llm:served"
 
 
