@@ -327,7 +327,7 @@ def out_of_fold(
             learnable = np.flatnonzero(np.bincount(y[train], minlength=n_labels) >= (MIN_LABELS if blend else 1))
             keep = np.isin(y[train], learnable)
             if len(learnable) < 2:  # nothing to fit: a blend's project keeps the LLM, a classifier knows nothing
-                out[test] = llm_probs[test] if llm_probs is not None and kind in BLENDS else 1.0 / n_labels
+                out[test] = np.asarray(llm_probs)[test] if blend else 1.0 / n_labels
                 continue
             est = make_estimator(seed, kind, C).fit(x[train][keep], y[train][keep])
             llm_test = None if llm_probs is None else np.asarray(llm_probs)[test]

@@ -7,7 +7,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence, cast
+from typing import Any, Callable, Sequence, cast
 
 import numpy as np
 
@@ -194,7 +194,7 @@ class Predictor:
 
     def fitted_centroid(self, config: Config) -> tuple[float, ...]:
         """The centroid of the texts a fitted file matching this config was fitted on; () when none matches or it
-        keeps none. What the loop compares the pool with (measure_pool's `centroid`)."""
+        keeps none. What measure_pool compares the pool with."""
         if self.calibration != "auto":
             return ()
         if config.single:
@@ -204,25 +204,34 @@ class Predictor:
         return next(iter(form.values())).centroid if form else ()
 
     def measure_pool(
-        self, config: Config, texts: Sequence[str], centroid: Sequence[float] | None = None
+        self,
+        config: Config,
+        texts: Sequence[str],
+        embed: Callable[[list[str]], np.ndarray] | None = None,
     ) -> PoolCalibration:
         """Each question's calibration measured on a sample of the project's texts (pool_sample), no labels read:
         domain-context (random words of the sample, calibration.domain_texts) or, with CALIBRATION=pool, batch
-        calibration (calibration.pool) of the sample itself. `centroid`: the sample's (calibration.centroid of its
-        MiniLM embeddings), compared with a matching fitted file's texts (PoolCalibration.resemblance)."""
+        calibration (calibration.pool) of the sample itself. `embed` (texts → MiniLM vectors) places the sample, to
+        compare it with a matching fitted file's texts (PoolCalibration.resemblance); called only when one matches."""
         sample = pool_sample(texts)
         if not sample:
             raise cal.CalibrationError("the pool has no text to calibrate on")
-        resemblance = cal.resemblance(self.fitted_centroid(config), centroid)
+
+        def resemblance(fitted_centroid: tuple[float, ...]) -> float | None:
+            if not fitted_centroid or embed is None:
+                return None
+            return cal.resemblance(fitted_centroid, cal.centroid(embed(sample)))
+
         if config.single:
             prompt = self.setup(config.primary).prompt
-            alternatives = self._alternatives(prompt, sample)
+            fitted = self._find_fitted(prompt) if self.calibration == "auto" else None
+            alternatives = self._alternatives(prompt, sample, fitted)
             chosen = alternatives["pool" if self.calibration == "pool" else "domain"]
             return PoolCalibration(
                 prompt.sha256,
                 ((config.primary.from_name, chosen),),
                 len(sample),
-                resemblance,
+                resemblance(fitted.centroid if fitted else ()),
                 tuple(alternatives.items()),
             )
         batch = self.calibration == "pool"
@@ -237,14 +246,15 @@ class Predictor:
                 else cal.domain(labels, logprobs[:, cols], features)
             )
             questions.append((q.from_name, _multi(q, measured)))
-        return PoolCalibration(prompt.sha256, tuple(questions), len(sample), resemblance)
+        return PoolCalibration(prompt.sha256, tuple(questions), len(sample), resemblance(self.fitted_centroid(config)))
 
-    def _alternatives(self, prompt: prompts.Prompt, sample: list[str]) -> dict[str, cal.Calibration]:
+    def _alternatives(
+        self, prompt: prompts.Prompt, sample: list[str], fitted: cal.Calibration | None
+    ) -> dict[str, cal.Calibration]:
         """Every label-free calibration of a single question on the pool's sample: none, domain (random words of
-        the sample), pool (batch calibration of the sample), and fitted+pool where a fitted file matches the prompt.
-        One pass over the sample scores every label's strings the fitted file reads."""
+        the sample), pool (batch calibration of the sample), and fitted+pool on top of `fitted`, the file matching the
+        prompt. One pass over the sample scores every label's strings the fitted file reads."""
         labels = prompt.labels
-        fitted = self._find_fitted(prompt) if self.calibration == "auto" else None
         features = fitted.features if fitted else labels
         sample_logprobs = self.scorer.label_logprobs(prompt, sample, features)
         cols = [features.index(label) for label in labels]

@@ -21,7 +21,7 @@ from backend.labelstudio import queue as ls_queue
 from backend.labelstudio.schema import Config, Schema, as_config
 from backend.llm import calibration as cal
 from backend.llm import scorer as llm_scorer
-from backend.llm.predictor import PoolCalibration, Predictor, pool_sample
+from backend.llm.predictor import PoolCalibration, Predictor
 from backend.loop import rescoring, training
 from backend.loop.answers import ranking_inputs, regions
 from backend.loop.features import TextFeatures
@@ -113,10 +113,7 @@ class Loop:
         predictor = self._predictor()
         if not texts or not predictor.wants_pool(config, self.pool(project)) or self.projects.model(project):
             return False
-        centroid = None
-        if predictor.fitted_centroid(config):  # a fitted file matches: does the pool resemble its texts?
-            centroid = cal.centroid(self.text.embedder.encode(pool_sample(texts)))
-        measured = predictor.measure_pool(config, texts, centroid)
+        measured = predictor.measure_pool(config, texts, self.text.embedder.encode)
         self.projects.set_pool(project, measured)
         log.info(
             "project %s: calibrated on %d of its texts (%s); %s",

@@ -170,6 +170,11 @@ def _unit(i: int) -> tuple[float, ...]:
     return tuple(float(j == i) for j in range(384))
 
 
+def _placed_at(centroid: tuple[float, ...]):
+    """An embedder that puts every text at `centroid`."""
+    return lambda texts: np.tile(centroid, (len(texts), 1))
+
+
 @pytest.mark.parametrize(
     "near, file_centroid, serves",
     [
@@ -185,7 +190,7 @@ def test_a_fitted_file_serves_only_a_pool_that_resembles_its_texts(tmp_path, nea
     assert predictor.methods(CONFIG_) == {"fitted"}  # before the pool is read nothing says otherwise
     assert predictor.wants_pool(CONFIG_, None)  # the pool decides, so it is measured even with a matching file
     assert predictor.fitted_centroid(CONFIG_) == file_centroid
-    pool = predictor.measure_pool(CONFIG_, TEXTS, near)
+    pool = predictor.measure_pool(CONFIG_, TEXTS, _placed_at(near))
     assert predictor.methods(CONFIG_, pool) == {serves}
     assert f"-{serves}-" in predictor.version(CONFIG_, pool)
     assert pool.resemblance == (None if not file_centroid else float(np.dot(near, file_centroid)))
@@ -223,7 +228,7 @@ def test_every_label_free_calibration_of_the_pool_is_a_shift_of_the_served_answe
     predictor = tiny_predictor(calibration="auto")
     predictor.calibration_dir = tmp_path
     fitted = _fitted_file(predictor, tmp_path, _unit(0))
-    near = predictor.measure_pool(CONFIG_, TEXTS, _unit(0))
+    near = predictor.measure_pool(CONFIG_, TEXTS, _placed_at(_unit(0)))
     assert [m for m, _ in near.alternatives] == ["none", "domain", "pool", "fitted+pool"]
     shifts = predictor.shifts(CONFIG_, near)
     assert list(shifts) == ["fitted", "fitted+pool"]
