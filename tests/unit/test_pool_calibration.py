@@ -3,6 +3,8 @@ labels, kept per project, part of the version."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from helpers import CONFIG, tiny_predictor
@@ -293,3 +295,15 @@ def test_before_any_trained_model_the_labels_switch_the_llm_to_the_likeliest_cal
     assert (
         calibration["methods"] == ["domain"] and calibration["pool_size"] == 60 and calibration["resemblance"] is None
     )
+
+
+def test_a_malformed_centroid_or_alternative_is_a_clear_error(tmp_path):
+    fitted = cal.identity(("A", "B")).as_dict()
+    (tmp_path / "bad.json").write_text(json.dumps({**fitted, "centroid": ["not a number"]}))
+    with pytest.raises(cal.CalibrationError, match="cannot read calibration"):
+        cal.Calibration.load(tmp_path / "bad.json")
+    pool = PoolCalibration("p", (("q", cal.identity(("A", "B"))),), 3).as_dict()
+    with pytest.raises(cal.CalibrationError, match="unreadable pool calibration"):
+        PoolCalibration.from_dict({**pool, "alternatives": {"none": {"method": "none"}}})
+    with pytest.raises(cal.CalibrationError, match="unreadable pool calibration"):
+        PoolCalibration.from_dict({**pool, "resemblance": "near"})
