@@ -76,6 +76,16 @@ def read_state(client: Any, project_id: int) -> dict:
     }
 
 
+def waiting(client: Any, project_id: int) -> dict | None:
+    """The project's "Label issues" tab as a team lead sees it: its id and how many tasks it holds; None without one."""
+    view = tabs.find(client, project_id, TITLE)
+    if view is None:
+        return None
+    items = ((view.data.get("filters") or {}).get("items") or [{}])[0]
+    held = items.get("value") if isinstance(items, dict) else None
+    return {"id": view.id, "tasks": len(held) if isinstance(held, list) else 0}
+
+
 def question_state(state: Mapping, name: str, first: str) -> dict:
     """One question's part of what the last run left: its own under "questions"; a tab written before several
     questions were judged holds the first question's at the top."""

@@ -77,6 +77,17 @@ class LabeledTask:
     answers: dict[str, str] = field(default_factory=dict, compare=False)
 
 
+@dataclass(frozen=True)
+class GoldVote:
+    """One annotator's latest answer on a gold task: the yardstick of that annotator, never a training label."""
+
+    task_id: int
+    annotator: str  # "user:<id>", or "annotation:<n>" for an annotation without a user
+    label: str  # the first question's answer, as `resolve` reads it
+    gold: str  # the gold set's label for the task's text
+    at: str  # when it was last saved (ISO 8601; "" when Label Studio sent no time)
+
+
 @dataclass
 class FetchStats:
     """What fetch_labeled saw, per task: tasks == labeled + gold + synthetic + model + cancelled + unusable.
@@ -207,8 +218,32 @@ def _only(task_ids: Iterable[int]) -> str:
     return json.dumps({"filters": {"conjunction": "or", "items": items}, "ordering": ["tasks:id"]})
 
 
+def _gold_votes(task_id: int, annotations: list[Any], schema: Any, gold_label: str) -> list[GoldVote]:
+    """Each annotator's latest usable answer on a gold task, the model's and cancelled ones left out."""
+    latest: dict[Any, tuple[str, Any]] = {}
+    for position, annotation in enumerate(annotations):
+        if field_of(annotation, "was_cancelled") or model_labels.is_model_annotation(annotation):
+            continue
+        label = annotation_label(annotation, schema)
+        who = _annotator(annotation, position)
+        if label is not None and (who not in latest or _recency(annotation) > _recency(latest[who][1])):
+            latest[who] = (label, annotation)
+    votes = []
+    for (kind, who), (label, annotation) in latest.items():
+        stamp = _recency(annotation)[0]
+        at = "" if stamp == _OLDEST else stamp.isoformat()
+        votes.append(GoldVote(task_id, f"{kind}:{who}", label, gold_label, at))
+    return votes
+
+
 def fetch_labeled(
-    client: Any, project_id: int, schema: Any, task_ids: Iterable[int] | None = None, *, gold_set: gold.GoldSet
+    client: Any,
+    project_id: int,
+    schema: Any,
+    task_ids: Iterable[int] | None = None,
+    *,
+    gold_set: gold.GoldSet,
+    gold_votes: list[GoldVote] | None = None,
 ) -> tuple[list[LabeledTask], FetchStats]:
     """Every annotated task of the project with its one resolved label, in task id order, minus gold and synthetic;
     with `task_ids`, only those tasks (a task among them missing from the answer has no usable label now).
@@ -216,7 +251,8 @@ def fetch_labeled(
     question has one (`label` is the first question's, None without it).
 
     Gold tasks (those whose text is in `gold_set`, the project's GOLD_FILE) are the yardstick and must never feed training; synthetic tasks (data or meta with a truthy
-    "synthetic" key) were made up by us, not labeled by people. Both are counted in the stats and left out.
+    "synthetic" key) were made up by us, not labeled by people. Both are counted in the stats and left out; with
+    `gold_votes`, each annotator's answer on a gold task read is appended to it (the first question's).
     Raises LabelStudioUnavailable if Label Studio cannot be read.
     """
     ids = sorted(set(task_ids)) if task_ids is not None else None
@@ -250,6 +286,8 @@ def fetch_labeled(
         text = schema.text_of(data)
         if gold_set.is_gold(text):
             stats.gold += 1
+            if gold_votes is not None:
+                gold_votes.extend(_gold_votes(task.id, annotations, schema, gold_set.label_for(text) or ""))
             continue
         if is_synthetic(task):
             stats.synthetic += 1

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from backend.labelstudio.schema import Config, Schema
-from backend.labelstudio.tasks import LabeledTask
+from backend.labelstudio.tasks import GoldVote, LabeledTask
 from backend.llm.calibration import CalibrationError
 from backend.llm.predictor import PoolCalibration
 from backend.loop.features import MINILM
@@ -102,6 +102,7 @@ class Projects:
         self.coverage: dict[str, dict] = {}  # project → how much of the pool the model may label (routing.py)
         # Labels per project as of the last run, and the tasks changed since (None: read everything again).
         self.labels: dict[str, dict[int, LabeledTask]] = {}
+        self.gold_votes: dict[str, dict[int, list[GoldVote]]] = {}  # per project, each gold task's answers
         self.changed: dict[str, set[int] | None] = {}
         self.changes_lock = threading.Lock()
 

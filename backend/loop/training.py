@@ -19,13 +19,15 @@ from typing import Any, Callable, Sequence, TypeVar
 import numpy as np
 from sklearn.metrics import f1_score
 
+from backend.labelstudio import review
 from backend.labelstudio import tasks as ls_tasks
+from backend.labelstudio.client import LabelStudioUnavailable
 from backend.labelstudio.schema import Config, Schema
 from backend.learning import classifier
 from backend.loop import routing
 from backend.loop.gateway import Gateway
 from backend.loop.projects import ModelSet, Projects, TrainedModel
-from backend.quality import gold, label_issues
+from backend.quality import drift, gold, label_issues
 
 T = TypeVar("T")
 
@@ -83,33 +85,41 @@ def note_change(projects: Projects, project: str, task_id: Any) -> None:
 
 
 def fetch_labels(gate: Gateway, client, project: str, config: Config) -> tuple[list[ls_tasks.LabeledTask], dict]:
+    """The project's labels (only the tasks changed since the last run are read again), the stats of the read, and
+    in `projects.gold_votes` every annotator's answers on the gold tasks."""
     projects = gate.projects
     with projects.changes_lock:
         changed = projects.changed.get(project)
         projects.changed[project] = set()
     known = projects.labels.get(project)
     gold_set = gold.project_gold(gate.settings.gold_file)
+    votes: list[ls_tasks.GoldVote] = []
+    on_gold: dict[int, list[ls_tasks.GoldVote]]
+
+    def fetch(task_ids: set[int] | None = None) -> tuple[list[ls_tasks.LabeledTask], ls_tasks.FetchStats]:
+        votes.clear()  # a retry reads them again
+        return ls_tasks.fetch_labeled(client, int(project), config, task_ids, gold_set=gold_set, gold_votes=votes)
+
     read: int | str
     try:
         if changed is None or known is None:
-            labeled, stats = gate.with_retries(
-                "fetching labels", lambda: ls_tasks.fetch_labeled(client, int(project), config, gold_set=gold_set)
-            )
-            known = {t.task_id: t for t in labeled}
+            labeled, stats = gate.with_retries("fetching labels", fetch)
+            known, on_gold = {t.task_id: t for t in labeled}, {}
             read = "all"
         else:
-            labeled, stats = gate.with_retries(
-                "fetching changed labels",
-                lambda: ls_tasks.fetch_labeled(client, int(project), config, changed, gold_set=gold_set),
-            )
+            labeled, stats = gate.with_retries("fetching changed labels", lambda: fetch(changed))
             known = {i: t for i, t in known.items() if i not in changed}
             known.update((t.task_id, t) for t in labeled)
+            on_gold = {i: v for i, v in projects.gold_votes.get(project, {}).items() if i not in changed}
             read = len(changed)
     except Exception:
         with projects.changes_lock:
             projects.changed[project] = None  # whatever was missed is read in full next time
         raise
+    for vote in votes:
+        on_gold.setdefault(vote.task_id, []).append(vote)
     projects.labels[project] = known
+    projects.gold_votes[project] = on_gold
     return [known[i] for i in sorted(known)], {"read": read, **vars(stats)}
 
 
@@ -159,6 +169,13 @@ def run(gate: Gateway, project: str, started: float) -> tuple[dict, bool]:
         "strategy": projects.strategy(project),
         "features": features,
     }
+    on_gold = [vote for votes in projects.gold_votes.get(project, {}).values() for vote in votes]
+    if on_gold and not config.primary.multiple:  # the gold set answers the first question
+        record["gold"] = drift.annotators_on_gold(on_gold)
+    try:
+        record["review_tab"] = review.waiting(client, int(project))
+    except LabelStudioUnavailable:  # only the page's link is lost; the run goes on
+        record["review_tab"] = None
     if not labeled:
         return {
             **record,
@@ -265,6 +282,11 @@ def _question(
         return {**record, "result": "skipped", "reason": str(e)}, None
     oof = choice.oof
     record.update(recipe=choice.recipe.name, recipe_scores=choice.scores)
+    # The labels the model doubts, judged as `labelloop label-issues` judges them: a count for the project's page.
+    doubted, _ = (label_issues.flag_multilabel if question.multiple else label_issues.flag)(
+        y, label_issues.judging(oof, llm)
+    )
+    record["label_issues"] = int(doubted.sum())
     candidate_guess = guesses(question, oof)
     incumbent_guess = _incumbent_guess(question, incumbent, ids, y, serving_probs[rows])
     candidate_f1, incumbent_f1 = macro_f1(y, candidate_guess), macro_f1(y, incumbent_guess)

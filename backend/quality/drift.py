@@ -31,6 +31,7 @@ from typing import Any, Sequence
 
 from backend.labelstudio.export import first_choices_name, region_choices
 from backend.labelstudio.records import AnnotatorId, annotator_id, annotator_sort_key, is_synthetic, parse_time, truthy
+from backend.labelstudio.tasks import GoldVote
 from backend.quality import agreement
 from backend.quality.gold import GoldError, GoldSet, set_label
 
@@ -336,6 +337,31 @@ def drift_report(
         },
         "notes": notes,
     }
+
+
+def annotators_on_gold(
+    votes: Sequence[GoldVote],
+    window: int = DEFAULT_WINDOW,
+    threshold: float = DEFAULT_THRESHOLD,
+    drop: float = DEFAULT_DROP,
+) -> list[dict[str, Any]]:
+    """Each annotator's gold accuracy and drift flags from their answers on a live project's gold tasks (what a
+    training run reads, backend/labelstudio/tasks.py GoldVote), in the order of their latest answer: the export's
+    report in brief, for a training run's record."""
+    by_annotator: dict[str, list[GoldVote]] = {}
+    for vote in sorted(votes, key=lambda v: (v.at, v.task_id)):
+        by_annotator.setdefault(vote.annotator, []).append(vote)
+    out = []
+    for annotator, answers in sorted(by_annotator.items()):
+        summary = assess([GoldAnswer(v.task_id, None, v.gold, v.label) for v in answers], window, threshold, drop)
+        out.append(
+            {
+                "annotator": annotator,
+                **{key: summary[key] for key in ("n_gold", "n_correct", "accuracy", "latest_window", "flagged")},
+                "reasons": summary["reasons"],
+            }
+        )
+    return out
 
 
 def join_label_issues(report: dict[str, Any], issues_path: str | Path) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from helpers import CONFIG, tiny_predictor
 
 from backend import corpus
 from backend.labelstudio import queue as ls_queue
+from backend.labelstudio import review as ls_review
 from backend.labelstudio import schema as schemas
 from backend.labelstudio import tabs as ls_tabs
 from backend.labelstudio import tasks as ls_tasks
@@ -48,14 +49,18 @@ class FakeProject:
         self.reads: list[list[int] | None] = []
         self.votes: dict[int, tuple] = {}
         self.answers: dict[int, dict[str, str]] = {}  # every question's labels by task; else `labels` answers the first
+        self.gold: list[ls_tasks.GoldVote] = []  # the annotators' answers on gold tasks
+        self.review_tab: dict | None = None  # what the "Label issues" tab holds
         self.lock = threading.Lock()
         self.client = SimpleNamespace(projects=SimpleNamespace(get=lambda id: SimpleNamespace(label_config=CONFIG)))
 
     def install(self, monkeypatch) -> None:
         texts = dict(self.tasks)
 
-        def fetch_labeled(client, project_id, schema, task_ids=None, *, gold_set):
+        def fetch_labeled(client, project_id, schema, task_ids=None, *, gold_set, gold_votes=None):
             self.gold_sets.append(gold_set)
+            if gold_votes is not None:
+                gold_votes.extend(v for v in self.gold if task_ids is None or v.task_id in task_ids)
             first = getattr(schema, "questions", (schema,))[0].from_name
             with self.lock:
                 self.fetches += 1
@@ -102,6 +107,7 @@ class FakeProject:
         monkeypatch.setattr(ls_tasks, "model_versions", lambda client, project_id: dict(self.versions))
         monkeypatch.setattr(ls_tasks, "delete_model_version", delete_model_version)
         monkeypatch.setattr(ls_tabs, "ensure_queue_tabs", ensure_queue_tabs)
+        monkeypatch.setattr(ls_review, "waiting", lambda client, project_id: self.review_tab)
 
 
 @pytest.fixture(scope="module")
@@ -467,6 +473,35 @@ def test_training_leaves_out_the_projects_own_gold(tmp_path, predictor, monkeypa
     assert [g.is_gold("A checked  TEXT") for g in project.gold_sets] == [True] * len(project.gold_sets) != []
     make_service(tmp_path / "none", predictor, project, gold_file=None).loop.train("5")
     assert len(project.gold_sets[-1]) == 0
+
+
+def test_a_run_records_each_annotators_gold_the_doubted_labels_and_the_review_tab(tmp_path, predictor, monkeypatch):
+    project = FakeProject()
+    for i, label in list(project.labels.items())[:12]:  # planted mistakes: the model should doubt some of them
+        project.labels[i] = {"Positive": "Negative", "Negative": "Positive"}.get(label, label)
+    g = ls_tasks.GoldVote
+    project.gold = [g(900 + i, "user:1", "Positive", "Positive", f"2026-01-01T00:00:{i:02d}") for i in range(10)] + [
+        g(900 + i, "user:2", "Negative" if i >= 5 else "Positive", "Positive", f"2026-01-02T00:00:{i:02d}")
+        for i in range(10)
+    ]
+    project.review_tab = {"id": 7, "tasks": 3}
+    project.install(monkeypatch)
+    service = make_service(tmp_path, predictor, project)
+    record = service.loop.train("5")
+    by = {row["annotator"]: row for row in record["gold"]}
+    assert by["user:1"]["accuracy"] == 1.0 and not by["user:1"]["flagged"] and by["user:1"]["n_gold"] == 10
+    # The second annotator's answers in time order: right five times, then wrong five: the latest window is 0.5.
+    assert by["user:2"]["accuracy"] == 0.5 and by["user:2"]["latest_window"] == 0.5 and by["user:2"]["flagged"]
+    assert record["review_tab"] == {"id": 7, "tasks": 3}
+    assert 0 < record["questions"][SCHEMA.from_name]["label_issues"] < len(project.labels)
+
+    # An annotation event re-reads only the task it names: the other gold answers are kept from the last read.
+    project.gold = [
+        v if v.task_id != 909 or v.annotator != "user:2" else replace(v, label="Positive") for v in project.gold
+    ]
+    service.loop.projects.changed["5"] = {909}
+    by = {row["annotator"]: row for row in service.loop.train("5")["gold"]}
+    assert by["user:2"]["n_gold"] == 10 and by["user:2"]["accuracy"] == 0.6
 
 
 def test_models_saved_before_the_package_layout_still_load(tmp_path):
