@@ -66,6 +66,12 @@ def _resolve_former_names() -> None:
 
 
 class ModelStore:
+    @staticmethod
+    def projects(root: str | os.PathLike) -> list[str]:
+        """The projects with a registry under `root` (DATA_DIR)."""
+        found = Path(root).glob("projects/*/registry.json")
+        return [path.parent.name for path in found if re.fullmatch(r"[0-9]+", path.parent.name)]
+
     def __init__(self, root: str | os.PathLike, project: str) -> None:
         if not re.fullmatch(r"[0-9]+", str(project)):
             raise ValueError(f"a project is named by its Label Studio id, not {project!r}")  # it becomes a path

@@ -82,7 +82,9 @@ class PoolRanking:
     priorities: dict[int, float]  # task → score written (lane + priority)
 
 
-def _serving_score(question: Any) -> float | None:
+def serving_score(question: Any) -> float | None:
+    """What served a question at a training run scored on its labels: the promoted model's cross-validated macro-F1,
+    else the incumbent's; None for a question the run skipped."""
     if not isinstance(question, dict) or question.get("result") not in ("promoted", "kept"):
         return None
     return question["cv_macro_f1"] if question["result"] == "promoted" else question["incumbent_macro_f1"]
@@ -108,6 +110,10 @@ class Projects:
 
     def store(self, project: str) -> ModelStore:
         return ModelStore(self.settings.data_dir, project)
+
+    def on_disk(self) -> list[str]:
+        """Every project with a registry in DATA_DIR, whichever replica wrote it."""
+        return ModelStore.projects(self.settings.data_dir)
 
     def refresh(self, project: str) -> None:
         """Re-read the project's registry when it changed on disk: another replica sharing DATA_DIR promoted a
@@ -200,4 +206,4 @@ class Projects:
                 (r["questions"] for r in reversed(self.versions(project)) if isinstance(r.get("questions"), dict)), {}
             )
             self._scores[project] = newest
-        return {name: _serving_score(self._scores[project].get(name)) for name in names}
+        return {name: serving_score(self._scores[project].get(name)) for name in names}

@@ -51,18 +51,18 @@ def _finite(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def cohen_kappa(a: Sequence[int], b: Sequence[int]) -> float | None:
+def cohen_kappa(a: Sequence[int] | np.ndarray, b: Sequence[int] | np.ndarray) -> float | None:
     """Cohen's κ (scikit-learn) of two annotators over the items both labeled.
 
     None with fewer than 2 common items, or when κ is undefined (both gave the same single label throughout).
     """
-    a, b = np.asarray(a), np.asarray(b)
-    both = (a != MISSING) & (b != MISSING)
+    x, y = np.asarray(a), np.asarray(b)
+    both = (x != MISSING) & (y != MISSING)
     if both.sum() < 2:
         return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # sklearn warns before returning nan for the constant case we report
-        return _finite(cohen_kappa_score(a[both], b[both]))
+        return _finite(cohen_kappa_score(x[both], y[both]))
 
 
 def fleiss_kappa(codes: np.ndarray, n_labels: int) -> float | None:
@@ -329,12 +329,12 @@ def bootstrap_intervals(
     tail = 100 * (1 - confidence) / 2
 
     def summarise(values: list[float]) -> tuple[list[float] | None, int]:
-        values = np.asarray(values)
-        defined = values[np.isfinite(values)]
+        array = np.asarray(values)
+        defined = array[np.isfinite(array)]
         if not len(defined):
-            return None, len(values)
+            return None, len(array)
         low, high = np.percentile(defined, [tail, 100 - tail])
-        return [float(low), float(high)], len(values) - len(defined)
+        return [float(low), float(high)], len(array) - len(defined)
 
     intervals: dict[str, Any] = {"cohen": {}}
     undefined: dict[str, Any] = {"cohen": {}}

@@ -108,7 +108,7 @@ def read_annotations(
     if from_name is None:
         from_name = first_choices_name(payload)  # same tag choice as the agreement report
 
-    annotations = []
+    annotations: list[Annotation] = []
     counts = {"tasks_in_export": len(payload), "synthetic_tasks_excluded": 0}
     for task in payload:
         data = task.get("data") if isinstance(task.get("data"), dict) else {}
@@ -176,12 +176,12 @@ def assess(
     reasons, notes = [], []
     if not answers:
         notes.append("no gold answers: nothing to judge")
-    else:
+    elif accuracy is not None:
         if round(accuracy, 9) < threshold:
             reasons.append(f"overall accuracy {accuracy:.3f} < {threshold:.3f}")
         if latest is not None and round(latest, 9) < threshold:
             reasons.append(f"latest window {latest:.3f} < {threshold:.3f}")
-        if len(answers) >= 2 * window:
+        if first is not None and latest is not None and len(answers) >= 2 * window:
             if round(first - latest, 9) >= drop:
                 reasons.append(
                     f"falling: latest window {latest:.3f} is {first - latest:.3f} below the first "
@@ -265,10 +265,10 @@ def drift_report(
             given = annotation.choices[0]
         undated += annotation.created_at is None
         answers[annotation.annotator].append(
-            GoldAnswer(annotation.task_id, annotation.created_at, gold.label_for(annotation.text), given)
+            GoldAnswer(annotation.task_id, annotation.created_at, gold.label_for(annotation.text) or "", given)
         )
-    for annotator, given in answers.items():
-        given.sort(key=lambda g: _sort_time(g.created_at, latest[(g.task_id, annotator)].order))
+    for annotator, theirs in answers.items():
+        theirs.sort(key=lambda g: _sort_time(g.created_at, latest[(g.task_id, annotator)].order))
     counts["gold_answers_used"] = sum(len(v) for v in answers.values())
 
     rows = []

@@ -16,8 +16,8 @@ from backend.labelstudio import schema as schemas
 from backend.llm import calibration as cal
 from backend.llm.remote import LLMServerError
 from backend.loop.project_loop import TRAINING_ACTIONS, LoopError
-from backend.loop.projects import ModelSet
 from backend.metrics import Metrics
+from backend.serving import page
 from backend.serving.service import NotReady, Service
 from backend.settings import Settings
 
@@ -294,46 +294,37 @@ def webhook():
 @routes.get("/versions")
 def versions():
     service = _service()
-    llm = service.predictor(wait=0).versions() if service.ready else []
     project = request.args.get("project", "").strip()
     if not project:
-        return jsonify(versions=llm)
+        return jsonify(versions=service.llm_versions())
     if not project.isdigit():
         raise ApiError(400, "'project' must be a Label Studio project id")
-    trained = service.loop.projects.versions(project)
-    current = service.loop.projects.model(project)
-    config = service.schemas.get(project)
-    return jsonify(
-        questions=_questions(config, current),
-        calibration=service.loop.calibration_record(project, config) if config and service.ready else None,
-        versions=llm + [v["version"] for v in trained if v.get("promoted")],
-        current=current.version if current else None,
-        strategy=service.loop.projects.strategy(project),
-        lanes=service.loop.projects.lanes(project),
-        busy=service.loop.busy(project),
-        coverage=service.loop.projects.coverage.get(project),
-        training=trained,
-    )
+    return jsonify(service.project_state(project))
 
 
-def _questions(config: schemas.Config | None, current: ModelSet | None) -> dict | None:
-    """What /setup learned of the project's config: the questions pre-filled (each with the trained model that
-    answers it, if any, and its cross-validated macro-F1), and what is left to annotators."""
-    if config is None:
-        return None
-    models = {q.from_name: current.saved_for(config, q) for q in config.questions} if current else {}
-    filled = [
-        {
-            "name": q.from_name,
-            "labels": list(q.labels),
-            "multiple": q.multiple,
-            "trained": models.get(q.from_name) is not None,
-            "model": getattr(models.get(q.from_name), "version", None),
-            "cv_macro_f1": getattr(models.get(q.from_name), "score", None),
-        }
-        for q in config.questions
-    ]
-    return {"filled": filled, "left_out": [{"name": n, "reason": r} for n, r in config.left_out]}
+def _html(body: str) -> Response:
+    return Response(body, mimetype="text/html")
+
+
+@routes.get("/ui")
+def index():
+    service = _service()
+    summaries = [page.summarise(p, service.project_state(p)) for p in service.known_projects()]
+    return _html(page.render_index(summaries))
+
+
+@routes.get("/projects/<project>")
+def project_page(project: str):
+    service = _service()
+    key = _project_key(project)
+    if key is None or key != project:
+        raise ApiError(400, f"{project!r} is not a Label Studio project id")
+    if project not in service.known_projects():
+        raise ApiError(
+            404, f"project {project} is not known to this backend: connect it (labelloop sync-project connect)"
+        )
+    summary = page.summarise(project, service.project_state(project))
+    return _html(page.render_project(summary, service.settings.label_studio_url))
 
 
 @routes.get("/metrics")

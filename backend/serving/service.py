@@ -16,6 +16,7 @@ from backend.llm import calibration as cal
 from backend.llm import weights as models
 from backend.llm.predictor import Predictor
 from backend.loop.project_loop import Loop
+from backend.loop.projects import ModelSet
 from backend.metrics import Metrics
 from backend.paths import DEMO_CONFIG
 from backend.serving.events import EventLog
@@ -127,3 +128,50 @@ class Service:
         if self._predictor is None:
             raise NotReady(self._error or "the model is still loading; retry in a few seconds")
         return self._predictor
+
+    def llm_versions(self) -> list[str]:
+        """The LLM versions this process serves (none while the model loads)."""
+        return self.predictor(wait=0).versions() if self.ready else []
+
+    def project_state(self, project: str) -> dict[str, Any]:
+        """What the backend holds of a project, as /versions?project= answers it and the project's page shows it:
+        one source for both (docs/protocol.md names the keys)."""
+        loop = self.loop
+        trained = loop.projects.versions(project)
+        current = loop.projects.model(project)
+        config = self.schemas.get(project)
+        return {
+            "questions": _questions(config, current),
+            "calibration": loop.calibration_record(project, config) if config and self.ready else None,
+            "versions": self.llm_versions() + [v["version"] for v in trained if v.get("promoted")],
+            "current": current.version if current else None,
+            "strategy": loop.projects.strategy(project),
+            "lanes": loop.projects.lanes(project),
+            "busy": loop.busy(project),
+            "coverage": loop.projects.coverage.get(project),
+            "training": trained,
+        }
+
+    def known_projects(self) -> list[str]:
+        """Every project the backend holds: trained or ranked ones in DATA_DIR, and those connected to this process."""
+        return sorted(set(self.loop.projects.on_disk()) | set(self.schemas), key=int)
+
+
+def _questions(config: Config | None, current: ModelSet | None) -> dict | None:
+    """What /setup learned of the project's config: the questions pre-filled (each with the trained model that
+    answers it, if any, and its cross-validated macro-F1), and what is left to annotators."""
+    if config is None:
+        return None
+    models = {q.from_name: current.saved_for(config, q) for q in config.questions} if current else {}
+    filled = [
+        {
+            "name": q.from_name,
+            "labels": list(q.labels),
+            "multiple": q.multiple,
+            "trained": models.get(q.from_name) is not None,
+            "model": getattr(models.get(q.from_name), "version", None),
+            "cv_macro_f1": getattr(models.get(q.from_name), "score", None),
+        }
+        for q in config.questions
+    ]
+    return {"filled": filled, "left_out": [{"name": n, "reason": r} for n, r in config.left_out]}

@@ -502,6 +502,7 @@ def test_a_run_records_each_annotators_gold_the_doubted_labels_and_the_review_ta
     service.loop.projects.changed["5"] = {909}
     by = {row["annotator"]: row for row in service.loop.train("5")["gold"]}
     assert by["user:2"]["n_gold"] == 10 and by["user:2"]["accuracy"] == 0.6
+    service.loop.rescoring.wait("5", timeout=120)
 
 
 def test_models_saved_before_the_package_layout_still_load(tmp_path):
