@@ -60,10 +60,12 @@ def cmd_connect(args: argparse.Namespace) -> int:
         strategy=args.strategy,
         lanes=args.lanes,
         auth=backend_auth(),
+        page_url=args.page_url,
     )
     verb = "connected" if result.created else "updated"
     print(f"ML backend {result.ml_backend_id} {verb}; backend model_version {result.model_version}")
     print(f"{result.predicted} of {result.tasks} tasks have predictions from {result.model_version}")
+    print(f"project page: {result.page} (named in the project's description)")
     print(
         f"queue tabs: {', '.join(result.tabs)} (annotators: open your tab, then Label Tasks As Displayed)"
         if len(result.tabs) > 1
@@ -173,6 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="annotators labeling at once in a project whose Label Studio records project members (Enterprise "
         "teams): one 'Model queue i/N' tab each, so every annotator keeps the strategy's order without sharing a "
         "task (default: 1, the open-source edition's 'Label All Tasks' already does)",
+    )
+    p.add_argument(
+        "--page-url",
+        help="the backend's address as people's browsers reach it, when not --backend-url (a proxy, a public "
+        "name): the project's description names <page-url>/projects/<id>, the project's page (default: "
+        "--backend-url)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_connect)

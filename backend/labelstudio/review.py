@@ -81,9 +81,7 @@ def waiting(client: Any, project_id: int) -> dict | None:
     view = tabs.find(client, project_id, TITLE)
     if view is None:
         return None
-    items = ((view.data.get("filters") or {}).get("items") or [{}])[0]
-    held = items.get("value") if isinstance(items, dict) else None
-    return {"id": view.id, "tasks": len(held) if isinstance(held, list) else 0}
+    return {"id": view.id, "tasks": len(tabs.held(view.data))}
 
 
 def question_state(state: Mapping, name: str, first: str) -> dict:

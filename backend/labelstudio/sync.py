@@ -213,6 +213,7 @@ class ConnectResult:
     tasks: int
     predicted: int  # tasks with a prediction from model_version
     tabs: tuple[str, ...] = ()  # the queue's Data Manager tabs (backend/labelstudio/queue.py, tabs.py)
+    page: str = ""  # the backend's page of the project, named in the project's description
 
 
 def _attach_backend(
@@ -322,11 +323,14 @@ def connect_backend(
     auth: tuple[str, str] | None = None,
     lanes: int | None = None,
     rescore_wait: float = 7200.0,
+    page_url: str | None = None,
 ) -> ConnectResult:
     """Connect the backend, have every task predicted, make the backend's model version the project's, and make
     the queue tabs. `strategy` sets the project's ranking strategy in the backend (else the backend's
     RANK_STRATEGY applies); `lanes` how many annotators label at once from their own tab (backend/labelstudio/queue.py);
-    `rescore_wait` how long to wait for a re-score the backend runs at connect before predicting what is left."""
+    `rescore_wait` how long to wait for a re-score the backend runs at connect before predicting what is left;
+    `page_url` the backend's address as people's browsers reach it (default `backend_url`), for the project page's
+    line in the project's description."""
     backend_url = backend_url.strip().rstrip("/")
     if not backend_url.startswith(("http://", "https://")):
         raise SyncError(f"--backend-url {backend_url!r} must start with http:// or https://")
@@ -341,7 +345,10 @@ def connect_backend(
     ml_id, created = _attach_backend(client, project_id, backend_url, extra, auth)
     if auth:
         _authorize_webhook(client, project_id, backend_url, auth)
-    _update_project(client, project_id, sampling=SAMPLING)
+    page = f"{(page_url or backend_url).strip().rstrip('/')}/projects/{project_id}"
+    described = with_page_link(project.description or "", page)
+    changed = {"description": described} if described != (project.description or "") else {}
+    _update_project(client, project_id, sampling=SAMPLING, **changed)
 
     # A backend that calibrates on the project's own texts (its /setup asked for that) re-scores the whole pool under
     # the new version and publishes it as the project's: predicting meanwhile would score every text twice, once
@@ -377,7 +384,26 @@ def connect_backend(
         _update_project(client, project_id, model_version=model_version)
         project_version = model_version
     tabs = ls_tabs.ensure_queue_tabs(client, project_id, lanes or 1)  # its LabelStudioUnavailable is a LabelStudioError
-    return ConnectResult(ml_id, created, model_version, project_version, total, predicted, tuple(tabs))
+    return ConnectResult(ml_id, created, model_version, project_version, total, predicted, tuple(tabs), page)
+
+
+PAGE_LINE = "Model page (labelloop backend): "
+
+
+def with_page_link(description: str, page: str) -> str:
+    """The project's description with one line naming the backend's page of it: the team's own text is kept, a line
+    an earlier connect wrote is replaced where it stands."""
+    lines = description.splitlines()
+    line = PAGE_LINE + page
+    if line in lines:
+        return description
+    ours = [i for i, text in enumerate(lines) if text.startswith(PAGE_LINE)]
+    if ours:
+        lines[ours[0]] = line
+        lines = [text for i, text in enumerate(lines) if i not in ours[1:]]
+    else:
+        lines += [""] * bool(lines and lines[-1].strip()) + [line]
+    return "\n".join(lines)
 
 
 def _update_project(client: LabelStudio, project_id: int, **fields: Any) -> None:

@@ -26,19 +26,33 @@ def find(client: Any, project_id: int, title: str) -> Any | None:
     return views[0] if views else None
 
 
+_ID_FILTER = {"filter": "filter:tasks:id", "operator": "equal", "type": "Number"}
+
+
 def holding(title: str, task_ids: Iterable[int], **state: Any) -> dict:
-    """A tab's data: the tasks `task_ids` in id order, and `state` kept beside them."""
+    """A tab's data: the tasks `task_ids` in id order, and `state` kept beside them.
+
+    One "equal" filter per task, OR-ed: Label Studio 1.23.2's API also takes an "in_list" operator, but its Data
+    Manager does not know it and never finishes loading a project holding such a tab. No task has id 0, so an empty
+    tab holds nothing (no filter at all would hold everything)."""
+    items = [{**_ID_FILTER, "value": i} for i in sorted(task_ids)]
     return {
         "title": title,
         "ordering": ["tasks:id"],
-        "filters": {
-            "conjunction": "and",
-            "items": [
-                {"filter": "filter:tasks:id", "operator": "in_list", "type": "Number", "value": sorted(task_ids)}
-            ],
-        },
+        "filters": {"conjunction": "or", "items": items or [{**_ID_FILTER, "value": 0}]},
         **state,
     }
+
+
+def held(data: dict) -> list[int]:
+    """The task ids a tab written by `holding` holds (also one an earlier release wrote with "in_list")."""
+    ids: list[int] = []
+    for item in (data.get("filters") or {}).get("items") or []:
+        if not isinstance(item, dict) or item.get("filter") != _ID_FILTER["filter"]:
+            continue
+        value = item.get("value")
+        ids += [v for v in (value if isinstance(value, list) else [value]) if isinstance(v, int) and v > 0]
+    return sorted(set(ids))
 
 
 def write(client: Any, project_id: int, data: dict) -> int:

@@ -1,19 +1,16 @@
-"""The labeling UI in a real browser: a task of a demo-like project opens with the model's choice selected.
-
-Headless Debian Chromium (/usr/bin/chromium) driven by Playwright for Python; Playwright's own browser downloads
-are never used. Saves a screenshot to artifacts/browser-task.png, and to docs/screenshot-task.png as well when
+"""The labeling UI in a real browser (tests/browser.py): a task of a demo-like project opens with the model's choice
+selected. Saves a screenshot to artifacts/browser-task.png, and to docs/screenshot-task.png as well when
 UPDATE_SCREENSHOT=1.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
-from pathlib import Path
 
 import labelstudio
 import pytest
+from browser import UI_TIMEOUT_MS, chromium_page, log_in_to_label_studio, needs_browser
 from labelstudio import ROOT
 
 from backend.dev import demo
@@ -21,52 +18,21 @@ from backend.labelstudio import schema, sync
 from backend.labelstudio.client import connect
 from backend.paths import DEMO_CONFIG, DEMO_GUIDELINES
 
-CHROMIUM = Path("/usr/bin/chromium")
-# Without these, Chromium here hangs on connections the machine refuses (only package registries answer).
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACT = ROOT / "artifacts" / "browser-task.png"
 DOCS_SCREENSHOT = ROOT / "docs" / "screenshot-task.png"
 N_TASKS = 12
-UI_TIMEOUT_MS = 60_000
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MISSING_REASON),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing: apt-get install -y chromium"),
-    pytest.mark.skipif(
-        importlib.util.find_spec("playwright") is None,
-        reason="playwright is not installed: .venv/bin/pip install playwright (its driver is bundled; "
-        "never run `playwright install`)",
-    ),
+    *needs_browser,
 ]
 
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
-    """A page in a fresh headless Chromium profile; the browser is closed afterwards."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")),
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_FLAGS,
-            viewport={"width": 1280, "height": 720},
-        )
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
+    with chromium_page(tmp_path_factory.mktemp("chromium-profile")) as opened:
+        yield opened
 
 
 @pytest.fixture(scope="module")
@@ -90,11 +56,7 @@ def test_task_opens_with_the_prediction_selected(label_studio, demo_project, pag
     (prediction,) = [p for p in task.predictions if p.model_version == project.model_version]
     predicted = prediction.result[0]["value"]["choices"][0]
 
-    page.goto(f"{label_studio.url}/user/login/")
-    page.fill("#email", label_studio.admin.email)
-    page.fill("#password", label_studio.admin.password)
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda url: "/user/login" not in url, timeout=UI_TIMEOUT_MS)
+    log_in_to_label_studio(page, label_studio.url, label_studio.admin.email, label_studio.admin.password)
 
     page.goto(f"{label_studio.url}/projects/{project_id}/data?task={task.id}")
     # Label Studio 1.23 draws every Choice, single-choice too, as an antd checkbox named after the choice;

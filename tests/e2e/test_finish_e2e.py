@@ -14,7 +14,7 @@ from test_finish import N_HUMAN, N_TASKS, SCHEMA, TARGET, annotations_of, needs_
 
 from backend import corpus
 from backend.cli import finish as finish_cli
-from backend.labelstudio import audit, model_labels
+from backend.labelstudio import audit, model_labels, tabs
 from backend.labelstudio import tasks as ls_tasks
 from backend.learning import classifier
 from backend.loop import finish, routing
@@ -111,7 +111,7 @@ def test_finish_plan_audit_test_apply_twice_and_undo(label_studio, tmp_path, mon
     said = capsys.readouterr().out
     assert f"drew an audit of {len(drawn)} tasks" in said and "'Finish audit'" in said, said
     (tab,) = tab_of(admin, project)
-    assert tab.data["filters"]["items"][0]["value"] == drawn and tab.data[audit.STATE_KEY]["tasks"] == drawn
+    assert tabs.held(tab.data) == drawn and tab.data[audit.STATE_KEY]["tasks"] == drawn
     assert json.loads(out.read_text())["audit"]["tab"] == tab.id
     assert sum(len(x) for x in annotations_of(admin, project).values()) == N_HUMAN + 2
 

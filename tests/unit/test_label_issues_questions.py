@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from backend.cli import label_issues as cli
-from backend.labelstudio import review
+from backend.labelstudio import review, tabs
 from backend.labelstudio.export import Dataset, Item
 from backend.labelstudio.schema import SET_SEPARATOR
 from backend.quality import label_issues
@@ -200,7 +200,7 @@ def test_the_review_tab_keeps_each_questions_flags_and_reads_a_tab_of_one_questi
         {"sentiment": {3: "Negative"}, "aspects": {}, "spoiler": {2: "No"}},
         "sentiment",
     )
-    assert data["filters"]["items"][0]["value"] == [1, 2]
+    assert tabs.held(data) == [1, 2]
     state = data[review.STATE_KEY]
     assert state["flagged"] == {"1": {"label": "Positive", "seen": "s1"}} and state["confirmed"] == {"3": "Negative"}
     assert state["questions"]["aspects"]["flagged"] == {

@@ -42,3 +42,20 @@ def test_missing_settings():
     assert_one_line_error(run_sync("project", "--title", "T", url="", api_key="x"), "LABEL_STUDIO_URL is not set")
     done = run_sync("project", "--title", "T", url="http://127.0.0.1:1", api_key="")
     assert_one_line_error(done, "LABEL_STUDIO_API_KEY is not set")
+
+
+# ---------------------------------------------------------------- the project page in the description
+
+
+def test_the_page_link_keeps_the_teams_description_and_is_written_once():
+    from backend.labelstudio.sync import PAGE_LINE, with_page_link
+
+    page = "http://backend:9090/projects/3"
+    assert with_page_link("", page) == PAGE_LINE + page
+    team = "Label each review.\nAsk Ana when unsure."
+    linked = with_page_link(team, page)
+    assert linked == f"{team}\n\n{PAGE_LINE}{page}"
+    assert with_page_link(linked, page) == linked  # connecting again changes nothing
+    moved = with_page_link(linked + "\nA later note.", "https://ml.example/projects/3")
+    assert moved == f"{team}\n\n{PAGE_LINE}https://ml.example/projects/3\nA later note."  # replaced where it stood
+    assert moved.count(PAGE_LINE) == 1

@@ -72,3 +72,14 @@ def test_a_failure_is_one_line_naming_the_step():
     client = SimpleNamespace(views=SimpleNamespace(list=refused))
     with pytest.raises(LabelStudioUnavailable, match=r"\(updating the queue tabs of project 4\): connection refused"):
         tabs.ensure_queue_tabs(client, 4, 2)
+
+
+def test_a_tab_holding_tasks_uses_only_operators_the_data_manager_knows():
+    # Label Studio 1.23.2's Data Manager never finishes loading a project whose tab uses "in_list" (its API takes it).
+    data = tabs.holding("Label issues", [5, 3])
+    assert {item["operator"] for item in data["filters"]["items"]} == {"equal"}
+    assert data["filters"]["conjunction"] == "or" and tabs.held(data) == [3, 5]
+    empty = tabs.holding("Label issues", [])
+    assert tabs.held(empty) == [] and empty["filters"]["items"]  # a filter no task passes, not no filter
+    earlier = {"filters": {"items": [{"filter": "filter:tasks:id", "operator": "in_list", "value": [9, 4]}]}}
+    assert tabs.held(earlier) == [4, 9]
