@@ -15,7 +15,7 @@ CATEGORY_TO_LABEL = {"fresh": "Positive", "rotten": "Negative", "plot": "Neutral
 
 
 class CorpusError(LabelloopError, RuntimeError):
-    pass
+    http_status = 500
 
 
 def corpus_path() -> Path:

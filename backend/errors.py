@@ -5,4 +5,10 @@ from __future__ import annotations
 
 
 class LabelloopError(Exception):
-    """An error whose message is for the user: one line, says what to do."""
+    """An error whose message is for the user: one line, says what to do.
+
+    Each subclass says once, in `http_status`, what it is over HTTP: the web layer answers every one with that status
+    and its message (4xx: the request or the input the user gave; 502/503: Label Studio or the LLM server failed or
+    is not there; 500: the backend's own setup or data, which the message names)."""
+
+    http_status: int = 500

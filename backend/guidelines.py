@@ -29,6 +29,8 @@ QUESTION = "Question:"
 class GuidelinesError(LabelloopError, ValueError):
     """The guidelines file is missing or malformed."""
 
+    http_status = 500
+
 
 @dataclass(frozen=True)
 class Guidelines:

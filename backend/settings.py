@@ -17,7 +17,7 @@ from backend.ranking import strategies
 
 
 class SettingsError(LabelloopError, ValueError):
-    pass
+    http_status = 500
 
 
 # transformers: the model runs in this process (backend/llm/local.py); openai: an OpenAI-compatible server runs it

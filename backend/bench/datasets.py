@@ -25,6 +25,8 @@ SUFFIXES = (".csv", ".tsv", ".jsonl", ".json")
 class DataError(LabelloopError, ValueError):
     """A labeled file that cannot be read; the message says what to fix (one line)."""
 
+    http_status = 400
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # a team's own file

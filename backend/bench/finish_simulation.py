@@ -103,6 +103,8 @@ ACCOUNTING = (
 class FinishSimulationError(LabelloopError, ValueError):
     """Settings the finishing simulation cannot run with; the message says which and why."""
 
+    http_status = 400
+
 
 @dataclass
 class Step:

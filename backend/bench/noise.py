@@ -41,6 +41,8 @@ TEAM = ("careful_1", "careful_2", "careless")
 class NoiseBenchError(LabelloopError, ValueError):
     """Settings the benchmark cannot run with; one line."""
 
+    http_status = 400
+
 
 def plant(
     y: np.ndarray, rate: float, mode: str, labels: Sequence[str], rng: np.random.Generator

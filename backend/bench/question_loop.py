@@ -43,6 +43,8 @@ REACH = 0.95  # of the full-pool models' mean macro-F1
 class QuestionLoopError(LabelloopError, ValueError):
     """A run that cannot be simulated (too small a set, an unknown ranking); the message says why."""
 
+    http_status = 400
+
 
 @dataclass
 class Features:

@@ -63,6 +63,8 @@ FALLBACK_REVIEWS_PER_S = 7.907  # docs/engines.json, transformers engine, 0.5B m
 class BenchError(LabelloopError, RuntimeError):
     """The benchmark cannot run as asked; one line saying why."""
 
+    http_status = 500
+
 
 # ---------------------------------------------------------------- measuring
 

@@ -87,6 +87,8 @@ LABELS_TO_TARGET_RULE = (
 class SimulationError(LabelloopError, ValueError):
     """Settings the simulation cannot run with; the message says which and why."""
 
+    http_status = 400
+
 
 @dataclass
 class Inputs:

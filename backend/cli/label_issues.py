@@ -56,7 +56,7 @@ CSV_COLUMNS = ("task", "given", "suggested", "quality", "annotators", "reason", 
 
 
 class UsageError(LabelloopError):
-    pass
+    http_status = 400
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -37,6 +37,8 @@ DEBIAN_MIRROR = "http://deb.debian.org/debian"
 class ContainerError(LabelloopError, RuntimeError):
     """The image cannot be built or inspected; the message is one line saying why."""
 
+    http_status = 500
+
 
 def tool() -> str | None:
     """podman's path, or None where it is not installed."""

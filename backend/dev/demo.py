@@ -49,6 +49,8 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 class DemoError(LabelloopError, RuntimeError):
     """The demo cannot go on; the message is one line saying why and what to do."""
 
+    http_status = 500
+
 
 # ---------------------------------------------------------------- login and tasks
 

@@ -36,9 +36,13 @@ class LocalLabelStudioError(LabelloopError, RuntimeError):
     """The Label Studio started here cannot be started or used; the message is one line saying why (plus its log
     where useful). Not backend.labelstudio.client.LabelStudioError, which is about any Label Studio's API."""
 
+    http_status = 503
+
 
 class LoginError(LocalLabelStudioError):
     """Label Studio refused an email and password."""
+
+    http_status = 401
 
 
 def transient(status: int) -> bool:

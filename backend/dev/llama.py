@@ -29,7 +29,7 @@ ALIAS = models.EMBEDDED_NAME
 
 
 class LlamaServerError(LabelloopError, RuntimeError):
-    pass
+    http_status = 503
 
 
 def server_env() -> dict[str, str]:

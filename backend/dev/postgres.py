@@ -28,6 +28,8 @@ MISSING_REASON = "PostgreSQL's server is not installed: make postgres (apt-get i
 class PostgresError(LabelloopError, RuntimeError):
     """The cluster cannot be started; the message says why, with the server's log where useful."""
 
+    http_status = 500
+
 
 def bin_dir() -> Path | None:
     """Where Debian's PostgreSQL server binaries are (the newest version), or None."""

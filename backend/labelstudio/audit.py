@@ -27,6 +27,8 @@ FORMATS = (1, 2)  # 2: several questions, each with its plan under "questions"
 class AuditStateError(LabelloopError, RuntimeError):
     """The tab holds a plan this version cannot read."""
 
+    http_status = 409
+
 
 @dataclass(frozen=True)
 class QuestionPlan:

@@ -26,9 +26,13 @@ from backend.errors import LabelloopError
 class LabelStudioError(LabelloopError, RuntimeError):
     """Label Studio cannot be used as configured; the message is one line saying why and what to do."""
 
+    http_status = 502
+
 
 class SyncError(LabelloopError, RuntimeError):
     """A sync step cannot go on; the message is one line saying why."""
+
+    http_status = 502
 
 
 class LabelStudioUnavailable(LabelStudioError):
@@ -37,6 +41,8 @@ class LabelStudioUnavailable(LabelStudioError):
     `retryable` is True for what may pass by itself (network errors, timeouts, 5xx, 429) and False for answers
     that will not change on a retry (a missing project, a rejected token or value).
     """
+
+    http_status = 503
 
     def __init__(self, message: str, status: int | None = None):
         super().__init__(message)

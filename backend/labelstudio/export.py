@@ -84,6 +84,8 @@ COUNT_KEYS = (
 class ExportError(LabelloopError, ValueError):
     """A problem with the user's files (missing, not JSON, unknown layout, bad config): shown as one line."""
 
+    http_status = 400
+
 
 @dataclass
 class Item:

@@ -38,6 +38,8 @@ _STEP = 1e-6  # scores are written rounded to 6 decimals
 class LanesError(LabelloopError, ValueError):
     """A lane count that cannot be served."""
 
+    http_status = 400
+
 
 def check_lanes(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LANES:

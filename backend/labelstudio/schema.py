@@ -30,6 +30,8 @@ SET_SEPARATOR = "\x1f"
 class SchemaError(LabelloopError, ValueError):
     """The labeling config cannot be served; the message says what is missing."""
 
+    http_status = 422
+
 
 @dataclass(frozen=True)
 class Schema:

@@ -123,6 +123,8 @@ MIN_LABELS = 2  # per class, for a fit (a fold's model too: out_of_fold)
 class TrainingError(LabelloopError, ValueError):
     """Too few labels, or labels of a single class: nothing to fit."""
 
+    http_status = 422
+
 
 def design(kind: str, embeddings: np.ndarray, llm_probs: np.ndarray | None) -> np.ndarray:
     """The feature matrix of `kind` for these rows."""

@@ -15,7 +15,7 @@ DIM = 384
 
 
 class EmbeddingError(LabelloopError, RuntimeError):
-    pass
+    http_status = 500
 
 
 class Embedder:

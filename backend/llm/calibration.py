@@ -37,7 +37,7 @@ CONTENT_FREE = ("N/A", "", "[MASK]")
 
 
 class CalibrationError(LabelloopError, ValueError):
-    pass
+    http_status = 422
 
 
 def normalize(logprobs: np.ndarray) -> np.ndarray:

@@ -28,6 +28,8 @@ SCORER_VERSION = "1"
 class TaskError(LabelloopError, ValueError):
     """One task cannot be predicted; the answer explains it instead of failing the whole request."""
 
+    http_status = 400
+
 
 @dataclass(frozen=True)
 class PoolCalibration:

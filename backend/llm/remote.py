@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 class LLMServerError(LabelloopError, RuntimeError):
     """The LLM server cannot be reached or answers something unusable; the message says what to check."""
 
+    http_status = 503
+
 
 class ServerScorer:
     """The LLMScorer interface (label_logprobs, tokenizer, encode, text_ids) over an OpenAI-compatible server."""

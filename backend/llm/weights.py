@@ -55,6 +55,8 @@ EMBEDDED_NAME = PACKAGED[EMBEDDED].name
 class ModelSourceError(LabelloopError, RuntimeError):
     """The configured model cannot be found, verified or converted."""
 
+    http_status = 500
+
 
 @dataclass(frozen=True)
 class ModelSource:

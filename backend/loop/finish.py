@@ -86,6 +86,8 @@ SOURCES = ("human", "model", "needs_person", "audit", "gold", "synthetic", "unre
 class FinishError(LabelloopError, RuntimeError):
     """The dataset cannot be finished as asked; the message is one line saying why."""
 
+    http_status = 400
+
 
 # ---------------------------------------------------------------- what Label Studio holds
 

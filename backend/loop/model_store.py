@@ -41,6 +41,8 @@ FORMAT = 2
 class DataFormatError(LabelloopError, RuntimeError):
     """DATA_DIR holds a file written by a newer release; the message says which and what to do."""
 
+    http_status = 500
+
 
 # Artifacts are pickles, which name classes by module. Those saved before backend/ had subpackages (release 0.1.0)
 # name backend.loop.ProjectModel and backend.classifier.Model, those saved before backend/learning/ (0.2.0) name

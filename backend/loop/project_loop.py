@@ -41,6 +41,8 @@ TRAINING_ACTIONS = frozenset({"ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOT
 class LoopError(LabelloopError, ValueError):
     """A request the loop cannot honour (unknown strategy, training without Label Studio); answered with 4xx."""
 
+    http_status = 400
+
 
 class Loop:
     """`client_factory` makes the Label Studio client (default: an SDK client from the settings); pass another, or

@@ -40,6 +40,8 @@ GATES = ("min-pairwise", "fleiss", "alpha")
 class AgreementError(LabelloopError, ValueError):
     """A problem the user has to fix (a file that cannot be written): shown as one line."""
 
+    http_status = 400
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # Statistics. All take the items × annotators matrix of label indices (MISSING where not labeled) and return None

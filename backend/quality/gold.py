@@ -44,6 +44,8 @@ DEFAULT_TEXT_KEY = "text"  # the $text the labeling config reads
 class GoldError(LabelloopError, ValueError):
     """A problem with the user's gold or task file (missing, malformed, invalid entry): shown as one line."""
 
+    http_status = 400
+
 
 @dataclass(frozen=True)
 class GoldItem:

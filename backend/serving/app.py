@@ -13,22 +13,21 @@ from werkzeug.exceptions import HTTPException
 
 from backend.errors import LabelloopError
 from backend.labelstudio import schema as schemas
-from backend.llm import calibration as cal
-from backend.llm.remote import LLMServerError
 from backend.loop.project_loop import TRAINING_ACTIONS, LoopError
 from backend.metrics import Metrics
 from backend.serving import page
-from backend.serving.service import NotReady, Service
+from backend.serving.service import Service
 from backend.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 class ApiError(LabelloopError):
+    """A request the web layer refuses as it parses it, with the status it chose."""
+
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
-        self.status = status
-        self.message = message
+        self.http_status = status
 
 
 # Label Studio's bodies nest a handful of levels (body, tasks, task, data, dialogue, line). Python's JSON parser and
@@ -147,17 +146,11 @@ def _measure(app: Flask, metrics: Metrics) -> None:
 def _answer_errors(app: Flask, settings: Settings) -> None:
     """Every error as JSON {"error": ...} with its status; a traceback only in the log."""
 
-    @app.errorhandler(ApiError)
-    def _api_error(e: ApiError):
-        return jsonify(error=e.message), e.status
-
-    @app.errorhandler(LoopError)
-    def _loop_error(e: LoopError):
-        return jsonify(error=str(e)), 400
-
-    @app.errorhandler(LLMServerError)
-    def _llm_server_error(e: LLMServerError):
-        return jsonify(error=str(e)), 503
+    @app.errorhandler(LabelloopError)
+    def _labelloop_error(e: LabelloopError):
+        if e.http_status >= 500:  # the backend's side: the log keeps the details
+            log.warning("%s on %s: %s", type(e).__name__, request.path, e)
+        return jsonify(error=str(e)), e.http_status
 
     @app.errorhandler(HTTPException)
     def _http_error(e: HTTPException):
@@ -199,15 +192,9 @@ def _schema(service: Service, body: dict, key: str, project: str | None) -> sche
 
 
 def _check_servable(service: Service, schema: schemas.Config) -> None:
-    """A 503 while the model loads; a 422 for a config the LLM cannot serve, before anything else happens."""
-    try:
-        predictor = service.predictor()
-    except NotReady as e:
-        raise ApiError(503, str(e)) from None
-    try:
-        predictor.version(schema)
-    except cal.CalibrationError as e:
-        raise ApiError(422, str(e)) from None
+    """A 503 while the model loads (NotReady); a 422 for a config the LLM cannot serve (CalibrationError), before
+    anything else happens."""
+    service.predictor().version(schema)
 
 
 @routes.get("/health")

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 class NotReady(LabelloopError, RuntimeError):
     """The model is still loading, or failed to load."""
 
+    http_status = 503
+
 
 def load_scorer(settings: Settings, source: models.ModelSource) -> tuple[Any, models.ModelSource]:
     """The engine that computes label log-probabilities, and the identity of the weights as that engine runs them."""

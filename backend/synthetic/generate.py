@@ -61,6 +61,8 @@ PREDICTION_VERSION = "synthetic-intended"  # model_version of the intended-label
 class SyntheticError(LabelloopError, ValueError):
     """Bad input to the synthetic pipeline (a file, a mix, a label); the message is one line saying what to fix."""
 
+    http_status = 400
+
 
 @dataclass(frozen=True)
 class Sampling:

@@ -75,3 +75,31 @@ def test_one_name_per_error():
     for qualified in error_classes():
         by_name.setdefault(qualified.rsplit(".", 1)[1], []).append(qualified)
     assert {name: where for name, where in by_name.items() if len(where) > 1} == {}
+
+
+def test_every_error_says_its_http_status_once_and_the_web_layer_answers_it(tmp_path):
+    from flask import Flask
+
+    from backend.serving import app as web
+    from backend.serving.service import Service
+    from backend.settings import Settings
+
+    classes = {name: cls for name, cls in error_classes().items() if issubclass(cls, LabelloopError)}
+    unsaid = [name for name, cls in classes.items() if "http_status" not in vars(cls) and cls is not web.ApiError]
+    assert unsaid == [], "each error class says its own HTTP status"
+    app: Flask = web.create_app(Service(Settings(data_dir=tmp_path), loader=lambda s: None))
+
+    def raising(cls: type):
+        def view():
+            raise web.ApiError(418, "a message for the user") if cls is web.ApiError else cls("a message for the user")
+
+        return view
+
+    for i, (name, cls) in enumerate(sorted(classes.items())):
+        app.add_url_rule(f"/raise/{i}", f"raise_{i}", raising(cls))
+    client = app.test_client()
+    for i, (name, cls) in enumerate(sorted(classes.items())):
+        answer = client.get(f"/raise/{i}")
+        expected = 418 if cls is web.ApiError else cls.http_status
+        assert 400 <= expected < 600 and answer.status_code == expected, name
+        assert answer.json == {"error": "a message for the user"}, name
