@@ -1,13 +1,9 @@
 #!/usr/bin/env python3
-"""Inter-annotator agreement of a Label Studio export (JSON, JSON-MIN or CSV).
-
-The command is `labelloop agreement` (backend/cli/agreement.py); this file runs it from a checkout
-(as before, until the next release).
-"""
+"""`labelloop agreement` from a checkout: inter-annotator agreement of a Label Studio export."""
 
 import sys
 
-from backend.cli.agreement import main
+from backend.cli.main import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["agreement", *sys.argv[1:]]))

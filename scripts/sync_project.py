@@ -1,13 +1,9 @@
 #!/usr/bin/env python3
-"""Set up a Label Studio project for the labelloop backend: project, tasks, ML backend connection, export.
-
-The command is `labelloop sync-project` (backend/cli/sync_project.py); this file runs it from a checkout
-(as before, until the next release).
-"""
+"""`labelloop sync-project` from a checkout: set up a Label Studio project for the backend."""
 
 import sys
 
-from backend.cli.sync_project import main
+from backend.cli.main import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["sync-project", *sys.argv[1:]]))

@@ -16,7 +16,7 @@ from backend.dev import labelstudio as ls_server
 from backend.dev.labelstudio import LS_BIN, ROOT, LocalLabelStudioError, User, available  # noqa: F401
 from backend.dev.processes import free_port  # noqa: F401 (the tests' import of it)
 
-SYNC_SCRIPT = ROOT / "scripts" / "sync_project.py"
+SYNC_SCRIPT = warm.labelloop("sync-project")
 MISSING_REASON = (
     f"Label Studio is not installed in {LS_BIN.parent.parent.name}: "
     "make labelstudio (python3 -m venv .venv-ls && .venv-ls/bin/pip install -r requirements/labelstudio.txt)"
@@ -71,6 +71,6 @@ class LabelStudioServer(ls_server.LabelStudioServer):
 
 
 def run_sync(*args: str, url: str, api_key: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    """scripts/sync_project.py as a user runs it, in the main venv, with the connection in the environment."""
+    """labelloop sync-project as a user runs it, in the main venv, with the connection in the environment."""
     env = {**os.environ, "LABEL_STUDIO_URL": url, "LABEL_STUDIO_API_KEY": api_key}
-    return warm.run([SYNC_SCRIPT, *args], cwd=ROOT, env=env, timeout=timeout)
+    return warm.run([*SYNC_SCRIPT, *args], cwd=ROOT, env=env, timeout=timeout)

@@ -1,6 +1,6 @@
 """`python ARGS` as a real child process, forked from a warm interpreter instead of started cold.
 
-A cold `python scripts/x.py` spends one to two seconds importing torch, transformers, sklearn, scipy and pandas
+A cold `python -m backend.cli x` spends one to two seconds importing torch, transformers, sklearn, scipy and pandas
 before the script does anything; the tests run a couple of hundred of them. `run` hands the command to a zygote: a
 `python` started once per test session that has imported those third-party packages (and nothing of backend/ or of
 the tests) and forks one child per command. The child is then set up as `python` would set up a new process: the
@@ -221,3 +221,8 @@ def run(
     forked from the warm zygote. args: a script and its arguments, or "-m", a module, ..., or "-c", code, ..."""
     args = [str(a) for a in args]
     return start().run(args, Path(cwd or os.getcwd()).resolve(), dict(os.environ if env is None else env), timeout)
+
+
+def labelloop(command: str) -> list[str]:
+    """`labelloop COMMAND` as python's arguments (for run() or subprocess), from the checkout's package."""
+    return ["-m", "backend.cli", command]

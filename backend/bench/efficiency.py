@@ -1,4 +1,4 @@
-"""How close serving comes to what this machine's matrix units allow (scripts/benchmark.py).
+"""How close serving comes to what this machine's matrix units allow (labelloop benchmark).
 
 The scorer is compute-bound on the decoder's matrix multiplications, so the ceiling for a sample is
 

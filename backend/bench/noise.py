@@ -1,4 +1,4 @@
-"""Label issues measured on planted noise (scripts/bench_label_issues.py).
+"""Label issues measured on planted noise (labelloop bench-label-issues).
 
 One run, per seed: draw `n` labeled reviews from the simulation's pool (the corpus labels are the truth), flip a
 fraction of them, judge the noisy labels as backend/quality/label_issues.py does (the served kind's out-of-fold
@@ -170,7 +170,7 @@ def team_run(inputs: Inputs, kind: str, n: int, seed: int) -> dict:
 
 
 def bench(inputs: Inputs, kind: str, n: int = 1000, rate: float = 0.1, seeds: Sequence[int] = range(3)) -> dict:
-    """Every noise mode and the team, over `seeds`: the results.json of scripts/bench_label_issues.py."""
+    """Every noise mode and the team, over `seeds`: the results.json of labelloop bench-label-issues."""
     if kind not in KIND_RECIPES:
         raise NoiseBenchError(f"unknown model kind {kind!r}; choose from {', '.join(KIND_RECIPES)}")
     if not 0 < rate < 1:

@@ -1,4 +1,4 @@
-"""The pool re-score against a real Label Studio, phase by phase (scripts/bench_rescore.py).
+"""The pool re-score against a real Label Studio, phase by phase (labelloop bench-rescore).
 
 A project with the sentiment config gets --tasks reviews from the corpus (backend/corpus.py), imported in bulk. A
 `Loop` (backend/loop/project_loop.py) runs in this process with a real predictor and re-scores the pool --runs times in a row in

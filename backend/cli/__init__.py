@@ -49,18 +49,6 @@ def check_writable_dir(path: Path) -> None:
         pass
 
 
-def old_name_note() -> None:
-    """Each command was its own console script (labelloop-finish) before `labelloop finish`: run by the old name, it
-    says so on stderr (stdout stays the command's) and runs as before, until the old names go in the next release."""
-    called = Path(sys.argv[0]).name
-    if called.startswith("labelloop-"):
-        print(
-            f'note: {called} is now "labelloop {called.removeprefix("labelloop-")}"; the old name goes in the next '
-            "release",
-            file=sys.stderr,
-        )
-
-
 def reporting_errors(
     run: Callable[[], int],
     expected: tuple[type[BaseException], ...] = (),

@@ -10,11 +10,11 @@ Exit codes: 0 done, 1 the --min-kappa gate failed, 2 the input could not be read
 The gate's verdict is one line on stderr, so with --format json stdout holds only the JSON object.
 
 examples:
-  python scripts/agreement.py export.json
-  python scripts/agreement.py export.json --config label_config/sentiment.xml --format json
-  python scripts/agreement.py export-min.json --from-name sentiment --labels Positive,Negative,Neutral
-  python scripts/agreement.py pilot.csv --min-kappa 0.8 --gate-on fleiss --disagreements adjudicate.csv
-  python scripts/agreement.py export.json --config label_config/review_facets.xml --from-name aspects
+  labelloop agreement export.json
+  labelloop agreement export.json --config label_config/sentiment.xml --format json
+  labelloop agreement export-min.json --from-name sentiment --labels Positive,Negative,Neutral
+  labelloop agreement pilot.csv --min-kappa 0.8 --gate-on fleiss --disagreements adjudicate.csv
+  labelloop agreement export.json --config label_config/review_facets.xml --from-name aspects
 
 A multi-label <Choices> (choice="multiple" in --config, or --multi-label) is read as the set of labels each
 annotator chose: Krippendorff's alpha with the MASI set distance, exact-set agreement, and per label Cohen's kappa
@@ -26,7 +26,7 @@ import json
 import sys
 from pathlib import Path
 
-from backend.cli import Parser, old_name_note, reporting_errors
+from backend.cli import Parser, reporting_errors
 from backend.labelstudio import schema as schemas
 from backend.labelstudio.export import ExportError, labels_from_config, load_export
 from backend.quality import agreement
@@ -107,7 +107,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    old_name_note()
     args = _parser().parse_args(argv)
     if args.bootstrap < 0:
         print("error: --bootstrap must be 0 or more", file=sys.stderr)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from backend.bench import engines as engine_bench
 from backend.bench import evaluation
-from backend.cli import Parser, old_name_note, reporting_errors
+from backend.cli import Parser, reporting_errors
 from backend.dev import llama
 from backend.dev.processes import free_port
 from backend.errors import LabelloopError
@@ -39,7 +39,6 @@ def names(value: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    old_name_note()
     parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--engines",

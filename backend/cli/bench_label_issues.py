@@ -3,7 +3,7 @@
 
 Per seed: 1,000 labeled items (--labels) from the simulation's pool, 10% of their labels flipped (uniformly, then
 class-conditionally: Positive/Negative -> Neutral more often, where the labels have a Neutral), judged as
-scripts/label_issues.py judges a project (the served kind's out-of-fold probabilities with the LLM's, cleanlab).
+labelloop label-issues judges a project (the served kind's out-of-fold probabilities with the LLM's, cleanlab).
 Reports the flags' precision, recall and F1 against the flips, and the served kind's macro-F1 on the test split
 trained on the clean, the noisy and the cleaned labels (flagged dropped). Then a simulated team of three (two careful
 annotators, one careless): CROWDLAB's annotator qualities and consensus against majority vote.
@@ -11,11 +11,11 @@ Logic: backend/bench/noise.py.
 
 Seeds start at --first-seed (default 3): seeds 0-2 chose the filter and the probabilities, so they are not reused.
 Writes OUT/results.json and prints a table. The LLM's outputs are cached in --cache-dir (shared with
-scripts/compare_strategies.py), so a second run takes about a minute.
+labelloop compare-strategies), so a second run takes about a minute.
 
 Examples:
-  python scripts/bench_label_issues.py --seeds 5 --out artifacts/label_issues
-  python scripts/bench_label_issues.py --data pilot.csv --config label_config/sentiment.xml \
+  labelloop bench-label-issues --seeds 5 --out artifacts/label_issues
+  labelloop bench-label-issues --data pilot.csv --config label_config/sentiment.xml \
       --guidelines guidelines/sentiment.md --pool 600 --labels 500 --test-size 200 --out /tmp/issues-pilot
 """
 
@@ -30,7 +30,7 @@ from pathlib import Path
 from backend.bench import evaluation, simulation
 from backend.bench import noise as noise_bench
 from backend.bench.datasets import DataError
-from backend.cli import Parser, add_data_arguments, data_source, fraction, old_name_note, positive_int, reporting_errors
+from backend.cli import Parser, add_data_arguments, data_source, fraction, positive_int, reporting_errors
 from backend.errors import LabelloopError
 from backend.files import write_json
 from backend.paths import ROOT
@@ -78,7 +78,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
-    old_name_note()
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     return reporting_errors(lambda: run(args), status=2)  # its errors have always exited 2, the model's too

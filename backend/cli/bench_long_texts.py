@@ -7,7 +7,7 @@ macro-F1 against the corpus labels, the agreement with the uncut answers, and re
 this run; writes the figures to --out as JSON.
 
 Example:
-  python scripts/bench_long_texts.py --model embedded --n 200 --cuts 32,64,96,128,256,512
+  labelloop bench-long-texts --model embedded --n 200 --cuts 32,64,96,128,256,512
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from backend import corpus
 from backend.bench import evaluation
-from backend.cli import Parser, old_name_note, reporting_errors
+from backend.cli import Parser, reporting_errors
 from backend.labelstudio import schema
 from backend.paths import DEMO_CONFIG, ROOT
 from backend.serving.service import load_predictor
@@ -29,7 +29,6 @@ from backend.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
-    old_name_note()
     parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="embedded", help="LLM_MODEL (default %(default)s)")
     parser.add_argument("--n", type=int, default=200, help="longest texts to score (default %(default)s)")

@@ -20,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
-from backend.cli import Parser, old_name_note, positive_int, reporting_errors
+from backend.cli import Parser, positive_int, reporting_errors
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,7 +52,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    old_name_note()
     args = build_parser().parse_args(argv)
     return reporting_errors(lambda: run(args))
 

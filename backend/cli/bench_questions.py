@@ -7,7 +7,7 @@ after N labels is the loop's own model fitted on N training items of that questi
 writes everything to --out as JSON.
 
 Example:
-  python scripts/bench_questions.py --model embedded --labels 50,100,500
+  labelloop bench-questions --model embedded --labels 50,100,500
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from backend.bench import questions
-from backend.cli import Parser, load_model, names, old_name_note, positive_int, reporting_errors
+from backend.cli import Parser, load_model, names, positive_int, reporting_errors
 from backend.labelstudio import schema as schemas
 from backend.paths import ROOT
 from backend.settings import Settings
@@ -30,7 +30,6 @@ FACETS_SAMPLE = ROOT / "guidelines" / "samples" / "review_facets.jsonl"
 
 
 def main(argv: list[str] | None = None) -> int:
-    old_name_note()
     parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="embedded", help="LLM_MODEL (default %(default)s)")
     parser.add_argument("--config", type=Path, default=FACETS_CONFIG, help="labeling config (default %(default)s)")

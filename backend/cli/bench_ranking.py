@@ -8,8 +8,8 @@ the mean cosine distance to the nearest labeled task (high = novel tasks chosen)
 for 100,000 tasks.
 
 examples:
-  python scripts/bench_ranking.py
-  python scripts/bench_ranking.py --n 20000 --k 200 --diversity-k 200
+  labelloop bench-ranking
+  labelloop bench-ranking --n 20000 --k 200 --diversity-k 200
 """
 
 import argparse
@@ -18,12 +18,11 @@ import time
 
 import numpy as np
 
-from backend.cli import Parser, old_name_note, reporting_errors
+from backend.cli import Parser, reporting_errors
 from backend.ranking import strategies
 
 
 def main(argv: list[str] | None = None) -> int:
-    old_name_note()
     ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=100_000, help="tasks in the pool (default 100000)")
     ap.add_argument("--labels", type=int, default=3, help="labels (default 3)")

@@ -20,10 +20,10 @@ its feature flag fflag_fix_back_4620_memory_efficient_predictions_import_0801202
 command's environment reaches the Label Studio it starts (and is printed), so both can be measured.
 
 examples:
-  python scripts/bench_rescore.py --out artifacts/bench_rescore.json
-  python scripts/bench_rescore.py --tasks 2000 --runs 3 --chunk 1000 --database postgresql
-  python scripts/bench_rescore.py --ls-url http://localhost:8080 --api-key "$LABEL_STUDIO_API_KEY"
-  fflag_fix_back_4620_memory_efficient_predictions_import_08012025_short=true python scripts/bench_rescore.py
+  labelloop bench-rescore --out artifacts/bench_rescore.json
+  labelloop bench-rescore --tasks 2000 --runs 3 --chunk 1000 --database postgresql
+  labelloop bench-rescore --ls-url http://localhost:8080 --api-key "$LABEL_STUDIO_API_KEY"
+  fflag_fix_back_4620_memory_efficient_predictions_import_08012025_short=true labelloop bench-rescore
 """
 
 import argparse
@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Sequence
 
 from backend.bench import rescore as rescore_bench
-from backend.cli import Parser, old_name_note, positive_int, reporting_errors
+from backend.cli import Parser, positive_int, reporting_errors
 from backend.paths import DEMO_CONFIG, DEMO_GUIDELINES
 
 
@@ -133,7 +133,6 @@ def started_here(database: str, options: dict, progress: bool) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    old_name_note()
     ap = build_parser()
     args = ap.parse_args(argv)
     if bool(args.ls_url) != bool(args.api_key):

@@ -8,8 +8,8 @@ cross-validate the candidate, compare it with the serving model, fit and save. T
 after an annotation event (the run re-reads only the tasks named by events since the last run).
 
 examples:
-  python scripts/bench_retrain.py
-  python scripts/bench_retrain.py --labels 300 --runs 3
+  labelloop bench-retrain
+  labelloop bench-retrain --labels 300 --runs 3
 """
 
 import argparse
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from backend import corpus
-from backend.cli import Parser, old_name_note, reporting_errors
+from backend.cli import Parser, reporting_errors
 from backend.dev import labelstudio as ls_server
 from backend.dev.processes import free_port
 from backend.guidelines import DEFAULT_GUIDELINES as GUIDELINES
@@ -41,7 +41,6 @@ def _positive(value: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    old_name_note()
     ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--labels", type=_positive, default=1000, help="labeled tasks (default 1000)")
     ap.add_argument("--runs", type=_positive, default=5, help="timed runs after the warm-up (default 5)")

@@ -13,15 +13,15 @@ In one run, on this machine, for each model of --models (default: the 0.5B and t
      Python, tokenising; measured under torch's profiler);
   3. accuracy, macro-F1, Cohen's κ, Positive-vs-Negative accuracy (where those are labels) and per-label F1 on the
      fixed stratified test sample without calibration, with contextual calibration and with the fitted one
-     (scripts/calibrate.py, which fits one on a team's file too);
+     (labelloop calibrate, which fits one on a team's file too);
   4. the loop's learning curve: the served kind (the model's hidden state + its probabilities) after 100 and 500
      random labels from a pool disjoint from the test sample (mean of 3 draws);
 and, for the first model, the same prompt answering in free text one task at a time (the ratio to /predict).
 Figures are printed as a table and written to --out as JSON.
 
 examples:
-  python scripts/benchmark.py --models embedded
-  python scripts/benchmark.py --models embedded --data team_labels.csv --config label_config/sentiment.xml \\
+  labelloop benchmark --models embedded
+  labelloop benchmark --models embedded --data team_labels.csv --config label_config/sentiment.xml \\
       --guidelines guidelines/sentiment.md --test-size 200 --pool 300
 """
 
@@ -40,7 +40,7 @@ from tqdm import tqdm
 from backend import corpus
 from backend.bench import efficiency, evaluation, simulation
 from backend.bench.datasets import DataError
-from backend.cli import Parser, add_data_arguments, data_source, old_name_note, positive_int, reporting_errors
+from backend.cli import Parser, add_data_arguments, data_source, positive_int, reporting_errors
 from backend.corpus import CorpusError
 from backend.dev import processes
 from backend.labelstudio import schema
@@ -241,7 +241,6 @@ def print_tables(results: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    old_name_note()
     parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--models",

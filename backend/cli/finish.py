@@ -18,11 +18,11 @@ Gold and synthetic tasks are listed but never labeled by the model. Label Studio
 with LABEL_STUDIO_API_KEY; the model as the backend loads it (LLM_MODEL, DATA_DIR for its caches, ...). Without
 --apply nothing in Label Studio changes. A typical round:
 
-  scripts/finish.py --project 3 --out finished.json            # the plan: the audit's size and the region
-  scripts/finish.py --project 3 --out finished.json --apply    # keep the plan: the "Finish audit" tab
+  labelloop finish --project 3 --out finished.json            # the plan: the audit's size and the region
+  labelloop finish --project 3 --out finished.json --apply    # keep the plan: the "Finish audit" tab
   ... people label the tab's tasks ...
-  scripts/finish.py --project 3 --out finished.json --apply    # test, and write the model's labels
-  scripts/finish.py --project 3 --undo                         # take them all back, and the tab
+  labelloop finish --project 3 --out finished.json --apply    # test, and write the model's labels
+  labelloop finish --project 3 --undo                         # take them all back, and the tab
 
 The file (JSON): "tasks" (every task once: id, source "human" | "model" | "needs_person" | "audit" | "gold" |
 "synthetic" | "unreadable", label; the model's probability for model, needs_person and audit rows, and its guess
@@ -55,7 +55,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from backend.cli import Parser, fraction, load_model, old_name_note, reporting_errors
+from backend.cli import Parser, fraction, load_model, reporting_errors
 from backend.files import write_json
 from backend.labelstudio.client import connect
 from backend.settings import Settings
@@ -241,7 +241,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    old_name_note()
     args = build_parser().parse_args(argv)
     if not args.undo and args.out is None:
         print("error: --out FILE is required (where the finished dataset goes) (see --help)", file=sys.stderr)

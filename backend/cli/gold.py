@@ -9,10 +9,10 @@
 Exit code 2 and one "error:" line on stderr for bad input (missing file, invalid JSON, bad rate).
 
 examples:
-  python scripts/gold.py inject batch.json --out batch_with_gold.json
-  python scripts/gold.py inject reviews.csv --gold my_gold.csv --rate 3/40 --seed 7 --out import.json
-  python scripts/gold.py drift export.json
-  python scripts/gold.py drift export.json --window 10 --threshold 0.8 --format json --plot drift.png
+  labelloop gold inject batch.json --out batch_with_gold.json
+  labelloop gold inject reviews.csv --gold my_gold.csv --rate 3/40 --seed 7 --out import.json
+  labelloop gold drift export.json
+  labelloop gold drift export.json --window 10 --threshold 0.8 --format json --plot drift.png
 """
 
 import argparse
@@ -20,7 +20,7 @@ import json
 import sys
 from pathlib import Path
 
-from backend.cli import Parser, old_name_note, reporting_errors
+from backend.cli import Parser, reporting_errors
 from backend.labelstudio import schema as schemas
 from backend.labelstudio import task_files
 from backend.labelstudio.export import labels_from_config
@@ -111,8 +111,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Mix gold tasks into TASKS_FILE and write a JSON list ready for Label Studio import. Original "
         "tasks keep their order; K gold tasks go to seeded random positions in every block of N.\n\n"
         "examples:\n"
-        "  python scripts/gold.py inject batch.json --out batch_with_gold.json\n"
-        "  python scripts/gold.py inject reviews.csv --rate 3/40 --seed 7 --out import.json",
+        "  labelloop gold inject batch.json --out batch_with_gold.json\n"
+        "  labelloop gold inject reviews.csv --rate 3/40 --seed 7 --out import.json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     inject.add_argument(
@@ -142,8 +142,8 @@ def _parser() -> argparse.ArgumentParser:
     report = commands.add_parser(
         "drift",
         help="per-annotator accuracy on gold over time; exit 1 if anyone is flagged",
-        description=drift.__doc__ + "\nexamples:\n  python scripts/gold.py drift export.json\n"
-        "  python scripts/gold.py drift export.json --format json --plot drift.png",
+        description=drift.__doc__ + "\nexamples:\n  labelloop gold drift export.json\n"
+        "  labelloop gold drift export.json --format json --plot drift.png",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     report.add_argument("export", type=Path, metavar="EXPORT", help="the Label Studio JSON export, e.g. export.json")
@@ -185,7 +185,7 @@ def _parser() -> argparse.ArgumentParser:
         "--label-issues",
         type=Path,
         metavar="FILE.json",
-        help="join each annotator's rate of flagged labels from scripts/label_issues.py --format json "
+        help="join each annotator's rate of flagged labels from labelloop label-issues --format json "
         "(table column, JSON rows' label_issues, a panel of the plot)",
     )
 
@@ -224,7 +224,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    old_name_note()
     args = _parser().parse_args(argv)
     return reporting_errors(lambda: args.run(args), status=2)
 

@@ -7,9 +7,9 @@ labels are issues, and the probability of the given label is its quality (lower:
 are judged against their known answer; synthetic tasks and the labels the model wrote (finish --apply) are left
 out. Each issue names the task, its text, the given and the suggested label, the quality and the annotators.
 
-  scripts/label_issues.py export.json --config label_config/sentiment.xml             # a table
-  scripts/label_issues.py export.json --config label_config/sentiment.xml --format json
-  scripts/label_issues.py --project 3 --review                                        # and a tab in Label Studio
+  labelloop label-issues export.json --config label_config/sentiment.xml             # a table
+  labelloop label-issues export.json --config label_config/sentiment.xml --format json
+  labelloop label-issues --project 3 --review                                        # and a tab in Label Studio
 
 With --project the export is read through the API (LABEL_STUDIO_URL, LABEL_STUDIO_API_KEY) and the project's own
 labeling config is used. --review makes or refreshes the project's "Label issues" tab, holding exactly the
@@ -43,7 +43,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from backend.cli import Parser, load_model, old_name_note, reporting_errors
+from backend.cli import Parser, load_model, reporting_errors
 from backend.errors import LabelloopError
 from backend.labelstudio import schema as schemas
 from backend.labelstudio.client import connect
@@ -297,7 +297,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    old_name_note()
     args = build_parser().parse_args(argv)
     # UsageError is raised by the run too: a config or export that cannot be read
     return reporting_errors(lambda: check(args) or run(args), usage=(UsageError,))

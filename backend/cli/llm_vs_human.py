@@ -5,8 +5,8 @@ Two sources of human labels:
   otherwise       the Rotten Tomatoes corpus, whose labels stand in for the humans, on a 50-review pilot and a
                   larger stratified sample (--sample), both disjoint from the calibration sample.
 Examples:
-  python scripts/llm_vs_human.py
-  python scripts/llm_vs_human.py --export pilot.json --variants few-shot,minimal --format json
+  labelloop llm-vs-human
+  labelloop llm-vs-human --export pilot.json --variants few-shot,minimal --format json
 """
 
 import argparse
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from backend import corpus, guidelines
 from backend.bench import evaluation
-from backend.cli import Parser, old_name_note, reporting_errors
+from backend.cli import Parser, reporting_errors
 from backend.corpus import LABELS
 from backend.labelstudio.export import Item, load_export
 from backend.llm import weights as models
@@ -46,7 +46,6 @@ def samples(args) -> dict[str, tuple[list[Item], list]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    old_name_note()
     parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--export", type=Path, help="Label Studio JSON export with human annotations")
     parser.add_argument(

@@ -6,9 +6,9 @@ Studio's 100 s predict timeout and the worker's memory over the run; --plot writ
 Exit 1 if any request failed (5xx or no answer) or an answer came after 100 s.
 
 examples:
-  python scripts/load_test.py                       # 16 clients, 60 s
-  python scripts/load_test.py --clients 4 --seconds 20 --plot load.png
-  python scripts/load_test.py --url http://127.0.0.1:9090
+  labelloop load-test                       # 16 clients, 60 s
+  labelloop load-test --clients 4 --seconds 20 --plot load.png
+  labelloop load-test --url http://127.0.0.1:9090
 """
 
 import argparse
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from backend.bench import load as load_test
-from backend.cli import Parser, old_name_note, reporting_errors
+from backend.cli import Parser, reporting_errors
 from backend.dev.demo import BackendProcess
 from backend.dev.processes import free_port, worker_pids
 
@@ -36,7 +36,6 @@ def _positive(kind):
 
 
 def main(argv: list[str] | None = None) -> int:
-    old_name_note()
     ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--url", help="a running backend (default: start one)")
     ap.add_argument("--clients", type=_positive(int), default=16, help="concurrent clients (default 16)")

@@ -6,7 +6,7 @@ of the set (a small test split is held out as well, which this simulation never 
 Per strategy and seed: people label a random seed set, then batches in the strategy's order; after each batch the
 served model is refit and the pool re-routed by the out-of-fold threshold (backend/loop/routing.py). The loop stops
 when nothing is left below it, or when the human cost of finishing (labels so far + items below it) has not dropped
-for --patience batches. Then the finish is audited, as scripts/finish.py does it (--evidence audit): the labels so
+for --patience batches. Then the finish is audited, as labelloop finish does it (--evidence audit): the labels so
 far plan a region and an audit size, people label that many items drawn at random from the region, a fixed-sequence
 test on them chooses the threshold, the model labels the rest of the region above it and people everything else.
 `promise_kept` is the share of runs whose model-labeled part is in truth at or above --target. The same loop with
@@ -19,10 +19,10 @@ OUT/finish.png (human labels against the finished dataset's accuracy), and print
 cached in --cache-dir, so a second run only simulates.
 
 Examples:
-  python scripts/simulate_finish.py --data pilot.csv --config label_config/sentiment.xml \
+  labelloop simulate-finish --data pilot.csv --config label_config/sentiment.xml \
       --guidelines guidelines/sentiment.md --pool 400 --seeds 3 --target 0.95 --out /tmp/finish-pilot
-  python scripts/simulate_finish.py --pool 3000 --seeds 3 --target 0.95 --out artifacts/finish
-  python scripts/simulate_finish.py --pool 500 --seeds 1 --strategies margin --out /tmp/finish
+  labelloop simulate-finish --pool 3000 --seeds 3 --target 0.95 --out artifacts/finish
+  labelloop simulate-finish --pool 500 --seeds 1 --strategies margin --out /tmp/finish
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ from backend.cli import (
     data_source,
     fraction,
     names,
-    old_name_note,
     positive_int,
     reporting_errors,
 )
@@ -101,7 +100,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         default="audit",
         help="labels that choose the threshold: audit (at the finish, a random sample of the tasks "
         "the model proposes to label, tested in a fixed sequence: a promise valid under any "
-        "ranking, as scripts/finish.py), all (every label's out-of-fold answer: the earlier "
+        "ranking, as labelloop finish), all (every label's out-of-fold answer: the earlier "
         "rule, for comparison), or seed (the random seed set's only) (default %(default)s)",
     )
     parser.add_argument("--no-baseline", action="store_true", help="skip the LLM-alone baseline")
@@ -139,7 +138,6 @@ def check(args: argparse.Namespace) -> None:
 
 
 def main(argv=None) -> int:
-    old_name_note()
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     return reporting_errors(lambda: run(args), status=2)  # its errors have always exited 2, the model's too

@@ -25,7 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from backend.bench import form_corpora, question_loop, questions
-from backend.cli import Parser, check_writable_dir, load_model, names, old_name_note, positive_int, reporting_errors
+from backend.cli import Parser, check_writable_dir, load_model, names, positive_int, reporting_errors
 from backend.files import write_json
 from backend.labelstudio import schema as schemas
 from backend.paths import ROOT
@@ -165,7 +165,6 @@ def _print(result: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    old_name_note()
     args = parse_args(argv)
     return reporting_errors(lambda: run(args), expected=(OSError, ValueError))
 

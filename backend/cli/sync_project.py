@@ -4,10 +4,10 @@ Label Studio is reached at LABEL_STUDIO_URL with LABEL_STUDIO_API_KEY (a Persona
 Account & Settings, or a legacy token where the organization allows them). Every subcommand can be run again
 safely. A typical first run:
 
-  scripts/sync_project.py project --title "Movie reviews"          # prints the project id, e.g. 3
-  scripts/sync_project.py import --project 3 reviews.csv
-  scripts/sync_project.py connect --project 3 --backend-url http://localhost:9090
-  scripts/sync_project.py export --project 3 --out labels.json
+  labelloop sync-project project --title "Movie reviews"          # prints the project id, e.g. 3
+  labelloop sync-project import --project 3 reviews.csv
+  labelloop sync-project connect --project 3 --backend-url http://localhost:9090
+  labelloop sync-project export --project 3 --out labels.json
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from backend.cli import old_name_note, reporting_errors
+from backend.cli import reporting_errors
 from backend.labelstudio import sync, task_files
 from backend.labelstudio.client import connect
 from backend.paths import DEMO_CONFIG, DEMO_GUIDELINES
@@ -198,7 +198,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    old_name_note()
     args = build_parser().parse_args(argv)
     return reporting_errors(lambda: args.func(args))
 

@@ -11,12 +11,12 @@ Bad input exits 2 with one "error:" line. The model is the backend's (LLM_MODEL,
 0.5B-Instruct); Label Studio is reached at LABEL_STUDIO_URL with LABEL_STUDIO_API_KEY.
 
 examples:
-  python scripts/synthetic.py sample --size 150 --out real.csv
-  python scripts/synthetic.py generate --real real.csv --out candidates.jsonl --mix conditional=20,minority=40
-  python scripts/synthetic.py filter candidates.jsonl --real real.csv --out filtered.jsonl
-  python scripts/synthetic.py report filtered.jsonl --real real.csv --kinds classifier,blend --plot synthetic.png
-  python scripts/synthetic.py import filtered.jsonl --title "Movie reviews: synthetic review"
-  python scripts/synthetic.py review export.json
+  labelloop synthetic sample --size 150 --out real.csv
+  labelloop synthetic generate --real real.csv --out candidates.jsonl --mix conditional=20,minority=40
+  labelloop synthetic filter candidates.jsonl --real real.csv --out filtered.jsonl
+  labelloop synthetic report filtered.jsonl --real real.csv --kinds classifier,blend --plot synthetic.png
+  labelloop synthetic import filtered.jsonl --title "Movie reviews: synthetic review"
+  labelloop synthetic review export.json
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from backend.cli import Parser, old_name_note, reporting_errors
+from backend.cli import Parser, reporting_errors
 from backend.files import write_atomically
 from backend.paths import DEMO_CONFIG
 from backend.synthetic import generate as syn
@@ -324,7 +324,7 @@ def _parser() -> argparse.ArgumentParser:
         "write a small real labeled sample of the corpus",
         "A stratified sample of the Rotten Tomatoes corpus (text,label CSV), disjoint from the fixed test "
         "and calibration splits, to stand in for a project's first annotations.\n\n"
-        "example:\n  python scripts/synthetic.py sample --size 150 --seed 0 --out real.csv",
+        "example:\n  labelloop synthetic sample --size 150 --seed 0 --out real.csv",
     )
     sample.add_argument("--size", type=int, default=150, help="texts, e.g. --size 200 (default %(default)s)")
     sample.add_argument("--seed", type=int, default=0, help="sampling seed (default %(default)s)")
@@ -340,8 +340,8 @@ def _parser() -> argparse.ArgumentParser:
         "generate",
         "write candidates with the Qwen model (resumable)",
         syn.__doc__ + "\nexamples:\n"
-        "  python scripts/synthetic.py generate --real real.csv --out candidates.jsonl\n"
-        "  python scripts/synthetic.py generate --real export.json --out c.jsonl --mix minority=60 "
+        "  labelloop synthetic generate --real real.csv --out candidates.jsonl\n"
+        "  labelloop synthetic generate --real export.json --out c.jsonl --mix minority=60 "
         "--max-minutes 10",
     )
     gen.add_argument("--real", type=Path, required=True, metavar="FILE", help=real_help)
@@ -385,8 +385,7 @@ def _parser() -> argparse.ArgumentParser:
     filt = command(
         "filter",
         "keep the good candidates; every rejection says why",
-        FILTER_HELP + "\nexample:\n"
-        "  python scripts/synthetic.py filter candidates.jsonl --real real.csv --out filtered.jsonl",
+        FILTER_HELP + "\nexample:\n  labelloop synthetic filter candidates.jsonl --real real.csv --out filtered.jsonl",
     )
     filt.add_argument("candidates", type=Path, metavar="CANDIDATES.jsonl", help="the output of generate")
     filt.add_argument("--real", type=Path, required=True, metavar="FILE", help=real_help)
@@ -439,7 +438,7 @@ def _parser() -> argparse.ArgumentParser:
         "report",
         "intrinsic and extrinsic report of a filtered set",
         REPORT_HELP + "\nexample:\n"
-        "  python scripts/synthetic.py report filtered.jsonl --real real.csv --kinds classifier,blend "
+        "  labelloop synthetic report filtered.jsonl --real real.csv --kinds classifier,blend "
         "--resamples 4 --json report.json --plot synthetic.png",
     )
     rep.add_argument("filtered", type=Path, metavar="FILTERED.jsonl", help="the output of filter")
@@ -486,7 +485,7 @@ def _parser() -> argparse.ArgumentParser:
         "verify instead of writing. Label Studio pre-fills only predictions of the project's model_version: "
         "import into a project of their own (--title) to see the intended labels. Running it again imports "
         "nothing twice.\n\nexample:\n"
-        '  python scripts/synthetic.py import filtered.jsonl --title "Movie reviews: synthetic review"',
+        '  labelloop synthetic import filtered.jsonl --title "Movie reviews: synthetic review"',
     )
     imp.add_argument("filtered", type=Path, metavar="FILTERED.jsonl", help="the output of filter")
     where = imp.add_mutually_exclusive_group(required=True)
@@ -508,7 +507,7 @@ def _parser() -> argparse.ArgumentParser:
         "Reads a Label Studio JSON export. A reviewed synthetic task is accepted when its label (resolved "
         "as training resolves labels) is the intended one, edited when annotators chose another, rejected "
         "when every annotation was skipped (cancelled). Non-synthetic tasks are ignored.\n\nexample:\n"
-        "  python scripts/synthetic.py review export.json --format json",
+        "  labelloop synthetic review export.json --format json",
     )
     rev.add_argument("export", type=Path, metavar="EXPORT.json", help="a Label Studio JSON export")
     rev.add_argument("--format", choices=("table", "json"), default="table", help="default %(default)s")
@@ -517,7 +516,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    old_name_note()
     args = _parser().parse_args(argv)
     return reporting_errors(lambda: args.run(args), status=2)  # its errors have always exited 2
 

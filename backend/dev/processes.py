@@ -2,7 +2,7 @@
 runs it, on 127.0.0.1 and a free port, waited for on /health and stopped cleanly, and what /proc says of its memory.
 
 One home for these so that the command, the environment and the meaning of "ready" cannot drift apart between the
-demo (backend/dev/demo.py), the benchmarks (backend/bench/engines.py, load.py, scripts/) and the tests. Label
+demo (backend/dev/demo.py), the benchmarks (backend/bench/engines.py, load.py, the commands) and the tests. Label
 Studio and llama.cpp's server start with commands of their own (backend/dev/labelstudio.py, llama.py) but stop
 through stop() here. Memory is read from /proc, so those two readers are Linux-only, as the benchmarks are.
 """

@@ -1,7 +1,7 @@
 """Reading a Label Studio export (JSON, JSON-MIN or CSV) into one label per annotator per task.
 
 Every report on people's labels starts here (agreement, label issues): each annotator's latest non-cancelled
-annotation on each task; predictions, the model's own labels (scripts/finish.py --apply) and synthetic tasks left
+annotation on each task; predictions, the model's own labels (labelloop finish --apply) and synthetic tasks left
 out and counted, with a note per count.
 """
 
@@ -153,7 +153,7 @@ class _Task:
     synthetic: bool
     votes: list[_Vote]
     predictions: int = 0
-    model_annotations: int = 0  # labels the model wrote (scripts/finish.py --apply): not an annotator's
+    model_annotations: int = 0  # labels the model wrote (labelloop finish --apply): not an annotator's
 
 
 def labels_from_config(path: str | Path, from_name: str | None = None) -> tuple[str, list[str]]:

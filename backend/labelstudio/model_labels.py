@@ -1,4 +1,4 @@
-"""Annotations the model wrote into Label Studio (scripts/finish.py --apply), and how every reader tells them apart.
+"""Annotations the model wrote into Label Studio (labelloop finish --apply), and how every reader tells them apart.
 
 The mark: `import_id` equal to MARK. Label Studio 1.23.2 stores `import_id` with every annotation (an indexed
 integer meant for "the annotation's id before an import"), accepts it when an annotation is created through the API

@@ -1,5 +1,5 @@
 """The flagged labels back in Label Studio: a Data Manager tab holding exactly the flagged tasks, and what a reviewer
-did with them (scripts/label_issues.py --project ID --review).
+did with them (labelloop label-issues --project ID --review).
 
 The tab ("Label issues") filters on the flagged task ids; a reviewer opens it, and for each task either changes
 the label (relabeled: judged again next time like any label) or saves it unchanged (confirmed: not flagged again

@@ -95,7 +95,7 @@ class FetchStats:
     cancelled: every annotation of the task was cancelled (skipped). unusable: the text is missing, or no
     annotation names a label of the config. conflicts: labeled tasks whose annotators disagreed (a subset of
     the labeled ones, resolved by the rule in `resolve`). model: every annotation of the task is the model's
-    (backend/labelstudio/model_labels.py: written by scripts/finish.py --apply, never a human label).
+    (backend/labelstudio/model_labels.py: written by labelloop finish --apply, never a human label).
     """
 
     tasks: int = 0

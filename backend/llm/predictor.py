@@ -318,7 +318,7 @@ class Predictor:
             if self.calibration == "fitted":
                 raise cal.CalibrationError(
                     f"no fitted calibration in {self.calibration_dir}/forms for this model, prompt and questions "
-                    "(run scripts/calibrate.py --sample)"
+                    "(run labelloop calibrate --sample)"
                 )
         elif self.calibration not in ("none", "contextual", *POOL_METHODS):
             calibrations, _, _ = cal.load_form(self.calibration)
@@ -365,7 +365,7 @@ class Predictor:
             if method == "fitted":
                 raise cal.CalibrationError(
                     f"no fitted calibration in {self.calibration_dir} for this model, prompt and labels "
-                    "(run scripts/calibrate.py)"
+                    "(run labelloop calibrate)"
                 )
         if method in POOL_METHODS and pool is not None:
             return pool

@@ -1,5 +1,5 @@
 """Finishing a project's dataset: people's labels where they gave one, the model's where it is sure enough to meet
-an accuracy target with a stated confidence, and the list of tasks that still need a person (scripts/finish.py).
+an accuracy target with a stated confidence, and the list of tasks that still need a person (labelloop finish).
 
 The model is the one the backend would train now (backend/loop/project_loop.py): a blend of the LLM's hidden state
 and its calibrated probabilities (backend/learning/classifier.py), fitted on the project's human labels (gold and
@@ -330,7 +330,7 @@ def build(
     progress: bool = False,
     new_audit: bool = False,
 ) -> dict:
-    """The finished dataset of the project, as written to the output file (see scripts/finish.py --help); with
+    """The finished dataset of the project, as written to the output file (see labelloop finish --help); with
     `new_audit`, planned afresh from every human label as if the project had no audit yet."""
     check_target(target, level)
     project, config = project_schema(client, project_id)

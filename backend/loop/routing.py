@@ -2,7 +2,7 @@
 
 The model labels a task when its top probability reaches a threshold. Two ways to choose it live here:
 
-- The promise (scripts/finish.py): an audit. The labels so far only plan it (plan_audit: a region of open tasks
+- The promise (labelloop finish): an audit. The labels so far only plan it (plan_audit: a region of open tasks
   above a confidence floor, and a sample size); people label a sample drawn at random from the region; the
   thresholds are tested on that sample in a fixed sequence (audit_threshold, fixed_sequence: Learn then Test), each
   at the full level with an exact Clopper-Pearson bound. Valid whatever order people labeled in: the argument is
@@ -258,7 +258,7 @@ def pool_coverage(probs: np.ndarray, task_ids, records: list[dict], serving: str
     `probs`: the serving model's probabilities for the pool (task_ids, same order); `records`: the project's
     training records, oldest first (ModelStore.versions()); `serving`: the promoted version that serves, None when
     the LLM serves alone (then the newest run's measurement of the LLM counts); `labeled`: task ids that already
-    have a human label, left out of the count. scripts/finish.py computes the same afresh from every label."""
+    have a human label, left out of the count. labelloop finish computes the same afresh from every label."""
     rule = None
     for record in reversed(records or []):
         noted = record.get("routing")

@@ -12,7 +12,7 @@ A multi-label question (choice="multiple") is reduced to the set of labels each 
 Krippendorff's α with the MASI set distance over the sets, exact-set agreement, and per label (chosen or not)
 Cohen's κ per pair, Fleiss' κ and α.
 
-scripts/agreement.py is the command-line front end.
+labelloop agreement is the command-line front end.
 """
 
 from __future__ import annotations

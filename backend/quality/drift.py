@@ -17,7 +17,7 @@ An annotator is flagged when any of these holds (comparisons on values rounded t
 Cancelled annotations, synthetic tasks (data.synthetic or meta.synthetic) and non-gold tasks are ignored; an
 annotator's latest annotation of a task wins. Annotators without any gold answer are listed with a note and are
 never flagged. The full JSON export is needed: JSON-MIN and CSV lose what this needs per annotation.
-scripts/gold.py drift is the command-line front end.
+labelloop gold drift is the command-line front end.
 """
 
 from __future__ import annotations
@@ -306,7 +306,7 @@ def drift_report(
         notes.append(f"{undated} gold answer(s) without created_at: ordered by their place in the export")
     if not counts["gold_tasks"]:
         notes.append(
-            "no gold task found in the export: were the gold tasks injected (scripts/gold.py inject) and "
+            "no gold task found in the export: were the gold tasks injected (labelloop gold inject) and "
             "is this the same gold file?"
         )
     return {
@@ -365,7 +365,7 @@ def annotators_on_gold(
 
 
 def join_label_issues(report: dict[str, Any], issues_path: str | Path) -> dict[str, Any]:
-    """Add each annotator's rate of flagged labels (scripts/label_issues.py --format json) to the report: under
+    """Add each annotator's rate of flagged labels (labelloop label-issues --format json) to the report: under
     "label_issues" per row (labels judged, flagged, rate), and annotators found only there as rows without gold."""
     path = Path(issues_path)
     try:
@@ -376,7 +376,7 @@ def join_label_issues(report: dict[str, Any], issues_path: str | Path) -> dict[s
         raise GoldError(f"{path} is not valid JSON ({exc})") from None
     rates = issues.get("annotators") if isinstance(issues, dict) else None
     if not isinstance(rates, list) or not all(isinstance(r, dict) and "annotator" in r for r in rates):
-        raise GoldError(f"{path} is not the JSON of scripts/label_issues.py --format json (no annotators list)")
+        raise GoldError(f"{path} is not the JSON of labelloop label-issues --format json (no annotators list)")
     by_name = {
         str(r["annotator"]): {
             "labels": int(r.get("labels", 0)),
@@ -496,7 +496,7 @@ def plot_drift(report: dict[str, Any], path: str | Path) -> Path:
             li = row["label_issues"]
             bars.text(rates[y], y, f" {li['flagged']} of {li['labels']}", va="center", fontsize=9)
         bars.invert_yaxis()
-        bars.set_xlabel("labels flagged as likely wrong by scripts/label_issues.py (%)")
+        bars.set_xlabel("labels flagged as likely wrong by labelloop label-issues (%)")
         bars.set_title("Flagged labels per annotator (red: flagged on gold)")
         bars.grid(True, axis="x", alpha=0.3)
     colors = [f"C{i}" for i in range(10)]

@@ -18,7 +18,7 @@ Measured with the packaged Qwen2.5-Coder-0.5B: its Yes/No answers follow the rev
 question (Spearman 0.73-0.77 with its own P(Positive) on a 1,500-review pool, for all three variants; clear
 positive reviews are judged more "difficult" than mixed ones). Questions after the review, few-shot examples,
 a negated twin question and a control question were tried on a held-out sample; none removed the bias. In the
-simulated loop (scripts/compare_strategies.py) the judged strategies need 2-2.5x random sampling's labels.
+simulated loop (labelloop compare-strategies) the judged strategies need 2-2.5x random sampling's labels.
 """
 
 from __future__ import annotations

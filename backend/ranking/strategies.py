@@ -52,7 +52,7 @@ Design choices
 * `committee` is query-by-committee with the LLM as the second member, next to the model's own uncertainty: a task
   ranks high when the model is unsure (entropy) and when the model and the LLM disagree (Jensen-Shannon divergence
   of their label distributions). The LLM knows the rare labels from the start, so disagreement finds the minority
-  class (Neutral here) much sooner than uncertainty alone; in the simulation (scripts/compare_strategies.py) the
+  class (Neutral here) much sooner than uncertainty alone; in the simulation (labelloop compare-strategies) the
   classifier alone reached 95% of its full-pool macro-F1 with 0.45 of random sampling's labels (margin: 0.72),
   while for the blend all strategies were level. It needs `llm_probs` (the calibrated LLM probabilities the blend
   is built on); when the serving model IS the LLM, disagreement is 0 everywhere and the order is entropy's.

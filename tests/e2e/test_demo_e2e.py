@@ -65,7 +65,7 @@ def test_a_signal_stops_the_script_and_both_servers(demo_dir, signum):
     # stderr goes to a file: an unread pipe would block the script once it filled.
     err_path = demo_dir / f"stderr-{int(signum)}.txt"
     proc = subprocess.Popen(
-        [sys.executable, str(DEMO_SCRIPT), *args, "--tasks", str(N)],
+        [sys.executable, *DEMO_SCRIPT, *args, "--tasks", str(N)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=err_path.open("w"),

@@ -1,4 +1,4 @@
-"""Synthetic tasks in a real Label Studio: `scripts/synthetic.py import` marks them and pre-fills the intended label,
+"""Synthetic tasks in a real Label Studio: `labelloop synthetic import` marks them and pre-fills the intended label,
 annotators accept, edit or skip them, `review` reads the rates from the export, and neither training nor agreement
 counts them as real data."""
 
@@ -11,6 +11,7 @@ import sys
 
 import labelstudio
 import pytest
+import warm
 from label_studio_sdk import LabelStudio
 from labelstudio import ROOT
 
@@ -23,7 +24,7 @@ from backend.synthetic import generate as syn
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MISSING_REASON)]
 
-SCRIPT = ROOT / "scripts" / "synthetic.py"
+SCRIPT = warm.labelloop("synthetic")
 CONFIG = (ROOT / "label_config" / "sentiment.xml").read_text(encoding="utf-8")
 SCHEMA = schemas.parse(CONFIG)
 TEXTS = {
@@ -65,7 +66,7 @@ def item(n: int, label: str, status: str = "accepted") -> dict:
 def run(*args, url: str, token: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "LABEL_STUDIO_URL": url, "LABEL_STUDIO_API_KEY": token}
     return subprocess.run(
-        [sys.executable, str(SCRIPT), *map(str, args)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, *SCRIPT, *map(str, args)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
     )
 
 

@@ -17,7 +17,7 @@ def test_a_short_run_against_the_real_backend(tmp_path):
     done = subprocess.run(
         [
             sys.executable,
-            str(SCRIPT),
+            *SCRIPT,
             "--clients",
             "3",
             "--seconds",

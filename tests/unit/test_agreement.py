@@ -1,4 +1,4 @@
-"""Agreement statistics (backend/quality/agreement.py) and their CLI (scripts/agreement.py).
+"""Agreement statistics (backend/quality/agreement.py) and their CLI (labelloop agreement).
 
 The fixtures in tests/data/agreement/ hold the same pilot three ways (JSON, JSON-MIN, CSV): 3 annotators, 14 tasks.
 Tasks 1-8 are labeled by all three except task 7 (annotator 3 cancelled); task 6 has two annotations by annotator
@@ -31,7 +31,7 @@ from backend.quality import agreement
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).resolve().parents[1] / "data" / "agreement"
-SCRIPT = ROOT / "scripts" / "agreement.py"
+SCRIPT = warm.labelloop("agreement")
 LABELS = ["Positive", "Negative", "Neutral"]
 STAT_KEYS = (
     "cohen_kappa",
@@ -79,7 +79,7 @@ def write_export(path: Path, tasks: list[tuple[int, dict]]) -> Path:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return warm.run([SCRIPT, *args], cwd=ROOT, timeout=120)
+    return warm.run([*SCRIPT, *args], cwd=ROOT, timeout=120)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -691,7 +691,7 @@ def test_cli_help_explains_every_option(capsys, cli_main):
     ):
         assert option in text
     assert text.count("e.g.") >= 11  # one example per option and the positional export
-    assert "python scripts/agreement.py export.json" in text
+    assert "labelloop agreement export.json" in text
 
 
 def test_cli_text_key_and_gate_on_fleiss(tmp_path, capsys, cli_main):

@@ -62,24 +62,6 @@ def test_a_bad_argument_of_a_command_is_its_one_error_line():
     assert done.stderr.startswith("error: ") and len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
-# A console script is `sys.argv[0] = <its path>; sys.exit(main())`: the same, with an old name, without installing.
-OLD_NAME = (
-    "import sys; sys.argv[0] = '/venv/bin/labelloop-agreement'; from backend.cli.agreement import main; "
-    "sys.exit(main())"
-)
-
-
-def test_an_old_name_says_the_new_one_and_still_works():
-    done = python(OLD_NAME, str(EXPORT), "--format", "json", "--bootstrap", "0")
-    assert done.returncode == 0, done.stderr
-    assert done.stderr.splitlines()[0] == (
-        'note: labelloop-agreement is now "labelloop agreement"; the old name goes in the next release'
-    )
-    assert '"fleiss_kappa"' in done.stdout
-    assert "note:" not in labelloop("agreement", "--help").stderr
-    assert "note:" not in warm.run(["scripts/agreement.py", "--help"], cwd=ROOT, timeout=300).stderr
-
-
 # finish's run raises what the test gives it; --project and --out are what its parser needs before the run.
 RAISING = """
 import sys
@@ -144,8 +126,7 @@ def test_serve_runs_gunicorn_as_make_serve_does(monkeypatch):
     assert "gunicorn -c python:backend.serving.gunicorn_conf backend.serving.wsgi:app" in make
 
 
-def test_every_command_goes_through_the_runner_and_knows_its_old_name():
+def test_every_command_goes_through_the_runner():
     for name, stem in commands().items():
         source = (ROOT / "backend" / "cli" / f"{stem}.py").read_text()
         assert "reporting_errors(" in source, name
-        assert "old_name_note()" in source.split("def main(", 1)[1], name

@@ -1,4 +1,4 @@
-"""scripts/compare_strategies.py: --help, one-line errors with exit code 2, the files it writes (on synthetic inputs),
+"""labelloop compare-strategies: --help, one-line errors with exit code 2, the files it writes (on synthetic inputs),
 and one end-to-end run with the packaged model on a tiny pool."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import warm
 from test_simulation import synthetic_inputs
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "scripts" / "compare_strategies.py"
+SCRIPT = warm.labelloop("compare-strategies")
 
 
 def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return warm.run([SCRIPT, *args], timeout=timeout, cwd=ROOT)
+    return warm.run([*SCRIPT, *args], timeout=timeout, cwd=ROOT)
 
 
 def test_help():

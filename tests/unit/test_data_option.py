@@ -46,7 +46,7 @@ def team_setup(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def run(name: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return warm.run([ROOT / "scripts" / f"{name}.py", *args], timeout=timeout, cwd=ROOT)
+    return warm.run([*warm.labelloop(name.replace("_", "-")), *args], timeout=timeout, cwd=ROOT)
 
 
 def out_args(name: str, tmp_path: Path) -> list[str]:

@@ -1,4 +1,4 @@
-"""The one-command demo (backend/dev/demo.py, scripts/demo.py): fast checks of its pieces, then real runs."""
+"""The one-command demo (backend/dev/demo.py, labelloop demo): fast checks of its pieces, then real runs."""
 
 from __future__ import annotations
 
@@ -22,13 +22,13 @@ from backend.dev import demo
 from backend.dev import labelstudio as ls_server
 from backend.labelstudio import task_files
 
-DEMO_SCRIPT = ROOT / "scripts" / "demo.py"
+DEMO_SCRIPT = warm.labelloop("demo")
 N = 20
 needs_label_studio = pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MISSING_REASON)
 
 
 def run_demo(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return warm.run([DEMO_SCRIPT, *args], cwd=ROOT, timeout=timeout)
+    return warm.run([*DEMO_SCRIPT, *args], cwd=ROOT, timeout=timeout)
 
 
 def assert_one_line_error(done: subprocess.CompletedProcess, *fragments: str) -> None:

@@ -1,4 +1,4 @@
-"""Annotator drift on gold (backend/quality/drift.py) and the drift subcommand of scripts/gold.py.
+"""Annotator drift on gold (backend/quality/drift.py) and the drift subcommand of labelloop gold.
 
 The main fixture is a synthetic Label Studio JSON export built here: 30 gold tasks answered by annotator 1 (accurate:
 one error, on the 13th answer) and annotator 2 (drifting: 10/10 correct, then 8/10, then 4/10), listed in the export
@@ -23,7 +23,7 @@ from backend.quality.drift import GoldAnswer
 from backend.quality.gold import GoldError
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "scripts" / "gold.py"
+SCRIPT = warm.labelloop("gold")
 LABELS = ["Positive", "Negative", "Neutral"]
 START = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -107,7 +107,7 @@ def by_annotator(report: dict) -> dict[str, dict]:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return warm.run([SCRIPT, *args], timeout=60)
+    return warm.run([*SCRIPT, *args], timeout=60)
 
 
 def answers(pairs: list[tuple[str, str]]) -> list[GoldAnswer]:
@@ -330,7 +330,7 @@ def test_cli_missing_file_is_one_error_line(tmp_path):
 
 
 def issues_file(tmp_path: Path) -> Path:
-    """What scripts/label_issues.py --format json writes, reduced to what drift reads."""
+    """What labelloop label-issues --format json writes, reduced to what drift reads."""
     report = {
         "issues": [{"task": 1}, {"task": 2}, {"task": 3}],
         "annotators": [

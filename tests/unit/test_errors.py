@@ -95,7 +95,7 @@ def test_every_error_says_its_http_status_once_and_the_web_layer_answers_it(tmp_
 
         return view
 
-    for i, (name, cls) in enumerate(sorted(classes.items())):
+    for i, (_, cls) in enumerate(sorted(classes.items())):
         app.add_url_rule(f"/raise/{i}", f"raise_{i}", raising(cls))
     client = app.test_client()
     for i, (name, cls) in enumerate(sorted(classes.items())):

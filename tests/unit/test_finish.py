@@ -1,4 +1,4 @@
-"""Finishing a dataset (backend/loop/finish.py, scripts/finish.py): the routing arithmetic, the mark on the model's
+"""Finishing a dataset (backend/loop/finish.py, labelloop finish): the routing arithmetic, the mark on the model's
 annotations, and the whole round against a real Label Studio 1.23.2 with the loop in-process on the tiny model.
 
 The tiny model is random, so its labels are poor: the end-to-end test asks for a low target (the mechanics, not the
@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import labelstudio
 import numpy as np
 import pytest
+import warm
 from helpers import CONFIG, ROOT
 
 from backend.labelstudio import audit, model_labels
@@ -26,7 +27,7 @@ from backend.quality import gold
 from backend.settings import Settings
 
 SCHEMA = schemas.parse(CONFIG)
-SCRIPT = ROOT / "scripts" / "finish.py"
+SCRIPT = warm.labelloop("finish")
 
 
 def result(label):
@@ -354,7 +355,7 @@ TARGET = 0.3  # the tiny random model reaches little more: enough to route some 
 def script(*args, url, api_key, env=None, timeout=300):
     full = {**os.environ, "LABEL_STUDIO_URL": url, "LABEL_STUDIO_API_KEY": api_key, **(env or {})}
     return subprocess.run(
-        [sys.executable, str(SCRIPT), *args], cwd=ROOT, env=full, capture_output=True, text=True, timeout=timeout
+        [sys.executable, *SCRIPT, *args], cwd=ROOT, env=full, capture_output=True, text=True, timeout=timeout
     )
 
 

@@ -1,4 +1,4 @@
-"""Simulated finishing of a dataset (backend/bench/finish_simulation.py, scripts/simulate_finish.py): the results.json
+"""Simulated finishing of a dataset (backend/bench/finish_simulation.py, labelloop simulate-finish): the results.json
 contract, the accounting, the stopping rule, determinism and the plot on synthetic inputs; the script's --help and
 one-line errors; one end-to-end run with the packaged model (real_model)."""
 
@@ -20,7 +20,7 @@ from backend.bench.simulation import SimulationError
 from backend.loop import routing
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "scripts" / "simulate_finish.py"
+SCRIPT = warm.labelloop("simulate-finish")
 CONTRACT = ("human_fraction", "auto_accuracy_min", "finished_accuracy_mean", "promise_kept")
 STOP_REASONS = {"nothing below the threshold", "budget"}
 
@@ -356,7 +356,7 @@ def test_plot_and_table(results, tmp_path):
 
 
 def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return warm.run([SCRIPT, *args], timeout=timeout, cwd=ROOT)
+    return warm.run([*SCRIPT, *args], timeout=timeout, cwd=ROOT)
 
 
 def load_script():

@@ -1,5 +1,5 @@
 """Gold set loading and validation, recognising gold, and mixing gold into the task stream (backend/quality/gold.py), plus
-the inject subcommand of scripts/gold.py."""
+the inject subcommand of labelloop gold."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from backend.quality import gold
 from backend.quality.gold import GoldError
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "scripts" / "gold.py"
+SCRIPT = warm.labelloop("gold")
 LABELS = {"Positive", "Negative", "Neutral"}
 
 
@@ -39,7 +39,7 @@ def make_tasks(n: int) -> list[dict]:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return warm.run([SCRIPT, *args], timeout=60)
+    return warm.run([*SCRIPT, *args], timeout=60)
 
 
 # ---------------------------------------------------------------------------------------------------------------

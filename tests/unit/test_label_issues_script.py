@@ -1,4 +1,4 @@
-"""scripts/label_issues.py: the export contract with the real model, bad input in one line, and the review flow in
+"""labelloop label-issues: the export contract with the real model, bad input in one line, and the review flow in
 a real Label Studio 1.23.2 (the tab holds exactly the flagged tasks; a label saved again unchanged is confirmed
 and not flagged again)."""
 
@@ -14,7 +14,7 @@ from helpers import ROOT
 
 from backend import corpus
 
-SCRIPT = ROOT / "scripts" / "label_issues.py"
+SCRIPT = warm.labelloop("label-issues")
 CONFIG_PATH = ROOT / "label_config" / "sentiment.xml"
 LABELS = ["Positive", "Negative", "Neutral"]
 needs_ls = pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MISSING_REASON)
@@ -22,7 +22,7 @@ needs_ls = pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MI
 
 def script(*args, env=None, timeout=600):
     full = {**os.environ, **(env or {})}
-    return warm.run([SCRIPT, *args], cwd=ROOT, env=full, timeout=timeout)
+    return warm.run([*SCRIPT, *args], cwd=ROOT, env=full, timeout=timeout)
 
 
 def result(label):

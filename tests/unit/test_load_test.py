@@ -1,14 +1,13 @@
-"""scripts/load_test.py against the real backend for a few seconds: it must start it, load it, and report."""
+"""labelloop load-test against the real backend for a few seconds: it must start it, load it, and report."""
 
 from __future__ import annotations
 
 import pytest
 import warm
-from helpers import ROOT
 
 from backend.bench.load import LoadResult, Sample
 
-SCRIPT = ROOT / "scripts" / "load_test.py"
+SCRIPT = warm.labelloop("load-test")
 
 
 def test_summary_counts_errors_late_answers_and_memory_slope():
@@ -26,5 +25,5 @@ def test_summary_counts_errors_late_answers_and_memory_slope():
 
 
 def test_bad_arguments_exit_2():
-    done = warm.run([SCRIPT, "--clients", "0"])
+    done = warm.run([*SCRIPT, "--clients", "0"])
     assert done.returncode == 2 and "must be positive" in done.stderr and "Traceback" not in done.stderr

@@ -1,4 +1,4 @@
-"""scripts/sync_project.py: error paths through the CLI (its task files: test_task_files.py; the guidelines as
+"""labelloop sync-project: error paths through the CLI (its task files: test_task_files.py; the guidelines as
 Label Studio's instructions: test_instructions.py)."""
 
 import os

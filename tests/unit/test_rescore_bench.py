@@ -1,4 +1,4 @@
-"""The re-score benchmark (backend/bench/rescore.py, scripts/bench_rescore.py) on a tiny pool in a real Label Studio:
+"""The re-score benchmark (backend/bench/rescore.py, labelloop bench-rescore) on a tiny pool in a real Label Studio:
 its figures add up, its request counts follow the chunking, and the pool ends with one prediction per task."""
 
 from __future__ import annotations
@@ -6,12 +6,11 @@ from __future__ import annotations
 import labelstudio
 import pytest
 import warm
-from helpers import ROOT
 
 from backend.bench import rescore as rescore_bench
 
 N_TASKS, RUNS, CHUNK = 60, 3, 16
-SCRIPT = ROOT / "scripts" / "bench_rescore.py"
+SCRIPT = warm.labelloop("bench-rescore")
 needs_label_studio = pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MISSING_REASON)
 
 
@@ -40,7 +39,7 @@ def result(label_studio, tmp_path_factory):
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(args):
-    answer = warm.run([SCRIPT, *args], timeout=60)
+    answer = warm.run([*SCRIPT, *args], timeout=60)
     assert answer.returncode == 2
     assert answer.stdout == "" and len(answer.stderr.strip().splitlines()) == 1
     assert answer.stderr.startswith("error: ")

@@ -1,5 +1,5 @@
 """Ranking strategies (backend/ranking/strategies.py): utilities against hand-computed values, k-center greedy against a
-naive float64 reference, fusion, selectors, the `rank` entry point and its errors, and scripts/bench_ranking.py on a
+naive float64 reference, fusion, selectors, the `rank` entry point and its errors, and labelloop bench-ranking on a
 tiny pool. Everything runs on small arrays (the whole file takes a few seconds)."""
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import warm
 
 from backend.ranking import strategies as st
 
 ROOT = Path(__file__).resolve().parents[2]
-BENCH = ROOT / "scripts" / "bench_ranking.py"
+BENCH = warm.labelloop("bench-ranking")
 
 # [0.5, 0.5] is the most uncertain row for every measure, [1, 0] the least.
 P2 = np.array([[0.5, 0.5], [1.0, 0.0], [0.9, 0.1]])
@@ -420,10 +421,10 @@ def test_other_errors():
 
 
 def test_bench_script_runs_on_a_tiny_pool():
-    help_ = subprocess.run([sys.executable, str(BENCH), "--help"], capture_output=True, text=True, timeout=60)
+    help_ = subprocess.run([sys.executable, *BENCH, "--help"], capture_output=True, text=True, timeout=60)
     assert help_.returncode == 0 and "--n" in help_.stdout and "--k" in help_.stdout
     run = subprocess.run(
-        [sys.executable, str(BENCH), "--n", "3000", "--k", "20", "--labeled", "50", "--dim", "32"],
+        [sys.executable, *BENCH, "--n", "3000", "--k", "20", "--labeled", "50", "--dim", "32"],
         capture_output=True,
         text=True,
         timeout=120,

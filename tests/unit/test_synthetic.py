@@ -22,7 +22,7 @@ from backend.synthetic import filters as sf
 from backend.synthetic import generate as syn
 from backend.synthetic import report as sr
 
-SCRIPT = ROOT / "scripts" / "synthetic.py"
+SCRIPT = warm.labelloop("synthetic")
 SCHEMA = schemas.parse(CONFIG)
 LABELS = SCHEMA.labels
 
@@ -619,7 +619,7 @@ def test_synthetic_tasks_are_left_out_of_agreement_and_drift(tmp_path):
 
 
 def run(*args, timeout=120):
-    return warm.run([SCRIPT, *args], cwd=ROOT, timeout=timeout)
+    return warm.run([*SCRIPT, *args], cwd=ROOT, timeout=timeout)
 
 
 def test_help_explains_every_command():
@@ -658,7 +658,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path, args, message):
     good = tmp_path / "f.jsonl"
     good.write_text(json.dumps(filtered(0, "A text.", "Positive")) + "\n")
     args = [a.format(real=real, candidates=candidates, filtered=good) for a in args]
-    done = warm.run([SCRIPT, *args], cwd=tmp_path, timeout=120)
+    done = warm.run([*SCRIPT, *args], cwd=tmp_path, timeout=120)
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("error: ") and message in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
