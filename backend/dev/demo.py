@@ -405,6 +405,7 @@ def summary(state: DemoState) -> str:
             "  (uncertainty sampling); the guidelines are under Instructions.",
             "",
             f"Backend   {state.backend_url}, model_version {state.model_version}",
+            f"Project   {state.backend_url}/projects/{state.project_id}: how the model learns, at a glance",
             f"Logs      backend {_shown(state.backend_log)}, Label Studio {_shown(state.ls_log)}",
             f"Start-up  Label Studio {state.ls_seconds:.1f} s ({ls_kind}), backend ready {state.backend_seconds:.1f} s,",
             f"          project {state.project_status} with {state.tasks} tasks ({imported}) {state.import_seconds:.1f} s,",

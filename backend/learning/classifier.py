@@ -1,5 +1,5 @@
 """The trained model: a logistic regression over text vectors (sentence embeddings or the LLM's own hidden states,
-see loop.py), alone or blended with the LLM's probabilities.
+read by backend/loop/features.py), alone or blended with the LLM's probabilities.
 
 Two kinds, one recipe (scikit-learn's estimator API throughout):
 
@@ -11,7 +11,7 @@ Two kinds, one recipe (scikit-learn's estimator API throughout):
   blend on 20-100 labels falls far below the LLM alone (macro-F1 0.54 against 0.79 at 20 labels here); scaled
   by 10 it reaches 0.81 at 50 labels and 0.83 at 1,000, where the classifier alone has 0.74.
   With no labels there is nothing to fit and the LLM serves alone.
-- "state_blend": the LLM's own hidden state (loop.py) instead of sentence embeddings, with the LLM's
+- "state_blend": the LLM's own hidden state (backend/loop/features.py) instead of sentence embeddings, with the LLM's
   log-probabilities as ordinary features (weight 1, not 10) and C=0.03. The state already carries the LLM's
   answer, so the fit need not be pinned to it: at weight 10 the regression followed the LLM and the state barely
   corrected it. Measured on the Rotten Tomatoes pool (600-review test split, 5 seeds; docs/learning.md), layer

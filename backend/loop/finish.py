@@ -207,14 +207,6 @@ def score_questions(
     return np.vstack(parts), llm, {"llm_version": llm_version, "features": features}
 
 
-def score_texts(
-    loop: "Loop", config: schemas.Config, texts: list[str], progress: bool, project: str | None = None
-) -> tuple[np.ndarray, np.ndarray, dict]:
-    """score_questions, with the first question's LLM probabilities alone."""
-    vectors, llm, info = score_questions(loop, config, texts, progress, project)
-    return vectors, llm[schemas.as_config(config).primary.from_name], info
-
-
 def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 

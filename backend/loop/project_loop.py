@@ -139,16 +139,6 @@ class Loop:
             "reason": pool.reason("fitted" in methods) if pool else "the pool has not been read yet",
         }
 
-    def probabilities(
-        self,
-        config: Config | Schema,
-        texts: Sequence[str],
-        model: ModelSet | None,
-        pool: PoolCalibration | None = None,
-    ) -> np.ndarray:
-        """The first question's probabilities: its trained model's, or the LLM's without one."""
-        return self.answers(config, texts, model, pool)[as_config(config).primary.from_name]
-
     def answers(
         self,
         config: Config | Schema,

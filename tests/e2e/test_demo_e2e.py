@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import requests
 from label_studio_sdk import LabelStudio
 from labelstudio import ROOT, free_port
 from test_demo import (  # noqa: F401
@@ -38,6 +39,9 @@ def test_demo_starts_then_restarts_on_the_same_data(demo_dir):
         client = LabelStudio(base_url=state.url, api_key=session.ls.admin.token)
         check_project(client, state, expected)
         assert state.login.email == demo.ADMIN_EMAIL and "Ctrl-C" in demo.summary(state)
+        page = f"{state.backend_url}/projects/{state.project_id}"  # the project page, named in the summary
+        assert page in demo.summary(state) and requests.get(page, timeout=30).status_code == 200
+        assert page in client.projects.get(id=state.project_id).description
     assert not wait_gone(pids), "processes left after stop()"
 
     # Warm start on other ports: same project, nothing imported or predicted twice.

@@ -331,7 +331,7 @@ def test_committee_priorities_before_the_pool_is_ranked_read_the_llm(tmp_path, p
     texts = ["a brand new review that nobody has ranked", "another one, just imported"]
     tasks = [{"id": 1000 + i, "data": {"text": t}} for i, t in enumerate(texts)]
     results, _, _ = service.loop.predict("5", SCHEMA, tasks)  # not in the pool's ranking: their own priority
-    probs = service.loop.probabilities(SCHEMA, texts, service.loop.projects.model("5"))
+    probs = service.loop.answers(SCHEMA, texts, service.loop.projects.model("5"))[SCHEMA.from_name]
     llm = service.loop.text.llm_probs(SCHEMA, texts)[0]
     want = 1 - (strategies.entropy(probs) + strategies.disagreement(probs, llm)) / 2
     assert [r["score"] for r in results] == pytest.approx(list(want), abs=1e-4)
