@@ -176,7 +176,7 @@ def _serving_scores(config: Config, f: Features, train: np.ndarray) -> dict[str,
             oof = classifier.out_of_fold_recipe(RECIPE, own, llm, y, len(q.labels), folds=3)
         except classifier.TrainingError:
             oof = llm
-        out[name] = training.macro_f1(y, training.guesses(q, oof))
+        out[name] = training.macro_f1(y, q.decisions(oof))
     return out
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from html.parser import HTMLParser
-from typing import Any
+from typing import Any, Iterable
 
+import numpy as np
 from label_studio_sdk.label_interface import LabelInterface
 
 from backend.errors import LabelloopError
@@ -62,6 +63,47 @@ class Schema:
 
     def members(self, key: str) -> tuple[str, ...]:
         return tuple(key.split(SET_SEPARATOR)) if key else ()
+
+    # The question's rules, in one home: people's answers as a model learns them, and what a model's probabilities
+    # answer. A calibrated probability puts each label's threshold at 0.5, so a multi-label label applies at 0.5.
+
+    def targets(self, answers: Iterable[str]) -> np.ndarray:
+        """Answers (labels; multi-label: keys) as label indices, or (multi-label) an (n, k) 0/1 matrix."""
+        answers = list(answers)
+        if not self.multiple:
+            return np.array([self.labels.index(answer) for answer in answers], dtype=int)
+        y = np.zeros((len(answers), len(self.labels)), dtype=int)
+        for row, answer in enumerate(answers):
+            for label in self.members(answer):
+                y[row, self.labels.index(label)] = 1
+        return y
+
+    def decisions(self, probs: np.ndarray) -> np.ndarray:
+        """What (n, k) probabilities answer, in targets()' form."""
+        p = np.asarray(probs, dtype=float)
+        return (p >= 0.5).astype(int) if self.multiple else p.argmax(axis=1)
+
+    def chosen(self, row: np.ndarray) -> list[str]:
+        """The labels one task's probabilities choose: the likeliest, or (multi-label) every one that applies."""
+        if self.multiple:
+            return [label for label, p in zip(self.labels, row) if p >= 0.5]
+        return [self.labels[int(np.argmax(row))]]
+
+    def answer(self, row: np.ndarray) -> str:
+        """chosen() as one answer string: the label, or (multi-label) the key of the set ("" when none applies)."""
+        return self.key(self.chosen(row)) if self.multiple else self.chosen(row)[0]
+
+    def confidence(self, probs: np.ndarray) -> np.ndarray:
+        """How sure the model is of its whole answer, per task (what a finishing threshold is compared with): the top
+        probability; for a multi-label question the least sure of its labels' yes/no decisions, min over labels of
+        max(p, 1 - p): the answer is the set, so it clears the bar only when every label's decision does."""
+        p = np.asarray(probs, dtype=float)
+        return np.maximum(p, 1.0 - p).min(axis=1) if self.multiple else p.max(axis=1)
+
+    def correct(self, probs: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Whether each answer is the people's (`y` in targets()' form): the label, or exactly the set."""
+        guess, y = self.decisions(probs), np.asarray(y, dtype=int)
+        return (guess == y.reshape(guess.shape)).all(axis=1) if self.multiple else guess == y
 
     def text_of(self, data: Any) -> str | None:
         """The text an annotator reads in a task's data, or None if the field is missing or not of the tag's shape.

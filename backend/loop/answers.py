@@ -8,19 +8,11 @@ from backend.labelstudio.schema import Config, Schema
 from backend.ranking import strategies
 
 
-def chosen(question: Schema, row: np.ndarray) -> list[str]:
-    """The labels a question's probabilities choose: the likeliest one, or (multi-label) every label at 0.5 or more;
-    a calibrated probability puts the threshold that suits each label at 0.5."""
-    if question.multiple:
-        return [label for label, p in zip(question.labels, row) if p >= 0.5]
-    return [question.labels[int(np.argmax(row))]]
-
-
 def regions(config: Config, rows: dict[str, np.ndarray]) -> list[dict]:
     """One result per question of a task's prediction; a multi-label question with no label chosen has none."""
     out = []
     for q in config.questions:
-        labels = chosen(q, rows[q.from_name])
+        labels = q.chosen(rows[q.from_name])
         if labels:
             out.append(q.result(*labels))
     return out

@@ -218,25 +218,6 @@ def _read_audit(client: Any, project_id: int) -> tuple[audit.Audit | None, int |
         raise FinishError(str(e)) from None
 
 
-def targets(question: schemas.Schema, answers: list[str]) -> np.ndarray:
-    """People's answers as a model learns them: label indices, or (multi-label) an (n, k) 0/1 matrix."""
-    if not question.multiple:
-        return np.array([question.labels.index(answer) for answer in answers], dtype=int)
-    y = np.zeros((len(answers), len(question.labels)), dtype=int)
-    for row, answer in enumerate(answers):
-        for label in question.members(answer):
-            y[row, question.labels.index(label)] = 1
-    return y
-
-
-def answer(question: schemas.Schema, probs: np.ndarray) -> str:
-    """The model's answer to a question from one task's probabilities: its likeliest label, or (multi-label) the set
-    of labels at 0.5 or more as one string (Schema.key; "" when none applies)."""
-    if question.multiple:
-        return question.key(label for label, p in zip(question.labels, probs) if p >= 0.5)
-    return question.labels[int(np.argmax(probs))]
-
-
 @dataclass
 class _Route:
     """One question's way through build: its people's answers, its part of the audit, its model's answers."""
@@ -277,7 +258,7 @@ def _fit(route: _Route, kind: str, vectors: np.ndarray, llm: np.ndarray, rows: d
         route.model["fallback"] = f"the LLM alone: {e}"
         route.heldout, probs = llm[train], llm[others]
     route.audit_probs, route.open_probs = probs[: len(route.audited)], probs[len(route.audited) :]
-    route.open_conf = routing.confidence(route.open_probs, route.multiple)
+    route.open_conf = route.question.confidence(route.open_probs)
 
 
 def _draw(
@@ -287,8 +268,8 @@ def _draw(
     proposals = {}
     for name, r in routes.items():
         proposal = routing.plan_audit(
-            routing.confidence(r.heldout, r.multiple),
-            routing.correct(r.heldout, r.y, r.multiple),
+            r.question.confidence(r.heldout),
+            r.question.correct(r.heldout, r.y),
             r.open_conf,
             target,
             level,
@@ -376,7 +357,7 @@ def build(
         vectors, llm, info = score_questions(loop, config, [text_of[i] for i in scored], progress, str(project_id))
         kind = loop.text.recipe(info["features"])  # the kind of model the backend trains on these vectors
     for name, r in routes.items():
-        r.y = targets(r.question, [r.human[i] for i in r.train])
+        r.y = r.question.targets([r.human[i] for i in r.train])
         r.model = {"kind": "llm", "trained_on": 0, "fallback": None, **info}
         if scored:
             _fit(r, kind, vectors, llm[name], rows, r.audited + open_ids)
@@ -407,10 +388,10 @@ def build(
                 r.status = "waiting"
                 continue
             r.status = "tested"
-            y_audit = targets(r.question, [r.human[i] for i in r.audited])
+            y_audit = r.question.targets([r.human[i] for i in r.audited])
             r.chosen = routing.audit_threshold(
-                routing.confidence(r.audit_probs, r.multiple),
-                routing.correct(r.audit_probs, y_audit, r.multiple),
+                r.question.confidence(r.audit_probs),
+                r.question.correct(r.audit_probs, y_audit),
                 r.plan.expected,
                 target,
                 level,
@@ -430,7 +411,7 @@ def build(
             elif kind == "open":
                 at = position[task_id]
                 p = round(float(r.open_conf[at]), 6)
-                guess = answer(r.question, r.open_probs[at])
+                guess = r.question.answer(r.open_probs[at])
                 threshold = r.chosen.threshold if r.chosen else None
                 if task_id in drawn:
                     entry.update(source="audit", guess=guess, probability=p)

@@ -203,29 +203,6 @@ DEFAULT_TARGET = 0.95
 DEFAULT_LEVEL = 0.95
 
 
-def confidence(probs: np.ndarray, multiple: bool = False) -> np.ndarray:
-    """How sure the model is of its whole answer to a question, per task (what a threshold is compared with): the top
-    probability of a single-choice question; for a multi-label one (probs: each label's probability of applying) the
-    least sure of its labels' yes/no decisions, min over labels of max(p, 1 - p). A multi-label answer is the set, so
-    the model answers it only when every label's decision clears the bar."""
-    p = np.asarray(probs, dtype=float)
-    return np.maximum(p, 1.0 - p).min(axis=1) if multiple else p.max(axis=1)
-
-
-def decisions(probs: np.ndarray, multiple: bool = False) -> np.ndarray:
-    """What the probabilities answer: label indices (single choice), or an (n, k) 0/1 matrix of the labels at 0.5 or
-    more (multi-label, as the backend pre-annotates: backend/loop/answers.py)."""
-    p = np.asarray(probs, dtype=float)
-    return (p >= 0.5).astype(int) if multiple else p.argmax(axis=1)
-
-
-def correct(probs: np.ndarray, y: np.ndarray, multiple: bool = False) -> np.ndarray:
-    """Whether each answer is the people's: the label (single choice), or exactly the set (multi-label: y an (n, k)
-    0/1 matrix; one label wrong makes the answer wrong)."""
-    guess, y = decisions(probs, multiple), np.asarray(y, dtype=int)
-    return (guess == y.reshape(guess.shape)).all(axis=1) if multiple else guess == y
-
-
 def threshold_for(
     heldout_probs: np.ndarray, y: np.ndarray, target: float = DEFAULT_TARGET, level: float = DEFAULT_LEVEL
 ) -> Threshold:

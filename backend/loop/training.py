@@ -50,19 +50,6 @@ def macro_f1(y: np.ndarray, guess: np.ndarray) -> float:
     return float(f1_score(y, guess, labels=present, average="macro", zero_division=0))
 
 
-def targets(schema: Schema, labels: list[str]) -> np.ndarray:
-    """Label indices (single choice), or an (n, k) 0/1 matrix of the labels each answer holds (multi-label)."""
-    if not schema.multiple:
-        return np.array([schema.labels.index(label) for label in labels])
-    sets = [set(schema.members(label)) for label in labels]
-    return np.array([[int(name in chosen) for name in schema.labels] for chosen in sets]).reshape(len(labels), -1)
-
-
-def guesses(schema: Schema, probs: np.ndarray) -> np.ndarray:
-    """What the probabilities answer, in targets()' form."""
-    return (probs >= 0.5).astype(int) if schema.multiple else probs.argmax(1)
-
-
 def _code(row: Any) -> int:
     # A multi-label answer kept in a model's held-out record as one int: bit j set when label j applies.
     return int(np.dot(row, 1 << np.arange(len(row)))) if np.ndim(row) else int(row)
@@ -148,7 +135,7 @@ def choose(
         llm,
         y,
         len(question.labels),
-        lambda truth, probs: macro_f1(truth, guesses(question, probs)),
+        lambda truth, probs: macro_f1(truth, question.decisions(probs)),
         folds=3 if len(y) > 500 else 5,
     )
 
@@ -258,7 +245,7 @@ def _question(
     if not len(rows):
         return {**record, "result": "skipped", "reason": "no labels for this question"}, None
     ids = np.array([labeled[i].task_id for i in rows])
-    y = targets(question, [labeled[i].answers[question.from_name] for i in rows])
+    y = question.targets(labeled[i].answers[question.from_name] for i in rows)
     llm = llm[rows]
     own = {name: v[rows] for name, v in vectors.items()}
     features = blank.features
@@ -287,7 +274,7 @@ def _question(
         y, label_issues.judging(oof, llm)
     )
     record["label_issues"] = int(doubted.sum())
-    candidate_guess = guesses(question, oof)
+    candidate_guess = question.decisions(oof)
     incumbent_guess = _incumbent_guess(question, incumbent, ids, y, serving_probs[rows])
     candidate_f1, incumbent_f1 = macro_f1(y, candidate_guess), macro_f1(y, incumbent_guess)
     if not question.multiple:  # finishing (routing.py) is defined for single-choice questions
@@ -297,7 +284,7 @@ def _question(
         incumbent=incumbent.version if incumbent else blank.llm_version,
         cv_macro_f1=round(candidate_f1, 4),
         incumbent_macro_f1=round(incumbent_f1, 4),
-        llm_macro_f1=round(macro_f1(y, guesses(question, llm)), 4),
+        llm_macro_f1=round(macro_f1(y, question.decisions(llm)), 4),
         result="promoted" if promote else "kept",
     )
     if not promote:
@@ -321,7 +308,7 @@ def _incumbent_guess(
 ) -> np.ndarray:
     """What serves the question now answers (`probs`), with its own out-of-fold guess where it was trained on the
     task's present label: only that one is a fair guess."""
-    guess = guesses(question, probs)
+    guess = question.decisions(probs)
     if incumbent is None:
         return guess
     for row, (task_id, label) in enumerate(zip(ids, y)):

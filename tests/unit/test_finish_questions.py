@@ -28,21 +28,22 @@ TARGET = 0.8
 
 
 def test_a_multi_label_answer_is_as_sure_as_its_least_sure_label_and_right_only_as_a_whole():
+    # The question owns its rules (Schema): the shapes here are the rules', whatever the number of labels.
     probs = np.array([[0.97, 0.02, 0.9], [0.97, 0.45, 0.99], [0.5, 0.0, 1.0]])
-    assert routing.confidence(probs, multiple=True) == pytest.approx([0.9, 0.55, 0.5])
-    assert routing.confidence(probs) == pytest.approx([0.97, 0.99, 1.0])  # single choice: the top probability
-    assert routing.decisions(probs, multiple=True).tolist() == [[1, 0, 1], [1, 0, 1], [1, 0, 1]]  # 0.5 is a yes
+    assert ASPECTS.confidence(probs) == pytest.approx([0.9, 0.55, 0.5])
+    assert SENTIMENT.confidence(probs) == pytest.approx([0.97, 0.99, 1.0])  # single choice: the top probability
+    assert ASPECTS.decisions(probs).tolist() == [[1, 0, 1], [1, 0, 1], [1, 0, 1]]  # 0.5 is a yes
     y = np.array([[1, 0, 1], [1, 1, 1], [1, 0, 1]])
-    assert routing.correct(probs, y, multiple=True).tolist() == [True, False, True]  # one label wrong: wrong
-    assert routing.correct(probs, np.array([0, 2, 2])).tolist() == [True, True, True]
-    assert routing.confidence(np.zeros((0, 4)), multiple=True).shape == (0,)
-    assert routing.correct(np.zeros((0, 4)), np.zeros((0, 4)), multiple=True).shape == (0,)
+    assert ASPECTS.correct(probs, y).tolist() == [True, False, True]  # one label wrong: wrong
+    assert SENTIMENT.correct(probs, np.array([0, 2, 2])).tolist() == [True, True, True]
+    assert ASPECTS.confidence(np.zeros((0, 4))).shape == (0,)
+    assert ASPECTS.correct(np.zeros((0, 4)), np.zeros((0, 4))).shape == (0,)
     # The answer a question's probabilities give, and people's answers as a model learns them.
-    assert finish.answer(ASPECTS, np.array([0.9, 0.1, 0.5, 0.2])) == ASPECTS.key(["Acting", "Visuals"])
-    assert finish.answer(ASPECTS, np.array([0.1, 0.1, 0.4, 0.2])) == ""  # none applies
-    assert finish.answer(SENTIMENT, np.array([0.1, 0.7, 0.2])) == "Negative"
-    assert finish.targets(ASPECTS, [ASPECTS.key(["Music", "Acting"]), ""]).tolist() == [[1, 0, 0, 1], [0, 0, 0, 0]]
-    assert finish.targets(ASPECTS, []).shape == (0, 4) and finish.targets(SENTIMENT, []).shape == (0,)
+    assert ASPECTS.answer(np.array([0.9, 0.1, 0.5, 0.2])) == ASPECTS.key(["Acting", "Visuals"])
+    assert ASPECTS.answer(np.array([0.1, 0.1, 0.4, 0.2])) == ""  # none applies
+    assert SENTIMENT.answer(np.array([0.1, 0.7, 0.2])) == "Negative"
+    assert ASPECTS.targets([ASPECTS.key(["Music", "Acting"]), ""]).tolist() == [[1, 0, 0, 1], [0, 0, 0, 0]]
+    assert ASPECTS.targets([]).shape == (0, 4) and SENTIMENT.targets([]).shape == (0,)
 
 
 # ---------------------------------------------------------------- a project of three questions
@@ -179,7 +180,7 @@ def test_each_question_plans_its_own_audit_from_its_own_region_and_one_sample_se
     probs = fitted.predict_proba(loop.text.vectors(None, others, ""), np.full((400, 4), 0.5))
     got = [rows[i]["questions"]["aspects"]["probability"] for i in open_ids]
     assert got == pytest.approx(np.maximum(probs, 1 - probs).min(axis=1), abs=1e-5)
-    assert [rows[i]["questions"]["aspects"]["guess"] for i in open_ids] == [finish.answer(ASPECTS, p) for p in probs]
+    assert [rows[i]["questions"]["aspects"]["guess"] for i in open_ids] == [ASPECTS.answer(p) for p in probs]
 
 
 def test_each_question_is_tested_on_its_own_sample_and_the_model_labels_only_what_cleared():
@@ -216,15 +217,15 @@ def test_each_question_is_tested_on_its_own_sample_and_the_model_labels_only_wha
             # The threshold, recomputed: this question's model answers its own sample only, right when exact.
             train = [f"review {i - 1}" for i in p.trained_on]
             sample = [f"review {i - 1}" for i in p.tasks]
-            y = finish.targets(question, [answer_of(question, truth[t]) for t in train])
+            y = question.targets(answer_of(question, truth[t]) for t in train)
             n = len(question.labels)
             flat = 0.5 if question.multiple else 1 / n
             fitted = classifier.fit("blend", loop.text.vectors(None, train, ""), np.full((len(train), n), flat), y, n)
             probs = fitted.predict_proba(loop.text.vectors(None, sample, ""), np.full((len(sample), n), flat))
-            y_audit = finish.targets(question, [answer_of(question, truth[t]) for t in sample])
+            y_audit = question.targets(answer_of(question, truth[t]) for t in sample)
             chosen = routing.audit_threshold(
-                routing.confidence(probs, question.multiple),
-                routing.correct(probs, y_audit, question.multiple),
+                question.confidence(probs),
+                question.correct(probs, y_audit),
                 p.expected,
                 TARGET,
             )

@@ -188,10 +188,10 @@ def test_a_prediction_holds_one_result_per_question_and_setup_names_what_is_left
 
 
 def test_multi_label_results_hold_every_label_at_or_above_half(predictor):
-    from backend.loop.answers import chosen, regions
+    from backend.loop.answers import regions
 
     aspects = CONFIG.question("aspects")
-    assert chosen(aspects, np.array([0.9, 0.2, 0.5, 0.49])) == ["Acting", "Visuals"]
+    assert aspects.chosen(np.array([0.9, 0.2, 0.5, 0.49])) == ["Acting", "Visuals"]
     rows = {"sentiment": np.array([0.1, 0.7, 0.2]), "aspects": np.zeros(4), "spoiler": np.array([0.4, 0.6])}
     assert [r["from_name"] for r in regions(CONFIG, rows)] == ["sentiment", "spoiler"]  # no aspect applies: no result
     assert regions(CONFIG, rows)[0]["value"]["choices"] == ["Negative"]
@@ -365,9 +365,9 @@ def _answer(question, item: dict) -> str:
 
 def test_multi_label_targets_and_guesses():
     aspects = CONFIG.question("aspects")
-    y = training.targets(aspects, [aspects.key(["Story"]), "", aspects.key(["Acting", "Music"])])
+    y = aspects.targets([aspects.key(["Story"]), "", aspects.key(["Acting", "Music"])])
     assert y.tolist() == [[0, 1, 0, 0], [0, 0, 0, 0], [1, 0, 0, 1]]
-    assert training.guesses(aspects, np.array([[0.6, 0.4, 0.5, 0.1]])).tolist() == [[1, 0, 1, 0]]
+    assert aspects.decisions(np.array([[0.6, 0.4, 0.5, 0.1]])).tolist() == [[1, 0, 1, 0]]
     assert training._decode(training._code(np.array([1, 0, 1, 1])), y).tolist() == [1, 0, 1, 1]
 
 
