@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -27,7 +28,7 @@ from backend.loop.answers import ranking_inputs, regions
 from backend.loop.features import TextFeatures
 from backend.loop.gateway import Gateway
 from backend.loop.jobs import CoalescingJobs
-from backend.loop.projects import ModelSet, Projects
+from backend.loop.projects import ModelSet, PoolRanking, Projects
 from backend.metrics import Metrics
 from backend.ranking import questions as question_ranking
 from backend.ranking import strategies
@@ -36,6 +37,21 @@ from backend.settings import Settings
 log = logging.getLogger(__name__)
 
 TRAINING_ACTIONS = frozenset({"ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED", "START_TRAINING"})
+
+
+@dataclass(frozen=True)
+class _Request:
+    """What a /predict request fills its predictions with, the same for each of its chunks."""
+
+    config: Config
+    tasks: Sequence[Any]
+    version: str  # the name its predictions carry
+    strategy: str
+    lanes: int
+    weights: dict  # how much each question counts in the ranking (rescoring.question_weights)
+    learned: dict[str, np.ndarray]  # the labels each question's model learned (rescoring.learned_labels)
+    ranking: PoolRanking | None
+    pool: PoolCalibration | None
 
 
 class LoopError(LabelloopError, ValueError):
@@ -179,10 +195,17 @@ class Loop:
         if project:
             self.projects.note_published(project, version)
         results: list[dict] = [{"result": [], "score": 0.0, "model_version": version} for _ in tasks]
-        strategy = self.projects.strategy(project) if project else self.settings.rank_strategy
-        lanes = self.projects.lanes(project) if project else 1
-        weights = rescoring.question_weights(self.settings, self.projects, project, config.names)
-        learned = rescoring.learned_labels(self.text, config, model, self.pool(project))
+        request = _Request(
+            config=config,
+            tasks=tasks,
+            version=version,
+            strategy=self.projects.strategy(project) if project else self.settings.rank_strategy,
+            lanes=self.projects.lanes(project) if project else 1,
+            weights=rescoring.question_weights(self.settings, self.projects, project, config.names),
+            learned=rescoring.learned_labels(self.text, config, model, self.pool(project)),
+            ranking=ranking,
+            pool=self.pool(project),
+        )
         chunk = self.settings.predict_chunk
         # Also checked when the model takes a chunk up: the wait behind other requests' chunks can be long.
         deadline = llm_scorer.DEADLINE.set(started + self.settings.predict_timeout)
@@ -198,45 +221,37 @@ class Loop:
                     skipped += [{"index": i, "task": _task_id(tasks[i]), "reason": reason} for i in slots[start:]]
                     self.metrics.timeouts.inc(len(slots) - start)
                     break
-                self._fill(
-                    results,
-                    config,
-                    tasks,
-                    slots[start : start + chunk],
-                    batch,
-                    answers,
-                    strategy,
-                    weights,
-                    ranking,
-                    version,
-                    lanes,
-                    self.pool(project),
-                    learned,
-                )
+                self._fill(request, results, slots[start : start + chunk], batch, answers)
         finally:
             llm_scorer.DEADLINE.reset(deadline)
         skipped.sort(key=lambda item: item["index"])
         return results, skipped, version
 
     def _fill(
-        self, results, config, tasks, slots, batch, answers, strategy, weights, ranking, version, lanes, pool, learned
+        self,
+        request: _Request,
+        results: list[dict],
+        slots: Sequence[int],
+        batch: Sequence[str],
+        answers: dict[str, np.ndarray],
     ) -> None:
         """Each task's prediction, with the pool ranking's score when the task has one, else its own."""
+        r = request
         # The LLM's probabilities were just cached by answers(): reading them again costs a lookup.
-        needs_llm = strategy in strategies.REGISTRY and strategies.REGISTRY[strategy].needs_llm_probs
-        llm = self.text.llm_answers(config, batch, pool)[0] if needs_llm else None
-        inputs = ranking_inputs(config, answers, llm, learned)
-        priority = question_ranking.pointwise_priority(strategy, inputs, weights)
+        needs_llm = r.strategy in strategies.REGISTRY and strategies.REGISTRY[r.strategy].needs_llm_probs
+        llm = self.text.llm_answers(r.config, batch, r.pool)[0] if needs_llm else None
+        inputs = ranking_inputs(r.config, answers, llm, r.learned)
+        priority = question_ranking.pointwise_priority(r.strategy, inputs, r.weights)
         for i, (slot, own) in enumerate(zip(slots, priority)):
-            task_id = _task_id(tasks[slot])
-            if ranking and ranking.published == version and task_id in ranking.priorities:
-                own = ranking.priorities[task_id]
+            task_id = _task_id(r.tasks[slot])
+            if r.ranking and r.ranking.published == r.version and task_id in r.ranking.priorities:
+                own = r.ranking.priorities[task_id]
             else:
-                own = ls_queue.task_score(own, task_id, lanes)
+                own = ls_queue.task_score(own, task_id, r.lanes)
             results[slot] = {
-                "result": regions(config, {name: probs[i] for name, probs in answers.items()}),
+                "result": regions(r.config, {name: probs[i] for name, probs in answers.items()}),
                 "score": round(float(own), 6),
-                "model_version": version,
+                "model_version": r.version,
             }
 
     # ---------------------------------------------------------------- training and re-scoring (background jobs)
