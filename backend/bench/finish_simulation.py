@@ -340,6 +340,7 @@ def finish_run(
     kind: str,
     strategy: str,
     seed: int,
+    *,
     target: float = 0.95,
     level: float = 0.95,
     seed_size: int = SEED_SIZE,
@@ -421,6 +422,7 @@ def finish(
     inputs: simulation.Inputs,
     strategy_names: Sequence[str] = DEFAULT_STRATEGIES,
     seeds: Sequence[int] = range(3),
+    *,
     target: float = 0.95,
     level: float = 0.95,
     kind: str = simulation.SERVED_KIND,
@@ -476,7 +478,19 @@ def finish(
             for seed in seeds:
                 bar.set_postfix_str(f"{model} {name} seed {seed}")
                 runs.append(
-                    finish_run(inputs, model, name, seed, target, level, seed_size, batch, patience, budget, evidence)
+                    finish_run(
+                        inputs,
+                        model,
+                        name,
+                        seed,
+                        target=target,
+                        level=level,
+                        seed_size=seed_size,
+                        batch=batch,
+                        patience=patience,
+                        budget=budget,
+                        evidence=evidence,
+                    )
                 )
                 bar.update()
             by_strategy[name] = summarize(runs, target)
