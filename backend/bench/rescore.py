@@ -299,6 +299,7 @@ def check_strategies(names: Sequence[str]) -> list[str]:
 def run(
     url: str,
     api_key: str,
+    *,
     tasks: int = 10_000,
     runs: int = 4,
     chunk: int = 256,

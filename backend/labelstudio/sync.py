@@ -316,6 +316,7 @@ def connect_backend(
     client: LabelStudio,
     project_id: int,
     backend_url: str,
+    *,
     batch_size: int = 100,
     progress: bool = True,
     wait: float = 120.0,
