@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -163,6 +163,17 @@ def make_estimator(seed: int = 0, kind: str = "blend", C: float | None = None) -
         max_iter=200,
         random_state=seed,
     )
+
+
+class Model(Protocol):
+    """What every trained model is to the rest of the backend (Classifier, MultiLabelClassifier, Mixed,
+    Recalibrated): the label indices it learned, and (n, n_labels) probabilities in the config's label order from
+    the vectors its recipe reads (recipe_vectors) and the LLM's calibrated probabilities."""
+
+    @property
+    def learned(self) -> np.ndarray: ...
+
+    def predict_proba(self, vectors: np.ndarray, llm_probs: np.ndarray | None = None) -> np.ndarray: ...
 
 
 @dataclass
@@ -405,7 +416,7 @@ def recipe_vectors(recipe: Recipe, vectors: dict[str, np.ndarray]) -> np.ndarray
 
 def fit_recipe(
     recipe: Recipe, vectors: dict[str, np.ndarray], llm_probs: np.ndarray | None, y, n_labels: int, seed: int = 0
-):
+) -> Model:
     """A model of `recipe`; its predict_proba reads recipe_vectors()."""
     if recipe.kind == RECALIBRATED:
         return Recalibrated(recipe.shift, n_labels)

@@ -13,6 +13,7 @@ from typing import Any
 
 from backend.labelstudio.schema import Config, Schema
 from backend.labelstudio.tasks import GoldVote, LabeledTask
+from backend.learning import classifier
 from backend.llm.calibration import CalibrationError
 from backend.llm.predictor import PoolCalibration
 from backend.loop.features import MINILM
@@ -28,7 +29,7 @@ class TrainedModel:
     version: str  # the training run that made it
     labels: tuple[str, ...]
     llm_version: str
-    model: Any  # a classifier.Classifier, MultiLabelClassifier or Mixed: what fit_recipe made
+    model: classifier.Model  # what fit_recipe made
     heldout: dict[int, tuple[int, int]] = field(default_factory=dict)  # task → (label index then, out-of-fold guess)
     features: str = MINILM  # the text vectors it was trained on: MINILM or "llm-layer-<n>"
     question: str = ""  # the from_name it answers; "" (saved before every question learned): the config's first

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
@@ -110,6 +110,15 @@ def fetch_labels(gate: Gateway, client, project: str, config: Config) -> tuple[l
     return [known[i] for i in sorted(known)], {"read": read, **vars(stats)}
 
 
+@dataclass(frozen=True)
+class _Stamp:
+    """What every model a run promotes carries: the run's version, the LLM version and the vectors it read."""
+
+    version: str
+    llm_version: str
+    features: str
+
+
 # What a run's record says of its first question at the top level, as it did when only that question learned.
 _FIRST_QUESTION_KEYS = (
     "recipe",
@@ -192,7 +201,7 @@ def run(gate: Gateway, project: str, started: float) -> tuple[dict, bool]:
             llm[q.from_name],
             serving_probs[q.from_name],
             serving.get(q.from_name),
-            TrainedModel(version, q.labels, llm_version, None, features=features, question=q.from_name),
+            _Stamp(version, llm_version, features),
             shifts,
         )
 
@@ -235,10 +244,10 @@ def _question(
     llm: np.ndarray,
     serving_probs: np.ndarray,
     incumbent: TrainedModel | None,
-    blank: TrainedModel,
+    stamp: _Stamp,
     shifts: dict[str, tuple[float, ...]],
 ) -> tuple[dict, TrainedModel | None]:
-    """One question's part of a run: its record, and its new model (`blank` filled in) when it beats what serves it
+    """One question's part of a run: its record, and its new model (stamped with the run's `stamp`) when it beats what serves it
     now, judged on the same labels; None when it does not, or when it has too few labels to fit."""
     rows = np.array([i for i, t in enumerate(labeled) if question.from_name in t.answers], dtype=int)
     record: dict[str, Any] = {"labels": len(rows)}
@@ -248,7 +257,7 @@ def _question(
     y = question.targets(labeled[i].answers[question.from_name] for i in rows)
     llm = llm[rows]
     own = {name: v[rows] for name, v in vectors.items()}
-    features = blank.features
+    features = stamp.features
     if gate.settings.consensus == "crowdlab" and not question.multiple and first:  # the votes are the first's
         emb = own.get(classifier.STATES, own[classifier.MINILM])  # what the fixed recipe reads (crowdlab)
         y, record["consensus"] = label_issues.crowdlab_labels(
@@ -281,7 +290,7 @@ def _question(
         record["routing"] = routing.routing_record(oof, llm, y)  # thresholds at the 95% target, kept in the registry
     promote = candidate_f1 > incumbent_f1 or switch
     record.update(
-        incumbent=incumbent.version if incumbent else blank.llm_version,
+        incumbent=incumbent.version if incumbent else stamp.llm_version,
         cv_macro_f1=round(candidate_f1, 4),
         incumbent_macro_f1=round(incumbent_f1, 4),
         llm_macro_f1=round(macro_f1(y, question.decisions(llm)), 4),
@@ -289,11 +298,14 @@ def _question(
     )
     if not promote:
         return record, None
-    return record, replace(
-        blank,
-        model=classifier.fit_recipe(choice.recipe, own, llm, y, len(question.labels)),
+    return record, TrainedModel(
+        stamp.version,
+        question.labels,
+        stamp.llm_version,
+        classifier.fit_recipe(choice.recipe, own, llm, y, len(question.labels)),
         heldout={int(i): (_code(a), _code(b)) for i, a, b in zip(ids, y, candidate_guess)},
         features=gate.text.kind_of(choice.recipe, features),
+        question=question.from_name,
         score=round(candidate_f1, 4),
     )
 
