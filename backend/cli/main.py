@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import ast
 import importlib
 import os
 import re
 import sys
+import textwrap
 from pathlib import Path
 
 from backend.cli import Parser
@@ -31,13 +33,37 @@ def summary(stem: str) -> str:
     return re.split(r"\.(?:\s|$)", first)[0]
 
 
+def is_benchmark(name: str) -> bool:
+    """Measurements and simulations, listed apart from the commands a team runs on its projects."""
+    return name.startswith(("bench", "compare-", "simulate-", "load-test"))
+
+
+def listing(width: int = 100) -> str:
+    """Every command with its summary: the product's first, then the benchmarks and simulations."""
+    rows = {name: summary(stem) for name, stem in commands().items()} | {"serve": SERVE_SUMMARY}
+    out = []
+    for title, names in (
+        ("commands:", [n for n in rows if not is_benchmark(n)]),
+        ("benchmarks and simulations:", [n for n in rows if is_benchmark(n)]),
+    ):
+        out.append(title)
+        for name in names:
+            lines = textwrap.wrap(rows[name], width - 24) or [""]
+            out.append(f"    {name:<18}  {lines[0]}" if len(name) <= 18 else f"    {name}\n{' ' * 24}{lines[0]}")
+            out += [" " * 24 + line for line in lines[1:]]
+        out.append("")
+    return "\n".join(out)
+
+
 def parser() -> Parser:
-    top = Parser(prog="labelloop", description=__doc__)
-    sub = top.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    top = Parser(
+        prog="labelloop", description=__doc__, epilog=listing(), formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    # Commands are added without a help line: argparse would list them all in one group; the epilog lists them in two.
+    sub = top.add_subparsers(dest="command", metavar="COMMAND", help="one of the commands below")
     sub.required = True
-    for name, stem in commands().items():
-        sub.add_parser(name, help=summary(stem).replace("%", "%%"), add_help=False)  # argparse formats help
-    sub.add_parser("serve", help=SERVE_SUMMARY, add_help=False)
+    for name in [*commands(), "serve"]:
+        sub.add_parser(name, add_help=False)
     return top
 
 

@@ -31,6 +31,10 @@ def test_help_lists_every_command_with_its_summary():
     for name in [*commands(), "serve"]:
         assert f"\n    {name}" in done.stdout, name
     assert "Inter-annotator agreement of a Label Studio export" in done.stdout  # agreement's docstring
+    # The product's commands first, the benchmarks and simulations after them.
+    product, benchmarks = done.stdout.split("benchmarks and simulations:")
+    assert "\n    finish" in product and "\n    sync-project" in product and "bench-" not in product
+    assert all(f"\n    {name}" in benchmarks for name in ("benchmark", "compare-strategies", "simulate-finish"))
 
 
 @pytest.mark.parametrize("name", [*commands(), "serve"])
