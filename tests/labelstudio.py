@@ -14,7 +14,7 @@ import warm
 
 from backend.dev import labelstudio as ls_server
 from backend.dev.labelstudio import LS_BIN, ROOT, LocalLabelStudioError, User, available  # noqa: F401
-from backend.dev.processes import free_port  # noqa: F401 (the tests' import of it)
+from backend.dev.processes import free_port
 
 SYNC_SCRIPT = warm.labelloop("sync-project")
 MISSING_REASON = (

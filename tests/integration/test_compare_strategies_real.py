@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_compare_strategies import check_outputs, run  # noqa: F401
+from support.compare_strategies import check_outputs, run
 
 
 @pytest.mark.real_model

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_finish_simulation import CONTRACT, results, run  # noqa: F401
+from support.finish_simulation import CONTRACT, run
 
 
 @pytest.mark.real_model

@@ -12,23 +12,23 @@ LONG = settings(test_fuzz.FUZZ, max_examples=600)
 
 @LONG
 @given(body=test_fuzz.SETUP_BODIES)
-def test_setup(client, body):  # noqa: F811
+def test_setup(client, body):
     test_fuzz.test_setup.hypothesis.inner_test(client, body)
 
 
 @LONG
 @given(body=test_fuzz.PREDICT_BODIES)
-def test_predict(client, body):  # noqa: F811
+def test_predict(client, body):
     test_fuzz.test_predict.hypothesis.inner_test(client, body)
 
 
 @LONG
 @given(body=test_fuzz.WEBHOOK_BODIES)
-def test_webhook(client, body):  # noqa: F811
+def test_webhook(client, body):
     test_fuzz.test_webhook.hypothesis.inner_test(client, body)
 
 
 @LONG
 @given(**test_fuzz.RAW_REQUESTS)
-def test_raw_requests(client, path, method, content_type, data, query):  # noqa: F811
+def test_raw_requests(client, path, method, content_type, data, query):
     test_fuzz.test_raw_requests.hypothesis.inner_test(client, path, method, content_type, data, query)

@@ -7,7 +7,7 @@ import io
 import json
 
 import pytest
-from test_label_issues_script import CONFIG_PATH, LABELS, result, reviews, script  # noqa: F401
+from test_label_issues_script import CONFIG_PATH, LABELS, result, reviews, script
 
 
 @pytest.mark.real_model

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 from helpers import ROOT
-from test_load_test import SCRIPT  # noqa: F401
+from test_load_test import SCRIPT
 
 
 @pytest.mark.real_model

@@ -134,7 +134,7 @@ def check_source(source, data: Path, config: Path, guidelines: Path, pool: int, 
 
 
 def test_simulate_finish_passes_the_source(tmp_path, monkeypatch):
-    from test_finish_simulation import finishing_inputs
+    from support.finish_simulation import finishing_inputs
 
     from backend.bench import finish_simulation
     from backend.cli import simulate_finish
@@ -178,7 +178,7 @@ def test_simulate_finish_passes_the_source(tmp_path, monkeypatch):
 
 
 def test_bench_label_issues_passes_the_source(tmp_path, monkeypatch):
-    from test_simulation import synthetic_inputs
+    from support.simulation import synthetic_inputs
 
     from backend.cli import bench_label_issues
 
@@ -309,7 +309,7 @@ def test_benchmark_tables_without_polar_labels_or_large_pool(capsys):
 def tiny_loader(monkeypatch, seen: dict):
     """load_inputs as the command calls it, on the tiny model and hash-seeded embeddings."""
     from helpers import tiny_predictor
-    from test_simulation import FakeEmbedder
+    from support.simulation import FakeEmbedder
 
     real = simulation.load_inputs
 

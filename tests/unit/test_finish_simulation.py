@@ -5,13 +5,11 @@ one-line errors; one end-to-end run with the packaged model (real_model)."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-import warm
-from test_simulation import synthetic_inputs
+from support.finish_simulation import CONTRACT, finishing_inputs, run
 
 from backend.bench import finish_simulation as fs
 from backend.bench import simulation
@@ -20,24 +18,7 @@ from backend.bench.simulation import SimulationError
 from backend.loop import routing
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = warm.labelloop("simulate-finish")
-CONTRACT = ("human_fraction", "auto_accuracy_min", "finished_accuracy_mean", "promise_kept")
 STOP_REASONS = {"nothing below the threshold", "budget"}
-
-
-def finishing_inputs(n_pool: int = 240, seed: int = 0) -> simulation.Inputs:
-    """synthetic_inputs with an LLM that is right 90% of the time and unsure when wrong, so a threshold at 0.9
-    passes within a few dozen labels, as the real one does at 0.95 on a larger pool."""
-    inputs = synthetic_inputs(n_pool=n_pool, n_test=30, seed=seed)
-    rng = np.random.default_rng(seed + 1)
-    y = inputs.pool_y
-    right = rng.random(len(y)) < 0.9
-    guess = np.where(right, y, (y + rng.integers(1, 3, len(y))) % 3)
-    sharpness = np.where(right, rng.uniform(1.0, 6.0, len(y)), rng.uniform(0.2, 1.5, len(y)))
-    logits = sharpness[:, None] * np.eye(3)[guess] + 0.2 * rng.standard_normal((len(y), 3))
-    p = np.exp(logits)
-    inputs.pool_llm = p / p.sum(axis=1, keepdims=True)
-    return inputs
 
 
 SETTINGS = dict(target=0.9, level=0.95, seed_size=40, batch=20, patience=3, evidence="all")  # the loop alone
@@ -353,10 +334,6 @@ def test_plot_and_table(results, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ the script
-
-
-def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return warm.run([*SCRIPT, *args], timeout=timeout, cwd=ROOT)
 
 
 def load_script():

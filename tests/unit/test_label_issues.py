@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_simulation import synthetic_inputs
+from support.simulation import synthetic_inputs
 
 from backend.bench import noise as noise_bench
 from backend.labelstudio.export import Dataset, Item

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 from helpers import CONFIG, tiny_predictor
-from test_loop import FakeProject
+from support.loop import FakeProject
 
 from backend.labelstudio import schema as schemas
 from backend.llm import calibration as cal

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from helpers import ROOT, tiny_predictor
 from label_studio_sdk.label_interface import LabelInterface
-from test_loop import FakeProject, make_service
+from support.loop import FakeProject, make_service
 
 from backend import guidelines as guides
 from backend.labelstudio import schema as schemas

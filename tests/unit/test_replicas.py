@@ -7,7 +7,7 @@ import json
 import threading
 
 from helpers import CONFIG
-from test_loop import SCHEMA, FakeProject, make_service, predictor, webhook  # noqa: F401 (predictor is a fixture)
+from support.loop import SCHEMA, FakeProject, make_service, predictor, webhook  # noqa: F401 (predictor is a fixture)
 
 from backend.serving.app import create_app
 
