@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_judge import CLEAR, MIXED, scorer  # noqa: F401
+from support.judge import CLEAR, MIXED, scorer  # noqa: F401 (scorer: a fixture)
 
 from backend.llm.local import LLMScorer
 from backend.ranking import judge

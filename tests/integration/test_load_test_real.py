@@ -7,8 +7,10 @@ import subprocess
 import sys
 
 import pytest
+import warm
 from helpers import ROOT
-from test_load_test import SCRIPT
+
+SCRIPT = warm.labelloop("load-test")
 
 
 @pytest.mark.real_model

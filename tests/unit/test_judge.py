@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from support.judge import CLEAR, MIXED, scorer  # noqa: F401 (fixtures)
 
 from backend.dev import tiny_model
 from backend.learning.vectors import VectorCache
-from backend.llm.local import LLMScorer
 from backend.ranking import judge
 
 TEXTS = [
@@ -18,11 +18,6 @@ TEXTS = [
     "I laughed, I cried, I checked my watch.",
     "Not the best, not the worst.",
 ]
-
-
-@pytest.fixture(scope="module")
-def scorer():
-    return LLMScorer(tiny_model.model(), tiny_model.tokenizer())
 
 
 def test_variants_and_prompts():
@@ -78,17 +73,3 @@ def test_unknown_variant(scorer):
         judge.judge_prompt(scorer.tokenizer, "funny")
     with pytest.raises(ValueError, match="unknown judge variant"):
         judge.utilities(scorer, TEXTS, "funny")
-
-
-MIXED = [
-    "Great performances trapped in a muddled, overlong story; I admired it more than I enjoyed it.",
-    "The first half is charming and the second half is a chore.",
-    "Beautiful to look at, but I felt nothing, and I'm still not sure whether that was the point.",
-    "It's a perfectly okay film that you will forget by tomorrow.",
-]
-CLEAR = [
-    "A brilliant, hilarious and deeply moving film. I loved it.",
-    "Boring, ugly and stupid. I hated every minute.",
-    "Perfect in every way, a true masterpiece.",
-    "An unwatchable disaster from start to finish.",
-]
