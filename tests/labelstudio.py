@@ -10,10 +10,11 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
 import warm
 
 from backend.dev import labelstudio as ls_server
-from backend.dev.labelstudio import LS_BIN, ROOT, LocalLabelStudioError, User, available  # noqa: F401
+from backend.dev.labelstudio import LS_BIN, ROOT, LocalLabelStudioError, User, available
 from backend.dev.processes import free_port
 
 SYNC_SCRIPT = warm.labelloop("sync-project")
@@ -21,6 +22,7 @@ MISSING_REASON = (
     f"Label Studio is not installed in {LS_BIN.parent.parent.name}: "
     "make labelstudio (python3 -m venv .venv-ls && .venv-ls/bin/pip install -r requirements/labelstudio.txt)"
 )
+needs_ls = pytest.mark.skipif(not available(), reason=MISSING_REASON)
 
 
 class LabelStudioServer(ls_server.LabelStudioServer):

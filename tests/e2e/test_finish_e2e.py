@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from helpers import CONFIG, tiny_predictor
 from label_studio_sdk import LabelStudio
-from test_finish import N_HUMAN, N_TASKS, SCHEMA, TARGET, annotations_of, needs_ls, result, script, tab_of
+from labelstudio import needs_ls
+from support.choices import result
+from support.finish import N_HUMAN, N_TASKS, SCHEMA, TARGET, annotations_of, script, tab_of
 
 from backend import corpus
 from backend.cli import finish as finish_cli

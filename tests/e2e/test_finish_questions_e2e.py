@@ -15,8 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from helpers import ROOT, tiny_predictor
 from label_studio_sdk import LabelStudio
-from test_finish import annotations_of, needs_ls, tab_of
-from test_finish_questions import ASPECTS, CONFIG, FACETS, SENTIMENT, SPOILER, FacetFeatures, SignalLoop
+from labelstudio import needs_ls
+from support.facets import ASPECTS, CONFIG, FACETS, SENTIMENT, SPOILER, FacetFeatures
+from support.finish import (
+    SignalLoop,
+    annotations_of,
+    tab_of,
+)
 
 from backend.cli import finish as finish_cli
 from backend.cli import label_issues as label_issues_cli

@@ -7,7 +7,9 @@ import json
 import pytest
 from helpers import CONFIG
 from label_studio_sdk import LabelStudio
-from test_label_issues_script import needs_ls, result, reviews, script
+from labelstudio import needs_ls
+from support.choices import result
+from support.label_issues import reviews, script
 
 from backend.labelstudio import review as label_review
 

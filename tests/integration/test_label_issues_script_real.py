@@ -7,7 +7,8 @@ import io
 import json
 
 import pytest
-from test_label_issues_script import CONFIG_PATH, LABELS, result, reviews, script
+from support.choices import result
+from support.label_issues import CONFIG_PATH, LABELS, reviews, script
 
 
 @pytest.mark.real_model

@@ -12,8 +12,6 @@ from backend.bench import simulation
 from support.simulation import synthetic_inputs
 
 SCRIPT = warm.labelloop("simulate-finish")
-
-
 CONTRACT = ("human_fraction", "auto_accuracy_min", "finished_accuracy_mean", "promise_kept")
 
 

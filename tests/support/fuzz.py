@@ -14,8 +14,6 @@ from backend.serving.service import Service
 from backend.settings import Settings
 
 EXAMPLES = 150  # per test; tests/integration/test_fuzz_long.py runs 600
-
-
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 
 

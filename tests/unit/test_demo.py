@@ -11,12 +11,11 @@ import subprocess
 import time
 from pathlib import Path
 
-import labelstudio
 import pytest
 import requests
 import warm
 from label_studio_sdk import LabelStudio
-from labelstudio import ROOT, free_port
+from labelstudio import ROOT, free_port, needs_ls
 
 from backend.dev import demo
 from backend.dev import labelstudio as ls_server
@@ -24,7 +23,6 @@ from backend.labelstudio import task_files
 
 DEMO_SCRIPT = warm.labelloop("demo")
 N = 20
-needs_label_studio = pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MISSING_REASON)
 
 
 def run_demo(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -81,7 +79,7 @@ def test_label_studio_missing_says_make_labelstudio(tmp_path, monkeypatch):
         demo.Demo(tmp_path, ls_port=free_port(), backend_port=free_port()).start()
 
 
-@needs_label_studio
+@needs_ls
 @pytest.mark.parametrize("which", ["--ls-port", "--backend-port"])
 def test_port_in_use_is_one_line_error(tmp_path, which):
     with socket.socket() as busy:

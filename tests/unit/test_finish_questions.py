@@ -10,17 +10,14 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from helpers import ROOT
-from test_finish import FakeViews, SignalFeatures, SignalLoop, annotation, fake_project
+from support.facets import ASPECTS, CONFIG, FACETS, SENTIMENT, SPOILER, FacetFeatures
+from support.finish import FakeViews, SignalLoop, annotation, fake_project
 
 from backend.labelstudio import audit, model_labels
 from backend.labelstudio import schema as schemas
 from backend.learning import classifier
 from backend.loop import finish, routing
 
-FACETS = (ROOT / "label_config" / "review_facets.xml").read_text()
-CONFIG = schemas.parse_config(FACETS)
-SENTIMENT, ASPECTS, SPOILER = CONFIG.questions
 TARGET = 0.8
 
 
@@ -61,23 +58,6 @@ def facet_result(truth: dict) -> list[dict]:
 
 def facet_annotation(truth: dict, number: int) -> dict:
     return {**annotation("Positive", number=number, user=2), "result": facet_result(truth)}
-
-
-class FacetFeatures(SignalFeatures):
-    """Vectors that carry every question's answer under noise whose strength varies by text (the model is sure of
-    some tasks and unsure of others), a flat LLM (0.5 for every label of the multi-label question)."""
-
-    def __init__(self, truth: dict[str, dict], seed: int = 0):
-        rng = np.random.default_rng(seed)
-        self.rows = {}
-        for text, t in truth.items():
-            row = rng.normal(0, 1, 12)
-            strength = rng.uniform(0, 8)
-            row[t["sentiment"]] += strength
-            row[3:7] += strength * (2 * np.array(t["aspects"]) - 1)
-            row[7 + t["spoiler"]] += strength
-            self.rows[text] = row
-        self.saved = 0
 
 
 class FakeAnnotations:

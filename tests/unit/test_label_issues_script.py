@@ -4,37 +4,7 @@ and not flagged again)."""
 
 from __future__ import annotations
 
-import os
-
-import labelstudio
-import numpy as np
-import pytest
-import warm
-from helpers import ROOT
-
-from backend import corpus
-
-SCRIPT = warm.labelloop("label-issues")
-CONFIG_PATH = ROOT / "label_config" / "sentiment.xml"
-LABELS = ["Positive", "Negative", "Neutral"]
-needs_ls = pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MISSING_REASON)
-
-
-def script(*args, env=None, timeout=600):
-    full = {**os.environ, **(env or {})}
-    return warm.run([*SCRIPT, *args], cwd=ROOT, env=full, timeout=timeout)
-
-
-def result(label):
-    return [{"from_name": "sentiment", "to_name": "review", "type": "choices", "value": {"choices": [label]}}]
-
-
-def reviews(n: int, flips: int, seed: int):
-    """n corpus reviews with their labels, `flips` of them changed to the next label: (texts, given, flipped rows)."""
-    df = corpus.stratified_split(corpus.load(), [n], seed=seed)[0].reset_index(drop=True)
-    flipped = set(np.random.default_rng(seed).choice(n, size=flips, replace=False).tolist())
-    given = [LABELS[(LABELS.index(label) + 1) % 3] if i in flipped else label for i, label in enumerate(df["label"])]
-    return list(df["text"]), given, flipped
+from support.label_issues import CONFIG_PATH, script
 
 
 def one_line_error(done, code, says):

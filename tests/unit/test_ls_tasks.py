@@ -2,12 +2,12 @@
 
 import time
 
-import labelstudio
 import pytest
 import requests
 from label_studio_sdk import LabelStudio
 from label_studio_sdk.core import http_client
 from labelstudio import ROOT, free_port
+from support.choices import result
 
 from backend.labelstudio import schema as schemas
 from backend.labelstudio import tasks as lt
@@ -19,10 +19,6 @@ ALIAS_SCHEMA = schemas.parse(
     '<View><Text name="review" value="$text"/><Choices name="sentiment" toName="review">'
     '<Choice value="Positive" alias="pos"/><Choice value="Negative" alias="neg"/></Choices></View>'
 )
-
-
-def result(label, from_name="sentiment", to_name="review"):
-    return [{"from_name": from_name, "to_name": to_name, "type": "choices", "value": {"choices": [label]}}]
 
 
 _ids = iter(range(1, 10_000))
@@ -159,7 +155,6 @@ def test_unreachable_label_studio_says_so_in_one_line(monkeypatch):
 
 # ---------------------------------------------------------------- against a real Label Studio
 
-needs_ls = pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MISSING_REASON)
 
 GOLD_TEXT = gold.default_gold().items[0].text
 TEXTS = {

@@ -3,7 +3,6 @@ its figures add up, its request counts follow the chunking, and the pool ends wi
 
 from __future__ import annotations
 
-import labelstudio
 import pytest
 import warm
 
@@ -11,7 +10,6 @@ from backend.bench import rescore as rescore_bench
 
 N_TASKS, RUNS, CHUNK = 60, 3, 16
 SCRIPT = warm.labelloop("bench-rescore")
-needs_label_studio = pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MISSING_REASON)
 
 
 @pytest.fixture(scope="module")
