@@ -10,24 +10,14 @@ import sys
 import pytest
 import requests
 from label_studio_sdk import LabelStudio
-from labelstudio import ROOT, free_port
-from test_demo import (  # noqa: F401
-    DEMO_SCRIPT,
-    N,
-    alive,
-    check_project,
-    demo_dir,
-    descendants,
-    needs_label_studio,
-    read_until,
-    wait_gone,
-)
+from labelstudio import ROOT, free_port, needs_ls
+from support.demo import DEMO_SCRIPT, N, alive, check_project, demo_dir, descendants, read_until, wait_gone  # noqa: F401 (demo_dir: a fixture)
 
 from backend.dev import demo, processes
 
 
 @pytest.mark.e2e
-@needs_label_studio
+@needs_ls
 def test_demo_starts_then_restarts_on_the_same_data(demo_dir):
     expected = len(demo.sample_tasks(N))
     session = demo.Demo(demo_dir, ls_port=free_port(), backend_port=free_port(), n_tasks=N)
@@ -61,7 +51,7 @@ def test_demo_starts_then_restarts_on_the_same_data(demo_dir):
 
 
 @pytest.mark.e2e
-@needs_label_studio
+@needs_ls
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_stops_the_script_and_both_servers(demo_dir, signum):
     ls_port, backend_port = free_port(), free_port()

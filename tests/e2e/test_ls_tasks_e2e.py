@@ -3,7 +3,8 @@
 import time
 
 import pytest
-from test_ls_tasks import CONFIG, SCHEMA, TEXTS, labeled_project, make_project, needs_ls, next_task, prediction, users  # noqa: F401
+from labelstudio import needs_ls
+from support.ls_tasks import CONFIG, SCHEMA, TEXTS, labeled_project, make_project, next_task, prediction, users  # noqa: F401 (fixtures)
 
 from backend.labelstudio import schema as schemas
 from backend.labelstudio import tasks as lt

@@ -4,7 +4,7 @@ import os
 
 import pytest
 from labelstudio import run_sync
-from test_project_sync import GUIDELINES, assert_one_line_error, write
+from support.sync_project import GUIDELINES, assert_one_line_error, write
 
 
 @pytest.mark.e2e

@@ -6,13 +6,14 @@ import json
 import math
 
 import pytest
-from test_rescore_bench import CHUNK, N_TASKS, RUNS, needs_label_studio, result  # noqa: F401
+from labelstudio import needs_ls
+from support.rescore import CHUNK, N_TASKS, RUNS, result  # noqa: F401 (result: a fixture)
 
 from backend.bench import rescore as rescore_bench
 
 
 @pytest.mark.e2e
-@needs_label_studio
+@needs_ls
 def test_every_task_ends_with_one_prediction_of_the_serving_version(result):
     last = result["run"][-1]["published"]
     assert result["check"] == {
@@ -28,7 +29,7 @@ def test_every_task_ends_with_one_prediction_of_the_serving_version(result):
 
 
 @pytest.mark.e2e
-@needs_label_studio
+@needs_ls
 def test_request_counts_follow_the_chunking_and_each_run_deletes_the_set_before(result):
     pages = math.ceil(N_TASKS / result["page_size"])
     previous = None
@@ -60,7 +61,7 @@ def test_request_counts_follow_the_chunking_and_each_run_deletes_the_set_before(
 
 
 @pytest.mark.e2e
-@needs_label_studio
+@needs_ls
 def test_seconds_are_positive_and_add_up(result):
     for row in result["run"]:
         seconds = {phase: figures["seconds"] for phase, figures in row["phases"].items()}
@@ -84,7 +85,7 @@ def test_seconds_are_positive_and_add_up(result):
 
 
 @pytest.mark.e2e
-@needs_label_studio
+@needs_ls
 def test_databases_side_by_side(result):
     table = rescore_bench.side_by_side({"sqlite": result, "postgresql": result}).splitlines()
     assert table[0].startswith("steady state") and len(table) == 4

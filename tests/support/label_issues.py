@@ -1,4 +1,4 @@
-"""Test helpers shared across test modules (moved from tests/unit/test_label_issues_script.py)."""
+"""Test helpers shared by tests/unit/test_label_issues_script.py and the tiers that build on it."""
 
 from __future__ import annotations
 

@@ -3,6 +3,7 @@ pyproject.toml), and no module importing, even from inside a function, a module 
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -54,3 +55,16 @@ def test_no_module_of_backend_imports_one_that_imports_it_back():
         m: {t for t in graph.find_modules_directly_imported_by(m) if not m.startswith(t + ".")} for m in graph.modules
     }
     assert cycle(edges) is None, " -> ".join(cycle(edges))
+
+
+def test_no_test_module_imports_another():
+    # What tests share lives in tests/ (helpers, labelstudio, warm, browser) and tests/support/: a test module that
+    # imports another runs that module's tests' setup and makes the tiers depend on each other.
+    tests = Path(__file__).resolve().parents[1]
+    found = [
+        f"{path.relative_to(tests)}: {line.strip()}"
+        for path in tests.rglob("*.py")
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if re.match(r"\s*(from test_\w+ import|import test_\w+)", line)
+    ]
+    assert found == []

@@ -1,20 +1,27 @@
 """backend/labelstudio/tasks.py: the label resolution rule on its own, then reading and writing a real Label Studio."""
 
-import time
-
 import pytest
-import requests
 from label_studio_sdk import LabelStudio
 from label_studio_sdk.core import http_client
-from labelstudio import ROOT, free_port
+from labelstudio import free_port
 from support.choices import result
+from support.ls_tasks import (  # noqa: F401 (fixtures)
+    CONFIG,
+    GOLD_TEXT,
+    SCHEMA,
+    TEXTS,
+    access_token,
+    labeled_project,
+    make_project,
+    next_task,
+    prediction,
+    users,
+)
 
 from backend.labelstudio import schema as schemas
 from backend.labelstudio import tasks as lt
 from backend.quality import gold
 
-CONFIG = (ROOT / "label_config" / "sentiment.xml").read_text(encoding="utf-8")
-SCHEMA = schemas.parse(CONFIG)
 ALIAS_SCHEMA = schemas.parse(
     '<View><Text name="review" value="$text"/><Choices name="sentiment" toName="review">'
     '<Choice value="Positive" alias="pos"/><Choice value="Negative" alias="neg"/></Choices></View>'
@@ -154,83 +161,3 @@ def test_unreachable_label_studio_says_so_in_one_line(monkeypatch):
 
 
 # ---------------------------------------------------------------- against a real Label Studio
-
-
-GOLD_TEXT = gold.default_gold().items[0].text
-TEXTS = {
-    "agree": "A bright and funny family film.",
-    "conflict": "The plot drags but the score is lovely.",
-    "skipped": "I could not tell what this one was about.",
-    "skip_then_label": "It is a movie, and it is two hours long.",
-    "truth": "A cold, joyless slog.",
-    "changed_mind": "Ambitious, uneven, sometimes brilliant.",
-    "gold": GOLD_TEXT,
-    "synthetic": "A made-up review written by the augmenter.",
-    "junk": "Whatever this was, the annotation says nothing.",
-    "a": "Unlabeled review a.",
-    "b": "Unlabeled review b.",
-    "c": "Unlabeled review c.",
-    "d": "Unlabeled review d.",
-}
-
-
-def make_project(client, title, tasks):
-    """A project with the sentiment config and these task data; {name: task id} for the named texts."""
-    project = client.projects.create(title=title, label_config=CONFIG)
-    client.projects.import_tasks(id=project.id, request=tasks)
-    by_text = {t.data["text"]: t.id for t in client.tasks.list(project=project.id, page_size=100)}
-    return project.id, {name: by_text[text] for name, text in TEXTS.items() if text in by_text}
-
-
-@pytest.fixture(scope="module")
-def users(label_studio):
-    annotator = label_studio.create_annotator("ls-tasks-annotator@example.com", "ls-tasks-pass-1234")
-    admin = LabelStudio(base_url=label_studio.url, api_key=label_studio.admin.token)
-    return admin, LabelStudio(base_url=label_studio.url, api_key=annotator.token), annotator
-
-
-@pytest.fixture(scope="module")
-def labeled_project(users):
-    admin, annotator, _ = users
-    tasks = [{"text": text, **({"synthetic": True} if name == "synthetic" else {})} for name, text in TEXTS.items()]
-    tasks.append({"text": 123})  # Label Studio accepts a number where the config shows text
-    project, ids = make_project(admin, "ls_tasks labeled", tasks)
-
-    def label(client, name, value, **kw):
-        client.annotations.create(id=ids[name], result=result(value) if value else [], **kw)
-        time.sleep(0.01)  # distinct update times, whatever the clock resolution
-
-    label(admin, "agree", "Positive")
-    label(annotator, "agree", "Positive")
-    label(admin, "conflict", "Positive")
-    label(annotator, "conflict", "Negative")  # a tie: the newer one wins
-    label(annotator, "skipped", None, was_cancelled=True)
-    label(annotator, "skip_then_label", None, was_cancelled=True)
-    label(admin, "skip_then_label", "Neutral")
-    label(admin, "truth", "Negative", ground_truth=True)
-    label(annotator, "truth", "Positive")
-    label(annotator, "changed_mind", "Positive")
-    label(admin, "changed_mind", "Positive")
-    label(annotator, "changed_mind", "Negative")  # the annotator's latest: 1 vs 1, and it is newer
-    label(admin, "gold", "Positive")
-    label(admin, "synthetic", "Negative")
-    admin.annotations.create(id=ids["junk"], result=result("Positive", from_name="wrong"))
-    return project, ids
-
-
-def access_token(url, pat):
-    answer = requests.post(f"{url}/api/token/refresh/", json={"refresh": pat}, timeout=10)
-    answer.raise_for_status()
-    return answer.json()["access"]
-
-
-def next_task(url, project, pat):
-    answer = requests.get(
-        f"{url}/api/projects/{project}/next", headers={"Authorization": f"Bearer {access_token(url, pat)}"}, timeout=30
-    )
-    assert answer.status_code == 200, answer.text[:300]
-    return answer.json()["id"]
-
-
-def prediction(task, score, version, label="Positive"):
-    return {"task": task, "result": result(label), "score": score, "model_version": version}

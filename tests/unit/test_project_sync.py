@@ -4,26 +4,10 @@ Label Studio's instructions: test_instructions.py)."""
 import os
 
 import pytest
-from labelstudio import ROOT, free_port, run_sync
-
-GUIDELINES = ROOT / "guidelines" / "sentiment.md"
-
-
-def write(path, text):
-    path.write_text(text, encoding="utf-8")
-    return path
-
+from labelstudio import free_port, run_sync
+from support.sync_project import assert_one_line_error
 
 # ---------------------------------------------------------------- CLI errors
-
-
-def assert_one_line_error(done, *fragments):
-    assert done.returncode != 0, done.stdout
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
-    assert "Traceback" not in done.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 @pytest.mark.parametrize("command", ["project", "import", "connect", "export"])

@@ -5,24 +5,9 @@ from __future__ import annotations
 
 import pytest
 import warm
+from support.rescore import CHUNK, N_TASKS, RUNS, result  # noqa: F401 (fixtures)
 
-from backend.bench import rescore as rescore_bench
-
-N_TASKS, RUNS, CHUNK = 60, 3, 16
 SCRIPT = warm.labelloop("bench-rescore")
-
-
-@pytest.fixture(scope="module")
-def result(label_studio, tmp_path_factory):
-    return rescore_bench.run(
-        label_studio.url,
-        label_studio.admin.token,
-        tasks=N_TASKS,
-        runs=RUNS,
-        chunk=CHUNK,
-        data_dir=tmp_path_factory.mktemp("bench-rescore"),
-        progress=False,
-    )
 
 
 @pytest.mark.parametrize(
