@@ -48,6 +48,12 @@ class Schema:
     text_key: str = "text"  # Paragraphs only: each line's text field (textKey)
     multiple: bool = False  # choice="multiple": every label that applies, possibly none
 
+    @classmethod
+    def of_labels(cls, labels: Iterable[str], multiple: bool = False, from_name: str = "") -> "Schema":
+        """A question known only by its labels (an export's, without its config): enough for its rules."""
+        labels = tuple(labels)
+        return cls(from_name, "", "", labels, labels, multiple=multiple)
+
     def result(self, *labels: str) -> dict:
         return {
             "from_name": self.from_name,

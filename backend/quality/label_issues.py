@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from backend.labelstudio.export import Dataset
-from backend.labelstudio.schema import SET_SEPARATOR
+from backend.labelstudio.schema import SET_SEPARATOR, Schema
 from backend.learning import classifier
 from backend.quality.gold import NO_LABEL, GoldSet
 
@@ -101,18 +101,6 @@ def tasks_of(dataset: Dataset, gold_set: GoldSet | None = None, gold_answers: bo
             answer = set_key(answer, dataset.labels)
         rows.append(Judged(item.task_id, item.text, given_label(item.labels, dataset.labels), item.labels, answer))
     return rows
-
-
-def targets(given: Sequence[str], labels: Sequence[str], multiple: bool = False) -> np.ndarray:
-    """Given labels as a model learns them: label indices, or (multi-label) an (n, k) 0/1 matrix."""
-    labels = list(labels)
-    if not multiple:
-        return np.array([labels.index(g) for g in given], dtype=int)
-    y = np.zeros((len(given), len(labels)), dtype=int)
-    for row, g in enumerate(given):
-        for label in members(g):
-            y[row, labels.index(label)] = 1
-    return y
 
 
 def judging(oof: np.ndarray, llm: np.ndarray) -> np.ndarray:
@@ -191,6 +179,7 @@ def judge(
     `multiple`, the labels are multi-label sets (Schema.key) and `score` gives each label's probability of applying.
     """
     labels = list(labels)
+    question = Schema.of_labels(labels, multiple)
     confirmed = dict(confirmed or {})
     real = [r for r in rows if r.answer is None]
     gold_rows = [r for r in rows if r.answer is not None]
@@ -198,7 +187,7 @@ def judge(
     model: dict[str, Any] = {"kind": "llm", "trained_on": 0, "fallback": None}
     real_probs: np.ndarray = np.zeros((0, n))
     gold_probs: np.ndarray = np.zeros((0, n))
-    y = targets([r.given for r in real], labels, multiple)
+    y = question.targets(r.given for r in real)
     texts = [r.text for r in real] + [r.text for r in gold_rows]
     if texts:
         vectors, llm, info = score(texts)
@@ -219,11 +208,6 @@ def judge(
     else:
         issues_mask, quality = flag_multilabel(y, real_probs) if multiple else flag(y, real_probs)
 
-    def suggest(p: np.ndarray) -> str:
-        if multiple:
-            return SET_SEPARATOR.join(label for label, x in zip(labels, p) if x >= 0.5)
-        return labels[int(p.argmax())]
-
     issues, kept_confirmed = [], 0
     for row, is_issue, q, p in zip(real, issues_mask, quality, real_probs):
         if not is_issue:
@@ -231,7 +215,7 @@ def judge(
         if confirmed.get(row.task) == row.given:
             kept_confirmed += 1
             continue
-        issues.append(_issue(row, suggest(p), float(q), p, labels, "model", row.given, multiple))
+        issues.append(_issue(row, question.answer(p), float(q), p, labels, "model", row.given, multiple))
     for row, p in zip(gold_rows, gold_probs):
         assert row.answer is not None  # gold_rows are the rows with an answer
         wrong = sorted(
@@ -240,7 +224,7 @@ def judge(
         if wrong:
             given = max(wrong, key=lambda label: sum(v == label for v in row.votes.values()))
             if multiple:
-                worth = float(multilabel_quality(targets([given], labels, True), p[None, :])[0])
+                worth = float(multilabel_quality(question.targets([given]), p[None, :])[0])
             else:
                 worth = float(p[labels.index(given)])
             issues.append(_issue(row, row.answer, worth, p, labels, "gold", given, multiple))

@@ -13,7 +13,7 @@ import pytest
 from backend.cli import label_issues as cli
 from backend.labelstudio import review, tabs
 from backend.labelstudio.export import Dataset, Item
-from backend.labelstudio.schema import SET_SEPARATOR
+from backend.labelstudio.schema import SET_SEPARATOR, Schema
 from backend.quality import label_issues
 from backend.quality.gold import GoldItem, GoldSet
 
@@ -59,7 +59,7 @@ def test_a_multi_label_given_label_is_the_most_chosen_set_and_a_tie_goes_to_the_
     assert label_issues.given_label(votes, ASPECTS) == key("Acting", "Story")
     assert label_issues.given_label({"a": key("Music"), "b": key("Acting", "Music")}, ASPECTS) == key("Acting", "Music")
     assert label_issues.given_label({"a": key("Music"), "b": key()}, ASPECTS) == ""  # the empty set comes first
-    assert label_issues.targets([key("Story", "Music"), ""], ASPECTS, multiple=True).tolist() == [
+    assert Schema.of_labels(ASPECTS, multiple=True).targets([key("Story", "Music"), ""]).tolist() == [
         [0, 1, 0, 1],
         [0, 0, 0, 0],
     ]
