@@ -233,7 +233,7 @@ def out_of_fold_kind(
 
 def reads_llm(kind: str) -> bool:
     recipe = KIND_RECIPES[kind][0]
-    return recipe == AUTO or recipe in classifier.BLENDS
+    return recipe == AUTO or classifier.is_blend(recipe)
 
 
 def _fit_predict(

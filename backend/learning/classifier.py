@@ -5,7 +5,7 @@ Two kinds, one recipe (scikit-learn's estimator API throughout):
 
 - "classifier": embeddings only; it knows nothing but the annotators' labels.
 - "blend": embeddings plus the LLM's calibrated log-probabilities as extra features (stacking). The regression
-  learns how far to trust the LLM from the labels themselves. The LLM columns are scaled up (LLM_WEIGHTS) so the
+  learns how far to trust the LLM from the labels themselves. The LLM columns are scaled up (Kind.llm_weight) so the
   L2 penalty barely holds their weights back: the fit starts from the LLM's answer and spends the embeddings'
   384 weights on correcting it. Unscaled, the LLM's three columns drown among the embedding dimensions and a
   blend on 20-100 labels falls far below the LLM alone (macro-F1 0.54 against 0.79 at 20 labels here); scaled
@@ -50,10 +50,45 @@ from threadpoolctl import threadpool_limits
 
 from backend.errors import LabelloopError
 
-KINDS = ("classifier", "blend", "state_blend", "llm_refit")
-DEFAULT_C = {"classifier": 0.01, "blend": 0.01, "state_blend": 0.03, "llm_refit": 1.0}
-LLM_WEIGHTS = {"blend": 10.0, "state_blend": 1.0, "llm_refit": 1.0}
-BLENDS = ("blend", "state_blend", "llm_refit")  # kinds that read the LLM's probabilities
+
+@dataclass(frozen=True)
+class Kind:
+    """A model kind: one logistic regression over the design matrix design() builds for it. Registered once, in
+    KIND_REGISTRY; a recipe names it."""
+
+    name: str
+    C: float  # the fit's default inverse regularisation strength
+    llm_weight: float | None = None  # the LLM's log-probabilities, scaled by this, as columns; None: not read
+    reads_vectors: bool = True  # False: the LLM's columns alone
+
+    @property
+    def blend(self) -> bool:
+        return self.llm_weight is not None
+
+
+KIND_REGISTRY: dict[str, Kind] = {
+    kind.name: kind
+    for kind in (
+        Kind("classifier", C=0.01),
+        Kind("blend", C=0.01, llm_weight=10.0),
+        Kind("state_blend", C=0.03, llm_weight=1.0),
+        Kind("llm_refit", C=1.0, llm_weight=1.0, reads_vectors=False),
+    )
+}
+KINDS = tuple(KIND_REGISTRY)
+
+
+def kind_of(name: str) -> Kind:
+    if name not in KIND_REGISTRY:
+        raise ValueError(f"unknown model kind {name!r}; use one of {tuple(KIND_REGISTRY)}")
+    return KIND_REGISTRY[name]
+
+
+def is_blend(name: str) -> bool:
+    """Whether a kind reads the LLM's probabilities."""
+    return name in KIND_REGISTRY and KIND_REGISTRY[name].blend
+
+
 STATES, MINILM = "states", "minilm"  # the text vectors a recipe reads: the LLM's hidden state, MiniLM embeddings
 
 
@@ -62,7 +97,7 @@ RECALIBRATED = "recalibrated"  # the LLM alone under another label-free calibrat
 
 @dataclass(frozen=True)
 class Recipe:
-    """A model a project's labels may choose: a kind, its C (None: DEFAULT_C), the vectors it reads (STATES, MINILM,
+    """A model a project's labels may choose: a kind, its C (None: the kind's), the vectors it reads (STATES, MINILM,
     or both side by side for "mixed"); for RECALIBRATED, the calibration's name and the shift it adds to the served
     LLM's log-probabilities (calibration.shifts)."""
 
@@ -128,23 +163,22 @@ class TrainingError(LabelloopError, ValueError):
 
 def design(kind: str, embeddings: np.ndarray, llm_probs: np.ndarray | None) -> np.ndarray:
     """The feature matrix of `kind` for these rows."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown model kind {kind!r}; use one of {KINDS}")
+    spec = kind_of(kind)
     # Rows scaled to unit length (sentence embeddings already are; an LLM's hidden states are not, and a few of
     # their dimensions are huge), then back to entries of about unit variance, so one C suits every kind of vector.
     x = np.asarray(embeddings, dtype=np.float32)
-    if kind == "llm_refit":
+    if not spec.reads_vectors:
         if llm_probs is None:
             raise ValueError("a blend needs the LLM's probabilities")
         x = np.zeros((len(llm_probs), 0), dtype=np.float32)
     elif x.ndim == 2 and x.shape[1]:
         norms = np.linalg.norm(x, axis=1, keepdims=True)
         x = x / np.where(norms > 0, norms, 1) * np.float32(np.sqrt(x.shape[1]))
-    if kind not in BLENDS:
+    if spec.llm_weight is None:
         return x
     if llm_probs is None:
         raise ValueError("a blend needs the LLM's probabilities")
-    weight = np.float32(LLM_WEIGHTS[kind])
+    weight = np.float32(spec.llm_weight)
     return np.hstack([x, weight * np.log(np.clip(np.asarray(llm_probs, dtype=np.float32), LOG_FLOOR, 1.0))])
 
 
@@ -156,7 +190,7 @@ def make_estimator(seed: int = 0, kind: str = "blend", C: float | None = None) -
     # default is 1e-4) halves a training run at 1,000 labels and moved no chosen recipe and no macro-F1 by 0.005 on
     # a validation slice (docs/questions.md).
     return LogisticRegression(
-        C=DEFAULT_C[kind] if C is None else C,
+        C=kind_of(kind).C if C is None else C,
         class_weight="balanced",
         solver="newton-cg",
         tol=1e-3,
@@ -192,7 +226,7 @@ class Classifier:
         x = design(self.kind, embeddings, llm_probs)
         p = _full_columns(self.estimator.predict_proba(x), self.estimator.classes_, self.n_labels)
         unknown = np.setdiff1d(np.arange(self.n_labels), self.estimator.classes_.astype(int))
-        if self.kind in BLENDS and llm_probs is not None and unknown.size and np.shape(llm_probs)[1] == self.n_labels:
+        if is_blend(self.kind) and llm_probs is not None and unknown.size and np.shape(llm_probs)[1] == self.n_labels:
             # A label with too few annotations to learn keeps the LLM's probability, and the fitted model shares
             # out the rest: otherwise a blend fitted before anyone chose Neutral could never answer Neutral.
             llm = np.asarray(llm_probs, dtype=np.float64)
@@ -319,7 +353,7 @@ def out_of_fold(
     if np.ndim(y) == 2:
         return _out_of_fold_multilabel(kind, embeddings, llm_probs, y, n_labels, folds, seed, C)
     y = _check(y, n_labels)
-    blend = kind in BLENDS and llm_probs is not None
+    blend = is_blend(kind) and llm_probs is not None
     if blend:
         k = min(folds, len(y))
     else:  # no LLM to answer a class a fold cannot learn: as many folds as the rarest class has labels

@@ -391,4 +391,4 @@ def test_the_served_kind_fits_the_recipe_its_labels_choose(inputs):
         choice.oof,
     )
     fixed = simulation.fit_kind("state_fixed", inputs.pool_h[rows], llm, y, 3)
-    assert (fixed.kind, fixed.estimator.C) == ("state_blend", classifier.DEFAULT_C["state_blend"])
+    assert (fixed.kind, fixed.estimator.C) == ("state_blend", classifier.KIND_REGISTRY["state_blend"].C)

@@ -269,3 +269,17 @@ def test_each_question_runs_the_questions_side_by_side_with_blas_on_one_thread(m
         training.each_question(lambda q: threading.current_thread().name, config.questions[:2])
         == [threading.current_thread().name] * 2
     )
+
+
+def test_a_model_kind_is_one_registered_object(monkeypatch):
+    monkeypatch.setitem(classifier.KIND_REGISTRY, "half_blend", classifier.Kind("half_blend", C=0.1, llm_weight=0.5))
+    rng = np.random.default_rng(0)
+    x, llm, y = rng.normal(size=(60, 4)), rng.dirichlet([1, 1, 1], 60), np.array([0, 1, 2] * 20)
+    assert classifier.design("half_blend", x, llm).shape == (60, 7)  # the vectors, then the LLM's three columns
+    model = classifier.fit("half_blend", x, llm, y, 3)
+    assert classifier.is_blend("half_blend") and model.estimator.C == 0.1
+    assert model.predict_proba(x, llm).shape == (60, 3) and classifier.out_of_fold(
+        "half_blend", x, llm, y, 3
+    ).shape == (60, 3)
+    with pytest.raises(ValueError, match="unknown model kind"):
+        classifier.design("no_such_kind", x, llm)
