@@ -158,9 +158,8 @@ def _annotator(annotation: Any, position: int) -> Any:
     return ("user", user) if user is not None else ("annotation", position)
 
 
-def _resolution(annotations: list[Any], schema: Any) -> tuple[str | None, bool, tuple[tuple[str, str], ...]]:
-    """(label, whether the counted annotations disagreed, the votes when a vote decided) by the rule documented on
-    `resolve`."""
+def _usable(annotations: list[Any] | None, schema: Any) -> list[tuple[str, Any]]:
+    """(label, annotation) of every annotation not cancelled that names a label of the schema."""
     usable = []
     for annotation in annotations or []:
         if field_of(annotation, "was_cancelled"):
@@ -168,14 +167,26 @@ def _resolution(annotations: list[Any], schema: Any) -> tuple[str | None, bool, 
         label = annotation_label(annotation, schema)
         if label is not None:
             usable.append((label, annotation))
-    if not usable:
-        return None, False, ()
+    return usable
 
+
+def _latest_by_annotator(usable: list[tuple[str, Any]]) -> dict[Any, tuple[str, Any]]:
+    """Each annotator's most recently saved (label, annotation)."""
     latest: dict[Any, tuple[str, Any]] = {}
     for position, (label, annotation) in enumerate(usable):
         who = _annotator(annotation, position)
         if who not in latest or _recency(annotation) > _recency(latest[who][1]):
             latest[who] = (label, annotation)
+    return latest
+
+
+def _resolution(annotations: list[Any], schema: Any) -> tuple[str | None, bool, tuple[tuple[str, str], ...]]:
+    """(label, whether the counted annotations disagreed, the votes when a vote decided) by the rule documented on
+    `resolve`."""
+    usable = _usable(annotations, schema)
+    if not usable:
+        return None, False, ()
+    latest = _latest_by_annotator(usable)
 
     truth = [pair for pair in usable if field_of(pair[1], "ground_truth")]
     if truth:
@@ -220,14 +231,8 @@ def _only(task_ids: Iterable[int]) -> str:
 
 def _gold_votes(task_id: int, annotations: list[Any], schema: Any, gold_label: str) -> list[GoldVote]:
     """Each annotator's latest usable answer on a gold task, the model's and cancelled ones left out."""
-    latest: dict[Any, tuple[str, Any]] = {}
-    for position, annotation in enumerate(annotations):
-        if field_of(annotation, "was_cancelled") or model_labels.is_model_annotation(annotation):
-            continue
-        label = annotation_label(annotation, schema)
-        who = _annotator(annotation, position)
-        if label is not None and (who not in latest or _recency(annotation) > _recency(latest[who][1])):
-            latest[who] = (label, annotation)
+    people = [pair for pair in _usable(annotations, schema) if not model_labels.is_model_annotation(pair[1])]
+    latest = _latest_by_annotator(people)
     votes = []
     for (kind, who), (label, annotation) in latest.items():
         stamp = _recency(annotation)[0]

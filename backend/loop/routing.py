@@ -229,6 +229,20 @@ def routing_record(
     }
 
 
+def serving_rule(records: list[dict], serving: str | None) -> dict | None:
+    """The threshold (a Threshold.as_dict()) the run that trained the serving version measured for it; with
+    `serving` None (the LLM alone), the newest run's measurement of the LLM. None when no run measured it."""
+    for record in reversed(records or []):
+        noted = record.get("routing")
+        if not isinstance(noted, dict):
+            continue
+        if serving is None:
+            return noted.get("llm")
+        if record.get("version") == serving:
+            return noted.get("model")
+    return None
+
+
 def pool_coverage(probs: np.ndarray, task_ids, records: list[dict], serving: str | None, labeled=()) -> dict:
     """How much of the pool the serving model may label now, by the threshold measured when it was trained.
 
@@ -236,17 +250,7 @@ def pool_coverage(probs: np.ndarray, task_ids, records: list[dict], serving: str
     training records, oldest first (ModelStore.versions()); `serving`: the promoted version that serves, None when
     the LLM serves alone (then the newest run's measurement of the LLM counts); `labeled`: task ids that already
     have a human label, left out of the count. labelloop finish computes the same afresh from every label."""
-    rule = None
-    for record in reversed(records or []):
-        noted = record.get("routing")
-        if not isinstance(noted, dict):
-            continue
-        if serving is None:
-            rule = noted.get("llm")
-            break
-        if record.get("version") == serving:
-            rule = noted.get("model")
-            break
+    rule = serving_rule(records, serving)
     labeled = set(labeled)
     open_ = np.array([task_id not in labeled for task_id in task_ids], dtype=bool)
     confidence = np.asarray(probs, dtype=float).reshape(len(open_), -1).max(axis=1) if len(open_) else np.zeros(0)

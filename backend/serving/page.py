@@ -18,7 +18,7 @@ from typing import Any
 from jinja2 import Environment
 
 from backend.loop.projects import serving_score
-from backend.loop.routing import DEFAULT_TARGET
+from backend.loop.routing import DEFAULT_TARGET, serving_rule
 
 # One colour per question, in the config's order (matplotlib's default cycle, so the plot and the table agree).
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
@@ -108,26 +108,13 @@ def summarise(project: str, state: dict[str, Any]) -> ProjectSummary:
         latest=latest,
         questions=questions,
         left_out=list(config.get("left_out") or []),
-        finish=coverage if coverage else _newest_threshold(records, state.get("current")),
+        # Before a re-score measured the pool: the serving run's threshold, without the share it would take.
+        finish=coverage if coverage else serving_rule(records, state.get("current")),
         finish_measured_on_pool=bool(coverage),
         gold=next((r["gold"] for r in reversed(records) if r.get("gold")), []),
         review_tab=next((r["review_tab"] for r in reversed(records) if "review_tab" in r), None),
         calibration=state.get("calibration"),
     )
-
-
-def _newest_threshold(records: list[dict], serving: str | None) -> dict | None:
-    """Before a re-score measured the pool: the threshold the serving model's run found (the LLM's, newest run,
-    when only the LLM serves), without the share of the pool it would take."""
-    for record in reversed(records):
-        routing = record.get("routing")
-        if not isinstance(routing, dict):
-            continue
-        if serving is None:
-            return routing.get("llm")
-        if record.get("version") == serving:
-            return routing.get("model")
-    return None
 
 
 def learning_svg(questions: list[QuestionSummary]) -> str:
