@@ -16,6 +16,7 @@ from backend.labelstudio import audit, model_labels
 from backend.labelstudio import schema as schemas
 from backend.settings import Settings
 from support.choices import result
+from support.views import FakeViews
 
 SCHEMA = schemas.parse(CONFIG)
 SCRIPT = warm.labelloop("finish")
@@ -85,28 +86,6 @@ class SignalFeatures:
         self.saved += 1
 
 
-class FakeViews:
-    """Label Studio's tabs, kept in a dict."""
-
-    def __init__(self):
-        self.held: dict[int, SimpleNamespace] = {}
-
-    def list(self, project):
-        return list(self.held.values())
-
-    def create(self, project, data):
-        view = SimpleNamespace(id=len(self.held) + 100, data=data)
-        self.held[view.id] = view
-        return view
-
-    def update(self, id, project, data):
-        self.held[int(id)].data = data
-        return self.held[int(id)]
-
-    def delete(self, id):
-        del self.held[int(id)]
-
-
 class FakeLabelStudio:
     """One project's tasks and tabs, answering the calls build makes (every task list gets every task)."""
 
@@ -114,7 +93,7 @@ class FakeLabelStudio:
         self.listed = [SimpleNamespace(meta=None, **t) for t in tasks]
         self.tasks = SimpleNamespace(list=lambda **kw: self.listed)
         self.projects = SimpleNamespace(get=lambda id: SimpleNamespace(id=id, title="fake", label_config=CONFIG))
-        self.views = FakeViews()
+        self.views = FakeViews(first_id=100)
 
     def label(self, task_ids, truth):
         """A person labels these tasks with their true label."""

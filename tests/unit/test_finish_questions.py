@@ -11,7 +11,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from support.facets import ASPECTS, CONFIG, FACETS, SENTIMENT, SPOILER, FacetFeatures
-from support.finish import FakeViews, SignalLoop, annotation, fake_project
+from support.finish import SignalLoop, annotation, fake_project
+from support.views import FakeViews
 
 from backend.labelstudio import audit, model_labels
 from backend.labelstudio import schema as schemas
@@ -87,7 +88,7 @@ class FacetLabelStudio:
         self.listed = [SimpleNamespace(meta=None, **t) for t in tasks]
         self.tasks = SimpleNamespace(list=lambda **kw: self.listed)
         self.projects = SimpleNamespace(get=lambda id: SimpleNamespace(id=id, title="facets", label_config=FACETS))
-        self.views = FakeViews()
+        self.views = FakeViews(first_id=100)
         self.annotations = FakeAnnotations(self)
 
     def label(self, task_ids, truth):

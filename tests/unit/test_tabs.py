@@ -2,43 +2,15 @@
 
 from __future__ import annotations
 
-from itertools import count
 from types import SimpleNamespace
 
 import httpx
 import pytest
+from support.views import FakeViews
 
 from backend.labelstudio import queue as ls_queue
 from backend.labelstudio import tabs
 from backend.labelstudio.client import LabelStudioUnavailable
-
-
-class FakeViews:
-    """Label Studio's tabs of one project."""
-
-    def __init__(self, titles=()):
-        self.ids = count(1)
-        self.held: dict[int, SimpleNamespace] = {}
-        for title in titles:
-            self.create(project=1, data={"title": title})
-
-    def list(self, project):
-        return list(self.held.values())
-
-    def create(self, project, data):
-        view = SimpleNamespace(id=next(self.ids), data=data)
-        self.held[view.id] = view
-        return view
-
-    def update(self, id, project, data):
-        self.held[int(id)].data = data
-        return self.held[int(id)]
-
-    def delete(self, id):
-        del self.held[int(id)]
-
-    def titles(self):
-        return sorted(v.data["title"] for v in self.held.values())
 
 
 def test_the_queue_tabs_follow_the_lanes_and_other_tabs_are_left_alone():
