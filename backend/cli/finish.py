@@ -43,8 +43,9 @@ model labels every question; one where it labels some is "needs_person" (for the
 annotation for the questions it labels.
 
 --apply creates one annotation per task the model labels on some question and nobody has annotated, holding only
-those questions' results, marked as the model's (import_id 373657031212861361, last action "Created from
-prediction"); training never reads them as human labels. Run again, it writes nothing twice and takes back model
+those questions' results, marked as the model's (each result item's meta.labelloop is "373657031212861361"),
+written in bulk through a prediction set of their own that Label Studio turns into annotations, then deleted;
+training never reads them as human labels. Run again, it writes nothing twice and takes back model
 labels a person has since annotated beside or that fell below the threshold. --undo removes every model annotation no person has saved since, and the audit's tab; a model
 label a person corrected or confirmed is theirs and stays.
 """

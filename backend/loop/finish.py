@@ -22,7 +22,7 @@ ranking chose plan the audit and nothing else: a skewed plan costs labels, never
 labeled since the plan are left to people or counted as theirs; --new-audit plans again from every label.
 
 `apply` writes the model's labels into Label Studio as annotations marked as the model's (model_labels.py),
-only on tasks nobody has annotated, and keeps Label Studio matching the dataset when run again: nothing is written
+only on tasks nobody has annotated, in bulk (write_labels), and keeps Label Studio matching the dataset when run again: nothing is written
 twice, a model label a person has since annotated beside (or that fell below a new threshold) is taken back, a
 changed one is replaced. `undo` removes every model annotation no person has saved since, and the audit's tab.
 
@@ -47,6 +47,7 @@ none where it labels no question; the task's other questions stay people's.
 
 from __future__ import annotations
 
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -73,9 +74,16 @@ if TYPE_CHECKING:  # the loop imports the LLM engine (torch): only where a model
 
 DEFAULT_TARGET = routing.DEFAULT_TARGET
 DEFAULT_LEVEL = routing.DEFAULT_LEVEL
-# Annotation writes at once. Label Studio 1.23.2 on SQLite, 2 cores: one create takes ~0.37 s alone; 4 at once
-# ~0.2 s each. It serialises the writes itself.
+# Annotation deletes at once. Label Studio 1.23.2 on SQLite, 2 cores: one takes ~0.37 s alone; 4 at once ~0.2 s
+# each. It serialises the writes itself.
 WORKERS = 4
+# The model's labels are written as a prediction set of this name and a unique suffix, turned into annotations by
+# Label Studio's own action, then deleted (write_labels); a set of this prefix left by a killed run is deleted first.
+LABEL_SET = "labelloop-finish-"
+# Predictions per import request: Label Studio 1.23.2 recounts every task of the project on each request (49 s
+# for 8,000 predictions into a 10,000-task project at 1,000 per request), so few large ones.
+LABEL_CHUNK = 5000
+ACTION_CHUNK = 2000  # tasks per "Create Annotations From Predictions" request
 SCORE_CHUNK = 64  # texts per progress step while scoring
 # Task fields read per task, and (Label Studio applies the same list to nested annotations) the annotation fields.
 _STATE_INCLUDE = ",".join(dict.fromkeys(("id", "data", "meta", "annotations", *model_labels.FIELDS)))
@@ -512,21 +520,67 @@ def _each(items: list, call: Callable[[Any], Any], desc: str, progress: bool, wo
     return [out[index] for index in range(len(items))]
 
 
-def _create(client: Any, config: schemas.Config, task_id: int, answers: dict[str, str]) -> int:
-    result = [
+def write_labels(
+    client: Any, project_id: int, config: schemas.Config, todo: list[tuple[int, dict[str, str]]], progress: bool
+) -> None:
+    """Create one model annotation per (task, answers) in bulk: the marked results as a prediction set of their own,
+    turned into annotations by Label Studio's "Create Annotations From Predictions" action (which converts only
+    predictions that have none yet), then the set deleted. Why not one POST per annotation: Label Studio 1.23.2 does
+    its bookkeeping per request, 13-14 annotations/s at best on 2 cores whatever the concurrency, about 12 minutes
+    for 10,000; here the same takes ~1 minute of writes and the set's delete (docs/learning.md, bench-finish).
+    The caller reads Label Studio again to see what exists: the action answers with a count, not the ids."""
+    if not todo:
+        return
+    _clear_label_sets(client, project_id)
+    version = f"{LABEL_SET}{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}"
+    predictions = [
+        {"task": task_id, "result": model_labels.mark_result(_result(config, answers)), "model_version": version}
+        for task_id, answers in todo
+    ]
+    with tqdm(total=len(todo) * 2, unit="label", desc="annotate", disable=not progress) as bar:
+        ls_tasks.push_predictions(
+            client, project_id, predictions, LABEL_CHUNK, lambda done, total: bar.update(done - bar.n)
+        )
+        ids = [task_id for task_id, _ in todo]
+        for start in range(0, len(ids), ACTION_CHUNK):
+            chunk = ids[start : start + ACTION_CHUNK]
+            with ls_client.calling(client, f"turning the model's labels of {len(chunk)} tasks into annotations"):
+                # No retries: a retry after a lost answer finds the predictions converted and does nothing more.
+                client.actions.create(
+                    id="predictions_to_annotations",
+                    project=project_id,
+                    selected_items={"all": False, "included": chunk},
+                    request_options={
+                        "additional_body_parameters": {"model_version": version},
+                        "timeout_in_seconds": 600,
+                        "max_retries": 0,
+                    },
+                )
+            bar.update(len(chunk))
+    _delete_set(client, project_id, version, progress)
+
+
+def _result(config: schemas.Config, answers: dict[str, str]) -> list[dict]:
+    return [
         q.result(*(q.members(answers[q.from_name]) if q.multiple else (answers[q.from_name],)))
         for q in config.questions
         if q.from_name in answers
     ]
-    with ls_client.calling(client, f"writing the model's label of task {task_id}"):
-        # No retries: a create is not idempotent (a lost answer would write twice); a later run tidies up anyway.
-        made = client.annotations.create(
-            id=task_id,
-            result=result,
-            **model_labels.mark_fields(),
-            request_options={"max_retries": 0},
-        )
-    return int(made.id)
+
+
+def _clear_label_sets(client: Any, project_id: int, progress: bool = False) -> bool:
+    """Delete the label sets a killed run left (their predictions never became annotations, or did and the set
+    stayed); True if there was one."""
+    left = [v for v in ls_tasks.model_versions(client, project_id) if v.startswith(LABEL_SET)]
+    for version in left:
+        _delete_set(client, project_id, version, progress)
+    return bool(left)
+
+
+def _delete_set(client: Any, project_id: int, version: str, progress: bool) -> None:
+    if progress:  # Label Studio deletes one prediction at a time: minutes for 10,000
+        print(f"deleting the prediction set {version} the labels were written through ...", file=sys.stderr, flush=True)
+    ls_tasks.delete_model_version(client, project_id, version)
 
 
 def _delete(client: Any, annotation_id: int) -> None:
@@ -574,7 +628,10 @@ def apply(client: Any, project_id: int, dataset: dict, progress: bool = False, w
             wants[row["id"]] = want
     states = read_states(client, project_id, config)
     record: dict[str, Any] = {
-        "mark": {**model_labels.mark_fields(), "note": "backend/labelstudio/model_labels.py"},
+        "mark": {
+            "result_meta": {model_labels.META_KEY: model_labels.MARK_TEXT},
+            "note": "backend/labelstudio/model_labels.py",
+        },
         "created": [],
         "kept": [],
         "removed": [],
@@ -610,27 +667,34 @@ def apply(client: Any, project_id: int, dataset: dict, progress: bool = False, w
         elif want:
             todo.append((task_id, want))
     _remove(client, doomed, record, progress, workers)  # first: a task never holds two model labels
-    for (task_id, want), made, error in _each(
-        todo, lambda t: _create(client, config, *t), "annotate", progress, workers
-    ):
-        if error:
-            record["failed"].append({"task": task_id, "error": error})
-        else:
-            record["created"].append({"task": task_id, "annotation": made, "label": want.get(first), "answers": want})
+    written = True
+    try:
+        write_labels(client, project_id, config, todo, progress)
+    except ls_tasks.LabelStudioUnavailable as e:
+        written = False  # some may exist: what Label Studio holds is read below, and a run again writes the rest
+        record["failed"].append({"task": None, "error": str(e)})
 
-    # A person may have annotated a task while its model label was being written, or another run wrote the same
-    # one: read again and take those back.
+    # What Label Studio now holds: the labels written, and any a person annotated beside meanwhile (or another run
+    # wrote the same): those are taken back.
+    states = read_states(client, project_id, config)
     late = []
-    for task_id, state in sorted(read_states(client, project_id, config).items()):
+    for task_id, state in sorted(states.items()):
         extra = state.ours if state.others else state.ours[1:]
         late += [
             (task_id, number, "a person annotated the task" if state.others else "duplicate") for number, _ in extra
         ]
     if late:
         _remove(client, late, record, progress, workers)
-        gone = {number for _, number, _ in late}
-        record["created"] = [c for c in record["created"] if c["annotation"] not in gone]
-        record["kept"] = [k for k in record["kept"] if k["annotation"] not in gone]
+    gone = {number for _, number, _ in late}
+    for task_id, want in todo:
+        made = [n for n, held in states[task_id].ours if n not in gone and held == want] if task_id in states else []
+        if made:
+            record["created"].append(
+                {"task": task_id, "annotation": made[0], "label": want.get(first), "answers": want}
+            )
+        elif written and task_id in states and not states[task_id].others:
+            record["failed"].append({"task": task_id, "error": "Label Studio holds no model label for it"})
+    record["kept"] = [k for k in record["kept"] if k["annotation"] not in gone]
     held = {item["task"]: item["annotation"] for item in record["created"] + record["kept"]}
     for row in dataset["tasks"]:
         if row["id"] in held:
@@ -648,6 +712,7 @@ def undo(client: Any, project_id: int, progress: bool = False, workers: int = WO
         "failed": [],
         "kept_edited": [],
         "audit_tab_removed": audit.delete(client, project_id),
+        "label_set_removed": _clear_label_sets(client, project_id, progress),  # a killed --apply's
     }
     doomed = [(task_id, number, "undo") for task_id, s in sorted(states.items()) for number, _ in s.ours]
     record["kept_edited"] = [

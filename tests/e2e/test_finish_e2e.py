@@ -158,7 +158,8 @@ def test_finish_plan_audit_test_apply_twice_and_undo(label_studio, tmp_path, mon
     for task_id, anns in held.items():
         ours = [x for x in anns if model_labels.is_model_annotation(x)]
         if task_id in expected:
-            assert len(anns) == 1 and len(ours) == 1 and ours[0]["last_action"] == "prediction"
+            assert len(anns) == 1 and len(ours) == 1
+            assert all(item["meta"] == {"labelloop": model_labels.MARK_TEXT} for item in ours[0]["result"])
             assert ls_tasks.annotation_label(ours[0], SCHEMA) == rows[task_id]["label"]
             assert rows[task_id]["annotation"] == ours[0]["id"]
         else:
@@ -181,7 +182,8 @@ def test_finish_plan_audit_test_apply_twice_and_undo(label_studio, tmp_path, mon
     corrected = created[0]
     time.sleep(max(0.0, model_labels.EDIT_SLACK.total_seconds() + 0.2))
     other = next(x for x in SCHEMA.labels if x != corrected["label"])
-    annotator.annotations.update(id=corrected["annotation"], result=result(other))
+    # As the editor saves it: the region keeps its meta, so the mark stays and the label is the person's now.
+    annotator.annotations.update(id=corrected["annotation"], result=model_labels.mark_result(result(other)))
     labeled, stats = ls_tasks.fetch_labeled(admin, project, SCHEMA, gold_set=gold.default_gold())
     assert {t.task_id: t.label for t in labeled}[corrected["task"]] == other  # a person's label now
     assert len(created) >= 2, record

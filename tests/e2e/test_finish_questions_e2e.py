@@ -154,7 +154,8 @@ def test_three_questions_are_finished_each_on_its_own_and_judged_per_question(
         if not cleared:
             assert not ours, task_id
             continue
-        assert task_id in open_ids and len(anns) == 1 and len(ours) == 1 and ours[0]["last_action"] == "prediction"
+        assert task_id in open_ids and len(anns) == 1 and len(ours) == 1
+        assert all(item["meta"] == {"labelloop": model_labels.MARK_TEXT} for item in ours[0]["result"])
         names = [r["from_name"] for r in ours[0]["result"]]
         assert names == [q.from_name for q in CONFIG.questions if q.from_name in cleared] and "spoiler" not in names
         assert finish.held_answers(ours[0], CONFIG.questions) == cleared

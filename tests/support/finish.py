@@ -15,6 +15,7 @@ from helpers import CONFIG, ROOT
 from backend.labelstudio import audit, model_labels
 from backend.labelstudio import schema as schemas
 from backend.settings import Settings
+from support.bulk_labels import FakeBulkLabels
 from support.choices import result
 from support.views import FakeViews
 
@@ -86,14 +87,22 @@ class SignalFeatures:
         self.saved += 1
 
 
-class FakeLabelStudio:
-    """One project's tasks and tabs, answering the calls build makes (every task list gets every task)."""
+class FakeLabelStudio(FakeBulkLabels):
+    """One project's tasks and tabs, answering the calls build and apply make (every task list gets every task)."""
 
     def __init__(self, tasks):
         self.listed = [SimpleNamespace(meta=None, **t) for t in tasks]
         self.tasks = SimpleNamespace(list=lambda **kw: self.listed)
         self.projects = SimpleNamespace(get=lambda id: SimpleNamespace(id=id, title="fake", label_config=CONFIG))
         self.views = FakeViews(first_id=100)
+        self.setup_bulk()
+
+    def model_annotations(self) -> dict[int, list[dict]]:
+        return {
+            t.id: [a for a in t.annotations if model_labels.is_model_annotation(a)]
+            for t in self.listed
+            if any(model_labels.is_model_annotation(a) for a in t.annotations)
+        }
 
     def label(self, task_ids, truth):
         """A person labels these tasks with their true label."""

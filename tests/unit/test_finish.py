@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from support.choices import result
 from support.finish import (
     SCHEMA,
     FakeLabelStudio,
@@ -19,6 +20,7 @@ from support.finish import (
 )
 
 from backend.labelstudio import audit, model_labels
+from backend.labelstudio import schema as schemas
 from backend.labelstudio import tasks as ls_tasks
 from backend.learning import classifier
 from backend.loop import finish, routing
@@ -104,6 +106,63 @@ def test_training_reads_no_model_label_as_a_human_one():
         (4, "Positive", 1),
     }
     assert stats.model == 1 and stats.tasks == len(labeled) + stats.model
+
+
+def test_the_mark_rides_in_the_result_as_text_and_the_earlier_import_id_still_reads():
+    (item,) = result("Positive")
+    marked = model_labels.mark_result([item])
+    assert marked[0]["meta"] == {"labelloop": str(model_labels.MARK)} and marked[0]["value"] == item["value"]
+    assert model_labels.is_model_annotation({"result": marked, "created_at": None})
+    assert model_labels.is_model_annotation({"import_id": model_labels.MARK, "result": [item]})
+    for forged in ({"labelloop": model_labels.MARK}, {"labelloop": "yes"}, {"text": str(model_labels.MARK)}, None):
+        assert not model_labels.is_marked({"result": [{**item, "meta": forged}]}), forged
+    assert not model_labels.is_marked({"result": "not a list"}) and not model_labels.is_marked({})
+    saved_later = {**annotation("Positive", edited_after=60), "result": marked}
+    assert model_labels.is_marked(saved_later) and not model_labels.is_model_annotation(saved_later)
+
+
+def test_apply_writes_in_bulk_and_clears_what_a_killed_run_left():
+    client, _, _ = fake_project(n_human=2, n_open=6)  # tasks 1-2 people's, 3 held an earlier model label, 4-8 open
+    dataset = {
+        "tasks": [{"id": i, "source": "model", "label": "Negative"} for i in (3, 4, 5, 6)]
+        + [{"id": i, "source": "needs_person", "label": None} for i in (7, 8)],
+        "audit": {},
+    }
+    # A run killed after its action (task 5's label exists, its set stayed) and one killed while importing (task 6).
+    leftover = {"from_name": "sentiment", "to_name": "review", "type": "choices", "value": {"choices": ["Negative"]}}
+    for version, task in (("labelloop-finish-killed", 5), ("labelloop-finish-older", 6)):
+        client.projects.import_predictions(
+            id=1, request=[{"task": task, "result": model_labels.mark_result([leftover]), "model_version": version}]
+        )
+    client.actions.create(
+        id="predictions_to_annotations",
+        project=1,
+        selected_items={"all": False, "included": [5]},
+        request_options={"additional_body_parameters": {"model_version": "labelloop-finish-killed"}},
+    )
+    client.calls.clear()
+    record = finish.apply(client, 1, dataset)
+    held = client.model_annotations()
+    assert set(held) == {3, 4, 5, 6} and all(len(anns) == 1 for anns in held.values())
+    assert {i: finish.held_answers(anns[0], schemas.as_config(SCHEMA).questions) for i, anns in held.items()} == {
+        i: {"sentiment": "Negative"} for i in (3, 4, 5, 6)
+    }
+    assert [(r["task"], r["reason"]) for r in record["removed"]] == [(3, "label changed")]
+    assert {k["task"] for k in record["kept"]} == {5} and {c["task"] for c in record["created"]} == {3, 4, 6}
+    assert all(c["annotation"] == held[c["task"]][0]["id"] for c in record["created"]) and not record["failed"]
+    assert client.sets() == set()  # the leftovers and this run's own set are gone
+    assert client.calls[:2] == ["delete set labelloop-finish-killed", "delete set labelloop-finish-older"]
+    assert client.calls[2:4] == ["import predictions", "action"] and client.calls[4].startswith("delete set")
+    assert len(client.calls) == 5
+    # Again: nothing to write, so no set at all.
+    client.calls.clear()
+    again = finish.apply(client, 1, dataset)
+    assert not again["created"] and not again["removed"] and {k["task"] for k in again["kept"]} == {3, 4, 5, 6}
+    assert client.calls == []
+    # Undo: every model label goes.
+    undone = finish.undo(client, 1)
+    assert not client.model_annotations() and {r["task"] for r in undone["removed"]} == {3, 4, 5, 6}
+    assert not undone["label_set_removed"]
 
 
 def test_the_target_and_level_must_be_fractions():

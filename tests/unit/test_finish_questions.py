@@ -5,11 +5,11 @@ real Label Studio is tests/e2e/test_finish_questions_e2e.py."""
 
 from __future__ import annotations
 
-import threading
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from support.bulk_labels import FakeBulkLabels
 from support.facets import ASPECTS, CONFIG, FACETS, SENTIMENT, SPOILER, FacetFeatures
 from support.finish import SignalLoop, annotation, fake_project
 from support.views import FakeViews
@@ -61,35 +61,15 @@ def facet_annotation(truth: dict, number: int) -> dict:
     return {**annotation("Positive", number=number, user=2), "result": facet_result(truth)}
 
 
-class FakeAnnotations:
-    """Label Studio's annotation calls on the fake's tasks: the model's annotations are kept on their task."""
-
-    def __init__(self, ls):
-        self.ls, self.next, self.lock = ls, 50_000, threading.Lock()  # apply and undo call from several threads
-
-    def create(self, id, result, request_options=None, **fields):
-        with self.lock:
-            self.next += 1
-            task = next(t for t in self.ls.listed if t.id == id)
-            made = {"id": self.next, "result": result, "was_cancelled": False, **fields}
-            task.annotations = [*task.annotations, made]
-            return SimpleNamespace(id=self.next)
-
-    def delete(self, id):
-        with self.lock:
-            for task in self.ls.listed:
-                task.annotations = [a for a in task.annotations if a["id"] != id]
-
-
-class FacetLabelStudio:
-    """One project of the review-facets config: its tasks, tabs and annotation calls."""
+class FacetLabelStudio(FakeBulkLabels):
+    """One project of the review-facets config: its tasks, tabs and the calls finish's bulk write makes."""
 
     def __init__(self, tasks):
         self.listed = [SimpleNamespace(meta=None, **t) for t in tasks]
         self.tasks = SimpleNamespace(list=lambda **kw: self.listed)
         self.projects = SimpleNamespace(get=lambda id: SimpleNamespace(id=id, title="facets", label_config=FACETS))
         self.views = FakeViews(first_id=100)
-        self.annotations = FakeAnnotations(self)
+        self.setup_bulk()
 
     def label(self, task_ids, truth):
         """A person answers every question of these tasks with the truth."""
@@ -257,7 +237,8 @@ def test_each_question_is_tested_on_its_own_sample_and_the_model_labels_only_wha
     assert {c["task"] for c in record["created"]} == set(held) and not record["removed"] and not record["failed"]
     assert all(c["answers"] == finish.wanted(rows[c["task"]], "sentiment") for c in record["created"])
     none_applies = [i for i in held if rows[i]["questions"]["aspects"].get("label") == ""]
-    assert none_applies and all(ASPECTS.result() in held[i]["result"] for i in none_applies)  # an empty choice
+    empty = model_labels.mark_result([ASPECTS.result()])[0]
+    assert none_applies and all(empty in held[i]["result"] for i in none_applies)  # an empty choice
     # Again: nothing new. A model label whose answers changed is replaced; one no longer cleared taken back.
     again = finish.apply(client, 1, dataset)
     assert not again["created"] and not again["removed"] and {k["task"] for k in again["kept"]} == set(held)
@@ -295,7 +276,7 @@ def test_a_cleared_multi_label_answer_of_none_is_written_as_an_empty_choice_and_
     dataset = {"tasks": [row, {"id": 2, "source": "needs_person", "label": None, "questions": {}}], "audit": {}}
     record = finish.apply(client, 1, dataset)
     (made,) = client.model_annotations().values()
-    assert made["result"] == [ASPECTS.result(), SPOILER.result("No")] and made["import_id"] == model_labels.MARK
+    assert made["result"] == model_labels.mark_result([ASPECTS.result(), SPOILER.result("No")])
     assert finish.held_answers(made, CONFIG.questions) == {"aspects": "", "spoiler": "No"}
     assert record["created"] == [
         {"task": 1, "annotation": made["id"], "label": None, "answers": {"aspects": "", "spoiler": "No"}}
