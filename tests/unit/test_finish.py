@@ -158,7 +158,11 @@ def test_apply_writes_in_bulk_and_clears_what_a_killed_run_left():
     client.calls.clear()
     again = finish.apply(client, 1, dataset)
     assert not again["created"] and not again["removed"] and {k["task"] for k in again["kept"]} == {3, 4, 5, 6}
-    assert client.calls == []
+    assert client.calls == [] and not again["label_set_removed"]
+    # A run killed while deleting its set, after its labels were made: the next run has nothing to write, and
+    # deletes the set all the same.
+    client.projects.import_predictions(id=1, request=[{"task": 4, "result": [], "model_version": "labelloop-finish-x"}])
+    assert finish.apply(client, 1, dataset)["label_set_removed"] and client.sets() == set()
     # Undo: every model label goes.
     undone = finish.undo(client, 1)
     assert not client.model_annotations() and {r["task"] for r in undone["removed"]} == {3, 4, 5, 6}
