@@ -79,6 +79,16 @@ LLM_ALONE = "llm"  # the baseline model: the LLM's calibrated probabilities, nev
 HUMAN_FRACTION_GOAL = 0.45
 SEED_SIZE = 50
 BATCH = 50
+# Past 5,000 tasks a team labels in rounds of a hundredth of its pool (100 at 10,000, 300 at 30,000): a round of 50
+# would refit the model hundreds of times before the loop could stop. Fixed before any pool past 3,000 was run.
+BATCH_SHARE = 0.01
+
+
+def batch_for(pool: int) -> int:
+    """The default labels per step for a pool: BATCH, or BATCH_SHARE of a larger pool."""
+    return max(BATCH, round(BATCH_SHARE * pool))
+
+
 PATIENCE = 3
 # Which human labels choose the threshold: "all" (as the real finish: every label's out-of-fold answer), "seed"
 # (only the random seed set's: a representative sample, which the strategy's picks cannot skew), or "audit" (at the
@@ -625,6 +635,84 @@ def plot(results: dict, path: str | Path) -> None:
         f"dots: the stopping rule's finish; rings: means",
         fontsize=10,
     )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# against pool size
+
+
+def pool_rows(by_pool: dict[int, dict]) -> list[dict]:
+    """One row per pool and strategy: what the finish cost (human fraction), its parts (labels in the loop, the
+    audit) and the oracle's figure at the same finish, with the promise kept."""
+    rows = []
+    for pool, results in sorted(by_pool.items()):
+        for name, s in results["strategies"].items():
+            loop = float(np.mean([seed["labeled_in_loop"] for seed in s["seeds"]]))
+            rows.append(
+                {
+                    "pool": pool,
+                    "strategy": name,
+                    "batch": results["config"]["batch"],
+                    "seeds": len(s["seeds"]),
+                    "human_fraction": s["human_fraction"],
+                    "loop_fraction": loop / pool,
+                    "audit_fraction": s["audit_labels_mean"] / pool,
+                    "audit_labels": s["audit_labels_mean"],
+                    "oracle_human_fraction": s["oracle_human_fraction"],
+                    "promise_kept": s["promise_kept"],
+                    "auto_accuracy_min": s["auto_accuracy_min"],
+                    "floor": results["ceiling"][results["config"]["kind"]]["human_fraction_floor"],
+                    "seconds": results["seconds"],
+                }
+            )
+    return rows
+
+
+def pool_table(rows: list[dict]) -> str:
+    lines = [
+        f"  {'pool':>7} {'strategy':12} {'batch':>5} {'human frac':>10} {'in loop':>8} {'audit':>12} "
+        f"{'oracle':>7} {'floor':>6} {'kept':>5} {'auto acc min':>12}"
+    ]
+    for r in rows:
+        lines.append(
+            f"  {r['pool']:7d} {r['strategy']:12} {r['batch']:5d} {r['human_fraction']:10.3f} "
+            f"{r['loop_fraction']:8.3f} {r['audit_fraction']:6.3f} ({r['audit_labels']:3.0f}) "
+            f"{r['oracle_human_fraction']:7.3f} {r['floor']:6.3f} {r['promise_kept']:5.2f} "
+            f"{_fmt(r['auto_accuracy_min']):>12}"
+        )
+    lines.append("  (human frac = in loop + audit + left below the threshold; oracle: the same finish with a threshold")
+    lines.append("   that knew the truth; floor: the fewest any routing could leave with this model)")
+    return "\n".join(lines)
+
+
+def plot_pools(rows: list[dict], path: str | Path, title: str) -> None:
+    """Human fraction against pool size per strategy (solid), the oracle at the same finish (dashed) and the floor
+    (dotted), the pool on a log axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    palette = plt.get_cmap("tab10").colors
+    for i, name in enumerate(dict.fromkeys(r["strategy"] for r in rows)):
+        mine = [r for r in rows if r["strategy"] == name]
+        xs = [r["pool"] for r in mine]
+        color = palette[i % len(palette)]
+        ax.plot(xs, [r["human_fraction"] for r in mine], "o-", color=color, label=f"{name}: audited finish")
+        ax.plot(xs, [r["oracle_human_fraction"] for r in mine], "s--", color=color, alpha=0.6, label=f"{name}: oracle")
+    floors = {r["pool"]: r["floor"] for r in rows}
+    ax.plot(list(floors), list(floors.values()), ":", color="grey", label="floor (this model, any routing)")
+    ax.set_xscale("log")
+    ax.set_xlabel("pool (tasks to finish)")
+    ax.set_ylabel("share of the pool people label")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -18,7 +18,12 @@ details with every step, the config, the baseline under llm_alone, the issue's g
 OUT/finish.png (human labels against the finished dataset's accuracy), and prints a table. The LLM's outputs are
 cached in --cache-dir, so a second run only simulates.
 
+--pools 1000,3000,10000 runs each pool in turn (OUT/pool-N/) and writes OUT/pools.json (a row per pool and strategy:
+the human fraction, its parts, the oracle, the promise kept) and OUT/finish_pools.png (the human fraction against
+pool size). Past 5,000 tasks the loop labels a hundredth of the pool per step unless --batch says otherwise.
+
 Examples:
+  labelloop simulate-finish --pools 1000,3000,10000 --seeds 20 --no-baseline --out artifacts/finish-pools
   labelloop simulate-finish --data pilot.csv --config label_config/sentiment.xml \
       --guidelines guidelines/sentiment.md --pool 400 --seeds 3 --target 0.95 --out /tmp/finish-pilot
   labelloop simulate-finish --pool 3000 --seeds 3 --target 0.95 --out artifacts/finish
@@ -52,6 +57,13 @@ from backend.paths import ROOT
 def parse_args(argv=None) -> argparse.Namespace:
     parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pool", type=positive_int, default=3000, help="pool size, stratified (default %(default)s)")
+    parser.add_argument(
+        "--pools",
+        type=pool_sizes,
+        help="several pool sizes, comma-separated (e.g. 1000,3000,10000): each simulated in turn, then a table "
+        "and a plot of the human fraction against pool size (OUT/pools.json, OUT/finish_pools.png); "
+        "replaces --pool",
+    )
     parser.add_argument("--seeds", type=positive_int, default=3, help="repetitions, seeds 0..K-1 (default %(default)s)")
     parser.add_argument(
         "--target",
@@ -81,7 +93,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="random labels to start from (default %(default)s)",
     )
     parser.add_argument(
-        "--batch", type=positive_int, default=finish_simulation.BATCH, help="labels per step (default %(default)s)"
+        "--batch",
+        type=positive_int,
+        help=f"labels per step (default {finish_simulation.BATCH}, or a hundredth of a pool past "
+        f"{round(finish_simulation.BATCH / finish_simulation.BATCH_SHARE)})",
     )
     parser.add_argument(
         "--patience",
@@ -121,19 +136,28 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def pool_sizes(text: str) -> list[int]:
+    sizes = [positive_int(n) for n in names(text)]
+    if not sizes:
+        raise argparse.ArgumentTypeError("name at least one pool size")
+    return sorted(set(sizes))
+
+
 def check(args: argparse.Namespace) -> None:
     """Everything that can be checked before the model loads (the data file is read and split here);
-    FinishSimulationError/SimulationError/OSError/CorpusError/DataError say what is wrong."""
+    FinishSimulationError/SimulationError/OSError/CorpusError/DataError say what is wrong. Sets args.runs: per
+    pool, its batch, budget and data source."""
     simulation.check_strategies(args.strategies)
     finish_simulation.check_kind(args.kind)
-    if args.budget is None:
-        args.budget = args.pool
-    finish_simulation.check_settings(
-        args.pool, args.target, args.level, args.seed_size, args.batch, args.patience, args.budget
-    )
-    args.source = data_source(args, args.pool, finish_simulation.LOADER_TEST_SIZE)
-    if args.source is None:
-        simulation.check_pool(args.pool)
+    args.runs = {}
+    for pool in args.pools or [args.pool]:
+        batch = args.batch or finish_simulation.batch_for(pool)
+        budget = pool if args.budget is None else args.budget
+        finish_simulation.check_settings(pool, args.target, args.level, args.seed_size, batch, args.patience, budget)
+        source = data_source(args, pool, finish_simulation.LOADER_TEST_SIZE)
+        if source is None:
+            simulation.check_pool(pool)
+        args.runs[pool] = (batch, budget, source)
     check_writable_dir(args.out)
 
 
@@ -148,15 +172,34 @@ def run(args: argparse.Namespace) -> int:
         check(args)
     except OSError as e:
         raise LabelloopError(f"cannot write to --out {args.out}: {e.strerror or e}") from None
+    by_pool = {}
+    for pool, (batch, budget, source) in args.runs.items():
+        by_pool[pool] = simulate(args, pool, batch, budget, source)
+    if not args.pools:
+        return 0
+    rows = finish_simulation.pool_rows(by_pool)
+    pools_path, plot_path = args.out / "pools.json", args.out / "finish_pools.png"
+    write_json(pools_path, {"rows": rows, "pools": {str(k): v for k, v in by_pool.items()}}, indent=2)
+    data = by_pool[min(by_pool)]["config"].get("data", "the bundled reviews")
+    finish_simulation.plot_pools(
+        rows, plot_path, f"Finishing against pool size: {data}, model {args.kind}, target {args.target}"
+    )
+    print("\n" + finish_simulation.pool_table(rows))
+    print(f"\nwrote {pools_path} and {plot_path}")
+    return 0
+
+
+def simulate(args: argparse.Namespace, pool: int, batch: int, budget: int, source) -> dict:
+    """One pool's simulation, written to OUT/results.json and OUT/finish.png (OUT/pool-N/ with --pools)."""
     started = time.perf_counter()
     try:
         inputs = simulation.load_inputs(
-            args.pool,
+            pool,
             finish_simulation.LOADER_TEST_SIZE,
             args.cache_dir,
             simulation.needed_judges(args.strategies),
             progress=not args.quiet,
-            source=args.source,
+            source=source,
         )
         if args.kind != finish_simulation.LLM_ALONE:
             inputs.vectors(args.kind)  # an engine without hidden states cannot serve llm_state: say so now
@@ -170,20 +213,22 @@ def run(args: argparse.Namespace) -> int:
         level=args.level,
         kind=args.kind,
         seed_size=args.seed_size,
-        batch=args.batch,
+        batch=batch,
         patience=args.patience,
-        budget=args.budget,
+        budget=budget,
         evidence=args.evidence,
         baseline=not args.no_baseline,
         progress=not args.quiet,
     )
     results["wall_seconds"] = round(time.perf_counter() - started, 1)
-    results_path, plot_path = args.out / "results.json", args.out / "finish.png"
+    out = args.out / f"pool-{pool}" if args.pools else args.out
+    out.mkdir(parents=True, exist_ok=True)
+    results_path, plot_path = out / "results.json", out / "finish.png"
     write_json(results_path, results, indent=2)
     finish_simulation.plot(results, plot_path)
     print(finish_simulation.table(results))
     print(f"\nwrote {results_path} and {plot_path} ({results['wall_seconds']:.0f} s)")
-    return 0
+    return results
 
 
 if __name__ == "__main__":

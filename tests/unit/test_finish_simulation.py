@@ -468,3 +468,43 @@ def test_main_without_baseline(tmp_path, monkeypatch):
     )
     results = json.loads((tmp_path / "results.json").read_text())
     assert "llm_alone" not in results and list(results["strategies"]) == ["margin"]
+
+
+def test_batch_grows_with_the_pool_past_five_thousand():
+    assert [fs.batch_for(n) for n in (1000, 3000, 5000, 10_000, 30_000)] == [50, 50, 50, 100, 300]
+
+
+def test_pools_run_each_pool_and_plot_the_human_fraction_against_pool_size(tmp_path, monkeypatch, capsys):
+    script = load_script()
+    asked = []
+
+    def fake_load(pool, test_size, cache_dir, judge_variants, progress=True, source=None):
+        asked.append(pool)
+        return finishing_inputs(n_pool=pool)
+
+    monkeypatch.setattr(script.simulation, "load_inputs", fake_load)
+    argv = ["--pools", "240,120", "--seeds", "2", "--target", "0.9", "--seed-size", "40", "--strategies", "random"]
+    assert script.main([*argv, "--no-baseline", "--out", str(tmp_path), "--quiet"]) == 0
+    assert asked == [120, 240]
+    saved = json.loads((tmp_path / "pools.json").read_text())
+    assert [(r["pool"], r["strategy"], r["batch"], r["seeds"]) for r in saved["rows"]] == [
+        (120, "random", 50, 2),
+        (240, "random", 50, 2),
+    ]
+    for row in saved["rows"]:
+        one = saved["pools"][str(row["pool"])]["strategies"]["random"]
+        assert row["human_fraction"] == one["human_fraction"] and row["promise_kept"] == one["promise_kept"]
+        assert row["audit_labels"] == one["audit_labels_mean"]
+        loop = np.mean([seed["labeled_in_loop"] for seed in one["seeds"]]) / row["pool"]
+        assert row["loop_fraction"] == pytest.approx(loop)
+        assert (tmp_path / f"pool-{row['pool']}" / "results.json").is_file()
+    assert (tmp_path / "finish_pools.png").read_bytes()[:4] == b"\x89PNG"
+    printed = capsys.readouterr().out
+    assert "oracle" in printed and "pools.json" in printed
+
+
+@pytest.mark.parametrize("value", ["", ",", "10,-3", "abc"])
+def test_pools_refuse_what_is_not_a_list_of_sizes(value, capsys):
+    with pytest.raises(SystemExit) as exit:
+        load_script().main(["--pools", value])
+    assert exit.value.code == 2 and "--pools" in capsys.readouterr().err
