@@ -33,6 +33,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -46,13 +47,21 @@ PROGRESS = re.compile(r"annotate:\s+\d+%\|[^|]*\|\s*(\d+)/(\d+)")
 def _labels(n: int) -> tuple[list[str], list[str]]:
     from backend import corpus
 
-    texts = corpus_texts(n)
-    truth = dict(zip(corpus.load()["text"], corpus.load()["label"]))
+    texts, df = corpus_texts(n), corpus.load()
+    truth = dict(zip(df["text"], df["label"]))
     return texts, [truth[t] for t in texts]
 
 
+@lru_cache(maxsize=1)
+def _config() -> Any:
+    from backend.labelstudio import schema as schemas
+
+    return schemas.parse_config(DEMO_CONFIG.read_text())
+
+
 def _result(label: str) -> list[dict]:
-    return [{"from_name": "sentiment", "to_name": "review", "type": "choices", "value": {"choices": [label]}}]
+    """A person's answer on the demo's config, as the editor writes it."""
+    return [_config().primary.result(label)]
 
 
 def import_project(client: Any, texts: list[str], labels: list[str], labeled: int, progress: bool) -> int:
@@ -130,12 +139,10 @@ def label_audit(client: Any, plan: dict, truth: dict[int, str] | None) -> dict:
 def agreement(client: Any, project: int, dataset: dict | None, people: int) -> dict:
     """Whether Label Studio holds exactly the file's model labels (one per task, the file's label) and all of the
     people's annotations, and no label set of a run is left."""
-    from backend.labelstudio import schema as schemas
     from backend.labelstudio import tasks as ls_tasks
     from backend.loop import finish
 
-    config = schemas.parse_config(DEMO_CONFIG.read_text())
-    states = finish.read_states(client, project, config)
+    states = finish.read_states(client, project, _config())
     ours = {i: [held for _, held in s.ours] for i, s in states.items() if s.ours}
     wanted = {}
     if dataset is not None:
