@@ -22,9 +22,9 @@ ranking chose plan the audit and nothing else: a skewed plan costs labels, never
 labeled since the plan are left to people or counted as theirs; --new-audit plans again from every label.
 
 `apply` writes the model's labels into Label Studio as annotations marked as the model's (model_labels.py),
-only on tasks nobody has annotated, in bulk (write_labels), and keeps Label Studio matching the dataset when run again: nothing is written
-twice, a model label a person has since annotated beside (or that fell below a new threshold) is taken back, a
-changed one is replaced. `undo` removes every model annotation no person has saved since, and the audit's tab.
+only on tasks nobody has annotated, in bulk (write_labels), and keeps Label Studio matching the dataset when run
+again: nothing is written twice, a model label a person has since annotated beside (or that fell below a new
+threshold) is taken back, a changed one is replaced. `undo` removes every model annotation no person has saved since, and the audit's tab.
 
 Several questions. Each question of the config is routed on its own: its model (the served kind fitted on that
 question's answers, a multi-label one as one regression per label, as training fits it), its confidence per task,
