@@ -95,6 +95,10 @@ class Settings:
     llm_server_top_logprobs: int = 300
     llm_server_concurrency: int = 4
     llm_server_timeout: int = 60
+    # LLM_MODEL=cascade (backend/llm/cascade.py): the first model answers every text, the second again the `share`
+    # of the pool its first is least sure of. 0.20: the rule fixed on the pool splits (docs/benchmark.md).
+    cascade_models: tuple[str, str] = ("embedded-0.5b", "embedded-1.5b")
+    cascade_share: float = 0.2
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -141,6 +145,15 @@ class Settings:
             gold_path = Path(gold_file)
         else:
             raise SettingsError(f"GOLD_FILE={gold_file!r} is not a file (give a gold JSONL, JSON or CSV file, or none)")
+        cascade_models = tuple(m.strip() for m in env("LLM_CASCADE_MODELS", "").split(",") if m.strip())
+        if cascade_models and len(cascade_models) != 2:
+            raise SettingsError(
+                f"LLM_CASCADE_MODELS={env('LLM_CASCADE_MODELS')!r}: give two LLM_MODEL values, the first answers every "
+                "text, e.g. embedded-0.5b,embedded-1.5b"
+            )
+        cascade_share = _fraction("LLM_CASCADE_SHARE", 0.2)
+        if not 0 < cascade_share < 1:
+            raise SettingsError(f"LLM_CASCADE_SHARE={cascade_share} must lie strictly between 0 and 1")
         return cls(
             llm_model=env("LLM_MODEL", "").strip() or "embedded",
             llm_cache_dir=default_cache_dir(),
@@ -179,6 +192,8 @@ class Settings:
             llm_server_top_logprobs=_int("LLM_SERVER_TOP_LOGPROBS", 300),
             llm_server_concurrency=_int("LLM_SERVER_CONCURRENCY", 4),
             llm_server_timeout=_int("LLM_SERVER_TIMEOUT", 60),
+            cascade_models=cascade_models or cls.cascade_models,  # type: ignore[arg-type]
+            cascade_share=cascade_share,
         )
 
     def question_weights(self, names: Sequence[str]) -> dict[str, float]:

@@ -12,11 +12,16 @@ costs the 0.5B's pass plus the 1.5B's on that fraction. The share a default woul
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
-from typing import Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 from sklearn.metrics import f1_score
+
+if TYPE_CHECKING:
+    from backend.bench.simulation import Inputs
+    from backend.labelstudio.schema import Config
+    from backend.llm.cascade import Cascade
 
 SHARES = (0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
 KEEP = 0.70  # of the 1.5B's gain over the 0.5B
@@ -110,3 +115,30 @@ def choose_share(curves: Sequence[list[Point]]) -> float:
 
 def as_dict(points: list[Point]) -> list[dict]:
     return [asdict(p) for p in points]
+
+
+def served_inputs(
+    predictor: Cascade,
+    inputs: Inputs,
+    config: Config,
+    pool_texts: list[str],
+    test_texts: list[str],
+    embed: Callable[[list[str]], np.ndarray],
+) -> tuple[Inputs, dict]:
+    """A simulation's inputs (simulation.load_inputs, read with the cascade's first model) as the cascade serves a
+    project of these texts: the pool measured (the second model's calibration and the threshold), the first model's
+    answers refined where it is unsure; the LLM-alone alternatives dropped, as Cascade.shifts drops them. Also what
+    the refinement did, for the results."""
+    measured = predictor.measure_pool(config, pool_texts, embed)
+    name = config.primary.from_name
+    pool_llm = predictor.refine(config, pool_texts, {name: inputs.pool_llm}, measured)[name]
+    test_llm = predictor.refine(config, test_texts, {name: inputs.test_llm}, measured)[name]
+    info = {
+        "models": [predictor.source.name, predictor.second.source.name],
+        "model_version": predictor.version(config, measured),
+        "share": predictor.share,
+        "unsure_below": measured.unsure_below,
+        "refined_pool": round(float((pool_llm != inputs.pool_llm).any(axis=1).mean()), 4),
+        "refined_test": round(float((test_llm != inputs.test_llm).any(axis=1).mean()), 4),
+    }
+    return replace(inputs, pool_llm=pool_llm, test_llm=test_llm, shifts={}), info

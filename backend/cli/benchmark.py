@@ -38,14 +38,16 @@ import requests
 from tqdm import tqdm
 
 from backend import corpus
-from backend.bench import efficiency, evaluation, simulation
+from backend.bench import cascade, efficiency, evaluation, simulation
 from backend.bench.datasets import DataError
 from backend.cli import Parser, add_data_arguments, data_source, positive_int, reporting_errors
 from backend.corpus import CorpusError
 from backend.dev import processes
 from backend.labelstudio import schema
+from backend.learning.embeddings import Embedder
 from backend.llm import calibration as cal
 from backend.llm import weights as models
+from backend.llm.cascade import Cascade
 from backend.paths import DEMO_CONFIG, ROOT
 from backend.serving.service import load_predictor
 from backend.settings import Settings
@@ -159,20 +161,28 @@ def model_phase(model: str, test, config: str, parsed, args, free_text: int, sou
 
     # One scoring pass of the test sample serves the learning curve and the calibrations' comparison.
     inputs = simulation.load_inputs(args.pool, args.test_size, predictor=predictor, judge_variants=(), source=source)
+    if isinstance(predictor, Cascade):  # answered as it serves a project of these texts: its pool measured
+        pool, test_split = (source.pool, source.test) if source else simulation.pool_and_test(args.pool, args.test_size)
+        inputs, results["cascade"] = cascade.served_inputs(
+            predictor, inputs, schema.as_config(parsed), list(pool["text"]), list(test_split["text"]), Embedder().encode
+        )
     features = inputs.info["features"]
     logprobs = inputs.test_features
     truth = [inputs.labels[i] for i in inputs.test_y]  # the same sample, in the loader's order
-    content_free = predictor.scorer.label_logprobs(setup.prompt, list(cal.CONTENT_FREE))
-    calibrations = {
-        "none": cal.identity(setup.prompt.labels),
-        "contextual": cal.contextual(setup.prompt.labels, content_free),
-        setup.calibration.method: setup.calibration,  # the one served: fitted when guidelines/calibration/ matches
-    }
+    if "cascade" in results:  # its served answers alone: the first model's calibrations would read as the cascade's
+        answered = {"cascade": inputs.test_llm}
+    else:
+        content_free = predictor.scorer.label_logprobs(setup.prompt, list(cal.CONTENT_FREE))
+        calibrations = {
+            "none": cal.identity(setup.prompt.labels),
+            "contextual": cal.contextual(setup.prompt.labels, content_free),
+            setup.calibration.method: setup.calibration,  # the one served: fitted when guidelines/calibration/ matches
+        }
+        answered = {n: c.apply(logprobs[:, [features.index(f) for f in c.features]]) for n, c in calibrations.items()}
     results["served_calibration"] = setup.calibration.method
-    results["model_version"] = setup.model_version
+    results["model_version"] = results["cascade"]["model_version"] if "cascade" in results else setup.model_version
     results["accuracy"] = {}
-    for name, c in calibrations.items():
-        probs = c.apply(logprobs[:, [features.index(f) for f in c.features]])
+    for name, probs in answered.items():
         pred = [parsed.labels[i] for i in probs.argmax(1)]
         polar = evaluation.polar_accuracy(probs, truth, parsed.labels) if POLAR <= set(parsed.labels) else None
         results["accuracy"][name] = {**evaluation.report(truth, pred, parsed.labels), "polar_accuracy": polar}

@@ -67,20 +67,21 @@ def _built(seed: int, dtype: torch.dtype):
     return built, torch.get_rng_state()
 
 
-def predictor(calibration: str = "contextual", guidelines_path: Path | None = None, **scorer_kwargs):
-    """The tiny model behind a real Predictor."""
+def predictor(calibration: str = "contextual", guidelines_path: Path | None = None, seed: int = 0, **scorer_kwargs):
+    """The tiny model behind a real Predictor; another `seed`, another model (a cascade's second)."""
     from backend import guidelines as guides
     from backend.llm.local import LLMScorer
     from backend.llm.predictor import Predictor
     from backend.llm.weights import ModelSource
 
-    scorer = LLMScorer(model(), tokenizer(), **scorer_kwargs)
-    source = ModelSource(path="tiny", identity="test:tiny-qwen2", name="tiny-qwen2")
+    scorer = LLMScorer(model(seed), tokenizer(), **scorer_kwargs)
+    name = f"tiny-qwen2-s{seed}" if seed else "tiny-qwen2"
+    source = ModelSource(path="tiny", identity=f"test:{name}", name=name)
     return Predictor(scorer, source, guides.load(guidelines_path), calibration=calibration, calibration_dir=None)
 
 
-def save(directory: Path) -> Path:
+def save(directory: Path, seed: int = 0) -> Path:
     """Write the tiny model and tokenizer where from_pretrained (and so LLM_MODEL) can load them."""
-    model().save_pretrained(directory)
+    model(seed).save_pretrained(directory)
     tokenizer().save_pretrained(directory)
     return directory

@@ -106,6 +106,17 @@ class Schema:
         p = np.asarray(probs, dtype=float)
         return np.maximum(p, 1.0 - p).min(axis=1) if self.multiple else p.max(axis=1)
 
+    def margin(self, probs: np.ndarray) -> np.ndarray:
+        """How far the answer is from another, per task: the gap between the two likeliest labels; for a multi-label
+        question the least sure of its labels' yes/no decisions, min over labels of |2p - 1|."""
+        p = np.asarray(probs, dtype=float)
+        if self.multiple:
+            return np.abs(2 * p - 1).min(axis=1)
+        if p.shape[1] < 2:
+            return np.ones(len(p))
+        top2 = np.sort(p, axis=1)[:, -2:]
+        return top2[:, 1] - top2[:, 0]
+
     def correct(self, probs: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Whether each answer is the people's (`y` in targets()' form): the label, or exactly the set."""
         guess, y = self.decisions(probs), np.asarray(y, dtype=int)

@@ -45,6 +45,10 @@ class PoolCalibration:
     # A single-choice config's every label-free calibration measured on the pool, by method (none, domain, pool, and
     # fitted+pool where a fitted file matches): candidates its labels score (Predictor.shifts).
     alternatives: tuple[tuple[str, cal.Calibration], ...] = ()
+    # Under a cascade (backend/llm/cascade.py): the second model's own calibration of the pool, and the first model's
+    # margin below which the second answers again (measured on the same sample).
+    second: "PoolCalibration | None" = None
+    unsure_below: float | None = None
 
     def get(self, from_name: str) -> cal.Calibration | None:
         return dict(self.questions).get(from_name)
@@ -81,6 +85,7 @@ class PoolCalibration:
             "resemblance": self.resemblance,
             "questions": {q: c.as_dict() for q, c in self.questions},
             "alternatives": {m: c.as_dict() for m, c in self.alternatives},
+            **({"second": self.second.as_dict(), "unsure_below": self.unsure_below} if self.second else {}),
         }
 
     @classmethod
@@ -91,12 +96,15 @@ class PoolCalibration:
             alternatives = tuple(
                 (str(m), cal.Calibration.from_dict(c)) for m, c in data.get("alternatives", {}).items()
             )
+            second = cls.from_dict(data["second"]) if data.get("second") else None
             return cls(
                 str(data["prompt_sha256"]),
                 questions,
                 int(data["size"]),
                 None if resemblance is None else float(resemblance),
                 alternatives,
+                second,
+                float(data["unsure_below"]) if second else None,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise cal.CalibrationError(f"unreadable pool calibration: {e}") from None
@@ -397,15 +405,33 @@ class Predictor:
     ) -> dict[str, np.ndarray]:
         """Question → (n_texts, n_labels) probabilities: a distribution over the labels (single choice), or each
         label's own probability of applying (multi-label)."""
+        return self.refine(config, texts, self.first_answers(config, texts, pool), pool)
+
+    def first_answers(
+        self, config: Config, texts: Sequence[str], pool: PoolCalibration | None = None
+    ) -> dict[str, np.ndarray]:
+        """The answers of the pass every text gets, the one hidden states come from: the served answers for one
+        model, a cascade's first model's (backend/llm/cascade.py)."""
         if config.single:
-            return {config.primary.from_name: self.probabilities(config.primary, texts, pool)}
-        setup = self.form_setup(config, pool)
-        return form_probabilities(config, setup.calibrations, self.scorer.label_logprobs(setup.prompt, list(texts)))
+            # Predictor's own: a cascade's probabilities() are its refined answers.
+            return {config.primary.from_name: Predictor.probabilities(self, config.primary, texts, pool)}
+        form = self.form_setup(config, pool)
+        return form_probabilities(config, form.calibrations, self.scorer.label_logprobs(form.prompt, list(texts)))
+
+    def first_version(self, config: Config, pool: PoolCalibration | None = None) -> str:
+        """The version of first_answers(): version() for one model."""
+        return self.version(config, pool)
+
+    def refine(
+        self, config: Config, texts: Sequence[str], first: dict[str, np.ndarray], pool: PoolCalibration | None = None
+    ) -> dict[str, np.ndarray]:
+        """The served answers from the first pass's: the same for one model; a cascade answers again where unsure."""
+        return first
 
     def answers_and_states(
         self, config: Config, texts: Sequence[str], layer: int, pool: PoolCalibration | None = None
     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """answers(), and (n_texts, hidden) float32: `layer`'s output where the answer begins, same pass."""
+        """first_answers(), and (n_texts, hidden) float32: `layer`'s output where the answer begins, same pass."""
         if config.single:
             probs, states = self.probabilities_and_states(config.primary, texts, layer, pool)
             return {config.primary.from_name: probs}, states
@@ -430,7 +456,8 @@ class Predictor:
     def probabilities_and_states(
         self, schema: Schema, texts: Sequence[str], layer: int, pool: PoolCalibration | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """probabilities(), and (n_texts, hidden) float32: `layer`'s output where the answer begins, same pass."""
+        """first_answers()' probabilities, and (n_texts, hidden) float32: `layer`'s output where the answer begins,
+        same pass."""
         setup = self.setup(schema, pool)
         logprobs, states = self._state_scorer().logprobs_and_states(
             setup.prompt, list(texts), setup.calibration.features, layers=[layer]

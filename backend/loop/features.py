@@ -78,6 +78,10 @@ class TextFeatures:
         """The version of the LLM's answers to `config` (the model, the prompt, the calibration)."""
         return self._predictor().version(as_config(config), pool)
 
+    def first_version(self, config: Config | Schema, pool: PoolCalibration | None = None) -> str:
+        """The version of first_answers(): llm_version() but for a cascade (backend/llm/cascade.py)."""
+        return self._predictor().first_version(as_config(config), pool)
+
     def llm_answers(
         self, config: Config | Schema, texts: Sequence[str], pool: PoolCalibration | None = None
     ) -> tuple[dict[str, np.ndarray], str]:
@@ -86,8 +90,25 @@ class TextFeatures:
         config = as_config(config)
         predictor = self._predictor()
         version = self.llm_version(config, pool)
+        if version == predictor.first_version(config, pool):
+            return self.first_answers(config, texts, pool)
+
+        def refined(missing: list[str]) -> np.ndarray:  # a cascade: its first model's answers are cached apart
+            return join(config, predictor.refine(config, missing, self.first_answers(config, missing, pool)[0], pool))
+
+        probs = self._cache(f"llm-{version}").get(list(texts), refined)
+        return split(config, probs.reshape(len(texts), -1)), version
+
+    def first_answers(
+        self, config: Config | Schema, texts: Sequence[str], pool: PoolCalibration | None = None
+    ) -> tuple[dict[str, np.ndarray], str]:
+        """The answers of the pass every text gets (a cascade's first model's; the LLM's otherwise), cached per text,
+        and their version: what a re-score can publish before a cascade's second model has answered."""
+        config = as_config(config)
+        predictor = self._predictor()
+        version = predictor.first_version(config, pool)
         probs = self._cache(f"llm-{version}").get(
-            list(texts), lambda missing: join(config, predictor.answers(config, missing, pool))
+            list(texts), lambda missing: join(config, predictor.first_answers(config, missing, pool))
         )
         return split(config, probs.reshape(len(texts), -1)), version
 
@@ -114,7 +135,7 @@ class TextFeatures:
         config = as_config(config)
         layer = int(kind.rsplit("-", 1)[1])
         predictor = self._predictor()
-        version = predictor.version(config, pool)
+        version = predictor.first_version(config, pool)  # the states' pass
 
         def compute(missing: list[str]) -> np.ndarray:
             answers, states = predictor.answers_and_states(config, missing, layer, pool)

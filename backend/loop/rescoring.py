@@ -28,7 +28,7 @@ from backend.labelstudio.schema import Config
 from backend.llm.predictor import PoolCalibration
 from backend.loop import routing
 from backend.loop.answers import ranking_inputs, regions
-from backend.loop.gateway import Gateway
+from backend.loop.gateway import AnswersSource, Gateway
 from backend.loop.projects import ModelSet, PoolRanking, Projects
 from backend.metrics import Metrics
 from backend.ranking import questions as question_ranking
@@ -62,7 +62,7 @@ def phase(metrics: Metrics, name: str) -> Iterator[None]:
 
 def run(gate: Gateway, project: str) -> None:
     """Predict every task with the serving version, rank the pool, write the predictions, switch the version."""
-    projects, text, settings = gate.projects, gate.text, gate.settings
+    projects, text = gate.projects, gate.text
     started = time.perf_counter()
     timed = partial(phase, gate.metrics)
     client = gate.client()
@@ -75,19 +75,79 @@ def run(gate: Gateway, project: str) -> None:
         return
     ids = [task_id for task_id, _ in pool]
     texts = [t for _, t in pool]
-    chunk = settings.rescore_chunk
-    parts: list[dict[str, np.ndarray]] = []
     progress = gate.metrics.rescore_progress.labels(project)
     with timed("score"):
         gate.ensure_pool(project, config, texts)  # at the first re-score, which /setup asks for: the version moves
         pool = projects.pool(project)
         model, version = gate.serving(project, config)
-        for start in range(0, len(texts), chunk):
-            parts.append(gate.answers(config, texts[start : start + chunk], model, pool))
-            done = min(start + chunk, len(texts))
-            progress.set(done / len(texts) / 2)  # scoring is the first half of the work, writing the second
-            log.info("re-scoring project %s: %d/%d tasks scored", project, done, len(texts))
-    answers = {q: np.vstack([part[q] for part in parts]) for q in config.names}
+        steps: list[tuple[AnswersSource, str]] = [(gate.answers, version)]
+        first = text.first_version(config, pool)
+        if model is None and first != version:
+            # A cascade (backend/llm/cascade.py): its first model's answers are published for every task as soon as
+            # they exist, then the served ones; the later set replaces the earlier (_housekeep).
+            steps.insert(0, (lambda c, t, m, p=None: text.first_answers(c, t, p)[0], first))
+        answers = _score(gate, project, config, texts, steps[0][0], model, pool, (0, 1 / len(steps)))
+    for n, (answering, named) in enumerate(steps):
+        span = (n / len(steps), (n + 1) / len(steps))  # of the progress gauge
+        if n:
+            with timed("score"):
+                answers = _score(gate, project, config, texts, answering, model, pool, span)
+        published = _publish(gate, client, project, config, ids, texts, answers, named, model, pool, span)
+    text.save()
+    gate.metrics.rescored_tasks.inc(len(ids))
+    progress.set(1.0)
+    log.info(
+        "re-scored project %s: %d tasks, %s order, %d lane(s), published as %s, %.1f s",
+        project,
+        len(ids),
+        projects.strategy(project),
+        projects.lanes(project),
+        published,
+        time.perf_counter() - started,
+    )
+
+
+def _score(
+    gate: Gateway,
+    project: str,
+    config: Config,
+    texts: list[str],
+    answering: AnswersSource,
+    model: ModelSet | None,
+    pool: PoolCalibration | None,
+    span: tuple[float, float],
+) -> dict[str, np.ndarray]:
+    """Every question's answers for the pool, chunk by chunk; the first half of `span` on the progress gauge."""
+    progress = gate.metrics.rescore_progress.labels(project)
+    chunk = gate.settings.rescore_chunk
+    parts: list[dict[str, np.ndarray]] = []
+    for start in range(0, len(texts), chunk):
+        parts.append(answering(config, texts[start : start + chunk], model, pool))
+        done = min(start + chunk, len(texts))
+        progress.set(span[0] + (span[1] - span[0]) * done / len(texts) / 2)
+        log.info("re-scoring project %s: %d/%d tasks scored", project, done, len(texts))
+    return {q: np.vstack([part[q] for part in parts]) for q in config.names}
+
+
+def _publish(
+    gate: Gateway,
+    client: Any,
+    project: str,
+    config: Config,
+    ids: list[Any],
+    texts: list[str],
+    answers: dict[str, np.ndarray],
+    version: str,
+    model: ModelSet | None,
+    pool: PoolCalibration | None,
+    span: tuple[float, float],
+) -> str:
+    """Rank the pool by the project's strategy, write its predictions as a new set of `version`, and switch to it;
+    the second half of `span` on the progress gauge. The name the set was written under."""
+    projects, text, settings = gate.projects, gate.text, gate.settings
+    timed = partial(phase, gate.metrics)
+    progress = gate.metrics.rescore_progress.labels(project)
+    schema = config.primary
     probs = answers[schema.from_name]
     strategy = projects.strategy(project)
     current = projects.model(project)
@@ -118,7 +178,7 @@ def run(gate: Gateway, project: str) -> None:
     ]
 
     def written(done: int, total: int) -> None:
-        progress.set(0.5 + done / total / 2)
+        progress.set(span[0] + (span[1] - span[0]) * (1 + done / total) / 2)
         log.info("re-scoring project %s: %d/%d predictions written", project, done, total)
 
     def publish() -> tuple[str, dict[str, int]]:
@@ -143,18 +203,7 @@ def run(gate: Gateway, project: str) -> None:
             )
     except ls_tasks.LabelStudioUnavailable as e:
         log.warning("project %s: the queue tabs were not updated: %s", project, e)
-    text.save()
-    gate.metrics.rescored_tasks.inc(len(ids))
-    progress.set(1.0)
-    log.info(
-        "re-scored project %s: %d tasks, %s order, %d lane(s), published as %s, %.1f s",
-        project,
-        len(ids),
-        strategy,
-        projects.lanes(project),
-        published,
-        time.perf_counter() - started,
-    )
+    return published
 
 
 def question_weights(settings: Settings, projects: Projects, project: str | None, names: tuple[str, ...]) -> dict:

@@ -14,6 +14,7 @@ from backend.labelstudio import schema as schemas
 from backend.labelstudio.schema import Config
 from backend.llm import calibration as cal
 from backend.llm import weights as models
+from backend.llm.cascade import CASCADE, Cascade
 from backend.llm.predictor import Predictor
 from backend.loop.project_loop import Loop
 from backend.loop.projects import ModelSet
@@ -72,6 +73,12 @@ def load_scorer(settings: Settings, source: models.ModelSource) -> tuple[Any, mo
 
 
 def load_predictor(settings: Settings) -> Predictor:
+    if settings.llm_model == CASCADE:
+        if CASCADE in settings.cascade_models:
+            raise models.ModelSourceError("LLM_CASCADE_MODELS: a cascade's models cannot be cascades")
+        first, second = (load_predictor(replace(settings, llm_model=m)) for m in settings.cascade_models)
+        log.info("cascade: %s answers every text, %s again where it is least sure", *settings.cascade_models)
+        return Cascade(first, second, settings.cascade_share)
     started = time.perf_counter()
     scorer, source = load_scorer(settings, models.resolve(settings.llm_model, settings.llm_cache_dir))
     predictor = Predictor(

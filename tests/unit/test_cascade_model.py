@@ -1,0 +1,167 @@
+"""LLM_MODEL=cascade (backend/llm/cascade.py) with two tiny models: the second answers exactly the texts below the
+threshold measured on the pool, the version names both and the share, a re-score publishes the first model's
+answers and then the cascade's, and a trained model reads the first model's hidden states."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from helpers import CONFIG
+from support.loop import FakeProject, make_service
+
+from backend import corpus
+from backend.dev import tiny_model
+from backend.labelstudio import schema as schemas
+from backend.labelstudio import tasks as ls_tasks
+from backend.llm import weights as models
+from backend.llm.cascade import UNSURE_BELOW, Cascade, margins
+from backend.llm.predictor import PoolCalibration
+from backend.loop.features import TextFeatures
+from backend.serving.service import load_predictor
+from backend.settings import Settings, SettingsError
+
+SHARE = 0.3
+TEXTS = list(corpus.load()["text"][:40])
+PARSED = schemas.parse_config(CONFIG)
+NAME = PARSED.primary.from_name
+
+
+@pytest.fixture(scope="module")
+def cascade():
+    return Cascade(tiny_model.predictor(), tiny_model.predictor(seed=1), SHARE)
+
+
+@pytest.fixture(scope="module")
+def pool(cascade):
+    return cascade.measure_pool(PARSED, TEXTS)
+
+
+def test_the_second_model_answers_exactly_the_texts_the_first_is_least_sure_of(cascade, pool):
+    first = cascade.first_answers(PARSED, TEXTS, pool)
+    unsure = margins(PARSED, first) < pool.unsure_below
+    assert unsure.mean() == pytest.approx(SHARE, abs=0.03)  # the 40 texts are the whole sample
+    second = cascade.second.answers(PARSED, TEXTS, pool.second)
+    served = cascade.answers(PARSED, TEXTS, pool)[NAME]
+    np.testing.assert_allclose(served[unsure], second[NAME][unsure], atol=1e-5)
+    np.testing.assert_array_equal(served[~unsure], first[NAME][~unsure])
+    assert not np.allclose(first[NAME][unsure], second[NAME][unsure], atol=1e-3)  # two different models
+    # A text's answer does not depend on the request it comes in.
+    alone = np.vstack([cascade.probabilities(PARSED.primary, [t], pool) for t in TEXTS[:10]])
+    np.testing.assert_allclose(alone, served[:10], atol=1e-4)
+
+
+def test_without_a_measured_pool_the_fixed_threshold_serves(cascade):
+    first = cascade.first_answers(PARSED, TEXTS[:12])[NAME]
+    served = cascade.answers(PARSED, TEXTS[:12])[NAME]
+    sure = margins(PARSED, {NAME: first}) >= UNSURE_BELOW
+    np.testing.assert_array_equal(served[sure], first[sure])
+    assert cascade.wants_pool(PARSED, None)
+
+
+def test_the_version_names_both_models_the_share_and_the_threshold(cascade, pool):
+    version = cascade.version(PARSED, pool)
+    assert version.startswith("tiny-qwen2+tiny-qwen2-s1-cascade30-"), version
+    assert cascade.first_version(PARSED, pool).startswith("tiny-qwen2-g") and version in cascade.versions()
+    assert cascade.version(PARSED, replace(pool, unsure_below=pool.unsure_below / 2)) != version
+    # Kept in the project's registry and read back: the same version, nothing to measure again.
+    again = PoolCalibration.from_dict(json.loads(json.dumps(pool.as_dict())))
+    assert again.unsure_below == pool.unsure_below and cascade.version(PARSED, again) == version
+    assert not cascade.wants_pool(PARSED, again)
+    assert cascade.wants_pool(PARSED, replace(pool, second=None, unsure_below=None))
+    assert cascade.shifts(PARSED, pool) == {}
+
+
+def test_a_trained_model_reads_the_first_models_states_and_the_served_answers(tmp_path, cascade, pool):
+    text = TextFeatures(Settings(data_dir=tmp_path), lambda: cascade)
+    kind = text.kind()
+    layer = int(kind.rsplit("-", 1)[1])
+    vectors = text.vectors(PARSED, TEXTS[:8], kind, pool)
+    _, states = tiny_model.predictor().answers_and_states(PARSED, TEXTS[:8], layer, pool)
+    np.testing.assert_allclose(vectors, states, atol=1e-5)
+    served, version = text.llm_answers(PARSED, TEXTS[:8], pool)
+    assert version == cascade.version(PARSED, pool)
+    np.testing.assert_allclose(served[NAME], cascade.answers(PARSED, TEXTS[:8], pool)[NAME], atol=1e-5)
+    first, first_version = text.first_answers(PARSED, TEXTS[:8], pool)
+    assert first_version == cascade.first_version(PARSED, pool) != version
+    np.testing.assert_allclose(first[NAME], cascade.first_answers(PARSED, TEXTS[:8], pool)[NAME], atol=1e-5)
+
+
+def test_a_rescore_publishes_the_first_models_answers_then_the_cascades(tmp_path, monkeypatch):
+    project = FakeProject(n_tasks=30, n_labeled=0)
+    project.install(monkeypatch)
+    pushed: list[set[str]] = []
+    fake_push = ls_tasks.push_predictions
+
+    def noting(client, project_id, predictions, *args, **kwargs):
+        pushed.append({p["model_version"] for p in predictions})
+        return fake_push(client, project_id, predictions, *args, **kwargs)
+
+    monkeypatch.setattr(ls_tasks, "push_predictions", noting)
+    cascade = Cascade(tiny_model.predictor(), tiny_model.predictor(seed=1), SHARE)
+    service = make_service(tmp_path, cascade, project)
+    service.loop.rescore("5")
+    (first,), (served,) = pushed
+    assert "-cascade30-" in served and "cascade" not in first
+    assert project.model_version == served and project.deleted == [first]
+    assert project.versions == {served: 30}
+    measured = service.loop.pool("5")
+    assert measured is not None and measured.second is not None
+    assert served == cascade.version(PARSED, measured)
+
+
+def test_cascade_settings_are_checked(monkeypatch, tmp_path):
+    monkeypatch.setenv("LLM_CASCADE_MODELS", "embedded-0.5b,embedded-1.5b,embedded")
+    with pytest.raises(SettingsError, match="LLM_CASCADE_MODELS"):
+        Settings.from_env()
+    monkeypatch.setenv("LLM_CASCADE_MODELS", "a, b")
+    monkeypatch.setenv("LLM_CASCADE_SHARE", "1")
+    with pytest.raises(SettingsError, match="LLM_CASCADE_SHARE"):
+        Settings.from_env()
+    monkeypatch.setenv("LLM_CASCADE_SHARE", "0.1")
+    settings = Settings.from_env()
+    assert settings.cascade_models == ("a", "b") and settings.cascade_share == 0.1
+    with pytest.raises(models.ModelSourceError, match="cannot be cascades"):
+        load_predictor(Settings(llm_model="cascade", cascade_models=("embedded", "cascade"), data_dir=tmp_path))
+
+
+def test_llm_model_cascade_loads_the_two_models(tmp_path):
+    dirs = [tiny_model.save(tmp_path / f"tiny{seed}", seed=seed) for seed in (0, 1)]
+    loaded = load_predictor(
+        Settings(
+            llm_model="cascade",
+            cascade_models=(str(dirs[0]), str(dirs[1])),
+            cascade_share=0.25,
+            calibration="none",
+            data_dir=tmp_path,
+        )
+    )
+    assert isinstance(loaded, Cascade) and loaded.share == 0.25
+    assert (loaded.source.name, loaded.second.source.name) == ("tiny0", "tiny1")
+    assert "-cascade25-" in loaded.version(PARSED)
+
+
+def test_a_benchmark_reads_the_cascade_as_it_serves_a_project_of_its_texts(cascade):
+    from backend.bench import cascade as bench_cascade
+    from backend.bench.simulation import Inputs
+
+    pool_texts, test_texts = TEXTS[:30], TEXTS[30:]
+    first = {t: cascade.first_answers(PARSED, [t])[NAME][0] for t in TEXTS}  # as load_inputs reads the first model
+    empty = np.zeros((0, 2))
+    inputs = Inputs(
+        labels=PARSED.primary.labels,
+        pool_x=empty,
+        pool_llm=np.array([first[t] for t in pool_texts]),
+        pool_y=np.zeros(30, dtype=int),
+        test_x=empty,
+        test_llm=np.array([first[t] for t in test_texts]),
+        test_y=np.zeros(10, dtype=int),
+        shifts={"contextual": (0.0, 0.0, 0.0)},
+    )
+    served, info = bench_cascade.served_inputs(cascade, inputs, PARSED, pool_texts, test_texts, lambda t: None)
+    measured = cascade.measure_pool(PARSED, pool_texts)
+    assert info["unsure_below"] == measured.unsure_below and info["model_version"] == cascade.version(PARSED, measured)
+    assert info["refined_pool"] == pytest.approx(SHARE, abs=0.05) and served.shifts == {}
+    np.testing.assert_allclose(served.test_llm, cascade.answers(PARSED, test_texts, measured)[NAME], atol=1e-4)
