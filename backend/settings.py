@@ -9,6 +9,7 @@ from typing import Sequence
 
 from backend.errors import LabelloopError
 from backend.guidelines import DEFAULT_GUIDELINES
+from backend.llm import cascade
 from backend.llm.scorer import DEVICES
 from backend.llm.weights import default_cache_dir
 from backend.paths import DEMO_GOLD, GUIDELINES_DIR
@@ -96,9 +97,9 @@ class Settings:
     llm_server_concurrency: int = 4
     llm_server_timeout: int = 60
     # LLM_MODEL=cascade (backend/llm/cascade.py): the first model answers every text, the second again the `share`
-    # of the pool its first is least sure of. 0.20: the rule fixed on the pool splits (docs/benchmark.md).
-    cascade_models: tuple[str, str] = ("embedded-0.5b", "embedded-1.5b")
-    cascade_share: float = 0.2
+    # of the pool the first is least sure of.
+    cascade_models: tuple[str, str] = cascade.MODELS
+    cascade_share: float = cascade.SHARE
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -145,13 +146,11 @@ class Settings:
             gold_path = Path(gold_file)
         else:
             raise SettingsError(f"GOLD_FILE={gold_file!r} is not a file (give a gold JSONL, JSON or CSV file, or none)")
-        cascade_models = tuple(m.strip() for m in env("LLM_CASCADE_MODELS", "").split(",") if m.strip())
-        if cascade_models and len(cascade_models) != 2:
-            raise SettingsError(
-                f"LLM_CASCADE_MODELS={env('LLM_CASCADE_MODELS')!r}: give two LLM_MODEL values, the first answers every "
-                "text, e.g. embedded-0.5b,embedded-1.5b"
-            )
-        cascade_share = _fraction("LLM_CASCADE_SHARE", 0.2)
+        try:
+            cascade_models = cascade.parse_models(env("LLM_CASCADE_MODELS", ""))
+        except ValueError as e:
+            raise SettingsError(str(e)) from None
+        cascade_share = _fraction("LLM_CASCADE_SHARE", cascade.SHARE)
         if not 0 < cascade_share < 1:
             raise SettingsError(f"LLM_CASCADE_SHARE={cascade_share} must lie strictly between 0 and 1")
         return cls(
@@ -192,7 +191,7 @@ class Settings:
             llm_server_top_logprobs=_int("LLM_SERVER_TOP_LOGPROBS", 300),
             llm_server_concurrency=_int("LLM_SERVER_CONCURRENCY", 4),
             llm_server_timeout=_int("LLM_SERVER_TIMEOUT", 60),
-            cascade_models=cascade_models or cls.cascade_models,  # type: ignore[arg-type]
+            cascade_models=cascade_models,
             cascade_share=cascade_share,
         )
 

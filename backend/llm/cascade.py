@@ -24,10 +24,26 @@ from backend.labelstudio.schema import Config, Schema, as_config
 from backend.llm.predictor import PoolCalibration, Predictor, pool_sample
 
 CASCADE = "cascade"  # the LLM_MODEL value; the models and share: LLM_CASCADE_MODELS, LLM_CASCADE_SHARE
+MODELS = ("embedded-0.5b", "embedded-1.5b")
+# The share of a pool the second model answers by default: the rule fixed on the pool splits (docs/benchmark.md).
+SHARE = 0.2
 # Where no project's pool was measured: the packaged 0.5B's margin at the 20th percentile of its served answers (the
 # fitted file) on 256 reviews of the demo's corpus (0.207 at the 10th, 0.593 at the 30th), so on such texts about the
 # default share goes to the second model.
 UNSURE_BELOW = 0.43
+
+
+def parse_models(value: str) -> tuple[str, str]:
+    """LLM_CASCADE_MODELS: two LLM_MODEL values, comma-separated, the first answering every text; MODELS when empty."""
+    models = tuple(m.strip() for m in value.split(",") if m.strip()) or MODELS
+    if len(models) != 2:
+        raise ValueError(
+            f"LLM_CASCADE_MODELS={value!r}: give two LLM_MODEL values, the first answers every text, e.g. "
+            f"{','.join(MODELS)}"
+        )
+    if CASCADE in models:
+        raise ValueError("LLM_CASCADE_MODELS: a cascade's models cannot be cascades")
+    return models[0], models[1]
 
 
 def margins(config: Config, answers: dict[str, np.ndarray]) -> np.ndarray:

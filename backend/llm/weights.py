@@ -190,6 +190,14 @@ def _dir_fingerprint(path: Path) -> str:
 
 
 if __name__ == "__main__":
+    from backend.llm import cascade
+
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    source = resolve()
-    print(source.path)
+    model = (os.environ.get("LLM_MODEL") or EMBEDDED).strip()
+    try:
+        # LLM_MODEL=cascade serves two models: each is made ready.
+        specs = cascade.parse_models(os.environ.get("LLM_CASCADE_MODELS", "")) if model == cascade.CASCADE else (model,)
+        for spec in specs:
+            print(resolve(spec).path)
+    except (ValueError, ModelSourceError) as e:
+        raise SystemExit(f"error: {e}") from None

@@ -74,8 +74,10 @@ def load_scorer(settings: Settings, source: models.ModelSource) -> tuple[Any, mo
 
 def load_predictor(settings: Settings) -> Predictor:
     if settings.llm_model == CASCADE:
-        if CASCADE in settings.cascade_models:
+        if CASCADE in settings.cascade_models:  # Settings.from_env refuses it; a Settings built in code may not
             raise models.ModelSourceError("LLM_CASCADE_MODELS: a cascade's models cannot be cascades")
+        if settings.llm_engine != "transformers":
+            raise models.ModelSourceError("LLM_MODEL=cascade runs both models in this process: LLM_ENGINE=transformers")
         first, second = (load_predictor(replace(settings, llm_model=m)) for m in settings.cascade_models)
         log.info("cascade: %s answers every text, %s again where it is least sure", *settings.cascade_models)
         return Cascade(first, second, settings.cascade_share)

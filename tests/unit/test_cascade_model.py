@@ -125,6 +125,8 @@ def test_cascade_settings_are_checked(monkeypatch, tmp_path):
     assert settings.cascade_models == ("a", "b") and settings.cascade_share == 0.1
     with pytest.raises(models.ModelSourceError, match="cannot be cascades"):
         load_predictor(Settings(llm_model="cascade", cascade_models=("embedded", "cascade"), data_dir=tmp_path))
+    with pytest.raises(models.ModelSourceError, match="LLM_ENGINE=transformers"):
+        load_predictor(Settings(llm_model="cascade", llm_engine="openai", data_dir=tmp_path))
 
 
 def test_llm_model_cascade_loads_the_two_models(tmp_path):
