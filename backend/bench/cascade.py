@@ -131,14 +131,23 @@ def served_inputs(
     the refinement did, for the results."""
     measured = predictor.measure_pool(config, pool_texts, embed)
     name = config.primary.from_name
-    pool_llm = predictor.refine(config, pool_texts, {name: inputs.pool_llm}, measured)[name]
-    test_llm = predictor.refine(config, test_texts, {name: inputs.test_llm}, measured)[name]
+    taught = measured.student
+    if taught is not None and inputs.pool_h is not None and taught.layer == inputs.info.get("llm_state_layer"):
+        pool_first, test_first = taught.apply(inputs.pool_h), taught.apply(inputs.test_h)  # the same states
+    elif taught is not None:
+        pool_first = predictor.first_answers(config, pool_texts, measured)[name]
+        test_first = predictor.first_answers(config, test_texts, measured)[name]
+    else:
+        pool_first, test_first = inputs.pool_llm, inputs.test_llm
+    pool_llm = predictor.refine(config, pool_texts, {name: pool_first}, measured)[name]
+    test_llm = predictor.refine(config, test_texts, {name: test_first}, measured)[name]
     info = {
         "models": [predictor.source.name, predictor.second.source.name],
         "model_version": predictor.version(config, measured),
         "share": predictor.share,
         "unsure_below": measured.unsure_below,
-        "refined_pool": round(float((pool_llm != inputs.pool_llm).any(axis=1).mean()), 4),
-        "refined_test": round(float((test_llm != inputs.test_llm).any(axis=1).mean()), 4),
+        "student": taught is not None,
+        "refined_pool": round(float((pool_llm != pool_first).any(axis=1).mean()), 4),
+        "refined_test": round(float((test_llm != test_first).any(axis=1).mean()), 4),
     }
     return replace(inputs, pool_llm=pool_llm, test_llm=test_llm, shifts={}), info

@@ -21,12 +21,15 @@ from typing import Callable, Sequence
 import numpy as np
 
 from backend.labelstudio.schema import Config, Schema, as_config
+from backend.llm import student
 from backend.llm.predictor import PoolCalibration, Predictor, pool_sample
+from backend.llm.student import Student
 
 CASCADE = "cascade"  # the LLM_MODEL value; the models and share: LLM_CASCADE_MODELS, LLM_CASCADE_SHARE
 MODELS = ("embedded-0.5b", "embedded-1.5b")
 # The share of a pool the second model answers by default: the rule fixed on the pool splits (docs/benchmark.md).
 SHARE = 0.2
+STUDENT_DEPTH = 0.625  # the student reads the first model's state where the loop's models do (LLM_FEATURE_DEPTH)
 # Where no project's pool was measured: the packaged 0.5B's margin at the 20th percentile of its served answers (the
 # fitted file) on 256 reviews of the demo's corpus (0.207 at the 10th, 0.593 at the 30th), so on such texts about the
 # default share goes to the second model.
@@ -54,7 +57,9 @@ def margins(config: Config, answers: dict[str, np.ndarray]) -> np.ndarray:
 class Cascade(Predictor):
     """The first model's Predictor, whose served answers take the second model's where the first is unsure."""
 
-    def __init__(self, first: Predictor, second: Predictor, share: float) -> None:
+    def __init__(self, first: Predictor, second: Predictor, share: float, layer: int | None = None) -> None:
+        """`layer`: the first model's layer the student reads (the one the loop's trained models read); by default
+        at LLM_FEATURE_DEPTH's default depth."""
         super().__init__(
             first.scorer,
             first.source,
@@ -65,6 +70,7 @@ class Cascade(Predictor):
         )
         self.second = second
         self.share = share
+        self.layer = layer or max(1, round(STUDENT_DEPTH * first.depth)) if first.depth else 0
         self._names: set[str] = set()
 
     def wants_pool(self, config: Config, pool: PoolCalibration | None) -> bool:
@@ -82,28 +88,82 @@ class Cascade(Predictor):
         texts: Sequence[str],
         embed: Callable[[list[str]], np.ndarray] | None = None,
     ) -> PoolCalibration:
-        """The first model's pool calibration, the second's, and the `share` quantile of the first's margins on the
-        same sample: one more pass of the first model and the second model's measure over the sample."""
+        """The first model's pool calibration, the second's, the student (a single-choice config's: the second
+        model's answers on the sample read from the first model's states there) and the threshold, the `share`
+        quantile of the first answers' margins on the sample (the student's out of fold). Beyond the two models'
+        own measures: a pass of each over the sample."""
         first = super().measure_pool(config, texts, embed)
+        second = self.second.measure_pool(config, texts, embed)
         sample = pool_sample(texts)
-        below = float(np.quantile(margins(config, self.first_answers(config, sample, first)), self.share))
-        return replace(first, second=self.second.measure_pool(config, texts, embed), unsure_below=round(below, 6))
+        if not (config.single and self.layer):
+            answers = self.first_answers(config, sample, first)
+            return replace(first, second=second, unsure_below=self._quantile(config, answers))
+        name = config.primary.from_name
+        _, states = Predictor.answers_and_states(self, config, sample, self.layer, first)
+        taught = self.second.answers(config, sample, second)[name]
+        held_out = {name: student.out_of_fold(states, taught, self.layer)}
+        return replace(
+            first,
+            second=second,
+            unsure_below=self._quantile(config, held_out),
+            student=Student.fit(states, taught, self.layer),
+        )
+
+    def _quantile(self, config: Config, answers: dict[str, np.ndarray]) -> float:
+        return round(float(np.quantile(margins(config, answers), self.share)), 6)
+
+    def _student(self, config: Config, pool: PoolCalibration | None) -> Student | None:
+        return pool.student if pool is not None and config.single else None
+
+    def first_answers(
+        self, config: Config, texts: Sequence[str], pool: PoolCalibration | None = None
+    ) -> dict[str, np.ndarray]:
+        """The student's answers where the pool has one, else the first model's."""
+        taught = self._student(config, pool)
+        if taught is None:
+            return super().first_answers(config, texts, pool)
+        return self.answers_and_states(config, texts, taught.layer, pool)[0]
+
+    def answers_and_states(
+        self, config: Config, texts: Sequence[str], layer: int, pool: PoolCalibration | None = None
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The first model's states at `layer`, with the student's answers where the pool has one."""
+        taught = self._student(config, pool)
+        if taught is None:
+            return super().answers_and_states(config, texts, layer, pool)
+        setup = self.setup(config.primary, pool)
+        layers = sorted({layer, taught.layer})
+        _, states = self._state_scorer().logprobs_and_states(
+            setup.prompt, list(texts), setup.calibration.features, layers=layers
+        )
+        return {config.primary.from_name: taught.apply(states[:, layers.index(taught.layer)])}, states[
+            :, layers.index(layer)
+        ]
 
     def unsure_below(self, pool: PoolCalibration | None) -> float:
         return pool.unsure_below if pool is not None and pool.unsure_below is not None else UNSURE_BELOW
 
     def first_version(self, config: Config, pool: PoolCalibration | None = None) -> str:
-        return super().version(config, pool)
+        taught = self._student(config, pool)
+        if taught is None:
+            return super().version(config, pool)
+        return self._named("student", super().version(config, pool), self._second_version(config, pool), taught.sha256)
 
     def version(self, config: Config, pool: PoolCalibration | None = None) -> str:
-        parts = (
+        return self._named(
+            f"{CASCADE}{round(self.share * 100)}",
             self.first_version(config, pool),
-            self.second.version(config, pool.second if pool else None),
+            self._second_version(config, pool),
             f"{self.share:.4f}",
             f"{self.unsure_below(pool):.6f}",
         )
+
+    def _second_version(self, config: Config, pool: PoolCalibration | None) -> str:
+        return self.second.version(config, pool.second if pool else None)
+
+    def _named(self, kind: str, *parts: str) -> str:
         digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:10]
-        name = f"{self.source.name}+{self.second.source.name}-{CASCADE}{round(self.share * 100)}-{digest}"
+        name = f"{self.source.name}+{self.second.source.name}-{kind}-{digest}"
         with self._lock:
             self._names.add(name)
         return name

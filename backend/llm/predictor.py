@@ -17,6 +17,7 @@ from backend.labelstudio.schema import Config, Schema
 from backend.llm import calibration as cal
 from backend.llm import prompt as prompts
 from backend.llm.scorer import Scorer, StateScorer
+from backend.llm.student import Student
 from backend.llm.weights import ModelSource
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class PoolCalibration:
     # margin below which the second answers again (measured on the same sample).
     second: "PoolCalibration | None" = None
     unsure_below: float | None = None
+    student: Student | None = None  # the second model's answers read from the first's state (backend/llm/student.py)
 
     def get(self, from_name: str) -> cal.Calibration | None:
         return dict(self.questions).get(from_name)
@@ -86,6 +88,7 @@ class PoolCalibration:
             "questions": {q: c.as_dict() for q, c in self.questions},
             "alternatives": {m: c.as_dict() for m, c in self.alternatives},
             **({"second": self.second.as_dict(), "unsure_below": self.unsure_below} if self.second else {}),
+            **({"student": self.student.as_dict()} if self.student else {}),
         }
 
     @classmethod
@@ -105,6 +108,7 @@ class PoolCalibration:
                 alternatives,
                 second,
                 float(data["unsure_below"]) if second else None,
+                Student.from_dict(data["student"]) if data.get("student") else None,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise cal.CalibrationError(f"unreadable pool calibration: {e}") from None

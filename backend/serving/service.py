@@ -80,7 +80,7 @@ def load_predictor(settings: Settings) -> Predictor:
             raise models.ModelSourceError("LLM_MODEL=cascade runs both models in this process: LLM_ENGINE=transformers")
         first, second = (load_predictor(replace(settings, llm_model=m)) for m in settings.cascade_models)
         log.info("cascade: %s answers every text, %s again where it is least sure", *settings.cascade_models)
-        return Cascade(first, second, settings.cascade_share)
+        return Cascade(first, second, settings.cascade_share, layer=round(settings.llm_feature_depth * first.depth))
     started = time.perf_counter()
     scorer, source = load_scorer(settings, models.resolve(settings.llm_model, settings.llm_cache_dir))
     predictor = Predictor(

@@ -1,5 +1,6 @@
-"""LLM_MODEL=cascade with the two packaged models: the 1.5B answers again exactly the reviews the 0.5B is least
-sure of (the threshold measured on a pool of reviews), and the cascade gets obvious reviews right."""
+"""LLM_MODEL=cascade with the two packaged models: the student reads the 1.5B's answers from the 0.5B's state, the
+1.5B answers again exactly the reviews the student is least sure of (the threshold measured on a pool of reviews),
+and the cascade gets obvious reviews right."""
 
 import numpy as np
 import pytest
@@ -30,9 +31,11 @@ def test_the_packaged_cascade_refines_the_reviews_the_smaller_model_doubts(tmp_p
     version = predictor.version(config, pool)
     assert version.startswith("qwen2.5-coder-0.5b-instruct+qwen2.5-coder-1.5b-instruct-cascade20-"), version
 
+    assert pool.student is not None and pool.student.layer == 15
     first = predictor.first_answers(config, texts, pool)[name]
     unsure = margins(config, {name: first}) < pool.unsure_below
-    assert 0.1 <= unsure.mean() <= 0.3, unsure.mean()  # the default share, 0.20, of the measured sample
+    # About the default share, 0.20: the threshold was set on the student's answers out of fold.
+    assert 0.05 <= unsure.mean() <= 0.4, unsure.mean()
     served = predictor.answers(config, texts, pool)[name]
     second = predictor.second.answers(config, [t for t, u in zip(texts, unsure) if u], pool.second)[name]
     np.testing.assert_allclose(served[unsure], second, atol=2e-3)
