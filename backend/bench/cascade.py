@@ -1,12 +1,18 @@
-"""The 0.5B → 1.5B cascade as a trade-off, before it is served: what the larger model's answers on the tasks the
-smaller is least sure of would give, at what cost.
+"""The 0.5B → 1.5B cascade as a trade-off, as it serves (backend/llm/cascade.py): what the larger model's answers
+give at what cost, measured on packaged corpora.
 
-Each model answers the pool and the test split as the backend serves a new project (the pool's label-free
-calibration measured on its own texts, MiniLM placing them against a matching fitted file); its seconds per text
-are timed on the test split in the same run. A cascade at share s keeps the 0.5B's answers and replaces, on the
-fraction s of texts with the smallest 0.5B margin (top probability minus the next), the 1.5B's calibrated ones; it
-costs the 0.5B's pass plus the 1.5B's on that fraction. The share a default would take is chosen on the pool splits
-(`choose_share`), then read on the test splits.
+Each model reads the pool and the test split as the backend serves a new project (simulation.load_inputs: the
+pool's label-free calibration, the hidden state the loop reads), and its seconds per text are timed on the test
+split in the same run. The student is fitted as the cascade fits it: on the pool's calibration sample, the 0.5B's
+state against the 1.5B's answers, no label read (student.Student); its threshold for a share is that quantile of its
+margins out of fold. A cascade at share s answers with the student and takes the 1.5B's answers below it; it costs
+the 0.5B's pass plus the 1.5B's on about that share (the sample's 1.5B pass at connect is the 1.5B's own pool
+measure, which the cascade needs anyway).
+
+The pool's figures are read on the pool rows outside the sample (the student was fitted on the sample); the rules
+fixed on them (`choose_c`, `choose_share`) are then read on the test splits. Each point also has the served kind's
+macro-F1 after 100 random labels (simulation.learning_curve), the loop's models reading the 0.5B's state and the
+cascade's answers.
 """
 
 from __future__ import annotations
@@ -18,31 +24,80 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 from sklearn.metrics import f1_score
 
+from backend.labelstudio.schema import Schema
+from backend.llm import student as students
+
 if TYPE_CHECKING:
+    from backend.bench import datasets
     from backend.bench.simulation import Inputs
     from backend.labelstudio.schema import Config
     from backend.llm.cascade import Cascade
 
 SHARES = (0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
+STUDENT_CS = (0.01, 0.1, 1.0)  # the readout's regularisation the pools choose among
 KEEP = 0.70  # of the 1.5B's gain over the 0.5B
 MOST_COST = 1.6  # times the 0.5B's time per text
-
-
-@dataclass(frozen=True)
-class ModelAnswers:
-    model: str
-    pool: np.ndarray  # (n_pool, k) served probabilities
-    test: np.ndarray
-    seconds_per_text: float  # answering the test split, after the pool was measured
-    methods: tuple[str, ...]  # the calibration that served
+CURVE_LABELS = 100
 
 
 @dataclass(frozen=True)
 class Point:
-    share: float
+    share: float  # of texts the 1.5B answers: 0 the student alone, 1 the 1.5B alone
     pool_macro_f1: float
     test_macro_f1: float
     cost: float  # time per text against the 0.5B's
+    after_labels: float | None = None  # the served kind's test macro-F1 after CURVE_LABELS random labels
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One corpus: the two models' inputs, which pool rows the sample holds, and each model's seconds per text."""
+
+    small: Inputs
+    large: Inputs
+    sample: np.ndarray  # pool rows of the calibration sample (the student's training texts)
+    seconds: tuple[float, float]
+
+    @property
+    def ratio(self) -> float:
+        return self.seconds[1] / self.seconds[0]
+
+    @property
+    def held(self) -> np.ndarray:
+        """Pool rows outside the sample: where the pool's figures are read."""
+        return np.setdiff1d(np.arange(len(self.small.pool_y)), self.sample)
+
+
+MODELS = ("embedded", "embedded-1.5b")
+TIMED = 100  # test texts each model answers, timed, in the run
+
+
+def measure(source: datasets.Source, pool_size: int, test_size: int) -> Measured:
+    """Both models' inputs on a benchmark source (backend/bench/datasets.py) and their seconds per text, each timed
+    on the test split's first TIMED texts as it serves them: the 0.5B with its hidden state, the 1.5B without."""
+    from backend.bench import simulation
+    from backend.labelstudio import schema as schemas
+    from backend.serving.service import load_predictor
+    from backend.settings import Settings
+
+    config = schemas.parse_config(source.config)
+    timed = list(source.test["text"])[:TIMED]
+    read, seconds = [], []
+    for i, model in enumerate(MODELS):
+        predictor = load_predictor(Settings(llm_model=model, guidelines=source.guidelines))
+        inputs = simulation.load_inputs(pool_size, test_size, judge_variants=(), predictor=predictor, source=source)
+        layer = int(inputs.info.get("llm_state_layer") or 0)
+        predictor.answers(config, timed[:4])  # the prompt's prefix, once
+        started = time.perf_counter()
+        if i == 0 and layer:
+            predictor.answers_and_states(config, timed, layer)
+        else:
+            predictor.answers(config, timed)
+        seconds.append((time.perf_counter() - started) / len(timed))
+        read.append(inputs)
+        del predictor
+    pool_texts = list(source.pool["text"])
+    return Measured(read[0], read[1], np.array(simulation.sample_rows(pool_texts)), (seconds[0], seconds[1]))
 
 
 def macro_f1(y: np.ndarray, probs: np.ndarray) -> float:
@@ -50,67 +105,90 @@ def macro_f1(y: np.ndarray, probs: np.ndarray) -> float:
 
 
 def margin(probs: np.ndarray) -> np.ndarray:
-    top2 = np.sort(probs, axis=1)[:, -2:]
-    return top2[:, 1] - top2[:, 0]
+    """A single-choice question's margins (Schema.margin)."""
+    return Schema.of_labels([str(k) for k in range(probs.shape[1])]).margin(probs)
 
 
-def cascade(small: np.ndarray, large: np.ndarray, share: float) -> np.ndarray:
-    """The small model's answers with the large model's on the `share` of rows the small is least sure of."""
-    out = small.copy()
-    n = int(round(share * len(small)))
-    if n:
-        unsure = np.argsort(margin(small), kind="stable")[:n]
-        out[unsure] = large[unsure]
+def refine(first: np.ndarray, second: np.ndarray, below: float) -> np.ndarray:
+    """The first answers with the second model's where their margin lies below `below` (Cascade.refine)."""
+    out = first.copy()
+    unsure = margin(first) < below
+    out[unsure] = second[unsure]
     return out
 
 
-def answer(model: str, source, embed) -> ModelAnswers:
-    """The model's served answers on a benchmark source (backend/bench/datasets.py), timed on its test split."""
-    from backend.labelstudio import schema as schemas
-    from backend.serving.service import load_predictor
-    from backend.settings import Settings
-
-    predictor = load_predictor(Settings(llm_model=model, guidelines=source.guidelines))
-    config = schemas.parse_config(source.config)
-    pool_texts, test_texts = list(source.pool["text"]), list(source.test["text"])
-    measured = predictor.measure_pool(config, pool_texts, embed)
-    name = config.primary.from_name
-    started = time.perf_counter()
-    test = predictor.answers(config, test_texts, measured)[name]
-    seconds = (time.perf_counter() - started) / len(test_texts)
-    pool = predictor.answers(config, pool_texts, measured)[name]
-    return ModelAnswers(model, pool, test, seconds, tuple(sorted(predictor.methods(config, measured))))
+def taught(m: Measured, c: float) -> tuple[students.Student, np.ndarray]:
+    """The student fitted on the sample as the cascade fits it, and its answers out of fold there."""
+    assert m.small.pool_h is not None
+    states, answers = m.small.pool_h[m.sample], m.large.pool_llm[m.sample]
+    layer = int(m.small.info.get("llm_state_layer") or 0)
+    fitted = students.Student.fit(states, answers, layer, c)
+    if fitted is None:
+        raise ValueError("the 1.5B gave one label only on the sample: no student to fit")
+    return fitted, students.out_of_fold(states, answers, layer, c)
 
 
-def curve(small: ModelAnswers, large: ModelAnswers, pool_y, test_y, shares: Sequence[float] = SHARES) -> list[Point]:
-    """The cascade at each share, and the two models alone (share 0 and 1)."""
-    ratio = large.seconds_per_text / small.seconds_per_text
-    return [
-        Point(
-            share,
-            round(macro_f1(pool_y, cascade(small.pool, large.pool, share)), 4),
-            round(macro_f1(test_y, cascade(small.test, large.test, share)), 4),
-            round(1 + share * ratio, 3),
-        )
-        for share in (0.0, *shares, 1.0)
-    ]
+def served(m: Measured, reader: students.Student, held_out: np.ndarray, share: float) -> Inputs:
+    """The inputs the loop reads under the cascade at `share`: the student's answers, the 1.5B's below the threshold,
+    the 0.5B's states; no LLM-alone alternatives (Cascade.shifts)."""
+    assert m.small.pool_h is not None and m.small.test_h is not None
+    below = float(np.quantile(margin(held_out), share)) if share < 1 else np.inf
+    return replace(
+        m.small,
+        pool_llm=refine(reader.apply(m.small.pool_h), m.large.pool_llm, below),
+        test_llm=refine(reader.apply(m.small.test_h), m.large.test_llm, below),
+        shifts={},
+    )
 
 
-def choose_share(curves: Sequence[list[Point]]) -> float:
-    """The default share, from the pool splits alone: the smallest share whose mean pool macro-F1 keeps KEEP of the
-    1.5B's mean gain, among those costing at most MOST_COST; else the costliest share within it (the most gain it
-    can buy); the smallest when the 1.5B gains nothing."""
+def point(m: Measured, inputs: Inputs, share: float, cost: float, seeds: Sequence[int] = ()) -> Point:
+    from backend.bench import simulation
+
+    after = None
+    if seeds:
+        after = simulation.learning_curve(inputs, simulation.SERVED_KIND, seeds, (CURVE_LABELS,)).get(str(CURVE_LABELS))
+    return Point(
+        share,
+        round(macro_f1(inputs.pool_y[m.held], inputs.pool_llm[m.held]), 4),
+        round(macro_f1(inputs.test_y, inputs.test_llm), 4),
+        round(cost, 3),
+        None if after is None else round(after, 4),
+    )
+
+
+def baselines(m: Measured, seeds: Sequence[int] = ()) -> dict[str, Point]:
+    """The 0.5B alone and the 1.5B alone, each as it serves (its own states for the loop)."""
+    return {"0.5b": point(m, m.small, 0.0, 1.0, seeds), "1.5b": point(m, m.large, 1.0, 1.0 * m.ratio, seeds)}
+
+
+def curve(m: Measured, c: float, shares: Sequence[float] = SHARES, seeds: Sequence[int] = ()) -> list[Point]:
+    """The cascade at each share, from the student alone (share 0) to the 1.5B on every text (share 1)."""
+    reader, held_out = taught(m, c)
+    return [point(m, served(m, reader, held_out, s), s, 1 + s * m.ratio, seeds) for s in (0.0, *shares, 1.0)]
+
+
+def choose_c(student_alone: dict[float, Sequence[float]]) -> float:
+    """The readout's C: the best mean pool macro-F1 of the student alone over the corpora; the smaller on a tie."""
+    means = {c: float(np.mean(f1s)) for c, f1s in student_alone.items()}
+    return max(sorted(means), key=lambda c: means[c])
+
+
+def choose_share(curves: Sequence[list[Point]], small: Sequence[Point]) -> float:
+    """The default share, from the pools alone: the smallest share of SHARES whose mean pool macro-F1 keeps KEEP of
+    the 1.5B's mean gain over the 0.5B (`small`, one per corpus), among those costing at most MOST_COST; else the one
+    within it with the best mean; the smallest when the 1.5B gains nothing."""
     shares = [p.share for p in curves[0]]
     mean = {s: float(np.mean([c[i].pool_macro_f1 for c in curves])) for i, s in enumerate(shares)}
     cost = {s: float(np.mean([c[i].cost for c in curves])) for i, s in enumerate(shares)}
-    gain = mean[1.0] - mean[0.0]
+    base = float(np.mean([p.pool_macro_f1 for p in small]))
+    gain = mean[1.0] - base
     within = [s for s in shares if 0 < s < 1 and cost[s] <= MOST_COST]
     if not within:
-        return min(shares[1:-1])
+        return min(s for s in shares if 0 < s < 1)
     if gain <= 0:
         return min(within)
-    keeping = [s for s in within if mean[s] - mean[0.0] >= KEEP * gain]
-    return min(keeping) if keeping else max(within)
+    keeping = [s for s in within if mean[s] - base >= KEEP * gain]
+    return min(keeping) if keeping else max(within, key=lambda s: mean[s])
 
 
 def as_dict(points: list[Point]) -> list[dict]:

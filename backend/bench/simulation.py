@@ -764,7 +764,7 @@ def load_inputs(
     zero_shot = zero_shot_calibrations(predictor, setup, features, raw[:n_pool], pool_texts)
     resemblance = None
     if "fitted" in zero_shot:  # as the backend judges it: the pool's sample against the file's fitting sample
-        resemblance = cal.resemblance(zero_shot["fitted"].centroid, cal.centroid(x[_sample_rows(pool_texts)]))
+        resemblance = cal.resemblance(zero_shot["fitted"].centroid, cal.centroid(x[sample_rows(pool_texts)]))
     if calibration == "auto":  # as auto serves
         applies = resemblance is None or resemblance >= cal.RESEMBLANCE
         served = zero_shot["fitted"] if "fitted" in zero_shot and applies else zero_shot["domain"]
@@ -844,7 +844,7 @@ def load_inputs(
 ALTERNATIVES = ("none", "domain", "pool", "fitted+pool")
 
 
-def _sample_rows(pool_texts: Sequence[str]) -> list[int]:
+def sample_rows(pool_texts: Sequence[str]) -> list[int]:
     """The pool rows the backend's pool calibration reads (predictor.pool_sample)."""
     from backend.llm.predictor import pool_sample
 
@@ -868,7 +868,7 @@ def zero_shot_calibrations(
     out["domain"] = cal.domain(
         labels, predictor.scorer.label_logprobs(setup.prompt, cal.domain_texts(pool_sample(pool_texts)))
     )
-    rows = _sample_rows(pool_texts)
+    rows = sample_rows(pool_texts)
     out["pool"] = cal.pool(cal.identity(labels), pool_logprobs[rows][:, cols])
     if setup.calibration.method == "fitted":
         out["fitted"] = setup.calibration
