@@ -11,7 +11,7 @@ from backend.errors import LabelloopError
 from backend.guidelines import DEFAULT_GUIDELINES
 from backend.llm import cascade
 from backend.llm.scorer import DEVICES
-from backend.llm.weights import default_cache_dir
+from backend.llm.weights import CASCADE_MODELS, default_cache_dir, parse_cascade
 from backend.paths import DEMO_GOLD, GUIDELINES_DIR
 from backend.ranking import questions as question_ranking
 from backend.ranking import strategies
@@ -98,7 +98,7 @@ class Settings:
     llm_server_timeout: int = 60
     # LLM_MODEL=cascade (backend/llm/cascade.py): the first model answers every text, the second again the `share`
     # of the pool the first is least sure of.
-    cascade_models: tuple[str, str] = cascade.MODELS
+    cascade_models: tuple[str, str] = CASCADE_MODELS
     cascade_share: float = cascade.SHARE
 
     @classmethod
@@ -147,7 +147,7 @@ class Settings:
         else:
             raise SettingsError(f"GOLD_FILE={gold_file!r} is not a file (give a gold JSONL, JSON or CSV file, or none)")
         try:
-            cascade_models = cascade.parse_models(env("LLM_CASCADE_MODELS", ""))
+            cascade_models = parse_cascade(env("LLM_CASCADE_MODELS", ""))
         except ValueError as e:
             raise SettingsError(str(e)) from None
         cascade_share = _fraction("LLM_CASCADE_SHARE", cascade.SHARE)

@@ -22,11 +22,10 @@ import numpy as np
 
 from backend.labelstudio.schema import Config, Schema, as_config
 from backend.llm import student
-from backend.llm.predictor import PoolCalibration, Predictor, pool_sample
+from backend.llm.predictor import PoolCalibration, Predictor
 from backend.llm.student import Student
+from backend.llm.weights import CASCADE
 
-CASCADE = "cascade"  # the LLM_MODEL value; the models and share: LLM_CASCADE_MODELS, LLM_CASCADE_SHARE
-MODELS = ("embedded-0.5b", "embedded-1.5b")
 # The share of a pool the second model answers by default: the rule fixed on the pool splits (docs/benchmark.md).
 SHARE = 0.2
 STUDENT_DEPTH = 0.625  # the student reads the first model's state where the loop's models do (LLM_FEATURE_DEPTH)
@@ -34,19 +33,6 @@ STUDENT_DEPTH = 0.625  # the student reads the first model's state where the loo
 # fitted file) on 256 reviews of the demo's corpus (0.207 at the 10th, 0.593 at the 30th), so on such texts about the
 # default share goes to the second model.
 UNSURE_BELOW = 0.43
-
-
-def parse_models(value: str) -> tuple[str, str]:
-    """LLM_CASCADE_MODELS: two LLM_MODEL values, comma-separated, the first answering every text; MODELS when empty."""
-    models = tuple(m.strip() for m in value.split(",") if m.strip()) or MODELS
-    if len(models) != 2:
-        raise ValueError(
-            f"LLM_CASCADE_MODELS={value!r}: give two LLM_MODEL values, the first answers every text, e.g. "
-            f"{','.join(MODELS)}"
-        )
-    if CASCADE in models:
-        raise ValueError("LLM_CASCADE_MODELS: a cascade's models cannot be cascades")
-    return models[0], models[1]
 
 
 def margins(config: Config, answers: dict[str, np.ndarray]) -> np.ndarray:
@@ -90,23 +76,21 @@ class Cascade(Predictor):
     ) -> PoolCalibration:
         """The first model's pool calibration, the second's, the student (a single-choice config's: the second
         model's answers on the sample read from the first model's states there) and the threshold, the `share`
-        quantile of the first answers' margins on the sample (the student's out of fold). Beyond the two models'
-        own measures: a pass of each over the sample."""
-        first = super().measure_pool(config, texts, embed)
-        second = self.second.measure_pool(config, texts, embed)
-        sample = pool_sample(texts)
-        if not (config.single and self.layer):
-            answers = self.first_answers(config, sample, first)
-            return replace(first, second=second, unsure_below=self._quantile(config, answers))
+        quantile of the first answers' margins on the sample (the student's out of fold): each model's measuring pass
+        over the sample gives what the student and the threshold read."""
+        first = self.read_pool(config, texts, embed, layer=self.layer if config.single else 0)
+        second = self.second.read_pool(config, texts, embed)
+        if first.states is None:
+            below = self._quantile(config, first.answers)
+            return replace(first.calibration, second=second.calibration, unsure_below=below)
         name = config.primary.from_name
-        _, states = Predictor.answers_and_states(self, config, sample, self.layer, first)
-        taught = self.second.answers(config, sample, second)[name]
-        held_out = {name: student.out_of_fold(states, taught, self.layer)}
+        taught = second.answers[name]
+        held_out = {name: student.out_of_fold(first.states, taught, self.layer)}
         return replace(
-            first,
-            second=second,
+            first.calibration,
+            second=second.calibration,
             unsure_below=self._quantile(config, held_out),
-            student=Student.fit(states, taught, self.layer),
+            student=Student.fit(first.states, taught, self.layer),
         )
 
     def _quantile(self, config: Config, answers: dict[str, np.ndarray]) -> float:

@@ -130,6 +130,17 @@ def pool_sample(texts: Sequence[str], size: int = POOL_SAMPLE) -> list[str]:
 
 
 @dataclass(frozen=True)
+class PoolReading:
+    """What measuring a pool read (Predictor.read_pool): the calibration, the sample, the first answers there under
+    it, and (a single question's, when asked) the hidden states there."""
+
+    calibration: PoolCalibration
+    sample: list[str]
+    answers: dict[str, np.ndarray]
+    states: np.ndarray | None
+
+
+@dataclass(frozen=True)
 class LabelSetup:
     prompt: prompts.Prompt
     calibration: cal.Calibration
@@ -227,6 +238,18 @@ class Predictor:
         domain-context (random words of the sample, calibration.domain_texts) or, with CALIBRATION=pool, batch
         calibration (calibration.pool) of the sample itself. `embed` (texts → MiniLM vectors) places the sample, to
         compare it with a matching fitted file's texts (PoolCalibration.resemblance); called only when one matches."""
+        return self.read_pool(config, texts, embed).calibration
+
+    def read_pool(
+        self,
+        config: Config,
+        texts: Sequence[str],
+        embed: Callable[[list[str]], np.ndarray] | None = None,
+        layer: int = 0,
+    ) -> PoolReading:
+        """measure_pool(), with the first answers on the sample under the calibration measured and, for a single
+        question, `layer`'s states there: from the measuring pass itself, where its strings cover the served
+        calibration's (a cascade reads both, backend/llm/cascade.py)."""
         sample = pool_sample(texts)
         if not sample:
             raise cal.CalibrationError("the pool has no text to calibrate on")
@@ -236,18 +259,35 @@ class Predictor:
                 return None
             return cal.resemblance(fitted_centroid, cal.centroid(embed(sample)))
 
-        if config.single:
-            prompt = self.setup(config.primary).prompt
-            fitted = self._find_fitted(prompt) if self.calibration == "auto" else None
-            alternatives = self._alternatives(prompt, sample, fitted)
-            chosen = alternatives["pool" if self.calibration == "pool" else "domain"]
-            return PoolCalibration(
-                prompt.sha256,
-                ((config.primary.from_name, chosen),),
-                len(sample),
-                resemblance(fitted.centroid if fitted else ()),
-                tuple(alternatives.items()),
-            )
+        if not config.single:
+            measured = self._measure_form(config, sample, resemblance)
+            return PoolReading(measured, sample, self.first_answers(config, sample, measured), None)
+        prompt = self.setup(config.primary).prompt
+        fitted = self._find_fitted(prompt) if self.calibration == "auto" else None
+        features = fitted.features if fitted else prompt.labels
+        if layer:
+            logprobs, states = self._state_scorer().logprobs_and_states(prompt, sample, features, layers=[layer])
+            states = states[:, 0]
+        else:
+            logprobs, states = self.scorer.label_logprobs(prompt, sample, features), None
+        alternatives = self._alternatives(prompt, sample, fitted, logprobs)
+        measured = PoolCalibration(
+            prompt.sha256,
+            ((config.primary.from_name, alternatives["pool" if self.calibration == "pool" else "domain"]),),
+            len(sample),
+            resemblance(fitted.centroid if fitted else ()),
+            tuple(alternatives.items()),
+        )
+        served = self.setup(config.primary, measured).calibration
+        if set(served.features) <= set(features):
+            answers = served.apply(logprobs[:, [features.index(f) for f in served.features]])
+        else:  # a calibration file reading other strings: scored again
+            answers = served.apply(self.feature_logprobs(self.setup(config.primary, measured), sample))
+        return PoolReading(measured, sample, {config.primary.from_name: answers}, states)
+
+    def _measure_form(
+        self, config: Config, sample: list[str], resemblance: Callable[[tuple[float, ...]], float | None]
+    ) -> PoolCalibration:
         batch = self.calibration == "pool"
         prompt = self.form_setup(config).prompt
         logprobs = self.scorer.label_logprobs(prompt, sample if batch else cal.domain_texts(sample))
@@ -263,14 +303,14 @@ class Predictor:
         return PoolCalibration(prompt.sha256, tuple(questions), len(sample), resemblance(self.fitted_centroid(config)))
 
     def _alternatives(
-        self, prompt: prompts.Prompt, sample: list[str], fitted: cal.Calibration | None
+        self, prompt: prompts.Prompt, sample: list[str], fitted: cal.Calibration | None, sample_logprobs: np.ndarray
     ) -> dict[str, cal.Calibration]:
         """Every label-free calibration of a single question on the pool's sample: none, domain (random words of
         the sample), pool (batch calibration of the sample), and fitted+pool on top of `fitted`, the file matching the
-        prompt. One pass over the sample scores every label's strings the fitted file reads."""
+        prompt. `sample_logprobs`: the sample's scores of every label string the fitted file reads (else the
+        labels)."""
         labels = prompt.labels
         features = fitted.features if fitted else labels
-        sample_logprobs = self.scorer.label_logprobs(prompt, sample, features)
         cols = [features.index(label) for label in labels]
         out = {
             "none": cal.identity(labels),

@@ -15,14 +15,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from backend.errors import LabelloopError
+
 C = 0.01  # the readout's inverse regularisation: the rule fixed on the pool splits (docs/benchmark.md)
 FLOOR = (
     1e-4  # of probability mass spread over every label, so a label the sample never showed is unlikely, not impossible
 )
 
 
-class StudentError(ValueError):
+class StudentError(LabelloopError, ValueError):
     """A stored student cannot be read."""
+
+    http_status = 500  # the backend's own data
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,23 @@ PACKAGED = {
 PACKAGED[EMBEDDED] = PACKAGED["embedded-0.5b"]
 EMBEDDED_NAME = PACKAGED[EMBEDDED].name
 
+# LLM_MODEL=cascade: two models as one (backend/llm/cascade.py), LLM_CASCADE_MODELS naming them.
+CASCADE = "cascade"
+CASCADE_MODELS = ("embedded-0.5b", "embedded-1.5b")
+
+
+def parse_cascade(value: str) -> tuple[str, str]:
+    """LLM_CASCADE_MODELS: two LLM_MODEL values, comma-separated, the first answering every text; CASCADE_MODELS when empty."""
+    models = tuple(m.strip() for m in value.split(",") if m.strip()) or CASCADE_MODELS
+    if len(models) != 2:
+        raise ValueError(
+            f"LLM_CASCADE_MODELS={value!r}: give two LLM_MODEL values, the first answers every text, e.g. "
+            f"{','.join(CASCADE_MODELS)}"
+        )
+    if CASCADE in models:
+        raise ValueError("LLM_CASCADE_MODELS: a cascade's models cannot be cascades")
+    return models[0], models[1]
+
 
 class ModelSourceError(LabelloopError, RuntimeError):
     """The configured model cannot be found, verified or converted."""
@@ -190,13 +207,11 @@ def _dir_fingerprint(path: Path) -> str:
 
 
 if __name__ == "__main__":
-    from backend.llm import cascade
-
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     model = (os.environ.get("LLM_MODEL") or EMBEDDED).strip()
     try:
         # LLM_MODEL=cascade serves two models: each is made ready.
-        specs = cascade.parse_models(os.environ.get("LLM_CASCADE_MODELS", "")) if model == cascade.CASCADE else (model,)
+        specs = parse_cascade(os.environ.get("LLM_CASCADE_MODELS", "")) if model == CASCADE else (model,)
         for spec in specs:
             print(resolve(spec).path)
     except (ValueError, ModelSourceError) as e:

@@ -195,3 +195,13 @@ def test_a_benchmark_reads_the_cascade_as_it_serves_a_project_of_its_texts(casca
     assert info["student"] and 0 < info["refined_test"] < 1 and served.shifts == {}
     np.testing.assert_allclose(served.test_llm, cascade.answers(PARSED, test_texts, measured)[NAME], atol=1e-4)
     np.testing.assert_allclose(served.pool_llm, cascade.answers(PARSED, pool_texts, measured)[NAME], atol=1e-4)
+
+
+@pytest.mark.parametrize("calibration", ["auto", "pool", "contextual"])
+def test_reading_a_pool_gives_the_first_answers_and_states_of_its_measuring_pass(calibration):
+    plain = tiny_model.predictor(calibration=calibration)
+    reading = plain.read_pool(PARSED, TEXTS, layer=1)
+    assert reading.sample == pool_sample(TEXTS) and reading.calibration == plain.measure_pool(PARSED, TEXTS)
+    answers, states = plain.answers_and_states(PARSED, reading.sample, 1, reading.calibration)
+    np.testing.assert_allclose(reading.answers[NAME], answers[NAME], atol=1e-5)
+    np.testing.assert_allclose(reading.states, states, atol=1e-5)
