@@ -1,14 +1,17 @@
-"""Two models as one (LLM_MODEL=cascade): the first answers every text, the second answers again the texts the first
-is least sure of, and its calibrated answers serve for those.
+"""Two models as one (LLM_MODEL=cascade): the first answers every text, the second answers again the texts those
+answers doubt, and its calibrated answers serve for them.
 
-Which texts: those whose first-model margin (Schema.margin; the smallest over a config's questions) lies below a
-threshold measured once per project, the `share` quantile of the margins over the pool's calibration sample
-(predictor.pool_sample), kept in the project's PoolCalibration. A text's answer therefore depends on the text
-alone, not on the request or chunk it comes in, and what a trained model reads is the same at training and at
-serving: the first model's hidden state, and the served probabilities (the second model's where it answered).
-Before a pool is measured (a request without a project) UNSURE_BELOW serves.
+The first answers are a student's (backend/llm/student.py): a readout of the first model's hidden state fitted, at
+the pool's measure, to the second model's answers on the pool's calibration sample, no label read. A single-choice
+config gets one; a config with several questions is answered by the first model itself. The second model answers the
+texts whose margin (Schema.margin; the smallest over a config's questions) lies below a threshold: the `share`
+quantile of the first answers' margins on the sample (the student's out of fold). Student, threshold and both
+calibrations are kept in the project's PoolCalibration, so a text's answer depends on the text alone, not on the
+request or chunk it comes in, and a trained model reads the same at training and at serving: the first model's
+hidden state, and the served probabilities. Before a pool is measured (a request without a project) the first
+model answers and UNSURE_BELOW serves.
 
-The model version names both models, the share and the threshold; the first model's answers keep their own version
+The model version names both models, the share and the threshold; the first answers keep their own version
 (first_version), so a re-score can publish them before the second model's are ready (loop/rescoring.py).
 """
 
@@ -27,12 +30,12 @@ from backend.llm.student import Student
 from backend.llm.weights import CASCADE
 
 # The share of a pool the second model answers by default: the rule fixed on the pool splits (docs/benchmark.md).
-SHARE = 0.2
+SHARE = 0.05
 STUDENT_DEPTH = 0.625  # the student reads the first model's state where the loop's models do (LLM_FEATURE_DEPTH)
-# Where no project's pool was measured: the packaged 0.5B's margin at the 20th percentile of its served answers (the
-# fitted file) on 256 reviews of the demo's corpus (0.207 at the 10th, 0.593 at the 30th), so on such texts about the
-# default share goes to the second model.
-UNSURE_BELOW = 0.43
+# Where no project's pool was measured (no student): the packaged 0.5B's margin at the 5th percentile of its served
+# answers (the fitted file) on 256 reviews of the demo's corpus (0.207 at the 10th, 0.431 at the 20th), so on such
+# texts about the default share goes to the second model.
+UNSURE_BELOW = 0.074
 
 
 def margins(config: Config, answers: dict[str, np.ndarray]) -> np.ndarray:

@@ -23,8 +23,8 @@ def test_the_benchmark_measures_two_models_and_their_cascade_in_one_run(tmp_path
         assert m["http"]["reviews_per_s"] > 0 and 0 <= m["served"]["macro_f1"] <= 1
         assert set(m["learning_curve"]["macro_f1_at"]) == {"100"}
     small, _, cascade = results["models"]
-    assert cascade["http"]["model_version"].startswith("tiny-0+tiny-1-cascade20-"), cascade["http"]
-    assert cascade["cascade"]["student"] and cascade["cascade"]["share"] == 0.2
+    assert cascade["http"]["model_version"].startswith("tiny-0+tiny-1-cascade5-"), cascade["http"]
+    assert cascade["cascade"]["student"] and cascade["cascade"]["share"] == 0.05
     assert 0 < cascade["cascade"]["refined_test"] < 1
     assert list(cascade["accuracy"]) == ["cascade"] and "cascade" not in small
     assert cascade["model_version"] == cascade["cascade"]["model_version"]

@@ -22,20 +22,21 @@ OBVIOUS = {
 
 
 def test_the_packaged_cascade_refines_the_reviews_the_smaller_model_doubts(tmp_path):
-    predictor = load_predictor(Settings(llm_model="cascade", data_dir=tmp_path))
+    # A larger share than the default 0.05, so that 40 reviews surely have some the 1.5B answers again.
+    predictor = load_predictor(Settings(llm_model="cascade", cascade_share=0.3, data_dir=tmp_path))
     assert isinstance(predictor, Cascade)
     config = schemas.parse_config(CONFIG)
     name = config.primary.from_name
     texts = list(corpus.load().sample(40, random_state=1)["text"])
     pool = predictor.measure_pool(config, texts)
     version = predictor.version(config, pool)
-    assert version.startswith("qwen2.5-coder-0.5b-instruct+qwen2.5-coder-1.5b-instruct-cascade20-"), version
+    assert version.startswith("qwen2.5-coder-0.5b-instruct+qwen2.5-coder-1.5b-instruct-cascade30-"), version
 
     assert pool.student is not None and pool.student.layer == 15
     first = predictor.first_answers(config, texts, pool)[name]
     unsure = margins(config, {name: first}) < pool.unsure_below
-    # About the default share, 0.20: the threshold was set on the student's answers out of fold.
-    assert 0.05 <= unsure.mean() <= 0.4, unsure.mean()
+    # About the share: the threshold was set on the student's answers out of fold.
+    assert 0.05 <= unsure.mean() <= 0.5, unsure.mean()
     served = predictor.answers(config, texts, pool)[name]
     second = predictor.second.answers(config, [t for t, u in zip(texts, unsure) if u], pool.second)[name]
     np.testing.assert_allclose(served[unsure], second, atol=2e-3)
