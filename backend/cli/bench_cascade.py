@@ -13,6 +13,7 @@ The 1.5B's passes take about 6 minutes per corpus at --pool 600 --test 250 on 2 
 
 examples:
   labelloop bench-cascade --out artifacts/cascade
+  labelloop bench-cascade --data team_labels.csv --config label_config/sentiment.xml --out artifacts/cascade-team
   labelloop bench-cascade --corpus r8 --pool 400 --test 200 --out artifacts/cascade-r8
 """
 
@@ -34,6 +35,17 @@ def build_parser() -> argparse.ArgumentParser:
     ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", default=",".join(CORPORA), help="packaged corpora, comma-separated (default: all)")
     ap.add_argument(
+        "--data",
+        type=Path,
+        metavar="FILE",
+        help="a team's labeled file instead of the corpora (CSV/TSV or JSONL with text and label columns, or a Label "
+        "Studio JSON export), scored with --config and --guidelines (default: the demo's)",
+    )
+    ap.add_argument("--config", type=Path, metavar="XML", help="with --data: the labeling config")
+    ap.add_argument(
+        "--guidelines", type=Path, metavar="MD", help="with --data: the guidelines the prompt is built from"
+    )
+    ap.add_argument(
         "--pool",
         type=positive_int,
         default=600,
@@ -51,11 +63,17 @@ def run(args: argparse.Namespace) -> int:
     from backend.bench import cascade, datasets
 
     args.out.mkdir(parents=True, exist_ok=True)
-    names = [c.strip() for c in args.corpus.split(",") if c.strip()]
+    if args.data is None:
+        if args.config or args.guidelines:
+            raise datasets.DataError("--config and --guidelines go with --data FILE")
+        sources = {c.strip(): {"corpus_name": c.strip()} for c in args.corpus.split(",") if c.strip()}
+    else:
+        sources = {args.data.stem: {"data": args.data, "config": args.config, "guidelines": args.guidelines}}
+    read = {name: datasets.source(args.pool, args.test, **named) for name, named in sources.items()}  # checked first
     seeds = range(args.seeds)
     measured = {}
-    for name in names:
-        measured[name] = cascade.measure(datasets.source(args.pool, args.test, corpus_name=name), args.pool, args.test)
+    for name, source in read.items():
+        measured[name] = cascade.measure(source, args.pool, args.test)
         print(f"{name}: both models read", file=sys.stderr, flush=True)
     # The rules read the pools only: the readout's C, then the share.
     alone = {

@@ -4,6 +4,9 @@ default share from the pools."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -102,12 +105,10 @@ def test_the_students_c_is_the_best_on_the_pools_the_smaller_on_a_tie():
 
 
 def test_the_command_writes_the_table_the_plot_and_the_rules_choices(tmp_path, monkeypatch, capsys):
-    import json
-
     from backend.bench import datasets
     from backend.cli import bench_cascade
 
-    monkeypatch.setattr(datasets, "source", lambda pool, test, corpus_name: corpus_name)
+    monkeypatch.setattr(datasets, "source", lambda pool, test, corpus_name: corpus_name)  # the name's length seeds
     monkeypatch.setattr(cascade, "measure", lambda source, pool, test: made_up(len(source)))
     assert bench_cascade.main(["--corpus", "a,bb", "--seeds", "1", "--out", str(tmp_path)]) == 0
     results = json.loads((tmp_path / "results.json").read_text())
@@ -118,3 +119,30 @@ def test_the_command_writes_the_table_the_plot_and_the_rules_choices(tmp_path, m
     assert all(p["after_labels"] is not None for p in points)
     assert (tmp_path / "tradeoff.png").stat().st_size > 0
     assert "0.5B alone" in capsys.readouterr().out
+
+
+def test_a_teams_file_is_read_before_any_model_and_a_bad_one_is_one_line(tmp_path, monkeypatch, capsys):
+    from backend.bench import datasets
+    from backend.cli import bench_cascade
+
+    seen = {}
+
+    def source(pool, test, data=None, config=None, guidelines=None):
+        seen.update(data=data, config=config, pool=pool, test=test)
+        return "team"
+
+    monkeypatch.setattr(datasets, "source", source)
+    monkeypatch.setattr(cascade, "measure", lambda source, pool, test: made_up(3))
+    args = ["--data", "team.csv", "--config", "c.xml", "--pool", "400", "--seeds", "1", "--out", str(tmp_path)]
+    assert bench_cascade.main(args) == 0
+    assert seen == {"data": Path("team.csv"), "config": Path("c.xml"), "pool": 400, "test": 250}
+    assert set(json.loads((tmp_path / "results.json").read_text())["corpora"]) == {"team"}
+    capsys.readouterr()
+
+    monkeypatch.undo()
+    (tmp_path / "empty.csv").write_text("")
+    assert bench_cascade.main(["--data", str(tmp_path / "empty.csv"), "--out", str(tmp_path / "o")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:"), err
+    assert bench_cascade.main(["--config", "c.xml", "--out", str(tmp_path / "o")]) != 0
+    assert "go with --data" in capsys.readouterr().err
