@@ -199,6 +199,7 @@ def served_inputs(
     predictor: Cascade,
     inputs: Inputs,
     config: Config,
+    *,
     pool_texts: list[str],
     test_texts: list[str],
     embed: Callable[[list[str]], np.ndarray],

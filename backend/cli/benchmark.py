@@ -164,7 +164,12 @@ def model_phase(model: str, test, config: str, parsed, args, free_text: int, sou
     if isinstance(predictor, Cascade):  # answered as it serves a project of these texts: its pool measured
         pool, test_split = (source.pool, source.test) if source else simulation.pool_and_test(args.pool, args.test_size)
         inputs, results["cascade"] = cascade.served_inputs(
-            predictor, inputs, schema.as_config(parsed), list(pool["text"]), list(test_split["text"]), Embedder().encode
+            predictor,
+            inputs,
+            schema.as_config(parsed),
+            pool_texts=list(pool["text"]),
+            test_texts=list(test_split["text"]),
+            embed=Embedder().encode,
         )
     features = inputs.info["features"]
     logprobs = inputs.test_features

@@ -86,13 +86,36 @@ def run(gate: Gateway, project: str) -> None:
             # A cascade (backend/llm/cascade.py): its first model's answers are published for every task as soon as
             # they exist, then the served ones; the later set replaces the earlier (_housekeep).
             steps.insert(0, (lambda c, t, m, p=None: text.first_answers(c, t, p)[0], first))
-        answers = _score(gate, project, config, texts, steps[0][0], model, pool, (0, 1 / len(steps)))
+        answers = _score(
+            gate,
+            project,
+            config=config,
+            texts=texts,
+            answering=steps[0][0],
+            model=model,
+            pool=pool,
+            span=(0, 1 / len(steps)),
+        )
     for n, (answering, named) in enumerate(steps):
         span = (n / len(steps), (n + 1) / len(steps))  # of the progress gauge
         if n:
             with timed("score"):
-                answers = _score(gate, project, config, texts, answering, model, pool, span)
-        published = _publish(gate, client, project, config, ids, texts, answers, named, model, pool, span)
+                answers = _score(
+                    gate, project, config=config, texts=texts, answering=answering, model=model, pool=pool, span=span
+                )
+        published = _publish(
+            gate,
+            client,
+            project,
+            config=config,
+            ids=ids,
+            texts=texts,
+            answers=answers,
+            version=named,
+            model=model,
+            pool=pool,
+            span=span,
+        )
     text.save()
     gate.metrics.rescored_tasks.inc(len(ids))
     progress.set(1.0)
@@ -110,6 +133,7 @@ def run(gate: Gateway, project: str) -> None:
 def _score(
     gate: Gateway,
     project: str,
+    *,
     config: Config,
     texts: list[str],
     answering: AnswersSource,
@@ -133,6 +157,7 @@ def _publish(
     gate: Gateway,
     client: Any,
     project: str,
+    *,
     config: Config,
     ids: list[Any],
     texts: list[str],

@@ -189,7 +189,9 @@ def test_a_benchmark_reads_the_cascade_as_it_serves_a_project_of_its_texts(casca
         shifts={"contextual": (0.0, 0.0, 0.0)},
         info={"llm_state_layer": cascade.layer},
     )
-    served, info = bench_cascade.served_inputs(cascade, inputs, PARSED, pool_texts, test_texts, lambda t: None)
+    served, info = bench_cascade.served_inputs(
+        cascade, inputs, PARSED, pool_texts=pool_texts, test_texts=test_texts, embed=lambda t: None
+    )
     measured = cascade.measure_pool(PARSED, pool_texts)
     assert info["unsure_below"] == measured.unsure_below and info["model_version"] == cascade.version(PARSED, measured)
     assert info["student"] and 0 < info["refined_test"] < 1 and served.shifts == {}
