@@ -10,6 +10,8 @@ from typing import Sequence
 from backend.errors import LabelloopError
 from backend.guidelines import DEFAULT_GUIDELINES
 from backend.llm import cascade
+from backend.llm.calibration import SETTINGS as CALIBRATIONS
+from backend.llm.calibration import setting as calibration_setting
 from backend.llm.scorer import DEVICES
 from backend.llm.weights import CASCADE_MODELS, default_cache_dir, parse_cascade
 from backend.paths import DEMO_GOLD, GUIDELINES_DIR
@@ -105,13 +107,8 @@ class Settings:
     def from_env(cls) -> "Settings":
         env = os.environ.get
         calibration = env("CALIBRATION", "auto").strip() or "auto"
-        if (
-            calibration not in ("auto", "none", "contextual", "domain", "pool", "fitted")
-            and not Path(calibration).is_file()
-        ):
-            raise SettingsError(
-                f"CALIBRATION={calibration!r}: use auto, none, contextual, domain, pool, fitted or a JSON file path"
-            )
+        if calibration_setting(calibration) is None and not Path(calibration).is_file():
+            raise SettingsError(f"CALIBRATION={calibration!r}: use {', '.join(CALIBRATIONS)} or a JSON file path")
         auth_user, auth_pass = env("BASIC_AUTH_USER", "").strip(), env("BASIC_AUTH_PASS", "")
         if bool(auth_user) != bool(auth_pass):
             raise SettingsError("set both BASIC_AUTH_USER and BASIC_AUTH_PASS, or neither")

@@ -40,6 +40,49 @@ class CalibrationError(LabelloopError, ValueError):
     http_status = 422
 
 
+@dataclass(frozen=True)
+class Setting:
+    """A CALIBRATION value: which calibration serves a project's questions (Predictor, backend/llm/predictor.py)."""
+
+    name: str
+    doc: str
+    # A fitted file matching the model, prompt and labels: "never" read, "prefer" (it serves where the pool's texts
+    # resemble those it was fitted on), or "require" (it must exist).
+    fitted: str = "never"
+    # The calibration measured on the project's own pool that serves once measured (pool_method: "domain" or
+    # "pool"); "" when none is measured.
+    pool: str = ""
+    # Without a fitted file or a measured pool: "contextual" (the content-free inputs) or "none".
+    fallback: str = "contextual"
+
+
+# Every CALIBRATION value but a calibration file's path. auto is domain-context by the rule in docs/data.md (the best
+# mean macro-F1 on the pool splits of the packaged corpora) unless a fitted file resembles the pool.
+SETTINGS: dict[str, Setting] = {
+    s.name: s
+    for s in (
+        Setting(
+            "auto",
+            "a fitted file where the pool resembles its texts, else domain-context measured on the pool",
+            fitted="prefer",
+            pool="domain",
+        ),
+        Setting("none", "the LLM's probabilities as they are", fallback="none"),
+        Setting("contextual", "contextual calibration on content-free inputs"),
+        Setting("domain", "domain-context calibration measured on the pool", pool="domain"),
+        Setting("pool", "batch calibration of the pool's own texts", pool="pool"),
+        Setting(
+            "fitted", "the fitted file matching the model, prompt and labels (labelloop calibrate)", fitted="require"
+        ),
+    )
+}
+
+
+def setting(name: str) -> Setting | None:
+    """The CALIBRATION value's Setting; None for a calibration file's path."""
+    return SETTINGS.get(name)
+
+
 def normalize(logprobs: np.ndarray) -> np.ndarray:
     """Log-probabilities renormalised over the columns only."""
     return logprobs - np.logaddexp.reduce(logprobs, axis=1, keepdims=True)

@@ -118,10 +118,6 @@ class PoolCalibration:
 # restarts measure the same texts whatever order Label Studio lists them in. 256 keeps the measuring pass under a
 # minute on two cores; the mean of 256 probabilities varies by a few hundredths at most.
 POOL_SAMPLE = 256
-# The CALIBRATION settings under which a calibration measured on the project's pool serves: auto and domain measure
-# domain-context calibration (calibration.domain), pool batch calibration (calibration.pool). Domain-context is
-# auto's choice by the rule in docs/data.md: the best mean macro-F1 on the pool splits of the packaged corpora.
-POOL_METHODS = ("auto", "domain", "pool")
 
 
 def pool_sample(texts: Sequence[str], size: int = POOL_SAMPLE) -> list[str]:
@@ -173,6 +169,8 @@ class Predictor:
         self.source = source
         self.guidelines = guidelines
         self.calibration = calibration
+        # What CALIBRATION asks for (calibration.SETTINGS); None for a calibration file's path.
+        self.setting = cal.setting(calibration)
         self.calibration_dir = calibration_dir
         self.few_shot = few_shot
         self._setups: dict[tuple, LabelSetup] = {}
@@ -206,7 +204,7 @@ class Predictor:
         """True when the pool decides the calibration (CALIBRATION auto, domain or pool) and `pool` is missing or was
         measured under another prompt. Under auto a matching fitted file does not spare the measure: the pool decides
         whether the file applies (PoolCalibration.resemblance)."""
-        if self.calibration not in POOL_METHODS:
+        if not (self.setting and self.setting.pool):
             return False
         return pool is None or pool.prompt_sha256 != self._any_setup(config, None).prompt.sha256
 
@@ -220,7 +218,7 @@ class Predictor:
     def fitted_centroid(self, config: Config) -> tuple[float, ...]:
         """The centroid of the texts a fitted file matching this config was fitted on; () when none matches or it
         keeps none. What measure_pool compares the pool with."""
-        if self.calibration != "auto":
+        if not (self.setting and self.setting.fitted == "prefer"):
             return ()
         if config.single:
             fitted = self._find_fitted(self.setup(config.primary).prompt)
@@ -263,7 +261,7 @@ class Predictor:
             measured = self._measure_form(config, sample, resemblance)
             return PoolReading(measured, sample, self.first_answers(config, sample, measured), None)
         prompt = self.setup(config.primary).prompt
-        fitted = self._find_fitted(prompt) if self.calibration == "auto" else None
+        fitted = self._find_fitted(prompt) if self.setting and self.setting.fitted == "prefer" else None
         features = fitted.features if fitted else prompt.labels
         if layer:
             logprobs, states = self._state_scorer().logprobs_and_states(prompt, sample, features, layers=[layer])
@@ -273,7 +271,7 @@ class Predictor:
         alternatives = self._alternatives(prompt, sample, fitted, logprobs)
         measured = PoolCalibration(
             prompt.sha256,
-            ((config.primary.from_name, alternatives["pool" if self.calibration == "pool" else "domain"]),),
+            ((config.primary.from_name, alternatives[self._pool_method]),),
             len(sample),
             resemblance(fitted.centroid if fitted else ()),
             tuple(alternatives.items()),
@@ -288,7 +286,7 @@ class Predictor:
     def _measure_form(
         self, config: Config, sample: list[str], resemblance: Callable[[tuple[float, ...]], float | None]
     ) -> PoolCalibration:
-        batch = self.calibration == "pool"
+        batch = self._pool_method == "pool"
         prompt = self.form_setup(config).prompt
         logprobs = self.scorer.label_logprobs(prompt, sample if batch else cal.domain_texts(sample))
         questions = []
@@ -360,29 +358,36 @@ class Predictor:
         log.info("model version %s for questions %s (calibration: %s)", version, list(config.names), method)
         return FormSetup(prompt, calibrations, version)
 
+    @property
+    def _pool_method(self) -> str:
+        """The calibration a pool measure serves: the setting's, else domain-context (what a cascade's or a
+        comparison's measure reads under another setting)."""
+        return self.setting.pool if self.setting and self.setting.pool else "domain"
+
     def _form_calibrations(
         self, config: Config, prompt: prompts.Prompt, pool: PoolCalibration | None
     ) -> dict[str, cal.Calibration]:
-        if self.calibration in ("auto", "fitted"):
-            fitted = self._find_fitted_form(config, prompt)
-            if fitted and (self.calibration == "fitted" or _fitted_applies(pool, prompt)):
-                return fitted
-            if self.calibration == "fitted":
-                raise cal.CalibrationError(
-                    f"no fitted calibration in {self.calibration_dir}/forms for this model, prompt and questions "
-                    "(run labelloop calibrate --sample)"
-                )
-        elif self.calibration not in ("none", "contextual", *POOL_METHODS):
+        setting = self.setting
+        if setting is None:
             calibrations, _, _ = cal.load_form(self.calibration)
             if set(calibrations) != set(config.names):
                 raise cal.CalibrationError(
                     f"calibration {self.calibration} is for questions {sorted(calibrations)}, not {list(config.names)}"
                 )
             return calibrations
-        if self.calibration in POOL_METHODS and pool is not None and pool.prompt_sha256 == prompt.sha256:
+        if setting.fitted != "never":
+            fitted = self._find_fitted_form(config, prompt)
+            if fitted and (setting.fitted == "require" or _fitted_applies(pool, prompt)):
+                return fitted
+            if setting.fitted == "require":
+                raise cal.CalibrationError(
+                    f"no fitted calibration in {self.calibration_dir}/forms for this model, prompt and questions "
+                    "(run labelloop calibrate --sample)"
+                )
+        if setting.pool and pool is not None and pool.prompt_sha256 == prompt.sha256:
             return dict(pool.questions)
         content_free = None
-        if self.calibration != "none":
+        if setting.fallback == "contextual":
             content_free = self.scorer.label_logprobs(prompt, list(cal.CONTENT_FREE))
         return unfitted_calibrations(config, prompt, content_free)
 
@@ -400,27 +405,27 @@ class Predictor:
         self, prompt: prompts.Prompt, pool: cal.Calibration | None, fitted_applies: bool = True
     ) -> cal.Calibration:
         labels = prompt.labels
-        method = self.calibration
-        if method == "none":
-            return cal.identity(labels)
-        if method not in ("auto", "contextual", "fitted", *POOL_METHODS):
-            fitted = cal.Calibration.load(method)
+        setting = self.setting
+        if setting is None:
+            fitted = cal.Calibration.load(self.calibration)
             if fitted.labels != labels:  # names as the prompt shows them
                 raise cal.CalibrationError(
-                    f"calibration {method} is for labels {list(fitted.labels)}, not {list(labels)}"
+                    f"calibration {self.calibration} is for labels {list(fitted.labels)}, not {list(labels)}"
                 )
             return fitted
-        if method in ("auto", "fitted"):
+        if setting.fitted != "never":
             found = self._find_fitted(prompt)
-            if found and (method == "fitted" or fitted_applies):
+            if found and (setting.fitted == "require" or fitted_applies):
                 return found
-            if method == "fitted":
+            if setting.fitted == "require":
                 raise cal.CalibrationError(
                     f"no fitted calibration in {self.calibration_dir} for this model, prompt and labels "
                     "(run labelloop calibrate)"
                 )
-        if method in POOL_METHODS and pool is not None:
+        if setting.pool and pool is not None:
             return pool
+        if setting.fallback == "none":
+            return cal.identity(labels)
         return cal.contextual(labels, self.scorer.label_logprobs(prompt, list(cal.CONTENT_FREE)))
 
     def _find_fitted(self, prompt: prompts.Prompt) -> cal.Calibration | None:

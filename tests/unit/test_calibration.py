@@ -82,3 +82,43 @@ def test_anchors_pull_the_fit_towards_the_guidelines_examples():
     anchored = cal.fit(LABELS, LABELS, x, y, anchors=(anchor_x, np.array([2, 2])), anchor_weight=50)
     assert (anchored.apply(anchor_x).argmax(1) == 2).all()
     assert anchored.fitted_on == plain.fitted_on == len(y)
+
+
+# ---------------------------------------------------------------- CALIBRATION settings: one registered object each
+
+
+def test_every_calibration_setting_is_declared_whole_and_documented():
+    from backend.paths import ROOT
+
+    documented = (ROOT / "docs" / "settings.md").read_text()
+    for name, setting in cal.SETTINGS.items():
+        assert setting.name == name and setting.doc
+        assert setting.fitted in ("never", "prefer", "require") and setting.pool in ("", "domain", "pool")
+        assert setting.fallback in ("contextual", "none")
+        assert f"`{name}`" in documented, name
+    assert cal.setting("guidelines/calibration/some.json") is None  # a file's path is not a setting
+
+
+def test_a_setting_added_in_one_edit_is_accepted_and_serves_as_declared(monkeypatch, tmp_path):
+    from backend.dev import tiny_model
+    from backend.labelstudio import schema as schemas
+    from backend.settings import Settings, SettingsError
+
+    added = cal.Setting(
+        "pool-or-none", "batch calibration of the pool, else the raw probabilities", pool="pool", fallback="none"
+    )
+    monkeypatch.setitem(cal.SETTINGS, added.name, added)
+    monkeypatch.setenv("CALIBRATION", added.name)
+    assert Settings.from_env().calibration == added.name
+    predictor = tiny_model.predictor(calibration=added.name)
+    config = schemas.parse_config(
+        '<View><Text name="t" value="$text"/><Choices name="c" toName="t"><Choice value="Yes"/><Choice value="No"/>'
+        "</Choices></View>"
+    )
+    assert predictor.methods(config) == {"none"}  # before the pool is read: the declared fallback
+    assert predictor.wants_pool(config, None)
+    measured = predictor.measure_pool(config, ["a first text", "a second one", "and a third"])
+    assert predictor.methods(config, measured) == {"pool"}
+    monkeypatch.setenv("CALIBRATION", "nonsense")
+    with pytest.raises(SettingsError, match="pool-or-none"):  # the error lists every setting
+        Settings.from_env()
