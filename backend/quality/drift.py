@@ -214,6 +214,7 @@ def drift_report(
     gold: GoldSet,
     window: int = DEFAULT_WINDOW,
     threshold: float = DEFAULT_THRESHOLD,
+    *,
     drop: float = DEFAULT_DROP,
     from_name: str | None = None,
     text_key: str | None = None,

@@ -445,6 +445,7 @@ def generate(
     real: pd.DataFrame,
     out: str | os.PathLike,
     mix: dict[str, int] = DEFAULT_MIX,
+    *,
     seed: int = 0,
     sampling: Sampling = Sampling(),
     max_minutes: float | None = None,
