@@ -129,8 +129,8 @@ def taught(m: Measured, c: float) -> tuple[students.Student, np.ndarray]:
 
 
 def served(m: Measured, reader: students.Student, held_out: np.ndarray, share: float) -> Inputs:
-    """The inputs the loop reads under the cascade at `share`: the student's answers, the 1.5B's below the threshold,
-    the 0.5B's states; no LLM-alone alternatives (Cascade.shifts)."""
+    """The inputs the loop reads under the cascade at `share`: served, the student's answers with the 1.5B's below
+    the threshold; the 0.5B's states and own answers for trained models; no LLM-alone alternatives (Cascade.shifts)."""
     assert m.small.pool_h is not None and m.small.test_h is not None
     below = float(np.quantile(margin(held_out), share)) if share < 1 else np.inf
     return replace(
@@ -138,6 +138,8 @@ def served(m: Measured, reader: students.Student, held_out: np.ndarray, share: f
         pool_llm=refine(reader.apply(m.small.pool_h), m.large.pool_llm, below),
         test_llm=refine(reader.apply(m.small.test_h), m.large.test_llm, below),
         shifts={},
+        pool_read=m.small.pool_llm,
+        test_read=m.small.test_llm,
     )
 
 
@@ -205,21 +207,25 @@ def served_inputs(
     embed: Callable[[list[str]], np.ndarray],
 ) -> tuple[Inputs, dict]:
     """A simulation's inputs (simulation.load_inputs, read with the cascade's first model) as the cascade serves a
-    project of these texts: the pool measured (the second model's calibration and the threshold), the first model's
-    answers refined where it is unsure; the LLM-alone alternatives dropped, as Cascade.shifts drops them. Also what
-    the refinement did, for the results."""
+    project of these texts: the pool measured (the second model's calibration, the student and the threshold), the
+    student's answers served with the second model's where they are unsure, the first model's own read by trained
+    models; the LLM-alone alternatives dropped, as Cascade.shifts drops them. Also what the refinement did, for the
+    results."""
     measured = predictor.measure_pool(config, pool_texts, embed)
     name = config.primary.from_name
     taught = measured.student
-    if taught is not None and inputs.pool_h is not None and taught.layer == inputs.info.get("llm_state_layer"):
-        pool_first, test_first = taught.apply(inputs.pool_h), taught.apply(inputs.test_h)  # the same states
-    elif taught is not None:
-        pool_first = predictor.first_answers(config, pool_texts, measured)[name]
-        test_first = predictor.first_answers(config, test_texts, measured)[name]
-    else:
-        pool_first, test_first = inputs.pool_llm, inputs.test_llm
-    pool_llm = predictor.refine(config, pool_texts, {name: pool_first}, measured)[name]
-    test_llm = predictor.refine(config, test_texts, {name: test_first}, measured)[name]
+    same = taught is not None and taught.layer == inputs.info.get("llm_state_layer")
+
+    def answered(texts: list[str], llm: np.ndarray, states: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """The answers that decide (the student's) and the served ones."""
+        if taught is None:
+            return llm, predictor.refine(config, texts, {name: llm}, measured)[name]
+        if not same or states is None:
+            states = predictor.answers_and_states(config, texts, taught.layer, measured)[1]
+        return taught.apply(states), predictor.refine(config, texts, {name: llm}, measured, states)[name]
+
+    pool_first, pool_llm = answered(pool_texts, inputs.pool_llm, inputs.pool_h)
+    test_first, test_llm = answered(test_texts, inputs.test_llm, inputs.test_h)
     info = {
         "models": [predictor.source.name, predictor.second.source.name],
         "model_version": predictor.version(config, measured),
@@ -229,4 +235,7 @@ def served_inputs(
         "refined_pool": round(float((pool_llm != pool_first).any(axis=1).mean()), 4),
         "refined_test": round(float((test_llm != test_first).any(axis=1).mean()), 4),
     }
-    return replace(inputs, pool_llm=pool_llm, test_llm=test_llm, shifts={}), info
+    served = replace(
+        inputs, pool_llm=pool_llm, test_llm=test_llm, shifts={}, pool_read=inputs.pool_llm, test_read=inputs.test_llm
+    )
+    return served, info

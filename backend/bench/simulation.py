@@ -112,6 +112,10 @@ class Inputs:
     # served kind's labels choose among them too, as the backend's do.
     shifts: dict[str, tuple[float, ...]] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)  # where the inputs came from, for the results
+    # What a trained model reads beside its vectors where it is not the served answers (a cascade: its first model's
+    # own, backend/llm/cascade.py); None: the served ones.
+    pool_read: np.ndarray | None = None
+    test_read: np.ndarray | None = None
 
     @property
     def n_labels(self) -> int:
@@ -121,6 +125,12 @@ class Inputs:
     def split(self) -> int:
         """The hidden state's width: where the served kind's side-by-side vectors change to MiniLM's."""
         return 0 if self.pool_h is None else self.pool_h.shape[1]
+
+    def read(self) -> tuple[np.ndarray, np.ndarray]:
+        """(pool, test) LLM probabilities a trained model reads."""
+        if self.pool_read is None or self.test_read is None:
+            return self.pool_llm, self.test_llm
+        return self.pool_read, self.test_read
 
     def vectors(self, kind: str) -> tuple[np.ndarray, np.ndarray]:
         """(pool, test) vectors a model of `kind` reads: the served kind's are the hidden state and the MiniLM
@@ -244,12 +254,13 @@ def _fit_predict(
     """(pool probabilities, test probabilities) of a model of `kind` trained on the labeled pool rows, and the recipe
     its labels chose (AUTO; "llm" when too few labels left the LLM serving; None for a fixed recipe)."""
     pool_v, test_v = inputs.vectors(kind)
+    pool_read, test_read = inputs.read()
     auto = KIND_RECIPES[kind][0] == AUTO
     try:
         model = fit_kind(
             kind,
             pool_v[labeled],
-            inputs.pool_llm[labeled],
+            pool_read[labeled],
             inputs.pool_y[labeled],
             inputs.n_labels,
             seed=seed,
@@ -257,7 +268,7 @@ def _fit_predict(
             shifts=inputs.shifts,
         )
         chosen = model.recipe.name if auto else None
-        return model.predict_proba(pool_v, inputs.pool_llm), model.predict_proba(test_v, inputs.test_llm), chosen
+        return model.predict_proba(pool_v, pool_read), model.predict_proba(test_v, test_read), chosen
     except classifier.TrainingError:
         # Too few labels of too few classes to fit: a blend serves the LLM alone (as the backend does); the
         # classifier knows nothing but the label counts, so it predicts their (smoothed) shares everywhere.
@@ -358,17 +369,18 @@ def labels_to_target(labels: Sequence[int], f1: Sequence[float], target: float) 
 def full_pool_f1(inputs: Inputs, kind: str, seed: int = 0) -> float:
     """Macro-F1 on the test split of a model of `kind` trained on every pool item."""
     pool_v, test_v = inputs.vectors(kind)
+    pool_read, test_read = inputs.read()
     model = fit_kind(
         kind,
         pool_v,
-        inputs.pool_llm,
+        pool_read,
         inputs.pool_y,
         inputs.n_labels,
         seed=seed,
         split=inputs.split,
         shifts=inputs.shifts,
     )
-    return macro_f1(inputs.test_y, model.predict_proba(test_v, inputs.test_llm), inputs.n_labels)
+    return macro_f1(inputs.test_y, model.predict_proba(test_v, test_read), inputs.n_labels)
 
 
 def learning_curve(

@@ -238,8 +238,8 @@ def run(args: argparse.Namespace) -> int:
 
         def scorer(name: str) -> label_issues.Scorer:
             def score(texts: list[str]) -> tuple:
-                vectors, llm, info = finish.score_questions(loop, config, texts, not args.quiet)
-                return vectors, llm[name], info
+                scores = finish.score_questions(loop, config, texts, not args.quiet)
+                return scores.vectors, scores.read[name], scores.info  # the judge trains its models on them
 
             return score
 

@@ -1,18 +1,20 @@
 """Two models as one (LLM_MODEL=cascade): the first answers every text, the second answers again the texts those
 answers doubt, and its calibrated answers serve for them.
 
-The first answers are a student's (backend/llm/student.py): a readout of the first model's hidden state fitted, at
-the pool's measure, to the second model's answers on the pool's calibration sample, no label read. A single-choice
-config gets one; a config with several questions is answered by the first model itself. The second model answers the
+The answers that decide are a student's (backend/llm/student.py): a readout of the first model's hidden state fitted,
+at the pool's measure, to the second model's answers on the pool's calibration sample, no label read. A single-choice
+config gets one; a config with several questions is decided by the first model's answers. The second model answers the
 texts whose margin (Schema.margin; the smallest over a config's questions) lies below a threshold: the `share`
-quantile of the first answers' margins on the sample (the student's out of fold). Student, threshold and both
-calibrations are kept in the project's PoolCalibration, so a text's answer depends on the text alone, not on the
-request or chunk it comes in, and a trained model reads the same at training and at serving: the first model's
-hidden state, and the served probabilities. Before a pool is measured (a request without a project) the first
-model answers and UNSURE_BELOW serves.
+quantile of those margins on the sample (the student's out of fold). Student, threshold and both calibrations are
+kept in the project's PoolCalibration, so a text's answer depends on the text alone, not on the request or chunk it
+comes in.
 
-The model version names both models, the share and the threshold; the first answers keep their own version
-(first_version), so a re-score can publish them before the second model's are ready (loop/rescoring.py).
+What a trained model reads stays the first model's on every task, at training and at serving: its hidden state and
+its own calibrated answers (first_answers, first_version), never the cascade's mix of two models: stacked on the
+mix, the loop after 100 labels fell 0.09 macro-F1 below the first model's on R8 (docs/benchmark.md). The first
+model's answers keep their own version, so a re-score publishes them before the second model's are ready
+(loop/rescoring.py). Before a pool is measured (a request without a project) the first model decides and
+UNSURE_BELOW serves.
 """
 
 from __future__ import annotations
@@ -102,45 +104,34 @@ class Cascade(Predictor):
     def _student(self, config: Config, pool: PoolCalibration | None) -> Student | None:
         return pool.student if pool is not None and config.single else None
 
-    def first_answers(
+    def refine_layer(self, config: Config, pool: PoolCalibration | None = None) -> int:
+        taught = self._student(config, pool)
+        return taught.layer if taught is not None else 0
+
+    def answers(
         self, config: Config, texts: Sequence[str], pool: PoolCalibration | None = None
     ) -> dict[str, np.ndarray]:
-        """The student's answers where the pool has one, else the first model's."""
-        taught = self._student(config, pool)
-        if taught is None:
-            return super().first_answers(config, texts, pool)
-        return self.answers_and_states(config, texts, taught.layer, pool)[0]
-
-    def answers_and_states(
-        self, config: Config, texts: Sequence[str], layer: int, pool: PoolCalibration | None = None
-    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """The first model's states at `layer`, with the student's answers where the pool has one."""
-        taught = self._student(config, pool)
-        if taught is None:
-            return super().answers_and_states(config, texts, layer, pool)
-        setup = self.setup(config.primary, pool)
-        layers = sorted({layer, taught.layer})
-        _, states = self._state_scorer().logprobs_and_states(
-            setup.prompt, list(texts), setup.calibration.features, layers=layers
-        )
-        return {config.primary.from_name: taught.apply(states[:, layers.index(taught.layer)])}, states[
-            :, layers.index(layer)
-        ]
+        """One pass of the first model gives its answers and the state its student reads."""
+        layer = self.refine_layer(config, pool)
+        if not layer:
+            return super().answers(config, texts, pool)
+        first, states = self.answers_and_states(config, texts, layer, pool)
+        return self.refine(config, texts, first, pool, states)
 
     def unsure_below(self, pool: PoolCalibration | None) -> float:
         return pool.unsure_below if pool is not None and pool.unsure_below is not None else UNSURE_BELOW
 
     def first_version(self, config: Config, pool: PoolCalibration | None = None) -> str:
-        taught = self._student(config, pool)
-        if taught is None:
-            return super().version(config, pool)
-        return self._named("student", super().version(config, pool), self._second_version(config, pool), taught.sha256)
+        """The first model's own answers, as it serves them alone under the pool's calibration."""
+        return super().version(config, pool)
 
     def version(self, config: Config, pool: PoolCalibration | None = None) -> str:
+        taught = self._student(config, pool)
         return self._named(
             f"{CASCADE}{round(self.share * 100)}",
             self.first_version(config, pool),
             self._second_version(config, pool),
+            taught.sha256 if taught is not None else "",
             f"{self.share:.4f}",
             f"{self.unsure_below(pool):.6f}",
         )
@@ -156,12 +147,39 @@ class Cascade(Predictor):
         return name
 
     def versions(self) -> list[str]:
+        """The cascade's, and the first model's own (published first at a re-score)."""
         with self._lock:
-            return sorted(self._names)
+            names = set(self._names)
+        return sorted(names | set(super().versions()))
+
+    def deciding(
+        self,
+        config: Config,
+        texts: Sequence[str],
+        first: dict[str, np.ndarray],
+        pool: PoolCalibration | None = None,
+        states: np.ndarray | None = None,
+    ) -> dict[str, np.ndarray]:
+        """The answers whose margins decide which texts the second model answers, served for the others: the
+        student's where the pool has one (read from `states`, else computed), else the first model's (`first`)."""
+        taught = self._student(config, pool)
+        if taught is None:
+            return first
+        if states is None:
+            states = self.answers_and_states(config, texts, taught.layer, pool)[1]
+        return {config.primary.from_name: taught.apply(states)}
 
     def refine(
-        self, config: Config, texts: Sequence[str], first: dict[str, np.ndarray], pool: PoolCalibration | None = None
+        self,
+        config: Config,
+        texts: Sequence[str],
+        first: dict[str, np.ndarray],
+        pool: PoolCalibration | None = None,
+        states: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
+        """The student's answers where the pool has one (else the first model's), the second model's below the
+        threshold."""
+        first = self.deciding(config, texts, first, pool, states)
         unsure = np.flatnonzero(margins(config, first) < self.unsure_below(pool))
         if not len(unsure):
             return first

@@ -472,10 +472,20 @@ class Predictor:
         return self.version(config, pool)
 
     def refine(
-        self, config: Config, texts: Sequence[str], first: dict[str, np.ndarray], pool: PoolCalibration | None = None
+        self,
+        config: Config,
+        texts: Sequence[str],
+        first: dict[str, np.ndarray],
+        pool: PoolCalibration | None = None,
+        states: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
-        """The served answers from the first pass's: the same for one model; a cascade answers again where unsure."""
+        """The served answers from the first pass's: the same for one model; a cascade answers again where unsure.
+        `states`: the texts' hidden states at refine_layer(), where the caller holds them (else computed)."""
         return first
+
+    def refine_layer(self, config: Config, pool: PoolCalibration | None = None) -> int:
+        """The layer whose hidden states refine() reads; 0 for none."""
+        return 0
 
     def answers_and_states(
         self, config: Config, texts: Sequence[str], layer: int, pool: PoolCalibration | None = None

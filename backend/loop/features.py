@@ -93,8 +93,13 @@ class TextFeatures:
         if version == predictor.first_version(config, pool):
             return self.first_answers(config, texts, pool)
 
-        def refined(missing: list[str]) -> np.ndarray:  # a cascade: its first model's answers are cached apart
-            return join(config, predictor.refine(config, missing, self.first_answers(config, missing, pool)[0], pool))
+        def refined(
+            missing: list[str],
+        ) -> np.ndarray:  # a cascade: its first model's answers and states are cached apart
+            layer = predictor.refine_layer(config, pool)
+            states = self.vectors(config, missing, f"llm-layer-{layer}", pool) if layer else None
+            first = self.first_answers(config, missing, pool)[0]  # the states' pass gave them: a lookup
+            return join(config, predictor.refine(config, missing, first, pool, states))
 
         probs = self._cache(f"llm-{version}").get(list(texts), refined)
         return split(config, probs.reshape(len(texts), -1)), version
@@ -102,8 +107,9 @@ class TextFeatures:
     def first_answers(
         self, config: Config | Schema, texts: Sequence[str], pool: PoolCalibration | None = None
     ) -> tuple[dict[str, np.ndarray], str]:
-        """The answers of the pass every text gets (a cascade's first model's; the LLM's otherwise), cached per text,
-        and their version: what a re-score can publish before a cascade's second model has answered."""
+        """The answers of the pass every text gets (a cascade's first model's own; the LLM's otherwise), cached per
+        text, and their version: what trained models read beside the hidden state, and what a re-score can publish
+        before a cascade's second model has answered."""
         config = as_config(config)
         predictor = self._predictor()
         version = predictor.first_version(config, pool)

@@ -197,11 +197,23 @@ def check_target(target: float, level: float) -> None:
             raise FinishError(f"the {name} must lie strictly between 0 and 1 (e.g. 0.95), got {value!r}")
 
 
+@dataclass
+class Scores:
+    """What the backend computes for texts (score_questions)."""
+
+    vectors: np.ndarray  # what a trained model of the backend's kind reads
+    llm: dict[str, np.ndarray]  # from_name -> the LLM's served probabilities
+    read: dict[
+        str, np.ndarray
+    ]  # from_name -> the LLM's probabilities a trained model reads (a cascade's first model's)
+    info: dict  # the LLM's version and the vectors' kind, for the plan
+
+
 def score_questions(
     loop: "Loop", config: schemas.Config, texts: list[str], progress: bool, project: str | None = None
-) -> tuple[np.ndarray, dict[str, np.ndarray], dict]:
-    """The texts' vectors and every question's calibrated LLM probabilities (by from_name), as the backend computes
-    them (cached on disk), with the project's own calibration where the backend measured one in a shared DATA_DIR."""
+) -> Scores:
+    """The texts' vectors and every question's calibrated LLM probabilities, as the backend computes them (cached on
+    disk), with the project's own calibration where the backend measured one in a shared DATA_DIR."""
     features = loop.text.kind()
     pool = loop.pool(project)
     parts = []
@@ -211,8 +223,9 @@ def score_questions(
             parts.append(loop.text.vectors(config, batch, features, pool))
             bar.update(len(batch))
     llm, llm_version = loop.text.llm_answers(config, texts, pool)  # computed with the vectors above: a cache lookup
+    read = loop.text.first_answers(config, texts, pool)[0]
     loop.text.save()  # a following --apply, or the backend sharing DATA_DIR, reads them instead of scoring again
-    return np.vstack(parts), llm, {"llm_version": llm_version, "features": features}
+    return Scores(np.vstack(parts), llm, read, {"llm_version": llm_version, "features": features})
 
 
 def _now() -> str:
@@ -250,17 +263,18 @@ class _Route:
         return self.question.multiple
 
 
-def _fit(route: _Route, kind: str, vectors: np.ndarray, llm: np.ndarray, rows: dict[int, int], rest: list[int]) -> None:
+def _fit(route: _Route, kind: str, scores: Scores, rows: dict[int, int], rest: list[int]) -> None:
     """The question's model fitted on its `train` tasks: its out-of-fold probabilities on them and its probabilities
     on `rest` (the audit's, then the open tasks). With too few labels for a fit, the LLM alone: it never trained on
     the labels, so its probabilities on them are held out already."""
     n = len(route.question.labels)
     train = [rows[i] for i in route.train]
     others = [rows[i] for i in rest]
+    vectors, read, llm = scores.vectors, scores.read[route.question.from_name], scores.llm[route.question.from_name]
     try:
-        route.heldout = classifier.out_of_fold(kind, vectors[train], llm[train], route.y, n)
-        fitted = classifier.fit(kind, vectors[train], llm[train], route.y, n)
-        probs = fitted.predict_proba(vectors[others], llm[others]) if others else np.zeros((0, n))
+        route.heldout = classifier.out_of_fold(kind, vectors[train], read[train], route.y, n)
+        fitted = classifier.fit(kind, vectors[train], read[train], route.y, n)
+        probs = fitted.predict_proba(vectors[others], read[others]) if others else np.zeros((0, n))
         route.model.update(kind=kind, trained_on=len(train))
     except classifier.TrainingError as e:
         route.model["fallback"] = f"the LLM alone: {e}"
@@ -362,13 +376,14 @@ def build(
     rows = {task_id: at for at, task_id in enumerate(scored)}
     info: dict[str, Any] = {}
     if scored:
-        vectors, llm, info = score_questions(loop, config, [text_of[i] for i in scored], progress, str(project_id))
+        scores = score_questions(loop, config, [text_of[i] for i in scored], progress, str(project_id))
+        info = scores.info
         kind = loop.text.recipe(info["features"])  # the kind of model the backend trains on these vectors
-    for name, r in routes.items():
+    for r in routes.values():
         r.y = r.question.targets([r.human[i] for i in r.train])
         r.model = {"kind": "llm", "trained_on": 0, "fallback": None, **info}
         if scored:
-            _fit(r, kind, vectors, llm[name], rows, r.audited + open_ids)
+            _fit(r, kind, scores, rows, r.audited + open_ids)
         else:
             n = len(r.question.labels)
             r.heldout = r.audit_probs = r.open_probs = np.zeros((0, n))

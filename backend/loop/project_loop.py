@@ -168,10 +168,12 @@ class Loop:
         answers = dict(llm)
         if model is None:
             return answers
-        for name, trained in model.fitting(config, llm_version).items():
+        fitting = model.fitting(config, llm_version)
+        read = self.text.first_answers(config, texts, pool)[0] if fitting else {}  # as at training (training.run)
+        for name, trained in fitting.items():
             # A hidden state comes from the pass that scored the texts above: a cache lookup, not a second pass.
             vectors = self.text.vectors(config, texts, trained.features, pool)
-            answers[name] = trained.model.predict_proba(vectors, answers[name])
+            answers[name] = trained.model.predict_proba(vectors, read[name])
         return answers
 
     # ---------------------------------------------------------------- predictions

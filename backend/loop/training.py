@@ -183,6 +183,7 @@ def run(gate: Gateway, project: str, started: float) -> tuple[dict, bool]:
     pool = projects.pool(project)
     vectors = text.vector_sets(config, texts, features, pool)
     llm, llm_version = text.llm_answers(config, texts, pool)
+    read = text.first_answers(config, texts, pool)[0]  # what trained models read: a cascade's first model's own
     current = projects.model(project)
     serving = current.fitting(config, llm_version) if current else {}
     # What serves each question now, on every labeled text: one pass for all questions.
@@ -198,11 +199,12 @@ def run(gate: Gateway, project: str, started: float) -> tuple[dict, bool]:
             q is config.primary,
             labeled,
             vectors,
-            llm[q.from_name],
+            read[q.from_name],
             serving_probs[q.from_name],
             serving.get(q.from_name),
             _Stamp(version, llm_version, features),
             shifts,
+            served=llm[q.from_name],
         )
 
     outcomes = dict(zip(config.names, each_question(one, config.questions)))
@@ -246,16 +248,19 @@ def _question(
     incumbent: TrainedModel | None,
     stamp: _Stamp,
     shifts: dict[str, tuple[float, ...]],
+    *,
+    served: np.ndarray,
 ) -> tuple[dict, TrainedModel | None]:
     """One question's part of a run: its record, and its new model (stamped with the run's `stamp`) when it beats what serves it
-    now, judged on the same labels; None when it does not, or when it has too few labels to fit."""
+    now, judged on the same labels; None when it does not, or when it has too few labels to fit. `llm`: the LLM's
+    answers trained models read (TextFeatures.first_answers); `served`: the LLM's served answers (a cascade's)."""
     rows = np.array([i for i, t in enumerate(labeled) if question.from_name in t.answers], dtype=int)
     record: dict[str, Any] = {"labels": len(rows)}
     if not len(rows):
         return {**record, "result": "skipped", "reason": "no labels for this question"}, None
     ids = np.array([labeled[i].task_id for i in rows])
     y = question.targets(labeled[i].answers[question.from_name] for i in rows)
-    llm = llm[rows]
+    llm, served = llm[rows], served[rows]
     own = {name: v[rows] for name, v in vectors.items()}
     features = stamp.features
     if gate.settings.consensus == "crowdlab" and not question.multiple and first:  # the votes are the first's
@@ -287,13 +292,13 @@ def _question(
     incumbent_guess = _incumbent_guess(question, incumbent, ids, y, serving_probs[rows])
     candidate_f1, incumbent_f1 = macro_f1(y, candidate_guess), macro_f1(y, incumbent_guess)
     if not question.multiple:  # finishing (routing.py) is defined for single-choice questions
-        record["routing"] = routing.routing_record(oof, llm, y)  # thresholds at the 95% target, kept in the registry
+        record["routing"] = routing.routing_record(oof, served, y)  # thresholds at the 95% target, kept in the registry
     promote = candidate_f1 > incumbent_f1 or switch
     record.update(
         incumbent=incumbent.version if incumbent else stamp.llm_version,
         cv_macro_f1=round(candidate_f1, 4),
         incumbent_macro_f1=round(incumbent_f1, 4),
-        llm_macro_f1=round(macro_f1(y, question.decisions(llm)), 4),
+        llm_macro_f1=round(macro_f1(y, question.decisions(served)), 4),
         result="promoted" if promote else "kept",
     )
     if not promote:

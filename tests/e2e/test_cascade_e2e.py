@@ -1,7 +1,7 @@
 """LLM_MODEL=cascade against a real Label Studio, the backend under real gunicorn as `make serve` starts it, with
-two tiny models as the cascade's pair: at connect the first answers (the student's, read from the first model's
-state) are published for every task, then the cascade's replace them under a version naming both models and the
-share."""
+two tiny models as the cascade's pair: at connect the first model's own answers are published for every task, then
+the cascade's (the student's reading of its state, the second model's where unsure) replace them under a version
+naming both models and the share."""
 
 from __future__ import annotations
 
@@ -64,8 +64,8 @@ def test_connect_publishes_the_first_models_answers_then_the_cascades(label_stud
     assert measured["second"]["size"] == len(TEXTS) and 0 < measured["unsure_below"] < 1, measured
     published = registry["published"]
     assert published[-1] == version, published
-    # The first answers (the student's reading of the first model's state) went out first.
-    assert [v for v in published[:-1] if v.startswith("tiny-0+tiny-1-student-")], published
+    # The first model's own answers went out first.
+    assert [v for v in published[:-1] if v.startswith("tiny-0-g")], published
     assert measured["student"]["layer"] >= 1, measured
 
     task = next(iter(admin.tasks.list(project=project, fields="all")))

@@ -79,6 +79,8 @@ class SignalFeatures:
             for q in questions
         }, "flat-llm"
 
+    first_answers = llm_answers  # one model: trained models read the served answers
+
     def llm_probs(self, config, texts, pool=None):
         answers, version = self.llm_answers(config, texts, pool)
         return answers[schemas.as_config(config).primary.from_name], version

@@ -42,7 +42,7 @@ def pool(cascade):
 
 
 def test_the_second_model_answers_exactly_the_texts_the_first_answers_doubt(cascade, pool):
-    first = cascade.first_answers(PARSED, TEXTS, pool)
+    first = cascade.deciding(PARSED, TEXTS, cascade.first_answers(PARSED, TEXTS, pool), pool)
     unsure = margins(PARSED, first) < pool.unsure_below
     assert 0.1 <= unsure.mean() <= 0.4  # the share, set on answers out of fold (see below)
     second = cascade.second.answers(PARSED, TEXTS, pool.second)
@@ -55,19 +55,22 @@ def test_the_second_model_answers_exactly_the_texts_the_first_answers_doubt(casc
     np.testing.assert_allclose(alone, served[:10], atol=1e-4)
 
 
-def test_the_first_answers_are_the_students_reading_of_the_first_models_state(cascade, pool):
+def test_the_deciding_answers_are_the_students_reading_of_the_first_models_state(cascade, pool):
     """The student is fitted to the second model's answers on the sample (no label read); the threshold is the
     share's quantile of its margins out of fold, as on texts it never saw."""
     plain, sample = tiny_model.predictor(), pool_sample(TEXTS)  # every text, in the sample's order
     _, states = plain.answers_and_states(PARSED, sample, cascade.layer, pool)
     taught = cascade.second.answers(PARSED, sample, pool.second)[NAME]
     assert pool.student == Student.fit(states, taught, cascade.layer)
-    np.testing.assert_allclose(cascade.first_answers(PARSED, sample, pool)[NAME], pool.student.apply(states), atol=1e-5)
+    deciding = cascade.deciding(PARSED, sample, {}, pool)[NAME]  # the states computed
+    np.testing.assert_allclose(deciding, pool.student.apply(states), atol=1e-5)
+    # The first answers stay the first model's own, as it serves them alone: what trained models read.
+    own = plain.answers(PARSED, sample, pool)[NAME]
+    np.testing.assert_allclose(cascade.first_answers(PARSED, sample, pool)[NAME], own, atol=1e-5)
     held_out = student.out_of_fold(states, taught, cascade.layer)
     assert pool.unsure_below == pytest.approx(np.quantile(margins(PARSED, {NAME: held_out}), SHARE), abs=1e-6)
     # It reads the second model's answers better than the first model's own answers do.
     agrees = lambda probs: (probs.argmax(1) == taught.argmax(1)).mean()  # noqa: E731
-    own = plain.answers(PARSED, sample, pool)[NAME]
     assert agrees(pool.student.apply(states)) > agrees(own)
     stored = Student.from_dict(json.loads(json.dumps(pool.student.as_dict())))
     np.testing.assert_allclose(stored.apply(states), pool.student.apply(states))
@@ -85,8 +88,8 @@ def test_the_version_names_both_models_the_share_and_the_threshold(cascade, pool
     version = cascade.version(PARSED, pool)
     assert version.startswith("tiny-qwen2+tiny-qwen2-s1-cascade30-"), version
     first = cascade.first_version(PARSED, pool)
-    assert first.startswith("tiny-qwen2+tiny-qwen2-s1-student-") and {first, version} <= set(cascade.versions())
-    assert cascade.first_version(PARSED, replace(pool, student=None)).startswith("tiny-qwen2-g")
+    assert first == tiny_model.predictor().version(PARSED, pool) and {first, version} <= set(cascade.versions())
+    assert cascade.version(PARSED, replace(pool, student=None)) != version  # the student is named
     assert cascade.version(PARSED, replace(pool, unsure_below=pool.unsure_below / 2)) != version
     # Kept in the project's registry and read back: the same version, nothing to measure again.
     again = PoolCalibration.from_dict(json.loads(json.dumps(pool.as_dict())))
@@ -96,7 +99,7 @@ def test_the_version_names_both_models_the_share_and_the_threshold(cascade, pool
     assert cascade.shifts(PARSED, pool) == {}
 
 
-def test_a_trained_model_reads_the_first_models_states_and_the_served_answers(tmp_path, cascade, pool):
+def test_a_trained_model_reads_the_first_models_states_and_own_answers(tmp_path, cascade, pool):
     text = TextFeatures(Settings(data_dir=tmp_path), lambda: cascade)
     kind = text.kind()
     layer = int(kind.rsplit("-", 1)[1])
@@ -108,7 +111,9 @@ def test_a_trained_model_reads_the_first_models_states_and_the_served_answers(tm
     np.testing.assert_allclose(served[NAME], cascade.answers(PARSED, TEXTS[:8], pool)[NAME], atol=1e-5)
     first, first_version = text.first_answers(PARSED, TEXTS[:8], pool)
     assert first_version == cascade.first_version(PARSED, pool) != version
-    np.testing.assert_allclose(first[NAME], cascade.first_answers(PARSED, TEXTS[:8], pool)[NAME], atol=1e-5)
+    own = tiny_model.predictor().answers(PARSED, TEXTS[:8], pool)[NAME]
+    np.testing.assert_allclose(first[NAME], own, atol=1e-5)
+    assert not np.allclose(first[NAME], served[NAME], atol=1e-3)
 
 
 def test_a_rescore_publishes_the_first_models_answers_then_the_cascades(tmp_path, monkeypatch):
@@ -126,7 +131,7 @@ def test_a_rescore_publishes_the_first_models_answers_then_the_cascades(tmp_path
     service = make_service(tmp_path, cascade, project)
     service.loop.rescore("5")
     (first,), (served,) = pushed
-    assert "-cascade30-" in served and "-student-" in first
+    assert "-cascade30-" in served and first == cascade.first_version(PARSED, service.loop.pool("5"))
     assert project.model_version == served and project.deleted == [first]
     assert project.versions == {served: 30}
     measured = service.loop.pool("5")
@@ -197,6 +202,7 @@ def test_a_benchmark_reads_the_cascade_as_it_serves_a_project_of_its_texts(casca
     assert info["student"] and 0 < info["refined_test"] < 1 and served.shifts == {}
     np.testing.assert_allclose(served.test_llm, cascade.answers(PARSED, test_texts, measured)[NAME], atol=1e-4)
     np.testing.assert_allclose(served.pool_llm, cascade.answers(PARSED, pool_texts, measured)[NAME], atol=1e-4)
+    assert served.read()[1] is inputs.test_llm  # trained models read the first model's own answers
 
 
 @pytest.mark.parametrize("calibration", ["auto", "pool", "contextual"])
@@ -207,3 +213,38 @@ def test_reading_a_pool_gives_the_first_answers_and_states_of_its_measuring_pass
     answers, states = plain.answers_and_states(PARSED, reading.sample, 1, reading.calibration)
     np.testing.assert_allclose(reading.answers[NAME], answers[NAME], atol=1e-5)
     np.testing.assert_allclose(reading.states, states, atol=1e-5)
+
+
+def test_trained_models_read_the_first_models_own_answers_at_training_and_at_serving(tmp_path, monkeypatch):
+    """Not the cascade's mix of two models: stacked on it, the loop fell below the first model's after labels."""
+    from backend.loop import training
+    from backend.loop.projects import ModelSet, TrainedModel
+
+    project = FakeProject(n_tasks=40, n_labeled=30)
+    project.install(monkeypatch)
+    read: list[np.ndarray] = []
+    real_choose = training.choose
+
+    def noting(question, candidates, vectors, llm, y):
+        read.append(llm)
+        return real_choose(question, candidates, vectors, llm, y)
+
+    monkeypatch.setattr(training, "choose", noting)
+    cascade = Cascade(tiny_model.predictor(), tiny_model.predictor(seed=1), SHARE)
+    service = make_service(tmp_path, cascade, project)
+    service.loop.rescore("5")
+    pool = service.loop.pool("5")
+    record = service.loop.train("5")
+    assert record["labels"] == 30 and len(read) == 1
+    labeled = [text for task, text in project.tasks if task in project.labels]
+    own = tiny_model.predictor().answers(PARSED, labeled, pool)[NAME]
+    np.testing.assert_allclose(read[0], own, atol=1e-5)
+    assert not np.allclose(read[0], cascade.answers(PARSED, labeled, pool)[NAME], atol=1e-3)
+
+    class Echo:  # a trained model that serves the LLM answers it is given
+        def predict_proba(self, vectors, llm):
+            return llm
+
+    trained = TrainedModel("r1", PARSED.primary.labels, cascade.version(PARSED, pool), Echo(), features="")
+    served = service.loop.answers(PARSED, TEXTS[:8], ModelSet("r1", {NAME: trained}), pool)[NAME]
+    np.testing.assert_allclose(served, tiny_model.predictor().answers(PARSED, TEXTS[:8], pool)[NAME], atol=1e-5)
