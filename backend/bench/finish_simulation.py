@@ -59,6 +59,7 @@ other 80%: `human_fraction_floor` is the fewest human labels any routing could l
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -93,7 +94,7 @@ PATIENCE = 3
 # Which human labels choose the threshold: "all" (as the real finish: every label's out-of-fold answer), "seed"
 # (only the random seed set's: a representative sample, which the strategy's picks cannot skew), or "audit" (at the
 # finish, a random sample of the tasks the model proposes to label, tested in a fixed sequence: audit()).
-EVIDENCE = ("all", "seed", "audit")
+EVIDENCE = ("all", "seed", "audit", "sequential")
 LOADER_TEST_SIZE = 30  # the loader wants a test split; this simulation never reads it
 STOPPING_RULE = (
     "label batches in the strategy's order, refit and re-route after each; HUMAN(step) = labeled so far + unlabeled "
@@ -144,6 +145,8 @@ class FinishRun:
     steps: list[Step]
     stop_reason: str
     order: np.ndarray = field(repr=False)  # pool rows in the order people labeled them in the loop
+    # Every audit's finish (AUDITS) of the same loop, the evidence's among them: paired, for comparing audits.
+    audits: dict[str, Step] = field(default_factory=dict)
 
     @property
     def final(self) -> Step:
@@ -317,6 +320,20 @@ def _step(
     )
 
 
+def _plan(
+    pool_probs: np.ndarray, oof: np.ndarray, labeled: np.ndarray, pool_y: np.ndarray, target: float, level: float
+) -> tuple[routing.AuditPlan, np.ndarray, np.ndarray]:
+    """The audit the labels so far plan (routing.plan_audit), the region's rows, and every row's confidence."""
+    unlabeled = np.ones(len(pool_y), dtype=bool)
+    unlabeled[labeled] = False
+    confidence = pool_probs.max(axis=1)
+    plan = routing.plan_audit(
+        oof.max(axis=1), oof.argmax(axis=1) == pool_y[labeled], confidence[unlabeled], target, level
+    )
+    region = np.flatnonzero(unlabeled & (confidence >= plan.region)) if plan.size else np.zeros(0, dtype=np.int64)
+    return plan, region, confidence
+
+
 def audit(
     pool_probs: np.ndarray,
     oof: np.ndarray,
@@ -331,18 +348,35 @@ def audit(
     (routing.plan_audit: the region and its size), people label a random sample of the region, the model's answers
     on it are tested from the most confident down, and the model labels the rest of the region above the threshold
     that passed. The audit's labels are people's, counted in `human`."""
-    n = len(pool_y)
-    unlabeled = np.ones(n, dtype=bool)
-    unlabeled[labeled] = False
-    confidence = pool_probs.max(axis=1)
-    plan = routing.plan_audit(
-        oof.max(axis=1), oof.argmax(axis=1) == pool_y[labeled], confidence[unlabeled], target, level
-    )
-    region = np.flatnonzero(unlabeled & (confidence >= plan.region)) if plan.size else np.zeros(0, dtype=np.int64)
+    plan, region, confidence = _plan(pool_probs, oof, labeled, pool_y, target, level)
     sample = rng.choice(region, size=plan.size, replace=False) if plan.size else region
     right = pool_probs[sample].argmax(axis=1) == pool_y[sample]  # what people's audit labels show
     chosen = routing.audit_threshold(confidence[sample], right, plan.expected, target, level)
     return _step(pool_probs, pool_y, labeled, chosen, sample, proposal.oracle_auto)
+
+
+def sequential_audit(
+    pool_probs: np.ndarray,
+    oof: np.ndarray,
+    labeled: np.ndarray,
+    pool_y: np.ndarray,
+    proposal: Step,
+    target: float,
+    level: float,
+    rng: np.random.Generator,
+) -> Step:
+    """The same region as `audit`'s, where an audit pays at all; people label its tasks in random order, a batch at
+    a time, until the test by betting passes the whole region (routing.sequential_audit), at most
+    routing.SEQUENTIAL_MOST times the fixed audit's size and half the region."""
+    plan, region, confidence = _plan(pool_probs, oof, labeled, pool_y, target, level)
+    most = min(int(np.ceil(routing.SEQUENTIAL_MOST * plan.size)), len(region) // 2)
+    drawn = rng.permutation(region)[:most] if plan.size else region
+    right = pool_probs[drawn].argmax(axis=1) == pool_y[drawn]  # what people's labels show, batch by batch
+    chosen, read = routing.sequential_audit(confidence[region], confidence[drawn], right, plan.expected, target, level)
+    return _step(pool_probs, pool_y, labeled, chosen, drawn[:read], proposal.oracle_auto)
+
+
+AUDITS = {"audit": audit, "sequential": sequential_audit}  # evidence -> how its finish is audited
 
 
 def finish_run(
@@ -396,9 +430,14 @@ def finish_run(
             break
         u = simulation._rank(strategy, pool_probs, inputs, labeled, seed, batch)
         order.extend(strategies.select(u, min(batch, budget - len(order))).tolist())
-    if evidence == "audit":
-        steps.append(audit(pool_probs, oof, labeled, inputs.pool_y, steps[-1], target, level, rng))
-    return FinishRun(strategy, seed, n_pool, steps, reason, np.array(order, dtype=np.int64))
+    audits = {}
+    if evidence in AUDITS:  # every audit on the same loop, each drawing as if it were the only one
+        audits = {
+            name: audited(pool_probs, oof, labeled, inputs.pool_y, steps[-1], target, level, copy.deepcopy(rng))
+            for name, audited in AUDITS.items()
+        }
+        steps.append(audits[evidence])
+    return FinishRun(strategy, seed, n_pool, steps, reason, np.array(order, dtype=np.int64), audits)
 
 
 def summarize(runs: Sequence[FinishRun], target: float) -> dict:
@@ -424,7 +463,21 @@ def summarize(runs: Sequence[FinishRun], target: float) -> dict:
         "finished_accuracy_per_seed": finished.tolist(),
         # what a threshold that knew the truth would leave to people at the same finish (report only)
         "oracle_human_fraction": float(np.mean([r.n_pool - r.final.oracle_auto for r in runs]) / n_pool),
+        "audits": {name: _audit_summary([r.audits[name] for r in runs], n_pool, target) for name in runs[0].audits},
         "seeds": [r.as_dict() for r in runs],
+    }
+
+
+def _audit_summary(finals: Sequence[Step], n_pool: int, target: float) -> dict:
+    """One audit's finishes of the same runs (FinishRun.audits): its price and whether it kept the promise."""
+    autos = [f.auto_accuracy for f in finals]
+    defined = [a for a in autos if a is not None]
+    return {
+        "human_fraction": float(np.mean([f.human for f in finals]) / n_pool),
+        "audit_labels_mean": float(np.mean([f.audited for f in finals])),
+        "promise_kept": float(np.mean([a is None or a >= target for a in autos])),
+        "auto_accuracy_min": min(defined) if defined else None,
+        "nothing_labeled": sum(f.auto == 0 for f in finals),
     }
 
 
@@ -567,6 +620,20 @@ def table(results: dict) -> str:
                 f"{s['oracle_human_fraction']:11.3f}  {'; '.join(reasons)}"
             )
     lines.append("  (oracle frac: the human fraction at the same finish had the threshold known the truth)")
+    audited = [(name, s["audits"]) for name, s in results["strategies"].items() if s.get("audits")]
+    if audited:
+        lines += [
+            "",
+            "every audit at the same loops' finish:",
+            f"  {'strategy':18} {'audit':10} {'human frac':>10} "
+            f"{'labels':>7} {'kept':>5} {'auto acc min':>12} {'nothing labeled':>15}",
+        ]
+        for name, audits in audited:
+            for audit_name, a in audits.items():
+                lines.append(
+                    f"  {name:18} {audit_name:10} {a['human_fraction']:10.3f} {a['audit_labels_mean']:7.0f} "
+                    f"{a['promise_kept']:5.2f} {_fmt(a['auto_accuracy_min']):>12} {a['nothing_labeled']:15d}"
+                )
     for model, c in results.get("ceiling", {}).items():
         lines.append(
             f"  ceiling, {model}: at most {c['auto_fraction_max']:.3f} of the pool at {cfg['target']} true "

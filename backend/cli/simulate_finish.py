@@ -115,8 +115,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         default="audit",
         help="labels that choose the threshold: audit (at the finish, a random sample of the tasks "
         "the model proposes to label, tested in a fixed sequence: a promise valid under any "
-        "ranking, as labelloop finish), all (every label's out-of-fold answer: the earlier "
-        "rule, for comparison), or seed (the random seed set's only) (default %(default)s)",
+        "ranking, as labelloop finish), sequential (the same region's tasks labeled in random order, "
+        "10 at a time, until a test by betting passes: valid at any stop), all (every label's "
+        "out-of-fold answer: the earlier rule, for comparison), or seed (the random seed set's only); "
+        "with audit or sequential, both audits finish the same loops and are reported side by side "
+        "(default %(default)s)",
     )
     parser.add_argument("--no-baseline", action="store_true", help="skip the LLM-alone baseline")
     parser.add_argument(

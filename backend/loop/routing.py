@@ -268,3 +268,100 @@ def pool_coverage(probs: np.ndarray, task_ids, records: list[dict], serving: str
         "share": round(can / unlabeled, 4) if unlabeled else 0.0,
         "measured": rule is not None,  # False: no training run has measured the serving model yet
     }
+
+
+# The sequential audit: people label the region's tasks in random order, a batch at a time, and the audit stops as
+# soon as its test passes, instead of a fixed-size sample sized on an estimate (audit_size).
+AUDIT_BATCH = 10  # tasks people label between two looks at the test
+# The thresholds tested, from the top: each leaves the model this share of the region. The first sees only its share
+# of the draws, so a sequence from the top costs 1 / 0.8 the draws of the floor's test alone where all is well, and
+# keeps 80-90% of the region where the floor's test does not pass.
+AUDIT_SHARES = (0.8, 0.9, 1.0)
+BET_CAP = 0.75  # the most of its wealth a bet may stake on one task being right: one wrong answer costs at most this
+SEQUENTIAL_MOST = (
+    2.0  # the audit labels at most this many times the fixed audit's size (audit_size), and half the region
+)
+
+
+def betting_rejected(
+    correct: np.ndarray, population: int, target: float = 0.95, level: float = 0.95, prior: float | None = None
+) -> np.ndarray:
+    """Per draw, whether "the accuracy of these `population` tasks is below `target`" is rejected by then, with
+    `correct` the model's answers on tasks drawn at random without replacement from them, in draw order.
+
+    A test by betting (Waudby-Smith and Ramdas, JRSS-B 2024): a wealth starts at 1 and stakes a share of itself on
+    each answer being right, at the odds the null allows; under the null it is a nonnegative supermartingale, so it
+    ever reaches 1 / (1 - level) with probability at most 1 - level (Ville): the test may be read after every draw
+    and the audit stopped whenever it passes. Without replacement the null's mean of the next draw is that of the
+    tasks not drawn yet, which sharpens the bets as the sample grows. Each stake is Kelly's for the accuracy seen so
+    far (with `prior`, the plan's estimate, counted as ten draws), capped at BET_CAP."""
+    _check(target, level)
+    correct = np.asarray(correct, dtype=float)
+    prior = min(max(prior if prior is not None else target + 0.02, 0.0), 1.0)
+    wealth, hits, rejected = 1.0, 0.0, np.zeros(len(correct), dtype=bool)
+    for i, x in enumerate(correct):
+        left = population - i
+        null_mean = (population * target - hits) / left if left > 0 else 0.0  # the untested tasks' mean at the null
+        if null_mean <= 0:
+            rejected[i:] = True  # enough right answers drawn already: the null cannot hold
+            break
+        if null_mean < 1:
+            seen = (hits + 10 * prior) / (i + 10)
+            if seen > null_mean:
+                stake = (seen - null_mean) / (null_mean * (1 - null_mean))
+                wealth *= 1 + min(stake, BET_CAP / null_mean) * (x - null_mean)
+        hits += x
+        if wealth >= 1 / (1 - level):
+            rejected[i:] = True
+            break
+    return rejected
+
+
+def audit_thresholds(region_confidence: np.ndarray, shares: tuple[float, ...] = AUDIT_SHARES) -> np.ndarray:
+    """The thresholds a sequential audit tests, from the most confident down: each leaves the model `share` of the
+    region's tasks; fixed by the region alone, before any audit answer is read."""
+    ranked = np.sort(np.asarray(region_confidence, dtype=float))[::-1]
+    if not len(ranked):
+        return np.zeros(0)
+    return np.unique([ranked[max(0, int(np.ceil(s * len(ranked))) - 1)] for s in shares])[::-1]
+
+
+def sequential_audit(
+    region_confidence: np.ndarray,
+    drawn_confidence: np.ndarray,
+    drawn_correct: np.ndarray,
+    expected: float | None,
+    target: float = 0.95,
+    level: float = 0.95,
+    batch: int = AUDIT_BATCH,
+) -> tuple[Threshold, int]:
+    """The threshold a sequential audit supports, and how many of the drawn tasks it read: the region's tasks
+    (`region_confidence`) are drawn at random, in order (`drawn_*`: the model's confidence and whether people's
+    label agreed), `batch` at a time. audit_thresholds are tested in a fixed sequence from the top, each by betting
+    on the draws above it (betting_rejected); the audit stops at the first batch whose end finds the whole region
+    passed, or when the draws run out. The chosen threshold is the lowest one whose test and every test above it
+    passed by then. Valid at any stop: a wrong choice needs the first threshold in the sequence whose true accuracy
+    is below the target to have been rejected at some time, which has probability at most 1 - level."""
+    confidence = np.asarray(region_confidence, dtype=float)
+    drawn_confidence = np.asarray(drawn_confidence, dtype=float)
+    drawn_correct = np.asarray(drawn_correct, dtype=bool)
+    thresholds = audit_thresholds(confidence)
+    if not len(drawn_correct) or not len(thresholds):
+        return Threshold(None, target, level, 0, None, None), 0
+    # passed[j, i]: threshold j's test has passed once i + 1 tasks are drawn
+    passed = np.zeros((len(thresholds), len(drawn_correct)), dtype=bool)
+    for j, t in enumerate(thresholds):
+        above = drawn_confidence >= t
+        rejected = betting_rejected(drawn_correct[above], int((confidence >= t).sum()), target, level, expected)
+        at = np.cumsum(above) - 1  # per draw, the index among those above t seen by then (-1: none yet)
+        passed[j] = np.where(at >= 0, rejected[np.maximum(at, 0)], False) if len(rejected) else False
+    sequence = np.cumprod(passed, axis=0).astype(bool)  # threshold j passed and every one above it
+    looks = [*range(batch - 1, len(drawn_correct) - 1, batch), len(drawn_correct) - 1]
+    stop = next(i for i in looks if sequence[-1, i] or i == looks[-1])
+    n = stop + 1
+    chosen = np.flatnonzero(sequence[:, stop])
+    if not chosen.size:
+        return Threshold(None, target, level, 0, None, None), n
+    t = float(thresholds[chosen[-1]])
+    above = drawn_correct[:n][drawn_confidence[:n] >= t]
+    return Threshold(t, target, level, len(above), float(above.mean()), None), n

@@ -255,6 +255,43 @@ def test_audit_evidence_tests_a_random_sample_of_the_proposed_region(inputs):
     assert block["promise_kept"] == np.mean(kept)
 
 
+def test_sequential_evidence_labels_the_region_in_batches_until_its_test_passes(inputs):
+    """evidence "sequential": the same region as the fixed audit's, its tasks labeled in random order a batch at a
+    time until routing.sequential_audit stops; both audits finish the same loop, for a paired comparison."""
+    run = fs.finish_run(
+        inputs, "llm_state", "margin", seed=2, target=0.8, seed_size=80, batch=20, evidence="sequential"
+    )
+    fixed = fs.finish_run(inputs, "llm_state", "margin", seed=2, target=0.8, seed_size=80, batch=20, evidence="audit")
+    assert set(run.audits) == set(fs.AUDITS) and run.final == run.audits["sequential"]
+    assert run.audits == fixed.audits and fixed.final == fixed.audits["audit"]  # the same loop, both audits
+    final = run.final
+    assert final.human == final.labeled + final.audited + final.below
+    pool_probs, oof = fs._model(inputs, "llm_state", run.order, 2)
+    plan = routing.plan_audit(
+        oof.max(axis=1),
+        oof.argmax(axis=1) == inputs.pool_y[run.order],
+        np.delete(pool_probs, run.order, axis=0).max(axis=1),
+        0.8,
+        0.95,
+    )
+    assert plan.size > 0 and 0 < final.audited <= routing.SEQUENTIAL_MOST * plan.size
+    assert final.threshold is None or final.threshold >= plan.region
+    results = fs.finish(
+        inputs,
+        ["random"],
+        seeds=[0, 1],
+        baseline=False,
+        progress=False,
+        **{**SETTINGS, "target": 0.8, "evidence": "sequential"},
+    )
+    block = results["strategies"]["random"]
+    assert set(block["audits"]) == {"audit", "sequential"}
+    sequential = block["audits"]["sequential"]
+    assert sequential["human_fraction"] == block["human_fraction"]
+    assert sequential["audit_labels_mean"] == block["audit_labels_mean"]
+    assert sequential["promise_kept"] == block["promise_kept"]
+
+
 # ------------------------------------------------------------------------------------------------ determinism
 
 

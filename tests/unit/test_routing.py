@@ -120,3 +120,49 @@ def test_the_audit_plan_leaves_the_model_the_most_tasks_after_paying_for_the_aud
         assert not size or (open_conf >= floor).sum() - size <= gain
     # A model that is never right enough plans no audit.
     assert routing.plan_audit(oof_conf, rng.random(600) < 0.7, open_conf) == routing.AuditPlan(None, 0, None, 0)
+
+
+def _population(n: int, accuracy: float, seed: int) -> np.ndarray:
+    right = np.zeros(n, dtype=bool)
+    right[: round(accuracy * n)] = True
+    return np.random.default_rng(seed).permutation(right)
+
+
+def test_the_test_by_betting_rejects_a_false_null_rarely_whenever_it_is_read():
+    """Population accuracy 0.94 < 0.95: over 300 audits read after every draw to the end, at most 5% ever pass
+    (plus the sampling error of 300 runs)."""
+    ever = [routing.betting_rejected(_population(800, 0.94, s), 800, prior=0.99).any() for s in range(300)]
+    assert np.mean(ever) <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / 300)
+
+
+def test_the_test_by_betting_passes_an_accurate_region_soon():
+    perfect = routing.betting_rejected(np.ones(1000, dtype=bool), 100_000)
+    first = int(np.argmax(perfect))
+    assert perfect.any() and 59 <= first < 100  # no test passes on fewer right answers than Clopper-Pearson's 59
+    assert np.all(perfect[first:])
+    firsts = [np.argmax(routing.betting_rejected(_population(2000, 0.99, s), 2000)) for s in range(20)]
+    assert all(f > 0 for f in firsts) and np.median(firsts) < 300
+    # A population whose right answers alone reach the target passes once they are drawn, whatever the rest.
+    small = routing.betting_rejected(np.ones(20, dtype=bool), 20)
+    assert small[19] and not small[18]
+
+
+def test_a_sequential_audit_stops_when_the_whole_region_passes_and_otherwise_keeps_what_passed():
+    rng = np.random.default_rng(0)
+    confidence = np.sort(rng.uniform(0.6, 1.0, 3000))
+    order = rng.permutation(3000)
+    right = np.ones(3000, dtype=bool)
+    chosen, read = routing.sequential_audit(confidence, confidence[order], right[order], 0.98)
+    assert chosen.threshold == confidence.min() and read % routing.AUDIT_BATCH == 0 and read < 150
+    # The least confident 15% are right only 60% of the time (the region 94%): the floor never passes, so the audit
+    # reads every draw, and a threshold above it passed.
+    right[:450] = _population(450, 0.6, 1)
+    chosen, read = routing.sequential_audit(confidence, confidence[order][:600], right[order][:600], 0.98)
+    assert read == 600
+    assert chosen.threshold in routing.audit_thresholds(confidence)[:-1]
+    assert chosen.accuracy >= 0.95 and chosen.lower_bound is None
+    # Nothing drawn: nothing passes.
+    assert routing.sequential_audit(confidence, np.zeros(0), np.zeros(0, dtype=bool), 0.98) == (
+        routing.Threshold(None, 0.95, 0.95, 0, None, None),
+        0,
+    )
