@@ -94,7 +94,7 @@ PATIENCE = 3
 # Which human labels choose the threshold: "all" (as the real finish: every label's out-of-fold answer), "seed"
 # (only the random seed set's: a representative sample, which the strategy's picks cannot skew), or "audit" (at the
 # finish, a random sample of the tasks the model proposes to label, tested in a fixed sequence: audit()).
-EVIDENCE = ("all", "seed", "audit", "sequential")
+EVIDENCE = ("all", "seed", "audit", "sequential", "ppi")
 LOADER_TEST_SIZE = 30  # the loader wants a test split; this simulation never reads it
 STOPPING_RULE = (
     "label batches in the strategy's order, refit and re-route after each; HUMAN(step) = labeled so far + unlabeled "
@@ -376,7 +376,26 @@ def sequential_audit(
     return _step(pool_probs, pool_y, labeled, chosen, drawn[:read], proposal.oracle_auto)
 
 
-AUDITS = {"audit": audit, "sequential": sequential_audit}  # evidence -> how its finish is audited
+def ppi_audit(
+    pool_probs: np.ndarray,
+    oof: np.ndarray,
+    labeled: np.ndarray,
+    pool_y: np.ndarray,
+    proposal: Step,
+    target: float,
+    level: float,
+    rng: np.random.Generator,
+) -> Step:
+    """`audit`'s region and sample (the same draws for the same generator), each threshold's bound by
+    prediction-powered inference (routing.ppi_audit_threshold) instead of Clopper-Pearson's."""
+    plan, region, confidence = _plan(pool_probs, oof, labeled, pool_y, target, level)
+    sample = rng.choice(region, size=plan.size, replace=False) if plan.size else region
+    right = pool_probs[sample].argmax(axis=1) == pool_y[sample]
+    chosen = routing.ppi_audit_threshold(confidence[region], confidence[sample], right, plan.expected, target, level)
+    return _step(pool_probs, pool_y, labeled, chosen, sample, proposal.oracle_auto)
+
+
+AUDITS = {"audit": audit, "sequential": sequential_audit, "ppi": ppi_audit}  # evidence -> how its finish is audited
 
 
 def finish_run(

@@ -116,9 +116,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="labels that choose the threshold: audit (at the finish, a random sample of the tasks "
         "the model proposes to label, tested in a fixed sequence: a promise valid under any "
         "ranking, as labelloop finish), sequential (the same region's tasks labeled in random order, "
-        "10 at a time, until a test by betting passes: valid at any stop), all (every label's "
+        "10 at a time, until a test by betting passes: valid at any stop), ppi (audit's sample, each "
+        "threshold's bound by prediction-powered inference: asymptotic only), all (every label's "
         "out-of-fold answer: the earlier rule, for comparison), or seed (the random seed set's only); "
-        "with audit or sequential, both audits finish the same loops and are reported side by side "
+        "with audit, sequential or ppi, every audit finishes the same loops, reported side by side "
         "(default %(default)s)",
     )
     parser.add_argument("--no-baseline", action="store_true", help="skip the LLM-alone baseline")

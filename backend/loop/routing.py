@@ -365,3 +365,49 @@ def sequential_audit(
     t = float(thresholds[chosen[-1]])
     above = drawn_correct[:n][drawn_confidence[:n] >= t]
     return Threshold(t, target, level, len(above), float(above.mean()), None), n
+
+
+def ppi_lower_bound(
+    region_confidence: np.ndarray, sample_confidence: np.ndarray, sample_correct: np.ndarray, level: float = 0.95
+) -> float:
+    """A lower bound on the accuracy of a region's tasks by prediction-powered inference (Angelopoulos et al.,
+    Science 2023): the model's confidence is its predicted accuracy on every task of the region, known without a
+    label, and a random sample people labeled corrects its bias. Estimate: the region's mean confidence plus the
+    sample's mean of (right - confidence); bound: minus the normal quantile times that difference's standard error,
+    with the finite-population correction. Asymptotic only: where the sample is small and every answer right, the
+    spread of (right - confidence) is that of the confidences alone."""
+    from scipy.stats import norm
+
+    n, population = len(sample_correct), len(region_confidence)
+    if n < 2:
+        return 0.0
+    gap = np.asarray(sample_correct, dtype=float) - np.asarray(sample_confidence, dtype=float)
+    spread = float(gap.std(ddof=1)) * np.sqrt(max(0.0, 1 - n / population) / n)
+    return float(np.mean(region_confidence) + gap.mean() - norm.ppf(level) * spread)
+
+
+def ppi_audit_threshold(
+    region_confidence: np.ndarray,
+    sample_confidence: np.ndarray,
+    sample_correct: np.ndarray,
+    expected: float | None,
+    target: float = 0.95,
+    level: float = 0.95,
+) -> Threshold:
+    """audit_threshold with ppi_lower_bound in place of Clopper-Pearson's: the same sample, the same fixed sequence
+    from the support the plan expected to pass, each threshold's bound read from the region's tasks above it."""
+    region_confidence = np.asarray(region_confidence, dtype=float)
+    sample_confidence = np.asarray(sample_confidence, dtype=float)
+    sample_correct = np.asarray(sample_correct, dtype=bool)
+    start = max(fewest_passing(expected, len(sample_correct), target, level) or 0, MIN_SUPPORT)
+    thresholds, supports, hits = _candidates(sample_confidence, sample_correct, start)
+    chosen = Threshold(None, target, level, 0, None, None)
+    for t, k, h in zip(thresholds, supports, hits):
+        above = sample_confidence >= t
+        bound = ppi_lower_bound(
+            region_confidence[region_confidence >= t], sample_confidence[above], sample_correct[above], level
+        )
+        if bound < target:
+            break
+        chosen = Threshold(float(t), target, level, int(k), int(h) / int(k), bound)
+    return chosen

@@ -263,7 +263,8 @@ def test_sequential_evidence_labels_the_region_in_batches_until_its_test_passes(
     )
     fixed = fs.finish_run(inputs, "llm_state", "margin", seed=2, target=0.8, seed_size=80, batch=20, evidence="audit")
     assert set(run.audits) == set(fs.AUDITS) and run.final == run.audits["sequential"]
-    assert run.audits == fixed.audits and fixed.final == fixed.audits["audit"]  # the same loop, both audits
+    assert run.audits == fixed.audits and fixed.final == fixed.audits["audit"]  # the same loop, every audit
+    assert run.audits["ppi"].audited == run.audits["audit"].audited  # the fixed audit's sample, another bound
     final = run.final
     assert final.human == final.labeled + final.audited + final.below
     pool_probs, oof = fs._model(inputs, "llm_state", run.order, 2)
@@ -285,7 +286,7 @@ def test_sequential_evidence_labels_the_region_in_batches_until_its_test_passes(
         **{**SETTINGS, "target": 0.8, "evidence": "sequential"},
     )
     block = results["strategies"]["random"]
-    assert set(block["audits"]) == {"audit", "sequential"}
+    assert set(block["audits"]) == {"audit", "sequential", "ppi"}
     sequential = block["audits"]["sequential"]
     assert sequential["human_fraction"] == block["human_fraction"]
     assert sequential["audit_labels_mean"] == block["audit_labels_mean"]

@@ -166,3 +166,36 @@ def test_a_sequential_audit_stops_when_the_whole_region_passes_and_otherwise_kee
         routing.Threshold(None, 0.95, 0.95, 0, None, None),
         0,
     )
+
+
+def test_the_prediction_powered_bound_corrects_the_confidences_by_the_sample():
+    region = np.full(1000, 0.9)
+    # The sample shows the model right 80% of the time where it says 90%: the bound follows the sample, below 0.8.
+    sample_correct = np.array([True] * 80 + [False] * 20)
+    bound = routing.ppi_lower_bound(region, np.full(100, 0.9), sample_correct)
+    gap = sample_correct - 0.9
+    expected = 0.8 - 1.6448536 * gap.std(ddof=1) * np.sqrt((1 - 100 / 1000) / 100)
+    assert bound == pytest.approx(expected, abs=1e-6) and bound < 0.8
+    # Over random audits of a region whose confidences are calibrated, the bound lies below the truth about 95% of
+    # the time.
+    rng = np.random.default_rng(0)
+    below = []
+    for _ in range(300):
+        confidence = rng.uniform(0.85, 1.0, 2000)
+        right = rng.random(2000) < confidence
+        sample = rng.choice(2000, 200, replace=False)
+        below.append(routing.ppi_lower_bound(confidence, confidence[sample], right[sample]) <= right.mean())
+    assert 0.9 <= np.mean(below) <= 0.99
+
+
+def test_the_prediction_powered_audit_tests_thresholds_in_a_fixed_sequence():
+    rng = np.random.default_rng(1)
+    confidence = rng.uniform(0.9, 1.0, 3000)
+    right = rng.random(3000) < np.where(confidence > 0.95, 1.0, 0.9)
+    sample = rng.choice(3000, 300, replace=False)
+    chosen = routing.ppi_audit_threshold(confidence, confidence[sample], right[sample], 0.97)
+    assert chosen.threshold is not None and chosen.lower_bound >= 0.95 and chosen.support >= routing.MIN_SUPPORT
+    above = confidence >= chosen.threshold
+    assert right[above].mean() >= 0.95
+    # Nothing to test on: no threshold.
+    assert routing.ppi_audit_threshold(confidence, np.zeros(0), np.zeros(0, dtype=bool), 0.97).threshold is None
