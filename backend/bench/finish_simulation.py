@@ -36,7 +36,11 @@ One run (`finish_run`), for a strategy and a seed:
    With evidence "audit" the finish is audited (`audit`): the labels so far only plan where the model may label
    and how many of those tasks people check (routing.plan_audit); people label that many tasks drawn at random
    from the region, and the threshold comes from a fixed-sequence test on them (routing.fixed_sequence), so the
-   promise holds whatever order the loop labeled in. The audited tasks count as human labels.
+   promise holds whatever order the loop labeled in. The audited tasks count as human labels. Evidence
+   "sequential" labels the same region in random batches until a test by betting passes (routing.sequential_audit,
+   valid at any stop); "ppi" tests the fixed audit's sample with a prediction-powered bound instead of
+   Clopper-Pearson's (routing.ppi_audit_threshold, asymptotic). Each of these audits (AUDITS) finishes the same loop,
+   for a paired comparison (FinishRun.audits; the summary's `audits`).
 4. At the finish, people label the items below the threshold, the model labels the rest. Reported per run:
    human_labels = HUMAN at the stopping step, human_fraction = human_labels / pool; auto_accuracy = the accuracy of
    the model's labels (argmax) on the items it labeled, against the corpus labels (None when it labeled nothing);

@@ -6,9 +6,13 @@ of the set (a small test split is held out as well, which this simulation never 
 Per strategy and seed: people label a random seed set, then batches in the strategy's order; after each batch the
 served model is refit and the pool re-routed by the out-of-fold threshold (backend/loop/routing.py). The loop stops
 when nothing is left below it, or when the human cost of finishing (labels so far + items below it) has not dropped
-for --patience batches. Then the finish is audited, as labelloop finish does it (--evidence audit): the labels so
-far plan a region and an audit size, people label that many items drawn at random from the region, a fixed-sequence
-test on them chooses the threshold, the model labels the rest of the region above it and people everything else.
+for --patience batches. Then the finish is audited: the labels so far plan a region and an audit size, people label
+that many items drawn at random from the region, a fixed-sequence test on them chooses the threshold, the model
+labels the rest of the region above it and people everything else. By default (--evidence ppi) each threshold's
+bound is prediction-powered (the region's confidences corrected by the sample), which left people less in every
+pool measured with the promise kept (docs/learning.md); --evidence audit is labelloop finish's exact test, and
+--evidence sequential labels the region in batches until a test by betting passes. Every audit finishes the same
+loops and is reported side by side.
 `promise_kept` is the share of runs whose model-labeled part is in truth at or above --target. The same loop with
 the LLM alone (its calibrated probabilities, no training) is the baseline. Rule and accounting:
 backend/bench/finish_simulation.py.
@@ -112,7 +116,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--evidence",
         choices=finish_simulation.EVIDENCE,
-        default="audit",
+        default="ppi",
         help="labels that choose the threshold: audit (at the finish, a random sample of the tasks "
         "the model proposes to label, tested in a fixed sequence: a promise valid under any "
         "ranking, as labelloop finish), sequential (the same region's tasks labeled in random order, "

@@ -6,7 +6,10 @@ The model labels a task when its top probability reaches a threshold. Two ways t
   above a confidence floor, and a sample size); people label a sample drawn at random from the region; the
   thresholds are tested on that sample in a fixed sequence (audit_threshold, fixed_sequence: Learn then Test), each
   at the full level with an exact Clopper-Pearson bound. Valid whatever order people labeled in: the argument is
-  in fixed_sequence's docstring.
+  in fixed_sequence's docstring. Two other audits, measured beside it by labelloop simulate-finish: a sequential
+  one (sequential_audit: the region labeled in random batches until a test by betting passes, valid at any stop),
+  and a prediction-powered bound on the same sample (ppi_audit_threshold: asymptotic, not exact). The command keeps
+  the exact test: the others saved 0.5-2.5 points of a pool where they saved anything (docs/learning.md).
 - The estimate (a training run's record, /versions' coverage: routing_record, pool_coverage): the lowest threshold
   whose out-of-fold accuracy on the labels so far has its bound at the target (choose_threshold). Cheap and
   label-free, but the scan for the lowest pass is a selection the bound does not cover, and the labels are the ones

@@ -546,3 +546,17 @@ def test_pools_refuse_what_is_not_a_list_of_sizes(value, capsys):
     with pytest.raises(SystemExit) as exit:
         load_script().main(["--pools", value])
     assert exit.value.code == 2 and "--pools" in capsys.readouterr().err
+
+
+def test_the_command_audits_with_the_evidence_that_kept_the_promise_and_left_people_least():
+    """docs/learning.md, Cheaper evidence: ppi left people less in every pool and strategy measured, the promise
+    kept in every run; each audit it is compared with is one registered in AUDITS."""
+    from backend.cli import simulate_finish
+
+    assert simulate_finish.parse_args([]).evidence == "ppi"
+    measured = json.loads((ROOT / "docs" / "finish_audits.json").read_text())["rows"]
+    assert {row["audit"] for row in measured} == set(fs.AUDITS)
+    for pool, strategy in {(row["pool"], row["strategy"]) for row in measured}:
+        same = {row["audit"]: row for row in measured if (row["pool"], row["strategy"]) == (pool, strategy)}
+        assert same["ppi"]["promise_kept"] >= 0.95
+        assert same["ppi"]["human_fraction"] <= same["audit"]["human_fraction"]
