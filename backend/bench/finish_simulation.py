@@ -343,6 +343,7 @@ def audit(
     oof: np.ndarray,
     labeled: np.ndarray,
     pool_y: np.ndarray,
+    *,
     proposal: Step,
     target: float,
     level: float,
@@ -364,6 +365,7 @@ def sequential_audit(
     oof: np.ndarray,
     labeled: np.ndarray,
     pool_y: np.ndarray,
+    *,
     proposal: Step,
     target: float,
     level: float,
@@ -385,6 +387,7 @@ def ppi_audit(
     oof: np.ndarray,
     labeled: np.ndarray,
     pool_y: np.ndarray,
+    *,
     proposal: Step,
     target: float,
     level: float,
@@ -456,7 +459,16 @@ def finish_run(
     audits = {}
     if evidence in AUDITS:  # every audit on the same loop, each drawing as if it were the only one
         audits = {
-            name: audited(pool_probs, oof, labeled, inputs.pool_y, steps[-1], target, level, copy.deepcopy(rng))
+            name: audited(
+                pool_probs,
+                oof,
+                labeled,
+                inputs.pool_y,
+                proposal=steps[-1],
+                target=target,
+                level=level,
+                rng=copy.deepcopy(rng),
+            )
             for name, audited in AUDITS.items()
         }
         steps.append(audits[evidence])

@@ -238,7 +238,9 @@ def test_audit_evidence_tests_a_random_sample_of_the_proposed_region(inputs):
     assert plan.size == final.audited and (final.threshold is None or final.threshold >= plan.region)
     rng = np.random.default_rng(2)
     rng.choice(len(inputs.pool_y), size=80, replace=False)  # the seed set's draw comes first
-    assert fs.audit(pool_probs, oof, labeled, inputs.pool_y, proposal, 0.8, 0.95, rng) == final  # replayed draws
+    assert (
+        fs.audit(pool_probs, oof, labeled, inputs.pool_y, proposal=proposal, target=0.8, level=0.95, rng=rng) == final
+    )  # replayed draws
     results = fs.finish(
         inputs,
         ["random"],
