@@ -338,6 +338,21 @@ def _plan(
     return plan, region, confidence
 
 
+def _sampled(
+    pool_probs: np.ndarray,
+    oof: np.ndarray,
+    labeled: np.ndarray,
+    pool_y: np.ndarray,
+    target: float,
+    level: float,
+    rng: np.random.Generator,
+) -> tuple[routing.AuditPlan, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """_plan's, with the fixed audit's sample drawn from the region and whether people's labels agree on it."""
+    plan, region, confidence = _plan(pool_probs, oof, labeled, pool_y, target, level)
+    sample = rng.choice(region, size=plan.size, replace=False) if plan.size else region
+    return plan, region, confidence, sample, pool_probs[sample].argmax(axis=1) == pool_y[sample]
+
+
 def audit(
     pool_probs: np.ndarray,
     oof: np.ndarray,
@@ -353,9 +368,7 @@ def audit(
     (routing.plan_audit: the region and its size), people label a random sample of the region, the model's answers
     on it are tested from the most confident down, and the model labels the rest of the region above the threshold
     that passed. The audit's labels are people's, counted in `human`."""
-    plan, region, confidence = _plan(pool_probs, oof, labeled, pool_y, target, level)
-    sample = rng.choice(region, size=plan.size, replace=False) if plan.size else region
-    right = pool_probs[sample].argmax(axis=1) == pool_y[sample]  # what people's audit labels show
+    plan, _, confidence, sample, right = _sampled(pool_probs, oof, labeled, pool_y, target, level, rng)
     chosen = routing.audit_threshold(confidence[sample], right, plan.expected, target, level)
     return _step(pool_probs, pool_y, labeled, chosen, sample, proposal.oracle_auto)
 
@@ -395,9 +408,7 @@ def ppi_audit(
 ) -> Step:
     """`audit`'s region and sample (the same draws for the same generator), each threshold's bound by
     prediction-powered inference (routing.ppi_audit_threshold) instead of Clopper-Pearson's."""
-    plan, region, confidence = _plan(pool_probs, oof, labeled, pool_y, target, level)
-    sample = rng.choice(region, size=plan.size, replace=False) if plan.size else region
-    right = pool_probs[sample].argmax(axis=1) == pool_y[sample]
+    plan, region, confidence, sample, right = _sampled(pool_probs, oof, labeled, pool_y, target, level, rng)
     chosen = routing.ppi_audit_threshold(confidence[region], confidence[sample], right, plan.expected, target, level)
     return _step(pool_probs, pool_y, labeled, chosen, sample, proposal.oracle_auto)
 

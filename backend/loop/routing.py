@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy.stats import beta
+from scipy.stats import beta, norm
 
 MIN_SUPPORT = 30  # human labels at or above a threshold before its bound is read at all
 
@@ -379,8 +379,6 @@ def ppi_lower_bound(
     sample's mean of (right - confidence); bound: minus the normal quantile times that difference's standard error,
     with the finite-population correction. Asymptotic only: where the sample is small and every answer right, the
     spread of (right - confidence) is that of the confidences alone."""
-    from scipy.stats import norm
-
     n, population = len(sample_correct), len(region_confidence)
     if n < 2:
         return 0.0
