@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -209,6 +209,29 @@ class Model(Protocol):
 
     def predict_proba(self, vectors: np.ndarray, llm_probs: np.ndarray | None = None) -> np.ndarray: ...
 
+    def as_parts(self) -> dict[str, Any]:
+        """What it is made of, as plain values and numpy arrays (to_parts adds its type, from_parts rebuilds it)."""
+        ...
+
+
+def _estimator_parts(estimator: LogisticRegression) -> dict[str, Any]:
+    return {
+        "C": float(estimator.C),
+        "classes": estimator.classes_,
+        "coef": estimator.coef_,
+        "intercept": estimator.intercept_,
+    }
+
+
+def _estimator(parts: dict[str, Any]) -> LogisticRegression:
+    # A fitted logistic regression is its coefficients: predict_proba reads nothing else.
+    estimator = make_estimator(C=float(parts["C"]))
+    estimator.classes_ = np.asarray(parts["classes"])
+    estimator.coef_ = np.asarray(parts["coef"])  # in the dtype it was fitted in, so it answers bit for bit the same
+    estimator.intercept_ = np.asarray(parts["intercept"])
+    estimator.n_features_in_ = estimator.coef_.shape[1]
+    return estimator
+
 
 @dataclass
 class Classifier:
@@ -234,6 +257,13 @@ class Classifier:
             p = p * (1.0 - kept.sum(axis=1, keepdims=True))
             p[:, unknown] = kept
         return p
+
+    def as_parts(self) -> dict[str, Any]:
+        return {"kind": self.kind, "n_labels": self.n_labels, "estimator": _estimator_parts(self.estimator)}
+
+    @classmethod
+    def from_parts(cls, parts: dict[str, Any]) -> "Classifier":
+        return cls(parts["kind"], int(parts["n_labels"]), _estimator(parts["estimator"]))
 
 
 def _full_columns(p: np.ndarray, classes: np.ndarray, n_labels: int) -> np.ndarray:
@@ -271,6 +301,15 @@ class MultiLabelClassifier:
             if estimator is not None:
                 out[:, j] = estimator.predict_proba(x)[:, 1]
         return out
+
+    def as_parts(self) -> dict[str, Any]:
+        estimators = [None if e is None else _estimator_parts(e) for e in self.estimators]
+        return {"kind": self.kind, "n_labels": self.n_labels, "estimators": estimators}
+
+    @classmethod
+    def from_parts(cls, parts: dict[str, Any]) -> "MultiLabelClassifier":
+        estimators = [None if e is None else _estimator(e) for e in parts["estimators"]]
+        return cls(parts["kind"], int(parts["n_labels"]), estimators)
 
 
 def _yes_no(llm_probs: np.ndarray | None) -> np.ndarray | None:
@@ -417,6 +456,13 @@ class Mixed:
         b = self.parts[1].predict_proba(vectors[:, self.split :], llm_probs)
         return (a + b) / 2
 
+    def as_parts(self) -> dict[str, Any]:
+        return {"models": [to_parts(model) for model in self.parts], "split": self.split}
+
+    @classmethod
+    def from_parts(cls, parts: dict[str, Any]) -> "Mixed":
+        return cls(tuple(from_parts(model) for model in parts["models"]), int(parts["split"]))
+
 
 @dataclass
 class Recalibrated:
@@ -439,6 +485,38 @@ class Recalibrated:
         z -= z.max(axis=1, keepdims=True)
         p = np.exp(z)
         return p / p.sum(axis=1, keepdims=True)
+
+    def as_parts(self) -> dict[str, Any]:
+        return {"shift": list(self.shift), "n_labels": self.n_labels}
+
+    @classmethod
+    def from_parts(cls, parts: dict[str, Any]) -> "Recalibrated":
+        return cls(tuple(float(v) for v in parts["shift"]), int(parts["n_labels"]))
+
+
+# Every model type a project may save, by the name its parts carry. Saved as parts, not pickled: a module or class a
+# refactor moves cannot strand a deployment's models (backend/loop/model_store.py).
+MODEL_TYPES: dict[str, Any] = {
+    "classifier": Classifier,
+    "multilabel": MultiLabelClassifier,
+    "mixed": Mixed,
+    "recalibrated": Recalibrated,
+}
+
+
+def to_parts(model: Model) -> dict[str, Any]:
+    """A model as plain values and numpy arrays, its type named."""
+    names = {cls: name for name, cls in MODEL_TYPES.items()}
+    if type(model) not in names:
+        raise TypeError(f"{type(model).__name__} is not a registered model type ({', '.join(MODEL_TYPES)})")
+    return {"type": names[type(model)], **model.as_parts()}
+
+
+def from_parts(parts: dict[str, Any]) -> Model:
+    """The model to_parts described."""
+    if parts.get("type") not in MODEL_TYPES:
+        raise ValueError(f"unknown model type {parts.get('type')!r}; this release knows {', '.join(MODEL_TYPES)}")
+    return MODEL_TYPES[parts["type"]].from_parts(parts)
 
 
 def recipe_vectors(recipe: Recipe, vectors: dict[str, np.ndarray]) -> np.ndarray:

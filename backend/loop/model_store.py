@@ -1,7 +1,9 @@
 """Trained models per project on disk: each version's artifact and metrics, and which one serves.
 
-Layout under DATA_DIR/projects/<project>/: `models/<version>.joblib` (the fitted model) and `registry.json`
-(every version trained, its metrics, whether it was promoted, and the serving one). Both are written through a
+Layout under DATA_DIR/projects/<project>/: `models/<version>.npz` (what the fitted models are made of: a JSON document
+with its numpy arrays beside it, read without pickle) and `registry.json` (every version trained, its metrics, whether
+it was promoted, and the serving one). Releases before format 3 pickled the models (`models/<version>.joblib`); those
+are still read. Both are written through a
 temporary file and a rename, so a crash at any moment leaves the previous state readable; the artifact is written
 before the registry names it, so the registry never points at a missing or partial file.
 
@@ -22,9 +24,10 @@ import sys
 import types
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ContextManager, Iterator
+from typing import IO, Any, ContextManager, Iterator
 
 import joblib
+import numpy as np
 
 from backend.errors import LabelloopError
 from backend.files import write_atomically
@@ -32,10 +35,10 @@ from backend.files import write_atomically
 log = logging.getLogger(__name__)
 
 # registry.json's layout and what its artifacts hold. A registry without the key was written before layouts were
-# numbered, in format 1. Format 1: an artifact is one model (the first question's); 2: a set, a model per question
-# (backend/loop/projects.py reads both). A release reads every format up to its own and refuses a newer one
-# (DataFormatError) rather than misread it.
-FORMAT = 2
+# numbered, in format 1. Format 1: an artifact is one pickled model (the first question's); 2: a pickled set, a model
+# per question; 3: the set as a document of plain values and arrays (backend/loop/projects.py reads all three). A
+# release reads every format up to its own and refuses a newer one (DataFormatError) rather than misread it.
+FORMAT = 3
 
 
 class DataFormatError(LabelloopError, RuntimeError):
@@ -44,7 +47,7 @@ class DataFormatError(LabelloopError, RuntimeError):
     http_status = 500
 
 
-# Artifacts are pickles, which name classes by module. Those saved before backend/ had subpackages (release 0.1.0)
+# Artifacts before format 3 are pickles, which name classes by module. Those saved before backend/ had subpackages (release 0.1.0)
 # name backend.loop.ProjectModel and backend.classifier.Model, those saved before backend/learning/ (0.2.0) name
 # backend.loop.classifier's classes; a deployment's trained models must survive the upgrade.
 _FORMER_NAMES = {
@@ -55,6 +58,44 @@ _FORMER_NAMES = {
         for name in ("Classifier", "MultiLabelClassifier", "Mixed", "Recipe", "Choice")
     },
 }
+
+
+_ARRAY = "__array__"  # a document's placeholder for the array stored beside it under that key's value
+
+
+def _write_document(f: IO[bytes], document: Any) -> None:
+    arrays: dict[str, np.ndarray] = {}
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, np.ndarray):
+            if value.dtype == object:  # it would be pickled, and read back only by allowing pickles
+                raise TypeError("a saved model's arrays hold numbers or strings, not objects")
+            key = f"a{len(arrays)}"
+            arrays[key] = value
+            return {_ARRAY: key}
+        if isinstance(value, dict):
+            return {str(k): plain(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if isinstance(value, np.generic):
+            return value.item()
+        return value
+
+    members: dict[str, Any] = {"document": np.array(json.dumps(plain(document))), **arrays}
+    np.savez(f, **members)
+
+
+def _read_document(path: Path) -> Any:
+    with np.load(path, allow_pickle=False) as stored:
+
+        def restored(value: Any) -> Any:
+            if isinstance(value, dict):
+                return stored[value[_ARRAY]] if set(value) == {_ARRAY} else {k: restored(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [restored(v) for v in value]
+            return value
+
+        return restored(json.loads(str(stored["document"])))
 
 
 def _resolve_former_names() -> None:
@@ -127,12 +168,17 @@ class ModelStore:
         write_atomically(self.registry_path, lambda f: json.dump(stamped, f, indent=1, sort_keys=True))
 
     def artifact(self, version: str) -> Path:
-        return self.dir / "models" / f"{version}.joblib"
+        """The version's artifact: models/<version>.npz, or the .joblib a release before format 3 wrote."""
+        path = self.dir / "models" / f"{version}.npz"
+        legacy = self.dir / "models" / f"{version}.joblib"
+        return legacy if not path.exists() and legacy.exists() else path
 
-    def add(self, version: str, model: Any, record: dict, promote: bool) -> None:
-        """Keep a trained version; the serving pointer moves only when `promote`."""
+    def add(self, version: str, document: Any, record: dict, promote: bool) -> None:
+        """Keep a trained version, its models as a document of plain values (dicts with string keys, lists, numbers,
+        strings, None) and numpy arrays; the serving pointer moves only when `promote`."""
         if promote:
-            write_atomically(self.artifact(version), lambda f: joblib.dump(model, f), binary=True)
+            path = self.dir / "models" / f"{version}.npz"
+            write_atomically(path, lambda f: _write_document(f, document), binary=True)
         with self._locked("registry.lock"):
             data = self.registry()
             data["versions"].append({**record, "version": version, "promoted": promote})
@@ -141,12 +187,18 @@ class ModelStore:
             self._save_registry(data)
 
     def current(self) -> tuple[str, Any] | None:
-        """The serving version and its model, or None (the LLM serves alone)."""
+        """The serving version and its models: the document add() saved, or the object a release before format 3
+        pickled; None when nothing trained serves (the LLM serves alone)."""
         version = self.registry().get("current")
-        if not version:
-            return None
+        return (version, self.load(version)) if version else None
+
+    def load(self, version: str) -> Any:
+        """A promoted version's models, as current() returns them."""
+        path = self.artifact(version)
+        if path.suffix == ".npz":
+            return _read_document(path)
         _resolve_former_names()
-        return version, joblib.load(self.artifact(version))
+        return joblib.load(path)
 
     def versions(self) -> list[dict]:
         return list(self.registry()["versions"])

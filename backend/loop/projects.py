@@ -35,6 +35,32 @@ class TrainedModel:
     question: str = ""  # the from_name it answers; "" (saved before every question learned): the config's first
     score: float | None = None  # its cross-validated macro-F1 when it was promoted
 
+    def as_data(self) -> dict[str, Any]:
+        """Plain values and arrays (ModelStore saves them), the model by its parts."""
+        return {
+            "version": self.version,
+            "labels": list(self.labels),
+            "llm_version": self.llm_version,
+            "model": classifier.to_parts(self.model),
+            "heldout": [[task, label, guess] for task, (label, guess) in self.heldout.items()],
+            "features": self.features,
+            "question": self.question,
+            "score": self.score,
+        }
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> "TrainedModel":
+        return cls(
+            data["version"],
+            tuple(data["labels"]),
+            data["llm_version"],
+            classifier.from_parts(data["model"]),
+            heldout={int(task): (int(label), int(guess)) for task, label, guess in data["heldout"]},
+            features=data["features"],
+            question=data["question"],
+            score=data["score"],
+        )
+
 
 @dataclass
 class ModelSet:
@@ -44,9 +70,16 @@ class ModelSet:
     version: str
     models: dict[str, TrainedModel]  # by question from_name ("" for a model saved before every question learned)
 
+    def as_data(self) -> dict[str, Any]:
+        return {"version": self.version, "models": {name: model.as_data() for name, model in self.models.items()}}
+
     @classmethod
-    def of(cls, saved: "ModelSet | TrainedModel") -> "ModelSet":
-        """A set as saved, or an earlier release's single model as the set of the config's first question."""
+    def of(cls, saved: "dict[str, Any] | ModelSet | TrainedModel") -> "ModelSet":
+        """A set as saved (as_data's document; a pickled set before format 3), or a single model as format 1 saved
+        it: the set of the config's first question."""
+        if isinstance(saved, dict):
+            models = {name: TrainedModel.from_data(model) for name, model in saved["models"].items()}
+            return cls(saved["version"], models)
         return saved if isinstance(saved, ModelSet) else cls(saved.version, {saved.question: saved})
 
     def saved_for(self, config: Config, question: Schema) -> TrainedModel | None:

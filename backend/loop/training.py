@@ -225,7 +225,7 @@ def run(gate: Gateway, project: str, started: float) -> tuple[dict, bool]:
     new_set = ModelSet(version, {**serving, **promoted}) if promoted else None
     record["fit_seconds"] = round(time.perf_counter() - fetched, 3)
     record["seconds"] = round(time.perf_counter() - started, 3)
-    store.add(version, new_set, record, bool(promoted))
+    store.add(version, new_set.as_data() if new_set else None, record, bool(promoted))
     projects.wrote(project)
     text.save()
     if new_set:

@@ -11,7 +11,6 @@ import signal
 import subprocess
 from pathlib import Path
 
-import joblib
 import labelstudio
 import pytest
 import requests
@@ -22,6 +21,7 @@ from backend import corpus
 from backend.dev import processes
 from backend.labelstudio import sync, task_files
 from backend.loop.model_store import ModelStore
+from backend.loop.projects import ModelSet
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not labelstudio.available(), reason=labelstudio.MISSING_REASON)]
 
@@ -140,7 +140,7 @@ def test_kill_9_inside_a_rescore_and_inside_training_loses_nothing(label_studio,
         assert [v for v in versions["versions"] if v in on_disk] == on_disk
         assert [v["version"] for v in versions["training"]] == [v["version"] for v in store.versions()]
         for version in on_disk:
-            assert joblib.load(store.artifact(version)).version == version
+            assert ModelSet.of(store.load(version)).version == version
         task = {"id": 1, "data": {"text": texts[0]}}
         body = {"tasks": [task], "project": str(project), "label_config": CONFIG.read_text()}
         answer = requests.post(f"{backend.url}/predict", json=body, timeout=60).json()

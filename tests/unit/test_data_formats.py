@@ -1,5 +1,5 @@
 """DATA_DIR across releases: a directory written in each format (tests/data/datadir-format1, datadir-format2,
-committed as their releases wrote them) is read by every later release; a file from a newer release is refused with
+datadir-format3, committed as their releases wrote them) is read by every later release; a file from a newer release is refused with
 what to do, or, for a cache, recomputed rather than misread."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from backend.labelstudio import schema as schemas
-from backend.learning import vectors
+from backend.learning import classifier, vectors
 from backend.learning.vectors import VectorCache
 from backend.loop import model_store
 from backend.loop.model_store import DataFormatError, ModelStore
@@ -23,6 +23,7 @@ FACETS = schemas.parse_config((Path(__file__).parents[2] / "label_config" / "rev
 
 HELD = Path(__file__).parents[1] / "data" / "datadir-format1"
 HELD_2 = Path(__file__).parents[1] / "data" / "datadir-format2"
+HELD_3 = Path(__file__).parents[1] / "data" / "datadir-format3"
 
 
 def never(texts):
@@ -62,8 +63,50 @@ def test_a_data_dir_written_in_format_2_is_read(tmp_path):
         "spoiler": [0, 1],
     }
     assert json.loads(store.registry_path.read_text())["format"] == 2
+
+
+def test_a_data_dir_written_in_format_3_is_read_without_unpickling(tmp_path, monkeypatch):
+    data = shutil.copytree(HELD_3, tmp_path / "data")
+    store = ModelStore(data, "7")
+    assert store.artifact("llm-r2").suffix == ".npz"
+    monkeypatch.setattr(model_store.joblib, "load", never)  # a format-3 artifact is no pickle
+    version, saved = store.current()
+    served = ModelSet.of(saved)
+    assert version == "llm-r2" and served.version == "llm-r2"
+    types = {name: type(m.model) for name, m in served.models.items()}
+    assert types == {
+        "sentiment": classifier.Mixed,
+        "aspects": classifier.MultiLabelClassifier,
+        "spoiler": classifier.Recalibrated,
+    }
+    for name, trained in served.models.items():
+        x, llm = np.load(data / f"probe-x-{name}.npy"), np.load(data / f"probe-llm-{name}.npy")
+        assert np.allclose(trained.model.predict_proba(x, llm), np.load(data / f"probe-p-{name}.npy"))
+    sentiment = served.models["sentiment"]
+    assert sentiment.labels == ("Positive", "Negative", "Neutral") and sentiment.heldout == {1: (0, 2), 4: (1, 1)}
+    assert (sentiment.version, sentiment.features, sentiment.score) == ("llm-r1", "llm-layer-15", 0.71)
+    assert served.models["spoiler"].score is None
+    assert {k: v.tolist() for k, v in served.learned(FACETS, "llm").items()} == {
+        "sentiment": [0, 1, 2],
+        "aspects": [0, 1, 2],
+        "spoiler": [0, 1],
+    }
     # a new format needs a new held directory beside these
-    assert model_store.FORMAT == 2 and vectors.FORMAT == 1
+    assert model_store.FORMAT == 3 and vectors.FORMAT == 1
+
+
+def test_a_saved_set_names_no_module_and_comes_back_equal(tmp_path):
+    version, saved = ModelStore(shutil.copytree(HELD_3, tmp_path / "held"), "7").current()
+    served = ModelSet.of(saved)
+    store = ModelStore(tmp_path / "data", "8")
+    store.add("llm-r3", served.as_data(), {}, promote=True)
+    assert b"backend" not in store.artifact("llm-r3").read_bytes()
+    again = ModelSet.of(store.current()[1])
+    for name, trained in served.models.items():
+        x = np.load(HELD_3 / f"probe-x-{name}.npy")
+        llm = np.load(HELD_3 / f"probe-llm-{name}.npy")
+        assert np.array_equal(again.models[name].model.predict_proba(x, llm), trained.model.predict_proba(x, llm))
+        assert again.models[name].heldout == trained.heldout and again.models[name].labels == trained.labels
 
 
 def test_a_registry_from_before_formats_is_read_and_stamped_on_the_next_write(tmp_path):
@@ -81,7 +124,7 @@ def test_a_newer_format_is_refused_with_what_to_do(tmp_path, caplog):
     store.registry_path.write_text(json.dumps(newer))
     with pytest.raises(
         DataFormatError,
-        match=r"format 3, written by a newer release; this one reads formats up to 2: "
+        match=r"format 4, written by a newer release; this one reads formats up to 3: "
         r"run the newer release, or restore DATA_DIR from a backup",
     ):
         store.current()

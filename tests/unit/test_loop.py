@@ -406,6 +406,8 @@ def test_models_saved_before_the_package_layout_still_load(tmp_path):
     import sys
     import types
 
+    import joblib
+
     import backend.loop
     from backend.learning import classifier
     from backend.loop.model_store import ModelStore
@@ -415,6 +417,8 @@ def test_models_saved_before_the_package_layout_still_load(tmp_path):
     fitted = classifier.fit(classifier.KINDS[0], rng.normal(size=(30, 4)), None, [0, 1, 2] * 10, 3)
     saved = TrainedModel("v1", ("Positive", "Negative", "Neutral"), "llm-1", fitted)
     store = ModelStore(tmp_path, "7")
+    store.add("v1", {}, {"macro_f1": 0.5}, promote=True)
+    store.artifact("v1").unlink()  # in its place, the pickle a release before format 3 wrote
     renamed = [(TrainedModel, "backend.loop", "ProjectModel"), (classifier.Classifier, "backend.classifier", "Model")]
     originals = [(cls, cls.__module__, cls.__qualname__) for cls, _, _ in renamed]
     old_module = types.ModuleType("backend.classifier")
@@ -423,7 +427,7 @@ def test_models_saved_before_the_package_layout_still_load(tmp_path):
             cls.__module__, cls.__qualname__ = module, name
         sys.modules["backend.classifier"] = old_module
         old_module.Model, backend.loop.ProjectModel = classifier.Classifier, TrainedModel
-        store.add("v1", saved, {"macro_f1": 0.5}, promote=True)
+        joblib.dump(saved, store.dir / "models" / "v1.joblib")
     finally:
         for cls, module, name in originals:
             cls.__module__, cls.__qualname__ = module, name
