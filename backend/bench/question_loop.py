@@ -27,13 +27,13 @@ from tqdm.auto import tqdm
 from backend.bench.questions import scores, truth
 from backend.errors import LabelloopError
 from backend.labelstudio.schema import Config, Schema
-from backend.learning import classifier
+from backend.learning import classifier, recipes
 from backend.loop import training
 from backend.loop.answers import ranking_inputs
 from backend.loop.features import MINILM, TextFeatures
 from backend.ranking import questions as question_ranking
 
-RECIPE = classifier.CANDIDATES[classifier.STATES][0]  # the mixed model: the loop's first candidate
+RECIPE = recipes.RECIPES["mixed"]  # the loop's first candidate
 # The mean over questions (the default); weighed by what each still has to learn (RANK_QUESTIONS=learning); the
 # first question alone; uniform draws.
 RANKINGS = ("across", "learning", "first", "random")
@@ -50,7 +50,7 @@ class QuestionLoopError(LabelloopError, ValueError):
 class Features:
     """What the simulation reads, one row per item (pool first, then test)."""
 
-    vectors: dict[str, np.ndarray]  # classifier.STATES and classifier.MINILM
+    vectors: dict[str, np.ndarray]  # recipes.STATES and recipes.MINILM
     llm: dict[str, np.ndarray]  # every question's calibrated LLM probabilities
     y: dict[str, np.ndarray]  # every question's truth (label indices, or a 0/1 matrix for a multi-label question)
     version: str  # the LLM version that answered
@@ -71,8 +71,8 @@ def features(
         text.save()
     seconds = time.perf_counter() - started
     vectors = {
-        classifier.STATES: text.vectors(config, texts, kind),
-        classifier.MINILM: text.vectors(config, texts, MINILM),
+        recipes.STATES: text.vectors(config, texts, kind),
+        recipes.MINILM: text.vectors(config, texts, MINILM),
     }
     text.save()
     llm, version = text.llm_answers(config, texts)
@@ -88,11 +88,11 @@ def _fit_and_score(
     for q in config.questions:
         name = q.from_name
         try:
-            model = classifier.fit_recipe(
-                RECIPE, {k: v[train] for k, v in f.vectors.items()}, f.llm[name][train], f.y[name][train], len(q.labels)
+            model = RECIPE.fit(
+                {k: v[train] for k, v in f.vectors.items()}, f.llm[name][train], f.y[name][train], len(q.labels)
             )
             out[name] = model.predict_proba(
-                classifier.recipe_vectors(RECIPE, {k: v[rows] for k, v in f.vectors.items()}), f.llm[name][rows]
+                recipes.recipe_vectors(RECIPE, {k: v[rows] for k, v in f.vectors.items()}), f.llm[name][rows]
             )
             learned[name] = model.learned
         except classifier.TrainingError:
@@ -155,8 +155,8 @@ def training_seconds(config: Config, f: Features, rows: np.ndarray) -> dict[str,
     def one(q: Schema) -> float:
         started = time.perf_counter()
         llm, y = f.llm[q.from_name][rows], f.y[q.from_name][rows]
-        choice = training.choose(q, classifier.CANDIDATES[classifier.STATES], own, llm, y)
-        classifier.fit_recipe(choice.recipe, own, llm, y, len(q.labels))
+        choice = training.choose(q, recipes.candidates(recipes.STATES), own, llm, y)
+        choice.recipe.fit(own, llm, y, len(q.labels))
         return round(time.perf_counter() - started, 3)
 
     started = time.perf_counter()
@@ -173,7 +173,7 @@ def _serving_scores(config: Config, f: Features, train: np.ndarray) -> dict[str,
         name = q.from_name
         y, llm = f.y[name][train], f.llm[name][train]
         try:
-            oof = classifier.out_of_fold_recipe(RECIPE, own, llm, y, len(q.labels), folds=3)
+            oof = RECIPE.out_of_fold(own, llm, y, len(q.labels), folds=3)
         except classifier.TrainingError:
             oof = llm
         out[name] = training.macro_f1(y, q.decisions(oof))

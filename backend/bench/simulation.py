@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from backend import corpus
 from backend.bench import datasets, evaluation, lexicon
 from backend.errors import LabelloopError
-from backend.learning import classifier
+from backend.learning import classifier, recipes
 from backend.llm import calibration as cal
 from backend.paths import DEMO_CONFIG
 from backend.ranking import judge, strategies
@@ -62,7 +62,7 @@ def known_strategies() -> tuple[str, ...]:
 
 # Model kinds: the classifier recipe, and which text vectors it reads (MiniLM embeddings, or the LLM's own hidden
 # state where the answer begins, as the loop serves it: backend/loop/project_loop.py).
-# "llm_state" is what the backend serves: the recipe its labels choose (classifier.choose, AUTO) on the LLM's hidden
+# "llm_state" is what the backend serves: the recipe its labels choose (recipes.choose, AUTO) on the LLM's hidden
 # state; "state_fixed" the one recipe it served before (the state blend at C = 0.03), "llm_refit" the LLM's
 # log-probabilities alone re-weighted, for comparison.
 AUTO = "auto"
@@ -163,7 +163,7 @@ def macro_f1(y_true: np.ndarray, probs: np.ndarray, n_labels: int) -> float:
 
 def _sets(vectors: np.ndarray, split: int) -> dict[str, np.ndarray]:
     # The served kind's vectors are the hidden state and MiniLM side by side (Inputs.vectors), split back here.
-    return {classifier.STATES: vectors[:, :split], classifier.MINILM: vectors[:, split:]}
+    return {recipes.STATES: vectors[:, :split], recipes.MINILM: vectors[:, split:]}
 
 
 def _chosen(
@@ -174,11 +174,11 @@ def _chosen(
     seed: int,
     split: int,
     shifts: Mapping[str, tuple[float, ...]] | None = None,
-) -> classifier.Choice:
+) -> recipes.Choice:
     sets = _sets(vectors, split)
-    likely = classifier.likeliest(dict(shifts or {}), llm, y)
-    return classifier.choose(
-        ((likely,) if likely else ()) + classifier.CANDIDATES[classifier.STATES],
+    likely = recipes.likeliest(dict(shifts or {}), llm, y)
+    return recipes.choose(
+        ((likely,) if likely else ()) + recipes.candidates(recipes.STATES),
         sets,
         llm,
         y,
@@ -201,13 +201,13 @@ def fit_kind(
     shifts: Mapping[str, tuple[float, ...]] | None = None,
 ):
     """A model of `kind` on these rows, as the backend fits it (AUTO: the recipe the rows' labels choose among the
-    trained ones and the LLM alone under the calibration in `shifts` the labels find likeliest, classifier.likeliest,
+    trained ones and the LLM alone under the calibration in `shifts` the labels find likeliest, recipes.likeliest,
     as the backend chooses before any trained model serves; `split` the hidden state's width in Inputs.vectors'
     side-by-side matrix); its predict_proba reads the same vectors."""
     recipe = KIND_RECIPES[kind][0]
     if recipe == AUTO:
         choice = _chosen(vectors, llm, y, n_labels, seed, split, shifts)
-        model = classifier.fit_recipe(choice.recipe, _sets(vectors, split), llm, y, n_labels, seed=seed)
+        model = choice.recipe.fit(_sets(vectors, split), llm, y, n_labels, seed=seed)
         return _Reading(model, choice.recipe, split)
     return classifier.fit(recipe, vectors, llm, y, n_labels, seed=seed)
 
@@ -217,11 +217,11 @@ class _Reading:
     """A chosen model fed the columns its recipe reads out of the served kind's side-by-side vectors."""
 
     model: Any
-    recipe: classifier.Recipe
+    recipe: recipes.Recipe
     split: int
 
     def predict_proba(self, vectors: np.ndarray, llm: np.ndarray | None = None) -> np.ndarray:
-        return self.model.predict_proba(classifier.recipe_vectors(self.recipe, _sets(vectors, self.split)), llm)
+        return self.model.predict_proba(recipes.recipe_vectors(self.recipe, _sets(vectors, self.split)), llm)
 
 
 def out_of_fold_kind(

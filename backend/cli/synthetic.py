@@ -217,9 +217,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     items = _read_filtered(args.filtered)
     real = syn.load_real(args.real, schema)
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
-    bad = [k for k in kinds if k not in classifier.KINDS]
+    bad = [k for k in kinds if k not in tuple(classifier.LEARNERS)]
     if bad or not kinds:
-        raise syn.SyntheticError(f"--kinds {args.kinds!r}: use one or both of {', '.join(classifier.KINDS)}")
+        raise syn.SyntheticError(f"--kinds {args.kinds!r}: use one or both of {', '.join(tuple(classifier.LEARNERS))}")
     if args.resamples < 0:
         raise syn.SyntheticError(f"--resamples must be 0 or more, got {args.resamples}")
     report = {"intrinsic": sr.intrinsic(real, items, schema.labels)}

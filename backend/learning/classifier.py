@@ -1,12 +1,13 @@
 """The trained model: a logistic regression over text vectors (sentence embeddings or the LLM's own hidden states,
 read by backend/loop/features.py), alone or blended with the LLM's probabilities.
 
-Two kinds, one recipe (scikit-learn's estimator API throughout):
+The learners (LEARNERS), each one logistic regression (scikit-learn's estimator API throughout) over the design
+matrix design() builds for it; backend/learning/recipes.py puts them together into what a project's labels choose:
 
 - "classifier": embeddings only; it knows nothing but the annotators' labels.
 - "blend": embeddings plus the LLM's calibrated log-probabilities as extra features (stacking). The regression
-  learns how far to trust the LLM from the labels themselves. The LLM columns are scaled up (Kind.llm_weight) so the
-  L2 penalty barely holds their weights back: the fit starts from the LLM's answer and spends the embeddings'
+  learns how far to trust the LLM from the labels themselves. The LLM columns are scaled up (Learner.llm_weight) so
+  the L2 penalty barely holds their weights back: the fit starts from the LLM's answer and spends the embeddings'
   384 weights on correcting it. Unscaled, the LLM's three columns drown among the embedding dimensions and a
   blend on 20-100 labels falls far below the LLM alone (macro-F1 0.54 against 0.79 at 20 labels here); scaled
   by 10 it reaches 0.81 at 50 labels and 0.83 at 1,000, where the classifier alone has 0.74.
@@ -17,16 +18,10 @@ Two kinds, one recipe (scikit-learn's estimator API throughout):
   corrected it. Measured on the Rotten Tomatoes pool (600-review test split, 5 seeds; docs/learning.md), layer
   15 of 24 reaches macro-F1 0.850 at 100 labels and 0.877 at 1,000, where the MiniLM blend has 0.794 and 0.814;
   C chosen by cross-validation did no better (0.848 / 0.870) at three times the fitting time.
-
 - "llm_refit": the LLM's log-probabilities alone, re-weighted by a regression (for an engine without hidden states).
-- "mixed" (Mixed): the mean of the state blend's and the MiniLM blend's probabilities. The two read different
-  vectors and err differently: on the pool splits of the packaged corpora the mean beat either alone at 50 and 100
-  labels (docs/data.md).
 
-The project's own labels choose the recipe (`choose`): each candidate's cross-validated macro-F1 on the labels the
-project has, the best kept (ties to the one listed first). The candidates and the rule were chosen on the pool splits
-of the packaged corpora, never their test splits (docs/data.md): the mixed model, the state blend and the MiniLM
-blend. On those splits the choice was worth +0.04 macro-F1 at 100 labels over the state blend alone.
+The fitted models (Model: Classifier, MultiLabelClassifier, Mixed, Recalibrated) are registered in MODEL_TYPES and
+saved as what they are made of (to_parts / from_parts).
 
 Probabilities always come back with one column per label of the labeling config, so a label nobody has chosen yet
 gets probability 0 instead of shifting the columns.
@@ -40,7 +35,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -52,9 +47,9 @@ from backend.errors import LabelloopError
 
 
 @dataclass(frozen=True)
-class Kind:
-    """A model kind: one logistic regression over the design matrix design() builds for it. Registered once, in
-    KIND_REGISTRY; a recipe names it."""
+class Learner:
+    """One logistic regression over the design matrix design() builds for it. Registered once, in LEARNERS; a recipe
+    (backend/learning/recipes.py) names it."""
 
     name: str
     C: float  # the fit's default inverse regularisation strength
@@ -66,91 +61,28 @@ class Kind:
         return self.llm_weight is not None
 
 
-KIND_REGISTRY: dict[str, Kind] = {
-    kind.name: kind
-    for kind in (
-        Kind("classifier", C=0.01),
-        Kind("blend", C=0.01, llm_weight=10.0),
-        Kind("state_blend", C=0.03, llm_weight=1.0),
-        Kind("llm_refit", C=1.0, llm_weight=1.0, reads_vectors=False),
+LEARNERS: dict[str, Learner] = {
+    learner.name: learner
+    for learner in (
+        Learner("classifier", C=0.01),
+        Learner("blend", C=0.01, llm_weight=10.0),
+        Learner("state_blend", C=0.03, llm_weight=1.0),
+        Learner("llm_refit", C=1.0, llm_weight=1.0, reads_vectors=False),
     )
 }
-KINDS = tuple(KIND_REGISTRY)
 
 
-def kind_of(name: str) -> Kind:
-    if name not in KIND_REGISTRY:
-        raise ValueError(f"unknown model kind {name!r}; use one of {tuple(KIND_REGISTRY)}")
-    return KIND_REGISTRY[name]
+def learner_of(name: str) -> Learner:
+    if name not in LEARNERS:
+        raise ValueError(f"unknown learner {name!r}; use one of {tuple(LEARNERS)}")
+    return LEARNERS[name]
 
 
 def is_blend(name: str) -> bool:
-    """Whether a kind reads the LLM's probabilities."""
-    return name in KIND_REGISTRY and KIND_REGISTRY[name].blend
+    """Whether a learner reads the LLM's probabilities."""
+    return name in LEARNERS and LEARNERS[name].blend
 
 
-STATES, MINILM = "states", "minilm"  # the text vectors a recipe reads: the LLM's hidden state, MiniLM embeddings
-
-
-RECALIBRATED = "recalibrated"  # the LLM alone under another label-free calibration: nothing fitted, no vectors read
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """A model a project's labels may choose: a kind, its C (None: the kind's), the vectors it reads (STATES, MINILM,
-    or both side by side for "mixed"); for RECALIBRATED, the calibration's name and the shift it adds to the served
-    LLM's log-probabilities (calibration.shifts)."""
-
-    kind: str
-    vectors: str = ""
-    C: float | None = None
-    calibration: str = ""
-    shift: tuple[float, ...] = ()
-
-    @property
-    def name(self) -> str:
-        if self.kind == RECALIBRATED:
-            return f"llm:{self.calibration}"
-        return self.kind if self.C is None else f"{self.kind}(C={self.C:g})"
-
-    @property
-    def reads(self) -> tuple[str, ...]:
-        if self.kind == RECALIBRATED:
-            return ()
-        return (STATES, MINILM) if self.kind == "mixed" else (self.vectors,)
-
-
-def log_likelihoods(shifts: dict[str, tuple[float, ...]], llm_probs: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    """The mean log-likelihood of single-choice labels `y` under the LLM recalibrated by each shift."""
-    rows = np.arange(len(y))
-    out = {}
-    for name, shift in shifts.items():
-        probs = Recalibrated(shift, np.shape(llm_probs)[1]).predict_proba(None, llm_probs)
-        out[name] = float(np.log(np.clip(probs[rows, np.asarray(y, dtype=int)], 1e-12, None)).mean())
-    return out
-
-
-def likeliest(shifts: dict[str, tuple[float, ...]], llm_probs: np.ndarray, y: np.ndarray) -> Recipe | None:
-    """The LLM under the label-free calibration in `shifts` that finds single-choice labels `y` likeliest (mean
-    log-likelihood), as a candidate for choose(); the first of `shifts` (the served one) on a tie. None without
-    shifts or for a multi-label question.
-
-    The likelihood, not macro-F1: on the pool splits of the packaged corpora, letting 20 labels' macro-F1 choose
-    among every calibration cost 0.03 of macro-F1 against the likelihood's choice, which named each corpus's best
-    measured calibration in 14 of 15 runs (docs/data.md)."""
-    if not shifts or np.ndim(y) != 1 or not len(y):
-        return None
-    likelihoods = log_likelihoods(shifts, llm_probs, y)
-    name = max(likelihoods, key=lambda k: likelihoods[k])  # max keeps the first of equals
-    return Recipe(RECALIBRATED, calibration=name, shift=shifts[name])
-
-
-# What a project's labels choose among (choose()), by whether the engine hands out hidden states; ties go to the
-# first listed.
-CANDIDATES = {
-    STATES: (Recipe("mixed", "mixed"), Recipe("state_blend", STATES), Recipe("blend", MINILM)),
-    MINILM: (Recipe("blend", MINILM), Recipe("llm_refit", MINILM)),
-}
 LOG_FLOOR = 1e-6  # LLM probabilities are clipped here before the log, so a confident 0 stays a finite feature
 MIN_LABELS = 2  # per class, for a fit (a fold's model too: out_of_fold)
 
@@ -161,11 +93,11 @@ class TrainingError(LabelloopError, ValueError):
     http_status = 422
 
 
-def design(kind: str, embeddings: np.ndarray, llm_probs: np.ndarray | None) -> np.ndarray:
-    """The feature matrix of `kind` for these rows."""
-    spec = kind_of(kind)
+def design(learner: str, embeddings: np.ndarray, llm_probs: np.ndarray | None) -> np.ndarray:
+    """The feature matrix of `learner` for these rows."""
+    spec = learner_of(learner)
     # Rows scaled to unit length (sentence embeddings already are; an LLM's hidden states are not, and a few of
-    # their dimensions are huge), then back to entries of about unit variance, so one C suits every kind of vector.
+    # their dimensions are huge), then back to entries of about unit variance, so one C suits every set of vectors.
     x = np.asarray(embeddings, dtype=np.float32)
     if not spec.reads_vectors:
         if llm_probs is None:
@@ -182,15 +114,15 @@ def design(kind: str, embeddings: np.ndarray, llm_probs: np.ndarray | None) -> n
     return np.hstack([x, weight * np.log(np.clip(np.asarray(llm_probs, dtype=np.float32), LOG_FLOOR, 1.0))])
 
 
-def make_estimator(seed: int = 0, kind: str = "blend", C: float | None = None) -> LogisticRegression:
+def make_estimator(seed: int = 0, learner: str = "blend", C: float | None = None) -> LogisticRegression:
     # Balanced class weights: annotation pools are skewed (Neutral is rare here) and macro-F1 is what we report.
-    # C=0.01 was the best of 0.01-1 for both embedding kinds from 20 to 1,400 labels on the Rotten Tomatoes pool.
+    # C=0.01 was the best of 0.01-1 for both embedding learners from 20 to 1,400 labels on the Rotten Tomatoes pool.
     # newton-cg converges in about a dozen iterations here where lbfgs needs 300-400 (the scaled LLM columns make
     # the problem ill-conditioned): 0.18 s against 0.33 s at 1,000 labels. Its tolerance of 1e-3 (scikit-learn's
     # default is 1e-4) halves a training run at 1,000 labels and moved no chosen recipe and no macro-F1 by 0.005 on
     # a validation slice (docs/questions.md).
     return LogisticRegression(
-        C=kind_of(kind).C if C is None else C,
+        C=learner_of(learner).C if C is None else C,
         class_weight="balanced",
         solver="newton-cg",
         tol=1e-3,
@@ -233,11 +165,21 @@ def _estimator(parts: dict[str, Any]) -> LogisticRegression:
     return estimator
 
 
+def _former_state(model: Any, state: dict[str, Any]) -> None:
+    # A model pickled by a release before format 3 (backend/loop/model_store.py) names its learner "kind".
+    state = dict(state)
+    if "kind" in state:
+        state.setdefault("learner", state.pop("kind"))
+    model.__dict__.update(state)
+
+
 @dataclass
 class Classifier:
-    kind: str
+    learner: str
     n_labels: int
     estimator: LogisticRegression
+
+    __setstate__ = _former_state
 
     @property
     def learned(self) -> np.ndarray:
@@ -246,10 +188,15 @@ class Classifier:
 
     def predict_proba(self, embeddings: np.ndarray, llm_probs: np.ndarray | None = None) -> np.ndarray:
         """(n, n_labels) probabilities in the config's label order."""
-        x = design(self.kind, embeddings, llm_probs)
+        x = design(self.learner, embeddings, llm_probs)
         p = _full_columns(self.estimator.predict_proba(x), self.estimator.classes_, self.n_labels)
         unknown = np.setdiff1d(np.arange(self.n_labels), self.estimator.classes_.astype(int))
-        if is_blend(self.kind) and llm_probs is not None and unknown.size and np.shape(llm_probs)[1] == self.n_labels:
+        if (
+            is_blend(self.learner)
+            and llm_probs is not None
+            and unknown.size
+            and np.shape(llm_probs)[1] == self.n_labels
+        ):
             # A label with too few annotations to learn keeps the LLM's probability, and the fitted model shares
             # out the rest: otherwise a blend fitted before anyone chose Neutral could never answer Neutral.
             llm = np.asarray(llm_probs, dtype=np.float64)
@@ -259,11 +206,11 @@ class Classifier:
         return p
 
     def as_parts(self) -> dict[str, Any]:
-        return {"kind": self.kind, "n_labels": self.n_labels, "estimator": _estimator_parts(self.estimator)}
+        return {"learner": self.learner, "n_labels": self.n_labels, "estimator": _estimator_parts(self.estimator)}
 
     @classmethod
     def from_parts(cls, parts: dict[str, Any]) -> "Classifier":
-        return cls(parts["kind"], int(parts["n_labels"]), _estimator(parts["estimator"]))
+        return cls(parts["learner"], int(parts["n_labels"]), _estimator(parts["estimator"]))
 
 
 def _full_columns(p: np.ndarray, classes: np.ndarray, n_labels: int) -> np.ndarray:
@@ -284,9 +231,11 @@ def _check(y: ArrayLike, n_labels: int) -> np.ndarray:
 
 @dataclass
 class MultiLabelClassifier:
-    kind: str
+    learner: str
     n_labels: int
     estimators: list[LogisticRegression | None]  # None: too few answers either way; the LLM's probability serves
+
+    __setstate__ = _former_state
 
     @property
     def learned(self) -> np.ndarray:
@@ -295,7 +244,7 @@ class MultiLabelClassifier:
 
     def predict_proba(self, embeddings: np.ndarray, llm_probs: np.ndarray | None = None) -> np.ndarray:
         """(n, n_labels) probability that each label applies."""
-        x = design(self.kind, embeddings, _yes_no(llm_probs))
+        x = design(self.learner, embeddings, _yes_no(llm_probs))
         out = _fallback(llm_probs, len(x), self.n_labels)
         for j, estimator in enumerate(self.estimators):
             if estimator is not None:
@@ -304,12 +253,12 @@ class MultiLabelClassifier:
 
     def as_parts(self) -> dict[str, Any]:
         estimators = [None if e is None else _estimator_parts(e) for e in self.estimators]
-        return {"kind": self.kind, "n_labels": self.n_labels, "estimators": estimators}
+        return {"learner": self.learner, "n_labels": self.n_labels, "estimators": estimators}
 
     @classmethod
     def from_parts(cls, parts: dict[str, Any]) -> "MultiLabelClassifier":
         estimators = [None if e is None else _estimator(e) for e in parts["estimators"]]
-        return cls(parts["kind"], int(parts["n_labels"]), estimators)
+        return cls(parts["learner"], int(parts["n_labels"]), estimators)
 
 
 def _yes_no(llm_probs: np.ndarray | None) -> np.ndarray | None:
@@ -340,7 +289,7 @@ def _check_multilabel(y: ArrayLike, n_labels: int) -> np.ndarray:
 
 
 def fit(
-    kind: str,
+    learner: str,
     embeddings: np.ndarray,
     llm_probs: np.ndarray | None,
     y: Sequence[int] | np.ndarray,
@@ -350,19 +299,19 @@ def fit(
 ) -> Classifier | MultiLabelClassifier:
     if np.ndim(y) == 2:
         y = _check_multilabel(y, n_labels)
-        x = design(kind, embeddings, _yes_no(llm_probs))
+        x = design(learner, embeddings, _yes_no(llm_probs))
         with one_thread():
             estimators = [
-                make_estimator(seed, kind, C).fit(x, y[:, j]) if ok else None for j, ok in enumerate(_learnable(y))
+                make_estimator(seed, learner, C).fit(x, y[:, j]) if ok else None for j, ok in enumerate(_learnable(y))
             ]
-        return MultiLabelClassifier(kind, n_labels, estimators)
+        return MultiLabelClassifier(learner, n_labels, estimators)
     y = _check(y, n_labels)
     # Classes seen only once cannot be learned; dropping them keeps the fit from failing on the first stray label.
     keep = np.isin(y, np.flatnonzero(np.bincount(y, minlength=n_labels) >= MIN_LABELS))
-    x = design(kind, embeddings, llm_probs)
+    x = design(learner, embeddings, llm_probs)
     with one_thread():
-        estimator = make_estimator(seed, kind, C).fit(x[keep], y[keep])
-    return Classifier(kind, n_labels, estimator)
+        estimator = make_estimator(seed, learner, C).fit(x[keep], y[keep])
+    return Classifier(learner, n_labels, estimator)
 
 
 def one_thread():
@@ -374,7 +323,7 @@ def one_thread():
 
 
 def out_of_fold(
-    kind: str,
+    learner: str,
     embeddings: np.ndarray,
     llm_probs: np.ndarray | None,
     y: Sequence[int] | np.ndarray,
@@ -388,17 +337,17 @@ def out_of_fold(
 
     A blend always gets `folds` folds: fewer, as many as the rarest class has labels, trained its fold models on half
     the labels where a class had two, and the LLM alone (which reads no labels) then won on that handicap alone.
-    A kind without the LLM keeps as many folds as the rarest class allows, so that every fold can learn it."""
+    A learner without the LLM keeps as many folds as the rarest class allows, so that every fold can learn it."""
     if np.ndim(y) == 2:
-        return _out_of_fold_multilabel(kind, embeddings, llm_probs, y, n_labels, folds, seed, C)
+        return _out_of_fold_multilabel(learner, embeddings, llm_probs, y, n_labels, folds, seed, C)
     y = _check(y, n_labels)
-    blend = is_blend(kind) and llm_probs is not None
+    blend = is_blend(learner) and llm_probs is not None
     if blend:
         k = min(folds, len(y))
     else:  # no LLM to answer a class a fold cannot learn: as many folds as the rarest class has labels
         counts = np.bincount(y)
         k = int(min(folds, counts[counts > 0].min())) if counts[counts > 0].min() >= 2 else min(folds, len(y))
-    x = design(kind, embeddings, llm_probs)
+    x = design(learner, embeddings, llm_probs)
     out = np.zeros((len(y), n_labels))
     if np.bincount(y).max() < k:
         splitter = _plain_kfold(len(y), k, seed)
@@ -408,16 +357,16 @@ def out_of_fold(
             splitter = list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(x, y))
     with one_thread():
         for train, test in splitter:
-            # A blend's fold model learns what fit() would (a class seen once is left to the LLM); a kind without
+            # A blend's fold model learns what fit() would (a class seen once is left to the LLM); a learner without
             # the LLM learns every class its fold holds, having nothing else to answer with.
             learnable = np.flatnonzero(np.bincount(y[train], minlength=n_labels) >= (MIN_LABELS if blend else 1))
             keep = np.isin(y[train], learnable)
             if len(learnable) < 2:  # nothing to fit: a blend's project keeps the LLM, a classifier knows nothing
                 out[test] = np.asarray(llm_probs)[test] if blend else 1.0 / n_labels
                 continue
-            est = make_estimator(seed, kind, C).fit(x[train][keep], y[train][keep])
+            est = make_estimator(seed, learner, C).fit(x[train][keep], y[train][keep])
             llm_test = None if llm_probs is None else np.asarray(llm_probs)[test]
-            out[test] = Classifier(kind, n_labels, est).predict_proba(np.asarray(embeddings)[test], llm_test)
+            out[test] = Classifier(learner, n_labels, est).predict_proba(np.asarray(embeddings)[test], llm_test)
     return out
 
 
@@ -427,14 +376,14 @@ def _plain_kfold(n: int, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray
     return [(np.concatenate(parts[:i] + parts[i + 1 :]), part) for i, part in enumerate(parts)]
 
 
-def _out_of_fold_multilabel(kind, embeddings, llm_probs, y, n_labels: int, folds: int, seed: int, C) -> np.ndarray:
+def _out_of_fold_multilabel(learner, embeddings, llm_probs, y, n_labels: int, folds: int, seed: int, C) -> np.ndarray:
     y = _check_multilabel(y, n_labels)
-    x = design(kind, embeddings, _yes_no(llm_probs))
+    x = design(learner, embeddings, _yes_no(llm_probs))
     out = _fallback(llm_probs, len(y), n_labels)
     with one_thread():
         for train, test in _plain_kfold(len(y), min(folds, len(y)), seed):
             for j in np.flatnonzero(_learnable(y[train])):
-                out[test, j] = make_estimator(seed, kind, C).fit(x[train], y[train, j]).predict_proba(x[test])[:, 1]
+                out[test, j] = make_estimator(seed, learner, C).fit(x[train], y[train, j]).predict_proba(x[test])[:, 1]
     return out
 
 
@@ -445,7 +394,6 @@ class Mixed:
 
     parts: tuple
     split: int
-    kind: str = "mixed"
 
     @property
     def learned(self) -> np.ndarray:
@@ -471,7 +419,6 @@ class Recalibrated:
 
     shift: tuple[float, ...]
     n_labels: int
-    kind: str = RECALIBRATED
 
     @property
     def learned(self) -> np.ndarray:
@@ -517,86 +464,3 @@ def from_parts(parts: dict[str, Any]) -> Model:
     if parts.get("type") not in MODEL_TYPES:
         raise ValueError(f"unknown model type {parts.get('type')!r}; this release knows {', '.join(MODEL_TYPES)}")
     return MODEL_TYPES[parts["type"]].from_parts(parts)
-
-
-def recipe_vectors(recipe: Recipe, vectors: dict[str, np.ndarray]) -> np.ndarray:
-    """The matrix a recipe reads from {STATES: ..., MINILM: ...}: a mixed model's two side by side."""
-    if not recipe.reads:
-        return np.zeros((len(next(iter(vectors.values()))) if vectors else 0, 0), dtype=np.float32)
-    return np.hstack([vectors[name] for name in recipe.reads])
-
-
-def fit_recipe(
-    recipe: Recipe, vectors: dict[str, np.ndarray], llm_probs: np.ndarray | None, y, n_labels: int, seed: int = 0
-) -> Model:
-    """A model of `recipe`; its predict_proba reads recipe_vectors()."""
-    if recipe.kind == RECALIBRATED:
-        return Recalibrated(recipe.shift, n_labels)
-    if recipe.kind != "mixed":
-        return fit(recipe.kind, vectors[recipe.vectors], llm_probs, y, n_labels, seed=seed, C=recipe.C)
-    return Mixed(
-        (
-            fit("state_blend", vectors[STATES], llm_probs, y, n_labels, seed=seed),
-            fit("blend", vectors[MINILM], llm_probs, y, n_labels, seed=seed),
-        ),
-        vectors[STATES].shape[1],
-    )
-
-
-def out_of_fold_recipe(
-    recipe: Recipe,
-    vectors: dict[str, np.ndarray],
-    llm_probs: np.ndarray | None,
-    y,
-    n_labels: int,
-    folds: int = 5,
-    seed: int = 0,
-    done: dict | None = None,
-) -> np.ndarray:
-    """Out-of-fold probabilities of `recipe`; `done` keeps each single recipe's, so a mixed model after (or before)
-    its parts costs no fit more."""
-    done = {} if done is None else done
-    if recipe.kind == RECALIBRATED:  # fitted to nothing: every row is held out already
-        return Recalibrated(recipe.shift, n_labels).predict_proba(None, llm_probs)
-    if recipe.kind == "mixed":
-        # The same seed and labels give both parts the same folds: each row is still held out of both.
-        parts = (Recipe("state_blend", STATES), Recipe("blend", MINILM))
-        first, second = (out_of_fold_recipe(p, vectors, llm_probs, y, n_labels, folds, seed, done) for p in parts)
-        return (first + second) / 2
-    if recipe not in done:
-        done[recipe] = out_of_fold(recipe.kind, vectors[recipe.vectors], llm_probs, y, n_labels, folds, seed, recipe.C)
-    return done[recipe]
-
-
-@dataclass
-class Choice:
-    """The recipe a project's labels chose, its out-of-fold probabilities, and every candidate's score."""
-
-    recipe: Recipe
-    oof: np.ndarray
-    scores: dict[str, float]
-
-
-def choose(
-    candidates: Sequence[Recipe],
-    vectors: dict[str, np.ndarray],
-    llm_probs: np.ndarray | None,
-    y: Sequence[int] | np.ndarray,
-    n_labels: int,
-    score: Callable[[np.ndarray, np.ndarray], float],
-    seed: int = 0,
-    folds: int = 5,
-) -> Choice:
-    """The candidate whose out-of-fold probabilities score best by `score(y, oof)` on these labels; the first listed
-    wins a tie. TrainingError when no candidate can be fitted."""
-    best, best_value, scores = None, -np.inf, {}
-    done: dict[Recipe, np.ndarray] = {}
-    for recipe in candidates:
-        oof = out_of_fold_recipe(recipe, vectors, llm_probs, y, n_labels, folds=folds, seed=seed, done=done)
-        value = float(score(np.asarray(y), oof))
-        scores[recipe.name] = round(value, 4)
-        if value > best_value:
-            best, best_value = Choice(recipe, oof, scores), value
-    if best is None:
-        raise TrainingError("no candidate recipe")
-    return best

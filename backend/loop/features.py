@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from backend.labelstudio.schema import Config, Schema, as_config
-from backend.learning import classifier
+from backend.learning import recipes
 from backend.learning.embeddings import Embedder
 from backend.learning.vectors import VectorCache
 from backend.llm.predictor import PoolCalibration, Predictor
@@ -49,9 +49,9 @@ class TextFeatures:
         return "blend" if kind == MINILM else "state_blend"
 
     @staticmethod
-    def candidates(kind: str) -> tuple[classifier.Recipe, ...]:
-        """The trained recipes a project's labels choose among for a kind of text vectors (classifier.choose)."""
-        return classifier.CANDIDATES[classifier.MINILM if kind == MINILM else classifier.STATES]
+    def candidates(kind: str) -> tuple[recipes.Recipe, ...]:
+        """The trained recipes a project's labels choose among for a kind of text vectors (recipes.choose)."""
+        return recipes.candidates(recipes.MINILM if kind == MINILM else recipes.STATES)
 
     def shifts(self, config: Config | Schema, pool: PoolCalibration | None) -> dict[str, tuple[float, ...]]:
         """The LLM under each label-free calibration measured on the pool, as shifts of the served answers, the served
@@ -61,17 +61,17 @@ class TextFeatures:
     def vector_sets(
         self, config: Config | Schema, texts: Sequence[str], kind: str, pool: PoolCalibration | None = None
     ) -> dict[str, np.ndarray]:
-        """{classifier.STATES: the hidden states, classifier.MINILM: the embeddings}, as the candidates read them."""
-        out = {classifier.MINILM: self.vectors(config, texts, MINILM)}
+        """{recipes.STATES: the hidden states, recipes.MINILM: the embeddings}, as the candidates read them."""
+        out = {recipes.MINILM: self.vectors(config, texts, MINILM)}
         if kind != MINILM:
-            out[classifier.STATES] = self.vectors(config, texts, kind, pool)
+            out[recipes.STATES] = self.vectors(config, texts, kind, pool)
         return out
 
     @staticmethod
-    def kind_of(recipe: classifier.Recipe, kind: str) -> str:
+    def kind_of(recipe: recipes.Recipe, kind: str) -> str:
         """The vectors name a model of `recipe` is served with (TrainedModel.features): `kind` for the hidden state,
         MINILM, or both joined by "+" for a mixed model."""
-        names = {classifier.STATES: kind, classifier.MINILM: MINILM}
+        names = {recipes.STATES: kind, recipes.MINILM: MINILM}
         return "+".join(names[r] for r in recipe.reads)  # "" for a recipe that reads no vectors
 
     def llm_version(self, config: Config | Schema, pool: PoolCalibration | None = None) -> str:

@@ -55,7 +55,7 @@ _FORMER_NAMES = {
     ("backend.classifier", "Model"): ("backend.learning.classifier", "Classifier"),
     **{
         ("backend.loop.classifier", name): ("backend.learning.classifier", name)
-        for name in ("Classifier", "MultiLabelClassifier", "Mixed", "Recipe", "Choice")
+        for name in ("Classifier", "MultiLabelClassifier", "Mixed")
     },
 }
 

@@ -29,7 +29,7 @@ class TrainedModel:
     version: str  # the training run that made it
     labels: tuple[str, ...]
     llm_version: str
-    model: classifier.Model  # what fit_recipe made
+    model: classifier.Model  # what the chosen recipe fitted (backend/learning/recipes.py)
     heldout: dict[int, tuple[int, int]] = field(default_factory=dict)  # task → (label index then, out-of-fold guess)
     features: str = MINILM  # the text vectors it was trained on: MINILM or "llm-layer-<n>"
     question: str = ""  # the from_name it answers; "" (saved before every question learned): the config's first

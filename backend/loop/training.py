@@ -1,4 +1,4 @@
-"""A training run: fetch the project's labels from Label Studio, let them choose a recipe (classifier.choose: the
+"""A training run: fetch the project's labels from Label Studio, let them choose a recipe (recipes.choose: the
 candidates' cross-validated macro-F1), fit it, and promote it only when its cross-validated macro-F1 beats the
 serving model's on the same labels. The chosen recipe's score is the best of a few, so a little optimistic; the
 candidates are four and the gate compares with a model that was itself chosen this way.
@@ -23,7 +23,7 @@ from backend.labelstudio import review
 from backend.labelstudio import tasks as ls_tasks
 from backend.labelstudio.client import LabelStudioUnavailable
 from backend.labelstudio.schema import Config, Schema
-from backend.learning import classifier
+from backend.learning import classifier, recipes
 from backend.loop import routing
 from backend.loop.gateway import Gateway
 from backend.loop.projects import ModelSet, Projects, TrainedModel
@@ -134,11 +134,11 @@ _FIRST_QUESTION_KEYS = (
 
 def choose(
     question: Schema, candidates, vectors: dict[str, np.ndarray], llm: np.ndarray, y: np.ndarray
-) -> classifier.Choice:
-    """The recipe a question's labels choose, by cross-validated macro-F1 (classifier.choose)."""
+) -> recipes.Choice:
+    """The recipe a question's labels choose, by cross-validated macro-F1 (recipes.choose)."""
     # Above 500 labels three folds rank the candidates as well as five, and five would put a run at 1,000 labels past
     # a second on two cores.
-    return classifier.choose(
+    return recipes.choose(
         candidates,
         vectors,
         llm,
@@ -264,16 +264,16 @@ def _question(
     own = {name: v[rows] for name, v in vectors.items()}
     features = stamp.features
     if gate.settings.consensus == "crowdlab" and not question.multiple and first:  # the votes are the first's
-        emb = own.get(classifier.STATES, own[classifier.MINILM])  # what the fixed recipe reads (crowdlab)
+        emb = own.get(recipes.STATES, own[recipes.MINILM])  # what the fixed recipe reads (crowdlab)
         y, record["consensus"] = label_issues.crowdlab_labels(
             [labeled[i].votes for i in rows], y, question.labels, gate.text.recipe(features), emb, llm
         )
     # The LLM under the label-free calibration the labels find likeliest competes with the trained recipes (listed
     # first: a tie keeps it). Where no trained model serves yet it is the incumbent the gate compares with, so a
     # calibration other than the served one is promoted even when nothing trained beats it (docs/data.md).
-    likely = classifier.likeliest(shifts, llm, y)
+    likely = recipes.likeliest(shifts, llm, y)
     if likely is not None:
-        loglik = classifier.log_likelihoods(shifts, llm, y)
+        loglik = recipes.log_likelihoods(shifts, llm, y)
         record["calibration_loglik"] = {name: round(value, 4) for name, value in loglik.items()}
     candidates = ((likely,) if likely else ()) + gate.text.candidates(features)
     switch = incumbent is None and likely is not None and likely.calibration != next(iter(shifts))
@@ -307,7 +307,7 @@ def _question(
         stamp.version,
         question.labels,
         stamp.llm_version,
-        classifier.fit_recipe(choice.recipe, own, llm, y, len(question.labels)),
+        choice.recipe.fit(own, llm, y, len(question.labels)),
         heldout={int(i): (_code(a), _code(b)) for i, a, b in zip(ids, y, candidate_guess)},
         features=gate.text.kind_of(choice.recipe, features),
         question=question.from_name,

@@ -84,7 +84,7 @@ def test_a_data_dir_written_in_format_3_is_read_without_unpickling(tmp_path, mon
         assert np.allclose(trained.model.predict_proba(x, llm), np.load(data / f"probe-p-{name}.npy"))
     sentiment = served.models["sentiment"]
     assert sentiment.labels == ("Positive", "Negative", "Neutral") and sentiment.heldout == {1: (0, 2), 4: (1, 1)}
-    assert (sentiment.version, sentiment.features, sentiment.score) == ("llm-r1", "llm-layer-15", 0.71)
+    assert (sentiment.version, sentiment.features, sentiment.score) == ("llm-r1", "llm-layer-15+minilm", 0.71)
     assert served.models["spoiler"].score is None
     assert {k: v.tolist() for k, v in served.learned(FACETS, "llm").items()} == {
         "sentiment": [0, 1, 2],

@@ -171,9 +171,8 @@ def test_judging_probabilities_are_the_mean_with_the_llm():
     oof = np.array([[0.9, 0.05, 0.05]])
     llm = np.array([[0.1, 0.8, 0.1]])
     assert label_issues.judging(oof, llm) == pytest.approx(np.array([[0.5, 0.425, 0.075]]))
-    assert any(
-        kind.blend for kind in classifier.KIND_REGISTRY.values()
-    )  # the served kinds read the LLM's probabilities, which judging reuses
+    # the served learners read the LLM's probabilities, which judging reuses
+    assert any(learner.blend for learner in classifier.LEARNERS.values())
 
 
 def test_consensus_with_several_annotators_weighs_the_careless_one_least():

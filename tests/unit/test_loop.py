@@ -414,7 +414,7 @@ def test_models_saved_before_the_package_layout_still_load(tmp_path):
     from backend.loop.projects import TrainedModel
 
     rng = np.random.default_rng(0)
-    fitted = classifier.fit(classifier.KINDS[0], rng.normal(size=(30, 4)), None, [0, 1, 2] * 10, 3)
+    fitted = classifier.fit(tuple(classifier.LEARNERS)[0], rng.normal(size=(30, 4)), None, [0, 1, 2] * 10, 3)
     saved = TrainedModel("v1", ("Positive", "Negative", "Neutral"), "llm-1", fitted)
     store = ModelStore(tmp_path, "7")
     store.add("v1", {}, {"macro_f1": 0.5}, promote=True)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from backend.learning import classifier
+from backend.learning import classifier, recipes
 from backend.loop.model_store import ModelStore
 
 RNG = np.random.default_rng(5)
@@ -26,8 +26,8 @@ def _built(name: str) -> tuple[classifier.Model, np.ndarray, np.ndarray]:
     if name == "multilabel":
         return classifier.fit("state_blend", STATES, LLM, YES, 3), STATES, LLM
     if name == "mixed":
-        vectors = {classifier.STATES: STATES, classifier.MINILM: MINILM}
-        model = classifier.fit_recipe(classifier.Recipe("mixed", "mixed"), vectors, LLM, Y, 3)
+        vectors = {recipes.STATES: STATES, recipes.MINILM: MINILM}
+        model = recipes.RECIPES["mixed"].fit(vectors, LLM, Y, 3)
         return model, np.hstack([STATES, MINILM]), LLM
     if name == "recalibrated":
         return classifier.Recalibrated((0.3, -0.1, 0.0), 3), np.zeros((36, 0)), LLM

@@ -256,7 +256,7 @@ def test_a_calibration_shift_is_only_offered_between_calibrations_that_share_the
 
 
 def test_before_any_trained_model_the_labels_switch_the_llm_to_the_likeliest_calibration(tmp_path, monkeypatch):
-    from backend.learning import classifier
+    from backend.learning import classifier, recipes
     from backend.loop.features import TextFeatures
 
     project = FakeProject(n_tasks=60, n_labeled=30)
@@ -275,7 +275,7 @@ def test_before_any_trained_model_the_labels_switch_the_llm_to_the_likeliest_cal
     # The labels find batch calibration likeliest (made so here: the tiny model's answers are noise), and nothing
     # trained competes: the LLM under it is promoted though it beats the served LLM on nothing.
     monkeypatch.setattr(
-        classifier, "log_likelihoods", lambda shifts, llm, y: {"domain": -1.1, "none": -1.3, "pool": -1.0}
+        recipes, "log_likelihoods", lambda shifts, llm, y: {"domain": -1.1, "none": -1.3, "pool": -1.0}
     )
     monkeypatch.setattr(TextFeatures, "candidates", staticmethod(lambda kind: ()))
     record = loop.train("5")

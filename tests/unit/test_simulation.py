@@ -13,7 +13,7 @@ from support.simulation import FakeEmbedder, synthetic_inputs
 from backend import corpus
 from backend.bench import evaluation, simulation
 from backend.bench.simulation import Inputs, Run, SimulationError
-from backend.learning import classifier
+from backend.learning import classifier, recipes
 from backend.ranking import judge, strategies
 
 
@@ -376,19 +376,17 @@ def test_the_served_kind_fits_the_recipe_its_labels_choose(inputs):
     rows = np.arange(60)
     sets = {"states": inputs.pool_h[rows], "minilm": inputs.pool_x[rows]}
     y, llm = inputs.pool_y[rows], inputs.pool_llm[rows]
-    likely = classifier.likeliest(inputs.shifts, llm, y)
+    likely = recipes.likeliest(inputs.shifts, llm, y)
     assert likely is not None and likely.calibration in inputs.shifts
-    candidates = (likely, *classifier.CANDIDATES["states"])
-    choice = classifier.choose(candidates, sets, llm, y, 3, lambda t, p: simulation.macro_f1(t, p, 3))
+    candidates = (likely, *recipes.candidates("states"))
+    choice = recipes.choose(candidates, sets, llm, y, 3, lambda t, p: simulation.macro_f1(t, p, 3))
     model = simulation.fit_kind("llm_state", pool_v[rows], llm, y, 3, split=inputs.split, shifts=inputs.shifts)
     assert model.recipe == choice.recipe
-    expected = classifier.fit_recipe(choice.recipe, sets, llm, y, 3).predict_proba(
-        classifier.recipe_vectors(choice.recipe, sets), llm
-    )
+    expected = choice.recipe.fit(sets, llm, y, 3).predict_proba(recipes.recipe_vectors(choice.recipe, sets), llm)
     np.testing.assert_allclose(model.predict_proba(pool_v[rows], llm), expected)
     np.testing.assert_allclose(
         simulation.out_of_fold_kind("llm_state", pool_v[rows], llm, y, 3, split=inputs.split, shifts=inputs.shifts),
         choice.oof,
     )
     fixed = simulation.fit_kind("state_fixed", inputs.pool_h[rows], llm, y, 3)
-    assert (fixed.kind, fixed.estimator.C) == ("state_blend", classifier.KIND_REGISTRY["state_blend"].C)
+    assert (fixed.learner, fixed.estimator.C) == ("state_blend", classifier.LEARNERS["state_blend"].C)

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from backend.learning import classifier
+from backend.learning import classifier, recipes
 from backend.learning.vectors import VectorCache
 from backend.loop.jobs import CoalescingJobs
 from backend.loop.model_store import ModelStore
@@ -138,8 +138,10 @@ def test_too_few_labels_is_a_training_error():
     emb, llm, y = _toy(10)
     with pytest.raises(classifier.TrainingError, match="two classes"):
         classifier.fit("blend", emb[:3], llm[:3], [0, 0, 0], 3)
-    with pytest.raises(ValueError, match="unknown model kind"):
+    with pytest.raises(ValueError, match="unknown learner 'svm'"):
         classifier.design("svm", emb, llm)
+    with pytest.raises(ValueError, match="unknown recipe 'svm'; use one of mixed, state_blend"):
+        recipes.recipe("svm")
 
 
 def test_a_blend_keeps_the_llm_for_a_label_too_rare_to_learn():
@@ -153,7 +155,7 @@ def test_a_blend_keeps_the_llm_for_a_label_too_rare_to_learn():
     assert model.learned.tolist() == [0, 1]  # what the ranking reads to ask for the label it could not learn
     only = classifier.fit("classifier", emb, None, y, n_labels=3).predict_proba(emb)
     assert np.all(only[:, 2] == 0)
-    mixed = classifier.fit_recipe(classifier.Recipe("mixed", "mixed"), {"states": emb, "minilm": emb}, llm, y, 3)
+    mixed = recipes.RECIPES["mixed"].fit({"states": emb, "minilm": emb}, llm, y, 3)
     assert mixed.learned.tolist() == [0, 1]
     yes = np.zeros((300, 3), dtype=int)
     yes[:150, 0] = yes[::2, 1] = 1
@@ -174,30 +176,30 @@ def test_the_projects_labels_choose_the_recipe():
     signal = noise.copy()
     signal[:, :3] += 4 * np.eye(3)[y]
     flat_llm = rng.dirichlet([1, 1, 1], 120)  # the LLM knows nothing
-    candidates = classifier.CANDIDATES[classifier.STATES]
+    candidates = recipes.candidates(recipes.STATES)
     # Only the hidden state carries the labels: the state blend wins, MiniLM's blend alone scores near chance.
-    by_state = classifier.choose(candidates, {"states": signal, "minilm": noise[:, :16]}, flat_llm, y, 3, _macro_f1)
-    assert by_state.recipe.kind == "state_blend" and by_state.scores["blend"] < 0.6
+    by_state = recipes.choose(candidates, {"states": signal, "minilm": noise[:, :16]}, flat_llm, y, 3, _macro_f1)
+    assert by_state.recipe.name == "state_blend" and by_state.scores["blend"] < 0.6
     assert set(by_state.scores) == {r.name for r in candidates}
     assert by_state.scores[by_state.recipe.name] == max(by_state.scores.values())
     assert by_state.oof.shape == (120, 3) and _macro_f1(y, by_state.oof) > 0.9
     # Only MiniLM's does: its blend wins.
-    by_minilm = classifier.choose(candidates, {"states": noise, "minilm": signal[:, :16]}, flat_llm, y, 3, _macro_f1)
-    assert by_minilm.recipe.kind == "blend"
+    by_minilm = recipes.choose(candidates, {"states": noise, "minilm": signal[:, :16]}, flat_llm, y, 3, _macro_f1)
+    assert by_minilm.recipe.name == "blend"
     # The mixed model's out-of-fold probabilities are its parts' mean, and it serves their mean.
     sets = {"states": signal, "minilm": noise[:, :16]}
-    mixed = classifier.Recipe("mixed", "mixed")
+    mixed = recipes.RECIPES["mixed"]
     parts = [
         classifier.out_of_fold(k, sets[v], flat_llm, y, 3) for k, v in (("state_blend", "states"), ("blend", "minilm"))
     ]
-    np.testing.assert_allclose(classifier.out_of_fold_recipe(mixed, sets, flat_llm, y, 3), (parts[0] + parts[1]) / 2)
-    model = classifier.fit_recipe(mixed, sets, flat_llm, y, 3)
+    np.testing.assert_allclose(mixed.out_of_fold(sets, flat_llm, y, 3), (parts[0] + parts[1]) / 2)
+    model = mixed.fit(sets, flat_llm, y, 3)
     alone = [
         classifier.fit("state_blend", signal, flat_llm, y, 3),
         classifier.fit("blend", noise[:, :16], flat_llm, y, 3),
     ]
     np.testing.assert_allclose(
-        model.predict_proba(classifier.recipe_vectors(mixed, sets), flat_llm),
+        model.predict_proba(recipes.recipe_vectors(mixed, sets), flat_llm),
         (alone[0].predict_proba(signal, flat_llm) + alone[1].predict_proba(noise[:, :16], flat_llm)) / 2,
     )
     # The refit reads only the LLM's probabilities: vectors of any width give the same model.
@@ -206,8 +208,8 @@ def test_the_projects_labels_choose_the_recipe():
     assert np.allclose(refit.predict_proba(noise, sure_llm), refit.predict_proba(noise[:, :2], sure_llm))
 
 
-def _llm(calibration: str, shift: tuple[float, ...]) -> classifier.Recipe:
-    return classifier.Recipe(classifier.RECALIBRATED, calibration=calibration, shift=shift)
+def _llm(calibration: str, shift: tuple[float, ...]) -> recipes.Recipe:
+    return recipes.Recalibration(calibration, shift)
 
 
 def test_the_labels_may_choose_the_llm_under_another_calibration():
@@ -218,24 +220,24 @@ def test_the_labels_may_choose_the_llm_under_another_calibration():
     llm = np.exp(logits - np.logaddexp.reduce(logits, axis=1, keepdims=True))
     shifts = {"served": (0.0, 0.0, 0.0), "fair": (-4.0, 0.0, 0.0)}
     noise = {"states": rng.normal(size=(90, 16)), "minilm": rng.normal(size=(90, 8))}
-    candidates = tuple(_llm(name, shift) for name, shift in shifts.items()) + classifier.CANDIDATES[classifier.STATES]
+    candidates = tuple(_llm(name, shift) for name, shift in shifts.items()) + recipes.candidates(recipes.STATES)
     assert [r.name for r in candidates[:2]] == ["llm:served", "llm:fair"]
-    choice = classifier.choose(candidates, noise, llm, y, 3, _macro_f1)
+    choice = recipes.choose(candidates, noise, llm, y, 3, _macro_f1)
     assert choice.recipe.name == "llm:fair" and choice.scores["llm:fair"] > choice.scores["llm:served"] + 0.2
     # The labels find the fair calibration likelier too: it is the one that competes with the trained recipes.
-    loglik = classifier.log_likelihoods(shifts, llm, y)
+    loglik = recipes.log_likelihoods(shifts, llm, y)
     assert list(loglik) == ["served", "fair"] and loglik["fair"] > loglik["served"]
-    assert classifier.likeliest(shifts, llm, y) == candidates[1]
-    assert classifier.likeliest(shifts, llm, np.eye(3, dtype=int)[y]) is None  # multi-label: none
-    assert classifier.likeliest({}, llm, y) is None
-    model = classifier.fit_recipe(choice.recipe, noise, llm, y, 3)
+    assert recipes.likeliest(shifts, llm, y) == candidates[1]
+    assert recipes.likeliest(shifts, llm, np.eye(3, dtype=int)[y]) is None  # multi-label: none
+    assert recipes.likeliest({}, llm, y) is None
+    model = choice.recipe.fit(noise, llm, y, 3)
     assert isinstance(model, classifier.Recalibrated) and model.learned.tolist() == [0, 1, 2]
     expected = np.exp(logits - [4.0, 0, 0] - np.logaddexp.reduce(logits - [4.0, 0, 0], axis=1, keepdims=True))
-    np.testing.assert_allclose(model.predict_proba(classifier.recipe_vectors(choice.recipe, noise), llm), expected)
+    np.testing.assert_allclose(model.predict_proba(recipes.recipe_vectors(choice.recipe, noise), llm), expected)
     np.testing.assert_allclose(choice.oof, expected)  # nothing fitted: out of fold is the same answer
-    assert classifier.recipe_vectors(choice.recipe, noise).shape == (90, 0)
+    assert recipes.recipe_vectors(choice.recipe, noise).shape == (90, 0)
     # A tie keeps the first listed: the served LLM, so nothing changes for nothing.
-    even = classifier.choose((_llm("served", (0.0,) * 3), _llm("same", (1.0,) * 3)), noise, llm, y, 3, _macro_f1)
+    even = recipes.choose((_llm("served", (0.0,) * 3), _llm("same", (1.0,) * 3)), noise, llm, y, 3, _macro_f1)
     assert even.recipe.name == "llm:served"
 
 
@@ -271,8 +273,28 @@ def test_each_question_runs_the_questions_side_by_side_with_blas_on_one_thread(m
     )
 
 
-def test_a_model_kind_is_one_registered_object(monkeypatch):
-    monkeypatch.setitem(classifier.KIND_REGISTRY, "half_blend", classifier.Kind("half_blend", C=0.1, llm_weight=0.5))
+def test_a_recipe_is_one_registered_object(monkeypatch):
+    """A recipe registered and listed among the candidates is scored, chosen and served like the packaged ones."""
+    strong = recipes.Regression("state_blend", recipes.STATES, C=10.0)
+    monkeypatch.setitem(recipes.RECIPES, strong.name, strong)
+    monkeypatch.setitem(recipes.CANDIDATES, recipes.STATES, ("state_blend", strong.name))
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 3, 90)
+    states = rng.normal(size=(90, 32))
+    states[:, :3] += 1.5 * np.eye(3)[y]
+    sets, llm = {"states": states, "minilm": rng.normal(size=(90, 8))}, rng.dirichlet([1, 1, 1], 90)
+    candidates = recipes.candidates(recipes.STATES)
+    assert [r.name for r in candidates] == ["state_blend", "state_blend(C=10)"]
+    choice = recipes.choose(candidates, sets, llm, y, 3, _macro_f1)
+    assert set(choice.scores) == {"state_blend", "state_blend(C=10)"}
+    assert choice.scores[choice.recipe.name] == max(choice.scores.values())
+    assert choice.scores["state_blend(C=10)"] != choice.scores["state_blend"]  # its own C, not the learner's
+    model = strong.fit(sets, llm, y, 3)
+    assert model.estimator.C == 10.0 and model.predict_proba(recipes.recipe_vectors(strong, sets), llm).shape == (90, 3)
+
+
+def test_a_learner_is_one_registered_object(monkeypatch):
+    monkeypatch.setitem(classifier.LEARNERS, "half_blend", classifier.Learner("half_blend", C=0.1, llm_weight=0.5))
     rng = np.random.default_rng(0)
     x, llm, y = rng.normal(size=(60, 4)), rng.dirichlet([1, 1, 1], 60), np.array([0, 1, 2] * 20)
     assert classifier.design("half_blend", x, llm).shape == (60, 7)  # the vectors, then the LLM's three columns
@@ -281,5 +303,5 @@ def test_a_model_kind_is_one_registered_object(monkeypatch):
     assert model.predict_proba(x, llm).shape == (60, 3) and classifier.out_of_fold(
         "half_blend", x, llm, y, 3
     ).shape == (60, 3)
-    with pytest.raises(ValueError, match="unknown model kind"):
-        classifier.design("no_such_kind", x, llm)
+    with pytest.raises(ValueError, match="unknown learner"):
+        classifier.design("no_such_learner", x, llm)
