@@ -274,9 +274,7 @@ def test_before_any_trained_model_the_labels_switch_the_llm_to_the_likeliest_cal
     assert [m for m, _ in pool.alternatives] == ["none", "domain", "pool"]
     # The labels find batch calibration likeliest (made so here: the tiny model's answers are noise), and nothing
     # trained competes: the LLM under it is promoted though it beats the served LLM on nothing.
-    monkeypatch.setattr(
-        recipes, "log_likelihoods", lambda shifts, llm, y: {"domain": -1.1, "none": -1.3, "pool": -1.0}
-    )
+    monkeypatch.setattr(recipes, "log_likelihoods", lambda shifts, llm, y: {"domain": -1.1, "none": -1.3, "pool": -1.0})
     monkeypatch.setattr(TextFeatures, "candidates", staticmethod(lambda kind: ()))
     record = loop.train("5")
     assert record["calibration_loglik"] == {"domain": -1.1, "none": -1.3, "pool": -1.0}
