@@ -10,7 +10,7 @@ the 0.5B's pass plus the 1.5B's on about that share (the sample's 1.5B pass at c
 measure, which the cascade needs anyway).
 
 The pool's figures are read on the pool rows outside the sample (the student was fitted on the sample); the rules
-fixed on them (`choose_c`, `choose_share`) are then read on the test splits. Each point also has the served kind's
+fixed on them (`choose_c`, `choose_share`) are then read on the test splits. Each point also has the served setup's
 macro-F1 after 100 random labels (simulation.learning_curve), the loop's models reading the 0.5B's state and the
 cascade's answers.
 """
@@ -46,7 +46,7 @@ class Point:
     pool_macro_f1: float
     test_macro_f1: float
     cost: float  # time per text against the 0.5B's
-    after_labels: float | None = None  # the served kind's test macro-F1 after CURVE_LABELS random labels
+    after_labels: float | None = None  # the served setup's test macro-F1 after CURVE_LABELS random labels
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,9 @@ def point(m: Measured, inputs: Inputs, share: float, cost: float, seeds: Sequenc
 
     after = None
     if seeds:
-        after = simulation.learning_curve(inputs, simulation.SERVED_KIND, seeds, (CURVE_LABELS,)).get(str(CURVE_LABELS))
+        after = simulation.learning_curve(inputs, simulation.SERVED_SETUP, seeds, (CURVE_LABELS,)).get(
+            str(CURVE_LABELS)
+        )
     return Point(
         share,
         round(macro_f1(inputs.pool_y[m.held], inputs.pool_llm[m.held]), 4),

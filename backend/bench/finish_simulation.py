@@ -2,8 +2,8 @@
 accurate the finished dataset is, with the corpus labels as the annotators.
 
 The set-up: the pool of `simulation.load_inputs` (a stratified sample of the Rotten Tomatoes corpus) IS the dataset
-to finish; no test split is read. The model is the served kind (`simulation.SERVED_KIND`: the LLM's hidden state
-plus its calibrated log-probabilities, the recipe `simulation.KIND_RECIPES` names for it), or any other kind there.
+to finish; no test split is read. The model is the served setup (`simulation.SERVED_SETUP`: the LLM's hidden state
+plus its calibrated log-probabilities, the recipe the labels choose, `simulation.SETUPS`), or any other setup there.
 
 One run (`finish_run`), for a strategy and a seed:
 
@@ -204,31 +204,31 @@ def check_evidence(evidence: str) -> None:
         raise FinishSimulationError(f"unknown evidence {evidence!r}; choose from {', '.join(EVIDENCE)}")
 
 
-def check_kind(kind: str) -> None:
-    if kind != LLM_ALONE and kind not in simulation.KIND_RECIPES:
+def check_setup(setup: str) -> None:
+    if setup != LLM_ALONE and setup not in simulation.SETUPS:
         raise FinishSimulationError(
-            f"unknown model kind {kind!r}; choose from {', '.join(simulation.KIND_RECIPES)}, {LLM_ALONE}"
+            f"unknown model kind {setup!r}; choose from {', '.join(simulation.SETUPS)}, {LLM_ALONE}"
         )
 
 
-def _model(inputs: simulation.Inputs, kind: str, labeled: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _model(inputs: simulation.Inputs, setup: str, labeled: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(pool probabilities of the model trained on `labeled`, out-of-fold probabilities of the `labeled` rows)."""
-    if kind == LLM_ALONE:
+    if setup == LLM_ALONE:
         return inputs.pool_llm, inputs.pool_llm[labeled]  # never trained: every human label is held out for it
-    vectors = inputs.vectors(kind)[0]
+    vectors = inputs.vectors(setup)[0]
     v, llm, y = vectors[labeled], inputs.pool_llm[labeled], inputs.pool_y[labeled]
     try:
-        model = simulation.fit_kind(kind, v, llm, y, inputs.n_labels, seed=seed, split=inputs.split)
+        model = simulation.fit_setup(setup, v, llm, y, inputs.n_labels, seed=seed, split=inputs.split)
     except classifier.TrainingError:
         # Too few labels to fit: as simulation._fit_predict, a blend serves the LLM alone, a classifier the label
         # shares. Neither learned from the labels, so their predictions of the labeled rows are held out already.
-        if simulation.reads_llm(kind):
+        if simulation.reads_llm(setup):
             pool = inputs.pool_llm
         else:
             prior = np.bincount(y, minlength=inputs.n_labels) + 1.0
             pool = np.tile(prior / prior.sum(), (len(inputs.pool_y), 1))
         return pool, pool[labeled]
-    oof = simulation.out_of_fold_kind(kind, v, llm, y, inputs.n_labels, seed=seed, split=inputs.split)
+    oof = simulation.out_of_fold_setup(setup, v, llm, y, inputs.n_labels, seed=seed, split=inputs.split)
     return model.predict_proba(vectors, inputs.pool_llm), oof
 
 
@@ -240,17 +240,17 @@ def most_trusted(probs: np.ndarray, y: np.ndarray, target: float) -> int:
     return int(passing[-1] + 1) if passing.size else 0
 
 
-def ceiling(inputs: simulation.Inputs, kind: str, target: float, seed: int = 0) -> dict:
+def ceiling(inputs: simulation.Inputs, setup: str, target: float, seed: int = 0) -> dict:
     """How much of the pool the model could ever take at `target` true accuracy: out-of-fold probabilities of every
     pool item from models trained on the other 80% of the pool (far more labels than any finish has), rows taken
     from the most confident down while their accuracy stays at `target` (read from the corpus labels: a perfect
     threshold). `human_fraction_floor` = 1 - that share: no routing rule does better with this model."""
-    if kind == LLM_ALONE:
+    if setup == LLM_ALONE:
         probs = inputs.pool_llm
     else:
-        probs = simulation.out_of_fold_kind(
-            kind,
-            inputs.vectors(kind)[0],
+        probs = simulation.out_of_fold_setup(
+            setup,
+            inputs.vectors(setup)[0],
             inputs.pool_llm,
             inputs.pool_y,
             inputs.n_labels,
@@ -418,7 +418,7 @@ AUDITS = {"audit": audit, "sequential": sequential_audit, "ppi": ppi_audit}  # e
 
 def finish_run(
     inputs: simulation.Inputs,
-    kind: str,
+    setup: str,
     strategy: str,
     seed: int,
     *,
@@ -434,7 +434,7 @@ def finish_run(
     n_pool = len(inputs.pool_y)
     budget = n_pool if budget is None else budget
     check_settings(n_pool, target, level, seed_size, batch, patience, budget)
-    check_kind(kind)
+    check_setup(setup)
     check_evidence(evidence)
     simulation.check_strategies([strategy])
     missing = [v for v in simulation.needed_judges([strategy]) if f"llm_{v}" not in inputs.judged]
@@ -448,7 +448,7 @@ def finish_run(
     best, since_best = None, 0
     while True:
         labeled = np.array(order, dtype=np.int64)
-        pool_probs, oof = _model(inputs, kind, labeled, seed)
+        pool_probs, oof = _model(inputs, setup, labeled, seed)
         step = route(pool_probs, oof, labeled, inputs.pool_y, target, level, seed_size if evidence == "seed" else None)
         steps.append(step)
         if step.threshold is not None or best is not None:  # the patience clock starts at the first threshold
@@ -534,7 +534,7 @@ def finish(
     *,
     target: float = 0.95,
     level: float = 0.95,
-    kind: str = simulation.SERVED_KIND,
+    setup: str = simulation.SERVED_SETUP,
     seed_size: int = SEED_SIZE,
     batch: int = BATCH,
     patience: int = PATIENCE,
@@ -543,10 +543,10 @@ def finish(
     baseline: bool = True,
     progress: bool = True,
 ) -> dict:
-    """Every strategy's finishing runs over `seeds` with the model `kind` (and, with `baseline`, with the LLM
+    """Every strategy's finishing runs over `seeds` with the setup `setup` (and, with `baseline`, with the LLM
     alone), summarised as the results.json the script writes."""
     simulation.check_strategies(list(strategy_names))
-    check_kind(kind)
+    check_setup(setup)
     check_evidence(evidence)
     seeds = list(seeds)
     if not seeds:
@@ -555,7 +555,8 @@ def finish(
     budget = n_pool if budget is None else budget
     check_settings(n_pool, target, level, seed_size, batch, patience, budget)
     started = time.perf_counter()
-    recipe, vectors = simulation.KIND_RECIPES[kind] if kind != LLM_ALONE else (LLM_ALONE, None)
+    chosen = simulation.SETUPS.get(setup)
+    recipe, vectors = (chosen.learner, chosen.vectors) if chosen else (LLM_ALONE, None)
     results: dict[str, Any] = {
         "config": {
             "pool": n_pool,
@@ -563,7 +564,7 @@ def finish(
             "strategies": list(strategy_names),
             "target": target,
             "level": level,
-            "kind": kind,
+            "kind": setup,
             "recipe": recipe,
             "vectors": vectors,
             "seed_size": seed_size,
@@ -577,7 +578,7 @@ def finish(
             **inputs.info,
         },
     }
-    models = [kind] + ([LLM_ALONE] if baseline and kind != LLM_ALONE else [])
+    models = [setup] + ([LLM_ALONE] if baseline and setup != LLM_ALONE else [])
     bar = tqdm(total=len(models) * len(strategy_names) * len(seeds), desc="finishing", unit="run", disable=not progress)
     blocks = {}
     for model in models:
@@ -605,8 +606,8 @@ def finish(
             by_strategy[name] = summarize(runs, target)
         blocks[model] = by_strategy
     bar.close()
-    results["strategies"] = blocks[kind]
-    if LLM_ALONE in blocks and kind != LLM_ALONE:
+    results["strategies"] = blocks[setup]
+    if LLM_ALONE in blocks and setup != LLM_ALONE:
         results["llm_alone"] = {"strategies": blocks[LLM_ALONE]}
     # Reads every corpus label: for the report only, never for a decision of the loop.
     results["ceiling"] = {model: ceiling(inputs, model, target) for model in models}

@@ -1,9 +1,9 @@
 """Label issues measured on planted noise (labelloop bench-label-issues).
 
 One run, per seed: draw `n` labeled reviews from the simulation's pool (the corpus labels are the truth), flip a
-fraction of them, judge the noisy labels as backend/quality/label_issues.py does (the served kind's out-of-fold
+fraction of them, judge the noisy labels as backend/quality/label_issues.py does (the served setup's out-of-fold
 probabilities averaged with the LLM's, cleanlab's filter), and score the flags against the flips (precision, recall, F1). Then fit the
-served kind on the clean, the noisy and the cleaned labels (flagged ones dropped) and measure macro-F1 on the
+served setup on the clean, the noisy and the cleaned labels (flagged ones dropped) and measure macro-F1 on the
 simulation's test split: how much of what the noise cost does cleaning win back.
 
 Two kinds of noise: "uniform" (a flipped label becomes any other label, equally likely) and "to_neutral" (class-
@@ -12,9 +12,9 @@ TO_NEUTRAL, the opposite polarity otherwise; a flipped Neutral becomes Positive 
 
 A simulated team (`team`): three annotators label every review with probability COVERAGE each (at least one per
 review); two are careful (ACCURACY_CAREFUL), one careless (ACCURACY_CARELESS), their mistakes uniform. Consensus
-by majority vote against CROWDLAB (cleanlab.multiannotator), whose pred_probs are the served kind's out-of-fold
+by majority vote against CROWDLAB (cleanlab.multiannotator), whose pred_probs are the served setup's out-of-fold
 probabilities on the majority labels; reported: each annotator's CROWDLAB quality (the careless one should rank
-last), each consensus's accuracy against the truth, and the served kind's macro-F1 trained on each.
+last), each consensus's accuracy against the truth, and the served setup's macro-F1 trained on each.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
-from backend.bench.simulation import KIND_RECIPES, Inputs, fit_kind, macro_f1, out_of_fold_kind
+from backend.bench.simulation import SETUPS, Inputs, fit_setup, macro_f1, out_of_fold_setup
 from backend.errors import LabelloopError
 from backend.quality import label_issues
 
@@ -67,24 +67,24 @@ def plant(
     return noisy, flipped
 
 
-def _fit_f1(inputs: Inputs, kind: str, rows: np.ndarray, y: np.ndarray) -> float:
-    pool_v, test_v = inputs.vectors(kind)
-    model = fit_kind(kind, pool_v[rows], inputs.pool_llm[rows], y, inputs.n_labels, split=inputs.split)
+def _fit_f1(inputs: Inputs, setup: str, rows: np.ndarray, y: np.ndarray) -> float:
+    pool_v, test_v = inputs.vectors(setup)
+    model = fit_setup(setup, pool_v[rows], inputs.pool_llm[rows], y, inputs.n_labels, split=inputs.split)
     return macro_f1(inputs.test_y, model.predict_proba(test_v, inputs.test_llm), inputs.n_labels)
 
 
-def _oof(inputs: Inputs, kind: str, rows: np.ndarray, y: np.ndarray) -> np.ndarray:
-    pool_v, _ = inputs.vectors(kind)
-    return out_of_fold_kind(kind, pool_v[rows], inputs.pool_llm[rows], y, inputs.n_labels, split=inputs.split)
+def _oof(inputs: Inputs, setup: str, rows: np.ndarray, y: np.ndarray) -> np.ndarray:
+    pool_v, _ = inputs.vectors(setup)
+    return out_of_fold_setup(setup, pool_v[rows], inputs.pool_llm[rows], y, inputs.n_labels, split=inputs.split)
 
 
-def noise_run(inputs: Inputs, kind: str, n: int, rate: float, mode: str, seed: int) -> dict:
+def noise_run(inputs: Inputs, setup: str, n: int, rate: float, mode: str, seed: int) -> dict:
     """One seed of one noise setting: the flags' precision/recall/F1 and the three macro-F1s."""
     rng = np.random.default_rng(seed)
     rows = rng.choice(len(inputs.pool_y), size=n, replace=False)
     truth = inputs.pool_y[rows]
     noisy, flipped = plant(truth, rate, mode, inputs.labels, rng)
-    issues, _ = label_issues.flag(noisy, label_issues.judging(_oof(inputs, kind, rows, noisy), inputs.pool_llm[rows]))
+    issues, _ = label_issues.flag(noisy, label_issues.judging(_oof(inputs, setup, rows, noisy), inputs.pool_llm[rows]))
     hits = int((issues & flipped).sum())
     precision = hits / issues.sum() if issues.sum() else 0.0
     recall = hits / flipped.sum() if flipped.sum() else 0.0
@@ -96,9 +96,9 @@ def noise_run(inputs: Inputs, kind: str, n: int, rate: float, mode: str, seed: i
         "precision": precision,
         "recall": recall,
         "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
-        "macro_f1_clean": _fit_f1(inputs, kind, rows, truth),
-        "macro_f1_noisy": _fit_f1(inputs, kind, rows, noisy),
-        "macro_f1_cleaned": _fit_f1(inputs, kind, rows[keep], noisy[keep]),
+        "macro_f1_clean": _fit_f1(inputs, setup, rows, truth),
+        "macro_f1_noisy": _fit_f1(inputs, setup, rows, noisy),
+        "macro_f1_cleaned": _fit_f1(inputs, setup, rows[keep], noisy[keep]),
     }
 
 
@@ -129,7 +129,7 @@ def _majority(matrix: np.ndarray, n_labels: int, tie_break: np.ndarray) -> np.nd
     return (counts + 1e-3 * tie_break).argmax(axis=1)  # a tie goes to the label the model finds likelier
 
 
-def team_run(inputs: Inputs, kind: str, n: int, seed: int) -> dict:
+def team_run(inputs: Inputs, setup: str, n: int, seed: int) -> dict:
     """One simulated team of three: CROWDLAB's annotator qualities and both consensuses, against the truth."""
     from cleanlab.multiannotator import get_label_quality_multiannotator
 
@@ -143,7 +143,7 @@ def team_run(inputs: Inputs, kind: str, n: int, seed: int) -> dict:
     seen[~seen.any(axis=1), rng.integers(0, 3)] = True
     given[~seen] = np.nan
     majority = _majority(np.where(seen, given, -1), k, inputs.pool_llm[rows])
-    oof = _oof(inputs, kind, rows, majority)
+    oof = _oof(inputs, setup, rows, majority)
     frame = pd.DataFrame(given, columns=list(TEAM))
     result = get_label_quality_multiannotator(frame, oof, verbose=False)
     crowdlab = result["label_quality"]["consensus_label"].to_numpy().astype(int)
@@ -158,9 +158,9 @@ def team_run(inputs: Inputs, kind: str, n: int, seed: int) -> dict:
             "crowdlab": float((crowdlab == truth).mean()),
         },
         "macro_f1": {
-            "majority": _fit_f1(inputs, kind, rows, majority),
-            "crowdlab": _fit_f1(inputs, kind, rows, crowdlab),
-            "truth": _fit_f1(inputs, kind, rows, truth),
+            "majority": _fit_f1(inputs, setup, rows, majority),
+            "crowdlab": _fit_f1(inputs, setup, rows, crowdlab),
+            "truth": _fit_f1(inputs, setup, rows, truth),
         },
         "consensus_macro_f1_vs_truth": {
             "majority": float(f1_score(truth, majority, average="macro")),
@@ -169,20 +169,20 @@ def team_run(inputs: Inputs, kind: str, n: int, seed: int) -> dict:
     }
 
 
-def bench(inputs: Inputs, kind: str, n: int = 1000, rate: float = 0.1, seeds: Sequence[int] = range(3)) -> dict:
+def bench(inputs: Inputs, setup: str, n: int = 1000, rate: float = 0.1, seeds: Sequence[int] = range(3)) -> dict:
     """Every noise mode and the team, over `seeds`: the results.json of labelloop bench-label-issues."""
-    if kind not in KIND_RECIPES:
-        raise NoiseBenchError(f"unknown model kind {kind!r}; choose from {', '.join(KIND_RECIPES)}")
+    if setup not in SETUPS:
+        raise NoiseBenchError(f"unknown model kind {setup!r}; choose from {', '.join(SETUPS)}")
     if not 0 < rate < 1:
         raise NoiseBenchError(f"the noise rate must lie strictly between 0 and 1, got {rate}")
     if n > len(inputs.pool_y) or n < 50:
         raise NoiseBenchError(f"labels ({n}) must be between 50 and the pool size ({len(inputs.pool_y)})")
     seeds = list(seeds)
-    noise = {mode: summarize([noise_run(inputs, kind, n, rate, mode, s) for s in seeds]) for mode in MODES}
-    teams = [team_run(inputs, kind, n, s) for s in seeds]
+    noise = {mode: summarize([noise_run(inputs, setup, n, rate, mode, s) for s in seeds]) for mode in MODES}
+    teams = [team_run(inputs, setup, n, s) for s in seeds]
     return {
         "config": {
-            "kind": kind,
+            "kind": setup,
             "labels": n,
             "rate": rate,
             "seeds": seeds,

@@ -62,16 +62,16 @@ def features(
 ) -> Features:
     """The items' vectors and LLM answers through the backend's caches (`text`), saved after every chunk."""
     texts = [item["text"] for item in items]
-    kind = text.kind()
-    if kind == MINILM:
+    states = text.features()
+    if states == MINILM:
         raise QuestionLoopError("the simulation reads the LLM's hidden states: LLM_FEATURE_DEPTH must be above 0")
     started = time.perf_counter()
     for start in tqdm(range(0, len(texts), chunk), desc="LLM pass", unit="chunk", disable=not progress):
-        text.vectors(config, texts[start : start + chunk], kind)
+        text.vectors(config, texts[start : start + chunk], states)
         text.save()
     seconds = time.perf_counter() - started
     vectors = {
-        recipes.STATES: text.vectors(config, texts, kind),
+        recipes.STATES: text.vectors(config, texts, states),
         recipes.MINILM: text.vectors(config, texts, MINILM),
     }
     text.save()

@@ -7,16 +7,16 @@ log-probabilities (calibrated on the fly) and, for the pool, the LLM judges' Yes
 (backend/ranking/judge.py). Cache files are named by a hash of the model identity and the prompt, rows by the text's
 SHA-256 (backend/learning/vectors.py), so a re-run only scores texts it has not seen.
 
-The loop (`simulate`), for one model kind, strategy and seed: label `seed_size` random pool items, then repeat
+The loop (`simulate`), for one setup (--kind), strategy and seed: label `seed_size` random pool items, then repeat
 fit → measure macro-F1 on the test split → rank the unlabeled pool with the strategy → label the top `batch`,
-until `budget` labels. The model that ranks is the kind being evaluated (the blend's probabilities feed the
+until `budget` labels. The model that ranks is the setup being evaluated (the blend's probabilities feed the
 blend's uncertainty strategies); "disagreement" and "committee" also read the LLM's calibrated probabilities of
 the pool, which the backend has at serving time as well. The same seed gives every strategy the same seed set, so strategies are compared
 on paired runs.
 
-The summary (`compare`): per kind and strategy, the learning curve (mean and std over seeds), its area (mean
+The summary (`compare`): per setup and strategy, the learning curve (mean and std over seeds), its area (mean
 macro-F1 over the labels axis, trapezoids), and the labels needed to reach TARGET_FRACTION (95%) of the macro-F1 of
-a model of the same kind trained on the whole pool. Rule for `labels_to_target`: the mean over seeds when every
+a model of the same setup trained on the whole pool. Rule for `labels_to_target`: the mean over seeds when every
 seed reaches the target within the budget, else null (a mean over only the seeds that got there would flatter a
 strategy); `labels_to_target_per_seed` and `reached` show the rest.
 """
@@ -60,21 +60,36 @@ def known_strategies() -> tuple[str, ...]:
     return (*strategies.REGISTRY, HYBRID_LLM)
 
 
-# Model kinds: the classifier recipe, and which text vectors it reads (MiniLM embeddings, or the LLM's own hidden
-# state where the answer begins, as the loop serves it: backend/loop/project_loop.py).
-# "llm_state" is what the backend serves: the recipe its labels choose (recipes.choose, AUTO) on the LLM's hidden
-# state; "state_fixed" the one recipe it served before (the state blend at C = 0.03), "llm_refit" the LLM's
-# log-probabilities alone re-weighted, for comparison.
 AUTO = "auto"
-KIND_RECIPES = {
-    "classifier": ("classifier", "embeddings"),
-    "blend": ("blend", "embeddings"),
-    "llm_state": (AUTO, "states"),
-    "state_fixed": ("state_blend", "states"),
-    "llm_refit": ("llm_refit", "embeddings"),  # reads no vectors; "embeddings" so any engine can run it
+EMBEDDINGS, STATES = "embeddings", "states"
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What a simulated project trains (the commands' --kind, the results' "kinds"): one learner
+    (classifier.LEARNERS) over one set of text vectors (MiniLM embeddings, or the LLM's own hidden state where the
+    answer begins, as the loop serves it), or AUTO: the recipe its labels choose (recipes.choose) on the hidden state
+    and MiniLM, as the backend serves it."""
+
+    name: str
+    learner: str  # a classifier.LEARNERS name, or AUTO
+    vectors: str  # EMBEDDINGS or STATES
+
+
+# "llm_state" is what the backend serves; "state_fixed" the one recipe it served before (the state blend at
+# C = 0.03), "llm_refit" the LLM's log-probabilities alone re-weighted, for comparison.
+SETUPS: dict[str, Setup] = {
+    setup.name: setup
+    for setup in (
+        Setup("classifier", "classifier", EMBEDDINGS),
+        Setup("blend", "blend", EMBEDDINGS),
+        Setup("llm_state", AUTO, STATES),
+        Setup("state_fixed", "state_blend", STATES),
+        Setup("llm_refit", "llm_refit", EMBEDDINGS),  # reads no vectors; EMBEDDINGS so any engine can run it
+    )
 }
-KINDS = ("classifier", "blend", "llm_state")  # compared by default; the others on request
-SERVED_KIND = "llm_state"
+DEFAULT_SETUPS = ("classifier", "blend", "llm_state")  # compared by default; the others on request
+SERVED_SETUP = "llm_state"
 CURVE_SIZES = (20, 50, 100, 200, 500, 1000)
 # Learning curves and the strategy comparison use disjoint seeds, so nothing a curve informed is judged on them.
 STRATEGY_SEED_OFFSET = 100
@@ -109,7 +124,7 @@ class Inputs:
     test_features: np.ndarray | None = None
     pool_features: np.ndarray | None = None
     # The LLM under each label-free calibration, as shifts of the served probabilities (calibration.shifts): the
-    # served kind's labels choose among them too, as the backend's do.
+    # served setup's labels choose among them too, as the backend's do.
     shifts: dict[str, tuple[float, ...]] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)  # where the inputs came from, for the results
     # What a trained model reads beside its vectors where it is not the served answers (a cascade: its first model's
@@ -123,7 +138,7 @@ class Inputs:
 
     @property
     def split(self) -> int:
-        """The hidden state's width: where the served kind's side-by-side vectors change to MiniLM's."""
+        """The hidden state's width: where the served setup's side-by-side vectors change to MiniLM's."""
         return 0 if self.pool_h is None else self.pool_h.shape[1]
 
     def read(self) -> tuple[np.ndarray, np.ndarray]:
@@ -132,14 +147,14 @@ class Inputs:
             return self.pool_llm, self.test_llm
         return self.pool_read, self.test_read
 
-    def vectors(self, kind: str) -> tuple[np.ndarray, np.ndarray]:
-        """(pool, test) vectors a model of `kind` reads: the served kind's are the hidden state and the MiniLM
+    def vectors(self, setup: str) -> tuple[np.ndarray, np.ndarray]:
+        """(pool, test) vectors a model of `setup` reads: the served setup's are the hidden state and the MiniLM
         embedding side by side (its candidates read either or both)."""
-        if KIND_RECIPES[kind][1] == "embeddings":
+        if SETUPS[setup].vectors == EMBEDDINGS:
             return self.pool_x, self.test_x
         if self.pool_h is None or self.test_h is None:
-            raise SimulationError(f"kind {kind!r} needs the LLM's hidden states, which this engine does not expose")
-        if KIND_RECIPES[kind][0] == AUTO:
+            raise SimulationError(f"kind {setup!r} needs the LLM's hidden states, which this engine does not expose")
+        if SETUPS[setup].learner == AUTO:
             return np.hstack([self.pool_h, self.pool_x]), np.hstack([self.test_h, self.test_x])
         return self.pool_h, self.test_h
 
@@ -162,7 +177,7 @@ def macro_f1(y_true: np.ndarray, probs: np.ndarray, n_labels: int) -> float:
 
 
 def _sets(vectors: np.ndarray, split: int) -> dict[str, np.ndarray]:
-    # The served kind's vectors are the hidden state and MiniLM side by side (Inputs.vectors), split back here.
+    # The served setup's vectors are the hidden state and MiniLM side by side (Inputs.vectors), split back here.
     return {recipes.STATES: vectors[:, :split], recipes.MINILM: vectors[:, split:]}
 
 
@@ -189,8 +204,8 @@ def _chosen(
     )  # as backend/loop/training.py
 
 
-def fit_kind(
-    kind: str,
+def fit_setup(
+    setup: str,
     vectors: np.ndarray,
     llm: np.ndarray,
     y: np.ndarray,
@@ -200,21 +215,21 @@ def fit_kind(
     split: int = 0,
     shifts: Mapping[str, tuple[float, ...]] | None = None,
 ):
-    """A model of `kind` on these rows, as the backend fits it (AUTO: the recipe the rows' labels choose among the
+    """A model of `setup` on these rows, as the backend fits it (AUTO: the recipe the rows' labels choose among the
     trained ones and the LLM alone under the calibration in `shifts` the labels find likeliest, recipes.likeliest,
     as the backend chooses before any trained model serves; `split` the hidden state's width in Inputs.vectors'
     side-by-side matrix); its predict_proba reads the same vectors."""
-    recipe = KIND_RECIPES[kind][0]
-    if recipe == AUTO:
+    learner = SETUPS[setup].learner
+    if learner == AUTO:
         choice = _chosen(vectors, llm, y, n_labels, seed, split, shifts)
         model = choice.recipe.fit(_sets(vectors, split), llm, y, n_labels, seed=seed)
         return _Reading(model, choice.recipe, split)
-    return classifier.fit(recipe, vectors, llm, y, n_labels, seed=seed)
+    return classifier.fit(learner, vectors, llm, y, n_labels, seed=seed)
 
 
 @dataclass
 class _Reading:
-    """A chosen model fed the columns its recipe reads out of the served kind's side-by-side vectors."""
+    """A chosen model fed the columns its recipe reads out of the served setup's side-by-side vectors."""
 
     model: Any
     recipe: recipes.Recipe
@@ -224,8 +239,8 @@ class _Reading:
         return self.model.predict_proba(recipes.recipe_vectors(self.recipe, _sets(vectors, self.split)), llm)
 
 
-def out_of_fold_kind(
-    kind: str,
+def out_of_fold_setup(
+    setup: str,
     vectors: np.ndarray,
     llm: np.ndarray,
     y: np.ndarray,
@@ -235,30 +250,30 @@ def out_of_fold_kind(
     split: int = 0,
     shifts: Mapping[str, tuple[float, ...]] | None = None,
 ) -> np.ndarray:
-    """Out-of-fold probabilities of a model of `kind` (AUTO: of the recipe chosen on all these rows, as the backend's
+    """Out-of-fold probabilities of a model of `setup` (AUTO: of the recipe chosen on all these rows, as the backend's
     promotion gate reads them)."""
-    recipe = KIND_RECIPES[kind][0]
-    if recipe == AUTO:
+    learner = SETUPS[setup].learner
+    if learner == AUTO:
         return _chosen(vectors, llm, y, n_labels, seed, split, shifts).oof
-    return classifier.out_of_fold(recipe, vectors, llm, y, n_labels, seed=seed)
+    return classifier.out_of_fold(learner, vectors, llm, y, n_labels, seed=seed)
 
 
-def reads_llm(kind: str) -> bool:
-    recipe = KIND_RECIPES[kind][0]
-    return recipe == AUTO or classifier.is_blend(recipe)
+def reads_llm(setup: str) -> bool:
+    learner = SETUPS[setup].learner
+    return learner == AUTO or classifier.is_blend(learner)
 
 
 def _fit_predict(
-    inputs: Inputs, kind: str, labeled: np.ndarray, seed: int
+    inputs: Inputs, setup: str, labeled: np.ndarray, seed: int
 ) -> tuple[np.ndarray, np.ndarray, str | None]:
-    """(pool probabilities, test probabilities) of a model of `kind` trained on the labeled pool rows, and the recipe
+    """(pool probabilities, test probabilities) of a model of `setup` trained on the labeled pool rows, and the recipe
     its labels chose (AUTO; "llm" when too few labels left the LLM serving; None for a fixed recipe)."""
-    pool_v, test_v = inputs.vectors(kind)
+    pool_v, test_v = inputs.vectors(setup)
     pool_read, test_read = inputs.read()
-    auto = KIND_RECIPES[kind][0] == AUTO
+    auto = SETUPS[setup].learner == AUTO
     try:
-        model = fit_kind(
-            kind,
+        model = fit_setup(
+            setup,
             pool_v[labeled],
             pool_read[labeled],
             inputs.pool_y[labeled],
@@ -272,7 +287,7 @@ def _fit_predict(
     except classifier.TrainingError:
         # Too few labels of too few classes to fit: a blend serves the LLM alone (as the backend does); the
         # classifier knows nothing but the label counts, so it predicts their (smoothed) shares everywhere.
-        if reads_llm(kind):
+        if reads_llm(setup):
             return inputs.pool_llm, inputs.test_llm, "llm" if auto else None
         prior = np.bincount(inputs.pool_y[labeled], minlength=inputs.n_labels) + 1.0
         prior /= prior.sum()
@@ -329,7 +344,7 @@ def check_strategies(names: Sequence[str]) -> None:
         raise SimulationError("no strategy given")
 
 
-def simulate(inputs: Inputs, kind: str, strategy: str, seed: int, seed_size: int, batch: int, budget: int) -> Run:
+def simulate(inputs: Inputs, setup: str, strategy: str, seed: int, seed_size: int, batch: int, budget: int) -> Run:
     """One annotation run (see the module docstring); deterministic for a given seed."""
     n_pool = len(inputs.pool_y)
     check_settings(n_pool, seed_size, batch, budget)
@@ -342,7 +357,7 @@ def simulate(inputs: Inputs, kind: str, strategy: str, seed: int, seed_size: int
     points, scores = [], []
     while True:
         labeled = np.array(order, dtype=np.int64)
-        pool_probs, test_probs, _ = _fit_predict(inputs, kind, labeled, seed)
+        pool_probs, test_probs, _ = _fit_predict(inputs, setup, labeled, seed)
         points.append(len(order))
         scores.append(macro_f1(inputs.test_y, test_probs, inputs.n_labels))
         if len(order) >= budget:
@@ -366,12 +381,12 @@ def labels_to_target(labels: Sequence[int], f1: Sequence[float], target: float) 
     return int(labels[hits[0]]) if hits.size else None
 
 
-def full_pool_f1(inputs: Inputs, kind: str, seed: int = 0) -> float:
-    """Macro-F1 on the test split of a model of `kind` trained on every pool item."""
-    pool_v, test_v = inputs.vectors(kind)
+def full_pool_f1(inputs: Inputs, setup: str, seed: int = 0) -> float:
+    """Macro-F1 on the test split of a model of `setup` trained on every pool item."""
+    pool_v, test_v = inputs.vectors(setup)
     pool_read, test_read = inputs.read()
-    model = fit_kind(
-        kind,
+    model = fit_setup(
+        setup,
         pool_v,
         pool_read,
         inputs.pool_y,
@@ -384,20 +399,20 @@ def full_pool_f1(inputs: Inputs, kind: str, seed: int = 0) -> float:
 
 
 def learning_curve(
-    inputs: Inputs, kind: str, seeds: Sequence[int], sizes: Sequence[int] = CURVE_SIZES, chosen: dict | None = None
+    inputs: Inputs, setup: str, seeds: Sequence[int], sizes: Sequence[int] = CURVE_SIZES, chosen: dict | None = None
 ) -> dict[str, float]:
-    """{labels: mean macro-F1 on the test split over seeds} for `kind` trained on that many random pool items
-    (sizes above the pool are left out); kind "llm" is the LLM alone, the same at every size. `chosen`, if given,
-    collects {labels: {recipe: seeds}}: what the labels chose, for a kind that chooses (AUTO)."""
+    """{labels: mean macro-F1 on the test split over seeds} for `setup` trained on that many random pool items
+    (sizes above the pool are left out); setup "llm" is the LLM alone, the same at every size. `chosen`, if given,
+    collects {labels: {recipe: seeds}}: what the labels chose, for a setup that chooses (AUTO)."""
     curve = {}
     for size in (s for s in sizes if s <= len(inputs.pool_y)):
         scores = []
         for seed in seeds:
-            if kind == "llm":
+            if setup == "llm":
                 scores.append(macro_f1(inputs.test_y, inputs.test_llm, inputs.n_labels))
                 continue
             labeled = np.random.default_rng(seed).choice(len(inputs.pool_y), size, replace=False)
-            _, test_probs, recipe = _fit_predict(inputs, kind, labeled, seed)
+            _, test_probs, recipe = _fit_predict(inputs, setup, labeled, seed)
             scores.append(macro_f1(inputs.test_y, test_probs, inputs.n_labels))
             if chosen is not None and recipe is not None:
                 counts = chosen.setdefault(str(size), {})
@@ -431,20 +446,20 @@ def _summary(runs: list[Run], target: float) -> dict:
 def compare(
     inputs: Inputs,
     strategy_names: Sequence[str] | None = None,
-    kinds: Sequence[str] = KINDS,
+    setups: Sequence[str] = DEFAULT_SETUPS,
     seeds: Sequence[int] = range(5),
     seed_size: int = 20,
     batch: int = 20,
     budget: int = 400,
     progress: bool = True,
 ) -> dict:
-    """Every kind's learning curve on random labels (seeds `seeds`), and every (kind, strategy) run on seeds offset
+    """Every setup's learning curve on random labels (seeds `seeds`), and every (setup, strategy) run on seeds offset
     by STRATEGY_SEED_OFFSET, summarised as the results.json the script writes; `strategy_names` None: all."""
     strategy_names = known_strategies() if strategy_names is None else strategy_names
     check_strategies(strategy_names)
-    bad = [k for k in kinds if k not in KIND_RECIPES]
-    if bad or not kinds:
-        raise SimulationError(f"unknown model kind {', '.join(bad) or '(none)'}; choose from {', '.join(KIND_RECIPES)}")
+    bad = [k for k in setups if k not in SETUPS]
+    if bad or not setups:
+        raise SimulationError(f"unknown model kind {', '.join(bad) or '(none)'}; choose from {', '.join(SETUPS)}")
     seeds = list(seeds)
     if not seeds:
         raise SimulationError("no seed given")
@@ -462,7 +477,7 @@ def compare(
             "batch": batch,
             "budget": budget,
             "strategies": list(strategy_names),
-            "kinds": list(kinds),
+            "kinds": list(setups),
             "target_fraction": TARGET_FRACTION,
             "labels_to_target_rule": LABELS_TO_TARGET_RULE,
             "hybrid_weights": dict(strategies.DEFAULT_HYBRID_WEIGHTS),
@@ -479,28 +494,30 @@ def compare(
             "resemblance": inputs.info.get("resemblance"),
             "lexicon_macro_f1": inputs.info.get("lexicon_macro_f1"),
         },
-        "served_kind": SERVED_KIND if SERVED_KIND in kinds else None,
+        "served_kind": SERVED_SETUP if SERVED_SETUP in setups else None,
         "kinds": {"llm": {"macro_f1_at": learning_curve(inputs, "llm", seeds)}},
     }
-    bar = tqdm(total=len(kinds) * len(strategy_names) * len(seeds), desc="simulating", unit="run", disable=not progress)
-    for kind in kinds:
+    bar = tqdm(
+        total=len(setups) * len(strategy_names) * len(seeds), desc="simulating", unit="run", disable=not progress
+    )
+    for setup in setups:
         chosen: dict[str, dict[str, int]] = {}
-        curve = learning_curve(inputs, kind, seeds, chosen=chosen)
-        full = full_pool_f1(inputs, kind)
+        curve = learning_curve(inputs, setup, seeds, chosen=chosen)
+        full = full_pool_f1(inputs, setup)
         target = TARGET_FRACTION * full
         by_strategy = {}
         for name in strategy_names:
             runs = []
             for seed in strategy_seeds:
-                bar.set_postfix_str(f"{kind} {name} seed {seed}")
-                runs.append(simulate(inputs, kind, name, seed, seed_size, batch, budget))
+                bar.set_postfix_str(f"{setup} {name} seed {seed}")
+                runs.append(simulate(inputs, setup, name, seed, seed_size, batch, budget))
                 bar.update()
             by_strategy[name] = _summary(runs, target)
         base = by_strategy.get("random", {}).get("labels_to_target")
         for summary in by_strategy.values():
             mine = summary["labels_to_target"]
             summary["ratio_to_random"] = mine / base if mine is not None and base else None
-        results["kinds"][kind] = {
+        results["kinds"][setup] = {
             "macro_f1_at": curve,
             **({"chosen_at": chosen} if chosen else {}),
             "full_pool_macro_f1": full,
@@ -540,19 +557,19 @@ def table(results: dict) -> str:
     ]
     sizes = list(results["kinds"]["llm"]["macro_f1_at"])
     lines.append(f"  {'kind':12}" + "".join(f"{n:>8}" for n in sizes))
-    for kind, block in results["kinds"].items():
-        lines.append(f"  {kind:12}" + "".join(f"{block['macro_f1_at'][n]:8.3f}" for n in sizes))
-    for kind, block in results["kinds"].items():
+    for setup, block in results["kinds"].items():
+        lines.append(f"  {setup:12}" + "".join(f"{block['macro_f1_at'][n]:8.3f}" for n in sizes))
+    for setup, block in results["kinds"].items():
         for n, counts in block.get("chosen_at", {}).items():
             picks = ", ".join(f"{recipe} {seeds}" for recipe, seeds in sorted(counts.items(), key=lambda kv: -kv[1]))
-            lines.append(f"  {kind} after {n} labels chose: {picks}")
-    for kind, block in results["kinds"].items():
+            lines.append(f"  {setup} after {n} labels chose: {picks}")
+    for setup, block in results["kinds"].items():
         if "strategies" not in block:
             continue
         pct = round(100 * cfg["target_fraction"])
         lines += [
             "",
-            f"{kind}: full pool macro-F1 {block['full_pool_macro_f1']:.3f}, target ({pct}%) {block['target']:.3f}",
+            f"{setup}: full pool macro-F1 {block['full_pool_macro_f1']:.3f}, target ({pct}%) {block['target']:.3f}",
             f"  {'strategy':18} {'auc':>13} {'final F1':>9} {f'labels to {pct}%':>15} {'reached':>8} {'vs random':>10}",
         ]
         for name, s in block["strategies"].items():
@@ -573,19 +590,19 @@ def plot(results: dict, path: str | Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    kinds = [k for k, block in results["kinds"].items() if "strategies" in block]
-    fig, axes = plt.subplots(1, len(kinds) + 1, figsize=(7 * (len(kinds) + 1), 5.5), sharey=True, squeeze=False)
+    setups = [k for k, block in results["kinds"].items() if "strategies" in block]
+    fig, axes = plt.subplots(1, len(setups) + 1, figsize=(7 * (len(setups) + 1), 5.5), sharey=True, squeeze=False)
     names = results["config"]["strategies"]
     curves = axes[0][0]
-    for kind, block in results["kinds"].items():
+    for setup, block in results["kinds"].items():
         sizes = [int(n) for n in block["macro_f1_at"]]
-        served = kind == results.get("served_kind")
+        served = setup == results.get("served_kind")
         curves.plot(
             sizes,
             list(block["macro_f1_at"].values()),
             "o-",
             lw=2.5 if served else 1.3,
-            label=f"{kind} (served)" if served else kind,
+            label=f"{setup} (served)" if served else setup,
         )
     curves.set_xscale("log")
     curves.set_title("each kind on random labels")
@@ -594,8 +611,8 @@ def plot(results: dict, path: str | Path) -> None:
     curves.legend(fontsize=8, loc="lower right")
     # tab10 without its grey, which the target line uses; random is black
     palette = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 7]
-    for ax, kind in zip(axes[0][1:], kinds):
-        block = results["kinds"][kind]
+    for ax, setup in zip(axes[0][1:], setups):
+        block = results["kinds"][setup]
         for i, name in enumerate(names):
             c = block["strategies"][name]["curve"]
             x, m, s = np.array(c["labels"]), np.array(c["mean"]), np.array(c["std"])
@@ -612,7 +629,7 @@ def plot(results: dict, path: str | Path) -> None:
             lw=1.2,
             label=f"LLM alone ({results['llm_alone_macro_f1']:.3f})",
         )
-        ax.set_title(f"{kind}: full pool {block['full_pool_macro_f1']:.3f}, target {block['target']:.3f}")
+        ax.set_title(f"{setup}: full pool {block['full_pool_macro_f1']:.3f}, target {block['target']:.3f}")
         ax.set_xlabel("labeled pool items")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("macro-F1 on the test split")

@@ -49,8 +49,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--first-seed", type=int, default=3, help="first seed (default %(default)s)")
     parser.add_argument(
         "--kind",
-        default=simulation.SERVED_KIND,
-        help=f"model kind, from: {', '.join(simulation.KIND_RECIPES)} (default: the served %(default)s)",
+        default=simulation.SERVED_SETUP,
+        help=f"model kind, from: {', '.join(simulation.SETUPS)} (default: the served %(default)s)",
     )
     parser.add_argument(
         "--test-size",
@@ -84,9 +84,9 @@ def main(argv=None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.kind not in simulation.KIND_RECIPES:
+    if args.kind not in simulation.SETUPS:
         raise simulation.SimulationError(
-            f"unknown model kind {args.kind!r}; choose from {', '.join(simulation.KIND_RECIPES)}"
+            f"unknown model kind {args.kind!r}; choose from {', '.join(simulation.SETUPS)}"
         )
     if args.labels > args.pool:
         raise noise_bench.NoiseBenchError(f"--labels {args.labels} exceeds --pool {args.pool}")

@@ -14,7 +14,7 @@ In one run, on this machine, for each model of --models (default: the 0.5B and t
   3. accuracy, macro-F1, Cohen's κ, Positive-vs-Negative accuracy (where those are labels) and per-label F1 on the
      fixed stratified test sample without calibration, with contextual calibration and with the fitted one
      (labelloop calibrate, which fits one on a team's file too);
-  4. the loop's learning curve: the served kind (the model's hidden state + its probabilities) after 100 and 500
+  4. the loop's learning curve: the served setup (the model's hidden state + its probabilities) after 100 and 500
      random labels from a pool disjoint from the test sample (mean of 3 draws);
 and, for the first model, the same prompt answering in free text one task at a time (the ratio to /predict).
 Figures are printed as a table and written to --out as JSON.
@@ -193,11 +193,11 @@ def model_phase(model: str, test, config: str, parsed, args, free_text: int, sou
         results["accuracy"][name] = {**evaluation.report(truth, pred, parsed.labels), "polar_accuracy": polar}
 
     results["learning_curve"] = {
-        "kind": simulation.SERVED_KIND,
+        "kind": simulation.SERVED_SETUP,
         "pool": args.pool,
         "seeds": list(CURVE_SEEDS),
         "zero_shot": simulation.macro_f1(inputs.test_y, inputs.test_llm, inputs.n_labels),
-        "macro_f1_at": simulation.learning_curve(inputs, simulation.SERVED_KIND, CURVE_SEEDS, CURVE_SIZES),
+        "macro_f1_at": simulation.learning_curve(inputs, simulation.SERVED_SETUP, CURVE_SEEDS, CURVE_SIZES),
     }
     del predictor
     return results
@@ -236,7 +236,7 @@ def print_tables(results: dict) -> None:
     print(
         f"\n{'model':16} {'zero-shot':>9}"
         + "".join(f"{'after ' + str(n):>11}" for n in CURVE_SIZES)
-        + "   (served kind, macro-F1, random labels)"
+        + "   (served setup, macro-F1, random labels)"
     )
     for m in results["models"]:
         c = m["learning_curve"]

@@ -65,8 +65,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--kinds",
         type=names,
-        default=list(simulation.KINDS),
-        help=f"comma-separated model kinds, from: {', '.join(simulation.KIND_RECIPES)} (default: %(default)s)",
+        default=list(simulation.DEFAULT_SETUPS),
+        help=f"comma-separated model kinds, from: {', '.join(simulation.SETUPS)} (default: %(default)s)",
     )
     parser.add_argument(
         "--budget", type=positive_int, help="labels per run, seed set included (default: two thirds of the pool)"
@@ -112,10 +112,10 @@ def check(args: argparse.Namespace) -> None:
     """Everything that can be checked before the model loads (the data file is read and split here);
     SimulationError/OSError/CorpusError/DataError say what is wrong."""
     simulation.check_strategies(args.strategies)
-    bad = [k for k in args.kinds if k not in simulation.KIND_RECIPES]
+    bad = [k for k in args.kinds if k not in simulation.SETUPS]
     if bad or not args.kinds:
         raise simulation.SimulationError(
-            f"unknown model kind {', '.join(bad) or '(none)'}; choose from {', '.join(simulation.KIND_RECIPES)}"
+            f"unknown model kind {', '.join(bad) or '(none)'}; choose from {', '.join(simulation.SETUPS)}"
         )
     args.source = data_source(args, args.pool, args.test_size)
     if args.source is None and args.test_size > evaluation.TEST_SIZE:

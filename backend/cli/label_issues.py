@@ -248,7 +248,7 @@ def run(args: argparse.Namespace) -> int:
                 rows[q.from_name],
                 q.labels,
                 scorer(q.from_name),
-                loop.text.recipe,
+                loop.text.learner,
                 confirmed.get(q.from_name),
                 multiple=q.multiple,
             )

@@ -86,8 +86,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--kind",
-        default=simulation.SERVED_KIND,
-        help=f"model kind, from: {', '.join(simulation.KIND_RECIPES)}, or "
+        default=simulation.SERVED_SETUP,
+        help=f"model kind, from: {', '.join(simulation.SETUPS)}, or "
         f"{finish_simulation.LLM_ALONE} (the LLM alone) (default: the served %(default)s)",
     )
     parser.add_argument(
@@ -156,7 +156,7 @@ def check(args: argparse.Namespace) -> None:
     FinishSimulationError/SimulationError/OSError/CorpusError/DataError say what is wrong. Sets args.runs: per
     pool, its batch, budget and data source."""
     simulation.check_strategies(args.strategies)
-    finish_simulation.check_kind(args.kind)
+    finish_simulation.check_setup(args.kind)
     args.runs = {}
     for pool in args.pools or [args.pool]:
         batch = args.batch or finish_simulation.batch_for(pool)
@@ -219,7 +219,7 @@ def simulate(args: argparse.Namespace, pool: int, batch: int, budget: int, sourc
         range(args.seeds),
         target=args.target,
         level=args.level,
-        kind=args.kind,
+        setup=args.kind,
         seed_size=args.seed_size,
         batch=batch,
         patience=args.patience,

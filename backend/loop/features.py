@@ -36,22 +36,22 @@ class TextFeatures:
             self._caches[name] = VectorCache(self.settings.data_dir / "cache" / f"{name}.npz")
         return self._caches[name]
 
-    def kind(self) -> str:
+    def features(self) -> str:
         """The text vectors a new model is trained on: "llm-layer-<n>", or MINILM."""
         depth = self._predictor().depth
         layer = round(self.settings.llm_feature_depth * depth)
         return f"llm-layer-{layer}" if layer >= 1 else MINILM
 
     @staticmethod
-    def recipe(kind: str) -> str:
-        """The fixed classifier recipe for a kind of text vectors (backend/learning/classifier.py), for the tools that do
-        not choose one per project (finishing, label issues)."""
-        return "blend" if kind == MINILM else "state_blend"
+    def learner(features: str) -> str:
+        """The fixed learner (classifier.LEARNERS) for these text vectors, for the tools that do not choose a recipe
+        per project (finishing, label issues)."""
+        return "blend" if features == MINILM else "state_blend"
 
     @staticmethod
-    def candidates(kind: str) -> tuple[recipes.Recipe, ...]:
-        """The trained recipes a project's labels choose among for a kind of text vectors (recipes.choose)."""
-        return recipes.candidates(recipes.MINILM if kind == MINILM else recipes.STATES)
+    def candidates(features: str) -> tuple[recipes.Recipe, ...]:
+        """The trained recipes a project's labels choose among for these text vectors (recipes.choose)."""
+        return recipes.candidates(recipes.MINILM if features == MINILM else recipes.STATES)
 
     def shifts(self, config: Config | Schema, pool: PoolCalibration | None) -> dict[str, tuple[float, ...]]:
         """The LLM under each label-free calibration measured on the pool, as shifts of the served answers, the served
@@ -59,19 +59,19 @@ class TextFeatures:
         return self._predictor().shifts(as_config(config), pool)
 
     def vector_sets(
-        self, config: Config | Schema, texts: Sequence[str], kind: str, pool: PoolCalibration | None = None
+        self, config: Config | Schema, texts: Sequence[str], features: str, pool: PoolCalibration | None = None
     ) -> dict[str, np.ndarray]:
         """{recipes.STATES: the hidden states, recipes.MINILM: the embeddings}, as the candidates read them."""
         out = {recipes.MINILM: self.vectors(config, texts, MINILM)}
-        if kind != MINILM:
-            out[recipes.STATES] = self.vectors(config, texts, kind, pool)
+        if features != MINILM:
+            out[recipes.STATES] = self.vectors(config, texts, features, pool)
         return out
 
     @staticmethod
-    def kind_of(recipe: recipes.Recipe, kind: str) -> str:
-        """The vectors name a model of `recipe` is served with (TrainedModel.features): `kind` for the hidden state,
+    def features_of(recipe: recipes.Recipe, features: str) -> str:
+        """The vectors name a model of `recipe` is served with (TrainedModel.features): `features` for the hidden state,
         MINILM, or both joined by "+" for a mixed model."""
-        names = {recipes.STATES: kind, recipes.MINILM: MINILM}
+        names = {recipes.STATES: features, recipes.MINILM: MINILM}
         return "+".join(names[r] for r in recipe.reads)  # "" for a recipe that reads no vectors
 
     def llm_version(self, config: Config | Schema, pool: PoolCalibration | None = None) -> str:
@@ -127,19 +127,19 @@ class TextFeatures:
         return answers[config.primary.from_name], version
 
     def vectors(
-        self, config: Config | Schema, texts: Sequence[str], kind: str, pool: PoolCalibration | None = None
+        self, config: Config | Schema, texts: Sequence[str], features: str, pool: PoolCalibration | None = None
     ) -> np.ndarray:
-        """The texts' vectors of `kind`, cached per text. A hidden state comes from the pass that scores the text, so
+        """The texts' vectors of `features`, cached per text. A hidden state comes from the pass that scores the text, so
         the LLM's probabilities are cached with it and a following llm_probs() costs a lookup. Kind "": no vectors
         (a recalibrated LLM reads none)."""
-        if not kind:
+        if not features:
             return np.zeros((len(texts), 0), dtype=np.float32)
-        if kind == MINILM:
+        if features == MINILM:
             return self.embedder.encode(texts)
-        if "+" in kind:  # a mixed model's vectors, side by side (classifier.Mixed)
-            return np.hstack([self.vectors(config, texts, part, pool) for part in kind.split("+")])
+        if "+" in features:  # a mixed model's vectors, side by side (classifier.Mixed)
+            return np.hstack([self.vectors(config, texts, part, pool) for part in features.split("+")])
         config = as_config(config)
-        layer = int(kind.rsplit("-", 1)[1])
+        layer = int(features.rsplit("-", 1)[1])
         predictor = self._predictor()
         version = predictor.first_version(config, pool)  # the states' pass
 

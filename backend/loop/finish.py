@@ -26,7 +26,7 @@ only on tasks nobody has annotated, in bulk (write_labels), and keeps Label Stud
 again: nothing is written twice, a model label a person has since annotated beside (or that fell below a new
 threshold) is taken back, a changed one is replaced. `undo` removes every model annotation no person has saved since, and the audit's tab.
 
-Several questions. Each question of the config is routed on its own: its model (the served kind fitted on that
+Several questions. Each question of the config is routed on its own: its model (the backend's learner fitted on that
 question's answers, a multi-label one as one regression per label, as training fits it), its confidence per task,
 its region, audit sample, fixed-sequence test and threshold. A multi-label question's answer is the set: its
 confidence is the least sure of its labels' yes/no decisions, min over labels of max(p, 1 - p), so the model answers
@@ -104,7 +104,7 @@ class FinishError(LabelloopError, RuntimeError):
 class TaskState:
     id: int
     text: str | None
-    kind: str | None  # "gold", "synthetic", or None for a task of the dataset
+    origin: str | None  # "gold", "synthetic", or None for a task of the dataset
     # The model's annotations: (id, the answers it holds by question from_name; see held_answers).
     ours: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     others: int = 0  # any other annotation: a person's (skipped ones too), or a model label a person saved since
@@ -144,12 +144,12 @@ def read_states(
     for task in tasks:
         data = task.data if isinstance(task.data, dict) else {}
         text = questions[0].text_of(data) if questions else None
-        kind = None
+        origin = None
         if is_synthetic(task):
-            kind = "synthetic"
+            origin = "synthetic"
         elif gold_set is not None and isinstance(text, str) and gold_set.is_gold(text):
-            kind = "gold"
-        state = TaskState(task.id, text if isinstance(text, str) else None, kind)
+            origin = "gold"
+        state = TaskState(task.id, text if isinstance(text, str) else None, origin)
         for annotation in task.annotations or []:
             number = field_of(annotation, "id")
             if model_labels.is_model_annotation(annotation):
@@ -201,12 +201,12 @@ def check_target(target: float, level: float) -> None:
 class Scores:
     """What the backend computes for texts (score_questions)."""
 
-    vectors: np.ndarray  # what a trained model of the backend's kind reads
+    vectors: np.ndarray  # what the backend's learner reads (TextFeatures.features)
     llm: dict[str, np.ndarray]  # from_name -> the LLM's served probabilities
     read: dict[
         str, np.ndarray
     ]  # from_name -> the LLM's probabilities a trained model reads (a cascade's first model's)
-    info: dict  # the LLM's version and the vectors' kind, for the plan
+    info: dict  # the LLM's version and the vectors' name, for the plan
 
 
 def score_questions(
@@ -214,7 +214,7 @@ def score_questions(
 ) -> Scores:
     """The texts' vectors and every question's calibrated LLM probabilities, as the backend computes them (cached on
     disk), with the project's own calibration where the backend measured one in a shared DATA_DIR."""
-    features = loop.text.kind()
+    features = loop.text.features()
     pool = loop.pool(project)
     parts = []
     with tqdm(total=len(texts), unit="task", desc="score", disable=not progress or not texts) as bar:
@@ -263,7 +263,7 @@ class _Route:
         return self.question.multiple
 
 
-def _fit(route: _Route, kind: str, scores: Scores, rows: dict[int, int], rest: list[int]) -> None:
+def _fit(route: _Route, learner: str, scores: Scores, rows: dict[int, int], rest: list[int]) -> None:
     """The question's model fitted on its `train` tasks: its out-of-fold probabilities on them and its probabilities
     on `rest` (the audit's, then the open tasks). With too few labels for a fit, the LLM alone: it never trained on
     the labels, so its probabilities on them are held out already."""
@@ -272,10 +272,10 @@ def _fit(route: _Route, kind: str, scores: Scores, rows: dict[int, int], rest: l
     others = [rows[i] for i in rest]
     vectors, read, llm = scores.vectors, scores.read[route.question.from_name], scores.llm[route.question.from_name]
     try:
-        route.heldout = classifier.out_of_fold(kind, vectors[train], read[train], route.y, n)
-        fitted = classifier.fit(kind, vectors[train], read[train], route.y, n)
+        route.heldout = classifier.out_of_fold(learner, vectors[train], read[train], route.y, n)
+        fitted = classifier.fit(learner, vectors[train], read[train], route.y, n)
         probs = fitted.predict_proba(vectors[others], read[others]) if others else np.zeros((0, n))
-        route.model.update(kind=kind, trained_on=len(train))
+        route.model.update(kind=learner, trained_on=len(train))  # "kind": the plan's key since format 1
     except classifier.TrainingError as e:
         route.model["fallback"] = f"the LLM alone: {e}"
         route.heldout, probs = llm[train], llm[others]
@@ -342,8 +342,8 @@ def build(
         text = pool.get(task_id)
         if task_id in answers:
             source[task_id] = "human"
-        elif state.kind:
-            source[task_id] = state.kind
+        elif state.origin:
+            source[task_id] = state.origin
         elif not isinstance(text, str) or not text.strip():
             source[task_id] = "unreadable"
         else:
@@ -378,12 +378,12 @@ def build(
     if scored:
         scores = score_questions(loop, config, [text_of[i] for i in scored], progress, str(project_id))
         info = scores.info
-        kind = loop.text.recipe(info["features"])  # the kind of model the backend trains on these vectors
+        learner = loop.text.learner(info["features"])  # what the backend trains on these vectors
     for r in routes.values():
         r.y = r.question.targets([r.human[i] for i in r.train])
         r.model = {"kind": "llm", "trained_on": 0, "fallback": None, **info}
         if scored:
-            _fit(r, kind, scores, rows, r.audited + open_ids)
+            _fit(r, learner, scores, rows, r.audited + open_ids)
         else:
             n = len(r.question.labels)
             r.heldout = r.audit_probs = r.open_probs = np.zeros((0, n))
@@ -425,13 +425,13 @@ def build(
     regions = {name: set(r.plan.region) if r.plan else set() for name, r in routes.items()}
     out = []
     for task_id in sorted(states):
-        kind = source[task_id]
+        origin = source[task_id]
         per: dict[str, dict] = {}
         for name, r in routes.items():
-            entry: dict[str, Any] = {"source": kind, "label": r.human.get(task_id)}
-            if kind == "human" and task_id not in r.human:
+            entry: dict[str, Any] = {"source": origin, "label": r.human.get(task_id)}
+            if origin == "human" and task_id not in r.human:
                 entry["source"] = "needs_person"  # a person annotated the task and left this question out
-            elif kind == "open":
+            elif origin == "open":
                 at = position[task_id]
                 p = round(float(r.open_conf[at]), 6)
                 guess = r.question.answer(r.open_probs[at])
@@ -444,8 +444,8 @@ def build(
                     entry.update(source="needs_person", guess=guess, probability=p)
             per[name] = entry
         head = per[first.from_name]
-        row: dict[str, Any] = {"id": task_id, "source": kind, "label": head["label"]}
-        if kind == "open":
+        row: dict[str, Any] = {"id": task_id, "source": origin, "label": head["label"]}
+        if origin == "open":
             mine = {e["source"] for e in per.values()}
             row["source"] = "audit" if task_id in drawn else "model" if mine == {"model"} else "needs_person"
             row.update({key: head[key] for key in ("guess", "probability") if key in head})
@@ -491,7 +491,7 @@ def build(
 def _summary(route: _Route, rows: list[dict], region: set[int], unchosen: routing.Threshold) -> dict:
     """A question's part of the dataset: its model, threshold, audit and counts, and the share people label."""
     name = route.question.from_name
-    counts = {kind: sum(1 for r in rows if r["questions"][name]["source"] == kind) for kind in SOURCES}
+    counts = {source: sum(1 for r in rows if r["questions"][name]["source"] == source) for source in SOURCES}
     people = counts["human"] + counts["audit"] + counts["needs_person"]
     plan = route.plan
     return {

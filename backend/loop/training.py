@@ -158,7 +158,7 @@ def run(gate: Gateway, project: str, started: float) -> tuple[dict, bool]:
     config = gate.project_config(client, project)
     labeled, stats = fetch_labels(gate, client, project, config)
     fetched = time.perf_counter()
-    features = text.kind()
+    features = text.features()
     record: dict[str, Any] = {
         "labels": len(labeled),
         "stats": stats,
@@ -266,7 +266,7 @@ def _question(
     if gate.settings.consensus == "crowdlab" and not question.multiple and first:  # the votes are the first's
         emb = own.get(recipes.STATES, own[recipes.MINILM])  # what the fixed recipe reads (crowdlab)
         y, record["consensus"] = label_issues.crowdlab_labels(
-            [labeled[i].votes for i in rows], y, question.labels, gate.text.recipe(features), emb, llm
+            [labeled[i].votes for i in rows], y, question.labels, gate.text.learner(features), emb, llm
         )
     # The LLM under the label-free calibration the labels find likeliest competes with the trained recipes (listed
     # first: a tie keeps it). Where no trained model serves yet it is the incumbent the gate compares with, so a
@@ -309,7 +309,7 @@ def _question(
         stamp.llm_version,
         choice.recipe.fit(own, llm, y, len(question.labels)),
         heldout={int(i): (_code(a), _code(b)) for i, a, b in zip(ids, y, candidate_guess)},
-        features=gate.text.kind_of(choice.recipe, features),
+        features=gate.text.features_of(choice.recipe, features),
         question=question.from_name,
         score=round(candidate_f1, 4),
     )

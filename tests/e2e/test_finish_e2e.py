@@ -57,18 +57,18 @@ def test_finish_plan_audit_test_apply_twice_and_undo(label_studio, tmp_path, mon
     annotator.annotations.create(id=gold_id, result=result("Positive"))
     people_before = {a["id"] for anns in annotations_of(admin, project).values() for a in anns}
     loop = finish.make_loop(Settings(data_dir=tmp_path / "data"), tiny_predictor)
-    kind = loop.text.recipe(loop.text.kind())  # the recipe the backend trains on these vectors
+    learner = loop.text.learner(loop.text.features())  # what the backend trains on these vectors
 
     def fitted(train, others):
         """The model build fits on `train` task ids: out-of-fold probabilities on them, probabilities on `others`."""
 
         def features(ids):
             texts = [tasks[i] for i in ids]
-            return loop.text.vectors(SCHEMA, texts, loop.text.kind()), loop.text.llm_probs(SCHEMA, texts)[0]
+            return loop.text.vectors(SCHEMA, texts, loop.text.features()), loop.text.llm_probs(SCHEMA, texts)[0]
 
         (v, llm), y = features(train), np.array([SCHEMA.labels.index(truth[tasks[i]]) for i in train])
-        model = classifier.fit(kind, v, llm, y, 3)
-        return classifier.out_of_fold(kind, v, llm, y, 3), y, model.predict_proba(*features(others))
+        model = classifier.fit(learner, v, llm, y, 3)
+        return classifier.out_of_fold(learner, v, llm, y, 3), y, model.predict_proba(*features(others))
 
     # ---- dry run: the plan of an audit; nothing written.
     dataset = finish.build(admin, project, loop, target=TARGET)
@@ -78,7 +78,7 @@ def test_finish_plan_audit_test_apply_twice_and_undo(label_studio, tmp_path, mon
     assert all(rows[i]["source"] == "human" for i in human_ids)
     assert rows[gold_id]["source"] == "gold" and rows[synthetic_id]["source"] == "synthetic"
     assert rows[gold_id]["label"] is None and rows[synthetic_id]["label"] is None
-    assert dataset["model"]["kind"] == kind and dataset["model"]["trained_on"] == N_HUMAN
+    assert dataset["model"]["kind"] == learner and dataset["model"]["trained_on"] == N_HUMAN
     assert a["status"] == "drawn" and a["tab"] is None and a["size"] > 0, a
     drawn = a["plan"]["tasks"]
     assert a["pending"] == drawn and all(rows[i]["source"] == "audit" for i in drawn)

@@ -61,14 +61,14 @@ class SignalFeatures:
             self.rows[text] = row
         self.saved = 0
 
-    def kind(self):
+    def features(self):
         return "signal"
 
     @staticmethod
-    def recipe(kind):
+    def learner(features):
         return "blend"
 
-    def vectors(self, schema, texts, kind, pool=None):
+    def vectors(self, schema, texts, features, pool=None):
         return np.array([self.rows[t] for t in texts]).reshape(len(texts), -1)
 
     def llm_answers(self, config, texts, pool=None):

@@ -101,9 +101,9 @@ def test_the_version_names_both_models_the_share_and_the_threshold(cascade, pool
 
 def test_a_trained_model_reads_the_first_models_states_and_own_answers(tmp_path, cascade, pool):
     text = TextFeatures(Settings(data_dir=tmp_path), lambda: cascade)
-    kind = text.kind()
-    layer = int(kind.rsplit("-", 1)[1])
-    vectors = text.vectors(PARSED, TEXTS[:8], kind, pool)
+    features = text.features()
+    layer = int(features.rsplit("-", 1)[1])
+    vectors = text.vectors(PARSED, TEXTS[:8], features, pool)
     _, states = tiny_model.predictor().answers_and_states(PARSED, TEXTS[:8], layer, pool)
     np.testing.assert_allclose(vectors, states, atol=1e-5)
     served, version = text.llm_answers(PARSED, TEXTS[:8], pool)

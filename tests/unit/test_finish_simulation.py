@@ -46,8 +46,8 @@ def test_contract_keys(results):
             assert len(s["seeds"]) == 2 and [seed["seed"] for seed in s["seeds"]] == [0, 1]
     cfg = results["config"]
     assert cfg["pool"] == 240 and cfg["seeds"] == [0, 1] and cfg["strategies"] == ["random", "margin"]
-    assert cfg["target"] == 0.9 and cfg["kind"] == simulation.SERVED_KIND == "llm_state"
-    assert cfg["recipe"] == simulation.KIND_RECIPES["llm_state"][0]
+    assert cfg["target"] == 0.9 and cfg["kind"] == simulation.SERVED_SETUP == "llm_state"
+    assert cfg["recipe"] == simulation.SETUPS["llm_state"].learner
     assert cfg["vectors"] == "states" and cfg["stopping_rule"] == fs.STOPPING_RULE and cfg["patience"] == 3
     assert cfg["evidence"] == "all"
     assert set(results["goal"]) >= {"strategy", "met", "human_fraction_max", "auto_accuracy_min"}
@@ -342,7 +342,7 @@ def test_bad_settings(inputs, kwargs, message):
 
 def test_bad_names(inputs):
     with pytest.raises(FinishSimulationError, match="unknown model kind 'svm'"):
-        fs.finish(inputs, ["random"], kind="svm", progress=False)
+        fs.finish(inputs, ["random"], setup="svm", progress=False)
     with pytest.raises(SimulationError, match="unknown strategy bald"):
         fs.finish(inputs, ["random", "bald"], progress=False)
     with pytest.raises(FinishSimulationError, match="no seed given"):

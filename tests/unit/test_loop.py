@@ -203,7 +203,7 @@ def test_feature_caches_survive_a_restart(tmp_path, predictor, monkeypatch):
     assert service.loop.train("5")["labels"] == 40
     service.loop.rescoring.wait("5", timeout=120)
     saved = sorted(p.name for p in (tmp_path / "cache").glob("*.npz"))
-    features = service.loop.text.kind()
+    features = service.loop.text.features()
     assert features == "llm-layer-1"  # the tiny model has two layers: 0.625 of them rounds to the first
     assert any(name.startswith("llm-") for name in saved) and any(name.startswith("states-") for name in saved)
     restarted = make_service(tmp_path, predictor, project)

@@ -44,10 +44,10 @@ def test_budget_equal_to_seed_set_measures_once(inputs):
     assert run.labels.tolist() == [30] and len(run.order) == 30
 
 
-@pytest.mark.parametrize("kind", simulation.KINDS)
-def test_every_strategy_runs_and_shares_the_seed_set(inputs, kind):
+@pytest.mark.parametrize("setup", simulation.DEFAULT_SETUPS)
+def test_every_strategy_runs_and_shares_the_seed_set(inputs, setup):
     runs = {
-        s: simulation.simulate(inputs, kind, s, seed=3, seed_size=15, batch=10, budget=55)
+        s: simulation.simulate(inputs, setup, s, seed=3, seed_size=15, batch=10, budget=55)
         for s in simulation.known_strategies()
     }
     seed_sets = {tuple(sorted(r.order[:15].tolist())) for r in runs.values()}
@@ -68,13 +68,13 @@ def test_runs_are_deterministic_per_seed(inputs):
     assert set(a.order[:20].tolist()) != set(c.order[:20].tolist())
 
 
-@pytest.mark.parametrize("kind", simulation.KINDS)
-def test_the_model_that_ranks_is_the_kind_evaluated(inputs, kind):
-    run = simulation.simulate(inputs, kind, "margin", seed=2, seed_size=20, batch=20, budget=40)
+@pytest.mark.parametrize("setup", simulation.DEFAULT_SETUPS)
+def test_the_model_that_ranks_is_the_kind_evaluated(inputs, setup):
+    run = simulation.simulate(inputs, setup, "margin", seed=2, seed_size=20, batch=20, budget=40)
     seed_set = run.order[:20]
-    pool_v, test_v = inputs.vectors(kind)
-    model = simulation.fit_kind(
-        kind, pool_v[seed_set], inputs.pool_llm[seed_set], inputs.pool_y[seed_set], 3, seed=2, split=inputs.split
+    pool_v, test_v = inputs.vectors(setup)
+    model = simulation.fit_setup(
+        setup, pool_v[seed_set], inputs.pool_llm[seed_set], inputs.pool_y[seed_set], 3, seed=2, split=inputs.split
     )
     probs = model.predict_proba(pool_v, inputs.pool_llm)
     expected = strategies.select(strategies.rank("margin", probs, labeled_idx=seed_set), 20)
@@ -83,13 +83,13 @@ def test_the_model_that_ranks_is_the_kind_evaluated(inputs, kind):
     assert run.f1[0] == pytest.approx(f1)
 
 
-@pytest.mark.parametrize("kind", simulation.KINDS)
-def test_committee_ranks_with_the_models_and_the_llms_probabilities(inputs, kind):
-    run = simulation.simulate(inputs, kind, "committee", seed=1, seed_size=20, batch=20, budget=40)
+@pytest.mark.parametrize("setup", simulation.DEFAULT_SETUPS)
+def test_committee_ranks_with_the_models_and_the_llms_probabilities(inputs, setup):
+    run = simulation.simulate(inputs, setup, "committee", seed=1, seed_size=20, batch=20, budget=40)
     seed_set = run.order[:20]
-    pool_v, _ = inputs.vectors(kind)
-    model = simulation.fit_kind(
-        kind, pool_v[seed_set], inputs.pool_llm[seed_set], inputs.pool_y[seed_set], 3, seed=1, split=inputs.split
+    pool_v, _ = inputs.vectors(setup)
+    model = simulation.fit_setup(
+        setup, pool_v[seed_set], inputs.pool_llm[seed_set], inputs.pool_y[seed_set], 3, seed=1, split=inputs.split
     )
     probs = model.predict_proba(pool_v, inputs.pool_llm)
     u = strategies.rank("committee", probs, labeled_idx=seed_set, llm_probs=inputs.pool_llm)
@@ -126,7 +126,7 @@ def test_a_seed_set_too_small_to_fit_falls_back():
     ],
 )
 def test_simulate_errors(inputs, kwargs, match):
-    args = dict(kind="classifier", strategy="margin", seed=0, seed_size=20, batch=20, budget=60)
+    args = dict(setup="classifier", strategy="margin", seed=0, seed_size=20, batch=20, budget=60)
     args.update(kwargs)
     with pytest.raises(SimulationError, match=match):
         simulation.simulate(inputs, **args)
@@ -215,16 +215,16 @@ def test_compare_results_schema(results, inputs):
     assert set(results["kinds"]) == {"llm", "classifier", "blend", "llm_state"}
     llm = simulation.macro_f1(inputs.test_y, inputs.test_llm, 3)
     assert results["kinds"]["llm"]["macro_f1_at"] == {str(n): pytest.approx(llm) for n in (20, 50, 100, 200)}
-    for kind, block in results["kinds"].items():
+    for setup, block in results["kinds"].items():
         sizes = [n for n in simulation.CURVE_SIZES if n <= len(inputs.pool_y)]
         assert list(block["macro_f1_at"]) == [str(n) for n in sizes] and all(
             0 < v <= 1 for v in block["macro_f1_at"].values()
         )
-        if kind == "llm":
+        if setup == "llm":
             continue
-        assert block["macro_f1_at"] == simulation.learning_curve(inputs, kind, [0, 1])
+        assert block["macro_f1_at"] == simulation.learning_curve(inputs, setup, [0, 1])
         assert block["target"] == pytest.approx(simulation.TARGET_FRACTION * block["full_pool_macro_f1"])
-        assert block["full_pool_macro_f1"] == pytest.approx(simulation.full_pool_f1(inputs, kind))
+        assert block["full_pool_macro_f1"] == pytest.approx(simulation.full_pool_f1(inputs, setup))
         assert list(block["strategies"]) == ["random", "margin", "llm_informative", "hybrid_llm"]
         for s in block["strategies"].values():
             curve = s["curve"]
@@ -243,7 +243,7 @@ def test_compare_results_schema(results, inputs):
 
 def test_compare_errors(inputs):
     with pytest.raises(SimulationError, match="unknown model kind svm"):
-        simulation.compare(inputs, ["random"], kinds=["svm"], progress=False)
+        simulation.compare(inputs, ["random"], setups=["svm"], progress=False)
     with pytest.raises(SimulationError, match="unknown strategy"):
         simulation.compare(inputs, ["random", "bald"], progress=False)
     with pytest.raises(SimulationError, match="no seed"):
@@ -380,13 +380,13 @@ def test_the_served_kind_fits_the_recipe_its_labels_choose(inputs):
     assert likely is not None and likely.calibration in inputs.shifts
     candidates = (likely, *recipes.candidates("states"))
     choice = recipes.choose(candidates, sets, llm, y, 3, lambda t, p: simulation.macro_f1(t, p, 3))
-    model = simulation.fit_kind("llm_state", pool_v[rows], llm, y, 3, split=inputs.split, shifts=inputs.shifts)
+    model = simulation.fit_setup("llm_state", pool_v[rows], llm, y, 3, split=inputs.split, shifts=inputs.shifts)
     assert model.recipe == choice.recipe
     expected = choice.recipe.fit(sets, llm, y, 3).predict_proba(recipes.recipe_vectors(choice.recipe, sets), llm)
     np.testing.assert_allclose(model.predict_proba(pool_v[rows], llm), expected)
     np.testing.assert_allclose(
-        simulation.out_of_fold_kind("llm_state", pool_v[rows], llm, y, 3, split=inputs.split, shifts=inputs.shifts),
+        simulation.out_of_fold_setup("llm_state", pool_v[rows], llm, y, 3, split=inputs.split, shifts=inputs.shifts),
         choice.oof,
     )
-    fixed = simulation.fit_kind("state_fixed", inputs.pool_h[rows], llm, y, 3)
+    fixed = simulation.fit_setup("state_fixed", inputs.pool_h[rows], llm, y, 3)
     assert (fixed.learner, fixed.estimator.C) == ("state_blend", classifier.LEARNERS["state_blend"].C)
