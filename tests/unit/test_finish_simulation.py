@@ -558,7 +558,9 @@ def test_the_command_audits_with_the_evidence_that_kept_the_promise_and_left_peo
     assert simulate_finish.parse_args([]).evidence == "ppi"
     measured = json.loads((ROOT / "docs" / "finish_audits.json").read_text())["rows"]
     assert {row["audit"] for row in measured} == set(fs.AUDITS)
-    for pool, strategy in {(row["pool"], row["strategy"]) for row in measured}:
-        same = {row["audit"]: row for row in measured if (row["pool"], row["strategy"]) == (pool, strategy)}
+    settings = {(row["model"], row["pool"], row["strategy"]) for row in measured}
+    assert {model for model, _, _ in settings} == {"qwen2.5-0.5b", "qwen2.5-1.5b"}
+    for setting in settings:
+        same = {row["audit"]: row for row in measured if (row["model"], row["pool"], row["strategy"]) == setting}
         assert same["ppi"]["promise_kept"] >= 0.95
         assert same["ppi"]["human_fraction"] <= same["audit"]["human_fraction"]
