@@ -14,7 +14,10 @@ The promise is tested on an audit, in two runs:
 2. Test. Once every audit task has a label, the model, fitted again on exactly the labels of the plan (never on
    the audit's), answers the audit; the thresholds are tested in a fixed sequence, from the support the plan
    expected to pass down, and the last to pass before the first failure is chosen (routing.audit_threshold). The
-   model labels the region's open tasks at or above it.
+   model labels the region's open tasks at or above it. With bound "ppi" each threshold's bound is
+   prediction-powered instead (routing.ppi_audit_threshold: the region's confidences corrected by the audit's
+   answers): on Rotten Tomatoes it left people 0.5-8.5 points less with the promise kept in every simulated run
+   (docs/learning.md), but it is asymptotic, not exact, so it is the team's choice, not the default.
 Why this holds whatever order people labeled in: the audit is a uniform sample of the region, drawn after the
 model was fixed, and the model never saw it; so each threshold's Clopper-Pearson test is exact for the region, and
 the fixed sequence errs only if its first false claim passes, one test's error (at most 1 - level). The labels the
@@ -74,6 +77,7 @@ if TYPE_CHECKING:  # the loop imports the LLM engine (torch): only where a model
 
 DEFAULT_TARGET = routing.DEFAULT_TARGET
 DEFAULT_LEVEL = routing.DEFAULT_LEVEL
+BOUNDS = ("exact", "ppi")  # how an audit's answers bound a threshold's accuracy: Clopper-Pearson, prediction-powered
 # Annotation deletes at once. Label Studio 1.23.2 on SQLite, 2 cores: one takes ~0.37 s alone; 4 at once ~0.2 s
 # each. It serialises the writes itself.
 WORKERS = 4
@@ -324,10 +328,13 @@ def build(
     level: float = DEFAULT_LEVEL,
     progress: bool = False,
     new_audit: bool = False,
+    bound: str = "exact",
 ) -> dict:
     """The finished dataset of the project, as written to the output file (see labelloop finish --help); with
-    `new_audit`, planned afresh from every human label as if the project had no audit yet."""
+    `new_audit`, planned afresh from every human label as if the project had no audit yet; `bound` one of BOUNDS."""
     check_target(target, level)
+    if bound not in BOUNDS:
+        raise FinishError(f"unknown bound {bound!r}; choose from {', '.join(BOUNDS)}")
     project, config = project_schema(client, project_id)
     first = config.primary
     pool = dict(ls_tasks.fetch_pool(client, project_id, first))
@@ -412,13 +419,14 @@ def build(
                 continue
             r.status = "tested"
             y_audit = r.question.targets([r.human[i] for i in r.audited])
-            r.chosen = routing.audit_threshold(
-                r.question.confidence(r.audit_probs),
-                r.question.correct(r.audit_probs, y_audit),
-                r.plan.expected,
-                target,
-                level,
-            )
+            confidence, correct = r.question.confidence(r.audit_probs), r.question.correct(r.audit_probs, y_audit)
+            if bound == "ppi":  # the region: the audit's tasks and its open ones
+                region = set(r.plan.region)
+                open_conf = [c for i, c in zip(open_ids, r.open_conf.tolist()) if i in region]
+                region_conf = np.concatenate([confidence, open_conf])
+                r.chosen = routing.ppi_audit_threshold(region_conf, confidence, correct, r.plan.expected, target, level)
+            else:
+                r.chosen = routing.audit_threshold(confidence, correct, r.plan.expected, target, level)
         status = "waiting" if any(r.pending for r in routes.values()) else "tested"
 
     position = {task_id: at for at, task_id in enumerate(open_ids)}
@@ -460,7 +468,7 @@ def build(
 
     waiting = sorted((r for r in out if r["source"] == "needs_person"), key=least_sure)
     unchosen = routing.Threshold(None, target, level, 0, None, None)
-    questions = {name: _summary(r, out, regions[name], unchosen) for name, r in routes.items()}
+    questions = {name: _summary(r, out, regions[name], unchosen, bound) for name, r in routes.items()}
     return {
         "project": project_id,
         "title": project.title,
@@ -488,7 +496,7 @@ def build(
     }
 
 
-def _summary(route: _Route, rows: list[dict], region: set[int], unchosen: routing.Threshold) -> dict:
+def _summary(route: _Route, rows: list[dict], region: set[int], unchosen: routing.Threshold, bound: str) -> dict:
     """A question's part of the dataset: its model, threshold, audit and counts, and the share people label."""
     name = route.question.from_name
     counts = {source: sum(1 for r in rows if r["questions"][name]["source"] == source) for source in SOURCES}
@@ -499,7 +507,12 @@ def _summary(route: _Route, rows: list[dict], region: set[int], unchosen: routin
         "labels": list(route.question.labels),
         "confidence": "every label's decision: min of max(p, 1 - p)" if route.multiple else "top probability",
         "model": route.model,
-        "estimate": {**(route.chosen or unchosen).as_dict(), "rule": "audit", "model_labeled": counts["model"]},
+        "estimate": {
+            **(route.chosen or unchosen).as_dict(),
+            "rule": "audit",
+            "bound": bound,
+            "model_labeled": counts["model"],
+        },
         "audit": {
             "status": route.status,
             "size": len(plan.tasks) if plan else 0,

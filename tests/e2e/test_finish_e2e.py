@@ -137,7 +137,19 @@ def test_finish_plan_audit_test_apply_twice_and_undo(label_studio, tmp_path, mon
     chosen = routing.audit_threshold(answers.max(1), answers.argmax(1) == y_audit, a["expected"], TARGET)
     assert est["threshold"] is not None and est["threshold"] == pytest.approx(chosen.threshold), (est, chosen)
     assert (est["support"], est["lower_bound"]) == (chosen.support, pytest.approx(chosen.lower_bound))
-    assert est["lower_bound"] >= TARGET and est["rule"] == "audit"
+    assert est["lower_bound"] >= TARGET and est["rule"] == "audit" and est["bound"] == "exact"
+    # The same audit under a prediction-powered bound (--bound ppi): the region's confidences, the audit's answers.
+    ppi = finish.build(admin, project, loop, target=TARGET, bound="ppi")["estimate"]
+    region_open = [i for i in a["plan"]["region"] if i not in drawn]
+    _, _, both = fitted(human_ids, drawn + region_open)
+    n = len(drawn)
+    by_ppi = routing.ppi_audit_threshold(
+        both.max(1), both[:n].max(1), both[:n].argmax(1) == y_audit, a["expected"], TARGET
+    )
+    assert ppi["bound"] == "ppi" and (ppi["threshold"] is None) == (by_ppi.threshold is None), (ppi, by_ppi)
+    if by_ppi.threshold is not None:
+        assert (ppi["threshold"], ppi["support"]) == (pytest.approx(by_ppi.threshold), by_ppi.support)
+        assert ppi["lower_bound"] == pytest.approx(by_ppi.lower_bound)
     model_rows = [r for r in dataset["tasks"] if r["source"] == "model"]
     waiting = [r for r in dataset["tasks"] if r["source"] == "needs_person"]
     region = set(dataset["audit"]["plan"]["region"]) - set(drawn)

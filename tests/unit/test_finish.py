@@ -261,6 +261,35 @@ def test_once_the_audit_is_labeled_the_model_labels_the_region_above_the_tested_
     assert again["audit"]["status"] in ("drawn", "none") and again["model"]["trained_on"] == 200 + n + 1
 
 
+def test_a_prediction_powered_bound_tests_the_same_audit_with_the_regions_confidences():
+    client, loop, truth = fake_project(n_human=200)
+    target = 0.8
+    plan = finish.build(client, 1, loop, target=target)["audit"]["plan"]
+    audit.write(client, 1, audit.Audit(**plan))
+    client.label(set(plan["tasks"]), truth)
+    exact = finish.build(client, 1, loop, target=target)
+    dataset = finish.build(client, 1, loop, target=target, bound="ppi")
+    est = dataset["estimate"]
+    assert exact["estimate"]["bound"] == "exact" and est["bound"] == "ppi" and est["rule"] == "audit"
+    # Recomputed: the plan's model answers the audit and the region's open tasks; the bound reads them all.
+    train = [f"review {i}" for i in range(200)]
+    region = [i for i in plan["region"] if i not in plan["tasks"]]
+    others = [f"review {i - 1}" for i in plan["tasks"] + region]
+    _, _, probs = blend_probs(loop, truth, train, others)
+    n = len(plan["tasks"])
+    right = probs[:n].argmax(1) == np.array([truth[t] for t in others[:n]])
+    chosen = routing.ppi_audit_threshold(probs.max(1), probs[:n].max(1), right, plan["expected"], target)
+    assert chosen.threshold is not None
+    assert {k: est[k] for k in ("threshold", "support", "accuracy")} == {
+        k: getattr(chosen, k) for k in ("threshold", "support", "accuracy")
+    }
+    assert est["lower_bound"] == pytest.approx(chosen.lower_bound)
+    model = {r["id"] for r in dataset["tasks"] if r["source"] == "model"}
+    assert model == {i for i, p in zip(region, probs[n:].max(1)) if p >= chosen.threshold}
+    with pytest.raises(finish.FinishError, match="unknown bound 'normal'; choose from exact, ppi"):
+        finish.build(client, 1, loop, target=target, bound="normal")
+
+
 def test_a_damaged_or_foreign_plan_is_refused_with_what_to_do():
     client, loop, _ = fake_project(n_human=50, n_open=20)
     client.views.create(1, {"title": audit.TITLE, audit.STATE_KEY: {"format": 99}})
@@ -282,3 +311,14 @@ def test_with_too_few_labels_to_fit_the_llm_alone_is_the_model():
 
 
 # ---------------------------------------------------------------- against Label Studio
+
+
+def test_the_command_takes_the_bound_and_refuses_another(capsys):
+    from backend.cli import finish as finish_cli
+
+    parser = finish_cli.build_parser()
+    assert parser.parse_args(["--project", "1"]).bound == "exact"
+    assert parser.parse_args(["--project", "1", "--bound", "ppi"]).bound == "ppi"
+    with pytest.raises(SystemExit) as exit:
+        parser.parse_args(["--project", "1", "--bound", "normal"])
+    assert exit.value.code == 2 and "--bound: invalid choice: 'normal'" in capsys.readouterr().err
