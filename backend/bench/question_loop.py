@@ -88,9 +88,8 @@ def _fit_and_score(
     for q in config.questions:
         name = q.from_name
         try:
-            model = RECIPE.fit(
-                {k: v[train] for k, v in f.vectors.items()}, f.llm[name][train], f.y[name][train], len(q.labels)
-            )
+            own = {k: v[train] for k, v in f.vectors.items()}
+            model = RECIPE.fit(recipes.Labeled(own, f.llm[name][train], f.y[name][train], len(q.labels)))
             out[name] = model.predict_proba(
                 recipes.recipe_vectors(RECIPE, {k: v[rows] for k, v in f.vectors.items()}), f.llm[name][rows]
             )
@@ -155,8 +154,9 @@ def training_seconds(config: Config, f: Features, rows: np.ndarray) -> dict[str,
     def one(q: Schema) -> float:
         started = time.perf_counter()
         llm, y = f.llm[q.from_name][rows], f.y[q.from_name][rows]
-        choice = training.choose(q, recipes.candidates(recipes.STATES), own, llm, y)
-        choice.recipe.fit(own, llm, y, len(q.labels))
+        data = recipes.Labeled(own, llm, y, len(q.labels))
+        choice = training.choose(q, recipes.candidates(recipes.STATES), data)
+        choice.recipe.fit(data)
         return round(time.perf_counter() - started, 3)
 
     started = time.perf_counter()
@@ -173,7 +173,7 @@ def _serving_scores(config: Config, f: Features, train: np.ndarray) -> dict[str,
         name = q.from_name
         y, llm = f.y[name][train], f.llm[name][train]
         try:
-            oof = RECIPE.out_of_fold(own, llm, y, len(q.labels), folds=3)
+            oof = RECIPE.out_of_fold(recipes.Labeled(own, llm, y, len(q.labels)), folds=3)
         except classifier.TrainingError:
             oof = llm
         out[name] = training.macro_f1(y, q.decisions(oof))

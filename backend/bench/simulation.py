@@ -190,14 +190,10 @@ def _chosen(
     split: int,
     shifts: Mapping[str, tuple[float, ...]] | None = None,
 ) -> recipes.Choice:
-    sets = _sets(vectors, split)
     likely = recipes.likeliest(dict(shifts or {}), llm, y)
     return recipes.choose(
         ((likely,) if likely else ()) + recipes.candidates(recipes.STATES),
-        sets,
-        llm,
-        y,
-        n_labels,
+        recipes.Labeled(_sets(vectors, split), llm, y, n_labels),
         lambda t, p: macro_f1(t, p, n_labels),
         seed=seed,
         folds=3 if len(y) > 500 else 5,
@@ -222,7 +218,7 @@ def fit_setup(
     learner = SETUPS[setup].learner
     if learner == AUTO:
         choice = _chosen(vectors, llm, y, n_labels, seed, split, shifts)
-        model = choice.recipe.fit(_sets(vectors, split), llm, y, n_labels, seed=seed)
+        model = choice.recipe.fit(recipes.Labeled(_sets(vectors, split), llm, y, n_labels), seed=seed)
         return _Reading(model, choice.recipe, split)
     return classifier.fit(learner, vectors, llm, y, n_labels, seed=seed)
 

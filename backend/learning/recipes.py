@@ -31,6 +31,17 @@ Vectors = dict[str, np.ndarray]  # {STATES: ..., MINILM: ...}, the rows a recipe
 Done = dict  # out-of-fold probabilities already computed in one choice, by recipe: shared parts cost no fit more
 
 
+@dataclass(frozen=True)
+class Labeled:
+    """What a recipe learns from: the labeled rows' vector sets, the LLM's probabilities a model reads beside them,
+    the labels (label indices, or an (n, n_labels) 0/1 matrix for a multi-label question) and how many labels."""
+
+    vectors: Vectors
+    llm: np.ndarray | None
+    y: np.ndarray
+    n_labels: int
+
+
 class Recipe(Protocol):
     """What every recipe is: a name (in records, `/versions` and the project page), the vector sets its models read
     (in order, side by side: recipe_vectors), a fit, and out-of-fold probabilities as fit() would answer them."""
@@ -41,18 +52,9 @@ class Recipe(Protocol):
     @property
     def reads(self) -> tuple[str, ...]: ...
 
-    def fit(self, vectors: Vectors, llm_probs: np.ndarray | None, y, n_labels: int, seed: int = 0) -> Model: ...
+    def fit(self, data: Labeled, seed: int = 0) -> Model: ...
 
-    def out_of_fold(
-        self,
-        vectors: Vectors,
-        llm_probs: np.ndarray | None,
-        y,
-        n_labels: int,
-        folds: int = 5,
-        seed: int = 0,
-        done: Done | None = None,
-    ) -> np.ndarray: ...
+    def out_of_fold(self, data: Labeled, folds: int = 5, seed: int = 0, done: Done | None = None) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -71,23 +73,15 @@ class Regression:
     def reads(self) -> tuple[str, ...]:
         return (self.vectors,)
 
-    def fit(self, vectors: Vectors, llm_probs: np.ndarray | None, y, n_labels: int, seed: int = 0) -> Model:
-        return classifier.fit(self.learner, vectors[self.vectors], llm_probs, y, n_labels, seed=seed, C=self.C)
+    def fit(self, data: Labeled, seed: int = 0) -> Model:
+        x = data.vectors[self.vectors]
+        return classifier.fit(self.learner, x, data.llm, data.y, data.n_labels, seed=seed, C=self.C)
 
-    def out_of_fold(
-        self,
-        vectors: Vectors,
-        llm_probs: np.ndarray | None,
-        y,
-        n_labels: int,
-        folds: int = 5,
-        seed: int = 0,
-        done: Done | None = None,
-    ) -> np.ndarray:
+    def out_of_fold(self, data: Labeled, folds: int = 5, seed: int = 0, done: Done | None = None) -> np.ndarray:
         done = {} if done is None else done
         if self not in done:
-            x = vectors[self.vectors]
-            done[self] = classifier.out_of_fold(self.learner, x, llm_probs, y, n_labels, folds, seed, self.C)
+            x = data.vectors[self.vectors]
+            done[self] = classifier.out_of_fold(self.learner, x, data.llm, data.y, data.n_labels, folds, seed, self.C)
         return done[self]
 
 
@@ -102,23 +96,14 @@ class Average:
     def reads(self) -> tuple[str, ...]:
         return tuple(part.vectors for part in self.parts)
 
-    def fit(self, vectors: Vectors, llm_probs: np.ndarray | None, y, n_labels: int, seed: int = 0) -> Model:
-        fitted = tuple(part.fit(vectors, llm_probs, y, n_labels, seed) for part in self.parts)
-        return classifier.Mixed(fitted, vectors[self.parts[0].vectors].shape[1])
+    def fit(self, data: Labeled, seed: int = 0) -> Model:
+        fitted = tuple(part.fit(data, seed) for part in self.parts)
+        return classifier.Mixed(fitted, data.vectors[self.parts[0].vectors].shape[1])
 
-    def out_of_fold(
-        self,
-        vectors: Vectors,
-        llm_probs: np.ndarray | None,
-        y,
-        n_labels: int,
-        folds: int = 5,
-        seed: int = 0,
-        done: Done | None = None,
-    ) -> np.ndarray:
+    def out_of_fold(self, data: Labeled, folds: int = 5, seed: int = 0, done: Done | None = None) -> np.ndarray:
         # The same seed and labels give both parts the same folds: each row is still held out of both.
         done = {} if done is None else done
-        first, second = (part.out_of_fold(vectors, llm_probs, y, n_labels, folds, seed, done) for part in self.parts)
+        first, second = (part.out_of_fold(data, folds, seed, done) for part in self.parts)
         return (first + second) / 2
 
 
@@ -138,20 +123,11 @@ class Recalibration:
     def reads(self) -> tuple[str, ...]:
         return ()
 
-    def fit(self, vectors: Vectors, llm_probs: np.ndarray | None, y, n_labels: int, seed: int = 0) -> Model:
-        return classifier.Recalibrated(self.shift, n_labels)
+    def fit(self, data: Labeled, seed: int = 0) -> Model:
+        return classifier.Recalibrated(self.shift, data.n_labels)
 
-    def out_of_fold(
-        self,
-        vectors: Vectors,
-        llm_probs: np.ndarray | None,
-        y,
-        n_labels: int,
-        folds: int = 5,
-        seed: int = 0,
-        done: Done | None = None,
-    ) -> np.ndarray:
-        return classifier.Recalibrated(self.shift, n_labels).predict_proba(None, llm_probs)  # fitted to nothing
+    def out_of_fold(self, data: Labeled, folds: int = 5, seed: int = 0, done: Done | None = None) -> np.ndarray:
+        return self.fit(data).predict_proba(np.zeros((len(data.y), 0)), data.llm)  # fitted to nothing
 
 
 def _registry(*recipes: Recipe) -> dict[str, Recipe]:
@@ -228,10 +204,7 @@ class Choice:
 
 def choose(
     candidates: Sequence[Recipe],
-    vectors: Vectors,
-    llm_probs: np.ndarray | None,
-    y: Sequence[int] | np.ndarray,
-    n_labels: int,
+    data: Labeled,
     score: Callable[[np.ndarray, np.ndarray], float],
     seed: int = 0,
     folds: int = 5,
@@ -241,8 +214,8 @@ def choose(
     best, best_value, scores = None, -np.inf, {}
     done: Done = {}
     for recipe in candidates:
-        oof = recipe.out_of_fold(vectors, llm_probs, y, n_labels, folds, seed, done)
-        value = float(score(np.asarray(y), oof))
+        oof = recipe.out_of_fold(data, folds, seed, done)
+        value = float(score(np.asarray(data.y), oof))
         scores[recipe.name] = round(value, 4)
         if value > best_value:
             best, best_value = Choice(recipe, oof, scores), value

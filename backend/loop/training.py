@@ -132,20 +132,15 @@ _FIRST_QUESTION_KEYS = (
 )
 
 
-def choose(
-    question: Schema, candidates, vectors: dict[str, np.ndarray], llm: np.ndarray, y: np.ndarray
-) -> recipes.Choice:
+def choose(question: Schema, candidates: Sequence[recipes.Recipe], data: recipes.Labeled) -> recipes.Choice:
     """The recipe a question's labels choose, by cross-validated macro-F1 (recipes.choose)."""
     # Above 500 labels three folds rank the candidates as well as five, and five would put a run at 1,000 labels past
     # a second on two cores.
     return recipes.choose(
         candidates,
-        vectors,
-        llm,
-        y,
-        len(question.labels),
+        data,
         lambda truth, probs: macro_f1(truth, question.decisions(probs)),
-        folds=3 if len(y) > 500 else 5,
+        folds=3 if len(data.y) > 500 else 5,
     )
 
 
@@ -277,8 +272,9 @@ def _question(
         record["calibration_loglik"] = {name: round(value, 4) for name, value in loglik.items()}
     candidates = ((likely,) if likely else ()) + gate.text.candidates(features)
     switch = incumbent is None and likely is not None and likely.calibration != next(iter(shifts))
+    data = recipes.Labeled(own, llm, y, len(question.labels))
     try:
-        choice = choose(question, candidates, own, llm, y)
+        choice = choose(question, candidates, data)
     except classifier.TrainingError as e:
         return {**record, "result": "skipped", "reason": str(e)}, None
     oof = choice.oof
@@ -307,7 +303,7 @@ def _question(
         stamp.version,
         question.labels,
         stamp.llm_version,
-        choice.recipe.fit(own, llm, y, len(question.labels)),
+        choice.recipe.fit(data),
         heldout={int(i): (_code(a), _code(b)) for i, a, b in zip(ids, y, candidate_guess)},
         features=gate.text.features_of(choice.recipe, features),
         question=question.from_name,

@@ -27,7 +27,7 @@ def _built(name: str) -> tuple[classifier.Model, np.ndarray, np.ndarray]:
         return classifier.fit("state_blend", STATES, LLM, YES, 3), STATES, LLM
     if name == "mixed":
         vectors = {recipes.STATES: STATES, recipes.MINILM: MINILM}
-        model = recipes.RECIPES["mixed"].fit(vectors, LLM, Y, 3)
+        model = recipes.RECIPES["mixed"].fit(recipes.Labeled(vectors, LLM, Y, 3))
         return model, np.hstack([STATES, MINILM]), LLM
     if name == "recalibrated":
         return classifier.Recalibrated((0.3, -0.1, 0.0), 3), np.zeros((36, 0)), LLM

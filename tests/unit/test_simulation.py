@@ -379,10 +379,12 @@ def test_the_served_kind_fits_the_recipe_its_labels_choose(inputs):
     likely = recipes.likeliest(inputs.shifts, llm, y)
     assert likely is not None and likely.calibration in inputs.shifts
     candidates = (likely, *recipes.candidates("states"))
-    choice = recipes.choose(candidates, sets, llm, y, 3, lambda t, p: simulation.macro_f1(t, p, 3))
+    choice = recipes.choose(candidates, recipes.Labeled(sets, llm, y, 3), lambda t, p: simulation.macro_f1(t, p, 3))
     model = simulation.fit_setup("llm_state", pool_v[rows], llm, y, 3, split=inputs.split, shifts=inputs.shifts)
     assert model.recipe == choice.recipe
-    expected = choice.recipe.fit(sets, llm, y, 3).predict_proba(recipes.recipe_vectors(choice.recipe, sets), llm)
+    expected = choice.recipe.fit(recipes.Labeled(sets, llm, y, 3)).predict_proba(
+        recipes.recipe_vectors(choice.recipe, sets), llm
+    )
     np.testing.assert_allclose(model.predict_proba(pool_v[rows], llm), expected)
     np.testing.assert_allclose(
         simulation.out_of_fold_setup("llm_state", pool_v[rows], llm, y, 3, split=inputs.split, shifts=inputs.shifts),

@@ -155,7 +155,7 @@ def test_a_blend_keeps_the_llm_for_a_label_too_rare_to_learn():
     assert model.learned.tolist() == [0, 1]  # what the ranking reads to ask for the label it could not learn
     only = classifier.fit("classifier", emb, None, y, n_labels=3).predict_proba(emb)
     assert np.all(only[:, 2] == 0)
-    mixed = recipes.RECIPES["mixed"].fit({"states": emb, "minilm": emb}, llm, y, 3)
+    mixed = recipes.RECIPES["mixed"].fit(recipes.Labeled({"states": emb, "minilm": emb}, llm, y, 3))
     assert mixed.learned.tolist() == [0, 1]
     yes = np.zeros((300, 3), dtype=int)
     yes[:150, 0] = yes[::2, 1] = 1
@@ -178,13 +178,17 @@ def test_the_projects_labels_choose_the_recipe():
     flat_llm = rng.dirichlet([1, 1, 1], 120)  # the LLM knows nothing
     candidates = recipes.candidates(recipes.STATES)
     # Only the hidden state carries the labels: the state blend wins, MiniLM's blend alone scores near chance.
-    by_state = recipes.choose(candidates, {"states": signal, "minilm": noise[:, :16]}, flat_llm, y, 3, _macro_f1)
+    by_state = recipes.choose(
+        candidates, recipes.Labeled({"states": signal, "minilm": noise[:, :16]}, flat_llm, y, 3), _macro_f1
+    )
     assert by_state.recipe.name == "state_blend" and by_state.scores["blend"] < 0.6
     assert set(by_state.scores) == {r.name for r in candidates}
     assert by_state.scores[by_state.recipe.name] == max(by_state.scores.values())
     assert by_state.oof.shape == (120, 3) and _macro_f1(y, by_state.oof) > 0.9
     # Only MiniLM's does: its blend wins.
-    by_minilm = recipes.choose(candidates, {"states": noise, "minilm": signal[:, :16]}, flat_llm, y, 3, _macro_f1)
+    by_minilm = recipes.choose(
+        candidates, recipes.Labeled({"states": noise, "minilm": signal[:, :16]}, flat_llm, y, 3), _macro_f1
+    )
     assert by_minilm.recipe.name == "blend"
     # The mixed model's out-of-fold probabilities are its parts' mean, and it serves their mean.
     sets = {"states": signal, "minilm": noise[:, :16]}
@@ -192,8 +196,9 @@ def test_the_projects_labels_choose_the_recipe():
     parts = [
         classifier.out_of_fold(k, sets[v], flat_llm, y, 3) for k, v in (("state_blend", "states"), ("blend", "minilm"))
     ]
-    np.testing.assert_allclose(mixed.out_of_fold(sets, flat_llm, y, 3), (parts[0] + parts[1]) / 2)
-    model = mixed.fit(sets, flat_llm, y, 3)
+    data = recipes.Labeled(sets, flat_llm, y, 3)
+    np.testing.assert_allclose(mixed.out_of_fold(data), (parts[0] + parts[1]) / 2)
+    model = mixed.fit(data)
     alone = [
         classifier.fit("state_blend", signal, flat_llm, y, 3),
         classifier.fit("blend", noise[:, :16], flat_llm, y, 3),
@@ -222,7 +227,7 @@ def test_the_labels_may_choose_the_llm_under_another_calibration():
     noise = {"states": rng.normal(size=(90, 16)), "minilm": rng.normal(size=(90, 8))}
     candidates = tuple(_llm(name, shift) for name, shift in shifts.items()) + recipes.candidates(recipes.STATES)
     assert [r.name for r in candidates[:2]] == ["llm:served", "llm:fair"]
-    choice = recipes.choose(candidates, noise, llm, y, 3, _macro_f1)
+    choice = recipes.choose(candidates, recipes.Labeled(noise, llm, y, 3), _macro_f1)
     assert choice.recipe.name == "llm:fair" and choice.scores["llm:fair"] > choice.scores["llm:served"] + 0.2
     # The labels find the fair calibration likelier too: it is the one that competes with the trained recipes.
     loglik = recipes.log_likelihoods(shifts, llm, y)
@@ -230,14 +235,16 @@ def test_the_labels_may_choose_the_llm_under_another_calibration():
     assert recipes.likeliest(shifts, llm, y) == candidates[1]
     assert recipes.likeliest(shifts, llm, np.eye(3, dtype=int)[y]) is None  # multi-label: none
     assert recipes.likeliest({}, llm, y) is None
-    model = choice.recipe.fit(noise, llm, y, 3)
+    model = choice.recipe.fit(recipes.Labeled(noise, llm, y, 3))
     assert isinstance(model, classifier.Recalibrated) and model.learned.tolist() == [0, 1, 2]
     expected = np.exp(logits - [4.0, 0, 0] - np.logaddexp.reduce(logits - [4.0, 0, 0], axis=1, keepdims=True))
     np.testing.assert_allclose(model.predict_proba(recipes.recipe_vectors(choice.recipe, noise), llm), expected)
     np.testing.assert_allclose(choice.oof, expected)  # nothing fitted: out of fold is the same answer
     assert recipes.recipe_vectors(choice.recipe, noise).shape == (90, 0)
     # A tie keeps the first listed: the served LLM, so nothing changes for nothing.
-    even = recipes.choose((_llm("served", (0.0,) * 3), _llm("same", (1.0,) * 3)), noise, llm, y, 3, _macro_f1)
+    even = recipes.choose(
+        (_llm("served", (0.0,) * 3), _llm("same", (1.0,) * 3)), recipes.Labeled(noise, llm, y, 3), _macro_f1
+    )
     assert even.recipe.name == "llm:served"
 
 
@@ -285,11 +292,11 @@ def test_a_recipe_is_one_registered_object(monkeypatch):
     sets, llm = {"states": states, "minilm": rng.normal(size=(90, 8))}, rng.dirichlet([1, 1, 1], 90)
     candidates = recipes.candidates(recipes.STATES)
     assert [r.name for r in candidates] == ["state_blend", "state_blend(C=10)"]
-    choice = recipes.choose(candidates, sets, llm, y, 3, _macro_f1)
+    choice = recipes.choose(candidates, recipes.Labeled(sets, llm, y, 3), _macro_f1)
     assert set(choice.scores) == {"state_blend", "state_blend(C=10)"}
     assert choice.scores[choice.recipe.name] == max(choice.scores.values())
     assert choice.scores["state_blend(C=10)"] != choice.scores["state_blend"]  # its own C, not the learner's
-    model = strong.fit(sets, llm, y, 3)
+    model = strong.fit(recipes.Labeled(sets, llm, y, 3))
     assert model.estimator.C == 10.0 and model.predict_proba(recipes.recipe_vectors(strong, sets), llm).shape == (90, 3)
 
 
