@@ -24,7 +24,7 @@ import sys
 import types
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, ContextManager, Iterator
+from typing import IO, Any, ContextManager, Iterator, Mapping
 
 import joblib
 import numpy as np
@@ -173,7 +173,7 @@ class ModelStore:
         legacy = self.dir / "models" / f"{version}.joblib"
         return legacy if not path.exists() and legacy.exists() else path
 
-    def add(self, version: str, document: Any, record: dict, promote: bool) -> None:
+    def add(self, version: str, document: Any, record: Mapping[str, Any], promote: bool) -> None:
         """Keep a trained version, its models as a document of plain values (dicts with string keys, lists, numbers,
         strings, None) and numpy arrays; the serving pointer moves only when `promote`."""
         if promote:

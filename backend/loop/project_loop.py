@@ -28,7 +28,7 @@ from backend.loop.answers import ranking_inputs, regions
 from backend.loop.features import TextFeatures
 from backend.loop.gateway import Gateway
 from backend.loop.jobs import CoalescingJobs
-from backend.loop.projects import ModelSet, PoolRanking, Projects
+from backend.loop.projects import ModelSet, PoolRanking, Projects, TrainingRecord
 from backend.metrics import Metrics
 from backend.ranking import questions as question_ranking
 from backend.ranking import strategies
@@ -270,7 +270,7 @@ class Loop:
         training.note_change(self.projects, project, task_id)
         return self.training.request(project)
 
-    def train(self, project: str) -> dict:
+    def train(self, project: str) -> TrainingRecord:
         """One training run; the result also goes to the registry, the log and /metrics."""
         started = time.perf_counter()
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from backend.labelstudio.schema import Config, Schema
 from backend.labelstudio.tasks import GoldVote, LabeledTask
@@ -19,6 +19,41 @@ from backend.llm.predictor import PoolCalibration
 from backend.loop.features import MINILM
 from backend.loop.model_store import ModelStore
 from backend.settings import Settings
+
+
+class QuestionRecord(TypedDict, total=False):
+    """What a training run records of one question (registry.json, GET /versions, the project page)."""
+
+    labels: int  # the question's labeled tasks
+    result: str  # "promoted", "kept" or "skipped" ("failed" for a whole run that raised)
+    reason: str  # why it was skipped
+    consensus: dict[str, Any]  # CONSENSUS=crowdlab: how the labels were made from the votes
+    calibration_loglik: dict[str, float]  # the labels' mean log-likelihood under each label-free calibration
+    recipe: str  # the recipe its labels chose (backend/learning/recipes.py)
+    recipe_scores: dict[str, float]  # every candidate's cross-validated macro-F1
+    label_issues: int  # the labels the model doubts
+    routing: dict[str, Any]  # routing.routing_record: how much of the pool the model may label
+    incumbent: str  # the version that served it when the run began
+    cv_macro_f1: float  # the chosen recipe's, out of fold
+    incumbent_macro_f1: float  # what served it, on the same labels
+    llm_macro_f1: float  # the LLM's served answers, on the same labels
+
+
+class TrainingRecord(QuestionRecord, total=False):
+    """A training run's record, one entry of the registry's versions: the first question's record at the top level
+    (as when only it learned), every question's under "questions"; labels, result and incumbent are the run's."""
+
+    stats: dict[str, Any]  # what fetching the labels read
+    strategy: str
+    features: str  # the text vectors trained on (TextFeatures.features)
+    gold: list[dict[str, Any]]  # each annotator's answers on gold tasks
+    review_tab: Any  # the Data Manager tab of labels to review, or None
+    questions: dict[str, QuestionRecord]
+    version: str
+    created: str
+    seconds: float
+    fit_seconds: float
+    error: str  # a failed run's first line
 
 
 @dataclass

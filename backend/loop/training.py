@@ -14,7 +14,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Callable, Sequence, TypeVar, cast
 
 import numpy as np
 from sklearn.metrics import f1_score
@@ -26,7 +26,7 @@ from backend.labelstudio.schema import Config, Schema
 from backend.learning import classifier, recipes
 from backend.loop import routing
 from backend.loop.gateway import Gateway
-from backend.loop.projects import ModelSet, Projects, TrainedModel
+from backend.loop.projects import ModelSet, Projects, QuestionRecord, TrainedModel, TrainingRecord
 from backend.quality import drift, gold, label_issues
 
 T = TypeVar("T")
@@ -144,7 +144,7 @@ def choose(question: Schema, candidates: Sequence[recipes.Recipe], data: recipes
     )
 
 
-def run(gate: Gateway, project: str, started: float) -> tuple[dict, bool]:
+def run(gate: Gateway, project: str, started: float) -> tuple[TrainingRecord, bool]:
     """One run, under the project's training lock: every question with enough labels is fitted and promoted on its
     own rule; its record (also written to the registry), and whether the pool is due a re-score."""
     projects, text = gate.projects, gate.text
@@ -154,7 +154,7 @@ def run(gate: Gateway, project: str, started: float) -> tuple[dict, bool]:
     labeled, stats = fetch_labels(gate, client, project, config)
     fetched = time.perf_counter()
     features = text.features()
-    record: dict[str, Any] = {
+    record: TrainingRecord = {
         "labels": len(labeled),
         "stats": stats,
         "strategy": projects.strategy(project),
@@ -187,7 +187,7 @@ def run(gate: Gateway, project: str, started: float) -> tuple[dict, bool]:
     version = f"{llm_version}-r{len(store.versions()) + 1}"
     shifts = text.shifts(config, pool)
 
-    def one(q: Schema) -> tuple[dict, TrainedModel | None]:
+    def one(q: Schema) -> tuple[QuestionRecord, TrainedModel | None]:
         return _question(
             gate,
             q,
@@ -205,17 +205,20 @@ def run(gate: Gateway, project: str, started: float) -> tuple[dict, bool]:
     outcomes = dict(zip(config.names, each_question(one, config.questions)))
     record["questions"] = {name: sub for name, (sub, _) in outcomes.items()}
     first = record["questions"][config.primary.from_name]
-    record.update({key: first[key] for key in _FIRST_QUESTION_KEYS if key in first})
+    on_top = cast(dict, first)  # a copy of named keys: mypy checks TypedDict keys only when written out
+    record.update(cast(TrainingRecord, {key: on_top[key] for key in _FIRST_QUESTION_KEYS if key in on_top}))
     results = {sub["result"] for sub in record["questions"].values()}
     promoted = {name: model for name, (_, model) in outcomes.items() if model is not None}
     if results == {"skipped"}:
-        record.update(result="skipped", reason=first["reason"], seconds=time.perf_counter() - started)
+        record.update({"result": "skipped", "reason": first["reason"], "seconds": time.perf_counter() - started})
         return record, False
     record.update(
-        version=version,
-        incumbent=current.version if serving and current else llm_version,
-        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        result="promoted" if promoted else "kept",
+        {
+            "version": version,
+            "incumbent": current.version if serving and current else llm_version,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "result": "promoted" if promoted else "kept",
+        }
     )
     new_set = ModelSet(version, {**serving, **promoted}) if promoted else None
     record["fit_seconds"] = round(time.perf_counter() - fetched, 3)
@@ -245,12 +248,12 @@ def _question(
     shifts: dict[str, tuple[float, ...]],
     *,
     served: np.ndarray,
-) -> tuple[dict, TrainedModel | None]:
+) -> tuple[QuestionRecord, TrainedModel | None]:
     """One question's part of a run: its record, and its new model (stamped with the run's `stamp`) when it beats what serves it
     now, judged on the same labels; None when it does not, or when it has too few labels to fit. `llm`: the LLM's
     answers trained models read (TextFeatures.first_answers); `served`: the LLM's served answers (a cascade's)."""
     rows = np.array([i for i, t in enumerate(labeled) if question.from_name in t.answers], dtype=int)
-    record: dict[str, Any] = {"labels": len(rows)}
+    record: QuestionRecord = {"labels": len(rows)}
     if not len(rows):
         return {**record, "result": "skipped", "reason": "no labels for this question"}, None
     ids = np.array([labeled[i].task_id for i in rows])
@@ -278,7 +281,7 @@ def _question(
     except classifier.TrainingError as e:
         return {**record, "result": "skipped", "reason": str(e)}, None
     oof = choice.oof
-    record.update(recipe=choice.recipe.name, recipe_scores=choice.scores)
+    record.update({"recipe": choice.recipe.name, "recipe_scores": choice.scores})
     # The labels the model doubts, judged as `labelloop label-issues` judges them: a count for the project's page.
     doubted, _ = (label_issues.flag_multilabel if question.multiple else label_issues.flag)(
         y, label_issues.judging(oof, llm)
@@ -291,11 +294,13 @@ def _question(
         record["routing"] = routing.routing_record(oof, served, y)  # thresholds at the 95% target, kept in the registry
     promote = candidate_f1 > incumbent_f1 or switch
     record.update(
-        incumbent=incumbent.version if incumbent else stamp.llm_version,
-        cv_macro_f1=round(candidate_f1, 4),
-        incumbent_macro_f1=round(incumbent_f1, 4),
-        llm_macro_f1=round(macro_f1(y, question.decisions(served)), 4),
-        result="promoted" if promote else "kept",
+        {
+            "incumbent": incumbent.version if incumbent else stamp.llm_version,
+            "cv_macro_f1": round(candidate_f1, 4),
+            "incumbent_macro_f1": round(incumbent_f1, 4),
+            "llm_macro_f1": round(macro_f1(y, question.decisions(served)), 4),
+            "result": "promoted" if promote else "kept",
+        }
     )
     if not promote:
         return record, None
