@@ -74,6 +74,7 @@ class LoadResult:
 
 def run(
     url: str,
+    *,
     clients: int = 16,
     seconds: float = 60.0,
     max_batch: int = 50,

@@ -108,6 +108,7 @@ def run_one(
     f: Features,
     pool: np.ndarray,
     test: np.ndarray,
+    *,
     ranking: str,
     seed: int,
     seed_size: int,
@@ -189,6 +190,7 @@ def simulate(
     config: Config,
     f: Features,
     pool_size: int,
+    *,
     seeds: int,
     seed_size: int,
     batch: int,
@@ -225,7 +227,20 @@ def simulate(
     runs = [(r, s) for r in rankings for s in range(seeds)]
     done: dict[str, list[list[dict]]] = {r: [] for r in rankings}
     for ranking, seed in tqdm(runs, desc="loops", unit="run", disable=not progress):
-        done[ranking].append(run_one(config, f, pool, test, ranking, seed, seed_size, batch, budget, strategy))
+        done[ranking].append(
+            run_one(
+                config,
+                f,
+                pool,
+                test,
+                ranking=ranking,
+                seed=seed,
+                seed_size=seed_size,
+                batch=batch,
+                budget=budget,
+                strategy=strategy,
+            )
+        )
     for ranking, per_seed in done.items():
         reached = [labels_to_reach(steps, target) for steps in per_seed]
         out["rankings"][ranking] = {

@@ -384,11 +384,11 @@ def run(
                     strategy,
                     loop,
                     key,
-                    recorder,
-                    seconds,
-                    total,
-                    _ls_errors(loop) - errors_before,
-                    int(_rescored(loop) - rescored_before),
+                    recorder=recorder,
+                    seconds=seconds,
+                    total=total,
+                    ls_errors=_ls_errors(loop) - errors_before,
+                    pool=int(_rescored(loop) - rescored_before),
                 )
                 row["published_new_set"] = row["published"] not in (None, previous)
                 row["load_average_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
@@ -503,6 +503,7 @@ def _row(
     strategy: str,
     loop: Any,
     key: str,
+    *,
     recorder: Recorder,
     seconds: dict[str, float],
     total: float,

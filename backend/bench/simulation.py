@@ -444,6 +444,7 @@ def compare(
     strategy_names: Sequence[str] | None = None,
     setups: Sequence[str] = DEFAULT_SETUPS,
     seeds: Sequence[int] = range(5),
+    *,
     seed_size: int = 20,
     batch: int = 20,
     budget: int = 400,

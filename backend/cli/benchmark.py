@@ -61,6 +61,7 @@ def http_phase(
     texts,
     config: str,
     port: int,
+    *,
     batch: int,
     log_path: Path,
     model: str,
@@ -109,11 +110,11 @@ def model_phase(model: str, test, config: str, parsed, args, free_text: int, sou
         texts,
         config,
         args.port,
-        args.batch,
-        args.out.parent / f"benchmark-{model}.log",
-        model,
-        guidelines,
-        parsed.data_key,
+        batch=args.batch,
+        log_path=args.out.parent / f"benchmark-{model}.log",
+        model=model,
+        guidelines=guidelines,
+        data_key=parsed.data_key,
     )
     results["http"] = {k: v for k, v in http.items() if k != "labels"}
     results["served"] = evaluation.report(truth, http.pop("labels"), parsed.labels)

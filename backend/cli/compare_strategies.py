@@ -157,9 +157,9 @@ def run(args: argparse.Namespace) -> int:
         args.strategies,
         args.kinds,
         range(args.seeds),
-        args.seed_size,
-        args.batch,
-        args.budget,
+        seed_size=args.seed_size,
+        batch=args.batch,
+        budget=args.budget,
         progress=not args.quiet,
     )
     results["wall_seconds"] = round(time.perf_counter() - started, 1)

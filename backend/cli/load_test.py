@@ -61,7 +61,9 @@ def _run(args: argparse.Namespace) -> int:
                 time.sleep(1)
             url, pid = backend.url, worker_pids(backend.pid)[0]  # gunicorn_conf runs one worker
             print(f"backend ready in {backend.ready_seconds:.1f} s at {url} (log: {backend.log_path})", file=sys.stderr)
-        result = load_test.run(url, args.clients, args.seconds, args.max_batch, pid=pid, auth=auth)
+        result = load_test.run(
+            url, clients=args.clients, seconds=args.seconds, max_batch=args.max_batch, pid=pid, auth=auth
+        )
     finally:
         if backend:
             backend.stop()

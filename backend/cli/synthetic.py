@@ -191,7 +191,9 @@ def cmd_filter(args: argparse.Namespace) -> int:
     if clf is None and not args.no_classifier:
         _note("note: the classifier check is skipped: the real data has too few labels to train one")
     reference = sf.reference_texts(real["text"].tolist(), guidelines=predictor.guidelines if predictor else None)
-    out = sf.run_filters(items, reference, schema.labels, embed, llm, clf, config, progress=_note)
+    out = sf.run_filters(
+        items, reference, schema.labels, embed, llm_probs=llm, classifier=clf, config=config, progress=_note
+    )
     if clf:
         _note(f"classifier thresholds: {clf.thresholds}")
     for item in out:
@@ -228,7 +230,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         embed = _embedder(args.cache_dir)
         llm = sf.cached_llm_probs(_predictor(args.threads), schema, args.cache_dir) if "blend" in kinds else None
         accepted = [i for i in items if i["filter"]["status"] == "accepted"]
-        report["extrinsic"] = sr.extrinsic(real, accepted, schema.labels, embed, llm, kinds, args.resamples, _note)
+        report["extrinsic"] = sr.extrinsic(
+            real, accepted, schema.labels, embed, llm, kinds=kinds, resamples=args.resamples, progress=_note
+        )
         report["extrinsic"]["seconds"] = round(time.monotonic() - started, 1)
     print(sr.markdown(report))
     if args.json:

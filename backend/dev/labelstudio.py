@@ -81,6 +81,7 @@ class LabelStudioServer:
     def __init__(
         self,
         data_dir: str | os.PathLike,
+        *,
         port: int = 8080,
         admin_email: str = "admin@example.com",
         admin_password: str = "",

@@ -328,6 +328,7 @@ def out_of_fold(
     llm_probs: np.ndarray | None,
     y: Sequence[int] | np.ndarray,
     n_labels: int,
+    *,
     folds: int = 5,
     seed: int = 0,
     C: float | None = None,
@@ -339,7 +340,7 @@ def out_of_fold(
     the labels where a class had two, and the LLM alone (which reads no labels) then won on that handicap alone.
     A learner without the LLM keeps as many folds as the rarest class allows, so that every fold can learn it."""
     if np.ndim(y) == 2:
-        return _out_of_fold_multilabel(learner, embeddings, llm_probs, y, n_labels, folds, seed, C)
+        return _out_of_fold_multilabel(learner, embeddings, llm_probs, y, n_labels, folds=folds, seed=seed, C=C)
     y = _check(y, n_labels)
     blend = is_blend(learner) and llm_probs is not None
     if blend:
@@ -376,7 +377,9 @@ def _plain_kfold(n: int, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray
     return [(np.concatenate(parts[:i] + parts[i + 1 :]), part) for i, part in enumerate(parts)]
 
 
-def _out_of_fold_multilabel(learner, embeddings, llm_probs, y, n_labels: int, folds: int, seed: int, C) -> np.ndarray:
+def _out_of_fold_multilabel(
+    learner, embeddings, llm_probs, y, n_labels: int, *, folds: int, seed: int, C
+) -> np.ndarray:
     y = _check_multilabel(y, n_labels)
     x = design(learner, embeddings, _yes_no(llm_probs))
     out = _fallback(llm_probs, len(y), n_labels)

@@ -81,7 +81,9 @@ class Regression:
         done = {} if done is None else done
         if self not in done:
             x = data.vectors[self.vectors]
-            done[self] = classifier.out_of_fold(self.learner, x, data.llm, data.y, data.n_labels, folds, seed, self.C)
+            done[self] = classifier.out_of_fold(
+                self.learner, x, data.llm, data.y, data.n_labels, folds=folds, seed=seed, C=self.C
+            )
         return done[self]
 
 

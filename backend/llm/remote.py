@@ -48,6 +48,7 @@ class ServerScorer:
         self,
         base_url: str,
         tokenizer: Any,
+        *,
         model: str = "",
         api_key: str = "",
         top_logprobs: int = 300,

@@ -324,6 +324,7 @@ def build(
     client: Any,
     project_id: int,
     loop: "Loop",
+    *,
     target: float = DEFAULT_TARGET,
     level: float = DEFAULT_LEVEL,
     progress: bool = False,

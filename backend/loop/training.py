@@ -193,12 +193,12 @@ def run(gate: Gateway, project: str, started: float) -> tuple[TrainingRecord, bo
             q,
             q is config.primary,
             labeled,
-            vectors,
-            read[q.from_name],
-            serving_probs[q.from_name],
-            serving.get(q.from_name),
-            _Stamp(version, llm_version, features),
-            shifts,
+            vectors=vectors,
+            llm=read[q.from_name],
+            serving_probs=serving_probs[q.from_name],
+            incumbent=serving.get(q.from_name),
+            stamp=_Stamp(version, llm_version, features),
+            shifts=shifts,
             served=llm[q.from_name],
         )
 
@@ -240,13 +240,13 @@ def _question(
     question: Schema,
     first: bool,
     labeled: list[ls_tasks.LabeledTask],
+    *,
     vectors: dict[str, np.ndarray],
     llm: np.ndarray,
     serving_probs: np.ndarray,
     incumbent: TrainedModel | None,
     stamp: _Stamp,
     shifts: dict[str, tuple[float, ...]],
-    *,
     served: np.ndarray,
 ) -> tuple[QuestionRecord, TrainedModel | None]:
     """One question's part of a run: its record, and its new model (stamped with the run's `stamp`) when it beats what serves it

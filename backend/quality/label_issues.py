@@ -215,7 +215,11 @@ def judge(
         if confirmed.get(row.task) == row.given:
             kept_confirmed += 1
             continue
-        issues.append(_issue(row, question.answer(p), float(q), p, labels, "model", row.given, multiple))
+        issues.append(
+            _issue(
+                row, question.answer(p), float(q), p, labels=labels, reason="model", given=row.given, multiple=multiple
+            )
+        )
     for row, p in zip(gold_rows, gold_probs):
         assert row.answer is not None  # gold_rows are the rows with an answer
         wrong = sorted(
@@ -227,7 +231,9 @@ def judge(
                 worth = float(multilabel_quality(question.targets([given]), p[None, :])[0])
             else:
                 worth = float(p[labels.index(given)])
-            issues.append(_issue(row, row.answer, worth, p, labels, "gold", given, multiple))
+            issues.append(
+                _issue(row, row.answer, worth, p, labels=labels, reason="gold", given=given, multiple=multiple)
+            )
     issues.sort(key=lambda i: (i["quality"], str(i["task"])))
 
     rates = annotator_rates(rows, issues)
@@ -262,6 +268,7 @@ def _issue(
     suggested: str,
     quality: float,
     probs: np.ndarray,
+    *,
     labels: list[str],
     reason: str,
     given: str,

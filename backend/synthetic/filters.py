@@ -218,6 +218,7 @@ def run_filters(
     reference: Sequence[tuple[str, str]],
     labels: Sequence[str],
     embed: Callable[[list[str]], np.ndarray],
+    *,
     llm_probs: Callable[[list[str]], np.ndarray] | None = None,
     classifier: RealClassifier | None = None,
     config: FilterConfig = FilterConfig(),

@@ -109,6 +109,7 @@ def extrinsic(
     labels: Sequence[str],
     embed: Callable[[list[str]], np.ndarray],
     llm_probs: Callable[[list[str]], np.ndarray] | None,
+    *,
     kinds: Sequence[str] = ("classifier",),
     resamples: int = 2,
     progress: Callable[[str], None] | None = None,

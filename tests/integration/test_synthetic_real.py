@@ -64,6 +64,6 @@ def test_the_real_llm_verifies_intended_labels(predictor):
         for n, (text, label, _) in enumerate(cases)
     ]
     orthogonal = lambda texts: np.eye(len(texts))  # noqa: E731  (no embedding duplicates among these)
-    out = sf.run_filters(candidates, [], SCHEMA.labels, orthogonal, llm)
+    out = sf.run_filters(candidates, [], SCHEMA.labels, orthogonal, llm_probs=llm)
     assert [o["filter"]["status"] for o in out] == [c[2] for c in cases], [o["filter"] for o in out]
     assert all(o["filter"]["reason"] in (None, "label-llm") for o in out)

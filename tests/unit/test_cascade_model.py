@@ -225,9 +225,9 @@ def test_trained_models_read_the_first_models_own_answers_at_training_and_at_ser
     read: list[np.ndarray] = []
     real_choose = training.choose
 
-    def noting(question, candidates, vectors, llm, y):
-        read.append(llm)
-        return real_choose(question, candidates, vectors, llm, y)
+    def noting(question, candidates, data):
+        read.append(data.llm)
+        return real_choose(question, candidates, data)
 
     monkeypatch.setattr(training, "choose", noting)
     cascade = Cascade(tiny_model.predictor(), tiny_model.predictor(seed=1), SHARE)

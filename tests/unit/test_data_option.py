@@ -267,7 +267,15 @@ def test_benchmark_passes_the_source_and_serves_its_guidelines(tmp_path, monkeyp
 
     monkeypatch.setattr(benchmark.processes, "serving", fake_serving)
     with pytest.raises(SystemExit, match="stopped here"):
-        benchmark.http_phase(["a text"], config.read_text(), 9199, 10, tmp_path / "b.log", "embedded", guidelines)
+        benchmark.http_phase(
+            ["a text"],
+            config.read_text(),
+            9199,
+            batch=10,
+            log_path=tmp_path / "b.log",
+            model="embedded",
+            guidelines=guidelines,
+        )
     assert env_seen["GUIDELINES"] == str(guidelines.resolve()) and env_seen["LLM_MODEL"] == "embedded"
 
 

@@ -36,19 +36,21 @@ def _features(n: int = 120, seed: int = 0) -> question_loop.Features:
 def test_a_loop_learns_every_question_and_steps_by_batch():
     f = _features()
     pool, test = np.arange(80), np.arange(80, 120)
-    steps = question_loop.run_one(CONFIG, f, pool, test, "across", seed=0, seed_size=10, batch=15, budget=60)
+    steps = question_loop.run_one(CONFIG, f, pool, test, ranking="across", seed=0, seed_size=10, batch=15, budget=60)
     assert [s["labels"] for s in steps] == [10, 25, 40, 55, 60]
     assert set(steps[0]["macro_f1"]) == {"sentiment", "aspects", "spoiler"}
     for name in ("sentiment", "aspects", "spoiler"):
         assert steps[-1]["macro_f1"][name] > steps[0]["macro_f1"][name] - 0.05, (name, steps)
     assert steps[-1]["mean"] > 0.6
     # The rankings label different tasks; random is reproducible by seed.
-    first = question_loop.run_one(CONFIG, f, pool, test, "first", seed=0, seed_size=10, batch=15, budget=40)
+    first = question_loop.run_one(CONFIG, f, pool, test, ranking="first", seed=0, seed_size=10, batch=15, budget=40)
     assert first[-1]["labels"] == 40 and first != steps[: len(first)]
-    again = question_loop.run_one(CONFIG, f, pool, test, "random", seed=3, seed_size=10, batch=15, budget=40)
-    assert again == question_loop.run_one(CONFIG, f, pool, test, "random", seed=3, seed_size=10, batch=15, budget=40)
+    again = question_loop.run_one(CONFIG, f, pool, test, ranking="random", seed=3, seed_size=10, batch=15, budget=40)
+    assert again == question_loop.run_one(
+        CONFIG, f, pool, test, ranking="random", seed=3, seed_size=10, batch=15, budget=40
+    )
     with pytest.raises(question_loop.QuestionLoopError, match="unknown ranking"):
-        question_loop.run_one(CONFIG, f, pool, test, "best", seed=0, seed_size=10, batch=15, budget=40)
+        question_loop.run_one(CONFIG, f, pool, test, ranking="best", seed=0, seed_size=10, batch=15, budget=40)
 
 
 def test_labels_to_reach_and_the_summary():

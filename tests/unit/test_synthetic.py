@@ -339,7 +339,9 @@ def test_every_rejection_keeps_its_reason():
         candidate(10, "Whatever.", "Mixed"),
     ]
     clf = sf.RealClassifier(fixed_probs({cands[7]["text"]: [0.3, 0.6, 0.1]}), dict.fromkeys(LABELS, 0.5))
-    out = sf.run_filters(cands, real, LABELS, bag_embed, fixed_probs({}), clf, sf.FilterConfig(max_words=100))
+    out = sf.run_filters(
+        cands, real, LABELS, bag_embed, llm_probs=fixed_probs({}), classifier=clf, config=sf.FilterConfig(max_words=100)
+    )
     verdict = {o["id"]: (o["filter"]["status"], o["filter"]["reason"]) for o in out}
     assert verdict == {
         "c0": ("rejected", "duplicate-exact"),
@@ -373,7 +375,10 @@ def test_thresholds_move_the_verdicts():
         sf.FilterConfig(rouge_threshold=1.5).check()
     for threshold, status in ((0.5, "rejected"), (0.4, "accepted")):
         config = sf.FilterConfig(rouge_threshold=0.95, cosine_threshold=0.99, llm_threshold=threshold)
-        assert sf.run_filters([near], real, LABELS, bag_embed, unsure, config=config)[0]["filter"]["status"] == status
+        assert (
+            sf.run_filters([near], real, LABELS, bag_embed, llm_probs=unsure, config=config)[0]["filter"]["status"]
+            == status
+        )
 
 
 def test_pruned_rouge_finds_the_same_maximum_as_brute_force():
@@ -482,7 +487,7 @@ def test_extrinsic_trains_with_and_without_on_the_test_split(monkeypatch):
     extra = syn.corpus_sample(200, seed=9)
     accepted = [filtered(i, t, "Neutral") for i, t in enumerate(extra[extra["label"] == "Neutral"]["text"])]
     accepted.append(filtered(99, neutral[0], "Neutral"))  # a test text: never trained on
-    out = sr.extrinsic(real, accepted, LABELS, bag_embed, None, ["classifier"], resamples=1)
+    out = sr.extrinsic(real, accepted, LABELS, bag_embed, None, kinds=["classifier"], resamples=1)
     assert out["minority"] == "Neutral" and out["synthetic_added"] == len(accepted) - 1
     assert [(r["sample"], r["synthetic"]) for r in out["runs"]] == [
         ("given", False),
@@ -495,7 +500,7 @@ def test_extrinsic_trains_with_and_without_on_the_test_split(monkeypatch):
     with pytest.raises(syn.SyntheticError, match="in the evaluation's test split"):
         sr.extrinsic(small_test, accepted, LABELS, bag_embed, None, resamples=0)
     with pytest.raises(syn.SyntheticError, match="blend needs"):
-        sr.extrinsic(real, accepted, LABELS, bag_embed, None, ["blend"], resamples=0)
+        sr.extrinsic(real, accepted, LABELS, bag_embed, None, kinds=["blend"], resamples=0)
 
 
 def choice(label):
