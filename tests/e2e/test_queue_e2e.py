@@ -197,7 +197,7 @@ def test_five_promotions_leave_one_prediction_per_task_and_the_queue_never_point
         store = loop.projects.store(str(project))
         for n in range(2, 6):  # promotions r2..r5 (r1 was trained above)
             version = f"{llm_version}-r{n}"
-            store.add(version, replace(model, version=version), {"labels": 30, "result": "promoted"}, True)
+            store.add(version, replace(model, version=version).as_data(), {"labels": 30, "result": "promoted"}, True)
             loop.rescore(str(project))
             time.sleep(0.5)
     finally:
