@@ -558,9 +558,16 @@ def test_the_command_audits_with_the_evidence_that_kept_the_promise_and_left_peo
     assert simulate_finish.parse_args([]).evidence == "ppi"
     measured = json.loads((ROOT / "docs" / "finish_audits.json").read_text())["rows"]
     assert {row["audit"] for row in measured} == set(fs.AUDITS)
-    settings = {(row["model"], row["pool"], row["strategy"]) for row in measured}
-    assert {model for model, _, _ in settings} == {"qwen2.5-0.5b", "qwen2.5-1.5b"}
-    for setting in settings:
-        same = {row["audit"]: row for row in measured if (row["model"], row["pool"], row["strategy"]) == setting}
+    def setting(row: dict) -> tuple:
+        return row["model"], row["corpus"], row["pool"], row["strategy"]
+
+    settings = {setting(row) for row in measured}
+    assert {(model, corpus) for model, corpus, _, _ in settings} == {
+        ("qwen2.5-0.5b", "rotten_tomatoes"),
+        ("qwen2.5-1.5b", "rotten_tomatoes"),
+        ("qwen2.5-0.5b", "r8"),
+    }
+    for one in settings:
+        same = {row["audit"]: row for row in measured if setting(row) == one}
         assert same["ppi"]["promise_kept"] >= 0.95
         assert same["ppi"]["human_fraction"] <= same["audit"]["human_fraction"]
