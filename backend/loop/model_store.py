@@ -3,9 +3,9 @@
 Layout under DATA_DIR/projects/<project>/: `models/<version>.npz` (what the fitted models are made of: a JSON document
 with its numpy arrays beside it, read without pickle) and `registry.json` (every version trained, its metrics, whether
 it was promoted, and the serving one). Releases before format 3 pickled the models (`models/<version>.joblib`); those
-are still read. Both are written through a
-temporary file and a rename, so a crash at any moment leaves the previous state readable; the artifact is written
-before the registry names it, so the registry never points at a missing or partial file.
+are still read. Both are written through a temporary file and a rename, so a crash at any moment leaves the previous
+state readable; the artifact is written before the registry names it, so the registry never points at a missing or
+partial file.
 
 Several backend replicas may share DATA_DIR (see the README's "Running at scale"): registry updates hold an
 exclusive lock on a file next to it, and a training run holds another for its whole length, so two replicas never
@@ -47,9 +47,9 @@ class DataFormatError(LabelloopError, RuntimeError):
     http_status = 500
 
 
-# Artifacts before format 3 are pickles, which name classes by module. Those saved before backend/ had subpackages (release 0.1.0)
-# name backend.loop.ProjectModel and backend.classifier.Model, those saved before backend/learning/ (0.2.0) name
-# backend.loop.classifier's classes; a deployment's trained models must survive the upgrade.
+# Artifacts before format 3 are pickles, which name classes by module. Those saved before backend/ had subpackages
+# (release 0.1.0) name backend.loop.ProjectModel and backend.classifier.Model, those saved before backend/learning/
+# (0.2.0) name backend.loop.classifier's classes; a deployment's trained models must survive the upgrade.
 _FORMER_NAMES = {
     ("backend.loop", "ProjectModel"): ("backend.loop.projects", "TrainedModel"),
     ("backend.classifier", "Model"): ("backend.learning.classifier", "Classifier"),
