@@ -531,7 +531,7 @@ def compare(
 
 
 def table(results: dict) -> str:
-    """A plain-text table of the results, one block per model kind."""
+    """A plain-text table of the results, one block per setup (--kind)."""
     cfg = results["config"]
     zero = results.get("zero_shot", {})
     lines = [
@@ -581,7 +581,7 @@ def table(results: dict) -> str:
 
 
 def plot(results: dict, path: str | Path) -> None:
-    """Learning curves (mean ± std over seeds), one panel per model kind, with the target and the LLM alone."""
+    """Learning curves (mean ± std over seeds), one panel per setup (--kind), with the target and the LLM alone."""
     import matplotlib
 
     matplotlib.use("Agg")

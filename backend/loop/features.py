@@ -130,7 +130,7 @@ class TextFeatures:
         self, config: Config | Schema, texts: Sequence[str], features: str, pool: PoolCalibration | None = None
     ) -> np.ndarray:
         """The texts' vectors of `features`, cached per text. A hidden state comes from the pass that scores the text, so
-        the LLM's probabilities are cached with it and a following llm_probs() costs a lookup. Kind "": no vectors
+        the LLM's probabilities are cached with it and a following llm_probs() costs a lookup. Features "": no vectors
         (a recalibrated LLM reads none)."""
         if not features:
             return np.zeros((len(texts), 0), dtype=np.float32)
