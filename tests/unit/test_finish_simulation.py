@@ -558,6 +558,7 @@ def test_the_command_audits_with_the_evidence_that_kept_the_promise_and_left_peo
     assert simulate_finish.parse_args([]).evidence == "ppi"
     measured = json.loads((ROOT / "docs" / "finish_audits.json").read_text())["rows"]
     assert {row["audit"] for row in measured} == set(fs.AUDITS)
+
     def setting(row: dict) -> tuple:
         return row["model"], row["corpus"], row["pool"], row["strategy"]
 
