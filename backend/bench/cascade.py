@@ -18,12 +18,13 @@ cascade's answers.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import numpy as np
 from sklearn.metrics import f1_score
 
+from backend.bench.results import CascadePoint
 from backend.labelstudio.schema import Schema
 from backend.llm import student as students
 
@@ -171,7 +172,7 @@ def curve(m: Measured, c: float, shares: Sequence[float] = SHARES, seeds: Sequen
     return [point(m, served(m, reader, held_out, s), s, 1 + s * m.ratio, seeds) for s in (0.0, *shares, 1.0)]
 
 
-def choose_c(student_alone: dict[float, Sequence[float]]) -> float:
+def choose_c(student_alone: Mapping[float, Sequence[float]]) -> float:
     """The readout's C: the best mean pool macro-F1 of the student alone over the corpora; the smaller on a tie."""
     means = {c: float(np.mean(f1s)) for c, f1s in student_alone.items()}
     return max(sorted(means), key=lambda c: means[c])
@@ -195,8 +196,17 @@ def choose_share(curves: Sequence[list[Point]], small: Sequence[Point]) -> float
     return min(keeping) if keeping else max(within, key=lambda s: mean[s])
 
 
-def as_dict(points: list[Point]) -> list[dict]:
-    return [asdict(p) for p in points]
+def as_dict(points: list[Point]) -> list[CascadePoint]:
+    return [
+        CascadePoint(
+            share=p.share,
+            pool_macro_f1=p.pool_macro_f1,
+            test_macro_f1=p.test_macro_f1,
+            cost=p.cost,
+            after_labels=p.after_labels,
+        )
+        for p in points
+    ]
 
 
 def served_inputs(

@@ -318,10 +318,14 @@ def source(
         labels = schemas.parse_single(xml).labels
     except ValueError as e:
         raise DataError(f"--config {config_path}: {e}") from None
-    df = load_labeled(data, labels) if data is not None else _corpus_for(corpus_name, labels)
+    if corpus_name is not None:
+        df, name = _corpus_for(corpus_name, labels), corpus_name
+    else:
+        assert data is not None  # one of the two, checked above
+        df, name = load_labeled(data, labels), Path(data).stem
     pool_set, test_set = split(df, pool, test, seed)
     return Source(
-        corpus_name or Path(data).stem,
+        name,
         pool_set.reset_index(drop=True),
         test_set.reset_index(drop=True),
         xml,

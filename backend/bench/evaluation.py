@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Sequence
+from typing import Any, Sequence, cast
 
 import numpy as np
 import pandas as pd
@@ -49,14 +49,14 @@ def fit_calibration(predictor: Predictor, schema: Schema, sample: pd.DataFrame) 
 
 def report(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]) -> dict:
     """Accuracy, macro-F1 and Cohen's κ on all labels, and accuracy on Positive vs Negative items only."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    truth, pred = np.asarray(y_true), np.asarray(y_pred)
     out = {
-        "n": int(len(y_true)),
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, labels=list(labels), average="macro", zero_division=0)),
-        "kappa": float(cohen_kappa_score(y_true, y_pred)),
+        "n": int(len(truth)),
+        "accuracy": float(accuracy_score(truth, pred)),
+        "macro_f1": float(f1_score(truth, pred, labels=list(labels), average="macro", zero_division=0)),
+        "kappa": float(cohen_kappa_score(truth, pred)),
         "per_label_f1": dict(
-            zip(labels, map(float, f1_score(y_true, y_pred, labels=list(labels), average=None, zero_division=0)))
+            zip(labels, map(float, f1_score(truth, pred, labels=list(labels), average=None, zero_division=0)))
         ),
     }
     return out
@@ -66,11 +66,11 @@ def polar_accuracy(
     probs: np.ndarray, y_true: Sequence[str], labels: Sequence[str], polar=("Positive", "Negative")
 ) -> float:
     """Accuracy on the items whose true label is one of `polar`, choosing between those two labels only."""
-    y_true = np.asarray(y_true)
+    truth = np.asarray(y_true)
     cols = [list(labels).index(p) for p in polar]
-    keep = np.isin(y_true, polar)
+    keep = np.isin(truth, polar)
     chosen = np.asarray(polar)[probs[keep][:, cols].argmax(1)]
-    return float((chosen == y_true[keep]).mean())
+    return float((chosen == truth[keep]).mean())
 
 
 def free_text_labels(predictor: Predictor, schema: Schema, texts: Sequence[str], max_new_tokens: int = 4) -> list:
@@ -86,7 +86,7 @@ def free_text_labels(predictor: Predictor, schema: Schema, texts: Sequence[str],
         ids, _ = scorer.text_ids(text)
         prompt_ids = scorer.encode(setup.prompt.prefix) + ids + scorer.encode(setup.prompt.suffix)
         with torch.inference_mode():
-            generated = scorer.model.generate(
+            generated = cast(Any, scorer).model.generate(  # the local engine's transformers model
                 torch.tensor([prompt_ids]),
                 max_new_tokens=max_new_tokens,
                 do_sample=False,

@@ -187,7 +187,8 @@ def run(
     started = time.perf_counter()
     project = import_project(client, texts, labels, labeled, progress)
     steps["import"] = {"seconds": round(time.perf_counter() - started, 1), "tasks": tasks, "labeled": labeled}
-    by_text = {t.data["text"]: t.id for t in client.tasks.list(project=project, include="id,data", page_size=1000)}
+    listed: Any = client.tasks.list(project=project, include="id,data", page_size=1000)
+    by_text = {task.data["text"]: task.id for task in listed}
     truth = {by_text[t]: y for t, y in zip(texts, labels)} if real_model else None
     with tempfile.TemporaryDirectory(prefix="bench-finish-") as tmp:
         env = {

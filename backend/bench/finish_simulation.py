@@ -67,12 +67,21 @@ import copy
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from backend.bench import simulation
+from backend.bench.results import (
+    AuditRuns,
+    Ceiling,
+    FinishResults,
+    FinishRuns,
+    FinishSeed,
+    Goal,
+    PoolRow,
+)
 from backend.errors import LabelloopError
 from backend.learning import classifier
 from backend.loop import routing
@@ -156,7 +165,7 @@ class FinishRun:
     def final(self) -> Step:
         return self.steps[-1]
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> FinishSeed:
         f = self.final
         return {
             "seed": self.seed,
@@ -190,9 +199,9 @@ def check_settings(
     ):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
             raise FinishSimulationError(f"{name} must be a positive integer, got {value!r}")
-    for name, value in (("target", target), ("level", level)):
-        if not isinstance(value, (int, float)) or not 0 < value < 1:
-            raise FinishSimulationError(f"{name} must lie strictly between 0 and 1, got {value!r}")
+    for name, fraction in (("target", target), ("level", level)):
+        if not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+            raise FinishSimulationError(f"{name} must lie strictly between 0 and 1, got {fraction!r}")
     if budget > n_pool:
         raise FinishSimulationError(f"budget ({budget}) exceeds the pool ({n_pool} items)")
     if seed_size > budget:
@@ -240,7 +249,7 @@ def most_trusted(probs: np.ndarray, y: np.ndarray, target: float) -> int:
     return int(passing[-1] + 1) if passing.size else 0
 
 
-def ceiling(inputs: simulation.Inputs, setup: str, target: float, seed: int = 0) -> dict:
+def ceiling(inputs: simulation.Inputs, setup: str, target: float, seed: int = 0) -> Ceiling:
     """How much of the pool the model could ever take at `target` true accuracy: out-of-fold probabilities of every
     pool item from models trained on the other 80% of the pool (far more labels than any finish has), rows taken
     from the most confident down while their accuracy stays at `target` (read from the corpus labels: a perfect
@@ -486,7 +495,7 @@ def finish_run(
     return FinishRun(strategy, seed, n_pool, steps, reason, np.array(order, dtype=np.int64), audits)
 
 
-def summarize(runs: Sequence[FinishRun], target: float) -> dict:
+def summarize(runs: Sequence[FinishRun], target: float) -> FinishRuns:
     """One strategy's runs over seeds: the contract's figures first, then the rest. `promise_kept`: the share of
     runs whose model-labeled part is in truth at or above `target` (a run where the model labeled nothing keeps it)."""
     n_pool = runs[0].n_pool
@@ -514,7 +523,7 @@ def summarize(runs: Sequence[FinishRun], target: float) -> dict:
     }
 
 
-def _audit_summary(finals: Sequence[Step], n_pool: int, target: float) -> dict:
+def _audit_summary(finals: Sequence[Step], n_pool: int, target: float) -> AuditRuns:
     """One audit's finishes of the same runs (FinishRun.audits): its price and whether it kept the promise."""
     autos = [f.auto_accuracy for f in finals]
     defined = [a for a in autos if a is not None]
@@ -542,7 +551,7 @@ def finish(
     evidence: str = "audit",
     baseline: bool = True,
     progress: bool = True,
-) -> dict:
+) -> FinishResults:
     """Every strategy's finishing runs over `seeds` with the setup `setup` (and, with `baseline`, with the LLM
     alone), summarised as the results.json the script writes."""
     simulation.check_strategies(list(strategy_names))
@@ -557,7 +566,7 @@ def finish(
     started = time.perf_counter()
     chosen = simulation.SETUPS.get(setup)
     recipe, vectors = (chosen.learner, chosen.vectors) if chosen else (LLM_ALONE, None)
-    results: dict[str, Any] = {
+    results: FinishResults = {
         "config": {
             "pool": n_pool,
             "seeds": seeds,
@@ -616,21 +625,23 @@ def finish(
     return results
 
 
-def goal(by_strategy: dict, target: float) -> dict:
+def goal(by_strategy: dict[str, FinishRuns], target: float) -> Goal:
     """The issue's targets for the served strategy: human_fraction <= HUMAN_FRACTION_GOAL, auto_accuracy_min >=
     target. `met` is None when the served strategy was not run."""
-    out: dict[str, Any] = {
+    out: Goal = {
         "strategy": SERVED_STRATEGY,
         "human_fraction_max": HUMAN_FRACTION_GOAL,
         "auto_accuracy_min": target,
     }
     s = by_strategy.get(SERVED_STRATEGY)
     if s is None:
-        out.update(met=None, human_fraction_met=None, auto_accuracy_met=None)
+        out.update({"met": None, "human_fraction_met": None, "auto_accuracy_met": None})
         return out
     hf_met = s["human_fraction"] <= HUMAN_FRACTION_GOAL
     acc_met = s["auto_accuracy_min"] is not None and s["auto_accuracy_min"] >= target
-    out.update(met=bool(hf_met and acc_met), human_fraction_met=bool(hf_met), auto_accuracy_met=bool(acc_met))
+    out.update(
+        {"met": bool(hf_met and acc_met), "human_fraction_met": bool(hf_met), "auto_accuracy_met": bool(acc_met)}
+    )
     return out
 
 
@@ -642,7 +653,7 @@ def _fmt(value: float | None, spec: str = ".3f") -> str:
     return "-" if value is None else format(value, spec)
 
 
-def table(results: dict) -> str:
+def table(results: FinishResults) -> str:
     cfg = results["config"]
     lines = [
         f"pool {cfg['pool']}, seeds {len(cfg['seeds'])}, target {cfg['target']} (level {cfg['level']}), model "
@@ -697,7 +708,7 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def plot(results: dict, path: str | Path) -> None:
+def plot(results: FinishResults, path: str | Path) -> None:
     """Human labels against the finished dataset's accuracy: per strategy, each seed's trajectory (what finishing at
     each step with a threshold would give, thin line) and its finish (marker), the means (rings); the LLM alone
     dashed, with crosses."""
@@ -709,7 +720,7 @@ def plot(results: dict, path: str | Path) -> None:
     cfg = results["config"]
     n_pool = cfg["pool"]
     fig, ax = plt.subplots(figsize=(9, 6))
-    palette = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 7]
+    palette = [plt.get_cmap("tab10")(i) for i in range(10) if i != 7]
     blocks = [(results["strategies"], "-", "o", "")]
     if "llm_alone" in results:
         blocks.append((results["llm_alone"]["strategies"], "--", "X", "LLM alone, "))
@@ -758,10 +769,10 @@ def plot(results: dict, path: str | Path) -> None:
 # against pool size
 
 
-def pool_rows(by_pool: dict[int, dict]) -> list[dict]:
+def pool_rows(by_pool: dict[int, FinishResults]) -> list[PoolRow]:
     """One row per pool and strategy: what the finish cost (human fraction), its parts (labels in the loop, the
     audit) and the oracle's figure at the same finish, with the promise kept."""
-    rows = []
+    rows: list[PoolRow] = []
     for pool, results in sorted(by_pool.items()):
         for name, s in results["strategies"].items():
             loop = float(np.mean([seed["labeled_in_loop"] for seed in s["seeds"]]))
@@ -785,7 +796,7 @@ def pool_rows(by_pool: dict[int, dict]) -> list[dict]:
     return rows
 
 
-def pool_table(rows: list[dict]) -> str:
+def pool_table(rows: list[PoolRow]) -> str:
     lines = [
         f"  {'pool':>7} {'strategy':12} {'batch':>5} {'human frac':>10} {'in loop':>8} {'audit':>12} "
         f"{'oracle':>7} {'floor':>6} {'kept':>5} {'auto acc min':>12}"
@@ -802,7 +813,7 @@ def pool_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def plot_pools(rows: list[dict], path: str | Path, title: str) -> None:
+def plot_pools(rows: list[PoolRow], path: str | Path, title: str) -> None:
     """Human fraction against pool size per strategy (solid), the oracle at the same finish (dashed) and the floor
     (dotted), the pool on a log axis."""
     import matplotlib
@@ -811,7 +822,7 @@ def plot_pools(rows: list[dict], path: str | Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5))
-    palette = plt.get_cmap("tab10").colors
+    palette = [plt.get_cmap("tab10")(i) for i in range(10)]
     for i, name in enumerate(dict.fromkeys(r["strategy"] for r in rows)):
         mine = [r for r in rows if r["strategy"] == name]
         xs = [r["pool"] for r in mine]

@@ -12,6 +12,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import requests
@@ -106,7 +107,10 @@ def run(
             started = time.monotonic()
             if rng.random() < webhook_share:
                 route, n = "/webhook", 0
-                body = {"action": rng.choice(["ANNOTATION_CREATED", "PROJECT_UPDATED"]), "project": {"id": 1}}
+                body: dict[str, Any] = {
+                    "action": rng.choice(["ANNOTATION_CREATED", "PROJECT_UPDATED"]),
+                    "project": {"id": 1},
+                }
             else:
                 route, n = "/predict", rng.randint(1, max_batch)
                 tasks = [{"id": i, "data": {"text": t}} for i, t in enumerate(next_texts(n))]

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
+from backend.bench.results import NoiseResults, NoiseRuns
 from backend.bench.simulation import SETUPS, Inputs, fit_setup, macro_f1, out_of_fold_setup
 from backend.errors import LabelloopError
 from backend.quality import label_issues
@@ -106,16 +107,21 @@ def _mean(runs: list[dict], key: str) -> float:
     return float(np.mean([r[key] for r in runs]))
 
 
-def summarize(runs: list[dict]) -> dict:
-    out = {
-        key: _mean(runs, key)
-        for key in ("precision", "recall", "f1", "macro_f1_clean", "macro_f1_noisy", "macro_f1_cleaned", "flagged")
+def summarize(runs: list[dict]) -> NoiseRuns:
+    clean, noisy, cleaned = (_mean(runs, key) for key in ("macro_f1_clean", "macro_f1_noisy", "macro_f1_cleaned"))
+    cost = clean - noisy
+    return {
+        "precision": _mean(runs, "precision"),
+        "recall": _mean(runs, "recall"),
+        "f1": _mean(runs, "f1"),
+        "macro_f1_clean": clean,
+        "macro_f1_noisy": noisy,
+        "macro_f1_cleaned": cleaned,
+        "flagged": _mean(runs, "flagged"),
+        "recovered_fraction": (cleaned - noisy) / cost if cost > 0 else None,
+        "f1_min": min(r["f1"] for r in runs),
+        "seeds": runs,
     }
-    cost = out["macro_f1_clean"] - out["macro_f1_noisy"]
-    out["recovered_fraction"] = (out["macro_f1_cleaned"] - out["macro_f1_noisy"]) / cost if cost > 0 else None
-    out["f1_min"] = min(r["f1"] for r in runs)
-    out["seeds"] = runs
-    return out
 
 
 def _annotate(truth: np.ndarray, n_labels: int, accuracy: float, rng: np.random.Generator) -> np.ndarray:
@@ -152,7 +158,7 @@ def team_run(inputs: Inputs, setup: str, n: int, seed: int) -> dict:
     return {
         "seed": seed,
         "annotator_quality": quality,
-        "careless_ranked_last": min(quality, key=quality.get) == "careless",
+        "careless_ranked_last": min(quality, key=lambda a: quality[a]) == "careless",
         "consensus_accuracy": {
             "majority": float((majority == truth).mean()),
             "crowdlab": float((crowdlab == truth).mean()),
@@ -169,7 +175,9 @@ def team_run(inputs: Inputs, setup: str, n: int, seed: int) -> dict:
     }
 
 
-def bench(inputs: Inputs, setup: str, n: int = 1000, rate: float = 0.1, seeds: Sequence[int] = range(3)) -> dict:
+def bench(
+    inputs: Inputs, setup: str, n: int = 1000, rate: float = 0.1, seeds: Sequence[int] = range(3)
+) -> NoiseResults:
     """Every noise mode and the team, over `seeds`: the results.json of labelloop bench-label-issues."""
     if setup not in SETUPS:
         raise NoiseBenchError(f"unknown model kind {setup!r}; choose from {', '.join(SETUPS)}")
@@ -182,6 +190,7 @@ def bench(inputs: Inputs, setup: str, n: int = 1000, rate: float = 0.1, seeds: S
     teams = [team_run(inputs, setup, n, s) for s in seeds]
     return {
         "config": {
+            **inputs.info,  # first: the bench's own "labels" (how many) is not the label names
             "kind": setup,
             "labels": n,
             "rate": rate,
@@ -190,7 +199,6 @@ def bench(inputs: Inputs, setup: str, n: int = 1000, rate: float = 0.1, seeds: S
             "team": dict(zip(TEAM, (*ACCURACY_CAREFUL, ACCURACY_CARELESS))),
             "coverage": COVERAGE,
             "filter_by": label_issues.FILTER_BY,
-            **inputs.info,
         },
         "noise": noise,
         "team": {
@@ -207,7 +215,7 @@ def bench(inputs: Inputs, setup: str, n: int = 1000, rate: float = 0.1, seeds: S
     }
 
 
-def table(results: dict) -> str:
+def table(results: NoiseResults) -> str:
     cfg = results["config"]
     lines = [
         f"{cfg['labels']} labels, {round(100 * cfg['rate'])}% flipped, model {cfg['kind']}, "

@@ -19,12 +19,13 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from backend.bench.questions import scores, truth
+from backend.bench.results import QuestionsResults, QuestionStep
 from backend.errors import LabelloopError
 from backend.labelstudio.schema import Config, Schema
 from backend.learning import classifier, recipes
@@ -198,7 +199,7 @@ def simulate(
     rankings: Sequence[str] = RANKINGS,
     strategy: str = "margin",
     progress: bool = True,
-) -> dict[str, Any]:
+) -> QuestionsResults:
     """Every ranking, `seeds` times, on the first `pool_size` items as the pool and the rest as the test split."""
     n = len(next(iter(f.y.values())))
     if not 0 < pool_size < n:
@@ -208,7 +209,7 @@ def simulate(
     full, _ = _fit_and_score(config, f, pool, test)
     full_f1 = _test_f1(config, f, full, test)
     target = REACH * float(np.mean(list(full_f1.values())))
-    out: dict[str, Any] = {
+    out: QuestionsResults = {
         "pool": len(pool),
         "test": len(test),
         "seeds": seeds,
@@ -247,15 +248,15 @@ def simulate(
             "curve": _mean_curve(per_seed),
             "labels_to_target": reached,
             "labels_to_target_mean": (
-                round(float(np.mean(reached)), 1) if all(r is not None for r in reached) else None
+                round(float(np.mean([r for r in reached if r is not None])), 1) if None not in reached else None
             ),
         }
     return out
 
 
-def _mean_curve(per_seed: list[list[dict]]) -> list[dict]:
+def _mean_curve(per_seed: list[list[dict]]) -> list[QuestionStep]:
     """The steps averaged over seeds (every seed takes the same steps)."""
-    curve = []
+    curve: list[QuestionStep] = []
     for steps in zip(*per_seed):
         names = steps[0]["macro_f1"]
         curve.append(
@@ -268,7 +269,7 @@ def _mean_curve(per_seed: list[list[dict]]) -> list[dict]:
     return curve
 
 
-def plot(result: dict, path: Path) -> None:
+def plot(result: QuestionsResults, path: Path) -> None:
     """Mean macro-F1 over questions against labels, a line per ranking, the target dashed."""
     import matplotlib
 

@@ -152,7 +152,7 @@ def run(
     answers, states = (
         predictor.answers_and_states(config, texts, layer) if layer else (predictor.answers(config, texts), None)
     )
-    vectors, recipe = (states, "state_blend") if layer else (_minilm(texts), "blend")
+    vectors, recipe = (states, "state_blend") if states is not None else (_minilm(texts), "blend")
     setup = predictor.form_setup(config)
     logprobs = predictor.scorer.label_logprobs(setup.prompt, texts)
     fitted = fit_form_calibration(config, logprobs[: len(train)], train, setup.calibrations)

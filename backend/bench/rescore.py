@@ -38,7 +38,7 @@ import os
 import sys
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,7 +74,7 @@ class Recorder:
     """Label Studio requests per phase, the sets a run deleted and what it warned about, read from the requests
     the loop's client sends and the records the loop logs; the benchmark's own steps (import, settle) are timed here."""
 
-    seconds: Counter = field(default_factory=Counter)  # the benchmark's own steps
+    seconds: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))  # the benchmark's own steps
     requests: Counter = field(default_factory=Counter)
     endpoints: Counter = field(default_factory=Counter)  # (phase, "METHOD /path") → requests
     errors: list[str] = field(default_factory=list)
@@ -363,7 +363,7 @@ def run(
         recorder = Recorder()
         with watching(client, recorder):
             imported = import_pool(client, project, texts, recorder, progress)
-            rows = []
+            rows: list[dict[str, Any]] = []
             for number in range(1, runs + 1):
                 strategy = names[(number - 1) % len(names)]
                 errors_before, rescored_before = _ls_errors(loop), _rescored(loop)
@@ -594,8 +594,7 @@ def report(result: dict) -> str:
     lines.append(f"  {'phase':<16}" + "".join(f"{h:>{width}}" for h in heads))
 
     def cell(seconds: float, requests: float) -> str:
-        requests = f"{requests:g}"
-        return f"{seconds:9.2f} ({requests:>5})"
+        return f"{seconds:9.2f} ({f'{requests:g}':>5})"
 
     for phase in PHASES:
         label = phase + (" *" if phase not in LS_PHASES else "")

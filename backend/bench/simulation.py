@@ -23,6 +23,7 @@ strategy); `labels_to_target_per_seed` and `reached` show the rest.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from dataclasses import dataclass, field, replace
@@ -36,6 +37,7 @@ from tqdm.auto import tqdm
 
 from backend import corpus
 from backend.bench import datasets, evaluation, lexicon
+from backend.bench.results import CompareResults, InputsInfo, SetupBlock, StrategyRuns
 from backend.errors import LabelloopError
 from backend.learning import classifier, recipes
 from backend.llm import calibration as cal
@@ -126,7 +128,7 @@ class Inputs:
     # The LLM under each label-free calibration, as shifts of the served probabilities (calibration.shifts): the
     # served setup's labels choose among them too, as the backend's do.
     shifts: dict[str, tuple[float, ...]] = field(default_factory=dict)
-    info: dict[str, Any] = field(default_factory=dict)  # where the inputs came from, for the results
+    info: InputsInfo = field(default_factory=lambda: InputsInfo())  # where the inputs came from, for the results
     # What a trained model reads beside its vectors where it is not the served answers (a cascade: its first model's
     # own, backend/llm/cascade.py); None: the served ones.
     pool_read: np.ndarray | None = None
@@ -363,7 +365,7 @@ def simulate(inputs: Inputs, setup: str, strategy: str, seed: int, seed_size: in
     return Run(np.array(points), np.array(scores), np.array(order, dtype=np.int64))
 
 
-def curve_auc(labels: Sequence[float], f1: Sequence[float]) -> float:
+def curve_auc(labels: Sequence[float] | np.ndarray, f1: Sequence[float] | np.ndarray) -> float:
     """Mean macro-F1 over the labels axis (trapezoids / span); the single value when the curve has one point."""
     x, y = np.asarray(labels, dtype=float), np.asarray(f1, dtype=float)
     if x.size == 1:
@@ -371,7 +373,7 @@ def curve_auc(labels: Sequence[float], f1: Sequence[float]) -> float:
     return float(np.trapezoid(y, x) / (x[-1] - x[0]))
 
 
-def labels_to_target(labels: Sequence[int], f1: Sequence[float], target: float) -> int | None:
+def labels_to_target(labels: Sequence[int] | np.ndarray, f1: Sequence[float] | np.ndarray, target: float) -> int | None:
     """The first labels-axis point whose macro-F1 reaches `target`, or None if the curve never does."""
     hits = np.flatnonzero(np.asarray(f1) >= target)
     return int(labels[hits[0]]) if hits.size else None
@@ -417,7 +419,7 @@ def learning_curve(
     return curve
 
 
-def _summary(runs: list[Run], target: float) -> dict:
+def _summary(runs: list[Run], target: float) -> StrategyRuns:
     labels = runs[0].labels
     curves = np.stack([r.f1 for r in runs])
     aucs = [curve_auc(r.labels, r.f1) for r in runs]
@@ -449,7 +451,7 @@ def compare(
     batch: int = 20,
     budget: int = 400,
     progress: bool = True,
-) -> dict:
+) -> CompareResults:
     """Every setup's learning curve on random labels (seeds `seeds`), and every (setup, strategy) run on seeds offset
     by STRATEGY_SEED_OFFSET, summarised as the results.json the script writes; `strategy_names` None: all."""
     strategy_names = known_strategies() if strategy_names is None else strategy_names
@@ -463,7 +465,7 @@ def compare(
     strategy_seeds = [seed + STRATEGY_SEED_OFFSET for seed in seeds]
     check_settings(len(inputs.pool_y), seed_size, batch, budget)
     started = time.perf_counter()
-    results: dict[str, Any] = {
+    results: CompareResults = {
         "config": {
             "pool": int(len(inputs.pool_y)),
             "test_size": int(len(inputs.test_y)),
@@ -502,7 +504,7 @@ def compare(
         curve = learning_curve(inputs, setup, seeds, chosen=chosen)
         full = full_pool_f1(inputs, setup)
         target = TARGET_FRACTION * full
-        by_strategy = {}
+        by_strategy: dict[str, StrategyRuns] = {}
         for name in strategy_names:
             runs = []
             for seed in strategy_seeds:
@@ -510,17 +512,19 @@ def compare(
                 runs.append(simulate(inputs, setup, name, seed, seed_size, batch, budget))
                 bar.update()
             by_strategy[name] = _summary(runs, target)
-        base = by_strategy.get("random", {}).get("labels_to_target")
+        base = by_strategy["random"].get("labels_to_target") if "random" in by_strategy else None
         for summary in by_strategy.values():
             mine = summary["labels_to_target"]
             summary["ratio_to_random"] = mine / base if mine is not None and base else None
-        results["kinds"][setup] = {
+        block: SetupBlock = {
             "macro_f1_at": curve,
-            **({"chosen_at": chosen} if chosen else {}),
             "full_pool_macro_f1": full,
             "target": target,
             "strategies": by_strategy,
         }
+        if chosen:
+            block["chosen_at"] = chosen
+        results["kinds"][setup] = block
     bar.close()
     results["seconds"] = round(time.perf_counter() - started, 1)
     return results
@@ -530,7 +534,7 @@ def compare(
 # report
 
 
-def table(results: dict) -> str:
+def table(results: CompareResults) -> str:
     """A plain-text table of the results, one block per setup (--kind)."""
     cfg = results["config"]
     zero = results.get("zero_shot", {})
@@ -572,15 +576,15 @@ def table(results: dict) -> str:
         for name, s in block["strategies"].items():
             l2t = "-" if s["labels_to_target"] is None else f"{s['labels_to_target']:.0f}"
             ratio = "-" if s["ratio_to_random"] is None else f"{s['ratio_to_random']:.2f}"
-            n = len(s["labels_to_target_per_seed"])
+            runs = len(s["labels_to_target_per_seed"])
             lines.append(
                 f"  {name:18} {s['auc']:.3f} ± {s['auc_std']:.3f} {s['final_f1']:9.3f} {l2t:>15} "
-                f"{s['reached']:>4}/{n:<3} {ratio:>10}"
+                f"{s['reached']:>4}/{runs:<3} {ratio:>10}"
             )
     return "\n".join(lines)
 
 
-def plot(results: dict, path: str | Path) -> None:
+def plot(results: CompareResults, path: str | Path) -> None:
     """Learning curves (mean ± std over seeds), one panel per setup (--kind), with the target and the LLM alone."""
     import matplotlib
 
@@ -607,7 +611,7 @@ def plot(results: dict, path: str | Path) -> None:
     curves.grid(alpha=0.3)
     curves.legend(fontsize=8, loc="lower right")
     # tab10 without its grey, which the target line uses; random is black
-    palette = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 7]
+    palette = [plt.get_cmap("tab10")(i) for i in range(10) if i != 7]
     for ax, setup in zip(axes[0][1:], setups):
         block = results["kinds"][setup]
         for i, name in enumerate(names):
@@ -786,7 +790,12 @@ def load_inputs(
         return np.hstack([label_cache.get(batch, lambda m: predictor.feature_logprobs(setup, m)), states])
 
     t = time.perf_counter()
-    scores = _cached(scored, lambda: (label_cache.save(), state_cache.save()), both, "LLM labels", progress)
+
+    def save() -> None:
+        label_cache.save()
+        state_cache.save()
+
+    scores = _cached(scored, save, both, "LLM labels", progress)
     timings["llm_labels"] = time.perf_counter() - t
     n_pool = len(pool_texts)
     raw = scores[:, : len(features)]
@@ -813,7 +822,7 @@ def load_inputs(
         t = time.perf_counter()
         # Only the pool is ranked, so the test split is never judged.
         judged[f"llm_{variant}"] = _cached(
-            lambda b, v=variant, c=cache: judge.utilities(predictor.scorer, b, v, c),
+            functools.partial(judge.utilities, predictor.scorer, variant=variant, cache=cache),
             cache.save,
             pool_texts,
             f"LLM judge {variant}",
@@ -834,8 +843,8 @@ def load_inputs(
         test_x=x[n_pool:],
         test_llm=llm[n_pool:],
         test_y=test_y,
-        pool_h=states[:n_pool] if layer else None,
-        test_h=states[n_pool:] if layer else None,
+        pool_h=states[:n_pool] if states is not None else None,
+        test_h=states[n_pool:] if states is not None else None,
         judged=judged,
         test_features=raw[n_pool:],
         pool_features=raw[:n_pool],

@@ -22,10 +22,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
+from backend.bench.results import CascadeResults
 from backend.cli import Parser, positive_int, reporting_errors
 
 CORPORA = ("posts", "r8", "rotten_tomatoes")
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         c: [cascade.curve(m, c, shares=())[0].pool_macro_f1 for m in measured.values()] for c in cascade.STUDENT_CS
     }
     c = cascade.choose_c(alone)
-    results: dict = {
+    results: CascadeResults = {
         "student_c": c,
         "student_alone_pool_macro_f1": {str(k): v for k, v in alone.items()},
         "corpora": {},
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
             "seconds_per_1000": {"0.5b": round(1000 * m.seconds[0], 1), "1.5b": round(1000 * m.seconds[1], 1)},
             "calibration": {"0.5b": m.small.info["calibration"], "1.5b": m.large.info["calibration"]},
             "pool_rows_read": len(m.held),
-            "baselines": {k: asdict(p) for k, p in base.items()},
+            "baselines": dict(zip(base, cascade.as_dict(list(base.values())))),
             "points": cascade.as_dict(points),
         }
     share = cascade.choose_share(curves, small)
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _table(results: dict) -> str:
+def _table(results: CascadeResults) -> str:
     lines = [
         f"student C {results['student_c']}",
         "corpus   share         cost(x0.5B)  pool F1  test F1  after 100 labels",
@@ -127,7 +127,7 @@ def _table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def _plot(results: dict, path: Path) -> None:
+def _plot(results: CascadeResults, path: Path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

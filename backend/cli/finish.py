@@ -32,7 +32,8 @@ The file (JSON): "tasks" (every task once: id, source "human" | "model" | "needs
 for the latter two), "estimate" (rule "audit", bound "exact" | "ppi"; threshold, accuracy and lower_bound on the
 "support" audit labels at or above it, target, confidence, model_labeled), "audit" (status "none" | "drawn" | "waiting" | "tested", tab,
 size, labeled, pending, region_tasks, floor, expected, drawn, plan), "needs_person" (task ids, least sure first),
-"counts", "model", "questions"; with --apply also "apply".
+"counts", "model", "questions"; with --apply also "apply". Every key is declared, with what it means, in
+backend/loop/finish_file.py.
 
 Every question of the labeling config is finished on its own: its own model, confidence, audit sample, test and
 threshold (a multi-label question by the whole set: the model answers it only when every label's decision is sure

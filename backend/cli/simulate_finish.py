@@ -43,6 +43,7 @@ import time
 from pathlib import Path
 
 from backend.bench import finish_simulation, simulation
+from backend.bench.results import FinishResults, PoolsFile
 from backend.cli import (
     Parser,
     add_data_arguments,
@@ -180,14 +181,15 @@ def run(args: argparse.Namespace) -> int:
         check(args)
     except OSError as e:
         raise LabelloopError(f"cannot write to --out {args.out}: {e.strerror or e}") from None
-    by_pool = {}
+    by_pool: dict[int, FinishResults] = {}
     for pool, (batch, budget, source) in args.runs.items():
         by_pool[pool] = simulate(args, pool, batch, budget, source)
     if not args.pools:
         return 0
     rows = finish_simulation.pool_rows(by_pool)
     pools_path, plot_path = args.out / "pools.json", args.out / "finish_pools.png"
-    write_json(pools_path, {"rows": rows, "pools": {str(k): v for k, v in by_pool.items()}}, indent=2)
+    pools: PoolsFile = {"rows": rows, "pools": {str(k): v for k, v in by_pool.items()}}
+    write_json(pools_path, pools, indent=2)
     data = by_pool[min(by_pool)]["config"].get("data", "the bundled reviews")
     finish_simulation.plot_pools(
         rows, plot_path, f"Finishing against pool size: {data}, model {args.kind}, target {args.target}"
@@ -197,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def simulate(args: argparse.Namespace, pool: int, batch: int, budget: int, source) -> dict:
+def simulate(args: argparse.Namespace, pool: int, batch: int, budget: int, source) -> FinishResults:
     """One pool's simulation, written to OUT/results.json and OUT/finish.png (OUT/pool-N/ with --pools)."""
     started = time.perf_counter()
     try:

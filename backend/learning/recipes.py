@@ -157,12 +157,6 @@ def candidates(vectors: str) -> tuple[Recipe, ...]:
     return tuple(RECIPES[name] for name in CANDIDATES[vectors])
 
 
-def recipe(name: str) -> Recipe:
-    if name not in RECIPES:
-        raise ValueError(f"unknown recipe {name!r}; use one of {', '.join(RECIPES)}")
-    return RECIPES[name]
-
-
 def recipe_vectors(recipe: Recipe, vectors: Vectors) -> np.ndarray:
     """The matrix a model of `recipe` reads from the vector sets: an average's side by side."""
     if not recipe.reads:

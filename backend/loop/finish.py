@@ -69,6 +69,15 @@ from backend.labelstudio.records import field_of, is_synthetic
 from backend.labelstudio.sync import get_project
 from backend.learning import classifier
 from backend.loop import routing
+from backend.loop.finish_file import (
+    ApplyRecord,
+    Estimate,
+    FinishFile,
+    QuestionEntry,
+    QuestionSummary,
+    TaskRow,
+    UndoRecord,
+)
 from backend.quality import gold
 from backend.settings import Settings
 
@@ -266,6 +275,11 @@ class _Route:
     def multiple(self) -> bool:
         return self.question.multiple
 
+    @property
+    def region(self) -> set[int]:
+        """The open tasks its plan lets the model label (none without a plan)."""
+        return set(self.plan.region) if self.plan else set()
+
 
 def _fit(route: _Route, learner: str, scores: Scores, rows: dict[int, int], rest: list[int]) -> None:
     """The question's model fitted on its `train` tasks: its out-of-fold probabilities on them and its probabilities
@@ -330,7 +344,7 @@ def build(
     progress: bool = False,
     new_audit: bool = False,
     bound: str = "exact",
-) -> dict:
+) -> FinishFile:
     """The finished dataset of the project, as written to the output file (see labelloop finish --help); with
     `new_audit`, planned afresh from every human label as if the project had no audit yet; `bound` one of BOUNDS."""
     check_target(target, level)
@@ -422,7 +436,7 @@ def build(
             y_audit = r.question.targets([r.human[i] for i in r.audited])
             confidence, correct = r.question.confidence(r.audit_probs), r.question.correct(r.audit_probs, y_audit)
             if bound == "ppi":  # the region: the audit's tasks and its open ones
-                region = set(r.plan.region)
+                region = r.region
                 open_conf = [c for i, c in zip(open_ids, r.open_conf.tolist()) if i in region]
                 region_conf = np.concatenate([confidence, open_conf])
                 r.chosen = routing.ppi_audit_threshold(region_conf, confidence, correct, r.plan.expected, target, level)
@@ -431,13 +445,13 @@ def build(
         status = "waiting" if any(r.pending for r in routes.values()) else "tested"
 
     position = {task_id: at for at, task_id in enumerate(open_ids)}
-    regions = {name: set(r.plan.region) if r.plan else set() for name, r in routes.items()}
-    out = []
+    regions = {name: r.region for name, r in routes.items()}
+    out: list[TaskRow] = []
     for task_id in sorted(states):
         origin = source[task_id]
-        per: dict[str, dict] = {}
+        per: dict[str, QuestionEntry] = {}
         for name, r in routes.items():
-            entry: dict[str, Any] = {"source": origin, "label": r.human.get(task_id)}
+            entry: QuestionEntry = {"source": origin, "label": r.human.get(task_id)}
             if origin == "human" and task_id not in r.human:
                 entry["source"] = "needs_person"  # a person annotated the task and left this question out
             elif origin == "open":
@@ -446,23 +460,26 @@ def build(
                 guess = r.question.answer(r.open_probs[at])
                 threshold = r.chosen.threshold if r.chosen else None
                 if task_id in drawn:
-                    entry.update(source="audit", guess=guess, probability=p)
+                    entry.update({"source": "audit", "guess": guess, "probability": p})
                 elif threshold is not None and task_id in regions[name] and r.open_conf[at] >= threshold:
-                    entry.update(source="model", label=guess, probability=p)
+                    entry.update({"source": "model", "label": guess, "probability": p})
                 else:
-                    entry.update(source="needs_person", guess=guess, probability=p)
+                    entry.update({"source": "needs_person", "guess": guess, "probability": p})
             per[name] = entry
         head = per[first.from_name]
-        row: dict[str, Any] = {"id": task_id, "source": origin, "label": head["label"]}
+        row: TaskRow = {"id": task_id, "source": origin, "label": head["label"]}
         if origin == "open":
             mine = {e["source"] for e in per.values()}
             row["source"] = "audit" if task_id in drawn else "model" if mine == {"model"} else "needs_person"
-            row.update({key: head[key] for key in ("guess", "probability") if key in head})
+            if "guess" in head:
+                row["guess"] = head["guess"]
+            if "probability" in head:
+                row["probability"] = head["probability"]
         row["questions"] = per
         out.append(row)
     counts = {name: sum(1 for r in out if r["source"] == name) for name in SOURCES}
 
-    def least_sure(row: dict) -> tuple[float, int]:
+    def least_sure(row: TaskRow) -> tuple[float, int]:
         # A task needs a person for its questions the model does not label: the least sure of those sorts it.
         unsure = [e["probability"] for e in row["questions"].values() if e["source"] == "needs_person"]
         return min(unsure, default=row.get("probability", 0.0)), row["id"]
@@ -497,23 +514,32 @@ def build(
     }
 
 
-def _summary(route: _Route, rows: list[dict], region: set[int], unchosen: routing.Threshold, bound: str) -> dict:
+def _summary(
+    route: _Route, rows: list[TaskRow], region: set[int], unchosen: routing.Threshold, bound: str
+) -> QuestionSummary:
     """A question's part of the dataset: its model, threshold, audit and counts, and the share people label."""
     name = route.question.from_name
     counts = {source: sum(1 for r in rows if r["questions"][name]["source"] == source) for source in SOURCES}
     people = counts["human"] + counts["audit"] + counts["needs_person"]
     plan = route.plan
+    t = route.chosen or unchosen
+    estimate: Estimate = {
+        "threshold": t.threshold,
+        "target": t.target,
+        "confidence": t.confidence,
+        "support": t.support,
+        "accuracy": t.accuracy,
+        "lower_bound": t.lower_bound,
+        "rule": "audit",
+        "bound": bound,
+        "model_labeled": counts["model"],
+    }
     return {
         "multiple": route.multiple,
         "labels": list(route.question.labels),
         "confidence": "every label's decision: min of max(p, 1 - p)" if route.multiple else "top probability",
         "model": route.model,
-        "estimate": {
-            **(route.chosen or unchosen).as_dict(),
-            "rule": "audit",
-            "bound": bound,
-            "model_labeled": counts["model"],
-        },
+        "estimate": estimate,
         "audit": {
             "status": route.status,
             "size": len(plan.tasks) if plan else 0,
@@ -626,7 +652,9 @@ def _delete(client: Any, annotation_id: int, tries: int = 3) -> None:
                 raise
 
 
-def _remove(client, doomed: list[tuple[int, int, str]], record: dict, progress: bool, workers: int) -> None:
+def _remove(
+    client: Any, doomed: list[tuple[int, int, str]], record: ApplyRecord | UndoRecord, progress: bool, workers: int
+) -> None:
     for (task_id, annotation, reason), _, error in _each(
         doomed, lambda d: _delete(client, d[1]), "remove", progress, workers
     ):
@@ -636,19 +664,21 @@ def _remove(client, doomed: list[tuple[int, int, str]], record: dict, progress: 
             record["removed"].append({"task": task_id, "annotation": annotation, "reason": reason})
 
 
-def wanted(row: dict, first: str) -> dict[str, str]:
+def wanted(row: TaskRow, first: str) -> dict[str, str]:
     """The answers a dataset row gives the model, by question: those whose source is "model"."""
     per = row.get("questions")
-    if isinstance(per, dict):
-        return {
-            name: entry["label"]
-            for name, entry in per.items()
-            if entry.get("source") == "model" and isinstance(entry.get("label"), str)
-        }
-    return {first: row["label"]} if row.get("source") == "model" else {}  # a file written before several questions
+    if not isinstance(per, dict):  # a file written before several questions
+        per = {first: {"source": row.get("source", ""), "label": row.get("label")}}
+    return {
+        name: label
+        for name, entry in per.items()
+        if entry.get("source") == "model" and isinstance(label := entry.get("label"), str)
+    }
 
 
-def apply(client: Any, project_id: int, dataset: dict, progress: bool = False, workers: int = WORKERS) -> dict:
+def apply(
+    client: Any, project_id: int, dataset: FinishFile, progress: bool = False, workers: int = WORKERS
+) -> ApplyRecord:
     """Make Label Studio hold the dataset's model labels as model annotations, and a newly drawn audit as its tab;
     what was done (also noted on the rows of the tasks that hold one as "annotation"). Only tasks without any other
     annotation get a model label: one annotation per task, holding the questions the model labels there."""
@@ -661,7 +691,7 @@ def apply(client: Any, project_id: int, dataset: dict, progress: bool = False, w
         if want:
             wants[row["id"]] = want
     states = read_states(client, project_id, config)
-    record: dict[str, Any] = {
+    record: ApplyRecord = {
         "mark": {
             "result_meta": {model_labels.META_KEY: model_labels.MARK_TEXT},
             "note": "backend/labelstudio/model_labels.py",
@@ -673,9 +703,10 @@ def apply(client: Any, project_id: int, dataset: dict, progress: bool = False, w
         "failed": [],
         "audit_tab": None,
     }
-    drawn = dataset.get("audit") or {}
-    if drawn.get("status") == "drawn":  # first: the plan is kept before anything is written by it
-        record["audit_tab"] = drawn["tab"] = audit.write(client, project_id, audit.Audit(**drawn["plan"]))
+    drawn = dataset.get("audit")
+    fields = drawn.get("plan") if drawn and drawn.get("status") == "drawn" else None
+    if drawn and fields:  # first: the plan is kept before anything is written by it
+        record["audit_tab"] = drawn["tab"] = audit.write(client, project_id, audit.Audit(**fields))
     doomed, todo = [], []
     for task_id, state in sorted(states.items()):
         want = wants.get(task_id, {})
@@ -730,19 +761,19 @@ def apply(client: Any, project_id: int, dataset: dict, progress: bool = False, w
         elif written and task_id in states and not states[task_id].others:
             record["failed"].append({"task": task_id, "error": "Label Studio holds no model label for it"})
     record["kept"] = [k for k in record["kept"] if k["annotation"] not in gone]
-    held = {item["task"]: item["annotation"] for item in record["created"] + record["kept"]}
+    holding = {item["task"]: item["annotation"] for item in record["created"] + record["kept"]}
     for row in dataset["tasks"]:
-        if row["id"] in held:
-            row["annotation"] = held[row["id"]]
+        if row["id"] in holding:
+            row["annotation"] = holding[row["id"]]
     return record
 
 
-def undo(client: Any, project_id: int, progress: bool = False, workers: int = WORKERS) -> dict:
+def undo(client: Any, project_id: int, progress: bool = False, workers: int = WORKERS) -> UndoRecord:
     """Remove every model annotation of the project that no person has saved since, and the audit's tab (its plan;
     the labels people gave stay); what was done."""
     get_project(client, project_id)
     states = read_states(client, project_id, None)
-    record: dict[str, Any] = {
+    record: UndoRecord = {
         "removed": [],
         "failed": [],
         "kept_edited": [],

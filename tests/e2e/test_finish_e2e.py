@@ -13,13 +13,14 @@ from label_studio_sdk import LabelStudio
 from labelstudio import needs_ls
 from support.choices import result
 from support.finish import N_HUMAN, N_TASKS, SCHEMA, TARGET, annotations_of, script, tab_of
+from support.shapes import mismatches
 
 from backend import corpus
 from backend.cli import finish as finish_cli
 from backend.labelstudio import audit, model_labels, tabs
 from backend.labelstudio import tasks as ls_tasks
 from backend.learning import classifier
-from backend.loop import finish, routing
+from backend.loop import finish, finish_file, routing
 from backend.quality import gold
 from backend.settings import Settings
 
@@ -114,7 +115,8 @@ def test_finish_plan_audit_test_apply_twice_and_undo(label_studio, tmp_path, mon
     assert f"drew an audit of {len(drawn)} tasks" in said and "'Finish audit'" in said, said
     (tab,) = tab_of(admin, project)
     assert tabs.held(tab.data) == drawn and tab.data[audit.STATE_KEY]["tasks"] == drawn
-    assert json.loads(out.read_text())["audit"]["tab"] == tab.id
+    written = json.loads(out.read_text())
+    assert written["audit"]["tab"] == tab.id and mismatches(written, finish_file.FinishFile) == []
     assert sum(len(x) for x in annotations_of(admin, project).values()) == N_HUMAN + 2
 
     # ---- people label the audit: nothing for the model until every task is done. They agree with the model's
@@ -224,6 +226,7 @@ def test_finish_plan_audit_test_apply_twice_and_undo(label_studio, tmp_path, mon
     assert f"removed {len(ours_now)} model annotations" in done.stdout and "kept 1 a person has saved" in done.stdout
     assert "removed the audit tab" in done.stdout and not tab_of(admin, project)
     undone = json.loads(undo_file.read_text())["undo"]
+    assert mismatches(undone, finish_file.UndoRecord) == []
     assert {r["annotation"] for r in undone["removed"]} == ours_now
     assert undone["kept_edited"] == [{"task": corrected["task"], "annotation": corrected["annotation"]}]
     after = annotations_of(admin, project)

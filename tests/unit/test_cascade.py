@@ -9,8 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.shapes import mismatches
 
 from backend.bench import cascade
+from backend.bench.results import CascadeResults
 from backend.bench.simulation import Inputs
 
 
@@ -112,6 +114,7 @@ def test_the_command_writes_the_table_the_plot_and_the_rules_choices(tmp_path, m
     monkeypatch.setattr(cascade, "measure", lambda source, pool, test: made_up(len(source)))
     assert bench_cascade.main(["--corpus", "a,bb", "--seeds", "1", "--out", str(tmp_path)]) == 0
     results = json.loads((tmp_path / "results.json").read_text())
+    assert mismatches(results, CascadeResults) == []
     assert results["student_c"] in cascade.STUDENT_CS and results["default_share"] in cascade.SHARES
     assert set(results["corpora"]) == {"a", "bb"}
     points = results["corpora"]["a"]["points"]

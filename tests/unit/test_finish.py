@@ -6,6 +6,7 @@ model, are under test) and checks the estimate's arithmetic against a recomputat
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from types import SimpleNamespace
 
@@ -18,12 +19,13 @@ from support.finish import (
     annotation,
     fake_project,
 )
+from support.shapes import mismatches
 
 from backend.labelstudio import audit, model_labels
 from backend.labelstudio import schema as schemas
 from backend.labelstudio import tasks as ls_tasks
 from backend.learning import classifier
-from backend.loop import finish, routing
+from backend.loop import finish, finish_file, routing
 from backend.quality import gold
 
 # ---------------------------------------------------------------- routing helpers (pure)
@@ -259,6 +261,27 @@ def test_once_the_audit_is_labeled_the_model_labels_the_region_above_the_tested_
         finish.build(client, 1, loop, target=0.7)
     again = finish.build(client, 1, loop, target=0.7, new_audit=True)
     assert again["audit"]["status"] in ("drawn", "none") and again["model"]["trained_on"] == 200 + n + 1
+
+
+def test_the_file_and_the_records_are_shaped_as_declared():
+    client, loop, truth = fake_project(n_human=200)
+    plan = finish.build(client, 1, loop, target=0.8)["audit"]["plan"]
+    audit.write(client, 1, audit.Audit(**plan))
+    client.label(set(plan["tasks"]), truth)
+    dataset = finish.build(client, 1, loop, target=0.8)
+    assert dataset["audit"]["status"] == "tested" and dataset["counts"]["model"]
+    dataset["apply"] = finish.apply(client, 1, dataset)
+    undone = finish.undo(client, 1)
+    written = json.loads(json.dumps(dataset))  # as another tool reads the file
+    assert mismatches(written, finish_file.FinishFile) == []
+    assert mismatches(json.loads(json.dumps(undone)), finish_file.UndoRecord) == []
+    # The check can fail: a key nobody declared, a required one missing.
+    written["tasks"][0]["questions"]["sentiment"]["extra"] = 1
+    del written["questions"]["sentiment"]["estimate"]["bound"]
+    assert mismatches(written, finish_file.FinishFile) == [
+        "$.tasks[0].questions.sentiment.extra: not declared in QuestionEntry",
+        "$.questions.sentiment.estimate.bound: missing",
+    ]
 
 
 def test_a_prediction_powered_bound_tests_the_same_audit_with_the_regions_confidences():

@@ -5,6 +5,7 @@ real Label Studio is tests/e2e/test_finish_questions_e2e.py."""
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import numpy as np
@@ -12,12 +13,13 @@ import pytest
 from support.bulk_labels import FakeBulkLabels
 from support.facets import ASPECTS, CONFIG, FACETS, SENTIMENT, SPOILER, FacetFeatures
 from support.finish import SignalLoop, annotation, fake_project
+from support.shapes import mismatches
 from support.views import FakeViews
 
 from backend.labelstudio import audit, model_labels
 from backend.labelstudio import schema as schemas
 from backend.learning import classifier
-from backend.loop import finish, routing
+from backend.loop import finish, finish_file, routing
 
 TARGET = 0.8
 
@@ -168,6 +170,7 @@ def test_each_question_is_tested_on_its_own_sample_and_the_model_labels_only_wha
     dataset = finish.build(client, 1, loop, target=TARGET)
     rows, qs = {r["id"]: r for r in dataset["tasks"]}, dataset["questions"]
     assert dataset["audit"]["status"] == "tested"
+    assert mismatches(json.loads(json.dumps(dataset)), finish_file.FinishFile) == []
     assert all(rows[i]["source"] == "human" for i in plan["tasks"])
     open_ids = [i for i in range(241, 641) if i not in set(plan["tasks"])]
     assert qs["aspects"]["estimate"]["threshold"] is not None, qs["aspects"]

@@ -10,10 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from support.finish_simulation import CONTRACT, finishing_inputs, run
+from support.shapes import mismatches
 
 from backend.bench import finish_simulation as fs
 from backend.bench import simulation
 from backend.bench.finish_simulation import FinishSimulationError
+from backend.bench.results import FinishResults, PoolsFile
 from backend.bench.simulation import SimulationError
 from backend.loop import routing
 
@@ -38,6 +40,7 @@ def results(inputs):
 
 
 def test_contract_keys(results):
+    assert mismatches(json.loads(json.dumps(results)), FinishResults) == []
     assert list(results["strategies"]) == ["random", "margin"]
     for block in (results["strategies"], results["llm_alone"]["strategies"]):
         for name, s in block.items():
@@ -527,6 +530,7 @@ def test_pools_run_each_pool_and_plot_the_human_fraction_against_pool_size(tmp_p
     assert script.main([*argv, "--no-baseline", "--out", str(tmp_path), "--quiet"]) == 0
     assert asked == [120, 240]
     saved = json.loads((tmp_path / "pools.json").read_text())
+    assert mismatches(saved, PoolsFile) == []
     assert [(r["pool"], r["strategy"], r["batch"], r["seeds"]) for r in saved["rows"]] == [
         (120, "random", 50, 2),
         (240, "random", 50, 2),

@@ -3,11 +3,15 @@ synthetic arrays; the script against exports with the tiny and the real model is
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
+from support.shapes import mismatches
 from support.simulation import synthetic_inputs
 
 from backend.bench import noise as noise_bench
+from backend.bench.results import NoiseResults
 from backend.labelstudio.export import Dataset, Item
 from backend.learning import classifier
 from backend.quality import label_issues
@@ -146,7 +150,10 @@ def test_plant_flips_exactly_the_rate(mode):
 
 def test_bench_on_separable_data_flags_well_and_ranks_the_careless_last():
     inputs = synthetic_inputs(n_pool=600, n_test=200)
+    inputs.info.update(labels=list(inputs.labels), data="synthetic")  # where the inputs came from, as loaded
     results = noise_bench.bench(inputs, "llm_state", n=500, rate=0.1, seeds=[0, 1])
+    assert mismatches(json.loads(json.dumps(results)), NoiseResults) == []
+    assert results["config"]["labels"] == 500 and results["config"]["data"] == "synthetic"  # the bench's own count
     for mode in noise_bench.MODES:
         s = results["noise"][mode]
         assert 0 <= s["precision"] <= 1 and 0 <= s["recall"] <= 1

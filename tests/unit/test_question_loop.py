@@ -7,8 +7,10 @@ import json
 import numpy as np
 import pytest
 from helpers import ROOT, tiny_predictor
+from support.shapes import mismatches
 
 from backend.bench import question_loop
+from backend.bench.results import QuestionsResults
 from backend.cli import simulate_questions
 from backend.labelstudio import schema as schemas
 
@@ -58,6 +60,7 @@ def test_labels_to_reach_and_the_summary():
     assert question_loop.labels_to_reach(steps, 0.7) == 20
     assert question_loop.labels_to_reach(steps, 0.8) is None
     result = question_loop.simulate(CONFIG, _features(), 80, seeds=2, seed_size=10, batch=20, budget=50, progress=False)
+    assert mismatches(json.loads(json.dumps(result)), QuestionsResults) == []
     assert set(result["rankings"]) == {"across", "learning", "first", "random"}
     assert result["target"] == pytest.approx(0.95 * result["full_pool"]["mean"], abs=1e-4)
     for r in result["rankings"].values():

@@ -8,10 +8,12 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from support.shapes import mismatches
 from support.simulation import FakeEmbedder, synthetic_inputs
 
 from backend import corpus
 from backend.bench import evaluation, simulation
+from backend.bench.results import CompareResults
 from backend.bench.simulation import Inputs, Run, SimulationError
 from backend.learning import classifier, recipes
 from backend.ranking import judge, strategies
@@ -206,7 +208,7 @@ def results(inputs):
 
 
 def test_compare_results_schema(results, inputs):
-    json.dumps(results)  # plain JSON types only
+    assert mismatches(json.loads(json.dumps(results)), CompareResults) == []  # plain JSON types, as declared
     assert results["config"]["budget"] == 120 and results["config"]["curve_seeds"] == [0, 1]
     assert results["config"]["strategy_seeds"] == [100, 101]  # nothing a curve informed is judged on them
     assert results["served_kind"] == "llm_state"

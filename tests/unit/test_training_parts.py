@@ -140,8 +140,6 @@ def test_too_few_labels_is_a_training_error():
         classifier.fit("blend", emb[:3], llm[:3], [0, 0, 0], 3)
     with pytest.raises(ValueError, match="unknown learner 'svm'"):
         classifier.design("svm", emb, llm)
-    with pytest.raises(ValueError, match="unknown recipe 'svm'; use one of mixed, state_blend"):
-        recipes.recipe("svm")
 
 
 def test_a_blend_keeps_the_llm_for_a_label_too_rare_to_learn():
