@@ -73,10 +73,6 @@ def task_score(priority: float, task_id: Any, lanes: int) -> float:
     return float(_in_lane(float(priority), task_id % lanes if isinstance(task_id, int) and lanes > 1 else 0, lanes))
 
 
-def lane_of(score: float, lanes: int) -> int:
-    return min(int(score // _width(lanes)), lanes - 1) if lanes > 1 else 0
-
-
 def tab_titles(lanes: int) -> list[str]:
     return [TITLE] if lanes <= 1 else [f"{TITLE} {i + 1}/{lanes}" for i in range(lanes)]
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, TypedDict
 
 import numpy as np
 
@@ -37,6 +37,16 @@ from backend.settings import Settings
 log = logging.getLogger(__name__)
 
 TRAINING_ACTIONS = frozenset({"ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED", "START_TRAINING"})
+
+
+class CalibrationRecord(TypedDict):
+    """What calibrates a project's LLM answers and why (/versions "calibration")."""
+
+    methods: list[str]  # the methods serving its questions
+    pool_size: int | None  # the pool texts measured (None before the pool was read)
+    resemblance: float | None  # the pool's resemblance to a matching fitted file's texts
+    resemblance_needed: float  # the least at which the fitted file serves
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -142,7 +152,7 @@ class Loop:
         )
         return True
 
-    def calibration_record(self, project: str, config: Config) -> dict:
+    def calibration_record(self, project: str, config: Config) -> CalibrationRecord:
         """What calibrates the project's LLM answers and why (/versions): the methods serving its questions, and
         what the pool measure found (None before the pool was read)."""
         pool = self.pool(project)

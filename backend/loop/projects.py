@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any, TypedDict, cast
 
 from backend.labelstudio.schema import Config, Schema
 from backend.labelstudio.tasks import GoldVote, LabeledTask
@@ -50,6 +50,7 @@ class TrainingRecord(QuestionRecord, total=False):
     review_tab: Any  # the Data Manager tab of labels to review, or None
     questions: dict[str, QuestionRecord]
     version: str
+    promoted: bool  # the store keeps models for a promoted version only
     created: str
     seconds: float
     fit_seconds: float
@@ -262,8 +263,8 @@ class Projects:
             self.wrote(project)
             self._published.add((project, version))
 
-    def versions(self, project: str) -> list[dict]:
-        return self.store(project).versions()
+    def versions(self, project: str) -> list[TrainingRecord]:
+        return cast(list[TrainingRecord], self.store(project).versions())  # the registry keeps each run's record
 
     def question_scores(self, project: str, names: tuple[str, ...]) -> dict[str, float | None]:
         """Each question's macro-F1, on the project's labels, of what serves it, as the newest training run measured

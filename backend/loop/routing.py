@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from functools import lru_cache
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from scipy.stats import beta, norm
@@ -232,7 +233,7 @@ def routing_record(
     }
 
 
-def serving_rule(records: list[dict], serving: str | None) -> dict | None:
+def serving_rule(records: Sequence[Mapping[str, Any]], serving: str | None) -> dict | None:
     """The threshold (a Threshold.as_dict()) the run that trained the serving version measured for it; with
     `serving` None (the LLM alone), the newest run's measurement of the LLM. None when no run measured it."""
     for record in reversed(records or []):
@@ -246,7 +247,9 @@ def serving_rule(records: list[dict], serving: str | None) -> dict | None:
     return None
 
 
-def pool_coverage(probs: np.ndarray, task_ids, records: list[dict], serving: str | None, labeled=()) -> dict:
+def pool_coverage(
+    probs: np.ndarray, task_ids, records: Sequence[Mapping[str, Any]], serving: str | None, labeled=()
+) -> dict:
     """How much of the pool the serving model may label now, by the threshold measured when it was trained.
 
     `probs`: the serving model's probabilities for the pool (task_ids, same order); `records`: the project's

@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 from jinja2 import Environment
 
-from backend.loop.projects import serving_score
+from backend.loop.projects import QuestionRecord, TrainingRecord, serving_score
 from backend.loop.routing import DEFAULT_TARGET, serving_rule
+
+if TYPE_CHECKING:  # a type alone: the page is drawn without the service's model
+    from backend.loop.project_loop import CalibrationRecord
+    from backend.serving.service import LeftOut, ProjectState
 
 # One colour per question, in the config's order (matplotlib's default cycle, so the plot and the table agree).
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
@@ -56,27 +60,27 @@ class ProjectSummary:
     lanes: int
     busy: bool
     runs: int  # training runs recorded, skipped ones included
-    latest: dict[str, Any] | None  # the newest run's record
+    latest: TrainingRecord | None  # the newest run's record
     questions: list[QuestionSummary]
-    left_out: list[dict[str, str]]
+    left_out: list[LeftOut]
     finish: dict[str, Any] | None  # the pool's coverage (routing.pool_coverage), else the newest run's threshold
     finish_measured_on_pool: bool
     gold: list[dict[str, Any]]
     review_tab: dict[str, Any] | None
-    calibration: dict[str, Any] | None
+    calibration: CalibrationRecord | None
 
 
-def _questions_of(record: dict) -> dict[str, dict]:
+def _questions_of(record: TrainingRecord) -> Mapping[str, QuestionRecord]:
     # A record written before every question learned has its one question's figures at the top level.
     questions = record.get("questions")
     return questions if isinstance(questions, dict) else {"": record}
 
 
-def summarise(project: str, state: dict[str, Any]) -> ProjectSummary:
+def summarise(project: str, state: ProjectState) -> ProjectSummary:
     """The page's figures from a project's /versions state."""
     records = [r for r in state.get("training") or [] if isinstance(r, dict)]
-    config = state.get("questions") or {}
-    filled = {q["name"]: q for q in config.get("filled") or []}
+    config = state.get("questions")
+    filled = {q["name"]: q for q in (config["filled"] if config else [])}
     names = list(filled) or list(dict.fromkeys(n for r in records for n in _questions_of(r)))
     questions = []
     for i, name in enumerate(names):
@@ -107,7 +111,7 @@ def summarise(project: str, state: dict[str, Any]) -> ProjectSummary:
         runs=len(records),
         latest=latest,
         questions=questions,
-        left_out=list(config.get("left_out") or []),
+        left_out=list(config["left_out"]) if config else [],
         # Before a re-score measured the pool: the serving run's threshold, without the share it would take.
         finish=coverage if coverage else serving_rule(records, state.get("current")),
         finish_measured_on_pool=bool(coverage),

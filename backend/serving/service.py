@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from dataclasses import replace
-from typing import Any, Callable
+from typing import Any, Callable, TypedDict
 
 from backend import guidelines as guides
 from backend.errors import LabelloopError
@@ -16,8 +16,8 @@ from backend.llm import calibration as cal
 from backend.llm import weights as models
 from backend.llm.cascade import CASCADE, Cascade
 from backend.llm.predictor import Predictor
-from backend.loop.project_loop import Loop
-from backend.loop.projects import ModelSet
+from backend.loop.project_loop import CalibrationRecord, Loop
+from backend.loop.projects import ModelSet, TrainingRecord
 from backend.metrics import Metrics
 from backend.paths import DEMO_CONFIG
 from backend.serving.events import EventLog
@@ -100,6 +100,40 @@ def load_predictor(settings: Settings) -> Predictor:
     return predictor
 
 
+class FilledQuestion(TypedDict):
+    name: str  # the control's from_name
+    labels: list[str]
+    multiple: bool
+    trained: bool  # a trained model answers it (else the LLM)
+    model: str | None  # that model's version
+    cv_macro_f1: float | None
+
+
+class LeftOut(TypedDict):
+    name: str
+    reason: str
+
+
+class ConfigQuestions(TypedDict):
+    filled: list[FilledQuestion]  # the questions the backend pre-fills
+    left_out: list[LeftOut]  # the controls left to annotators
+
+
+class ProjectState(TypedDict):
+    """What the backend holds of a project: /versions?project= answers it, the project's page draws it (docs/protocol.md
+    says what each key means)."""
+
+    questions: ConfigQuestions | None  # None before /setup or /predict read the config in this process
+    calibration: CalibrationRecord | None
+    versions: list[str]  # the LLM's and every promoted version
+    current: str | None  # the serving trained version
+    strategy: str
+    lanes: int
+    busy: bool
+    coverage: dict[str, Any] | None  # routing.pool_coverage
+    training: list[TrainingRecord]
+
+
 class Service:
     def __init__(self, settings: Settings, loader: Callable[[Settings], Predictor] = load_predictor) -> None:
         self.settings = settings
@@ -144,7 +178,7 @@ class Service:
         """The LLM versions this process serves (none while the model loads)."""
         return self.predictor(wait=0).versions() if self.ready else []
 
-    def project_state(self, project: str) -> dict[str, Any]:
+    def project_state(self, project: str) -> ProjectState:
         """What the backend holds of a project, as /versions?project= answers it and the project's page shows it:
         one source for both (docs/protocol.md names the keys)."""
         loop = self.loop
@@ -168,13 +202,13 @@ class Service:
         return sorted(set(self.loop.projects.on_disk()) | set(self.schemas), key=int)
 
 
-def _questions(config: Config | None, current: ModelSet | None) -> dict | None:
+def _questions(config: Config | None, current: ModelSet | None) -> ConfigQuestions | None:
     """What /setup learned of the project's config: the questions pre-filled (each with the trained model that
     answers it, if any, and its cross-validated macro-F1), and what is left to annotators."""
     if config is None:
         return None
     models = {q.from_name: current.saved_for(config, q) for q in config.questions} if current else {}
-    filled = [
+    filled: list[FilledQuestion] = [
         {
             "name": q.from_name,
             "labels": list(q.labels),

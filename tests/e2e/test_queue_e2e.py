@@ -15,6 +15,7 @@ import pytest
 from conftest import on_both_databases
 from helpers import CONFIG, tiny_predictor
 from label_studio_sdk import LabelStudio
+from support.lanes import lane_shown
 
 from backend import corpus
 from backend.labelstudio import queue as ls_queue
@@ -80,7 +81,7 @@ def queue_ranks(admin: LabelStudio, project: int, lanes: int = 1) -> tuple[str, 
             continue
         scores = [p.score for p in task.predictions or [] if p.model_version == version]
         assert len(scores) == 1, f"task {task.id} holds {len(scores)} predictions of {version}"
-        by_lane.setdefault(ls_queue.lane_of(scores[0], lanes), []).append((scores[0], task.id))
+        by_lane.setdefault(lane_shown(scores[0], lanes), []).append((scores[0], task.id))
     return version, {task: j * lanes + k for k, tasks in by_lane.items() for j, (_, task) in enumerate(sorted(tasks))}
 
 

@@ -10,12 +10,13 @@ from html.parser import HTMLParser
 
 import pytest
 from helpers import CONFIG, tiny_predictor
+from support.shapes import mismatches
 
 from backend.bench import page_load
 from backend.loop.model_store import ModelStore
 from backend.serving import page
 from backend.serving.app import create_app
-from backend.serving.service import Service
+from backend.serving.service import ProjectState, Service
 from backend.settings import Settings
 
 LS = "http://ls.example:8080"
@@ -66,6 +67,7 @@ def read(html: str) -> Links:
 
 def test_every_figure_on_the_page_is_the_one_versions_reads(client):
     state = client.get("/versions?project=3").json
+    assert mismatches(state, ProjectState) == []  # every key the page reads is declared
     answer = client.get("/projects/3")
     assert answer.status_code == 200 and answer.mimetype == "text/html"
     html = answer.get_data(as_text=True)
