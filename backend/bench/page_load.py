@@ -56,7 +56,16 @@ def write_runs(data_dir: Path, project: str, runs: int, questions: tuple[str, ..
                         "support": labels,
                         "accuracy": 0.97,
                         "lower_bound": 0.951,
-                    }
+                    },
+                    # the LLM alone: no threshold reaches the target
+                    "llm": {
+                        "threshold": None,
+                        "target": 0.95,
+                        "confidence": 0.95,
+                        "support": 0,
+                        "accuracy": None,
+                        "lower_bound": None,
+                    },
                 },
             }
         record = {

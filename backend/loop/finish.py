@@ -522,14 +522,8 @@ def _summary(
     counts = {source: sum(1 for r in rows if r["questions"][name]["source"] == source) for source in SOURCES}
     people = counts["human"] + counts["audit"] + counts["needs_person"]
     plan = route.plan
-    t = route.chosen or unchosen
     estimate: Estimate = {
-        "threshold": t.threshold,
-        "target": t.target,
-        "confidence": t.confidence,
-        "support": t.support,
-        "accuracy": t.accuracy,
-        "lower_bound": t.lower_bound,
+        **(route.chosen or unchosen).as_dict(),
         "rule": "audit",
         "bound": bound,
         "model_labeled": counts["model"],

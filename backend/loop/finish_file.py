@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any, TypedDict
 
+from backend.loop.routing import ThresholdRecord
+
 
 class QuestionEntry(TypedDict, total=False):
     """One question of one task's row."""
@@ -28,15 +30,10 @@ class TaskRow(TypedDict, total=False):
     annotation: int  # with --apply: the model annotation Label Studio holds for the task
 
 
-class Estimate(TypedDict):
-    """A question's chosen threshold and what its audit says of it (routing.Threshold, and how it was tested)."""
+class Estimate(ThresholdRecord):
+    """A question's chosen threshold (None: none passed; people label the question everywhere) and what its audit
+    says of it: support counts the audit's labels at or above it."""
 
-    threshold: float | None  # None: no threshold passed; people label the question everywhere
-    target: float
-    confidence: float
-    support: int  # audit labels at or above the threshold
-    accuracy: float | None
-    lower_bound: float | None
     rule: str  # "audit"
     bound: str  # one of finish.BOUNDS
     model_labeled: int

@@ -18,6 +18,7 @@ from backend.llm.calibration import CalibrationError
 from backend.llm.predictor import PoolCalibration
 from backend.loop.features import MINILM
 from backend.loop.model_store import ModelStore
+from backend.loop.routing import Coverage, RoutingRecord
 from backend.settings import Settings
 
 
@@ -32,7 +33,7 @@ class QuestionRecord(TypedDict, total=False):
     recipe: str  # the recipe its labels chose (backend/learning/recipes.py)
     recipe_scores: dict[str, float]  # every candidate's cross-validated macro-F1
     label_issues: int  # the labels the model doubts
-    routing: dict[str, Any]  # routing.routing_record: how much of the pool the model may label
+    routing: RoutingRecord  # routing.routing_record: how much of the pool the model may label
     incumbent: str  # the version that served it when the run began
     cv_macro_f1: float  # the chosen recipe's, out of fold
     incumbent_macro_f1: float  # what served it, on the same labels
@@ -171,7 +172,7 @@ class Projects:
         self._published: set[tuple[str, str]] = set()  # (project, version) known to be in the registry's list
         self._stamps: dict[str, tuple[int, int] | None] = {}  # the registry as this process last read or wrote it
         self.rankings: dict[str, PoolRanking] = {}
-        self.coverage: dict[str, dict] = {}  # project → how much of the pool the model may label (routing.py)
+        self.coverage: dict[str, Coverage] = {}  # project → how much of the pool the model may label (routing.py)
         # Labels per project as of the last run, and the tasks changed since (None: read everything again).
         self.labels: dict[str, dict[int, LabeledTask]] = {}
         self.gold_votes: dict[str, dict[int, list[GoldVote]]] = {}  # per project, each gold task's answers

@@ -18,14 +18,25 @@ The model labels a task when its top probability reaches a threshold. Two ways t
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, TypedDict
 
 import numpy as np
 from scipy.stats import beta, norm
 
 MIN_SUPPORT = 30  # human labels at or above a threshold before its bound is read at all
+
+
+class ThresholdRecord(TypedDict):
+    """A Threshold as records and files keep it."""
+
+    threshold: float | None
+    target: float
+    confidence: float
+    support: int
+    accuracy: float | None
+    lower_bound: float | None
 
 
 @dataclass(frozen=True)
@@ -37,8 +48,36 @@ class Threshold:
     accuracy: float | None  # the model's out-of-fold accuracy on them
     lower_bound: float | None  # its one-sided lower confidence bound
 
-    def as_dict(self) -> dict:
-        return asdict(self)
+    def as_dict(self) -> ThresholdRecord:
+        return {
+            "threshold": self.threshold,
+            "target": self.target,
+            "confidence": self.confidence,
+            "support": self.support,
+            "accuracy": self.accuracy,
+            "lower_bound": self.lower_bound,
+        }
+
+
+class RoutingRecord(TypedDict):
+    """What a training run notes for routing (routing_record)."""
+
+    model: ThresholdRecord  # the candidate model's, from its out-of-fold probabilities
+    llm: ThresholdRecord  # the LLM alone's, which never trained on the labels
+
+
+class Coverage(TypedDict):
+    """How much of the pool the serving model may label now (pool_coverage; /versions "coverage")."""
+
+    threshold: float | None
+    target: float | None
+    accuracy: float | None
+    lower_bound: float | None
+    support: int
+    unlabeled: int  # open tasks without a human label
+    model_can_label: int  # of those, at or above the threshold
+    share: float
+    measured: bool  # False: no training run has measured the serving model yet
 
 
 def lower_bound(correct, total, confidence: float = 0.95):
@@ -224,7 +263,7 @@ def routing_record(
     y: np.ndarray,
     target: float = DEFAULT_TARGET,
     level: float = DEFAULT_LEVEL,
-) -> dict:
+) -> RoutingRecord:
     """What a training run notes for routing (backend/loop/project_loop.py puts it in the run's record): the threshold of the
     candidate model, from its out-of-fold probabilities, and of the LLM alone, which never trained on the labels."""
     return {
@@ -233,7 +272,7 @@ def routing_record(
     }
 
 
-def serving_rule(records: Sequence[Mapping[str, Any]], serving: str | None) -> dict | None:
+def serving_rule(records: Sequence[Mapping[str, Any]], serving: str | None) -> ThresholdRecord | None:
     """The threshold (a Threshold.as_dict()) the run that trained the serving version measured for it; with
     `serving` None (the LLM alone), the newest run's measurement of the LLM. None when no run measured it."""
     for record in reversed(records or []):
@@ -249,7 +288,7 @@ def serving_rule(records: Sequence[Mapping[str, Any]], serving: str | None) -> d
 
 def pool_coverage(
     probs: np.ndarray, task_ids, records: Sequence[Mapping[str, Any]], serving: str | None, labeled=()
-) -> dict:
+) -> Coverage:
     """How much of the pool the serving model may label now, by the threshold measured when it was trained.
 
     `probs`: the serving model's probabilities for the pool (task_ids, same order); `records`: the project's
@@ -272,7 +311,7 @@ def pool_coverage(
         "unlabeled": unlabeled,
         "model_can_label": can,
         "share": round(can / unlabeled, 4) if unlabeled else 0.0,
-        "measured": rule is not None,  # False: no training run has measured the serving model yet
+        "measured": rule is not None,
     }
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from jinja2 import Environment
 
 from backend.loop.projects import QuestionRecord, TrainingRecord, serving_score
-from backend.loop.routing import DEFAULT_TARGET, serving_rule
+from backend.loop.routing import DEFAULT_TARGET, Coverage, ThresholdRecord, serving_rule
 
 if TYPE_CHECKING:  # a type alone: the page is drawn without the service's model
     from backend.loop.project_loop import CalibrationRecord
@@ -63,7 +63,9 @@ class ProjectSummary:
     latest: TrainingRecord | None  # the newest run's record
     questions: list[QuestionSummary]
     left_out: list[LeftOut]
-    finish: dict[str, Any] | None  # the pool's coverage (routing.pool_coverage), else the newest run's threshold
+    finish: (
+        Coverage | ThresholdRecord | None
+    )  # the pool's coverage (routing.pool_coverage), else the newest run's threshold
     finish_measured_on_pool: bool
     gold: list[dict[str, Any]]
     review_tab: dict[str, Any] | None

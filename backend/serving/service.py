@@ -18,6 +18,7 @@ from backend.llm.cascade import CASCADE, Cascade
 from backend.llm.predictor import Predictor
 from backend.loop.project_loop import CalibrationRecord, Loop
 from backend.loop.projects import ModelSet, TrainingRecord
+from backend.loop.routing import Coverage
 from backend.metrics import Metrics
 from backend.paths import DEMO_CONFIG
 from backend.serving.events import EventLog
@@ -130,7 +131,7 @@ class ProjectState(TypedDict):
     strategy: str
     lanes: int
     busy: bool
-    coverage: dict[str, Any] | None  # routing.pool_coverage
+    coverage: Coverage | None  # routing.pool_coverage
     training: list[TrainingRecord]
 
 
