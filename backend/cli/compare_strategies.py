@@ -37,7 +37,7 @@ import sys
 import time
 from pathlib import Path
 
-from backend.bench import evaluation, simulation
+from backend.bench import evaluation, reports, simulation
 from backend.cli import (
     Parser,
     add_data_arguments,
@@ -165,8 +165,8 @@ def run(args: argparse.Namespace) -> int:
     results["wall_seconds"] = round(time.perf_counter() - started, 1)
     results_path, plot_path = args.out / "results.json", args.out / "curves.png"
     write_json(results_path, results, indent=2)
-    simulation.plot(results, plot_path)
-    print(simulation.table(results))
+    reports.compare_plot(results, plot_path)
+    print(reports.compare_table(results))
     print(f"\nwrote {results_path} and {plot_path} ({results['wall_seconds']:.0f} s)")
     return 0
 

@@ -42,7 +42,7 @@ import sys
 import time
 from pathlib import Path
 
-from backend.bench import finish_simulation, simulation
+from backend.bench import finish_simulation, reports, simulation
 from backend.bench.results import FinishResults, PoolsFile
 from backend.cli import (
     Parser,
@@ -191,10 +191,8 @@ def run(args: argparse.Namespace) -> int:
     pools: PoolsFile = {"rows": rows, "pools": {str(k): v for k, v in by_pool.items()}}
     write_json(pools_path, pools, indent=2)
     data = by_pool[min(by_pool)]["config"].get("data", "the bundled reviews")
-    finish_simulation.plot_pools(
-        rows, plot_path, f"Finishing against pool size: {data}, model {args.kind}, target {args.target}"
-    )
-    print("\n" + finish_simulation.pool_table(rows))
+    reports.plot_pools(rows, plot_path, f"Finishing against pool size: {data}, model {args.kind}, target {args.target}")
+    print("\n" + reports.pool_table(rows))
     print(f"\nwrote {pools_path} and {plot_path}")
     return 0
 
@@ -235,8 +233,8 @@ def simulate(args: argparse.Namespace, pool: int, batch: int, budget: int, sourc
     out.mkdir(parents=True, exist_ok=True)
     results_path, plot_path = out / "results.json", out / "finish.png"
     write_json(results_path, results, indent=2)
-    finish_simulation.plot(results, plot_path)
-    print(finish_simulation.table(results))
+    reports.finish_plot(results, plot_path)
+    print(reports.finish_table(results))
     print(f"\nwrote {results_path} and {plot_path} ({results['wall_seconds']:.0f} s)")
     return results
 

@@ -13,7 +13,7 @@ from support.finish_simulation import CONTRACT, finishing_inputs, run
 from support.shapes import mismatches
 
 from backend.bench import finish_simulation as fs
-from backend.bench import simulation
+from backend.bench import reports, simulation
 from backend.bench.finish_simulation import FinishSimulationError
 from backend.bench.results import FinishResults, PoolsFile
 from backend.bench.simulation import SimulationError
@@ -370,9 +370,9 @@ def test_goal_verdicts():
 
 def test_plot_and_table(results, tmp_path):
     path = tmp_path / "finish.png"
-    fs.plot(results, path)
+    reports.finish_plot(results, path)
     assert path.stat().st_size > 10_000 and path.read_bytes()[:4] == b"\x89PNG"
-    text = fs.table(results)
+    text = reports.finish_table(results)
     assert "random" in text and "margin" in text and "LLM alone" in text and "goal (margin, llm_state)" in text
 
 

@@ -12,7 +12,7 @@ from support.shapes import mismatches
 from support.simulation import FakeEmbedder, synthetic_inputs
 
 from backend import corpus
-from backend.bench import evaluation, simulation
+from backend.bench import evaluation, reports, simulation
 from backend.bench.results import CompareResults
 from backend.bench.simulation import Inputs, Run, SimulationError
 from backend.learning import classifier, recipes
@@ -254,10 +254,10 @@ def test_compare_errors(inputs):
 
 def test_plot_and_table(results, tmp_path):
     path = tmp_path / "curves.png"
-    simulation.plot(results, path)
+    reports.compare_plot(results, path)
     assert path.stat().st_size > 10_000
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    text = simulation.table(results)
+    text = reports.compare_table(results)
     for name in (
         "random",
         "margin",
