@@ -102,7 +102,7 @@ serve:
 test: model corpora labelstudio llama browser postgres container-tools
 	$(BIN)/python -m pytest -q
 
-# The inner loop, under three minutes on 2 cores: no Label Studio, no real model, no browser (tests/unit). One
+# The inner loop, in about three minutes on 2 cores: no Label Studio, no real model, no browser (tests/unit). One
 # worker per core, each running whole test files (a module's fixtures are built once).
 test-fast: install
 	$(BIN)/python -m pytest -q -n auto --dist loadfile tests/unit
