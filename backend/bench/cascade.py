@@ -18,8 +18,8 @@ cascade's answers.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence, cast
 
 import numpy as np
 from sklearn.metrics import f1_score
@@ -197,16 +197,7 @@ def choose_share(curves: Sequence[list[Point]], small: Sequence[Point]) -> float
 
 
 def as_dict(points: list[Point]) -> list[CascadePoint]:
-    return [
-        CascadePoint(
-            share=p.share,
-            pool_macro_f1=p.pool_macro_f1,
-            test_macro_f1=p.test_macro_f1,
-            cost=p.cost,
-            after_labels=p.after_labels,
-        )
-        for p in points
-    ]
+    return [cast(CascadePoint, asdict(p)) for p in points]  # the same fields
 
 
 def served_inputs(

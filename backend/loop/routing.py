@@ -18,9 +18,9 @@ The model labels a task when its top probability reaches a threshold. Two ways t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import lru_cache
-from typing import Any, Mapping, Sequence, TypedDict
+from typing import Any, Mapping, Sequence, TypedDict, cast
 
 import numpy as np
 from scipy.stats import beta, norm
@@ -49,14 +49,7 @@ class Threshold:
     lower_bound: float | None  # its one-sided lower confidence bound
 
     def as_dict(self) -> ThresholdRecord:
-        return {
-            "threshold": self.threshold,
-            "target": self.target,
-            "confidence": self.confidence,
-            "support": self.support,
-            "accuracy": self.accuracy,
-            "lower_bound": self.lower_bound,
-        }
+        return cast(ThresholdRecord, asdict(self))  # the same fields
 
 
 class RoutingRecord(TypedDict):

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from backend.labelstudio import queue as ls_queue
+
+
+@lru_cache(maxsize=None)
+def _windows(lanes: int) -> tuple[tuple[float, float], ...]:
+    """Each lane's tab filter: the (min, max) score range it shows."""
+    values = [ls_queue.tab_data(lanes, lane)["filters"]["items"][0]["value"] for lane in range(lanes)]
+    return tuple((v["min"], v["max"]) for v in values)
 
 
 def lane_shown(score: float, lanes: int) -> int:
@@ -10,10 +19,6 @@ def lane_shown(score: float, lanes: int) -> int:
     AssertionError if no tab or several show it."""
     if lanes <= 1:
         return 0
-    showing = []
-    for lane in range(lanes):
-        window = ls_queue.tab_data(lanes, lane)["filters"]["items"][0]["value"]
-        if window["min"] <= round(score, 6) <= window["max"]:
-            showing.append(lane)
+    showing = [lane for lane, (low, high) in enumerate(_windows(lanes)) if low <= round(score, 6) <= high]
     assert len(showing) == 1, f"score {score} is shown by the tabs of lanes {showing}"
     return showing[0]
