@@ -39,7 +39,7 @@ from backend import corpus
 from backend.bench import datasets, evaluation, lexicon
 from backend.bench.results import CompareResults, InputsInfo, SetupBlock, StrategyRuns
 from backend.errors import LabelloopError
-from backend.learning import classifier, recipes
+from backend.learning import classifier, recipes, self_training
 from backend.llm import calibration as cal
 from backend.paths import DEMO_CONFIG
 from backend.ranking import judge, strategies
@@ -212,15 +212,21 @@ def fit_setup(
     seed: int = 0,
     split: int = 0,
     shifts: Mapping[str, tuple[float, ...]] | None = None,
+    unlabeled: tuple[np.ndarray, np.ndarray] | None = None,
 ):
     """A model of `setup` on these rows, as the backend fits it (AUTO: the recipe the rows' labels choose among the
     trained ones and the LLM alone under the calibration in `shifts` the labels find likeliest, recipes.likeliest,
-    as the backend chooses before any trained model serves; `split` the hidden state's width in Inputs.vectors'
-    side-by-side matrix); its predict_proba reads the same vectors."""
+    as the backend chooses before any trained model serves, self-trained below 50 labels on `unlabeled` (vectors,
+    LLM probabilities) where given; `split` the hidden state's width in Inputs.vectors' side-by-side matrix); its
+    predict_proba reads the same vectors."""
     learner = SETUPS[setup].learner
     if learner == AUTO:
         choice = _chosen(vectors, llm, y, n_labels, seed, split, shifts)
-        model = choice.recipe.fit(recipes.Labeled(_sets(vectors, split), llm, y, n_labels), seed=seed)
+        data = recipes.Labeled(_sets(vectors, split), llm, y, n_labels)
+        model = choice.recipe.fit(data, seed=seed)
+        if unlabeled is not None and len(unlabeled[1]) and self_training.applies(choice.recipe, data):
+            rest = self_training.Unlabeled(_sets(unlabeled[0], split), unlabeled[1])
+            model = self_training.self_train(choice.recipe, data, model, rest, seed=seed).model
         return _Reading(model, choice.recipe, split)
     return classifier.fit(learner, vectors, llm, y, n_labels, seed=seed)
 
@@ -269,6 +275,8 @@ def _fit_predict(
     pool_v, test_v = inputs.vectors(setup)
     pool_read, test_read = inputs.read()
     auto = SETUPS[setup].learner == AUTO
+    rest = np.setdiff1d(np.arange(len(inputs.pool_y)), labeled)
+    rest = rest[self_training.sample(len(rest))]  # as a training run samples the unlabeled tasks
     try:
         model = fit_setup(
             setup,
@@ -279,6 +287,7 @@ def _fit_predict(
             seed=seed,
             split=inputs.split,
             shifts=inputs.shifts,
+            unlabeled=(pool_v[rest], pool_read[rest]),
         )
         chosen = model.recipe.name if auto else None
         return model.predict_proba(pool_v, pool_read), model.predict_proba(test_v, test_read), chosen

@@ -22,6 +22,14 @@ from backend.loop.routing import Coverage, RoutingRecord
 from backend.settings import Settings
 
 
+class SelfTrainingRecord(TypedDict):
+    """What one round of self-training joined to a question's labels (backend/learning/self_training.py)."""
+
+    unlabeled: int  # the sample of unlabeled tasks the pseudo-labels were drawn from
+    pseudo_labels: int  # how many joined the labels
+    per_label: dict[str, int]  # of them, per predicted label
+
+
 class QuestionRecord(TypedDict, total=False):
     """What a training run records of one question (registry.json, GET /versions, the project page)."""
 
@@ -38,6 +46,7 @@ class QuestionRecord(TypedDict, total=False):
     cv_macro_f1: float  # the chosen recipe's, out of fold
     incumbent_macro_f1: float  # what served it, on the same labels
     llm_macro_f1: float  # the LLM's served answers, on the same labels
+    self_training: SelfTrainingRecord  # below 50 labels, what the promoted model learned from beyond the labels
 
 
 class TrainingRecord(QuestionRecord, total=False):

@@ -23,7 +23,7 @@ from backend.labelstudio import review
 from backend.labelstudio import tasks as ls_tasks
 from backend.labelstudio.client import LabelStudioUnavailable
 from backend.labelstudio.schema import Config, Schema
-from backend.learning import classifier, recipes
+from backend.learning import classifier, recipes, self_training
 from backend.loop import routing
 from backend.loop.gateway import Gateway
 from backend.loop.projects import ModelSet, Projects, QuestionRecord, TrainedModel, TrainingRecord
@@ -129,6 +129,7 @@ _FIRST_QUESTION_KEYS = (
     "cv_macro_f1",
     "incumbent_macro_f1",
     "llm_macro_f1",
+    "self_training",
 )
 
 
@@ -186,6 +187,7 @@ def run(gate: Gateway, project: str, started: float) -> tuple[TrainingRecord, bo
     store = projects.store(project)
     version = f"{llm_version}-r{len(store.versions()) + 1}"
     shifts = text.shifts(config, pool)
+    unlabeled = _unlabeled(gate, client, project, config, labeled, features)
 
     def one(q: Schema) -> tuple[QuestionRecord, TrainedModel | None]:
         return _question(
@@ -200,6 +202,7 @@ def run(gate: Gateway, project: str, started: float) -> tuple[TrainingRecord, bo
             stamp=_Stamp(version, llm_version, features),
             shifts=shifts,
             served=llm[q.from_name],
+            unlabeled=unlabeled.get(q.from_name),
         )
 
     outcomes = dict(zip(config.names, each_question(one, config.questions)))
@@ -248,10 +251,12 @@ def _question(
     stamp: _Stamp,
     shifts: dict[str, tuple[float, ...]],
     served: np.ndarray,
+    unlabeled: self_training.Unlabeled | None = None,
 ) -> tuple[QuestionRecord, TrainedModel | None]:
     """One question's part of a run: its record, and its new model (stamped with the run's `stamp`) when it beats what serves it
     now, judged on the same labels; None when it does not, or when it has too few labels to fit. `llm`: the LLM's
-    answers trained models read (TextFeatures.first_answers); `served`: the LLM's served answers (a cascade's)."""
+    answers trained models read (TextFeatures.first_answers); `served`: the LLM's served answers (a cascade's);
+    `unlabeled`: a sample of the project's unlabeled texts, for a question self-trained below 50 labels."""
     rows = np.array([i for i, t in enumerate(labeled) if question.from_name in t.answers], dtype=int)
     record: QuestionRecord = {"labels": len(rows)}
     if not len(rows):
@@ -304,16 +309,50 @@ def _question(
     )
     if not promote:
         return record, None
+    model = choice.recipe.fit(data)
+    if unlabeled is not None and len(unlabeled) and self_training.applies(choice.recipe, data):
+        trained = self_training.self_train(choice.recipe, data, model, unlabeled)
+        model = trained.model
+        record["self_training"] = {
+            "unlabeled": len(unlabeled),
+            "pseudo_labels": trained.pseudo_labels,
+            "per_label": {question.labels[i]: n for i, n in trained.per_label.items()},
+        }
     return record, TrainedModel(
         stamp.version,
         question.labels,
         stamp.llm_version,
-        choice.recipe.fit(data),
+        model,
         heldout={int(i): (_code(a), _code(b)) for i, a, b in zip(ids, y, candidate_guess)},
         features=gate.text.features_of(choice.recipe, features),
         question=question.from_name,
         score=round(candidate_f1, 4),
     )
+
+
+def _unlabeled(
+    gate: Gateway, client: Any, project: str, config: Config, labeled: list[ls_tasks.LabeledTask], features: str
+) -> dict[str, self_training.Unlabeled]:
+    """For each single-choice question with fewer than self_training.BELOW labels: a fixed sample of the project's
+    tasks that nobody has labeled, as its recipes read them; {} when no question is self-trained (no pool read)."""
+    few = [
+        q
+        for q in config.questions
+        if not q.multiple and sum(q.from_name in t.answers for t in labeled) < self_training.BELOW
+    ]
+    if not few:
+        return {}
+    pool = gate.with_retries("reading the pool", lambda: ls_tasks.fetch_pool(client, int(project), config.primary))
+    seen = {t.task_id for t in labeled}
+    texts = [text for task_id, text in pool if task_id not in seen]
+    texts = [texts[i] for i in self_training.sample(len(texts))]
+    if not texts:
+        return {}
+    calibration = gate.projects.pool(project)
+    # Hidden states the re-score already computed are a lookup (TextFeatures' cache).
+    vectors = gate.text.vector_sets(config, texts, features, calibration)
+    read = gate.text.first_answers(config, texts, calibration)[0]
+    return {q.from_name: self_training.Unlabeled(vectors, read[q.from_name]) for q in few}
 
 
 def _unranked(projects: Projects, project: str, version: str) -> bool:

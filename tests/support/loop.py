@@ -33,6 +33,7 @@ class FakeProject:
         self.deleted: list[str] = []
         self.lanes = None
         self.fetches = 0
+        self.pool_reads: list[str] = []  # the name of each reading thread
         self.gold_sets: list = []  # what each fetch was told to leave out
         self.reads: list[list[int] | None] = []
         self.votes: dict[int, tuple] = {}
@@ -89,7 +90,12 @@ class FakeProject:
             return {}
 
         monkeypatch.setattr(ls_tasks, "fetch_labeled", fetch_labeled)
-        monkeypatch.setattr(ls_tasks, "fetch_pool", lambda client, project_id, schema: list(self.tasks))
+
+        def fetch_pool(client, project_id, schema):
+            self.pool_reads.append(threading.current_thread().name)
+            return list(self.tasks)
+
+        monkeypatch.setattr(ls_tasks, "fetch_pool", fetch_pool)
         monkeypatch.setattr(ls_tasks, "push_predictions", push_predictions)
         monkeypatch.setattr(ls_tasks, "set_model_version", set_model_version)
         monkeypatch.setattr(ls_tasks, "model_versions", lambda client, project_id: dict(self.versions))

@@ -75,8 +75,16 @@ def test_the_model_that_ranks_is_the_kind_evaluated(inputs, setup):
     run = simulation.simulate(inputs, setup, "margin", seed=2, seed_size=20, batch=20, budget=40)
     seed_set = run.order[:20]
     pool_v, test_v = inputs.vectors(setup)
+    rest = np.setdiff1d(np.arange(len(inputs.pool_y)), seed_set)  # below 50 labels AUTO self-trains on them
     model = simulation.fit_setup(
-        setup, pool_v[seed_set], inputs.pool_llm[seed_set], inputs.pool_y[seed_set], 3, seed=2, split=inputs.split
+        setup,
+        pool_v[seed_set],
+        inputs.pool_llm[seed_set],
+        inputs.pool_y[seed_set],
+        3,
+        seed=2,
+        split=inputs.split,
+        unlabeled=(pool_v[rest], inputs.pool_llm[rest]),
     )
     probs = model.predict_proba(pool_v, inputs.pool_llm)
     expected = strategies.select(strategies.rank("margin", probs, labeled_idx=seed_set), 20)
@@ -90,8 +98,16 @@ def test_committee_ranks_with_the_models_and_the_llms_probabilities(inputs, setu
     run = simulation.simulate(inputs, setup, "committee", seed=1, seed_size=20, batch=20, budget=40)
     seed_set = run.order[:20]
     pool_v, _ = inputs.vectors(setup)
+    rest = np.setdiff1d(np.arange(len(inputs.pool_y)), seed_set)  # below 50 labels AUTO self-trains on them
     model = simulation.fit_setup(
-        setup, pool_v[seed_set], inputs.pool_llm[seed_set], inputs.pool_y[seed_set], 3, seed=1, split=inputs.split
+        setup,
+        pool_v[seed_set],
+        inputs.pool_llm[seed_set],
+        inputs.pool_y[seed_set],
+        3,
+        seed=1,
+        split=inputs.split,
+        unlabeled=(pool_v[rest], inputs.pool_llm[rest]),
     )
     probs = model.predict_proba(pool_v, inputs.pool_llm)
     u = strategies.rank("committee", probs, labeled_idx=seed_set, llm_probs=inputs.pool_llm)

@@ -1,0 +1,115 @@
+"""Self-training below 50 labels (backend/learning/self_training.py), on made-up vectors and in a training run."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+from support.loop import FakeProject, make_service, predictor  # noqa: F401 (fixture)
+
+from backend.learning import classifier, recipes, self_training
+from backend.learning.self_training import Unlabeled
+from backend.loop import training
+
+
+def _clusters(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    # Three labels, each a cluster in 32 dimensions: what a recipe fitted on a few labels already sorts well.
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    x = rng.normal(size=(n, 32))
+    x[:, :3] += 2.5 * np.eye(3)[y]
+    return x, y
+
+
+def _flat(n: int) -> np.ndarray:
+    return np.full((n, 3), 1 / 3)  # an LLM that knows nothing
+
+
+def test_the_rule_self_trains_a_trained_recipe_below_fifty_single_choice_labels():
+    x, y = _clusters(60, 0)
+    state = recipes.RECIPES["state_blend"]
+    few = recipes.Labeled({recipes.STATES: x[:21]}, _flat(21), y[:21], 3)
+    assert self_training.applies(state, few)
+    assert not self_training.applies(state, recipes.Labeled({recipes.STATES: x[:50]}, _flat(50), y[:50], 3))
+    assert not self_training.applies(recipes.Recalibration("batch", (0.0, 0.0, 0.0)), few)  # fitted to nothing
+    multi = recipes.Labeled({recipes.STATES: x[:21]}, _flat(21), np.eye(3, dtype=int)[y[:21]], 3)
+    assert not self_training.applies(state, multi)
+
+
+def test_one_round_joins_the_most_confident_answers_per_label_and_fits_again():
+    x, y = _clusters(420, 1)
+    labeled, pool = np.arange(21), np.arange(21, 420)
+    recipe = recipes.RECIPES["mixed"]
+    sets = {recipes.STATES: x, recipes.MINILM: x[:, ::2]}
+    data = recipes.Labeled({k: v[labeled] for k, v in sets.items()}, _flat(21), y[labeled], 3)
+    model = recipe.fit(data)
+    unlabeled = Unlabeled({k: v[pool] for k, v in sets.items()}, _flat(len(pool)))
+    trained = self_training.self_train(recipe, data, model, unlabeled)
+    assert trained.pseudo_labels == 21 and trained.per_label == {0: 7, 1: 7, 2: 7}
+    # The same as fitting the recipe on the labels and, per label, the 7 rows the first model is surest of.
+    probs = model.predict_proba(recipes.recipe_vectors(recipe, unlabeled.vectors), unlabeled.llm)
+    guess = probs.argmax(1)
+    extra = np.concatenate([np.flatnonzero(guess == c)[np.argsort(-probs[guess == c].max(1))][:7] for c in range(3)])
+    assert (guess[extra] == y[pool][extra]).mean() > 0.9  # clusters this clear: the sure answers are right
+    joined = recipes.Labeled(
+        {k: np.vstack([v[labeled], v[pool][extra]]) for k, v in sets.items()},
+        np.vstack([data.llm, unlabeled.llm[extra]]),
+        np.concatenate([y[labeled], guess[extra]]),
+        3,
+    )
+    expected = recipe.fit(joined).predict_proba(recipes.recipe_vectors(recipe, sets), _flat(420))
+    got = trained.model.predict_proba(recipes.recipe_vectors(recipe, sets), _flat(420))
+    np.testing.assert_allclose(got, expected)
+    assert not np.allclose(got, model.predict_proba(recipes.recipe_vectors(recipe, sets), _flat(420)))
+
+
+def test_a_label_the_model_never_answers_gets_no_pseudo_labels():
+    x, y = _clusters(200, 2)
+    recipe = recipes.RECIPES["state_blend"]
+    data = recipes.Labeled({recipes.STATES: x[:30]}, _flat(30), y[:30], 3)
+    model = recipe.fit(data)
+    pool = x[30:][y[30:] != 2]  # nothing the model would call the third label, most likely
+    trained = self_training.self_train(recipe, data, model, Unlabeled({recipes.STATES: pool}, _flat(len(pool))))
+    assert set(trained.per_label) <= {0, 1, 2} and sum(trained.per_label.values()) == trained.pseudo_labels
+    assert all(n <= 10 for n in trained.per_label.values())
+
+
+def test_the_sample_is_every_unlabeled_text_up_to_its_size_then_a_fixed_random_one():
+    assert self_training.sample(5).tolist() == [0, 1, 2, 3, 4]
+    big = self_training.sample(5000)
+    assert len(big) == self_training.SAMPLE == len(set(big.tolist())) and big.max() < 5000
+    assert np.array_equal(big, self_training.sample(5000)) and np.all(np.diff(big) > 0)
+
+
+def test_a_run_below_fifty_labels_self_trains_on_the_unlabeled_pool(tmp_path, predictor, monkeypatch):  # noqa: F811
+    project = FakeProject(n_tasks=160, n_labeled=30)
+    project.install(monkeypatch)
+    service = make_service(tmp_path, predictor, project)
+    fits: list[int] = []
+    fit = classifier.fit
+
+    def counted(learner, x, *args, **kwargs):
+        fits.append(len(x))
+        return fit(learner, x, *args, **kwargs)
+
+    monkeypatch.setattr(classifier, "fit", counted)
+    # The tiny random LLM answers 30 labels about as well as a model of them: an incumbent always wrong is beaten.
+    monkeypatch.setattr(training, "_incumbent_guess", lambda gate, incumbent, ids, y, *a: (np.asarray(y) + 1) % 3)
+    record = service.loop.train("5")
+    assert record["result"] == "promoted"
+    trained = record["self_training"]
+    here = threading.current_thread().name  # the run's own reads, not the re-score's that follows a promotion
+    assert trained["unlabeled"] == 130 and project.pool_reads.count(here) == 1  # the pool less the 30 labeled
+    assert trained["pseudo_labels"] == sum(trained["per_label"].values()) and 0 < trained["pseudo_labels"] <= 30
+    assert set(trained["per_label"]) <= {"Positive", "Negative", "Neutral"}
+    assert record["questions"]["sentiment"]["self_training"] == trained
+    assert 30 + trained["pseudo_labels"] in fits  # the served model was fitted on the labels and the pseudo-labels
+
+    # With 50 labels or more the pool is not read and the model is fitted on the labels alone.
+    project.labels = FakeProject(n_tasks=160, n_labeled=60).labels
+    training.note_change(service.loop.projects, "5", None)  # every label read again
+    fits.clear()
+    service.loop.rescoring.wait("5", timeout=120)
+    record = service.loop.train("5")
+    assert record["labels"] == 60 and "self_training" not in record and project.pool_reads.count(here) == 1
+    assert all(n <= 60 for n in fits)
