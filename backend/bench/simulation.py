@@ -275,8 +275,8 @@ def _fit_predict(
     pool_v, test_v = inputs.vectors(setup)
     pool_read, test_read = inputs.read()
     auto = SETUPS[setup].learner == AUTO
-    rest = np.setdiff1d(np.arange(len(inputs.pool_y)), labeled)
-    rest = rest[self_training.sample(len(rest))]  # as a training run samples the unlabeled tasks
+    # As a training run samples the unlabeled tasks: drawn from the whole pool, the labeled left out.
+    rest = np.setdiff1d(self_training.sample(len(inputs.pool_y)), labeled)
     try:
         model = fit_setup(
             setup,

@@ -54,8 +54,8 @@ def applies(recipe: recipes.Recipe, data: recipes.Labeled) -> bool:
 
 
 def sample(n: int, seed: int = 0) -> np.ndarray:
-    """Which of `n` unlabeled texts (in a fixed order, e.g. by task id) the pseudo-labels are drawn from: all of them
-    up to SAMPLE, else a random SAMPLE, the same at every run for the same texts."""
+    """Which of `n` texts (in a fixed order, e.g. by task id) the pseudo-labels are drawn from, the labeled among
+    them left out: all of them up to SAMPLE, else a random SAMPLE, the same at every run for the same texts."""
     if n <= SAMPLE:
         return np.arange(n)
     return np.sort(np.random.default_rng(seed).choice(n, SAMPLE, replace=False))

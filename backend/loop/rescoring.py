@@ -28,6 +28,7 @@ from backend.labelstudio.schema import Config
 from backend.llm.predictor import PoolCalibration
 from backend.loop import routing
 from backend.loop.answers import ranking_inputs, regions
+from backend.loop.features import MINILM
 from backend.loop.gateway import AnswersSource, Gateway
 from backend.loop.projects import ModelSet, PoolRanking, Projects
 from backend.metrics import Metrics
@@ -145,8 +146,14 @@ def _score(
     progress = gate.metrics.rescore_progress.labels(project)
     chunk = gate.settings.rescore_chunk
     parts: list[dict[str, np.ndarray]] = []
+    features = gate.text.features()
     for start in range(0, len(texts), chunk):
-        parts.append(answering(config, texts[start : start + chunk], model, pool))
+        batch = texts[start : start + chunk]
+        if model is None and features != MINILM:
+            # The pass that answers holds the hidden states as well (the same forward pass): kept, so a first
+            # training run finds its unlabeled sample's states (backend/learning/self_training.py) in the cache.
+            gate.text.vectors(config, batch, features, pool)
+        parts.append(answering(config, batch, model, pool))
         done = min(start + chunk, len(texts))
         progress.set(span[0] + (span[1] - span[0]) * done / len(texts) / 2)
         log.info("re-scoring project %s: %d/%d tasks scored", project, done, len(texts))

@@ -344,12 +344,14 @@ def _unlabeled(
         return {}
     pool = gate.with_retries("reading the pool", lambda: ls_tasks.fetch_pool(client, int(project), config.primary))
     seen = {t.task_id for t in labeled}
-    texts = [text for task_id, text in pool if task_id not in seen]
-    texts = [texts[i] for i in self_training.sample(len(texts))]
+    # Drawn from the whole pool, then the labeled left out: the sample only shrinks as labels come, so its vectors
+    # are computed once.
+    drawn = [pool[i] for i in self_training.sample(len(pool))]
+    texts = [text for task_id, text in drawn if task_id not in seen]
     if not texts:
         return {}
     calibration = gate.projects.pool(project)
-    # Hidden states the re-score already computed are a lookup (TextFeatures' cache).
+    # The re-score that ranked the pool kept their hidden states (rescoring._score): a lookup.
     vectors = gate.text.vector_sets(config, texts, features, calibration)
     read = gate.text.first_answers(config, texts, calibration)[0]
     return {q.from_name: self_training.Unlabeled(vectors, read[q.from_name]) for q in few}

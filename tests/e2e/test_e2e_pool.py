@@ -188,6 +188,14 @@ POSTS = {
     ],
 }
 POST_ITEMS = [(text, label) for label, texts in POSTS.items() for text in texts]
+UNLABELED_POSTS = [  # tasks nobody labels: what a run below 50 labels self-trains on
+    "boarding pass app crashed at security so i had to print one",
+    "switched carriers last month, so far so good",
+    "my headphones arrived today",
+    "the flight was fine i guess, the food was cold",
+    "anyone tried the new tablet keyboard yet",
+    "gate agent upgraded my seat for free, made my day",
+]
 
 
 @pytest.fixture(scope="module")
@@ -211,7 +219,8 @@ def test_the_demo_config_on_other_texts_is_served_the_pools_calibration_then_the
     project = sync.ensure_project(
         admin, "E2E other texts, demo config", SENTIMENT_CONFIG, ROOT / "guidelines" / "sentiment.md"
     ).id
-    tasks = [{"data": {"text": t, task_files.HASH_KEY: task_files.task_hash({"text": t})}} for t, _ in POST_ITEMS]
+    texts = [t for t, _ in POST_ITEMS] + UNLABELED_POSTS
+    tasks = [{"data": {"text": t, task_files.HASH_KEY: task_files.task_hash({"text": t})}} for t in texts]
     sync.import_tasks(admin, project, tasks, progress=False)
     sync.connect_backend(admin, project, backend_url, progress=False)
 
@@ -262,6 +271,15 @@ def test_the_demo_config_on_other_texts_is_served_the_pools_calibration_then_the
         assert (first["result"] == "promoted") == (first["cv_macro_f1"] > first["incumbent_macro_f1"]), first
     promoted = [r for r in answer["training"] if r.get("result") == "promoted"]
     assert answer["current"] == (promoted[-1]["version"] if promoted else None), answer
+    # Below 50 labels a promoted trained recipe was fitted again with its surest answers on the tasks nobody had
+    # labeled at that run (backend/learning/self_training.py); the LLM under a calibration is left as it is.
+    for run in promoted:
+        if run["recipe"].startswith("llm:"):
+            assert "self_training" not in run, run
+        else:
+            joined = run["self_training"]
+            assert joined["unlabeled"] == len(texts) - run["labels"], run
+            assert 1 <= joined["pseudo_labels"] == sum(joined["per_label"].values()) <= run["labels"], run
     log_text = log_path.read_text()
     assert "Traceback" not in log_text
     assert "instead of the fitted file" in log_text

@@ -9,7 +9,7 @@ from support.loop import FakeProject, make_service, predictor  # noqa: F401 (fix
 
 from backend.learning import classifier, recipes, self_training
 from backend.learning.self_training import Unlabeled
-from backend.loop import training
+from backend.loop import rescoring, training
 
 
 def _clusters(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -93,13 +93,23 @@ def test_a_run_below_fifty_labels_self_trains_on_the_unlabeled_pool(tmp_path, pr
         return fit(learner, x, *args, **kwargs)
 
     monkeypatch.setattr(classifier, "fit", counted)
+    # The re-score that ranks the pool while the LLM serves keeps every task's hidden state from the same pass, so
+    # the run reads its unlabeled sample's states from the cache and asks the LLM for nothing.
+    rescoring.run(service.loop.gateway(), "5")
+
+    def no_pass(*args, **kwargs):
+        raise AssertionError("an LLM pass the re-score had made already")
+
+    monkeypatch.setattr(predictor, "answers_and_states", no_pass)
+    monkeypatch.setattr(predictor, "first_answers", no_pass)
+    ranked = len(project.pool_reads)
     # The tiny random LLM answers 30 labels about as well as a model of them: an incumbent always wrong is beaten.
     monkeypatch.setattr(training, "_incumbent_guess", lambda gate, incumbent, ids, y, *a: (np.asarray(y) + 1) % 3)
     record = service.loop.train("5")
     assert record["result"] == "promoted"
     trained = record["self_training"]
     here = threading.current_thread().name  # the run's own reads, not the re-score's that follows a promotion
-    assert trained["unlabeled"] == 130 and project.pool_reads.count(here) == 1  # the pool less the 30 labeled
+    assert trained["unlabeled"] == 130 and project.pool_reads[ranked:].count(here) == 1  # less the 30 labeled
     assert trained["pseudo_labels"] == sum(trained["per_label"].values()) and 0 < trained["pseudo_labels"] <= 30
     assert set(trained["per_label"]) <= {"Positive", "Negative", "Neutral"}
     assert record["questions"]["sentiment"]["self_training"] == trained
@@ -111,5 +121,5 @@ def test_a_run_below_fifty_labels_self_trains_on_the_unlabeled_pool(tmp_path, pr
     fits.clear()
     service.loop.rescoring.wait("5", timeout=120)
     record = service.loop.train("5")
-    assert record["labels"] == 60 and "self_training" not in record and project.pool_reads.count(here) == 1
+    assert record["labels"] == 60 and "self_training" not in record and project.pool_reads[ranked:].count(here) == 1
     assert all(n <= 60 for n in fits)
