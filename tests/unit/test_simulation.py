@@ -70,22 +70,23 @@ def test_runs_are_deterministic_per_seed(inputs):
     assert set(a.order[:20].tolist()) != set(c.order[:20].tolist())
 
 
+def _served(inputs, setup: str, labeled: np.ndarray, seed: int):
+    # As the simulation fits the served setup: below 50 labels AUTO self-trains on the pool rows not labeled.
+    pool_v, _ = inputs.vectors(setup)
+    rest = np.setdiff1d(np.arange(len(inputs.pool_y)), labeled)
+    unlabeled = (pool_v[rest], inputs.pool_llm[rest])
+    y = inputs.pool_y[labeled]
+    return simulation.fit_setup(
+        setup, pool_v[labeled], inputs.pool_llm[labeled], y, 3, seed=seed, split=inputs.split, unlabeled=unlabeled
+    )
+
+
 @pytest.mark.parametrize("setup", simulation.DEFAULT_SETUPS)
 def test_the_model_that_ranks_is_the_kind_evaluated(inputs, setup):
     run = simulation.simulate(inputs, setup, "margin", seed=2, seed_size=20, batch=20, budget=40)
     seed_set = run.order[:20]
     pool_v, test_v = inputs.vectors(setup)
-    rest = np.setdiff1d(np.arange(len(inputs.pool_y)), seed_set)  # below 50 labels AUTO self-trains on them
-    model = simulation.fit_setup(
-        setup,
-        pool_v[seed_set],
-        inputs.pool_llm[seed_set],
-        inputs.pool_y[seed_set],
-        3,
-        seed=2,
-        split=inputs.split,
-        unlabeled=(pool_v[rest], inputs.pool_llm[rest]),
-    )
+    model = _served(inputs, setup, seed_set, 2)
     probs = model.predict_proba(pool_v, inputs.pool_llm)
     expected = strategies.select(strategies.rank("margin", probs, labeled_idx=seed_set), 20)
     np.testing.assert_array_equal(run.order[20:], expected)
@@ -98,17 +99,7 @@ def test_committee_ranks_with_the_models_and_the_llms_probabilities(inputs, setu
     run = simulation.simulate(inputs, setup, "committee", seed=1, seed_size=20, batch=20, budget=40)
     seed_set = run.order[:20]
     pool_v, _ = inputs.vectors(setup)
-    rest = np.setdiff1d(np.arange(len(inputs.pool_y)), seed_set)  # below 50 labels AUTO self-trains on them
-    model = simulation.fit_setup(
-        setup,
-        pool_v[seed_set],
-        inputs.pool_llm[seed_set],
-        inputs.pool_y[seed_set],
-        3,
-        seed=1,
-        split=inputs.split,
-        unlabeled=(pool_v[rest], inputs.pool_llm[rest]),
-    )
+    model = _served(inputs, setup, seed_set, 1)
     probs = model.predict_proba(pool_v, inputs.pool_llm)
     u = strategies.rank("committee", probs, labeled_idx=seed_set, llm_probs=inputs.pool_llm)
     np.testing.assert_array_equal(run.order[20:], strategies.select(u, 20))
