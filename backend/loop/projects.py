@@ -182,6 +182,7 @@ class Projects:
         self._stamps: dict[str, tuple[int, int] | None] = {}  # the registry as this process last read or wrote it
         self.rankings: dict[str, PoolRanking] = {}
         self.coverage: dict[str, Coverage] = {}  # project → how much of the pool the model may label (routing.py)
+        self.tasks: dict[str, list[tuple[int, str]]] = {}  # project → (id, text) of its tasks, as last read
         # Labels per project as of the last run, and the tasks changed since (None: read everything again).
         self.labels: dict[str, dict[int, LabeledTask]] = {}
         self.gold_votes: dict[str, dict[int, list[GoldVote]]] = {}  # per project, each gold task's answers

@@ -72,6 +72,7 @@ def run(gate: Gateway, project: str) -> None:
     schema = config.primary
     with timed("read pool"):
         pool = gate.with_retries("reading the pool", lambda: ls_tasks.fetch_pool(client, int(project), schema))
+    projects.tasks[project] = pool  # a training run below 50 labels draws its unlabeled sample from it
     if not pool:
         return
     ids = [task_id for task_id, _ in pool]

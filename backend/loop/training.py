@@ -342,7 +342,12 @@ def _unlabeled(
     ]
     if not few:
         return {}
-    pool = gate.with_retries("reading the pool", lambda: ls_tasks.fetch_pool(client, int(project), config.primary))
+    # The pool as the last re-score read it (listing 10,000 tasks costs Label Studio 8-10 s); read here only when this
+    # process has not re-scored the project. Tasks imported since join the sample at the next re-score.
+    pool = gate.projects.tasks.get(project)
+    if pool is None:
+        pool = gate.with_retries("reading the pool", lambda: ls_tasks.fetch_pool(client, int(project), config.primary))
+        gate.projects.tasks[project] = pool
     seen = {t.task_id for t in labeled}
     # Drawn from the whole pool, then the labeled left out: the sample only shrinks as labels come, so its vectors
     # are computed once.

@@ -109,17 +109,26 @@ def test_a_run_below_fifty_labels_self_trains_on_the_unlabeled_pool(tmp_path, pr
     assert record["result"] == "promoted"
     trained = record["self_training"]
     here = threading.current_thread().name  # the run's own reads, not the re-score's that follows a promotion
-    assert trained["unlabeled"] == 130 and project.pool_reads[ranked:].count(here) == 1  # less the 30 labeled
+    # The sample comes from the pool as the re-score read it: the run does not list the tasks again.
+    assert trained["unlabeled"] == 130 and project.pool_reads[ranked:].count(here) == 0  # less the 30 labeled
     assert trained["pseudo_labels"] == sum(trained["per_label"].values()) and 0 < trained["pseudo_labels"] <= 30
     assert set(trained["per_label"]) <= {"Positive", "Negative", "Neutral"}
     assert record["questions"]["sentiment"]["self_training"] == trained
     assert 30 + trained["pseudo_labels"] in fits  # the served model was fitted on the labels and the pseudo-labels
+
+    # A process that has not re-scored the project (a restart, another replica) reads the pool itself, once.
+    service.loop.rescoring.wait("5", timeout=120)
+    service.loop.projects.tasks.clear()
+    training.note_change(service.loop.projects, "5", None)
+    again = service.loop.train("5")
+    assert again["self_training"]["unlabeled"] == 130 and project.pool_reads[ranked:].count(here) == 1
 
     # With 50 labels or more the pool is not read and the model is fitted on the labels alone.
     project.labels = FakeProject(n_tasks=160, n_labeled=60).labels
     training.note_change(service.loop.projects, "5", None)  # every label read again
     fits.clear()
     service.loop.rescoring.wait("5", timeout=120)
+    service.loop.projects.tasks.clear()
     record = service.loop.train("5")
     assert record["labels"] == 60 and "self_training" not in record and project.pool_reads[ranked:].count(here) == 1
     assert all(n <= 60 for n in fits)
