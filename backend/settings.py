@@ -9,6 +9,7 @@ from typing import Sequence
 
 from backend.errors import LabelloopError
 from backend.guidelines import DEFAULT_GUIDELINES
+from backend.learning import self_training
 from backend.llm import cascade
 from backend.llm.calibration import SETTINGS as CALIBRATIONS
 from backend.llm.calibration import setting as calibration_setting
@@ -90,6 +91,7 @@ class Settings:
     keep_prediction_versions: int = 1
     llm_feature_depth: float = 0.625
     consensus: str = "majority"
+    self_train_below: int = self_training.BELOW  # labels: a question with fewer is self-trained; 0: never
     gold_file: Path | None = DEMO_GOLD  # None: the project has no gold tasks
     llm_engine: str = "transformers"
     llm_server_url: str = ""
@@ -180,6 +182,7 @@ class Settings:
             keep_prediction_versions=_int("KEEP_PREDICTION_VERSIONS", 1),
             llm_feature_depth=_fraction("LLM_FEATURE_DEPTH", 0.625),
             consensus=consensus,
+            self_train_below=_int("SELF_TRAIN_BELOW", self_training.BELOW, low=0),
             gold_file=gold_path,
             llm_engine=engine,
             llm_server_url=server_url,

@@ -47,10 +47,11 @@ class SelfTrained:
     per_label: dict[int, int]  # how many of them per predicted label index
 
 
-def applies(recipe: recipes.Recipe, data: recipes.Labeled) -> bool:
-    """Whether the rule self-trains this fit: a trained recipe (one that reads vectors) on fewer than BELOW
-    single-choice labels. The LLM under a calibration is fitted to nothing and stays as it is."""
-    return bool(recipe.reads) and np.ndim(data.y) == 1 and 0 < len(data.y) < BELOW
+def applies(recipe: recipes.Recipe, data: recipes.Labeled, below: int = BELOW) -> bool:
+    """Whether the rule self-trains this fit: a trained recipe (one that reads vectors) on fewer than `below`
+    single-choice labels (SELF_TRAIN_BELOW; 0: never). The LLM under a calibration is fitted to nothing and stays as
+    it is."""
+    return bool(recipe.reads) and np.ndim(data.y) == 1 and 0 < len(data.y) < below
 
 
 def sample(n: int, seed: int = 0) -> np.ndarray:

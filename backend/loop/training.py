@@ -310,7 +310,11 @@ def _question(
     if not promote:
         return record, None
     model = choice.recipe.fit(data)
-    if unlabeled is not None and len(unlabeled) and self_training.applies(choice.recipe, data):
+    if (
+        unlabeled is not None
+        and len(unlabeled)
+        and self_training.applies(choice.recipe, data, gate.settings.self_train_below)
+    ):
         trained = self_training.self_train(choice.recipe, data, model, unlabeled)
         model = trained.model
         record["self_training"] = {
@@ -333,12 +337,12 @@ def _question(
 def _unlabeled(
     gate: Gateway, client: Any, project: str, config: Config, labeled: list[ls_tasks.LabeledTask], features: str
 ) -> dict[str, self_training.Unlabeled]:
-    """For each single-choice question with fewer than self_training.BELOW labels: a fixed sample of the project's
+    """For each single-choice question with fewer than SELF_TRAIN_BELOW labels: a fixed sample of the project's
     tasks that nobody has labeled, as its recipes read them; {} when no question is self-trained (no pool read)."""
     few = [
         q
         for q in config.questions
-        if not q.multiple and sum(q.from_name in t.answers for t in labeled) < self_training.BELOW
+        if not q.multiple and sum(q.from_name in t.answers for t in labeled) < gate.settings.self_train_below
     ]
     if not few:
         return {}

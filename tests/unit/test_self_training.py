@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import pytest
 from support.loop import FakeProject, make_service, predictor  # noqa: F401 (fixture)
 
 from backend.learning import classifier, recipes, self_training
@@ -132,3 +133,32 @@ def test_a_run_below_fifty_labels_self_trains_on_the_unlabeled_pool(tmp_path, pr
     record = service.loop.train("5")
     assert record["labels"] == 60 and "self_training" not in record and project.pool_reads[ranked:].count(here) == 1
     assert all(n <= 60 for n in fits)
+
+
+def test_self_train_below_sets_the_line_and_zero_turns_it_off(tmp_path, predictor, monkeypatch):  # noqa: F811
+    from backend.settings import Settings, SettingsError
+
+    monkeypatch.setenv("SELF_TRAIN_BELOW", "20")
+    assert Settings.from_env().self_train_below == 20
+    monkeypatch.delenv("SELF_TRAIN_BELOW")
+    assert Settings.from_env().self_train_below == self_training.BELOW == 50
+    for bad, message in (("-1", "must be at least 0"), ("many", "is not an integer")):
+        monkeypatch.setenv("SELF_TRAIN_BELOW", bad)
+        with pytest.raises(SettingsError, match=f"SELF_TRAIN_BELOW=.*{message}"):
+            Settings.from_env()
+    monkeypatch.delenv("SELF_TRAIN_BELOW")
+
+    state = recipes.RECIPES["state_blend"]
+    x, y = _clusters(30, 3)
+    data = recipes.Labeled({recipes.STATES: x}, _flat(30), y, 3)
+    assert self_training.applies(state, data) and not self_training.applies(state, data, below=0)
+    assert not self_training.applies(state, data, below=30) and self_training.applies(state, data, below=31)
+
+    project = FakeProject(n_tasks=160, n_labeled=30)
+    project.install(monkeypatch)
+    service = make_service(tmp_path, predictor, project, self_train_below=0)
+    monkeypatch.setattr(training, "_incumbent_guess", lambda gate, incumbent, ids, y, *a: (np.asarray(y) + 1) % 3)
+    here = threading.current_thread().name
+    record = service.loop.train("5")
+    assert record["result"] == "promoted" and "self_training" not in record
+    assert project.pool_reads.count(here) == 0  # nothing self-trained: the pool is not needed
