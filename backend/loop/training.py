@@ -310,11 +310,7 @@ def _question(
     if not promote:
         return record, None
     model = choice.recipe.fit(data)
-    if (
-        unlabeled is not None
-        and len(unlabeled)
-        and self_training.applies(choice.recipe, data, gate.settings.self_train_below)
-    ):
+    if unlabeled is not None and self_training.applies(choice.recipe, data, gate.settings.self_train_below):
         trained = self_training.self_train(choice.recipe, data, model, unlabeled)
         model = trained.model
         record["self_training"] = {
