@@ -48,6 +48,12 @@ def write_runs(data_dir: Path, project: str, runs: int, questions: tuple[str, ..
                 "incumbent_macro_f1": round(cv - 0.01, 4),
                 "llm_macro_f1": round(llm, 4),
                 "label_issues": int(rng.integers(0, 5)),
+                # below 50 labels a promoted model was self-trained (backend/learning/self_training.py)
+                **(
+                    {"self_training": {"unlabeled": 400, "pseudo_labels": labels, "per_label": {"Positive": labels}}}
+                    if promoted and labels < 50
+                    else {}
+                ),
                 "routing": {
                     "model": {
                         "threshold": 0.9,

@@ -46,6 +46,7 @@ class QuestionSummary:
     multiple: bool = False
     model: str | None = None  # the trained model's version that serves it; None: the LLM alone
     recipe: str | None = None  # the newest run's choice
+    pseudo_labels: int | None = None  # what the newest run's model was self-trained on beyond the labels
     score: float | None = None  # what serves it now, as the newest run measured it
     zero_shot: float | None = None  # the LLM alone on the first run's labels: where the project started
     points: list[Point] = field(default_factory=list)
@@ -100,6 +101,7 @@ def summarise(project: str, state: ProjectState) -> ProjectSummary:
                 continue
             q.points.append(Point(int(sub["labels"]), score, sub.get("llm_macro_f1"), sub["result"] == "promoted"))
             q.recipe, q.score, q.label_issues = sub.get("recipe"), score, sub.get("label_issues")
+            q.pseudo_labels = sub["self_training"]["pseudo_labels"] if "self_training" in sub else None
         q.zero_shot = q.points[0].llm if q.points else None
         questions.append(q)
     latest = records[-1] if records else None
@@ -208,7 +210,8 @@ _PROJECT = _ENV.from_string(
 {% for q in p.questions %}
 <tr data-question="{{ q.name }}"><td><span class="swatch" style="background: {{ q.colour }}"></span>{{ q.name }}
 {% if q.multiple %}<span class="muted">(multi-label)</span>{% endif %}</td>
-<td>{{ q.model or "the LLM" }}</td><td>{{ q.recipe or "–" }}</td><td class="num score">{{ q.score | f3 }}</td>
+<td>{{ q.model or "the LLM" }}</td><td>{{ q.recipe or "–" }}
+{%- if q.pseudo_labels %} <span class="muted">+ {{ q.pseudo_labels }} pseudo-labels</span>{% endif %}</td><td class="num score">{{ q.score | f3 }}</td>
 <td class="num">{{ q.zero_shot | f3 }}</td><td class="num issues">{{ "–" if q.label_issues is none else q.label_issues }}</td></tr>
 {% endfor %}
 </table>

@@ -124,6 +124,10 @@ def test_the_page_shows_what_versions_says_and_leads_to_the_review_tab(label_stu
         row = page.locator("tr[data-question='sentiment'] td")
         assert row.nth(3).inner_text() == f"{serving:.3f}" and row.nth(4).inner_text() == f"{first['llm_macro_f1']:.3f}"
         assert row.nth(5).inner_text() == str(question["label_issues"])
+        recipe = question.get("recipe") or "–"
+        if "self_training" in question:  # below 50 labels: what the promoted model learned beyond the labels
+            recipe += f" + {question['self_training']['pseudo_labels']} pseudo-labels"
+        assert " ".join(row.nth(2).inner_text().split()) == recipe
         assert page.locator("#current").inner_text() == (state["current"] or "the LLM alone")
         assert page.locator("#latest-result").inner_text() == newest["result"]
         plot = page.locator("#learning-curve svg")

@@ -133,6 +133,25 @@ def test_a_run_recorded_before_every_question_learned_is_the_first_questions(tmp
     assert question.score == 0.7 and question.zero_shot == 0.7 and question.points[0].labels == 40
 
 
+def test_the_recipe_says_what_the_newest_run_was_self_trained_on(tmp_path):
+    store = ModelStore(tmp_path, "5")
+    joined = {"unlabeled": 130, "pseudo_labels": 21, "per_label": {"Positive": 7, "Negative": 7, "Neutral": 7}}
+    run = {"labels": 21, "result": "promoted", "recipe": "mixed", "cv_macro_f1": 0.7, "incumbent_macro_f1": 0.6}
+    store.add("v-r1", None, {**run, "llm_macro_f1": 0.6, "self_training": joined}, False)
+    client = make_client(tmp_path)
+
+    def recipe_cell() -> str:
+        html = client.get("/projects/5").get_data(as_text=True)
+        row = re.search(r'<tr data-question="[^"]+">(.*?)</tr>', html, re.S).group(1)
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+        return " ".join(re.sub(r"<[^>]+>", "", cells[2]).split())
+
+    assert recipe_cell() == "mixed + 21 pseudo-labels"
+    # A newer run on 60 labels was not self-trained: the page follows the newest run.
+    store.add("v-r2", None, {**run, "labels": 60, "recipe": "state_blend", "llm_macro_f1": 0.6}, False)
+    assert recipe_cell() == "state_blend"
+
+
 def test_unknown_projects_and_bad_ids_are_clear_json_errors(client):
     missing = client.get("/projects/999")
     assert missing.status_code == 404 and "not known to this backend" in missing.json["error"]
