@@ -223,10 +223,8 @@ def fit_setup(
     if learner == AUTO:
         choice = _chosen(vectors, llm, y, n_labels, seed, split, shifts)
         data = recipes.Labeled(_sets(vectors, split), llm, y, n_labels)
-        model = choice.recipe.fit(data, seed=seed)
-        if unlabeled is not None and len(unlabeled[1]) and self_training.applies(choice.recipe, data):
-            rest = self_training.Unlabeled(_sets(unlabeled[0], split), unlabeled[1])
-            model = self_training.self_train(choice.recipe, data, model, rest, seed=seed).model
+        rest = None if unlabeled is None else self_training.Unlabeled(_sets(unlabeled[0], split), unlabeled[1])
+        model, _ = self_training.fit(choice.recipe, data, rest, seed=seed)
         return _Reading(model, choice.recipe, split)
     return classifier.fit(learner, vectors, llm, y, n_labels, seed=seed)
 

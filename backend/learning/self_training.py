@@ -43,6 +43,7 @@ class SelfTrained:
     """The refitted model and what it learned from beyond the labels."""
 
     model: Model
+    unlabeled: int  # the texts the pseudo-labels were drawn from
     pseudo_labels: int  # unlabeled texts joined with their predicted label
     per_label: dict[int, int]  # how many of them per predicted label index
 
@@ -85,4 +86,20 @@ def self_train(
         np.concatenate([np.asarray(data.y, dtype=int), guess[extra]]),
         data.n_labels,
     )
-    return SelfTrained(recipe.fit(joined, seed=seed), len(extra), counts)
+    return SelfTrained(recipe.fit(joined, seed=seed), len(unlabeled), len(extra), counts)
+
+
+def fit(
+    recipe: recipes.Recipe,
+    data: recipes.Labeled,
+    unlabeled: Unlabeled | None,
+    below: int = BELOW,
+    seed: int = 0,
+) -> tuple[Model, SelfTrained | None]:
+    """The recipe fitted on `data`, self-trained on `unlabeled` where the rule applies (applies(..., below)); what
+    self-training joined, or None. The one place training runs and the simulations fit a chosen recipe."""
+    model = recipe.fit(data, seed=seed)
+    if unlabeled is None or not len(unlabeled) or not applies(recipe, data, below):
+        return model, None
+    trained = self_train(recipe, data, model, unlabeled, seed)
+    return trained.model, trained

@@ -309,12 +309,10 @@ def _question(
     )
     if not promote:
         return record, None
-    model = choice.recipe.fit(data)
-    if unlabeled is not None and self_training.applies(choice.recipe, data, gate.settings.self_train_below):
-        trained = self_training.self_train(choice.recipe, data, model, unlabeled)
-        model = trained.model
+    model, trained = self_training.fit(choice.recipe, data, unlabeled, gate.settings.self_train_below)
+    if trained:
         record["self_training"] = {
-            "unlabeled": len(unlabeled),
+            "unlabeled": trained.unlabeled,
             "pseudo_labels": trained.pseudo_labels,
             "per_label": {question.labels[i]: n for i, n in trained.per_label.items()},
         }
