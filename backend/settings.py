@@ -45,6 +45,15 @@ def _int(name: str, default: int, low: int = 1) -> int:
     return value
 
 
+def _flag(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise SettingsError(f"{name}={raw!r} is not one of 1, 0, true, false, yes, no, on, off")
+    return raw in ("1", "true", "yes", "on")
+
+
 def _fraction(name: str, default: float) -> float:
     raw = os.environ.get(name, "").strip()
     if not raw:
@@ -92,6 +101,7 @@ class Settings:
     llm_feature_depth: float = 0.625
     consensus: str = "majority"
     self_train_below: int = self_training.BELOW  # labels: a question with fewer is self-trained; 0: never
+    self_teach: bool = False  # before the first label, a model taught by the LLM's own surest answers serves
     gold_file: Path | None = DEMO_GOLD  # None: the project has no gold tasks
     llm_engine: str = "transformers"
     llm_server_url: str = ""
@@ -183,6 +193,7 @@ class Settings:
             llm_feature_depth=_fraction("LLM_FEATURE_DEPTH", 0.625),
             consensus=consensus,
             self_train_below=_int("SELF_TRAIN_BELOW", self_training.BELOW, low=0),
+            self_teach=_flag("SELF_TEACH", False),
             gold_file=gold_path,
             llm_engine=engine,
             llm_server_url=server_url,

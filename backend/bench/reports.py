@@ -31,6 +31,12 @@ def compare_table(results: CompareResults) -> str:
         )
     if zero.get("resemblance") is not None:
         lines.append(f"the pool's resemblance to the fitted file's texts: {zero['resemblance']:.3f}")
+    t = zero.get("taught")
+    if t:
+        lines.append(
+            f"before the first label, {t['recipe']} taught by the LLM's {t['pseudo_labels']} surest answers on the pool "
+            f"(test / pool): {t['test']:.3f} / {t['pool']:.3f}"
+        )
     if zero.get("lexicon_macro_f1") is not None:
         lines.append(f"rule-based lexicon (VADER) on the test split: {zero['lexicon_macro_f1']:.3f}")
     lines += [

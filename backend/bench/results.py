@@ -58,12 +58,22 @@ class CompareConfig(InputsInfo, total=False):
     committee_weights: dict[str, float]
 
 
+class Taught(TypedDict):
+    """The served setup's first model before any label (self_training.teach), as a re-score teaches it."""
+
+    test: float  # macro-F1 on the test split
+    pool: float  # on the pool
+    recipe: str
+    pseudo_labels: int
+
+
 class ZeroShot(TypedDict):
     macro_f1: float
     calibration: str | None
     by_calibration: dict[str, ZeroShotPair]
     resemblance: float | None
     lexicon_macro_f1: float | None
+    taught: Taught | None  # None without hidden states (an API engine) or when the LLM gives one label only
 
 
 class Curve(TypedDict):

@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from backend import corpus
 from backend.bench import datasets, evaluation, lexicon
-from backend.bench.results import CompareResults, InputsInfo, SetupBlock, StrategyRuns
+from backend.bench.results import CompareResults, InputsInfo, SetupBlock, StrategyRuns, Taught
 from backend.errors import LabelloopError
 from backend.learning import classifier, recipes, self_training
 from backend.llm import calibration as cal
@@ -299,6 +299,30 @@ def _fit_predict(
         return np.tile(prior, (len(inputs.pool_y), 1)), np.tile(prior, (len(inputs.test_y), 1)), None
 
 
+def taught(inputs: Inputs) -> Taught | None:
+    """What the served setup serves before the first label: its recipe taught by the LLM's surest answers on the
+    pool's unlabeled sample (self_training.teach, as a re-score teaches it); None without hidden states or when the
+    LLM's answers cannot teach (one label only)."""
+    if inputs.pool_h is None:
+        return None
+    pool_v, test_v = inputs.vectors(SERVED_SETUP)
+    pool_read, test_read = inputs.read()
+    rows = self_training.sample(len(inputs.pool_y))
+    recipe = recipes.RECIPES[self_training.TEACH_RECIPE]
+    sample = {name: v[rows] for name, v in _sets(pool_v, inputs.split).items()}
+    try:
+        trained = self_training.teach(recipe, self_training.Unlabeled(sample, pool_read[rows]))
+    except classifier.TrainingError:
+        return None
+    model = _Reading(trained.model, recipe, inputs.split)
+    return {
+        "test": macro_f1(inputs.test_y, model.predict_proba(test_v, test_read), inputs.n_labels),
+        "pool": macro_f1(inputs.pool_y, model.predict_proba(pool_v, pool_read), inputs.n_labels),
+        "recipe": recipe.name,
+        "pseudo_labels": trained.pseudo_labels,
+    }
+
+
 def _rank(strategy: str, probs: np.ndarray, inputs: Inputs, labeled: np.ndarray, seed: int, batch: int) -> np.ndarray:
     weights = None
     name = strategy
@@ -499,6 +523,7 @@ def compare(
             # how close the pool lies to a matching fitted file's texts; it serves auto only at RESEMBLANCE or above
             "resemblance": inputs.info.get("resemblance"),
             "lexicon_macro_f1": inputs.info.get("lexicon_macro_f1"),
+            "taught": taught(inputs),
         },
         "served_kind": SERVED_SETUP if SERVED_SETUP in setups else None,
         "kinds": {"llm": {"macro_f1_at": learning_curve(inputs, "llm", seeds)}},

@@ -18,7 +18,8 @@ llm_difficult, llm_diverse (LLM-judged, backend/ranking/judge.py), hybrid_llm (m
 The zero-shot block compares every label-free calibration (none, contextual, domain, pool: the backend's default
 for a new project, fitted where a file matches) on the test split and on the pool, and a rule-based lexicon where the
 labels are Positive/Negative/Neutral, and how close the pool lies to a matching fitted file's texts (the file serves
-only at 0.72 or more). Kinds: classifier, blend, llm_state (served: the recipe the labels choose among the trained
+only at 0.72 or more), and what SELF_TEACH=1 would serve before the first label (a state blend taught by the LLM's
+own surest answers on the pool: turn it on where it beats the LLM alone on your pilot). Kinds: classifier, blend, llm_state (served: the recipe the labels choose among the trained
 ones and the LLM under the calibration they find likeliest; the table says what they chose at each size),
 state_fixed (the state blend at one C), llm_refit (the LLM's log-probabilities alone).
 

@@ -164,10 +164,11 @@ class PoolRanking:
 
 def serving_score(question: Any) -> float | None:
     """What served a question at a training run scored on its labels: the promoted model's cross-validated macro-F1,
-    else the incumbent's; None for a question the run skipped."""
+    else the incumbent's; None for a question the run skipped or taught before its first label."""
     if not isinstance(question, dict) or question.get("result") not in ("promoted", "kept"):
         return None
-    return question["cv_macro_f1"] if question["result"] == "promoted" else question["incumbent_macro_f1"]
+    # A model taught before the first label (training._taught) has no label to be scored on.
+    return question.get("cv_macro_f1") if question["result"] == "promoted" else question["incumbent_macro_f1"]
 
 
 class Projects:

@@ -26,7 +26,7 @@ from backend.labelstudio import tabs as ls_tabs
 from backend.labelstudio import tasks as ls_tasks
 from backend.labelstudio.schema import Config
 from backend.llm.predictor import PoolCalibration
-from backend.loop import routing
+from backend.loop import routing, training
 from backend.loop.answers import ranking_inputs, regions
 from backend.loop.features import MINILM
 from backend.loop.gateway import AnswersSource, Gateway
@@ -98,6 +98,12 @@ def run(gate: Gateway, project: str) -> None:
             pool=pool,
             span=(0, 1 / len(steps)),
         )
+        if model is None and _teach(gate, client, project, config):
+            # Taught from the pass that just answered (its hidden states are cached): the pool is published once, with
+            # the taught model's answers.
+            model, version = gate.serving(project, config)
+            steps = [(gate.answers, version)]
+            answers = gate.answers(config, texts, model, pool)
     for n, (answering, named) in enumerate(steps):
         span = (n / len(steps), (n + 1) / len(steps))  # of the progress gauge
         if n:
@@ -130,6 +136,30 @@ def run(gate: Gateway, project: str) -> None:
         published,
         time.perf_counter() - started,
     )
+
+
+def _teach(gate: Gateway, client: Any, project: str, config: Config) -> bool:
+    """Before the first training run, a model taught by the LLM's own answers (training.teach); whether one was."""
+    if not training.teachable(gate, project, config):
+        return False
+    with gate.projects.store(project).training_lock():  # replicas sharing DATA_DIR take turns
+        if not training.teachable(gate, project, config):
+            return False
+        record = training.teach(gate, client, project, config)
+    if record["result"] != "promoted":
+        log.info("project %s: no model taught before the first label: %s", project, record.get("reason"))
+        return False
+    taught = record["self_training"]
+    log.info(
+        "project %s: before the first label, %s taught by the LLM's %d surest answers of %d tasks (%s, %.1f s)",
+        project,
+        record["version"],
+        taught["pseudo_labels"],
+        taught["unlabeled"],
+        record["recipe"],
+        record["seconds"],
+    )
+    return True
 
 
 def _score(

@@ -25,6 +25,7 @@ from backend.labelstudio.client import LabelStudioUnavailable
 from backend.labelstudio.schema import Config, Schema
 from backend.learning import classifier, recipes, self_training
 from backend.loop import routing
+from backend.loop.features import MINILM
 from backend.loop.gateway import Gateway
 from backend.loop.projects import ModelSet, Projects, QuestionRecord, TrainedModel, TrainingRecord
 from backend.quality import drift, gold, label_issues
@@ -187,7 +188,7 @@ def run(gate: Gateway, project: str, started: float) -> tuple[TrainingRecord, bo
     store = projects.store(project)
     version = f"{llm_version}-r{len(store.versions()) + 1}"
     shifts = text.shifts(config, pool)
-    unlabeled = _unlabeled(gate, client, project, config, labeled, features)
+    unlabeled = _unlabeled(gate, client, project, config, labeled, features, gate.settings.self_train_below)
 
     def one(q: Schema) -> tuple[QuestionRecord, TrainedModel | None]:
         return _question(
@@ -226,16 +227,112 @@ def run(gate: Gateway, project: str, started: float) -> tuple[TrainingRecord, bo
     new_set = ModelSet(version, {**serving, **promoted}) if promoted else None
     record["fit_seconds"] = round(time.perf_counter() - fetched, 3)
     record["seconds"] = round(time.perf_counter() - started, 3)
-    store.add(version, new_set.as_data() if new_set else None, record, bool(promoted))
-    projects.wrote(project)
-    text.save()
+    _save(gate, project, version, record, new_set)
     if new_set:
-        projects.promoted(project, new_set)
-        gate.metrics.model_version.labels(version).set(1)
         return record, True
     # The serving model's re-score never finished (killed, restarted, Label Studio down): Label Studio still holds
     # an older version's predictions, and a run that keeps the model must not leave it so.
     return record, bool(current and not gate.rescore_running(project) and _unranked(projects, project, current.version))
+
+
+def teachable(gate: Gateway, project: str, config: Config) -> bool:
+    """Whether a re-score teaches the project a first model before it answers the pool (teach): asked for
+    (SELF_TEACH: off by default, it lost on one packaged corpus of three, docs/data.md), hidden states to read, no
+    cascade (measured for one LLM alone: a taught model would replace the cascade's second model everywhere), and no
+    training run recorded yet."""
+    pool = gate.projects.pool(project)
+    return bool(
+        gate.settings.self_teach
+        and gate.text.features() != MINILM
+        and gate.text.first_version(config, pool) == gate.text.llm_version(config, pool)
+        and gate.projects.model(project) is None
+        and not gate.projects.store(project).versions()
+    )
+
+
+def teach(gate: Gateway, client: Any, project: str, config: Config) -> TrainingRecord:
+    """Before any training run: each single-choice question's TEACH_RECIPE, taught by the LLM's own surest answers on
+    the project's unlabeled sample (self_training.teach), is promoted with no gate (there is no label to judge it on:
+    a team turns it on where its pilot's `labelloop compare-strategies` shows the gain). The record, also written to
+    the registry; the first labels judge the model as any incumbent."""
+    started = time.perf_counter()
+    features = gate.text.features()
+    recipe = recipes.RECIPES[self_training.TEACH_RECIPE]  # it reads hidden states (teachable)
+    unlabeled = _unlabeled(gate, client, project, config, [], features, below=1)
+    pool = gate.projects.pool(project)
+    llm_version = gate.text.llm_version(config, pool)
+    store = gate.projects.store(project)
+    version = f"{llm_version}-r{len(store.versions()) + 1}"
+    questions: dict[str, QuestionRecord] = {}
+    taught: dict[str, TrainedModel] = {}
+    for q in config.questions:
+        if q.from_name not in unlabeled:
+            questions[q.from_name] = {
+                "labels": 0,
+                "result": "skipped",
+                "reason": "a multi-label question is not taught",
+            }
+            continue
+        try:
+            trained = self_training.teach(recipe, unlabeled[q.from_name])
+        except classifier.TrainingError as e:
+            questions[q.from_name] = {"labels": 0, "result": "skipped", "reason": str(e)}
+            continue
+        questions[q.from_name] = {
+            "labels": 0,
+            "result": "promoted",
+            "recipe": recipe.name,
+            "incumbent": llm_version,
+            "self_training": {
+                "unlabeled": trained.unlabeled,
+                "pseudo_labels": trained.pseudo_labels,
+                "per_label": {q.labels[i]: n for i, n in trained.per_label.items()},
+            },
+        }
+        taught[q.from_name] = TrainedModel(
+            version,
+            q.labels,
+            llm_version,
+            trained.model,
+            features=gate.text.features_of(recipe, features),
+            question=q.from_name,
+        )
+    first = cast(dict, questions[config.primary.from_name])
+    record: TrainingRecord = {
+        "labels": 0,
+        "strategy": gate.projects.strategy(project),
+        "features": features,
+        **cast(TrainingRecord, {key: first[key] for key in _FIRST_QUESTION_KEYS if key in first}),
+        "questions": questions,
+    }
+    if not taught:
+        return {
+            **record,
+            "result": "skipped",
+            "reason": first.get("reason", ""),
+            "seconds": time.perf_counter() - started,
+        }
+    record.update(
+        {
+            "version": version,
+            "incumbent": llm_version,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "result": "promoted",
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+    )
+    _save(gate, project, version, record, ModelSet(version, taught))
+    return record
+
+
+def _save(gate: Gateway, project: str, version: str, record: TrainingRecord, new_set: ModelSet | None) -> None:
+    """The run's record in the registry, and its models where it promoted any (then they serve)."""
+    gate.projects.store(project).add(version, new_set.as_data() if new_set else None, record, new_set is not None)
+    gate.projects.wrote(project)
+    gate.text.save()
+    if new_set:
+        gate.projects.promoted(project, new_set)
+        gate.metrics.model_version.labels(version).set(1)
 
 
 def _question(
@@ -329,15 +426,17 @@ def _question(
 
 
 def _unlabeled(
-    gate: Gateway, client: Any, project: str, config: Config, labeled: list[ls_tasks.LabeledTask], features: str
+    gate: Gateway,
+    client: Any,
+    project: str,
+    config: Config,
+    labeled: list[ls_tasks.LabeledTask],
+    features: str,
+    below: int,
 ) -> dict[str, self_training.Unlabeled]:
-    """For each single-choice question with fewer than SELF_TRAIN_BELOW labels: a fixed sample of the project's
-    tasks that nobody has labeled, as its recipes read them; {} when no question is self-trained (no pool read)."""
-    few = [
-        q
-        for q in config.questions
-        if not q.multiple and sum(q.from_name in t.answers for t in labeled) < gate.settings.self_train_below
-    ]
+    """For each single-choice question with fewer than `below` labels: a fixed sample of the project's tasks that
+    nobody has labeled, as its recipes read them; {} when no question is self-trained (no pool read)."""
+    few = [q for q in config.questions if not q.multiple and sum(q.from_name in t.answers for t in labeled) < below]
     if not few:
         return {}
     # The pool as the last re-score read it (listing 10,000 tasks costs Label Studio 8-10 s); read here only when this

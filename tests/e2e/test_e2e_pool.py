@@ -5,7 +5,8 @@ A project whose config no fitted calibration file matches (the news topics confi
 pool in the background, measures a pool calibration from its texts (predictor.measure_pool, loop.ensure_pool),
 writes a prediction for every task under a new "-domain-" version (domain-context calibration, auto's default) and makes it the project's model_version. Then a
 few annotations train a model: the run's record names the recipe the labels chose by cross-validation, the best of
-its candidates."""
+its candidates. On the demo's config (SELF_TEACH=1) a first model is taught at connect by the LLM's surest answers
+before any label (self_training.teach)."""
 
 from __future__ import annotations
 
@@ -114,7 +115,7 @@ def test_connect_measures_a_pool_calibration_then_labels_choose_the_recipe(label
 
     served = version.split("+")[0]  # the LLM's version; the published set's name may carry "+2"
     assert served in versions["versions"], versions
-    assert versions["current"] is None and versions["training"] == [], versions
+    assert versions["current"] is None and versions["training"] == [], versions  # SELF_TEACH is off by default
 
     registry = json.loads((data_dir / "projects" / str(project) / "registry.json").read_text())
     measured = registry["settings"]["pool_calibration"]
@@ -206,6 +207,7 @@ def demo_backend(label_studio, tmp_path_factory):
         "LABEL_STUDIO_URL": label_studio.url,
         "LABEL_STUDIO_API_KEY": label_studio.admin.token,
         # The demo's guidelines and config (defaults), CALIBRATION auto: the shipped fitted file matches them.
+        "SELF_TEACH": "1",  # a first model taught by the LLM's own answers at connect
     }
     with gunicorn(env, tmp / "gunicorn.log", wait=180.0) as (url, _):
         yield url, tmp / "data", tmp / "gunicorn.log"
@@ -232,6 +234,7 @@ def test_the_demo_config_on_other_texts_is_served_the_pools_calibration_then_the
         return (version, answer) if "-domain-" in version and not answer["busy"] else None
 
     version, versions = wait_for("a -domain- model_version and an idle loop", settled, timeout=420, every=2)
+    assert version.split("+")[0].endswith("-r1") and versions["current"] == version.split("+")[0], versions
     calibration = versions["calibration"]
     assert calibration["methods"] == ["domain"], calibration
     assert calibration["resemblance"] < calibration["resemblance_needed"], calibration
@@ -260,20 +263,21 @@ def test_the_demo_config_on_other_texts_is_served_the_pools_calibration_then_the
     likeliest = max(loglik, key=lambda name: loglik[name])
     assert set(scores) == {f"llm:{likeliest}", "mixed", "state_blend", "blend"}, record
     assert scores[record["recipe"]] == max(scores.values()), record
-    # Annotations arrive one by one, so runs on fewer labels may come first. The first run that could choose found
-    # no trained model serving: a likeliest calibration other than the served one was promoted there, whatever the
-    # trained candidates scored; later runs face the promotion gate.
-    chose = [r for r in answer["training"] if "recipe" in r]
-    first = chose[0]
-    if max(first["calibration_loglik"], key=lambda name: first["calibration_loglik"][name]) != "domain":
-        assert first["result"] == "promoted", first
-    else:  # the served calibration is the likeliest: the gate judges the candidates against it
-        assert (first["result"] == "promoted") == (first["cv_macro_f1"] > first["incumbent_macro_f1"]), first
+    # The first model was taught at connect (SELF_TEACH=1), before any label, by the LLM's surest answers on every
+    # task (backend/learning/self_training.py): it answered the pool under "<the -domain- LLM version>-r1". Annotations arrive one by one, so runs on fewer labels may come next: each
+    # that could choose faced the promotion gate, the taught model the first incumbent.
+    taught = answer["training"][0]
+    assert taught["labels"] == 0 and taught["recipe"] == "state_blend", taught
+    assert taught["self_training"]["unlabeled"] == len(texts), taught
+    chose = [r for r in answer["training"] if "recipe_scores" in r]
+    assert chose[0]["incumbent"] == taught["version"], chose[0]
+    for run in chose:
+        assert (run["result"] == "promoted") == (run["cv_macro_f1"] > run["incumbent_macro_f1"]), run
     promoted = [r for r in answer["training"] if r.get("result") == "promoted"]
-    assert answer["current"] == (promoted[-1]["version"] if promoted else None), answer
+    assert answer["current"] == promoted[-1]["version"], answer
     # Below 50 labels a promoted trained recipe was fitted again with its surest answers on the tasks nobody had
-    # labeled at that run (backend/learning/self_training.py); the LLM under a calibration is left as it is.
-    for run in promoted:
+    # labeled at that run; the LLM under a calibration is left as it is.
+    for run in promoted[1:]:
         if run["recipe"].startswith("llm:"):
             assert "self_training" not in run, run
         else:

@@ -6,8 +6,10 @@ import threading
 
 import numpy as np
 import pytest
+from helpers import CONFIG
 from support.loop import FakeProject, make_service, predictor  # noqa: F401 (fixture)
 
+from backend.labelstudio import schema as schemas
 from backend.learning import classifier, recipes, self_training
 from backend.learning.self_training import Unlabeled
 from backend.loop import rescoring, training
@@ -162,3 +164,78 @@ def test_self_train_below_sets_the_line_and_zero_turns_it_off(tmp_path, predicto
     record = service.loop.train("5")
     assert record["result"] == "promoted" and "self_training" not in record
     assert project.pool_reads.count(here) == 0  # nothing self-trained: the pool is not needed
+
+
+def test_teaching_fits_the_recipe_on_the_llms_surest_answers_split_by_their_shares():
+    x, y = _clusters(400, 4)
+    rng = np.random.default_rng(4)
+    # An LLM that answers the first label 240 times, the second 120, the third 40, with varied confidence.
+    answers = np.repeat([0, 1, 2], [240, 120, 40])
+    llm = np.full((400, 3), 0.1)
+    llm[np.arange(400), answers] = rng.uniform(0.4, 0.9, 400)
+    llm /= llm.sum(1, keepdims=True)
+    recipe = recipes.RECIPES["state_blend"]
+    unlabeled = Unlabeled({recipes.STATES: x}, llm)
+    taught = self_training.teach(recipe, unlabeled, share=0.1)
+    assert taught.per_label == {0: 24, 1: 12, 2: 4} and taught.pseudo_labels == 40 and taught.unlabeled == 400
+    rows = np.concatenate(
+        [np.flatnonzero(answers == c)[np.argsort(-llm[answers == c, c])][:n] for c, n in enumerate((24, 12, 4))]
+    )
+    expected = recipe.fit(recipes.Labeled({recipes.STATES: x[rows]}, llm[rows], answers[rows], 3))
+    np.testing.assert_allclose(taught.model.predict_proba(x, llm), expected.predict_proba(x, llm))
+    # A label the LLM gives once still teaches (at most TEACH_MIN of each); one it never gives, nothing.
+    answers[:1], answers[-40:] = 2, 0
+    llm = np.eye(3)[answers] * 0.5 + 0.5 / 3
+    assert self_training.teach(recipe, Unlabeled({recipes.STATES: x}, llm), share=0.1).per_label == {0: 28, 1: 12, 2: 1}
+    with pytest.raises(classifier.TrainingError):  # the LLM gives one label only: nothing to tell apart
+        self_training.teach(recipe, Unlabeled({recipes.STATES: x}, np.tile([0.8, 0.1, 0.1], (400, 1))))
+
+
+def test_the_first_rescore_teaches_a_model_before_the_first_label_and_publishes_its_answers(
+    tmp_path,
+    predictor,
+    monkeypatch,  # noqa: F811
+):
+    project = FakeProject(n_tasks=160, n_labeled=0)
+    project.install(monkeypatch)
+    service = make_service(tmp_path, predictor, project, self_teach=True, self_train_below=0)  # independent settings
+    rescoring.run(service.loop.gateway(), "5")
+    llm_version = service.loop.text.llm_version(schemas.parse_config(CONFIG), service.loop.pool("5"))
+    (record,) = service.loop.projects.store("5").versions()
+    assert record["result"] == "promoted" and record["labels"] == 0 and record["version"] == f"{llm_version}-r1"
+    assert record["recipe"] == self_training.TEACH_RECIPE and record["incumbent"] == llm_version
+    taught = record["self_training"]
+    assert taught["unlabeled"] == 160 and taught["pseudo_labels"] == sum(taught["per_label"].values()) >= 4
+    # The pool is published once, under the taught model's version, with its answers.
+    assert project.model_version == record["version"] and {p["model_version"] for p in project.pushed} == {
+        record["version"]
+    }
+    model = service.loop.projects.model("5")
+    assert model.version == record["version"] and model.models["sentiment"].heldout == {}
+    # A re-score later (a change of strategy) does not teach again; the first labels judge it as any incumbent.
+    rescoring.run(service.loop.gateway(), "5")
+    assert len(service.loop.projects.store("5").versions()) == 1
+    project.labels = FakeProject(n_tasks=160, n_labeled=30).labels
+    training.note_change(service.loop.projects, "5", None)
+    run = service.loop.train("5")
+    assert run["labels"] == 30 and run["incumbent"] == record["version"]
+
+
+def test_no_model_is_taught_unless_asked_for(tmp_path, predictor, monkeypatch):  # noqa: F811
+    from backend.settings import Settings, SettingsError
+
+    assert Settings.from_env().self_teach is False
+    for raw, value in (("1", True), ("on", True), ("false", False), ("0", False)):
+        monkeypatch.setenv("SELF_TEACH", raw)
+        assert Settings.from_env().self_teach is value
+    monkeypatch.setenv("SELF_TEACH", "maybe")
+    with pytest.raises(SettingsError, match="SELF_TEACH='maybe' is not one of"):
+        Settings.from_env()
+    monkeypatch.delenv("SELF_TEACH")
+
+    project = FakeProject(n_tasks=160, n_labeled=0)
+    project.install(monkeypatch)
+    service = make_service(tmp_path, predictor, project)
+    rescoring.run(service.loop.gateway(), "5")
+    assert service.loop.projects.store("5").versions() == [] and service.loop.projects.model("5") is None
+    assert project.model_version == service.loop.text.llm_version(schemas.parse_config(CONFIG), service.loop.pool("5"))

@@ -401,3 +401,24 @@ def test_the_served_kind_fits_the_recipe_its_labels_choose(inputs):
     )
     fixed = simulation.fit_setup("state_fixed", inputs.pool_h[rows], llm, y, 3)
     assert (fixed.learner, fixed.estimator.C) == ("state_blend", classifier.LEARNERS["state_blend"].C)
+
+
+def test_taught_is_the_served_setups_recipe_fitted_on_the_llms_surest_pool_answers(inputs, results):
+    from backend.learning import self_training
+
+    taught = simulation.taught(inputs)
+    recipe = recipes.RECIPES[self_training.TEACH_RECIPE]
+    rows = self_training.sample(len(inputs.pool_y))
+    pool_sets = {recipes.STATES: inputs.pool_h, recipes.MINILM: inputs.pool_x}
+    expected = self_training.teach(
+        recipe, self_training.Unlabeled({k: v[rows] for k, v in pool_sets.items()}, inputs.pool_llm[rows])
+    )
+    test_sets = {recipes.STATES: inputs.test_h, recipes.MINILM: inputs.test_x}
+    test_probs = expected.model.predict_proba(recipes.recipe_vectors(recipe, test_sets), inputs.test_llm)
+    assert taught["recipe"] == recipe.name and taught["pseudo_labels"] == expected.pseudo_labels
+    assert abs(expected.pseudo_labels - self_training.TEACH_SHARE * len(rows)) <= 3  # split by label, each rounded
+    assert taught["test"] == pytest.approx(simulation.macro_f1(inputs.test_y, test_probs, 3))
+    # Without hidden states (an API engine) nothing is taught; the results and the table carry it.
+    assert simulation.taught(replace(inputs, pool_h=None, test_h=None)) is None
+    assert results["zero_shot"]["taught"] == taught
+    assert "before the first label, state_blend taught by the LLM's" in reports.compare_table(results)
