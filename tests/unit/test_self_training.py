@@ -135,6 +135,8 @@ def test_a_run_below_fifty_labels_self_trains_on_the_unlabeled_pool(tmp_path, pr
     record = service.loop.train("5")
     assert record["labels"] == 60 and "self_training" not in record and project.pool_reads[ranked:].count(here) == 1
     assert all(n <= 60 for n in fits)
+    # A promotion's re-score runs in the background: done before the next test patches Label Studio's calls anew.
+    service.loop.rescoring.wait("5", timeout=120)
 
 
 def test_self_train_below_sets_the_line_and_zero_turns_it_off(tmp_path, predictor, monkeypatch):  # noqa: F811
@@ -219,6 +221,7 @@ def test_the_first_rescore_teaches_a_model_before_the_first_label_and_publishes_
     training.note_change(service.loop.projects, "5", None)
     run = service.loop.train("5")
     assert run["labels"] == 30 and run["incumbent"] == record["version"]
+    service.loop.rescoring.wait("5", timeout=120)  # a promotion's background re-score, before the next test
 
 
 def test_no_model_is_taught_unless_asked_for(tmp_path, predictor, monkeypatch):  # noqa: F811
