@@ -167,7 +167,7 @@ def serving_score(question: Any) -> float | None:
     else the incumbent's; None for a question the run skipped or taught before its first label."""
     if not isinstance(question, dict) or question.get("result") not in ("promoted", "kept"):
         return None
-    # A model taught before the first label (training._taught) has no label to be scored on.
+    # A model taught before the first label (training.teach) has no label to be scored on.
     return question.get("cv_macro_f1") if question["result"] == "promoted" else question["incumbent_macro_f1"]
 
 
