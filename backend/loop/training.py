@@ -27,7 +27,14 @@ from backend.learning import classifier, recipes, self_training
 from backend.loop import routing
 from backend.loop.features import MINILM
 from backend.loop.gateway import Gateway
-from backend.loop.projects import ModelSet, Projects, QuestionRecord, TrainedModel, TrainingRecord
+from backend.loop.projects import (
+    ModelSet,
+    Projects,
+    QuestionRecord,
+    SelfTrainingRecord,
+    TrainedModel,
+    TrainingRecord,
+)
 from backend.quality import drift, gold, label_issues
 
 T = TypeVar("T")
@@ -241,11 +248,11 @@ def teachable(gate: Gateway, project: str, config: Config) -> bool:
     cascade (measured for one LLM alone: a taught model would replace the cascade's second model everywhere), and no
     training run recorded yet."""
     pool = gate.projects.pool(project)
-    return bool(
+    return bool(  # the cheap checks first: this is asked at every re-score
         gate.settings.self_teach
+        and gate.projects.model(project) is None
         and gate.text.features() != MINILM
         and gate.text.first_version(config, pool) == gate.text.llm_version(config, pool)
-        and gate.projects.model(project) is None
         and not gate.projects.store(project).versions()
     )
 
@@ -283,11 +290,7 @@ def teach(gate: Gateway, client: Any, project: str, config: Config) -> TrainingR
             "result": "promoted",
             "recipe": recipe.name,
             "incumbent": llm_version,
-            "self_training": {
-                "unlabeled": trained.unlabeled,
-                "pseudo_labels": trained.pseudo_labels,
-                "per_label": {q.labels[i]: n for i, n in trained.per_label.items()},
-            },
+            "self_training": _joined(trained, q.labels),
         }
         taught[q.from_name] = TrainedModel(
             version,
@@ -323,6 +326,12 @@ def teach(gate: Gateway, client: Any, project: str, config: Config) -> TrainingR
     )
     _save(gate, project, version, record, ModelSet(version, taught))
     return record
+
+
+def _joined(trained: self_training.SelfTrained, labels: Sequence[str]) -> SelfTrainingRecord:
+    """What self-training or teaching joined, as the record says it (by label name)."""
+    per_label = {labels[i]: n for i, n in trained.per_label.items()}
+    return {"unlabeled": trained.unlabeled, "pseudo_labels": trained.pseudo_labels, "per_label": per_label}
 
 
 def _save(gate: Gateway, project: str, version: str, record: TrainingRecord, new_set: ModelSet | None) -> None:
@@ -408,11 +417,7 @@ def _question(
         return record, None
     model, trained = self_training.fit(choice.recipe, data, unlabeled, gate.settings.self_train_below)
     if trained:
-        record["self_training"] = {
-            "unlabeled": trained.unlabeled,
-            "pseudo_labels": trained.pseudo_labels,
-            "per_label": {question.labels[i]: n for i, n in trained.per_label.items()},
-        }
+        record["self_training"] = _joined(trained, question.labels)
     return record, TrainedModel(
         stamp.version,
         question.labels,
